@@ -1,0 +1,250 @@
+/*
+ * TLS contexts for a node: one server SSL_CTX and one client SSL_CTX built
+ * from the same certificate, key, CA bundle and policy. Everything fails
+ * closed: a context is either fully verified and configured or not built.
+ */
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clink/auth.h"
+
+#define DEFAULT_SUITES "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256"
+#define DEFAULT_TLS12_CIPHERS                                                                                          \
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"                         \
+    "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
+
+const struct clink_tls_opts clink_tls_opts_default = {0};
+
+struct clink_tls_ctx {
+    atomic_int refs;
+    SSL_CTX *server;
+    SSL_CTX *client;
+};
+
+static void seterr(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void seterr(char *err, size_t errlen, const char *fmt, ...)
+{
+    if (err == NULL || errlen == 0) {
+        return;
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+    unsigned long e = ERR_peek_last_error();
+    if (e != 0 && n >= 0 && (size_t)n < errlen) {
+        char buf[256];
+        ERR_error_string_n(e, buf, sizeof(buf));
+        snprintf(err + n, errlen - (size_t)n, " (%s)", buf);
+    }
+}
+
+static const unsigned char alpn_wire[] = "\x07" CLINK_ALPN;
+
+static int alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outlen, const unsigned char *in,
+                       unsigned int inlen, void *arg)
+{
+    (void)ssl;
+    (void)arg;
+    unsigned char *sel = NULL;
+    if (SSL_select_next_proto(&sel, outlen, alpn_wire, sizeof(alpn_wire) - 1, in, inlen) != OPENSSL_NPN_NEGOTIATED) {
+        /* A client that does not offer clink/1 is not a clink node: refuse the handshake. */
+        return SSL_TLSEXT_ERR_ALERT_FATAL;
+    }
+    *out = sel;
+    return SSL_TLSEXT_ERR_OK;
+}
+
+/* The node's own certificate must verify against its own CA bundle, now: catches wrong CA, expiry. */
+static int check_own_chain(SSL_CTX *ctx, const char *cert_file, char *err, size_t errlen)
+{
+    X509 *leaf = SSL_CTX_get0_certificate(ctx);
+    STACK_OF(X509) *chain = NULL;
+    int ret = -CLINK_ECONFIG;
+    X509_STORE_CTX *sctx = X509_STORE_CTX_new();
+
+    if (sctx == NULL || SSL_CTX_get0_chain_certs(ctx, &chain) != 1) {
+        seterr(err, errlen, "%s: cannot check certificate chain", cert_file);
+        goto out;
+    }
+    if (X509_STORE_CTX_init(sctx, SSL_CTX_get_cert_store(ctx), leaf, chain) != 1) {
+        seterr(err, errlen, "%s: cannot check certificate chain", cert_file);
+        goto out;
+    }
+    X509_STORE_CTX_set_flags(sctx, X509_V_FLAG_X509_STRICT);
+    if (X509_verify_cert(sctx) != 1) {
+        int v = X509_STORE_CTX_get_error(sctx);
+        ERR_clear_error();
+        seterr(err, errlen, "%s: certificate does not verify against ssl_ca: %s", cert_file,
+               X509_verify_cert_error_string(v));
+        goto out;
+    }
+    ret = 0;
+out:
+    X509_STORE_CTX_free(sctx);
+    return ret;
+}
+
+static int build(const struct clink_tls_opts *o, int server, SSL_CTX **out, char *err, size_t errlen)
+{
+    int ret = -CLINK_ECONFIG;
+    SSL_CTX *ctx = SSL_CTX_new(server ? TLS_server_method() : TLS_client_method());
+
+    if (ctx == NULL) {
+        seterr(err, errlen, "SSL_CTX_new failed");
+        return -CLINK_ENOMEM;
+    }
+    int minv = o->min_version == CLINK_TLS_1_2 ? TLS1_2_VERSION : TLS1_3_VERSION;
+    if (SSL_CTX_set_min_proto_version(ctx, minv) != 1 || SSL_CTX_set_max_proto_version(ctx, TLS1_3_VERSION) != 1) {
+        seterr(err, errlen, "cannot set TLS versions");
+        goto out;
+    }
+    /*
+     * No compression, no renegotiation, no kTLS by OpenSSL (clink installs
+     * kTLS itself: over memory BIOs OpenSSL 3.0 cannot, see ktls-notes.md).
+     */
+    SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+    SSL_CTX_clear_options(ctx, SSL_OP_ENABLE_KTLS);
+    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+
+    const char *suites = o->ciphersuites ? o->ciphersuites : DEFAULT_SUITES;
+    if (SSL_CTX_set_ciphersuites(ctx, suites) != 1) {
+        seterr(err, errlen, "unknown TLS 1.3 ciphersuite in '%s'", suites);
+        goto out;
+    }
+    const char *list = o->cipher_list ? o->cipher_list : DEFAULT_TLS12_CIPHERS;
+    if (o->min_version == CLINK_TLS_1_2 && SSL_CTX_set_cipher_list(ctx, list) != 1) {
+        seterr(err, errlen, "unknown TLS 1.2 cipher in '%s'", list);
+        goto out;
+    }
+    if (SSL_CTX_use_certificate_chain_file(ctx, o->cert_file) != 1) {
+        seterr(err, errlen, "%s: cannot load certificate", o->cert_file);
+        goto out;
+    }
+    if (SSL_CTX_use_PrivateKey_file(ctx, o->key_file, SSL_FILETYPE_PEM) != 1) {
+        seterr(err, errlen, "%s: cannot load private key", o->key_file);
+        goto out;
+    }
+    if (SSL_CTX_check_private_key(ctx) != 1) {
+        seterr(err, errlen, "%s: key does not match certificate %s", o->key_file, o->cert_file);
+        goto out;
+    }
+    if (SSL_CTX_load_verify_locations(ctx, o->ca_file, NULL) != 1) {
+        seterr(err, errlen, "%s: cannot load CA bundle", o->ca_file);
+        goto out;
+    }
+    if ((ret = check_own_chain(ctx, o->cert_file, err, errlen)) < 0) {
+        goto out;
+    }
+    ret = -CLINK_ECONFIG;
+
+    X509_VERIFY_PARAM *vp = SSL_CTX_get0_param(ctx);
+    X509_VERIFY_PARAM_set_flags(vp, X509_V_FLAG_X509_STRICT);
+    X509_VERIFY_PARAM_set_hostflags(vp, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+    /* A server checks its clients' certificates for client use and vice versa. */
+    if (SSL_CTX_set_purpose(ctx, server ? X509_PURPOSE_SSL_CLIENT : X509_PURPOSE_SSL_SERVER) != 1) {
+        seterr(err, errlen, "cannot set certificate purpose");
+        goto out;
+    }
+
+    if (server) {
+        int mode = SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT;
+        if (o->client_cert == CLINK_CLIENT_CERT_OPTIONAL) {
+            mode = SSL_VERIFY_PEER;
+        } else if (o->client_cert == CLINK_CLIENT_CERT_NONE) {
+            mode = SSL_VERIFY_NONE;
+        }
+        SSL_CTX_set_verify(ctx, mode, NULL);
+        SSL_CTX_set_alpn_select_cb(ctx, alpn_select, NULL);
+        /* Needed for resumption when client certificates are verified (SSL_CTX_set_session_id_context(3)). */
+        static const unsigned char sid_ctx[] = "clink";
+        if (SSL_CTX_set_session_id_context(ctx, sid_ctx, sizeof(sid_ctx) - 1) != 1) {
+            seterr(err, errlen, "cannot set session id context");
+            goto out;
+        }
+        SSL_CTX_set_timeout(ctx, o->ticket_lifetime_s ? o->ticket_lifetime_s : 7200);
+        if (SSL_CTX_set_num_tickets(ctx, 2) != 1) {
+            seterr(err, errlen, "cannot set ticket count");
+            goto out;
+        }
+    } else {
+        SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+        if (SSL_CTX_set_alpn_protos(ctx, alpn_wire, sizeof(alpn_wire) - 1) != 0) {
+            seterr(err, errlen, "cannot set ALPN");
+            goto out;
+        }
+        SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+    }
+    *out = ctx;
+    ctx = NULL;
+    ret = 0;
+out:
+    SSL_CTX_free(ctx);
+    ERR_clear_error();
+    return ret;
+}
+
+int clink_tls_ctx_new(const struct clink_tls_opts *opts, struct clink_tls_ctx **out, char *err, size_t errlen)
+{
+    if (err != NULL && errlen > 0) {
+        err[0] = '\0';
+    }
+    if (opts == NULL || out == NULL) {
+        return -CLINK_EINVAL;
+    }
+    if (opts->cert_file == NULL || opts->key_file == NULL || opts->ca_file == NULL) {
+        seterr(err, errlen, "cert_file, key_file and ca_file are all required");
+        return -CLINK_EINVAL;
+    }
+    if (opts->min_version > CLINK_TLS_1_2 || opts->client_cert > CLINK_CLIENT_CERT_NONE) {
+        seterr(err, errlen, "unknown TLS version or client_cert value");
+        return -CLINK_EINVAL;
+    }
+    ERR_clear_error();
+    struct clink_tls_ctx *c = calloc(1, sizeof(*c));
+    if (c == NULL) {
+        return -CLINK_ENOMEM;
+    }
+    atomic_init(&c->refs, 1);
+    int ret = build(opts, 1, &c->server, err, errlen);
+    if (ret == 0) {
+        ret = build(opts, 0, &c->client, err, errlen);
+    }
+    if (ret < 0) {
+        clink_tls_ctx_free(c);
+        return ret;
+    }
+    *out = c;
+    return 0;
+}
+
+void clink_tls_ctx_ref(struct clink_tls_ctx *ctx)
+{
+    atomic_fetch_add(&ctx->refs, 1);
+}
+
+void clink_tls_ctx_free(struct clink_tls_ctx *ctx)
+{
+    if (ctx == NULL || atomic_fetch_sub(&ctx->refs, 1) != 1) {
+        return;
+    }
+    SSL_CTX_free(ctx->server);
+    SSL_CTX_free(ctx->client);
+    free(ctx);
+}
+
+struct ssl_ctx_st *clink_tls_ctx_server(const struct clink_tls_ctx *ctx)
+{
+    return ctx->server;
+}
+
+struct ssl_ctx_st *clink_tls_ctx_client(const struct clink_tls_ctx *ctx)
+{
+    return ctx->client;
+}

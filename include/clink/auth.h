@@ -1,0 +1,121 @@
+/*
+ * clink auth: certificates and trust.
+ *
+ * - struct clink_tls_ctx: a node's TLS identity (certificate chain and key),
+ *   its trust anchors (CA bundle), and the TLS policy (versions, ciphers,
+ *   client-certificate rule). One object serves both roles: it holds an
+ *   OpenSSL server context and a client context built from the same files.
+ *   Verification is on by default and cannot be turned off here.
+ * - Certificate generation (clink_cert_make_*): a CA and node certificates
+ *   that pass OpenSSL's strict X.509 checks, for tools, tests and demos.
+ *
+ * This module knows no sockets.
+ */
+#ifndef CLINK_AUTH_H
+#define CLINK_AUTH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "clink/error.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct ssl_ctx_st; /* OpenSSL's SSL_CTX */
+
+enum clink_tls_version {
+    CLINK_TLS_DEFAULT = 0, /* TLS 1.3 only */
+    CLINK_TLS_1_3,
+    CLINK_TLS_1_2, /* allow TLS 1.2 and 1.3 */
+};
+
+/* Server side: must a connecting peer present a certificate? */
+enum clink_client_cert {
+    CLINK_CLIENT_CERT_DEFAULT = 0, /* = REQUIRED: node-to-node is mutual TLS */
+    CLINK_CLIENT_CERT_REQUIRED,
+    CLINK_CLIENT_CERT_OPTIONAL, /* verified if presented */
+    CLINK_CLIENT_CERT_NONE,     /* not requested */
+};
+
+/* Zero means default for every field. Strings are copied; borrowed only during the call. */
+struct clink_tls_opts {
+    const char *cert_file; /* [in] PEM: this node's certificate, then intermediates. Required. */
+    const char *key_file;  /* [in] PEM private key matching cert_file. Required. */
+    const char *ca_file;   /* [in] PEM bundle of trusted CAs (several allowed, for rotation). Required. */
+    enum clink_tls_version min_version;
+    /* TLS 1.3 suites, OpenSSL syntax. NULL: the three kTLS-capable AEAD suites. */
+    const char *ciphersuites;
+    /* TLS 1.2 cipher list, only used when min_version is CLINK_TLS_1_2. NULL: ECDHE+AEAD only. */
+    const char *cipher_list;
+    enum clink_client_cert client_cert;
+    /* Lifetime of TLS 1.3 session tickets issued by the server, seconds. 0: 7200. */
+    uint32_t ticket_lifetime_s;
+};
+
+extern CLINK_API const struct clink_tls_opts clink_tls_opts_default;
+
+struct clink_tls_ctx;
+
+/*
+ * Build a TLS context from files. Fails closed: a missing, unreadable or
+ * mismatched file, an unknown cipher, or a certificate that does not verify
+ * against ca_file is an error, never a silent downgrade.
+ * [out] *out on success; caller frees with clink_tls_ctx_free.
+ * [out] err: NUL-terminated reason naming the file and cause (may be NULL).
+ * Thread: any. Returns 0, -CLINK_EINVAL, -CLINK_ECONFIG or -CLINK_ENOMEM.
+ */
+CLINK_API CLINK_MUST_USE int clink_tls_ctx_new(const struct clink_tls_opts *opts, struct clink_tls_ctx **out,
+                                               char *err, size_t errlen);
+
+/* Reference counting: a node holds a reference while it runs. Thread: any. */
+CLINK_API void clink_tls_ctx_ref(struct clink_tls_ctx *ctx);
+CLINK_API void clink_tls_ctx_free(struct clink_tls_ctx *ctx);
+
+/* The OpenSSL contexts (borrowed, valid while ctx lives). Thread: any. */
+CLINK_API struct ssl_ctx_st *clink_tls_ctx_server(const struct clink_tls_ctx *ctx);
+CLINK_API struct ssl_ctx_st *clink_tls_ctx_client(const struct clink_tls_ctx *ctx);
+
+/* ALPN protocol id clink speaks, "clink/1". */
+#define CLINK_ALPN "clink/1"
+
+/* ---- certificate generation ---- */
+
+enum clink_key_type {
+    CLINK_KEY_DEFAULT = 0, /* ECDSA P-256 */
+    CLINK_KEY_EC_P256,
+    CLINK_KEY_RSA_2048,
+};
+
+struct clink_cert_opts {
+    const char *common_name;       /* [in] subject CN. Required. */
+    const char *const *dns_names;  /* [in] NULL-terminated list of DNS SANs, or NULL */
+    const char *const *ip_addrs;   /* [in] NULL-terminated list of IPv4/IPv6 SANs, or NULL */
+    enum clink_key_type key_type;
+    int64_t not_before_offset_s;   /* validity starts now + this (may be negative). 0: now - 60 s */
+    int64_t valid_for_s;           /* length of validity from not_before. 0: 365 days */
+};
+
+/*
+ * Make a self-signed CA (basicConstraints CA:TRUE critical, keyCertSign,
+ * cRLSign, SKI/AKI). Writes PEM files; the key file is created mode 0600 and
+ * never overwrites an existing file unless overwrite is set.
+ * Thread: any. Returns 0 or -CLINK_EINVAL / -CLINK_ECONFIG (with err) / -errno.
+ */
+CLINK_API CLINK_MUST_USE int clink_cert_make_ca(const struct clink_cert_opts *opts, const char *cert_path,
+                                                const char *key_path, int overwrite, char *err, size_t errlen);
+
+/*
+ * Make a node certificate signed by the CA in ca_cert_path/ca_key_path, usable
+ * as both TLS server and client (EKU serverAuth + clientAuth), with the given
+ * SANs. Same file rules as clink_cert_make_ca.
+ */
+CLINK_API CLINK_MUST_USE int clink_cert_make_node(const struct clink_cert_opts *opts, const char *ca_cert_path,
+                                                  const char *ca_key_path, const char *cert_path,
+                                                  const char *key_path, int overwrite, char *err, size_t errlen);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,318 @@
+/*
+ * clink transport: nodes, connections and multiplexed RPC calls.
+ *
+ * A node runs W worker threads. Each worker owns one io_uring and the
+ * connections assigned to it; everything about a connection (its socket, TLS
+ * state, calls in flight) is touched only by that worker, so the data path
+ * takes no locks. Application threads reach a worker through its inbox (a
+ * concurrencykit ring plus an eventfd the ring watches); workers reach each
+ * other with io_uring msg_ring.
+ *
+ * Completion callbacks run on the connection's worker thread, never inside
+ * the call that started the operation, and must not block. Every call that
+ * clink_call_start accepted gets exactly one completion: a response or an
+ * error (deadline, cancel, connection loss, shutdown).
+ *
+ * Wire protocol and the port's opening rule: docs/protocol.md.
+ * Threading contract of every function: docs/threading.md.
+ */
+#ifndef CLINK_TRANSPORT_H
+#define CLINK_TRANSPORT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include "clink/auth.h"
+#include "clink/error.h"
+#include "clink/log.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct clink_node;
+struct clink_conn;
+struct clink_req;
+struct clink_call;
+
+/* Protocol versions this build speaks (negotiated in the HELLO exchange). */
+#define CLINK_PROTO_MIN 1
+#define CLINK_PROTO_MAX 1
+
+/* Method ids 0xFF00..0xFFFF are reserved for clink itself. */
+#define CLINK_METHOD_MAX_USER 0xFEFF
+
+enum clink_conn_mode {
+    CLINK_MODE_DEFAULT = 0, /* = TLS */
+    CLINK_MODE_TLS,
+    CLINK_MODE_PLAIN, /* only where the node's options allow plaintext */
+};
+
+/* ---- node ---- */
+
+/* Server-side notification of accepted connections. Runs on the conn's worker. */
+enum clink_conn_event {
+    CLINK_CONN_OPENED = 1, /* opening, handshake and HELLO done */
+    CLINK_CONN_REFUSED,    /* failed before it opened; status says why */
+    CLINK_CONN_CLOSED,     /* an opened connection ended; status 0 if orderly */
+};
+typedef void (*clink_conn_event_fn)(struct clink_conn *conn, enum clink_conn_event ev, int status, void *user);
+
+/* Zero means default for every field. */
+struct clink_node_opts {
+    unsigned workers;            /* worker threads; 0: one per online CPU */
+    struct clink_tls_ctx *tls;   /* [in] TLS identity; the node takes a reference. NULL only with allow_plaintext */
+    int allow_plaintext;         /* 1: accept native plaintext clients and allow CLINK_MODE_PLAIN dials */
+    uint32_t max_frame;          /* largest frame payload accepted, bytes; 0: 4 MiB */
+    uint32_t handshake_timeout_ms; /* accept/dial until HELLO done; 0: 10 s */
+    uint32_t inbox_size;         /* messages per worker inbox, power of two; 0: 8192 */
+    uint32_t max_write_buffer;   /* per conn: bytes queued for the socket before calls wait; 0: 4 MiB */
+    clink_conn_event_fn on_conn; /* optional: server-side connection events */
+    void *on_conn_user;
+    clink_log_fn log;            /* optional: NULL means silent */
+    void *log_user;
+    enum clink_log_level log_level; /* 0: CLINK_LOG_WARN */
+};
+
+extern CLINK_API const struct clink_node_opts clink_node_opts_default;
+
+/*
+ * Create a node (no threads yet). [out] *out; free with clink_node_free.
+ * Thread: any. Returns 0, -CLINK_EINVAL (e.g. no TLS and no plaintext), -CLINK_ENOMEM.
+ */
+CLINK_API CLINK_MUST_USE int clink_node_new(const struct clink_node_opts *opts, struct clink_node **out);
+
+/*
+ * Handler for incoming requests of one method. Runs on the connection's
+ * worker. The request payload is valid only during the handler; the handler
+ * must answer exactly once with clink_req_respond or clink_req_fail, now or
+ * later (from the same worker).
+ */
+typedef void (*clink_handler_fn)(struct clink_req *req, void *user);
+
+/* Register a handler. Thread: before start. Returns 0, -CLINK_EINVAL (method reserved or taken). */
+CLINK_API CLINK_MUST_USE int clink_node_register(struct clink_node *node, uint16_t method, clink_handler_fn fn,
+                                                 void *user);
+
+/*
+ * Listen on addr ("127.0.0.1", "::1", "0.0.0.0"...) and port (0: ephemeral,
+ * see clink_node_port). Thread: before start. Returns 0 or -errno / -CLINK_EINVAL.
+ */
+CLINK_API CLINK_MUST_USE int clink_node_listen(struct clink_node *node, const char *addr, uint16_t port);
+
+/* The bound port after clink_node_listen, else 0. Thread: any. */
+CLINK_API uint16_t clink_node_port(const struct clink_node *node);
+
+/* Start the workers (and accepting, if listening). Thread: any, once. */
+CLINK_API CLINK_MUST_USE int clink_node_start(struct clink_node *node);
+
+/*
+ * Graceful shutdown: stop accepting, send GOAWAY on every connection, let
+ * calls in flight finish for up to drain_ms, then fail what is left with
+ * -CLINK_ESHUTDOWN, close every connection (close_notify) and join the
+ * workers. Blocks. Thread: any but a worker. Returns 0 or -CLINK_EINVAL.
+ */
+CLINK_API CLINK_MUST_USE int clink_node_shutdown(struct clink_node *node, uint32_t drain_ms);
+
+/* Free a node; shuts it down first (drain 0) if still running. Thread: any but a worker. */
+CLINK_API void clink_node_free(struct clink_node *node);
+
+/* Number of workers. Thread: any. */
+CLINK_API unsigned clink_node_workers(const struct clink_node *node);
+
+/* Counters summed over workers (each worker writes its own; no locks). */
+struct clink_node_stats {
+    uint64_t conns_accepted, conns_dialed, conns_open, conns_refused;
+    uint64_t handshakes_ok, handshakes_failed;
+    uint64_t calls_started, calls_ok, calls_failed;
+    uint64_t requests_handled;
+    uint64_t bytes_in, bytes_out;         /* on the wire */
+    uint64_t bytes_copied;                /* plaintext copied into staging buffers */
+    uint64_t inbox_full;                  /* hand-offs refused because an inbox was full */
+    uint64_t protocol_errors;
+};
+/* Thread: any (values may be a moment old). */
+CLINK_API void clink_node_stats(const struct clink_node *node, struct clink_node_stats *out);
+
+/* Which ring setup each worker got, for tests and bench output. */
+struct clink_features {
+    int single_issuer;  /* IORING_SETUP_SINGLE_ISSUER accepted */
+    int defer_taskrun;  /* IORING_SETUP_DEFER_TASKRUN accepted */
+    int ext_arg;        /* IORING_FEAT_EXT_ARG (timeouts without an SQE) */
+    int multishot_accept;
+    int msg_ring;
+    int ktls;           /* the kernel offers the "tls" ULP (not used yet) */
+};
+/* Thread: any, after start. */
+CLINK_API void clink_node_features(const struct clink_node *node, struct clink_features *out);
+
+/* ---- connections ---- */
+
+struct clink_connect_opts {
+    const char *host;          /* [in] IPv4/IPv6 literal or "localhost". Required. */
+    uint16_t port;
+    const char *expected_name; /* [in] name (DNS or IP) the peer certificate must carry; NULL: host */
+    enum clink_conn_mode mode;
+    uint32_t timeout_ms;       /* connect + opening + handshake; 0: node's handshake_timeout_ms */
+};
+
+/*
+ * Dial a peer. cb runs on the worker that owns the new connection, with
+ * status 0 and a conn the caller now holds a reference to (drop it with
+ * clink_conn_close), or with a negative status and conn NULL.
+ * Thread: any, after start. Returns 0 (cb will run) or negative (cb will not).
+ */
+typedef void (*clink_connect_cb)(struct clink_conn *conn, int status, void *user);
+CLINK_API CLINK_MUST_USE int clink_connect(struct clink_node *node, const struct clink_connect_opts *opts,
+                                           clink_connect_cb cb, void *user);
+
+/*
+ * Blocking dial for application threads. [out] *out on success.
+ * [out] err gets the reason on failure (e.g. the certificate verification
+ * error), may be NULL. Thread: any but a worker.
+ */
+CLINK_API CLINK_MUST_USE int clink_connect_sync(struct clink_node *node, const struct clink_connect_opts *opts,
+                                                struct clink_conn **out, char *err, size_t errlen);
+
+/*
+ * Close gracefully (GOAWAY, let calls in flight finish, close_notify) and
+ * drop the caller's reference: conn must not be used afterwards.
+ * Thread: any.
+ */
+CLINK_API void clink_conn_close(struct clink_conn *conn);
+
+/* Connection id (unique within the node), for logs. Thread: any. */
+CLINK_API uint64_t clink_conn_id(const struct clink_conn *conn);
+
+enum clink_ktls_state {
+    CLINK_KTLS_OFF = 0,
+    CLINK_KTLS_ON,
+};
+
+struct clink_conn_status {
+    int open;                     /* 1 while calls can be made */
+    int is_server;                /* accepted (1) or dialed (0) */
+    enum clink_conn_mode mode;
+    char peer_addr[64];           /* "127.0.0.1:4000" */
+    uint16_t proto_version;       /* negotiated clink protocol version */
+    char tls_version[16];         /* "TLSv1.3", "" in plaintext */
+    char cipher[64];              /* as SSL_CIPHER_get_name, e.g. "TLS_AES_256_GCM_SHA384" */
+    char alpn[16];
+    char peer_subject[256];       /* RFC 2253, "" if no certificate */
+    char peer_issuer[256];
+    int64_t peer_not_after;       /* unix seconds, 0 if no certificate */
+    int resumed;                  /* TLS session resumed */
+    enum clink_ktls_state ktls_tx, ktls_rx;
+    char ktls_reason[96];         /* why kTLS is off */
+    uint64_t bytes_in, bytes_out; /* on the wire */
+    uint64_t frames_in, frames_out;
+    uint64_t records_in, records_out; /* TLS records under the application keys */
+    uint32_t calls_in_flight;     /* ours, waiting for the peer */
+    uint32_t requests_in_flight;  /* the peer's, waiting for our handlers */
+    int last_error;               /* 0 or the error that closed/refused it */
+    char last_error_text[256];    /* detail: OpenSSL reason, verification error */
+};
+
+/* Snapshot of a connection. Thread: any (an application thread waits for the worker). */
+CLINK_API CLINK_MUST_USE int clink_conn_status(struct clink_conn *conn, struct clink_conn_status *out);
+
+/* ---- calls ---- */
+
+/*
+ * Completion of a call. status 0: resp/len is the response payload. status
+ * -CLINK_EREMOTE: resp/len is the peer handler's error message. Other
+ * negative status: no payload. resp is valid only during the callback.
+ */
+typedef void (*clink_call_cb)(struct clink_call *call, int status, const uint8_t *resp, size_t len);
+
+/* A deadline in a worker's timer heap (private to clink). */
+struct clink__timer {
+    uint64_t deadline_ns;
+    size_t idx;
+    int kind;
+};
+
+/* Private part of a call. Do not touch; its layout may change. */
+struct clink__call_priv {
+    struct clink_call *next; /* FIFO of calls waiting for write-buffer room */
+    struct clink_conn *conn;
+    uint64_t id;
+    struct clink__timer timer;
+    int ping;
+    int state;
+};
+
+/*
+ * One RPC. Caller-owned: embed it anywhere; it and the request buffers are
+ * borrowed by clink from clink_call_start until the callback runs.
+ */
+struct clink_call {
+    uint16_t method;           /* [in] method id */
+    const struct iovec *iov;   /* [in] request payload; borrowed until cb */
+    unsigned iovcnt;
+    uint32_t timeout_ms;       /* [in] deadline from start; 0: none (shutdown still ends it) */
+    clink_call_cb cb;          /* [in] required */
+    void *user;                /* [in] for the caller */
+    struct clink__call_priv priv;
+};
+
+/*
+ * Start a call. Thread: any (from an application thread the call is handed
+ * to the conn's worker). Returns 0 (cb will run exactly once), or negative
+ * and cb will not run: -CLINK_EINVAL, -CLINK_ECLOSED, -CLINK_ESHUTDOWN,
+ * -CLINK_EFRAMETOOBIG (larger than the peer accepts), -CLINK_EAGAIN (the
+ * worker's inbox is full).
+ */
+CLINK_API CLINK_MUST_USE int clink_call_start(struct clink_conn *conn, struct clink_call *call);
+
+/*
+ * Send a PING; call completes when the PONG arrives (method and payload are
+ * ignored). Same contract as clink_call_start.
+ */
+CLINK_API CLINK_MUST_USE int clink_conn_ping(struct clink_conn *conn, struct clink_call *call);
+
+/*
+ * Ask for a call to end with -CLINK_ECANCELED. Asynchronous and racy by
+ * nature: if the response wins, the call completes normally. Must be called
+ * before the call's callback has returned. Thread: any. Returns 0 or -CLINK_EAGAIN.
+ */
+CLINK_API CLINK_MUST_USE int clink_call_cancel(struct clink_call *call);
+
+/* Owned response of clink_call_sync; free with clink_msg_free. */
+struct clink_msg {
+    uint8_t *data;
+    size_t len;
+};
+CLINK_API void clink_msg_free(struct clink_msg *msg);
+
+/*
+ * Blocking call for application threads. [out] resp: response (status 0) or
+ * the peer's error message (-CLINK_EREMOTE); caller frees with clink_msg_free.
+ * Thread: any but a worker.
+ */
+CLINK_API CLINK_MUST_USE int clink_call_sync(struct clink_conn *conn, uint16_t method, const void *req, size_t len,
+                                             uint32_t timeout_ms, struct clink_msg *resp);
+
+/* ---- handlers' side ---- */
+
+/* Request payload, valid only during the handler. Thread: owner worker. */
+CLINK_API const uint8_t *clink_req_data(const struct clink_req *req, size_t *len);
+CLINK_API uint16_t clink_req_method(const struct clink_req *req);
+/* The connection the request came on (borrowed). */
+CLINK_API struct clink_conn *clink_req_conn(const struct clink_req *req);
+
+/*
+ * Answer a request (exactly once; the req is freed). The payload is copied.
+ * Thread: owner worker. Returns 0, or -CLINK_ECLOSED if the connection is
+ * gone (the req is freed all the same), -CLINK_EFRAMETOOBIG.
+ */
+CLINK_API CLINK_MUST_USE int clink_req_respond(struct clink_req *req, const struct iovec *iov, unsigned iovcnt);
+
+/* Answer with an error; the caller sees -CLINK_EREMOTE and msg. Same contract. */
+CLINK_API CLINK_MUST_USE int clink_req_fail(struct clink_req *req, const char *msg);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

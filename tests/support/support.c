@@ -1,0 +1,248 @@
+#include "tests/support/support.h"
+
+#include <arpa/inet.h>
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <openssl/err.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include "transport/frame.h"
+#include "transport/opening.h"
+
+unsigned ts_scale(void)
+{
+    const char *s = getenv("CLINK_TEST_TIMEOUT_SCALE");
+    int v = s ? atoi(s) : 1;
+    return v > 0 ? (unsigned)v : 1;
+}
+
+unsigned ts_ms(unsigned ms)
+{
+    return ms * ts_scale();
+}
+
+static void path(char *dst, size_t cap, const char *dir, const char *name)
+{
+    snprintf(dst, cap, "%s/%s", dir, name);
+}
+
+void ts_pki_make(struct ts_pki *p)
+{
+    const char *base = getenv("CLINK_TEST_TMP");
+    char tmpl[256];
+    if (base != NULL) {
+        mkdir(base, 0700);
+    }
+    snprintf(tmpl, sizeof(tmpl), "%s/clink-pki-XXXXXX", base ? base : "/tmp");
+    cr_assert_not_null(mkdtemp(tmpl), "mkdtemp: %s", strerror(errno));
+    snprintf(p->dir, sizeof(p->dir), "%s", tmpl);
+    char ca_key[300], oca_key[300];
+    path(p->ca, sizeof(p->ca), p->dir, "ca.pem");
+    path(ca_key, sizeof(ca_key), p->dir, "ca-key.pem");
+    path(p->node_cert, sizeof(p->node_cert), p->dir, "node.pem");
+    path(p->node_key, sizeof(p->node_key), p->dir, "node-key.pem");
+    path(p->other_ca, sizeof(p->other_ca), p->dir, "other-ca.pem");
+    path(oca_key, sizeof(oca_key), p->dir, "other-ca-key.pem");
+    path(p->other_cert, sizeof(p->other_cert), p->dir, "other.pem");
+    path(p->other_key, sizeof(p->other_key), p->dir, "other-key.pem");
+
+    static const char *dns[] = {"localhost", NULL};
+    static const char *ips[] = {"127.0.0.1", "::1", NULL};
+    char err[256];
+    struct clink_cert_opts ca = {.common_name = "clink test CA"};
+    struct clink_cert_opts node = {.common_name = "localhost", .dns_names = dns, .ip_addrs = ips};
+    cr_assert_eq(clink_cert_make_ca(&ca, p->ca, ca_key, 0, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(clink_cert_make_node(&node, p->ca, ca_key, p->node_cert, p->node_key, 0, err, sizeof(err)), 0, "%s",
+                 err);
+    struct clink_cert_opts oca = {.common_name = "some other CA"};
+    cr_assert_eq(clink_cert_make_ca(&oca, p->other_ca, oca_key, 0, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(clink_cert_make_node(&node, p->other_ca, oca_key, p->other_cert, p->other_key, 0, err, sizeof(err)),
+                 0, "%s", err);
+}
+
+void ts_pki_remove(struct ts_pki *p)
+{
+    const char *names[] = {"ca.pem",       "ca-key.pem", "node.pem",  "node-key.pem",
+                           "other-ca.pem", "other-ca-key.pem", "other.pem", "other-key.pem"};
+    char f[300];
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        path(f, sizeof(f), p->dir, names[i]);
+        unlink(f);
+    }
+    rmdir(p->dir);
+}
+
+struct clink_tls_ctx *ts_tls(const char *cert, const char *key, const char *ca)
+{
+    struct clink_tls_opts o = {.cert_file = cert, .key_file = key, .ca_file = ca};
+    struct clink_tls_ctx *t = NULL;
+    char err[512];
+    int ret = clink_tls_ctx_new(&o, &t, err, sizeof(err));
+    cr_assert_eq(ret, 0, "clink_tls_ctx_new: %s", err);
+    return t;
+}
+
+static void echo(struct clink_req *req, void *user)
+{
+    (void)user;
+    size_t n;
+    const uint8_t *p = clink_req_data(req, &n);
+    struct iovec iov = {.iov_base = (void *)(uintptr_t)p, .iov_len = n};
+    CLINK_IGNORE(clink_req_respond(req, &iov, 1));
+}
+
+static void fail(struct clink_req *req, void *user)
+{
+    (void)user;
+    CLINK_IGNORE(clink_req_fail(req, "nope"));
+}
+
+void ts_register_echo(struct clink_node *n)
+{
+    cr_assert_eq(clink_node_register(n, TS_ECHO, echo, NULL), 0);
+    cr_assert_eq(clink_node_register(n, TS_FAIL, fail, NULL), 0);
+}
+
+static struct clink_node *mk(struct clink_tls_ctx *tls, unsigned workers, int allow_plain, int listen,
+                             void (*reg)(struct clink_node *))
+{
+    struct clink_node_opts o = {
+        .workers = workers,
+        .tls = tls,
+        .allow_plaintext = allow_plain,
+        .handshake_timeout_ms = ts_ms(5000),
+        .log = getenv("CLINK_TEST_LOG") ? clink_log_stderr : NULL,
+        .log_level = CLINK_LOG_DEBUG,
+    };
+    struct clink_node *n = NULL;
+    cr_assert_eq(clink_node_new(&o, &n), 0);
+    if (reg) {
+        reg(n);
+    }
+    if (listen) {
+        cr_assert_eq(clink_node_listen(n, "127.0.0.1", 0), 0);
+        cr_assert_neq(clink_node_port(n), 0);
+    }
+    int ret = clink_node_start(n);
+    cr_assert_eq(ret, 0, "start: %s", clink_strerror(ret));
+    return n;
+}
+
+struct clink_node *ts_node(struct clink_tls_ctx *tls, unsigned workers, int allow_plain,
+                           void (*reg)(struct clink_node *))
+{
+    return mk(tls, workers, allow_plain, 1, reg);
+}
+
+struct clink_node *ts_client(struct clink_tls_ctx *tls, unsigned workers, int allow_plain)
+{
+    return mk(tls, workers, allow_plain, 0, NULL);
+}
+
+int ts_tcp_connect(uint16_t port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    cr_assert_geq(fd, 0);
+    struct timeval tv = {.tv_sec = ts_ms(5000) / 1000};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
+    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+    cr_assert_eq(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0, "connect: %s", strerror(errno));
+    return fd;
+}
+
+int ts_read_full(int fd, void *buf, size_t n)
+{
+    size_t got = 0;
+    while (got < n) {
+        ssize_t r = recv(fd, (char *)buf + got, n - got, 0);
+        if (r <= 0) {
+            return -1;
+        }
+        got += (size_t)r;
+    }
+    return 0;
+}
+
+void ts_skip_greeting(int fd)
+{
+    uint8_t h[5];
+    cr_assert_eq(ts_read_full(fd, h, 5), 0, "no greeting");
+    int len = clink__opening_greeting_len(h);
+    cr_assert_gt(len, 0, "bad greeting");
+    uint8_t rest[CLINK_GREETING_MAX];
+    cr_assert_eq(ts_read_full(fd, rest, (size_t)len - 1), 0);
+}
+
+int ts_raw_tls(struct ts_raw *r, uint16_t port, const struct ts_pki *p)
+{
+    memset(r, 0, sizeof(*r));
+    r->ctx = SSL_CTX_new(TLS_client_method());
+    SSL_CTX_set_min_proto_version(r->ctx, TLS1_3_VERSION);
+    cr_assert_eq(SSL_CTX_use_certificate_chain_file(r->ctx, p->node_cert), 1);
+    cr_assert_eq(SSL_CTX_use_PrivateKey_file(r->ctx, p->node_key, SSL_FILETYPE_PEM), 1);
+    cr_assert_eq(SSL_CTX_load_verify_locations(r->ctx, p->ca, NULL), 1);
+    SSL_CTX_set_verify(r->ctx, SSL_VERIFY_PEER, NULL);
+    static const unsigned char alpn[] = "\x07" CLINK_ALPN;
+    SSL_CTX_set_alpn_protos(r->ctx, alpn, sizeof(alpn) - 1);
+    r->fd = ts_tcp_connect(port);
+    ts_skip_greeting(r->fd);
+    r->ssl = SSL_new(r->ctx);
+    SSL_set_fd(r->ssl, r->fd);
+    SSL_set1_host(r->ssl, "localhost");
+    return SSL_connect(r->ssl) == 1 ? 0 : -1;
+}
+
+void ts_raw_close(struct ts_raw *r)
+{
+    if (r->ssl) {
+        SSL_free(r->ssl);
+    }
+    if (r->ctx) {
+        SSL_CTX_free(r->ctx);
+    }
+    if (r->fd > 0) {
+        close(r->fd);
+    }
+    memset(r, 0, sizeof(*r));
+}
+
+int ts_raw_write(struct ts_raw *r, const void *buf, size_t n)
+{
+    size_t done = 0;
+    return SSL_write_ex(r->ssl, buf, n, &done) == 1 ? 0 : -1;
+}
+
+int ts_raw_read(struct ts_raw *r, void *buf, size_t n)
+{
+    size_t got = 0;
+    while (got < n) {
+        size_t k = 0;
+        if (SSL_read_ex(r->ssl, (char *)buf + got, n - got, &k) != 1) {
+            break;
+        }
+        got += k;
+    }
+    ERR_clear_error();
+    return (int)got;
+}
+
+int ts_raw_frame(struct ts_raw *r, uint8_t type, uint16_t method, uint64_t id, const void *p, uint32_t len,
+                 uint32_t claimed_len)
+{
+    uint8_t h[CLINK_FRAME_HDR];
+    struct clink_frame_hdr fh = {.type = type, .method = method, .length = claimed_len, .id = id};
+    clink__frame_encode(h, &fh);
+    if (ts_raw_write(r, h, sizeof(h)) < 0) {
+        return -1;
+    }
+    return len ? ts_raw_write(r, p, len) : 0;
+}

@@ -1,0 +1,66 @@
+/*
+ * Test helpers (never linked into the library): certificates made at run
+ * time, nodes on loopback, and a raw blocking client that can send any bytes
+ * a hostile peer would.
+ */
+#ifndef CLINK_TESTS_SUPPORT_H
+#define CLINK_TESTS_SUPPORT_H
+
+#include <openssl/ssl.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "clink/auth.h"
+#include "clink/transport.h"
+
+/* Every network wait in tests is multiplied by $CLINK_TEST_TIMEOUT_SCALE (sanitizers, the kTLS VM). */
+unsigned ts_scale(void);
+unsigned ts_ms(unsigned ms);
+
+/* A fresh directory with: ca.pem ca-key.pem, node.pem node-key.pem (localhost, 127.0.0.1, ::1),
+ * other-ca.pem other-ca-key.pem, other.pem other-key.pem (same names, signed by other-ca). */
+struct ts_pki {
+    char dir[256];
+    char ca[300], node_cert[300], node_key[300];
+    char other_ca[300], other_cert[300], other_key[300];
+};
+void ts_pki_make(struct ts_pki *p);
+void ts_pki_remove(struct ts_pki *p);
+
+/* TLS context from files (aborts the test on failure). */
+struct clink_tls_ctx *ts_tls(const char *cert, const char *key, const char *ca);
+
+/* Node listening on 127.0.0.1:0 with `workers` workers; started. */
+struct clink_node *ts_node(struct clink_tls_ctx *tls, unsigned workers, int allow_plain,
+                           void (*reg)(struct clink_node *));
+/* Node with no listener (a client); started. */
+struct clink_node *ts_client(struct clink_tls_ctx *tls, unsigned workers, int allow_plain);
+
+/* Handlers used by many tests. Method 1: echo. Method 2: fail with "nope". */
+#define TS_ECHO 1
+#define TS_FAIL 2
+void ts_register_echo(struct clink_node *n);
+
+/* Blocking TCP connect to 127.0.0.1:port with a receive timeout; returns fd. */
+int ts_tcp_connect(uint16_t port);
+/* Read exactly n bytes (or fail the test). Returns 0 on success, -1 on EOF/timeout. */
+int ts_read_full(int fd, void *buf, size_t n);
+/* Skip the server's greeting packet. */
+void ts_skip_greeting(int fd);
+
+/* A raw TLS client over a blocking socket: opening + handshake done, frames not yet. */
+struct ts_raw {
+    int fd;
+    SSL_CTX *ctx;
+    SSL *ssl;
+};
+int ts_raw_tls(struct ts_raw *r, uint16_t port, const struct ts_pki *p);
+void ts_raw_close(struct ts_raw *r);
+int ts_raw_write(struct ts_raw *r, const void *buf, size_t n);
+/* Read until n bytes or error; returns bytes read (0 on close). */
+int ts_raw_read(struct ts_raw *r, void *buf, size_t n);
+/* Send a frame header + payload. */
+int ts_raw_frame(struct ts_raw *r, uint8_t type, uint16_t method, uint64_t id, const void *p, uint32_t len,
+                 uint32_t claimed_len);
+
+#endif

@@ -1,0 +1,1330 @@
+/*
+ * One connection's life on its worker: dial or adopt, the opening step,
+ * the TLS handshake, the HELLO exchange, framed calls and requests, drain
+ * and close. Everything here runs on the owning worker's thread.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/tcp.h>
+#include <openssl/rand.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#if defined(CLINK_HAVE_VALGRIND)
+#include <valgrind/memcheck.h>
+#define MARK_DEFINED(p, n) VALGRIND_MAKE_MEM_DEFINED((p), (n))
+#else
+#define MARK_DEFINED(p, n) ((void)(p), (void)(n))
+#endif
+
+#include "transport/frame.h"
+#include "transport/node_int.h"
+#include "transport/opening.h"
+
+#define STREAM_READ 65536  /* recv size once the handshake is done */
+#define KEEP_IDLE 65536    /* buffers above this are released when idle */
+#define TLS_CHUNK 16384    /* plaintext per SSL_write: one full record */
+
+enum call_state { CALL_PENDING = 1, CALL_SENT };
+
+static void *tag(void *p, enum clink__op op)
+{
+    return (void *)((uintptr_t)p | (uintptr_t)op);
+}
+
+static void arm_recv(struct clink_conn *c);
+static void fail_conn(struct clink_conn *c, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void maybe_finish_drain(struct clink_conn *c);
+static void finish_close(struct clink_conn *c);
+
+/* ---- lifetime ---- */
+
+static struct clink_conn *conn_new(struct clink_worker *w, int fd, int is_server)
+{
+    struct clink_conn *c = aligned_alloc(64, sizeof(*c));
+    if (c == NULL) {
+        return NULL;
+    }
+    memset(c, 0, sizeof(*c));
+    c->w = w;
+    c->node = w->node;
+    c->id = atomic_fetch_add(&w->node->next_conn_id, 1);
+    c->fd = fd;
+    c->is_server = is_server;
+    c->mode = CLINK_MODE_TLS;
+    atomic_init(&c->refs, 1);
+    atomic_init(&c->open, 0);
+    atomic_init(&c->close_posted, 0);
+    atomic_init(&c->next_call_id, 1);
+    clink__idmap_init(&c->calls);
+    clink__timer_init(&c->hs_timer, TIMER_HANDSHAKE);
+    c->peer_max_frame = CLINK_MAX_FRAME_FLOOR;
+    c->close_msg.hdr.kind = MSG_CLOSE;
+    c->close_msg.conn = c;
+    c->next = w->conns;
+    if (w->conns) {
+        w->conns->prev = c;
+    }
+    w->conns = c;
+    w->nconns++;
+    uint32_t ms = w->node->opts.handshake_timeout_ms;
+    CLINK_IGNORE(clink__timers_add(&w->timers, &c->hs_timer, clink__now_ns() + (uint64_t)ms * 1000000ull));
+    return c;
+}
+
+static void conn_free(struct clink_conn *c)
+{
+    clink__bytes_free(&c->rx);
+    clink__bytes_free(&c->prx);
+    clink__bytes_free(&c->ptx);
+    clink__bytes_free(&c->tx);
+    clink__bytes_free(&c->txf);
+    clink__idmap_free(&c->calls);
+    free(c);
+}
+
+void clink__conn_put(struct clink_conn *c)
+{
+    if (atomic_fetch_sub(&c->refs, 1) == 1) {
+        conn_free(c);
+    }
+}
+
+static void set_peer_str(struct clink_conn *c)
+{
+    char host[INET6_ADDRSTRLEN] = "?";
+    uint16_t port = 0;
+    if (c->peer.ss_family == AF_INET) {
+        struct sockaddr_in *a = (struct sockaddr_in *)&c->peer;
+        inet_ntop(AF_INET, &a->sin_addr, host, sizeof(host));
+        port = ntohs(a->sin_port);
+        snprintf(c->peer_str, sizeof(c->peer_str), "%s:%u", host, port);
+    } else if (c->peer.ss_family == AF_INET6) {
+        struct sockaddr_in6 *a = (struct sockaddr_in6 *)&c->peer;
+        inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof(host));
+        port = ntohs(a->sin6_port);
+        snprintf(c->peer_str, sizeof(c->peer_str), "[%s]:%u", host, port);
+    }
+}
+
+/* ---- output ---- */
+
+/* Where frames go: staged for encryption (TLS) or straight to the socket buffer. */
+static struct clink__bytes *frame_out(struct clink_conn *c)
+{
+    return c->has_tls ? &c->ptx : &c->tx;
+}
+
+static int emit(struct clink_conn *c, uint8_t type, uint16_t method, uint64_t id, const struct iovec *iov,
+                unsigned iovcnt, const void *extra, size_t extra_len)
+{
+    size_t len = extra_len;
+    for (unsigned i = 0; i < iovcnt; i++) {
+        len += iov[i].iov_len;
+    }
+    if (len > c->peer_max_frame) {
+        return -CLINK_EFRAMETOOBIG;
+    }
+    struct clink__bytes *out = frame_out(c);
+    if (clink__bytes_reserve(out, CLINK_FRAME_HDR + len) < 0) {
+        return -CLINK_ENOMEM;
+    }
+    struct clink_frame_hdr h = {.type = type, .method = method, .length = (uint32_t)len, .id = id};
+    clink__frame_encode(out->base + out->tail, &h);
+    out->tail += CLINK_FRAME_HDR;
+    if (extra_len) {
+        memcpy(out->base + out->tail, extra, extra_len);
+        out->tail += extra_len;
+    }
+    for (unsigned i = 0; i < iovcnt; i++) {
+        memcpy(out->base + out->tail, iov[i].iov_base, iov[i].iov_len);
+        out->tail += iov[i].iov_len;
+    }
+    /* The payload copy into the staging buffer is the one copy userspace framing costs. */
+    STAT_ADD(c->w, bytes_copied, len);
+    c->frames_out++;
+    clink__mark_dirty(c);
+    return 0;
+}
+
+static void emit_error(struct clink_conn *c, uint64_t id, int code, const char *msg)
+{
+    uint8_t b[4];
+    clink__put_u32(b, (uint32_t)(code < 0 ? -code : code));
+    size_t ml = strlen(msg);
+    if (ml > 1024) {
+        ml = 1024;
+    }
+    struct iovec iov = {.iov_base = (void *)(uintptr_t)msg, .iov_len = ml};
+    CLINK_IGNORE(emit(c, CLINK_FRAME_ERROR, 0, id, &iov, 1, b, sizeof(b)) < 0);
+}
+
+static size_t queued_bytes(const struct clink_conn *c)
+{
+    return clink__bytes_len(&c->ptx) + clink__bytes_len(&c->tx) + clink__bytes_len(&c->txf);
+}
+
+static void submit_send(struct clink_conn *c)
+{
+    struct io_uring_sqe *sqe = clink__sqe(c->w);
+    io_uring_prep_send(sqe, c->fd, clink__bytes_data(&c->txf), clink__bytes_len(&c->txf), MSG_NOSIGNAL);
+    io_uring_sqe_set_data(sqe, tag(c, OP_SEND));
+    c->send_armed = 1;
+    c->ops++;
+}
+
+static int serialize_call(struct clink_conn *c, struct clink_call *call)
+{
+    if (call->priv.ping) {
+        uint8_t payload[CLINK_PING_LEN] = {0};
+        clink__put_u64(payload, call->priv.id);
+        return emit(c, CLINK_FRAME_PING, 0, call->priv.id, NULL, 0, payload, sizeof(payload));
+    }
+    return emit(c, CLINK_FRAME_REQUEST, call->method, call->priv.id, call->iov, call->iovcnt, NULL, 0);
+}
+
+/* Move calls that waited for write-buffer room into the output. */
+static void release_pending(struct clink_conn *c)
+{
+    uint32_t limit = c->node->opts.max_write_buffer;
+    while (c->pend_head != NULL && queued_bytes(c) < limit) {
+        struct clink_call *call = c->pend_head;
+        c->pend_head = call->priv.next;
+        if (c->pend_head == NULL) {
+            c->pend_tail = NULL;
+        }
+        call->priv.next = NULL;
+        call->priv.state = CALL_SENT;
+        int ret = serialize_call(c, call);
+        if (ret < 0) {
+            clink__idmap_del(&c->calls, call->priv.id);
+            clink__timers_del(&c->w->timers, &call->priv.timer);
+            clink__call_finish(c->w, call, ret, NULL, 0);
+        }
+    }
+}
+
+void clink__conn_flush(struct clink_conn *c)
+{
+    if (c->state == CS_CLOSED || c->fd < 0) {
+        return;
+    }
+    release_pending(c);
+    if (c->has_tls && clink__bytes_len(&c->ptx) > 0) {
+        /* Encrypt in record-sized pieces so a large burst does not build one giant record set at once. */
+        while (clink__bytes_len(&c->ptx) > 0) {
+            size_t n = clink__bytes_len(&c->ptx);
+            if (n > TLS_CHUNK * 4) {
+                n = TLS_CHUNK * 4;
+            }
+            int ret = clink__tls_write(&c->tls, clink__bytes_data(&c->ptx), n);
+            if (ret < 0) {
+                fail_conn(c, ret, "%s", c->tls.err);
+                return;
+            }
+            clink__bytes_consume(&c->ptx, n);
+        }
+    }
+    if (!c->send_armed && clink__bytes_len(&c->tx) > 0) {
+        struct clink__bytes tmp = c->txf;
+        c->txf = c->tx;
+        c->tx = tmp;
+        submit_send(c);
+    }
+    if (c->state == CS_CLOSING && !c->send_armed) {
+        finish_close(c);
+    }
+}
+
+/* ---- calls ---- */
+
+void clink__call_finish(struct clink_worker *w, struct clink_call *call, int status, const uint8_t *p, size_t n)
+{
+    call->priv.state = 0;
+    if (status == 0) {
+        STAT_ADD(w, calls_ok, 1);
+    } else {
+        STAT_ADD(w, calls_failed, 1);
+    }
+    call->cb(call, status, p, n);
+}
+
+int clink__conn_check_call(struct clink_conn *c, struct clink_call *call)
+{
+    if (c->state != CS_OPEN) {
+        return c->state == CS_DRAINING && c->goaway_recv ? -CLINK_EGOAWAY
+               : c->w->stopping                           ? -CLINK_ESHUTDOWN
+                                                          : -CLINK_ECLOSED;
+    }
+    if (!call->priv.ping) {
+        size_t len = 0;
+        for (unsigned i = 0; i < call->iovcnt; i++) {
+            len += call->iov[i].iov_len;
+        }
+        if (len > c->peer_max_frame) {
+            return -CLINK_EFRAMETOOBIG;
+        }
+    }
+    return 0;
+}
+
+void clink__conn_start_call(struct clink_conn *c, struct clink_call *call)
+{
+    int ret = clink__conn_check_call(c, call);
+    if (ret < 0) {
+        clink__call_finish(c->w, call, ret, NULL, 0);
+        return;
+    }
+    if (clink__idmap_put(&c->calls, call->priv.id, call) < 0) {
+        clink__call_finish(c->w, call, -CLINK_ENOMEM, NULL, 0);
+        return;
+    }
+    STAT_ADD(c->w, calls_started, 1);
+    clink__timer_init(&call->priv.timer, TIMER_CALL);
+    if (call->timeout_ms > 0) {
+        uint64_t dl = clink__now_ns() + (uint64_t)call->timeout_ms * 1000000ull;
+        CLINK_IGNORE(clink__timers_add(&c->w->timers, &call->priv.timer, dl));
+    }
+    call->priv.next = NULL;
+    if (c->pend_head != NULL || queued_bytes(c) >= c->node->opts.max_write_buffer) {
+        /* Bounded memory: the call's own struct waits in line, nothing is copied yet. */
+        call->priv.state = CALL_PENDING;
+        if (c->pend_tail) {
+            c->pend_tail->priv.next = call;
+        } else {
+            c->pend_head = call;
+        }
+        c->pend_tail = call;
+        return;
+    }
+    call->priv.state = CALL_SENT;
+    ret = serialize_call(c, call);
+    if (ret < 0) {
+        clink__idmap_del(&c->calls, call->priv.id);
+        clink__timers_del(&c->w->timers, &call->priv.timer);
+        clink__call_finish(c->w, call, ret, NULL, 0);
+    }
+}
+
+static void unlink_pending(struct clink_conn *c, struct clink_call *call)
+{
+    struct clink_call **pp = &c->pend_head;
+    struct clink_call *prev = NULL;
+    while (*pp != NULL && *pp != call) {
+        prev = *pp;
+        pp = &(*pp)->priv.next;
+    }
+    if (*pp == call) {
+        *pp = call->priv.next;
+        if (c->pend_tail == call) {
+            c->pend_tail = prev;
+        }
+    }
+    call->priv.next = NULL;
+}
+
+/* Take a call out of the connection's books (it is about to complete). */
+static void detach_call(struct clink_conn *c, struct clink_call *call)
+{
+    clink__idmap_del(&c->calls, call->priv.id);
+    clink__timers_del(&c->w->timers, &call->priv.timer);
+    if (call->priv.state == CALL_PENDING) {
+        unlink_pending(c, call);
+    }
+}
+
+void clink__conn_cancel_call(struct clink_conn *c, uint64_t id)
+{
+    struct clink_call *call = clink__idmap_get(&c->calls, id);
+    if (call == NULL) {
+        return; /* already completed */
+    }
+    int sent = call->priv.state == CALL_SENT;
+    detach_call(c, call);
+    if (sent && c->state <= CS_DRAINING) {
+        /* Advisory: the peer may skip the work; its answer, if any, is dropped here. */
+        CLINK_IGNORE(emit(c, CLINK_FRAME_CANCEL, 0, id, NULL, 0, NULL, 0) < 0);
+    }
+    clink__call_finish(c->w, call, -CLINK_ECANCELED, NULL, 0);
+    maybe_finish_drain(c);
+}
+
+/* Fail every call we own on this connection. */
+static void fail_calls(struct clink_conn *c, int err)
+{
+    size_t n = c->calls.count;
+    if (n == 0) {
+        return;
+    }
+    struct clink_call **v = malloc(n * sizeof(*v));
+    size_t k = 0;
+    for (size_t i = 0; c->calls.slots && i <= c->calls.mask; i++) {
+        if (c->calls.slots[i].key != 0 && v != NULL) {
+            v[k++] = c->calls.slots[i].val;
+        }
+    }
+    /* Clear the books first: callbacks may start calls (refused: the conn is closing). */
+    clink__idmap_free(&c->calls);
+    c->pend_head = c->pend_tail = NULL;
+    for (size_t i = 0; i < k; i++) {
+        clink__timers_del(&c->w->timers, &v[i]->priv.timer);
+        v[i]->priv.next = NULL;
+        clink__call_finish(c->w, v[i], err, NULL, 0);
+    }
+    free(v);
+}
+
+/* ---- requests (the peer's calls) ---- */
+
+static struct clink_req *req_new(struct clink_conn *c)
+{
+    struct clink_worker *w = c->w;
+    struct clink_req *r = w->free_reqs;
+    if (r != NULL) {
+        w->free_reqs = r->next;
+    } else if ((r = malloc(sizeof(*r))) == NULL) {
+        return NULL;
+    }
+    memset(r, 0, sizeof(*r));
+    r->w = w;
+    r->conn = c;
+    r->next = c->reqs;
+    if (c->reqs) {
+        c->reqs->prev = r;
+    }
+    c->reqs = r;
+    c->nreqs++;
+    return r;
+}
+
+static void req_free(struct clink_req *r)
+{
+    struct clink_conn *c = r->conn;
+    if (c != NULL) {
+        if (r->prev) {
+            r->prev->next = r->next;
+        } else {
+            c->reqs = r->next;
+        }
+        if (r->next) {
+            r->next->prev = r->prev;
+        }
+        c->nreqs--;
+    }
+    r->next = r->w->free_reqs;
+    r->w->free_reqs = r;
+}
+
+static void orphan_reqs(struct clink_conn *c)
+{
+    for (struct clink_req *r = c->reqs; r != NULL; r = r->next) {
+        r->conn = NULL;
+    }
+    c->reqs = NULL;
+    c->nreqs = 0;
+}
+
+const uint8_t *clink_req_data(const struct clink_req *req, size_t *len)
+{
+    *len = req->len;
+    return req->data;
+}
+
+uint16_t clink_req_method(const struct clink_req *req)
+{
+    return req->method;
+}
+
+struct clink_conn *clink_req_conn(const struct clink_req *req)
+{
+    return req->conn;
+}
+
+static int answer(struct clink_req *req, uint8_t type, const struct iovec *iov, unsigned iovcnt, const void *extra,
+                  size_t extra_len)
+{
+    struct clink_conn *c = req->conn;
+    int ret = -CLINK_ECLOSED;
+    if (c != NULL && c->state <= CS_DRAINING) {
+        ret = emit(c, type, 0, req->id, iov, iovcnt, extra, extra_len);
+        if (ret == -CLINK_EFRAMETOOBIG) {
+            emit_error(c, req->id, CLINK_EFRAMETOOBIG, "response larger than the caller accepts");
+        }
+    }
+    req_free(req);
+    if (c != NULL) {
+        STAT_ADD(c->w, requests_handled, 1);
+        maybe_finish_drain(c);
+    }
+    return ret;
+}
+
+int clink_req_respond(struct clink_req *req, const struct iovec *iov, unsigned iovcnt)
+{
+    if (req == NULL || (iovcnt > 0 && iov == NULL)) {
+        return -CLINK_EINVAL;
+    }
+    return answer(req, CLINK_FRAME_RESPONSE, iov, iovcnt, NULL, 0);
+}
+
+int clink_req_fail(struct clink_req *req, const char *msg)
+{
+    if (req == NULL) {
+        return -CLINK_EINVAL;
+    }
+    uint8_t b[4];
+    clink__put_u32(b, CLINK_EREMOTE);
+    struct iovec iov = {.iov_base = (void *)(uintptr_t)(msg ? msg : ""), .iov_len = msg ? strlen(msg) : 0};
+    if (iov.iov_len > 1024) {
+        iov.iov_len = 1024;
+    }
+    return answer(req, CLINK_FRAME_ERROR, &iov, 1, b, sizeof(b));
+}
+
+/* ---- opening, hello, close ---- */
+
+static void send_hello(struct clink_conn *c, uint16_t minv, uint16_t maxv)
+{
+    struct clink_hello h = {.min_version = minv, .max_version = maxv, .max_frame = c->node->opts.max_frame};
+    uint8_t b[CLINK_HELLO_LEN];
+    clink__hello_encode(b, &h);
+    CLINK_IGNORE(emit(c, CLINK_FRAME_HELLO, 0, 0, NULL, 0, b, sizeof(b)) < 0);
+}
+
+static void became_open(struct clink_conn *c)
+{
+    CLINK_CONN_LOG(c, CLINK_LOG_DEBUG, "open: %s, protocol %u", c->peer_str, c->version);
+    c->state = CS_OPEN;
+    c->exact = 0;
+    clink__timers_del(&c->w->timers, &c->hs_timer);
+    STAT_ADD(c->w, conns_open, 1);
+    /* Keep what does not change for status after close. */
+    struct clink_conn_status *st = &c->cache;
+    st->is_server = c->is_server;
+    st->mode = c->mode;
+    snprintf(st->peer_addr, sizeof(st->peer_addr), "%s", c->peer_str);
+    st->proto_version = c->version;
+    if (c->has_tls) {
+        clink__tls_status(&c->tls, st);
+    }
+    snprintf(st->ktls_reason, sizeof(st->ktls_reason), "%s",
+             c->mode == CLINK_MODE_PLAIN ? "plaintext connection"
+                                         : "kTLS offload not implemented yet (user-space TLS)");
+    atomic_store(&c->open, 1);
+    if (c->is_server) {
+        if (c->node->opts.on_conn) {
+            c->node->opts.on_conn(c, CLINK_CONN_OPENED, 0, c->node->opts.on_conn_user);
+        }
+    } else {
+        clink_connect_cb cb = c->connect_cb;
+        c->connect_cb = NULL;
+        atomic_fetch_add(&c->refs, 1); /* the application's reference */
+        cb(c, 0, c->connect_user);
+    }
+}
+
+static void set_error(struct clink_conn *c, int err, const char *fmt, va_list ap)
+{
+    if (c->err != 0) {
+        return;
+    }
+    c->err = err;
+    vsnprintf(c->errtext, sizeof(c->errtext), fmt, ap);
+}
+
+/*
+ * Enter CLOSING. err 0: orderly (close_notify follows). keep_output: what is
+ * already queued (a refusal the peer should read) still goes out; otherwise
+ * a failed connection owes the peer nothing and its output is dropped.
+ */
+static void close_now(struct clink_conn *c, int err, int keep_output)
+{
+    int old = c->state;
+    int was_open = old >= CS_OPEN;
+    c->state = CS_CLOSING;
+    atomic_store(&c->open, 0);
+    clink__timers_del(&c->w->timers, &c->hs_timer);
+    if (err != 0 && err != -CLINK_ESHUTDOWN && c->errtext[0]) {
+        CLINK_CONN_LOG(c, CLINK_LOG_INFO, "%s: %s", c->peer_str, c->errtext);
+    }
+    fail_calls(c, err ? (c->err ? c->err : err) : -CLINK_ECLOSED);
+    orphan_reqs(c);
+    if (!was_open) {
+        if (old >= CS_HANDSHAKE) {
+            STAT_ADD(c->w, handshakes_failed, 1);
+        }
+        STAT_ADD(c->w, conns_refused, 1);
+        if (c->is_server) {
+            if (c->node->opts.on_conn) {
+                c->node->opts.on_conn(c, CLINK_CONN_REFUSED, err, c->node->opts.on_conn_user);
+            }
+        } else if (c->connect_cb) {
+            clink_connect_cb cb = c->connect_cb;
+            c->connect_cb = NULL;
+            cb(NULL, err, c->connect_user);
+        }
+    } else if (c->is_server && c->node->opts.on_conn) {
+        c->node->opts.on_conn(c, CLINK_CONN_CLOSED, err, c->node->opts.on_conn_user);
+    }
+    if (err == 0 && c->has_tls) {
+        clink__tls_close_notify(&c->tls);
+    }
+    if (err != 0 && !keep_output) {
+        clink__bytes_consume(&c->tx, clink__bytes_len(&c->tx));
+        clink__bytes_consume(&c->ptx, clink__bytes_len(&c->ptx));
+    }
+    clink__mark_dirty(c);
+}
+
+static void fail_conn(struct clink_conn *c, int err, const char *fmt, ...)
+{
+    if (c->state >= CS_CLOSING) {
+        return;
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    set_error(c, err, fmt, ap);
+    va_end(ap);
+    if (clink_err_kind(err) == CLINK_KIND_PROTO) {
+        STAT_ADD(c->w, protocol_errors, 1);
+    }
+    close_now(c, err, 0);
+}
+
+/* Like fail_conn, but the refusal already queued for the peer is still sent. */
+static void refuse(struct clink_conn *c, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void refuse(struct clink_conn *c, int err, const char *fmt, ...)
+{
+    if (c->state >= CS_CLOSING) {
+        return;
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    set_error(c, err, fmt, ap);
+    va_end(ap);
+    close_now(c, err, 1);
+}
+
+/* A connection stuck in CLOSING (a peer that stopped reading) is cut off. */
+static void force_close(struct clink_conn *c)
+{
+    clink__bytes_consume(&c->tx, clink__bytes_len(&c->tx));
+    clink__bytes_consume(&c->ptx, clink__bytes_len(&c->ptx));
+    if (!c->shutdown_done && c->fd >= 0) {
+        c->shutdown_done = 1;
+        struct io_uring_sqe *sqe = clink__sqe(c->w);
+        io_uring_prep_shutdown(sqe, c->fd, SHUT_RDWR);
+        io_uring_sqe_set_data(sqe, tag(c, OP_SHUTDOWN));
+        c->ops++;
+    }
+}
+
+void clink__conn_begin_close(struct clink_conn *c, int err)
+{
+    if (c->state >= CS_CLOSING) {
+        if (err != 0 && c->state == CS_CLOSING) {
+            force_close(c);
+        }
+        return;
+    }
+    if (err != 0) {
+        fail_conn(c, err, "%s", clink_strerror(err));
+        return;
+    }
+    if (c->state < CS_OPEN) {
+        fail_conn(c, c->w->stopping ? -CLINK_ESHUTDOWN : -CLINK_ECLOSED, "closed before the connection opened");
+        return;
+    }
+    if (!c->goaway_sent) {
+        uint8_t b[CLINK_GOAWAY_LEN];
+        clink__put_u64(b, c->last_peer_id);
+        CLINK_IGNORE(emit(c, CLINK_FRAME_GOAWAY, 0, 0, NULL, 0, b, sizeof(b)) < 0);
+        c->goaway_sent = 1;
+    }
+    c->state = CS_DRAINING;
+    atomic_store(&c->open, 0);
+    maybe_finish_drain(c);
+}
+
+static void maybe_finish_drain(struct clink_conn *c)
+{
+    if (c->state == CS_DRAINING && c->calls.count == 0 && c->nreqs == 0) {
+        close_now(c, 0, 1);
+    }
+}
+
+static void finish_close(struct clink_conn *c)
+{
+    if (c->send_armed || clink__bytes_len(&c->tx) > 0 || clink__bytes_len(&c->ptx) > 0) {
+        return; /* the last bytes (close_notify, a refusal) go out first; on_send brings us back */
+    }
+    if (!c->shutdown_done) {
+        /* Shut the socket down through the ring: a pending recv then completes and we can close. */
+        c->shutdown_done = 1;
+        struct io_uring_sqe *sqe = clink__sqe(c->w);
+        io_uring_prep_shutdown(sqe, c->fd, SHUT_RDWR);
+        io_uring_sqe_set_data(sqe, tag(c, OP_SHUTDOWN));
+        c->ops++;
+        return;
+    }
+    if (c->ops == 0 && c->fd >= 0) {
+        struct io_uring_sqe *sqe = clink__sqe(c->w);
+        io_uring_prep_close(sqe, c->fd);
+        io_uring_sqe_set_data(sqe, tag(c, OP_CLOSE));
+        c->fd = -1;
+        c->ops++;
+    }
+}
+
+static void closed(struct clink_conn *c)
+{
+    struct clink_worker *w = c->w;
+    c->state = CS_CLOSED;
+    if (c->prev) {
+        c->prev->next = c->next;
+    } else {
+        w->conns = c->next;
+    }
+    if (c->next) {
+        c->next->prev = c->prev;
+    }
+    w->nconns--;
+    /* Final counters into the cache for status after close. */
+    c->cache.bytes_in = c->bytes_in;
+    c->cache.bytes_out = c->bytes_out;
+    c->cache.frames_in = c->frames_in;
+    c->cache.frames_out = c->frames_out;
+    if (c->has_tls) {
+        c->cache.records_in = c->tls.rec_in;
+        c->cache.records_out = c->tls.rec_out;
+        clink__tls_free(&c->tls);
+        c->has_tls = 0;
+    }
+    c->cache.last_error = c->err;
+    snprintf(c->cache.last_error_text, sizeof(c->cache.last_error_text), "%s", c->errtext);
+    clink__bytes_free(&c->rx);
+    clink__bytes_free(&c->prx);
+    clink__bytes_free(&c->ptx);
+    clink__bytes_free(&c->tx);
+    clink__bytes_free(&c->txf);
+    clink__conn_put(c); /* the worker's reference */
+}
+
+void clink__conn_timer(struct clink_worker *w, struct clink__timer *t)
+{
+    (void)w;
+    if (t->kind == TIMER_HANDSHAKE) {
+        struct clink_conn *c = (struct clink_conn *)((char *)t - offsetof(struct clink_conn, hs_timer));
+        fail_conn(c, -CLINK_EHANDSHAKE_TIMEOUT, "no complete opening handshake within %u ms",
+                  c->node->opts.handshake_timeout_ms);
+        return;
+    }
+    struct clink_call *call = (struct clink_call *)((char *)t - offsetof(struct clink_call, priv.timer));
+    struct clink_conn *c = call->priv.conn;
+    detach_call(c, call);
+    clink__call_finish(w, call, -CLINK_ETIMEDOUT, NULL, 0);
+    maybe_finish_drain(c);
+}
+
+/* ---- frames in ---- */
+
+static int on_hello(struct clink_conn *c, const uint8_t *p, size_t n)
+{
+    struct clink_hello theirs;
+    int ret = clink__hello_decode(p, n, &theirs);
+    if (ret < 0) {
+        fail_conn(c, ret, "malformed HELLO");
+        return ret;
+    }
+    struct clink_hello ours = {.min_version = CLINK_PROTO_MIN, .max_version = CLINK_PROTO_MAX};
+    int v = clink__hello_pick(&ours, &theirs);
+    if (v < 0) {
+        if (c->is_server) {
+            char msg[96];
+            snprintf(msg, sizeof(msg), "no common protocol version: server speaks %u..%u, client %u..%u",
+                     CLINK_PROTO_MIN, CLINK_PROTO_MAX, theirs.min_version, theirs.max_version);
+            emit_error(c, 0, CLINK_EVERSION, msg);
+            refuse(c, v, "%s", msg);
+        } else {
+            fail_conn(c, v, "server chose version %u..%u, we speak %u..%u", theirs.min_version, theirs.max_version,
+                      CLINK_PROTO_MIN, CLINK_PROTO_MAX);
+        }
+        return v;
+    }
+    c->version = (uint16_t)v;
+    c->peer_max_frame = theirs.max_frame;
+    if (c->is_server) {
+        send_hello(c, (uint16_t)v, (uint16_t)v);
+    }
+    STAT_ADD(c->w, handshakes_ok, 1);
+    became_open(c);
+    return 0;
+}
+
+static void on_response(struct clink_conn *c, const struct clink_frame_hdr *h, const uint8_t *p)
+{
+    struct clink_call *call = clink__idmap_get(&c->calls, h->id);
+    if (call == NULL || call->priv.state != CALL_SENT) {
+        return; /* canceled or timed out: the late answer is dropped */
+    }
+    int is_pong = h->type == CLINK_FRAME_PONG;
+    if (is_pong != call->priv.ping) {
+        fail_conn(c, -CLINK_EPROTO, "answer of the wrong kind for call %llu", (unsigned long long)h->id);
+        return;
+    }
+    detach_call(c, call);
+    if (h->type == CLINK_FRAME_ERROR) {
+        uint32_t code = clink__get_u32(p);
+        int status = (code > CLINK_EFIRST_ && code < CLINK_ELAST_) ? -(int)code : -CLINK_EREMOTE;
+        clink__call_finish(c->w, call, status, p + 4, h->length - 4);
+    } else if (is_pong) {
+        clink__call_finish(c->w, call, 0, NULL, 0);
+    } else {
+        clink__call_finish(c->w, call, 0, p, h->length);
+    }
+    maybe_finish_drain(c);
+}
+
+static void on_request(struct clink_conn *c, const struct clink_frame_hdr *h, const uint8_t *p)
+{
+    if (h->id <= c->last_peer_id) {
+        fail_conn(c, -CLINK_EPROTO, "request id %llu reused", (unsigned long long)h->id);
+        return;
+    }
+    c->last_peer_id = h->id;
+    if (c->goaway_sent) {
+        /* Not executed, so the caller may safely retry elsewhere. */
+        emit_error(c, h->id, CLINK_EGOAWAY, "node is going away");
+        return;
+    }
+    struct clink_handler *hd = &c->node->handlers[h->method];
+    if (hd->fn == NULL) {
+        char msg[64];
+        snprintf(msg, sizeof(msg), "no handler for method %u", h->method);
+        emit_error(c, h->id, CLINK_ENOMETHOD, msg);
+        return;
+    }
+    struct clink_req *r = req_new(c);
+    if (r == NULL) {
+        emit_error(c, h->id, CLINK_ENOMEM, "out of memory");
+        return;
+    }
+    r->id = h->id;
+    r->method = h->method;
+    r->data = p;
+    r->len = h->length;
+    hd->fn(r, hd->user);
+}
+
+static void on_frame(struct clink_conn *c, const struct clink_frame_hdr *h, const uint8_t *p)
+{
+    c->frames_in++;
+    if (c->state == CS_HELLO) {
+        if (h->type == CLINK_FRAME_HELLO) {
+            CLINK_IGNORE(on_hello(c, p, h->length) < 0);
+        } else if (h->type == CLINK_FRAME_ERROR && h->id == 0) {
+            uint32_t code = clink__get_u32(p);
+            int err = (code > CLINK_EFIRST_ && code < CLINK_ELAST_) ? -(int)code : -CLINK_EPROTO;
+            fail_conn(c, err, "peer refused: %.*s", (int)(h->length - 4), (const char *)p + 4);
+        } else {
+            fail_conn(c, -CLINK_EPROTO, "frame type %u before HELLO", h->type);
+        }
+        return;
+    }
+    switch (h->type) {
+    case CLINK_FRAME_HELLO:
+        fail_conn(c, -CLINK_EPROTO, "second HELLO");
+        break;
+    case CLINK_FRAME_REQUEST:
+        on_request(c, h, p);
+        break;
+    case CLINK_FRAME_RESPONSE:
+    case CLINK_FRAME_PONG:
+        on_response(c, h, p);
+        break;
+    case CLINK_FRAME_ERROR:
+        if (h->id == 0) {
+            fail_conn(c, -CLINK_EPROTO, "peer error: %.*s", (int)(h->length - 4), (const char *)p + 4);
+        } else {
+            on_response(c, h, p);
+        }
+        break;
+    case CLINK_FRAME_PING:
+        CLINK_IGNORE(emit(c, CLINK_FRAME_PONG, 0, h->id, NULL, 0, p, h->length) < 0);
+        break;
+    case CLINK_FRAME_GOAWAY: {
+        c->goaway_recv = 1;
+        /* Calls not yet written were never seen by the peer: fail them as safe to retry. */
+        while (c->pend_head != NULL) {
+            struct clink_call *call = c->pend_head;
+            detach_call(c, call);
+            clink__call_finish(c->w, call, -CLINK_EGOAWAY, NULL, 0);
+        }
+        if (c->state == CS_OPEN) {
+            c->state = CS_DRAINING;
+            atomic_store(&c->open, 0);
+        }
+        maybe_finish_drain(c);
+        break;
+    }
+    case CLINK_FRAME_CANCEL:
+        /* Advisory; handlers run to completion and the caller drops the late answer. */
+        break;
+    }
+}
+
+/* Parse and dispatch every complete frame in buf. */
+static void dispatch(struct clink_conn *c, struct clink__bytes *buf)
+{
+    uint32_t max = c->node->opts.max_frame;
+    while (c->state >= CS_HELLO && c->state <= CS_DRAINING && clink__bytes_len(buf) >= CLINK_FRAME_HDR) {
+        struct clink_frame_hdr h;
+        int ret = clink__frame_decode(clink__bytes_data(buf), max, &h);
+        if (ret < 0) {
+            fail_conn(c, ret,
+                      ret == -CLINK_EFRAMETOOBIG ? "frame of %u bytes exceeds max_frame %u"
+                                                 : "malformed frame header (type %u, length %u)",
+                      ret == -CLINK_EFRAMETOOBIG ? h.length : h.type, ret == -CLINK_EFRAMETOOBIG ? max : h.length);
+            return;
+        }
+        if (clink__bytes_len(buf) < CLINK_FRAME_HDR + (size_t)h.length) {
+            break;
+        }
+        const uint8_t *payload = clink__bytes_data(buf) + CLINK_FRAME_HDR;
+        /* payload stays valid through on_frame: handlers write to other buffers, and closing frees none. */
+        on_frame(c, &h, payload);
+        clink__bytes_consume(buf, CLINK_FRAME_HDR + h.length);
+    }
+}
+
+/* ---- bytes in ---- */
+
+static void step_handshake(struct clink_conn *c)
+{
+    int r = clink__tls_handshake(&c->tls);
+    if (r < 0) {
+        fail_conn(c, r, "%s", c->tls.err);
+        return;
+    }
+    if (r == 0) {
+        c->want = c->tls.want ? c->tls.want : 1;
+        return;
+    }
+    CLINK_CONN_LOG(c, CLINK_LOG_DEBUG, "TLS handshake done: %s %s", SSL_get_version(c->tls.ssl),
+                   SSL_CIPHER_get_name(SSL_get_current_cipher(c->tls.ssl)));
+    c->state = CS_HELLO;
+    c->exact = 0;
+    if (!c->is_server) {
+        send_hello(c, CLINK_PROTO_MIN, CLINK_PROTO_MAX);
+    }
+}
+
+static void read_tls(struct clink_conn *c)
+{
+    for (;;) {
+        if (clink__bytes_reserve(&c->prx, TLS_CHUNK) < 0) {
+            fail_conn(c, -CLINK_ENOMEM, "out of memory");
+            return;
+        }
+        int n = clink__tls_read(&c->tls, c->prx.base + c->prx.tail, c->prx.cap - c->prx.tail);
+        if (n == 0) {
+            return;
+        }
+        if (n < 0) {
+            if (n == -CLINK_ECLOSED) {
+                /* close_notify: orderly if we had nothing left to do, otherwise calls fail as closed. */
+                if (c->state == CS_DRAINING && c->calls.count == 0) {
+                    close_now(c, 0, 1);
+                } else {
+                    fail_conn(c, -CLINK_ECLOSED, "peer closed the connection (close_notify)");
+                }
+            } else {
+                fail_conn(c, n, "%s", c->tls.err);
+            }
+            return;
+        }
+        c->prx.tail += (size_t)n;
+        dispatch(c, &c->prx);
+        if (c->state >= CS_CLOSING) {
+            return;
+        }
+    }
+}
+
+static void server_classify(struct clink_conn *c)
+{
+    enum clink_opening_kind k = clink__opening_classify(clink__bytes_data(&c->rx), clink__bytes_len(&c->rx));
+    CLINK_CONN_LOG(c, CLINK_LOG_DEBUG, "opening: %zu bytes, kind %d", clink__bytes_len(&c->rx), (int)k);
+    switch (k) {
+    case CLINK_OPENING_MORE:
+        c->want = CLINK_PLAIN_MAGIC_LEN - clink__bytes_len(&c->rx);
+        return;
+    case CLINK_OPENING_TLS: {
+        if (c->node->tls == NULL) {
+            fail_conn(c, -CLINK_EPLAINTEXT, "TLS client, but this node has no TLS identity");
+            return;
+        }
+        int ret = clink__tls_init(&c->tls, clink_tls_ctx_server(c->node->tls), 1, NULL, &c->rx, &c->tx);
+        if (ret < 0) {
+            fail_conn(c, ret, "TLS setup failed");
+            return;
+        }
+        c->has_tls = 1;
+        c->mode = CLINK_MODE_TLS;
+        c->state = CS_HANDSHAKE;
+        step_handshake(c);
+        return;
+    }
+    case CLINK_OPENING_PLAIN:
+        clink__bytes_consume(&c->rx, CLINK_PLAIN_MAGIC_LEN);
+        c->mode = CLINK_MODE_PLAIN;
+        if (!c->node->opts.allow_plaintext) {
+            emit_error(c, 0, CLINK_EPLAINTEXT, "plaintext connections are not allowed on this node");
+            refuse(c, -CLINK_EPLAINTEXT, "plaintext client refused");
+            return;
+        }
+        c->state = CS_HELLO;
+        c->exact = 0;
+        return;
+    case CLINK_OPENING_OTHER: {
+        /* A MySQL-protocol client: not served yet (docs/protocol.md); tell it so in its own protocol. */
+        uint8_t b[128];
+        size_t n = clink__opening_mysql_refusal(b, sizeof(b), 2);
+        CLINK_IGNORE(clink__bytes_append(&c->tx, b, n) < 0);
+        refuse(c, -CLINK_ENOTSUP, "MySQL-protocol client refused: protocol not served");
+        return;
+    }
+    }
+}
+
+static void client_greeting(struct clink_conn *c)
+{
+    if (!c->greet_hdr_done) {
+        if (clink__bytes_len(&c->rx) < 5) {
+            c->want = 5 - clink__bytes_len(&c->rx);
+            return;
+        }
+        int len = clink__opening_greeting_len(clink__bytes_data(&c->rx));
+        if (len < 0) {
+            fail_conn(c, -CLINK_EPROTO, "%s did not greet like a clink node", c->peer_str);
+            return;
+        }
+        c->greet_hdr_done = 1;
+        c->greet_left = (size_t)len - 1;
+        clink__bytes_consume(&c->rx, 5);
+    }
+    size_t have = clink__bytes_len(&c->rx);
+    size_t skip = have < c->greet_left ? have : c->greet_left;
+    clink__bytes_consume(&c->rx, skip);
+    c->greet_left -= skip;
+    if (c->greet_left > 0) {
+        c->want = c->greet_left;
+        return;
+    }
+    if (c->has_tls) {
+        c->state = CS_HANDSHAKE;
+        c->want = c->tls.want ? c->tls.want : 5;
+    } else {
+        c->state = CS_HELLO;
+        c->exact = 0;
+    }
+}
+
+static void on_input(struct clink_conn *c)
+{
+    /* Loop: one state's bytes may complete it and leave input for the next state. */
+    for (;;) {
+        int before = c->state;
+        switch (c->state) {
+        case CS_OPENING:
+            if (c->is_server) {
+                server_classify(c);
+            } else {
+                client_greeting(c);
+            }
+            break;
+        case CS_HANDSHAKE:
+            if (clink__bytes_len(&c->rx) > 0) {
+                step_handshake(c);
+            }
+            break;
+        case CS_HELLO:
+        case CS_OPEN:
+        case CS_DRAINING:
+            if (c->has_tls) {
+                read_tls(c);
+            } else {
+                dispatch(c, &c->rx);
+            }
+            break;
+        default:
+            return;
+        }
+        if (c->state == before || c->state >= CS_CLOSING) {
+            return;
+        }
+        if (c->state == CS_HANDSHAKE && clink__bytes_len(&c->rx) == 0) {
+            return;
+        }
+    }
+}
+
+static void arm_recv(struct clink_conn *c)
+{
+    if (c->recv_armed || c->state >= CS_CLOSING || c->state == CS_CONNECTING || c->fd < 0) {
+        return;
+    }
+    size_t n = c->exact ? c->want : STREAM_READ;
+    if (n == 0) {
+        n = 1;
+    }
+    if (clink__bytes_reserve(&c->rx, n) < 0) {
+        fail_conn(c, -CLINK_ENOMEM, "out of memory");
+        return;
+    }
+    if (!c->exact) {
+        n = c->rx.cap - c->rx.tail;
+    }
+    struct io_uring_sqe *sqe = clink__sqe(c->w);
+    io_uring_prep_recv(sqe, c->fd, c->rx.base + c->rx.tail, n, 0);
+    io_uring_sqe_set_data(sqe, tag(c, OP_RECV));
+    c->recv_armed = 1;
+    c->ops++;
+}
+
+static void on_recv(struct clink_conn *c, int res)
+{
+    CLINK_CONN_LOG(c, CLINK_LOG_DEBUG, "recv %d (state %d, want %zu)", res, c->state, c->want);
+    c->recv_armed = 0;
+    if (c->state >= CS_CLOSING) {
+        return;
+    }
+    if (res <= 0) {
+        if (res == 0) {
+            int orderly = c->state == CS_DRAINING && c->calls.count == 0 && !c->has_tls;
+            if (orderly) {
+                close_now(c, 0, 1);
+            } else {
+                fail_conn(c, -CLINK_ECLOSED, "%s closed the connection%s", c->peer_str,
+                          c->has_tls ? " without close_notify" : "");
+            }
+        } else {
+            fail_conn(c, res, "recv from %s: %s", c->peer_str, clink_strerror(res));
+        }
+        return;
+    }
+    /* Bytes the kernel wrote through io_uring are invisible to Valgrind: say they are defined. */
+    MARK_DEFINED(c->rx.base + c->rx.tail, (size_t)res);
+    c->rx.tail += (size_t)res;
+    c->bytes_in += (uint64_t)res;
+    STAT_ADD(c->w, bytes_in, (uint64_t)res);
+    on_input(c);
+    if (clink__bytes_len(&c->tx) > 0) {
+        clink__mark_dirty(c); /* the TLS handshake writes through the BIO, not through emit() */
+    }
+    if (c->state < CS_CLOSING) {
+        if (c->exact && c->state == CS_OPEN) {
+            c->exact = 0;
+        }
+        arm_recv(c);
+        /* An idle connection gives back a burst's buffers. */
+        clink__bytes_trim(&c->prx, KEEP_IDLE);
+    }
+}
+
+static void on_send(struct clink_conn *c, int res)
+{
+    CLINK_CONN_LOG(c, CLINK_LOG_DEBUG, "sent %d (state %d)", res, c->state);
+    c->send_armed = 0;
+    if (res < 0) {
+        clink__bytes_consume(&c->txf, clink__bytes_len(&c->txf));
+        if (c->state < CS_CLOSING) {
+            fail_conn(c, res, "send to %s: %s", c->peer_str, clink_strerror(res));
+        }
+        clink__mark_dirty(c);
+        return;
+    }
+    c->bytes_out += (uint64_t)res;
+    STAT_ADD(c->w, bytes_out, (uint64_t)res);
+    clink__bytes_consume(&c->txf, (size_t)res);
+    if (clink__bytes_len(&c->txf) > 0) {
+        submit_send(c); /* short send: the rest goes next */
+        return;
+    }
+    clink__bytes_trim(&c->txf, KEEP_IDLE);
+    clink__mark_dirty(c);
+}
+
+static void on_connect(struct clink_conn *c, int res)
+{
+    if (res < 0) {
+        fail_conn(c, res, "connect to %s: %s", c->peer_str, clink_strerror(res));
+        return;
+    }
+    int one = 1;
+    CLINK_IGNORE(setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0);
+    CLINK_CONN_LOG(c, CLINK_LOG_DEBUG, "connected to %s", c->peer_str);
+    c->state = CS_OPENING;
+    c->exact = 1;
+    c->want = 5;
+    if (c->mode == CLINK_MODE_PLAIN) {
+        /* Magic and HELLO go out at once; the greeting is skipped when it arrives. */
+        CLINK_IGNORE(clink__bytes_append(&c->tx, CLINK_PLAIN_MAGIC, CLINK_PLAIN_MAGIC_LEN) < 0);
+        c->peer_max_frame = CLINK_MAX_FRAME_FLOOR;
+        send_hello(c, CLINK_PROTO_MIN, CLINK_PROTO_MAX);
+    } else {
+        int ret = clink__tls_init(&c->tls, clink_tls_ctx_client(c->node->tls), 0, c->expected_name, &c->rx, &c->tx);
+        if (ret < 0) {
+            fail_conn(c, ret, "TLS setup failed for expected name '%s'", c->expected_name);
+            return;
+        }
+        c->has_tls = 1;
+        /* Produces the ClientHello in tx; the server's greeting is read first, then the handshake goes on. */
+        int r = clink__tls_handshake(&c->tls);
+        if (r < 0) {
+            fail_conn(c, r, "%s", c->tls.err);
+            return;
+        }
+    }
+    clink__mark_dirty(c);
+    arm_recv(c);
+}
+
+void clink__conn_complete(struct clink_worker *w, struct clink_conn *c, int op, int res)
+{
+    (void)w;
+    c->ops--;
+    switch (op) {
+    case OP_RECV:
+        on_recv(c, res);
+        break;
+    case OP_SEND:
+        on_send(c, res);
+        break;
+    case OP_CONNECT:
+        on_connect(c, res);
+        break;
+    case OP_SHUTDOWN:
+        break;
+    case OP_CLOSE:
+        closed(c);
+        return;
+    }
+    if (c->state == CS_CLOSING && !c->send_armed) {
+        finish_close(c);
+    }
+}
+
+/* ---- birth ---- */
+
+void clink__conn_adopt(struct clink_worker *w, int fd)
+{
+    struct clink_conn *c = conn_new(w, fd, 1);
+    if (c == NULL) {
+        close(fd);
+        return;
+    }
+    socklen_t sl = sizeof(c->peer);
+    CLINK_IGNORE(getpeername(fd, (struct sockaddr *)&c->peer, &sl) < 0);
+    set_peer_str(c);
+    int one = 1;
+    CLINK_IGNORE(setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0);
+    /* The server speaks first (docs/protocol.md, "Opening"); native clients have already sent theirs. */
+    uint8_t scramble[20], b[128];
+    if (RAND_bytes(scramble, sizeof(scramble)) != 1) {
+        memset(scramble, 0x5a, sizeof(scramble));
+    }
+    size_t n = clink__opening_greeting(b, sizeof(b), (uint32_t)c->id, scramble);
+    CLINK_IGNORE(clink__bytes_append(&c->tx, b, n) < 0);
+    c->state = CS_OPENING;
+    c->exact = 1;
+    c->want = CLINK_CLASSIFY_LEN;
+    clink__mark_dirty(c);
+    arm_recv(c);
+}
+
+static int resolve(const char *host, uint16_t port, struct sockaddr_storage *ss, socklen_t *sl)
+{
+    memset(ss, 0, sizeof(*ss));
+    struct sockaddr_in *a4 = (struct sockaddr_in *)ss;
+    struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)ss;
+    if (strcmp(host, "localhost") == 0) {
+        host = "127.0.0.1";
+    }
+    if (inet_pton(AF_INET, host, &a4->sin_addr) == 1) {
+        a4->sin_family = AF_INET;
+        a4->sin_port = htons(port);
+        *sl = sizeof(*a4);
+        return 0;
+    }
+    if (inet_pton(AF_INET6, host, &a6->sin6_addr) == 1) {
+        a6->sin6_family = AF_INET6;
+        a6->sin6_port = htons(port);
+        *sl = sizeof(*a6);
+        return 0;
+    }
+    return -CLINK_EINVAL;
+}
+
+void clink__conn_dial(struct clink_worker *w, struct clink__msg_connect *m)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl;
+    if (resolve(m->host, m->opts.port, &ss, &sl) < 0) {
+        m->cb(NULL, -CLINK_EINVAL, m->user);
+        return;
+    }
+    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        m->cb(NULL, -errno, m->user);
+        return;
+    }
+    struct clink_conn *c = conn_new(w, fd, 0);
+    if (c == NULL) {
+        close(fd);
+        m->cb(NULL, -CLINK_ENOMEM, m->user);
+        return;
+    }
+    STAT_ADD(w, conns_dialed, 1);
+    c->mode = m->opts.mode == CLINK_MODE_PLAIN ? CLINK_MODE_PLAIN : CLINK_MODE_TLS;
+    c->connect_cb = m->cb;
+    c->connect_user = m->user;
+    snprintf(c->expected_name, sizeof(c->expected_name), "%s", m->name);
+    c->peer = ss;
+    set_peer_str(c);
+    if (m->opts.timeout_ms) {
+        CLINK_IGNORE(clink__timers_add(&w->timers, &c->hs_timer,
+                                       clink__now_ns() + (uint64_t)m->opts.timeout_ms * 1000000ull));
+    }
+    c->state = CS_CONNECTING;
+    struct io_uring_sqe *sqe = clink__sqe(w);
+    /* The sockaddr must outlive the SQE: it lives in the conn. */
+    io_uring_prep_connect(sqe, fd, (struct sockaddr *)&c->peer, sl);
+    io_uring_sqe_set_data(sqe, tag(c, OP_CONNECT));
+    c->ops++;
+}
+
+void clink__conn_fill_status(struct clink_conn *c, struct clink_conn_status *st)
+{
+    *st = c->cache;
+    st->open = atomic_load(&c->open);
+    st->is_server = c->is_server;
+    st->mode = c->mode;
+    snprintf(st->peer_addr, sizeof(st->peer_addr), "%s", c->peer_str);
+    if (c->state != CS_CLOSED) {
+        st->bytes_in = c->bytes_in;
+        st->bytes_out = c->bytes_out;
+        st->frames_in = c->frames_in;
+        st->frames_out = c->frames_out;
+        st->calls_in_flight = (uint32_t)c->calls.count;
+        st->requests_in_flight = c->nreqs;
+        if (c->has_tls) {
+            st->records_in = c->tls.rec_in;
+            st->records_out = c->tls.rec_out;
+        }
+        st->last_error = c->err;
+        snprintf(st->last_error_text, sizeof(st->last_error_text), "%s", c->errtext);
+    }
+}

@@ -1,0 +1,94 @@
+/*
+ * clink frame codec: pure functions, no I/O (fuzzed in fuzz/).
+ *
+ * Every frame is a 16-byte header then `length` payload bytes, big-endian:
+ *   u8 type | u8 flags (0) | u16 method | u32 length | u64 id
+ * See docs/protocol.md for each type's meaning and payload.
+ */
+#ifndef CLINK_TRANSPORT_FRAME_H
+#define CLINK_TRANSPORT_FRAME_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define CLINK_FRAME_HDR 16
+#define CLINK_HELLO_LEN 12
+#define CLINK_PING_LEN 8
+#define CLINK_GOAWAY_LEN 8
+#define CLINK_ERROR_MIN 4
+
+enum clink_frame_type {
+    CLINK_FRAME_HELLO = 1,
+    CLINK_FRAME_REQUEST = 2,
+    CLINK_FRAME_RESPONSE = 3,
+    CLINK_FRAME_ERROR = 4,
+    CLINK_FRAME_PING = 5,
+    CLINK_FRAME_PONG = 6,
+    CLINK_FRAME_GOAWAY = 7,
+    CLINK_FRAME_CANCEL = 8,
+};
+
+struct clink_frame_hdr {
+    uint8_t type;
+    uint8_t flags;
+    uint16_t method;
+    uint32_t length;
+    uint64_t id;
+};
+
+struct clink_hello {
+    uint16_t min_version, max_version;
+    uint32_t max_frame;
+    uint32_t flags;
+};
+
+void clink__frame_encode(uint8_t out[CLINK_FRAME_HDR], const struct clink_frame_hdr *h);
+
+/*
+ * Decode and validate a header against max_frame (the largest payload we
+ * accept). Returns 0, -CLINK_EPROTO (unknown type, reserved bits, a payload
+ * length the type does not allow) or -CLINK_EFRAMETOOBIG.
+ */
+int clink__frame_decode(const uint8_t in[CLINK_FRAME_HDR], uint32_t max_frame, struct clink_frame_hdr *h);
+
+void clink__hello_encode(uint8_t out[CLINK_HELLO_LEN], const struct clink_hello *h);
+/* Returns 0 or -CLINK_EPROTO (min > max, max_frame below the protocol floor, unknown flags). */
+int clink__hello_decode(const uint8_t *in, size_t len, struct clink_hello *h);
+
+/* Highest version in both ranges, or -CLINK_EVERSION. */
+int clink__hello_pick(const struct clink_hello *ours, const struct clink_hello *theirs);
+
+static inline void clink__put_u16(uint8_t *p, uint16_t v)
+{
+    p[0] = (uint8_t)(v >> 8);
+    p[1] = (uint8_t)v;
+}
+static inline void clink__put_u32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 24);
+    p[1] = (uint8_t)(v >> 16);
+    p[2] = (uint8_t)(v >> 8);
+    p[3] = (uint8_t)v;
+}
+static inline void clink__put_u64(uint8_t *p, uint64_t v)
+{
+    clink__put_u32(p, (uint32_t)(v >> 32));
+    clink__put_u32(p + 4, (uint32_t)v);
+}
+static inline uint16_t clink__get_u16(const uint8_t *p)
+{
+    return (uint16_t)((p[0] << 8) | p[1]);
+}
+static inline uint32_t clink__get_u32(const uint8_t *p)
+{
+    return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
+}
+static inline uint64_t clink__get_u64(const uint8_t *p)
+{
+    return ((uint64_t)clink__get_u32(p) << 32) | clink__get_u32(p + 4);
+}
+
+/* No peer may announce a max frame below this: room for any control frame and an error message. */
+#define CLINK_MAX_FRAME_FLOOR 4096
+
+#endif

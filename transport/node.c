@@ -1,0 +1,626 @@
+/*
+ * The public node API: creation, handlers, listening, start/shutdown, and
+ * the thread-safe entry points (connect, calls, close, status) that hand work
+ * to the owning worker when called from another thread.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "transport/frame.h"
+#include "transport/node_int.h"
+
+const struct clink_node_opts clink_node_opts_default = {0};
+
+#define DEFAULT_MAX_FRAME (4u << 20)
+#define DEFAULT_HANDSHAKE_MS 10000
+#define DEFAULT_INBOX 8192
+#define DEFAULT_WRITE_BUFFER (4u << 20)
+#define MAX_FRAME_CEILING (64u << 20)
+
+static int probe_ktls_ulp(void)
+{
+    /* Only a hint for status and bench output; kTLS itself is a later step (issue: kTLS offload). */
+    int fd = open("/proc/sys/net/ipv4/tcp_available_ulp", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        return 0;
+    }
+    char buf[256];
+    ssize_t n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0) {
+        return 0;
+    }
+    buf[n] = '\0';
+    for (char *tok = strtok(buf, " \n"); tok != NULL; tok = strtok(NULL, " \n")) {
+        if (strcmp(tok, "tls") == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+int clink_node_new(const struct clink_node_opts *opts, struct clink_node **out)
+{
+    if (opts == NULL || out == NULL) {
+        return -CLINK_EINVAL;
+    }
+    if (opts->tls == NULL && !opts->allow_plaintext) {
+        return -CLINK_EINVAL; /* no way to speak at all */
+    }
+    if (opts->max_frame != 0 && (opts->max_frame < CLINK_MAX_FRAME_FLOOR || opts->max_frame > MAX_FRAME_CEILING)) {
+        return -CLINK_EINVAL;
+    }
+    if (opts->inbox_size != 0 && (opts->inbox_size < 4 || (opts->inbox_size & (opts->inbox_size - 1)) != 0)) {
+        return -CLINK_EINVAL;
+    }
+    struct clink_node *n = calloc(1, sizeof(*n));
+    if (n == NULL) {
+        return -CLINK_ENOMEM;
+    }
+    n->opts = *opts;
+    if (n->opts.workers == 0) {
+        long c = sysconf(_SC_NPROCESSORS_ONLN);
+        n->opts.workers = c > 0 ? (unsigned)c : 1;
+    }
+    if (n->opts.max_frame == 0) {
+        n->opts.max_frame = DEFAULT_MAX_FRAME;
+    }
+    if (n->opts.handshake_timeout_ms == 0) {
+        n->opts.handshake_timeout_ms = DEFAULT_HANDSHAKE_MS;
+    }
+    if (n->opts.inbox_size == 0) {
+        n->opts.inbox_size = DEFAULT_INBOX;
+    }
+    if (n->opts.max_write_buffer == 0) {
+        n->opts.max_write_buffer = DEFAULT_WRITE_BUFFER;
+    }
+    if (n->opts.log_level == 0) {
+        n->opts.log_level = CLINK_LOG_WARN;
+    }
+    n->log.fn = n->opts.log;
+    n->log.user = n->opts.log_user;
+    n->log.level = n->opts.log_level;
+    n->listen_fd = -1;
+    atomic_init(&n->next_conn_id, 1);
+    n->ktls_ulp = probe_ktls_ulp();
+    n->nworkers = n->opts.workers;
+    n->handlers = calloc(65536, sizeof(*n->handlers));
+    n->workers = aligned_alloc(64, sizeof(*n->workers) * n->nworkers);
+    if (n->handlers == NULL || n->workers == NULL) {
+        free(n->handlers);
+        free(n->workers);
+        free(n);
+        return -CLINK_ENOMEM;
+    }
+    memset(n->workers, 0, sizeof(*n->workers) * n->nworkers);
+    int ret = 0;
+    for (unsigned i = 0; i < n->nworkers; i++) {
+        struct clink_worker *w = &n->workers[i];
+        w->node = n;
+        w->idx = i;
+        w->listen_fd = -1;
+        w->efd = -1;
+        clink__timer_init(&w->drain_timer, TIMER_DRAIN);
+        w->inbox_buf = calloc(n->opts.inbox_size, sizeof(*w->inbox_buf));
+        w->efd = eventfd(0, EFD_CLOEXEC);
+        if (w->inbox_buf == NULL || w->efd < 0) {
+            ret = w->inbox_buf == NULL ? -CLINK_ENOMEM : -errno;
+            n->nworkers = i + 1;
+            break;
+        }
+        ck_ring_init(&w->inbox, n->opts.inbox_size);
+    }
+    if (ret < 0) {
+        clink_node_free(n);
+        return ret;
+    }
+    if (n->opts.tls) {
+        n->tls = n->opts.tls;
+        clink_tls_ctx_ref(n->tls);
+        clink__tls_prepare_ctx(clink_tls_ctx_server(n->tls));
+        clink__tls_prepare_ctx(clink_tls_ctx_client(n->tls));
+    }
+    *out = n;
+    return 0;
+}
+
+int clink_node_register(struct clink_node *node, uint16_t method, clink_handler_fn fn, void *user)
+{
+    if (node == NULL || fn == NULL || method > CLINK_METHOD_MAX_USER || atomic_load(&node->started)) {
+        return -CLINK_EINVAL;
+    }
+    if (node->handlers[method].fn != NULL) {
+        return -CLINK_EINVAL;
+    }
+    node->handlers[method].fn = fn;
+    node->handlers[method].user = user;
+    return 0;
+}
+
+int clink_node_listen(struct clink_node *node, const char *addr, uint16_t port)
+{
+    if (node == NULL || addr == NULL || atomic_load(&node->started) || node->listen_fd >= 0) {
+        return -CLINK_EINVAL;
+    }
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof(ss));
+    socklen_t sl;
+    struct sockaddr_in *a4 = (struct sockaddr_in *)&ss;
+    struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&ss;
+    if (inet_pton(AF_INET, addr, &a4->sin_addr) == 1) {
+        a4->sin_family = AF_INET;
+        a4->sin_port = htons(port);
+        sl = sizeof(*a4);
+    } else if (inet_pton(AF_INET6, addr, &a6->sin6_addr) == 1) {
+        a6->sin6_family = AF_INET6;
+        a6->sin6_port = htons(port);
+        sl = sizeof(*a6);
+    } else {
+        return -CLINK_EINVAL;
+    }
+    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        return -errno;
+    }
+    int one = 1;
+    CLINK_IGNORE(setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0);
+    if (bind(fd, (struct sockaddr *)&ss, sl) < 0 || listen(fd, 4096) < 0) {
+        int e = -errno;
+        close(fd);
+        return e;
+    }
+    sl = sizeof(ss);
+    if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0) {
+        node->port = ntohs(ss.ss_family == AF_INET ? a4->sin_port : a6->sin6_port);
+    }
+    node->listen_fd = fd;
+    return 0;
+}
+
+uint16_t clink_node_port(const struct clink_node *node)
+{
+    return node ? node->port : 0;
+}
+
+unsigned clink_node_workers(const struct clink_node *node)
+{
+    return node ? node->nworkers : 0;
+}
+
+int clink_node_start(struct clink_node *node)
+{
+    if (node == NULL) {
+        return -CLINK_EINVAL;
+    }
+    int expected = 0;
+    if (!atomic_compare_exchange_strong(&node->started, &expected, 1)) {
+        return -CLINK_EINVAL;
+    }
+    /* Worker 0 accepts and deals connections out to all workers (msg_ring hand-off). */
+    node->workers[0].listen_fd = node->listen_fd;
+    node->listen_fd = -1;
+    if (pthread_barrier_init(&node->ready, NULL, node->nworkers + 1) != 0) {
+        return -CLINK_ENOMEM;
+    }
+    unsigned started = 0;
+    int ret = 0;
+    for (unsigned i = 0; i < node->nworkers; i++) {
+        if ((ret = clink__worker_start(&node->workers[i])) < 0) {
+            break;
+        }
+        started++;
+    }
+    if (ret < 0) {
+        /* The barrier counts every worker: stand in for those that never started. */
+        node->start_err = ret;
+        for (unsigned i = started; i < node->nworkers; i++) {
+            atomic_store(&node->workers[i].exited, 1);
+        }
+        for (unsigned i = started; i < node->nworkers + 1; i++) {
+            pthread_barrier_wait(&node->ready);
+        }
+    } else {
+        pthread_barrier_wait(&node->ready);
+    }
+    if (node->start_err < 0) {
+        for (unsigned i = 0; i < started; i++) {
+            pthread_join(node->workers[i].thread, NULL);
+        }
+        node->nworkers = started > 0 ? started : node->nworkers;
+        atomic_store(&node->stopping, 2);
+        return node->start_err;
+    }
+    return 0;
+}
+
+int clink_node_shutdown(struct clink_node *node, uint32_t drain_ms)
+{
+    if (node == NULL || clink__current_worker != NULL) {
+        return -CLINK_EINVAL;
+    }
+    int expected = 0;
+    if (!atomic_load(&node->started) || !atomic_compare_exchange_strong(&node->stopping, &expected, 1)) {
+        return 0;
+    }
+    struct clink__msg_stop *msgs = calloc(node->nworkers, sizeof(*msgs));
+    for (unsigned i = 0; i < node->nworkers; i++) {
+        struct clink__msg_stop local = {.hdr.kind = MSG_STOP, .drain_ms = drain_ms};
+        struct clink__msg_stop *m = msgs ? &msgs[i] : &local;
+        *m = local;
+        /* A stop must get through: wait for room rather than fail. */
+        while (clink__worker_post(&node->workers[i], m) == -CLINK_EAGAIN) {
+            usleep(1000);
+        }
+        if (msgs == NULL) {
+            /* Without memory for messages, stop workers one at a time (local lives only this iteration). */
+            pthread_join(node->workers[i].thread, NULL);
+        }
+    }
+    if (msgs != NULL) {
+        for (unsigned i = 0; i < node->nworkers; i++) {
+            pthread_join(node->workers[i].thread, NULL);
+        }
+        free(msgs);
+    }
+    atomic_store(&node->stopping, 2);
+    return 0;
+}
+
+void clink_node_free(struct clink_node *node)
+{
+    if (node == NULL) {
+        return;
+    }
+    CLINK_IGNORE(clink_node_shutdown(node, 0) < 0);
+    if (atomic_load(&node->started)) {
+        pthread_barrier_destroy(&node->ready);
+    }
+    for (unsigned i = 0; i < node->nworkers; i++) {
+        struct clink_worker *w = &node->workers[i];
+        if (w->efd >= 0) {
+            close(w->efd);
+        }
+        if (w->listen_fd >= 0) {
+            close(w->listen_fd);
+        }
+        free(w->inbox_buf);
+        clink__timers_free(&w->timers);
+        while (w->free_reqs != NULL) {
+            struct clink_req *r = w->free_reqs;
+            w->free_reqs = r->next;
+            free(r);
+        }
+    }
+    if (node->listen_fd >= 0) {
+        close(node->listen_fd);
+    }
+    clink_tls_ctx_free(node->tls);
+    free(node->workers);
+    free(node->handlers);
+    free(node);
+}
+
+void clink_node_stats(const struct clink_node *node, struct clink_node_stats *out)
+{
+    memset(out, 0, sizeof(*out));
+    for (unsigned i = 0; i < node->nworkers; i++) {
+        const struct clink__stats *s = &node->workers[i].stats;
+#define SUM(f) out->f += atomic_load_explicit(&s->f, memory_order_relaxed)
+        SUM(conns_accepted);
+        SUM(conns_dialed);
+        SUM(conns_open);
+        SUM(conns_refused);
+        SUM(handshakes_ok);
+        SUM(handshakes_failed);
+        SUM(calls_started);
+        SUM(calls_ok);
+        SUM(calls_failed);
+        SUM(requests_handled);
+        SUM(bytes_in);
+        SUM(bytes_out);
+        SUM(bytes_copied);
+        SUM(inbox_full);
+        SUM(protocol_errors);
+#undef SUM
+    }
+}
+
+void clink_node_features(const struct clink_node *node, struct clink_features *out)
+{
+    /* Written by worker 0 before the start barrier; read after it. */
+    *out = node->workers[0].feat;
+}
+
+/* ---- connect ---- */
+
+int clink_connect(struct clink_node *node, const struct clink_connect_opts *opts, clink_connect_cb cb, void *user)
+{
+    if (node == NULL || opts == NULL || opts->host == NULL || cb == NULL || opts->port == 0 ||
+        opts->mode > CLINK_MODE_PLAIN) {
+        return -CLINK_EINVAL;
+    }
+    if (!atomic_load(&node->started) || atomic_load(&node->stopping)) {
+        return -CLINK_ESHUTDOWN;
+    }
+    int plain = opts->mode == CLINK_MODE_PLAIN;
+    if (plain && !node->opts.allow_plaintext) {
+        return -CLINK_EPLAINTEXT;
+    }
+    if (!plain && node->tls == NULL) {
+        return -CLINK_EINVAL;
+    }
+    const char *name = opts->expected_name ? opts->expected_name : opts->host;
+    if (strlen(opts->host) >= sizeof(((struct clink__msg_connect *)0)->host) ||
+        strlen(name) >= sizeof(((struct clink__msg_connect *)0)->name)) {
+        return -CLINK_EINVAL;
+    }
+    struct clink__msg_connect *m = calloc(1, sizeof(*m));
+    if (m == NULL) {
+        return -CLINK_ENOMEM;
+    }
+    m->hdr.kind = MSG_CONNECT;
+    m->opts = *opts;
+    snprintf(m->host, sizeof(m->host), "%s", opts->host);
+    snprintf(m->name, sizeof(m->name), "%s", name);
+    m->opts.host = m->host;
+    m->opts.expected_name = m->name;
+    m->cb = cb;
+    m->user = user;
+    unsigned i = atomic_fetch_add(&node->next_worker, 1) % node->nworkers;
+    int ret = clink__worker_post(&node->workers[i], m);
+    if (ret < 0) {
+        free(m);
+    }
+    return ret;
+}
+
+struct connect_wait {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int done, status;
+    struct clink_conn *conn;
+};
+
+static void connect_sync_cb(struct clink_conn *conn, int status, void *user)
+{
+    struct connect_wait *cw = user;
+    pthread_mutex_lock(&cw->mu);
+    cw->conn = conn;
+    cw->status = status;
+    cw->done = 1;
+    pthread_cond_signal(&cw->cv);
+    pthread_mutex_unlock(&cw->mu);
+}
+
+struct last_error_arg {
+    char *err;
+    size_t errlen;
+};
+
+int clink_connect_sync(struct clink_node *node, const struct clink_connect_opts *opts, struct clink_conn **out,
+                       char *err, size_t errlen)
+{
+    if (err && errlen) {
+        err[0] = '\0';
+    }
+    if (out == NULL || clink__current_worker != NULL) {
+        return -CLINK_EINVAL;
+    }
+    struct connect_wait cw = {.status = 0};
+    pthread_mutex_init(&cw.mu, NULL);
+    pthread_cond_init(&cw.cv, NULL);
+    int ret = clink_connect(node, opts, connect_sync_cb, &cw);
+    if (ret == 0) {
+        pthread_mutex_lock(&cw.mu);
+        while (!cw.done) {
+            pthread_cond_wait(&cw.cv, &cw.mu);
+        }
+        pthread_mutex_unlock(&cw.mu);
+        ret = cw.status;
+    }
+    pthread_cond_destroy(&cw.cv);
+    pthread_mutex_destroy(&cw.mu);
+    if (ret == 0) {
+        *out = cw.conn;
+    } else if (err && errlen) {
+        snprintf(err, errlen, "%s", clink_strerror(ret));
+    }
+    return ret;
+}
+
+/* ---- connections ---- */
+
+uint64_t clink_conn_id(const struct clink_conn *conn)
+{
+    return conn ? conn->id : 0;
+}
+
+void clink_conn_close(struct clink_conn *conn)
+{
+    if (conn == NULL) {
+        return;
+    }
+    if (clink__current_worker == conn->w) {
+        clink__conn_begin_close(conn, 0);
+        clink__conn_put(conn);
+        return;
+    }
+    int expected = 0;
+    if (atomic_compare_exchange_strong(&conn->close_posted, &expected, 1)) {
+        /* The application's reference travels with the message. */
+        if (clink__worker_post(conn->w, &conn->close_msg) == 0) {
+            return;
+        }
+    }
+    /* Inbox full or worker gone: the worker closes it at shutdown; drop our reference. */
+    clink__conn_put(conn);
+}
+
+static void status_on_worker(struct clink_worker *w, void *arg)
+{
+    (void)w;
+    void **a = arg;
+    clink__conn_fill_status(a[0], a[1]);
+}
+
+int clink_conn_status(struct clink_conn *conn, struct clink_conn_status *out)
+{
+    if (conn == NULL || out == NULL) {
+        return -CLINK_EINVAL;
+    }
+    if (clink__current_worker == conn->w) {
+        clink__conn_fill_status(conn, out);
+        return 0;
+    }
+    void *arg[2] = {conn, out};
+    int ret = clink__worker_run_sync(conn->w, status_on_worker, arg);
+    if (ret == -CLINK_ESHUTDOWN) {
+        /* The worker is gone, so nobody writes the conn any more: its closed state is final. */
+        clink__conn_fill_status(conn, out);
+        return 0;
+    }
+    return ret;
+}
+
+/* ---- calls ---- */
+
+static int start(struct clink_conn *conn, struct clink_call *call, int ping)
+{
+    if (conn == NULL || call == NULL || call->cb == NULL || (call->iovcnt > 0 && call->iov == NULL)) {
+        return -CLINK_EINVAL;
+    }
+    if (!ping && call->method > CLINK_METHOD_MAX_USER) {
+        return -CLINK_EINVAL;
+    }
+    call->priv.conn = conn;
+    call->priv.ping = ping;
+    call->priv.next = NULL;
+    call->priv.state = 0;
+    call->priv.id = atomic_fetch_add_explicit(&conn->next_call_id, 1, memory_order_relaxed);
+    if (clink__current_worker == conn->w) {
+        int ret = clink__conn_check_call(conn, call);
+        if (ret < 0) {
+            return ret;
+        }
+        clink__conn_start_call(conn, call);
+        return 0;
+    }
+    if (!atomic_load(&conn->open)) {
+        return atomic_load(&conn->node->stopping) ? -CLINK_ESHUTDOWN : -CLINK_ECLOSED;
+    }
+    atomic_fetch_add(&conn->refs, 1); /* held by the message until the worker takes it */
+    int ret = clink__worker_post(conn->w, (void *)((uintptr_t)call | CLINK_MSG_CALL_TAG));
+    if (ret < 0) {
+        clink__conn_put(conn);
+    }
+    return ret;
+}
+
+int clink_call_start(struct clink_conn *conn, struct clink_call *call)
+{
+    return start(conn, call, 0);
+}
+
+int clink_conn_ping(struct clink_conn *conn, struct clink_call *call)
+{
+    return start(conn, call, 1);
+}
+
+int clink_call_cancel(struct clink_call *call)
+{
+    if (call == NULL || call->priv.conn == NULL) {
+        return -CLINK_EINVAL;
+    }
+    struct clink_conn *conn = call->priv.conn;
+    if (clink__current_worker == conn->w) {
+        clink__conn_cancel_call(conn, call->priv.id);
+        return 0;
+    }
+    struct clink__msg_cancel *m = malloc(sizeof(*m));
+    if (m == NULL) {
+        return -CLINK_ENOMEM;
+    }
+    m->hdr.kind = MSG_CANCEL;
+    m->conn = conn;
+    m->id = call->priv.id;
+    atomic_fetch_add(&conn->refs, 1);
+    int ret = clink__worker_post(conn->w, m);
+    if (ret < 0) {
+        clink__conn_put(conn);
+        free(m);
+    }
+    return ret;
+}
+
+void clink_msg_free(struct clink_msg *msg)
+{
+    if (msg != NULL) {
+        free(msg->data);
+        msg->data = NULL;
+        msg->len = 0;
+    }
+}
+
+struct sync_call {
+    struct clink_call call;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int done, status;
+    struct clink_msg resp;
+};
+
+static void sync_call_cb(struct clink_call *call, int status, const uint8_t *resp, size_t len)
+{
+    struct sync_call *sc = (struct sync_call *)call;
+    uint8_t *copy = NULL;
+    if (len > 0) {
+        copy = malloc(len);
+        if (copy == NULL) {
+            status = -CLINK_ENOMEM;
+        } else {
+            memcpy(copy, resp, len);
+        }
+    }
+    pthread_mutex_lock(&sc->mu);
+    sc->status = status;
+    sc->resp.data = copy;
+    sc->resp.len = copy ? len : 0;
+    sc->done = 1;
+    pthread_cond_signal(&sc->cv);
+    pthread_mutex_unlock(&sc->mu);
+}
+
+int clink_call_sync(struct clink_conn *conn, uint16_t method, const void *req, size_t len, uint32_t timeout_ms,
+                    struct clink_msg *resp)
+{
+    if (resp == NULL || clink__current_worker != NULL || (len > 0 && req == NULL)) {
+        return -CLINK_EINVAL;
+    }
+    resp->data = NULL;
+    resp->len = 0;
+    struct iovec iov = {.iov_base = (void *)(uintptr_t)req, .iov_len = len};
+    struct sync_call sc = {
+        .call = {.method = method, .iov = &iov, .iovcnt = len ? 1 : 0, .timeout_ms = timeout_ms, .cb = sync_call_cb},
+    };
+    pthread_mutex_init(&sc.mu, NULL);
+    pthread_cond_init(&sc.cv, NULL);
+    int ret = clink_call_start(conn, &sc.call);
+    if (ret == 0) {
+        pthread_mutex_lock(&sc.mu);
+        while (!sc.done) {
+            pthread_cond_wait(&sc.cv, &sc.mu);
+        }
+        pthread_mutex_unlock(&sc.mu);
+        ret = sc.status;
+        *resp = sc.resp;
+    }
+    pthread_cond_destroy(&sc.cv);
+    pthread_mutex_destroy(&sc.mu);
+    return ret;
+}

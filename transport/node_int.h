@@ -1,0 +1,300 @@
+/*
+ * Internals shared by node.c, worker.c and conn.c: the node, its workers,
+ * their inboxes, and connections.
+ *
+ * Ownership: a connection belongs to one worker, and only that worker's
+ * thread touches its I/O state. Other threads see a connection only through
+ * its atomics (refs, open) and by posting messages to the owning worker.
+ */
+#ifndef CLINK_TRANSPORT_NODE_INT_H
+#define CLINK_TRANSPORT_NODE_INT_H
+
+#include <ck_ring.h>
+#include <liburing.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <sys/socket.h>
+
+#include "clink/transport.h"
+#include "common/bytes.h"
+#include "common/log_int.h"
+#include "transport/idmap.h"
+#include "transport/timer.h"
+#include "transport/tls.h"
+
+#if defined(__SANITIZE_THREAD__)
+/* ck's inline atomics are invisible to TSan: state the hand-off explicitly. */
+void __tsan_acquire(void *addr);
+void __tsan_release(void *addr);
+#define CLINK_TSAN_RELEASE(p) __tsan_release(p)
+#define CLINK_TSAN_ACQUIRE(p) __tsan_acquire(p)
+#else
+#define CLINK_TSAN_RELEASE(p) ((void)(p))
+#define CLINK_TSAN_ACQUIRE(p) ((void)(p))
+#endif
+
+struct clink_worker;
+
+/* ---- io_uring user_data: a pointer (64-byte aligned) with the op in its low bits ---- */
+enum clink__op {
+    OP_RECV = 1,
+    OP_SEND,
+    OP_CONNECT,
+    OP_SHUTDOWN,
+    OP_CLOSE,
+    OP_ACCEPT,   /* ptr: worker */
+    OP_EVENTFD,  /* ptr: worker */
+    OP_MSG_WAKE, /* arrives on the target ring; ptr: target worker */
+    OP_MSG_SENT, /* the sender's own completion of a msg_ring; ptr: sending worker */
+    OP_CANCEL,   /* ptr: worker */
+};
+#define CLINK_OP_MASK 0x3fULL
+
+/* ---- timers ---- */
+enum clink__timer_kind {
+    TIMER_CALL = 1,   /* owner: struct clink_call (priv.timer) */
+    TIMER_HANDSHAKE,  /* owner: struct clink_conn (hs_timer) */
+    TIMER_DRAIN,      /* owner: struct clink_worker (drain_timer) */
+};
+
+/* ---- inbox messages ---- */
+enum clink__msg_kind {
+    MSG_CALL = 1,
+    MSG_CANCEL,
+    MSG_CONNECT,
+    MSG_ADOPT,
+    MSG_SYNC,
+    MSG_STOP,
+    MSG_CLOSE,
+};
+
+/* Header of every inbox message (calls carry one in their conn's call slot). */
+struct clink__msg {
+    int kind;
+};
+
+/* A struct clink_call posted to an inbox is tagged with this low bit. */
+#define CLINK_MSG_CALL_TAG 1u
+
+struct clink__msg_cancel {
+    struct clink__msg hdr;
+    struct clink_conn *conn;
+    uint64_t id;
+};
+
+struct clink__msg_connect {
+    struct clink__msg hdr;
+    struct clink_connect_opts opts;
+    char host[64];
+    char name[256];
+    clink_connect_cb cb;
+    void *user;
+};
+
+struct clink__msg_adopt {
+    struct clink__msg hdr;
+    int fd;
+};
+
+/* Runs fn on the worker and signals the waiting thread. */
+struct clink__msg_sync {
+    struct clink__msg hdr;
+    void (*fn)(struct clink_worker *w, void *arg);
+    void *arg;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int done;
+};
+
+struct clink__msg_stop {
+    struct clink__msg hdr;
+    uint32_t drain_ms;
+};
+
+struct clink__msg_close {
+    struct clink__msg hdr;
+    struct clink_conn *conn;
+};
+
+/* ---- per-worker counters: one writer (the worker), relaxed atomics so readers are race-free ---- */
+struct clink__stats {
+    _Atomic uint64_t conns_accepted, conns_dialed, conns_open, conns_refused;
+    _Atomic uint64_t handshakes_ok, handshakes_failed;
+    _Atomic uint64_t calls_started, calls_ok, calls_failed;
+    _Atomic uint64_t requests_handled;
+    _Atomic uint64_t bytes_in, bytes_out, bytes_copied;
+    _Atomic uint64_t inbox_full, protocol_errors;
+};
+#define STAT_ADD(w, field, n)                                                                                          \
+    atomic_store_explicit(&(w)->stats.field, atomic_load_explicit(&(w)->stats.field, memory_order_relaxed) + (n),     \
+                          memory_order_relaxed)
+/* inbox_full is bumped by other threads too */
+#define STAT_ADD_SHARED(w, field, n) atomic_fetch_add_explicit(&(w)->stats.field, (n), memory_order_relaxed)
+
+/* ---- connection ---- */
+enum clink__conn_state {
+    CS_CONNECTING = 1, /* client: connect in flight */
+    CS_OPENING,        /* server: classifying the client; client: skipping the greeting */
+    CS_HANDSHAKE,      /* TLS handshake */
+    CS_HELLO,          /* waiting for the peer's HELLO */
+    CS_OPEN,
+    CS_DRAINING,       /* GOAWAY sent or received: finishing what is in flight */
+    CS_CLOSING,        /* sending what is left (close_notify), then shutdown + close */
+    CS_CLOSED,
+};
+
+struct clink_req {
+    struct clink_conn *conn; /* NULL once the connection is gone */
+    struct clink_worker *w;
+    struct clink_req *next, *prev;
+    uint64_t id;
+    uint16_t method;
+    const uint8_t *data;
+    size_t len;
+};
+
+struct clink_conn {
+    struct clink_worker *w;
+    struct clink_node *node;
+    uint64_t id;
+    int fd;
+    int state;
+    int is_server;
+    enum clink_conn_mode mode;
+    atomic_int refs;            /* the worker's (until CLOSED) + the application's + queued messages' */
+    atomic_int open;            /* 1 while calls may start; read by application threads */
+    atomic_int close_posted;    /* clink_conn_close posted its message */
+    _Atomic uint64_t next_call_id;
+
+    /* I/O: at most one recv and one send in flight; tx fills while txf is on the wire. */
+    struct clink__bytes rx;     /* received bytes (ciphertext with TLS) */
+    struct clink__bytes prx;    /* decrypted plaintext (TLS only) */
+    struct clink__bytes ptx;    /* plaintext staged for encryption (TLS only) */
+    struct clink__bytes tx;     /* bytes to send next */
+    struct clink__bytes txf;    /* bytes being sent */
+    int recv_armed, send_armed, shutdown_done;
+    unsigned ops;               /* SQEs in flight that name this conn */
+    int exact;                  /* read exactly `want` bytes: opening and handshake */
+    size_t want;
+    size_t greet_left;          /* client: greeting bytes still to skip */
+    int greet_hdr_done;
+
+    int has_tls;
+    struct clink__tls tls;
+
+    /* calls (ours) and requests (the peer's) */
+    struct clink__idmap calls;
+    struct clink_call *pend_head, *pend_tail; /* waiting for write-buffer room */
+    struct clink_req *reqs;
+    uint32_t nreqs;
+    uint64_t last_peer_id;
+    uint32_t peer_max_frame;
+    uint16_t version;
+    int goaway_sent, goaway_recv;
+
+    struct clink__timer hs_timer;
+    struct sockaddr_storage peer;
+    char peer_str[64];
+
+    clink_connect_cb connect_cb;
+    void *connect_user;
+    char expected_name[256];
+
+    struct clink__msg_close close_msg;
+
+    /* status kept after close */
+    struct clink_conn_status cache;
+    uint64_t bytes_in, bytes_out, frames_in, frames_out;
+    int err;
+    char errtext[256];
+
+    struct clink_conn *next, *prev; /* worker's list */
+    struct clink_conn *dirty_next;
+    int dirty;
+} __attribute__((aligned(64)));
+
+/* ---- worker ---- */
+struct clink_worker {
+    struct clink_node *node;
+    unsigned idx;
+    pthread_t thread;
+    struct io_uring ring;
+    int ring_fd;
+    int efd;
+    uint64_t efd_val;
+
+    ck_ring_t inbox;
+    ck_ring_buffer_t *inbox_buf;
+    atomic_int sleeping;     /* the worker is (about to be) blocked in io_uring_enter */
+    atomic_int wake_pending; /* a wake-up was sent and not yet seen */
+    atomic_int producers;    /* threads between "check exited" and "enqueue done" */
+    atomic_int exited;       /* the loop ended: no more messages are taken */
+
+    struct clink__timers timers;
+    struct clink_conn *conns;
+    unsigned nconns;
+    struct clink_conn *dirty;
+    struct clink_req *free_reqs;
+
+    int stopping;
+    struct clink__timer drain_timer;
+    int listen_fd;
+    int accept_armed;
+    unsigned rr;
+
+    struct clink_features feat;
+    struct clink__stats stats;
+} __attribute__((aligned(64)));
+
+struct clink_handler {
+    clink_handler_fn fn;
+    void *user;
+};
+
+struct clink_node {
+    struct clink_node_opts opts;
+    struct clink__logger log;
+    struct clink_tls_ctx *tls;
+    struct clink_handler *handlers; /* indexed by method, 65536 entries */
+    unsigned nworkers;
+    struct clink_worker *workers;
+    int listen_fd;
+    uint16_t port;
+    atomic_int started, stopping;
+    _Atomic uint64_t next_conn_id;
+    atomic_uint next_worker;
+    int ktls_ulp;
+    pthread_barrier_t ready;
+    int start_err;
+};
+
+extern _Thread_local struct clink_worker *clink__current_worker;
+
+/* worker.c */
+int clink__worker_start(struct clink_worker *w);
+/* Post a message to w's inbox and wake it. Returns 0, -CLINK_EAGAIN (full) or -CLINK_ESHUTDOWN. */
+int clink__worker_post(struct clink_worker *w, void *msg);
+/* Run fn on w and wait for it (application threads only). */
+int clink__worker_run_sync(struct clink_worker *w, void (*fn)(struct clink_worker *, void *), void *arg);
+struct io_uring_sqe *clink__sqe(struct clink_worker *w);
+void clink__mark_dirty(struct clink_conn *c);
+
+/* conn.c */
+void clink__conn_adopt(struct clink_worker *w, int fd);
+void clink__conn_dial(struct clink_worker *w, struct clink__msg_connect *m);
+void clink__conn_complete(struct clink_worker *w, struct clink_conn *c, int op, int res);
+void clink__conn_flush(struct clink_conn *c);
+void clink__conn_start_call(struct clink_conn *c, struct clink_call *call);
+void clink__conn_cancel_call(struct clink_conn *c, uint64_t id);
+void clink__conn_begin_close(struct clink_conn *c, int err);
+void clink__conn_timer(struct clink_worker *w, struct clink__timer *t);
+void clink__conn_put(struct clink_conn *c);
+void clink__conn_fill_status(struct clink_conn *c, struct clink_conn_status *st);
+void clink__call_finish(struct clink_worker *w, struct clink_call *call, int status, const uint8_t *p, size_t n);
+/* Validate and stage a call started on its owner worker. Returns 0 or a negative error (no callback). */
+int clink__conn_check_call(struct clink_conn *c, struct clink_call *call);
+
+#define CLINK_CONN_LOG(c, lvl, ...) CLINK_LOG(&(c)->node->log, (lvl), "transport", (c)->id, __VA_ARGS__)
+
+#endif

@@ -1,0 +1,314 @@
+#include "transport/tls.h"
+
+#include <arpa/inet.h>
+#include <openssl/err.h>
+#include <openssl/x509v3.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "clink/error.h"
+
+/* ---- the custom BIO: reads from t->in, writes to t->out ---- */
+
+static BIO_METHOD *bio_method;
+static int ex_index = -1;
+static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+static int bio_read(BIO *b, char *dst, int len)
+{
+    struct clink__tls *t = BIO_get_data(b);
+    size_t avail = clink__bytes_len(t->in);
+
+    BIO_clear_retry_flags(b);
+    if (avail == 0) {
+        t->want = (size_t)len;
+        BIO_set_retry_read(b);
+        return -1;
+    }
+    size_t n = avail < (size_t)len ? avail : (size_t)len;
+    memcpy(dst, clink__bytes_data(t->in), n);
+    clink__bytes_consume(t->in, n);
+    t->want = 0;
+    return (int)n;
+}
+
+static int bio_write(BIO *b, const char *src, int len)
+{
+    struct clink__tls *t = BIO_get_data(b);
+
+    BIO_clear_retry_flags(b);
+    if (clink__bytes_append(t->out, src, (size_t)len) < 0) {
+        return -1;
+    }
+    return len;
+}
+
+static long bio_ctrl(BIO *b, int cmd, long num, void *ptr)
+{
+    (void)b;
+    (void)num;
+    (void)ptr;
+    /* Flush succeeds (the worker sends `out`); everything else, kTLS ctrls included, is unsupported. */
+    return cmd == BIO_CTRL_FLUSH ? 1 : 0;
+}
+
+static int bio_create(BIO *b)
+{
+    BIO_set_init(b, 1);
+    return 1;
+}
+
+static void init_once(void)
+{
+    BIO_METHOD *m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "clink");
+    if (m != NULL) {
+        BIO_meth_set_read(m, bio_read);
+        BIO_meth_set_write(m, bio_write);
+        BIO_meth_set_ctrl(m, bio_ctrl);
+        BIO_meth_set_create(m, bio_create);
+    }
+    bio_method = m;
+    ex_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+}
+
+/* ---- record accounting ---- */
+
+static void keylog_cb(const SSL *ssl, const char *line)
+{
+    struct clink__tls *t = SSL_get_ex_data(ssl, ex_index);
+    if (t == NULL) {
+        return;
+    }
+    /* The secret itself is not kept here; OpenSSL wipes the line. */
+    int client_dir = strncmp(line, "CLIENT_TRAFFIC_SECRET_0 ", 24) == 0;
+    int server_dir = strncmp(line, "SERVER_TRAFFIC_SECRET_0 ", 24) == 0;
+    if (client_dir || server_dir) {
+        int ours = t->is_server ? server_dir : client_dir;
+        if (ours) {
+            t->app_out = 1;
+            t->rec_out = 0;
+        } else {
+            t->app_in = 1;
+            t->rec_in = 0;
+        }
+    }
+}
+
+static void msg_cb(int write_p, int version, int content_type, const void *buf, size_t len, SSL *ssl, void *arg)
+{
+    (void)version;
+    (void)buf;
+    (void)len;
+    (void)ssl;
+    struct clink__tls *t = arg;
+    if (content_type != SSL3_RT_HEADER) {
+        return;
+    }
+    if (write_p && t->app_out) {
+        t->rec_out++;
+    } else if (!write_p && t->app_in) {
+        t->rec_in++;
+    }
+}
+
+void clink__tls_prepare_ctx(SSL_CTX *ctx)
+{
+    pthread_once(&once, init_once);
+    SSL_CTX_set_keylog_callback(ctx, keylog_cb);
+}
+
+/* ---- errors ---- */
+
+static int fail(struct clink__tls *t, int code, const char *what)
+{
+    unsigned long e = ERR_get_error();
+    char ebuf[160] = "";
+    if (e != 0) {
+        ERR_error_string_n(e, ebuf, sizeof(ebuf));
+    }
+    long v = SSL_get_verify_result(t->ssl);
+    if (v != X509_V_OK) {
+        snprintf(t->err, sizeof(t->err), "%s: certificate verify failed: %s", what, X509_verify_cert_error_string(v));
+        code = -CLINK_EVERIFY;
+    } else if (ERR_GET_REASON(e) == SSL_R_TLSV1_ALERT_NO_APPLICATION_PROTOCOL ||
+               ERR_GET_REASON(e) == SSL_R_NO_APPLICATION_PROTOCOL) {
+        snprintf(t->err, sizeof(t->err), "%s: %s", what, ebuf);
+        code = -CLINK_EALPN;
+    } else if (ERR_GET_REASON(e) >= SSL_AD_REASON_OFFSET + 40 && ERR_GET_REASON(e) < SSL_AD_REASON_OFFSET + 60 &&
+               ERR_GET_REASON(e) != SSL_R_TLSV1_ALERT_NO_APPLICATION_PROTOCOL) {
+        /* The peer sent a certificate alert (bad_certificate, unknown_ca, ...): it refused our certificate. */
+        snprintf(t->err, sizeof(t->err), "%s: peer rejected our certificate: %s", what, ebuf);
+        code = -CLINK_EVERIFY;
+    } else {
+        snprintf(t->err, sizeof(t->err), "%s: %s", what, e ? ebuf : "unexpected end of stream");
+    }
+    ERR_clear_error();
+    return code;
+}
+
+/* ---- API ---- */
+
+int clink__tls_init(struct clink__tls *t, SSL_CTX *ctx, int is_server, const char *expected_name,
+                    struct clink__bytes *in, struct clink__bytes *out)
+{
+    pthread_once(&once, init_once);
+    memset(t, 0, sizeof(*t));
+    t->in = in;
+    t->out = out;
+    t->is_server = is_server;
+    if (bio_method == NULL) {
+        return -CLINK_ENOMEM;
+    }
+    ERR_clear_error();
+    t->ssl = SSL_new(ctx);
+    BIO *bio = BIO_new(bio_method);
+    if (t->ssl == NULL || bio == NULL) {
+        BIO_free(bio);
+        return -CLINK_ENOMEM;
+    }
+    BIO_set_data(bio, t);
+    SSL_set_bio(t->ssl, bio, bio);
+    SSL_set_ex_data(t->ssl, ex_index, t);
+    SSL_set_msg_callback(t->ssl, msg_cb);
+    SSL_set_msg_callback_arg(t->ssl, t);
+    if (is_server) {
+        SSL_set_accept_state(t->ssl);
+        return 0;
+    }
+    SSL_set_connect_state(t->ssl);
+    if (expected_name == NULL || expected_name[0] == '\0') {
+        return -CLINK_EINVAL;
+    }
+    unsigned char ip[16];
+    if (inet_pton(AF_INET, expected_name, ip) == 1 || inet_pton(AF_INET6, expected_name, ip) == 1) {
+        if (X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(t->ssl), expected_name) != 1) {
+            return -CLINK_EINVAL;
+        }
+    } else {
+        /* SNI only for DNS names (RFC 6066 forbids IP literals). */
+        if (SSL_set1_host(t->ssl, expected_name) != 1 || SSL_set_tlsext_host_name(t->ssl, expected_name) != 1) {
+            return -CLINK_EINVAL;
+        }
+    }
+    return 0;
+}
+
+int clink__tls_handshake(struct clink__tls *t)
+{
+    ERR_clear_error();
+    int r = SSL_do_handshake(t->ssl);
+    if (r == 1) {
+        if (!t->is_server) {
+            const unsigned char *p = NULL;
+            unsigned int n = 0;
+            SSL_get0_alpn_selected(t->ssl, &p, &n);
+            if (n != strlen(CLINK_ALPN) || memcmp(p, CLINK_ALPN, n) != 0) {
+                snprintf(t->err, sizeof(t->err), "TLS handshake: server did not select ALPN %s", CLINK_ALPN);
+                return -CLINK_EALPN;
+            }
+        }
+        return 1;
+    }
+    int e = SSL_get_error(t->ssl, r);
+    if (e == SSL_ERROR_WANT_READ) {
+        return 0;
+    }
+    return fail(t, -CLINK_ETLS, "TLS handshake");
+}
+
+int clink__tls_read(struct clink__tls *t, uint8_t *dst, size_t cap)
+{
+    size_t n = 0;
+    ERR_clear_error();
+    if (SSL_read_ex(t->ssl, dst, cap, &n) == 1) {
+        return (int)n;
+    }
+    int e = SSL_get_error(t->ssl, 0);
+    switch (e) {
+    case SSL_ERROR_WANT_READ:
+        return 0;
+    case SSL_ERROR_ZERO_RETURN:
+        t->orderly = 1;
+        return -CLINK_ECLOSED;
+    case SSL_ERROR_SYSCALL:
+        /* errno 0 with SYSCALL is EOF (nginx, redis do the same); our BIO never ends, so this is unexpected. */
+        snprintf(t->err, sizeof(t->err), "TLS read: unexpected end of stream");
+        ERR_clear_error();
+        return -CLINK_ETLS;
+    default:
+        return fail(t, -CLINK_ETLS, "TLS read");
+    }
+}
+
+int clink__tls_write(struct clink__tls *t, const void *src, size_t n)
+{
+    size_t done = 0;
+    ERR_clear_error();
+    /* Our BIO accepts every byte, so SSL_write never stops half way. */
+    if (n == 0 || SSL_write_ex(t->ssl, src, n, &done) == 1) {
+        return 0;
+    }
+    return fail(t, -CLINK_ETLS, "TLS write");
+}
+
+void clink__tls_close_notify(struct clink__tls *t)
+{
+    ERR_clear_error();
+    CLINK_IGNORE(SSL_shutdown(t->ssl) < 0); /* writes close_notify into out; the peer's arrives later or not */
+    ERR_clear_error();
+}
+
+static void name_rfc2253(const X509_NAME *name, char *dst, size_t cap)
+{
+    BIO *m = BIO_new(BIO_s_mem());
+    dst[0] = '\0';
+    if (m == NULL) {
+        return;
+    }
+    if (X509_NAME_print_ex(m, name, 0, XN_FLAG_RFC2253) >= 0) {
+        int n = BIO_read(m, dst, (int)cap - 1);
+        dst[n > 0 ? n : 0] = '\0';
+    }
+    BIO_free(m);
+}
+
+void clink__tls_status(const struct clink__tls *t, struct clink_conn_status *st)
+{
+    const SSL_CIPHER *c = SSL_get_current_cipher(t->ssl);
+    snprintf(st->tls_version, sizeof(st->tls_version), "%s", SSL_get_version(t->ssl));
+    snprintf(st->cipher, sizeof(st->cipher), "%s", c ? SSL_CIPHER_get_name(c) : "");
+    const unsigned char *p = NULL;
+    unsigned int n = 0;
+    SSL_get0_alpn_selected(t->ssl, &p, &n);
+    snprintf(st->alpn, sizeof(st->alpn), "%.*s", (int)n, p ? (const char *)p : "");
+    st->resumed = SSL_session_reused(t->ssl);
+    st->records_in = t->rec_in;
+    st->records_out = t->rec_out;
+    X509 *peer = SSL_get0_peer_certificate(t->ssl);
+    if (peer != NULL) {
+        name_rfc2253(X509_get_subject_name(peer), st->peer_subject, sizeof(st->peer_subject));
+        name_rfc2253(X509_get_issuer_name(peer), st->peer_issuer, sizeof(st->peer_issuer));
+        const ASN1_TIME *na = X509_get0_notAfter(peer);
+        struct tm tm;
+        if (ASN1_TIME_to_tm(na, &tm) == 1) {
+            st->peer_not_after = (int64_t)timegm(&tm);
+        }
+    }
+}
+
+void clink__tls_free(struct clink__tls *t)
+{
+    if (t->ssl == NULL) {
+        return;
+    }
+    /*
+     * OpenSSL marks a session non-resumable when an SSL is freed without
+     * being shut down; after an orderly close, say it was.
+     */
+    if (t->orderly) {
+        SSL_set_shutdown(t->ssl, SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
+    }
+    SSL_free(t->ssl);
+    t->ssl = NULL;
+}

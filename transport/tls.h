@@ -1,0 +1,60 @@
+/*
+ * One connection's TLS state machine over a custom BIO: bytes in, bytes out.
+ * It knows no sockets and no io_uring: the worker appends received
+ * ciphertext to `in` and sends whatever appears in `out`.
+ *
+ * During the handshake the BIO records how many bytes OpenSSL asked for when
+ * `in` ran dry (`want`), so the worker can read exactly that much and never
+ * past a record boundary: the kTLS hand-off depends on it (ktls-notes.md 2.4).
+ * Records are counted per direction from the moment each direction switches
+ * to the application traffic keys (the key-log event), for the same reason.
+ */
+#ifndef CLINK_TRANSPORT_TLS_H
+#define CLINK_TRANSPORT_TLS_H
+
+#include <openssl/ssl.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "clink/transport.h"
+#include "common/bytes.h"
+
+struct clink__tls {
+    SSL *ssl;
+    struct clink__bytes *in;  /* ciphertext received, not yet consumed by OpenSSL */
+    struct clink__bytes *out; /* ciphertext produced, not yet sent */
+    size_t want;              /* bytes OpenSSL last asked for when `in` was empty */
+    int is_server;
+    int app_in, app_out;      /* direction runs under application keys */
+    uint64_t rec_in, rec_out; /* records since that switch */
+    int orderly;              /* close_notify exchanged: the session may be resumed */
+    char err[256];
+};
+
+/* Install the key-log hook on an SSL_CTX (idempotent). */
+void clink__tls_prepare_ctx(SSL_CTX *ctx);
+
+/* expected_name: DNS name or IP literal the peer's certificate must match (client side). */
+int clink__tls_init(struct clink__tls *t, SSL_CTX *ctx, int is_server, const char *expected_name,
+                    struct clink__bytes *in, struct clink__bytes *out);
+
+/* Returns 1 done, 0 needs more input, or a negative error (t->err says why). */
+int clink__tls_handshake(struct clink__tls *t);
+
+/*
+ * Decrypt into dst. Returns bytes (> 0), 0 if more input is needed,
+ * -CLINK_ECLOSED on close_notify, or a negative error.
+ */
+int clink__tls_read(struct clink__tls *t, uint8_t *dst, size_t cap);
+
+/* Encrypt src into out. Returns 0 or a negative error. */
+int clink__tls_write(struct clink__tls *t, const void *src, size_t n);
+
+/* Queue close_notify into out. */
+void clink__tls_close_notify(struct clink__tls *t);
+
+void clink__tls_status(const struct clink__tls *t, struct clink_conn_status *st);
+
+void clink__tls_free(struct clink__tls *t);
+
+#endif

@@ -1,0 +1,475 @@
+/*
+ * A worker: one thread, one io_uring, one inbox. The loop waits in io_uring
+ * until a completion, a wake-up or the earliest deadline, then handles every
+ * completion in the batch, the inbox, expired timers, and finally flushes
+ * each connection that has something to send (one send per connection per
+ * iteration, so many small frames share one syscall-free send).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "transport/node_int.h"
+
+_Thread_local struct clink_worker *clink__current_worker;
+
+#define CQ_ENTRIES_FACTOR 8
+#define SQ_ENTRIES 1024
+
+struct io_uring_sqe *clink__sqe(struct clink_worker *w)
+{
+    struct io_uring_sqe *sqe = io_uring_get_sqe(&w->ring);
+    if (sqe == NULL) {
+        /* SQ full: push what is queued to the kernel and take a fresh slot. */
+        CLINK_IGNORE(io_uring_submit(&w->ring) < 0);
+        sqe = io_uring_get_sqe(&w->ring);
+    }
+    return sqe;
+}
+
+static void *tag(void *p, enum clink__op op)
+{
+    return (void *)((uintptr_t)p | (uintptr_t)op);
+}
+
+static int ring_setup(struct clink_worker *w)
+{
+    struct io_uring_params p;
+    /*
+     * Prefer SINGLE_ISSUER|DEFER_TASKRUN (completion work runs only when this
+     * thread enters the ring: no IPIs, better batching); older kernels refuse
+     * with EINVAL, then COOP_TASKRUN, then nothing.
+     */
+    const unsigned tries[] = {
+        IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN,
+        IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG,
+        0,
+    };
+    int ret = -EINVAL;
+    for (size_t i = 0; i < sizeof(tries) / sizeof(tries[0]); i++) {
+        memset(&p, 0, sizeof(p));
+        p.flags = tries[i] | IORING_SETUP_CQSIZE | IORING_SETUP_SUBMIT_ALL;
+        p.cq_entries = SQ_ENTRIES * CQ_ENTRIES_FACTOR;
+        ret = io_uring_queue_init_params(SQ_ENTRIES, &w->ring, &p);
+        if (ret == 0) {
+            w->feat.single_issuer = (tries[i] & IORING_SETUP_SINGLE_ISSUER) != 0;
+            w->feat.defer_taskrun = (tries[i] & IORING_SETUP_DEFER_TASKRUN) != 0;
+            break;
+        }
+        if (ret != -EINVAL) {
+            return ret;
+        }
+    }
+    if (ret < 0) {
+        return ret;
+    }
+    w->ring_fd = w->ring.ring_fd;
+    w->feat.ext_arg = (p.features & IORING_FEAT_EXT_ARG) != 0;
+    struct io_uring_probe *probe = io_uring_get_probe_ring(&w->ring);
+    if (probe != NULL) {
+        w->feat.msg_ring = io_uring_opcode_supported(probe, IORING_OP_MSG_RING);
+        w->feat.multishot_accept = io_uring_opcode_supported(probe, IORING_OP_ACCEPT) && w->feat.ext_arg;
+        io_uring_free_probe(probe);
+    }
+    w->feat.ktls = w->node->ktls_ulp;
+    if (!w->feat.ext_arg) {
+        /* Our deadlines wait with EXT_ARG timeouts (5.11+); older kernels are not supported. */
+        io_uring_queue_exit(&w->ring);
+        return -CLINK_ENOTSUP;
+    }
+    return 0;
+}
+
+static void arm_eventfd(struct clink_worker *w)
+{
+    struct io_uring_sqe *sqe = clink__sqe(w);
+    io_uring_prep_read(sqe, w->efd, &w->efd_val, sizeof(w->efd_val), 0);
+    io_uring_sqe_set_data(sqe, tag(w, OP_EVENTFD));
+}
+
+static void arm_accept(struct clink_worker *w)
+{
+    struct io_uring_sqe *sqe = clink__sqe(w);
+    io_uring_prep_multishot_accept(sqe, w->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+    io_uring_sqe_set_data(sqe, tag(w, OP_ACCEPT));
+    w->accept_armed = 1;
+}
+
+/* ---- wake-ups and the inbox ---- */
+
+static void wake(struct clink_worker *w)
+{
+    /* Only a sleeping worker needs waking, and only once until it wakes. */
+    atomic_thread_fence(memory_order_seq_cst);
+    if (!atomic_load(&w->sleeping) || atomic_exchange(&w->wake_pending, 1)) {
+        return;
+    }
+    struct clink_worker *self = clink__current_worker;
+    if (self != NULL && self != w && self->feat.msg_ring) {
+        /* Worker to worker: a CQE on the target's ring, no syscall of our own. */
+        struct io_uring_sqe *sqe = clink__sqe(self);
+        io_uring_prep_msg_ring(sqe, w->ring_fd, 0, (uint64_t)(uintptr_t)tag(w, OP_MSG_WAKE), 0);
+        io_uring_sqe_set_data(sqe, tag(w, OP_MSG_SENT));
+        return;
+    }
+    uint64_t one = 1;
+    CLINK_IGNORE(write(w->efd, &one, sizeof(one)) < 0); /* an eventfd write only fails on overflow: then it is awake */
+}
+
+int clink__worker_post(struct clink_worker *w, void *msg)
+{
+    /* producers/exited: once the worker has exited, nothing enters its inbox unseen. */
+    atomic_fetch_add(&w->producers, 1);
+    if (atomic_load(&w->exited)) {
+        atomic_fetch_sub(&w->producers, 1);
+        return -CLINK_ESHUTDOWN;
+    }
+    CLINK_TSAN_RELEASE(msg);
+    bool ok = ck_ring_enqueue_mpsc(&w->inbox, w->inbox_buf, msg);
+    if (ok) {
+        wake(w);
+    }
+    atomic_fetch_sub(&w->producers, 1);
+    if (!ok) {
+        STAT_ADD_SHARED(w, inbox_full, 1);
+        return -CLINK_EAGAIN;
+    }
+    return 0;
+}
+
+static void sync_done(struct clink__msg_sync *m)
+{
+    pthread_mutex_lock(&m->mu);
+    m->done = 1;
+    pthread_cond_signal(&m->cv);
+    pthread_mutex_unlock(&m->mu);
+}
+
+int clink__worker_run_sync(struct clink_worker *w, void (*fn)(struct clink_worker *, void *), void *arg)
+{
+    struct clink__msg_sync m = {.hdr.kind = MSG_SYNC, .fn = fn, .arg = arg};
+    pthread_mutex_init(&m.mu, NULL);
+    pthread_cond_init(&m.cv, NULL);
+    int ret = clink__worker_post(w, &m);
+    if (ret == 0) {
+        pthread_mutex_lock(&m.mu);
+        while (!m.done) {
+            pthread_cond_wait(&m.cv, &m.mu);
+        }
+        pthread_mutex_unlock(&m.mu);
+    }
+    pthread_cond_destroy(&m.cv);
+    pthread_mutex_destroy(&m.mu);
+    return ret;
+}
+
+static void begin_stop(struct clink_worker *w, uint32_t drain_ms)
+{
+    if (w->stopping) {
+        return;
+    }
+    w->stopping = 1;
+    if (w->accept_armed) {
+        struct io_uring_sqe *sqe = clink__sqe(w);
+        io_uring_prep_cancel64(sqe, (uint64_t)(uintptr_t)tag(w, OP_ACCEPT), 0);
+        io_uring_sqe_set_data(sqe, tag(w, OP_CANCEL));
+    }
+    for (struct clink_conn *c = w->conns; c != NULL; c = c->next) {
+        clink__conn_begin_close(c, 0);
+    }
+    if (w->nconns > 0) {
+        CLINK_IGNORE(clink__timers_add(&w->timers, &w->drain_timer, clink__now_ns() + (uint64_t)drain_ms * 1000000ull));
+    }
+}
+
+/* `live`: 0 during the final drain after the loop, when nothing may start. */
+static void handle_msg(struct clink_worker *w, struct clink__msg *m, int live)
+{
+    if ((uintptr_t)m & CLINK_MSG_CALL_TAG) {
+        /* A call travels as its own tagged pointer: no allocation per call. */
+        struct clink_call *call = (struct clink_call *)((uintptr_t)m & ~(uintptr_t)CLINK_MSG_CALL_TAG);
+        struct clink_conn *c = call->priv.conn;
+        if (live) {
+            clink__conn_start_call(c, call);
+        } else {
+            clink__call_finish(w, call, -CLINK_ESHUTDOWN, NULL, 0);
+        }
+        clink__conn_put(c);
+        return;
+    }
+    switch (m->kind) {
+    case MSG_CALL:
+        break;
+    case MSG_CANCEL: {
+        struct clink__msg_cancel *cm = (struct clink__msg_cancel *)m;
+        if (live) {
+            clink__conn_cancel_call(cm->conn, cm->id);
+        }
+        clink__conn_put(cm->conn);
+        free(cm);
+        break;
+    }
+    case MSG_CONNECT: {
+        struct clink__msg_connect *cm = (struct clink__msg_connect *)m;
+        if (live && !w->stopping) {
+            clink__conn_dial(w, cm);
+        } else {
+            cm->cb(NULL, -CLINK_ESHUTDOWN, cm->user);
+        }
+        free(cm);
+        break;
+    }
+    case MSG_ADOPT: {
+        struct clink__msg_adopt *am = (struct clink__msg_adopt *)m;
+        if (live && !w->stopping) {
+            clink__conn_adopt(w, am->fd);
+        } else {
+            close(am->fd);
+        }
+        free(am);
+        break;
+    }
+    case MSG_SYNC: {
+        struct clink__msg_sync *sm = (struct clink__msg_sync *)m;
+        sm->fn(w, sm->arg);
+        sync_done(sm);
+        break;
+    }
+    case MSG_STOP:
+        begin_stop(w, ((struct clink__msg_stop *)m)->drain_ms);
+        break;
+    case MSG_CLOSE: {
+        struct clink_conn *c = ((struct clink__msg_close *)m)->conn;
+        if (live) {
+            clink__conn_begin_close(c, 0);
+        }
+        clink__conn_put(c);
+        break;
+    }
+    }
+}
+
+static void drain_inbox(struct clink_worker *w, int live)
+{
+    void *p;
+    while (ck_ring_dequeue_mpsc(&w->inbox, w->inbox_buf, &p)) {
+        CLINK_TSAN_ACQUIRE(p);
+        handle_msg(w, p, live);
+    }
+}
+
+/* ---- completions ---- */
+
+static void on_accept(struct clink_worker *w, struct io_uring_cqe *cqe)
+{
+    if (!(cqe->flags & IORING_CQE_F_MORE)) {
+        w->accept_armed = 0;
+        if (!w->stopping && cqe->res != -ECANCELED) {
+            arm_accept(w);
+        }
+    }
+    if (cqe->res < 0) {
+        if (cqe->res != -ECANCELED) {
+            CLINK_LOG(&w->node->log, CLINK_LOG_WARN, "transport", 0, "accept: %s", clink_strerror(cqe->res));
+        }
+        return;
+    }
+    int fd = cqe->res;
+    if (w->stopping) {
+        close(fd);
+        return;
+    }
+    STAT_ADD(w, conns_accepted, 1);
+    struct clink_node *n = w->node;
+    struct clink_worker *target = &n->workers[w->rr++ % n->nworkers];
+    if (target == w) {
+        clink__conn_adopt(w, fd);
+        return;
+    }
+    struct clink__msg_adopt *m = malloc(sizeof(*m));
+    if (m != NULL) {
+        m->hdr.kind = MSG_ADOPT;
+        m->fd = fd;
+        if (clink__worker_post(target, m) == 0) {
+            return;
+        }
+        free(m);
+    }
+    /* Refuse rather than queue without bound: the peer sees a reset and retries elsewhere. */
+    CLINK_LOG(&n->log, CLINK_LOG_WARN, "transport", 0, "worker %u inbox full: refusing a connection", target->idx);
+    close(fd);
+}
+
+static void handle_cqe(struct clink_worker *w, struct io_uring_cqe *cqe)
+{
+    uintptr_t ud = (uintptr_t)io_uring_cqe_get_data(cqe);
+    int op = (int)(ud & CLINK_OP_MASK);
+    void *ptr = (void *)(ud & ~(uintptr_t)CLINK_OP_MASK);
+
+    switch (op) {
+    case OP_RECV:
+    case OP_SEND:
+    case OP_CONNECT:
+    case OP_SHUTDOWN:
+    case OP_CLOSE:
+        clink__conn_complete(w, ptr, op, cqe->res);
+        break;
+    case OP_ACCEPT:
+        on_accept(w, cqe);
+        break;
+    case OP_EVENTFD:
+        atomic_store(&w->wake_pending, 0);
+        if (cqe->res >= 0 || cqe->res == -EINTR) {
+            arm_eventfd(w);
+        }
+        drain_inbox(w, 1);
+        break;
+    case OP_MSG_WAKE:
+        atomic_store(&w->wake_pending, 0);
+        drain_inbox(w, 1);
+        break;
+    case OP_MSG_SENT:
+        if (cqe->res < 0) {
+            /* The target's CQ was full or the kernel refused: fall back to its eventfd. */
+            struct clink_worker *target = ptr;
+            uint64_t one = 1;
+            CLINK_IGNORE(write(target->efd, &one, sizeof(one)) < 0);
+        }
+        break;
+    case OP_CANCEL:
+        break;
+    default:
+        break;
+    }
+}
+
+static void fire_timers(struct clink_worker *w)
+{
+    uint64_t now = clink__now_ns();
+    struct clink__timer *t;
+    while ((t = clink__timers_min(&w->timers)) != NULL && t->deadline_ns <= now) {
+        clink__timers_del(&w->timers, t);
+        if (t->kind == TIMER_DRAIN) {
+            for (struct clink_conn *c = w->conns; c != NULL; c = c->next) {
+                clink__conn_begin_close(c, -CLINK_ESHUTDOWN);
+            }
+        } else {
+            clink__conn_timer(w, t);
+        }
+    }
+}
+
+static void flush_dirty(struct clink_worker *w)
+{
+    while (w->dirty != NULL) {
+        struct clink_conn *c = w->dirty;
+        w->dirty = c->dirty_next;
+        c->dirty_next = NULL;
+        c->dirty = 0;
+        clink__conn_flush(c);
+    }
+}
+
+void clink__mark_dirty(struct clink_conn *c)
+{
+    if (!c->dirty) {
+        c->dirty = 1;
+        c->dirty_next = c->w->dirty;
+        c->w->dirty = c;
+    }
+}
+
+static void loop(struct clink_worker *w)
+{
+    while (!(w->stopping && w->nconns == 0 && !w->accept_armed)) {
+        struct __kernel_timespec ts, *tsp = NULL;
+        struct clink__timer *t = clink__timers_min(&w->timers);
+        if (t != NULL) {
+            uint64_t now = clink__now_ns();
+            uint64_t d = t->deadline_ns > now ? t->deadline_ns - now : 0;
+            ts.tv_sec = (long long)(d / 1000000000ull);
+            ts.tv_nsec = (long long)(d % 1000000000ull);
+            tsp = &ts;
+        }
+        /* Announce sleep, then look once more: a producer either sees `sleeping` or we see its message. */
+        atomic_store(&w->sleeping, 1);
+        atomic_thread_fence(memory_order_seq_cst);
+        if (ck_ring_size(&w->inbox) > 0) {
+            ts.tv_sec = 0;
+            ts.tv_nsec = 0;
+            tsp = &ts;
+        }
+        struct io_uring_cqe *cqe;
+        int ret = io_uring_submit_and_wait_timeout(&w->ring, &cqe, 1, tsp, NULL);
+        atomic_store(&w->sleeping, 0);
+        if (ret < 0 && ret != -ETIME && ret != -EINTR && ret != -EAGAIN && ret != -EBUSY) {
+            CLINK_LOG(&w->node->log, CLINK_LOG_ERROR, "transport", 0, "worker %u: io_uring wait: %s", w->idx,
+                      clink_strerror(ret));
+        }
+        unsigned head, seen = 0;
+        io_uring_for_each_cqe(&w->ring, head, cqe)
+        {
+            handle_cqe(w, cqe);
+            seen++;
+        }
+        io_uring_cq_advance(&w->ring, seen);
+        drain_inbox(w, 1);
+        fire_timers(w);
+        flush_dirty(w);
+    }
+}
+
+static void *worker_main(void *arg)
+{
+    struct clink_worker *w = arg;
+    struct clink_node *n = w->node;
+    char name[16];
+    snprintf(name, sizeof(name), "clink-w%u", w->idx);
+    pthread_setname_np(pthread_self(), name);
+    clink__current_worker = w;
+
+    /* The ring is created here: with SINGLE_ISSUER it belongs to the thread that made it. */
+    int ret = ring_setup(w);
+    if (ret < 0) {
+        CLINK_LOG(&n->log, CLINK_LOG_ERROR, "transport", 0, "worker %u: io_uring setup: %s", w->idx,
+                  clink_strerror(ret));
+        n->start_err = ret; /* written before the barrier, read after it */
+        atomic_store(&w->exited, 1);
+        pthread_barrier_wait(&n->ready);
+        return NULL;
+    }
+    arm_eventfd(w);
+    if (w->listen_fd >= 0) {
+        arm_accept(w);
+    }
+    pthread_barrier_wait(&n->ready);
+    if (n->start_err < 0) {
+        io_uring_queue_exit(&w->ring);
+        atomic_store(&w->exited, 1);
+        return NULL;
+    }
+
+    loop(w);
+
+    /* Final drain: wait out producers that passed the exited check, then answer what they left. */
+    atomic_store(&w->exited, 1);
+    while (atomic_load(&w->producers) > 0) {
+        sched_yield();
+    }
+    drain_inbox(w, 0);
+    if (w->listen_fd >= 0) {
+        close(w->listen_fd);
+        w->listen_fd = -1;
+    }
+    io_uring_queue_exit(&w->ring);
+    clink__current_worker = NULL;
+    return NULL;
+}
+
+int clink__worker_start(struct clink_worker *w)
+{
+    return -pthread_create(&w->thread, NULL, worker_main, w);
+}
