@@ -111,3 +111,479 @@ Test(transport, hostname_mismatch_is_refused)
     clink_node_free(cli);
     clink_node_free(srv);
 }
+
+/* ---- many calls in flight ---- */
+
+#define HOLD 10
+#define RELEASE 11
+#define TOTAL 10000
+#define NCONN 8
+
+struct held {
+    struct clink_req *req;
+    uint8_t payload[16];
+    size_t len;
+};
+static _Thread_local struct held *held;
+static _Thread_local size_t nheld, capheld;
+static atomic_int server_held;
+
+static void hold(struct clink_req *req, void *user)
+{
+    (void)user;
+    if (nheld == capheld) {
+        capheld = capheld ? capheld * 2 : 1024;
+        held = realloc(held, capheld * sizeof(*held));
+    }
+    size_t n;
+    const uint8_t *p = clink_req_data(req, &n);
+    cr_assert_leq(n, sizeof(held[0].payload));
+    held[nheld].req = req;
+    held[nheld].len = n;
+    memcpy(held[nheld].payload, p, n); /* the payload is only ours during the handler */
+    nheld++;
+    atomic_fetch_add(&server_held, 1);
+}
+
+static void release(struct clink_req *req, void *user)
+{
+    (void)user;
+    for (size_t i = 0; i < nheld; i++) {
+        struct iovec iov = {.iov_base = held[i].payload, .iov_len = held[i].len};
+        cr_assert_eq(clink_req_respond(held[i].req, &iov, 1), 0);
+    }
+    nheld = 0;
+    cr_assert_eq(clink_req_respond(req, NULL, 0), 0);
+}
+
+static void reg_hold(struct clink_node *n)
+{
+    ts_register_echo(n);
+    cr_assert_eq(clink_node_register(n, HOLD, hold, NULL), 0);
+    cr_assert_eq(clink_node_register(n, RELEASE, release, NULL), 0);
+}
+
+struct many {
+    struct clink_call call;
+    struct iovec iov;
+    uint64_t payload[2];
+};
+static atomic_int done_ok, done_bad, done_total;
+
+static void many_cb(struct clink_call *call, int status, const uint8_t *resp, size_t len)
+{
+    struct many *m = (struct many *)call;
+    if (status == 0 && len == sizeof(m->payload) && memcmp(resp, m->payload, len) == 0) {
+        atomic_fetch_add(&done_ok, 1);
+    } else {
+        atomic_fetch_add(&done_bad, 1);
+    }
+    atomic_fetch_add(&done_total, 1);
+}
+
+Test(transport, ten_thousand_calls_in_flight_across_four_workers)
+{
+    struct clink_node *srv = ts_node(tls, 4, 0, reg_hold);
+    struct clink_node *cli = ts_client(tls, 4, 0);
+    struct clink_connect_opts o = dial(srv, "localhost");
+    struct clink_conn *conns[NCONN];
+    for (int i = 0; i < NCONN; i++) {
+        char err[256];
+        cr_assert_eq(clink_connect_sync(cli, &o, &conns[i], err, sizeof(err)), 0, "%s", err);
+    }
+    struct many *calls = calloc(TOTAL, sizeof(*calls));
+
+    for (int i = 0; i < TOTAL; i++) {
+        struct many *m = &calls[i];
+        m->payload[0] = (uint64_t)i;
+        m->payload[1] = (uint64_t)i * 0x9e3779b97f4a7c15ull;
+        m->iov.iov_base = m->payload;
+        m->iov.iov_len = sizeof(m->payload);
+        m->call = (struct clink_call){.method = HOLD, .iov = &m->iov, .iovcnt = 1, .cb = many_cb,
+                                      .timeout_ms = ts_ms(30000)};
+        int ret;
+        while ((ret = clink_call_start(conns[i % NCONN], &m->call)) == -CLINK_EAGAIN) {
+            usleep(100);
+        }
+        cr_assert_eq(ret, 0, "start %d: %s", i, clink_strerror(ret));
+    }
+    /* Every request is now held by the server and none answered: all 10,000 are in flight at once. */
+    for (int spin = 0; atomic_load(&server_held) < TOTAL && spin < 3000; spin++) {
+        usleep(10000);
+    }
+    int peak = atomic_load(&server_held);
+    int answered_before_release = atomic_load(&done_total);
+    struct clink_msg r;
+    for (int i = 0; i < NCONN; i++) {
+        cr_assert_eq(clink_call_sync(conns[i], RELEASE, NULL, 0, ts_ms(10000), &r), 0);
+    }
+    for (int spin = 0; atomic_load(&done_total) < TOTAL && spin < 3000; spin++) {
+        usleep(10000);
+    }
+
+    cr_assert_eq(peak, TOTAL, "server held %d", peak);
+    cr_assert_eq(answered_before_release, 0);
+    cr_assert_eq(atomic_load(&done_ok), TOTAL, "ok %d bad %d", atomic_load(&done_ok), atomic_load(&done_bad));
+    cr_assert_eq(atomic_load(&done_bad), 0);
+    struct clink_node_stats st;
+    clink_node_stats(cli, &st);
+    cr_assert_eq(st.calls_ok, TOTAL + NCONN);
+    for (int i = 0; i < NCONN; i++) {
+        clink_conn_close(conns[i]);
+    }
+    clink_node_free(cli);
+    clink_node_free(srv);
+    free(calls);
+}
+
+/* ---- responses out of order ---- */
+
+static int order[3];
+static atomic_int norder;
+
+static void order_cb(struct clink_call *call, int status, const uint8_t *resp, size_t len)
+{
+    (void)resp;
+    (void)len;
+    cr_assert_eq(status, 0);
+    order[atomic_fetch_add(&norder, 1)] = (int)(intptr_t)call->user;
+}
+
+static void release_reverse(struct clink_req *req, void *user)
+{
+    (void)user;
+    while (nheld > 0) {
+        struct held *h = &held[--nheld];
+        struct iovec iov = {.iov_base = h->payload, .iov_len = h->len};
+        cr_assert_eq(clink_req_respond(h->req, &iov, 1), 0);
+    }
+    cr_assert_eq(clink_req_respond(req, NULL, 0), 0);
+}
+
+static void reg_reverse(struct clink_node *n)
+{
+    cr_assert_eq(clink_node_register(n, HOLD, hold, NULL), 0);
+    cr_assert_eq(clink_node_register(n, RELEASE, release_reverse, NULL), 0);
+}
+
+Test(transport, responses_arrive_out_of_order)
+{
+    struct clink_node *srv = ts_node(tls, 1, 0, reg_reverse);
+    struct clink_node *cli = ts_client(tls, 1, 0);
+    struct clink_connect_opts o = dial(srv, "localhost");
+    struct clink_conn *c;
+    cr_assert_eq(clink_connect_sync(cli, &o, &c, NULL, 0), 0);
+    struct clink_call calls[3];
+    uint8_t b = 0;
+    struct iovec iov = {.iov_base = &b, .iov_len = 1};
+
+    for (int i = 0; i < 3; i++) {
+        calls[i] = (struct clink_call){.method = i < 2 ? HOLD : RELEASE, .iov = &iov, .iovcnt = 1, .cb = order_cb,
+                                       .user = (void *)(intptr_t)i};
+        cr_assert_eq(clink_call_start(c, &calls[i]), 0);
+    }
+    for (int spin = 0; atomic_load(&norder) < 3 && spin < 500; spin++) {
+        usleep(10000);
+    }
+
+    cr_assert_eq(atomic_load(&norder), 3);
+    cr_assert_eq(order[0], 1); /* the second call's answer first */
+    cr_assert_eq(order[1], 0);
+    cr_assert_eq(order[2], 2);
+    clink_conn_close(c);
+    clink_node_free(cli);
+    clink_node_free(srv);
+}
+
+/* ---- hostile or broken peers ---- */
+
+#include <signal.h>
+#include <sys/wait.h>
+
+#include <errno.h>
+
+#include "transport/frame.h"
+#include "transport/timer.h"
+
+static void expect_echo_works(struct clink_node *srv)
+{
+    struct clink_node *cli = ts_client(tls, 1, 0);
+    struct clink_connect_opts o = dial(srv, "localhost");
+    struct clink_conn *c;
+    cr_assert_eq(clink_connect_sync(cli, &o, &c, NULL, 0), 0);
+    struct clink_msg r;
+    cr_assert_eq(clink_call_sync(c, TS_ECHO, "ok", 2, ts_ms(5000), &r), 0);
+    clink_msg_free(&r);
+    clink_conn_close(c);
+    clink_node_free(cli);
+}
+
+static void raw_hello(struct ts_raw *r, uint16_t minv, uint16_t maxv)
+{
+    uint8_t b[CLINK_HELLO_LEN];
+    struct clink_hello h = {.min_version = minv, .max_version = maxv, .max_frame = 1 << 20};
+    clink__hello_encode(b, &h);
+    cr_assert_eq(ts_raw_frame(r, CLINK_FRAME_HELLO, 0, 0, b, sizeof(b), sizeof(b)), 0);
+}
+
+Test(transport, oversized_frame_closes_only_that_connection)
+{
+    struct clink_node *srv = ts_node(tls, 2, 0, ts_register_echo);
+    struct ts_raw r;
+    cr_assert_eq(ts_raw_tls(&r, clink_node_port(srv), &pki), 0);
+    raw_hello(&r, 1, 1);
+    uint8_t hdr[CLINK_FRAME_HDR + CLINK_HELLO_LEN];
+    cr_assert_eq(ts_raw_read(&r, hdr, sizeof(hdr)), (int)sizeof(hdr), "no HELLO back");
+    cr_assert_eq(hdr[0], CLINK_FRAME_HELLO);
+
+    /* 4 MiB + 1 claimed: the server must refuse before reading the body. */
+    cr_assert_eq(ts_raw_frame(&r, CLINK_FRAME_REQUEST, TS_ECHO, 1, NULL, 0, (4u << 20) + 1), 0);
+    uint8_t rest[64];
+    int n = ts_raw_read(&r, rest, sizeof(rest));
+
+    cr_assert_eq(n, 0, "connection should be closed, read %d", n);
+    struct clink_node_stats st;
+    clink_node_stats(srv, &st);
+    cr_assert_eq(st.protocol_errors, 1);
+    expect_echo_works(srv);
+    ts_raw_close(&r);
+    clink_node_free(srv);
+}
+
+Test(transport, malformed_frame_type_closes_connection)
+{
+    struct clink_node *srv = ts_node(tls, 1, 0, ts_register_echo);
+    struct ts_raw r;
+    cr_assert_eq(ts_raw_tls(&r, clink_node_port(srv), &pki), 0);
+    raw_hello(&r, 1, 1);
+    uint8_t hdr[CLINK_FRAME_HDR + CLINK_HELLO_LEN];
+    cr_assert_eq(ts_raw_read(&r, hdr, sizeof(hdr)), (int)sizeof(hdr));
+
+    cr_assert_eq(ts_raw_frame(&r, 99, 0, 1, NULL, 0, 0), 0);
+    uint8_t rest[64];
+    int n = ts_raw_read(&r, rest, sizeof(rest));
+
+    cr_assert_eq(n, 0);
+    expect_echo_works(srv);
+    ts_raw_close(&r);
+    clink_node_free(srv);
+}
+
+Test(transport, protocol_version_mismatch_is_refused_with_error_frame)
+{
+    struct clink_node *srv = ts_node(tls, 1, 0, ts_register_echo);
+    struct ts_raw r;
+    cr_assert_eq(ts_raw_tls(&r, clink_node_port(srv), &pki), 0);
+
+    raw_hello(&r, 7, 9);
+    uint8_t b[CLINK_FRAME_HDR + 256];
+    int n = ts_raw_read(&r, b, sizeof(b));
+
+    cr_assert_gt(n, CLINK_FRAME_HDR + 4, "got %d bytes", n);
+    struct clink_frame_hdr h;
+    cr_assert_eq(clink__frame_decode(b, 1 << 20, &h), 0);
+    cr_assert_eq(h.type, CLINK_FRAME_ERROR);
+    cr_assert_eq(h.id, 0);
+    cr_assert_eq(clink__get_u32(b + CLINK_FRAME_HDR), CLINK_EVERSION);
+    cr_assert(memmem(b, (size_t)n, "no common protocol version", 26) != NULL);
+    ts_raw_close(&r);
+    clink_node_free(srv);
+}
+
+#define HANG 20
+static atomic_int hang_seen;
+static void hang(struct clink_req *req, void *user)
+{
+    (void)user;
+    (void)req; /* never answered: the test decides how the call ends */
+    atomic_fetch_add(&hang_seen, 1);
+}
+
+static void reg_hang(struct clink_node *n)
+{
+    ts_register_echo(n);
+    cr_assert_eq(clink_node_register(n, HANG, hang, NULL), 0);
+}
+
+static atomic_int cb_count, cb_status;
+static void count_cb(struct clink_call *call, int status, const uint8_t *resp, size_t len)
+{
+    (void)call;
+    (void)resp;
+    (void)len;
+    atomic_store(&cb_status, status);
+    atomic_fetch_add(&cb_count, 1);
+}
+
+static int wait_count(atomic_int *v, int want, unsigned ms)
+{
+    for (unsigned i = 0; i < ms / 5 && atomic_load(v) < want; i++) {
+        usleep(5000);
+    }
+    return atomic_load(v);
+}
+
+Test(transport, peer_killed_mid_call_fails_the_call)
+{
+    int pfd[2];
+    cr_assert_eq(pipe(pfd), 0);
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        struct clink_node *srv = ts_node(tls, 1, 0, reg_hang);
+        uint16_t port = clink_node_port(srv);
+        CLINK_IGNORE(write(pfd[1], &port, sizeof(port)) < 0);
+        while (atomic_load(&hang_seen) == 0) {
+            usleep(1000);
+        }
+        CLINK_IGNORE(write(pfd[1], "x", 1) < 0);
+        pause();
+        _exit(0);
+    }
+    uint16_t port;
+    cr_assert_eq(read(pfd[0], &port, sizeof(port)), (ssize_t)sizeof(port));
+    struct clink_node *cli = ts_client(tls, 1, 0);
+    struct clink_connect_opts o = {.host = "127.0.0.1", .port = port, .expected_name = "localhost"};
+    struct clink_conn *c;
+    cr_assert_eq(clink_connect_sync(cli, &o, &c, NULL, 0), 0);
+    struct clink_call call = {.method = HANG, .cb = count_cb};
+    cr_assert_eq(clink_call_start(c, &call), 0);
+    char x;
+    cr_assert_eq(read(pfd[0], &x, 1), 1);
+
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    int n = wait_count(&cb_count, 1, ts_ms(3000));
+
+    cr_assert_eq(n, 1);
+    int st = atomic_load(&cb_status);
+    cr_assert(st == -CLINK_ECLOSED || st == -ECONNRESET, "status %s", clink_strerror(st));
+    struct clink_call again = {.method = TS_ECHO, .cb = count_cb};
+    cr_assert_eq(clink_call_start(c, &again), -CLINK_ECLOSED);
+    clink_conn_close(c);
+    clink_node_free(cli);
+}
+
+Test(transport, deadline_expires)
+{
+    struct clink_node *srv = ts_node(tls, 1, 0, reg_hang);
+    struct clink_node *cli = ts_client(tls, 1, 0);
+    struct clink_connect_opts o = dial(srv, "localhost");
+    struct clink_conn *c;
+    cr_assert_eq(clink_connect_sync(cli, &o, &c, NULL, 0), 0);
+    struct clink_msg r;
+
+    uint64_t t0 = clink__now_ns();
+    int ret = clink_call_sync(c, HANG, "x", 1, 200, &r);
+    uint64_t ms = (clink__now_ns() - t0) / 1000000;
+
+    cr_assert_eq(ret, -CLINK_ETIMEDOUT);
+    cr_assert_geq(ms, 200);
+    cr_assert_lt(ms, ts_ms(2000));
+    /* The connection is still good after a deadline. */
+    cr_assert_eq(clink_call_sync(c, TS_ECHO, "y", 1, ts_ms(5000), &r), 0);
+    clink_msg_free(&r);
+    clink_conn_close(c);
+    clink_node_free(cli);
+    clink_node_free(srv);
+}
+
+Test(transport, cancel_completes_call_once)
+{
+    struct clink_node *srv = ts_node(tls, 1, 0, reg_hang);
+    struct clink_node *cli = ts_client(tls, 1, 0);
+    struct clink_connect_opts o = dial(srv, "localhost");
+    struct clink_conn *c;
+    cr_assert_eq(clink_connect_sync(cli, &o, &c, NULL, 0), 0);
+    struct clink_call call = {.method = HANG, .cb = count_cb};
+    cr_assert_eq(clink_call_start(c, &call), 0);
+    cr_assert_eq(wait_count(&hang_seen, 1, ts_ms(3000)), 1);
+
+    cr_assert_eq(clink_call_cancel(&call), 0);
+    int n = wait_count(&cb_count, 1, ts_ms(3000));
+
+    cr_assert_eq(n, 1);
+    cr_assert_eq(atomic_load(&cb_status), -CLINK_ECANCELED);
+    usleep(50000);
+    cr_assert_eq(atomic_load(&cb_count), 1);
+    clink_conn_close(c);
+    clink_node_free(cli);
+    clink_node_free(srv);
+}
+
+Test(transport, ping_pong)
+{
+    struct clink_node *srv = ts_node(tls, 1, 0, ts_register_echo);
+    struct clink_node *cli = ts_client(tls, 1, 0);
+    struct clink_connect_opts o = dial(srv, "localhost");
+    struct clink_conn *c;
+    cr_assert_eq(clink_connect_sync(cli, &o, &c, NULL, 0), 0);
+    struct clink_call call = {.cb = count_cb};
+
+    cr_assert_eq(clink_conn_ping(c, &call), 0);
+    int n = wait_count(&cb_count, 1, ts_ms(3000));
+
+    cr_assert_eq(n, 1);
+    cr_assert_eq(atomic_load(&cb_status), 0);
+    clink_conn_close(c);
+    clink_node_free(cli);
+    clink_node_free(srv);
+}
+
+Test(transport, client_shutdown_with_calls_in_flight_completes_each_once)
+{
+    struct clink_node *srv = ts_node(tls, 1, 0, reg_hang);
+    struct clink_node *cli = ts_client(tls, 2, 0);
+    struct clink_connect_opts o = dial(srv, "localhost");
+    struct clink_conn *c;
+    cr_assert_eq(clink_connect_sync(cli, &o, &c, NULL, 0), 0);
+    enum { N = 100 };
+    struct clink_call calls[N];
+    for (int i = 0; i < N; i++) {
+        calls[i] = (struct clink_call){.method = HANG, .cb = count_cb};
+        cr_assert_eq(clink_call_start(c, &calls[i]), 0);
+    }
+    cr_assert_eq(wait_count(&hang_seen, N, ts_ms(3000)), N);
+
+    uint64_t t0 = clink__now_ns();
+    cr_assert_eq(clink_node_shutdown(cli, 100), 0);
+    uint64_t ms = (clink__now_ns() - t0) / 1000000;
+
+    cr_assert_eq(atomic_load(&cb_count), N);
+    cr_assert_eq(atomic_load(&cb_status), -CLINK_ESHUTDOWN);
+    cr_assert_geq(ms, 100);
+    struct clink_call late = {.method = TS_ECHO, .cb = count_cb};
+    int ret = clink_call_start(c, &late);
+    cr_assert(ret == -CLINK_ESHUTDOWN || ret == -CLINK_ECLOSED, "%s", clink_strerror(ret));
+    clink_conn_close(c);
+    clink_node_free(cli);
+    clink_node_free(srv);
+}
+
+Test(transport, server_shutdown_drains_answered_calls)
+{
+    struct clink_node *srv = ts_node(tls, 1, 0, reg_hold);
+    struct clink_node *cli = ts_client(tls, 1, 0);
+    struct clink_connect_opts o = dial(srv, "localhost");
+    struct clink_conn *c;
+    cr_assert_eq(clink_connect_sync(cli, &o, &c, NULL, 0), 0);
+    struct clink_msg r;
+    cr_assert_eq(clink_call_sync(c, TS_ECHO, "a", 1, ts_ms(5000), &r), 0);
+    clink_msg_free(&r);
+
+    cr_assert_eq(clink_node_shutdown(srv, ts_ms(2000)), 0);
+    struct clink_conn_status st;
+    cr_assert_eq(clink_conn_status(c, &st), 0);
+    for (int i = 0; i < 200 && st.open; i++) {
+        usleep(5000);
+        cr_assert_eq(clink_conn_status(c, &st), 0);
+    }
+
+    cr_assert_eq(st.open, 0, "client still sees the connection open after the server's GOAWAY");
+    struct clink_call late = {.method = TS_ECHO, .cb = count_cb};
+    int ret = clink_call_start(c, &late);
+    cr_assert(ret == -CLINK_ECLOSED || ret == -CLINK_EGOAWAY, "%s", clink_strerror(ret));
+    clink_conn_close(c);
+    clink_node_free(cli);
+    clink_node_free(srv);
+}
