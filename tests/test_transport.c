@@ -301,6 +301,7 @@ Test(transport, responses_arrive_out_of_order)
 #include <sys/wait.h>
 
 #include <errno.h>
+#include <sys/socket.h>
 
 #include "transport/frame.h"
 #include "transport/timer.h"
@@ -583,6 +584,161 @@ Test(transport, server_shutdown_drains_answered_calls)
     struct clink_call late = {.method = TS_ECHO, .cb = count_cb};
     int ret = clink_call_start(c, &late);
     cr_assert(ret == -CLINK_ECLOSED || ret == -CLINK_EGOAWAY, "%s", clink_strerror(ret));
+    clink_conn_close(c);
+    clink_node_free(cli);
+    clink_node_free(srv);
+}
+
+/* ---- one port, every kind of client (docs/protocol.md, "Opening") ---- */
+
+Test(transport, plaintext_client_served_where_allowed)
+{
+    struct clink_node *srv = ts_node(tls, 1, 1, ts_register_echo);
+    struct clink_node *cli = ts_client(NULL, 1, 1);
+    struct clink_connect_opts o = dial(srv, NULL);
+    o.mode = CLINK_MODE_PLAIN;
+    struct clink_conn *c;
+    char err[256];
+
+    cr_assert_eq(clink_connect_sync(cli, &o, &c, err, sizeof(err)), 0, "%s", err);
+    struct clink_msg r;
+    cr_assert_eq(clink_call_sync(c, TS_ECHO, "plain", 5, ts_ms(5000), &r), 0);
+    struct clink_conn_status st;
+    cr_assert_eq(clink_conn_status(c, &st), 0);
+
+    cr_assert_eq(r.len, 5);
+    cr_assert_eq(st.mode, CLINK_MODE_PLAIN);
+    cr_assert_str_eq(st.tls_version, "");
+    cr_assert_str_eq(st.cipher, "");
+    clink_msg_free(&r);
+    /* The same port still serves TLS clients. */
+    expect_echo_works(srv);
+    clink_conn_close(c);
+    clink_node_free(cli);
+    clink_node_free(srv);
+}
+
+Test(transport, plaintext_client_refused_by_tls_only_node)
+{
+    struct clink_node *srv = ts_node(tls, 1, 0, ts_register_echo);
+    struct clink_node *cli = ts_client(NULL, 1, 1);
+    struct clink_connect_opts o = dial(srv, NULL);
+    o.mode = CLINK_MODE_PLAIN;
+    struct clink_conn *c = NULL;
+
+    int ret = clink_connect_sync(cli, &o, &c, NULL, 0);
+
+    cr_assert_eq(ret, -CLINK_EPLAINTEXT, "%s", clink_strerror(ret));
+    cr_assert_null(c);
+    struct clink_node_stats st;
+    clink_node_stats(srv, &st);
+    cr_assert_eq(st.conns_refused, 1);
+    clink_node_free(cli);
+    clink_node_free(srv);
+}
+
+Test(transport, node_without_plaintext_permission_cannot_dial_plaintext)
+{
+    struct clink_node *cli = ts_client(tls, 1, 0);
+    struct clink_connect_opts o = {.host = "127.0.0.1", .port = 9, .mode = CLINK_MODE_PLAIN};
+    struct clink_conn *c = NULL;
+
+    cr_assert_eq(clink_connect_sync(cli, &o, &c, NULL, 0), -CLINK_EPLAINTEXT);
+    clink_node_free(cli);
+}
+
+Test(transport, mysql_protocol_client_gets_greeting_then_mysql_error)
+{
+    struct clink_node *srv = ts_node(tls, 1, 0, ts_register_echo);
+    int fd = ts_tcp_connect(clink_node_port(srv));
+
+    /* A MySQL client waits for the server: the greeting must come unprompted. */
+    uint8_t g[512];
+    cr_assert_eq(ts_read_full(fd, g, 4), 0);
+    size_t glen = g[0] | (g[1] << 8) | ((size_t)g[2] << 16);
+    cr_assert_lt(glen, sizeof(g));
+    cr_assert_eq(ts_read_full(fd, g + 4, glen), 0);
+    cr_assert_eq(g[3], 0);
+    cr_assert_eq(g[4], 10, "protocol version 10");
+    cr_assert(strstr((char *)g + 5, "clink") != NULL, "version string says clink: %s", (char *)g + 5);
+    /* A HandshakeResponse41-shaped packet (length 36, sequence 1). */
+    uint8_t resp[40] = {36, 0, 0, 1, 0x85, 0xa6, 0x03, 0};
+    cr_assert_eq(send(fd, resp, sizeof(resp), 0), (ssize_t)sizeof(resp));
+    uint8_t e[256];
+    cr_assert_eq(ts_read_full(fd, e, 4), 0);
+    size_t elen = e[0] | (e[1] << 8);
+    cr_assert_eq(ts_read_full(fd, e + 4, elen), 0);
+
+    cr_assert_eq(e[4], 0xff, "ERR packet");
+    cr_assert_eq(e[5] | (e[6] << 8), 1105);
+    cr_assert_eq(ts_read_full(fd, e, 1), -1, "then the connection closes");
+    close(fd);
+    expect_echo_works(srv);
+    clink_node_free(srv);
+}
+
+Test(transport, silent_client_is_cut_off_by_handshake_timeout)
+{
+    struct clink_node_opts no = {.workers = 1, .tls = tls, .handshake_timeout_ms = 300};
+    struct clink_node *srv;
+    cr_assert_eq(clink_node_new(&no, &srv), 0);
+    ts_register_echo(srv);
+    cr_assert_eq(clink_node_listen(srv, "127.0.0.1", 0), 0);
+    cr_assert_eq(clink_node_start(srv), 0);
+    int fd = ts_tcp_connect(clink_node_port(srv));
+    ts_skip_greeting(fd);
+
+    uint64_t t0 = clink__now_ns();
+    uint8_t b;
+    int r = ts_read_full(fd, &b, 1);
+    uint64_t ms = (clink__now_ns() - t0) / 1000000;
+
+    cr_assert_eq(r, -1);
+    cr_assert_geq(ms, 250);
+    cr_assert_lt(ms, ts_ms(3000));
+    close(fd);
+    clink_node_free(srv);
+}
+
+Test(transport, garbage_instead_of_client_hello)
+{
+    struct clink_node *srv = ts_node(tls, 1, 0, ts_register_echo);
+    int fd = ts_tcp_connect(clink_node_port(srv));
+
+    /* TLS record header, then nonsense. */
+    static const uint8_t junk[] = {0x16, 0x03, 0x01, 0x00, 0x10, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16};
+    cr_assert_eq(send(fd, junk, sizeof(junk), 0), (ssize_t)sizeof(junk));
+    ts_skip_greeting(fd);
+    uint8_t b[256];
+    ssize_t n;
+    while ((n = recv(fd, b, sizeof(b), 0)) > 0) {
+    }
+
+    cr_assert_eq(n, 0, "closed");
+    struct clink_node_stats st;
+    clink_node_stats(srv, &st);
+    cr_assert_eq(st.handshakes_failed, 1);
+    close(fd);
+    expect_echo_works(srv);
+    clink_node_free(srv);
+}
+
+/* ---- the TLS details the kTLS hand-off will rely on ---- */
+
+Test(transport, server_counts_ticket_records_before_its_first_frame)
+{
+    struct clink_node *srv = ts_node(tls, 1, 0, ts_register_echo);
+    struct clink_node *cli = ts_client(tls, 1, 0);
+    struct clink_connect_opts o = dial(srv, "localhost");
+    struct clink_conn *c;
+    cr_assert_eq(clink_connect_sync(cli, &o, &c, NULL, 0), 0);
+
+    struct clink_conn_status st;
+    cr_assert_eq(clink_conn_status(c, &st), 0);
+
+    /* Two NewSessionTicket records, then the HELLO frame: all under the server's application key. */
+    cr_assert_eq(st.records_in, 3, "client read %llu records", (unsigned long long)st.records_in);
+    cr_assert_eq(st.records_out, 1, "client wrote %llu records", (unsigned long long)st.records_out);
     clink_conn_close(c);
     clink_node_free(cli);
     clink_node_free(srv);
