@@ -789,11 +789,18 @@ static void on_response(struct clink_conn *c, const struct clink_frame_hdr *h, c
 
 static void on_request(struct clink_conn *c, const struct clink_frame_hdr *h, const uint8_t *p)
 {
-    if (h->id <= c->last_peer_id) {
-        fail_conn(c, -CLINK_EPROTO, "request id %llu reused", (unsigned long long)h->id);
+    /*
+     * Ids are unique among a caller's calls in flight but not increasing:
+     * several application threads number their calls before the owning
+     * worker sends them.
+     */
+    if (h->id == 0) {
+        fail_conn(c, -CLINK_EPROTO, "request id 0");
         return;
     }
-    c->last_peer_id = h->id;
+    if (h->id > c->last_peer_id) {
+        c->last_peer_id = h->id;
+    }
     if (c->goaway_sent) {
         /* Not executed, so the caller may safely retry elsewhere. */
         emit_error(c, h->id, CLINK_EGOAWAY, "node is going away");

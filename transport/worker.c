@@ -127,9 +127,18 @@ int clink__worker_post(struct clink_worker *w, void *msg)
         atomic_fetch_sub(&w->producers, 1);
         return -CLINK_ESHUTDOWN;
     }
-    CLINK_TSAN_RELEASE(msg);
-    bool ok = ck_ring_enqueue_mpsc(&w->inbox, w->inbox_buf, msg);
+    /*
+     * Reserve, write, commit (ck's multi-producer protocol, as in
+     * ck_ring_enqueue_mpsc) so TSan can be told about the slot write before
+     * the commit makes it visible: ck's inline atomics are invisible to TSan.
+     */
+    unsigned ticket;
+    void **slot = ck_ring_enqueue_reserve_mpmc(&w->inbox, w->inbox_buf, &ticket);
+    bool ok = slot != NULL;
     if (ok) {
+        *slot = msg;
+        CLINK_TSAN_RELEASE(slot);
+        ck_ring_enqueue_commit_mpmc(&w->inbox, ticket);
         wake(w);
     }
     atomic_fetch_sub(&w->producers, 1);
@@ -255,8 +264,12 @@ static void handle_msg(struct clink_worker *w, struct clink__msg *m, int live)
 static void drain_inbox(struct clink_worker *w, int live)
 {
     void *p;
-    while (ck_ring_dequeue_mpsc(&w->inbox, w->inbox_buf, &p)) {
-        CLINK_TSAN_ACQUIRE(p);
+    /* A non-zero size means the slot at c_head is committed: acquire it before ck reads it. */
+    while (ck_ring_size(&w->inbox) > 0) {
+        CLINK_TSAN_ACQUIRE(&w->inbox_buf[w->inbox.c_head & w->inbox.mask]);
+        if (!ck_ring_dequeue_mpsc(&w->inbox, w->inbox_buf, &p)) {
+            break;
+        }
         handle_msg(w, p, live);
     }
 }

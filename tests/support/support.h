@@ -13,6 +13,24 @@
 #include "clink/auth.h"
 #include "clink/transport.h"
 
+/* Helpers fail loudly (message, then abort) so they serve Criterion tests and plain drivers alike. */
+void ts_fail(const char *file, int line, const char *fmt, ...) __attribute__((format(printf, 3, 4), noreturn));
+#define TS_REQUIRE(cond, ...)                                                                                          \
+    do {                                                                                                               \
+        if (!(cond)) {                                                                                                 \
+            ts_fail(__FILE__, __LINE__, __VA_ARGS__);                                                                  \
+        }                                                                                                              \
+    } while (0)
+
+/* Helpers fail loudly (message, then abort) so they serve Criterion tests and plain drivers alike. */
+void ts_fail(const char *file, int line, const char *fmt, ...) __attribute__((format(printf, 3, 4), noreturn));
+#define TS_REQUIRE(cond, ...)                                                                                          \
+    do {                                                                                                               \
+        if (!(cond)) {                                                                                                 \
+            ts_fail(__FILE__, __LINE__, __VA_ARGS__);                                                                  \
+        }                                                                                                              \
+    } while (0)
+
 /* Every network wait in tests is multiplied by $CLINK_TEST_TIMEOUT_SCALE (sanitizers, the kTLS VM). */
 unsigned ts_scale(void);
 unsigned ts_ms(unsigned ms);
