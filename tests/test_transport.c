@@ -743,3 +743,39 @@ Test(transport, server_counts_ticket_records_before_its_first_frame)
     clink_node_free(cli);
     clink_node_free(srv);
 }
+
+static atomic_int closed_events, closed_status = 12345;
+static void on_conn(struct clink_conn *conn, enum clink_conn_event ev, int status, void *user)
+{
+    (void)conn;
+    (void)user;
+    if (ev == CLINK_CONN_CLOSED) {
+        atomic_store(&closed_status, status);
+        atomic_fetch_add(&closed_events, 1);
+    }
+}
+
+Test(transport, orderly_close_sends_goaway_then_close_notify)
+{
+    struct clink_node_opts no = {.workers = 1, .tls = tls, .on_conn = on_conn};
+    struct clink_node *srv;
+    cr_assert_eq(clink_node_new(&no, &srv), 0);
+    ts_register_echo(srv);
+    cr_assert_eq(clink_node_listen(srv, "127.0.0.1", 0), 0);
+    cr_assert_eq(clink_node_start(srv), 0);
+    struct clink_node *cli = ts_client(tls, 1, 0);
+    struct clink_connect_opts o = dial(srv, "localhost");
+    struct clink_conn *c;
+    cr_assert_eq(clink_connect_sync(cli, &o, &c, NULL, 0), 0);
+    struct clink_msg r;
+    cr_assert_eq(clink_call_sync(c, TS_ECHO, "z", 1, ts_ms(5000), &r), 0);
+    clink_msg_free(&r);
+
+    clink_conn_close(c);
+    int n = wait_count(&closed_events, 1, ts_ms(3000));
+
+    cr_assert_eq(n, 1);
+    cr_assert_eq(atomic_load(&closed_status), 0, "server saw %s", clink_strerror(atomic_load(&closed_status)));
+    clink_node_free(cli);
+    clink_node_free(srv);
+}

@@ -206,26 +206,32 @@ static void release_pending(struct clink_conn *c)
     }
 }
 
+/* Encrypt staged frames into tx. Returns 0, or -1 after failing the connection. */
+static int encrypt_pending(struct clink_conn *c)
+{
+    while (c->has_tls && clink__bytes_len(&c->ptx) > 0) {
+        size_t n = clink__bytes_len(&c->ptx);
+        if (n > TLS_CHUNK * 4) {
+            n = TLS_CHUNK * 4;
+        }
+        int ret = clink__tls_write(&c->tls, clink__bytes_data(&c->ptx), n);
+        if (ret < 0) {
+            fail_conn(c, ret, "%s", c->tls.err);
+            return -1;
+        }
+        clink__bytes_consume(&c->ptx, n);
+    }
+    return 0;
+}
+
 void clink__conn_flush(struct clink_conn *c)
 {
     if (c->state == CS_CLOSED || c->fd < 0) {
         return;
     }
     release_pending(c);
-    if (c->has_tls && clink__bytes_len(&c->ptx) > 0) {
-        /* Encrypt in record-sized pieces so a large burst does not build one giant record set at once. */
-        while (clink__bytes_len(&c->ptx) > 0) {
-            size_t n = clink__bytes_len(&c->ptx);
-            if (n > TLS_CHUNK * 4) {
-                n = TLS_CHUNK * 4;
-            }
-            int ret = clink__tls_write(&c->tls, clink__bytes_data(&c->ptx), n);
-            if (ret < 0) {
-                fail_conn(c, ret, "%s", c->tls.err);
-                return;
-            }
-            clink__bytes_consume(&c->ptx, n);
-        }
+    if (encrypt_pending(c) < 0) {
+        return;
     }
     if (!c->send_armed && clink__bytes_len(&c->tx) > 0) {
         struct clink__bytes tmp = c->txf;
@@ -569,7 +575,10 @@ static void close_now(struct clink_conn *c, int err, int keep_output)
         c->node->opts.on_conn(c, CLINK_CONN_CLOSED, err, c->node->opts.on_conn_user);
     }
     if (err == 0 && c->has_tls) {
-        clink__tls_close_notify(&c->tls);
+        /* close_notify must follow the frames still staged (GOAWAY, last answers), not overtake them. */
+        if (encrypt_pending(c) == 0) {
+            clink__tls_close_notify(&c->tls);
+        }
     }
     if (err != 0 && !keep_output) {
         clink__bytes_consume(&c->tx, clink__bytes_len(&c->tx));
@@ -624,8 +633,8 @@ static void force_close(struct clink_conn *c)
 void clink__conn_begin_close(struct clink_conn *c, int err)
 {
     if (c->state >= CS_CLOSING) {
-        if (err != 0 && c->state == CS_CLOSING) {
-            force_close(c);
+        if (err == -CLINK_ECLOSED && c->state == CS_CLOSING) {
+            force_close(c); /* the linger after a drain deadline is over */
         }
         return;
     }

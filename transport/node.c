@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "transport/frame.h"
@@ -486,6 +487,51 @@ int clink_conn_status(struct clink_conn *conn, struct clink_conn_status *out)
         return 0;
     }
     return ret;
+}
+
+size_t clink_conn_status_format(const struct clink_conn_status *st, char *buf, size_t cap)
+{
+    char when[32] = "-";
+    if (st->peer_not_after > 0) {
+        time_t t = (time_t)st->peer_not_after;
+        struct tm tm;
+        gmtime_r(&t, &tm);
+        strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S UTC", &tm);
+    }
+    int tls = st->mode != CLINK_MODE_PLAIN;
+    int n = snprintf(buf, cap,
+                     "peer: %s\n"
+                     "role: %s\n"
+                     "state: %s\n"
+                     "transport: %s\n"
+                     "protocol: clink/%u\n"
+                     "tls_version: %s\n"
+                     "cipher: %s\n"
+                     "alpn: %s\n"
+                     "resumed: %s\n"
+                     "ktls_tx: %s\n"
+                     "ktls_rx: %s\n"
+                     "ktls_reason: %s\n"
+                     "peer_subject: %s\n"
+                     "peer_issuer: %s\n"
+                     "peer_not_after: %s\n"
+                     "bytes_in: %llu\n"
+                     "bytes_out: %llu\n"
+                     "frames_in: %llu\n"
+                     "frames_out: %llu\n"
+                     "calls_in_flight: %u\n",
+                     st->peer_addr, st->is_server ? "server" : "client", st->open ? "open" : "closed",
+                     tls ? "TLS" : "plaintext", st->proto_version, tls ? st->tls_version : "-",
+                     tls ? st->cipher : "-", tls ? st->alpn : "-", st->resumed ? "yes" : "no",
+                     st->ktls_tx == CLINK_KTLS_ON ? "on" : "off", st->ktls_rx == CLINK_KTLS_ON ? "on" : "off",
+                     st->ktls_reason, st->peer_subject[0] ? st->peer_subject : "-",
+                     st->peer_issuer[0] ? st->peer_issuer : "-", when, (unsigned long long)st->bytes_in,
+                     (unsigned long long)st->bytes_out, (unsigned long long)st->frames_in,
+                     (unsigned long long)st->frames_out, st->calls_in_flight);
+    if (n < 0) {
+        return 0;
+    }
+    return (size_t)n < cap ? (size_t)n : cap ? cap - 1 : 0;
 }
 
 /* ---- calls ---- */

@@ -238,6 +238,7 @@ struct clink_worker {
     struct clink_req *free_reqs;
 
     int stopping;
+    int drain_stage;
     struct clink__timer drain_timer;
     int listen_fd;
     int accept_armed;

@@ -18,6 +18,7 @@ _Thread_local struct clink_worker *clink__current_worker;
 
 #define CQ_ENTRIES_FACTOR 8
 #define SQ_ENTRIES 1024
+#define CLINK_LINGER_NS (500ull * 1000000ull) /* after the drain deadline, for close_notify to leave */
 
 struct io_uring_sqe *clink__sqe(struct clink_worker *w)
 {
@@ -366,8 +367,16 @@ static void fire_timers(struct clink_worker *w)
     while ((t = clink__timers_min(&w->timers)) != NULL && t->deadline_ns <= now) {
         clink__timers_del(&w->timers, t);
         if (t->kind == TIMER_DRAIN) {
+            /*
+             * Stage 0: calls still in flight fail with ESHUTDOWN; connections
+             * already closing get a short linger to send close_notify. Stage 1:
+             * whatever is still there (a peer that stopped reading) is cut off.
+             */
             for (struct clink_conn *c = w->conns; c != NULL; c = c->next) {
-                clink__conn_begin_close(c, -CLINK_ESHUTDOWN);
+                clink__conn_begin_close(c, w->drain_stage == 0 ? -CLINK_ESHUTDOWN : -CLINK_ECLOSED);
+            }
+            if (w->drain_stage++ == 0 && w->nconns > 0) {
+                CLINK_IGNORE(clink__timers_add(&w->timers, &w->drain_timer, now + CLINK_LINGER_NS));
             }
         } else {
             clink__conn_timer(w, t);

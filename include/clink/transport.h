@@ -217,6 +217,13 @@ struct clink_conn_status {
 /* Snapshot of a connection. Thread: any (an application thread waits for the worker). */
 CLINK_API CLINK_MUST_USE int clink_conn_status(struct clink_conn *conn, struct clink_conn_status *out);
 
+/*
+ * Format a status as "key: value" lines (the cipher as OpenSSL and the
+ * mysql client name it, TLS version, kTLS, resumed, peer certificate, bytes).
+ * Returns the length written (truncated to cap - 1). Thread: any.
+ */
+CLINK_API size_t clink_conn_status_format(const struct clink_conn_status *st, char *buf, size_t cap);
+
 /* ---- calls ---- */
 
 /*

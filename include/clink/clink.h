@@ -1,0 +1,12 @@
+/* clink: the umbrella header. Everything public, nothing internal. */
+#ifndef CLINK_CLINK_H
+#define CLINK_CLINK_H
+
+#include "clink/auth.h"
+#include "clink/error.h"
+#include "clink/log.h"
+#include "clink/transport.h"
+
+#define CLINK_VERSION_STRING "0.1.0"
+
+#endif

@@ -1,0 +1,192 @@
+/*
+ * clink-node: run a clink node that serves the tool methods (echo, status,
+ * sink) until SIGINT/SIGTERM, then shut down gracefully.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "clink/clink.h"
+#include "tools/methods.h"
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "Usage: clink-node --listen HOST:PORT --cert FILE --key FILE --ca FILE [options]\n"
+            "\n"
+            "Run a clink node that answers the echo, status and sink methods over verified TLS\n"
+            "(mutual: clients must present a certificate signed by the CA).\n"
+            "\n"
+            "Options:\n"
+            "  --listen HOST:PORT   address to listen on (port 0: any; see --port-file)\n"
+            "  --cert FILE          this node's certificate chain (PEM)\n"
+            "  --key FILE           its private key (PEM)\n"
+            "  --ca FILE            CA bundle that peers' certificates must chain to\n"
+            "  --workers N          worker threads (default: one per CPU)\n"
+            "  --allow-plaintext    also accept native plaintext clients on the same port\n"
+            "  --tls12              allow TLS 1.2 as well as 1.3\n"
+            "  --port-file FILE     write the bound port there once listening\n"
+            "  --drain-ms N         how long shutdown lets calls finish (default 2000)\n"
+            "  -v, --verbose        log connections (repeat for debug)\n"
+            "  -h, --help           this text\n");
+}
+
+static volatile sig_atomic_t stop;
+static void on_signal(int sig)
+{
+    (void)sig;
+    stop = 1;
+}
+
+static void echo(struct clink_req *req, void *user)
+{
+    (void)user;
+    size_t n;
+    const uint8_t *p = clink_req_data(req, &n);
+    struct iovec iov = {.iov_base = (void *)(uintptr_t)p, .iov_len = n};
+    CLINK_IGNORE(clink_req_respond(req, &iov, 1));
+}
+
+static void sink(struct clink_req *req, void *user)
+{
+    (void)user;
+    CLINK_IGNORE(clink_req_respond(req, NULL, 0));
+}
+
+static void status(struct clink_req *req, void *user)
+{
+    (void)user;
+    struct clink_conn_status st;
+    char text[4096];
+    size_t n = 0;
+    if (clink_conn_status(clink_req_conn(req), &st) == 0) {
+        n = clink_conn_status_format(&st, text, sizeof(text));
+    }
+    struct iovec iov = {.iov_base = text, .iov_len = n};
+    CLINK_IGNORE(clink_req_respond(req, &iov, 1));
+}
+
+static unsigned parse_uint(const char *opt, const char *v, unsigned max)
+{
+    char *end;
+    errno = 0;
+    unsigned long x = strtoul(v, &end, 10);
+    if (errno != 0 || *end != '\0' || v[0] == '\0' || x > max) {
+        fprintf(stderr, "clink-node: %s: '%s' is not a number from 0 to %u\n", opt, v, max);
+        exit(2);
+    }
+    return (unsigned)x;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"listen", required_argument, NULL, 'l'},   {"cert", required_argument, NULL, 'c'},
+        {"key", required_argument, NULL, 'k'},      {"ca", required_argument, NULL, 'a'},
+        {"workers", required_argument, NULL, 'w'},  {"allow-plaintext", no_argument, NULL, 'P'},
+        {"tls12", no_argument, NULL, '2'},          {"port-file", required_argument, NULL, 'f'},
+        {"drain-ms", required_argument, NULL, 'd'}, {"verbose", no_argument, NULL, 'v'},
+        {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0},
+    };
+    const char *listen = NULL, *cert = NULL, *key = NULL, *ca = NULL, *port_file = NULL;
+    unsigned workers = 0, drain_ms = 2000;
+    int allow_plain = 0, tls12 = 0, verbose = 0, ch;
+    while ((ch = getopt_long(argc, argv, "vh", longopts, NULL)) != -1) {
+        switch (ch) {
+        case 'l': listen = optarg; break;
+        case 'c': cert = optarg; break;
+        case 'k': key = optarg; break;
+        case 'a': ca = optarg; break;
+        case 'w': workers = parse_uint("--workers", optarg, 1024); break;
+        case 'P': allow_plain = 1; break;
+        case '2': tls12 = 1; break;
+        case 'f': port_file = optarg; break;
+        case 'd': drain_ms = parse_uint("--drain-ms", optarg, 3600000); break;
+        case 'v': verbose++; break;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (optind != argc || listen == NULL || cert == NULL || key == NULL || ca == NULL) {
+        fprintf(stderr, "clink-node: --listen, --cert, --key and --ca are required\n"
+                        "Run 'clink-node --help' for usage.\n");
+        return 2;
+    }
+    char host[128];
+    uint16_t port;
+    if (clink_tool_hostport(listen, host, sizeof(host), &port) < 0) {
+        fprintf(stderr, "clink-node: --listen: expected HOST:PORT, got '%s'\n", listen);
+        return 2;
+    }
+
+    struct clink_tls_opts to = {.cert_file = cert, .key_file = key, .ca_file = ca,
+                                .min_version = tls12 ? CLINK_TLS_1_2 : CLINK_TLS_DEFAULT};
+    struct clink_tls_ctx *tls = NULL;
+    char err[512];
+    int ret = clink_tls_ctx_new(&to, &tls, err, sizeof(err));
+    if (ret < 0) {
+        fprintf(stderr, "clink-node: TLS configuration: %s\n", err);
+        return 1;
+    }
+    struct clink_node_opts no = {
+        .workers = workers,
+        .tls = tls,
+        .allow_plaintext = allow_plain,
+        .log = verbose ? clink_log_stderr : NULL,
+        .log_level = verbose > 1 ? CLINK_LOG_DEBUG : CLINK_LOG_INFO,
+    };
+    struct clink_node *node = NULL;
+    if ((ret = clink_node_new(&no, &node)) < 0) {
+        fprintf(stderr, "clink-node: %s\n", clink_strerror(ret));
+        clink_tls_ctx_free(tls);
+        return 1;
+    }
+    if (clink_node_register(node, CLINK_TOOL_ECHO, echo, NULL) < 0 ||
+        clink_node_register(node, CLINK_TOOL_STATUS, status, NULL) < 0 ||
+        clink_node_register(node, CLINK_TOOL_SINK, sink, NULL) < 0) {
+        fprintf(stderr, "clink-node: cannot register methods\n");
+        return 1;
+    }
+    if ((ret = clink_node_listen(node, host, port)) < 0) {
+        fprintf(stderr, "clink-node: listen on %s: %s\n", listen, clink_strerror(ret));
+        clink_node_free(node);
+        clink_tls_ctx_free(tls);
+        return 1;
+    }
+    struct sigaction sa = {.sa_handler = on_signal};
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    if ((ret = clink_node_start(node)) < 0) {
+        fprintf(stderr, "clink-node: start: %s\n", clink_strerror(ret));
+        clink_node_free(node);
+        clink_tls_ctx_free(tls);
+        return 1;
+    }
+    if (port_file != NULL) {
+        char tmp[4096];
+        snprintf(tmp, sizeof(tmp), "%s.tmp", port_file);
+        FILE *f = fopen(tmp, "w");
+        if (f == NULL || fprintf(f, "%u\n", clink_node_port(node)) < 0 || fclose(f) != 0 || rename(tmp, port_file) < 0) {
+            fprintf(stderr, "clink-node: cannot write %s: %s\n", port_file, strerror(errno));
+            stop = 1;
+        }
+    }
+    fprintf(stderr, "clink-node: listening on %s port %u, %u workers, %s\n", host, clink_node_port(node),
+            clink_node_workers(node), allow_plain ? "TLS and plaintext" : "TLS only");
+    while (!stop) {
+        pause();
+    }
+    struct clink_node_stats s;
+    clink_node_stats(node, &s);
+    CLINK_IGNORE(clink_node_shutdown(node, drain_ms));
+    fprintf(stderr, "clink-node: stopped: %llu connections accepted, %llu refused, %llu requests handled\n",
+            (unsigned long long)s.conns_accepted, (unsigned long long)s.conns_refused,
+            (unsigned long long)s.requests_handled);
+    clink_node_free(node);
+    clink_tls_ctx_free(tls);
+    return 0;
+}

@@ -1,0 +1,45 @@
+/*
+ * Methods that clink-node serves and the other tools call. Tools and bench
+ * share this header; the library knows nothing of these ids.
+ */
+#ifndef CLINK_TOOLS_METHODS_H
+#define CLINK_TOOLS_METHODS_H
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CLINK_TOOL_ECHO 1    /* answers with the request payload */
+#define CLINK_TOOL_STATUS 2  /* answers with the server's view of the calling connection (text) */
+#define CLINK_TOOL_SINK 3    /* answers with an empty payload (one-way streaming) */
+
+/* Split "host:port" or "[v6]:port". Returns 0 or -1. host gets a NUL-terminated copy. */
+static inline int clink_tool_hostport(const char *s, char *host, size_t cap, uint16_t *port)
+{
+    const char *colon;
+    if (s[0] == '[') {
+        const char *end = strchr(s, ']');
+        if (end == NULL || end[1] != ':' || (size_t)(end - s - 1) >= cap) {
+            return -1;
+        }
+        memcpy(host, s + 1, (size_t)(end - s - 1));
+        host[end - s - 1] = '\0';
+        colon = end + 1;
+    } else {
+        colon = strrchr(s, ':');
+        if (colon == NULL || (size_t)(colon - s) >= cap) {
+            return -1;
+        }
+        memcpy(host, s, (size_t)(colon - s));
+        host[colon - s] = '\0';
+    }
+    char *endp;
+    long p = strtol(colon + 1, &endp, 10);
+    if (*endp != '\0' || p < 0 || p > 65535 || colon[1] == '\0') {
+        return -1;
+    }
+    *port = (uint16_t)p;
+    return 0;
+}
+
+#endif
