@@ -1,1 +1,82 @@
-# placeholder: install rules (helper-2)
+# Install rules: headers, libclink (shared + static), CMake package
+# (clinkTargets / clinkConfig / clinkConfigVersion) and clink.pc.
+#
+# Consumers:
+#   find_package(clink 0.1 REQUIRED)
+#   target_link_libraries(app PRIVATE clink::clink)        # or clink::clink_static
+# or
+#   cc app.c $(pkg-config --cflags --libs clink)            # --static for libclink.a
+#
+# Included from the top-level CMakeLists.txt, so PROJECT_* are clink's.
+include(CMakePackageConfigHelpers)
+
+set(CLINK_INSTALL_CMAKEDIR "${CMAKE_INSTALL_LIBDIR}/cmake/clink"
+    CACHE STRING "Where clinkConfig.cmake and clinkTargets.cmake are installed (relative to the prefix)")
+set(CLINK_INSTALL_PKGCONFIGDIR "${CMAKE_INSTALL_LIBDIR}/pkgconfig"
+    CACHE STRING "Where clink.pc is installed (relative to the prefix)")
+
+# ---- headers: include/clink/*.h, and include/clink/unstable/*.h when present ----
+install(DIRECTORY "${PROJECT_SOURCE_DIR}/include/clink"
+        DESTINATION "${CMAKE_INSTALL_INCLUDEDIR}"
+        COMPONENT Development
+        FILES_MATCHING PATTERN "*.h")
+
+# ---- libraries ----
+# clink_common/clink_auth/clink_transport are OBJECT libraries consumed only
+# through $<TARGET_OBJECTS>, so they are not part of the export set. Their
+# include dirs are BUILD_INTERFACE only; clink/clink_static carry
+# $<INSTALL_INTERFACE:${CMAKE_INSTALL_INCLUDEDIR}> for consumers.
+install(TARGETS clink clink_static
+        EXPORT clinkTargets
+        LIBRARY DESTINATION "${CMAKE_INSTALL_LIBDIR}" COMPONENT Runtime NAMELINK_COMPONENT Development
+        ARCHIVE DESTINATION "${CMAKE_INSTALL_LIBDIR}" COMPONENT Development
+        RUNTIME DESTINATION "${CMAKE_INSTALL_BINDIR}" COMPONENT Runtime)
+
+# ---- CMake package: clink::clink, clink::clink_static ----
+# The exported targets name PkgConfig::URING / PkgConfig::CK (as the build
+# does); clinkConfig.cmake recreates them with pkg_check_modules.
+install(EXPORT clinkTargets
+        NAMESPACE clink::
+        FILE clinkTargets.cmake
+        DESTINATION "${CLINK_INSTALL_CMAKEDIR}"
+        COMPONENT Development)
+
+configure_package_config_file(
+  "${PROJECT_SOURCE_DIR}/cmake/clinkConfig.cmake.in"
+  "${PROJECT_BINARY_DIR}/clinkConfig.cmake"
+  INSTALL_DESTINATION "${CLINK_INSTALL_CMAKEDIR}")
+write_basic_package_version_file(
+  "${PROJECT_BINARY_DIR}/clinkConfigVersion.cmake"
+  VERSION "${PROJECT_VERSION}"
+  COMPATIBILITY SameMajorVersion)
+install(FILES "${PROJECT_BINARY_DIR}/clinkConfig.cmake" "${PROJECT_BINARY_DIR}/clinkConfigVersion.cmake"
+        DESTINATION "${CLINK_INSTALL_CMAKEDIR}"
+        COMPONENT Development)
+
+# ---- pkg-config: clink.pc ----
+# libdir/includedir are written relative to ${prefix} unless GNUInstallDirs
+# gave absolute paths. The prefix line is fixed up at install time so that
+# `cmake --install <build> --prefix <dir>` yields a correct clink.pc.
+foreach(_clink_d LIBDIR INCLUDEDIR)
+  if(IS_ABSOLUTE "${CMAKE_INSTALL_${_clink_d}}")
+    set(CLINK_PC_${_clink_d} "${CMAKE_INSTALL_${_clink_d}}")
+  else()
+    set(CLINK_PC_${_clink_d} "\${prefix}/${CMAKE_INSTALL_${_clink_d}}")
+  endif()
+endforeach()
+unset(_clink_d)
+configure_file("${PROJECT_SOURCE_DIR}/cmake/clink.pc.in" "${PROJECT_BINARY_DIR}/clink.pc" @ONLY)
+
+set(CLINK_PC_BUILT "${PROJECT_BINARY_DIR}/clink.pc")
+set(CLINK_PC_STAGED "${PROJECT_BINARY_DIR}/clink-install/clink.pc")
+set(_clink_pc_code [[
+file(READ "@CLINK_PC_BUILT@" _clink_pc)
+string(REGEX REPLACE "(^|\n)prefix=[^\n]*" "\\1prefix=${CMAKE_INSTALL_PREFIX}" _clink_pc "${_clink_pc}")
+file(WRITE "@CLINK_PC_STAGED@" "${_clink_pc}")
+]])
+string(CONFIGURE "${_clink_pc_code}" _clink_pc_code @ONLY)
+install(CODE "${_clink_pc_code}" COMPONENT Development)
+install(FILES "${CLINK_PC_STAGED}"
+        DESTINATION "${CLINK_INSTALL_PKGCONFIGDIR}"
+        COMPONENT Development)
+unset(_clink_pc_code)

@@ -187,7 +187,8 @@ int clink__tls_init(struct clink__tls *t, SSL_CTX *ctx, int is_server, const cha
         }
     } else {
         /* SNI only for DNS names (RFC 6066 forbids IP literals). */
-        if (SSL_set1_host(t->ssl, expected_name) != 1 || SSL_set_tlsext_host_name(t->ssl, expected_name) != 1) {
+        if (SSL_set1_host(t->ssl, expected_name) != 1 || SSL_ctrl(t->ssl, SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name,
+                                                   (void *)(uintptr_t)expected_name) != 1) {
             return -CLINK_EINVAL;
         }
     }

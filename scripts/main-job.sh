@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+# The main job: install what is missing, build, make a CA and node
+# certificates, start a local cluster (two leaves; this script's clink-bench
+# plays the aggregator) over mutually verified TLS on loopback, print a
+# connection's status, run the benchmark, write results (JSON, a table, a
+# plot) under results/, and stop the cluster, leaving nothing running.
+#
+#   scripts/main-job.sh [--quick] [--out DIR]
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+quick=
+out=
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --quick) quick=--quick; shift ;;
+    --out) out=$2; shift 2 ;;
+    -h|--help) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "main-job: unknown argument '$1' (try --help)" >&2; exit 2 ;;
+  esac
+done
+stage() { printf '\n== %s (%ds)\n' "$1" "$SECONDS"; }
+
+stage "dependencies"
+"$root/scripts/deps.sh"
+
+stage "build (release)"
+build="$root/build/release"
+cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCLINK_BUILD_TESTS=OFF >/dev/null
+cmake --build "$build"
+bin="$build/tools"
+
+out=${out:-"$root/results/$(date -u +%Y%m%d-%H%M%S)"}
+mkdir -p "$out"
+pki="$out/pki"
+
+stage "certificates"
+"$bin/clink-certs" ca --out "$pki" --cn "clink local cluster CA"
+for n in leaf1 leaf2; do
+  "$bin/clink-certs" node --ca "$pki" --out "$pki" --name "$n" --dns localhost --ip 127.0.0.1 --ip ::1
+done
+"$bin/clink-certs" node --ca "$pki" --out "$pki" --name agg1 --dns localhost --ip 127.0.0.1
+
+stage "cluster: 2 leaves on loopback"
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do
+    for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$p" 2>/dev/null || true
+  done
+}
+trap cleanup EXIT
+ports=()
+for n in leaf1 leaf2; do
+  rm -f "$out/$n.port"
+  "$bin/clink-node" --listen 127.0.0.1:0 --cert "$pki/$n.pem" --key "$pki/$n-key.pem" --ca "$pki/ca.pem" \
+    --allow-plaintext --workers 1 --port-file "$out/$n.port" 2>"$out/$n.log" &
+  pids+=($!)
+done
+for n in leaf1 leaf2; do
+  for _ in $(seq 100); do [ -s "$out/$n.port" ] && break; sleep 0.05; done
+  [ -s "$out/$n.port" ] || { echo "main-job: $n did not start:"; cat "$out/$n.log"; exit 1; }
+  ports+=("$(cat "$out/$n.port")")
+done
+echo "leaf1 on 127.0.0.1:${ports[0]}, leaf2 on 127.0.0.1:${ports[1]} (TLS 1.3, client certificates required; plaintext allowed for the baseline)"
+
+stage "connection status (aggregator -> leaf1)"
+"$bin/clink-status" --connect "127.0.0.1:${ports[0]}" --name localhost \
+  --cert "$pki/agg1.pem" --key "$pki/agg1-key.pem" --ca "$pki/ca.pem" | tee "$out/status.txt"
+
+stage "benchmark"
+"$build/bench/clink-bench" $quick --target "127.0.0.1:${ports[0]}" --target "127.0.0.1:${ports[1]}" \
+  --name localhost --cert "$pki/agg1.pem" --key "$pki/agg1-key.pem" --ca "$pki/ca.pem" \
+  --workers 1 --json "$out/results.json" --measure-pid "${pids[0]}" --measure-pid "${pids[1]}" | tee "$out/table.txt"
+
+stage "plot"
+if command -v gnuplot >/dev/null 2>&1; then
+  # Flat JSON lines: pull mode, size and bytes/s of the throughput scenario with awk (no jq needed).
+  for m in plain tls ktls; do
+    awk -v m="$m" '/"scenario":"throughput"/ && $0 ~ "\"mode\":\"" m "\"" && /bytes_per_s/ {
+      match($0, /"msg_size":[0-9]+/); s = substr($0, RSTART + 11, RLENGTH - 11)
+      match($0, /"bytes_per_s":[0-9.e+]+/); b = substr($0, RSTART + 14, RLENGTH - 14)
+      print s, b / 1e6 }' "$out/results.json" >"$out/throughput-$m.dat"
+  done
+  plots=()
+  for m in plain tls ktls; do
+    [ -s "$out/throughput-$m.dat" ] && plots+=("'$out/throughput-$m.dat' using 1:2 with linespoints title '$m'")
+  done
+  gnuplot <<GP
+set terminal pngcairo size 900,560 noenhanced
+set output '$out/throughput.png'
+set title 'clink one-way throughput vs message size (2 leaves, loopback)'
+set logscale x 2
+set xlabel 'message size (bytes)'
+set ylabel 'MB/s'
+set key top left
+set grid
+plot $(IFS=,; echo "${plots[*]}")
+GP
+  echo "plot: $out/throughput.png"
+else
+  echo "gnuplot not installed: no plot"
+fi
+
+stage "stop cluster"
+for p in "${pids[@]}"; do kill -TERM "$p"; done
+rc=0
+for p in "${pids[@]}"; do wait "$p" || rc=$?; done
+pids=()
+cat "$out"/leaf*.log
+[ "$rc" -eq 0 ] || { echo "main-job: a leaf exited with status $rc"; exit 1; }
+ln -sfn "$out" "$root/results/latest" 2>/dev/null || true
+echo
+echo "results: $out (results.json, table.txt, status.txt, throughput.png); total ${SECONDS}s"
