@@ -76,8 +76,9 @@ for f in include/clink/error.h include/clink/auth.h "$LIBDIR_REL/libclink.a" "$L
   [[ -e "$PREFIX/$f" ]] || die "missing after install: $f"
 done
 # Installed package files must not point back into the source or build tree.
-leaks="$(grep -l -F -e "$ROOT" -e "$BUILD" "$LIBDIR/cmake/clink/"*.cmake "$PCDIR/clink.pc" || true)"
-[[ -z "$leaks" ]] || { grep -n -F -e "$ROOT" -e "$BUILD" $leaks >&2; die "installed files reference the source/build tree: $leaks"; }
+if grep -n -F -e "$ROOT" -e "$BUILD" "$LIBDIR/cmake/clink/"*.cmake "$PCDIR/clink.pc" >&2; then
+  die "installed package files (above) reference the source or build tree"
+fi
 grep -qx "prefix=$PREFIX" "$PCDIR/clink.pc" || { cat "$PCDIR/clink.pc" >&2; die "clink.pc prefix is not $PREFIX"; }
 
 export PKG_CONFIG_PATH="$PCDIR${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"

@@ -527,7 +527,7 @@ static void became_open(struct clink_conn *c)
         clink_connect_cb cb = c->connect_cb;
         c->connect_cb = NULL;
         atomic_fetch_add(&c->refs, 1); /* the application's reference */
-        cb(c, 0, c->connect_user);
+        cb(c, 0, "", c->connect_user);
     }
 }
 
@@ -569,7 +569,7 @@ static void close_now(struct clink_conn *c, int err, int keep_output)
         } else if (c->connect_cb) {
             clink_connect_cb cb = c->connect_cb;
             c->connect_cb = NULL;
-            cb(NULL, err, c->connect_user);
+            cb(NULL, err, c->errtext[0] ? c->errtext : clink_strerror(err), c->connect_user);
         }
     } else if (c->is_server && c->node->opts.on_conn) {
         c->node->opts.on_conn(c, CLINK_CONN_CLOSED, err, c->node->opts.on_conn_user);
@@ -1289,18 +1289,19 @@ void clink__conn_dial(struct clink_worker *w, struct clink__msg_connect *m)
     struct sockaddr_storage ss;
     socklen_t sl;
     if (resolve(m->host, m->opts.port, &ss, &sl) < 0) {
-        m->cb(NULL, -CLINK_EINVAL, m->user);
+        m->cb(NULL, -CLINK_EINVAL, "host is not an IPv4 or IPv6 address (or localhost)", m->user);
         return;
     }
     int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) {
-        m->cb(NULL, -errno, m->user);
+        int e = -errno;
+        m->cb(NULL, e, clink_strerror(e), m->user);
         return;
     }
     struct clink_conn *c = conn_new(w, fd, 0);
     if (c == NULL) {
         close(fd);
-        m->cb(NULL, -CLINK_ENOMEM, m->user);
+        m->cb(NULL, -CLINK_ENOMEM, clink_strerror(-CLINK_ENOMEM), m->user);
         return;
     }
     STAT_ADD(w, conns_dialed, 1);

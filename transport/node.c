@@ -386,12 +386,14 @@ struct connect_wait {
     pthread_cond_t cv;
     int done, status;
     struct clink_conn *conn;
+    char reason[256];
 };
 
-static void connect_sync_cb(struct clink_conn *conn, int status, void *user)
+static void connect_sync_cb(struct clink_conn *conn, int status, const char *reason, void *user)
 {
     struct connect_wait *cw = user;
     pthread_mutex_lock(&cw->mu);
+    snprintf(cw->reason, sizeof(cw->reason), "%s", reason);
     cw->conn = conn;
     cw->status = status;
     cw->done = 1;
@@ -430,7 +432,7 @@ int clink_connect_sync(struct clink_node *node, const struct clink_connect_opts 
     if (ret == 0) {
         *out = cw.conn;
     } else if (err && errlen) {
-        snprintf(err, errlen, "%s", clink_strerror(ret));
+        snprintf(err, errlen, "%s", cw.reason[0] ? cw.reason : clink_strerror(ret));
     }
     return ret;
 }

@@ -227,7 +227,7 @@ static void handle_msg(struct clink_worker *w, struct clink__msg *m, int live)
         if (live && !w->stopping) {
             clink__conn_dial(w, cm);
         } else {
-            cm->cb(NULL, -CLINK_ESHUTDOWN, cm->user);
+            cm->cb(NULL, -CLINK_ESHUTDOWN, clink_strerror(-CLINK_ESHUTDOWN), cm->user);
         }
         free(cm);
         break;

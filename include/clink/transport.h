@@ -160,10 +160,12 @@ struct clink_connect_opts {
 /*
  * Dial a peer. cb runs on the worker that owns the new connection, with
  * status 0 and a conn the caller now holds a reference to (drop it with
- * clink_conn_close), or with a negative status and conn NULL.
+ * clink_conn_close), or with a negative status, conn NULL and `reason`: why,
+ * in words (e.g. "certificate verify failed: Hostname mismatch"), valid only
+ * during the callback.
  * Thread: any, after start. Returns 0 (cb will run) or negative (cb will not).
  */
-typedef void (*clink_connect_cb)(struct clink_conn *conn, int status, void *user);
+typedef void (*clink_connect_cb)(struct clink_conn *conn, int status, const char *reason, void *user);
 CLINK_API CLINK_MUST_USE int clink_connect(struct clink_node *node, const struct clink_connect_opts *opts,
                                            clink_connect_cb cb, void *user);
 

@@ -73,6 +73,8 @@ struct ts_raw {
     SSL *ssl;
 };
 int ts_raw_tls(struct ts_raw *r, uint16_t port, const struct ts_pki *p);
+/* The same with any certificate, key and trusted CAs (e.g. a certificate from another CA). */
+int ts_raw_tls_as(struct ts_raw *r, uint16_t port, const char *cert, const char *key, const char *ca);
 void ts_raw_close(struct ts_raw *r);
 int ts_raw_write(struct ts_raw *r, const void *buf, size_t n);
 /* Read until n bytes or error; returns bytes read (0 on close). */

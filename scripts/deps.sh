@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Install the Debian 12 packages clink needs to build, test, fuzz and bench.
+# Idempotent: prints nothing and touches nothing when all are installed;
+# otherwise runs `apt-get update` once and installs only the missing ones
+# (with sudo when not root).
+#
+#   scripts/deps.sh           install what is missing
+#   scripts/deps.sh --check   list what is missing, exit 1 if anything is
+set -euo pipefail
+
+PACKAGES=(
+  build-essential cmake ninja-build pkg-config  # toolchain
+  libssl-dev liburing-dev libck-dev             # library deps
+  libcriterion-dev libcjson-dev libinih-dev     # tests and tools
+  clang                                         # libFuzzer (clang-14 pulls libclang-rt-14-dev)
+  strace valgrind openssl iproute2              # test drivers, certs, ss/tc
+  gnuplot-nox                                   # bench plots
+)
+
+installed() {
+  [[ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null || true)" == "install ok installed" ]]
+}
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  installed "$p" || missing+=("$p")
+done
+
+if [[ ${#missing[@]} -eq 0 ]]; then
+  exit 0
+fi
+
+if [[ "${1:-}" == "--check" ]]; then
+  echo "deps: missing: ${missing[*]}"
+  exit 1
+fi
+
+SUDO=()
+if [[ "$(id -u)" -ne 0 ]]; then
+  if ! command -v sudo >/dev/null 2>&1; then
+    echo "deps: missing ${missing[*]}; not root and no sudo: install them as root" >&2
+    exit 1
+  fi
+  SUDO=(sudo)
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+echo "deps: installing ${missing[*]}"
+"${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+"${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+
+still=()
+for p in "${missing[@]}"; do
+  installed "$p" || still+=("$p")
+done
+if [[ ${#still[@]} -ne 0 ]]; then
+  echo "deps: still missing after apt-get install: ${still[*]}" >&2
+  exit 1
+fi
+echo "deps: done"
