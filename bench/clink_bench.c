@@ -530,6 +530,7 @@ int main(int argc, char **argv)
            "p50 us", "p99 us", "p999 us", "cpu s", "vs plain", "cipher");
 
     int failures = 0;
+    int tty = isatty(STDERR_FILENO); /* progress only where someone watches */
     const char *scen[2] = {"rpc", "throughput"};
     for (int si = 0; si < 2; si++) {
         if ((si == 0 && !cfg.scen_rpc) || (si == 1 && !cfg.scen_throughput)) {
@@ -548,8 +549,10 @@ int main(int argc, char **argv)
                              feat.ktls ? "kTLS offload is not implemented in this build yet"
                                        : "this kernel offers no kTLS (no 'tls' in tcp_available_ulp)");
                 } else {
-                    fprintf(stderr, "  running %s %s %zu B ...\r", scen[si], mname, cfg.sizes[zi]);
-                    fflush(stderr);
+                    if (tty) {
+                        fprintf(stderr, "  running %s %s %zu B ...\r", scen[si], mname, cfg.sizes[zi]);
+                        fflush(stderr);
+                    }
                     ret = run_one(&cfg, node, mi == 0 ? CLINK_MODE_PLAIN : CLINK_MODE_TLS, scen[si], cfg.sizes[zi], &r);
                     if (ret < 0 && !r.skipped[0]) {
                         snprintf(r.skipped, sizeof(r.skipped), "%s", clink_strerror(ret));
@@ -586,7 +589,9 @@ int main(int argc, char **argv)
             }
         }
     }
-    fprintf(stderr, "%60s\r", "");
+    if (tty) {
+        fprintf(stderr, "%60s\r", "");
+    }
     CLINK_IGNORE(clink_node_shutdown(node, 2000));
     clink_node_free(node);
     clink_tls_ctx_free(tls);

@@ -159,7 +159,9 @@ static void release(struct clink_req *req, void *user)
         struct iovec iov = {.iov_base = held[i].payload, .iov_len = held[i].len};
         cr_assert_eq(clink_req_respond(held[i].req, &iov, 1), 0);
     }
-    nheld = 0;
+    nheld = capheld = 0;
+    free(held);
+    held = NULL;
     cr_assert_eq(clink_req_respond(req, NULL, 0), 0);
 }
 
@@ -264,6 +266,9 @@ static void release_reverse(struct clink_req *req, void *user)
         struct iovec iov = {.iov_base = h->payload, .iov_len = h->len};
         cr_assert_eq(clink_req_respond(h->req, &iov, 1), 0);
     }
+    capheld = 0;
+    free(held);
+    held = NULL;
     cr_assert_eq(clink_req_respond(req, NULL, 0), 0);
 }
 

@@ -42,9 +42,9 @@ grep -q '^ktls_tx: off$' "$t/status" && ok || no "kTLS state reported"
 
 "$bin/tools/clink-status" --connect "127.0.0.1:$port" --name not-this-node --cert "$t/pki/agg1.pem" \
   --key "$t/pki/agg1-key.pem" --ca "$t/pki/ca.pem" >"$t/bad" 2>&1
-[ $? -eq 1 ] && grep -q "verification failed" "$t/bad" && ok || { no "wrong name must be refused"; cat "$t/bad"; }
+[ $? -eq 1 ] && grep -q "certificate verify failed: hostname mismatch" "$t/bad" && ok || { no "wrong name must be refused"; cat "$t/bad"; }
 "$bin/tools/clink-status" --connect "127.0.0.1:$port" --plaintext >"$t/plain" 2>&1
-[ $? -eq 1 ] && grep -q "plaintext refused" "$t/plain" && ok || { no "plaintext must be refused"; cat "$t/plain"; }
+[ $? -eq 1 ] && grep -q "plaintext connections are not allowed" "$t/plain" && ok || { no "plaintext must be refused"; cat "$t/plain"; }
 
 kill -TERM "$node_pid"; wait "$node_pid"; rc=$?; node_pid=
 [ $rc -eq 0 ] && ok || no "clink-node exit status $rc after SIGTERM"

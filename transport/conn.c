@@ -408,25 +408,41 @@ static struct clink_req *req_new(struct clink_conn *c)
 static void req_free(struct clink_req *r)
 {
     struct clink_conn *c = r->conn;
+    /* A live request is on its connection's list; an orphan on its worker's. */
+    struct clink_req **head = c != NULL ? &c->reqs : &r->w->orphans;
+    if (r->prev) {
+        r->prev->next = r->next;
+    } else {
+        *head = r->next;
+    }
+    if (r->next) {
+        r->next->prev = r->prev;
+    }
     if (c != NULL) {
-        if (r->prev) {
-            r->prev->next = r->next;
-        } else {
-            c->reqs = r->next;
-        }
-        if (r->next) {
-            r->next->prev = r->prev;
-        }
         c->nreqs--;
     }
     r->next = r->w->free_reqs;
     r->w->free_reqs = r;
 }
 
+/*
+ * The connection is gone but its handlers still hold requests: they become
+ * the worker's orphans, answered into the void (-CLINK_ECLOSED) or freed
+ * with the node.
+ */
 static void orphan_reqs(struct clink_conn *c)
 {
+    struct clink_req *last = NULL;
     for (struct clink_req *r = c->reqs; r != NULL; r = r->next) {
         r->conn = NULL;
+        last = r;
+    }
+    if (last != NULL) {
+        last->next = c->w->orphans;
+        if (c->w->orphans) {
+            c->w->orphans->prev = last;
+        }
+        c->w->orphans = c->reqs;
     }
     c->reqs = NULL;
     c->nreqs = 0;

@@ -292,10 +292,13 @@ void clink_node_free(struct clink_node *node)
         }
         free(w->inbox_buf);
         clink__timers_free(&w->timers);
-        while (w->free_reqs != NULL) {
-            struct clink_req *r = w->free_reqs;
-            w->free_reqs = r->next;
-            free(r);
+        struct clink_req *lists[2] = {w->free_reqs, w->orphans};
+        for (int l = 0; l < 2; l++) {
+            while (lists[l] != NULL) {
+                struct clink_req *r = lists[l];
+                lists[l] = r->next;
+                free(r);
+            }
         }
     }
     if (node->listen_fd >= 0) {

@@ -236,6 +236,7 @@ struct clink_worker {
     unsigned nconns;
     struct clink_conn *dirty;
     struct clink_req *free_reqs;
+    struct clink_req *orphans; /* requests whose connection closed before the handler answered */
 
     int stopping;
     int drain_stage;
