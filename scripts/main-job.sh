@@ -31,7 +31,10 @@ bin="$build/tools"
 
 out=${out:-"$root/results/$(date -u +%Y%m%d-%H%M%S)"}
 mkdir -p "$out"
+out=$(cd "$out" && pwd)
 pki="$out/pki"
+# A rerun into the same --out starts from scratch: new CA, new results.
+rm -rf "$pki" "$out/results.json" "$out"/throughput-*.dat
 
 stage "certificates"
 "$bin/clink-certs" ca --out "$pki" --cn "clink local cluster CA"
@@ -109,6 +112,6 @@ for p in "${pids[@]}"; do wait "$p" || rc=$?; done
 pids=()
 cat "$out"/leaf*.log
 [ "$rc" -eq 0 ] || { echo "main-job: a leaf exited with status $rc"; exit 1; }
-ln -sfn "$out" "$root/results/latest" 2>/dev/null || true
+mkdir -p "$root/results" && ln -sfn "$out" "$root/results/latest"
 echo
 echo "results: $out (results.json, table.txt, status.txt, throughput.png); total ${SECONDS}s"

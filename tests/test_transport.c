@@ -823,3 +823,63 @@ Test(transport, orderly_close_sends_goaway_then_close_notify)
     clink_node_free(cli);
     clink_node_free(srv);
 }
+
+/* ---- a full inbox is reported, never dropped ---- */
+
+#include <semaphore.h>
+
+static sem_t unblock;
+static atomic_int blocked_in_cb;
+
+static void blocking_cb(struct clink_call *call, int status, const uint8_t *resp, size_t len)
+{
+    (void)call;
+    (void)status;
+    (void)resp;
+    (void)len;
+    /* Holds the worker hostage (against the rules, on purpose) so its inbox fills up. */
+    atomic_store(&blocked_in_cb, 1);
+    sem_wait(&unblock);
+}
+
+Test(transport, full_inbox_is_reported_to_the_caller)
+{
+    struct clink_node *srv = ts_node(tls, 1, 0, ts_register_echo);
+    struct clink_node_opts no = {.workers = 1, .tls = tls, .inbox_size = 4};
+    struct clink_node *cli;
+    cr_assert_eq(clink_node_new(&no, &cli), 0);
+    cr_assert_eq(clink_node_start(cli), 0);
+    struct clink_connect_opts o = dial(srv, "localhost");
+    struct clink_conn *c;
+    cr_assert_eq(clink_connect_sync(cli, &o, &c, NULL, 0), 0);
+    sem_init(&unblock, 0, 0);
+    struct clink_call first = {.method = TS_ECHO, .cb = blocking_cb};
+    cr_assert_eq(clink_call_start(c, &first), 0);
+    cr_assert_eq(wait_count(&blocked_in_cb, 1, ts_ms(3000)), 1);
+
+    struct clink_call calls[16];
+    int accepted = 0, refused = 0;
+    for (int i = 0; i < 16; i++) {
+        calls[i] = (struct clink_call){.method = TS_ECHO, .cb = count_cb};
+        int ret = clink_call_start(c, &calls[i]);
+        if (ret == 0) {
+            accepted++;
+        } else {
+            cr_assert_eq(ret, -CLINK_EAGAIN, "%s", clink_strerror(ret));
+            refused++;
+        }
+    }
+    struct clink_node_stats st;
+    clink_node_stats(cli, &st);
+    sem_post(&unblock);
+    int done = wait_count(&cb_count, accepted, ts_ms(3000));
+
+    cr_assert_eq(accepted, 3, "a ring of 4 holds 3");
+    cr_assert_eq(refused, 13);
+    cr_assert_eq(st.inbox_full, 13);
+    cr_assert_eq(done, accepted, "every accepted call completes");
+    cr_assert_eq(atomic_load(&cb_status), 0);
+    clink_conn_close(c);
+    clink_node_free(cli);
+    clink_node_free(srv);
+}
