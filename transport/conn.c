@@ -26,6 +26,7 @@
 #define STREAM_READ 65536  /* recv size once the handshake is done */
 #define KEEP_IDLE 65536    /* buffers above this are released when idle */
 #define TLS_CHUNK 16384    /* plaintext per SSL_write: one full record */
+#define CLINK_LINGER_NS (2000ull * 1000000ull) /* longest a closing connection may take to send its last bytes */
 
 enum call_state { CALL_PENDING = 1, CALL_SENT };
 
@@ -56,7 +57,8 @@ static struct clink_conn *conn_new(struct clink_worker *w, int fd, int is_server
     c->mode = CLINK_MODE_TLS;
     atomic_init(&c->refs, 1);
     atomic_init(&c->open, 0);
-    atomic_init(&c->close_posted, 0);
+    atomic_init(&c->app_ref, 0);
+    atomic_init(&c->goaway, 0);
     atomic_init(&c->next_call_id, 1);
     clink__idmap_init(&c->calls);
     clink__timer_init(&c->hs_timer, TIMER_HANDSHAKE);
@@ -276,16 +278,18 @@ int clink__conn_check_call(struct clink_conn *c, struct clink_call *call)
     return 0;
 }
 
-void clink__conn_start_call(struct clink_conn *c, struct clink_call *call)
+int clink__conn_start_call(struct clink_conn *c, struct clink_call *call, int inline_caller)
 {
     int ret = clink__conn_check_call(c, call);
-    if (ret < 0) {
-        clink__call_finish(c->w, call, ret, NULL, 0);
-        return;
+    if (ret == 0 && clink__idmap_put(&c->calls, call->priv.id, call) < 0) {
+        ret = -CLINK_ENOMEM;
     }
-    if (clink__idmap_put(&c->calls, call->priv.id, call) < 0) {
-        clink__call_finish(c->w, call, -CLINK_ENOMEM, NULL, 0);
-        return;
+    if (ret < 0) {
+        /* Started from the owner's own code: the error is returned, no callback runs inside the start. */
+        if (!inline_caller) {
+            clink__call_finish(c->w, call, ret, NULL, 0);
+        }
+        return ret;
     }
     STAT_ADD(c->w, calls_started, 1);
     clink__timer_init(&call->priv.timer, TIMER_CALL);
@@ -303,15 +307,20 @@ void clink__conn_start_call(struct clink_conn *c, struct clink_call *call)
             c->pend_head = call;
         }
         c->pend_tail = call;
-        return;
+        return 0;
     }
     call->priv.state = CALL_SENT;
     ret = serialize_call(c, call);
     if (ret < 0) {
         clink__idmap_del(&c->calls, call->priv.id);
         clink__timers_del(&c->w->timers, &call->priv.timer);
-        clink__call_finish(c->w, call, ret, NULL, 0);
+        STAT_ADD(c->w, calls_started, (uint64_t)-1);
+        if (!inline_caller) {
+            clink__call_finish(c->w, call, ret, NULL, 0);
+        }
+        return ret;
     }
+    return 0;
 }
 
 static void unlink_pending(struct clink_conn *c, struct clink_call *call)
@@ -360,26 +369,26 @@ void clink__conn_cancel_call(struct clink_conn *c, uint64_t id)
 /* Fail every call we own on this connection. */
 static void fail_calls(struct clink_conn *c, int err)
 {
-    size_t n = c->calls.count;
-    if (n == 0) {
+    if (c->calls.count == 0) {
         return;
     }
-    struct clink_call **v = malloc(n * sizeof(*v));
-    size_t k = 0;
-    for (size_t i = 0; c->calls.slots && i <= c->calls.mask; i++) {
-        if (c->calls.slots[i].key != 0 && v != NULL) {
-            v[k++] = c->calls.slots[i].val;
+    /*
+     * Take the whole table out of the books first (callbacks may start calls,
+     * which the closing connection refuses), then walk the detached slots:
+     * no allocation, so no call can be lost to an out-of-memory.
+     */
+    struct clink__idmap old = c->calls;
+    clink__idmap_init(&c->calls);
+    c->pend_head = c->pend_tail = NULL;
+    for (size_t i = 0; i <= old.mask; i++) {
+        if (old.slots[i].key != 0) {
+            struct clink_call *call = old.slots[i].val;
+            clink__timers_del(&c->w->timers, &call->priv.timer);
+            call->priv.next = NULL;
+            clink__call_finish(c->w, call, err, NULL, 0);
         }
     }
-    /* Clear the books first: callbacks may start calls (refused: the conn is closing). */
-    clink__idmap_free(&c->calls);
-    c->pend_head = c->pend_tail = NULL;
-    for (size_t i = 0; i < k; i++) {
-        clink__timers_del(&c->w->timers, &v[i]->priv.timer);
-        v[i]->priv.next = NULL;
-        clink__call_finish(c->w, v[i], err, NULL, 0);
-    }
-    free(v);
+    clink__idmap_free(&old);
 }
 
 /* ---- requests (the peer's calls) ---- */
@@ -478,6 +487,9 @@ static int answer(struct clink_req *req, uint8_t type, const struct iovec *iov, 
     req_free(req);
     if (c != NULL) {
         STAT_ADD(c->w, requests_handled, 1);
+        if (c->recv_paused) {
+            arm_recv(c);
+        }
         maybe_finish_drain(c);
     }
     return ret;
@@ -522,6 +534,7 @@ static void became_open(struct clink_conn *c)
     c->exact = 0;
     clink__timers_del(&c->w->timers, &c->hs_timer);
     STAT_ADD(c->w, conns_open, 1);
+    c->was_open = 1;
     /* Keep what does not change for status after close. */
     struct clink_conn_status *st = &c->cache;
     st->is_server = c->is_server;
@@ -543,6 +556,7 @@ static void became_open(struct clink_conn *c)
         clink_connect_cb cb = c->connect_cb;
         c->connect_cb = NULL;
         atomic_fetch_add(&c->refs, 1); /* the application's reference */
+        atomic_store(&c->app_ref, 1);
         cb(c, 0, "", c->connect_user);
     }
 }
@@ -567,7 +581,6 @@ static void close_now(struct clink_conn *c, int err, int keep_output)
     int was_open = old >= CS_OPEN;
     c->state = CS_CLOSING;
     atomic_store(&c->open, 0);
-    clink__timers_del(&c->w->timers, &c->hs_timer);
     if (err != 0 && err != -CLINK_ESHUTDOWN && c->errtext[0]) {
         CLINK_CONN_LOG(c, CLINK_LOG_INFO, "%s: %s", c->peer_str, c->errtext);
     }
@@ -597,9 +610,15 @@ static void close_now(struct clink_conn *c, int err, int keep_output)
         }
     }
     if (err != 0 && !keep_output) {
-        clink__bytes_consume(&c->tx, clink__bytes_len(&c->tx));
+        /*
+         * Frames not yet encrypted are dropped; what is already in tx still
+         * goes: above all the TLS alert OpenSSL just wrote, which tells the
+         * peer why (bad certificate, no ALPN). The linger timer bounds it.
+         */
         clink__bytes_consume(&c->ptx, clink__bytes_len(&c->ptx));
     }
+    /* However it ends, CLOSING is bounded: a peer that stops reading cannot hold the socket. */
+    CLINK_IGNORE(clink__timers_add(&c->w->timers, &c->hs_timer, clink__now_ns() + CLINK_LINGER_NS));
     clink__mark_dirty(c);
 }
 
@@ -706,6 +725,10 @@ static void finish_close(struct clink_conn *c)
 static void closed(struct clink_conn *c)
 {
     struct clink_worker *w = c->w;
+    clink__timers_del(&w->timers, &c->hs_timer);
+    if (c->was_open) {
+        STAT_ADD(w, conns_open, (uint64_t)-1);
+    }
     c->state = CS_CLOSED;
     if (c->prev) {
         c->prev->next = c->next;
@@ -742,6 +765,11 @@ void clink__conn_timer(struct clink_worker *w, struct clink__timer *t)
     (void)w;
     if (t->kind == TIMER_HANDSHAKE) {
         struct clink_conn *c = (struct clink_conn *)((char *)t - offsetof(struct clink_conn, hs_timer));
+        if (c->state == CS_CLOSING) {
+            CLINK_CONN_LOG(c, CLINK_LOG_INFO, "%s: peer did not take our last bytes in time: cut off", c->peer_str);
+            force_close(c);
+            return;
+        }
         fail_conn(c, -CLINK_EHANDSHAKE_TIMEOUT, "no complete opening handshake within %u ms",
                   c->node->opts.handshake_timeout_ms);
         return;
@@ -888,15 +916,17 @@ static void on_frame(struct clink_conn *c, const struct clink_frame_hdr *h, cons
         break;
     case CLINK_FRAME_GOAWAY: {
         c->goaway_recv = 1;
+        atomic_store(&c->goaway, 1);
+        /* Draining first, so a callback below that retries on this connection is refused, not queued. */
+        if (c->state == CS_OPEN) {
+            c->state = CS_DRAINING;
+            atomic_store(&c->open, 0);
+        }
         /* Calls not yet written were never seen by the peer: fail them as safe to retry. */
         while (c->pend_head != NULL) {
             struct clink_call *call = c->pend_head;
             detach_call(c, call);
             clink__call_finish(c->w, call, -CLINK_EGOAWAY, NULL, 0);
-        }
-        if (c->state == CS_OPEN) {
-            c->state = CS_DRAINING;
-            atomic_store(&c->open, 0);
         }
         maybe_finish_drain(c);
         break;
@@ -1103,11 +1133,27 @@ static void on_input(struct clink_conn *c)
     }
 }
 
+/*
+ * Backpressure: stop reading while what we owe the peer (answers, PONGs)
+ * exceeds the write budget, or while its requests fill our handlers. A peer
+ * that sends without reading then stalls itself, not our memory.
+ */
+static int must_pause(const struct clink_conn *c)
+{
+    return !c->exact &&
+           (queued_bytes(c) > c->node->opts.max_write_buffer || c->nreqs >= c->node->opts.max_requests_per_conn);
+}
+
 static void arm_recv(struct clink_conn *c)
 {
     if (c->recv_armed || c->state >= CS_CLOSING || c->state == CS_CONNECTING || c->fd < 0) {
         return;
     }
+    if (must_pause(c)) {
+        c->recv_paused = 1;
+        return;
+    }
+    c->recv_paused = 0;
     size_t n = c->exact ? c->want : STREAM_READ;
     if (n == 0) {
         n = 1;
@@ -1187,10 +1233,16 @@ static void on_send(struct clink_conn *c, int res)
     }
     clink__bytes_trim(&c->txf, KEEP_IDLE);
     clink__mark_dirty(c);
+    if (c->recv_paused) {
+        arm_recv(c);
+    }
 }
 
 static void on_connect(struct clink_conn *c, int res)
 {
+    if (c->state != CS_CONNECTING) {
+        return; /* timed out or shut down while connecting: already closing */
+    }
     if (res < 0) {
         fail_conn(c, res, "connect to %s: %s", c->peer_str, clink_strerror(res));
         return;

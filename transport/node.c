@@ -23,6 +23,7 @@ const struct clink_node_opts clink_node_opts_default = {0};
 #define DEFAULT_INBOX 8192
 #define DEFAULT_WRITE_BUFFER (4u << 20)
 #define MAX_FRAME_CEILING (64u << 20)
+#define DEFAULT_MAX_REQUESTS 4096
 
 static int probe_ktls_ulp(void)
 {
@@ -81,6 +82,9 @@ int clink_node_new(const struct clink_node_opts *opts, struct clink_node **out)
     if (n->opts.max_write_buffer == 0) {
         n->opts.max_write_buffer = DEFAULT_WRITE_BUFFER;
     }
+    if (n->opts.max_requests_per_conn == 0) {
+        n->opts.max_requests_per_conn = DEFAULT_MAX_REQUESTS;
+    }
     if (n->opts.log_level == 0) {
         n->opts.log_level = CLINK_LOG_WARN;
     }
@@ -108,6 +112,7 @@ int clink_node_new(const struct clink_node_opts *opts, struct clink_node **out)
         w->listen_fd = -1;
         w->efd = -1;
         clink__timer_init(&w->drain_timer, TIMER_DRAIN);
+        clink__timer_init(&w->accept_timer, TIMER_ACCEPT);
         w->inbox_buf = calloc(n->opts.inbox_size, sizeof(*w->inbox_buf));
         w->efd = eventfd(0, EFD_CLOEXEC);
         if (w->inbox_buf == NULL || w->efd < 0) {
@@ -246,7 +251,14 @@ int clink_node_shutdown(struct clink_node *node, uint32_t drain_ms)
         return -CLINK_EINVAL;
     }
     int expected = 0;
-    if (!atomic_load(&node->started) || !atomic_compare_exchange_strong(&node->stopping, &expected, 1)) {
+    if (!atomic_load(&node->started)) {
+        return 0;
+    }
+    if (!atomic_compare_exchange_strong(&node->stopping, &expected, 1)) {
+        /* Someone else is stopping it: return only once the workers are joined. */
+        while (atomic_load(&node->stopping) != 2) {
+            usleep(1000);
+        }
         return 0;
     }
     struct clink__msg_stop *msgs = calloc(node->nworkers, sizeof(*msgs));
@@ -452,20 +464,27 @@ void clink_conn_close(struct clink_conn *conn)
     if (conn == NULL) {
         return;
     }
+    /* Only a dialled connection carries an application reference; an accepted one is the worker's alone. */
+    int had_ref = atomic_exchange(&conn->app_ref, 0);
     if (clink__current_worker == conn->w) {
         clink__conn_begin_close(conn, 0);
-        clink__conn_put(conn);
+        if (had_ref) {
+            clink__conn_put(conn);
+        }
         return;
     }
-    int expected = 0;
-    if (atomic_compare_exchange_strong(&conn->close_posted, &expected, 1)) {
-        /* The application's reference travels with the message. */
-        if (clink__worker_post(conn->w, &conn->close_msg) == 0) {
-            return;
-        }
+    if (!had_ref) {
+        return; /* a second close, or an accepted connection from another thread (not allowed) */
     }
-    /* Inbox full or worker gone: the worker closes it at shutdown; drop our reference. */
-    clink__conn_put(conn);
+    /* The application's reference travels with the message; wait for room rather than leave it open. */
+    int ret;
+    while ((ret = clink__worker_post(conn->w, &conn->close_msg)) == -CLINK_EAGAIN && clink__current_worker == NULL) {
+        usleep(100);
+    }
+    if (ret < 0) {
+        /* The worker is gone (it closed everything at shutdown) or is another worker's full inbox. */
+        clink__conn_put(conn);
+    }
 }
 
 static void status_on_worker(struct clink_worker *w, void *arg)
@@ -555,15 +574,12 @@ static int start(struct clink_conn *conn, struct clink_call *call, int ping)
     call->priv.state = 0;
     call->priv.id = atomic_fetch_add_explicit(&conn->next_call_id, 1, memory_order_relaxed);
     if (clink__current_worker == conn->w) {
-        int ret = clink__conn_check_call(conn, call);
-        if (ret < 0) {
-            return ret;
-        }
-        clink__conn_start_call(conn, call);
-        return 0;
+        return clink__conn_start_call(conn, call, 1);
     }
     if (!atomic_load(&conn->open)) {
-        return atomic_load(&conn->node->stopping) ? -CLINK_ESHUTDOWN : -CLINK_ECLOSED;
+        return atomic_load(&conn->node->stopping) ? -CLINK_ESHUTDOWN
+               : atomic_load(&conn->goaway)      ? -CLINK_EGOAWAY
+                                                 : -CLINK_ECLOSED;
     }
     atomic_fetch_add(&conn->refs, 1); /* held by the message until the worker takes it */
     int ret = clink__worker_post(conn->w, (void *)((uintptr_t)call | CLINK_MSG_CALL_TAG));

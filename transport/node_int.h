@@ -56,6 +56,7 @@ enum clink__timer_kind {
     TIMER_CALL = 1,   /* owner: struct clink_call (priv.timer) */
     TIMER_HANDSHAKE,  /* owner: struct clink_conn (hs_timer) */
     TIMER_DRAIN,      /* owner: struct clink_worker (drain_timer) */
+    TIMER_ACCEPT,     /* owner: struct clink_worker (accept_timer): re-arm accept after a failure */
 };
 
 /* ---- inbox messages ---- */
@@ -164,7 +165,8 @@ struct clink_conn {
     enum clink_conn_mode mode;
     atomic_int refs;            /* the worker's (until CLOSED) + the application's + queued messages' */
     atomic_int open;            /* 1 while calls may start; read by application threads */
-    atomic_int close_posted;    /* clink_conn_close posted its message */
+    atomic_int app_ref;         /* 1 while the application holds the reference clink_connect gave it */
+    atomic_int goaway;          /* the peer sent GOAWAY (read by application threads) */
     _Atomic uint64_t next_call_id;
 
     /* I/O: at most one recv and one send in flight; tx fills while txf is on the wire. */
@@ -174,6 +176,8 @@ struct clink_conn {
     struct clink__bytes tx;     /* bytes to send next */
     struct clink__bytes txf;    /* bytes being sent */
     int recv_armed, send_armed, shutdown_done;
+    int recv_paused;            /* backpressure: the peer's answers or requests are piling up */
+    int was_open;
     unsigned ops;               /* SQEs in flight that name this conn */
     int exact;                  /* read exactly `want` bytes: opening and handshake */
     size_t want;
@@ -241,6 +245,7 @@ struct clink_worker {
     int stopping;
     int drain_stage;
     struct clink__timer drain_timer;
+    struct clink__timer accept_timer;
     int listen_fd;
     int accept_armed;
     unsigned rr;
@@ -287,7 +292,8 @@ void clink__conn_adopt(struct clink_worker *w, int fd);
 void clink__conn_dial(struct clink_worker *w, struct clink__msg_connect *m);
 void clink__conn_complete(struct clink_worker *w, struct clink_conn *c, int op, int res);
 void clink__conn_flush(struct clink_conn *c);
-void clink__conn_start_call(struct clink_conn *c, struct clink_call *call);
+/* inline_caller: started by the owner's own code, so an error is returned and no callback runs. */
+int clink__conn_start_call(struct clink_conn *c, struct clink_call *call, int inline_caller);
 void clink__conn_cancel_call(struct clink_conn *c, uint64_t id);
 void clink__conn_begin_close(struct clink_conn *c, int err);
 void clink__conn_timer(struct clink_worker *w, struct clink__timer *t);

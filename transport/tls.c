@@ -177,20 +177,19 @@ int clink__tls_init(struct clink__tls *t, SSL_CTX *ctx, int is_server, const cha
         return 0;
     }
     SSL_set_connect_state(t->ssl);
-    if (expected_name == NULL || expected_name[0] == '\0') {
-        return -CLINK_EINVAL;
-    }
     unsigned char ip[16];
-    if (inet_pton(AF_INET, expected_name, ip) == 1 || inet_pton(AF_INET6, expected_name, ip) == 1) {
-        if (X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(t->ssl), expected_name) != 1) {
-            return -CLINK_EINVAL;
-        }
-    } else {
+    int ok = expected_name != NULL && expected_name[0] != '\0';
+    if (ok && (inet_pton(AF_INET, expected_name, ip) == 1 || inet_pton(AF_INET6, expected_name, ip) == 1)) {
+        ok = X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(t->ssl), expected_name) == 1;
+    } else if (ok) {
         /* SNI only for DNS names (RFC 6066 forbids IP literals). */
-        if (SSL_set1_host(t->ssl, expected_name) != 1 || SSL_ctrl(t->ssl, SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name,
-                                                   (void *)(uintptr_t)expected_name) != 1) {
-            return -CLINK_EINVAL;
-        }
+        ok = SSL_set1_host(t->ssl, expected_name) == 1 &&
+             SSL_ctrl(t->ssl, SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name,
+                      (void *)(uintptr_t)expected_name) == 1;
+    }
+    if (!ok) {
+        clink__tls_free(t);
+        return -CLINK_EINVAL;
     }
     return 0;
 }

@@ -18,15 +18,23 @@ _Thread_local struct clink_worker *clink__current_worker;
 
 #define CQ_ENTRIES_FACTOR 8
 #define SQ_ENTRIES 1024
+#define ACCEPT_BACKOFF_NS (100ull * 1000000ull)
 #define CLINK_LINGER_NS (500ull * 1000000ull) /* after the drain deadline, for close_notify to leave */
 
 struct io_uring_sqe *clink__sqe(struct clink_worker *w)
 {
-    struct io_uring_sqe *sqe = io_uring_get_sqe(&w->ring);
-    if (sqe == NULL) {
-        /* SQ full: push what is queued to the kernel and take a fresh slot. */
-        CLINK_IGNORE(io_uring_submit(&w->ring) < 0);
-        sqe = io_uring_get_sqe(&w->ring);
+    struct io_uring_sqe *sqe;
+    /* SQ full: push what is queued to the kernel and take a fresh slot (retry through EINTR/EBUSY). */
+    for (unsigned tries = 0; (sqe = io_uring_get_sqe(&w->ring)) == NULL; tries++) {
+        int ret = io_uring_submit(&w->ring);
+        if (ret < 0 && tries > 100000) {
+            CLINK_LOG(&w->node->log, CLINK_LOG_ERROR, "transport", 0, "worker %u: cannot submit: %s", w->idx,
+                      clink_strerror(ret));
+            abort(); /* no way to continue without an SQE: every caller owns an operation it must start */
+        }
+        if (ret < 0) {
+            sched_yield();
+        }
     }
     return sqe;
 }
@@ -110,11 +118,14 @@ static void wake(struct clink_worker *w)
     }
     struct clink_worker *self = clink__current_worker;
     if (self != NULL && self != w && self->feat.msg_ring) {
-        /* Worker to worker: a CQE on the target's ring, no syscall of our own. */
+        /* Worker to worker: a CQE on the target's ring instead of an eventfd write. */
         struct io_uring_sqe *sqe = clink__sqe(self);
         io_uring_prep_msg_ring(sqe, w->ring_fd, 0, (uint64_t)(uintptr_t)tag(w, OP_MSG_WAKE), 0);
         io_uring_sqe_set_data(sqe, tag(w, OP_MSG_SENT));
-        return;
+        /* Submit now: the target should not wait for the end of our loop pass. */
+        if (io_uring_submit(&self->ring) >= 0) {
+            return;
+        }
     }
     uint64_t one = 1;
     CLINK_IGNORE(write(w->efd, &one, sizeof(one)) < 0); /* an eventfd write only fails on overflow: then it is awake */
@@ -160,6 +171,9 @@ static void sync_done(struct clink__msg_sync *m)
 
 int clink__worker_run_sync(struct clink_worker *w, void (*fn)(struct clink_worker *, void *), void *arg)
 {
+    if (clink__current_worker != NULL) {
+        return -CLINK_EINVAL; /* a worker waiting on a worker can deadlock: never block one */
+    }
     struct clink__msg_sync m = {.hdr.kind = MSG_SYNC, .fn = fn, .arg = arg};
     pthread_mutex_init(&m.mu, NULL);
     pthread_cond_init(&m.cv, NULL);
@@ -182,6 +196,7 @@ static void begin_stop(struct clink_worker *w, uint32_t drain_ms)
         return;
     }
     w->stopping = 1;
+    clink__timers_del(&w->timers, &w->accept_timer);
     if (w->accept_armed) {
         struct io_uring_sqe *sqe = clink__sqe(w);
         io_uring_prep_cancel64(sqe, (uint64_t)(uintptr_t)tag(w, OP_ACCEPT), 0);
@@ -203,7 +218,7 @@ static void handle_msg(struct clink_worker *w, struct clink__msg *m, int live)
         struct clink_call *call = (struct clink_call *)((uintptr_t)m & ~(uintptr_t)CLINK_MSG_CALL_TAG);
         struct clink_conn *c = call->priv.conn;
         if (live) {
-            clink__conn_start_call(c, call);
+            CLINK_IGNORE(clink__conn_start_call(c, call, 0) < 0); /* errors went to the callback */
         } else {
             clink__call_finish(w, call, -CLINK_ESHUTDOWN, NULL, 0);
         }
@@ -281,8 +296,11 @@ static void on_accept(struct clink_worker *w, struct io_uring_cqe *cqe)
 {
     if (!(cqe->flags & IORING_CQE_F_MORE)) {
         w->accept_armed = 0;
-        if (!w->stopping && cqe->res != -ECANCELED) {
+        if (!w->stopping && cqe->res >= 0) {
             arm_accept(w);
+        } else if (!w->stopping && cqe->res != -ECANCELED) {
+            /* EMFILE and friends: retry later instead of spinning on the same failure. */
+            CLINK_IGNORE(clink__timers_add(&w->timers, &w->accept_timer, clink__now_ns() + ACCEPT_BACKOFF_NS));
         }
     }
     if (cqe->res < 0) {
@@ -366,7 +384,11 @@ static void fire_timers(struct clink_worker *w)
     struct clink__timer *t;
     while ((t = clink__timers_min(&w->timers)) != NULL && t->deadline_ns <= now) {
         clink__timers_del(&w->timers, t);
-        if (t->kind == TIMER_DRAIN) {
+        if (t->kind == TIMER_ACCEPT) {
+            if (!w->stopping && !w->accept_armed) {
+                arm_accept(w);
+            }
+        } else if (t->kind == TIMER_DRAIN) {
             /*
              * Stage 0: calls still in flight fail with ESHUTDOWN; connections
              * already closing get a short linger to send close_notify. Stage 1:
@@ -476,7 +498,12 @@ static void *worker_main(void *arg)
 
     loop(w);
 
-    /* Final drain: wait out producers that passed the exited check, then answer what they left. */
+    /*
+     * Final drain: wait out producers that passed the exited check, then
+     * answer what they left. Callbacks run here wake other workers through
+     * their eventfds: our ring takes no more submissions.
+     */
+    clink__current_worker = NULL;
     atomic_store(&w->exited, 1);
     while (atomic_load(&w->producers) > 0) {
         sched_yield();
@@ -487,7 +514,6 @@ static void *worker_main(void *arg)
         w->listen_fd = -1;
     }
     io_uring_queue_exit(&w->ring);
-    clink__current_worker = NULL;
     return NULL;
 }
 

@@ -67,7 +67,8 @@ struct clink_node_opts {
     uint32_t max_frame;          /* largest frame payload accepted, bytes; 0: 4 MiB */
     uint32_t handshake_timeout_ms; /* accept/dial until HELLO done; 0: 10 s */
     uint32_t inbox_size;         /* messages per worker inbox, power of two; 0: 8192 */
-    uint32_t max_write_buffer;   /* per conn: bytes queued for the socket before calls wait; 0: 4 MiB */
+    uint32_t max_write_buffer;   /* per conn: bytes queued for the socket before calls wait and reads pause; 0: 4 MiB */
+    uint32_t max_requests_per_conn; /* per conn: the peer's requests in our handlers before reads pause; 0: 4096 */
     clink_conn_event_fn on_conn; /* optional: server-side connection events */
     void *on_conn_user;
     clink_log_fn log;            /* optional: NULL means silent */
@@ -180,7 +181,10 @@ CLINK_API CLINK_MUST_USE int clink_connect_sync(struct clink_node *node, const s
 /*
  * Close gracefully (GOAWAY, let calls in flight finish, close_notify) and
  * drop the caller's reference: conn must not be used afterwards.
- * Thread: any.
+ * Thread: any, for a connection from clink_connect. An accepted connection
+ * (from on_conn or clink_req_conn) holds no application reference: close it
+ * only on its worker; the pointer stays valid until its CLINK_CONN_CLOSED
+ * event (or, from clink_req_conn, during the handler).
  */
 CLINK_API void clink_conn_close(struct clink_conn *conn);
 
@@ -216,7 +220,11 @@ struct clink_conn_status {
     char last_error_text[256];    /* detail: OpenSSL reason, verification error */
 };
 
-/* Snapshot of a connection. Thread: any (an application thread waits for the worker). */
+/*
+ * Snapshot of a connection. Thread: any application thread (it waits for the
+ * worker), or the connection's own worker; another worker gets -CLINK_EINVAL
+ * (a worker never blocks on a worker).
+ */
 CLINK_API CLINK_MUST_USE int clink_conn_status(struct clink_conn *conn, struct clink_conn_status *out);
 
 /*
