@@ -314,6 +314,7 @@ Test(transport, responses_arrive_out_of_order)
 
 #include <errno.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 
 #include "transport/frame.h"
 #include "transport/timer.h"
@@ -881,5 +882,95 @@ Test(transport, full_inbox_is_reported_to_the_caller)
     cr_assert_eq(atomic_load(&cb_status), 0);
     clink_conn_close(c);
     clink_node_free(cli);
+    clink_node_free(srv);
+}
+
+/* ---- handlers that close their own connection; peers that send without reading ---- */
+
+#define CLOSE_ME 30
+static void close_me(struct clink_req *req, void *user)
+{
+    (void)user;
+    /* An accepted connection holds no application reference: closing it here must not free it under us. */
+    clink_conn_close(clink_req_conn(req));
+    struct iovec iov = {.iov_base = (void *)(uintptr_t)"bye", .iov_len = 3};
+    CLINK_IGNORE(clink_req_respond(req, &iov, 1));
+}
+
+static void reg_close_me(struct clink_node *n)
+{
+    ts_register_echo(n);
+    cr_assert_eq(clink_node_register(n, CLOSE_ME, close_me, NULL), 0);
+}
+
+Test(transport, handler_may_close_its_own_connection)
+{
+    struct clink_node *srv = ts_node(tls, 1, 0, reg_close_me);
+    struct clink_node *cli = ts_client(tls, 1, 0);
+    struct clink_connect_opts o = dial(srv, "localhost");
+    struct clink_conn *c;
+    cr_assert_eq(clink_connect_sync(cli, &o, &c, NULL, 0), 0);
+    struct clink_msg r;
+
+    int ret = clink_call_sync(c, CLOSE_ME, NULL, 0, ts_ms(5000), &r);
+    struct clink_conn_status st;
+    cr_assert_eq(clink_conn_status(c, &st), 0);
+    for (int i = 0; i < 400 && st.open; i++) {
+        usleep(5000);
+        cr_assert_eq(clink_conn_status(c, &st), 0);
+    }
+
+    cr_assert_eq(ret, 0, "the answer given after the close still arrives: %s", clink_strerror(ret));
+    cr_assert_eq(r.len, 3);
+    clink_msg_free(&r);
+    cr_assert_eq(st.open, 0, "then the server's GOAWAY closes it");
+    clink_conn_close(c);
+    clink_node_free(cli);
+    clink_node_free(srv);
+}
+
+static long rss_kib(void)
+{
+    FILE *f = fopen("/proc/self/statm", "r");
+    long pages = 0, rss = 0;
+    if (f != NULL) {
+        cr_assert_eq(fscanf(f, "%ld %ld", &pages, &rss), 2);
+        fclose(f);
+    }
+    return rss * (sysconf(_SC_PAGESIZE) / 1024);
+}
+
+Test(transport, peer_that_never_reads_cannot_grow_our_memory)
+{
+    struct clink_node_opts no = {.workers = 1, .tls = tls, .max_write_buffer = 256 * 1024};
+    struct clink_node *srv;
+    cr_assert_eq(clink_node_new(&no, &srv), 0);
+    ts_register_echo(srv);
+    cr_assert_eq(clink_node_listen(srv, "127.0.0.1", 0), 0);
+    cr_assert_eq(clink_node_start(srv), 0);
+    struct ts_raw r;
+    cr_assert_eq(ts_raw_tls(&r, clink_node_port(srv), &pki), 0);
+    raw_hello(&r, 1, 1);
+    struct timeval tv = {.tv_sec = 1};
+    setsockopt(r.fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+    long before = rss_kib();
+
+    /* 64 MiB of PINGs, never reading a PONG: the server must stop reading long before. */
+    enum { BATCH = 4096 };
+    static uint8_t batch[BATCH * (CLINK_FRAME_HDR + CLINK_PING_LEN)];
+    for (int i = 0; i < BATCH; i++) {
+        struct clink_frame_hdr h = {.type = CLINK_FRAME_PING, .length = CLINK_PING_LEN, .id = (uint64_t)i + 1};
+        clink__frame_encode(batch + i * (CLINK_FRAME_HDR + CLINK_PING_LEN), &h);
+    }
+    size_t sent = 0;
+    while (sent < (64u << 20) && ts_raw_write(&r, batch, sizeof(batch)) == 0) {
+        sent += sizeof(batch);
+    }
+    long grown = rss_kib() - before;
+
+    cr_assert_lt(sent, 64u << 20, "the server kept reading: %zu bytes taken", sent);
+    cr_assert_lt(grown, 24 * 1024, "memory grew by %ld KiB", grown);
+    ts_raw_close(&r);
+    expect_echo_works(srv);
     clink_node_free(srv);
 }
