@@ -30,10 +30,10 @@
 #include <openssl/x509v3.h>
 
 #define DEFAULT_NOT_BEFORE_OFFSET_S (-60)
-#define DEFAULT_VALID_FOR_S ((int64_t)365 * 24 * 60 * 60)
+#define DEFAULT_VALID_FOR_S         ((int64_t)365 * 24 * 60 * 60)
 /* 9999-12-31T23:59:59Z: the last instant a GeneralizedTime (RFC 5280 4.1.2.5.2) can carry. */
 #define MAX_CERT_TIME ((int64_t)253402300799)
-#define SERIAL_BYTES 16
+#define SERIAL_BYTES  16
 
 /* What a node certificate needs from its CA. All NULL for a self-signed CA, which uses its own key and SKI. */
 struct issuer {
@@ -366,8 +366,7 @@ static CLINK_MUST_USE int build_cert(const struct clink_cert_opts *opts, EVP_PKE
         goto out;
     }
     if (X509_set_version(x, X509_VERSION_3) != 1 || set_serial(x) < 0 || X509_set_subject_name(x, name) != 1 ||
-        X509_set_issuer_name(x, is_ca ? name : X509_get_subject_name(iss->cert)) != 1 ||
-        X509_set_pubkey(x, key) != 1) {
+        X509_set_issuer_name(x, is_ca ? name : X509_get_subject_name(iss->cert)) != 1 || X509_set_pubkey(x, key) != 1) {
         ret = ssl_fail(err, errlen, -CLINK_EINTERNAL, "cannot fill in certificate");
         goto out;
     }
@@ -614,8 +613,8 @@ int clink_cert_make_ca(const struct clink_cert_opts *opts, const char *cert_path
     return make_pair(opts, &self, cert_path, key_path, overwrite, err, errlen);
 }
 
-static CLINK_MUST_USE int load_ca(const char *cert_path, const char *key_path, X509 **cert, EVP_PKEY **key,
-                                  char *err, size_t errlen)
+static CLINK_MUST_USE int load_ca(const char *cert_path, const char *key_path, X509 **cert, EVP_PKEY **key, char *err,
+                                  size_t errlen)
 {
     FILE *in = NULL;
     int ret = -CLINK_ECONFIG;

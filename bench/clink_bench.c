@@ -26,10 +26,10 @@
 #include "tools/methods.h"
 
 #define MAX_TARGETS 16
-#define MAX_SIZES 16
+#define MAX_SIZES   16
 
 /* ---- latency histogram: log2 buckets with 32 linear sub-buckets (~3% error) ---- */
-#define SUB 32
+#define SUB     32
 #define OCTAVES 40
 struct hist {
     uint64_t n[OCTAVES * SUB];
@@ -170,8 +170,8 @@ static double cpu_seconds(const pid_t *pids, int npids)
 {
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
-    double s = (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
-               ru.ru_stime.tv_usec / 1e6;
+    double s =
+        (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
     long hz = sysconf(_SC_CLK_TCK);
     for (int i = 0; i < npids; i++) {
         char path[64], buf[1024];
@@ -226,12 +226,12 @@ static int run_one(struct cfg *cfg, struct clink_node *node, enum clink_conn_mod
 
     for (unsigned i = 0; i < nconn; i++) {
         int t = (int)(i % (unsigned)cfg->ntargets);
-        struct clink_connect_opts o = {.host = cfg->hosts[t], .port = cfg->ports[t], .expected_name = cfg->name,
-                                       .mode = mode};
+        struct clink_connect_opts o = {
+            .host = cfg->hosts[t], .port = cfg->ports[t], .expected_name = cfg->name, .mode = mode};
         char err[256];
         if ((ret = clink_connect_sync(node, &o, &conns[i], err, sizeof(err))) < 0) {
-            snprintf(res->skipped, sizeof(res->skipped), "cannot connect to %s:%u: %s", cfg->hosts[t],
-                     cfg->ports[t], err);
+            snprintf(res->skipped, sizeof(res->skipped), "cannot connect to %s:%u: %s", cfg->hosts[t], cfg->ports[t],
+                     err);
             goto out;
         }
     }
@@ -254,8 +254,11 @@ static int run_one(struct cfg *cfg, struct clink_node *node, enum clink_conn_mod
             s->run = &r;
             s->conn = conns[i % nconn];
             s->iov = (struct iovec){.iov_base = r.payload, .iov_len = msg};
-            s->call = (struct clink_call){.method = one_way ? CLINK_TOOL_SINK : CLINK_TOOL_ECHO, .iov = &s->iov,
-                                          .iovcnt = 1, .timeout_ms = 30000, .cb = on_done};
+            s->call = (struct clink_call){.method = one_way ? CLINK_TOOL_SINK : CLINK_TOOL_ECHO,
+                                          .iov = &s->iov,
+                                          .iovcnt = 1,
+                                          .timeout_ms = 30000,
+                                          .cb = on_done};
         }
         double cpu0 = cpu_seconds(cfg->pids, cfg->npids);
         uint64_t t0 = now_ns();
@@ -353,28 +356,27 @@ static void emit_json(struct cfg *cfg, const struct result *r)
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "Usage: clink-bench --target HOST:PORT [--target ...] --cert FILE --key FILE --ca FILE [options]\n"
-            "\n"
-            "Measure RPC rate, latency and one-way throughput against clink nodes (clink-node)\n"
-            "in each transport mode, all in one run, and report each mode against plaintext.\n"
-            "\n"
-            "Options:\n"
-            "  --target HOST:PORT     a node to call (repeat for several leaves)\n"
-            "  --name NAME            name the nodes' certificates carry (default: the host)\n"
-            "  --cert/--key/--ca FILE this client's certificate, key and trusted CAs\n"
-            "  --modes LIST           plain,tls,ktls (default: all; a mode that cannot run says why)\n"
-            "  --scenarios LIST       rpc,throughput (default: both)\n"
-            "  --sizes LIST           message sizes in bytes (default: 64,1024,16384,65536,262144,1048576)\n"
-            "  --concurrency N        calls in flight (default 64)\n"
-            "  --connections N        connections per target (default 2)\n"
-            "  --workers N            client worker threads (default 2)\n"
-            "  --duration-ms N        measured time per result line (default 3000)\n"
-            "  --warmup-ms N          unmeasured time before each (default 500)\n"
-            "  --quick                short run: sizes 64,16384, 1000 ms each, 200 ms warm-up\n"
-            "  --json FILE            append one JSON object per result line\n"
-            "  --measure-pid PID      add this process's CPU time to cpu_s (repeat; e.g. the leaves)\n"
-            "  -h, --help             this text\n");
+    fprintf(f, "Usage: clink-bench --target HOST:PORT [--target ...] --cert FILE --key FILE --ca FILE [options]\n"
+               "\n"
+               "Measure RPC rate, latency and one-way throughput against clink nodes (clink-node)\n"
+               "in each transport mode, all in one run, and report each mode against plaintext.\n"
+               "\n"
+               "Options:\n"
+               "  --target HOST:PORT     a node to call (repeat for several leaves)\n"
+               "  --name NAME            name the nodes' certificates carry (default: the host)\n"
+               "  --cert/--key/--ca FILE this client's certificate, key and trusted CAs\n"
+               "  --modes LIST           plain,tls,ktls (default: all; a mode that cannot run says why)\n"
+               "  --scenarios LIST       rpc,throughput (default: both)\n"
+               "  --sizes LIST           message sizes in bytes (default: 64,1024,16384,65536,262144,1048576)\n"
+               "  --concurrency N        calls in flight (default 64)\n"
+               "  --connections N        connections per target (default 2)\n"
+               "  --workers N            client worker threads (default 2)\n"
+               "  --duration-ms N        measured time per result line (default 3000)\n"
+               "  --warmup-ms N          unmeasured time before each (default 500)\n"
+               "  --quick                short run: sizes 64,16384, 1000 ms each, 200 ms warm-up\n"
+               "  --json FILE            append one JSON object per result line\n"
+               "  --measure-pid PID      add this process's CPU time to cpu_s (repeat; e.g. the leaves)\n"
+               "  -h, --help             this text\n");
 }
 
 static int parse_list(const char *s, size_t *out, int max)
@@ -420,18 +422,35 @@ static void host_info(struct cfg *cfg)
 int main(int argc, char **argv)
 {
     static const struct option lo[] = {
-        {"target", required_argument, NULL, 'T'},     {"name", required_argument, NULL, 'n'},
-        {"cert", required_argument, NULL, 'c'},       {"key", required_argument, NULL, 'k'},
-        {"ca", required_argument, NULL, 'a'},         {"modes", required_argument, NULL, 'm'},
-        {"scenarios", required_argument, NULL, 's'},  {"sizes", required_argument, NULL, 'z'},
-        {"concurrency", required_argument, NULL, 'C'}, {"connections", required_argument, NULL, 'N'},
-        {"workers", required_argument, NULL, 'w'},    {"duration-ms", required_argument, NULL, 'd'},
-        {"warmup-ms", required_argument, NULL, 'W'},  {"quick", no_argument, NULL, 'q'},
-        {"json", required_argument, NULL, 'j'},       {"measure-pid", required_argument, NULL, 'p'},
-        {"help", no_argument, NULL, 'h'},             {NULL, 0, NULL, 0},
+        {"target", required_argument, NULL, 'T'},
+        {"name", required_argument, NULL, 'n'},
+        {"cert", required_argument, NULL, 'c'},
+        {"key", required_argument, NULL, 'k'},
+        {"ca", required_argument, NULL, 'a'},
+        {"modes", required_argument, NULL, 'm'},
+        {"scenarios", required_argument, NULL, 's'},
+        {"sizes", required_argument, NULL, 'z'},
+        {"concurrency", required_argument, NULL, 'C'},
+        {"connections", required_argument, NULL, 'N'},
+        {"workers", required_argument, NULL, 'w'},
+        {"duration-ms", required_argument, NULL, 'd'},
+        {"warmup-ms", required_argument, NULL, 'W'},
+        {"quick", no_argument, NULL, 'q'},
+        {"json", required_argument, NULL, 'j'},
+        {"measure-pid", required_argument, NULL, 'p'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
     };
-    struct cfg cfg = {.concurrency = 64, .connections = 2, .workers = 2, .duration_ms = 3000, .warmup_ms = 500,
-                      .modes_plain = 1, .modes_tls = 1, .modes_ktls = 1, .scen_rpc = 1, .scen_throughput = 1};
+    struct cfg cfg = {.concurrency = 64,
+                      .connections = 2,
+                      .workers = 2,
+                      .duration_ms = 3000,
+                      .warmup_ms = 500,
+                      .modes_plain = 1,
+                      .modes_tls = 1,
+                      .modes_ktls = 1,
+                      .scen_rpc = 1,
+                      .scen_throughput = 1};
     cfg.nsizes = parse_list("64,1024,16384,65536,262144,1048576", cfg.sizes, MAX_SIZES);
     int ch, quick = 0;
     while ((ch = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
@@ -445,10 +464,18 @@ int main(int argc, char **argv)
             }
             cfg.ntargets++;
             break;
-        case 'n': cfg.name = optarg; break;
-        case 'c': cfg.cert = optarg; break;
-        case 'k': cfg.key = optarg; break;
-        case 'a': cfg.ca = optarg; break;
+        case 'n':
+            cfg.name = optarg;
+            break;
+        case 'c':
+            cfg.cert = optarg;
+            break;
+        case 'k':
+            cfg.key = optarg;
+            break;
+        case 'a':
+            cfg.ca = optarg;
+            break;
         case 'm':
             cfg.modes_plain = strstr(optarg, "plain") != NULL;
             cfg.modes_ktls = strstr(optarg, "ktls") != NULL;
@@ -465,20 +492,38 @@ int main(int argc, char **argv)
                 return 2;
             }
             break;
-        case 'C': cfg.concurrency = (unsigned)atoi(optarg); break;
-        case 'N': cfg.connections = (unsigned)atoi(optarg); break;
-        case 'w': cfg.workers = (unsigned)atoi(optarg); break;
-        case 'd': cfg.duration_ms = (unsigned)atoi(optarg); break;
-        case 'W': cfg.warmup_ms = (unsigned)atoi(optarg); break;
-        case 'q': quick = 1; break;
-        case 'j': cfg.json = optarg; break;
+        case 'C':
+            cfg.concurrency = (unsigned)atoi(optarg);
+            break;
+        case 'N':
+            cfg.connections = (unsigned)atoi(optarg);
+            break;
+        case 'w':
+            cfg.workers = (unsigned)atoi(optarg);
+            break;
+        case 'd':
+            cfg.duration_ms = (unsigned)atoi(optarg);
+            break;
+        case 'W':
+            cfg.warmup_ms = (unsigned)atoi(optarg);
+            break;
+        case 'q':
+            quick = 1;
+            break;
+        case 'j':
+            cfg.json = optarg;
+            break;
         case 'p':
             if (cfg.npids < MAX_TARGETS) {
                 cfg.pids[cfg.npids++] = (pid_t)atoi(optarg);
             }
             break;
-        case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 2;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
         }
     }
     if (quick) {
@@ -522,8 +567,8 @@ int main(int argc, char **argv)
     }
     struct clink_features feat;
     clink_node_features(node, &feat);
-    printf("clink-bench: %d target(s), %u connections each, %u in flight, %u client workers, %s build\n",
-           cfg.ntargets, cfg.connections, cfg.concurrency, cfg.workers, cfg.build);
+    printf("clink-bench: %d target(s), %u connections each, %u in flight, %u client workers, %s build\n", cfg.ntargets,
+           cfg.connections, cfg.concurrency, cfg.workers, cfg.build);
     printf("host: kernel %s, %s; io_uring %s; kTLS ULP %s\n", cfg.kernel, cfg.cpu,
            feat.defer_taskrun ? "SINGLE_ISSUER|DEFER_TASKRUN" : "basic", feat.ktls ? "present" : "absent");
     printf("\n%-10s %-5s %8s %12s %12s %9s %9s %9s %7s %9s  %s\n", "scenario", "mode", "size", "ops/s", "MB/s",

@@ -12,7 +12,7 @@ PACKAGES=(
   build-essential cmake ninja-build pkg-config  # toolchain
   libssl-dev liburing-dev libck-dev             # library deps
   libcriterion-dev libcjson-dev libinih-dev     # tests and tools
-  clang                                         # libFuzzer (clang-14 pulls libclang-rt-14-dev)
+  clang clang-format                            # libFuzzer (clang-14 pulls libclang-rt-14-dev); style check
   strace valgrind openssl iproute2              # test drivers, certs, ss/tc
   gnuplot-nox                                   # bench plots
 )

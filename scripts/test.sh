@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Every test, as CI runs it: install what is missing, then
+#   0. the house format (.clang-format), checked, not applied
 #   1. ASan+UBSan build: the Criterion suites and the drivers
 #   2. TSan build: the threaded driver (Criterion cannot run under TSan)
 #   3. release build: everything again, plus the strace check that io_uring did all socket I/O
@@ -68,7 +69,12 @@ fuzz() {
   return $rc
 }
 
+format() {
+  git ls-files '*.c' '*.h' | xargs clang-format --dry-run --Werror
+}
+
 stage "dependencies" "$root/scripts/deps.sh"
+stage "format (.clang-format)" format
 stage "asan+ubsan build and tests" asan
 stage "tsan build and threaded driver" tsan
 stage "release build and tests (incl. strace)" release

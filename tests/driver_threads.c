@@ -19,10 +19,10 @@
 
 #include "tests/support/support.h"
 
-#define THREADS 4
+#define THREADS    4
 #define PER_THREAD (getenv("DRV_N") ? atoi(getenv("DRV_N")) : 5000)
-#define NCONN 8
-#define FORWARD 30
+#define NCONN      8
+#define FORWARD    30
 
 static int failures;
 #define EXPECT(cond, ...)                                                                                              \
@@ -72,8 +72,8 @@ static void *caller(void *p)
         struct slot *s = &a->slots[i];
         s->v = ((uint64_t)(uintptr_t)a << 20) ^ (uint64_t)i;
         s->iov = (struct iovec){.iov_base = &s->v, .iov_len = sizeof(s->v)};
-        s->call = (struct clink_call){.method = TS_ECHO, .iov = &s->iov, .iovcnt = 1, .cb = slot_cb,
-                                      .timeout_ms = ts_ms(60000)};
+        s->call = (struct clink_call){
+            .method = TS_ECHO, .iov = &s->iov, .iovcnt = 1, .cb = slot_cb, .timeout_ms = ts_ms(60000)};
         int ret;
         while ((ret = clink_call_start(a->conns[i % NCONN], &s->call)) == -CLINK_EAGAIN) {
             usleep(50);
@@ -109,8 +109,8 @@ static void forward(struct clink_req *req, void *user)
     struct slot *s = &fwd_slots[i];
     s->v = (uint64_t)i;
     s->iov = (struct iovec){.iov_base = &s->v, .iov_len = sizeof(s->v)};
-    s->call = (struct clink_call){.method = TS_ECHO, .iov = &s->iov, .iovcnt = 1, .cb = slot_cb,
-                                  .timeout_ms = ts_ms(60000)};
+    s->call =
+        (struct clink_call){.method = TS_ECHO, .iov = &s->iov, .iovcnt = 1, .cb = slot_cb, .timeout_ms = ts_ms(60000)};
     int ret = clink_call_start(atomic_load(&fwd_conn), &s->call);
     if (ret < 0) {
         atomic_fetch_add(&bad, 1);
@@ -143,8 +143,8 @@ int main(void)
     pthread_t th[THREADS];
     struct thread_arg args[THREADS];
     for (int t = 0; t < THREADS; t++) {
-        args[t] = (struct thread_arg){.conns = conns, .slots = calloc(PER_THREAD, sizeof(struct slot)),
-                                      .n = PER_THREAD};
+        args[t] =
+            (struct thread_arg){.conns = conns, .slots = calloc(PER_THREAD, sizeof(struct slot)), .n = PER_THREAD};
         pthread_create(&th[t], NULL, caller, &args[t]);
     }
     for (int t = 0; t < THREADS; t++) {
@@ -193,8 +193,8 @@ int main(void)
     /* 3: shut the client down while four threads are still starting calls. */
     atomic_int stop = 0;
     for (int t = 0; t < THREADS; t++) {
-        args[t] = (struct thread_arg){.conns = conns, .slots = calloc(PER_THREAD, sizeof(struct slot)),
-                                      .n = PER_THREAD, .stop = &stop};
+        args[t] = (struct thread_arg){
+            .conns = conns, .slots = calloc(PER_THREAD, sizeof(struct slot)), .n = PER_THREAD, .stop = &stop};
         pthread_create(&th[t], NULL, caller, &args[t]);
     }
     usleep(20000);

@@ -13,7 +13,7 @@
 #include "tests/support/support.h"
 
 #define CHAINS 16
-#define CALLS 20000
+#define CALLS  20000
 
 struct chain {
     struct clink_call call;
@@ -63,8 +63,8 @@ int main(void)
         memset(c->payload, i, sizeof(c->payload));
         c->conn = conns[i % 2];
         c->iov = (struct iovec){.iov_base = c->payload, .iov_len = sizeof(c->payload)};
-        c->call = (struct clink_call){.method = TS_ECHO, .iov = &c->iov, .iovcnt = 1, .cb = next,
-                                      .timeout_ms = ts_ms(30000)};
+        c->call =
+            (struct clink_call){.method = TS_ECHO, .iov = &c->iov, .iovcnt = 1, .cb = next, .timeout_ms = ts_ms(30000)};
     }
 
     /* Kick off from this thread (an eventfd wake-up each), then mark the start of the data phase. */

@@ -645,14 +645,11 @@ Test(certgen, bad_arguments_are_einval)
     cr_assert_eq(clink_cert_make_ca(&o, NULL, ca_key, 0, errbuf, sizeof(errbuf)), -CLINK_EINVAL);
     cr_assert_eq(clink_cert_make_ca(&o, ca_pem, NULL, 0, errbuf, sizeof(errbuf)), -CLINK_EINVAL);
     cr_assert_eq(clink_cert_make_ca(&o, ca_pem, ca_pem, 0, errbuf, sizeof(errbuf)), -CLINK_EINVAL);
-    cr_assert_eq(clink_cert_make_node(&o, NULL, ca_key, node_pem, node_key, 0, errbuf, sizeof(errbuf)),
-                 -CLINK_EINVAL);
-    cr_assert_eq(clink_cert_make_node(&o, ca_pem, NULL, node_pem, node_key, 0, errbuf, sizeof(errbuf)),
-                 -CLINK_EINVAL);
+    cr_assert_eq(clink_cert_make_node(&o, NULL, ca_key, node_pem, node_key, 0, errbuf, sizeof(errbuf)), -CLINK_EINVAL);
+    cr_assert_eq(clink_cert_make_node(&o, ca_pem, NULL, node_pem, node_key, 0, errbuf, sizeof(errbuf)), -CLINK_EINVAL);
     cr_assert_eq(clink_cert_make_node(&no_cn, ca_pem, ca_key, node_pem, node_key, 0, errbuf, sizeof(errbuf)),
                  -CLINK_EINVAL);
-    cr_assert_eq(clink_cert_make_node(&o, ca_pem, ca_key, NULL, node_key, 0, errbuf, sizeof(errbuf)),
-                 -CLINK_EINVAL);
+    cr_assert_eq(clink_cert_make_node(&o, ca_pem, ca_key, NULL, node_key, 0, errbuf, sizeof(errbuf)), -CLINK_EINVAL);
     cr_assert_not(exists(ca_pem));
     cr_assert_not(exists(ca_key));
 }

@@ -121,10 +121,10 @@ Test(transport, hostname_mismatch_is_refused)
 
 /* ---- many calls in flight ---- */
 
-#define HOLD 10
+#define HOLD    10
 #define RELEASE 11
-#define TOTAL 10000
-#define NCONN 8
+#define TOTAL   10000
+#define NCONN   8
 
 struct held {
     struct clink_req *req;
@@ -208,8 +208,8 @@ Test(transport, ten_thousand_calls_in_flight_across_four_workers)
         m->payload[1] = (uint64_t)i * 0x9e3779b97f4a7c15ull;
         m->iov.iov_base = m->payload;
         m->iov.iov_len = sizeof(m->payload);
-        m->call = (struct clink_call){.method = HOLD, .iov = &m->iov, .iovcnt = 1, .cb = many_cb,
-                                      .timeout_ms = ts_ms(30000)};
+        m->call =
+            (struct clink_call){.method = HOLD, .iov = &m->iov, .iovcnt = 1, .cb = many_cb, .timeout_ms = ts_ms(30000)};
         int ret;
         while ((ret = clink_call_start(conns[i % NCONN], &m->call)) == -CLINK_EAGAIN) {
             usleep(100);
@@ -290,8 +290,8 @@ Test(transport, responses_arrive_out_of_order)
     struct iovec iov = {.iov_base = &b, .iov_len = 1};
 
     for (int i = 0; i < 3; i++) {
-        calls[i] = (struct clink_call){.method = i < 2 ? HOLD : RELEASE, .iov = &iov, .iovcnt = 1, .cb = order_cb,
-                                       .user = (void *)(intptr_t)i};
+        calls[i] = (struct clink_call){
+            .method = i < 2 ? HOLD : RELEASE, .iov = &iov, .iovcnt = 1, .cb = order_cb, .user = (void *)(intptr_t)i};
         cr_assert_eq(clink_call_start(c, &calls[i]), 0);
     }
     for (int spin = 0; atomic_load(&norder) < 3 && spin < 500; spin++) {
@@ -893,7 +893,7 @@ static void close_me(struct clink_req *req, void *user)
     (void)user;
     /* An accepted connection holds no application reference: closing it here must not free it under us. */
     clink_conn_close(clink_req_conn(req));
-    struct iovec iov = {.iov_base = (void *)(uintptr_t)"bye", .iov_len = 3};
+    struct iovec iov = {.iov_base = (void *)(uintptr_t) "bye", .iov_len = 3};
     CLINK_IGNORE(clink_req_respond(req, &iov, 1));
 }
 

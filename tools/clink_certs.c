@@ -18,12 +18,12 @@
 #include "clink/auth.h"
 #include "clink/error.h"
 
-#define PROG "clink-certs"
+#define PROG       "clink-certs"
 #define EXIT_USAGE 2
-#define DAY_S ((int64_t)24 * 60 * 60)
+#define DAY_S      ((int64_t)24 * 60 * 60)
 /* Far enough for any real use, and days * DAY_S stays well inside the library's range. */
-#define MAX_DAYS 36500
-#define CA_DEFAULT_DAYS 3650
+#define MAX_DAYS          36500
+#define CA_DEFAULT_DAYS   3650
 #define NODE_DEFAULT_DAYS 365
 
 static const char main_usage[] = "usage: " PROG " <command> [options]\n"
@@ -178,9 +178,12 @@ static int report_failure(int rc, const char *err)
 static int cmd_ca(int argc, char **argv)
 {
     static const struct option longopts[] = {
-        {"out", required_argument, NULL, 'o'}, {"cn", required_argument, NULL, 'c'},
-        {"days", required_argument, NULL, 'd'}, {"rsa", no_argument, NULL, 'r'},
-        {"force", no_argument, NULL, 'f'},     {"help", no_argument, NULL, 'h'},
+        {"out", required_argument, NULL, 'o'},
+        {"cn", required_argument, NULL, 'c'},
+        {"days", required_argument, NULL, 'd'},
+        {"rsa", no_argument, NULL, 'r'},
+        {"force", no_argument, NULL, 'f'},
+        {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     struct clink_cert_opts opts = {.common_name = "clink CA", .valid_for_s = CA_DEFAULT_DAYS * DAY_S};
@@ -310,8 +313,7 @@ static int cmd_node(int argc, char **argv)
             break;
         case 'd':
             if (parse_days(optarg, &opts.valid_for_s) < 0) {
-                status = usage_error("node ", "--days must be a whole number from 1 to %d, not '%s'", MAX_DAYS,
-                                     optarg);
+                status = usage_error("node ", "--days must be a whole number from 1 to %d, not '%s'", MAX_DAYS, optarg);
                 goto out;
             }
             break;

@@ -15,24 +15,23 @@
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "Usage: clink-node --listen HOST:PORT --cert FILE --key FILE --ca FILE [options]\n"
-            "\n"
-            "Run a clink node that answers the echo, status and sink methods over verified TLS\n"
-            "(mutual: clients must present a certificate signed by the CA).\n"
-            "\n"
-            "Options:\n"
-            "  --listen HOST:PORT   address to listen on (port 0: any; see --port-file)\n"
-            "  --cert FILE          this node's certificate chain (PEM)\n"
-            "  --key FILE           its private key (PEM)\n"
-            "  --ca FILE            CA bundle that peers' certificates must chain to\n"
-            "  --workers N          worker threads (default: one per CPU)\n"
-            "  --allow-plaintext    also accept native plaintext clients on the same port\n"
-            "  --tls12              allow TLS 1.2 as well as 1.3\n"
-            "  --port-file FILE     write the bound port there once listening\n"
-            "  --drain-ms N         how long shutdown lets calls finish (default 2000)\n"
-            "  -v, --verbose        log connections (repeat for debug)\n"
-            "  -h, --help           this text\n");
+    fprintf(f, "Usage: clink-node --listen HOST:PORT --cert FILE --key FILE --ca FILE [options]\n"
+               "\n"
+               "Run a clink node that answers the echo, status and sink methods over verified TLS\n"
+               "(mutual: clients must present a certificate signed by the CA).\n"
+               "\n"
+               "Options:\n"
+               "  --listen HOST:PORT   address to listen on (port 0: any; see --port-file)\n"
+               "  --cert FILE          this node's certificate chain (PEM)\n"
+               "  --key FILE           its private key (PEM)\n"
+               "  --ca FILE            CA bundle that peers' certificates must chain to\n"
+               "  --workers N          worker threads (default: one per CPU)\n"
+               "  --allow-plaintext    also accept native plaintext clients on the same port\n"
+               "  --tls12              allow TLS 1.2 as well as 1.3\n"
+               "  --port-file FILE     write the bound port there once listening\n"
+               "  --drain-ms N         how long shutdown lets calls finish (default 2000)\n"
+               "  -v, --verbose        log connections (repeat for debug)\n"
+               "  -h, --help           this text\n");
 }
 
 static volatile sig_atomic_t stop;
@@ -97,18 +96,42 @@ int main(int argc, char **argv)
     int allow_plain = 0, tls12 = 0, verbose = 0, ch;
     while ((ch = getopt_long(argc, argv, "vh", longopts, NULL)) != -1) {
         switch (ch) {
-        case 'l': listen = optarg; break;
-        case 'c': cert = optarg; break;
-        case 'k': key = optarg; break;
-        case 'a': ca = optarg; break;
-        case 'w': workers = parse_uint("--workers", optarg, 1024); break;
-        case 'P': allow_plain = 1; break;
-        case '2': tls12 = 1; break;
-        case 'f': port_file = optarg; break;
-        case 'd': drain_ms = parse_uint("--drain-ms", optarg, 3600000); break;
-        case 'v': verbose++; break;
-        case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 2;
+        case 'l':
+            listen = optarg;
+            break;
+        case 'c':
+            cert = optarg;
+            break;
+        case 'k':
+            key = optarg;
+            break;
+        case 'a':
+            ca = optarg;
+            break;
+        case 'w':
+            workers = parse_uint("--workers", optarg, 1024);
+            break;
+        case 'P':
+            allow_plain = 1;
+            break;
+        case '2':
+            tls12 = 1;
+            break;
+        case 'f':
+            port_file = optarg;
+            break;
+        case 'd':
+            drain_ms = parse_uint("--drain-ms", optarg, 3600000);
+            break;
+        case 'v':
+            verbose++;
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
         }
     }
     if (optind != argc || listen == NULL || cert == NULL || key == NULL || ca == NULL) {
@@ -123,8 +146,8 @@ int main(int argc, char **argv)
         return 2;
     }
 
-    struct clink_tls_opts to = {.cert_file = cert, .key_file = key, .ca_file = ca,
-                                .min_version = tls12 ? CLINK_TLS_1_2 : CLINK_TLS_DEFAULT};
+    struct clink_tls_opts to = {
+        .cert_file = cert, .key_file = key, .ca_file = ca, .min_version = tls12 ? CLINK_TLS_1_2 : CLINK_TLS_DEFAULT};
     struct clink_tls_ctx *tls = NULL;
     char err[512];
     int ret = clink_tls_ctx_new(&to, &tls, err, sizeof(err));
@@ -170,7 +193,8 @@ int main(int argc, char **argv)
         char tmp[4096];
         snprintf(tmp, sizeof(tmp), "%s.tmp", port_file);
         FILE *f = fopen(tmp, "w");
-        if (f == NULL || fprintf(f, "%u\n", clink_node_port(node)) < 0 || fclose(f) != 0 || rename(tmp, port_file) < 0) {
+        if (f == NULL || fprintf(f, "%u\n", clink_node_port(node)) < 0 || fclose(f) != 0 ||
+            rename(tmp, port_file) < 0) {
             fprintf(stderr, "clink-node: cannot write %s: %s\n", port_file, strerror(errno));
             stop = 1;
         }

@@ -13,31 +13,34 @@
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "Usage: clink-status --connect HOST:PORT --cert FILE --key FILE --ca FILE [options]\n"
-            "\n"
-            "Open a verified TLS connection to a clink node and print its status as\n"
-            "\"key: value\" lines: our side first, then the server's view of the same connection.\n"
-            "\n"
-            "Options:\n"
-            "  --connect HOST:PORT  node to reach\n"
-            "  --name NAME          name the server certificate must carry (default: HOST)\n"
-            "  --cert/--key FILE    our client certificate and key\n"
-            "  --ca FILE            CA bundle the server's certificate must chain to\n"
-            "  --plaintext          connect without TLS (only if both nodes allow it)\n"
-            "  --timeout-ms N       connect and call deadline (default 5000)\n"
-            "  -h, --help           this text\n"
-            "\n"
-            "Exit status: 0 connected, 1 could not connect or verify, 2 usage error.\n");
+    fprintf(f, "Usage: clink-status --connect HOST:PORT --cert FILE --key FILE --ca FILE [options]\n"
+               "\n"
+               "Open a verified TLS connection to a clink node and print its status as\n"
+               "\"key: value\" lines: our side first, then the server's view of the same connection.\n"
+               "\n"
+               "Options:\n"
+               "  --connect HOST:PORT  node to reach\n"
+               "  --name NAME          name the server certificate must carry (default: HOST)\n"
+               "  --cert/--key FILE    our client certificate and key\n"
+               "  --ca FILE            CA bundle the server's certificate must chain to\n"
+               "  --plaintext          connect without TLS (only if both nodes allow it)\n"
+               "  --timeout-ms N       connect and call deadline (default 5000)\n"
+               "  -h, --help           this text\n"
+               "\n"
+               "Exit status: 0 connected, 1 could not connect or verify, 2 usage error.\n");
 }
 
 int main(int argc, char **argv)
 {
     static const struct option longopts[] = {
-        {"connect", required_argument, NULL, 'C'}, {"name", required_argument, NULL, 'n'},
-        {"cert", required_argument, NULL, 'c'},    {"key", required_argument, NULL, 'k'},
-        {"ca", required_argument, NULL, 'a'},      {"plaintext", no_argument, NULL, 'P'},
-        {"timeout-ms", required_argument, NULL, 't'}, {"help", no_argument, NULL, 'h'},
+        {"connect", required_argument, NULL, 'C'},
+        {"name", required_argument, NULL, 'n'},
+        {"cert", required_argument, NULL, 'c'},
+        {"key", required_argument, NULL, 'k'},
+        {"ca", required_argument, NULL, 'a'},
+        {"plaintext", no_argument, NULL, 'P'},
+        {"timeout-ms", required_argument, NULL, 't'},
+        {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     const char *target = NULL, *name = NULL, *cert = NULL, *key = NULL, *ca = NULL;
@@ -45,15 +48,33 @@ int main(int argc, char **argv)
     unsigned timeout = 5000;
     while ((ch = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
         switch (ch) {
-        case 'C': target = optarg; break;
-        case 'n': name = optarg; break;
-        case 'c': cert = optarg; break;
-        case 'k': key = optarg; break;
-        case 'a': ca = optarg; break;
-        case 'P': plain = 1; break;
-        case 't': timeout = (unsigned)strtoul(optarg, NULL, 10); break;
-        case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 2;
+        case 'C':
+            target = optarg;
+            break;
+        case 'n':
+            name = optarg;
+            break;
+        case 'c':
+            cert = optarg;
+            break;
+        case 'k':
+            key = optarg;
+            break;
+        case 'a':
+            ca = optarg;
+            break;
+        case 'P':
+            plain = 1;
+            break;
+        case 't':
+            timeout = (unsigned)strtoul(optarg, NULL, 10);
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
         }
     }
     if (optind != argc || target == NULL || (!plain && (cert == NULL || key == NULL || ca == NULL)) || timeout == 0) {
@@ -86,8 +107,11 @@ int main(int argc, char **argv)
         fprintf(stderr, "clink-status: %s\n", clink_strerror(ret));
         return 1;
     }
-    struct clink_connect_opts co = {.host = host, .port = port, .expected_name = name,
-                                    .mode = plain ? CLINK_MODE_PLAIN : CLINK_MODE_TLS, .timeout_ms = timeout};
+    struct clink_connect_opts co = {.host = host,
+                                    .port = port,
+                                    .expected_name = name,
+                                    .mode = plain ? CLINK_MODE_PLAIN : CLINK_MODE_TLS,
+                                    .timeout_ms = timeout};
     struct clink_conn *conn = NULL;
     int rc = 1;
     ret = clink_connect_sync(node, &co, &conn, err, sizeof(err));

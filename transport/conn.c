@@ -23,9 +23,9 @@
 #include "transport/node_int.h"
 #include "transport/opening.h"
 
-#define STREAM_READ 65536  /* recv size once the handshake is done */
-#define KEEP_IDLE 65536    /* buffers above this are released when idle */
-#define TLS_CHUNK 16384    /* plaintext per SSL_write: one full record */
+#define STREAM_READ     65536                  /* recv size once the handshake is done */
+#define KEEP_IDLE       65536                  /* buffers above this are released when idle */
+#define TLS_CHUNK       16384                  /* plaintext per SSL_write: one full record */
 #define CLINK_LINGER_NS (2000ull * 1000000ull) /* longest a closing connection may take to send its last bytes */
 
 enum call_state { CALL_PENDING = 1, CALL_SENT };
@@ -263,8 +263,8 @@ int clink__conn_check_call(struct clink_conn *c, struct clink_call *call)
 {
     if (c->state != CS_OPEN) {
         return c->state == CS_DRAINING && c->goaway_recv ? -CLINK_EGOAWAY
-               : c->w->stopping                           ? -CLINK_ESHUTDOWN
-                                                          : -CLINK_ECLOSED;
+               : c->w->stopping                          ? -CLINK_ESHUTDOWN
+                                                         : -CLINK_ECLOSED;
     }
     if (!call->priv.ping) {
         size_t len = 0;
@@ -1380,8 +1380,8 @@ void clink__conn_dial(struct clink_worker *w, struct clink__msg_connect *m)
     c->peer = ss;
     set_peer_str(c);
     if (m->opts.timeout_ms) {
-        CLINK_IGNORE(clink__timers_add(&w->timers, &c->hs_timer,
-                                       clink__now_ns() + (uint64_t)m->opts.timeout_ms * 1000000ull));
+        CLINK_IGNORE(
+            clink__timers_add(&w->timers, &c->hs_timer, clink__now_ns() + (uint64_t)m->opts.timeout_ms * 1000000ull));
     }
     c->state = CS_CONNECTING;
     struct io_uring_sqe *sqe = clink__sqe(w);

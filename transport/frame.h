@@ -11,11 +11,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define CLINK_FRAME_HDR 16
-#define CLINK_HELLO_LEN 12
-#define CLINK_PING_LEN 8
+#define CLINK_FRAME_HDR  16
+#define CLINK_HELLO_LEN  12
+#define CLINK_PING_LEN   8
 #define CLINK_GOAWAY_LEN 8
-#define CLINK_ERROR_MIN 4
+#define CLINK_ERROR_MIN  4
 
 enum clink_frame_type {
     CLINK_FRAME_HELLO = 1,

@@ -18,11 +18,11 @@
 
 const struct clink_node_opts clink_node_opts_default = {0};
 
-#define DEFAULT_MAX_FRAME (4u << 20)
+#define DEFAULT_MAX_FRAME    (4u << 20)
 #define DEFAULT_HANDSHAKE_MS 10000
-#define DEFAULT_INBOX 8192
+#define DEFAULT_INBOX        8192
 #define DEFAULT_WRITE_BUFFER (4u << 20)
-#define MAX_FRAME_CEILING (64u << 20)
+#define MAX_FRAME_CEILING    (64u << 20)
 #define DEFAULT_MAX_REQUESTS 4096
 
 static int probe_ktls_ulp(void)
@@ -545,13 +545,12 @@ size_t clink_conn_status_format(const struct clink_conn_status *st, char *buf, s
                      "frames_out: %llu\n"
                      "calls_in_flight: %u\n",
                      st->peer_addr, st->is_server ? "server" : "client", st->open ? "open" : "closed",
-                     tls ? "TLS" : "plaintext", st->proto_version, tls ? st->tls_version : "-",
-                     tls ? st->cipher : "-", tls ? st->alpn : "-", st->resumed ? "yes" : "no",
-                     st->ktls_tx == CLINK_KTLS_ON ? "on" : "off", st->ktls_rx == CLINK_KTLS_ON ? "on" : "off",
-                     st->ktls_reason, st->peer_subject[0] ? st->peer_subject : "-",
-                     st->peer_issuer[0] ? st->peer_issuer : "-", when, (unsigned long long)st->bytes_in,
-                     (unsigned long long)st->bytes_out, (unsigned long long)st->frames_in,
-                     (unsigned long long)st->frames_out, st->calls_in_flight);
+                     tls ? "TLS" : "plaintext", st->proto_version, tls ? st->tls_version : "-", tls ? st->cipher : "-",
+                     tls ? st->alpn : "-", st->resumed ? "yes" : "no", st->ktls_tx == CLINK_KTLS_ON ? "on" : "off",
+                     st->ktls_rx == CLINK_KTLS_ON ? "on" : "off", st->ktls_reason,
+                     st->peer_subject[0] ? st->peer_subject : "-", st->peer_issuer[0] ? st->peer_issuer : "-", when,
+                     (unsigned long long)st->bytes_in, (unsigned long long)st->bytes_out,
+                     (unsigned long long)st->frames_in, (unsigned long long)st->frames_out, st->calls_in_flight);
     if (n < 0) {
         return 0;
     }
@@ -578,8 +577,8 @@ static int start(struct clink_conn *conn, struct clink_call *call, int ping)
     }
     if (!atomic_load(&conn->open)) {
         return atomic_load(&conn->node->stopping) ? -CLINK_ESHUTDOWN
-               : atomic_load(&conn->goaway)      ? -CLINK_EGOAWAY
-                                                 : -CLINK_ECLOSED;
+               : atomic_load(&conn->goaway)       ? -CLINK_EGOAWAY
+                                                  : -CLINK_ECLOSED;
     }
     atomic_fetch_add(&conn->refs, 1); /* held by the message until the worker takes it */
     int ret = clink__worker_post(conn->w, (void *)((uintptr_t)call | CLINK_MSG_CALL_TAG));

@@ -53,10 +53,10 @@ enum clink__op {
 
 /* ---- timers ---- */
 enum clink__timer_kind {
-    TIMER_CALL = 1,   /* owner: struct clink_call (priv.timer) */
-    TIMER_HANDSHAKE,  /* owner: struct clink_conn (hs_timer) */
-    TIMER_DRAIN,      /* owner: struct clink_worker (drain_timer) */
-    TIMER_ACCEPT,     /* owner: struct clink_worker (accept_timer): re-arm accept after a failure */
+    TIMER_CALL = 1,  /* owner: struct clink_call (priv.timer) */
+    TIMER_HANDSHAKE, /* owner: struct clink_conn (hs_timer) */
+    TIMER_DRAIN,     /* owner: struct clink_worker (drain_timer) */
+    TIMER_ACCEPT,    /* owner: struct clink_worker (accept_timer): re-arm accept after a failure */
 };
 
 /* ---- inbox messages ---- */
@@ -128,7 +128,7 @@ struct clink__stats {
     _Atomic uint64_t inbox_full, protocol_errors;
 };
 #define STAT_ADD(w, field, n)                                                                                          \
-    atomic_store_explicit(&(w)->stats.field, atomic_load_explicit(&(w)->stats.field, memory_order_relaxed) + (n),     \
+    atomic_store_explicit(&(w)->stats.field, atomic_load_explicit(&(w)->stats.field, memory_order_relaxed) + (n),      \
                           memory_order_relaxed)
 /* inbox_full is bumped by other threads too */
 #define STAT_ADD_SHARED(w, field, n) atomic_fetch_add_explicit(&(w)->stats.field, (n), memory_order_relaxed)
@@ -140,8 +140,8 @@ enum clink__conn_state {
     CS_HANDSHAKE,      /* TLS handshake */
     CS_HELLO,          /* waiting for the peer's HELLO */
     CS_OPEN,
-    CS_DRAINING,       /* GOAWAY sent or received: finishing what is in flight */
-    CS_CLOSING,        /* sending what is left (close_notify), then shutdown + close */
+    CS_DRAINING, /* GOAWAY sent or received: finishing what is in flight */
+    CS_CLOSING,  /* sending what is left (close_notify), then shutdown + close */
     CS_CLOSED,
 };
 
@@ -163,25 +163,25 @@ struct clink_conn {
     int state;
     int is_server;
     enum clink_conn_mode mode;
-    atomic_int refs;            /* the worker's (until CLOSED) + the application's + queued messages' */
-    atomic_int open;            /* 1 while calls may start; read by application threads */
-    atomic_int app_ref;         /* 1 while the application holds the reference clink_connect gave it */
-    atomic_int goaway;          /* the peer sent GOAWAY (read by application threads) */
+    atomic_int refs;    /* the worker's (until CLOSED) + the application's + queued messages' */
+    atomic_int open;    /* 1 while calls may start; read by application threads */
+    atomic_int app_ref; /* 1 while the application holds the reference clink_connect gave it */
+    atomic_int goaway;  /* the peer sent GOAWAY (read by application threads) */
     _Atomic uint64_t next_call_id;
 
     /* I/O: at most one recv and one send in flight; tx fills while txf is on the wire. */
-    struct clink__bytes rx;     /* received bytes (ciphertext with TLS) */
-    struct clink__bytes prx;    /* decrypted plaintext (TLS only) */
-    struct clink__bytes ptx;    /* plaintext staged for encryption (TLS only) */
-    struct clink__bytes tx;     /* bytes to send next */
-    struct clink__bytes txf;    /* bytes being sent */
+    struct clink__bytes rx;  /* received bytes (ciphertext with TLS) */
+    struct clink__bytes prx; /* decrypted plaintext (TLS only) */
+    struct clink__bytes ptx; /* plaintext staged for encryption (TLS only) */
+    struct clink__bytes tx;  /* bytes to send next */
+    struct clink__bytes txf; /* bytes being sent */
     int recv_armed, send_armed, shutdown_done;
-    int recv_paused;            /* backpressure: the peer's answers or requests are piling up */
+    int recv_paused; /* backpressure: the peer's answers or requests are piling up */
     int was_open;
-    unsigned ops;               /* SQEs in flight that name this conn */
-    int exact;                  /* read exactly `want` bytes: opening and handshake */
+    unsigned ops; /* SQEs in flight that name this conn */
+    int exact;    /* read exactly `want` bytes: opening and handshake */
     size_t want;
-    size_t greet_left;          /* client: greeting bytes still to skip */
+    size_t greet_left; /* client: greeting bytes still to skip */
     int greet_hdr_done;
 
     int has_tls;

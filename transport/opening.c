@@ -5,10 +5,10 @@
 #include "clink/error.h"
 
 /* MySQL capability bits (include/mysql_com.h in MySQL's sources). */
-#define MYSQL_CLIENT_LONG_PASSWORD 0x00000001u
-#define MYSQL_CLIENT_PROTOCOL_41 0x00000200u
+#define MYSQL_CLIENT_LONG_PASSWORD     0x00000001u
+#define MYSQL_CLIENT_PROTOCOL_41       0x00000200u
 #define MYSQL_CLIENT_SECURE_CONNECTION 0x00008000u
-#define MYSQL_CLIENT_PLUGIN_AUTH 0x00080000u
+#define MYSQL_CLIENT_PLUGIN_AUTH       0x00080000u
 
 #define CLINK_SERVER_VERSION "8.0.0-clink-0.1.0"
 
@@ -65,7 +65,7 @@ size_t clink__opening_greeting(uint8_t *out, size_t cap, uint32_t conn_id, const
     *p++ = 0;
     put_le16(p, (uint16_t)caps);
     p += 2;
-    *p++ = 0xff; /* utf8mb4_0900_ai_ci */
+    *p++ = 0xff;         /* utf8mb4_0900_ai_ci */
     put_le16(p, 0x0002); /* SERVER_STATUS_AUTOCOMMIT */
     p += 2;
     put_le16(p, (uint16_t)(caps >> 16));

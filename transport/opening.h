@@ -15,7 +15,7 @@
 #include <stdint.h>
 
 /* What a native plaintext client sends first (8 bytes). */
-#define CLINK_PLAIN_MAGIC "CLNK\x00\x01\r\n"
+#define CLINK_PLAIN_MAGIC     "CLNK\x00\x01\r\n"
 #define CLINK_PLAIN_MAGIC_LEN 8
 
 /* Bytes the server reads before it can classify a client. */

@@ -17,9 +17,9 @@
 _Thread_local struct clink_worker *clink__current_worker;
 
 #define CQ_ENTRIES_FACTOR 8
-#define SQ_ENTRIES 1024
+#define SQ_ENTRIES        1024
 #define ACCEPT_BACKOFF_NS (100ull * 1000000ull)
-#define CLINK_LINGER_NS (500ull * 1000000ull) /* after the drain deadline, for close_notify to leave */
+#define CLINK_LINGER_NS   (500ull * 1000000ull) /* after the drain deadline, for close_notify to leave */
 
 struct io_uring_sqe *clink__sqe(struct clink_worker *w)
 {

@@ -66,8 +66,8 @@ struct clink_tls_ctx;
  * [out] err: NUL-terminated reason naming the file and cause (may be NULL).
  * Thread: any. Returns 0, -CLINK_EINVAL, -CLINK_ECONFIG or -CLINK_ENOMEM.
  */
-CLINK_API CLINK_MUST_USE int clink_tls_ctx_new(const struct clink_tls_opts *opts, struct clink_tls_ctx **out,
-                                               char *err, size_t errlen);
+CLINK_API CLINK_MUST_USE int clink_tls_ctx_new(const struct clink_tls_opts *opts, struct clink_tls_ctx **out, char *err,
+                                               size_t errlen);
 
 /* Reference counting: a node holds a reference while it runs. Thread: any. */
 CLINK_API void clink_tls_ctx_ref(struct clink_tls_ctx *ctx);
@@ -89,12 +89,12 @@ enum clink_key_type {
 };
 
 struct clink_cert_opts {
-    const char *common_name;       /* [in] subject CN. Required. */
-    const char *const *dns_names;  /* [in] NULL-terminated list of DNS SANs, or NULL */
-    const char *const *ip_addrs;   /* [in] NULL-terminated list of IPv4/IPv6 SANs, or NULL */
+    const char *common_name;      /* [in] subject CN. Required. */
+    const char *const *dns_names; /* [in] NULL-terminated list of DNS SANs, or NULL */
+    const char *const *ip_addrs;  /* [in] NULL-terminated list of IPv4/IPv6 SANs, or NULL */
     enum clink_key_type key_type;
-    int64_t not_before_offset_s;   /* validity starts now + this (may be negative). 0: now - 60 s */
-    int64_t valid_for_s;           /* length of validity from not_before. 0: 365 days */
+    int64_t not_before_offset_s; /* validity starts now + this (may be negative). 0: now - 60 s */
+    int64_t valid_for_s;         /* length of validity from not_before. 0: 365 days */
 };
 
 /*
@@ -112,8 +112,8 @@ CLINK_API CLINK_MUST_USE int clink_cert_make_ca(const struct clink_cert_opts *op
  * SANs. Same file rules as clink_cert_make_ca.
  */
 CLINK_API CLINK_MUST_USE int clink_cert_make_node(const struct clink_cert_opts *opts, const char *ca_cert_path,
-                                                  const char *ca_key_path, const char *cert_path,
-                                                  const char *key_path, int overwrite, char *err, size_t errlen);
+                                                  const char *ca_key_path, const char *cert_path, const char *key_path,
+                                                  int overwrite, char *err, size_t errlen);
 
 #ifdef __cplusplus
 }

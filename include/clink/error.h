@@ -14,7 +14,7 @@ extern "C" {
 #endif
 
 #if defined(__GNUC__)
-#define CLINK_API __attribute__((visibility("default")))
+#define CLINK_API      __attribute__((visibility("default")))
 #define CLINK_MUST_USE __attribute__((warn_unused_result))
 #else
 #define CLINK_API

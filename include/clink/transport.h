@@ -61,17 +61,17 @@ typedef void (*clink_conn_event_fn)(struct clink_conn *conn, enum clink_conn_eve
 
 /* Zero means default for every field. */
 struct clink_node_opts {
-    unsigned workers;            /* worker threads; 0: one per online CPU */
-    struct clink_tls_ctx *tls;   /* [in] TLS identity; the node takes a reference. NULL only with allow_plaintext */
-    int allow_plaintext;         /* 1: accept native plaintext clients and allow CLINK_MODE_PLAIN dials */
-    uint32_t max_frame;          /* largest frame payload accepted, bytes; 0: 4 MiB */
+    unsigned workers;              /* worker threads; 0: one per online CPU */
+    struct clink_tls_ctx *tls;     /* [in] TLS identity; the node takes a reference. NULL only with allow_plaintext */
+    int allow_plaintext;           /* 1: accept native plaintext clients and allow CLINK_MODE_PLAIN dials */
+    uint32_t max_frame;            /* largest frame payload accepted, bytes; 0: 4 MiB */
     uint32_t handshake_timeout_ms; /* accept/dial until HELLO done; 0: 10 s */
-    uint32_t inbox_size;         /* messages per worker inbox, power of two; 0: 8192 */
-    uint32_t max_write_buffer;   /* per conn: bytes queued for the socket before calls wait and reads pause; 0: 4 MiB */
+    uint32_t inbox_size;           /* messages per worker inbox, power of two; 0: 8192 */
+    uint32_t max_write_buffer; /* per conn: bytes queued for the socket before calls wait and reads pause; 0: 4 MiB */
     uint32_t max_requests_per_conn; /* per conn: the peer's requests in our handlers before reads pause; 0: 4096 */
-    clink_conn_event_fn on_conn; /* optional: server-side connection events */
+    clink_conn_event_fn on_conn;    /* optional: server-side connection events */
     void *on_conn_user;
-    clink_log_fn log;            /* optional: NULL means silent */
+    clink_log_fn log; /* optional: NULL means silent */
     void *log_user;
     enum clink_log_level log_level; /* 0: CLINK_LOG_WARN */
 };
@@ -128,9 +128,9 @@ struct clink_node_stats {
     uint64_t handshakes_ok, handshakes_failed;
     uint64_t calls_started, calls_ok, calls_failed;
     uint64_t requests_handled;
-    uint64_t bytes_in, bytes_out;         /* on the wire */
-    uint64_t bytes_copied;                /* plaintext copied into staging buffers */
-    uint64_t inbox_full;                  /* hand-offs refused because an inbox was full */
+    uint64_t bytes_in, bytes_out; /* on the wire */
+    uint64_t bytes_copied;        /* plaintext copied into staging buffers */
+    uint64_t inbox_full;          /* hand-offs refused because an inbox was full */
     uint64_t protocol_errors;
 };
 /* Thread: any (values may be a moment old). */
@@ -138,12 +138,12 @@ CLINK_API void clink_node_stats(const struct clink_node *node, struct clink_node
 
 /* Which ring setup each worker got, for tests and bench output. */
 struct clink_features {
-    int single_issuer;  /* IORING_SETUP_SINGLE_ISSUER accepted */
-    int defer_taskrun;  /* IORING_SETUP_DEFER_TASKRUN accepted */
-    int ext_arg;        /* IORING_FEAT_EXT_ARG (timeouts without an SQE) */
+    int single_issuer; /* IORING_SETUP_SINGLE_ISSUER accepted */
+    int defer_taskrun; /* IORING_SETUP_DEFER_TASKRUN accepted */
+    int ext_arg;       /* IORING_FEAT_EXT_ARG (timeouts without an SQE) */
     int multishot_accept;
     int msg_ring;
-    int ktls;           /* the kernel offers the "tls" ULP (not used yet) */
+    int ktls; /* the kernel offers the "tls" ULP (not used yet) */
 };
 /* Thread: any, after start. */
 CLINK_API void clink_node_features(const struct clink_node *node, struct clink_features *out);
@@ -151,11 +151,11 @@ CLINK_API void clink_node_features(const struct clink_node *node, struct clink_f
 /* ---- connections ---- */
 
 struct clink_connect_opts {
-    const char *host;          /* [in] IPv4/IPv6 literal or "localhost". Required. */
+    const char *host; /* [in] IPv4/IPv6 literal or "localhost". Required. */
     uint16_t port;
     const char *expected_name; /* [in] name (DNS or IP) the peer certificate must carry; NULL: host */
     enum clink_conn_mode mode;
-    uint32_t timeout_ms;       /* connect + opening + handshake; 0: node's handshake_timeout_ms */
+    uint32_t timeout_ms; /* connect + opening + handshake; 0: node's handshake_timeout_ms */
 };
 
 /*
@@ -197,27 +197,27 @@ enum clink_ktls_state {
 };
 
 struct clink_conn_status {
-    int open;                     /* 1 while calls can be made */
-    int is_server;                /* accepted (1) or dialed (0) */
+    int open;      /* 1 while calls can be made */
+    int is_server; /* accepted (1) or dialed (0) */
     enum clink_conn_mode mode;
-    char peer_addr[64];           /* "127.0.0.1:4000" */
-    uint16_t proto_version;       /* negotiated clink protocol version */
-    char tls_version[16];         /* "TLSv1.3", "" in plaintext */
-    char cipher[64];              /* as SSL_CIPHER_get_name, e.g. "TLS_AES_256_GCM_SHA384" */
+    char peer_addr[64];     /* "127.0.0.1:4000" */
+    uint16_t proto_version; /* negotiated clink protocol version */
+    char tls_version[16];   /* "TLSv1.3", "" in plaintext */
+    char cipher[64];        /* as SSL_CIPHER_get_name, e.g. "TLS_AES_256_GCM_SHA384" */
     char alpn[16];
-    char peer_subject[256];       /* RFC 2253, "" if no certificate */
+    char peer_subject[256]; /* RFC 2253, "" if no certificate */
     char peer_issuer[256];
-    int64_t peer_not_after;       /* unix seconds, 0 if no certificate */
-    int resumed;                  /* TLS session resumed */
+    int64_t peer_not_after; /* unix seconds, 0 if no certificate */
+    int resumed;            /* TLS session resumed */
     enum clink_ktls_state ktls_tx, ktls_rx;
     char ktls_reason[96];         /* why kTLS is off */
     uint64_t bytes_in, bytes_out; /* on the wire */
     uint64_t frames_in, frames_out;
     uint64_t records_in, records_out; /* TLS records under the application keys */
-    uint32_t calls_in_flight;     /* ours, waiting for the peer */
-    uint32_t requests_in_flight;  /* the peer's, waiting for our handlers */
-    int last_error;               /* 0 or the error that closed/refused it */
-    char last_error_text[256];    /* detail: OpenSSL reason, verification error */
+    uint32_t calls_in_flight;         /* ours, waiting for the peer */
+    uint32_t requests_in_flight;      /* the peer's, waiting for our handlers */
+    int last_error;                   /* 0 or the error that closed/refused it */
+    char last_error_text[256];        /* detail: OpenSSL reason, verification error */
 };
 
 /*
@@ -265,12 +265,12 @@ struct clink__call_priv {
  * borrowed by clink from clink_call_start until the callback runs.
  */
 struct clink_call {
-    uint16_t method;           /* [in] method id */
-    const struct iovec *iov;   /* [in] request payload; borrowed until cb */
+    uint16_t method;         /* [in] method id */
+    const struct iovec *iov; /* [in] request payload; borrowed until cb */
     unsigned iovcnt;
-    uint32_t timeout_ms;       /* [in] deadline from start; 0: none (shutdown still ends it) */
-    clink_call_cb cb;          /* [in] required */
-    void *user;                /* [in] for the caller */
+    uint32_t timeout_ms; /* [in] deadline from start; 0: none (shutdown still ends it) */
+    clink_call_cb cb;    /* [in] required */
+    void *user;          /* [in] for the caller */
     struct clink__call_priv priv;
 };
 

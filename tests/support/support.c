@@ -2,10 +2,10 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <signal.h>
-#include <stdarg.h>
 #include <netinet/in.h>
 #include <openssl/err.h>
+#include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,11 +18,11 @@
 #include "transport/opening.h"
 
 /* Criterion-like checks that work in plain drivers too (extra message arguments are printed if given). */
-#define CHECK(cond, ...) TS_REQUIRE((cond), "%s", #cond)
-#define cr_assert_eq(a, b, ...) CHECK((a) == (b))
-#define cr_assert_neq(a, b, ...) CHECK((a) != (b))
-#define cr_assert_geq(a, b, ...) CHECK((a) >= (b))
-#define cr_assert_gt(a, b, ...) CHECK((a) > (b))
+#define CHECK(cond, ...)           TS_REQUIRE((cond), "%s", #cond)
+#define cr_assert_eq(a, b, ...)    CHECK((a) == (b))
+#define cr_assert_neq(a, b, ...)   CHECK((a) != (b))
+#define cr_assert_geq(a, b, ...)   CHECK((a) >= (b))
+#define cr_assert_gt(a, b, ...)    CHECK((a) > (b))
 #define cr_assert_not_null(a, ...) CHECK((a) != NULL)
 
 void ts_fail(const char *file, int line, const char *fmt, ...)
@@ -83,13 +83,13 @@ void ts_pki_make(struct ts_pki *p)
                  err);
     struct clink_cert_opts oca = {.common_name = "some other CA"};
     cr_assert_eq(clink_cert_make_ca(&oca, p->other_ca, oca_key, 0, err, sizeof(err)), 0, "%s", err);
-    cr_assert_eq(clink_cert_make_node(&node, p->other_ca, oca_key, p->other_cert, p->other_key, 0, err, sizeof(err)),
-                 0, "%s", err);
+    cr_assert_eq(clink_cert_make_node(&node, p->other_ca, oca_key, p->other_cert, p->other_key, 0, err, sizeof(err)), 0,
+                 "%s", err);
 }
 
 void ts_pki_remove(struct ts_pki *p)
 {
-    const char *names[] = {"ca.pem",       "ca-key.pem", "node.pem",  "node-key.pem",
+    const char *names[] = {"ca.pem",       "ca-key.pem",       "node.pem",  "node-key.pem",
                            "other-ca.pem", "other-ca-key.pem", "other.pem", "other-key.pem"};
     char f[300];
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
