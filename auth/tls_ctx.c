@@ -61,6 +61,23 @@ static int alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outle
     return SSL_TLSEXT_ERR_OK;
 }
 
+/*
+ * OpenSSL calls the ALPN callback only when the client offers ALPN at all; a
+ * client that offers none would get through. Refuse it at ClientHello time,
+ * with the no_application_protocol alert (RFC 7301, section 3.2).
+ */
+static int client_hello_cb(SSL *ssl, int *al, void *arg)
+{
+    (void)arg;
+    const unsigned char *ext = NULL;
+    size_t len = 0;
+    if (SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_application_layer_protocol_negotiation, &ext, &len) != 1) {
+        *al = SSL_AD_NO_APPLICATION_PROTOCOL;
+        return SSL_CLIENT_HELLO_ERROR;
+    }
+    return SSL_CLIENT_HELLO_SUCCESS;
+}
+
 /* The node's own certificate must verify against its own CA bundle, now: catches wrong CA, expiry. */
 static int check_own_chain(SSL_CTX *ctx, const char *cert_file, char *err, size_t errlen)
 {
@@ -162,6 +179,7 @@ static int build(const struct clink_tls_opts *o, int server, SSL_CTX **out, char
         }
         SSL_CTX_set_verify(ctx, mode, NULL);
         SSL_CTX_set_alpn_select_cb(ctx, alpn_select, NULL);
+        SSL_CTX_set_client_hello_cb(ctx, client_hello_cb, NULL);
         /* Needed for resumption when client certificates are verified (SSL_CTX_set_session_id_context(3)). */
         static const unsigned char sid_ctx[] = "clink";
         if (SSL_CTX_set_session_id_context(ctx, sid_ctx, sizeof(sid_ctx) - 1) != 1) {

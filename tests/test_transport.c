@@ -974,3 +974,54 @@ Test(transport, peer_that_never_reads_cannot_grow_our_memory)
     expect_echo_works(srv);
     clink_node_free(srv);
 }
+
+/* ---- TLS policy: ALPN required, TLS 1.2 only where configured ---- */
+
+Test(transport, client_without_alpn_is_refused)
+{
+    struct clink_node *srv = ts_node(tls, 1, 0, ts_register_echo);
+    struct ts_raw r;
+    struct ts_raw_opts o = {.cert = pki.node_cert, .key = pki.node_key, .ca = pki.ca, .no_alpn = 1};
+
+    int hs = ts_raw_tls_with(&r, clink_node_port(srv), &o);
+
+    cr_assert_neq(hs, 0, "a client that does not speak clink/1 must not complete the handshake");
+    struct clink_node_stats st;
+    for (int i = 0; i < 400; i++) {
+        clink_node_stats(srv, &st);
+        if (st.handshakes_failed > 0) {
+            break;
+        }
+        usleep(5000);
+    }
+    cr_assert_eq(st.handshakes_failed, 1);
+    ts_raw_close(&r);
+    clink_node_free(srv);
+}
+
+Test(transport, tls12_refused_by_default_accepted_when_configured)
+{
+    struct clink_node *srv13 = ts_node(tls, 1, 0, ts_register_echo);
+    struct clink_tls_opts o12 = {
+        .cert_file = pki.node_cert, .key_file = pki.node_key, .ca_file = pki.ca, .min_version = CLINK_TLS_1_2};
+    struct clink_tls_ctx *tls12;
+    cr_assert_eq(clink_tls_ctx_new(&o12, &tls12, NULL, 0), 0);
+    struct clink_node *srv12 = ts_node(tls12, 1, 0, ts_register_echo);
+    struct ts_raw_opts ro = {.cert = pki.node_cert, .key = pki.node_key, .ca = pki.ca, .max_version = TLS1_2_VERSION};
+    struct ts_raw a, b;
+
+    int refused = ts_raw_tls_with(&a, clink_node_port(srv13), &ro);
+    int accepted = ts_raw_tls_with(&b, clink_node_port(srv12), &ro);
+
+    cr_assert_neq(refused, 0, "a TLS 1.3-only node must refuse a TLS 1.2 client");
+    cr_assert_eq(accepted, 0, "TLS 1.2 where configured");
+    cr_assert_str_eq(SSL_get_version(b.ssl), "TLSv1.2");
+    raw_hello(&b, 1, 1);
+    uint8_t hdr[CLINK_FRAME_HDR + CLINK_HELLO_LEN];
+    cr_assert_eq(ts_raw_read(&b, hdr, sizeof(hdr)), (int)sizeof(hdr), "frames flow over TLS 1.2");
+    ts_raw_close(&a);
+    ts_raw_close(&b);
+    clink_node_free(srv13);
+    clink_node_free(srv12);
+    clink_tls_ctx_free(tls12);
+}

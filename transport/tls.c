@@ -199,14 +199,13 @@ int clink__tls_handshake(struct clink__tls *t)
     ERR_clear_error();
     int r = SSL_do_handshake(t->ssl);
     if (r == 1) {
-        if (!t->is_server) {
-            const unsigned char *p = NULL;
-            unsigned int n = 0;
-            SSL_get0_alpn_selected(t->ssl, &p, &n);
-            if (n != strlen(CLINK_ALPN) || memcmp(p, CLINK_ALPN, n) != 0) {
-                snprintf(t->err, sizeof(t->err), "TLS handshake: server did not select ALPN %s", CLINK_ALPN);
-                return -CLINK_EALPN;
-            }
+        /* Both ends check: the server's ClientHello hook refuses no ALPN, this catches anything else. */
+        const unsigned char *p = NULL;
+        unsigned int n = 0;
+        SSL_get0_alpn_selected(t->ssl, &p, &n);
+        if (n != strlen(CLINK_ALPN) || memcmp(p, CLINK_ALPN, n) != 0) {
+            snprintf(t->err, sizeof(t->err), "TLS handshake: no ALPN %s agreed", CLINK_ALPN);
+            return -CLINK_EALPN;
         }
         return 1;
     }

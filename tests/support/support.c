@@ -211,15 +211,25 @@ int ts_raw_tls(struct ts_raw *r, uint16_t port, const struct ts_pki *p)
 
 int ts_raw_tls_as(struct ts_raw *r, uint16_t port, const char *cert, const char *key, const char *ca)
 {
+    struct ts_raw_opts o = {.cert = cert, .key = key, .ca = ca};
+    return ts_raw_tls_with(r, port, &o);
+}
+
+int ts_raw_tls_with(struct ts_raw *r, uint16_t port, const struct ts_raw_opts *o)
+{
+    const char *cert = o->cert, *key = o->key, *ca = o->ca;
     memset(r, 0, sizeof(*r));
     r->ctx = SSL_CTX_new(TLS_client_method());
-    SSL_CTX_set_min_proto_version(r->ctx, TLS1_3_VERSION);
+    SSL_CTX_set_min_proto_version(r->ctx, o->max_version ? TLS1_2_VERSION : TLS1_3_VERSION);
+    SSL_CTX_set_max_proto_version(r->ctx, o->max_version ? o->max_version : TLS1_3_VERSION);
     cr_assert_eq(SSL_CTX_use_certificate_chain_file(r->ctx, cert), 1);
     cr_assert_eq(SSL_CTX_use_PrivateKey_file(r->ctx, key, SSL_FILETYPE_PEM), 1);
     cr_assert_eq(SSL_CTX_load_verify_locations(r->ctx, ca, NULL), 1);
     SSL_CTX_set_verify(r->ctx, SSL_VERIFY_PEER, NULL);
     static const unsigned char alpn[] = "\x07" CLINK_ALPN;
-    SSL_CTX_set_alpn_protos(r->ctx, alpn, sizeof(alpn) - 1);
+    if (!o->no_alpn) {
+        SSL_CTX_set_alpn_protos(r->ctx, alpn, sizeof(alpn) - 1);
+    }
     r->fd = ts_tcp_connect(port);
     ts_skip_greeting(r->fd);
     r->ssl = SSL_new(r->ctx);

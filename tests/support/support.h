@@ -75,6 +75,13 @@ struct ts_raw {
 int ts_raw_tls(struct ts_raw *r, uint16_t port, const struct ts_pki *p);
 /* The same with any certificate, key and trusted CAs (e.g. a certificate from another CA). */
 int ts_raw_tls_as(struct ts_raw *r, uint16_t port, const char *cert, const char *key, const char *ca);
+/* Full control: alpn NULL offers none; max_version 0 means TLS 1.3. */
+struct ts_raw_opts {
+    const char *cert, *key, *ca;
+    int no_alpn;
+    int max_version; /* e.g. TLS1_2_VERSION */
+};
+int ts_raw_tls_with(struct ts_raw *r, uint16_t port, const struct ts_raw_opts *o);
 void ts_raw_close(struct ts_raw *r);
 int ts_raw_write(struct ts_raw *r, const void *buf, size_t n);
 /* Read until n bytes or error; returns bytes read (0 on close). */
