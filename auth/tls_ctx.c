@@ -145,7 +145,11 @@ static int build(const struct clink_tls_opts *o, int server, SSL_CTX **out, char
         goto out;
     }
     if (SSL_CTX_use_PrivateKey_file(ctx, o->key_file, SSL_FILETYPE_PEM) != 1) {
-        seterr(err, errlen, "%s: cannot load private key", o->key_file);
+        if (ERR_GET_REASON(ERR_peek_last_error()) == X509_R_KEY_VALUES_MISMATCH) {
+            seterr(err, errlen, "%s: key does not match certificate %s", o->key_file, o->cert_file);
+        } else {
+            seterr(err, errlen, "%s: cannot load private key", o->key_file);
+        }
         goto out;
     }
     if (SSL_CTX_check_private_key(ctx) != 1) {

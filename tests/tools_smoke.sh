@@ -50,6 +50,28 @@ kill -TERM "$node_pid"; wait "$node_pid"; rc=$?; node_pid=
 [ $rc -eq 0 ] && ok || no "clink-node exit status $rc after SIGTERM"
 grep -q "stopped:" "$t/node.log" && ok || no "clink-node reports its shutdown"
 
+# A node from a memsql.cnf-style file, paths relative to the file's folder.
+cat >"$t/pki/memsql.cnf" <<CNF
+[server]
+ssl_cert = leaf1.pem
+ssl_key = leaf1-key.pem
+ssl_ca = ca.pem
+port = 0
+workers = 1
+CNF
+rm -f "$t/port"
+"$bin/tools/clink-node" --config "$t/pki/memsql.cnf" --port-file "$t/port" 2>"$t/node.log" &
+node_pid=$!
+i=0; while [ ! -s "$t/port" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
+port=$(cat "$t/port" 2>/dev/null)
+"$bin/tools/clink-status" --connect "127.0.0.1:$port" --name localhost --cert "$t/pki/agg1.pem" \
+  --key "$t/pki/agg1-key.pem" --ca "$t/pki/ca.pem" >"$t/status" 2>&1
+[ $? -eq 0 ] && ok || { no "clink-node --config"; cat "$t/status" "$t/node.log"; }
+kill -TERM "$node_pid"; wait "$node_pid"; node_pid=
+printf '[server]\nssl_cert = leaf1.pem\nssl_sert = typo.pem\n' >"$t/pki/bad.cnf"
+"$bin/tools/clink-node" --config "$t/pki/bad.cnf" >"$t/out" 2>&1
+[ $? -eq 1 ] && grep -q "bad.cnf:3: ssl_sert: unknown key" "$t/out" && ok || { no "bad config must fail with file:line"; cat "$t/out"; }
+
 check "README example" "$bin/examples/example_hello" "$t/pki/leaf1.pem" "$t/pki/leaf1-key.pem" "$t/pki/ca.pem"
 grep -q "hello, aggregator" "$t/out" && ok || no "example output"
 

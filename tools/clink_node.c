@@ -15,12 +15,15 @@
 
 static void usage(FILE *f)
 {
-    fprintf(f, "Usage: clink-node --listen HOST:PORT --cert FILE --key FILE --ca FILE [options]\n"
+    fprintf(f, "Usage: clink-node --config FILE [options]\n"
+               "       clink-node --listen HOST:PORT --cert FILE --key FILE --ca FILE [options]\n"
                "\n"
                "Run a clink node that answers the echo, status and sink methods over verified TLS\n"
                "(mutual: clients must present a certificate signed by the CA).\n"
                "\n"
                "Options:\n"
+               "  --config FILE        memsql.cnf-style file, [server] section (docs/config.md);\n"
+               "                       the options below override it\n"
                "  --listen HOST:PORT   address to listen on (port 0: any; see --port-file)\n"
                "  --cert FILE          this node's certificate chain (PEM)\n"
                "  --key FILE           its private key (PEM)\n"
@@ -84,16 +87,24 @@ static unsigned parse_uint(const char *opt, const char *v, unsigned max)
 int main(int argc, char **argv)
 {
     static const struct option longopts[] = {
-        {"listen", required_argument, NULL, 'l'},   {"cert", required_argument, NULL, 'c'},
-        {"key", required_argument, NULL, 'k'},      {"ca", required_argument, NULL, 'a'},
-        {"workers", required_argument, NULL, 'w'},  {"allow-plaintext", no_argument, NULL, 'P'},
-        {"tls12", no_argument, NULL, '2'},          {"port-file", required_argument, NULL, 'f'},
-        {"drain-ms", required_argument, NULL, 'd'}, {"verbose", no_argument, NULL, 'v'},
-        {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0},
+        {"listen", required_argument, NULL, 'l'},
+        {"cert", required_argument, NULL, 'c'},
+        {"key", required_argument, NULL, 'k'},
+        {"ca", required_argument, NULL, 'a'},
+        {"workers", required_argument, NULL, 'w'},
+        {"allow-plaintext", no_argument, NULL, 'P'},
+        {"tls12", no_argument, NULL, '2'},
+        {"port-file", required_argument, NULL, 'f'},
+        {"drain-ms", required_argument, NULL, 'd'},
+        {"verbose", no_argument, NULL, 'v'},
+        {"help", no_argument, NULL, 'h'},
+        {"config", required_argument, NULL, 'F'},
+        {NULL, 0, NULL, 0},
     };
     const char *listen = NULL, *cert = NULL, *key = NULL, *ca = NULL, *port_file = NULL;
     unsigned workers = 0, drain_ms = 2000;
     int allow_plain = 0, tls12 = 0, verbose = 0, ch;
+    const char *config = NULL;
     while ((ch = getopt_long(argc, argv, "vh", longopts, NULL)) != -1) {
         switch (ch) {
         case 'l':
@@ -126,6 +137,9 @@ int main(int argc, char **argv)
         case 'v':
             verbose++;
             break;
+        case 'F':
+            config = optarg;
+            break;
         case 'h':
             usage(stdout);
             return 0;
@@ -134,22 +148,41 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    if (optind != argc || listen == NULL || cert == NULL || key == NULL || ca == NULL) {
-        fprintf(stderr, "clink-node: --listen, --cert, --key and --ca are required\n"
+    static struct clink_config cfg;
+    char err[512];
+    struct clink_tls_opts to = {0};
+    char host[128] = "";
+    uint16_t port = 0;
+    if (config != NULL) {
+        /* Fail closed: a broken config never becomes a plaintext or half-configured node. */
+        if (clink_config_load(config, &cfg, err, sizeof(err)) < 0 ||
+            clink_config_tls_opts(&cfg, &to, err, sizeof(err)) < 0) {
+            fprintf(stderr, "clink-node: %s\n", err);
+            return 1;
+        }
+        snprintf(host, sizeof(host), "%s", cfg.bind_address);
+        port = cfg.port;
+        allow_plain = allow_plain || !cfg.require_secure_transport;
+        if (workers == 0) {
+            workers = cfg.workers;
+        }
+    }
+    if (optind != argc || (config == NULL && (listen == NULL || cert == NULL || key == NULL || ca == NULL))) {
+        fprintf(stderr, "clink-node: --config, or --listen, --cert, --key and --ca, are required\n"
                         "Run 'clink-node --help' for usage.\n");
         return 2;
     }
-    char host[128];
-    uint16_t port;
-    if (clink_tool_hostport(listen, host, sizeof(host), &port) < 0) {
+    if (listen != NULL && clink_tool_hostport(listen, host, sizeof(host), &port) < 0) {
         fprintf(stderr, "clink-node: --listen: expected HOST:PORT, got '%s'\n", listen);
         return 2;
     }
-
-    struct clink_tls_opts to = {
-        .cert_file = cert, .key_file = key, .ca_file = ca, .min_version = tls12 ? CLINK_TLS_1_2 : CLINK_TLS_DEFAULT};
+    to.cert_file = cert ? cert : to.cert_file;
+    to.key_file = key ? key : to.key_file;
+    to.ca_file = ca ? ca : to.ca_file;
+    if (tls12) {
+        to.min_version = CLINK_TLS_1_2;
+    }
     struct clink_tls_ctx *tls = NULL;
-    char err[512];
     int ret = clink_tls_ctx_new(&to, &tls, err, sizeof(err));
     if (ret < 0) {
         fprintf(stderr, "clink-node: TLS configuration: %s\n", err);
@@ -159,6 +192,8 @@ int main(int argc, char **argv)
         .workers = workers,
         .tls = tls,
         .allow_plaintext = allow_plain,
+        .handshake_timeout_ms = cfg.handshake_timeout_ms,
+        .max_frame = cfg.max_frame,
         .log = verbose ? clink_log_stderr : NULL,
         .log_level = verbose > 1 ? CLINK_LOG_DEBUG : CLINK_LOG_INFO,
     };
@@ -175,7 +210,7 @@ int main(int argc, char **argv)
         return 1;
     }
     if ((ret = clink_node_listen(node, host, port)) < 0) {
-        fprintf(stderr, "clink-node: listen on %s: %s\n", listen, clink_strerror(ret));
+        fprintf(stderr, "clink-node: listen on %s port %u: %s\n", host, port, clink_strerror(ret));
         clink_node_free(node);
         clink_tls_ctx_free(tls);
         return 1;

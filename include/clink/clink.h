@@ -3,6 +3,7 @@
 #define CLINK_CLINK_H
 
 #include "clink/auth.h"
+#include "clink/config.h"
 #include "clink/error.h"
 #include "clink/log.h"
 #include "clink/transport.h"

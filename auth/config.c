@@ -1,0 +1,413 @@
+/*
+ * The config file's [server] section (docs/config.md). libinih does the INI
+ * syntax; this file knows the keys, their values and what they mean.
+ */
+#include "clink/config.h"
+
+#include <errno.h>
+#include <ini.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+struct parse_state {
+    struct clink_config *cfg;
+    const char *file; /* for messages */
+    char err[512];
+    int failed;
+    unsigned seen; /* bit per key: a repeated key is an error, not "last one wins" */
+    char raw_basedir[CLINK_CONFIG_PATH_MAX];
+    char raw_paths[4][CLINK_CONFIG_PATH_MAX]; /* cert, key, ca, crl as written, resolved at the end */
+};
+
+enum key_id {
+    K_BASEDIR,
+    K_SSL_CERT,
+    K_SSL_KEY,
+    K_SSL_CA,
+    K_SSL_CRL,
+    K_TLS_VERSION,
+    K_SSL_CIPHER,
+    K_TLS_CIPHERSUITES,
+    K_SSL_CLIENT_CERT,
+    K_REQUIRE_SECURE_TRANSPORT,
+    K_BIND_ADDRESS,
+    K_PORT,
+    K_WORKERS,
+    K_HANDSHAKE_TIMEOUT_MS,
+    K_MAX_FRAME,
+    K_COUNT
+};
+
+static const char *const key_names[K_COUNT] = {
+    "basedir",         "ssl_cert",
+    "ssl_key",         "ssl_ca",
+    "ssl_crl",         "tls_version",
+    "ssl_cipher",      "tls_ciphersuites",
+    "ssl_client_cert", "require_secure_transport",
+    "bind_address",    "port",
+    "workers",         "handshake_timeout_ms",
+    "max_frame",
+};
+
+static int fail(struct parse_state *st, const char *key, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int fail(struct parse_state *st, const char *key, const char *fmt, ...)
+{
+    if (!st->failed) {
+        char why[384];
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(why, sizeof(why), fmt, ap);
+        va_end(ap);
+        /* The line number is added by the caller: libinih reports it for the first failing line. */
+        snprintf(st->err, sizeof(st->err), "%s: %s", key, why);
+        st->failed = 1;
+    }
+    return 0;
+}
+
+static int parse_bool(const char *v, int *out)
+{
+    if (!strcasecmp(v, "on") || !strcasecmp(v, "true") || !strcmp(v, "1") || !strcasecmp(v, "yes")) {
+        *out = 1;
+        return 0;
+    }
+    if (!strcasecmp(v, "off") || !strcasecmp(v, "false") || !strcmp(v, "0") || !strcasecmp(v, "no")) {
+        *out = 0;
+        return 0;
+    }
+    return -1;
+}
+
+static int parse_uint(const char *v, unsigned long max, unsigned long *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long x = strtoul(v, &end, 10);
+    if (v[0] == '\0' || v[0] == '-' || *end != '\0' || errno != 0 || x > max) {
+        return -1;
+    }
+    *out = x;
+    return 0;
+}
+
+static int copy(struct parse_state *st, const char *key, char *dst, size_t cap, const char *v)
+{
+    if (strlen(v) >= cap) {
+        return fail(st, key, "value longer than %zu characters", cap - 1);
+    }
+    memcpy(dst, v, strlen(v) + 1);
+    return 1;
+}
+
+static int tls_version(struct parse_state *st, const char *v)
+{
+    /* MySQL's syntax: a comma-separated list of allowed versions. */
+    int v12 = 0, v13 = 0;
+    char buf[128];
+    if (strlen(v) >= sizeof(buf)) {
+        return fail(st, "tls_version", "value too long");
+    }
+    memcpy(buf, v, strlen(v) + 1);
+    char *save = NULL;
+    for (char *t = strtok_r(buf, ", ", &save); t != NULL; t = strtok_r(NULL, ", ", &save)) {
+        if (!strcasecmp(t, "TLSv1.3")) {
+            v13 = 1;
+        } else if (!strcasecmp(t, "TLSv1.2")) {
+            v12 = 1;
+        } else if (!strcasecmp(t, "TLSv1") || !strcasecmp(t, "TLSv1.1")) {
+            return fail(st, "tls_version", "'%s' is not supported (insecure); use TLSv1.3 or TLSv1.2,TLSv1.3", t);
+        } else {
+            return fail(st, "tls_version", "unknown TLS version '%s' (known: TLSv1.2, TLSv1.3)", t);
+        }
+    }
+    if (!v13) {
+        return fail(st, "tls_version", "TLSv1.3 must be allowed (TLSv1.3, or TLSv1.2,TLSv1.3)");
+    }
+    st->cfg->tls_version = v12 ? CLINK_TLS_1_2 : CLINK_TLS_1_3;
+    return 1;
+}
+
+static int on_key(void *user, const char *section, const char *name, const char *value)
+{
+    struct parse_state *st = user;
+    struct clink_config *c = st->cfg;
+    if (strcasecmp(section, "server") != 0) {
+        return 1; /* other programs' sections */
+    }
+    /* my.cnf accepts ssl-cert and ssl_cert alike. */
+    char key[64];
+    size_t n = strlen(name);
+    if (n >= sizeof(key)) {
+        return fail(st, name, "unknown key");
+    }
+    for (size_t i = 0; i <= n; i++) {
+        key[i] = name[i] == '-' ? '_' : (char)(name[i] >= 'A' && name[i] <= 'Z' ? name[i] + 32 : name[i]);
+    }
+    int id = -1;
+    for (int i = 0; i < K_COUNT; i++) {
+        if (strcmp(key, key_names[i]) == 0) {
+            id = i;
+        }
+    }
+    if (id < 0) {
+        return fail(st, name, "unknown key (see docs/config.md)");
+    }
+    if (st->seen & (1u << id)) {
+        return fail(st, key, "given twice");
+    }
+    st->seen |= 1u << id;
+    unsigned long x;
+    int b;
+    switch ((enum key_id)id) {
+    case K_BASEDIR:
+        return copy(st, key, st->raw_basedir, sizeof(st->raw_basedir), value);
+    case K_SSL_CERT:
+    case K_SSL_KEY:
+    case K_SSL_CA:
+    case K_SSL_CRL:
+        if (value[0] == '\0') {
+            return fail(st, key, "empty path");
+        }
+        return copy(st, key, st->raw_paths[id - K_SSL_CERT], sizeof(st->raw_paths[0]), value);
+    case K_TLS_VERSION:
+        return tls_version(st, value);
+    case K_SSL_CIPHER:
+        return copy(st, key, c->ssl_cipher, sizeof(c->ssl_cipher), value);
+    case K_TLS_CIPHERSUITES:
+        return copy(st, key, c->tls_ciphersuites, sizeof(c->tls_ciphersuites), value);
+    case K_SSL_CLIENT_CERT:
+        if (!strcasecmp(value, "required")) {
+            c->ssl_client_cert = CLINK_CLIENT_CERT_REQUIRED;
+        } else if (!strcasecmp(value, "optional")) {
+            c->ssl_client_cert = CLINK_CLIENT_CERT_OPTIONAL;
+        } else if (!strcasecmp(value, "none")) {
+            c->ssl_client_cert = CLINK_CLIENT_CERT_NONE;
+        } else {
+            return fail(st, key, "'%s' is not one of none, optional, required", value);
+        }
+        return 1;
+    case K_REQUIRE_SECURE_TRANSPORT:
+        if (parse_bool(value, &b) < 0) {
+            return fail(st, key, "'%s' is not ON or OFF", value);
+        }
+        c->require_secure_transport = b;
+        return 1;
+    case K_BIND_ADDRESS:
+        return copy(st, key, c->bind_address, sizeof(c->bind_address), value);
+    case K_PORT:
+        if (parse_uint(value, 65535, &x) < 0) {
+            return fail(st, key, "'%s' is not a port number (0-65535)", value);
+        }
+        c->port = (uint16_t)x;
+        return 1;
+    case K_WORKERS:
+        if (parse_uint(value, 1024, &x) < 0) {
+            return fail(st, key, "'%s' is not a number from 0 (one per CPU) to 1024", value);
+        }
+        c->workers = (unsigned)x;
+        return 1;
+    case K_HANDSHAKE_TIMEOUT_MS:
+        if (parse_uint(value, 3600000, &x) < 0 || x == 0) {
+            return fail(st, key, "'%s' is not a number of milliseconds from 1 to 3600000", value);
+        }
+        c->handshake_timeout_ms = (uint32_t)x;
+        return 1;
+    case K_MAX_FRAME:
+        if (parse_uint(value, 64u << 20, &x) < 0 || x < 4096) {
+            return fail(st, key, "'%s' is not a size in bytes from 4096 to 67108864", value);
+        }
+        c->max_frame = (uint32_t)x;
+        return 1;
+    case K_COUNT:
+        break;
+    }
+    return fail(st, key, "unknown key");
+}
+
+static int resolve(const char *base, const char *p, char *out, size_t cap)
+{
+    int n = p[0] == '/' ? snprintf(out, cap, "%s", p) : snprintf(out, cap, "%s/%s", base, p);
+    return n < 0 || (size_t)n >= cap ? -1 : 0;
+}
+
+static int finish(struct parse_state *st, const char *dir, char *err, size_t errlen)
+{
+    struct clink_config *c = st->cfg;
+    const char *where = st->file[0] ? st->file : "config";
+    if (st->raw_basedir[0]) {
+        if (resolve(dir, st->raw_basedir, c->basedir, sizeof(c->basedir)) < 0) {
+            snprintf(err, errlen, "%s: basedir: path too long", where);
+            return -CLINK_ECONFIG;
+        }
+    } else if (snprintf(c->basedir, sizeof(c->basedir), "%s", dir) >= (int)sizeof(c->basedir)) {
+        snprintf(err, errlen, "%s: path too long", where);
+        return -CLINK_ECONFIG;
+    }
+    char *dst[4] = {c->ssl_cert, c->ssl_key, c->ssl_ca, c->ssl_crl};
+    for (int i = 0; i < 4; i++) {
+        const char *key = key_names[K_SSL_CERT + i];
+        if (st->raw_paths[i][0] == '\0') {
+            continue;
+        }
+        if (resolve(c->basedir, st->raw_paths[i], dst[i], CLINK_CONFIG_PATH_MAX) < 0) {
+            snprintf(err, errlen, "%s: %s: path too long", where, key);
+            return -CLINK_ECONFIG;
+        }
+        if (access(dst[i], R_OK) != 0) {
+            snprintf(err, errlen, "%s: %s: cannot read %s: %s", where, key, dst[i], strerror(errno));
+            return -CLINK_ECONFIG;
+        }
+    }
+    if (c->ssl_crl[0]) {
+        /* Fail closed rather than accept a CRL that would not be checked. */
+        snprintf(err, errlen, "%s: ssl_crl: CRL checking is not supported by this build yet", where);
+        return -CLINK_ECONFIG;
+    }
+    return 0;
+}
+
+static void defaults(struct clink_config *c)
+{
+    memset(c, 0, sizeof(*c));
+    c->tls_version = CLINK_TLS_1_3;
+    c->ssl_client_cert = CLINK_CLIENT_CERT_REQUIRED;
+    c->require_secure_transport = 1;
+    snprintf(c->bind_address, sizeof(c->bind_address), "127.0.0.1");
+    c->port = 3306;
+}
+
+static int run(const char *text, const char *file, const char *dir, struct clink_config *out, char *err, size_t errlen)
+{
+    char scratch[8];
+    if (err == NULL || errlen == 0) {
+        err = scratch;
+        errlen = sizeof(scratch);
+    }
+    err[0] = '\0';
+    if (out == NULL || dir == NULL || dir[0] != '/') {
+        snprintf(err, errlen, "config: a directory (absolute) is needed to resolve paths");
+        return -CLINK_EINVAL;
+    }
+    struct parse_state *st = calloc(1, sizeof(*st));
+    if (st == NULL) {
+        return -CLINK_ENOMEM;
+    }
+    defaults(out);
+    snprintf(out->path, sizeof(out->path), "%s", file);
+    st->cfg = out;
+    st->file = file;
+    int line = ini_parse_string(text, on_key, st);
+    int ret = 0;
+    if (line != 0 || st->failed) {
+        if (st->failed) {
+            snprintf(err, errlen, "%s:%d: %s", file[0] ? file : "config", line, st->err);
+        } else {
+            snprintf(err, errlen, "%s:%d: syntax error (expected [section] or key = value)", file[0] ? file : "config",
+                     line);
+        }
+        ret = -CLINK_ECONFIG;
+    } else {
+        ret = finish(st, dir, err, errlen);
+    }
+    free(st);
+    return ret;
+}
+
+int clink_config_parse(const char *text, const char *dir, struct clink_config *out, char *err, size_t errlen)
+{
+    if (text == NULL) {
+        return -CLINK_EINVAL;
+    }
+    return run(text, "", dir, out, err, errlen);
+}
+
+int clink_config_load(const char *path, struct clink_config *out, char *err, size_t errlen)
+{
+    if (err != NULL && errlen > 0) {
+        err[0] = '\0';
+    }
+    if (path == NULL || out == NULL) {
+        return -CLINK_EINVAL;
+    }
+    /* Resolve the file's folder to an absolute base directory. */
+    char *abs = realpath(path, NULL);
+    if (abs == NULL) {
+        if (err != NULL && errlen > 0) {
+            snprintf(err, errlen, "%s: cannot open config file: %s", path, strerror(errno));
+        }
+        return -CLINK_ECONFIG;
+    }
+    FILE *f = fopen(abs, "r");
+    char *text = NULL;
+    size_t len = 0;
+    int ret = -CLINK_ECONFIG;
+    if (f == NULL) {
+        if (err != NULL && errlen > 0) {
+            snprintf(err, errlen, "%s: cannot open config file: %s", path, strerror(errno));
+        }
+        goto out;
+    }
+    /* A config file is small; a huge one is a mistake, not something to read into memory. */
+    text = malloc(1 << 20);
+    if (text == NULL) {
+        ret = -CLINK_ENOMEM;
+        goto out;
+    }
+    len = fread(text, 1, (1 << 20) - 1, f);
+    if (ferror(f) || !feof(f)) {
+        if (err != NULL && errlen > 0) {
+            snprintf(err, errlen, "%s: cannot read config file (larger than 1 MiB, or an I/O error)", path);
+        }
+        goto out;
+    }
+    text[len] = '\0';
+    if (memchr(text, '\0', len) != NULL) {
+        if (err != NULL && errlen > 0) {
+            snprintf(err, errlen, "%s: not a text file (NUL byte)", path);
+        }
+        goto out;
+    }
+    char *slash = strrchr(abs, '/');
+    char dir[CLINK_CONFIG_PATH_MAX];
+    snprintf(dir, sizeof(dir), "%.*s", slash == abs ? 1 : (int)(slash - abs), abs);
+    ret = run(text, path, dir, out, err, errlen);
+out:
+    if (f != NULL) {
+        fclose(f);
+    }
+    free(text);
+    free(abs);
+    return ret;
+}
+
+int clink_config_tls_opts(const struct clink_config *cfg, struct clink_tls_opts *out, char *err, size_t errlen)
+{
+    if (cfg == NULL || out == NULL) {
+        return -CLINK_EINVAL;
+    }
+    const char *missing = !cfg->ssl_cert[0]  ? "ssl_cert"
+                          : !cfg->ssl_key[0] ? "ssl_key"
+                          : !cfg->ssl_ca[0]  ? "ssl_ca"
+                                             : NULL;
+    if (missing != NULL) {
+        if (err != NULL && errlen > 0) {
+            snprintf(err, errlen, "%s: %s is not set (ssl_cert, ssl_key and ssl_ca are all needed for TLS)",
+                     cfg->path[0] ? cfg->path : "config", missing);
+        }
+        return -CLINK_ECONFIG;
+    }
+    *out = (struct clink_tls_opts){
+        .cert_file = cfg->ssl_cert,
+        .key_file = cfg->ssl_key,
+        .ca_file = cfg->ssl_ca,
+        .min_version = cfg->tls_version,
+        .ciphersuites = cfg->tls_ciphersuites[0] ? cfg->tls_ciphersuites : NULL,
+        .cipher_list = cfg->ssl_cipher[0] ? cfg->ssl_cipher : NULL,
+        .client_cert = cfg->ssl_client_cert,
+    };
+    return 0;
+}

@@ -1,0 +1,74 @@
+/*
+ * clink config: a memsql.cnf-style INI file, read with libinih.
+ *
+ * Only the [server] section is read; other sections (a shared my.cnf may
+ * have [client], [mysqld]...) are ignored. Every key is documented in
+ * docs/config.md. Relative paths are resolved against the base directory:
+ * the config file's folder, unless `basedir` says otherwise. A bad file fails
+ * closed with one message naming the file, line, key and reason: an unknown
+ * key, a bad value or a missing file never degrades into a default.
+ */
+#ifndef CLINK_CONFIG_H
+#define CLINK_CONFIG_H
+
+#include <limits.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "clink/auth.h"
+#include "clink/error.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define CLINK_CONFIG_PATH_MAX 4096
+
+struct clink_config {
+    char path[CLINK_CONFIG_PATH_MAX];    /* the file read ("" when parsed from a string) */
+    char basedir[CLINK_CONFIG_PATH_MAX]; /* absolute */
+    /* TLS identity and trust: absolute paths, "" when not set */
+    char ssl_cert[CLINK_CONFIG_PATH_MAX];
+    char ssl_key[CLINK_CONFIG_PATH_MAX];
+    char ssl_ca[CLINK_CONFIG_PATH_MAX];
+    char ssl_crl[CLINK_CONFIG_PATH_MAX];
+    enum clink_tls_version tls_version; /* tls_version = TLSv1.3 (default) | TLSv1.2,TLSv1.3 */
+    char ssl_cipher[512];               /* TLS 1.2 cipher list, "" = default */
+    char tls_ciphersuites[512];         /* TLS 1.3 suites, "" = default */
+    enum clink_client_cert ssl_client_cert;
+    int require_secure_transport; /* 1 (default): no plaintext connections at all */
+    char bind_address[64];        /* default 127.0.0.1 */
+    uint16_t port;                /* default 3306 */
+    /* clink's own keys */
+    unsigned workers;              /* 0: one per CPU */
+    uint32_t handshake_timeout_ms; /* 0: the transport default */
+    uint32_t max_frame;            /* 0: the transport default */
+};
+
+/*
+ * Read path into out. [out] err: "FILE:LINE: key: reason" on failure (may be
+ * NULL). Checks that files named exist and are readable; whether they hold a
+ * matching certificate and key is clink_tls_ctx_new's check.
+ * Thread: any. Returns 0, -CLINK_ECONFIG, -CLINK_EINVAL.
+ */
+CLINK_API CLINK_MUST_USE int clink_config_load(const char *path, struct clink_config *out, char *err, size_t errlen);
+
+/*
+ * The same from text, with relative paths resolved against dir (absolute).
+ * For tests and fuzzing. Thread: any.
+ */
+CLINK_API CLINK_MUST_USE int clink_config_parse(const char *text, const char *dir, struct clink_config *out, char *err,
+                                                size_t errlen);
+
+/*
+ * TLS options for clink_tls_ctx_new from a loaded config (pointers into cfg).
+ * Returns 0, or -CLINK_ECONFIG when ssl_cert, ssl_key or ssl_ca is missing
+ * (with the reason in err). Thread: any.
+ */
+CLINK_API CLINK_MUST_USE int clink_config_tls_opts(const struct clink_config *cfg, struct clink_tls_opts *out,
+                                                   char *err, size_t errlen);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

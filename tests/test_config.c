@@ -1,0 +1,187 @@
+/*
+ * The config file: [server] keys, relative paths against the base
+ * directory, and one clear error (file, line, key, reason) for bad input.
+ */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "clink/config.h"
+#include "tests/support/support.h"
+
+static struct ts_pki pki;
+
+static void setup(void)
+{
+    ts_pki_make(&pki);
+}
+
+static void teardown(void)
+{
+    ts_pki_remove(&pki);
+}
+
+TestSuite(config, .init = setup, .fini = teardown, .timeout = 30);
+
+static void write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+Test(config, relative_paths_resolve_against_the_config_folder)
+{
+    char path[512];
+    snprintf(path, sizeof(path), "%s/memsql.cnf", pki.dir);
+    write_file(path, "; a node\n"
+                     "[client]\nuser = root\n"
+                     "[server]\n"
+                     "ssl_cert = node.pem\n"
+                     "ssl-key = node-key.pem\n"
+                     "ssl_ca = ca.pem\n"
+                     "tls_version = TLSv1.2,TLSv1.3\n"
+                     "port = 7001\n"
+                     "require_secure_transport = OFF\n"
+                     "ssl_client_cert = optional\n"
+                     "workers = 3\n");
+    struct clink_config c;
+    char err[512];
+
+    int ret = clink_config_load(path, &c, err, sizeof(err));
+
+    cr_assert_eq(ret, 0, "%s", err);
+    char want[512];
+    snprintf(want, sizeof(want), "%s/node.pem", pki.dir);
+    cr_assert_str_eq(c.ssl_cert, want);
+    cr_assert_str_eq(c.basedir, pki.dir);
+    cr_assert_eq(c.port, 7001);
+    cr_assert_eq(c.tls_version, CLINK_TLS_1_2);
+    cr_assert_eq(c.require_secure_transport, 0);
+    cr_assert_eq(c.ssl_client_cert, CLINK_CLIENT_CERT_OPTIONAL);
+    cr_assert_eq(c.workers, 3);
+    struct clink_tls_opts to;
+    cr_assert_eq(clink_config_tls_opts(&c, &to, err, sizeof(err)), 0);
+    struct clink_tls_ctx *t = NULL;
+    cr_assert_eq(clink_tls_ctx_new(&to, &t, err, sizeof(err)), 0, "%s", err);
+    clink_tls_ctx_free(t);
+    unlink(path);
+}
+
+Test(config, defaults_are_strict)
+{
+    struct clink_config c;
+
+    cr_assert_eq(clink_config_parse("[server]\n", "/", &c, NULL, 0), 0);
+
+    cr_assert_eq(c.require_secure_transport, 1);
+    cr_assert_eq(c.tls_version, CLINK_TLS_1_3);
+    cr_assert_eq(c.ssl_client_cert, CLINK_CLIENT_CERT_REQUIRED);
+    cr_assert_str_eq(c.bind_address, "127.0.0.1");
+    char err[256];
+    struct clink_tls_opts to;
+    cr_assert_eq(clink_config_tls_opts(&c, &to, err, sizeof(err)), -CLINK_ECONFIG);
+    cr_assert(strstr(err, "ssl_cert is not set") != NULL, "%s", err);
+}
+
+Test(config, basedir_key_moves_relative_paths)
+{
+    char text[1024];
+    snprintf(text, sizeof(text), "[server]\nbasedir = %s\nssl_ca = ca.pem\n", pki.dir);
+    struct clink_config c;
+    char err[256];
+
+    cr_assert_eq(clink_config_parse(text, "/nowhere", &c, err, sizeof(err)), 0, "%s", err);
+
+    char want[512];
+    snprintf(want, sizeof(want), "%s/ca.pem", pki.dir);
+    cr_assert_str_eq(c.ssl_ca, want);
+}
+
+struct bad {
+    const char *text;
+    const char *expect; /* substring of the error */
+};
+
+Test(config, bad_input_fails_with_line_key_and_reason)
+{
+    static const struct bad cases[] = {
+        {"[server]\nport = 3306\nssl_sert = x.pem\n", ":3: ssl_sert: unknown key"},
+        {"[server]\ntls_version = TLSv1.1\n", "tls_version: 'TLSv1.1' is not supported"},
+        {"[server]\ntls_version = TLSv1.2\n", "TLSv1.3 must be allowed"},
+        {"[server]\ntls_version = SSLv3\n", "unknown TLS version 'SSLv3'"},
+        {"[server]\nrequire_secure_transport = maybe\n", "require_secure_transport: 'maybe' is not ON or OFF"},
+        {"[server]\nport = 70000\n", "port: '70000' is not a port number"},
+        {"[server]\nport = -1\n", "port: '-1'"},
+        {"[server]\nssl_client_cert = sometimes\n", "not one of none, optional, required"},
+        {"[server]\nport = 1\nport = 2\n", ":3: port: given twice"},
+        {"[server]\nssl_ca = missing.pem\n", "ssl_ca: cannot read /tmp/missing.pem"},
+        {"[server]\nthis is not ini\n", ":2: syntax error"},
+        {"[server]\nmax_frame = 10\n", "max_frame: '10'"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct clink_config c;
+        char err[512] = "";
+
+        int ret = clink_config_parse(cases[i].text, "/tmp", &c, err, sizeof(err));
+
+        cr_assert_eq(ret, -CLINK_ECONFIG, "case %zu accepted: %s", i, cases[i].text);
+        cr_assert(strstr(err, cases[i].expect) != NULL, "case %zu: got '%s', want '%s'", i, err, cases[i].expect);
+    }
+}
+
+Test(config, missing_file_is_named)
+{
+    struct clink_config c;
+    char err[512];
+
+    cr_assert_eq(clink_config_load("/nonexistent/memsql.cnf", &c, err, sizeof(err)), -CLINK_ECONFIG);
+    cr_assert(strstr(err, "/nonexistent/memsql.cnf: cannot open config file") != NULL, "%s", err);
+}
+
+Test(config, crl_fails_closed_until_supported)
+{
+    char text[1024];
+    snprintf(text, sizeof(text), "[server]\nssl_crl = %s\n", pki.ca);
+    struct clink_config c;
+    char err[512];
+
+    cr_assert_eq(clink_config_parse(text, "/", &c, err, sizeof(err)), -CLINK_ECONFIG);
+    cr_assert(strstr(err, "ssl_crl") != NULL, "%s", err);
+}
+
+Test(config, key_not_matching_certificate_is_named)
+{
+    struct clink_tls_opts o = {.cert_file = pki.node_cert, .key_file = pki.other_key, .ca_file = pki.ca};
+    struct clink_tls_ctx *t = NULL;
+    char err[512];
+
+    cr_assert_eq(clink_tls_ctx_new(&o, &t, err, sizeof(err)), -CLINK_ECONFIG);
+    cr_assert(strstr(err, "key does not match certificate") != NULL, "%s", err);
+    cr_assert(strstr(err, pki.other_key) != NULL, "names the file: %s", err);
+}
+
+Test(config, expired_own_certificate_is_refused_at_start)
+{
+    char ca_key[512], cert[512], key[512], err[512];
+    snprintf(ca_key, sizeof(ca_key), "%s/ca-key.pem", pki.dir);
+    snprintf(cert, sizeof(cert), "%s/old.pem", pki.dir);
+    snprintf(key, sizeof(key), "%s/old-key.pem", pki.dir);
+    static const char *dns[] = {"localhost", NULL};
+    struct clink_cert_opts co = {
+        .common_name = "old", .dns_names = dns, .not_before_offset_s = -7200, .valid_for_s = 3600};
+    cr_assert_eq(clink_cert_make_node(&co, pki.ca, ca_key, cert, key, 0, err, sizeof(err)), 0, "%s", err);
+    struct clink_tls_opts o = {.cert_file = cert, .key_file = key, .ca_file = pki.ca};
+    struct clink_tls_ctx *t = NULL;
+
+    int ret = clink_tls_ctx_new(&o, &t, err, sizeof(err));
+
+    cr_assert_eq(ret, -CLINK_ECONFIG);
+    cr_assert(strstr(err, "certificate has expired") != NULL, "%s", err);
+    unlink(cert);
+    unlink(key);
+}
