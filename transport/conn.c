@@ -622,33 +622,34 @@ static void close_now(struct clink_conn *c, int err, int keep_output)
     clink__mark_dirty(c);
 }
 
-static void fail_conn(struct clink_conn *c, int err, const char *fmt, ...)
+static void vfail(struct clink_conn *c, int err, int keep_output, const char *fmt, va_list ap)
 {
     if (c->state >= CS_CLOSING) {
         return;
     }
-    va_list ap;
-    va_start(ap, fmt);
     set_error(c, err, fmt, ap);
-    va_end(ap);
     if (clink_err_kind(err) == CLINK_KIND_PROTO) {
         STAT_ADD(c->w, protocol_errors, 1);
     }
-    close_now(c, err, 0);
+    close_now(c, err, keep_output);
 }
 
-/* Like fail_conn, but the refusal already queued for the peer is still sent. */
+static void fail_conn(struct clink_conn *c, int err, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vfail(c, err, 0, fmt, ap);
+    va_end(ap);
+}
+
+/* Like fail_conn, but the refusal frame staged for the peer is still sent. */
 static void refuse(struct clink_conn *c, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static void refuse(struct clink_conn *c, int err, const char *fmt, ...)
 {
-    if (c->state >= CS_CLOSING) {
-        return;
-    }
     va_list ap;
     va_start(ap, fmt);
-    set_error(c, err, fmt, ap);
+    vfail(c, err, 1, fmt, ap);
     va_end(ap);
-    close_now(c, err, 1);
 }
 
 /* A connection stuck in CLOSING (a peer that stopped reading) is cut off. */
@@ -1174,7 +1175,6 @@ static void arm_recv(struct clink_conn *c)
 
 static void on_recv(struct clink_conn *c, int res)
 {
-    CLINK_CONN_LOG(c, CLINK_LOG_DEBUG, "recv %d (state %d, want %zu)", res, c->state, c->want);
     c->recv_armed = 0;
     if (c->state >= CS_CLOSING) {
         return;
@@ -1214,7 +1214,6 @@ static void on_recv(struct clink_conn *c, int res)
 
 static void on_send(struct clink_conn *c, int res)
 {
-    CLINK_CONN_LOG(c, CLINK_LOG_DEBUG, "sent %d (state %d)", res, c->state);
     c->send_armed = 0;
     if (res < 0) {
         clink__bytes_consume(&c->txf, clink__bytes_len(&c->txf));
