@@ -128,6 +128,8 @@ static int build(const struct clink_tls_opts *o, int server, SSL_CTX **out, char
      */
     SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
     SSL_CTX_clear_options(ctx, SSL_OP_ENABLE_KTLS);
+    /* Level 2: at least 112-bit security (RSA >= 2048, no SHA-1 signatures). */
+    SSL_CTX_set_security_level(ctx, 2);
     SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
 
     const char *suites = o->ciphersuites ? o->ciphersuites : DEFAULT_SUITES;

@@ -543,6 +543,13 @@ static void became_open(struct clink_conn *c)
     st->proto_version = c->version;
     if (c->has_tls) {
         clink__tls_status(&c->tls, st);
+        const char *v = c->verify == 2 ? "identity" : c->verify == 1 ? "ca" : "none";
+        if (c->is_server) {
+            v = st->peer_subject[0] ? "client-cert" : "none";
+        }
+        snprintf(st->verified, sizeof(st->verified), "%s", v);
+    } else {
+        snprintf(st->verified, sizeof(st->verified), "none");
     }
     snprintf(st->ktls_reason, sizeof(st->ktls_reason), "%s",
              c->mode == CLINK_MODE_PLAIN ? "plaintext connection"
@@ -1029,7 +1036,7 @@ static void server_classify(struct clink_conn *c)
             fail_conn(c, -CLINK_EPLAINTEXT, "TLS client, but this node has no TLS identity");
             return;
         }
-        int ret = clink__tls_init(&c->tls, clink_tls_ctx_server(c->node->tls), 1, NULL, &c->rx, &c->tx);
+        int ret = clink__tls_init(&c->tls, clink_tls_ctx_server(c->node->tls), 1, NULL, 0, &c->rx, &c->tx);
         if (ret < 0) {
             fail_conn(c, ret, "TLS setup failed");
             return;
@@ -1258,7 +1265,8 @@ static void on_connect(struct clink_conn *c, int res)
         c->peer_max_frame = CLINK_MAX_FRAME_FLOOR;
         send_hello(c, CLINK_PROTO_MIN, CLINK_PROTO_MAX);
     } else {
-        int ret = clink__tls_init(&c->tls, clink_tls_ctx_client(c->node->tls), 0, c->expected_name, &c->rx, &c->tx);
+        int ret = clink__tls_init(&c->tls, clink_tls_ctx_client(c->node->tls), 0, c->expected_name, c->verify, &c->rx,
+                                  &c->tx);
         if (ret < 0) {
             fail_conn(c, ret, "TLS setup failed for expected name '%s'", c->expected_name);
             return;
@@ -1376,6 +1384,7 @@ void clink__conn_dial(struct clink_worker *w, struct clink__msg_connect *m)
     c->connect_cb = m->cb;
     c->connect_user = m->user;
     snprintf(c->expected_name, sizeof(c->expected_name), "%s", m->name);
+    c->verify = m->verify;
     c->peer = ss;
     set_peer_str(c);
     if (m->opts.timeout_ms) {

@@ -343,6 +343,7 @@ void clink_node_stats(const struct clink_node *node, struct clink_node_stats *ou
         SUM(bytes_copied);
         SUM(inbox_full);
         SUM(protocol_errors);
+        SUM(plaintext_fallbacks);
 #undef SUM
     }
 }
@@ -358,13 +359,25 @@ void clink_node_features(const struct clink_node *node, struct clink_features *o
 int clink_connect(struct clink_node *node, const struct clink_connect_opts *opts, clink_connect_cb cb, void *user)
 {
     if (node == NULL || opts == NULL || opts->host == NULL || cb == NULL || opts->port == 0 ||
-        opts->mode > CLINK_MODE_PLAIN) {
+        opts->mode > CLINK_MODE_PLAIN || opts->ssl_mode > CLINK_SSL_VERIFY_IDENTITY) {
         return -CLINK_EINVAL;
     }
     if (!atomic_load(&node->started) || atomic_load(&node->stopping)) {
         return -CLINK_ESHUTDOWN;
     }
-    int plain = opts->mode == CLINK_MODE_PLAIN;
+    enum clink_ssl_mode sm = opts->ssl_mode == CLINK_SSL_DEFAULT ? CLINK_SSL_VERIFY_IDENTITY : opts->ssl_mode;
+    if (opts->mode == CLINK_MODE_PLAIN && opts->ssl_mode != CLINK_SSL_DEFAULT && opts->ssl_mode != CLINK_SSL_DISABLED) {
+        return -CLINK_EINVAL; /* plaintext and a TLS mode at once */
+    }
+    int plain = opts->mode == CLINK_MODE_PLAIN || sm == CLINK_SSL_DISABLED;
+    if (sm == CLINK_SSL_PREFERRED && node->tls == NULL && node->opts.allow_plaintext) {
+        /* Never silent: a preferred-TLS dial that goes out in plaintext is logged and counted. */
+        plain = 1;
+        STAT_ADD_SHARED(&node->workers[0], plaintext_fallbacks, 1);
+        CLINK_LOG(&node->log, CLINK_LOG_WARN, "transport", 0,
+                  "ssl_mode PREFERRED to %s:%u: this node has no TLS identity, connecting in plaintext", opts->host,
+                  opts->port);
+    }
     if (plain && !node->opts.allow_plaintext) {
         return -CLINK_EPLAINTEXT;
     }
@@ -386,6 +399,8 @@ int clink_connect(struct clink_node *node, const struct clink_connect_opts *opts
     snprintf(m->name, sizeof(m->name), "%s", name);
     m->opts.host = m->host;
     m->opts.expected_name = m->name;
+    m->opts.mode = plain ? CLINK_MODE_PLAIN : CLINK_MODE_TLS;
+    m->verify = sm == CLINK_SSL_VERIFY_IDENTITY ? 2 : sm == CLINK_SSL_VERIFY_CA ? 1 : 0;
     m->cb = cb;
     m->user = user;
     unsigned i = atomic_fetch_add(&node->next_worker, 1) % node->nworkers;
@@ -532,6 +547,7 @@ size_t clink_conn_status_format(const struct clink_conn_status *st, char *buf, s
                      "tls_version: %s\n"
                      "cipher: %s\n"
                      "alpn: %s\n"
+                     "verification: %s\n"
                      "resumed: %s\n"
                      "ktls_tx: %s\n"
                      "ktls_rx: %s\n"
@@ -546,11 +562,12 @@ size_t clink_conn_status_format(const struct clink_conn_status *st, char *buf, s
                      "calls_in_flight: %u\n",
                      st->peer_addr, st->is_server ? "server" : "client", st->open ? "open" : "closed",
                      tls ? "TLS" : "plaintext", st->proto_version, tls ? st->tls_version : "-", tls ? st->cipher : "-",
-                     tls ? st->alpn : "-", st->resumed ? "yes" : "no", st->ktls_tx == CLINK_KTLS_ON ? "on" : "off",
-                     st->ktls_rx == CLINK_KTLS_ON ? "on" : "off", st->ktls_reason,
-                     st->peer_subject[0] ? st->peer_subject : "-", st->peer_issuer[0] ? st->peer_issuer : "-", when,
-                     (unsigned long long)st->bytes_in, (unsigned long long)st->bytes_out,
-                     (unsigned long long)st->frames_in, (unsigned long long)st->frames_out, st->calls_in_flight);
+                     tls ? st->alpn : "-", tls ? st->verified : "-", st->resumed ? "yes" : "no",
+                     st->ktls_tx == CLINK_KTLS_ON ? "on" : "off", st->ktls_rx == CLINK_KTLS_ON ? "on" : "off",
+                     st->ktls_reason, st->peer_subject[0] ? st->peer_subject : "-",
+                     st->peer_issuer[0] ? st->peer_issuer : "-", when, (unsigned long long)st->bytes_in,
+                     (unsigned long long)st->bytes_out, (unsigned long long)st->frames_in,
+                     (unsigned long long)st->frames_out, st->calls_in_flight);
     if (n < 0) {
         return 0;
     }

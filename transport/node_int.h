@@ -89,6 +89,7 @@ struct clink__msg_connect {
     struct clink_connect_opts opts;
     char host[64];
     char name[256];
+    int verify; /* 0 none, 1 chain, 2 chain and name */
     clink_connect_cb cb;
     void *user;
 };
@@ -125,7 +126,7 @@ struct clink__stats {
     _Atomic uint64_t calls_started, calls_ok, calls_failed;
     _Atomic uint64_t requests_handled;
     _Atomic uint64_t bytes_in, bytes_out, bytes_copied;
-    _Atomic uint64_t inbox_full, protocol_errors;
+    _Atomic uint64_t inbox_full, protocol_errors, plaintext_fallbacks;
 };
 #define STAT_ADD(w, field, n)                                                                                          \
     atomic_store_explicit(&(w)->stats.field, atomic_load_explicit(&(w)->stats.field, memory_order_relaxed) + (n),      \
@@ -204,6 +205,7 @@ struct clink_conn {
     clink_connect_cb connect_cb;
     void *connect_user;
     char expected_name[256];
+    int verify; /* client: 0 none, 1 chain, 2 chain and name */
 
     struct clink__msg_close close_msg;
 

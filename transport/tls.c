@@ -149,7 +149,7 @@ static int fail(struct clink__tls *t, int code, const char *what)
 
 /* ---- API ---- */
 
-int clink__tls_init(struct clink__tls *t, SSL_CTX *ctx, int is_server, const char *expected_name,
+int clink__tls_init(struct clink__tls *t, SSL_CTX *ctx, int is_server, const char *expected_name, int verify,
                     struct clink__bytes *in, struct clink__bytes *out)
 {
     pthread_once(&once, init_once);
@@ -177,6 +177,14 @@ int clink__tls_init(struct clink__tls *t, SSL_CTX *ctx, int is_server, const cha
         return 0;
     }
     SSL_set_connect_state(t->ssl);
+    if (verify == 0) {
+        /* ssl_mode REQUIRED or PREFERRED: encrypted, server unverified (the caller chose it; never a default). */
+        SSL_set_verify(t->ssl, SSL_VERIFY_NONE, NULL);
+        return 0;
+    }
+    if (verify == 1) {
+        return 0; /* VERIFY_CA: the context already verifies the chain */
+    }
     unsigned char ip[16];
     int ok = expected_name != NULL && expected_name[0] != '\0';
     if (ok && (inet_pton(AF_INET, expected_name, ip) == 1 || inet_pton(AF_INET6, expected_name, ip) == 1)) {

@@ -34,8 +34,9 @@ struct clink__tls {
 /* Install the key-log hook on an SSL_CTX (idempotent). */
 void clink__tls_prepare_ctx(SSL_CTX *ctx);
 
+/* verify (client side): 0 encryption only, 1 chain, 2 chain and expected_name. */
 /* expected_name: DNS name or IP literal the peer's certificate must match (client side). */
-int clink__tls_init(struct clink__tls *t, SSL_CTX *ctx, int is_server, const char *expected_name,
+int clink__tls_init(struct clink__tls *t, SSL_CTX *ctx, int is_server, const char *expected_name, int verify,
                     struct clink__bytes *in, struct clink__bytes *out);
 
 /* Returns 1 done, 0 needs more input, or a negative error (t->err says why). */

@@ -132,6 +132,7 @@ struct clink_node_stats {
     uint64_t bytes_copied;        /* plaintext copied into staging buffers */
     uint64_t inbox_full;          /* hand-offs refused because an inbox was full */
     uint64_t protocol_errors;
+    uint64_t plaintext_fallbacks; /* PREFERRED dials that went out in plaintext */
 };
 /* Thread: any (values may be a moment old). */
 CLINK_API void clink_node_stats(const struct clink_node *node, struct clink_node_stats *out);
@@ -150,11 +151,22 @@ CLINK_API void clink_node_features(const struct clink_node *node, struct clink_f
 
 /* ---- connections ---- */
 
+/* How a client checks the server, with the mysql client's --ssl-mode names and meanings. */
+enum clink_ssl_mode {
+    CLINK_SSL_DEFAULT = 0,     /* = CLINK_SSL_VERIFY_IDENTITY (PREFERRED is never a default) */
+    CLINK_SSL_DISABLED,        /* plaintext; only where this node allows plaintext */
+    CLINK_SSL_PREFERRED,       /* TLS, unverified, if this node has a TLS identity; else plaintext, logged, counted */
+    CLINK_SSL_REQUIRED,        /* TLS, encryption only: the server's certificate is not verified */
+    CLINK_SSL_VERIFY_CA,       /* TLS, the chain is verified against our CAs, the name is not checked */
+    CLINK_SSL_VERIFY_IDENTITY, /* TLS, chain and name (expected_name, else host) verified */
+};
+
 struct clink_connect_opts {
     const char *host; /* [in] IPv4/IPv6 literal or "localhost". Required. */
     uint16_t port;
     const char *expected_name; /* [in] name (DNS or IP) the peer certificate must carry; NULL: host */
-    enum clink_conn_mode mode;
+    enum clink_conn_mode mode; /* CLINK_MODE_PLAIN is the same as ssl_mode DISABLED */
+    enum clink_ssl_mode ssl_mode;
     uint32_t timeout_ms; /* connect + opening + handshake; 0: node's handshake_timeout_ms */
 };
 
@@ -211,6 +223,7 @@ struct clink_conn_status {
     int resumed;            /* TLS session resumed */
     enum clink_ktls_state ktls_tx, ktls_rx;
     char ktls_reason[96];         /* why kTLS is off */
+    char verified[16];            /* client: "identity", "ca" or "none"; server: "client-cert" or "none" */
     uint64_t bytes_in, bytes_out; /* on the wire */
     uint64_t frames_in, frames_out;
     uint64_t records_in, records_out; /* TLS records under the application keys */
