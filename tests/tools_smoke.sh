@@ -35,11 +35,16 @@ port=$(cat "$t/port" 2>/dev/null)
 "$bin/tools/clink-status" --connect "127.0.0.1:$port" --name localhost --cert "$t/pki/agg1.pem" \
   --key "$t/pki/agg1-key.pem" --ca "$t/pki/ca.pem" >"$t/status" 2>&1
 [ $? -eq 0 ] && ok || { no "clink-status"; cat "$t/status"; }
-[ "$(grep -c '^tls_version: TLSv1.3$' "$t/status")" -eq 2 ] && ok || no "both ends report TLSv1.3"
-grep -q '^cipher: TLS_' "$t/status" && ok || no "cipher reported"
-grep -q '^peer_subject: CN=agg1$' "$t/status" && ok || no "server saw the client certificate"
-grep -q '^ktls_tx: off$' "$t/status" && ok || no "kTLS state reported"
+[ "$(grep -c '^TLS version: TLSv1.3$' "$t/status")" -eq 2 ] && ok || no "both ends report TLSv1.3"
+grep -q '^SSL: Cipher in use is TLS_' "$t/status" && ok || no "cipher reported the mysql client's way"
+grep -q '^Session: full handshake$' "$t/status" && ok || no "session reported"
+grep -q '^Peer certificate subject: CN=agg1$' "$t/status" && ok || no "server saw the client certificate"
+grep -q '^kTLS: off (' "$t/status" && ok || no "kTLS state and reason reported"
+grep -q '^Verification: identity$' "$t/status" && ok || no "verification reported"
 
+"$bin/tools/clink-status" --host 127.0.0.1 --port "$port" --ssl-mode VERIFY_CA --ssl-server-name not-this-node \
+  --ssl-cert "$t/pki/agg1.pem" --ssl-key "$t/pki/agg1-key.pem" --ssl-ca "$t/pki/ca.pem" >"$t/vca" 2>&1
+[ $? -eq 0 ] && grep -q '^Verification: ca$' "$t/vca" && ok || { no "mysql-style options, VERIFY_CA"; cat "$t/vca"; }
 "$bin/tools/clink-status" --connect "127.0.0.1:$port" --name not-this-node --cert "$t/pki/agg1.pem" \
   --key "$t/pki/agg1-key.pem" --ca "$t/pki/ca.pem" >"$t/bad" 2>&1
 [ $? -eq 1 ] && grep -q "certificate verify failed: hostname mismatch" "$t/bad" && ok || { no "wrong name must be refused"; cat "$t/bad"; }

@@ -4,6 +4,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,12 +38,7 @@ static void usage(FILE *f)
                "  -h, --help           this text\n");
 }
 
-static volatile sig_atomic_t stop;
-static void on_signal(int sig)
-{
-    (void)sig;
-    stop = 1;
-}
+static int stop; /* set when the port file cannot be written */
 
 static void echo(struct clink_req *req, void *user)
 {
@@ -215,9 +211,12 @@ int main(int argc, char **argv)
         clink_tls_ctx_free(tls);
         return 1;
     }
-    struct sigaction sa = {.sa_handler = on_signal};
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    /* Block the stop signals before threads exist, then wait for them here: no handler races. */
+    sigset_t stopset;
+    sigemptyset(&stopset);
+    sigaddset(&stopset, SIGINT);
+    sigaddset(&stopset, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &stopset, NULL);
     if ((ret = clink_node_start(node)) < 0) {
         fprintf(stderr, "clink-node: start: %s\n", clink_strerror(ret));
         clink_node_free(node);
@@ -236,8 +235,8 @@ int main(int argc, char **argv)
     }
     fprintf(stderr, "clink-node: listening on %s port %u, %u workers, %s\n", host, clink_node_port(node),
             clink_node_workers(node), allow_plain ? "TLS and plaintext" : "TLS only");
-    while (!stop) {
-        pause();
+    int sig = 0;
+    while (!stop && sigwait(&stopset, &sig) != 0) {
     }
     struct clink_node_stats s;
     clink_node_stats(node, &s);

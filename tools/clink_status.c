@@ -7,23 +7,26 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "clink/clink.h"
 #include "tools/methods.h"
 
 static void usage(FILE *f)
 {
-    fprintf(f, "Usage: clink-status --connect HOST:PORT --cert FILE --key FILE --ca FILE [options]\n"
+    fprintf(f, "Usage: clink-status --host HOST --port PORT --ssl-cert FILE --ssl-key FILE --ssl-ca FILE [options]\n"
                "\n"
-               "Open a verified TLS connection to a clink node and print its status as\n"
-               "\"key: value\" lines: our side first, then the server's view of the same connection.\n"
+               "Open a TLS connection to a clink node and print its status the way the mysql client's\n"
+               "`status` does, one \"Name: value\" per line: our end first, then the server's view.\n"
                "\n"
-               "Options:\n"
-               "  --connect HOST:PORT  node to reach\n"
-               "  --name NAME          name the server certificate must carry (default: HOST)\n"
-               "  --cert/--key FILE    our client certificate and key\n"
-               "  --ca FILE            CA bundle the server's certificate must chain to\n"
-               "  --plaintext          connect without TLS (only if both nodes allow it)\n"
+               "Options (named like the mysql client's; the short forms in brackets also work):\n"
+               "  --host HOST          node address, IPv4/IPv6 literal or localhost\n"
+               "  --port PORT          node port [--connect HOST:PORT sets both]\n"
+               "  --ssl-mode MODE      DISABLED, PREFERRED, REQUIRED, VERIFY_CA, VERIFY_IDENTITY (default)\n"
+               "  --ssl-server-name N  name the server certificate must carry when it differs from --host [--name]\n"
+               "  --ssl-cert/--ssl-key FILE  our client certificate and key [--cert/--key]\n"
+               "  --ssl-ca FILE        CA bundle the server's certificate must chain to [--ca]\n"
+               "  --plaintext          same as --ssl-mode DISABLED (only if the node allows it)\n"
                "  --timeout-ms N       connect and call deadline (default 5000)\n"
                "  -h, --help           this text\n"
                "\n"
@@ -33,23 +36,46 @@ static void usage(FILE *f)
 int main(int argc, char **argv)
 {
     static const struct option longopts[] = {
-        {"connect", required_argument, NULL, 'C'},
-        {"name", required_argument, NULL, 'n'},
-        {"cert", required_argument, NULL, 'c'},
-        {"key", required_argument, NULL, 'k'},
-        {"ca", required_argument, NULL, 'a'},
-        {"plaintext", no_argument, NULL, 'P'},
-        {"timeout-ms", required_argument, NULL, 't'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        {"connect", required_argument, NULL, 'C'}, {"host", required_argument, NULL, 'H'},
+        {"port", required_argument, NULL, 'p'},    {"ssl-mode", required_argument, NULL, 'm'},
+        {"name", required_argument, NULL, 'n'},    {"ssl-server-name", required_argument, NULL, 'n'},
+        {"cert", required_argument, NULL, 'c'},    {"ssl-cert", required_argument, NULL, 'c'},
+        {"key", required_argument, NULL, 'k'},     {"ssl-key", required_argument, NULL, 'k'},
+        {"ca", required_argument, NULL, 'a'},      {"ssl-ca", required_argument, NULL, 'a'},
+        {"plaintext", no_argument, NULL, 'P'},     {"timeout-ms", required_argument, NULL, 't'},
+        {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0},
     };
     const char *target = NULL, *name = NULL, *cert = NULL, *key = NULL, *ca = NULL;
     int plain = 0, ch;
+    const char *host_opt = NULL, *port_opt = NULL;
+    enum clink_ssl_mode mode = CLINK_SSL_DEFAULT;
+    static const char *const modes[] = {"", "DISABLED", "PREFERRED", "REQUIRED", "VERIFY_CA", "VERIFY_IDENTITY"};
     unsigned timeout = 5000;
     while ((ch = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
         switch (ch) {
         case 'C':
             target = optarg;
+            break;
+        case 'H':
+            host_opt = optarg;
+            break;
+        case 'p':
+            port_opt = optarg;
+            break;
+        case 'm':
+            mode = CLINK_SSL_DEFAULT;
+            for (int i = 1; i < 6; i++) {
+                if (strcasecmp(optarg, modes[i]) == 0) {
+                    mode = (enum clink_ssl_mode)i;
+                }
+            }
+            if (mode == CLINK_SSL_DEFAULT) {
+                fprintf(stderr,
+                        "clink-status: --ssl-mode: '%s' is not one of DISABLED, PREFERRED, REQUIRED, "
+                        "VERIFY_CA, VERIFY_IDENTITY\n",
+                        optarg);
+                return 2;
+            }
             break;
         case 'n':
             name = optarg;
@@ -77,15 +103,24 @@ int main(int argc, char **argv)
             return 2;
         }
     }
+    if (mode == CLINK_SSL_DISABLED) {
+        plain = 1;
+    }
+    char joined[200];
+    if (target == NULL && host_opt != NULL && port_opt != NULL) {
+        snprintf(joined, sizeof(joined), strchr(host_opt, ':') ? "[%s]:%s" : "%s:%s", host_opt, port_opt);
+        target = joined;
+    }
     if (optind != argc || target == NULL || (!plain && (cert == NULL || key == NULL || ca == NULL)) || timeout == 0) {
-        fprintf(stderr, "clink-status: --connect and (unless --plaintext) --cert, --key and --ca are required\n"
+        fprintf(stderr, "clink-status: --host and --port, and (unless --ssl-mode DISABLED) --ssl-cert, --ssl-key "
+                        "and --ssl-ca are required\n"
                         "Run 'clink-status --help' for usage.\n");
         return 2;
     }
     char host[128];
     uint16_t port;
     if (clink_tool_hostport(target, host, sizeof(host), &port) < 0 || port == 0) {
-        fprintf(stderr, "clink-status: --connect: expected HOST:PORT, got '%s'\n", target);
+        fprintf(stderr, "clink-status: expected a host and a port from 1 to 65535, got '%s'\n", target);
         return 2;
     }
     struct clink_tls_ctx *tls = NULL;
@@ -111,6 +146,7 @@ int main(int argc, char **argv)
                                     .port = port,
                                     .expected_name = name,
                                     .mode = plain ? CLINK_MODE_PLAIN : CLINK_MODE_TLS,
+                                    .ssl_mode = plain ? CLINK_SSL_DEFAULT : mode,
                                     .timeout_ms = timeout};
     struct clink_conn *conn = NULL;
     int rc = 1;

@@ -538,36 +538,47 @@ size_t clink_conn_status_format(const struct clink_conn_status *st, char *buf, s
         strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S UTC", &tm);
     }
     int tls = st->mode != CLINK_MODE_PLAIN;
-    int n = snprintf(buf, cap,
-                     "peer: %s\n"
-                     "role: %s\n"
-                     "state: %s\n"
-                     "transport: %s\n"
-                     "protocol: clink/%u\n"
-                     "tls_version: %s\n"
-                     "cipher: %s\n"
-                     "alpn: %s\n"
-                     "verification: %s\n"
-                     "resumed: %s\n"
-                     "ktls_tx: %s\n"
-                     "ktls_rx: %s\n"
-                     "ktls_reason: %s\n"
-                     "peer_subject: %s\n"
-                     "peer_issuer: %s\n"
-                     "peer_not_after: %s\n"
-                     "bytes_in: %llu\n"
-                     "bytes_out: %llu\n"
-                     "frames_in: %llu\n"
-                     "frames_out: %llu\n"
-                     "calls_in_flight: %u\n",
-                     st->peer_addr, st->is_server ? "server" : "client", st->open ? "open" : "closed",
-                     tls ? "TLS" : "plaintext", st->proto_version, tls ? st->tls_version : "-", tls ? st->cipher : "-",
-                     tls ? st->alpn : "-", tls ? st->verified : "-", st->resumed ? "yes" : "no",
-                     st->ktls_tx == CLINK_KTLS_ON ? "on" : "off", st->ktls_rx == CLINK_KTLS_ON ? "on" : "off",
-                     st->ktls_reason, st->peer_subject[0] ? st->peer_subject : "-",
-                     st->peer_issuer[0] ? st->peer_issuer : "-", when, (unsigned long long)st->bytes_in,
-                     (unsigned long long)st->bytes_out, (unsigned long long)st->frames_in,
-                     (unsigned long long)st->frames_out, st->calls_in_flight);
+    char ssl[96], ktls[128];
+    /* The mysql client's wording, so people and scripts that read its `status` read ours. */
+    if (tls) {
+        snprintf(ssl, sizeof(ssl), "Cipher in use is %s", st->cipher);
+    } else {
+        snprintf(ssl, sizeof(ssl), "Not in use");
+    }
+    if (st->ktls_tx == CLINK_KTLS_ON || st->ktls_rx == CLINK_KTLS_ON) {
+        snprintf(ktls, sizeof(ktls), "tx=%s rx=%s", st->ktls_tx == CLINK_KTLS_ON ? "on" : "off",
+                 st->ktls_rx == CLINK_KTLS_ON ? "on" : "off");
+    } else {
+        snprintf(ktls, sizeof(ktls), "off (%s)", st->ktls_reason);
+    }
+    int n =
+        snprintf(buf, cap,
+                 "Connection: %s via TCP/IP\n"
+                 "Role: %s\n"
+                 "State: %s\n"
+                 "Protocol: clink/%u\n"
+                 "SSL: %s\n"
+                 "TLS version: %s\n"
+                 "ALPN: %s\n"
+                 "Verification: %s\n"
+                 "Session: %s\n"
+                 "kTLS: %s\n"
+                 "Peer certificate subject: %s\n"
+                 "Peer certificate issuer: %s\n"
+                 "Peer certificate expires: %s\n"
+                 "Bytes received: %llu\n"
+                 "Bytes sent: %llu\n"
+                 "Frames received: %llu\n"
+                 "Frames sent: %llu\n"
+                 "Calls in flight: %u\n",
+                 st->peer_addr, st->is_server ? "server" : "client", st->open ? "open" : "closed", st->proto_version,
+                 ssl, tls ? st->tls_version : "-", tls ? st->alpn : "-", tls ? st->verified : "-",
+                 !tls          ? "-"
+                 : st->resumed ? "resumed"
+                               : "full handshake",
+                 ktls, st->peer_subject[0] ? st->peer_subject : "-", st->peer_issuer[0] ? st->peer_issuer : "-", when,
+                 (unsigned long long)st->bytes_in, (unsigned long long)st->bytes_out, (unsigned long long)st->frames_in,
+                 (unsigned long long)st->frames_out, st->calls_in_flight);
     if (n < 0) {
         return 0;
     }

@@ -6,6 +6,7 @@
  * iteration, so many small frames share one syscall-free send).
  */
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -474,6 +475,18 @@ static void *worker_main(void *arg)
     snprintf(name, sizeof(name), "clink-w%u", w->idx);
     pthread_setname_np(pthread_self(), name);
     clink__current_worker = w;
+    /*
+     * Process-directed signals belong to the application's threads: a SIGTERM
+     * handled here would set the application's flag on the wrong thread and
+     * leave its main thread asleep.
+     */
+    sigset_t async;
+    sigemptyset(&async);
+    const int sigs[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGPIPE, SIGALRM, SIGCHLD};
+    for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
+        sigaddset(&async, sigs[i]);
+    }
+    pthread_sigmask(SIG_BLOCK, &async, NULL);
 
     /* The ring is created here: with SINGLE_ISSUER it belongs to the thread that made it. */
     int ret = ring_setup(w);
