@@ -1112,3 +1112,45 @@ Test(transport, preferred_without_tls_identity_is_logged_and_counted)
     clink_node_free(tls_cli);
     clink_node_free(srv);
 }
+
+/* ---- large answers both ways must not deadlock on backpressure ---- */
+
+static atomic_int big_ok, big_done;
+static void big_cb(struct clink_call *call, int status, const uint8_t *resp, size_t len)
+{
+    (void)call;
+    if (status == 0 && len == (1u << 20) && resp[0] == 0xab && resp[len - 1] == 0xab) {
+        atomic_fetch_add(&big_ok, 1);
+    }
+    atomic_fetch_add(&big_done, 1);
+}
+
+Test(transport, many_one_mebibyte_calls_in_flight_complete)
+{
+    struct clink_node *srv = ts_node(tls, 1, 0, ts_register_echo);
+    struct clink_node *cli = ts_client(tls, 1, 0);
+    struct clink_connect_opts o = dial(srv, "localhost");
+    struct clink_conn *c;
+    cr_assert_eq(clink_connect_sync(cli, &o, &c, NULL, 0), 0);
+    size_t n = 1u << 20;
+    uint8_t *payload = malloc(n);
+    memset(payload, 0xab, n);
+    struct iovec iov = {.iov_base = payload, .iov_len = n};
+    enum { N = 32 };
+    struct clink_call calls[N];
+
+    /* 32 MiB each way, eight times the write budget: both sides must keep reading. */
+    for (int i = 0; i < N; i++) {
+        calls[i] =
+            (struct clink_call){.method = TS_ECHO, .iov = &iov, .iovcnt = 1, .cb = big_cb, .timeout_ms = ts_ms(20000)};
+        cr_assert_eq(clink_call_start(c, &calls[i]), 0);
+    }
+    int done = wait_count(&big_done, N, ts_ms(25000));
+
+    cr_assert_eq(done, N);
+    cr_assert_eq(atomic_load(&big_ok), N);
+    clink_conn_close(c);
+    clink_node_free(cli);
+    clink_node_free(srv);
+    free(payload);
+}

@@ -1145,11 +1145,20 @@ static void on_input(struct clink_conn *c)
  * Backpressure: stop reading while what we owe the peer (answers, PONGs)
  * exceeds the write budget, or while its requests fill our handlers. A peer
  * that sends without reading then stalls itself, not our memory.
+ * A side with its own calls in flight keeps reading up to a hard cap: those
+ * answers are what drains both queues, and two sides that both stopped
+ * reading would wait for each other forever. Our own requests never count
+ * much here: beyond the budget they wait, unserialized, in the pending list.
  */
 static int must_pause(const struct clink_conn *c)
 {
-    return !c->exact &&
-           (queued_bytes(c) > c->node->opts.max_write_buffer || c->nreqs >= c->node->opts.max_requests_per_conn);
+    if (c->exact) {
+        return 0;
+    }
+    size_t limit = c->node->opts.max_write_buffer;
+    size_t hard = 4 * limit + 2 * (size_t)c->node->opts.max_frame;
+    size_t q = queued_bytes(c);
+    return c->nreqs >= c->node->opts.max_requests_per_conn || (q > limit && c->calls.count == 0) || q > hard;
 }
 
 static void arm_recv(struct clink_conn *c)
