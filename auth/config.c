@@ -262,11 +262,6 @@ static int finish(struct parse_state *st, const char *dir, char *err, size_t err
             return -CLINK_ECONFIG;
         }
     }
-    if (c->ssl_crl[0]) {
-        /* Fail closed rather than accept a CRL that would not be checked. */
-        snprintf(err, errlen, "%s: ssl_crl: CRL checking is not supported by this build yet", where);
-        return -CLINK_ECONFIG;
-    }
     return 0;
 }
 
@@ -408,6 +403,7 @@ int clink_config_tls_opts(const struct clink_config *cfg, struct clink_tls_opts 
         .ciphersuites = cfg->tls_ciphersuites[0] ? cfg->tls_ciphersuites : NULL,
         .cipher_list = cfg->ssl_cipher[0] ? cfg->ssl_cipher : NULL,
         .client_cert = cfg->ssl_client_cert,
+        .crl_file = cfg->ssl_crl[0] ? cfg->ssl_crl : NULL,
     };
     return 0;
 }

@@ -78,6 +78,37 @@ static int client_hello_cb(SSL *ssl, int *al, void *arg)
     return SSL_CLIENT_HELLO_SUCCESS;
 }
 
+/* Load every CRL in the file; a file with none is a mistake, not "nothing revoked". */
+static int load_crls(SSL_CTX *ctx, const char *path, char *err, size_t errlen)
+{
+    BIO *in = BIO_new_file(path, "r");
+    if (in == NULL) {
+        seterr(err, errlen, "%s: cannot open CRL file", path);
+        return -CLINK_ECONFIG;
+    }
+    X509_STORE *store = SSL_CTX_get_cert_store(ctx);
+    int n = 0;
+    X509_CRL *crl;
+    while ((crl = PEM_read_bio_X509_CRL(in, NULL, NULL, NULL)) != NULL) {
+        int ok = X509_STORE_add_crl(store, crl);
+        X509_CRL_free(crl);
+        if (ok != 1) {
+            BIO_free(in);
+            seterr(err, errlen, "%s: cannot use CRL", path);
+            return -CLINK_ECONFIG;
+        }
+        n++;
+    }
+    BIO_free(in);
+    ERR_clear_error(); /* the loop ends on "no start line" */
+    if (n == 0) {
+        seterr(err, errlen, "%s: no PEM CRL in file", path);
+        return -CLINK_ECONFIG;
+    }
+    X509_VERIFY_PARAM_set_flags(SSL_CTX_get0_param(ctx), X509_V_FLAG_CRL_CHECK);
+    return 0;
+}
+
 /* The node's own certificate must verify against its own CA bundle, now: catches wrong CA, expiry. */
 static int check_own_chain(SSL_CTX *ctx, const char *cert_file, char *err, size_t errlen)
 {
@@ -94,7 +125,8 @@ static int check_own_chain(SSL_CTX *ctx, const char *cert_file, char *err, size_
         seterr(err, errlen, "%s: cannot check certificate chain", cert_file);
         goto out;
     }
-    X509_STORE_CTX_set_flags(sctx, X509_V_FLAG_X509_STRICT);
+    /* Strict, and against the CRLs when they are loaded: a revoked own certificate fails at start too. */
+    X509_STORE_CTX_set_flags(sctx, X509_V_FLAG_X509_STRICT | X509_VERIFY_PARAM_get_flags(SSL_CTX_get0_param(ctx)));
     if (X509_verify_cert(sctx) != 1) {
         int v = X509_STORE_CTX_get_error(sctx);
         ERR_clear_error();
@@ -160,6 +192,9 @@ static int build(const struct clink_tls_opts *o, int server, SSL_CTX **out, char
     }
     if (SSL_CTX_load_verify_locations(ctx, o->ca_file, NULL) != 1) {
         seterr(err, errlen, "%s: cannot load CA bundle", o->ca_file);
+        goto out;
+    }
+    if (o->crl_file != NULL && (ret = load_crls(ctx, o->crl_file, err, errlen)) < 0) {
         goto out;
     }
     if ((ret = check_own_chain(ctx, o->cert_file, err, errlen)) < 0) {

@@ -143,15 +143,48 @@ Test(config, missing_file_is_named)
     cr_assert(strstr(err, "/nonexistent/memsql.cnf: cannot open config file") != NULL, "%s", err);
 }
 
-Test(config, crl_fails_closed_until_supported)
+Test(config, crl_revokes_and_a_revoked_own_certificate_fails_at_start)
 {
-    char text[1024];
-    snprintf(text, sizeof(text), "[server]\nssl_crl = %s\n", pki.ca);
+    char ca_key[512], agg[512], agg_key[512], crl[512], crl_self[512], err[512];
+    snprintf(ca_key, sizeof(ca_key), "%s/ca-key.pem", pki.dir);
+    snprintf(agg, sizeof(agg), "%s/agg.pem", pki.dir);
+    snprintf(agg_key, sizeof(agg_key), "%s/agg-key.pem", pki.dir);
+    snprintf(crl, sizeof(crl), "%s/crl.pem", pki.dir);
+    snprintf(crl_self, sizeof(crl_self), "%s/crl-self.pem", pki.dir);
+    struct clink_cert_opts co = {.common_name = "agg"};
+    cr_assert_eq(clink_cert_make_node(&co, pki.ca, ca_key, agg, agg_key, 0, err, sizeof(err)), 0, "%s", err);
+    const char *revoke_agg[] = {agg, NULL};
+    const char *revoke_self[] = {pki.node_cert, NULL};
+    cr_assert_eq(clink_cert_make_crl(pki.ca, ca_key, revoke_agg, 0, crl, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(clink_cert_make_crl(pki.ca, ca_key, revoke_self, 0, crl_self, err, sizeof(err)), 0, "%s", err);
+    char text[2048];
+    snprintf(text, sizeof(text),
+             "[server]\nssl_cert = node.pem\nssl_key = node-key.pem\nssl_ca = ca.pem\nssl_crl = crl.pem\n");
     struct clink_config c;
-    char err[512];
+    struct clink_tls_opts to;
+    struct clink_tls_ctx *t = NULL;
 
-    cr_assert_eq(clink_config_parse(text, "/", &c, err, sizeof(err)), -CLINK_ECONFIG);
-    cr_assert(strstr(err, "ssl_crl") != NULL, "%s", err);
+    cr_assert_eq(clink_config_parse(text, pki.dir, &c, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(clink_config_tls_opts(&c, &to, err, sizeof(err)), 0);
+    cr_assert_str_eq(to.crl_file, crl);
+    int ok = clink_tls_ctx_new(&to, &t, err, sizeof(err));
+    to.crl_file = crl_self;
+    struct clink_tls_ctx *t2 = NULL;
+    int self = clink_tls_ctx_new(&to, &t2, err, sizeof(err));
+    to.crl_file = pki.ca; /* a file with no CRL in it */
+    char err2[512];
+    int none = clink_tls_ctx_new(&to, &t2, err2, sizeof(err2));
+
+    cr_assert_eq(ok, 0);
+    cr_assert_eq(self, -CLINK_ECONFIG);
+    cr_assert(strstr(err, "certificate revoked") != NULL, "%s", err);
+    cr_assert_eq(none, -CLINK_ECONFIG);
+    cr_assert(strstr(err2, "no PEM CRL") != NULL, "%s", err2);
+    clink_tls_ctx_free(t);
+    unlink(agg);
+    unlink(agg_key);
+    unlink(crl);
+    unlink(crl_self);
 }
 
 Test(config, key_not_matching_certificate_is_named)

@@ -1154,3 +1154,41 @@ Test(transport, many_one_mebibyte_calls_in_flight_complete)
     clink_node_free(srv);
     free(payload);
 }
+
+/* ---- revocation ---- */
+
+Test(transport, revoked_client_certificate_is_refused)
+{
+    char ca_key[512], agg[512], agg_key[512], crl[512], err[512];
+    snprintf(ca_key, sizeof(ca_key), "%s/ca-key.pem", pki.dir);
+    snprintf(agg, sizeof(agg), "%s/agg.pem", pki.dir);
+    snprintf(agg_key, sizeof(agg_key), "%s/agg-key.pem", pki.dir);
+    snprintf(crl, sizeof(crl), "%s/crl.pem", pki.dir);
+    struct clink_cert_opts co = {.common_name = "agg"};
+    cr_assert_eq(clink_cert_make_node(&co, pki.ca, ca_key, agg, agg_key, 0, err, sizeof(err)), 0, "%s", err);
+    const char *revoked[] = {agg, NULL};
+    cr_assert_eq(clink_cert_make_crl(pki.ca, ca_key, revoked, 0, crl, err, sizeof(err)), 0, "%s", err);
+    struct clink_tls_opts so = {
+        .cert_file = pki.node_cert, .key_file = pki.node_key, .ca_file = pki.ca, .crl_file = crl};
+    struct clink_tls_ctx *stls;
+    cr_assert_eq(clink_tls_ctx_new(&so, &stls, err, sizeof(err)), 0, "%s", err);
+    struct clink_node *srv = ts_node(stls, 1, 0, ts_register_echo);
+    struct clink_tls_ctx *agg_tls = ts_tls(agg, agg_key, pki.ca);
+    struct clink_node *revoked_cli = ts_client(agg_tls, 1, 0);
+    struct clink_node *good_cli = ts_client(tls, 1, 0);
+    struct clink_conn_status st;
+
+    int bad = dial_mode(revoked_cli, srv, "localhost", CLINK_SSL_DEFAULT, &st, err, sizeof(err));
+    int good = dial_mode(good_cli, srv, "localhost", CLINK_SSL_DEFAULT, &st, err, sizeof(err));
+
+    cr_assert_eq(bad, -CLINK_EVERIFY, "a revoked certificate must be refused: %s", clink_strerror(bad));
+    cr_assert_eq(good, 0, "%s", err);
+    clink_node_free(revoked_cli);
+    clink_node_free(good_cli);
+    clink_node_free(srv);
+    clink_tls_ctx_free(agg_tls);
+    clink_tls_ctx_free(stls);
+    unlink(agg);
+    unlink(agg_key);
+    unlink(crl);
+}

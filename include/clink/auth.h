@@ -50,6 +50,8 @@ struct clink_tls_opts {
     /* TLS 1.2 cipher list, only used when min_version is CLINK_TLS_1_2. NULL: ECDHE+AEAD only. */
     const char *cipher_list;
     enum clink_client_cert client_cert;
+    /* [in] PEM CRL(s) of the CAs in ca_file; when set, every peer certificate is checked against them. */
+    const char *crl_file;
     /* Lifetime of TLS 1.3 session tickets issued by the server, seconds. 0: 7200. */
     uint32_t ticket_lifetime_s;
 };
@@ -114,6 +116,17 @@ CLINK_API CLINK_MUST_USE int clink_cert_make_ca(const struct clink_cert_opts *op
 CLINK_API CLINK_MUST_USE int clink_cert_make_node(const struct clink_cert_opts *opts, const char *ca_cert_path,
                                                   const char *ca_key_path, const char *cert_path, const char *key_path,
                                                   int overwrite, char *err, size_t errlen);
+
+/*
+ * Write a CRL (PEM, version 2, with the CA's authority key identifier) that
+ * revokes the certificates in the files listed in `revoked` (NULL-terminated,
+ * may be NULL for an empty CRL), valid for valid_for_s (0: 30 days). Written
+ * to a temporary file and renamed into place. Thread: any.
+ * Returns 0 or -CLINK_EINVAL / -CLINK_ECONFIG / -CLINK_ENOMEM (with err).
+ */
+CLINK_API CLINK_MUST_USE int clink_cert_make_crl(const char *ca_cert_path, const char *ca_key_path,
+                                                 const char *const *revoked, int64_t valid_for_s, const char *crl_path,
+                                                 char *err, size_t errlen);
 
 #ifdef __cplusplus
 }
