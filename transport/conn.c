@@ -281,7 +281,16 @@ int clink__conn_check_call(struct clink_conn *c, struct clink_call *call)
 int clink__conn_start_call(struct clink_conn *c, struct clink_call *call, int inline_caller)
 {
     int ret = clink__conn_check_call(c, call);
+    call->priv.next = NULL;
+    if (ret == 0 && (c->pend_head != NULL || queued_bytes(c) >= c->node->opts.max_write_buffer)) {
+        /* Bounded memory: the call's own struct waits in line, nothing is copied yet. */
+        call->priv.state = CALL_PENDING;
+    } else if (ret == 0) {
+        call->priv.state = CALL_SENT;
+        ret = serialize_call(c, call);
+    }
     if (ret == 0 && clink__idmap_put(&c->calls, call->priv.id, call) < 0) {
+        /* A frame already staged for a call we cannot track is harmless: its answer is dropped as unknown. */
         ret = -CLINK_ENOMEM;
     }
     if (ret < 0) {
@@ -291,34 +300,19 @@ int clink__conn_start_call(struct clink_conn *c, struct clink_call *call, int in
         }
         return ret;
     }
-    STAT_ADD(c->w, calls_started, 1);
-    clink__timer_init(&call->priv.timer, TIMER_CALL);
-    if (call->timeout_ms > 0) {
-        uint64_t dl = clink__now_ns() + (uint64_t)call->timeout_ms * 1000000ull;
-        CLINK_IGNORE(clink__timers_add(&c->w->timers, &call->priv.timer, dl));
-    }
-    call->priv.next = NULL;
-    if (c->pend_head != NULL || queued_bytes(c) >= c->node->opts.max_write_buffer) {
-        /* Bounded memory: the call's own struct waits in line, nothing is copied yet. */
-        call->priv.state = CALL_PENDING;
+    if (call->priv.state == CALL_PENDING) {
         if (c->pend_tail) {
             c->pend_tail->priv.next = call;
         } else {
             c->pend_head = call;
         }
         c->pend_tail = call;
-        return 0;
     }
-    call->priv.state = CALL_SENT;
-    ret = serialize_call(c, call);
-    if (ret < 0) {
-        clink__idmap_del(&c->calls, call->priv.id);
-        clink__timers_del(&c->w->timers, &call->priv.timer);
-        STAT_ADD(c->w, calls_started, (uint64_t)-1);
-        if (!inline_caller) {
-            clink__call_finish(c->w, call, ret, NULL, 0);
-        }
-        return ret;
+    STAT_ADD(c->w, calls_started, 1);
+    clink__timer_init(&call->priv.timer, TIMER_CALL);
+    if (call->timeout_ms > 0) {
+        uint64_t dl = clink__now_ns() + (uint64_t)call->timeout_ms * 1000000ull;
+        CLINK_IGNORE(clink__timers_add(&c->w->timers, &call->priv.timer, dl));
     }
     return 0;
 }

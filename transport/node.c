@@ -39,7 +39,8 @@ static int probe_ktls_ulp(void)
         return 0;
     }
     buf[n] = '\0';
-    for (char *tok = strtok(buf, " \n"); tok != NULL; tok = strtok(NULL, " \n")) {
+    char *save = NULL;
+    for (char *tok = strtok_r(buf, " \n", &save); tok != NULL; tok = strtok_r(NULL, " \n", &save)) {
         if (strcmp(tok, "tls") == 0) {
             return 1;
         }

@@ -61,8 +61,7 @@ enum clink__timer_kind {
 
 /* ---- inbox messages ---- */
 enum clink__msg_kind {
-    MSG_CALL = 1,
-    MSG_CANCEL,
+    MSG_CANCEL = 1, /* calls themselves travel as tagged pointers, see CLINK_MSG_CALL_TAG */
     MSG_CONNECT,
     MSG_ADOPT,
     MSG_SYNC,

@@ -81,7 +81,6 @@ static int ring_setup(struct clink_worker *w)
     struct io_uring_probe *probe = io_uring_get_probe_ring(&w->ring);
     if (probe != NULL) {
         w->feat.msg_ring = io_uring_opcode_supported(probe, IORING_OP_MSG_RING);
-        w->feat.multishot_accept = io_uring_opcode_supported(probe, IORING_OP_ACCEPT) && w->feat.ext_arg;
         io_uring_free_probe(probe);
     }
     w->feat.ktls = w->node->ktls_ulp;
@@ -227,8 +226,6 @@ static void handle_msg(struct clink_worker *w, struct clink__msg *m, int live)
         return;
     }
     switch (m->kind) {
-    case MSG_CALL:
-        break;
     case MSG_CANCEL: {
         struct clink__msg_cancel *cm = (struct clink__msg_cancel *)m;
         if (live) {

@@ -142,7 +142,6 @@ struct clink_features {
     int single_issuer; /* IORING_SETUP_SINGLE_ISSUER accepted */
     int defer_taskrun; /* IORING_SETUP_DEFER_TASKRUN accepted */
     int ext_arg;       /* IORING_FEAT_EXT_ARG (timeouts without an SQE) */
-    int multishot_accept;
     int msg_ring;
     int ktls; /* the kernel offers the "tls" ULP (not used yet) */
 };
