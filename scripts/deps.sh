@@ -10,8 +10,8 @@ set -euo pipefail
 
 PACKAGES=(
   build-essential cmake ninja-build pkg-config  # toolchain
-  libssl-dev liburing-dev libck-dev             # library deps
-  libcriterion-dev libcjson-dev libinih-dev     # tests and tools
+  libssl-dev liburing-dev libck-dev libcrypt-dev  # library deps
+  libinih-dev libcriterion-dev libcjson-dev     # config parser; tests and tools
   clang clang-format                            # libFuzzer (clang-14 pulls libclang-rt-14-dev); style check
   strace valgrind openssl iproute2              # test drivers, certs, ss/tc
   gnuplot-nox                                   # bench plots

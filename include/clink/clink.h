@@ -2,6 +2,7 @@
 #ifndef CLINK_CLINK_H
 #define CLINK_CLINK_H
 
+#include "clink/accounts.h"
 #include "clink/auth.h"
 #include "clink/config.h"
 #include "clink/error.h"

@@ -1,0 +1,139 @@
+/*
+ * clink accounts: who may log in, and what a login must prove.
+ *
+ * An account is 'user'@'host' (MySQL's naming: host is the client's address
+ * or a pattern with % and _), an optional password kept only as verifiers
+ * (never the password), and a TLS requirement in MySQL's grammar:
+ *
+ *     REQUIRE NONE | SSL | X509 | tls_option [[AND] tls_option]...
+ *     tls_option: ISSUER 'dn' | SUBJECT 'dn' | CIPHER 'name'
+ *
+ * where a dn is written the way MySQL prints it (OpenSSL's one-line form,
+ * "/C=US/O=Acme/CN=agg1"). Node-to-node logins normally prove themselves by
+ * certificate (REQUIRE SUBJECT / X509, no password: no hashing per
+ * connection). A login that fails anything is refused with exactly
+ * "Access denied for user 'NAME'@'HOST'"; why goes only to the server's log.
+ *
+ * Accounts live in a file (format in docs/config.md). Changes through this
+ * API are written back atomically (temporary file, fsync, rename, fsync of
+ * the folder) before they take effect: a change that cannot be saved is not
+ * made. Every function is thread-safe (one mutex; logins copy what they need
+ * and hash outside it).
+ *
+ * This module knows no sockets.
+ */
+#ifndef CLINK_ACCOUNTS_H
+#define CLINK_ACCOUNTS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "clink/error.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct clink_accounts;
+struct x509_st; /* OpenSSL's X509 */
+
+#define CLINK_USER_MAX     64  /* bytes of a user name */
+#define CLINK_HOST_MAX     64  /* bytes of a host pattern */
+#define CLINK_PASSWORD_MAX 255 /* bytes of a password */
+#define CLINK_SCRAMBLE_LEN 20  /* the server's login challenge */
+
+/*
+ * Load the accounts file at path (it must exist; an empty file is no
+ * accounts). [out] *out; free with clink_accounts_free. [out] err names the
+ * file, line and reason on failure. Returns 0, -CLINK_ECONFIG, -CLINK_ENOMEM.
+ */
+CLINK_API CLINK_MUST_USE int clink_accounts_load(const char *path, struct clink_accounts **out, char *err,
+                                                 size_t errlen);
+
+/*
+ * An empty set of accounts. path: where changes are saved (created on the
+ * first change), or NULL for accounts kept in memory only.
+ */
+CLINK_API CLINK_MUST_USE int clink_accounts_new(const char *path, struct clink_accounts **out);
+
+/*
+ * Read the file again. On any error the accounts in use stay as they were
+ * and err says why. Returns 0, -CLINK_ECONFIG, -CLINK_EINVAL (no file).
+ */
+CLINK_API CLINK_MUST_USE int clink_accounts_reload(struct clink_accounts *acc, char *err, size_t errlen);
+
+/* Reference counting: a node holds a reference while it runs. */
+CLINK_API void clink_accounts_ref(struct clink_accounts *acc);
+CLINK_API void clink_accounts_free(struct clink_accounts *acc);
+
+/* What an account is (for add and alter). Strings are borrowed during the call. */
+struct clink_account_spec {
+    const char *user;     /* [in] required; printable, at most CLINK_USER_MAX bytes, "" is the anonymous user */
+    const char *host;     /* [in] address or pattern (% and _); NULL: "%" */
+    const char *password; /* [in] NULL or "": no password. Only its verifiers are kept. */
+    const char *require;  /* [in] "NONE", "SSL", "X509", "SUBJECT '...' AND ISSUER '...'"...; NULL: NONE */
+};
+
+/* Add an account. Returns 0, -EEXIST, -CLINK_EINVAL (err says which part), or the save's error. */
+CLINK_API CLINK_MUST_USE int clink_accounts_add(struct clink_accounts *acc, const struct clink_account_spec *spec,
+                                                char *err, size_t errlen);
+
+/*
+ * Change an existing account: a non-NULL password replaces the verifiers
+ * ("" removes the password), a non-NULL require replaces the requirement.
+ * Returns 0, -ENOENT, -CLINK_EINVAL, or the save's error.
+ */
+CLINK_API CLINK_MUST_USE int clink_accounts_alter(struct clink_accounts *acc, const struct clink_account_spec *spec,
+                                                  char *err, size_t errlen);
+
+/* Drop 'user'@'host' (host NULL: "%"). Returns 0, -ENOENT, or the save's error. */
+CLINK_API CLINK_MUST_USE int clink_accounts_drop(struct clink_accounts *acc, const char *user, const char *host,
+                                                 char *err, size_t errlen);
+
+/* Number of accounts. */
+CLINK_API size_t clink_accounts_count(struct clink_accounts *acc);
+
+/* How a login proves its password. */
+enum clink_login_method {
+    CLINK_LOGIN_NONE = 0,  /* no password */
+    CLINK_LOGIN_CLEARTEXT, /* the password itself: only inside TLS */
+    CLINK_LOGIN_SCRAMBLE,  /* mysql_native_password's answer to the server's 20-byte scramble */
+};
+
+/* The facts of one login, as the transport saw them. */
+struct clink_login {
+    const char *user;                /* [in] as the client sent it */
+    const char *host;                /* [in] the client's address, e.g. "127.0.0.1" */
+    int tls;                         /* [in] the connection is TLS */
+    const char *cipher;              /* [in] TLS cipher name, or NULL */
+    const struct x509_st *peer_cert; /* [in] the client's certificate, NULL if none */
+    int peer_verified;               /* [in] its chain verified against our CAs */
+    enum clink_login_method method;
+    const uint8_t *auth; /* [in] password or scramble answer */
+    size_t auth_len;
+    const uint8_t *scramble; /* [in] the CLINK_SCRAMBLE_LEN bytes this server sent (SCRAMBLE) */
+};
+
+/*
+ * Check a login. 0: accepted, [out] matched gets "user@host-pattern" of the
+ * account (may be NULL). -CLINK_EACCESS: refused, [out] why says why for the
+ * server's log (never for the client). Cleartext logins against a
+ * caching_sha2_password verifier cost one SHA-256 crypt (5000 rounds).
+ */
+CLINK_API CLINK_MUST_USE int clink_accounts_check(struct clink_accounts *acc, const struct clink_login *login,
+                                                  char *matched, size_t matched_len, char *why, size_t whylen);
+
+/* The refusal a client gets, exactly "Access denied for user 'NAME'@'HOST'". Returns its length. */
+CLINK_API size_t clink_access_denied(const char *user, const char *host, char *buf, size_t cap);
+
+/*
+ * A login's scramble answer (mysql_native_password):
+ * SHA1(password) XOR SHA1(scramble || SHA1(SHA1(password))). [out] out, 20 bytes.
+ */
+CLINK_API CLINK_MUST_USE int clink_login_scramble(const char *password, const uint8_t scramble[CLINK_SCRAMBLE_LEN],
+                                                  uint8_t out[20]);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
