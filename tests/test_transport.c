@@ -366,10 +366,10 @@ static void expect_echo_works(struct clink_node *srv)
 
 static void raw_hello(struct ts_raw *r, uint16_t minv, uint16_t maxv)
 {
-    uint8_t b[CLINK_HELLO_LEN];
+    uint8_t b[CLINK_HELLO_MAX];
     struct clink_hello h = {.min_version = minv, .max_version = maxv, .max_frame = 1 << 20};
-    clink__hello_encode(b, &h);
-    cr_assert_eq(ts_raw_frame(r, CLINK_FRAME_HELLO, 0, 0, b, sizeof(b), sizeof(b)), 0);
+    size_t n = clink__hello_encode(b, &h);
+    cr_assert_eq(ts_raw_frame(r, CLINK_FRAME_HELLO, 0, 0, b, (uint32_t)n, (uint32_t)n), 0);
 }
 
 Test(transport, oversized_frame_closes_only_that_connection)

@@ -6,7 +6,10 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/tcp.h>
+#include <openssl/crypto.h>
 #include <openssl/rand.h>
+#include <openssl/x509.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +22,7 @@
 #define MARK_DEFINED(p, n) ((void)(p), (void)(n))
 #endif
 
+#include "clink/accounts.h"
 #include "transport/frame.h"
 #include "transport/node_int.h"
 #include "transport/opening.h"
@@ -84,6 +88,7 @@ static void conn_free(struct clink_conn *c)
     clink__bytes_free(&c->tx);
     clink__bytes_free(&c->txf);
     clink__idmap_free(&c->calls);
+    OPENSSL_cleanse(c->password, sizeof(c->password));
     free(c);
 }
 
@@ -222,6 +227,11 @@ static int encrypt_pending(struct clink_conn *c)
             return -1;
         }
         clink__bytes_consume(&c->ptx, n);
+    }
+    if (c->wipe_ptx && c->ptx.base != NULL) {
+        /* A HELLO with a password went through this buffer: leave no copy behind. */
+        OPENSSL_cleanse(c->ptx.base, c->ptx.cap);
+        c->wipe_ptx = 0;
     }
     return 0;
 }
@@ -513,12 +523,34 @@ int clink_req_fail(struct clink_req *req, const char *msg)
 
 /* ---- opening, hello, close ---- */
 
+/*
+ * The client's HELLO carries its login: the password as is inside TLS, or in
+ * plaintext only its answer to the server's scramble. The password is wiped
+ * as soon as it is encoded (and the staging buffer once it is encrypted).
+ */
 static void send_hello(struct clink_conn *c, uint16_t minv, uint16_t maxv)
 {
     struct clink_hello h = {.min_version = minv, .max_version = maxv, .max_frame = c->node->opts.max_frame};
-    uint8_t b[CLINK_HELLO_LEN];
-    clink__hello_encode(b, &h);
-    CLINK_IGNORE(emit(c, CLINK_FRAME_HELLO, 0, 0, NULL, 0, b, sizeof(b)) < 0);
+    uint8_t b[CLINK_HELLO_MAX];
+    if (!c->is_server && c->login) {
+        h.flags = CLINK_HELLO_LOGIN;
+        snprintf(h.user, sizeof(h.user), "%s", c->login_user);
+        if (c->has_password && c->has_tls) {
+            h.method = CLINK_LOGIN_CLEARTEXT;
+            h.auth_len = (uint8_t)strlen(c->password);
+            memcpy(h.auth, c->password, h.auth_len);
+            c->wipe_ptx = 1;
+        } else if (c->has_password) {
+            h.method = CLINK_LOGIN_SCRAMBLE;
+            h.auth_len = 20;
+            CLINK_IGNORE(clink_login_scramble(c->password, c->scramble, h.auth) < 0);
+        }
+        OPENSSL_cleanse(c->password, sizeof(c->password));
+    }
+    size_t n = clink__hello_encode(b, &h);
+    CLINK_IGNORE(emit(c, CLINK_FRAME_HELLO, 0, 0, NULL, 0, b, n) < 0);
+    OPENSSL_cleanse(&h, sizeof(h));
+    OPENSSL_cleanse(b, sizeof(b));
 }
 
 static void became_open(struct clink_conn *c)
@@ -535,6 +567,7 @@ static void became_open(struct clink_conn *c)
     st->mode = c->mode;
     snprintf(st->peer_addr, sizeof(st->peer_addr), "%s", c->peer_str);
     st->proto_version = c->version;
+    snprintf(st->account, sizeof(st->account), "%s", c->account);
     if (c->has_tls) {
         clink__tls_status(&c->tls, st);
         const char *v = c->verify == 2 ? "identity" : c->verify == 1 ? "ca" : "none";
@@ -785,37 +818,100 @@ void clink__conn_timer(struct clink_worker *w, struct clink__timer *t)
 
 /* ---- frames in ---- */
 
-static int on_hello(struct clink_conn *c, const uint8_t *p, size_t n)
+/* The peer's host for account matching and the refusal text: its address without the port. */
+static void peer_host(const struct clink_conn *c, char *out, size_t cap)
 {
-    struct clink_hello theirs;
-    int ret = clink__hello_decode(p, n, &theirs);
+    const void *a = c->peer.ss_family == AF_INET6 ? (const void *)&((const struct sockaddr_in6 *)&c->peer)->sin6_addr
+                                                  : (const void *)&((const struct sockaddr_in *)&c->peer)->sin_addr;
+    if (inet_ntop(c->peer.ss_family, a, out, (socklen_t)cap) == NULL) {
+        snprintf(out, cap, "?");
+    }
+}
+
+/*
+ * Server: the login step. With accounts configured every client logs in (no
+ * login part = the anonymous user ''); the client learns only "Access
+ * denied", the log says why.
+ */
+static int check_login(struct clink_conn *c, const struct clink_hello *h)
+{
+    if (c->node->accounts == NULL) {
+        return 0;
+    }
+    char host[INET6_ADDRSTRLEN];
+    peer_host(c, host, sizeof(host));
+    const X509 *cert = c->has_tls ? SSL_get0_peer_certificate(c->tls.ssl) : NULL;
+    struct clink_login l = {
+        .user = h->user,
+        .host = host,
+        .tls = c->has_tls,
+        .cipher = c->has_tls ? SSL_CIPHER_get_name(SSL_get_current_cipher(c->tls.ssl)) : NULL,
+        .peer_cert = cert,
+        .peer_verified = cert != NULL && SSL_get_verify_result(c->tls.ssl) == X509_V_OK,
+        .method = (enum clink_login_method)h->method,
+        .auth = h->auth,
+        .auth_len = h->auth_len,
+        .scramble = c->scramble,
+    };
+    char why[256] = "";
+    int ret = clink_accounts_check(c->node->accounts, &l, c->account, sizeof(c->account), why, sizeof(why));
     if (ret < 0) {
-        fail_conn(c, ret, "malformed HELLO");
+        char msg[160];
+        clink_access_denied(h->user, host, msg, sizeof(msg));
+        STAT_ADD(c->w, logins_denied, 1);
+        CLINK_CONN_LOG(c, CLINK_LOG_WARN, "%s: %s (%s)", c->peer_str, msg, why);
+        emit_error(c, 0, CLINK_EACCESS, msg);
+        refuse(c, -CLINK_EACCESS, "%s: %s", msg, why);
         return ret;
     }
+    STAT_ADD(c->w, logins_ok, 1);
+    return 0;
+}
+
+static int hello_agreed(struct clink_conn *c, const struct clink_hello *theirs)
+{
     struct clink_hello ours = {.min_version = CLINK_PROTO_MIN, .max_version = CLINK_PROTO_MAX};
-    int v = clink__hello_pick(&ours, &theirs);
+    int v = clink__hello_pick(&ours, theirs);
     if (v < 0) {
         if (c->is_server) {
             char msg[96];
             snprintf(msg, sizeof(msg), "no common protocol version: server speaks %u..%u, client %u..%u",
-                     CLINK_PROTO_MIN, CLINK_PROTO_MAX, theirs.min_version, theirs.max_version);
+                     CLINK_PROTO_MIN, CLINK_PROTO_MAX, theirs->min_version, theirs->max_version);
             emit_error(c, 0, CLINK_EVERSION, msg);
             refuse(c, v, "%s", msg);
         } else {
-            fail_conn(c, v, "server chose version %u..%u, we speak %u..%u", theirs.min_version, theirs.max_version,
+            fail_conn(c, v, "server chose version %u..%u, we speak %u..%u", theirs->min_version, theirs->max_version,
                       CLINK_PROTO_MIN, CLINK_PROTO_MAX);
         }
         return v;
     }
     c->version = (uint16_t)v;
-    c->peer_max_frame = theirs.max_frame;
+    c->peer_max_frame = theirs->max_frame;
     if (c->is_server) {
+        int ret = check_login(c, theirs);
+        if (ret < 0) {
+            return ret;
+        }
         send_hello(c, (uint16_t)v, (uint16_t)v);
     }
     STAT_ADD(c->w, handshakes_ok, 1);
     became_open(c);
     return 0;
+}
+
+static int on_hello(struct clink_conn *c, const uint8_t *p, size_t n)
+{
+    struct clink_hello theirs;
+    int ret = clink__hello_decode(p, n, &theirs);
+    /* The payload may hold a password: wipe it in our receive buffer now, and the decoded copy after use. */
+    OPENSSL_cleanse((void *)(uintptr_t)p, n);
+    if (ret < 0) {
+        fail_conn(c, ret, "malformed HELLO");
+    } else {
+        ret = hello_agreed(c, &theirs);
+    }
+    OPENSSL_cleanse(&theirs, sizeof(theirs));
+    return ret;
 }
 
 static void on_response(struct clink_conn *c, const struct clink_frame_hdr *h, const uint8_t *p)
@@ -842,6 +938,35 @@ static void on_response(struct clink_conn *c, const struct clink_frame_hdr *h, c
     maybe_finish_drain(c);
 }
 
+/* CLINK_METHOD_STATUS: this connection as we see it, then the node's counters. */
+static void answer_status(struct clink_conn *c, uint64_t id)
+{
+    struct clink_conn_status st;
+    struct clink_node_stats ns;
+    char text[4096];
+    clink__conn_fill_status(c, &st);
+    clink_node_stats(c->node, &ns);
+    size_t n = clink_conn_status_format(&st, text, sizeof(text));
+    int m = snprintf(
+        text + n, sizeof(text) - n,
+        "\nNode workers: %u\nConnections open: %llu\nConnections accepted: %llu\nConnections dialed: %llu\n"
+        "Connections refused: %llu\nHandshakes: %llu ok, %llu failed\nLogins: %llu ok, %llu denied\n"
+        "Calls: %llu started, %llu ok, %llu failed\nRequests handled: %llu\nTLS reloads: %llu\n"
+        "Plaintext fallbacks: %llu\nProtocol errors: %llu\n",
+        clink_node_workers(c->node), (unsigned long long)ns.conns_open, (unsigned long long)ns.conns_accepted,
+        (unsigned long long)ns.conns_dialed, (unsigned long long)ns.conns_refused, (unsigned long long)ns.handshakes_ok,
+        (unsigned long long)ns.handshakes_failed, (unsigned long long)ns.logins_ok,
+        (unsigned long long)ns.logins_denied, (unsigned long long)ns.calls_started, (unsigned long long)ns.calls_ok,
+        (unsigned long long)ns.calls_failed, (unsigned long long)ns.requests_handled,
+        (unsigned long long)ns.tls_reloads, (unsigned long long)ns.plaintext_fallbacks,
+        (unsigned long long)ns.protocol_errors);
+    if (m > 0) {
+        n += (size_t)m < sizeof(text) - n ? (size_t)m : sizeof(text) - n - 1;
+    }
+    STAT_ADD(c->w, requests_handled, 1);
+    CLINK_IGNORE(emit(c, CLINK_FRAME_RESPONSE, 0, id, NULL, 0, text, n) < 0);
+}
+
 static void on_request(struct clink_conn *c, const struct clink_frame_hdr *h, const uint8_t *p)
 {
     /*
@@ -859,6 +984,10 @@ static void on_request(struct clink_conn *c, const struct clink_frame_hdr *h, co
     if (c->goaway_sent) {
         /* Not executed, so the caller may safely retry elsewhere. */
         emit_error(c, h->id, CLINK_EGOAWAY, "node is going away");
+        return;
+    }
+    if (h->method == CLINK_METHOD_STATUS) {
+        answer_status(c, h->id);
         return;
     }
     struct clink_handler *hd = &c->node->handlers[h->method];
@@ -889,7 +1018,12 @@ static void on_frame(struct clink_conn *c, const struct clink_frame_hdr *h, cons
         } else if (h->type == CLINK_FRAME_ERROR && h->id == 0) {
             uint32_t code = clink__get_u32(p);
             int err = (code > CLINK_EFIRST_ && code < CLINK_ELAST_) ? -(int)code : -CLINK_EPROTO;
-            fail_conn(c, err, "peer refused: %.*s", (int)(h->length - 4), (const char *)p + 4);
+            if (err == -CLINK_EACCESS) {
+                /* Exactly what the server said ("Access denied for user 'x'@'h'"), nothing added. */
+                fail_conn(c, err, "%.*s", (int)(h->length - 4), (const char *)p + 4);
+            } else {
+                fail_conn(c, err, "peer refused: %.*s", (int)(h->length - 4), (const char *)p + 4);
+            }
         } else {
             fail_conn(c, -CLINK_EPROTO, "frame type %u before HELLO", h->type);
         }
@@ -1026,11 +1160,14 @@ static void server_classify(struct clink_conn *c)
         c->want = CLINK_PLAIN_MAGIC_LEN - clink__bytes_len(&c->rx);
         return;
     case CLINK_OPENING_TLS: {
-        if (c->node->tls == NULL) {
+        if (c->node->opts.tls == NULL) {
             fail_conn(c, -CLINK_EPLAINTEXT, "TLS client, but this node has no TLS identity");
             return;
         }
+        /* Under tls_mu: a reload may swap the context; SSL_new takes its own reference to it. */
+        pthread_mutex_lock(&c->node->tls_mu);
         int ret = clink__tls_init(&c->tls, clink_tls_ctx_server(c->node->tls), 1, NULL, 0, &c->rx, &c->tx);
+        pthread_mutex_unlock(&c->node->tls_mu);
         if (ret < 0) {
             fail_conn(c, ret, "TLS setup failed");
             return;
@@ -1079,13 +1216,23 @@ static void client_greeting(struct clink_conn *c)
         c->greet_left = (size_t)len - 1;
         clink__bytes_consume(&c->rx, 5);
     }
+    /* The whole greeting (at most CLINK_GREETING_MAX bytes) is read: its scramble is the login challenge. */
     size_t have = clink__bytes_len(&c->rx);
-    size_t skip = have < c->greet_left ? have : c->greet_left;
-    clink__bytes_consume(&c->rx, skip);
-    c->greet_left -= skip;
-    if (c->greet_left > 0) {
-        c->want = c->greet_left;
+    if (have < c->greet_left) {
+        c->want = c->greet_left - have;
         return;
+    }
+    c->have_scramble = clink__opening_greeting_scramble(clink__bytes_data(&c->rx), c->greet_left, c->scramble) == 0;
+    clink__bytes_consume(&c->rx, c->greet_left);
+    c->greet_left = 0;
+    if (c->hello_deferred) {
+        if (!c->have_scramble) {
+            fail_conn(c, -CLINK_EPROTO, "%s sent no login challenge in its greeting", c->peer_str);
+            return;
+        }
+        c->hello_deferred = 0;
+        send_hello(c, CLINK_PROTO_MIN, CLINK_PROTO_MAX);
+        clink__mark_dirty(c);
     }
     if (c->has_tls) {
         c->state = CS_HANDSHAKE;
@@ -1263,13 +1410,22 @@ static void on_connect(struct clink_conn *c, int res)
     c->exact = 1;
     c->want = 5;
     if (c->mode == CLINK_MODE_PLAIN) {
-        /* Magic and HELLO go out at once; the greeting is skipped when it arrives. */
+        /*
+         * Magic and HELLO go out at once, unless a password must answer the
+         * greeting's scramble: then the HELLO waits for the greeting.
+         */
         CLINK_IGNORE(clink__bytes_append(&c->tx, CLINK_PLAIN_MAGIC, CLINK_PLAIN_MAGIC_LEN) < 0);
         c->peer_max_frame = CLINK_MAX_FRAME_FLOOR;
-        send_hello(c, CLINK_PROTO_MIN, CLINK_PROTO_MAX);
+        if (c->has_password) {
+            c->hello_deferred = 1;
+        } else {
+            send_hello(c, CLINK_PROTO_MIN, CLINK_PROTO_MAX);
+        }
     } else {
+        pthread_mutex_lock(&c->node->tls_mu);
         int ret = clink__tls_init(&c->tls, clink_tls_ctx_client(c->node->tls), 0, c->expected_name, c->verify, &c->rx,
                                   &c->tx);
+        pthread_mutex_unlock(&c->node->tls_mu);
         if (ret < 0) {
             fail_conn(c, ret, "TLS setup failed for expected name '%s'", c->expected_name);
             return;
@@ -1326,11 +1482,13 @@ void clink__conn_adopt(struct clink_worker *w, int fd)
     int one = 1;
     CLINK_IGNORE(setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0);
     /* The server speaks first (docs/protocol.md, "Opening"); native clients have already sent theirs. */
-    uint8_t scramble[20], b[128];
-    if (RAND_bytes(scramble, sizeof(scramble)) != 1) {
-        memset(scramble, 0x5a, sizeof(scramble));
+    uint8_t b[128];
+    if (RAND_bytes(c->scramble, sizeof(c->scramble)) != 1) {
+        /* A predictable challenge would let a recorded scramble answer be replayed: fail closed. */
+        fail_conn(c, -CLINK_EINTERNAL, "no random bytes for the login challenge");
+        return;
     }
-    size_t n = clink__opening_greeting(b, sizeof(b), (uint32_t)c->id, scramble);
+    size_t n = clink__opening_greeting(b, sizeof(b), (uint32_t)c->id, c->scramble);
     CLINK_IGNORE(clink__bytes_append(&c->tx, b, n) < 0);
     c->state = CS_OPENING;
     c->exact = 1;
@@ -1388,6 +1546,11 @@ void clink__conn_dial(struct clink_worker *w, struct clink__msg_connect *m)
     c->connect_user = m->user;
     snprintf(c->expected_name, sizeof(c->expected_name), "%s", m->name);
     c->verify = m->verify;
+    c->login = m->login;
+    c->has_password = m->has_password;
+    snprintf(c->login_user, sizeof(c->login_user), "%s", m->login_user);
+    memcpy(c->password, m->password, sizeof(c->password));
+    snprintf(c->account, sizeof(c->account), "%s", m->login_user);
     c->peer = ss;
     set_peer_str(c);
     if (m->opts.timeout_ms) {

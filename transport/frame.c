@@ -1,5 +1,7 @@
 #include "transport/frame.h"
 
+#include <string.h>
+
 #include "clink/error.h"
 
 void clink__frame_encode(uint8_t out[CLINK_FRAME_HDR], const struct clink_frame_hdr *h)
@@ -28,7 +30,7 @@ int clink__frame_decode(const uint8_t in[CLINK_FRAME_HDR], uint32_t max_frame, s
     }
     switch (h->type) {
     case CLINK_FRAME_HELLO:
-        return h->length == CLINK_HELLO_LEN && h->id == 0 ? 0 : -CLINK_EPROTO;
+        return h->length >= CLINK_HELLO_LEN && h->length <= CLINK_HELLO_MAX && h->id == 0 ? 0 : -CLINK_EPROTO;
     case CLINK_FRAME_PING:
     case CLINK_FRAME_PONG:
         return h->length == CLINK_PING_LEN ? 0 : -CLINK_EPROTO;
@@ -49,17 +51,31 @@ int clink__frame_decode(const uint8_t in[CLINK_FRAME_HDR], uint32_t max_frame, s
     }
 }
 
-void clink__hello_encode(uint8_t out[CLINK_HELLO_LEN], const struct clink_hello *h)
+size_t clink__hello_encode(uint8_t out[CLINK_HELLO_MAX], const struct clink_hello *h)
 {
     clink__put_u16(out, h->min_version);
     clink__put_u16(out + 2, h->max_version);
     clink__put_u32(out + 4, h->max_frame);
     clink__put_u32(out + 8, h->flags);
+    if (!(h->flags & CLINK_HELLO_LOGIN)) {
+        return CLINK_HELLO_LEN;
+    }
+    size_t ulen = strnlen(h->user, 64);
+    uint8_t *p = out + CLINK_HELLO_LEN;
+    *p++ = (uint8_t)ulen;
+    memcpy(p, h->user, ulen);
+    p += ulen;
+    *p++ = h->method;
+    *p++ = h->auth_len;
+    memcpy(p, h->auth, h->auth_len);
+    p += h->auth_len;
+    return (size_t)(p - out);
 }
 
 int clink__hello_decode(const uint8_t *in, size_t len, struct clink_hello *h)
 {
-    if (len != CLINK_HELLO_LEN) {
+    memset(h, 0, sizeof(*h));
+    if (len < CLINK_HELLO_LEN || len > CLINK_HELLO_MAX) {
         return -CLINK_EPROTO;
     }
     h->min_version = clink__get_u16(in);
@@ -67,9 +83,32 @@ int clink__hello_decode(const uint8_t *in, size_t len, struct clink_hello *h)
     h->max_frame = clink__get_u32(in + 4);
     h->flags = clink__get_u32(in + 8);
     if (h->min_version == 0 || h->min_version > h->max_version || h->max_frame < CLINK_MAX_FRAME_FLOOR ||
-        h->flags != 0) {
+        (h->flags & ~CLINK_HELLO_LOGIN) != 0) {
         return -CLINK_EPROTO;
     }
+    const uint8_t *p = in + CLINK_HELLO_LEN, *end = in + len;
+    if (!(h->flags & CLINK_HELLO_LOGIN)) {
+        return p == end ? 0 : -CLINK_EPROTO;
+    }
+    /* Login part: every length is checked against what is left before it is used. */
+    if (end - p < 1 || p[0] > 64 || end - p < 1 + p[0] + 2) {
+        return -CLINK_EPROTO;
+    }
+    size_t ulen = *p++;
+    for (size_t i = 0; i < ulen; i++) {
+        if (p[i] < 0x20 || p[i] == 0x7f) {
+            return -CLINK_EPROTO;
+        }
+    }
+    memcpy(h->user, p, ulen);
+    h->user[ulen] = '\0';
+    p += ulen;
+    h->method = *p++;
+    h->auth_len = *p++;
+    if (h->method > 2 || end - p != h->auth_len) {
+        return -CLINK_EPROTO;
+    }
+    memcpy(h->auth, p, h->auth_len);
     return 0;
 }
 

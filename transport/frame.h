@@ -11,11 +11,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define CLINK_FRAME_HDR  16
-#define CLINK_HELLO_LEN  12
-#define CLINK_PING_LEN   8
-#define CLINK_GOAWAY_LEN 8
-#define CLINK_ERROR_MIN  4
+#define CLINK_FRAME_HDR 16
+#define CLINK_HELLO_LEN 12 /* without the login part */
+/* HELLO flags: the client's HELLO carries a login (u8 ulen, user, u8 method, u8 alen, auth). */
+#define CLINK_HELLO_LOGIN 1u
+#define CLINK_HELLO_MAX   (CLINK_HELLO_LEN + 1 + 64 + 1 + 1 + 255)
+#define CLINK_PING_LEN    8
+#define CLINK_GOAWAY_LEN  8
+#define CLINK_ERROR_MIN   4
 
 enum clink_frame_type {
     CLINK_FRAME_HELLO = 1,
@@ -40,6 +43,11 @@ struct clink_hello {
     uint16_t min_version, max_version;
     uint32_t max_frame;
     uint32_t flags;
+    /* login part (flags & CLINK_HELLO_LOGIN): who, and the proof (a secret: wipe it after use) */
+    char user[65];
+    uint8_t method; /* enum clink_login_method */
+    uint8_t auth_len;
+    uint8_t auth[255];
 };
 
 void clink__frame_encode(uint8_t out[CLINK_FRAME_HDR], const struct clink_frame_hdr *h);
@@ -51,8 +59,13 @@ void clink__frame_encode(uint8_t out[CLINK_FRAME_HDR], const struct clink_frame_
  */
 int clink__frame_decode(const uint8_t in[CLINK_FRAME_HDR], uint32_t max_frame, struct clink_frame_hdr *h);
 
-void clink__hello_encode(uint8_t out[CLINK_HELLO_LEN], const struct clink_hello *h);
-/* Returns 0 or -CLINK_EPROTO (min > max, max_frame below the protocol floor, unknown flags). */
+/* Writes CLINK_HELLO_LEN bytes, plus the login part when flags has CLINK_HELLO_LOGIN. Returns the length. */
+size_t clink__hello_encode(uint8_t out[CLINK_HELLO_MAX], const struct clink_hello *h);
+/*
+ * Returns 0 or -CLINK_EPROTO (min > max, max_frame below the protocol floor,
+ * unknown flags, a login part that is malformed or does not fill the payload
+ * exactly, a user name with control bytes or NUL, an unknown method).
+ */
 int clink__hello_decode(const uint8_t *in, size_t len, struct clink_hello *h);
 
 /* Highest version in both ranges, or -CLINK_EVERSION. */

@@ -6,6 +6,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clink/accounts.h"
 #include "transport/frame.h"
 #include "transport/node_int.h"
 
@@ -67,6 +69,7 @@ int clink_node_new(const struct clink_node_opts *opts, struct clink_node **out)
         return -CLINK_ENOMEM;
     }
     n->opts = *opts;
+    pthread_mutex_init(&n->tls_mu, NULL);
     if (n->opts.workers == 0) {
         long c = sysconf(_SC_NPROCESSORS_ONLN);
         n->opts.workers = c > 0 ? (unsigned)c : 1;
@@ -132,6 +135,10 @@ int clink_node_new(const struct clink_node_opts *opts, struct clink_node **out)
         clink_tls_ctx_ref(n->tls);
         clink__tls_prepare_ctx(clink_tls_ctx_server(n->tls));
         clink__tls_prepare_ctx(clink_tls_ctx_client(n->tls));
+    }
+    if (n->opts.accounts) {
+        n->accounts = n->opts.accounts;
+        clink_accounts_ref(n->accounts);
     }
     *out = n;
     return 0;
@@ -318,6 +325,8 @@ void clink_node_free(struct clink_node *node)
         close(node->listen_fd);
     }
     clink_tls_ctx_free(node->tls);
+    clink_accounts_free(node->accounts);
+    pthread_mutex_destroy(&node->tls_mu);
     free(node->workers);
     free(node->handlers);
     free(node);
@@ -345,6 +354,9 @@ void clink_node_stats(const struct clink_node *node, struct clink_node_stats *ou
         SUM(inbox_full);
         SUM(protocol_errors);
         SUM(plaintext_fallbacks);
+        SUM(logins_ok);
+        SUM(logins_denied);
+        SUM(tls_reloads);
 #undef SUM
     }
 }
@@ -371,7 +383,7 @@ int clink_connect(struct clink_node *node, const struct clink_connect_opts *opts
         return -CLINK_EINVAL; /* plaintext and a TLS mode at once */
     }
     int plain = opts->mode == CLINK_MODE_PLAIN || sm == CLINK_SSL_DISABLED;
-    if (sm == CLINK_SSL_PREFERRED && node->tls == NULL && node->opts.allow_plaintext) {
+    if (sm == CLINK_SSL_PREFERRED && node->opts.tls == NULL && node->opts.allow_plaintext) {
         /* Never silent: a preferred-TLS dial that goes out in plaintext is logged and counted. */
         plain = 1;
         STAT_ADD_SHARED(&node->workers[0], plaintext_fallbacks, 1);
@@ -382,12 +394,14 @@ int clink_connect(struct clink_node *node, const struct clink_connect_opts *opts
     if (plain && !node->opts.allow_plaintext) {
         return -CLINK_EPLAINTEXT;
     }
-    if (!plain && node->tls == NULL) {
+    if (!plain && node->opts.tls == NULL) {
         return -CLINK_EINVAL;
     }
     const char *name = opts->expected_name ? opts->expected_name : opts->host;
     if (strlen(opts->host) >= sizeof(((struct clink__msg_connect *)0)->host) ||
-        strlen(name) >= sizeof(((struct clink__msg_connect *)0)->name)) {
+        strlen(name) >= sizeof(((struct clink__msg_connect *)0)->name) ||
+        (opts->user != NULL && strlen(opts->user) > CLINK_USER_MAX) ||
+        (opts->password != NULL && strlen(opts->password) > CLINK_PASSWORD_MAX)) {
         return -CLINK_EINVAL;
     }
     struct clink__msg_connect *m = calloc(1, sizeof(*m));
@@ -402,14 +416,43 @@ int clink_connect(struct clink_node *node, const struct clink_connect_opts *opts
     m->opts.expected_name = m->name;
     m->opts.mode = plain ? CLINK_MODE_PLAIN : CLINK_MODE_TLS;
     m->verify = sm == CLINK_SSL_VERIFY_IDENTITY ? 2 : sm == CLINK_SSL_VERIFY_CA ? 1 : 0;
+    m->opts.user = m->opts.password = NULL; /* the copies below are used */
+    if (opts->user != NULL) {
+        m->login = 1;
+        snprintf(m->login_user, sizeof(m->login_user), "%s", opts->user);
+    }
+    if (opts->password != NULL && opts->password[0] != '\0') {
+        m->has_password = 1;
+        snprintf(m->password, sizeof(m->password), "%s", opts->password);
+    }
     m->cb = cb;
     m->user = user;
     unsigned i = atomic_fetch_add(&node->next_worker, 1) % node->nworkers;
     int ret = clink__worker_post(&node->workers[i], m);
     if (ret < 0) {
+        OPENSSL_cleanse(m->password, sizeof(m->password));
         free(m);
     }
     return ret;
+}
+
+int clink_node_reload_tls(struct clink_node *node, struct clink_tls_ctx *ctx)
+{
+    if (node == NULL || ctx == NULL || node->opts.tls == NULL) {
+        return -CLINK_EINVAL;
+    }
+    clink_tls_ctx_ref(ctx);
+    clink__tls_prepare_ctx(clink_tls_ctx_server(ctx));
+    clink__tls_prepare_ctx(clink_tls_ctx_client(ctx));
+    pthread_mutex_lock(&node->tls_mu);
+    struct clink_tls_ctx *old = node->tls;
+    node->tls = ctx;
+    pthread_mutex_unlock(&node->tls_mu);
+    /* Connections made with the old context hold their own OpenSSL references: they run on untouched. */
+    clink_tls_ctx_free(old);
+    STAT_ADD_SHARED(&node->workers[0], tls_reloads, 1);
+    CLINK_LOG(&node->log, CLINK_LOG_INFO, "transport", 0, "TLS credentials reloaded: new handshakes use them");
+    return 0;
 }
 
 struct connect_wait {
@@ -552,34 +595,35 @@ size_t clink_conn_status_format(const struct clink_conn_status *st, char *buf, s
     } else {
         snprintf(ktls, sizeof(ktls), "off (%s)", st->ktls_reason);
     }
-    int n =
-        snprintf(buf, cap,
-                 "Connection: %s via TCP/IP\n"
-                 "Role: %s\n"
-                 "State: %s\n"
-                 "Protocol: clink/%u\n"
-                 "SSL: %s\n"
-                 "TLS version: %s\n"
-                 "ALPN: %s\n"
-                 "Verification: %s\n"
-                 "Session: %s\n"
-                 "kTLS: %s\n"
-                 "Peer certificate subject: %s\n"
-                 "Peer certificate issuer: %s\n"
-                 "Peer certificate expires: %s\n"
-                 "Bytes received: %llu\n"
-                 "Bytes sent: %llu\n"
-                 "Frames received: %llu\n"
-                 "Frames sent: %llu\n"
-                 "Calls in flight: %u\n",
-                 st->peer_addr, st->is_server ? "server" : "client", st->open ? "open" : "closed", st->proto_version,
-                 ssl, tls ? st->tls_version : "-", tls ? st->alpn : "-", tls ? st->verified : "-",
-                 !tls          ? "-"
-                 : st->resumed ? "resumed"
-                               : "full handshake",
-                 ktls, st->peer_subject[0] ? st->peer_subject : "-", st->peer_issuer[0] ? st->peer_issuer : "-", when,
-                 (unsigned long long)st->bytes_in, (unsigned long long)st->bytes_out, (unsigned long long)st->frames_in,
-                 (unsigned long long)st->frames_out, st->calls_in_flight);
+    int n = snprintf(buf, cap,
+                     "Connection: %s via TCP/IP\n"
+                     "Role: %s\n"
+                     "State: %s\n"
+                     "Protocol: clink/%u\n"
+                     "Current user: %s\n"
+                     "SSL: %s\n"
+                     "TLS version: %s\n"
+                     "ALPN: %s\n"
+                     "Verification: %s\n"
+                     "Session: %s\n"
+                     "kTLS: %s\n"
+                     "Peer certificate subject: %s\n"
+                     "Peer certificate issuer: %s\n"
+                     "Peer certificate expires: %s\n"
+                     "Bytes received: %llu\n"
+                     "Bytes sent: %llu\n"
+                     "Frames received: %llu\n"
+                     "Frames sent: %llu\n"
+                     "Calls in flight: %u\n",
+                     st->peer_addr, st->is_server ? "server" : "client", st->open ? "open" : "closed",
+                     st->proto_version, st->account[0] ? st->account : "-", ssl, tls ? st->tls_version : "-",
+                     tls ? st->alpn : "-", tls ? st->verified : "-",
+                     !tls          ? "-"
+                     : st->resumed ? "resumed"
+                                   : "full handshake",
+                     ktls, st->peer_subject[0] ? st->peer_subject : "-", st->peer_issuer[0] ? st->peer_issuer : "-",
+                     when, (unsigned long long)st->bytes_in, (unsigned long long)st->bytes_out,
+                     (unsigned long long)st->frames_in, (unsigned long long)st->frames_out, st->calls_in_flight);
     if (n < 0) {
         return 0;
     }
@@ -593,7 +637,7 @@ static int start(struct clink_conn *conn, struct clink_call *call, int ping)
     if (conn == NULL || call == NULL || call->cb == NULL || (call->iovcnt > 0 && call->iov == NULL)) {
         return -CLINK_EINVAL;
     }
-    if (!ping && call->method > CLINK_METHOD_MAX_USER) {
+    if (!ping && call->method > CLINK_METHOD_MAX_USER && call->method != CLINK_METHOD_STATUS) {
         return -CLINK_EINVAL;
     }
     call->priv.conn = conn;

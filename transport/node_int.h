@@ -91,6 +91,10 @@ struct clink__msg_connect {
     int verify; /* 0 none, 1 chain, 2 chain and name */
     clink_connect_cb cb;
     void *user;
+    int login; /* a user was given */
+    char login_user[65];
+    int has_password;
+    char password[256]; /* secret: wiped when the message is freed */
 };
 
 struct clink__msg_adopt {
@@ -126,6 +130,7 @@ struct clink__stats {
     _Atomic uint64_t requests_handled;
     _Atomic uint64_t bytes_in, bytes_out, bytes_copied;
     _Atomic uint64_t inbox_full, protocol_errors, plaintext_fallbacks;
+    _Atomic uint64_t logins_ok, logins_denied, tls_reloads;
 };
 #define STAT_ADD(w, field, n)                                                                                          \
     atomic_store_explicit(&(w)->stats.field, atomic_load_explicit(&(w)->stats.field, memory_order_relaxed) + (n),      \
@@ -181,8 +186,16 @@ struct clink_conn {
     unsigned ops; /* SQEs in flight that name this conn */
     int exact;    /* read exactly `want` bytes: opening and handshake */
     size_t want;
-    size_t greet_left; /* client: greeting bytes still to skip */
+    size_t greet_left; /* client: greeting bytes still to read */
     int greet_hdr_done;
+    uint8_t scramble[20]; /* the login challenge: server sent it, client read it from the greeting */
+    int have_scramble;
+
+    /* login: the client's account (password wiped once the HELLO is out); the server's matched account */
+    int login, has_password, hello_deferred, wipe_ptx;
+    char login_user[65];
+    char password[256];
+    char account[160];
 
     int has_tls;
     struct clink__tls tls;
@@ -263,7 +276,11 @@ struct clink_handler {
 struct clink_node {
     struct clink_node_opts opts;
     struct clink__logger log;
+    /* Current identity. New handshakes take it under tls_mu (not a data path: once per connection), so a reload can
+     * swap it. */
+    pthread_mutex_t tls_mu;
     struct clink_tls_ctx *tls;
+    struct clink_accounts *accounts;
     struct clink_handler *handlers; /* indexed by method, 65536 entries */
     unsigned nworkers;
     struct clink_worker *workers;

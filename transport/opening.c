@@ -96,6 +96,26 @@ int clink__opening_greeting_len(const uint8_t hdr[5])
     return (int)len;
 }
 
+int clink__opening_greeting_scramble(const uint8_t *p, size_t n, uint8_t out[20])
+{
+    /* Protocol::HandshakeV10 after the protocol byte: version NUL | u32 id | 8 bytes | filler | u16 caps | charset
+     * | u16 status | u16 caps | u8 auth len | 10 reserved | the other 12 bytes (of at least 13) */
+    const uint8_t *nul = memchr(p, 0, n);
+    if (nul == NULL) {
+        return -CLINK_EPROTO;
+    }
+    size_t off = (size_t)(nul - p) + 1;
+    if (n - off < 4 + 8 + 1 + 2 + 1 + 2 + 2 + 1 + 10 + 12) {
+        return -CLINK_EPROTO;
+    }
+    memcpy(out, p + off + 4, 8);
+    if (p[off + 12] != 0 || p[off + 20] < 21) {
+        return -CLINK_EPROTO; /* no filler byte, or auth data shorter than a 20-byte scramble + NUL */
+    }
+    memcpy(out + 8, p + off + 4 + 8 + 1 + 2 + 1 + 2 + 2 + 1 + 10, 12);
+    return 0;
+}
+
 size_t clink__opening_mysql_refusal(uint8_t *out, size_t cap, uint8_t seq)
 {
     static const char msg[] = "This clink node does not serve the MySQL protocol yet";

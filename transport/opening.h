@@ -48,6 +48,13 @@ size_t clink__opening_greeting(uint8_t *out, size_t cap, uint32_t conn_id, const
 int clink__opening_greeting_len(const uint8_t hdr[5]);
 
 /*
+ * Client side: the 20-byte scramble (the login challenge) from a greeting's
+ * payload after its first byte (the protocol number 10). Returns 0 or
+ * -CLINK_EPROTO when the payload is too short or malformed.
+ */
+int clink__opening_greeting_scramble(const uint8_t *p, size_t n, uint8_t out[20]);
+
+/*
  * The MySQL ERR packet sent to a MySQL-protocol client while this node does
  * not serve the MySQL protocol. Returns its length (cap >= 128).
  */

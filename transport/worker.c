@@ -6,6 +6,7 @@
  * iteration, so many small frames share one syscall-free send).
  */
 #include <errno.h>
+#include <openssl/crypto.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -242,6 +243,7 @@ static void handle_msg(struct clink_worker *w, struct clink__msg *m, int live)
         } else {
             cm->cb(NULL, -CLINK_ESHUTDOWN, clink_strerror(-CLINK_ESHUTDOWN), cm->user);
         }
+        OPENSSL_cleanse(cm->password, sizeof(cm->password));
         free(cm);
         break;
     }

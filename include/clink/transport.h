@@ -42,6 +42,12 @@ struct clink_call;
 
 /* Method ids 0xFF00..0xFFFF are reserved for clink itself. */
 #define CLINK_METHOD_MAX_USER 0xFEFF
+/*
+ * Answered by every node itself: text, one "Name: value" per line, the
+ * connection as the node sees it (clink_conn_status_format) then a blank
+ * line and the node's counters. Empty request.
+ */
+#define CLINK_METHOD_STATUS 0xFF00
 
 enum clink_conn_mode {
     CLINK_MODE_DEFAULT = 0, /* = TLS */
@@ -60,6 +66,8 @@ enum clink_conn_event {
 typedef void (*clink_conn_event_fn)(struct clink_conn *conn, enum clink_conn_event ev, int status, void *user);
 
 /* Zero means default for every field. */
+struct clink_accounts;
+
 struct clink_node_opts {
     unsigned workers;              /* worker threads; 0: one per online CPU */
     struct clink_tls_ctx *tls;     /* [in] TLS identity; the node takes a reference. NULL only with allow_plaintext */
@@ -74,6 +82,12 @@ struct clink_node_opts {
     clink_log_fn log; /* optional: NULL means silent */
     void *log_user;
     enum clink_log_level log_level; /* 0: CLINK_LOG_WARN */
+    /*
+     * [in] Accounts every accepted connection must log in as (the node takes
+     * a reference; see clink/accounts.h). NULL: no login step is checked and
+     * a client's TLS certificate (or allow_plaintext) is all it proves.
+     */
+    struct clink_accounts *accounts;
 };
 
 extern CLINK_API const struct clink_node_opts clink_node_opts_default;
@@ -133,9 +147,21 @@ struct clink_node_stats {
     uint64_t inbox_full;          /* hand-offs refused because an inbox was full */
     uint64_t protocol_errors;
     uint64_t plaintext_fallbacks; /* PREFERRED dials that went out in plaintext */
+    uint64_t logins_ok, logins_denied;
+    uint64_t tls_reloads;
 };
 /* Thread: any (values may be a moment old). */
 CLINK_API void clink_node_stats(const struct clink_node *node, struct clink_node_stats *out);
+
+/*
+ * Rotate the node's TLS identity and trust without a restart (like MySQL's
+ * ALTER INSTANCE RELOAD TLS): new handshakes use ctx, established
+ * connections keep theirs and no call fails. ctx was validated by
+ * clink_tls_ctx_new (key matches, chain verifies, not expired); the node
+ * takes a reference. Thread: any. Returns 0 or -CLINK_EINVAL (a node
+ * without TLS cannot gain it here).
+ */
+CLINK_API CLINK_MUST_USE int clink_node_reload_tls(struct clink_node *node, struct clink_tls_ctx *ctx);
 
 /* Which ring setup each worker got, for tests and bench output. */
 struct clink_features {
@@ -167,6 +193,14 @@ struct clink_connect_opts {
     enum clink_conn_mode mode; /* CLINK_MODE_PLAIN is the same as ssl_mode DISABLED */
     enum clink_ssl_mode ssl_mode;
     uint32_t timeout_ms; /* connect + opening + handshake; 0: node's handshake_timeout_ms */
+    /*
+     * [in] Log in as this account (NULL: the anonymous user ''). The password
+     * (NULL: none) goes inside TLS as is, and in plaintext only as the answer
+     * to the server's scramble (mysql_native_password). Both are copied and
+     * the copy is wiped once sent.
+     */
+    const char *user;
+    const char *password;
 };
 
 /*
@@ -228,6 +262,7 @@ struct clink_conn_status {
     uint64_t records_in, records_out; /* TLS records under the application keys */
     uint32_t calls_in_flight;         /* ours, waiting for the peer */
     uint32_t requests_in_flight;      /* the peer's, waiting for our handlers */
+    char account[160];                /* server: 'user'@'host' of the account logged in; client: the user sent */
     int last_error;                   /* 0 or the error that closed/refused it */
     char last_error_text[256];        /* detail: OpenSSL reason, verification error */
 };
