@@ -1,7 +1,7 @@
 /*
- * Certificate generation for tools, tests and demos: a self-signed CA and
- * node certificates that pass OpenSSL 3.0 verification with
- * X509_V_FLAG_X509_STRICT (RFC 5280 profile checks).
+ * Certificate generation for tools, tests and demos: a self-signed CA,
+ * intermediate CAs and node certificates that pass OpenSSL 3.0 verification
+ * with X509_V_FLAG_X509_STRICT (RFC 5280 profile checks).
  *
  * Everything is built and serialised in memory first, so an OpenSSL failure
  * never touches the file system; only then are the two files written, and a
@@ -35,11 +35,19 @@
 #define MAX_CERT_TIME ((int64_t)253402300799)
 #define SERIAL_BYTES  16
 
-/* What a node certificate needs from its CA. All NULL for a self-signed CA, which uses its own key and SKI. */
+enum cert_kind {
+    KIND_ROOT,         /* self-signed CA */
+    KIND_INTERMEDIATE, /* CA with pathlen 0, issued by another CA */
+    KIND_NODE,         /* TLS leaf */
+};
+
+/* What an issued certificate needs from its CA. All NULL for a self-signed CA, which uses its own key and SKI. */
 struct issuer {
     X509 *cert;
     EVP_PKEY *key;
     const ASN1_OCTET_STRING *keyid;
+    /* Written after the new certificate in its file: the issuer's intermediates, never a root. NULL: none. */
+    STACK_OF(X509) * chain;
 };
 
 static void set_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -110,7 +118,24 @@ static CLINK_MUST_USE int check_opts(const struct clink_cert_opts *opts, char *e
         set_err(err, errlen, "valid_for_s is negative (%lld)", (long long)opts->valid_for_s);
         return -CLINK_EINVAL;
     }
+    if (opts->usage != CLINK_CERT_USAGE_DEFAULT && opts->usage != CLINK_CERT_USAGE_SERVER &&
+        opts->usage != CLINK_CERT_USAGE_CLIENT) {
+        set_err(err, errlen, "unknown usage %d", (int)opts->usage);
+        return -CLINK_EINVAL;
+    }
     return 0;
+}
+
+/* An EKU on a CA would constrain every certificate below it in OpenSSL; usage is for node certificates. */
+static CLINK_MUST_USE int check_ca_opts(const struct clink_cert_opts *opts, char *err, size_t errlen)
+{
+    int ret = check_opts(opts, err, errlen);
+
+    if (ret == 0 && opts->usage != CLINK_CERT_USAGE_DEFAULT) {
+        set_err(err, errlen, "usage applies to node certificates only, not to a CA");
+        ret = -CLINK_EINVAL;
+    }
+    return ret;
 }
 
 static CLINK_MUST_USE int gen_key(enum clink_key_type type, EVP_PKEY **out, char *err, size_t errlen)
@@ -190,7 +215,8 @@ static ASN1_OCTET_STRING *key_id_of(const X509 *x)
     return id;
 }
 
-static CLINK_MUST_USE int add_basic_constraints(X509 *x, int is_ca)
+/* pathlen < 0: no pathLenConstraint. */
+static CLINK_MUST_USE int add_basic_constraints(X509 *x, int is_ca, long pathlen)
 {
     BASIC_CONSTRAINTS *bc = BASIC_CONSTRAINTS_new();
     int ok;
@@ -200,7 +226,11 @@ static CLINK_MUST_USE int add_basic_constraints(X509 *x, int is_ca)
     }
     /* CA:FALSE is the DER default, so it encodes as an empty SEQUENCE; that is correct, not a missing value. */
     bc->ca = is_ca ? 0xff : 0;
-    ok = X509_add1_ext_i2d(x, NID_basic_constraints, bc, 1, X509V3_ADD_DEFAULT) == 1;
+    ok = 1;
+    if (is_ca && pathlen >= 0) {
+        ok = (bc->pathlen = ASN1_INTEGER_new()) != NULL && ASN1_INTEGER_set(bc->pathlen, pathlen) == 1;
+    }
+    ok = ok && X509_add1_ext_i2d(x, NID_basic_constraints, bc, 1, X509V3_ADD_DEFAULT) == 1;
     BASIC_CONSTRAINTS_free(bc);
     return ok ? 0 : -CLINK_EINTERNAL;
 }
@@ -220,14 +250,18 @@ static CLINK_MUST_USE int add_key_usage(X509 *x, const int *bits, size_t nbits)
     return ok ? 0 : -CLINK_EINTERNAL;
 }
 
-static CLINK_MUST_USE int add_ext_key_usage(X509 *x)
+static CLINK_MUST_USE int add_ext_key_usage(X509 *x, enum clink_cert_usage usage)
 {
     EXTENDED_KEY_USAGE *eku = sk_ASN1_OBJECT_new_null();
     int ok = eku != NULL;
 
     /* OBJ_nid2obj returns static objects: the stack borrows them and ASN1_OBJECT_free leaves them alone. */
-    ok = ok && sk_ASN1_OBJECT_push(eku, OBJ_nid2obj(NID_server_auth)) > 0;
-    ok = ok && sk_ASN1_OBJECT_push(eku, OBJ_nid2obj(NID_client_auth)) > 0;
+    if (usage != CLINK_CERT_USAGE_CLIENT) {
+        ok = ok && sk_ASN1_OBJECT_push(eku, OBJ_nid2obj(NID_server_auth)) > 0;
+    }
+    if (usage != CLINK_CERT_USAGE_SERVER) {
+        ok = ok && sk_ASN1_OBJECT_push(eku, OBJ_nid2obj(NID_client_auth)) > 0;
+    }
     ok = ok && X509_add1_ext_i2d(x, NID_ext_key_usage, eku, 0, X509V3_ADD_DEFAULT) == 1;
     sk_ASN1_OBJECT_pop_free(eku, ASN1_OBJECT_free);
     return ok ? 0 : -CLINK_EINTERNAL;
@@ -340,14 +374,11 @@ out:
     return ret;
 }
 
-/*
- * Build and sign the certificate for key. With iss->cert NULL it is a
- * self-signed CA, otherwise a node certificate issued by iss.
- */
-static CLINK_MUST_USE int build_cert(const struct clink_cert_opts *opts, EVP_PKEY *key, const struct issuer *iss,
-                                     X509 **out, char *err, size_t errlen)
+/* Build and sign the certificate for key: a self-signed root (iss->cert NULL), or issued by iss. */
+static CLINK_MUST_USE int build_cert(const struct clink_cert_opts *opts, enum cert_kind kind, EVP_PKEY *key,
+                                     const struct issuer *iss, X509 **out, char *err, size_t errlen)
 {
-    int is_ca = iss->cert == NULL;
+    int is_root = kind == KIND_ROOT;
     X509 *x = X509_new();
     X509_NAME *name = X509_NAME_new();
     ASN1_OCTET_STRING *ski = NULL;
@@ -366,7 +397,8 @@ static CLINK_MUST_USE int build_cert(const struct clink_cert_opts *opts, EVP_PKE
         goto out;
     }
     if (X509_set_version(x, X509_VERSION_3) != 1 || set_serial(x) < 0 || X509_set_subject_name(x, name) != 1 ||
-        X509_set_issuer_name(x, is_ca ? name : X509_get_subject_name(iss->cert)) != 1 || X509_set_pubkey(x, key) != 1) {
+        X509_set_issuer_name(x, is_root ? name : X509_get_subject_name(iss->cert)) != 1 ||
+        X509_set_pubkey(x, key) != 1) {
         ret = ssl_fail(err, errlen, -CLINK_EINTERNAL, "cannot fill in certificate");
         goto out;
     }
@@ -378,20 +410,27 @@ static CLINK_MUST_USE int build_cert(const struct clink_cert_opts *opts, EVP_PKE
         ret = ssl_fail(err, errlen, -CLINK_EINTERNAL, "cannot compute subject key identifier");
         goto out;
     }
-    if (is_ca) {
+    if (kind != KIND_NODE) {
         static const int ca_bits[] = {5 /* keyCertSign */, 6 /* cRLSign */};
+        /* RFC 5280 4.2.1.9: pathlen 0, an intermediate signs end-entity certificates only. */
+        long pathlen = is_root ? -1 : 0;
 
-        if (add_basic_constraints(x, 1) < 0 || add_key_usage(x, ca_bits, 2) < 0 || add_key_ids(x, ski, ski) < 0) {
+        if (add_basic_constraints(x, 1, pathlen) < 0 || add_key_usage(x, ca_bits, 2) < 0 ||
+            add_key_ids(x, ski, is_root ? ski : iss->keyid) < 0) {
             ret = ssl_fail(err, errlen, -CLINK_EINTERNAL, "cannot add CA extensions");
             goto out;
         }
     } else {
-        /* keyEncipherment only for RSA: TLS 1.2 RSA key exchange encrypts to the key; EC keys cannot do that. */
+        /*
+         * keyEncipherment only for an RSA server key: TLS 1.2 RSA key exchange
+         * encrypts to the server's key; EC keys cannot, and a client never
+         * needs it (it only signs CertificateVerify).
+         */
         static const int node_bits[] = {0 /* digitalSignature */, 2 /* keyEncipherment */};
-        size_t nbits = opts->key_type == CLINK_KEY_RSA_2048 ? 2 : 1;
+        size_t nbits = opts->key_type == CLINK_KEY_RSA_2048 && opts->usage != CLINK_CERT_USAGE_CLIENT ? 2 : 1;
 
-        if (add_basic_constraints(x, 0) < 0 || add_key_usage(x, node_bits, nbits) < 0 || add_ext_key_usage(x) < 0 ||
-            add_key_ids(x, ski, iss->keyid) < 0) {
+        if (add_basic_constraints(x, 0, -1) < 0 || add_key_usage(x, node_bits, nbits) < 0 ||
+            add_ext_key_usage(x, opts->usage) < 0 || add_key_ids(x, ski, iss->keyid) < 0) {
             ret = ssl_fail(err, errlen, -CLINK_EINTERNAL, "cannot add certificate extensions");
             goto out;
         }
@@ -399,7 +438,7 @@ static CLINK_MUST_USE int build_cert(const struct clink_cert_opts *opts, EVP_PKE
     if ((ret = add_san(x, opts, err, errlen)) < 0) {
         goto out;
     }
-    if (X509_sign(x, is_ca ? key : iss->key, EVP_sha256()) <= 0) {
+    if (X509_sign(x, is_root ? key : iss->key, EVP_sha256()) <= 0) {
         ret = ssl_fail(err, errlen, -CLINK_EINTERNAL, "cannot sign certificate");
         goto out;
     }
@@ -416,7 +455,8 @@ out:
  * PEM in memory before any file is opened. The key goes into a secure-memory
  * BIO, which wipes its buffer when freed.
  */
-static CLINK_MUST_USE int to_pem(X509 *x, EVP_PKEY *key, BIO **cert_pem, BIO **key_pem, char *err, size_t errlen)
+static CLINK_MUST_USE int to_pem(X509 *x, STACK_OF(X509) * chain, EVP_PKEY *key, BIO **cert_pem, BIO **key_pem,
+                                 char *err, size_t errlen)
 {
     *cert_pem = BIO_new(BIO_s_mem());
     *key_pem = BIO_new(BIO_s_secmem());
@@ -427,6 +467,12 @@ static CLINK_MUST_USE int to_pem(X509 *x, EVP_PKEY *key, BIO **cert_pem, BIO **k
     if (PEM_write_bio_X509(*cert_pem, x) != 1 ||
         PEM_write_bio_PrivateKey(*key_pem, key, NULL, NULL, 0, NULL, NULL) != 1) {
         return ssl_fail(err, errlen, -CLINK_EINTERNAL, "cannot encode PEM");
+    }
+    /* Leaf first, then its issuers: the order SSL_CTX_use_certificate_chain_file reads and TLS sends. */
+    for (int i = 0; i < sk_X509_num(chain); i++) {
+        if (PEM_write_bio_X509(*cert_pem, sk_X509_value(chain, i)) != 1) {
+            return ssl_fail(err, errlen, -CLINK_EINTERNAL, "cannot encode PEM");
+        }
     }
     return 0;
 }
@@ -559,8 +605,9 @@ out:
 }
 
 /* Generate a key and certificate for opts, issued by iss (or self-signed), and write the pair. */
-static CLINK_MUST_USE int make_pair(const struct clink_cert_opts *opts, const struct issuer *iss, const char *cert_path,
-                                    const char *key_path, int overwrite, char *err, size_t errlen)
+static CLINK_MUST_USE int make_pair(const struct clink_cert_opts *opts, enum cert_kind kind, const struct issuer *iss,
+                                    const char *cert_path, const char *key_path, int overwrite, char *err,
+                                    size_t errlen)
 {
     EVP_PKEY *key = NULL;
     X509 *x = NULL;
@@ -571,10 +618,10 @@ static CLINK_MUST_USE int make_pair(const struct clink_cert_opts *opts, const st
     if ((ret = gen_key(opts->key_type, &key, err, errlen)) < 0) {
         goto out;
     }
-    if ((ret = build_cert(opts, key, iss, &x, err, errlen)) < 0) {
+    if ((ret = build_cert(opts, kind, key, iss, &x, err, errlen)) < 0) {
         goto out;
     }
-    if ((ret = to_pem(x, key, &cert_pem, &key_pem, err, errlen)) < 0) {
+    if ((ret = to_pem(x, iss->chain, key, &cert_pem, &key_pem, err, errlen)) < 0) {
         goto out;
     }
     ret = write_pair(cert_pem, key_pem, cert_path, key_path, overwrite, err, errlen);
@@ -607,10 +654,10 @@ int clink_cert_make_ca(const struct clink_cert_opts *opts, const char *cert_path
 
     set_err(err, errlen, "%s", "");
     ERR_clear_error();
-    if ((ret = check_opts(opts, err, errlen)) < 0 || (ret = check_paths(cert_path, key_path, err, errlen)) < 0) {
+    if ((ret = check_ca_opts(opts, err, errlen)) < 0 || (ret = check_paths(cert_path, key_path, err, errlen)) < 0) {
         return ret;
     }
-    return make_pair(opts, &self, cert_path, key_path, overwrite, err, errlen);
+    return make_pair(opts, KIND_ROOT, &self, cert_path, key_path, overwrite, err, errlen);
 }
 
 static CLINK_MUST_USE int load_ca(const char *cert_path, const char *key_path, X509 **cert, EVP_PKEY **key, char *err,
@@ -664,8 +711,53 @@ out:
     return ret;
 }
 
-int clink_cert_make_node(const struct clink_cert_opts *opts, const char *ca_cert_path, const char *ca_key_path,
-                         const char *cert_path, const char *key_path, int overwrite, char *err, size_t errlen)
+/*
+ * The certificates of the issuer's file that a peer trusting only the root
+ * needs to see: the issuer itself when it is an intermediate, and the
+ * intermediates right after it, up to the first self-signed certificate. A
+ * root is never included: a peer must hold its own copy of a root, so
+ * sending one proves nothing. A root CA's file therefore adds nothing.
+ */
+static CLINK_MUST_USE int load_issuer_chain(const char *path, STACK_OF(X509) * *out, char *err, size_t errlen)
+{
+    BIO *in = BIO_new_file(path, "r");
+    STACK_OF(X509) *chain = sk_X509_new_null();
+    X509 *x = NULL;
+    int ret = -CLINK_ENOMEM;
+
+    if (in == NULL) {
+        set_err(err, errlen, "%s: cannot read CA certificate chain", path);
+        ret = -CLINK_ECONFIG;
+        goto out;
+    }
+    if (chain == NULL) {
+        set_err(err, errlen, "out of memory");
+        goto out;
+    }
+    while ((x = PEM_read_bio_X509(in, NULL, no_password, NULL)) != NULL) {
+        if ((X509_get_extension_flags(x) & EXFLAG_SS) != 0) {
+            X509_free(x);
+            break;
+        }
+        if (sk_X509_push(chain, x) <= 0) {
+            X509_free(x);
+            goto out;
+        }
+    }
+    ERR_clear_error(); /* the loop ends on "no start line" */
+    *out = chain;
+    chain = NULL;
+    ret = 0;
+out:
+    sk_X509_pop_free(chain, X509_free);
+    BIO_free(in);
+    return ret;
+}
+
+/* A certificate issued by the CA in ca_cert_path/ca_key_path: a node certificate or an intermediate. */
+static CLINK_MUST_USE int make_issued(const struct clink_cert_opts *opts, enum cert_kind kind, const char *ca_cert_path,
+                                      const char *ca_key_path, const char *cert_path, const char *key_path,
+                                      int overwrite, char *err, size_t errlen)
 {
     X509 *ca = NULL;
     EVP_PKEY *ca_key = NULL;
@@ -675,7 +767,8 @@ int clink_cert_make_node(const struct clink_cert_opts *opts, const char *ca_cert
 
     set_err(err, errlen, "%s", "");
     ERR_clear_error();
-    if ((ret = check_opts(opts, err, errlen)) < 0 || (ret = check_paths(cert_path, key_path, err, errlen)) < 0) {
+    ret = kind == KIND_NODE ? check_opts(opts, err, errlen) : check_ca_opts(opts, err, errlen);
+    if (ret < 0 || (ret = check_paths(cert_path, key_path, err, errlen)) < 0) {
         goto out;
     }
     if (ca_cert_path == NULL || ca_key_path == NULL) {
@@ -684,6 +777,15 @@ int clink_cert_make_node(const struct clink_cert_opts *opts, const char *ca_cert
         goto out;
     }
     if ((ret = load_ca(ca_cert_path, ca_key_path, &ca, &ca_key, err, errlen)) < 0) {
+        goto out;
+    }
+    /* X509_get_pathlen: -1 when unlimited. OpenSSL would refuse the new CA's chain at the first handshake. */
+    if (kind == KIND_INTERMEDIATE && X509_get_pathlen(ca) == 0) {
+        set_err(err, errlen, "%s: this CA has pathlen 0 and may not issue CA certificates", ca_cert_path);
+        ret = -CLINK_ECONFIG;
+        goto out;
+    }
+    if ((ret = load_issuer_chain(ca_cert_path, &iss.chain, err, errlen)) < 0) {
         goto out;
     }
     iss.cert = ca;
@@ -698,12 +800,27 @@ int clink_cert_make_node(const struct clink_cert_opts *opts, const char *ca_cert
         }
         iss.keyid = computed_id;
     }
-    ret = make_pair(opts, &iss, cert_path, key_path, overwrite, err, errlen);
+    ret = make_pair(opts, kind, &iss, cert_path, key_path, overwrite, err, errlen);
 out:
+    sk_X509_pop_free(iss.chain, X509_free);
     ASN1_OCTET_STRING_free(computed_id);
     EVP_PKEY_free(ca_key);
     X509_free(ca);
     return ret;
+}
+
+int clink_cert_make_node(const struct clink_cert_opts *opts, const char *ca_cert_path, const char *ca_key_path,
+                         const char *cert_path, const char *key_path, int overwrite, char *err, size_t errlen)
+{
+    return make_issued(opts, KIND_NODE, ca_cert_path, ca_key_path, cert_path, key_path, overwrite, err, errlen);
+}
+
+int clink_cert_make_intermediate(const struct clink_cert_opts *opts, const char *parent_cert_path,
+                                 const char *parent_key_path, const char *cert_path, const char *key_path,
+                                 int overwrite, char *err, size_t errlen)
+{
+    return make_issued(opts, KIND_INTERMEDIATE, parent_cert_path, parent_key_path, cert_path, key_path, overwrite, err,
+                       errlen);
 }
 
 /* ---- certificate revocation lists ---- */

@@ -695,3 +695,291 @@ Test(certgen, null_err_buffer_is_allowed)
     o.ip_addrs = NULL;
     cr_assert_eq(clink_cert_make_ca(&o, ca_pem, ca_key, 0, NULL, 0), 0);
 }
+
+/* ---- usage: server, client or both ---- */
+
+Test(certgen, server_usage_is_server_only)
+{
+    struct clink_cert_opts o = {.common_name = "srv", .key_type = CLINK_KEY_RSA_2048, .usage = CLINK_CERT_USAGE_SERVER};
+    X509 *ca;
+    X509 *leaf;
+    int rc;
+    make_ca(CLINK_KEY_DEFAULT);
+
+    rc = clink_cert_make_node(&o, ca_pem, ca_key, node_pem, node_key, 0, errbuf, sizeof(errbuf));
+
+    cr_assert_eq(rc, 0, "%s", errbuf);
+    ca = load_cert(ca_pem);
+    leaf = load_cert(node_pem);
+    cr_assert_eq(X509_get_extended_key_usage(leaf), XKU_SSL_SERVER);
+    cr_assert_eq(X509_get_key_usage(leaf), KU_DIGITAL_SIGNATURE | KU_KEY_ENCIPHERMENT, "an RSA server keeps RSA kx");
+    cr_assert_eq(verify(ca, leaf, X509_PURPOSE_SSL_SERVER), X509_V_OK);
+    cr_assert_eq(verify(ca, leaf, X509_PURPOSE_SSL_CLIENT), X509_V_ERR_INVALID_PURPOSE);
+    X509_free(leaf);
+    X509_free(ca);
+}
+
+Test(certgen, client_usage_is_client_only)
+{
+    struct clink_cert_opts o = {.common_name = "cli", .key_type = CLINK_KEY_RSA_2048, .usage = CLINK_CERT_USAGE_CLIENT};
+    X509 *ca;
+    X509 *leaf;
+    int rc;
+    make_ca(CLINK_KEY_DEFAULT);
+
+    rc = clink_cert_make_node(&o, ca_pem, ca_key, node_pem, node_key, 0, errbuf, sizeof(errbuf));
+
+    cr_assert_eq(rc, 0, "%s", errbuf);
+    ca = load_cert(ca_pem);
+    leaf = load_cert(node_pem);
+    cr_assert_eq(X509_get_extended_key_usage(leaf), XKU_SSL_CLIENT);
+    cr_assert_eq(X509_get_key_usage(leaf), KU_DIGITAL_SIGNATURE, "a client only signs, even with RSA");
+    cr_assert_eq(verify(ca, leaf, X509_PURPOSE_SSL_CLIENT), X509_V_OK);
+    cr_assert_eq(verify(ca, leaf, X509_PURPOSE_SSL_SERVER), X509_V_ERR_INVALID_PURPOSE);
+    X509_free(leaf);
+    X509_free(ca);
+}
+
+Test(certgen, bad_usage_is_einval)
+{
+    struct clink_cert_opts bad = {.common_name = "x", .usage = (enum clink_cert_usage)9};
+    struct clink_cert_opts ca_with_usage = {.common_name = "x", .usage = CLINK_CERT_USAGE_SERVER};
+    make_ca(CLINK_KEY_DEFAULT);
+    char int_pem[PATH_MAX];
+    char int_key[PATH_MAX];
+    path_in_dir(int_pem, "int.pem");
+    path_in_dir(int_key, "int-key.pem");
+
+    cr_assert_eq(clink_cert_make_node(&bad, ca_pem, ca_key, node_pem, node_key, 0, errbuf, sizeof(errbuf)),
+                 -CLINK_EINVAL);
+    cr_assert_not_null(strstr(errbuf, "usage"), "%s", errbuf);
+    cr_assert_eq(
+        clink_cert_make_intermediate(&ca_with_usage, ca_pem, ca_key, int_pem, int_key, 0, errbuf, sizeof(errbuf)),
+        -CLINK_EINVAL);
+    cr_assert_not_null(strstr(errbuf, "node certificates only"), "%s", errbuf);
+    cr_assert_not(exists(node_pem));
+    cr_assert_not(exists(int_pem));
+    cr_assert_not(exists(int_key));
+}
+
+/* ---- intermediate CAs ---- */
+
+static int count_certs(const char *path)
+{
+    char *pem = read_file(path);
+    int n = 0;
+    for (const char *p = pem; (p = strstr(p, "-----BEGIN CERTIFICATE-----")) != NULL; p++) {
+        n++;
+    }
+    free(pem);
+    return n;
+}
+
+/* The n-th certificate (0-based) of a PEM file. */
+static X509 *load_nth_cert(const char *path, int n)
+{
+    FILE *f = fopen(path, "r");
+    X509 *x = NULL;
+
+    cr_assert_not_null(f, "open %s: %s", path, strerror(errno));
+    for (int i = 0; i <= n; i++) {
+        X509_free(x);
+        x = PEM_read_X509(f, NULL, NULL, NULL);
+        cr_assert_not_null(x, "%s: no certificate %d", path, i);
+    }
+    fclose(f);
+    return x;
+}
+
+/* As a TLS peer trusting only `root` sees `leaf` with the chain its file carries. */
+static int verify_chain(X509 *root, const char *leaf_file, int purpose)
+{
+    X509_STORE *store = X509_STORE_new();
+    X509_STORE_CTX *ctx = X509_STORE_CTX_new();
+    STACK_OF(X509) *untrusted = sk_X509_new_null();
+    X509 *leaf = load_nth_cert(leaf_file, 0);
+    int total = count_certs(leaf_file);
+    int rc;
+
+    for (int i = 1; i < total; i++) {
+        cr_assert_gt(sk_X509_push(untrusted, load_nth_cert(leaf_file, i)), 0);
+    }
+    cr_assert_eq(X509_STORE_add_cert(store, root), 1);
+    cr_assert_eq(X509_STORE_CTX_init(ctx, store, leaf, untrusted), 1);
+    X509_STORE_CTX_set_flags(ctx, X509_V_FLAG_X509_STRICT);
+    cr_assert_eq(X509_STORE_CTX_set_purpose(ctx, purpose), 1);
+    rc = X509_verify_cert(ctx) == 1 ? X509_V_OK : X509_STORE_CTX_get_error(ctx);
+    X509_STORE_CTX_free(ctx);
+    X509_STORE_free(store);
+    sk_X509_pop_free(untrusted, X509_free);
+    X509_free(leaf);
+    return rc;
+}
+
+Test(certgen, intermediate_has_ca_profile_with_pathlen_0)
+{
+    struct clink_cert_opts io = {.common_name = "test intermediate"};
+    char int_pem[PATH_MAX];
+    char int_key[PATH_MAX];
+    X509 *ca;
+    X509 *inter;
+    int rc;
+    make_ca(CLINK_KEY_DEFAULT);
+    path_in_dir(int_pem, "int.pem");
+    path_in_dir(int_key, "int-key.pem");
+
+    rc = clink_cert_make_intermediate(&io, ca_pem, ca_key, int_pem, int_key, 0, errbuf, sizeof(errbuf));
+
+    cr_assert_eq(rc, 0, "%s", errbuf);
+    cr_assert_eq(count_certs(int_pem), 1, "a root is never written into the chain");
+    cr_assert_eq(file_mode(int_key), 0600);
+    ca = load_cert(ca_pem);
+    inter = load_cert(int_pem);
+    cr_assert_eq(X509_check_ca(inter), 1);
+    cr_assert(ext_critical(inter, NID_basic_constraints));
+    cr_assert_eq(X509_get_pathlen(inter), 0);
+    cr_assert(ext_critical(inter, NID_key_usage));
+    cr_assert_eq(X509_get_key_usage(inter), KU_KEY_CERT_SIGN | KU_CRL_SIGN);
+    cr_assert_eq(X509_get_extension_flags(inter) & EXFLAG_XKUSAGE, 0, "no EKU on a CA");
+    cr_assert_eq(X509_NAME_cmp(X509_get_issuer_name(inter), X509_get_subject_name(ca)), 0);
+    cr_assert_eq(ASN1_OCTET_STRING_cmp(X509_get0_authority_key_id(inter), X509_get0_subject_key_id(ca)), 0);
+    cr_assert_eq(X509_check_issued(ca, inter), X509_V_OK);
+    cr_assert_eq(verify(ca, inter, X509_PURPOSE_ANY), X509_V_OK);
+    X509_free(inter);
+    X509_free(ca);
+}
+
+Test(certgen, node_under_intermediate_carries_the_chain_and_verifies_against_the_root)
+{
+    static const char *const dns[] = {"node1.example", NULL};
+    struct clink_cert_opts io = {.common_name = "test intermediate"};
+    struct clink_cert_opts o = {.common_name = "node1", .dns_names = dns};
+    char int_pem[PATH_MAX];
+    char int_key[PATH_MAX];
+    X509 *ca;
+    X509 *inter;
+    X509 *second;
+    X509 *leaf;
+    int rc;
+    make_ca(CLINK_KEY_DEFAULT);
+    path_in_dir(int_pem, "int.pem");
+    path_in_dir(int_key, "int-key.pem");
+    rc = clink_cert_make_intermediate(&io, ca_pem, ca_key, int_pem, int_key, 0, errbuf, sizeof(errbuf));
+    cr_assert_eq(rc, 0, "%s", errbuf);
+
+    rc = clink_cert_make_node(&o, int_pem, int_key, node_pem, node_key, 0, errbuf, sizeof(errbuf));
+
+    cr_assert_eq(rc, 0, "%s", errbuf);
+    cr_assert_eq(count_certs(node_pem), 2, "leaf, then the intermediate");
+    ca = load_cert(ca_pem);
+    inter = load_cert(int_pem);
+    leaf = load_nth_cert(node_pem, 0);
+    second = load_nth_cert(node_pem, 1);
+    cr_assert_eq(X509_cmp(second, inter), 0);
+    cr_assert_eq(X509_check_issued(inter, leaf), X509_V_OK);
+    cr_assert_eq(verify_chain(ca, node_pem, X509_PURPOSE_SSL_SERVER), X509_V_OK);
+    cr_assert_eq(verify_chain(ca, node_pem, X509_PURPOSE_SSL_CLIENT), X509_V_OK);
+    cr_assert_eq(verify(ca, leaf, X509_PURPOSE_SSL_SERVER), X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY,
+                 "without the intermediate the root alone does not vouch for it");
+    X509_free(second);
+    X509_free(leaf);
+    X509_free(inter);
+    X509_free(ca);
+}
+
+Test(certgen, node_under_root_has_no_chain)
+{
+    struct clink_cert_opts o = {.common_name = "node1"};
+    int rc;
+    make_ca(CLINK_KEY_DEFAULT);
+
+    rc = clink_cert_make_node(&o, ca_pem, ca_key, node_pem, node_key, 0, errbuf, sizeof(errbuf));
+
+    cr_assert_eq(rc, 0, "%s", errbuf);
+    cr_assert_eq(count_certs(node_pem), 1);
+}
+
+Test(certgen, intermediate_cannot_issue_another_ca)
+{
+    struct clink_cert_opts io = {.common_name = "test intermediate"};
+    char int_pem[PATH_MAX];
+    char int_key[PATH_MAX];
+    char sub_pem[PATH_MAX];
+    char sub_key[PATH_MAX];
+    int rc;
+    make_ca(CLINK_KEY_DEFAULT);
+    path_in_dir(int_pem, "int.pem");
+    path_in_dir(int_key, "int-key.pem");
+    path_in_dir(sub_pem, "sub.pem");
+    path_in_dir(sub_key, "sub-key.pem");
+    rc = clink_cert_make_intermediate(&io, ca_pem, ca_key, int_pem, int_key, 0, errbuf, sizeof(errbuf));
+    cr_assert_eq(rc, 0, "%s", errbuf);
+
+    rc = clink_cert_make_intermediate(&io, int_pem, int_key, sub_pem, sub_key, 0, errbuf, sizeof(errbuf));
+
+    cr_assert_eq(rc, -CLINK_ECONFIG);
+    cr_assert_not_null(strstr(errbuf, "pathlen 0"), "%s", errbuf);
+    cr_assert_not_null(strstr(errbuf, int_pem), "%s", errbuf);
+    cr_assert_not(exists(sub_pem));
+    cr_assert_not(exists(sub_key));
+}
+
+Test(certgen, intermediate_from_a_node_cert_is_econfig)
+{
+    struct clink_cert_opts o = {.common_name = "node1"};
+    char int_pem[PATH_MAX];
+    char int_key[PATH_MAX];
+    int rc;
+    make_ca(CLINK_KEY_DEFAULT);
+    rc = clink_cert_make_node(&o, ca_pem, ca_key, node_pem, node_key, 0, errbuf, sizeof(errbuf));
+    cr_assert_eq(rc, 0, "%s", errbuf);
+    path_in_dir(int_pem, "int.pem");
+    path_in_dir(int_key, "int-key.pem");
+
+    rc = clink_cert_make_intermediate(&o, node_pem, node_key, int_pem, int_key, 0, errbuf, sizeof(errbuf));
+
+    cr_assert_eq(rc, -CLINK_ECONFIG);
+    cr_assert_not_null(strstr(errbuf, "not a CA"), "%s", errbuf);
+    cr_assert_not(exists(int_pem));
+}
+
+Test(certgen, crl_signed_by_an_intermediate_revokes_its_node)
+{
+    struct clink_cert_opts io = {.common_name = "test intermediate"};
+    struct clink_cert_opts o = {.common_name = "node1"};
+    char int_pem[PATH_MAX];
+    char int_key[PATH_MAX];
+    char crl_pem[PATH_MAX];
+    const char *revoked[] = {node_pem, NULL};
+    X509 *inter;
+    X509 *leaf;
+    X509_CRL *crl;
+    X509_REVOKED *entry = NULL;
+    FILE *f;
+    int rc;
+    make_ca(CLINK_KEY_DEFAULT);
+    path_in_dir(int_pem, "int.pem");
+    path_in_dir(int_key, "int-key.pem");
+    path_in_dir(crl_pem, "crl.pem");
+    rc = clink_cert_make_intermediate(&io, ca_pem, ca_key, int_pem, int_key, 0, errbuf, sizeof(errbuf));
+    cr_assert_eq(rc, 0, "%s", errbuf);
+    rc = clink_cert_make_node(&o, int_pem, int_key, node_pem, node_key, 0, errbuf, sizeof(errbuf));
+    cr_assert_eq(rc, 0, "%s", errbuf);
+
+    rc = clink_cert_make_crl(int_pem, int_key, revoked, 0, crl_pem, errbuf, sizeof(errbuf));
+
+    cr_assert_eq(rc, 0, "%s", errbuf);
+    inter = load_cert(int_pem);
+    leaf = load_cert(node_pem);
+    f = fopen(crl_pem, "r");
+    cr_assert_not_null(f);
+    crl = PEM_read_X509_CRL(f, NULL, NULL, NULL);
+    fclose(f);
+    cr_assert_not_null(crl);
+    cr_assert_eq(X509_NAME_cmp(X509_CRL_get_issuer(crl), X509_get_subject_name(inter)), 0);
+    cr_assert_eq(X509_CRL_verify(crl, X509_get0_pubkey(inter)), 1);
+    cr_assert_eq(X509_CRL_get0_by_cert(crl, &entry, leaf), 1, "the node is listed");
+    X509_CRL_free(crl);
+    X509_free(leaf);
+    X509_free(inter);
+}

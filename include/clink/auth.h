@@ -90,6 +90,13 @@ enum clink_key_type {
     CLINK_KEY_RSA_2048,
 };
 
+/* Which TLS role a node certificate may play: its extendedKeyUsage (and keyUsage to match). */
+enum clink_cert_usage {
+    CLINK_CERT_USAGE_DEFAULT = 0, /* serverAuth + clientAuth: a node both accepts and dials */
+    CLINK_CERT_USAGE_SERVER,      /* serverAuth only: peers refuse it as a client certificate */
+    CLINK_CERT_USAGE_CLIENT,      /* clientAuth only: peers refuse it as a server certificate */
+};
+
 struct clink_cert_opts {
     const char *common_name;      /* [in] subject CN. Required. */
     const char *const *dns_names; /* [in] NULL-terminated list of DNS SANs, or NULL */
@@ -97,6 +104,7 @@ struct clink_cert_opts {
     enum clink_key_type key_type;
     int64_t not_before_offset_s; /* validity starts now + this (may be negative). 0: now - 60 s */
     int64_t valid_for_s;         /* length of validity from not_before. 0: 365 days */
+    enum clink_cert_usage usage; /* node certificates only; must be 0 for a CA */
 };
 
 /*
@@ -109,9 +117,26 @@ CLINK_API CLINK_MUST_USE int clink_cert_make_ca(const struct clink_cert_opts *op
                                                 const char *key_path, int overwrite, char *err, size_t errlen);
 
 /*
- * Make a node certificate signed by the CA in ca_cert_path/ca_key_path, usable
- * as both TLS server and client (EKU serverAuth + clientAuth), with the given
- * SANs. Same file rules as clink_cert_make_ca.
+ * Make an intermediate CA signed by the CA in parent_cert_path/parent_key_path
+ * (a root or another intermediate that may still issue CAs): basicConstraints
+ * CA:TRUE with pathlen 0 (it signs node certificates only), keyCertSign,
+ * cRLSign, AKI = the parent's key id. cert_path holds the intermediate, then
+ * the parent's intermediates (never the root), so that it can be passed as
+ * ca_cert_path to clink_cert_make_node. Same file rules as clink_cert_make_ca.
+ * Thread: any. Returns 0 or -CLINK_EINVAL / -CLINK_ECONFIG (a parent that is
+ * not a CA or has pathlen 0) / -errno, with err.
+ */
+CLINK_API CLINK_MUST_USE int clink_cert_make_intermediate(const struct clink_cert_opts *opts,
+                                                          const char *parent_cert_path, const char *parent_key_path,
+                                                          const char *cert_path, const char *key_path, int overwrite,
+                                                          char *err, size_t errlen);
+
+/*
+ * Make a node certificate signed by the CA in ca_cert_path/ca_key_path, with
+ * the given SANs, usable as TLS server and client (opts->usage narrows it).
+ * When that CA is an intermediate, cert_path holds the node certificate then
+ * the intermediates from ca_cert_path (not the root): a peer that trusts only
+ * the root verifies it. Same file rules as clink_cert_make_ca.
  */
 CLINK_API CLINK_MUST_USE int clink_cert_make_node(const struct clink_cert_opts *opts, const char *ca_cert_path,
                                                   const char *ca_key_path, const char *cert_path, const char *key_path,
