@@ -118,27 +118,100 @@ void clink__tls_prepare_ctx(SSL_CTX *ctx)
     SSL_CTX_set_keylog_callback(ctx, keylog_cb);
 }
 
+/* ---- certificate verification ---- */
+
+static void name_rfc2253(const X509_NAME *name, char *dst, size_t cap)
+{
+    BIO *m = BIO_new(BIO_s_mem());
+    dst[0] = '\0';
+    if (m == NULL) {
+        return;
+    }
+    if (X509_NAME_print_ex(m, name, 0, XN_FLAG_RFC2253) >= 0) {
+        int n = BIO_read(m, dst, (int)cap - 1);
+        dst[n > 0 ? n : 0] = '\0';
+    }
+    BIO_free(m);
+}
+
+/*
+ * OpenSSL's verify result says what is wrong but not with which certificate.
+ * Record the first failure with its depth and subject; the result passed in
+ * is returned unchanged, so verification itself is exactly OpenSSL's.
+ */
+static int verify_cb(int ok, X509_STORE_CTX *sctx)
+{
+    SSL *ssl = X509_STORE_CTX_get_ex_data(sctx, SSL_get_ex_data_X509_STORE_CTX_idx());
+    struct clink__tls *t = ssl != NULL ? SSL_get_ex_data(ssl, ex_index) : NULL;
+    if (ok || t == NULL || t->verify_err != 0) {
+        return ok;
+    }
+    t->verify_err = X509_STORE_CTX_get_error(sctx);
+    t->verify_depth = X509_STORE_CTX_get_error_depth(sctx);
+    X509 *x = X509_STORE_CTX_get_current_cert(sctx);
+    if (x != NULL) {
+        name_rfc2253(X509_get_subject_name(x), t->verify_subject, sizeof(t->verify_subject));
+    }
+    if (t->verify_subject[0] == '\0') {
+        snprintf(t->verify_subject, sizeof(t->verify_subject), "no subject");
+    }
+    return ok;
+}
+
+/* The alerts a peer sends when it refuses our certificate (RFC 8446 6.2; OpenSSL's ssl_x509err2alert). */
+static int is_certificate_alert(int reason)
+{
+    switch (reason - SSL_AD_REASON_OFFSET) {
+    case SSL_AD_BAD_CERTIFICATE:
+    case SSL_AD_UNSUPPORTED_CERTIFICATE:
+    case SSL_AD_CERTIFICATE_REVOKED:
+    case SSL_AD_CERTIFICATE_EXPIRED:
+    case SSL_AD_CERTIFICATE_UNKNOWN:
+    case SSL_AD_UNKNOWN_CA:
+    case SSL_AD_CERTIFICATE_REQUIRED:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
 /* ---- errors ---- */
 
 static int fail(struct clink__tls *t, int code, const char *what)
 {
     unsigned long e = ERR_get_error();
+    int reason = ERR_GET_REASON(e);
     char ebuf[160] = "";
     if (e != 0) {
         ERR_error_string_n(e, ebuf, sizeof(ebuf));
     }
+    /*
+     * The verify result is kept even when we do not verify (ssl_mode
+     * REQUIRED): only a verifying side may blame it, or any later failure of
+     * an unverified connection would read as "certificate verify failed".
+     */
     long v = SSL_get_verify_result(t->ssl);
-    if (v != X509_V_OK) {
-        snprintf(t->err, sizeof(t->err), "%s: certificate verify failed: %s", what, X509_verify_cert_error_string(v));
+    if (v != X509_V_OK && SSL_get_verify_mode(t->ssl) != SSL_VERIFY_NONE) {
+        if (t->verify_err == v) {
+            snprintf(t->err, sizeof(t->err), "%s: certificate verify failed: %s (depth %d, %s)", what,
+                     X509_verify_cert_error_string(v), t->verify_depth, t->verify_subject);
+        } else {
+            snprintf(t->err, sizeof(t->err), "%s: certificate verify failed: %s", what,
+                     X509_verify_cert_error_string(v));
+        }
         code = -CLINK_EVERIFY;
-    } else if (ERR_GET_REASON(e) == SSL_R_TLSV1_ALERT_NO_APPLICATION_PROTOCOL ||
-               ERR_GET_REASON(e) == SSL_R_NO_APPLICATION_PROTOCOL) {
+    } else if (reason == SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE) {
+        snprintf(t->err, sizeof(t->err), "%s: the client sent no certificate, and this node requires one", what);
+        code = -CLINK_EVERIFY;
+    } else if (reason == SSL_R_TLSV1_ALERT_NO_APPLICATION_PROTOCOL || reason == SSL_R_NO_APPLICATION_PROTOCOL) {
         snprintf(t->err, sizeof(t->err), "%s: %s", what, ebuf);
         code = -CLINK_EALPN;
-    } else if (ERR_GET_REASON(e) >= SSL_AD_REASON_OFFSET + 40 && ERR_GET_REASON(e) < SSL_AD_REASON_OFFSET + 60 &&
-               ERR_GET_REASON(e) != SSL_R_TLSV1_ALERT_NO_APPLICATION_PROTOCOL) {
-        /* The peer sent a certificate alert (bad_certificate, unknown_ca, ...): it refused our certificate. */
-        snprintf(t->err, sizeof(t->err), "%s: peer rejected our certificate: %s", what, ebuf);
+    } else if (reason == SSL_R_TLSV13_ALERT_CERTIFICATE_REQUIRED) {
+        snprintf(t->err, sizeof(t->err), "%s: peer requires a certificate and we sent none", what);
+        code = -CLINK_EVERIFY;
+    } else if (is_certificate_alert(reason)) {
+        snprintf(t->err, sizeof(t->err), "%s: peer rejected our certificate: %s", what,
+                 SSL_alert_desc_string_long(reason - SSL_AD_REASON_OFFSET));
         code = -CLINK_EVERIFY;
     } else {
         snprintf(t->err, sizeof(t->err), "%s: %s", what, e ? ebuf : "unexpected end of stream");
@@ -170,6 +243,8 @@ int clink__tls_init(struct clink__tls *t, SSL_CTX *ctx, int is_server, const cha
     BIO_set_data(bio, t);
     SSL_set_bio(t->ssl, bio, bio);
     SSL_set_ex_data(t->ssl, ex_index, t);
+    /* Same mode as the context (server: the client-certificate rule), plus the callback that names the certificate. */
+    SSL_set_verify(t->ssl, SSL_get_verify_mode(t->ssl), verify_cb);
     SSL_set_msg_callback(t->ssl, msg_cb);
     SSL_set_msg_callback_arg(t->ssl, t);
     if (is_server) {
@@ -179,7 +254,7 @@ int clink__tls_init(struct clink__tls *t, SSL_CTX *ctx, int is_server, const cha
     SSL_set_connect_state(t->ssl);
     if (verify == 0) {
         /* ssl_mode REQUIRED or PREFERRED: encrypted, server unverified (the caller chose it; never a default). */
-        SSL_set_verify(t->ssl, SSL_VERIFY_NONE, NULL);
+        SSL_set_verify(t->ssl, SSL_VERIFY_NONE, verify_cb);
         return 0;
     }
     if (verify == 1) {
@@ -264,20 +339,6 @@ void clink__tls_close_notify(struct clink__tls *t)
     ERR_clear_error();
     CLINK_IGNORE(SSL_shutdown(t->ssl) < 0); /* writes close_notify into out; the peer's arrives later or not */
     ERR_clear_error();
-}
-
-static void name_rfc2253(const X509_NAME *name, char *dst, size_t cap)
-{
-    BIO *m = BIO_new(BIO_s_mem());
-    dst[0] = '\0';
-    if (m == NULL) {
-        return;
-    }
-    if (X509_NAME_print_ex(m, name, 0, XN_FLAG_RFC2253) >= 0) {
-        int n = BIO_read(m, dst, (int)cap - 1);
-        dst[n > 0 ? n : 0] = '\0';
-    }
-    BIO_free(m);
 }
 
 void clink__tls_status(const struct clink__tls *t, struct clink_conn_status *st)

@@ -28,6 +28,14 @@ struct clink__tls {
     int app_in, app_out;      /* direction runs under application keys */
     uint64_t rec_in, rec_out; /* records since that switch */
     int orderly;              /* close_notify exchanged: the session may be resumed */
+    /*
+     * The first certificate verification failure, as the verify callback saw
+     * it: which certificate (depth in the peer's chain, 0 = the peer's own,
+     * and its subject), so that the reason names it. 0: none.
+     */
+    int verify_err;
+    int verify_depth;
+    char verify_subject[128];
     char err[256];
 };
 
@@ -39,7 +47,12 @@ void clink__tls_prepare_ctx(SSL_CTX *ctx);
 int clink__tls_init(struct clink__tls *t, SSL_CTX *ctx, int is_server, const char *expected_name, int verify,
                     struct clink__bytes *in, struct clink__bytes *out);
 
-/* Returns 1 done, 0 needs more input, or a negative error (t->err says why). */
+/*
+ * Returns 1 done, 0 needs more input, or a negative error. t->err says why in
+ * words, e.g. "TLS handshake: certificate verify failed: certificate has
+ * expired (depth 0, CN=leaf)" or "TLS read: peer rejected our certificate:
+ * certificate revoked".
+ */
 int clink__tls_handshake(struct clink__tls *t);
 
 /*
