@@ -2,8 +2,11 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <ftw.h>
 #include <netinet/in.h>
 #include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/x509v3.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -87,16 +90,76 @@ void ts_pki_make(struct ts_pki *p)
                  "%s", err);
 }
 
+static int rm_entry(const char *fpath, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return remove(fpath);
+}
+
 void ts_pki_remove(struct ts_pki *p)
 {
-    const char *names[] = {"ca.pem",       "ca-key.pem",       "node.pem",  "node-key.pem",
-                           "other-ca.pem", "other-ca-key.pem", "other.pem", "other-key.pem"};
-    char f[300];
-    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-        path(f, sizeof(f), p->dir, names[i]);
-        unlink(f);
+    if (p->dir[0] != '\0') {
+        nftw(p->dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
     }
-    rmdir(p->dir);
+}
+
+void ts_pki_path(const struct ts_pki *p, const char *name, char *dst, size_t cap)
+{
+    int n = snprintf(dst, cap, "%s/%s", p->dir, name);
+    TS_REQUIRE(n > 0 && (size_t)n < cap, "path too long: %s/%s", p->dir, name);
+}
+
+void ts_pem_first_block(const char *src, const char *dst)
+{
+    FILE *in = fopen(src, "r");
+    TS_REQUIRE(in != NULL, "%s: %s", src, strerror(errno));
+    X509 *x = PEM_read_X509(in, NULL, NULL, NULL);
+    fclose(in);
+    TS_REQUIRE(x != NULL, "%s: no PEM certificate", src);
+    FILE *out = fopen(dst, "w");
+    TS_REQUIRE(out != NULL, "%s: %s", dst, strerror(errno));
+    TS_REQUIRE(PEM_write_X509(out, x) == 1, "%s: cannot write", dst);
+    TS_REQUIRE(fclose(out) == 0, "%s: %s", dst, strerror(errno));
+    X509_free(x);
+}
+
+void ts_self_signed_leaf(const char *cert, const char *key, const char *cert_out)
+{
+    FILE *f = fopen(cert, "r");
+    TS_REQUIRE(f != NULL, "%s: %s", cert, strerror(errno));
+    X509 *x = PEM_read_X509(f, NULL, NULL, NULL);
+    fclose(f);
+    f = fopen(key, "r");
+    TS_REQUIRE(f != NULL, "%s: %s", key, strerror(errno));
+    EVP_PKEY *k = PEM_read_PrivateKey(f, NULL, NULL, NULL);
+    fclose(f);
+    TS_REQUIRE(x != NULL && k != NULL, "%s / %s: no certificate or key", cert, key);
+    /* An authority key id naming the old CA would make OpenSSL look for that CA instead of calling it self-signed. */
+    int i = X509_get_ext_by_NID(x, NID_authority_key_identifier, -1);
+    if (i >= 0) {
+        X509_EXTENSION_free(X509_delete_ext(x, i));
+    }
+    TS_REQUIRE(X509_set_issuer_name(x, X509_get_subject_name(x)) == 1, "set issuer");
+    TS_REQUIRE(X509_sign(x, k, EVP_sha256()) > 0, "sign");
+    f = fopen(cert_out, "w");
+    TS_REQUIRE(f != NULL, "%s: %s", cert_out, strerror(errno));
+    TS_REQUIRE(PEM_write_X509(f, x) == 1, "%s: cannot write", cert_out);
+    TS_REQUIRE(fclose(f) == 0, "%s: %s", cert_out, strerror(errno));
+    EVP_PKEY_free(k);
+    X509_free(x);
+}
+
+void ts_tls_serve_cert(struct clink_tls_ctx *tls, const char *cert, const char *key)
+{
+    SSL_CTX *ctx = clink_tls_ctx_server(tls);
+    /* use_certificate_chain_file replaces the extra chain certificates too. */
+    TS_REQUIRE(SSL_CTX_use_certificate_chain_file(ctx, cert) == 1, "%s: cannot load", cert);
+    TS_REQUIRE(SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) == 1, "%s: cannot load", key);
+    TS_REQUIRE(SSL_CTX_check_private_key(ctx) == 1, "%s does not match %s", key, cert);
+    SSL_CTX_set_mode(ctx, SSL_MODE_NO_AUTO_CHAIN);
+    ERR_clear_error();
 }
 
 struct clink_tls_ctx *ts_tls(const char *cert, const char *key, const char *ca)
@@ -130,6 +193,22 @@ void ts_register_echo(struct clink_node *n)
     cr_assert_eq(clink_node_register(n, TS_FAIL, fail, NULL), 0);
 }
 
+static struct clink_node *start_node(const struct clink_node_opts *o, int listen, void (*reg)(struct clink_node *))
+{
+    struct clink_node *n = NULL;
+    cr_assert_eq(clink_node_new(o, &n), 0);
+    if (reg) {
+        reg(n);
+    }
+    if (listen) {
+        cr_assert_eq(clink_node_listen(n, "127.0.0.1", 0), 0);
+        cr_assert_neq(clink_node_port(n), 0);
+    }
+    int ret = clink_node_start(n);
+    cr_assert_eq(ret, 0, "start: %s", clink_strerror(ret));
+    return n;
+}
+
 static struct clink_node *mk(struct clink_tls_ctx *tls, unsigned workers, int allow_plain, int listen,
                              void (*reg)(struct clink_node *))
 {
@@ -141,18 +220,16 @@ static struct clink_node *mk(struct clink_tls_ctx *tls, unsigned workers, int al
         .log = getenv("CLINK_TEST_LOG") ? clink_log_stderr : NULL,
         .log_level = CLINK_LOG_DEBUG,
     };
-    struct clink_node *n = NULL;
-    cr_assert_eq(clink_node_new(&o, &n), 0);
-    if (reg) {
-        reg(n);
+    return start_node(&o, listen, reg);
+}
+
+struct clink_node *ts_node_with(const struct clink_node_opts *o, void (*reg)(struct clink_node *))
+{
+    struct clink_node_opts copy = *o;
+    if (copy.handshake_timeout_ms == 0) {
+        copy.handshake_timeout_ms = ts_ms(5000);
     }
-    if (listen) {
-        cr_assert_eq(clink_node_listen(n, "127.0.0.1", 0), 0);
-        cr_assert_neq(clink_node_port(n), 0);
-    }
-    int ret = clink_node_start(n);
-    cr_assert_eq(ret, 0, "start: %s", clink_strerror(ret));
-    return n;
+    return start_node(&copy, 1, reg);
 }
 
 struct clink_node *ts_node(struct clink_tls_ctx *tls, unsigned workers, int allow_plain,
@@ -222,8 +299,10 @@ int ts_raw_tls_with(struct ts_raw *r, uint16_t port, const struct ts_raw_opts *o
     r->ctx = SSL_CTX_new(TLS_client_method());
     SSL_CTX_set_min_proto_version(r->ctx, o->max_version ? TLS1_2_VERSION : TLS1_3_VERSION);
     SSL_CTX_set_max_proto_version(r->ctx, o->max_version ? o->max_version : TLS1_3_VERSION);
-    cr_assert_eq(SSL_CTX_use_certificate_chain_file(r->ctx, cert), 1);
-    cr_assert_eq(SSL_CTX_use_PrivateKey_file(r->ctx, key, SSL_FILETYPE_PEM), 1);
+    if (cert != NULL) {
+        cr_assert_eq(SSL_CTX_use_certificate_chain_file(r->ctx, cert), 1);
+        cr_assert_eq(SSL_CTX_use_PrivateKey_file(r->ctx, key, SSL_FILETYPE_PEM), 1);
+    }
     cr_assert_eq(SSL_CTX_load_verify_locations(r->ctx, ca, NULL), 1);
     SSL_CTX_set_verify(r->ctx, SSL_VERIFY_PEER, NULL);
     static const unsigned char alpn[] = "\x07" CLINK_ALPN;

@@ -22,15 +22,6 @@ void ts_fail(const char *file, int line, const char *fmt, ...) __attribute__((fo
         }                                                                                                              \
     } while (0)
 
-/* Helpers fail loudly (message, then abort) so they serve Criterion tests and plain drivers alike. */
-void ts_fail(const char *file, int line, const char *fmt, ...) __attribute__((format(printf, 3, 4), noreturn));
-#define TS_REQUIRE(cond, ...)                                                                                          \
-    do {                                                                                                               \
-        if (!(cond)) {                                                                                                 \
-            ts_fail(__FILE__, __LINE__, __VA_ARGS__);                                                                  \
-        }                                                                                                              \
-    } while (0)
-
 /* Every network wait in tests is multiplied by $CLINK_TEST_TIMEOUT_SCALE (sanitizers, the kTLS VM). */
 unsigned ts_scale(void);
 unsigned ts_ms(unsigned ms);
@@ -43,7 +34,26 @@ struct ts_pki {
     char other_ca[300], other_cert[300], other_key[300];
 };
 void ts_pki_make(struct ts_pki *p);
+/* Removes the directory and everything in it, including files tests added. */
 void ts_pki_remove(struct ts_pki *p);
+/* dst = p->dir + "/" + name. */
+void ts_pki_path(const struct ts_pki *p, const char *name, char *dst, size_t cap);
+
+/* Copy only the first PEM block of src to dst: a leaf without the intermediates its file carries. */
+void ts_pem_first_block(const char *src, const char *dst);
+/*
+ * Write to cert_out the certificate in cert re-signed by its own key (key): a
+ * self-signed leaf (CA:FALSE, issuer = subject, no authority key id).
+ */
+void ts_self_signed_leaf(const char *cert, const char *key, const char *cert_out);
+/*
+ * Make a TLS context's server side present exactly the chain in cert (key:
+ * its key), with no chain built from its CA bundle (SSL_MODE_NO_AUTO_CHAIN).
+ * clink_tls_ctx_new refuses a certificate that does not verify (expired, not
+ * yet valid, from another CA); this plays a server whose certificate went
+ * bad while it ran, or one misconfigured by other means.
+ */
+void ts_tls_serve_cert(struct clink_tls_ctx *tls, const char *cert, const char *key);
 
 /* TLS context from files (aborts the test on failure). */
 struct clink_tls_ctx *ts_tls(const char *cert, const char *key, const char *ca);
@@ -51,6 +61,8 @@ struct clink_tls_ctx *ts_tls(const char *cert, const char *key, const char *ca);
 /* Node listening on 127.0.0.1:0 with `workers` workers; started. */
 struct clink_node *ts_node(struct clink_tls_ctx *tls, unsigned workers, int allow_plain,
                            void (*reg)(struct clink_node *));
+/* Node from o (workers, tls, on_conn, log...) listening on 127.0.0.1:0; started. Zero handshake timeout: 5 s scaled. */
+struct clink_node *ts_node_with(const struct clink_node_opts *o, void (*reg)(struct clink_node *));
 /* Node with no listener (a client); started. */
 struct clink_node *ts_client(struct clink_tls_ctx *tls, unsigned workers, int allow_plain);
 
@@ -77,7 +89,7 @@ int ts_raw_tls(struct ts_raw *r, uint16_t port, const struct ts_pki *p);
 int ts_raw_tls_as(struct ts_raw *r, uint16_t port, const char *cert, const char *key, const char *ca);
 /* Full control: alpn NULL offers none; max_version 0 means TLS 1.3. */
 struct ts_raw_opts {
-    const char *cert, *key, *ca;
+    const char *cert, *key, *ca; /* cert NULL: present no client certificate */
     int no_alpn;
     int max_version; /* e.g. TLS1_2_VERSION */
 };
