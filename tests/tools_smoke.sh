@@ -1,8 +1,10 @@
 #!/bin/sh
 # The command-line tools and the README example, end to end on loopback:
-# --help works everywhere, bad usage exits 2, clink-node serves verified TLS,
-# clink-status prints the cipher and version from both ends, a wrong expected
-# name is refused, and the README example runs.
+# --help works everywhere, bad usage exits 2, clink-certs makes CAs,
+# intermediates and node certificates for a role, clink-node serves verified
+# TLS (also through an intermediate), clink-status prints the cipher and
+# version from both ends, a wrong expected name and a certificate without
+# client usage are refused (and the node logs why), and the README example runs.
 set -u
 bin=$1        # build dir
 t=$(mktemp -d)
@@ -25,7 +27,20 @@ check "make agg cert" "$bin/tools/clink-certs" node --ca "$t/pki" --out "$t/pki"
 "$bin/tools/clink-certs" node --ca "$t/pki" --out "$t/pki" --name agg1 >/dev/null 2>&1
 [ $? -eq 1 ] && ok || no "clink-certs must refuse to overwrite without --force"
 
-"$bin/tools/clink-node" --listen 127.0.0.1:0 --cert "$t/pki/leaf1.pem" --key "$t/pki/leaf1-key.pem" \
+# An intermediate CA, a node under it (its file carries the chain), usages.
+check "make intermediate CA" "$bin/tools/clink-certs" ca --out "$t/pki/int" --parent "$t/pki"
+check "make leaf under the intermediate" "$bin/tools/clink-certs" node --ca "$t/pki/int" --out "$t/pki" \
+  --name leaf2 --dns localhost --ip 127.0.0.1
+[ "$(grep -c 'BEGIN CERTIFICATE' "$t/pki/leaf2.pem")" -eq 2 ] && ok || no "leaf2.pem holds the leaf, then the intermediate"
+"$bin/tools/clink-certs" ca --out "$t/pki/int2" --parent "$t/pki/int" >"$t/out" 2>&1
+[ $? -eq 1 ] && grep -q "pathlen 0" "$t/out" && ok || { no "an intermediate must not sign a CA"; cat "$t/out"; }
+"$bin/tools/clink-certs" ca --out "$t/pki" --parent "$t/pki" --force >"$t/out" 2>&1
+[ $? -eq 1 ] && grep -q "would overwrite the parent CA" "$t/out" && ok || { no "--parent = --out must fail"; cat "$t/out"; }
+check "make server-only cert" "$bin/tools/clink-certs" node --ca "$t/pki" --out "$t/pki" --name srvonly --usage server
+"$bin/tools/clink-certs" node --ca "$t/pki" --out "$t/pki" --name x --usage sideways >/dev/null 2>&1
+[ $? -eq 2 ] && ok || no "a bad --usage must exit 2"
+
+"$bin/tools/clink-node" -v --listen 127.0.0.1:0 --cert "$t/pki/leaf1.pem" --key "$t/pki/leaf1-key.pem" \
   --ca "$t/pki/ca.pem" --port-file "$t/port" 2>"$t/node.log" &
 node_pid=$!
 i=0; while [ ! -s "$t/port" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
@@ -48,6 +63,12 @@ grep -q '^Verification: identity$' "$t/status" && ok || no "verification reporte
 "$bin/tools/clink-status" --connect "127.0.0.1:$port" --name not-this-node --cert "$t/pki/agg1.pem" \
   --key "$t/pki/agg1-key.pem" --ca "$t/pki/ca.pem" >"$t/bad" 2>&1
 [ $? -eq 1 ] && grep -q "certificate verify failed: hostname mismatch" "$t/bad" && ok || { no "wrong name must be refused"; cat "$t/bad"; }
+"$bin/tools/clink-status" --connect "127.0.0.1:$port" --name localhost --cert "$t/pki/srvonly.pem" \
+  --key "$t/pki/srvonly-key.pem" --ca "$t/pki/ca.pem" >"$t/bad" 2>&1
+[ $? -eq 1 ] && grep -q "peer rejected our certificate: unsupported certificate" "$t/bad" && ok ||
+  { no "a server-only certificate must be refused as a client"; cat "$t/bad"; }
+grep -q "unsuitable certificate purpose (depth 0, CN=srvonly)" "$t/node.log" && ok ||
+  { no "clink-node logs which client certificate it refused and why"; cat "$t/node.log"; }
 "$bin/tools/clink-status" --connect "127.0.0.1:$port" --plaintext >"$t/plain" 2>&1
 [ $? -eq 1 ] && grep -q "plaintext connections are not allowed" "$t/plain" && ok || { no "plaintext must be refused"; cat "$t/plain"; }
 
@@ -72,6 +93,18 @@ port=$(cat "$t/port" 2>/dev/null)
 "$bin/tools/clink-status" --connect "127.0.0.1:$port" --name localhost --cert "$t/pki/agg1.pem" \
   --key "$t/pki/agg1-key.pem" --ca "$t/pki/ca.pem" >"$t/status" 2>&1
 [ $? -eq 0 ] && ok || { no "clink-node --config"; cat "$t/status" "$t/node.log"; }
+kill -TERM "$node_pid"; wait "$node_pid"; node_pid=
+# A node whose certificate comes from the intermediate; its peers trust only the root.
+rm -f "$t/port"
+"$bin/tools/clink-node" --listen 127.0.0.1:0 --cert "$t/pki/leaf2.pem" --key "$t/pki/leaf2-key.pem" \
+  --ca "$t/pki/ca.pem" --port-file "$t/port" 2>"$t/node.log" &
+node_pid=$!
+i=0; while [ ! -s "$t/port" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
+port=$(cat "$t/port" 2>/dev/null)
+"$bin/tools/clink-status" --connect "127.0.0.1:$port" --name localhost --cert "$t/pki/agg1.pem" \
+  --key "$t/pki/agg1-key.pem" --ca "$t/pki/ca.pem" >"$t/status" 2>&1
+[ $? -eq 0 ] && grep -q '^Peer certificate issuer: CN=clink intermediate CA$' "$t/status" && ok ||
+  { no "a chain through an intermediate verifies against the root"; cat "$t/status" "$t/node.log"; }
 kill -TERM "$node_pid"; wait "$node_pid"; node_pid=
 printf '[server]\nssl_cert = leaf1.pem\nssl_sert = typo.pem\n' >"$t/pki/bad.cnf"
 "$bin/tools/clink-node" --config "$t/pki/bad.cnf" >"$t/out" 2>&1

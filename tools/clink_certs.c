@@ -1,6 +1,6 @@
 /*
- * clink-certs: make a CA and node certificates for clink (tests, demos,
- * small deployments). Uses the public API only.
+ * clink-certs: make a CA, intermediate CAs and node certificates for clink
+ * (tests, demos, small deployments). Uses the public API only.
  *
  * Exit status: 0 success, 1 failure, 2 usage error.
  */
@@ -31,28 +31,36 @@ static const char main_usage[] = "usage: " PROG " <command> [options]\n"
                                  "Make certificates for clink nodes (mutual TLS).\n"
                                  "\n"
                                  "commands:\n"
-                                 "  ca     make a self-signed CA:          DIR/ca.pem, DIR/ca-key.pem\n"
+                                 "  ca     make a CA: DIR/ca.pem, DIR/ca-key.pem (self-signed, or an\n"
+                                 "         intermediate signed by another CA with --parent)\n"
                                  "  node   make a node certificate and key: DIR/NAME.pem, DIR/NAME-key.pem\n"
                                  "\n"
                                  "Run '" PROG " <command> --help' for the command's options.\n";
 
-static const char ca_usage[] = "usage: " PROG " ca --out DIR [--cn NAME] [--days N] [--rsa] [--force]\n"
+static const char ca_usage[] = "usage: " PROG " ca --out DIR [--parent DIR] [--cn NAME] [--days N] [--rsa] [--force]\n"
                                "\n"
-                               "Make a self-signed CA: DIR/ca.pem and DIR/ca-key.pem (mode 0600).\n"
+                               "Make a CA: DIR/ca.pem and DIR/ca-key.pem (mode 0600). Self-signed (a root),\n"
+                               "or with --parent an intermediate CA.\n"
                                "\n"
-                               "  --out DIR    output directory, created if missing\n"
-                               "  --cn NAME    subject common name (default: \"clink CA\")\n"
-                               "  --days N     validity in days, 1-36500 (default: 3650)\n"
-                               "  --rsa        RSA 2048 key instead of ECDSA P-256\n"
-                               "  --force      overwrite existing files\n"
-                               "  --help       show this help\n";
+                               "  --out DIR     output directory, created if missing\n"
+                               "  --parent DIR  sign with the CA in DIR/ca.pem + DIR/ca-key.pem: an intermediate\n"
+                               "                CA (pathlen 0: it signs node certificates only). Its ca.pem holds\n"
+                               "                it and the parent's intermediates; node certificates made with\n"
+                               "                'node --ca' on it carry that chain, so peers need only the root.\n"
+                               "  --cn NAME     subject common name (default: \"clink CA\", with --parent\n"
+                               "                \"clink intermediate CA\")\n"
+                               "  --days N      validity in days, 1-36500 (default: 3650)\n"
+                               "  --rsa         RSA 2048 key instead of ECDSA P-256\n"
+                               "  --force       overwrite existing files\n"
+                               "  --help        show this help\n";
 
 static const char node_usage[] =
     "usage: " PROG " node --ca DIR --out DIR --name NAME [--dns NAME]... [--ip ADDR]...\n"
-    "                         [--days N] [--rsa] [--force]\n"
+    "                         [--usage server|client|both] [--days N] [--rsa] [--force]\n"
     "\n"
     "Make a node certificate signed by the CA in DIR/ca.pem + DIR/ca-key.pem, valid as\n"
-    "both TLS server and client: DIR/NAME.pem and DIR/NAME-key.pem (mode 0600).\n"
+    "TLS server and client: DIR/NAME.pem and DIR/NAME-key.pem (mode 0600). When that\n"
+    "CA is an intermediate, NAME.pem holds the certificate, then the intermediates.\n"
     "\n"
     "  --ca DIR     directory holding ca.pem and ca-key.pem\n"
     "  --out DIR    output directory, created if missing\n"
@@ -60,6 +68,8 @@ static const char node_usage[] =
     "  --dns NAME   DNS subjectAltName (repeatable)\n"
     "  --ip ADDR    IPv4 or IPv6 subjectAltName (repeatable)\n"
     "               without --dns and --ip: DNS:NAME, plus IP:127.0.0.1 for \"localhost\"\n"
+    "  --usage U    server: TLS server only, client: TLS client only, both (default);\n"
+    "               peers refuse the certificate in the role it lacks\n"
     "  --days N     validity in days, 1-36500 (default: 365)\n"
     "  --rsa        RSA 2048 key instead of ECDSA P-256\n"
     "  --force      overwrite existing files\n"
@@ -175,22 +185,36 @@ static int report_failure(int rc, const char *err)
     return EXIT_FAILURE;
 }
 
+/* --force must not let the new files clobber the CA that signs them (a node named "ca", --parent = --out). */
+static int same_file(const char *a, const char *b)
+{
+    struct stat sa;
+    struct stat sb;
+
+    return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
+static int clobbers(const char *cert, const char *key, const char *ca_cert, const char *ca_key)
+{
+    return same_file(cert, ca_cert) || same_file(cert, ca_key) || same_file(key, ca_cert) || same_file(key, ca_key);
+}
+
 static int cmd_ca(int argc, char **argv)
 {
     static const struct option longopts[] = {
-        {"out", required_argument, NULL, 'o'},
-        {"cn", required_argument, NULL, 'c'},
-        {"days", required_argument, NULL, 'd'},
-        {"rsa", no_argument, NULL, 'r'},
-        {"force", no_argument, NULL, 'f'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        {"out", required_argument, NULL, 'o'}, {"parent", required_argument, NULL, 'p'},
+        {"cn", required_argument, NULL, 'c'},  {"days", required_argument, NULL, 'd'},
+        {"rsa", no_argument, NULL, 'r'},       {"force", no_argument, NULL, 'f'},
+        {"help", no_argument, NULL, 'h'},      {NULL, 0, NULL, 0},
     };
-    struct clink_cert_opts opts = {.common_name = "clink CA", .valid_for_s = CA_DEFAULT_DAYS * DAY_S};
+    struct clink_cert_opts opts = {.common_name = NULL, .valid_for_s = CA_DEFAULT_DAYS * DAY_S};
     const char *out = NULL;
+    const char *parent = NULL;
     int force = 0;
     char cert_path[PATH_MAX];
     char key_path[PATH_MAX];
+    char parent_cert[PATH_MAX];
+    char parent_key[PATH_MAX];
     char err[512];
     int c;
     int rc;
@@ -199,6 +223,9 @@ static int cmd_ca(int argc, char **argv)
         switch (c) {
         case 'o':
             out = optarg;
+            break;
+        case 'p':
+            parent = optarg;
             break;
         case 'c':
             opts.common_name = optarg;
@@ -227,6 +254,9 @@ static int cmd_ca(int argc, char **argv)
     if (out == NULL) {
         return usage_error("ca ", "ca: --out DIR is required");
     }
+    if (opts.common_name == NULL) {
+        opts.common_name = parent != NULL ? "clink intermediate CA" : "clink CA";
+    }
     if (opts.common_name[0] == '\0') {
         return usage_error("ca ", "--cn must not be empty");
     }
@@ -237,7 +267,18 @@ static int cmd_ca(int argc, char **argv)
     if (join(cert_path, out, "ca", ".pem") < 0 || join(key_path, out, "ca-key", ".pem") < 0) {
         return EXIT_FAILURE;
     }
-    rc = clink_cert_make_ca(&opts, cert_path, key_path, force, err, sizeof(err));
+    if (parent != NULL) {
+        if (join(parent_cert, parent, "ca", ".pem") < 0 || join(parent_key, parent, "ca-key", ".pem") < 0) {
+            return EXIT_FAILURE;
+        }
+        if (clobbers(cert_path, key_path, parent_cert, parent_key)) {
+            msg("--out '%s' would overwrite the parent CA in %s", out, parent);
+            return EXIT_FAILURE;
+        }
+        rc = clink_cert_make_intermediate(&opts, parent_cert, parent_key, cert_path, key_path, force, err, sizeof(err));
+    } else {
+        rc = clink_cert_make_ca(&opts, cert_path, key_path, force, err, sizeof(err));
+    }
     if (rc < 0) {
         return report_failure(rc, err);
     }
@@ -251,23 +292,20 @@ static int name_ok(const char *name)
     return name[0] != '\0' && name[0] != '.' && strchr(name, '/') == NULL;
 }
 
-/* --force must not let a node named "ca" or "ca-key" clobber the CA it is signed by. */
-static int same_file(const char *a, const char *b)
-{
-    struct stat sa;
-    struct stat sb;
-
-    return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
-}
-
 static int cmd_node(int argc, char **argv)
 {
     static const struct option longopts[] = {
-        {"ca", required_argument, NULL, 'a'},   {"out", required_argument, NULL, 'o'},
-        {"name", required_argument, NULL, 'n'}, {"dns", required_argument, NULL, 'D'},
-        {"ip", required_argument, NULL, 'I'},   {"days", required_argument, NULL, 'd'},
-        {"rsa", no_argument, NULL, 'r'},        {"force", no_argument, NULL, 'f'},
-        {"help", no_argument, NULL, 'h'},       {NULL, 0, NULL, 0},
+        {"ca", required_argument, NULL, 'a'},
+        {"out", required_argument, NULL, 'o'},
+        {"name", required_argument, NULL, 'n'},
+        {"dns", required_argument, NULL, 'D'},
+        {"ip", required_argument, NULL, 'I'},
+        {"usage", required_argument, NULL, 'u'},
+        {"days", required_argument, NULL, 'd'},
+        {"rsa", no_argument, NULL, 'r'},
+        {"force", no_argument, NULL, 'f'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
     };
     static const char *const localhost_ips[] = {"127.0.0.1", NULL};
     struct clink_cert_opts opts = {.valid_for_s = NODE_DEFAULT_DAYS * DAY_S};
@@ -310,6 +348,18 @@ static int cmd_node(int argc, char **argv)
             break;
         case 'I':
             ips[nips++] = optarg;
+            break;
+        case 'u':
+            if (strcmp(optarg, "server") == 0) {
+                opts.usage = CLINK_CERT_USAGE_SERVER;
+            } else if (strcmp(optarg, "client") == 0) {
+                opts.usage = CLINK_CERT_USAGE_CLIENT;
+            } else if (strcmp(optarg, "both") == 0) {
+                opts.usage = CLINK_CERT_USAGE_DEFAULT;
+            } else {
+                status = usage_error("node ", "--usage must be server, client or both, not '%s'", optarg);
+                goto out;
+            }
             break;
         case 'd':
             if (parse_days(optarg, &opts.valid_for_s) < 0) {
@@ -363,8 +413,7 @@ static int cmd_node(int argc, char **argv)
     if (join(cert_path, out, name, ".pem") < 0 || join(key_path, out, name, "-key.pem") < 0) {
         goto out;
     }
-    if (same_file(cert_path, ca_cert_path) || same_file(cert_path, ca_key_path) || same_file(key_path, ca_cert_path) ||
-        same_file(key_path, ca_key_path)) {
+    if (clobbers(cert_path, key_path, ca_cert_path, ca_key_path)) {
         msg("--name '%s' would overwrite the CA in %s", name, ca_dir);
         goto out;
     }
