@@ -20,7 +20,7 @@ struct parse_state {
     int failed;
     unsigned seen; /* bit per key: a repeated key is an error, not "last one wins" */
     char raw_basedir[CLINK_CONFIG_PATH_MAX];
-    char raw_paths[4][CLINK_CONFIG_PATH_MAX]; /* cert, key, ca, crl as written, resolved at the end */
+    char raw_paths[5][CLINK_CONFIG_PATH_MAX]; /* cert, key, ca, crl, accounts as written, resolved at the end */
 };
 
 enum key_id {
@@ -29,6 +29,7 @@ enum key_id {
     K_SSL_KEY,
     K_SSL_CA,
     K_SSL_CRL,
+    K_ACCOUNTS_FILE,
     K_TLS_VERSION,
     K_SSL_CIPHER,
     K_TLS_CIPHERSUITES,
@@ -43,13 +44,21 @@ enum key_id {
 };
 
 static const char *const key_names[K_COUNT] = {
-    "basedir",         "ssl_cert",
-    "ssl_key",         "ssl_ca",
-    "ssl_crl",         "tls_version",
-    "ssl_cipher",      "tls_ciphersuites",
-    "ssl_client_cert", "require_secure_transport",
-    "bind_address",    "port",
-    "workers",         "handshake_timeout_ms",
+    "basedir",
+    "ssl_cert",
+    "ssl_key",
+    "ssl_ca",
+    "ssl_crl",
+    "accounts_file",
+    "tls_version",
+    "ssl_cipher",
+    "tls_ciphersuites",
+    "ssl_client_cert",
+    "require_secure_transport",
+    "bind_address",
+    "port",
+    "workers",
+    "handshake_timeout_ms",
     "max_frame",
 };
 
@@ -169,6 +178,7 @@ static int on_key(void *user, const char *section, const char *name, const char 
     case K_SSL_KEY:
     case K_SSL_CA:
     case K_SSL_CRL:
+    case K_ACCOUNTS_FILE:
         if (value[0] == '\0') {
             return fail(st, key, "empty path");
         }
@@ -247,8 +257,8 @@ static int finish(struct parse_state *st, const char *dir, char *err, size_t err
         snprintf(err, errlen, "%s: path too long", where);
         return -CLINK_ECONFIG;
     }
-    char *dst[4] = {c->ssl_cert, c->ssl_key, c->ssl_ca, c->ssl_crl};
-    for (int i = 0; i < 4; i++) {
+    char *dst[5] = {c->ssl_cert, c->ssl_key, c->ssl_ca, c->ssl_crl, c->accounts_file};
+    for (int i = 0; i < 5; i++) {
         const char *key = key_names[K_SSL_CERT + i];
         if (st->raw_paths[i][0] == '\0') {
             continue;

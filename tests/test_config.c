@@ -102,6 +102,25 @@ Test(config, basedir_key_moves_relative_paths)
     cr_assert_str_eq(c.ssl_ca, want);
 }
 
+Test(config, accounts_file_is_a_path_like_the_others)
+{
+    char text[1024], path[400];
+    snprintf(path, sizeof(path), "%s/accounts.cnf", pki.dir);
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f);
+    fclose(f);
+    snprintf(text, sizeof(text), "[server]\nbasedir = %s\naccounts-file = accounts.cnf\n", pki.dir);
+    struct clink_config c;
+    char err[256];
+
+    cr_assert_eq(clink_config_parse(text, "/nowhere", &c, err, sizeof(err)), 0, "%s", err);
+    cr_assert_str_eq(c.accounts_file, path);
+
+    snprintf(text, sizeof(text), "[server]\nbasedir = %s\naccounts_file = missing.cnf\n", pki.dir);
+    cr_assert_eq(clink_config_parse(text, "/nowhere", &c, err, sizeof(err)), -CLINK_ECONFIG);
+    cr_assert(strstr(err, "accounts_file: cannot read") != NULL, "%s", err);
+}
+
 struct bad {
     const char *text;
     const char *expect; /* substring of the error */

@@ -1,6 +1,8 @@
 /*
- * clink-node: run a clink node that serves the tool methods (echo, status,
- * sink) until SIGINT/SIGTERM, then shut down gracefully.
+ * clink-node: run a clink node that serves the tool methods (echo, sink; every
+ * node answers the status request itself) until SIGINT/SIGTERM, then shut
+ * down gracefully. SIGHUP reloads the TLS credentials and the accounts file
+ * (validated first; on any error the current ones stay in use).
  */
 #include <errno.h>
 #include <getopt.h>
@@ -20,7 +22,9 @@ static void usage(FILE *f)
                "       clink-node --listen HOST:PORT --cert FILE --key FILE --ca FILE [options]\n"
                "\n"
                "Run a clink node that answers the echo, status and sink methods over verified TLS\n"
-               "(mutual: clients must present a certificate signed by the CA).\n"
+               "(mutual: clients must present a certificate signed by the CA). SIGHUP reloads the\n"
+               "certificate, key, CA bundle, CRL and accounts file; on any error the node keeps the\n"
+               "ones in use and says why. SIGINT/SIGTERM shut it down gracefully.\n"
                "\n"
                "Options:\n"
                "  --config FILE        memsql.cnf-style file, [server] section (docs/config.md);\n"
@@ -29,6 +33,7 @@ static void usage(FILE *f)
                "  --cert FILE          this node's certificate chain (PEM)\n"
                "  --key FILE           its private key (PEM)\n"
                "  --ca FILE            CA bundle that peers' certificates must chain to\n"
+               "  --accounts FILE      accounts clients must log in as (docs/config.md; see clink-accounts)\n"
                "  --workers N          worker threads (default: one per CPU)\n"
                "  --allow-plaintext    also accept native plaintext clients on the same port\n"
                "  --tls12              allow TLS 1.2 as well as 1.3\n"
@@ -55,17 +60,50 @@ static void sink(struct clink_req *req, void *user)
     CLINK_IGNORE(clink_req_respond(req, NULL, 0));
 }
 
-static void status(struct clink_req *req, void *user)
+/* What the command line said, so that a reload applies the same overrides to the re-read file. */
+struct settings {
+    const char *config, *cert, *key, *ca;
+    int tls12;
+};
+
+/* TLS context from the config file (if any) and the command line's overrides. */
+static int make_tls(const struct settings *set, struct clink_config *cfg, struct clink_tls_ctx **out, char *err,
+                    size_t errlen)
 {
-    (void)user;
-    struct clink_conn_status st;
-    char text[4096];
-    size_t n = 0;
-    if (clink_conn_status(clink_req_conn(req), &st) == 0) {
-        n = clink_conn_status_format(&st, text, sizeof(text));
+    struct clink_tls_opts to = {0};
+    if (set->config != NULL &&
+        (clink_config_load(set->config, cfg, err, errlen) < 0 || clink_config_tls_opts(cfg, &to, err, errlen) < 0)) {
+        return -1;
     }
-    struct iovec iov = {.iov_base = text, .iov_len = n};
-    CLINK_IGNORE(clink_req_respond(req, &iov, 1));
+    to.cert_file = set->cert ? set->cert : to.cert_file;
+    to.key_file = set->key ? set->key : to.key_file;
+    to.ca_file = set->ca ? set->ca : to.ca_file;
+    if (set->tls12) {
+        to.min_version = CLINK_TLS_1_2;
+    }
+    return clink_tls_ctx_new(&to, out, err, errlen) < 0 ? -1 : 0;
+}
+
+/* SIGHUP: validate everything first; whatever fails keeps what is in use. */
+static void reload(struct clink_node *node, const struct settings *set, struct clink_accounts *acc)
+{
+    static struct clink_config cfg;
+    char err[512];
+    struct clink_tls_ctx *tls = NULL;
+    if (make_tls(set, &cfg, &tls, err, sizeof(err)) < 0) {
+        fprintf(stderr, "clink-node: reload: TLS: %s; keeping the credentials in use\n", err);
+    } else {
+        int ret = clink_node_reload_tls(node, tls);
+        clink_tls_ctx_free(tls);
+        fprintf(stderr, "clink-node: reload: TLS credentials %s\n", ret == 0 ? "replaced" : clink_strerror(ret));
+    }
+    if (acc != NULL) {
+        if (clink_accounts_reload(acc, err, sizeof(err)) < 0) {
+            fprintf(stderr, "clink-node: reload: accounts: %s; keeping the accounts in use\n", err);
+        } else {
+            fprintf(stderr, "clink-node: reload: %zu account(s)\n", clink_accounts_count(acc));
+        }
+    }
 }
 
 static unsigned parse_uint(const char *opt, const char *v, unsigned max)
@@ -83,24 +121,18 @@ static unsigned parse_uint(const char *opt, const char *v, unsigned max)
 int main(int argc, char **argv)
 {
     static const struct option longopts[] = {
-        {"listen", required_argument, NULL, 'l'},
-        {"cert", required_argument, NULL, 'c'},
-        {"key", required_argument, NULL, 'k'},
-        {"ca", required_argument, NULL, 'a'},
-        {"workers", required_argument, NULL, 'w'},
-        {"allow-plaintext", no_argument, NULL, 'P'},
-        {"tls12", no_argument, NULL, '2'},
-        {"port-file", required_argument, NULL, 'f'},
-        {"drain-ms", required_argument, NULL, 'd'},
-        {"verbose", no_argument, NULL, 'v'},
-        {"help", no_argument, NULL, 'h'},
-        {"config", required_argument, NULL, 'F'},
-        {NULL, 0, NULL, 0},
+        {"listen", required_argument, NULL, 'l'},   {"cert", required_argument, NULL, 'c'},
+        {"key", required_argument, NULL, 'k'},      {"ca", required_argument, NULL, 'a'},
+        {"workers", required_argument, NULL, 'w'},  {"allow-plaintext", no_argument, NULL, 'P'},
+        {"tls12", no_argument, NULL, '2'},          {"port-file", required_argument, NULL, 'f'},
+        {"drain-ms", required_argument, NULL, 'd'}, {"verbose", no_argument, NULL, 'v'},
+        {"help", no_argument, NULL, 'h'},           {"config", required_argument, NULL, 'F'},
+        {"accounts", required_argument, NULL, 'A'}, {NULL, 0, NULL, 0},
     };
     const char *listen = NULL, *cert = NULL, *key = NULL, *ca = NULL, *port_file = NULL;
     unsigned workers = 0, drain_ms = 2000;
     int allow_plain = 0, tls12 = 0, verbose = 0, ch;
-    const char *config = NULL;
+    const char *config = NULL, *accounts_file = NULL;
     while ((ch = getopt_long(argc, argv, "vh", longopts, NULL)) != -1) {
         switch (ch) {
         case 'l':
@@ -136,6 +168,9 @@ int main(int argc, char **argv)
         case 'F':
             config = optarg;
             break;
+        case 'A':
+            accounts_file = optarg;
+            break;
         case 'h':
             usage(stdout);
             return 0;
@@ -146,13 +181,11 @@ int main(int argc, char **argv)
     }
     static struct clink_config cfg;
     char err[512];
-    struct clink_tls_opts to = {0};
     char host[128] = "";
     uint16_t port = 0;
     if (config != NULL) {
         /* Fail closed: a broken config never becomes a plaintext or half-configured node. */
-        if (clink_config_load(config, &cfg, err, sizeof(err)) < 0 ||
-            clink_config_tls_opts(&cfg, &to, err, sizeof(err)) < 0) {
+        if (clink_config_load(config, &cfg, err, sizeof(err)) < 0) {
             fprintf(stderr, "clink-node: %s\n", err);
             return 1;
         }
@@ -161,6 +194,9 @@ int main(int argc, char **argv)
         allow_plain = allow_plain || !cfg.require_secure_transport;
         if (workers == 0) {
             workers = cfg.workers;
+        }
+        if (accounts_file == NULL && cfg.accounts_file[0]) {
+            accounts_file = cfg.accounts_file;
         }
     }
     if (optind != argc || (config == NULL && (listen == NULL || cert == NULL || key == NULL || ca == NULL))) {
@@ -172,26 +208,29 @@ int main(int argc, char **argv)
         fprintf(stderr, "clink-node: --listen: expected HOST:PORT, got '%s'\n", listen);
         return 2;
     }
-    to.cert_file = cert ? cert : to.cert_file;
-    to.key_file = key ? key : to.key_file;
-    to.ca_file = ca ? ca : to.ca_file;
-    if (tls12) {
-        to.min_version = CLINK_TLS_1_2;
-    }
+    const struct settings set = {.config = config, .cert = cert, .key = key, .ca = ca, .tls12 = tls12};
     struct clink_tls_ctx *tls = NULL;
-    int ret = clink_tls_ctx_new(&to, &tls, err, sizeof(err));
-    if (ret < 0) {
+    if (make_tls(&set, &cfg, &tls, err, sizeof(err)) < 0) {
         fprintf(stderr, "clink-node: TLS configuration: %s\n", err);
         return 1;
     }
+    struct clink_accounts *acc = NULL;
+    if (accounts_file != NULL && clink_accounts_load(accounts_file, &acc, err, sizeof(err)) < 0) {
+        fprintf(stderr, "clink-node: accounts: %s\n", err);
+        clink_tls_ctx_free(tls);
+        return 1;
+    }
+    int ret;
     struct clink_node_opts no = {
         .workers = workers,
         .tls = tls,
         .allow_plaintext = allow_plain,
         .handshake_timeout_ms = cfg.handshake_timeout_ms,
         .max_frame = cfg.max_frame,
-        .log = verbose ? clink_log_stderr : NULL,
-        .log_level = verbose > 1 ? CLINK_LOG_DEBUG : CLINK_LOG_INFO,
+        /* Warnings (refused logins and why) always; -v adds connections, -vv debug. */
+        .log = clink_log_stderr,
+        .log_level = verbose > 1 ? CLINK_LOG_DEBUG : verbose ? CLINK_LOG_INFO : CLINK_LOG_WARN,
+        .accounts = acc,
     };
     struct clink_node *node = NULL;
     if ((ret = clink_node_new(&no, &node)) < 0) {
@@ -200,7 +239,6 @@ int main(int argc, char **argv)
         return 1;
     }
     if (clink_node_register(node, CLINK_TOOL_ECHO, echo, NULL) < 0 ||
-        clink_node_register(node, CLINK_TOOL_STATUS, status, NULL) < 0 ||
         clink_node_register(node, CLINK_TOOL_SINK, sink, NULL) < 0) {
         fprintf(stderr, "clink-node: cannot register methods\n");
         return 1;
@@ -216,6 +254,7 @@ int main(int argc, char **argv)
     sigemptyset(&stopset);
     sigaddset(&stopset, SIGINT);
     sigaddset(&stopset, SIGTERM);
+    sigaddset(&stopset, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &stopset, NULL);
     if ((ret = clink_node_start(node)) < 0) {
         fprintf(stderr, "clink-node: start: %s\n", clink_strerror(ret));
@@ -235,8 +274,17 @@ int main(int argc, char **argv)
     }
     fprintf(stderr, "clink-node: listening on %s port %u, %u workers, %s\n", host, clink_node_port(node),
             clink_node_workers(node), allow_plain ? "TLS and plaintext" : "TLS only");
+    fprintf(stderr, "clink-node: %s\n",
+            acc ? "clients log in as accounts" : "no accounts file: a verified certificate is all a client proves");
     int sig = 0;
-    while (!stop && sigwait(&stopset, &sig) != 0) {
+    while (!stop) {
+        if (sigwait(&stopset, &sig) != 0) {
+            continue;
+        }
+        if (sig != SIGHUP) {
+            break;
+        }
+        reload(node, &set, acc);
     }
     struct clink_node_stats s;
     clink_node_stats(node, &s);
@@ -246,5 +294,6 @@ int main(int argc, char **argv)
             (unsigned long long)s.requests_handled);
     clink_node_free(node);
     clink_tls_ctx_free(tls);
+    clink_accounts_free(acc);
     return 0;
 }

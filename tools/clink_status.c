@@ -1,7 +1,8 @@
 /*
  * clink-status: connect to a node and print the connection's status from
  * both ends: ours (cipher, TLS version, kTLS, resumed, peer certificate)
- * and the server's view of us (its STATUS method).
+ * and the server's view of us (the node's built-in status request), with
+ * the account we logged in as.
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -26,6 +27,9 @@ static void usage(FILE *f)
                "  --ssl-server-name N  name the server certificate must carry when it differs from --host [--name]\n"
                "  --ssl-cert/--ssl-key FILE  our client certificate and key [--cert/--key]\n"
                "  --ssl-ca FILE        CA bundle the server's certificate must chain to [--ca]\n"
+               "  --ssl-crl FILE       CRL(s) of those CAs: a revoked server certificate is refused\n"
+               "  --user NAME          log in as this account (default: none, the anonymous user)\n"
+               "  --password PW        its password (visible to ps: prefer the CLINK_PWD environment variable)\n"
                "  --plaintext          same as --ssl-mode DISABLED (only if the node allows it)\n"
                "  --timeout-ms N       connect and call deadline (default 5000)\n"
                "  -h, --help           this text\n"
@@ -36,16 +40,28 @@ static void usage(FILE *f)
 int main(int argc, char **argv)
 {
     static const struct option longopts[] = {
-        {"connect", required_argument, NULL, 'C'}, {"host", required_argument, NULL, 'H'},
-        {"port", required_argument, NULL, 'p'},    {"ssl-mode", required_argument, NULL, 'm'},
-        {"name", required_argument, NULL, 'n'},    {"ssl-server-name", required_argument, NULL, 'n'},
-        {"cert", required_argument, NULL, 'c'},    {"ssl-cert", required_argument, NULL, 'c'},
-        {"key", required_argument, NULL, 'k'},     {"ssl-key", required_argument, NULL, 'k'},
-        {"ca", required_argument, NULL, 'a'},      {"ssl-ca", required_argument, NULL, 'a'},
-        {"plaintext", no_argument, NULL, 'P'},     {"timeout-ms", required_argument, NULL, 't'},
-        {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0},
+        {"connect", required_argument, NULL, 'C'},
+        {"host", required_argument, NULL, 'H'},
+        {"port", required_argument, NULL, 'p'},
+        {"ssl-mode", required_argument, NULL, 'm'},
+        {"name", required_argument, NULL, 'n'},
+        {"ssl-server-name", required_argument, NULL, 'n'},
+        {"cert", required_argument, NULL, 'c'},
+        {"ssl-cert", required_argument, NULL, 'c'},
+        {"key", required_argument, NULL, 'k'},
+        {"ssl-key", required_argument, NULL, 'k'},
+        {"ca", required_argument, NULL, 'a'},
+        {"ssl-ca", required_argument, NULL, 'a'},
+        {"plaintext", no_argument, NULL, 'P'},
+        {"timeout-ms", required_argument, NULL, 't'},
+        {"ssl-crl", required_argument, NULL, 'r'},
+        {"user", required_argument, NULL, 'u'},
+        {"password", required_argument, NULL, 'w'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
     };
-    const char *target = NULL, *name = NULL, *cert = NULL, *key = NULL, *ca = NULL;
+    const char *target = NULL, *name = NULL, *cert = NULL, *key = NULL, *ca = NULL, *crl = NULL, *user = NULL;
+    const char *password = getenv("CLINK_PWD");
     int plain = 0, ch;
     const char *host_opt = NULL, *port_opt = NULL;
     enum clink_ssl_mode mode = CLINK_SSL_DEFAULT;
@@ -92,6 +108,15 @@ int main(int argc, char **argv)
         case 'P':
             plain = 1;
             break;
+        case 'r':
+            crl = optarg;
+            break;
+        case 'u':
+            user = optarg;
+            break;
+        case 'w':
+            password = optarg;
+            break;
         case 't':
             timeout = (unsigned)strtoul(optarg, NULL, 10);
             break;
@@ -126,7 +151,7 @@ int main(int argc, char **argv)
     struct clink_tls_ctx *tls = NULL;
     char err[512];
     if (!plain) {
-        struct clink_tls_opts to = {.cert_file = cert, .key_file = key, .ca_file = ca};
+        struct clink_tls_opts to = {.cert_file = cert, .key_file = key, .ca_file = ca, .crl_file = crl};
         if (clink_tls_ctx_new(&to, &tls, err, sizeof(err)) < 0) {
             fprintf(stderr, "clink-status: TLS configuration: %s\n", err);
             return 1;
@@ -147,7 +172,9 @@ int main(int argc, char **argv)
                                     .expected_name = name,
                                     .mode = plain ? CLINK_MODE_PLAIN : CLINK_MODE_TLS,
                                     .ssl_mode = plain ? CLINK_SSL_DEFAULT : mode,
-                                    .timeout_ms = timeout};
+                                    .timeout_ms = timeout,
+                                    .user = user,
+                                    .password = password};
     struct clink_conn *conn = NULL;
     int rc = 1;
     ret = clink_connect_sync(node, &co, &conn, err, sizeof(err));
@@ -156,7 +183,7 @@ int main(int argc, char **argv)
         goto out;
     }
     struct clink_msg remote;
-    ret = clink_call_sync(conn, CLINK_TOOL_STATUS, NULL, 0, timeout, &remote);
+    ret = clink_call_sync(conn, CLINK_METHOD_STATUS, NULL, 0, timeout, &remote);
     struct clink_conn_status st;
     if (clink_conn_status(conn, &st) == 0) {
         char text[4096];
