@@ -229,7 +229,9 @@ int main(int argc, char **argv)
         .max_frame = cfg.max_frame,
         /* Warnings (refused logins and why) always; -v adds connections, -vv debug. */
         .log = clink_log_stderr,
-        .log_level = verbose > 1 ? CLINK_LOG_DEBUG : verbose ? CLINK_LOG_INFO : CLINK_LOG_WARN,
+        .log_level = verbose > 1 ? CLINK_LOG_DEBUG
+                     : verbose   ? CLINK_LOG_INFO
+                                 : CLINK_LOG_WARN,
         .accounts = acc,
     };
     struct clink_node *node = NULL;
