@@ -197,7 +197,7 @@ struct cfg {
     char hosts[MAX_TARGETS][128];
     uint16_t ports[MAX_TARGETS];
     int ntargets;
-    const char *name, *cert, *key, *ca, *json;
+    const char *name, *cert, *key, *ca, *json, *user, *plain_user;
     size_t sizes[MAX_SIZES];
     int nsizes;
     unsigned concurrency, connections, workers, duration_ms, warmup_ms;
@@ -226,8 +226,12 @@ static int run_one(struct cfg *cfg, struct clink_node *node, enum clink_conn_mod
 
     for (unsigned i = 0; i < nconn; i++) {
         int t = (int)(i % (unsigned)cfg->ntargets);
-        struct clink_connect_opts o = {
-            .host = cfg->hosts[t], .port = cfg->ports[t], .expected_name = cfg->name, .mode = mode};
+        struct clink_connect_opts o = {.host = cfg->hosts[t],
+                                       .port = cfg->ports[t],
+                                       .expected_name = cfg->name,
+                                       .mode = mode,
+                                       .user =
+                                           mode == CLINK_MODE_PLAIN && cfg->plain_user ? cfg->plain_user : cfg->user};
         char err[256];
         if ((ret = clink_connect_sync(node, &o, &conns[i], err, sizeof(err))) < 0) {
             snprintf(res->skipped, sizeof(res->skipped), "cannot connect to %s:%u: %s", cfg->hosts[t], cfg->ports[t],
@@ -365,6 +369,8 @@ static void usage(FILE *f)
                "  --target HOST:PORT     a node to call (repeat for several leaves)\n"
                "  --name NAME            name the nodes' certificates carry (default: the host)\n"
                "  --cert/--key/--ca FILE this client's certificate, key and trusted CAs\n"
+               "  --user NAME            account to log in as (nodes with accounts; by certificate)\n"
+               "  --plain-user NAME      account for the plaintext baseline (default: --user)\n"
                "  --modes LIST           plain,tls,ktls (default: all; a mode that cannot run says why)\n"
                "  --scenarios LIST       rpc,throughput (default: both)\n"
                "  --sizes LIST           message sizes in bytes (default: 64,1024,16384,65536,262144,1048576)\n"
@@ -424,6 +430,8 @@ int main(int argc, char **argv)
     static const struct option lo[] = {
         {"target", required_argument, NULL, 'T'},
         {"name", required_argument, NULL, 'n'},
+        {"user", required_argument, NULL, 'u'},
+        {"plain-user", required_argument, NULL, 'U'},
         {"cert", required_argument, NULL, 'c'},
         {"key", required_argument, NULL, 'k'},
         {"ca", required_argument, NULL, 'a'},
@@ -466,6 +474,12 @@ int main(int argc, char **argv)
             break;
         case 'n':
             cfg.name = optarg;
+            break;
+        case 'u':
+            cfg.user = optarg;
+            break;
+        case 'U':
+            cfg.plain_user = optarg;
             break;
         case 'c':
             cfg.cert = optarg;

@@ -43,6 +43,13 @@ for n in leaf1 leaf2; do
 done
 "$bin/clink-certs" node --ca "$pki" --out "$pki" --name agg1 --dns localhost --ip 127.0.0.1
 
+stage "accounts"
+# The aggregator logs in as root, proven by its certificate (no password hashing per connection).
+# The plaintext baseline cannot prove anything: it gets its own account, from loopback only.
+"$bin/clink-accounts" --file "$pki/accounts.cnf" add root \
+  --require "SUBJECT '/CN=agg1' AND ISSUER '/CN=clink local cluster CA'"
+"$bin/clink-accounts" --file "$pki/accounts.cnf" add baseline@127.0.0.1 --require NONE
+
 stage "cluster: 2 leaves on loopback"
 pids=()
 cleanup() {
@@ -57,7 +64,7 @@ ports=()
 for n in leaf1 leaf2; do
   rm -f "$out/$n.port"
   "$bin/clink-node" --listen 127.0.0.1:0 --cert "$pki/$n.pem" --key "$pki/$n-key.pem" --ca "$pki/ca.pem" \
-    --allow-plaintext --workers 1 --port-file "$out/$n.port" 2>"$out/$n.log" &
+    --accounts "$pki/accounts.cnf" --allow-plaintext --workers 1 --port-file "$out/$n.port" 2>"$out/$n.log" &
   pids+=($!)
 done
 for n in leaf1 leaf2; do
@@ -68,12 +75,12 @@ done
 echo "leaf1 on 127.0.0.1:${ports[0]}, leaf2 on 127.0.0.1:${ports[1]} (TLS 1.3, client certificates required; plaintext allowed for the baseline)"
 
 stage "connection status (aggregator -> leaf1)"
-"$bin/clink-status" --connect "127.0.0.1:${ports[0]}" --name localhost \
-  --cert "$pki/agg1.pem" --key "$pki/agg1-key.pem" --ca "$pki/ca.pem" | tee "$out/status.txt"
+"$bin/clink-status" --host 127.0.0.1 --port "${ports[0]}" --ssl-server-name localhost --user root \
+  --ssl-cert "$pki/agg1.pem" --ssl-key "$pki/agg1-key.pem" --ssl-ca "$pki/ca.pem" | tee "$out/status.txt"
 
 stage "benchmark"
 "$build/bench/clink-bench" $quick --target "127.0.0.1:${ports[0]}" --target "127.0.0.1:${ports[1]}" \
-  --name localhost --cert "$pki/agg1.pem" --key "$pki/agg1-key.pem" --ca "$pki/ca.pem" \
+  --name localhost --cert "$pki/agg1.pem" --key "$pki/agg1-key.pem" --ca "$pki/ca.pem" --user root --plain-user baseline \
   --workers 1 --json "$out/results.json" --measure-pid "${pids[0]}" --measure-pid "${pids[1]}" | tee "$out/table.txt"
 
 stage "plot"
