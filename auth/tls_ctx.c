@@ -166,12 +166,12 @@ static int build(const struct clink_tls_opts *o, int server, SSL_CTX **out, char
 
     const char *suites = o->ciphersuites ? o->ciphersuites : DEFAULT_SUITES;
     if (SSL_CTX_set_ciphersuites(ctx, suites) != 1) {
-        seterr(err, errlen, "unknown TLS 1.3 ciphersuite in '%s'", suites);
+        seterr(err, errlen, "tls_ciphersuites: unknown TLS 1.3 ciphersuite in '%s'", suites);
         goto out;
     }
     const char *list = o->cipher_list ? o->cipher_list : DEFAULT_TLS12_CIPHERS;
     if (o->min_version == CLINK_TLS_1_2 && SSL_CTX_set_cipher_list(ctx, list) != 1) {
-        seterr(err, errlen, "unknown TLS 1.2 cipher in '%s'", list);
+        seterr(err, errlen, "ssl_cipher: no known TLS 1.2 cipher in '%s'", list);
         goto out;
     }
     if (SSL_CTX_use_certificate_chain_file(ctx, o->cert_file) != 1) {

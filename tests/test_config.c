@@ -237,3 +237,39 @@ Test(config, expired_own_certificate_is_refused_at_start)
     unlink(cert);
     unlink(key);
 }
+
+Test(config, certificate_from_another_ca_is_refused_at_start)
+{
+    struct clink_tls_opts o = {.cert_file = pki.other_cert, .key_file = pki.other_key, .ca_file = pki.ca};
+    struct clink_tls_ctx *t = NULL;
+    char err[512];
+
+    cr_assert_eq(clink_tls_ctx_new(&o, &t, err, sizeof(err)), -CLINK_ECONFIG);
+    cr_assert(strstr(err, "does not verify against ssl_ca") != NULL, "%s", err);
+    cr_assert(strstr(err, pki.other_cert) != NULL, "names the file: %s", err);
+}
+
+Test(config, unknown_cipher_names_the_key)
+{
+    char text[2048], err[512];
+    snprintf(text, sizeof(text),
+             "[server]\nssl_cert = %s\nssl_key = %s\nssl_ca = %s\ntls_ciphersuites = TLS_AES_512_GCM_SHA1024\n",
+             pki.node_cert, pki.node_key, pki.ca);
+    struct clink_config c;
+    cr_assert_eq(clink_config_parse(text, "/tmp", &c, err, sizeof(err)), 0, "%s", err);
+    struct clink_tls_opts o;
+    cr_assert_eq(clink_config_tls_opts(&c, &o, err, sizeof(err)), 0, "%s", err);
+    struct clink_tls_ctx *t = NULL;
+
+    cr_assert_eq(clink_tls_ctx_new(&o, &t, err, sizeof(err)), -CLINK_ECONFIG);
+    cr_assert(strstr(err, "tls_ciphersuites: unknown TLS 1.3 ciphersuite in 'TLS_AES_512_GCM_SHA1024'") != NULL, "%s",
+              err);
+
+    snprintf(text, sizeof(text),
+             "[server]\nssl_cert = %s\nssl_key = %s\nssl_ca = %s\ntls_version = TLSv1.2,TLSv1.3\nssl_cipher = NOPE\n",
+             pki.node_cert, pki.node_key, pki.ca);
+    cr_assert_eq(clink_config_parse(text, "/tmp", &c, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(clink_config_tls_opts(&c, &o, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(clink_tls_ctx_new(&o, &t, err, sizeof(err)), -CLINK_ECONFIG);
+    cr_assert(strstr(err, "ssl_cipher: no known TLS 1.2 cipher in 'NOPE'") != NULL, "%s", err);
+}

@@ -616,7 +616,9 @@ static void close_now(struct clink_conn *c, int err, int keep_output)
     c->state = CS_CLOSING;
     atomic_store(&c->open, 0);
     if (err != 0 && err != -CLINK_ESHUTDOWN && c->errtext[0]) {
-        CLINK_CONN_LOG(c, CLINK_LOG_INFO, "%s: %s", c->peer_str, c->errtext);
+        /* A refused handshake is a security event: the operator sees why without -v. Logins log their own. */
+        int refused = !was_open && c->is_server && err != -CLINK_EACCESS && clink_err_kind(err) == CLINK_KIND_TLS;
+        CLINK_CONN_LOG(c, refused ? CLINK_LOG_WARN : CLINK_LOG_INFO, "%s: %s", c->peer_str, c->errtext);
     }
     fail_calls(c, err ? (c->err ? c->err : err) : -CLINK_ECLOSED);
     orphan_reqs(c);
