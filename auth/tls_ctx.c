@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "auth/ticket_keys.h"
 #include "clink/auth.h"
 
 #define DEFAULT_SUITES "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256"
@@ -228,6 +229,8 @@ static int build(const struct clink_tls_opts *o, int server, SSL_CTX **out, char
             goto out;
         }
         SSL_CTX_set_timeout(ctx, o->ticket_lifetime_s ? o->ticket_lifetime_s : 7200);
+        /* Stateless: resumption comes from tickets only, so a server's memory does not grow with its clients. */
+        SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
         if (SSL_CTX_set_num_tickets(ctx, 2) != 1) {
             seterr(err, errlen, "cannot set ticket count");
             goto out;
@@ -274,6 +277,24 @@ int clink_tls_ctx_new(const struct clink_tls_opts *opts, struct clink_tls_ctx **
     int ret = build(opts, 1, &c->server, err, errlen);
     if (ret == 0) {
         ret = build(opts, 0, &c->client, err, errlen);
+    }
+    if (ret == 0) {
+        /* Tickets sealed by our keys, not OpenSSL's per-context ones: they can rotate, be shared and outlive a reload.
+         */
+        struct clink_ticket_keys *k = opts->ticket_keys;
+        if (k == NULL) {
+            ret =
+                clink_ticket_keys_new(NULL, opts->ticket_lifetime_s ? opts->ticket_lifetime_s : 7200, &k, err, errlen);
+        } else {
+            clink_ticket_keys_ref(k);
+        }
+        if (ret == 0) {
+            ret = clink__ticket_keys_attach(k, c->server);
+            if (ret < 0) {
+                seterr(err, errlen, "cannot install session ticket keys");
+            }
+            clink_ticket_keys_free(k);
+        }
     }
     if (ret < 0) {
         clink_tls_ctx_free(c);

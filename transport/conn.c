@@ -820,6 +820,12 @@ void clink__conn_timer(struct clink_worker *w, struct clink__timer *t)
 
 /* ---- frames in ---- */
 
+static unsigned peer_port(const struct clink_conn *c)
+{
+    return ntohs(c->peer.ss_family == AF_INET6 ? ((const struct sockaddr_in6 *)&c->peer)->sin6_port
+                                               : ((const struct sockaddr_in *)&c->peer)->sin_port);
+}
+
 /* The peer's host for account matching and the refusal text: its address without the port. */
 static void peer_host(const struct clink_conn *c, char *out, size_t cap)
 {
@@ -897,6 +903,9 @@ static int hello_agreed(struct clink_conn *c, const struct clink_hello *theirs)
         send_hello(c, (uint16_t)v, (uint16_t)v);
     }
     STAT_ADD(c->w, handshakes_ok, 1);
+    if (c->has_tls && SSL_session_reused(c->tls.ssl)) {
+        STAT_ADD(c->w, handshakes_resumed, 1);
+    }
     became_open(c);
     return 0;
 }
@@ -1428,6 +1437,12 @@ static void on_connect(struct clink_conn *c, int res)
         int ret = clink__tls_init(&c->tls, clink_tls_ctx_client(c->node->tls), 0, c->expected_name, c->verify, &c->rx,
                                   &c->tx);
         pthread_mutex_unlock(&c->node->tls_mu);
+        if (ret == 0) {
+            /* Tickets are filed per identity: what we verify (level, name) and which port serves it. */
+            char key[CLINK_SESSION_KEY_MAX];
+            snprintf(key, sizeof(key), "v%d|%s|%u", c->verify, c->expected_name, peer_port(c));
+            clink__tls_use_sessions(&c->tls, &c->node->sessions, key);
+        }
         if (ret < 0) {
             fail_conn(c, ret, "TLS setup failed for expected name '%s'", c->expected_name);
             return;

@@ -70,6 +70,7 @@ int clink_node_new(const struct clink_node_opts *opts, struct clink_node **out)
     }
     n->opts = *opts;
     pthread_mutex_init(&n->tls_mu, NULL);
+    clink__sessions_init(&n->sessions);
     if (n->opts.workers == 0) {
         long c = sysconf(_SC_NPROCESSORS_ONLN);
         n->opts.workers = c > 0 ? (unsigned)c : 1;
@@ -327,6 +328,7 @@ void clink_node_free(struct clink_node *node)
     clink_tls_ctx_free(node->tls);
     clink_accounts_free(node->accounts);
     pthread_mutex_destroy(&node->tls_mu);
+    clink__sessions_free(&node->sessions);
     free(node->workers);
     free(node->handlers);
     free(node);
@@ -357,6 +359,7 @@ void clink_node_stats(const struct clink_node *node, struct clink_node_stats *ou
         SUM(logins_ok);
         SUM(logins_denied);
         SUM(tls_reloads);
+        SUM(handshakes_resumed);
 #undef SUM
     }
 }
@@ -450,6 +453,8 @@ int clink_node_reload_tls(struct clink_node *node, struct clink_tls_ctx *ctx)
     pthread_mutex_unlock(&node->tls_mu);
     /* Connections made with the old context hold their own OpenSSL references: they run on untouched. */
     clink_tls_ctx_free(old);
+    /* Our tickets carry our old client certificate: resuming one would present it again. */
+    clink__sessions_clear(&node->sessions);
     STAT_ADD_SHARED(&node->workers[0], tls_reloads, 1);
     CLINK_LOG(&node->log, CLINK_LOG_INFO, "transport", 0, "TLS credentials reloaded: new handshakes use them");
     return 0;

@@ -20,6 +20,7 @@
 #include "common/bytes.h"
 #include "common/log_int.h"
 #include "transport/idmap.h"
+#include "transport/sessions.h"
 #include "transport/timer.h"
 #include "transport/tls.h"
 
@@ -130,7 +131,7 @@ struct clink__stats {
     _Atomic uint64_t requests_handled;
     _Atomic uint64_t bytes_in, bytes_out, bytes_copied;
     _Atomic uint64_t inbox_full, protocol_errors, plaintext_fallbacks;
-    _Atomic uint64_t logins_ok, logins_denied, tls_reloads;
+    _Atomic uint64_t logins_ok, logins_denied, tls_reloads, handshakes_resumed;
 };
 #define STAT_ADD(w, field, n)                                                                                          \
     atomic_store_explicit(&(w)->stats.field, atomic_load_explicit(&(w)->stats.field, memory_order_relaxed) + (n),      \
@@ -281,7 +282,8 @@ struct clink_node {
     pthread_mutex_t tls_mu;
     struct clink_tls_ctx *tls;
     struct clink_accounts *accounts;
-    struct clink_handler *handlers; /* indexed by method, 65536 entries */
+    struct clink__sessions sessions; /* client-side tickets, per peer identity */
+    struct clink_handler *handlers;  /* indexed by method, 65536 entries */
     unsigned nworkers;
     struct clink_worker *workers;
     int listen_fd;

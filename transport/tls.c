@@ -112,10 +112,58 @@ static void msg_cb(int write_p, int version, int content_type, const void *buf, 
     }
 }
 
+/* A ticket arrived (client): keep it under the identity it was issued to. Returning 1 keeps our reference. */
+static int new_session_cb(SSL *ssl, SSL_SESSION *sess)
+{
+    struct clink__tls *t = SSL_get_ex_data(ssl, ex_index);
+    if (t == NULL || t->sessions == NULL || t->is_server) {
+        return 0;
+    }
+    clink__sessions_put(t->sessions, t->sess_key, sess);
+    return 1;
+}
+
 void clink__tls_prepare_ctx(SSL_CTX *ctx)
 {
     pthread_once(&once, init_once);
     SSL_CTX_set_keylog_callback(ctx, keylog_cb);
+    SSL_CTX_sess_set_new_cb(ctx, new_session_cb);
+}
+
+void clink__tls_use_sessions(struct clink__tls *t, struct clink__sessions *sessions, const char *key)
+{
+    t->sessions = sessions;
+    snprintf(t->sess_key, sizeof(t->sess_key), "%s", key);
+    SSL_SESSION *sess = clink__sessions_take(sessions, key);
+    if (sess != NULL) {
+        t->offered = SSL_set_session(t->ssl, sess) == 1;
+        SSL_SESSION_free(sess); /* the SSL holds its own reference */
+    }
+}
+
+/*
+ * A resumed session skips the certificate exchange: the peer's certificate
+ * is the one kept in the session. The ticket was filed under the name we
+ * verified then, but whoever holds a group's ticket keys can resume it, so
+ * the name is checked again against what this dial expects.
+ */
+static int check_resumed_identity(struct clink__tls *t)
+{
+    if (!SSL_session_reused(t->ssl) || t->verify < 2) {
+        return 0;
+    }
+    X509 *peer = SSL_get0_peer_certificate(t->ssl);
+    unsigned char ip[16];
+    int is_ip = inet_pton(AF_INET, t->expected, ip) == 1 || inet_pton(AF_INET6, t->expected, ip) == 1;
+    int ok = peer != NULL &&
+             (is_ip ? X509_check_ip_asc(peer, t->expected, 0) == 1
+                    : X509_check_host(peer, t->expected, 0, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS, NULL) == 1);
+    if (!ok) {
+        snprintf(t->err, sizeof(t->err), "TLS handshake: resumed session's certificate does not match '%.150s'",
+                 t->expected);
+        return -CLINK_EVERIFY;
+    }
+    return 0;
 }
 
 /* ---- certificate verification ---- */
@@ -252,6 +300,8 @@ int clink__tls_init(struct clink__tls *t, SSL_CTX *ctx, int is_server, const cha
         return 0;
     }
     SSL_set_connect_state(t->ssl);
+    t->verify = verify;
+    snprintf(t->expected, sizeof(t->expected), "%s", expected_name ? expected_name : "");
     if (verify == 0) {
         /* ssl_mode REQUIRED or PREFERRED: encrypted, server unverified (the caller chose it; never a default). */
         SSL_set_verify(t->ssl, SSL_VERIFY_NONE, verify_cb);
@@ -290,7 +340,8 @@ int clink__tls_handshake(struct clink__tls *t)
             snprintf(t->err, sizeof(t->err), "TLS handshake: no ALPN %s agreed", CLINK_ALPN);
             return -CLINK_EALPN;
         }
-        return 1;
+        int ret = check_resumed_identity(t);
+        return ret < 0 ? ret : 1;
     }
     int e = SSL_get_error(t->ssl, r);
     if (e == SSL_ERROR_WANT_READ) {
@@ -371,10 +422,14 @@ void clink__tls_free(struct clink__tls *t)
         return;
     }
     /*
-     * OpenSSL marks a session non-resumable when an SSL is freed without
-     * being shut down; after an orderly close, say it was.
+     * OpenSSL marks the connection's session (in TLS 1.3 the newest ticket,
+     * which our cache holds) non-resumable when an SSL is freed without
+     * being shut down. A ticket stays sound whatever ended the connection
+     * (a dead peer, a failed ping, recycling), so after a completed
+     * handshake say it was shut down. A fatal TLS error has already marked
+     * the session through OpenSSL's own alert path.
      */
-    if (t->orderly) {
+    if (t->orderly || SSL_is_init_finished(t->ssl)) {
         SSL_set_shutdown(t->ssl, SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
     }
     SSL_free(t->ssl);

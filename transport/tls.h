@@ -18,6 +18,7 @@
 
 #include "clink/transport.h"
 #include "common/bytes.h"
+#include "transport/sessions.h"
 
 struct clink__tls {
     SSL *ssl;
@@ -37,15 +38,28 @@ struct clink__tls {
     int verify_depth;
     char verify_subject[128];
     char err[256];
+    /* client: what the peer must prove (also when a ticket resumes), and where its tickets go */
+    int verify;
+    char expected[256];
+    struct clink__sessions *sessions;
+    char sess_key[CLINK_SESSION_KEY_MAX];
+    int offered; /* a ticket was offered */
 };
 
-/* Install the key-log hook on an SSL_CTX (idempotent). */
+/* Install the key-log and new-ticket hooks on an SSL_CTX (idempotent). */
 void clink__tls_prepare_ctx(SSL_CTX *ctx);
 
 /* verify (client side): 0 encryption only, 1 chain, 2 chain and expected_name. */
 /* expected_name: DNS name or IP literal the peer's certificate must match (client side). */
 int clink__tls_init(struct clink__tls *t, SSL_CTX *ctx, int is_server, const char *expected_name, int verify,
                     struct clink__bytes *in, struct clink__bytes *out);
+
+/*
+ * Client: resume with a ticket for key from sessions if there is one (used
+ * once), and keep the tickets this server sends under key. Call after
+ * clink__tls_init, before the first handshake step.
+ */
+void clink__tls_use_sessions(struct clink__tls *t, struct clink__sessions *sessions, const char *key);
 
 /*
  * Returns 1 done, 0 needs more input, or a negative error. t->err says why in

@@ -24,6 +24,7 @@ extern "C" {
 #endif
 
 struct ssl_ctx_st; /* OpenSSL's SSL_CTX */
+struct clink_ticket_keys;
 
 enum clink_tls_version {
     CLINK_TLS_DEFAULT = 0, /* TLS 1.3 only */
@@ -54,6 +55,13 @@ struct clink_tls_opts {
     const char *crl_file;
     /* Lifetime of TLS 1.3 session tickets issued by the server, seconds. 0: 7200. */
     uint32_t ticket_lifetime_s;
+    /*
+     * [in] Keys that seal this context's session tickets (the context takes
+     * a reference). NULL: keys of its own, in memory, rotated every
+     * ticket_lifetime_s. Pass the same object to the contexts a reload
+     * makes, so that tickets issued before a reload still resume.
+     */
+    struct clink_ticket_keys *ticket_keys;
 };
 
 extern CLINK_API const struct clink_tls_opts clink_tls_opts_default;
@@ -78,6 +86,50 @@ CLINK_API void clink_tls_ctx_free(struct clink_tls_ctx *ctx);
 /* The OpenSSL contexts (borrowed, valid while ctx lives). Thread: any. */
 CLINK_API struct ssl_ctx_st *clink_tls_ctx_server(const struct clink_tls_ctx *ctx);
 CLINK_API struct ssl_ctx_st *clink_tls_ctx_client(const struct clink_tls_ctx *ctx);
+
+/* ---- session ticket keys (TLS 1.3 resumption, server side) ---- */
+
+/*
+ * Keys that seal the session tickets a server issues, so that a client
+ * reconnecting with one resumes (no certificate exchange, no signature) and
+ * a server keeps no per-session state.
+ *
+ * file NULL: random keys in memory. The current key seals tickets for
+ * rotate_s seconds (0: 3600), then becomes the previous key, which still
+ * opens tickets (the client is sent a fresh one) for rotate_s more; rotate_s
+ * should be at least the ticket lifetime. A restarted process has new keys:
+ * nothing resumes across a restart.
+ *
+ * file: an operator's key file, the way nginx's ssl_session_ticket_key
+ * works: 1 to 16 keys of 80 random bytes each (16-byte name, 32-byte HMAC
+ * secret, 32-byte AES-256 key), e.g. `openssl rand 80 > ticket.key`. The
+ * first key seals, every key opens: rotate by putting a new key first and
+ * keeping the old one second until its tickets have expired. The file must
+ * be mode 0600 (or stricter) and is shared by a group of nodes so that
+ * sessions survive restarts. Trust: whoever holds the file can open every
+ * ticket of the group and resume as any of its nodes, so clink still checks a
+ * resumed peer's certificate (kept in the session) against the identity it
+ * expects.
+ *
+ * Thread: any. Returns 0, -CLINK_ECONFIG (err names the file and reason),
+ * -CLINK_ENOMEM, -CLINK_EINTERNAL (no random bytes).
+ */
+struct clink_ticket_keys;
+CLINK_API CLINK_MUST_USE int clink_ticket_keys_new(const char *file, uint32_t rotate_s, struct clink_ticket_keys **out,
+                                                   char *err, size_t errlen);
+/* Read the file again (SIGHUP); on error the keys in use stay. Returns 0, -CLINK_ECONFIG, -CLINK_EINVAL (no file). */
+CLINK_API CLINK_MUST_USE int clink_ticket_keys_reload(struct clink_ticket_keys *k, char *err, size_t errlen);
+CLINK_API void clink_ticket_keys_ref(struct clink_ticket_keys *k);
+CLINK_API void clink_ticket_keys_free(struct clink_ticket_keys *k);
+
+struct clink_ticket_stats {
+    uint64_t issued;  /* tickets sealed */
+    uint64_t opened;  /* tickets opened with the current key */
+    uint64_t renewed; /* opened with an older key (every resumption gets a fresh ticket sealed by the current key) */
+    uint64_t unknown; /* sealed by a key we do not have (a full handshake followed) */
+    unsigned keys;    /* keys held */
+};
+CLINK_API void clink_ticket_keys_stats(struct clink_ticket_keys *k, struct clink_ticket_stats *out);
 
 /* ALPN protocol id clink speaks, "clink/1". */
 #define CLINK_ALPN "clink/1"

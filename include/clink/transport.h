@@ -149,6 +149,7 @@ struct clink_node_stats {
     uint64_t plaintext_fallbacks; /* PREFERRED dials that went out in plaintext */
     uint64_t logins_ok, logins_denied;
     uint64_t tls_reloads;
+    uint64_t handshakes_resumed; /* of handshakes_ok: resumed from a ticket (both roles) */
 };
 /* Thread: any (values may be a moment old). */
 CLINK_API void clink_node_stats(const struct clink_node *node, struct clink_node_stats *out);
