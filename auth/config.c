@@ -20,7 +20,7 @@ struct parse_state {
     int failed;
     unsigned seen; /* bit per key: a repeated key is an error, not "last one wins" */
     char raw_basedir[CLINK_CONFIG_PATH_MAX];
-    char raw_paths[5][CLINK_CONFIG_PATH_MAX]; /* cert, key, ca, crl, accounts as written, resolved at the end */
+    char raw_paths[6][CLINK_CONFIG_PATH_MAX]; /* cert, key, ca, crl, accounts, ticket keys as written */
 };
 
 enum key_id {
@@ -30,6 +30,7 @@ enum key_id {
     K_SSL_CA,
     K_SSL_CRL,
     K_ACCOUNTS_FILE,
+    K_SSL_SESSION_TICKET_KEY,
     K_TLS_VERSION,
     K_SSL_CIPHER,
     K_TLS_CIPHERSUITES,
@@ -50,6 +51,7 @@ static const char *const key_names[K_COUNT] = {
     "ssl_ca",
     "ssl_crl",
     "accounts_file",
+    "ssl_session_ticket_key",
     "tls_version",
     "ssl_cipher",
     "tls_ciphersuites",
@@ -179,6 +181,7 @@ static int on_key(void *user, const char *section, const char *name, const char 
     case K_SSL_CA:
     case K_SSL_CRL:
     case K_ACCOUNTS_FILE:
+    case K_SSL_SESSION_TICKET_KEY:
         if (value[0] == '\0') {
             return fail(st, key, "empty path");
         }
@@ -257,8 +260,8 @@ static int finish(struct parse_state *st, const char *dir, char *err, size_t err
         snprintf(err, errlen, "%s: path too long", where);
         return -CLINK_ECONFIG;
     }
-    char *dst[5] = {c->ssl_cert, c->ssl_key, c->ssl_ca, c->ssl_crl, c->accounts_file};
-    for (int i = 0; i < 5; i++) {
+    char *dst[6] = {c->ssl_cert, c->ssl_key, c->ssl_ca, c->ssl_crl, c->accounts_file, c->ssl_session_ticket_key};
+    for (int i = 0; i < 6; i++) {
         const char *key = key_names[K_SSL_CERT + i];
         if (st->raw_paths[i][0] == '\0') {
             continue;

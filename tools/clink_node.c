@@ -23,7 +23,7 @@ static void usage(FILE *f)
                "\n"
                "Run a clink node that answers the echo, status and sink methods over verified TLS\n"
                "(mutual: clients must present a certificate signed by the CA). SIGHUP reloads the\n"
-               "certificate, key, CA bundle, CRL and accounts file; on any error the node keeps the\n"
+               "certificate, key, CA bundle, CRL, accounts and ticket key files; on any error the node keeps the\n"
                "ones in use and says why. SIGINT/SIGTERM shut it down gracefully.\n"
                "\n"
                "Options:\n"
@@ -64,6 +64,8 @@ static void sink(struct clink_req *req, void *user)
 struct settings {
     const char *config, *cert, *key, *ca;
     int tls12;
+    struct clink_ticket_keys *tickets; /* one object for the node's life: tickets outlive a reload */
+    const char *ticket_file;
 };
 
 /* TLS context from the config file (if any) and the command line's overrides. */
@@ -81,6 +83,7 @@ static int make_tls(const struct settings *set, struct clink_config *cfg, struct
     if (set->tls12) {
         to.min_version = CLINK_TLS_1_2;
     }
+    to.ticket_keys = set->tickets;
     return clink_tls_ctx_new(&to, out, err, errlen) < 0 ? -1 : 0;
 }
 
@@ -96,6 +99,13 @@ static void reload(struct clink_node *node, const struct settings *set, struct c
         int ret = clink_node_reload_tls(node, tls);
         clink_tls_ctx_free(tls);
         fprintf(stderr, "clink-node: reload: TLS credentials %s\n", ret == 0 ? "replaced" : clink_strerror(ret));
+    }
+    if (set->ticket_file != NULL) {
+        if (clink_ticket_keys_reload(set->tickets, err, sizeof(err)) < 0) {
+            fprintf(stderr, "clink-node: reload: ticket keys: %s; keeping the keys in use\n", err);
+        } else {
+            fprintf(stderr, "clink-node: reload: session ticket keys read from %s\n", set->ticket_file);
+        }
     }
     if (acc != NULL) {
         if (clink_accounts_reload(acc, err, sizeof(err)) < 0) {
@@ -208,7 +218,12 @@ int main(int argc, char **argv)
         fprintf(stderr, "clink-node: --listen: expected HOST:PORT, got '%s'\n", listen);
         return 2;
     }
-    const struct settings set = {.config = config, .cert = cert, .key = key, .ca = ca, .tls12 = tls12};
+    struct settings set = {.config = config, .cert = cert, .key = key, .ca = ca, .tls12 = tls12};
+    set.ticket_file = cfg.ssl_session_ticket_key[0] ? cfg.ssl_session_ticket_key : NULL;
+    if (clink_ticket_keys_new(set.ticket_file, 0, &set.tickets, err, sizeof(err)) < 0) {
+        fprintf(stderr, "clink-node: ssl_session_ticket_key: %s\n", err);
+        return 1;
+    }
     struct clink_tls_ctx *tls = NULL;
     if (make_tls(&set, &cfg, &tls, err, sizeof(err)) < 0) {
         fprintf(stderr, "clink-node: TLS configuration: %s\n", err);
@@ -297,5 +312,6 @@ int main(int argc, char **argv)
     clink_node_free(node);
     clink_tls_ctx_free(tls);
     clink_accounts_free(acc);
+    clink_ticket_keys_free(set.tickets);
     return 0;
 }

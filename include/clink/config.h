@@ -32,10 +32,11 @@ struct clink_config {
     char ssl_key[CLINK_CONFIG_PATH_MAX];
     char ssl_ca[CLINK_CONFIG_PATH_MAX];
     char ssl_crl[CLINK_CONFIG_PATH_MAX];
-    char accounts_file[CLINK_CONFIG_PATH_MAX]; /* clink_accounts_load; "" when logins are not checked */
-    enum clink_tls_version tls_version;        /* tls_version = TLSv1.3 (default) | TLSv1.2,TLSv1.3 */
-    char ssl_cipher[512];                      /* TLS 1.2 cipher list, "" = default */
-    char tls_ciphersuites[512];                /* TLS 1.3 suites, "" = default */
+    char accounts_file[CLINK_CONFIG_PATH_MAX];          /* clink_accounts_load; "" when logins are not checked */
+    char ssl_session_ticket_key[CLINK_CONFIG_PATH_MAX]; /* clink_ticket_keys_new; "" = keys in memory */
+    enum clink_tls_version tls_version;                 /* tls_version = TLSv1.3 (default) | TLSv1.2,TLSv1.3 */
+    char ssl_cipher[512];                               /* TLS 1.2 cipher list, "" = default */
+    char tls_ciphersuites[512];                         /* TLS 1.3 suites, "" = default */
     enum clink_client_cert ssl_client_cert;
     int require_secure_transport; /* 1 (default): no plaintext connections at all */
     char bind_address[64];        /* default 127.0.0.1 */
