@@ -518,6 +518,11 @@ int clink_connect_sync(struct clink_node *node, const struct clink_connect_opts 
 
 /* ---- connections ---- */
 
+int clink_conn_is_open(const struct clink_conn *conn)
+{
+    return conn != NULL && atomic_load(&conn->open);
+}
+
 uint64_t clink_conn_id(const struct clink_conn *conn)
 {
     return conn ? conn->id : 0;

@@ -51,6 +51,7 @@ extern "C" {
     X(CLINK_EALPN, TLS, "peer does not speak the clink protocol (ALPN)")                                               \
     X(CLINK_EPLAINTEXT, AUTH, "plaintext refused by configuration")                                                    \
     X(CLINK_EACCESS, AUTH, "access denied")                                                                            \
+    X(CLINK_EUNAVAIL, CLOSED, "peer unavailable")                                                                      \
     X(CLINK_ECONFIG, USAGE, "bad configuration")                                                                       \
     X(CLINK_ENOTSUP, USAGE, "not supported on this host")                                                              \
     X(CLINK_EHANDSHAKE_TIMEOUT, IO, "opening handshake timed out")                                                     \

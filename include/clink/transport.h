@@ -234,6 +234,12 @@ CLINK_API CLINK_MUST_USE int clink_connect_sync(struct clink_node *node, const s
  */
 CLINK_API void clink_conn_close(struct clink_conn *conn);
 
+/*
+ * 1 while calls can be started on conn (opened, not draining or closed): a
+ * lock-free snapshot for pools and health checks. Thread: any.
+ */
+CLINK_API int clink_conn_is_open(const struct clink_conn *conn);
+
 /* Connection id (unique within the node), for logs. Thread: any. */
 CLINK_API uint64_t clink_conn_id(const struct clink_conn *conn);
 

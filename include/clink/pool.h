@@ -1,0 +1,185 @@
+/*
+ * clink pool: the cluster an aggregator talks to, one connection pool per peer.
+ *
+ * A cluster (struct clink_cluster) holds the peers a node calls (leaves and
+ * other aggregators: MemSQL's ADD LEAF / ADD AGGREGATOR / REMOVE LEAF) and
+ * one pool per peer. A pool keeps verified TLS connections to its peer:
+ * min_conns warm, more under load up to max_conns, calls multiplexed on the
+ * least busy one; idle extras closed, idle connections pinged, dead ones
+ * retired at once (their calls fail promptly), reconnects with exponential
+ * backoff and jitter, and a connection recycled (drained, closed, redialled
+ * with a ticket: a resumed handshake) before its keys protect too many
+ * records or when it is too old. While a peer is down its calls fail fast
+ * with -CLINK_EUNAVAIL instead of queueing.
+ *
+ * Threads: every function is safe from any thread unless it says otherwise.
+ * Picking a connection takes no lock (per-connection atomics); a mutex guards
+ * only the slow paths (membership, waiting calls, opening and closing).
+ * One manager thread per cluster does the timed work (dials, pings, trims,
+ * recycling, deadlines of waiting calls). Call completions run on the
+ * connection's worker, or on the manager thread for a call that never got a
+ * connection (its deadline passed while it waited, or the peer went down);
+ * either way never inside the function that started the call.
+ */
+#ifndef CLINK_POOL_H
+#define CLINK_POOL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "clink/error.h"
+#include "clink/transport.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct clink_cluster;
+struct clink_pool;
+
+enum clink_peer_role {
+    CLINK_ROLE_LEAF = 0,
+    CLINK_ROLE_AGGREGATOR,
+};
+
+/* Zero means default for every numeric field. */
+struct clink_pool_opts {
+    unsigned min_conns;           /* kept open; 0: 1 */
+    unsigned max_conns;           /* never more; 0: 4, at most 64 */
+    unsigned max_calls_per_conn;  /* in flight on one connection before another is opened; 0: 256 */
+    unsigned max_waiting;         /* calls waiting for room when all is full; 0: 1024, then -CLINK_EAGAIN */
+    uint32_t idle_timeout_ms;     /* an extra connection (above min) idle this long closes; 0: 30000 */
+    uint32_t ping_interval_ms;    /* an idle connection is pinged this often; 0: 5000 */
+    uint32_t ping_timeout_ms;     /* a ping not answered in time retires the connection; 0: 2000 */
+    uint32_t connect_timeout_ms;  /* dial + handshake + login; 0: 5000 */
+    uint32_t backoff_min_ms;      /* first reconnect delay; 0: 100 */
+    uint32_t backoff_max_ms;      /* cap of the doubling delay (each delay is jittered 50-100%); 0: 5000 */
+    uint64_t recycle_records;     /* recycle after this many TLS records in either direction; 0: 2^23 */
+    uint32_t recycle_age_ms;      /* and after this age; 0: never */
+    unsigned max_dials_in_flight; /* handshakes a pool runs at once (storm control); 0: 2 */
+};
+
+/* A peer of the cluster. Strings are copied. */
+struct clink_peer {
+    const char *name;          /* [in] unique in the cluster, e.g. "leaf1". Required. */
+    enum clink_peer_role role; /* leaf (default) or aggregator */
+    const char *host;          /* [in] IPv4/IPv6 literal or localhost. Required. */
+    uint16_t port;
+    const char *expected_name; /* [in] identity its certificate must carry; NULL: host */
+    enum clink_ssl_mode ssl_mode;
+    const char *user;                   /* [in] account to log in as (NULL: none) */
+    const char *password;               /* [in] NULL: none (node-to-node accounts prove themselves by certificate) */
+    const struct clink_pool_opts *pool; /* [in] NULL: the cluster's defaults */
+};
+
+struct clink_cluster_opts {
+    struct clink_node *node;       /* [in] the node whose workers carry the connections. Required. */
+    struct clink_pool_opts pool;   /* defaults for every peer */
+    unsigned retry_budget_percent; /* retries allowed as a share of calls; 0: 10 */
+    clink_log_fn log;              /* optional */
+    void *log_user;
+    enum clink_log_level log_level; /* 0: CLINK_LOG_WARN */
+};
+
+/*
+ * Create a cluster and start its manager thread. [out] *out; free with
+ * clink_cluster_free (before the node is shut down). Returns 0,
+ * -CLINK_EINVAL, -CLINK_ENOMEM.
+ */
+CLINK_API CLINK_MUST_USE int clink_cluster_new(const struct clink_cluster_opts *opts, struct clink_cluster **out);
+
+/* Close every pool (gracefully: calls in flight finish) and stop the manager. Thread: any but a worker. */
+CLINK_API void clink_cluster_free(struct clink_cluster *cl);
+
+/*
+ * ADD LEAF / ADD AGGREGATOR: add a peer; its pool starts dialling at once.
+ * Returns 0, -EEXIST (name taken), -CLINK_EINVAL, -CLINK_ENOMEM.
+ */
+CLINK_API CLINK_MUST_USE int clink_cluster_add(struct clink_cluster *cl, const struct clink_peer *peer);
+
+/*
+ * REMOVE LEAF / REMOVE AGGREGATOR: new calls to it fail with -CLINK_EUNAVAIL,
+ * calls in flight finish, its connections close. Returns 0 or -ENOENT.
+ */
+CLINK_API CLINK_MUST_USE int clink_cluster_remove(struct clink_cluster *cl, const char *name);
+
+/*
+ * The pool of a peer, by name, with a reference (NULL if there is none):
+ * drop it with clink_pool_release. A pool whose peer was removed stays valid
+ * until released, and fails its calls with -CLINK_EUNAVAIL.
+ */
+CLINK_API struct clink_pool *clink_cluster_pool(struct clink_cluster *cl, const char *name);
+CLINK_API void clink_pool_release(struct clink_pool *pool);
+
+/* Mark a method idempotent: its calls may be retried on another connection after a connection loss, within
+ * the cluster's retry budget and the call's deadline. Never by default. Thread: any. */
+CLINK_API CLINK_MUST_USE int clink_cluster_idempotent(struct clink_cluster *cl, uint16_t method);
+
+/*
+ * A call through a pool. Embed it; it is borrowed from clink_pool_call until
+ * its callback runs. Fill `call` as for clink_call_start (method, iov,
+ * timeout_ms: the whole deadline, waiting included; cb, user).
+ */
+struct clink_pool_call {
+    struct clink_call call;
+    /* private */
+    struct {
+        struct clink_pool *pool;
+        clink_call_cb cb;
+        void *user;
+        int slot;
+        uint32_t gen;
+        unsigned retries;
+        int status;
+        uint64_t deadline_ns;
+        struct clink_pool_call *next;
+    } priv;
+};
+
+/*
+ * Start a call on the pool's least busy connection. Returns 0 (cb will run
+ * exactly once), or negative and cb will not run: -CLINK_EUNAVAIL (the peer
+ * is down or removed), -CLINK_EAGAIN (too many calls waiting), -CLINK_EINVAL.
+ */
+CLINK_API CLINK_MUST_USE int clink_pool_call(struct clink_pool *pool, struct clink_pool_call *pc);
+
+/* Blocking form for application threads (not a worker). [out] resp as clink_call_sync. */
+CLINK_API CLINK_MUST_USE int clink_pool_call_sync(struct clink_pool *pool, uint16_t method, const void *req, size_t len,
+                                                  uint32_t timeout_ms, struct clink_msg *resp);
+
+struct clink_pool_stats {
+    unsigned conns_open, conns_idle, conns_busy, conns_connecting;
+    unsigned calls_in_flight, calls_waiting;
+    uint64_t calls_ok, calls_started;
+    uint64_t failed_unavailable, failed_timeout, failed_closed, failed_remote, failed_other;
+    uint64_t handshakes_full, handshakes_resumed, handshakes_failed;
+    uint64_t reconnects, recycles, retries, pings_failed;
+    int up; /* the peer is reachable (a connection is open, or the last dial worked) */
+};
+CLINK_API void clink_pool_stats(struct clink_pool *pool, struct clink_pool_stats *out);
+
+/* ---- fan-out ---- */
+
+struct clink_fanout_result {
+    char peer[64];
+    int status;           /* 0, or a negative error for this peer */
+    struct clink_msg msg; /* the answer (status 0) or the peer's error text (-CLINK_EREMOTE) */
+};
+
+/*
+ * Send one request to every peer of a role (or the peers named in `names`,
+ * NULL-terminated) and gather one result per peer, all within timeout_ms.
+ * [out] *results, *n: caller frees with clink_fanout_free. Blocks: thread any
+ * but a worker. Returns 0 (each result has its own status) or -CLINK_EINVAL /
+ * -CLINK_ENOMEM.
+ */
+CLINK_API CLINK_MUST_USE int clink_cluster_fanout(struct clink_cluster *cl, enum clink_peer_role role,
+                                                  const char *const *names, uint16_t method, const void *req,
+                                                  size_t len, uint32_t timeout_ms, struct clink_fanout_result **results,
+                                                  size_t *n);
+CLINK_API void clink_fanout_free(struct clink_fanout_result *results, size_t n);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
