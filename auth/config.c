@@ -19,6 +19,7 @@ struct parse_state {
     char err[512];
     int failed;
     unsigned seen; /* bit per key: a repeated key is an error, not "last one wins" */
+    unsigned peer_seen[CLINK_CONFIG_MAX_PEERS];
     char raw_basedir[CLINK_CONFIG_PATH_MAX];
     char raw_paths[6][CLINK_CONFIG_PATH_MAX]; /* cert, key, ca, crl, accounts, ticket keys as written */
 };
@@ -142,11 +143,77 @@ static int tls_version(struct parse_state *st, const char *v)
     return 1;
 }
 
+/* [leaf NAME] / [aggregator NAME]: one peer of the cluster. */
+static int on_peer_key(struct parse_state *st, int aggregator, const char *pname, const char *key, const char *value)
+{
+    struct clink_config *c = st->cfg;
+    struct clink_config_peer *p = NULL;
+    for (size_t i = 0; i < c->npeers; i++) {
+        if (strcmp(c->peers[i].name, pname) == 0) {
+            p = &c->peers[i];
+        }
+    }
+    if (p == NULL) {
+        if (pname[0] == '\0' || strlen(pname) >= sizeof(p->name) || strchr(pname, ' ') != NULL) {
+            return fail(st, key, "[%s %s]: a peer needs a name of 1 to 63 characters without spaces",
+                        aggregator ? "aggregator" : "leaf", pname);
+        }
+        if (c->npeers == CLINK_CONFIG_MAX_PEERS) {
+            return fail(st, key, "more than %d peers", CLINK_CONFIG_MAX_PEERS);
+        }
+        p = &c->peers[c->npeers++];
+        memset(p, 0, sizeof(*p));
+        snprintf(p->name, sizeof(p->name), "%s", pname);
+        p->aggregator = aggregator;
+    } else if (p->aggregator != aggregator) {
+        return fail(st, key, "'%s' is both a leaf and an aggregator", pname);
+    }
+    static const char *const keys[] = {"host", "port", "ssl_server_name", "user", "ssl_mode"};
+    for (unsigned k = 0; k < 5; k++) {
+        unsigned *seen = &st->peer_seen[p - c->peers];
+        if (strcmp(key, keys[k]) == 0 && (*seen & (1u << k))) {
+            return fail(st, key, "[%s]: given twice", pname);
+        }
+        *seen |= strcmp(key, keys[k]) == 0 ? 1u << k : 0;
+    }
+    unsigned long x;
+    if (strcmp(key, "host") == 0) {
+        return copy(st, key, p->host, sizeof(p->host), value);
+    }
+    if (strcmp(key, "port") == 0) {
+        if (parse_uint(value, 65535, &x) < 0 || x == 0) {
+            return fail(st, key, "[%s]: '%s' is not a port number (1-65535)", pname, value);
+        }
+        p->port = (uint16_t)x;
+        return 1;
+    }
+    if (strcmp(key, "ssl_server_name") == 0) {
+        return copy(st, key, p->ssl_server_name, sizeof(p->ssl_server_name), value);
+    }
+    if (strcmp(key, "user") == 0) {
+        return copy(st, key, p->user, sizeof(p->user), value);
+    }
+    if (strcmp(key, "ssl_mode") == 0) {
+        /* The values of enum clink_ssl_mode, in the mysql client's words. */
+        static const char *const modes[] = {"", "DISABLED", "PREFERRED", "REQUIRED", "VERIFY_CA", "VERIFY_IDENTITY"};
+        for (int i = 1; i < 6; i++) {
+            if (strcasecmp(value, modes[i]) == 0) {
+                p->ssl_mode = i;
+                return 1;
+            }
+        }
+        return fail(st, key, "[%s]: '%s' is not one of DISABLED, PREFERRED, REQUIRED, VERIFY_CA, VERIFY_IDENTITY",
+                    pname, value);
+    }
+    return fail(st, key, "[%s]: unknown key (host, port, ssl_server_name, ssl_mode, user)", pname);
+}
+
 static int on_key(void *user, const char *section, const char *name, const char *value)
 {
     struct parse_state *st = user;
     struct clink_config *c = st->cfg;
-    if (strcasecmp(section, "server") != 0) {
+    int is_leaf = strncasecmp(section, "leaf ", 5) == 0, is_agg = strncasecmp(section, "aggregator ", 11) == 0;
+    if (!is_leaf && !is_agg && strcasecmp(section, "server") != 0) {
         return 1; /* other programs' sections */
     }
     /* my.cnf accepts ssl-cert and ssl_cert alike. */
@@ -157,6 +224,9 @@ static int on_key(void *user, const char *section, const char *name, const char 
     }
     for (size_t i = 0; i <= n; i++) {
         key[i] = name[i] == '-' ? '_' : (char)(name[i] >= 'A' && name[i] <= 'Z' ? name[i] + 32 : name[i]);
+    }
+    if (is_leaf || is_agg) {
+        return on_peer_key(st, is_agg, section + (is_leaf ? 5 : 11), key, value);
     }
     int id = -1;
     for (int i = 0; i < K_COUNT; i++) {
@@ -259,6 +329,13 @@ static int finish(struct parse_state *st, const char *dir, char *err, size_t err
     } else if (snprintf(c->basedir, sizeof(c->basedir), "%s", dir) >= (int)sizeof(c->basedir)) {
         snprintf(err, errlen, "%s: path too long", where);
         return -CLINK_ECONFIG;
+    }
+    for (size_t i = 0; i < c->npeers; i++) {
+        if (c->peers[i].host[0] == '\0' || c->peers[i].port == 0) {
+            snprintf(err, errlen, "%s: [%s %s]: host and port are required", where,
+                     c->peers[i].aggregator ? "aggregator" : "leaf", c->peers[i].name);
+            return -CLINK_ECONFIG;
+        }
     }
     char *dst[6] = {c->ssl_cert, c->ssl_key, c->ssl_ca, c->ssl_crl, c->accounts_file, c->ssl_session_ticket_key};
     for (int i = 0; i < 6; i++) {

@@ -994,6 +994,47 @@ void clink_pool_stats(struct clink_pool *p, struct clink_pool_stats *out)
     out->up = !atomic_load(&p->down) && !atomic_load(&p->removed);
 }
 
+size_t clink_cluster_status_format(struct clink_cluster *cl, char *buf, size_t cap)
+{
+    size_t n = 0;
+    if (cap == 0) {
+        return 0;
+    }
+    buf[0] = '\0';
+    pthread_mutex_lock(&cl->mu);
+    for (size_t i = 0; i < cl->npools; i++) {
+        struct clink_pool *p = cl->pools[i];
+        struct clink_pool_stats s;
+        clink_pool_stats(p, &s);
+        int m = snprintf(buf + n, cap - n,
+                         "Pool %s: %s %s:%u, %s\n"
+                         "  Connections: %u open (%u idle, %u busy), %u connecting\n"
+                         "  Calls: %u in flight, %u waiting, %llu started, %llu ok\n"
+                         "  Calls failed: %llu unavailable, %llu timeout, %llu closed, %llu remote, %llu other\n"
+                         "  Handshakes: %llu full, %llu resumed, %llu failed\n"
+                         "  Reconnects: %llu, recycles: %llu, retries: %llu, failed pings: %llu\n",
+                         p->name, p->role == CLINK_ROLE_AGGREGATOR ? "aggregator" : "leaf", p->host, p->co.port,
+                         atomic_load(&p->removed) ? "removed"
+                         : s.up                   ? "up"
+                                                  : "down",
+                         s.conns_open, s.conns_idle, s.conns_busy, s.conns_connecting, s.calls_in_flight,
+                         s.calls_waiting, (unsigned long long)s.calls_started, (unsigned long long)s.calls_ok,
+                         (unsigned long long)s.failed_unavailable, (unsigned long long)s.failed_timeout,
+                         (unsigned long long)s.failed_closed, (unsigned long long)s.failed_remote,
+                         (unsigned long long)s.failed_other, (unsigned long long)s.handshakes_full,
+                         (unsigned long long)s.handshakes_resumed, (unsigned long long)s.handshakes_failed,
+                         (unsigned long long)s.reconnects, (unsigned long long)s.recycles,
+                         (unsigned long long)s.retries, (unsigned long long)s.pings_failed);
+        if (m < 0 || (size_t)m >= cap - n) {
+            n = cap - 1;
+            break;
+        }
+        n += (size_t)m;
+    }
+    pthread_mutex_unlock(&cl->mu);
+    return n;
+}
+
 /* ---- fan-out ---- */
 
 struct fanout {

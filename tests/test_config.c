@@ -273,3 +273,39 @@ Test(config, unknown_cipher_names_the_key)
     cr_assert_eq(clink_tls_ctx_new(&o, &t, err, sizeof(err)), -CLINK_ECONFIG);
     cr_assert(strstr(err, "ssl_cipher: no known TLS 1.2 cipher in 'NOPE'") != NULL, "%s", err);
 }
+
+Test(config, cluster_peers_from_leaf_and_aggregator_sections)
+{
+    const char *text = "[server]\nport = 0\n"
+                       "[leaf leaf1]\nhost = 10.0.0.1\nport = 3306\nuser = root\n"
+                       "[leaf leaf2]\nhost = ::1\nport = 3307\nssl_server_name = leaf2.db\nssl_mode = VERIFY_CA\n"
+                       "[aggregator agg2]\nhost = 10.0.0.9\nport = 3306\n"
+                       "[client]\nhost = ignored\n";
+    struct clink_config c;
+    char err[512];
+    cr_assert_eq(clink_config_parse(text, "/tmp", &c, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(c.npeers, 3);
+    cr_assert_str_eq(c.peers[0].name, "leaf1");
+    cr_assert_eq(c.peers[0].aggregator, 0);
+    cr_assert_str_eq(c.peers[0].host, "10.0.0.1");
+    cr_assert_eq(c.peers[0].port, 3306);
+    cr_assert_str_eq(c.peers[0].user, "root");
+    cr_assert_eq(c.peers[0].ssl_mode, 0, "default: VERIFY_IDENTITY");
+    cr_assert_str_eq(c.peers[1].ssl_server_name, "leaf2.db");
+    cr_assert_eq(c.peers[1].ssl_mode, 4, "VERIFY_CA");
+    cr_assert_eq(c.peers[2].aggregator, 1);
+
+    static const struct bad cases[] = {
+        {"[leaf leaf1]\nhost = a\n", "[leaf leaf1]: host and port are required"},
+        {"[leaf leaf1]\nhost = a\nport = 0\n", "'0' is not a port number"},
+        {"[leaf leaf1]\nhost = a\nport = 1\nweight = 3\n", "[leaf1]: unknown key"},
+        {"[leaf leaf1]\nhost = a\nport = 1\n[aggregator leaf1]\nhost = b\n", "both a leaf and an aggregator"},
+        {"[leaf leaf1]\nhost = a\nport = 1\nssl_mode = SOMETIMES\n", "'SOMETIMES' is not one of DISABLED"},
+        {"[leaf leaf1]\nhost = a\nport = 1\nport = 2\n", "given twice"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        int ret = clink_config_parse(cases[i].text, "/tmp", &c, err, sizeof(err));
+        cr_assert_eq(ret, -CLINK_ECONFIG, "case %zu accepted", i);
+        cr_assert(strstr(err, cases[i].expect) != NULL, "case %zu: got '%s', want '%s'", i, err, cases[i].expect);
+    }
+}

@@ -54,6 +54,20 @@ static void echo(struct clink_req *req, void *user)
     CLINK_IGNORE(clink_req_respond(req, &iov, 1));
 }
 
+/* An aggregator's pools, as text (clink-status --pools). */
+static void pools(struct clink_req *req, void *user)
+{
+    /* Set once before the port file is written; freed only after the node's workers have stopped. */
+    struct clink_cluster *cl = __atomic_load_n((struct clink_cluster **)user, __ATOMIC_ACQUIRE);
+    static _Thread_local char text[16384];
+    size_t n = cl ? clink_cluster_status_format(cl, text, sizeof(text)) : 0;
+    if (cl == NULL) {
+        n = (size_t)snprintf(text, sizeof(text), "No pools: this node has no [leaf] or [aggregator] peers\n");
+    }
+    struct iovec iov = {.iov_base = text, .iov_len = n};
+    CLINK_IGNORE(clink_req_respond(req, &iov, 1));
+}
+
 static void sink(struct clink_req *req, void *user)
 {
     (void)user;
@@ -255,7 +269,9 @@ int main(int argc, char **argv)
         clink_tls_ctx_free(tls);
         return 1;
     }
+    static struct clink_cluster *cluster;
     if (clink_node_register(node, CLINK_TOOL_ECHO, echo, NULL) < 0 ||
+        clink_node_register(node, CLINK_TOOL_POOLS, pools, &cluster) < 0 ||
         clink_node_register(node, CLINK_TOOL_SINK, sink, NULL) < 0) {
         fprintf(stderr, "clink-node: cannot register methods\n");
         return 1;
@@ -278,6 +294,33 @@ int main(int argc, char **argv)
         clink_node_free(node);
         clink_tls_ctx_free(tls);
         return 1;
+    }
+    /* An aggregator: one pool per [leaf]/[aggregator] peer, kept warm from now on. */
+    if (cfg.npeers > 0) {
+        struct clink_cluster_opts clo = {
+            .node = node, .log = clink_log_stderr, .log_level = verbose ? CLINK_LOG_INFO : CLINK_LOG_WARN};
+        struct clink_cluster *cl = NULL;
+        if ((ret = clink_cluster_new(&clo, &cl)) < 0) {
+            fprintf(stderr, "clink-node: cluster: %s\n", clink_strerror(ret));
+            stop = 1;
+        }
+        for (size_t i = 0; cl != NULL && i < cfg.npeers; i++) {
+            const struct clink_config_peer *cp = &cfg.peers[i];
+            struct clink_peer peer = {.name = cp->name,
+                                      .role = cp->aggregator ? CLINK_ROLE_AGGREGATOR : CLINK_ROLE_LEAF,
+                                      .host = cp->host,
+                                      .port = cp->port,
+                                      .expected_name = cp->ssl_server_name[0] ? cp->ssl_server_name : NULL,
+                                      .ssl_mode = (enum clink_ssl_mode)cp->ssl_mode,
+                                      .user = cp->user[0] ? cp->user : NULL};
+            if ((ret = clink_cluster_add(cl, &peer)) < 0) {
+                fprintf(stderr, "clink-node: [%s %s]: %s\n", cp->aggregator ? "aggregator" : "leaf", cp->name,
+                        clink_strerror(ret));
+                stop = 1;
+            }
+        }
+        __atomic_store_n(&cluster, cl, __ATOMIC_RELEASE);
+        fprintf(stderr, "clink-node: aggregator of %zu peer(s)\n", cfg.npeers);
     }
     if (port_file != NULL) {
         char tmp[4096];
@@ -306,6 +349,8 @@ int main(int argc, char **argv)
     struct clink_node_stats s;
     clink_node_stats(node, &s);
     CLINK_IGNORE(clink_node_shutdown(node, drain_ms));
+    /* After the workers stopped (no handler can read it); its connections are closed already. */
+    clink_cluster_free(__atomic_exchange_n(&cluster, NULL, __ATOMIC_ACQ_REL));
     fprintf(stderr, "clink-node: stopped: %llu connections accepted, %llu refused, %llu requests handled\n",
             (unsigned long long)s.conns_accepted, (unsigned long long)s.conns_refused,
             (unsigned long long)s.requests_handled);

@@ -31,6 +31,7 @@ static void usage(FILE *f)
                "  --user NAME          log in as this account (default: none, the anonymous user)\n"
                "  --password PW        its password (visible to ps: prefer the CLINK_PWD environment variable)\n"
                "  --plaintext          same as --ssl-mode DISABLED (only if the node allows it)\n"
+               "  --pools              also print the node's pools to its peers (an aggregator's leaves)\n"
                "  --timeout-ms N       connect and call deadline (default 5000)\n"
                "  -h, --help           this text\n"
                "\n"
@@ -40,29 +41,20 @@ static void usage(FILE *f)
 int main(int argc, char **argv)
 {
     static const struct option longopts[] = {
-        {"connect", required_argument, NULL, 'C'},
-        {"host", required_argument, NULL, 'H'},
-        {"port", required_argument, NULL, 'p'},
-        {"ssl-mode", required_argument, NULL, 'm'},
-        {"name", required_argument, NULL, 'n'},
-        {"ssl-server-name", required_argument, NULL, 'n'},
-        {"cert", required_argument, NULL, 'c'},
-        {"ssl-cert", required_argument, NULL, 'c'},
-        {"key", required_argument, NULL, 'k'},
-        {"ssl-key", required_argument, NULL, 'k'},
-        {"ca", required_argument, NULL, 'a'},
-        {"ssl-ca", required_argument, NULL, 'a'},
-        {"plaintext", no_argument, NULL, 'P'},
-        {"timeout-ms", required_argument, NULL, 't'},
-        {"ssl-crl", required_argument, NULL, 'r'},
-        {"user", required_argument, NULL, 'u'},
-        {"password", required_argument, NULL, 'w'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        {"connect", required_argument, NULL, 'C'},  {"host", required_argument, NULL, 'H'},
+        {"port", required_argument, NULL, 'p'},     {"ssl-mode", required_argument, NULL, 'm'},
+        {"name", required_argument, NULL, 'n'},     {"ssl-server-name", required_argument, NULL, 'n'},
+        {"cert", required_argument, NULL, 'c'},     {"ssl-cert", required_argument, NULL, 'c'},
+        {"key", required_argument, NULL, 'k'},      {"ssl-key", required_argument, NULL, 'k'},
+        {"ca", required_argument, NULL, 'a'},       {"ssl-ca", required_argument, NULL, 'a'},
+        {"plaintext", no_argument, NULL, 'P'},      {"timeout-ms", required_argument, NULL, 't'},
+        {"ssl-crl", required_argument, NULL, 'r'},  {"user", required_argument, NULL, 'u'},
+        {"password", required_argument, NULL, 'w'}, {"help", no_argument, NULL, 'h'},
+        {"pools", no_argument, NULL, 'o'},          {NULL, 0, NULL, 0},
     };
     const char *target = NULL, *name = NULL, *cert = NULL, *key = NULL, *ca = NULL, *crl = NULL, *user = NULL;
     const char *password = getenv("CLINK_PWD");
-    int plain = 0, ch;
+    int plain = 0, show_pools = 0, ch;
     const char *host_opt = NULL, *port_opt = NULL;
     enum clink_ssl_mode mode = CLINK_SSL_DEFAULT;
     static const char *const modes[] = {"", "DISABLED", "PREFERRED", "REQUIRED", "VERIFY_CA", "VERIFY_IDENTITY"};
@@ -116,6 +108,9 @@ int main(int argc, char **argv)
             break;
         case 'w':
             password = optarg;
+            break;
+        case 'o':
+            show_pools = 1;
             break;
         case 't':
             timeout = (unsigned)strtoul(optarg, NULL, 10);
@@ -194,6 +189,16 @@ int main(int argc, char **argv)
         printf("# server's view\n%.*s", (int)remote.len, (const char *)remote.data);
         clink_msg_free(&remote);
         rc = 0;
+        if (show_pools) {
+            ret = clink_call_sync(conn, CLINK_TOOL_POOLS, NULL, 0, timeout, &remote);
+            if (ret == 0) {
+                printf("# pools\n%.*s", (int)remote.len, (const char *)remote.data);
+                clink_msg_free(&remote);
+            } else {
+                fprintf(stderr, "clink-status: pools: %s\n", clink_strerror(ret));
+                rc = 1;
+            }
+        }
     } else {
         fprintf(stderr, "clink-status: status call failed: %s\n", clink_strerror(ret));
     }

@@ -22,7 +22,23 @@
 extern "C" {
 #endif
 
-#define CLINK_CONFIG_PATH_MAX 4096
+#define CLINK_CONFIG_PATH_MAX  4096
+#define CLINK_CONFIG_MAX_PEERS 256
+
+/*
+ * A peer this node calls, from a [leaf NAME] or [aggregator NAME] section:
+ * the cluster's membership as MemSQL's ADD LEAF / ADD AGGREGATOR would
+ * record it (clink_cluster_add takes the same facts).
+ */
+struct clink_config_peer {
+    char name[64];
+    int aggregator;            /* 0: [leaf NAME], 1: [aggregator NAME] */
+    char host[64];             /* host = (required) */
+    uint16_t port;             /* port = (required) */
+    char ssl_server_name[256]; /* the identity its certificate must carry; "" = host */
+    int ssl_mode;              /* a clink_ssl_mode value (transport.h); 0 = VERIFY_IDENTITY */
+    char user[65];             /* account to log in as; "" = none */
+};
 
 struct clink_config {
     char path[CLINK_CONFIG_PATH_MAX];    /* the file read ("" when parsed from a string) */
@@ -45,6 +61,9 @@ struct clink_config {
     unsigned workers;              /* 0: one per CPU */
     uint32_t handshake_timeout_ms; /* 0: the transport default */
     uint32_t max_frame;            /* 0: the transport default */
+    /* the cluster: peers in file order */
+    struct clink_config_peer peers[CLINK_CONFIG_MAX_PEERS];
+    size_t npeers;
 };
 
 /*

@@ -83,8 +83,9 @@ struct clink_cluster_opts {
 
 /*
  * Create a cluster and start its manager thread. [out] *out; free with
- * clink_cluster_free (before the node is shut down). Returns 0,
- * -CLINK_EINVAL, -CLINK_ENOMEM.
+ * clink_cluster_free before clink_node_free (before or after
+ * clink_node_shutdown: before, its pools close gracefully; after, their
+ * connections are already closed). Returns 0, -CLINK_EINVAL, -CLINK_ENOMEM.
  */
 CLINK_API CLINK_MUST_USE int clink_cluster_new(const struct clink_cluster_opts *opts, struct clink_cluster **out);
 
@@ -157,6 +158,13 @@ struct clink_pool_stats {
     int up; /* the peer is reachable (a connection is open, or the last dial worked) */
 };
 CLINK_API void clink_pool_stats(struct clink_pool *pool, struct clink_pool_stats *out);
+
+/*
+ * Every pool's counters as text, one "Pool NAME: ..." block per peer in the
+ * `Name: value` style of clink_conn_status_format. Returns the length
+ * written (truncated to cap - 1). Thread: any (reads atomics; does not block).
+ */
+CLINK_API size_t clink_cluster_status_format(struct clink_cluster *cl, char *buf, size_t cap);
 
 /* ---- fan-out ---- */
 
