@@ -11,7 +11,7 @@
 
 #define CLINK_TOOL_ECHO 1 /* answers with the request payload */
 /* 2 was a status method: every node now answers CLINK_METHOD_STATUS itself. */
-#define CLINK_TOOL_SINK 3 /* answers with an empty payload (one-way streaming) */
+#define CLINK_TOOL_SINK  3 /* answers with an empty payload (one-way streaming) */
 #define CLINK_TOOL_POOLS 4 /* an aggregator's pools: clink_cluster_status_format (text) */
 
 /* Split "host:port" or "[v6]:port". Returns 0 or -1. host gets a NUL-terminated copy. */
