@@ -7,6 +7,11 @@
  * clink-node), keeps --concurrency calls in flight over --connections
  * connections per target, and prints a table plus one JSON object per result
  * line (--json FILE).
+ *
+ * Handshakes: dials per second and CPU per dial, plaintext (TCP + HELLO) vs a
+ * full TLS 1.3 handshake vs a resumed one. Storm: an in-process leaf with N
+ * pooled connections restarts; how long until every pool is whole again, and
+ * which share of the reconnects resumed.
  */
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -164,6 +169,7 @@ struct result {
     uint64_t issued, ok, failed;
     char cipher[64], tls_version[16];
     char skipped[512];
+    double resumed_share; /* storm: resumed share of the reconnects */
 };
 
 static double cpu_seconds(const pid_t *pids, int npids)
@@ -202,7 +208,8 @@ struct cfg {
     int nsizes;
     unsigned concurrency, connections, workers, duration_ms, warmup_ms;
     int modes_plain, modes_tls, modes_ktls;
-    int scen_rpc, scen_throughput;
+    int scen_rpc, scen_throughput, scen_handshake, scen_storm;
+    unsigned storm_conns;
     pid_t pids[MAX_TARGETS];
     int npids;
     FILE *jf;
@@ -320,6 +327,222 @@ out:
     return ret;
 }
 
+/* ---- handshakes: dial, log in, close, as fast as `threads` threads can ---- */
+
+struct hs_run {
+    struct cfg *cfg;
+    struct clink_node *node;
+    enum clink_conn_mode mode;
+    int resume;
+    atomic_int stop;
+    atomic_uint_fast64_t ok, failed;
+    struct hist hist[8];
+    char err[256];
+};
+
+struct hs_thread {
+    struct hs_run *run;
+    int idx;
+};
+
+static void *hs_loop(void *arg)
+{
+    struct hs_thread *th = arg;
+    struct hs_run *r = th->run;
+    struct cfg *cfg = r->cfg;
+    for (unsigned i = (unsigned)th->idx; !atomic_load(&r->stop); i++) {
+        int t = (int)(i % (unsigned)cfg->ntargets);
+        struct clink_connect_opts o = {
+            .host = cfg->hosts[t],
+            .port = cfg->ports[t],
+            .expected_name = cfg->name,
+            .mode = r->mode,
+            .user = r->mode == CLINK_MODE_PLAIN && cfg->plain_user ? cfg->plain_user : cfg->user,
+            .no_resume = !r->resume,
+        };
+        struct clink_conn *c;
+        char err[256];
+        uint64_t t0 = now_ns();
+        int ret = clink_connect_sync(r->node, &o, &c, err, sizeof(err));
+        if (ret == 0) {
+            hist_add(&r->hist[th->idx], now_ns() - t0);
+            atomic_fetch_add(&r->ok, 1);
+            clink_conn_close(c);
+        } else {
+            if (atomic_fetch_add(&r->failed, 1) == 0) {
+                snprintf(r->err, sizeof(r->err), "%s", err);
+            }
+        }
+    }
+    return NULL;
+}
+
+static int run_handshakes(struct cfg *cfg, struct clink_node *node, enum clink_conn_mode mode, int resume,
+                          struct result *res)
+{
+    unsigned threads = cfg->concurrency < 4 ? cfg->concurrency : 4;
+    struct hs_run *r = calloc(1, sizeof(*r));
+    if (r == NULL) {
+        return -CLINK_ENOMEM;
+    }
+    r->cfg = cfg;
+    r->node = node;
+    r->mode = mode;
+    r->resume = resume;
+    struct hs_thread th[8];
+    pthread_t tid[8];
+    for (int phase = 0; phase < 2; phase++) {
+        atomic_store(&r->stop, 0);
+        atomic_store(&r->ok, 0);
+        atomic_store(&r->failed, 0);
+        memset(r->hist, 0, sizeof(r->hist));
+        double cpu0 = cpu_seconds(cfg->pids, cfg->npids);
+        uint64_t t0 = now_ns();
+        for (unsigned i = 0; i < threads; i++) {
+            th[i] = (struct hs_thread){.run = r, .idx = (int)i};
+            pthread_create(&tid[i], NULL, hs_loop, &th[i]);
+        }
+        usleep((phase == 0 ? cfg->warmup_ms : cfg->duration_ms) * 1000u);
+        atomic_store(&r->stop, 1);
+        for (unsigned i = 0; i < threads; i++) {
+            pthread_join(tid[i], NULL);
+        }
+        if (phase == 1) {
+            struct hist *h = calloc(1, sizeof(*h));
+            for (unsigned i = 0; i < threads; i++) {
+                hist_merge(h, &r->hist[i]);
+            }
+            res->secs = (double)(now_ns() - t0) / 1e9;
+            res->ok = atomic_load(&r->ok);
+            res->failed = atomic_load(&r->failed);
+            res->issued = res->ok + res->failed;
+            res->ops = (double)res->ok / res->secs;
+            res->p50 = hist_pct_us(h, 0.50);
+            res->p99 = hist_pct_us(h, 0.99);
+            res->p999 = hist_pct_us(h, 0.999);
+            res->cpu_s = cpu_seconds(cfg->pids, cfg->npids) - cpu0;
+            res->concurrency = threads;
+            free(h);
+        }
+    }
+    if (res->ok == 0) {
+        snprintf(res->skipped, sizeof(res->skipped), "no dial succeeded: %s", r->err);
+    }
+    free(r);
+    return 0;
+}
+
+/* ---- restart storm: an in-process leaf with many pooled connections goes away and comes back ---- */
+
+static struct clink_node *storm_leaf(struct clink_tls_ctx *tls, uint16_t port)
+{
+    struct clink_node_opts o = {.workers = 1, .tls = tls};
+    struct clink_node *n = NULL;
+    if (clink_node_new(&o, &n) < 0) {
+        return NULL;
+    }
+    if (clink_node_listen(n, "127.0.0.1", port) < 0 || clink_node_start(n) < 0) {
+        clink_node_free(n);
+        return NULL;
+    }
+    return n;
+}
+
+static void storm_totals(struct clink_cluster *cl, unsigned npools, struct clink_pool_stats *sum)
+{
+    memset(sum, 0, sizeof(*sum));
+    for (unsigned i = 0; i < npools; i++) {
+        char name[16];
+        snprintf(name, sizeof(name), "storm%u", i);
+        struct clink_pool *p = clink_cluster_pool(cl, name);
+        if (p == NULL) {
+            continue;
+        }
+        struct clink_pool_stats s;
+        clink_pool_stats(p, &s);
+        clink_pool_release(p);
+        sum->conns_open += s.conns_open;
+        sum->handshakes_full += s.handshakes_full;
+        sum->handshakes_resumed += s.handshakes_resumed;
+        sum->handshakes_failed += s.handshakes_failed;
+    }
+}
+
+static int storm_wait_open(struct clink_cluster *cl, unsigned npools, unsigned want, unsigned ms)
+{
+    uint64_t end = now_ns() + (uint64_t)ms * 1000000ull;
+    struct clink_pool_stats s;
+    do {
+        storm_totals(cl, npools, &s);
+        if (s.conns_open >= want) {
+            return 0;
+        }
+        usleep(1000);
+    } while (now_ns() < end);
+    return -1;
+}
+
+static int run_storm(struct cfg *cfg, struct clink_node *node, struct clink_tls_ctx *tls, struct result *res,
+                     double *resumed_share)
+{
+    unsigned per = 32, npools = (cfg->storm_conns + per - 1) / per, total = npools * per;
+    struct clink_node *leaf = storm_leaf(tls, 0);
+    if (leaf == NULL) {
+        snprintf(res->skipped, sizeof(res->skipped), "cannot start the in-process leaf");
+        return -1;
+    }
+    uint16_t port = clink_node_port(leaf);
+    struct clink_cluster_opts co = {
+        .node = node,
+        .pool = {
+            .min_conns = per, .max_conns = per, .backoff_min_ms = 20, .backoff_max_ms = 500, .max_dials_in_flight = 8}};
+    struct clink_cluster *cl = NULL;
+    int ret = clink_cluster_new(&co, &cl);
+    for (unsigned i = 0; ret == 0 && i < npools; i++) {
+        char name[16];
+        snprintf(name, sizeof(name), "storm%u", i);
+        struct clink_peer p = {.name = name, .host = "127.0.0.1", .port = port, .expected_name = cfg->name};
+        ret = clink_cluster_add(cl, &p);
+    }
+    if (ret < 0 || storm_wait_open(cl, npools, total, 20000) < 0) {
+        snprintf(res->skipped, sizeof(res->skipped), "the %u connections did not open", total);
+        clink_cluster_free(cl);
+        clink_node_free(leaf);
+        return -1;
+    }
+    usleep(200000); /* every connection's tickets have arrived */
+    struct clink_pool_stats before;
+    storm_totals(cl, npools, &before);
+    clink_node_free(leaf); /* the leaf goes away: every connection dies at once */
+    struct clink_pool_stats cur;
+    for (int i = 0; i < 10000 && (storm_totals(cl, npools, &cur), cur.conns_open > 0); i++) {
+        usleep(1000);
+    }
+    double cpu0 = cpu_seconds(cfg->pids, cfg->npids);
+    uint64_t t0 = now_ns();
+    leaf = storm_leaf(tls, port); /* back, with the same ticket keys: a restart that keeps its key file */
+    ret = leaf ? storm_wait_open(cl, npools, total, 30000) : -1;
+    uint64_t t1 = now_ns();
+    struct clink_pool_stats after;
+    storm_totals(cl, npools, &after);
+    res->cpu_s = cpu_seconds(cfg->pids, cfg->npids) - cpu0;
+    res->secs = (double)(t1 - t0) / 1e9;
+    res->ok = after.conns_open;
+    res->issued = total;
+    res->ops = (double)total / res->secs;
+    uint64_t full = after.handshakes_full - before.handshakes_full;
+    uint64_t resumed = after.handshakes_resumed - before.handshakes_resumed;
+    *resumed_share = full + resumed ? (double)resumed / (double)(full + resumed) : 0;
+    if (ret < 0) {
+        snprintf(res->skipped, sizeof(res->skipped), "only %u of %u connections came back in 30 s", after.conns_open,
+                 total);
+    }
+    res->concurrency = total;
+    clink_cluster_free(cl);
+    clink_node_free(leaf);
+    return ret;
+}
+
 static void emit_json(struct cfg *cfg, const struct result *r)
 {
     if (cfg->jf == NULL) {
@@ -345,6 +568,12 @@ static void emit_json(struct cfg *cfg, const struct result *r)
         cJSON_AddNumberToObject(o, "issued", (double)r->issued);
         cJSON_AddNumberToObject(o, "ok", (double)r->ok);
         cJSON_AddNumberToObject(o, "failed", (double)r->failed);
+        if (r->ok > 0) {
+            cJSON_AddNumberToObject(o, "cpu_us_per_op", r->cpu_s / (double)r->ok * 1e6);
+        }
+        if (strcmp(r->scenario, "storm") == 0) {
+            cJSON_AddNumberToObject(o, "resumed_share", r->resumed_share);
+        }
     }
     cJSON_AddStringToObject(o, "cipher", r->cipher[0] ? r->cipher : "-");
     cJSON_AddStringToObject(o, "tls_version", r->tls_version[0] ? r->tls_version : "-");
@@ -372,7 +601,8 @@ static void usage(FILE *f)
                "  --user NAME            account to log in as (nodes with accounts; by certificate)\n"
                "  --plain-user NAME      account for the plaintext baseline (default: --user)\n"
                "  --modes LIST           plain,tls,ktls (default: all; a mode that cannot run says why)\n"
-               "  --scenarios LIST       rpc,throughput (default: both)\n"
+               "  --scenarios LIST       rpc,throughput,handshake,storm (default: all)\n"
+               "  --storm-conns N        pooled connections in the restart storm (default 256; --quick 64)\n"
                "  --sizes LIST           message sizes in bytes (default: 64,1024,16384,65536,262144,1048576)\n"
                "  --concurrency N        calls in flight (default 64)\n"
                "  --connections N        connections per target (default 2)\n"
@@ -432,6 +662,7 @@ int main(int argc, char **argv)
         {"name", required_argument, NULL, 'n'},
         {"user", required_argument, NULL, 'u'},
         {"plain-user", required_argument, NULL, 'U'},
+        {"storm-conns", required_argument, NULL, 'S'},
         {"cert", required_argument, NULL, 'c'},
         {"key", required_argument, NULL, 'k'},
         {"ca", required_argument, NULL, 'a'},
@@ -458,7 +689,9 @@ int main(int argc, char **argv)
                       .modes_tls = 1,
                       .modes_ktls = 1,
                       .scen_rpc = 1,
-                      .scen_throughput = 1};
+                      .scen_throughput = 1,
+                      .scen_handshake = 1,
+                      .scen_storm = 1};
     cfg.nsizes = parse_list("64,1024,16384,65536,262144,1048576", cfg.sizes, MAX_SIZES);
     int ch, quick = 0;
     while ((ch = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
@@ -499,6 +732,15 @@ int main(int argc, char **argv)
         case 's':
             cfg.scen_rpc = strstr(optarg, "rpc") != NULL;
             cfg.scen_throughput = strstr(optarg, "throughput") != NULL;
+            cfg.scen_handshake = strstr(optarg, "handshake") != NULL;
+            cfg.scen_storm = strstr(optarg, "storm") != NULL;
+            break;
+        case 'S':
+            cfg.storm_conns = (unsigned)strtoul(optarg, NULL, 10);
+            if (cfg.storm_conns == 0 || cfg.storm_conns > 4096) {
+                fprintf(stderr, "clink-bench: --storm-conns: expected 1 to 4096\n");
+                return 2;
+            }
             break;
         case 'z':
             if ((cfg.nsizes = parse_list(optarg, cfg.sizes, MAX_SIZES)) <= 0) {
@@ -545,9 +787,12 @@ int main(int argc, char **argv)
         cfg.duration_ms = 1000;
         cfg.warmup_ms = 200;
     }
+    if (cfg.storm_conns == 0) {
+        cfg.storm_conns = quick ? 64 : 256;
+    }
     if (optind != argc || cfg.ntargets == 0 || !cfg.cert || !cfg.key || !cfg.ca || cfg.concurrency == 0 ||
         cfg.connections == 0 || cfg.duration_ms == 0 || (!cfg.modes_plain && !cfg.modes_tls && !cfg.modes_ktls) ||
-        (!cfg.scen_rpc && !cfg.scen_throughput)) {
+        (!cfg.scen_rpc && !cfg.scen_throughput && !cfg.scen_handshake && !cfg.scen_storm)) {
         fprintf(stderr, "clink-bench: need --target, --cert, --key, --ca, and non-zero counts\n"
                         "Run 'clink-bench --help' for usage.\n");
         return 2;
@@ -646,6 +891,60 @@ int main(int argc, char **argv)
                     failures++;
                 }
             }
+        }
+    }
+    /* Handshakes: plaintext dial vs full TLS 1.3 vs resumed, one run, same targets. */
+    double plain_hs = 0;
+    for (int mi = 0; cfg.scen_handshake && mi < 3; mi++) {
+        const char *mname = mi == 0 ? "plain" : mi == 1 ? "tls" : "resumed";
+        if ((mi == 0 && !cfg.modes_plain) || (mi > 0 && !cfg.modes_tls)) {
+            continue;
+        }
+        if (tty) {
+            fprintf(stderr, "  running handshake %s ...          \r", mname);
+            fflush(stderr);
+        }
+        struct result r = {.scenario = "handshake", .mode = mname, .workers = cfg.workers, .connections = 1};
+        ret = run_handshakes(&cfg, node, mi == 0 ? CLINK_MODE_PLAIN : CLINK_MODE_TLS, mi == 2, &r);
+        emit_json(&cfg, &r);
+        if (r.skipped[0] || ret < 0) {
+            printf("%-10s %-7s %6s  skipped: %s\n", r.scenario, r.mode, "-", r.skipped);
+            failures++;
+            continue;
+        }
+        if (mi == 0) {
+            plain_hs = r.ops;
+        }
+        char ratio[16] = "-";
+        if (mi > 0 && plain_hs > 0) {
+            snprintf(ratio, sizeof(ratio), "%.2fx", r.ops / plain_hs);
+        }
+        printf("%-10s %-7s %6s %12.0f %12s %9.1f %9.1f %9.1f %7.2f %9s  %.0f us CPU per dial (both ends)\n", r.scenario,
+               r.mode, "-", r.ops, "-", r.p50, r.p99, r.p999, r.cpu_s, ratio,
+               r.ok ? r.cpu_s / (double)r.ok * 1e6 : 0.0);
+        if (r.failed > 0) {
+            printf("  !! %llu of %llu dials failed\n", (unsigned long long)r.failed, (unsigned long long)r.issued);
+            failures++;
+        }
+    }
+    if (cfg.scen_storm && cfg.modes_tls) {
+        if (tty) {
+            fprintf(stderr, "  running restart storm ...          \r");
+            fflush(stderr);
+        }
+        struct result r = {.scenario = "storm", .mode = "tls", .workers = cfg.workers};
+        double share = 0;
+        ret = run_storm(&cfg, node, tls, &r, &share);
+        r.resumed_share = share;
+        emit_json(&cfg, &r);
+        if (r.skipped[0]) {
+            printf("%-10s %-7s %6u  skipped: %s\n", r.scenario, r.mode, cfg.storm_conns, r.skipped);
+            failures++;
+        } else {
+            printf("%-10s %-7s %6u %12.0f %12s %9s %9s %9s %7.2f %9s  %u connections back in %.0f ms, %.0f%% "
+                   "resumed\n",
+                   r.scenario, r.mode, r.concurrency, r.ops, "-", "-", "-", "-", r.cpu_s, "-", r.concurrency,
+                   r.secs * 1e3, share * 100);
         }
     }
     if (tty) {

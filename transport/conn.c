@@ -1437,7 +1437,7 @@ static void on_connect(struct clink_conn *c, int res)
         int ret = clink__tls_init(&c->tls, clink_tls_ctx_client(c->node->tls), 0, c->expected_name, c->verify, &c->rx,
                                   &c->tx);
         pthread_mutex_unlock(&c->node->tls_mu);
-        if (ret == 0) {
+        if (ret == 0 && !c->no_resume) {
             /* Tickets are filed per identity: what we verify (level, name) and which port serves it. */
             char key[CLINK_SESSION_KEY_MAX];
             snprintf(key, sizeof(key), "v%d|%s|%u", c->verify, c->expected_name, peer_port(c));
@@ -1564,6 +1564,7 @@ void clink__conn_dial(struct clink_worker *w, struct clink__msg_connect *m)
     snprintf(c->expected_name, sizeof(c->expected_name), "%s", m->name);
     c->verify = m->verify;
     c->login = m->login;
+    c->no_resume = m->no_resume;
     c->has_password = m->has_password;
     snprintf(c->login_user, sizeof(c->login_user), "%s", m->login_user);
     memcpy(c->password, m->password, sizeof(c->password));

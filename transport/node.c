@@ -420,6 +420,7 @@ int clink_connect(struct clink_node *node, const struct clink_connect_opts *opts
     m->opts.mode = plain ? CLINK_MODE_PLAIN : CLINK_MODE_TLS;
     m->verify = sm == CLINK_SSL_VERIFY_IDENTITY ? 2 : sm == CLINK_SSL_VERIFY_CA ? 1 : 0;
     m->opts.user = m->opts.password = NULL; /* the copies below are used */
+    m->no_resume = opts->no_resume;
     if (opts->user != NULL) {
         m->login = 1;
         snprintf(m->login_user, sizeof(m->login_user), "%s", opts->user);

@@ -93,6 +93,7 @@ struct clink__msg_connect {
     clink_connect_cb cb;
     void *user;
     int login; /* a user was given */
+    int no_resume;
     char login_user[65];
     int has_password;
     char password[256]; /* secret: wiped when the message is freed */
@@ -193,7 +194,7 @@ struct clink_conn {
     int have_scramble;
 
     /* login: the client's account (password wiped once the HELLO is out); the server's matched account */
-    int login, has_password, hello_deferred, wipe_ptx;
+    int login, has_password, hello_deferred, wipe_ptx, no_resume;
     char login_user[65];
     char password[256];
     char account[160];

@@ -202,6 +202,7 @@ struct clink_connect_opts {
      */
     const char *user;
     const char *password;
+    int no_resume; /* 1: neither offer nor keep a session ticket (full handshake; for measurements) */
 };
 
 /*
