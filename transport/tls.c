@@ -149,10 +149,49 @@ void clink__tls_use_sessions(struct clink__tls *t, struct clink__sessions *sessi
  */
 static int check_resumed_identity(struct clink__tls *t)
 {
-    if (!SSL_session_reused(t->ssl) || t->verify < 2) {
+    if (!SSL_session_reused(t->ssl)) {
         return 0;
     }
     X509 *peer = SSL_get0_peer_certificate(t->ssl);
+    /*
+     * The chain was verified when the session was made, against the trust
+     * and CRLs of that day. A reload may since have revoked the peer or
+     * dropped its CA: verify the kept certificate again, against the store
+     * this connection's context has now, with the same flags (CRL, strict).
+     */
+    int verifies = t->is_server ? SSL_get_verify_mode(t->ssl) != SSL_VERIFY_NONE : t->verify >= 1;
+    if (peer != NULL && verifies) {
+        X509_STORE_CTX *vc = X509_STORE_CTX_new();
+        int ok = vc != NULL && X509_STORE_CTX_init(vc, SSL_CTX_get_cert_store(SSL_get_SSL_CTX(t->ssl)), peer,
+                                                   SSL_get_peer_cert_chain(t->ssl)) == 1;
+        if (ok) {
+            X509_VERIFY_PARAM *vp = X509_STORE_CTX_get0_param(vc);
+            X509_VERIFY_PARAM_set1(vp, SSL_get0_param(t->ssl));
+            X509_STORE_CTX_set_default(vc, t->is_server ? "ssl_client" : "ssl_server");
+            X509_VERIFY_PARAM_set1(vp, SSL_get0_param(t->ssl));
+            ok = X509_verify_cert(vc) == 1;
+            if (!ok) {
+                int e = X509_STORE_CTX_get_error(vc);
+                char subj[128] = "";
+                X509 *bad = X509_STORE_CTX_get_current_cert(vc);
+                X509_NAME_oneline(bad ? X509_get_subject_name(bad) : X509_get_subject_name(peer), subj,
+                                  (int)sizeof(subj));
+                snprintf(t->err, sizeof(t->err),
+                         "TLS handshake: resumed session: certificate verify failed: %s (depth %d, %s)",
+                         X509_verify_cert_error_string(e), X509_STORE_CTX_get_error_depth(vc), subj);
+            }
+        } else {
+            snprintf(t->err, sizeof(t->err), "TLS handshake: resumed session: cannot verify the certificate");
+        }
+        X509_STORE_CTX_free(vc);
+        ERR_clear_error();
+        if (!ok) {
+            return -CLINK_EVERIFY;
+        }
+    }
+    if (t->is_server || t->verify < 2) {
+        return 0;
+    }
     unsigned char ip[16];
     int is_ip = inet_pton(AF_INET, t->expected, ip) == 1 || inet_pton(AF_INET6, t->expected, ip) == 1;
     int ok = peer != NULL &&
