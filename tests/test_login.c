@@ -286,3 +286,67 @@ Test(login, rotation_under_load_keeps_calls_and_new_conns_see_the_new_certificat
     clink_node_free(cli);
     clink_node_free(srv);
 }
+
+Test(login, an_ipv4_client_of_a_dual_stack_listener_matches_ipv4_accounts)
+{
+    struct clink_account_spec s[] = {{.user = "u", .host = "127.0.0.1", .require = "SSL"}};
+    struct clink_accounts *acc = accounts(s, 1);
+    struct clink_node_opts o = {.workers = 1, .tls = tls, .accounts = acc, .handshake_timeout_ms = ts_ms(5000)};
+    struct clink_node *srv;
+    cr_assert_eq(clink_node_new(&o, &srv), 0);
+    ts_register_echo(srv);
+    cr_assert_eq(clink_node_listen(srv, "::", 0), 0);
+    cr_assert_eq(clink_node_start(srv), 0);
+    struct clink_node *cli = ts_client(tls, 1, 0);
+    struct clink_conn *c;
+    char err[256] = "";
+    cr_assert_eq(dial(cli, srv, "u", NULL, 0, &c, err), 0, "::ffff:127.0.0.1 is 127.0.0.1: %s", err);
+    clink_conn_close(c);
+    clink_node_free(cli);
+    clink_node_free(srv);
+    clink_accounts_free(acc);
+}
+
+Test(login, the_password_itself_goes_only_to_a_verified_server)
+{
+    /* An account with a SHA-256 crypt verifier only: a login passes only if the password itself arrives. */
+    char path[400], err[256] = "";
+    snprintf(path, sizeof(path), "%s/acc.cnf", pki.dir);
+    struct clink_accounts *full;
+    cr_assert_eq(clink_accounts_new(path, &full), 0);
+    struct clink_account_spec s = {.user = "app", .password = "pw", .require = "SSL"};
+    cr_assert_eq(clink_accounts_add(full, &s, err, sizeof(err)), 0, "%s", err);
+    clink_accounts_free(full);
+    FILE *f = fopen(path, "r");
+    char text[2048] = "", line[512];
+    while (fgets(line, sizeof(line), f) != NULL) {
+        if (strncmp(line, "mysql_native_password", 21) != 0) {
+            strcat(text, line);
+        }
+    }
+    fclose(f);
+    f = fopen(path, "w");
+    fputs(text, f);
+    fclose(f);
+    struct clink_accounts *acc;
+    cr_assert_eq(clink_accounts_load(path, &acc, err, sizeof(err)), 0, "%s", err);
+    struct clink_node *srv = server(acc, 0);
+    struct clink_node *cli = ts_client(tls, 1, 0);
+    struct clink_conn *c;
+
+    cr_assert_eq(dial(cli, srv, "app", "pw", 0, &c, err), 0, "VERIFY_IDENTITY: the password is sent: %s", err);
+    clink_conn_close(c);
+    struct clink_connect_opts co = {.host = "127.0.0.1",
+                                    .port = clink_node_port(srv),
+                                    .ssl_mode = CLINK_SSL_REQUIRED,
+                                    .user = "app",
+                                    .password = "pw",
+                                    .timeout_ms = ts_ms(5000)};
+    cr_assert_eq(clink_connect_sync(cli, &co, &c, err, sizeof(err)), -CLINK_EACCESS,
+                 "REQUIRED (server unverified): only a scramble answer, which this account cannot check");
+    co.user = NULL;
+    cr_assert_eq(clink_connect_sync(cli, &co, &c, err, sizeof(err)), -CLINK_EINVAL, "a password needs a user");
+    clink_node_free(cli);
+    clink_node_free(srv);
+    clink_accounts_free(acc);
+}

@@ -535,12 +535,13 @@ static void send_hello(struct clink_conn *c, uint16_t minv, uint16_t maxv)
     if (!c->is_server && c->login) {
         h.flags = CLINK_HELLO_LOGIN;
         snprintf(h.user, sizeof(h.user), "%s", c->login_user);
-        if (c->has_password && c->has_tls) {
+        if (c->has_password && c->has_tls && c->verify == 2) {
             h.method = CLINK_LOGIN_CLEARTEXT;
             h.auth_len = (uint8_t)strlen(c->password);
             memcpy(h.auth, c->password, h.auth_len);
             c->wipe_ptx = 1;
         } else if (c->has_password) {
+            /* Plaintext, or a server we did not verify (ssl_mode REQUIRED/PREFERRED): never the password itself. */
             h.method = CLINK_LOGIN_SCRAMBLE;
             h.auth_len = 20;
             CLINK_IGNORE(clink_login_scramble(c->password, c->scramble, h.auth) < 0);
@@ -831,7 +832,13 @@ static void peer_host(const struct clink_conn *c, char *out, size_t cap)
 {
     const void *a = c->peer.ss_family == AF_INET6 ? (const void *)&((const struct sockaddr_in6 *)&c->peer)->sin6_addr
                                                   : (const void *)&((const struct sockaddr_in *)&c->peer)->sin_addr;
-    if (inet_ntop(c->peer.ss_family, a, out, (socklen_t)cap) == NULL) {
+    int family = c->peer.ss_family;
+    /* An IPv4 client of a listener on "::" arrives as ::ffff:a.b.c.d; accounts name it a.b.c.d, as MySQL does. */
+    if (family == AF_INET6 && IN6_IS_ADDR_V4MAPPED((const struct in6_addr *)a)) {
+        a = (const uint8_t *)a + 12;
+        family = AF_INET;
+    }
+    if (inet_ntop(family, a, out, (socklen_t)cap) == NULL) {
         snprintf(out, cap, "?");
     }
 }
@@ -864,8 +871,16 @@ static int check_login(struct clink_conn *c, const struct clink_hello *h)
     char why[256] = "";
     int ret = clink_accounts_check(c->node->accounts, &l, c->account, sizeof(c->account), why, sizeof(why));
     if (ret < 0) {
-        char msg[160];
-        clink_access_denied(h->user, host, msg, sizeof(msg));
+        /* The name comes from the network: quotes or spaces in it must not shape our log lines. */
+        char shown[sizeof(h->user)], msg[160];
+        for (size_t i = 0; i < sizeof(shown); i++) {
+            char ch = h->user[i];
+            shown[i] = ch == '\0' ? '\0' : (ch == '\'' || ch == '\\' || ch == ' ' || ch == '@') ? '?' : ch;
+            if (ch == '\0') {
+                break;
+            }
+        }
+        clink_access_denied(shown, host, msg, sizeof(msg));
         STAT_ADD(c->w, logins_denied, 1);
         CLINK_CONN_LOG(c, CLINK_LOG_WARN, "%s: %s (%s)", c->peer_str, msg, why);
         emit_error(c, 0, CLINK_EACCESS, msg);

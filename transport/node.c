@@ -404,7 +404,8 @@ int clink_connect(struct clink_node *node, const struct clink_connect_opts *opts
     if (strlen(opts->host) >= sizeof(((struct clink__msg_connect *)0)->host) ||
         strlen(name) >= sizeof(((struct clink__msg_connect *)0)->name) ||
         (opts->user != NULL && strlen(opts->user) > CLINK_USER_MAX) ||
-        (opts->password != NULL && strlen(opts->password) > CLINK_PASSWORD_MAX)) {
+        (opts->password != NULL && strlen(opts->password) > CLINK_PASSWORD_MAX) ||
+        (opts->password != NULL && opts->password[0] != '\0' && opts->user == NULL)) {
         return -CLINK_EINVAL;
     }
     struct clink__msg_connect *m = calloc(1, sizeof(*m));
