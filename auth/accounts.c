@@ -20,12 +20,17 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #define NATIVE_LEN 41 /* "*" + 40 hex digits */
 #define SHA2_MAX   128
-#define DN_MAX     256
+/*
+ * libinih reads lines of at most 200 bytes: every value the file holds is
+ * kept short enough to read back ("require_subject = " + 180).
+ */
+#define DN_MAX     181
 #define CIPHER_MAX 64
 
 struct require {
@@ -44,7 +49,8 @@ struct account {
 };
 
 struct clink_accounts {
-    pthread_mutex_t mu;
+    pthread_mutex_t mu;  /* the account set (logins read it); held only to copy or swap */
+    pthread_mutex_t wmu; /* one writer at a time in this process: change, save, reload */
     int refs;
     char *path; /* NULL: memory only */
     struct account *v;
@@ -160,6 +166,10 @@ static const char *quoted(const char *s, char *out, size_t cap, const char *what
         } else if (ch == '\'') {
             break;
         }
+        if ((unsigned char)ch < 0x20 || ch == 0x7f || ch == ';' || ch == '#') {
+            set_err(err, errlen, "%s value: control characters, ';' and '#' cannot be stored", what);
+            return NULL;
+        }
         if (n + 1 >= cap) {
             set_err(err, errlen, "%s value longer than %zu bytes", what, cap - 1);
             return NULL;
@@ -174,6 +184,11 @@ static const char *quoted(const char *s, char *out, size_t cap, const char *what
     return s + 1;
 }
 
+/*
+ * MySQL's grammar: REQUIRE NONE | tls_option [[AND] tls_option]..., where
+ * tls_option is SSL, X509, ISSUER 'dn', SUBJECT 'dn' or CIPHER 'name', each
+ * at most once. The leading REQUIRE is optional.
+ */
 static int parse_require(const char *text, struct require *r, char *err, size_t errlen)
 {
     memset(r, 0, sizeof(*r));
@@ -185,31 +200,29 @@ static int parse_require(const char *text, struct require *r, char *err, size_t 
     if (*s == '\0' || (word_is(s, "NONE", &e) && *skip_ws(e) == '\0')) {
         return 0;
     }
-    if (word_is(s, "SSL", &e) && *skip_ws(e) == '\0') {
-        r->ssl = 1;
-        return 0;
-    }
-    if (word_is(s, "X509", &e) && *skip_ws(e) == '\0') {
-        r->ssl = r->x509 = 1;
-        return 0;
-    }
-    int any = 0;
+    int any = 0, ssl = 0, x509 = 0;
     while (*s != '\0') {
         if (any && word_is(s, "AND", &e)) {
             s = skip_ws(e);
         }
-        if (word_is(s, "ISSUER", &e) && r->issuer[0] == '\0') {
+        if (word_is(s, "SSL", &e) && !ssl) {
+            s = e;
+            ssl = 1;
+        } else if (word_is(s, "X509", &e) && !x509) {
+            s = e;
+            x509 = 1;
+        } else if (word_is(s, "ISSUER", &e) && r->issuer[0] == '\0') {
             s = quoted(e, r->issuer, sizeof(r->issuer), "ISSUER", err, errlen);
-            r->ssl = r->x509 = 1;
+            x509 = 1;
         } else if (word_is(s, "SUBJECT", &e) && r->subject[0] == '\0') {
             s = quoted(e, r->subject, sizeof(r->subject), "SUBJECT", err, errlen);
-            r->ssl = r->x509 = 1;
+            x509 = 1;
         } else if (word_is(s, "CIPHER", &e) && r->cipher[0] == '\0') {
             s = quoted(e, r->cipher, sizeof(r->cipher), "CIPHER", err, errlen);
-            r->ssl = 1;
         } else {
             set_err(err, errlen,
-                    "REQUIRE: expected NONE, SSL, X509 or ISSUER/SUBJECT/CIPHER '...' (each at most once) at \"%.40s\"",
+                    "REQUIRE: expected NONE, or SSL, X509, ISSUER '...', SUBJECT '...', CIPHER '...' (each at most "
+                    "once, optionally joined by AND) at \"%.40s\"",
                     s);
             return -CLINK_EINVAL;
         }
@@ -219,41 +232,40 @@ static int parse_require(const char *text, struct require *r, char *err, size_t 
         s = skip_ws(s);
         any = 1;
     }
+    r->x509 = x509;
+    r->ssl = 1; /* every option needs TLS */
     return 0;
 }
 
-static void put_quoted(FILE *f, const char *word, const char *v)
-{
-    fprintf(f, "%s '", word);
-    for (; *v; v++) {
-        if (*v == '\'' || *v == '\\') {
-            fputc('\\', f);
-        }
-        fputc(*v, f);
-    }
-    fputc('\'', f);
-}
-
+/* The file keeps the clause in short lines: the base requirement, then one key per name (see DN_MAX). */
 static void write_require(FILE *f, const struct require *r)
 {
-    if (r->issuer[0] == '\0' && r->subject[0] == '\0' && r->cipher[0] == '\0') {
-        fputs(r->x509 ? "X509" : r->ssl ? "SSL" : "NONE", f);
-        return;
-    }
-    const char *sep = "";
+    fprintf(f, "require = %s\n", r->x509 ? "X509" : r->ssl ? "SSL" : "NONE");
     if (r->subject[0]) {
-        put_quoted(f, "SUBJECT", r->subject);
-        sep = " AND ";
+        fprintf(f, "require_subject = %s\n", r->subject);
     }
     if (r->issuer[0]) {
-        fputs(sep, f);
-        put_quoted(f, "ISSUER", r->issuer);
-        sep = " AND ";
+        fprintf(f, "require_issuer = %s\n", r->issuer);
     }
     if (r->cipher[0]) {
-        fputs(sep, f);
-        put_quoted(f, "CIPHER", r->cipher);
+        fprintf(f, "require_cipher = %s\n", r->cipher);
     }
+}
+
+/* A raw value of require_subject / _issuer / _cipher, as the file holds it. */
+static int raw_value(const char *v, char *out, size_t cap)
+{
+    size_t n = strlen(v);
+    if (n == 0 || n >= cap) {
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if ((unsigned char)v[i] < 0x20 || v[i] == 0x7f) {
+            return -1;
+        }
+    }
+    memcpy(out, v, n + 1);
+    return 0;
 }
 
 /* ---- verifiers ---- */
@@ -492,14 +504,17 @@ static int on_key(void *arg, const char *section, const char *name, const char *
         st->seen = 0;
     }
     struct account *a = &st->v[st->n - 1];
-    static const char *const keys[] = {"require", "mysql_native_password", "caching_sha2_password"};
+    static const char *const keys[] = {"require",         "mysql_native_password", "caching_sha2_password",
+                                       "require_subject", "require_issuer",        "require_cipher"};
     unsigned k = 0;
-    while (k < 3 && strcmp(name, keys[k]) != 0) {
+    while (k < 6 && strcmp(name, keys[k]) != 0) {
         k++;
     }
-    if (k == 3) {
-        return load_fail(st, "[%s] %s: unknown key (require, mysql_native_password, caching_sha2_password)", section,
-                         name);
+    if (k == 6) {
+        return load_fail(st,
+                         "[%s] %s: unknown key (require, require_subject, require_issuer, require_cipher, "
+                         "mysql_native_password, caching_sha2_password)",
+                         section, name);
     }
     if (st->seen & (1u << k)) {
         return load_fail(st, "[%s] %s: given twice", section, name);
@@ -507,11 +522,44 @@ static int on_key(void *arg, const char *section, const char *name, const char *
     st->seen |= 1u << k;
     char why[200] = "";
     switch (k) {
-    case 0:
-        if (parse_require(value, &a->req, why, sizeof(why)) < 0) {
+    case 0: {
+        /* Merged with require_* keys, which may come before or after it; a name given both ways is an error. */
+        struct require r;
+        if (parse_require(value, &r, why, sizeof(why)) < 0) {
             return load_fail(st, "[%s] require: %s", section, why);
         }
+        if ((r.subject[0] && a->req.subject[0]) || (r.issuer[0] && a->req.issuer[0]) ||
+            (r.cipher[0] && a->req.cipher[0])) {
+            return load_fail(st, "[%s] require: a name also given by a require_* key", section);
+        }
+        a->req.ssl |= r.ssl;
+        a->req.x509 |= r.x509;
+        if (r.subject[0]) {
+            memcpy(a->req.subject, r.subject, sizeof(r.subject));
+        }
+        if (r.issuer[0]) {
+            memcpy(a->req.issuer, r.issuer, sizeof(r.issuer));
+        }
+        if (r.cipher[0]) {
+            memcpy(a->req.cipher, r.cipher, sizeof(r.cipher));
+        }
         break;
+    }
+    case 3:
+    case 4:
+    case 5: {
+        char *dst = k == 3 ? a->req.subject : k == 4 ? a->req.issuer : a->req.cipher;
+        size_t cap = k == 5 ? sizeof(a->req.cipher) : sizeof(a->req.subject);
+        if (dst[0] != '\0') {
+            return load_fail(st, "[%s] %s: also given in require", section, name);
+        }
+        if (raw_value(value, dst, cap) < 0) {
+            return load_fail(st, "[%s] %s: 1 to %zu printable bytes", section, name, cap - 1);
+        }
+        a->req.ssl = 1;
+        a->req.x509 |= k != 5;
+        break;
+    }
     case 1:
         if (!valid_native(value)) {
             return load_fail(st, "[%s] mysql_native_password: not a verifier (\"*\" and 40 hex digits)", section);
@@ -615,9 +663,8 @@ static int save(const char *path, const struct account *v, size_t n, char *err, 
     }
     fputs("# clink accounts (docs/config.md). Written by clink: changes made through the API replace this file.\n", m);
     for (size_t i = 0; i < n; i++) {
-        fprintf(m, "\n[%s@%s]\nrequire = ", v[i].user, v[i].host);
+        fprintf(m, "\n[%s@%s]\n", v[i].user, v[i].host);
         write_require(m, &v[i].req);
-        fputc('\n', m);
         if (v[i].native[0]) {
             fprintf(m, "mysql_native_password = %s\n", v[i].native);
         }
@@ -649,6 +696,11 @@ static int save(const char *path, const struct account *v, size_t n, char *err, 
         set_err(err, errlen, "%s: cannot write: %s", tmp, strerror(-ret));
         goto out;
     }
+    /* The file keeps its owner (a root-run clink-accounts must not leave a file the node cannot read). */
+    struct stat old;
+    if (stat(path, &old) == 0) {
+        CLINK_IGNORE(fchown(fd, old.st_uid, old.st_gid) < 0); /* not permitted: we own it anyway */
+    }
     if (close(fd) < 0) {
         fd = -1;
         ret = -errno;
@@ -656,6 +708,18 @@ static int save(const char *path, const struct account *v, size_t n, char *err, 
         goto out;
     }
     fd = -1;
+    /* Never install a file that would not load: read it back first. */
+    struct account *back = NULL;
+    size_t nback = 0;
+    char why[256];
+    if (read_file(tmp, &back, &nback, why, sizeof(why)) < 0 || nback != n) {
+        free(back);
+        set_err(err, errlen, "%s: the file written does not read back (%s); nothing changed", path, why);
+        ret = -CLINK_EINVAL;
+        goto out;
+    }
+    OPENSSL_cleanse(back, nback * sizeof(*back));
+    free(back);
     if (rename(tmp, path) < 0) {
         ret = -errno;
         set_err(err, errlen, "%s: cannot replace: %s", path, strerror(errno));
@@ -693,6 +757,7 @@ static int make(const char *path, struct clink_accounts **out)
         return -CLINK_ENOMEM;
     }
     pthread_mutex_init(&acc->mu, NULL);
+    pthread_mutex_init(&acc->wmu, NULL);
     acc->refs = 1;
     *out = acc;
     return 0;
@@ -734,21 +799,23 @@ int clink_accounts_reload(struct clink_accounts *acc, char *err, size_t errlen)
         set_err(err, errlen, "these accounts have no file");
         return -CLINK_EINVAL;
     }
+    /* Under the writer lock: a reload must not swap in a file older than a change this process just saved. */
+    pthread_mutex_lock(&acc->wmu);
     struct account *v = NULL;
     size_t n = 0;
     int ret = read_file(acc->path, &v, &n, err, errlen);
-    if (ret < 0) {
-        return ret;
+    if (ret == 0) {
+        pthread_mutex_lock(&acc->mu);
+        struct account *old = acc->v;
+        size_t oldn = acc->n;
+        acc->v = v;
+        acc->n = n;
+        pthread_mutex_unlock(&acc->mu);
+        OPENSSL_cleanse(old, oldn * sizeof(*old));
+        free(old);
     }
-    pthread_mutex_lock(&acc->mu);
-    struct account *old = acc->v;
-    size_t oldn = acc->n;
-    acc->v = v;
-    acc->n = n;
-    pthread_mutex_unlock(&acc->mu);
-    OPENSSL_cleanse(old, oldn * sizeof(*old));
-    free(old);
-    return 0;
+    pthread_mutex_unlock(&acc->wmu);
+    return ret;
 }
 
 void clink_accounts_ref(struct clink_accounts *acc)
@@ -770,6 +837,7 @@ void clink_accounts_free(struct clink_accounts *acc)
         return;
     }
     pthread_mutex_destroy(&acc->mu);
+    pthread_mutex_destroy(&acc->wmu);
     OPENSSL_cleanse(acc->v, acc->n * sizeof(*acc->v));
     free(acc->v);
     free(acc->path);
@@ -804,29 +872,120 @@ static int check_spec(const struct clink_account_spec *spec, const char **host, 
     return 0;
 }
 
-/* Copy, change, save, then swap: a change that cannot be saved is not made. */
-static int commit(struct clink_accounts *acc, struct account *v, size_t n, char *err, size_t errlen)
+/* Other processes (clink-accounts next to a running node) change the same file: one at a time, by flock. */
+static int lock_file(const char *path, char *err, size_t errlen)
 {
-    int ret = save(acc->path, v, n, err, errlen);
-    if (ret < 0) {
-        OPENSSL_cleanse(v, n * sizeof(*v));
-        free(v);
-        return ret;
+    size_t n = strlen(path) + 6;
+    char *lp = malloc(n);
+    if (lp == NULL) {
+        return -CLINK_ENOMEM;
     }
-    OPENSSL_cleanse(acc->v, acc->n * sizeof(*acc->v));
-    free(acc->v);
-    acc->v = v;
-    acc->n = n;
-    return 0;
+    snprintf(lp, n, "%s.lock", path);
+    int fd = open(lp, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    int ret = fd < 0 ? -errno : 0;
+    while (ret == 0 && flock(fd, LOCK_EX) < 0) {
+        if (errno != EINTR) {
+            ret = -errno;
+        }
+    }
+    if (ret < 0) {
+        set_err(err, errlen, "%s: cannot lock: %s", lp, strerror(-ret));
+        if (fd >= 0) {
+            close(fd);
+        }
+        fd = ret;
+    }
+    free(lp);
+    return fd;
 }
 
-static struct account *copy_of(const struct clink_accounts *acc, size_t extra)
+enum change_op { CH_ADD, CH_ALTER, CH_DROP };
+
+/*
+ * One change: under the writer lock (and the file's lock), start from the
+ * file as it is now (another process may have changed it), apply, save,
+ * then swap the new set in (the login lock only for the swap). A change that
+ * cannot be saved is not made.
+ */
+static int change(struct clink_accounts *acc, enum change_op op, const struct account *a, int set_req, int set_pw,
+                  char *err, size_t errlen)
 {
-    struct account *v = malloc((acc->n + extra) * sizeof(*v) + 1);
-    if (v != NULL && acc->n > 0) {
-        memcpy(v, acc->v, acc->n * sizeof(*v));
+    pthread_mutex_lock(&acc->wmu);
+    int lockfd = -1, ret = 0;
+    struct account *v = NULL;
+    size_t n = 0;
+    if (acc->path != NULL) {
+        if ((lockfd = lock_file(acc->path, err, errlen)) < 0) {
+            pthread_mutex_unlock(&acc->wmu);
+            return lockfd;
+        }
+        if (access(acc->path, F_OK) == 0) {
+            ret = read_file(acc->path, &v, &n, err, errlen);
+        } else if (errno != ENOENT) {
+            set_err(err, errlen, "%s: %s", acc->path, strerror(errno));
+            ret = -errno;
+        }
+    } else {
+        pthread_mutex_lock(&acc->mu);
+        v = malloc((acc->n + 1) * sizeof(*v));
+        if (v != NULL && acc->n > 0) {
+            memcpy(v, acc->v, acc->n * sizeof(*v));
+        }
+        n = acc->n;
+        pthread_mutex_unlock(&acc->mu);
+        ret = v == NULL ? -CLINK_ENOMEM : 0;
     }
-    return v;
+    struct account *grown = ret == 0 ? realloc(v, (n + 1) * sizeof(*v)) : NULL;
+    if (ret == 0 && grown == NULL) {
+        ret = -CLINK_ENOMEM;
+    } else if (ret == 0) {
+        v = grown;
+    }
+    struct account *found = ret == 0 ? find(v, n, a->user, a->host) : NULL;
+    if (ret == 0) {
+        if (op == CH_ADD && found != NULL) {
+            set_err(err, errlen, "account '%s'@'%s' exists", a->user, a->host);
+            ret = -EEXIST;
+        } else if (op != CH_ADD && found == NULL) {
+            set_err(err, errlen, "no account '%s'@'%s'", a->user, a->host);
+            ret = -ENOENT;
+        } else if (op == CH_ADD) {
+            v[n++] = *a;
+        } else if (op == CH_DROP) {
+            memmove(found, found + 1, (size_t)(v + n - found - 1) * sizeof(*v));
+            n--;
+        } else {
+            if (set_req) {
+                found->req = a->req;
+            }
+            if (set_pw) {
+                memcpy(found->native, a->native, sizeof(found->native));
+                memcpy(found->sha2, a->sha2, sizeof(found->sha2));
+            }
+        }
+    }
+    if (ret == 0) {
+        ret = save(acc->path, v, n, err, errlen);
+    }
+    if (ret == 0) {
+        pthread_mutex_lock(&acc->mu);
+        struct account *old = acc->v;
+        size_t oldn = acc->n;
+        acc->v = v;
+        acc->n = n;
+        pthread_mutex_unlock(&acc->mu);
+        v = old;
+        n = oldn;
+    }
+    if (v != NULL) {
+        OPENSSL_cleanse(v, n * sizeof(*v));
+        free(v);
+    }
+    if (lockfd >= 0) {
+        close(lockfd); /* releases the flock */
+    }
+    pthread_mutex_unlock(&acc->wmu);
+    return ret;
 }
 
 int clink_accounts_add(struct clink_accounts *acc, const struct clink_account_spec *spec, char *err, size_t errlen)
@@ -839,24 +998,10 @@ int clink_accounts_add(struct clink_accounts *acc, const struct clink_account_sp
     struct account a = {0};
     snprintf(a.user, sizeof(a.user), "%s", spec->user);
     snprintf(a.host, sizeof(a.host), "%s", host);
-    if ((ret = parse_require(spec->require, &a.req, err, errlen)) < 0 ||
-        (ret = make_verifiers(spec->password, &a, err, errlen)) < 0) {
-        return ret;
+    if ((ret = parse_require(spec->require, &a.req, err, errlen)) == 0 &&
+        (ret = make_verifiers(spec->password, &a, err, errlen)) == 0) {
+        ret = change(acc, CH_ADD, &a, 1, 1, err, errlen);
     }
-    pthread_mutex_lock(&acc->mu);
-    if (find(acc->v, acc->n, a.user, a.host) != NULL) {
-        pthread_mutex_unlock(&acc->mu);
-        set_err(err, errlen, "account '%s'@'%s' exists", a.user, a.host);
-        return -EEXIST;
-    }
-    struct account *v = copy_of(acc, 1);
-    if (v == NULL) {
-        pthread_mutex_unlock(&acc->mu);
-        return -CLINK_ENOMEM;
-    }
-    v[acc->n] = a;
-    ret = commit(acc, v, acc->n + 1, err, errlen);
-    pthread_mutex_unlock(&acc->mu);
     OPENSSL_cleanse(&a, sizeof(a));
     return ret;
 }
@@ -868,34 +1013,14 @@ int clink_accounts_alter(struct clink_accounts *acc, const struct clink_account_
     if (ret < 0 || acc == NULL) {
         return ret < 0 ? ret : -CLINK_EINVAL;
     }
-    struct account fresh = {0};
-    if ((spec->require != NULL && (ret = parse_require(spec->require, &fresh.req, err, errlen)) < 0) ||
-        (spec->password != NULL && (ret = make_verifiers(spec->password, &fresh, err, errlen)) < 0)) {
-        return ret;
+    struct account a = {0};
+    snprintf(a.user, sizeof(a.user), "%s", spec->user);
+    snprintf(a.host, sizeof(a.host), "%s", host);
+    if ((spec->require == NULL || (ret = parse_require(spec->require, &a.req, err, errlen)) == 0) &&
+        (spec->password == NULL || (ret = make_verifiers(spec->password, &a, err, errlen)) == 0)) {
+        ret = change(acc, CH_ALTER, &a, spec->require != NULL, spec->password != NULL, err, errlen);
     }
-    pthread_mutex_lock(&acc->mu);
-    struct account *v = copy_of(acc, 0);
-    struct account *a = v ? find(v, acc->n, spec->user, host) : NULL;
-    if (a == NULL) {
-        pthread_mutex_unlock(&acc->mu);
-        free(v);
-        OPENSSL_cleanse(&fresh, sizeof(fresh));
-        if (v == NULL) {
-            return -CLINK_ENOMEM;
-        }
-        set_err(err, errlen, "no account '%s'@'%s'", spec->user, host);
-        return -ENOENT;
-    }
-    if (spec->require != NULL) {
-        a->req = fresh.req;
-    }
-    if (spec->password != NULL) {
-        memcpy(a->native, fresh.native, sizeof(a->native));
-        memcpy(a->sha2, fresh.sha2, sizeof(a->sha2));
-    }
-    ret = commit(acc, v, acc->n, err, errlen);
-    pthread_mutex_unlock(&acc->mu);
-    OPENSSL_cleanse(&fresh, sizeof(fresh));
+    OPENSSL_cleanse(&a, sizeof(a));
     return ret;
 }
 
@@ -904,24 +1029,10 @@ int clink_accounts_drop(struct clink_accounts *acc, const char *user, const char
     if (acc == NULL || user == NULL) {
         return -CLINK_EINVAL;
     }
-    host = host ? host : "%";
-    pthread_mutex_lock(&acc->mu);
-    struct account *a = find(acc->v, acc->n, user, host);
-    if (a == NULL) {
-        pthread_mutex_unlock(&acc->mu);
-        set_err(err, errlen, "no account '%s'@'%s'", user, host);
-        return -ENOENT;
-    }
-    size_t idx = (size_t)(a - acc->v);
-    struct account *v = copy_of(acc, 0);
-    if (v == NULL) {
-        pthread_mutex_unlock(&acc->mu);
-        return -CLINK_ENOMEM;
-    }
-    memmove(&v[idx], &v[idx + 1], (acc->n - idx - 1) * sizeof(*v));
-    int ret = commit(acc, v, acc->n - 1, err, errlen);
-    pthread_mutex_unlock(&acc->mu);
-    return ret;
+    struct account a = {0};
+    snprintf(a.user, sizeof(a.user), "%s", user);
+    snprintf(a.host, sizeof(a.host), "%s", host ? host : "%");
+    return change(acc, CH_DROP, &a, 0, 0, err, errlen);
 }
 
 size_t clink_access_denied(const char *user, const char *host, char *buf, size_t cap)
@@ -930,12 +1041,28 @@ size_t clink_access_denied(const char *user, const char *host, char *buf, size_t
     return n < 0 ? 0 : (size_t)n < cap ? (size_t)n : cap ? cap - 1 : 0;
 }
 
-static void oneline(const X509_NAME *name, char *out, size_t cap)
+/* The whole name, however long (a fixed buffer would cut it and let a longer name match a prefix). */
+static int dn_equals(const X509_NAME *name, const char *want, char *shown, size_t cap)
 {
-    out[0] = '\0';
-    if (name != NULL) {
-        X509_NAME_oneline(name, out, (int)cap);
+    char *dn = name ? X509_NAME_oneline(name, NULL, 0) : NULL;
+    int eq = dn != NULL && strcmp(dn, want) == 0;
+    snprintf(shown, cap, "%s", dn ? dn : "");
+    OPENSSL_free(dn);
+    return eq;
+}
+
+/*
+ * A cleartext login that fails before its password is hashed still costs a
+ * hash, so that timing does not tell which user names exist.
+ */
+static void dummy_hash(const struct clink_login *l)
+{
+    if (l->method != CLINK_LOGIN_CLEARTEXT) {
+        return;
     }
+    struct account fake = {0};
+    snprintf(fake.sha2, sizeof(fake.sha2), "%s", "$5$rounds=5000$clinkclinkclink$");
+    CLINK_IGNORE(check_cleartext(&fake, l->auth, l->auth_len) != 0);
 }
 
 int clink_accounts_check(struct clink_accounts *acc, const struct clink_login *l, char *matched, size_t matched_len,
@@ -960,12 +1087,14 @@ int clink_accounts_check(struct clink_accounts *acc, const struct clink_login *l
     }
     pthread_mutex_unlock(&acc->mu);
     if (best < 0) {
+        dummy_hash(l);
         set_err(why, whylen, "no account matches '%s'@'%s'", l->user, l->host);
         return -CLINK_EACCESS;
     }
     int ret = -CLINK_EACCESS;
     int has_pw = a.native[0] || a.sha2[0];
     if (!has_pw && l->method != CLINK_LOGIN_NONE) {
+        dummy_hash(l);
         set_err(why, whylen, "'%s'@'%s' has no password but the login gave one", a.user, a.host);
     } else if (has_pw && l->method == CLINK_LOGIN_NONE) {
         set_err(why, whylen, "'%s'@'%s' needs a password and the login gave none", a.user, a.host);
@@ -985,19 +1114,17 @@ int clink_accounts_check(struct clink_accounts *acc, const struct clink_login *l
         set_err(why, whylen, "'%s'@'%s' requires cipher %s, the connection uses %s", a.user, a.host, a.req.cipher,
                 l->cipher ? l->cipher : "none");
     } else {
-        char dn[DN_MAX];
+        char dn[256];
         ret = 0;
         if (a.req.subject[0]) {
-            oneline(X509_get_subject_name(l->peer_cert), dn, sizeof(dn));
-            if (strcmp(dn, a.req.subject) != 0) {
+            if (!dn_equals(X509_get_subject_name(l->peer_cert), a.req.subject, dn, sizeof(dn))) {
                 set_err(why, whylen, "'%s'@'%s' requires subject '%s', the certificate has '%s'", a.user, a.host,
                         a.req.subject, dn);
                 ret = -CLINK_EACCESS;
             }
         }
         if (ret == 0 && a.req.issuer[0]) {
-            oneline(X509_get_issuer_name(l->peer_cert), dn, sizeof(dn));
-            if (strcmp(dn, a.req.issuer) != 0) {
+            if (!dn_equals(X509_get_issuer_name(l->peer_cert), a.req.issuer, dn, sizeof(dn))) {
                 set_err(why, whylen, "'%s'@'%s' requires issuer '%s', the certificate has '%s'", a.user, a.host,
                         a.req.issuer, dn);
                 ret = -CLINK_EACCESS;

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "clink/accounts.h"
@@ -212,8 +213,18 @@ Test(accounts, require_ssl_x509_subject_issuer_cipher)
 Test(accounts, bad_require_is_refused_with_the_reason)
 {
     static const char *const bad[] = {
-        "SSL X509",  "SUBJECT",    "SUBJECT '/CN=a", "SUBJECT '/CN=a' SUBJECT '/CN=b'",
-        "ISSUER ''", "CIPHER foo", "SOMETHING",      "NONE SSL",
+        "SSL SSL",
+        "SUBJECT",
+        "SUBJECT '/CN=a",
+        "SUBJECT '/CN=a' SUBJECT '/CN=b'",
+        "ISSUER ''",
+        "CIPHER foo",
+        "SOMETHING",
+        "NONE SSL",
+        "REQUIRE REQUIRE",
+        "NONE AND SSL",
+        "SUBJECT '/CN=a\n[evil@%]'",
+        "SUBJECT '/CN=a ;comment'",
     };
     struct clink_accounts *acc;
     cr_assert_eq(clink_accounts_new(NULL, &acc), 0);
@@ -406,5 +417,96 @@ Test(accounts, reload_keeps_the_old_accounts_when_the_file_is_bad)
     write_file(path, "[other@%]\nrequire = SSL\n");
     cr_assert_eq(clink_accounts_reload(acc, err, sizeof(err)), 0, "%s", err);
     cr_assert_eq(check(acc, &l, why), -CLINK_EACCESS, "node was dropped by the new file");
+    clink_accounts_free(acc);
+}
+
+Test(accounts, mysql_grammar_combinations_and_long_names_round_trip)
+{
+    char path[400], err[512] = "", why[256];
+    snprintf(path, sizeof(path), "%s/long.cnf", pki.dir);
+    struct clink_accounts *acc;
+    cr_assert_eq(clink_accounts_new(path, &acc), 0);
+    /* Two 170-byte names: longer together than a line libinih reads, so they are stored one per key. */
+    char dn1[171], dn2[171], req[512];
+    memset(dn1, 'a', 170);
+    memset(dn2, 'b', 170);
+    dn1[0] = dn2[0] = '/';
+    dn1[1] = dn2[1] = 'O';
+    dn1[2] = dn2[2] = '=';
+    dn1[170] = dn2[170] = '\0';
+    snprintf(req, sizeof(req),
+             "REQUIRE SSL AND X509 AND SUBJECT '%s' AND ISSUER '%s' AND CIPHER 'TLS_AES_256_GCM_SHA384'", dn1, dn2);
+    struct clink_account_spec s = {.user = "long", .require = req};
+    cr_assert_eq(clink_accounts_add(acc, &s, err, sizeof(err)), 0, "%s", err);
+    clink_accounts_free(acc);
+    cr_assert_eq(clink_accounts_load(path, &acc, err, sizeof(err)), 0, "written, read back: %s", err);
+    cr_assert_eq(clink_accounts_count(acc), 1);
+    struct clink_login l = tls_login("long");
+    cr_assert_eq(check(acc, &l, why), -CLINK_EACCESS);
+    cr_assert(strstr(why, "requires subject '/O=aaa") != NULL, "%s", why);
+
+    char big[300];
+    memset(big, 'c', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    snprintf(req, sizeof(req), "SUBJECT '/CN=%s'", big);
+    s = (struct clink_account_spec){.user = "big", .require = req};
+    cr_assert_eq(clink_accounts_add(acc, &s, err, sizeof(err)), -CLINK_EINVAL);
+    cr_assert(strstr(err, "longer than 180 bytes") != NULL, "%s", err);
+    clink_accounts_free(acc);
+}
+
+Test(accounts, a_longer_name_never_matches_its_prefix)
+{
+    /* 300 bytes of subject: a fixed 256-byte buffer would have compared only its start. */
+    X509 *x = X509_new();
+    X509_NAME *n = X509_get_subject_name(x);
+    char ou[40];
+    for (int i = 0; i < 10; i++) {
+        snprintf(ou, sizeof(ou), "unit-%02d-xxxxxxxxxxxxxxxxxxx", i);
+        X509_NAME_add_entry_by_txt(n, "OU", MBSTRING_ASC, (const unsigned char *)ou, -1, -1, 0);
+    }
+    char *full = X509_NAME_oneline(n, NULL, 0);
+    cr_assert_gt(strlen(full), 255);
+    char prefix[181];
+    snprintf(prefix, sizeof(prefix), "%.180s", full);
+    char req[256];
+    snprintf(req, sizeof(req), "SUBJECT '%s'", prefix);
+    struct clink_accounts *acc = mem_with("p", "%", NULL, req);
+    struct clink_login l = tls_login("p");
+    l.peer_cert = x;
+    char why[256];
+    cr_assert_eq(check(acc, &l, why), -CLINK_EACCESS, "a prefix is not the name");
+    OPENSSL_free(full);
+    X509_free(x);
+    clink_accounts_free(acc);
+}
+
+Test(accounts, concurrent_writers_lose_no_change)
+{
+    char path[400];
+    snprintf(path, sizeof(path), "%s/shared.cnf", pki.dir);
+    /* Eight processes, like eight clink-accounts runs, each adding its own account to the same file. */
+    pid_t kids[8];
+    for (int i = 0; i < 8; i++) {
+        kids[i] = fork();
+        cr_assert_geq(kids[i], 0);
+        if (kids[i] == 0) {
+            struct clink_accounts *acc;
+            char user[16], err[256];
+            snprintf(user, sizeof(user), "user%d", i);
+            struct clink_account_spec s = {.user = user, .require = "X509"};
+            int ok = clink_accounts_new(path, &acc) == 0 && clink_accounts_add(acc, &s, err, sizeof(err)) == 0;
+            _exit(ok ? 0 : 1);
+        }
+    }
+    for (int i = 0; i < 8; i++) {
+        int st;
+        waitpid(kids[i], &st, 0);
+        cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "writer %d", i);
+    }
+    struct clink_accounts *acc;
+    char err[256];
+    cr_assert_eq(clink_accounts_load(path, &acc, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(clink_accounts_count(acc), 8, "every writer's account is in the file");
     clink_accounts_free(acc);
 }

@@ -5,8 +5,8 @@
  * or a pattern with % and _), an optional password kept only as verifiers
  * (never the password), and a TLS requirement in MySQL's grammar:
  *
- *     REQUIRE NONE | SSL | X509 | tls_option [[AND] tls_option]...
- *     tls_option: ISSUER 'dn' | SUBJECT 'dn' | CIPHER 'name'
+ *     REQUIRE NONE | tls_option [[AND] tls_option]...
+ *     tls_option: SSL | X509 | ISSUER 'dn' | SUBJECT 'dn' | CIPHER 'name'
  *
  * where a dn is written the way MySQL prints it (OpenSSL's one-line form,
  * "/C=US/O=Acme/CN=agg1"). Node-to-node logins normally prove themselves by
@@ -15,10 +15,12 @@
  * "Access denied for user 'NAME'@'HOST'"; why goes only to the server's log.
  *
  * Accounts live in a file (format in docs/config.md). Changes through this
- * API are written back atomically (temporary file, fsync, rename, fsync of
- * the folder) before they take effect: a change that cannot be saved is not
- * made. Every function is thread-safe (one mutex; logins copy what they need
- * and hash outside it).
+ * API are written back atomically (temporary file, fsync, read back, rename,
+ * fsync of the folder) before they take effect: a change that cannot be
+ * saved is not made. A change starts from the file as it is, under an
+ * exclusive flock on FILE.lock, so writers in other processes lose nothing.
+ * Every function is thread-safe: writers take a writer lock; logins take the
+ * set's lock only to copy the account they match, and hash outside it.
  *
  * This module knows no sockets.
  */
