@@ -1192,3 +1192,50 @@ Test(transport, revoked_client_certificate_is_refused)
     unlink(agg_key);
     unlink(crl);
 }
+
+struct storm_arg {
+    struct clink_node *cli;
+    uint16_t port;
+    atomic_int ok;
+};
+
+static void *storm_dial(void *arg)
+{
+    struct storm_arg *a = arg;
+    for (int i = 0; i < 5; i++) {
+        struct clink_connect_opts o = {
+            .host = "127.0.0.1", .port = a->port, .expected_name = "localhost", .timeout_ms = ts_ms(10000)};
+        struct clink_conn *c;
+        if (clink_connect_sync(a->cli, &o, &c, NULL, 0) == 0) {
+            atomic_fetch_add(&a->ok, 1);
+            clink_conn_close(c);
+        }
+    }
+    return NULL;
+}
+
+Test(transport, a_handshake_storm_queues_beyond_the_per_worker_cap)
+{
+    struct clink_node_opts o = {
+        .workers = 1, .tls = tls, .max_handshakes_per_worker = 2, .handshake_timeout_ms = ts_ms(10000)};
+    struct clink_node *srv;
+    cr_assert_eq(clink_node_new(&o, &srv), 0);
+    cr_assert_eq(clink_node_listen(srv, "127.0.0.1", 0), 0);
+    cr_assert_eq(clink_node_start(srv), 0);
+    struct clink_node *cli = ts_client(tls, 2, 0);
+    struct storm_arg a = {.cli = cli, .port = clink_node_port(srv)};
+    pthread_t th[12];
+    for (int i = 0; i < 12; i++) {
+        pthread_create(&th[i], NULL, storm_dial, &a);
+    }
+    for (int i = 0; i < 12; i++) {
+        pthread_join(th[i], NULL);
+    }
+    struct clink_node_stats s;
+    clink_node_stats(srv, &s);
+    cr_assert_eq(atomic_load(&a.ok), 60, "every dial got through, in turn");
+    cr_assert_gt(s.handshakes_deferred, 0, "some waited for a slot");
+    cr_assert_eq(s.handshakes_ok, 60);
+    clink_node_free(cli);
+    clink_node_free(srv);
+}

@@ -554,8 +554,11 @@ static void send_hello(struct clink_conn *c, uint16_t minv, uint16_t maxv)
     OPENSSL_cleanse(b, sizeof(b));
 }
 
+static void hs_release(struct clink_conn *c);
+
 static void became_open(struct clink_conn *c)
 {
+    hs_release(c);
     CLINK_CONN_LOG(c, CLINK_LOG_DEBUG, "open: %s, protocol %u", c->peer_str, c->version);
     c->state = CS_OPEN;
     c->exact = 0;
@@ -615,6 +618,7 @@ static void close_now(struct clink_conn *c, int err, int keep_output)
     int old = c->state;
     int was_open = old >= CS_OPEN;
     c->state = CS_CLOSING;
+    hs_release(c);
     atomic_store(&c->open, 0);
     if (err != 0 && err != -CLINK_ESHUTDOWN && c->errtext[0]) {
         /* A refused handshake is a security event: the operator sees why without -v. Logins log their own. */
@@ -1525,8 +1529,47 @@ void clink__conn_adopt(struct clink_worker *w, int fd)
     c->state = CS_OPENING;
     c->exact = 1;
     c->want = CLINK_CLASSIFY_LEN;
-    clink__mark_dirty(c);
+    clink__mark_dirty(c); /* the greeting goes out at once either way */
+    if (w->handshaking >= c->node->opts.max_handshakes_per_worker) {
+        /* Storm control: read nothing from it until a handshake slot frees (its deadline still runs). */
+        atomic_fetch_add(&c->refs, 1);
+        c->hs_next = NULL;
+        if (w->hs_wait_tail) {
+            w->hs_wait_tail->hs_next = c;
+        } else {
+            w->hs_wait_head = c;
+        }
+        w->hs_wait_tail = c;
+        STAT_ADD(w, handshakes_deferred, 1);
+        return;
+    }
+    w->handshaking++;
+    c->hs_counted = 1;
     arm_recv(c);
+}
+
+/* A server connection left its handshake (opened or failed): its slot goes to the next one waiting. */
+static void hs_release(struct clink_conn *c)
+{
+    if (!c->hs_counted) {
+        return;
+    }
+    c->hs_counted = 0;
+    struct clink_worker *w = c->w;
+    w->handshaking--;
+    while (w->hs_wait_head != NULL && w->handshaking < c->node->opts.max_handshakes_per_worker) {
+        struct clink_conn *n = w->hs_wait_head;
+        w->hs_wait_head = n->hs_next;
+        if (w->hs_wait_head == NULL) {
+            w->hs_wait_tail = NULL;
+        }
+        if (n->state == CS_OPENING) {
+            w->handshaking++;
+            n->hs_counted = 1;
+            arm_recv(n);
+        }
+        clink__conn_put(n);
+    }
 }
 
 static int resolve(const char *host, uint16_t port, struct sockaddr_storage *ss, socklen_t *sl)

@@ -87,6 +87,9 @@ int clink_node_new(const struct clink_node_opts *opts, struct clink_node **out)
     if (n->opts.max_write_buffer == 0) {
         n->opts.max_write_buffer = DEFAULT_WRITE_BUFFER;
     }
+    if (n->opts.max_handshakes_per_worker == 0) {
+        n->opts.max_handshakes_per_worker = 32;
+    }
     if (n->opts.max_requests_per_conn == 0) {
         n->opts.max_requests_per_conn = DEFAULT_MAX_REQUESTS;
     }
@@ -360,6 +363,7 @@ void clink_node_stats(const struct clink_node *node, struct clink_node_stats *ou
         SUM(logins_denied);
         SUM(tls_reloads);
         SUM(handshakes_resumed);
+        SUM(handshakes_deferred);
 #undef SUM
     }
 }

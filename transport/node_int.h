@@ -132,7 +132,7 @@ struct clink__stats {
     _Atomic uint64_t requests_handled;
     _Atomic uint64_t bytes_in, bytes_out, bytes_copied;
     _Atomic uint64_t inbox_full, protocol_errors, plaintext_fallbacks;
-    _Atomic uint64_t logins_ok, logins_denied, tls_reloads, handshakes_resumed;
+    _Atomic uint64_t logins_ok, logins_denied, tls_reloads, handshakes_resumed, handshakes_deferred;
 };
 #define STAT_ADD(w, field, n)                                                                                          \
     atomic_store_explicit(&(w)->stats.field, atomic_load_explicit(&(w)->stats.field, memory_order_relaxed) + (n),      \
@@ -195,6 +195,8 @@ struct clink_conn {
 
     /* login: the client's account (password wiped once the HELLO is out); the server's matched account */
     int login, has_password, hello_deferred, wipe_ptx, no_resume;
+    int hs_counted;             /* server: holds one of the worker's handshake slots */
+    struct clink_conn *hs_next; /* server: waiting for a handshake slot (holds a reference) */
     char login_user[65];
     char password[256];
     char account[160];
@@ -256,7 +258,9 @@ struct clink_worker {
     unsigned nconns;
     struct clink_conn *dirty;
     struct clink_req *free_reqs;
-    struct clink_req *orphans; /* requests whose connection closed before the handler answered */
+    struct clink_req *orphans;                      /* requests whose connection closed before the handler answered */
+    unsigned handshaking;                           /* accepted connections between accept and HELLO */
+    struct clink_conn *hs_wait_head, *hs_wait_tail; /* accepted, waiting for a handshake slot */
 
     int stopping;
     int drain_stage;

@@ -509,6 +509,13 @@ static void *worker_main(void *arg)
     }
 
     loop(w);
+    /* Connections still waiting for a handshake slot were closed with the rest: drop the queue's references. */
+    while (w->hs_wait_head != NULL) {
+        struct clink_conn *c = w->hs_wait_head;
+        w->hs_wait_head = c->hs_next;
+        clink__conn_put(c);
+    }
+    w->hs_wait_tail = NULL;
 
     /*
      * Final drain: wait out producers that passed the exited check, then

@@ -77,7 +77,14 @@ struct clink_node_opts {
     uint32_t inbox_size;           /* messages per worker inbox, power of two; 0: 8192 */
     uint32_t max_write_buffer; /* per conn: bytes queued for the socket before calls wait and reads pause; 0: 4 MiB */
     uint32_t max_requests_per_conn; /* per conn: the peer's requests in our handlers before reads pause; 0: 4096 */
-    clink_conn_event_fn on_conn;    /* optional: server-side connection events */
+    /*
+     * Accepted connections one worker takes through opening, TLS handshake
+     * and HELLO at once; the rest wait their turn unread (still within
+     * handshake_timeout_ms), so a reconnect storm queues instead of
+     * flattening the node. 0: 32.
+     */
+    uint32_t max_handshakes_per_worker;
+    clink_conn_event_fn on_conn; /* optional: server-side connection events */
     void *on_conn_user;
     clink_log_fn log; /* optional: NULL means silent */
     void *log_user;
@@ -149,7 +156,8 @@ struct clink_node_stats {
     uint64_t plaintext_fallbacks; /* PREFERRED dials that went out in plaintext */
     uint64_t logins_ok, logins_denied;
     uint64_t tls_reloads;
-    uint64_t handshakes_resumed; /* of handshakes_ok: resumed from a ticket (both roles) */
+    uint64_t handshakes_resumed;  /* of handshakes_ok: resumed from a ticket (both roles) */
+    uint64_t handshakes_deferred; /* accepted connections that waited for a handshake slot */
 };
 /* Thread: any (values may be a moment old). */
 CLINK_API void clink_node_stats(const struct clink_node *node, struct clink_node_stats *out);
