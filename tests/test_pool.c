@@ -407,3 +407,46 @@ Test(pool, recycling_at_a_record_limit_fails_no_call)
     clink_node_free(agg);
     clink_node_free(leaf);
 }
+
+#define BLOCK 9
+static void block_handler(struct clink_req *req, void *user)
+{
+    (void)user;
+    usleep(1500 * 1000); /* the leaf's only worker stops answering anything, pings included */
+    CLINK_IGNORE(clink_req_respond(req, NULL, 0));
+}
+
+static void reg_block(struct clink_node *n)
+{
+    ts_register_echo(n);
+    cr_assert_eq(clink_node_register(n, BLOCK, block_handler, NULL), 0);
+}
+
+static int ping_failed(const struct clink_pool_stats *s, unsigned n)
+{
+    return s->pings_failed >= n;
+}
+
+Test(pool, a_call_past_its_deadline_probes_and_a_failed_ping_retires_the_connection)
+{
+    struct clink_node *leaf = ts_node(tls, 1, 0, reg_block);
+    struct clink_node *agg = ts_client(tls, 1, 0);
+    struct clink_pool_opts po = {.min_conns = 1, .max_conns = 1, .ping_timeout_ms = 200, .backoff_min_ms = 20};
+    struct clink_cluster *cl = cluster(agg, &po);
+    add_leaf(cl, "leaf1", clink_node_port(leaf));
+    struct clink_pool *p = clink_cluster_pool(cl, "leaf1");
+    cr_assert(wait_stats(p, open_exactly, 1, 5000));
+    struct clink_msg r;
+    uint64_t t0 = ms_now();
+    cr_assert_eq(clink_pool_call_sync(p, BLOCK, NULL, 0, 300, &r), -CLINK_ETIMEDOUT);
+    cr_assert(wait_stats(p, ping_failed, 1, 1000), "the deadline miss triggered a ping that failed");
+    cr_assert_lt(ms_now() - t0, 1400, "noticed while the leaf was still stuck");
+    /* The leaf wakes up; the pool has a fresh connection and calls work again. */
+    cr_assert(wait_stats(p, open_exactly, 1, 5000));
+    usleep(1500 * 1000);
+    echo(p);
+    clink_pool_release(p);
+    clink_cluster_free(cl);
+    clink_node_free(agg);
+    clink_node_free(leaf);
+}
