@@ -105,6 +105,8 @@ struct run;
 /* One call slot: a chain of calls, each started from the previous one's callback. */
 struct slot {
     struct clink_call call;
+    struct clink_pool_call pcall; /* the pool scenario's call */
+    struct clink_pool *pool;
     struct iovec iov;
     struct run *run;
     struct clink_conn *conn;
@@ -208,7 +210,7 @@ struct cfg {
     int nsizes;
     unsigned concurrency, connections, workers, duration_ms, warmup_ms;
     int modes_plain, modes_tls, modes_ktls;
-    int scen_rpc, scen_throughput, scen_handshake, scen_storm;
+    int scen_rpc, scen_throughput, scen_handshake, scen_storm, scen_pool;
     unsigned storm_conns;
     pid_t pids[MAX_TARGETS];
     int npids;
@@ -216,6 +218,133 @@ struct cfg {
     char kernel[128], cpu[128];
     const char *build;
 };
+
+/* The pool scenario: the same chain of calls, each through a pool instead of a fixed connection. */
+static void on_pool_done(struct clink_call *call, int status, const uint8_t *resp, size_t len)
+{
+    struct slot *s = call->user;
+    (void)resp;
+    uint64_t t = now_ns();
+    if (status == 0 && len == s->run->msg) {
+        s->ok++;
+        hist_add(&s->hist, t - s->t0);
+    } else {
+        s->failed++;
+    }
+    if (atomic_load_explicit(&s->run->stop, memory_order_relaxed)) {
+        slot_done(s);
+        return;
+    }
+    s->t0 = t;
+    s->issued++;
+    if (clink_pool_call(s->pool, &s->pcall) < 0) {
+        s->failed++;
+        slot_done(s);
+    }
+}
+
+static int run_pool(struct cfg *cfg, struct clink_node *node, size_t msg, struct result *res)
+{
+    struct clink_cluster_opts co = {.node = node,
+                                    .pool = {.min_conns = cfg->connections,
+                                             .max_conns = cfg->connections,
+                                             .max_calls_per_conn = 1u << 20,
+                                             .max_waiting = 1u << 20}};
+    struct clink_cluster *cl = NULL;
+    if (clink_cluster_new(&co, &cl) < 0) {
+        return -CLINK_ENOMEM;
+    }
+    struct clink_pool *pools[MAX_TARGETS] = {0};
+    int ret = 0;
+    for (int t = 0; t < cfg->ntargets && ret == 0; t++) {
+        char name[16];
+        snprintf(name, sizeof(name), "target%d", t);
+        struct clink_peer p = {
+            .name = name, .host = cfg->hosts[t], .port = cfg->ports[t], .expected_name = cfg->name, .user = cfg->user};
+        ret = clink_cluster_add(cl, &p);
+        pools[t] = ret == 0 ? clink_cluster_pool(cl, name) : NULL;
+    }
+    /* Warm: every pool has its connections before anything is measured. */
+    for (int t = 0; t < cfg->ntargets && ret == 0; t++) {
+        struct clink_pool_stats s;
+        uint64_t end = now_ns() + 10000000000ull;
+        do {
+            clink_pool_stats(pools[t], &s);
+            usleep(1000);
+        } while (s.conns_open < cfg->connections && now_ns() < end);
+        if (s.conns_open < cfg->connections) {
+            snprintf(res->skipped, sizeof(res->skipped), "pool to target %d did not open", t);
+            ret = -CLINK_EUNAVAIL;
+        }
+    }
+    struct slot *slots = calloc(cfg->concurrency, sizeof(*slots));
+    struct run r = {.msg = msg};
+    pthread_mutex_init(&r.mu, NULL);
+    pthread_cond_init(&r.cv, NULL);
+    r.payload = calloc(1, msg ? msg : 1);
+    for (int phase = 0; phase < 2 && ret == 0; phase++) {
+        unsigned ms = phase == 0 ? cfg->warmup_ms : cfg->duration_ms;
+        atomic_store(&r.stop, 0);
+        atomic_store(&r.active, (int)cfg->concurrency);
+        for (unsigned i = 0; i < cfg->concurrency; i++) {
+            struct slot *s = &slots[i];
+            memset(s, 0, sizeof(*s));
+            s->run = &r;
+            s->pool = pools[i % (unsigned)cfg->ntargets];
+            s->iov = (struct iovec){.iov_base = r.payload, .iov_len = msg};
+            s->pcall.call = (struct clink_call){.method = CLINK_TOOL_ECHO,
+                                                .iov = &s->iov,
+                                                .iovcnt = 1,
+                                                .timeout_ms = 30000,
+                                                .cb = on_pool_done,
+                                                .user = s};
+        }
+        double cpu0 = cpu_seconds(cfg->pids, cfg->npids);
+        uint64_t t0 = now_ns();
+        for (unsigned i = 0; i < cfg->concurrency; i++) {
+            struct slot *s = &slots[i];
+            s->t0 = now_ns();
+            s->issued++;
+            if (clink_pool_call(s->pool, &s->pcall) < 0) {
+                s->failed++;
+                slot_done(s);
+            }
+        }
+        usleep(ms * 1000u);
+        atomic_store(&r.stop, 1);
+        pthread_mutex_lock(&r.mu);
+        while (atomic_load(&r.active) > 0) {
+            pthread_cond_wait(&r.cv, &r.mu);
+        }
+        pthread_mutex_unlock(&r.mu);
+        if (phase == 1) {
+            struct hist *h = calloc(1, sizeof(*h));
+            for (unsigned i = 0; i < cfg->concurrency; i++) {
+                hist_merge(h, &slots[i].hist);
+                res->issued += slots[i].issued;
+                res->ok += slots[i].ok;
+                res->failed += slots[i].failed;
+            }
+            res->secs = (double)(now_ns() - t0) / 1e9;
+            res->ops = (double)res->ok / res->secs;
+            res->bps = (double)res->ok * (double)msg / res->secs;
+            res->p50 = hist_pct_us(h, 0.50);
+            res->p99 = hist_pct_us(h, 0.99);
+            res->p999 = hist_pct_us(h, 0.999);
+            res->cpu_s = cpu_seconds(cfg->pids, cfg->npids) - cpu0;
+            free(h);
+        }
+    }
+    for (int t = 0; t < cfg->ntargets; t++) {
+        clink_pool_release(pools[t]);
+    }
+    clink_cluster_free(cl);
+    free(slots);
+    free(r.payload);
+    pthread_cond_destroy(&r.cv);
+    pthread_mutex_destroy(&r.mu);
+    return ret;
+}
 
 static int run_one(struct cfg *cfg, struct clink_node *node, enum clink_conn_mode mode, const char *scenario,
                    size_t msg, struct result *res)
@@ -601,7 +730,7 @@ static void usage(FILE *f)
                "  --user NAME            account to log in as (nodes with accounts; by certificate)\n"
                "  --plain-user NAME      account for the plaintext baseline (default: --user)\n"
                "  --modes LIST           plain,tls,ktls (default: all; a mode that cannot run says why)\n"
-               "  --scenarios LIST       rpc,throughput,handshake,storm (default: all)\n"
+               "  --scenarios LIST       rpc,throughput,handshake,storm,pool (default: all)\n"
                "  --storm-conns N        pooled connections in the restart storm (default 256; --quick 64)\n"
                "  --sizes LIST           message sizes in bytes (default: 64,1024,16384,65536,262144,1048576)\n"
                "  --concurrency N        calls in flight (default 64)\n"
@@ -691,7 +820,8 @@ int main(int argc, char **argv)
                       .scen_rpc = 1,
                       .scen_throughput = 1,
                       .scen_handshake = 1,
-                      .scen_storm = 1};
+                      .scen_storm = 1,
+                      .scen_pool = 1};
     cfg.nsizes = parse_list("64,1024,16384,65536,262144,1048576", cfg.sizes, MAX_SIZES);
     int ch, quick = 0;
     while ((ch = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
@@ -734,6 +864,7 @@ int main(int argc, char **argv)
             cfg.scen_throughput = strstr(optarg, "throughput") != NULL;
             cfg.scen_handshake = strstr(optarg, "handshake") != NULL;
             cfg.scen_storm = strstr(optarg, "storm") != NULL;
+            cfg.scen_pool = strstr(optarg, "pool") != NULL;
             break;
         case 'S':
             cfg.storm_conns = (unsigned)strtoul(optarg, NULL, 10);
@@ -792,7 +923,7 @@ int main(int argc, char **argv)
     }
     if (optind != argc || cfg.ntargets == 0 || !cfg.cert || !cfg.key || !cfg.ca || cfg.concurrency == 0 ||
         cfg.connections == 0 || cfg.duration_ms == 0 || (!cfg.modes_plain && !cfg.modes_tls && !cfg.modes_ktls) ||
-        (!cfg.scen_rpc && !cfg.scen_throughput && !cfg.scen_handshake && !cfg.scen_storm)) {
+        (!cfg.scen_rpc && !cfg.scen_throughput && !cfg.scen_handshake && !cfg.scen_storm && !cfg.scen_pool)) {
         fprintf(stderr, "clink-bench: need --target, --cert, --key, --ca, and non-zero counts\n"
                         "Run 'clink-bench --help' for usage.\n");
         return 2;
@@ -925,6 +1056,48 @@ int main(int argc, char **argv)
         if (r.failed > 0) {
             printf("  !! %llu of %llu dials failed\n", (unsigned long long)r.failed, (unsigned long long)r.issued);
             failures++;
+        }
+    }
+    /* Pool overhead: 64-byte calls over the same connections, direct vs through a pool, back to back. */
+    if (cfg.scen_pool && cfg.modes_tls) {
+        struct result direct = {.scenario = "pool", .mode = "direct", .workers = cfg.workers};
+        struct result pooled = {.scenario = "pool", .mode = "pooled", .workers = cfg.workers};
+        if (tty) {
+            fprintf(stderr, "  running pool overhead ...          \r");
+            fflush(stderr);
+        }
+        int r1 = run_one(&cfg, node, CLINK_MODE_TLS, "rpc", 64, &direct);
+        int r2 = run_pool(&cfg, node, 64, &pooled);
+        struct result *rs[2] = {&direct, &pooled};
+        for (int i = 0; i < 2; i++) {
+            struct result *r = rs[i];
+            r->scenario = "pool";
+            r->mode = i == 0 ? "direct" : "pooled";
+            r->msg = 64;
+            r->concurrency = cfg.concurrency;
+            r->connections = cfg.connections * (unsigned)cfg.ntargets;
+            r->workers = cfg.workers;
+            if ((i == 0 ? r1 : r2) < 0 && !r->skipped[0]) {
+                snprintf(r->skipped, sizeof(r->skipped), "%s", clink_strerror(i == 0 ? r1 : r2));
+            }
+            emit_json(&cfg, r);
+            if (r->skipped[0]) {
+                printf("%-10s %-7s %6d  skipped: %s\n", r->scenario, r->mode, 64, r->skipped);
+                failures++;
+                continue;
+            }
+            char ratio[16] = "-";
+            if (i == 1 && direct.ops > 0) {
+                snprintf(ratio, sizeof(ratio), "%.2fx", r->ops / direct.ops);
+            }
+            printf("%-10s %-7s %6d %12.0f %12.1f %9.1f %9.1f %9.1f %7.2f %9s  %s\n", r->scenario, r->mode, 64, r->ops,
+                   r->bps / 1e6, r->p50, r->p99, r->p999, r->cpu_s, ratio,
+                   i == 0 ? "fixed connections" : "vs direct: pick + bookkeeping per call");
+            if (r->failed > 0) {
+                printf("  !! %llu of %llu calls failed\n", (unsigned long long)r->failed,
+                       (unsigned long long)r->issued);
+                failures++;
+            }
         }
     }
     if (cfg.scen_storm && cfg.modes_tls) {

@@ -181,6 +181,7 @@ static void finish(struct clink_pool_call *pc, int status, const uint8_t *resp, 
     }
     pc->call.cb = pc->priv.cb;
     pc->call.user = pc->priv.user;
+    pc->call.timeout_ms = pc->priv.timeout_ms;
     pc->call.cb(&pc->call, status, resp, len);
     clink_pool_release(p);
 }
@@ -314,11 +315,14 @@ int clink_pool_call(struct clink_pool *p, struct clink_pool_call *pc)
     pc->priv.pool = p;
     pc->priv.cb = pc->call.cb;
     pc->priv.user = pc->call.user;
+    pc->priv.timeout_ms = pc->call.timeout_ms;
     pc->priv.deadline_ns = pc->call.timeout_ms ? now_ns() + (uint64_t)pc->call.timeout_ms * 1000000ull : 0;
-    /* Every call earns a little retry budget (capped at 10 retries' worth). */
-    unsigned pct = cl->o.retry_budget_percent ? cl->o.retry_budget_percent : 10;
-    if (atomic_fetch_add(&cl->retry_tokens, (int)pct) > 1000) {
-        atomic_fetch_sub(&cl->retry_tokens, (int)pct);
+    /* Every idempotent call earns a little retry budget (capped at 10 retries' worth); others cost nothing here. */
+    if (idempotent(cl, pc->call.method)) {
+        unsigned pct = cl->o.retry_budget_percent ? cl->o.retry_budget_percent : 10;
+        if (atomic_fetch_add(&cl->retry_tokens, (int)pct) > 1000) {
+            atomic_fetch_sub(&cl->retry_tokens, (int)pct);
+        }
     }
     pool_ref(p);
     atomic_fetch_add(&p->calls_started, 1);

@@ -132,6 +132,7 @@ struct clink_pool_call {
         uint32_t gen;
         unsigned retries;
         int status;
+        uint32_t timeout_ms; /* the caller's, restored before the callback: the struct can be reused */
         uint64_t deadline_ns;
         struct clink_pool_call *next;
     } priv;
