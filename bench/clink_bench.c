@@ -257,7 +257,7 @@ static int run_pool(struct cfg *cfg, struct clink_node *node, size_t msg, struct
     struct clink_pool *pools[MAX_TARGETS] = {0};
     int ret = 0;
     for (int t = 0; t < cfg->ntargets && ret == 0; t++) {
-        char name[16];
+        char name[24];
         snprintf(name, sizeof(name), "target%d", t);
         struct clink_peer p = {
             .name = name, .host = cfg->hosts[t], .port = cfg->ports[t], .expected_name = cfg->name, .user = cfg->user};
