@@ -43,7 +43,7 @@ struct slot {
     atomic_int recycle; /* past its record or age budget: replace, then retire */
     _Atomic uint64_t last_used_ns;
     _Atomic uint32_t gen;
-    uint64_t opened_ns, checked_ns; /* manager only */
+    _Atomic uint64_t opened_ns, checked_ns; /* set by the dial's completion, read by the manager */
     struct clink_call ping;
     struct clink_pool *pool;
     int idx;
@@ -455,8 +455,10 @@ static void on_connect(struct clink_conn *conn, int status, const char *reason, 
         }
         p->fail_streak = 0;
         atomic_store(&p->down, 0);
-        s->opened_ns = s->checked_ns = now_ns();
-        atomic_store(&s->last_used_ns, s->opened_ns);
+        uint64_t t = now_ns();
+        atomic_store(&s->opened_ns, t);
+        atomic_store(&s->checked_ns, t);
+        atomic_store(&s->last_used_ns, t);
         atomic_store(&s->dead, 0);
         atomic_store(&s->probe, 0);
         atomic_store(&s->recycle, 0);
@@ -540,8 +542,18 @@ static void on_ping(struct clink_call *call, int status, const uint8_t *resp, si
     atomic_store(&s->ping_busy, 0);
 }
 
-/* Stop new calls on s and close its connection once no caller is between reading it and starting a call. */
-static void retire(struct clink_pool *p, struct slot *s, const char *why)
+/*
+ * Connections to close once the pool's mutex is released: closing may wait
+ * for room in a worker's inbox, and that worker may be waiting for the mutex
+ * (a dial completing). Nothing that can wait on a worker runs under it.
+ */
+struct closing {
+    struct clink_conn *c[MAX_SLOTS];
+    int n;
+};
+
+/* Stop new calls on s; its connection closes once no caller is between reading it and starting a call. */
+static void retire(struct clink_pool *p, struct slot *s, const char *why, struct closing *out)
 {
     plog(p, CLINK_LOG_INFO, "retiring connection in slot %d: %s", s->idx, why);
     struct clink_conn *conn = atomic_exchange(&s->conn, NULL);
@@ -550,7 +562,31 @@ static void retire(struct clink_pool *p, struct slot *s, const char *why)
         sched_yield();
     }
     if (conn != NULL) {
-        clink_conn_close(conn); /* graceful: calls in flight finish; a dead connection fails them now */
+        out->c[out->n++] = conn;
+    }
+}
+
+/*
+ * Key-usage and age limits, checked about once a second per connection,
+ * without the pool's mutex: the status call waits for the connection's
+ * worker. Only the manager retires connections, so conn stays valid here.
+ */
+static void check_limits(struct clink_pool *p, uint64_t now)
+{
+    for (unsigned i = 0; i < p->o.max_conns; i++) {
+        struct slot *s = &p->slots[i];
+        struct clink_conn *conn = atomic_load(&s->conn);
+        if (atomic_load(&s->state) != SLOT_OPEN || conn == NULL || atomic_load(&s->recycle) ||
+            now - atomic_load(&s->checked_ns) < 1000000000ull || now < atomic_load(&s->checked_ns)) {
+            continue;
+        }
+        atomic_store(&s->checked_ns, now);
+        struct clink_conn_status cs;
+        if (clink_conn_status(conn, &cs) == 0 &&
+            (cs.records_in >= p->o.recycle_records || cs.records_out >= p->o.recycle_records ||
+             (p->o.recycle_age_ms && now - atomic_load(&s->opened_ns) >= (uint64_t)p->o.recycle_age_ms * 1000000ull))) {
+            atomic_store(&s->recycle, 1);
+        }
     }
 }
 
@@ -562,7 +598,7 @@ static uint64_t idle_ns(struct slot *s, uint64_t now)
 }
 
 /* Called with p->mu held; returns waiting calls to complete outside it. */
-static struct clink_pool_call *maintain(struct clink_pool *p, uint64_t now, int *fail_status)
+static struct clink_pool_call *maintain(struct clink_pool *p, uint64_t now, int *fail_status, struct closing *cl)
 {
     int removed = atomic_load(&p->removed);
     int open = 0, connecting = 0, busy = 1, recycle_pending = 0;
@@ -588,23 +624,12 @@ static struct clink_pool_call *maintain(struct clink_pool *p, uint64_t now, int 
             retire(p, s,
                    removed                 ? "peer removed"
                    : atomic_load(&s->dead) ? "connection failed (a call, ping or read)"
-                                           : "connection closed");
+                                           : "connection closed",
+                   cl);
             continue;
         }
         uint64_t idle = idle_ns(s, now);
         int inflight = atomic_load(&s->inflight);
-        /* Key-usage and age limits, checked about once a second per connection. */
-        if (now - s->checked_ns > 1000000000ull) {
-            s->checked_ns = now;
-            struct clink_conn_status cs;
-            if (clink_conn_status(conn, &cs) == 0 &&
-                (cs.records_in >= p->o.recycle_records || cs.records_out >= p->o.recycle_records ||
-                 (p->o.recycle_age_ms && now - s->opened_ns >= (uint64_t)p->o.recycle_age_ms * 1000000ull))) {
-                if (!atomic_load(&s->recycle)) {
-                    atomic_store(&s->recycle, 1);
-                }
-            }
-        }
         if (atomic_load(&s->recycle)) {
             recycle_pending = 1;
             continue; /* decided below, once we know whether a replacement is open */
@@ -636,7 +661,7 @@ static struct clink_pool_call *maintain(struct clink_pool *p, uint64_t now, int 
             }
             if (open > 0) {
                 atomic_fetch_add(&p->recycles, 1);
-                retire(p, s, "recycled (record or age limit)");
+                retire(p, s, "recycled (record or age limit)", cl);
             } else {
                 want = want < 2 ? 2 : want; /* keep this one serving until the replacement opens */
                 open++;
@@ -648,7 +673,7 @@ static struct clink_pool_call *maintain(struct clink_pool *p, uint64_t now, int 
         struct slot *s = &p->slots[i];
         if (atomic_load(&s->state) == SLOT_OPEN && atomic_load(&s->inflight) == 0 && !atomic_load(&s->recycle) &&
             idle_ns(s, now) >= (uint64_t)p->o.idle_timeout_ms * 1000000ull) {
-            retire(p, s, "idle");
+            retire(p, s, "idle", cl);
             open--;
         }
     }
@@ -727,11 +752,16 @@ static void *manager(void *arg)
         for (size_t i = 0; list && i < n; i++) {
             struct clink_pool *p = list[i];
             int status = 0;
+            struct closing closing = {.n = 0};
+            check_limits(p, now);
             pthread_mutex_lock(&p->mu);
-            struct clink_pool_call *done = maintain(p, now, &status);
+            struct clink_pool_call *done = maintain(p, now, &status, &closing);
             int drained = atomic_load(&p->removed) && pool_drained(p);
             all_drained = all_drained && (!atomic_load(&p->removed) || drained);
             pthread_mutex_unlock(&p->mu);
+            for (int k = 0; k < closing.n; k++) {
+                clink_conn_close(closing.c[k]); /* graceful: calls in flight finish; a dead one fails them now */
+            }
             while (done != NULL) {
                 struct clink_pool_call *pc = done;
                 done = pc->priv.next;

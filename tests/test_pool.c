@@ -450,3 +450,34 @@ Test(pool, a_call_past_its_deadline_probes_and_a_failed_ping_retires_the_connect
     clink_node_free(agg);
     clink_node_free(leaf);
 }
+
+Test(pool, repeated_restart_storms_recover_every_time)
+{
+    /* One client worker carries 32 connections: dial completions, pings and the manager's limit checks meet on it
+     * (a manager that waited on the worker while holding the pool's lock deadlocked here). */
+    struct clink_node *leaf = leaf_on(tls, 0);
+    uint16_t port = clink_node_port(leaf);
+    struct clink_node *agg = ts_client(tls, 1, 0);
+    struct clink_pool_opts po = {
+        .min_conns = 32, .max_conns = 32, .backoff_min_ms = 10, .backoff_max_ms = 50, .max_dials_in_flight = 8};
+    struct clink_cluster *cl = cluster(agg, &po);
+    add_leaf(cl, "leaf1", port);
+    struct clink_pool *p = clink_cluster_pool(cl, "leaf1");
+    for (int round = 0; round < 3; round++) {
+        cr_assert(wait_stats(p, open_exactly, 32, 10000), "round %d: all 32 open", round);
+        usleep(1100 * 1000); /* past the once-a-second limit check of every connection */
+        clink_node_free(leaf);
+        leaf = leaf_on(tls, port);
+    }
+    cr_assert(wait_stats(p, open_exactly, 32, 10000), "recovered after the last storm");
+    echo(p);
+    struct clink_pool_stats s;
+    clink_pool_stats(p, &s);
+    cr_assert_geq(s.handshakes_resumed * 10, (s.handshakes_resumed + s.handshakes_full - 1) * 9,
+                  "%llu resumed, %llu full", (unsigned long long)s.handshakes_resumed,
+                  (unsigned long long)s.handshakes_full);
+    clink_pool_release(p);
+    clink_cluster_free(cl);
+    clink_node_free(agg);
+    clink_node_free(leaf);
+}
