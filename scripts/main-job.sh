@@ -60,6 +60,7 @@ cleanup() {
   done
 }
 trap cleanup EXIT
+trap 'exit 143' TERM INT # a timeout or ^C still stops the leaves (through the EXIT trap)
 ports=()
 for n in leaf1 leaf2; do
   rm -f "$out/$n.port"
