@@ -268,6 +268,28 @@ static int idempotent(struct clink_cluster *cl, uint16_t m)
     return (atomic_load(&cl->idem[m / 8]) >> (m % 8)) & 1;
 }
 
+/* Queue a call until a connection has room (bounded by max_waiting). Returns 0 or -CLINK_EAGAIN. */
+static int enqueue(struct clink_pool *p, struct clink_pool_call *pc)
+{
+    pthread_mutex_lock(&p->mu);
+    if (atomic_load(&p->nwait) >= p->o.max_waiting) {
+        pthread_mutex_unlock(&p->mu);
+        return -CLINK_EAGAIN;
+    }
+    pc->call.cb = pc->priv.cb;
+    pc->priv.next = NULL;
+    if (p->wait_tail) {
+        p->wait_tail->priv.next = pc;
+    } else {
+        p->wait_head = pc;
+    }
+    p->wait_tail = pc;
+    atomic_fetch_add(&p->nwait, 1);
+    pthread_mutex_unlock(&p->mu);
+    kick(p->cl);
+    return 0;
+}
+
 static void on_call_done(struct clink_call *call, int status, const uint8_t *resp, size_t len)
 {
     struct clink_pool_call *pc = (struct clink_pool_call *)call;
@@ -291,8 +313,8 @@ static void on_call_done(struct clink_call *call, int status, const uint8_t *res
         atomic_fetch_add(&p->retries, 1);
         pc->call.cb = pc->priv.cb;
         int ret = try_start(p, pc);
-        if (ret == 0) {
-            return;
+        if (ret == 0 || (ret == 1 && enqueue(p, pc) == 0)) {
+            return; /* on another connection now, or waiting for one (a reconnect) within its deadline */
         }
         status = ret == 1 ? status : ret;
     } else if (is_conn_loss(status) && idempotent(cl, pc->call.method)) {
@@ -337,25 +359,12 @@ int clink_pool_call(struct clink_pool *p, struct clink_pool_call *pc)
         return ret;
     }
     /* No room: wait (bounded) for the manager to open a connection or for calls to finish. */
-    pthread_mutex_lock(&p->mu);
-    if (atomic_load(&p->nwait) >= p->o.max_waiting) {
-        pthread_mutex_unlock(&p->mu);
+    if (enqueue(p, pc) < 0) {
         pc->call.cb = pc->priv.cb;
         atomic_fetch_add(&p->f_other, 1);
         clink_pool_release(p);
         return -CLINK_EAGAIN;
     }
-    pc->call.cb = pc->priv.cb;
-    pc->priv.next = NULL;
-    if (p->wait_tail) {
-        p->wait_tail->priv.next = pc;
-    } else {
-        p->wait_head = pc;
-    }
-    p->wait_tail = pc;
-    atomic_fetch_add(&p->nwait, 1);
-    pthread_mutex_unlock(&p->mu);
-    kick(cl);
     return 0;
 }
 
