@@ -27,6 +27,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/evp.h>
+
 #include "clink/clink.h"
 #include "tools/methods.h"
 
@@ -210,7 +212,10 @@ struct cfg {
     int nsizes;
     unsigned concurrency, connections, workers, duration_ms, warmup_ms;
     int modes_plain, modes_tls, modes_ktls;
-    int scen_rpc, scen_throughput, scen_handshake, scen_storm, scen_pool;
+    int scen_rpc, scen_throughput, scen_handshake, scen_storm, scen_pool, scen_ceiling;
+    /* for the closing ratios */
+    double thr_plain, thr_tls, ceiling_aes, hs_full, hs_resumed, pool_direct, pool_pooled;
+    size_t thr_size;
     unsigned storm_conns;
     pid_t pids[MAX_TARGETS];
     int npids;
@@ -454,6 +459,38 @@ out:
     pthread_cond_destroy(&r.cv);
     pthread_mutex_destroy(&r.mu);
     return ret;
+}
+
+/* ---- ceiling: this core's AEAD rate, in process, the bound no TLS transport can pass ---- */
+
+static double aead_rate(const EVP_CIPHER *c, size_t len, unsigned ms)
+{
+    EVP_CIPHER_CTX *x = EVP_CIPHER_CTX_new();
+    unsigned char key[32] = {1}, iv[12] = {2}, tag[16];
+    unsigned char *in = calloc(1, len), *out = malloc(len + 16);
+    double rate = 0;
+    int outl = 0;
+    if (x != NULL && in != NULL && out != NULL) {
+        uint64_t t0 = now_ns(), end = t0 + (uint64_t)ms * 1000000ull, n = 0;
+        while (now_ns() < end) {
+            for (int k = 0; k < 16; k++) {
+                iv[0] = (unsigned char)n;
+                if (EVP_EncryptInit_ex(x, c, NULL, key, iv) != 1 ||
+                    EVP_EncryptUpdate(x, out, &outl, in, (int)len) != 1 ||
+                    EVP_EncryptFinal_ex(x, out + outl, &outl) != 1 ||
+                    EVP_CIPHER_CTX_ctrl(x, EVP_CTRL_AEAD_GET_TAG, 16, tag) != 1) {
+                    goto out;
+                }
+                n++;
+            }
+        }
+        rate = (double)n * (double)len / ((double)(now_ns() - t0) / 1e9);
+    }
+out:
+    EVP_CIPHER_CTX_free(x);
+    free(in);
+    free(out);
+    return rate;
 }
 
 /* ---- handshakes: dial, log in, close, as fast as `threads` threads can ---- */
@@ -730,7 +767,7 @@ static void usage(FILE *f)
                "  --user NAME            account to log in as (nodes with accounts; by certificate)\n"
                "  --plain-user NAME      account for the plaintext baseline (default: --user)\n"
                "  --modes LIST           plain,tls,ktls (default: all; a mode that cannot run says why)\n"
-               "  --scenarios LIST       rpc,throughput,handshake,storm,pool (default: all)\n"
+               "  --scenarios LIST       ceiling,rpc,throughput,handshake,storm,pool (default: all)\n"
                "  --storm-conns N        pooled connections in the restart storm (default 256; --quick 64)\n"
                "  --sizes LIST           message sizes in bytes (default: 64,1024,16384,65536,262144,1048576)\n"
                "  --concurrency N        calls in flight (default 64)\n"
@@ -821,7 +858,8 @@ int main(int argc, char **argv)
                       .scen_throughput = 1,
                       .scen_handshake = 1,
                       .scen_storm = 1,
-                      .scen_pool = 1};
+                      .scen_pool = 1,
+                      .scen_ceiling = 1};
     cfg.nsizes = parse_list("64,1024,16384,65536,262144,1048576", cfg.sizes, MAX_SIZES);
     int ch, quick = 0;
     while ((ch = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
@@ -865,6 +903,7 @@ int main(int argc, char **argv)
             cfg.scen_handshake = strstr(optarg, "handshake") != NULL;
             cfg.scen_storm = strstr(optarg, "storm") != NULL;
             cfg.scen_pool = strstr(optarg, "pool") != NULL;
+            cfg.scen_ceiling = strstr(optarg, "ceiling") != NULL;
             break;
         case 'S':
             cfg.storm_conns = (unsigned)strtoul(optarg, NULL, 10);
@@ -923,7 +962,8 @@ int main(int argc, char **argv)
     }
     if (optind != argc || cfg.ntargets == 0 || !cfg.cert || !cfg.key || !cfg.ca || cfg.concurrency == 0 ||
         cfg.connections == 0 || cfg.duration_ms == 0 || (!cfg.modes_plain && !cfg.modes_tls && !cfg.modes_ktls) ||
-        (!cfg.scen_rpc && !cfg.scen_throughput && !cfg.scen_handshake && !cfg.scen_storm && !cfg.scen_pool)) {
+        (!cfg.scen_rpc && !cfg.scen_throughput && !cfg.scen_handshake && !cfg.scen_storm && !cfg.scen_pool &&
+         !cfg.scen_ceiling)) {
         fprintf(stderr, "clink-bench: need --target, --cert, --key, --ca, and non-zero counts\n"
                         "Run 'clink-bench --help' for usage.\n");
         return 2;
@@ -966,6 +1006,25 @@ int main(int argc, char **argv)
 
     int failures = 0;
     int tty = isatty(STDERR_FILENO); /* progress only where someone watches */
+    /* Ceiling first: one core's AEAD rate on 16 KiB records, the bound for any user-space TLS. */
+    for (int ci = 0; cfg.scen_ceiling && ci < 2; ci++) {
+        struct result r = {.scenario = "ceiling",
+                           .mode = ci == 0 ? "aes128gcm" : "chacha20",
+                           .msg = 16384,
+                           .concurrency = 1,
+                           .workers = 1};
+        r.bps = aead_rate(ci == 0 ? EVP_aes_128_gcm() : EVP_chacha20_poly1305(), 16384, cfg.duration_ms / 2);
+        r.ops = r.bps / 16384;
+        r.secs = cfg.duration_ms / 2 / 1e3;
+        r.ok = r.issued = (uint64_t)(r.ops * r.secs);
+        snprintf(r.cipher, sizeof(r.cipher), "%s", ci == 0 ? "AES-128-GCM" : "ChaCha20-Poly1305");
+        emit_json(&cfg, &r);
+        printf("%-10s %-9s %6d %12.0f %12.1f %9s %9s %9s %7s %9s  one core, in process (OpenSSL EVP)\n", r.scenario,
+               r.mode, 16384, r.ops, r.bps / 1e6, "-", "-", "-", "-", "-");
+        if (ci == 0) {
+            cfg.ceiling_aes = r.bps;
+        }
+    }
     const char *scen[2] = {"rpc", "throughput"};
     for (int si = 0; si < 2; si++) {
         if ((si == 0 && !cfg.scen_rpc) || (si == 1 && !cfg.scen_throughput)) {
@@ -1010,6 +1069,10 @@ int main(int argc, char **argv)
                 if (mi == 0) {
                     plain_ops = r.ops;
                 }
+                if (si == 1 && r.msg >= cfg.thr_size) { /* the closing ratios use the largest size measured */
+                    cfg.thr_size = r.msg;
+                    *(mi == 0 ? &cfg.thr_plain : &cfg.thr_tls) = r.bps;
+                }
                 char ratio[16] = "-";
                 if (mi > 0 && plain_ops > 0) {
                     snprintf(ratio, sizeof(ratio), "%.2fx", r.ops / plain_ops);
@@ -1045,6 +1108,9 @@ int main(int argc, char **argv)
         }
         if (mi == 0) {
             plain_hs = r.ops;
+        }
+        if (mi > 0) {
+            *(mi == 1 ? &cfg.hs_full : &cfg.hs_resumed) = r.ops;
         }
         char ratio[16] = "-";
         if (mi > 0 && plain_hs > 0) {
@@ -1090,6 +1156,7 @@ int main(int argc, char **argv)
             if (i == 1 && direct.ops > 0) {
                 snprintf(ratio, sizeof(ratio), "%.2fx", r->ops / direct.ops);
             }
+            *(i == 0 ? &cfg.pool_direct : &cfg.pool_pooled) = r->ops;
             printf("%-10s %-7s %6d %12.0f %12.1f %9.1f %9.1f %9.1f %7.2f %9s  %s\n", r->scenario, r->mode, 64, r->ops,
                    r->bps / 1e6, r->p50, r->p99, r->p999, r->cpu_s, ratio,
                    i == 0 ? "fixed connections" : "vs direct: pick + bookkeeping per call");
@@ -1122,6 +1189,21 @@ int main(int argc, char **argv)
     }
     if (tty) {
         fprintf(stderr, "%60s\r", "");
+    }
+    /* The ratios a reader wants first, all from this run. */
+    printf("\nratios (this run):\n");
+    if (cfg.thr_plain > 0 && cfg.thr_tls > 0) {
+        printf("  tls/plain         %.2fx  throughput, %zu B messages\n", cfg.thr_tls / cfg.thr_plain, cfg.thr_size);
+    }
+    if (cfg.thr_tls > 0 && cfg.ceiling_aes > 0) {
+        printf("  tls/ceiling       %.2fx  throughput vs one core's AES-128-GCM rate\n", cfg.thr_tls / cfg.ceiling_aes);
+    }
+    printf("  ktls/tls          -      kTLS offload is not built yet\n");
+    if (cfg.hs_full > 0 && cfg.hs_resumed > 0) {
+        printf("  resumed/full      %.2fx  handshakes per second\n", cfg.hs_resumed / cfg.hs_full);
+    }
+    if (cfg.pool_direct > 0 && cfg.pool_pooled > 0) {
+        printf("  pooled/direct     %.2fx  64 B calls\n", cfg.pool_pooled / cfg.pool_direct);
     }
     CLINK_IGNORE(clink_node_shutdown(node, 2000));
     clink_node_free(node);
