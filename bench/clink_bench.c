@@ -216,6 +216,10 @@ struct cfg {
     /* for the closing ratios */
     double thr_plain, thr_tls, ceiling_aes, hs_full, hs_resumed, pool_direct, pool_pooled;
     size_t thr_size;
+    char stunnel_host[128];
+    uint16_t stunnel_port;
+    int use_stunnel; /* run_one dials the stunnel client instead of the targets */
+    double thr_stunnel;
     unsigned storm_conns;
     pid_t pids[MAX_TARGETS];
     int npids;
@@ -367,8 +371,10 @@ static int run_one(struct cfg *cfg, struct clink_node *node, enum clink_conn_mod
 
     for (unsigned i = 0; i < nconn; i++) {
         int t = (int)(i % (unsigned)cfg->ntargets);
-        struct clink_connect_opts o = {.host = cfg->hosts[t],
-                                       .port = cfg->ports[t],
+        /* The stunnel baseline: a plaintext clink stream through an stunnel client/server pair to the first leaf. */
+        int via_stunnel = cfg->use_stunnel;
+        struct clink_connect_opts o = {.host = via_stunnel ? cfg->stunnel_host : cfg->hosts[t],
+                                       .port = via_stunnel ? cfg->stunnel_port : cfg->ports[t],
                                        .expected_name = cfg->name,
                                        .mode = mode,
                                        .user =
@@ -769,6 +775,8 @@ static void usage(FILE *f)
                "  --modes LIST           plain,tls,ktls (default: all; a mode that cannot run says why)\n"
                "  --scenarios LIST       ceiling,rpc,throughput,handshake,storm,pool (default: all)\n"
                "  --storm-conns N        pooled connections in the restart storm (default 256; --quick 64)\n"
+               "  --stunnel HOST:PORT    an stunnel client whose server side leads to a target's plaintext port:\n"
+               "                         the throughput scenario adds mode 'stunnel' (the sidecar users would deploy)\n"
                "  --sizes LIST           message sizes in bytes (default: 64,1024,16384,65536,262144,1048576)\n"
                "  --concurrency N        calls in flight (default 64)\n"
                "  --connections N        connections per target (default 2)\n"
@@ -829,6 +837,7 @@ int main(int argc, char **argv)
         {"user", required_argument, NULL, 'u'},
         {"plain-user", required_argument, NULL, 'U'},
         {"storm-conns", required_argument, NULL, 'S'},
+        {"stunnel", required_argument, NULL, 'X'},
         {"cert", required_argument, NULL, 'c'},
         {"key", required_argument, NULL, 'k'},
         {"ca", required_argument, NULL, 'a'},
@@ -904,6 +913,13 @@ int main(int argc, char **argv)
             cfg.scen_storm = strstr(optarg, "storm") != NULL;
             cfg.scen_pool = strstr(optarg, "pool") != NULL;
             cfg.scen_ceiling = strstr(optarg, "ceiling") != NULL;
+            break;
+        case 'X':
+            if (clink_tool_hostport(optarg, cfg.stunnel_host, sizeof(cfg.stunnel_host), &cfg.stunnel_port) < 0 ||
+                cfg.stunnel_port == 0) {
+                fprintf(stderr, "clink-bench: --stunnel: expected HOST:PORT, got '%s'\n", optarg);
+                return 2;
+            }
             break;
         case 'S':
             cfg.storm_conns = (unsigned)strtoul(optarg, NULL, 10);
@@ -1032,9 +1048,10 @@ int main(int argc, char **argv)
         }
         for (int zi = 0; zi < cfg.nsizes; zi++) {
             double plain_ops = 0;
-            for (int mi = 0; mi < 3; mi++) {
-                const char *mname = mi == 0 ? "plain" : mi == 1 ? "tls" : "ktls";
-                if ((mi == 0 && !cfg.modes_plain) || (mi == 1 && !cfg.modes_tls) || (mi == 2 && !cfg.modes_ktls)) {
+            for (int mi = 0; mi < 4; mi++) {
+                const char *mname = mi == 0 ? "plain" : mi == 1 ? "tls" : mi == 2 ? "ktls" : "stunnel";
+                if ((mi == 0 && !cfg.modes_plain) || (mi == 1 && !cfg.modes_tls) || (mi == 2 && !cfg.modes_ktls) ||
+                    (mi == 3 && (cfg.stunnel_port == 0 || si != 1))) {
                     continue;
                 }
                 struct result r = {0};
@@ -1047,7 +1064,9 @@ int main(int argc, char **argv)
                         fprintf(stderr, "  running %s %s %zu B ...\r", scen[si], mname, cfg.sizes[zi]);
                         fflush(stderr);
                     }
-                    ret = run_one(&cfg, node, mi == 0 ? CLINK_MODE_PLAIN : CLINK_MODE_TLS, scen[si], cfg.sizes[zi], &r);
+                    cfg.use_stunnel = mi == 3;
+                    ret = run_one(&cfg, node, mi == 1 ? CLINK_MODE_TLS : CLINK_MODE_PLAIN, scen[si], cfg.sizes[zi], &r);
+                    cfg.use_stunnel = 0;
                     if (ret < 0 && !r.skipped[0]) {
                         snprintf(r.skipped, sizeof(r.skipped), "%s", clink_strerror(ret));
                     }
@@ -1071,7 +1090,7 @@ int main(int argc, char **argv)
                 }
                 if (si == 1 && r.msg >= cfg.thr_size) { /* the closing ratios use the largest size measured */
                     cfg.thr_size = r.msg;
-                    *(mi == 0 ? &cfg.thr_plain : &cfg.thr_tls) = r.bps;
+                    *(mi == 0 ? &cfg.thr_plain : mi == 1 ? &cfg.thr_tls : &cfg.thr_stunnel) = r.bps;
                 }
                 char ratio[16] = "-";
                 if (mi > 0 && plain_ops > 0) {
@@ -1199,6 +1218,10 @@ int main(int argc, char **argv)
         printf("  tls/ceiling       %.2fx  throughput vs one core's AES-128-GCM rate\n", cfg.thr_tls / cfg.ceiling_aes);
     }
     printf("  ktls/tls          -      kTLS offload is not built yet\n");
+    if (cfg.thr_tls > 0 && cfg.thr_stunnel > 0) {
+        printf("  clink tls/stunnel %.2fx  throughput, %zu B messages (plaintext clink through an stunnel pair)\n",
+               cfg.thr_tls / cfg.thr_stunnel, cfg.thr_size);
+    }
     if (cfg.hs_full > 0 && cfg.hs_resumed > 0) {
         printf("  resumed/full      %.2fx  handshakes per second\n", cfg.hs_resumed / cfg.hs_full);
     }

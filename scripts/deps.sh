@@ -13,7 +13,7 @@ PACKAGES=(
   libssl-dev liburing-dev libck-dev libcrypt-dev  # library deps
   libinih-dev libcriterion-dev libcjson-dev     # config parser; tests and tools
   clang clang-format                            # libFuzzer (clang-14 pulls libclang-rt-14-dev); style check
-  strace valgrind openssl iproute2              # test drivers, certs, ss/tc
+  strace valgrind openssl iproute2 stunnel4     # test drivers, certs, ss/tc, the stunnel baseline
   gnuplot-nox                                   # bench plots
 )
 

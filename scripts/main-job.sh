@@ -75,6 +75,50 @@ for n in leaf1 leaf2; do
 done
 echo "leaf1 on 127.0.0.1:${ports[0]}, leaf2 on 127.0.0.1:${ports[1]} (TLS 1.3, client certificates required; plaintext allowed for the baseline)"
 
+stage "stunnel baseline (what users would otherwise deploy)"
+# An stunnel client/server pair in front of leaf1's plaintext side, verifying leaf1's certificate:
+# clink-bench sends plaintext clink through it (mode "stunnel").
+stunnel_args=()
+free_port() { # a port nothing listens on (ss is in iproute2)
+  local p
+  for _ in $(seq 50); do
+    p=$(shuf -i 20000-60000 -n 1)
+    ss -ltnH "sport = :$p" 2>/dev/null | grep -q . || { echo "$p"; return 0; }
+  done
+  return 1
+}
+if command -v stunnel4 >/dev/null 2>&1 && sp=$(free_port) && cp=$(free_port); then
+  cat >"$out/stunnel-server.conf" <<CONF
+foreground = yes
+pid =
+[clink-server]
+accept = 127.0.0.1:$sp
+connect = 127.0.0.1:${ports[0]}
+cert = $pki/leaf1.pem
+key = $pki/leaf1-key.pem
+CONF
+  cat >"$out/stunnel-client.conf" <<CONF
+foreground = yes
+pid =
+[clink-client]
+client = yes
+accept = 127.0.0.1:$cp
+connect = 127.0.0.1:$sp
+CAfile = $pki/ca.pem
+verifyChain = yes
+checkHost = localhost
+CONF
+  stunnel4 "$out/stunnel-server.conf" 2>"$out/stunnel-server.log" &
+  pids+=($!)
+  stunnel4 "$out/stunnel-client.conf" 2>"$out/stunnel-client.log" &
+  pids+=($!)
+  for _ in $(seq 100); do ss -ltnH "sport = :$cp" | grep -q . && ss -ltnH "sport = :$sp" | grep -q . && break; sleep 0.05; done
+  stunnel_args=(--stunnel "127.0.0.1:$cp" --measure-pid "${pids[-1]}" --measure-pid "${pids[-2]}")
+  echo "stunnel pair: client 127.0.0.1:$cp -> server 127.0.0.1:$sp -> leaf1 plaintext (${stunnel_args[*]})"
+else
+  echo "stunnel4 not installed: the stunnel baseline is skipped (scripts/deps.sh installs it)"
+fi
+
 stage "connection status (aggregator -> leaf1)"
 "$bin/clink-status" --host 127.0.0.1 --port "${ports[0]}" --ssl-server-name localhost --user root \
   --ssl-cert "$pki/agg1.pem" --ssl-key "$pki/agg1-key.pem" --ssl-ca "$pki/ca.pem" | tee "$out/status.txt"
@@ -82,19 +126,20 @@ stage "connection status (aggregator -> leaf1)"
 stage "benchmark"
 "$build/bench/clink-bench" $quick --target "127.0.0.1:${ports[0]}" --target "127.0.0.1:${ports[1]}" \
   --name localhost --cert "$pki/agg1.pem" --key "$pki/agg1-key.pem" --ca "$pki/ca.pem" --user root --plain-user baseline \
-  --workers 1 --json "$out/results.json" --measure-pid "${pids[0]}" --measure-pid "${pids[1]}" | tee "$out/table.txt"
+  --workers 1 --json "$out/results.json" --measure-pid "${pids[0]}" --measure-pid "${pids[1]}" "${stunnel_args[@]}" |
+  tee "$out/table.txt"
 
 stage "plot"
 if command -v gnuplot >/dev/null 2>&1; then
   # Flat JSON lines: pull mode, size and bytes/s of the throughput scenario with awk (no jq needed).
-  for m in plain tls ktls; do
+  for m in plain tls ktls stunnel; do
     awk -v m="$m" '/"scenario":"throughput"/ && $0 ~ "\"mode\":\"" m "\"" && /bytes_per_s/ {
       match($0, /"msg_size":[0-9]+/); s = substr($0, RSTART + 11, RLENGTH - 11)
       match($0, /"bytes_per_s":[0-9.e+]+/); b = substr($0, RSTART + 14, RLENGTH - 14)
       print s, b / 1e6 }' "$out/results.json" >"$out/throughput-$m.dat"
   done
   plots=()
-  for m in plain tls ktls; do
+  for m in plain tls ktls stunnel; do
     [ -s "$out/throughput-$m.dat" ] && plots+=("'$out/throughput-$m.dat' using 1:2 with linespoints title '$m'")
   done
   gnuplot <<GP
