@@ -157,7 +157,7 @@ int clink_ticket_keys_new(const char *file, uint32_t rotate_s, struct clink_tick
     }
     atomic_init(&k->refs, 1);
     pthread_mutex_init(&k->mu, NULL);
-    k->rotate_s = rotate_s ? rotate_s : 3600;
+    k->rotate_s = rotate_s ? rotate_s : 7200; /* the default ticket lifetime: a ticket opens for its whole life */
     int ret = file ? read_keys(file, k->keys, &k->n, err, errlen) : rotate(k);
     if (ret < 0) {
         clink_ticket_keys_free(k);

@@ -223,8 +223,14 @@ static int build(const struct clink_tls_opts *o, int server, SSL_CTX **out, char
         SSL_CTX_set_alpn_select_cb(ctx, alpn_select, NULL);
         SSL_CTX_set_client_hello_cb(ctx, client_hello_cb, NULL);
         /* Needed for resumption when client certificates are verified (SSL_CTX_set_session_id_context(3)). */
-        static const unsigned char sid_ctx[] = "clink";
-        if (SSL_CTX_set_session_id_context(ctx, sid_ctx, sizeof(sid_ctx) - 1) != 1) {
+        /*
+         * The client-certificate rule is part of the session's context: a
+         * session made while certificates were optional never resumes where
+         * they are required (OpenSSL does not re-check that on resumption).
+         */
+        unsigned char sid_ctx[16];
+        int sid_len = snprintf((char *)sid_ctx, sizeof(sid_ctx), "clink/cc%d", (int)o->client_cert);
+        if (SSL_CTX_set_session_id_context(ctx, sid_ctx, (unsigned)sid_len) != 1) {
             seterr(err, errlen, "cannot set session id context");
             goto out;
         }

@@ -42,6 +42,7 @@ struct slot {
     atomic_int ping_busy;
     atomic_int recycle; /* past its record or age budget: replace, then retire */
     _Atomic uint64_t last_used_ns;
+    _Atomic uint64_t last_ping_ns; /* pings do not count as use: idle extras must still age out */
     _Atomic uint32_t gen;
     _Atomic uint64_t opened_ns, checked_ns; /* set by the dial's completion, read by the manager */
     struct clink_call ping;
@@ -59,6 +60,8 @@ struct clink_pool {
     struct clink_pool_opts o;
     struct slot slots[MAX_SLOTS];
     atomic_int removed;
+    atomic_int busy; /* completions running that may still touch the cluster: a drain waits for 0 */
+    int dropped;     /* under mu: drained and gone from the cluster; nothing may wait here any more */
     atomic_int down; /* dials fail and nothing is open: calls fail fast */
 
     pthread_mutex_t mu; /* slow paths: dials, waiting calls, retiring */
@@ -231,6 +234,7 @@ static int try_start(struct clink_pool *p, struct clink_pool_call *pc)
         }
         struct slot *s = &p->slots[best];
         atomic_fetch_add(&s->users, 1);
+        uint32_t gen = atomic_load(&s->gen);
         struct clink_conn *conn = atomic_load(&s->conn);
         if (conn == NULL || atomic_load(&s->state) != SLOT_OPEN) {
             atomic_fetch_sub(&s->users, 1);
@@ -254,7 +258,9 @@ static int try_start(struct clink_pool *p, struct clink_pool_call *pc)
         atomic_fetch_sub(&s->inflight, 1);
         pc->call.cb = pc->priv.cb;
         if (ret == -CLINK_ECLOSED || ret == -CLINK_ESHUTDOWN || ret == -CLINK_EGOAWAY) {
-            atomic_store(&s->dead, 1); /* never started: try another connection */
+            if (atomic_load(&s->gen) == gen) {
+                atomic_store(&s->dead, 1); /* never started: try another connection */
+            }
             kick(p->cl);
             continue;
         }
@@ -268,10 +274,14 @@ static int idempotent(struct clink_cluster *cl, uint16_t m)
     return (atomic_load(&cl->idem[m / 8]) >> (m % 8)) & 1;
 }
 
-/* Queue a call until a connection has room (bounded by max_waiting). Returns 0 or -CLINK_EAGAIN. */
+/* Queue a call until a connection has room (bounded by max_waiting). Returns 0, -CLINK_EAGAIN or -CLINK_EUNAVAIL. */
 static int enqueue(struct clink_pool *p, struct clink_pool_call *pc)
 {
     pthread_mutex_lock(&p->mu);
+    if (p->dropped || atomic_load(&p->removed)) {
+        pthread_mutex_unlock(&p->mu); /* nobody would ever complete it */
+        return -CLINK_EUNAVAIL;
+    }
     if (atomic_load(&p->nwait) >= p->o.max_waiting) {
         pthread_mutex_unlock(&p->mu);
         return -CLINK_EAGAIN;
@@ -294,6 +304,7 @@ static void on_call_done(struct clink_call *call, int status, const uint8_t *res
 {
     struct clink_pool_call *pc = (struct clink_pool_call *)call;
     struct clink_pool *p = pc->priv.pool;
+    atomic_fetch_add(&p->busy, 1); /* before inflight drops: a drain that sees the slot empty sees this */
     struct slot *s = &p->slots[pc->priv.slot];
     if (atomic_load(&s->gen) == pc->priv.gen) {
         if (is_conn_loss(status) && status != -CLINK_EGOAWAY) {
@@ -314,12 +325,14 @@ static void on_call_done(struct clink_call *call, int status, const uint8_t *res
         pc->call.cb = pc->priv.cb;
         int ret = try_start(p, pc);
         if (ret == 0 || (ret == 1 && enqueue(p, pc) == 0)) {
+            atomic_fetch_sub(&p->busy, 1);
             return; /* on another connection now, or waiting for one (a reconnect) within its deadline */
         }
         status = ret == 1 ? status : ret;
     } else if (is_conn_loss(status) && idempotent(cl, pc->call.method)) {
         atomic_fetch_add(&cl->retry_tokens, 100); /* no budget: give back what we took */
     }
+    atomic_fetch_sub(&p->busy, 1); /* finish touches the pool, never the cluster */
     finish(pc, status, resp, len);
 }
 
@@ -359,11 +372,12 @@ int clink_pool_call(struct clink_pool *p, struct clink_pool_call *pc)
         return ret;
     }
     /* No room: wait (bounded) for the manager to open a connection or for calls to finish. */
-    if (enqueue(p, pc) < 0) {
+    int eq = enqueue(p, pc);
+    if (eq < 0) {
         pc->call.cb = pc->priv.cb;
-        atomic_fetch_add(&p->f_other, 1);
+        count_failure(p, eq);
         clink_pool_release(p);
-        return -CLINK_EAGAIN;
+        return eq;
     }
     return 0;
 }
@@ -450,6 +464,7 @@ static void on_connect(struct clink_conn *conn, int status, const char *reason, 
 {
     struct dial *d = user;
     struct clink_pool *p = d->pool;
+    atomic_fetch_add(&p->busy, 1);
     struct slot *s = &p->slots[d->idx];
     struct clink_conn_status st;
     int resumed = conn != NULL && clink_conn_status(conn, &st) == 0 && st.resumed;
@@ -493,6 +508,7 @@ static void on_connect(struct clink_conn *conn, int status, const char *reason, 
         clink_conn_close(conn); /* the peer was removed while we dialled */
     }
     kick(p->cl);
+    atomic_fetch_sub(&p->busy, 1); /* after the last use of p->cl */
     clink_pool_release(p);
     free(d);
 }
@@ -643,17 +659,22 @@ static struct clink_pool_call *maintain(struct clink_pool *p, uint64_t now, int 
             recycle_pending = 1;
             continue; /* decided below, once we know whether a replacement is open */
         }
-        if ((atomic_load(&s->probe) || (inflight == 0 && idle >= (uint64_t)p->o.ping_interval_ms * 1000000ull)) &&
+        uint64_t since_ping = now - atomic_load(&s->last_ping_ns);
+        if ((atomic_load(&s->probe) || (inflight == 0 && idle >= (uint64_t)p->o.ping_interval_ms * 1000000ull &&
+                                        since_ping >= (uint64_t)p->o.ping_interval_ms * 1000000ull)) &&
             !atomic_load(&s->ping_busy)) {
             atomic_store(&s->probe, 0);
             atomic_store(&s->ping_busy, 1);
             s->ping = (struct clink_call){.timeout_ms = p->o.ping_timeout_ms, .cb = on_ping, .user = s};
-            if (clink_conn_ping(conn, &s->ping) != 0) {
+            int pr = clink_conn_ping(conn, &s->ping);
+            if (pr != 0) {
                 atomic_store(&s->ping_busy, 0);
-                atomic_store(&s->dead, 1);
-                continue;
+                if (pr != -CLINK_EAGAIN) { /* a full inbox is the worker being busy, not the peer being dead */
+                    atomic_store(&s->dead, 1);
+                    continue;
+                }
             }
-            atomic_store(&s->last_used_ns, now);
+            atomic_store(&s->last_ping_ns, now);
         }
         open++;
         if (inflight * 4 < (int)p->o.max_calls_per_conn * 3) {
@@ -668,7 +689,8 @@ static struct clink_pool_call *maintain(struct clink_pool *p, uint64_t now, int 
             if (atomic_load(&s->state) != SLOT_OPEN || !atomic_load(&s->recycle)) {
                 continue;
             }
-            if (open > 0) {
+            /* With max_conns 1 there is no room for a replacement: retire, and calls wait briefly for the redial. */
+            if (open > 0 || p->o.max_conns == 1) {
                 atomic_fetch_add(&p->recycles, 1);
                 retire(p, s, "recycled (record or age limit)", cl);
             } else {
@@ -739,7 +761,7 @@ static int pool_drained(struct clink_pool *p)
             return 0;
         }
     }
-    return p->dials == 0 && p->wait_head == NULL;
+    return p->dials == 0 && p->wait_head == NULL && atomic_load(&p->busy) == 0;
 }
 
 static void *manager(void *arg)
@@ -766,6 +788,9 @@ static void *manager(void *arg)
             pthread_mutex_lock(&p->mu);
             struct clink_pool_call *done = maintain(p, now, &status, &closing);
             int drained = atomic_load(&p->removed) && pool_drained(p);
+            if (drained) {
+                p->dropped = 1; /* under mu: enqueue refuses from now on */
+            }
             all_drained = all_drained && (!atomic_load(&p->removed) || drained);
             pthread_mutex_unlock(&p->mu);
             for (int k = 0; k < closing.n; k++) {

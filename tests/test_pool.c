@@ -366,8 +366,13 @@ Test(pool, idle_extras_are_trimmed_to_the_minimum)
 {
     struct clink_node *leaf = leaf_on(tls, 0);
     struct clink_node *agg = ts_client(tls, 2, 0);
-    struct clink_pool_opts po = {
-        .min_conns = 1, .max_conns = 4, .max_calls_per_conn = 8, .idle_timeout_ms = 200, .max_waiting = 10000};
+    /* Pings more often than the idle timeout: a ping is not use (a pinged extra must still age out). */
+    struct clink_pool_opts po = {.min_conns = 1,
+                                 .max_conns = 4,
+                                 .max_calls_per_conn = 8,
+                                 .idle_timeout_ms = 300,
+                                 .ping_interval_ms = 100,
+                                 .max_waiting = 10000};
     struct clink_cluster *cl = cluster(agg, &po);
     add_leaf(cl, "leaf1", clink_node_port(leaf));
     struct clink_pool *p = clink_cluster_pool(cl, "leaf1");
@@ -476,6 +481,29 @@ Test(pool, repeated_restart_storms_recover_every_time)
     cr_assert_geq(s.handshakes_resumed * 10, (s.handshakes_resumed + s.handshakes_full - 1) * 9,
                   "%llu resumed, %llu full", (unsigned long long)s.handshakes_resumed,
                   (unsigned long long)s.handshakes_full);
+    clink_pool_release(p);
+    clink_cluster_free(cl);
+    clink_node_free(agg);
+    clink_node_free(leaf);
+}
+
+Test(pool, a_single_connection_pool_recycles_too)
+{
+    struct clink_node *leaf = leaf_on(tls, 0);
+    struct clink_node *agg = ts_client(tls, 1, 0);
+    struct clink_pool_opts po = {.min_conns = 1, .max_conns = 1, .recycle_records = 300, .max_waiting = 10000};
+    struct clink_cluster *cl = cluster(agg, &po);
+    add_leaf(cl, "leaf1", clink_node_port(leaf));
+    struct clink_pool *p = clink_cluster_pool(cl, "leaf1");
+    uint64_t end = ms_now() + ts_ms(4000);
+    struct clink_pool_stats s;
+    int calls = 0;
+    do {
+        cr_assert_eq(run_burst(p, 50, ts_ms(10000)), 50, "no call fails");
+        calls += 50;
+        clink_pool_stats(p, &s);
+    } while (s.recycles < 2 && ms_now() < end);
+    cr_assert_geq(s.recycles, 2, "%d calls, %llu recycles", calls, (unsigned long long)s.recycles);
     clink_pool_release(p);
     clink_cluster_free(cl);
     clink_node_free(agg);

@@ -94,7 +94,7 @@ Test(resume, reconnect_resumes_and_each_ticket_is_used_once)
     size_t before = clink__sessions_count(&cli->sessions, key);
     SSL_SESSION *peek = clink__sessions_take(&cli->sessions, key);
     cr_assert_not_null(peek);
-    clink__sessions_put(&cli->sessions, key, peek);
+    clink__sessions_put(&cli->sessions, key, peek, clink__sessions_gen(&cli->sessions));
 
     for (int i = 0; i < 5; i++) {
         size_t have = clink__sessions_count(&cli->sessions, key);
@@ -147,7 +147,7 @@ Test(resume, a_resumed_session_must_still_match_the_expected_name)
     /* File a valid ticket of this server under an identity its certificate does not carry. */
     SSL_SESSION *sess = clink__sessions_take(&cli->sessions, good);
     cr_assert_not_null(sess);
-    clink__sessions_put(&cli->sessions, bad, sess);
+    clink__sessions_put(&cli->sessions, bad, sess, clink__sessions_gen(&cli->sessions));
 
     int status = 0;
     struct clink_connect_opts co = {
@@ -312,5 +312,38 @@ Test(resume, a_certificate_revoked_after_the_session_cannot_resume)
     clink_tls_ctx_free(before);
     clink_tls_ctx_free(after);
     clink_tls_ctx_free(client_tls);
+    clink_ticket_keys_free(keys);
+}
+
+Test(resume, a_session_made_under_another_client_certificate_rule_does_not_resume)
+{
+    char err[256] = "";
+    struct clink_ticket_keys *keys;
+    cr_assert_eq(clink_ticket_keys_new(NULL, 0, &keys, err, sizeof(err)), 0, "%s", err);
+    struct clink_tls_opts so = {.cert_file = pki.node_cert,
+                                .key_file = pki.node_key,
+                                .ca_file = pki.ca,
+                                .client_cert = CLINK_CLIENT_CERT_OPTIONAL,
+                                .ticket_keys = keys};
+    struct clink_tls_ctx *optional, *required;
+    cr_assert_eq(clink_tls_ctx_new(&so, &optional, err, sizeof(err)), 0, "%s", err);
+    so.client_cert = CLINK_CLIENT_CERT_REQUIRED;
+    cr_assert_eq(clink_tls_ctx_new(&so, &required, err, sizeof(err)), 0, "%s", err);
+    struct clink_node *srv = server_on(optional, 0);
+    uint16_t port = clink_node_port(srv);
+    struct clink_node *cli = ts_client(tls, 1, 0);
+    char k[128];
+    key_of(k, sizeof(k), "localhost", port);
+    cr_assert_eq(dial_once(cli, port, "localhost", NULL), 0);
+    wait_tickets(cli, k, 2);
+    cr_assert_eq(dial_once(cli, port, "localhost", NULL), 1, "same rule: resumes");
+    wait_tickets(cli, k, 1);
+    /* Certificates become required: a session from the optional days must not stand in for one. */
+    cr_assert_eq(clink_node_reload_tls(srv, required), 0);
+    cr_assert_eq(dial_once(cli, port, "localhost", NULL), 0, "another rule: a full handshake, certificate checked");
+    clink_node_free(cli);
+    clink_node_free(srv);
+    clink_tls_ctx_free(optional);
+    clink_tls_ctx_free(required);
     clink_ticket_keys_free(keys);
 }

@@ -1455,12 +1455,14 @@ static void on_connect(struct clink_conn *c, int res)
         pthread_mutex_lock(&c->node->tls_mu);
         int ret = clink__tls_init(&c->tls, clink_tls_ctx_client(c->node->tls), 0, c->expected_name, c->verify, &c->rx,
                                   &c->tx);
+        /* The ticket generation that goes with this context (a reload bumps it after swapping the context). */
+        uint64_t gen = clink__sessions_gen(&c->node->sessions);
         pthread_mutex_unlock(&c->node->tls_mu);
         if (ret == 0 && !c->no_resume) {
             /* Tickets are filed per identity: what we verify (level, name) and which port serves it. */
             char key[CLINK_SESSION_KEY_MAX];
             snprintf(key, sizeof(key), "v%d|%s|%u", c->verify, c->expected_name, peer_port(c));
-            clink__tls_use_sessions(&c->tls, &c->node->sessions, key);
+            clink__tls_use_sessions(&c->tls, &c->node->sessions, key, gen);
         }
         if (ret < 0) {
             fail_conn(c, ret, "TLS setup failed for expected name '%s'", c->expected_name);

@@ -30,6 +30,7 @@ static void clear_locked(struct clink__sessions *s)
 void clink__sessions_clear(struct clink__sessions *s)
 {
     pthread_mutex_lock(&s->mu);
+    s->gen++;
     clear_locked(s);
     pthread_mutex_unlock(&s->mu);
 }
@@ -72,10 +73,18 @@ static int usable(SSL_SESSION *sess)
     return SSL_SESSION_is_resumable(sess) && (time_t)SSL_SESSION_get_time(sess) + SSL_SESSION_get_timeout(sess) > now;
 }
 
-void clink__sessions_put(struct clink__sessions *s, const char *key, SSL_SESSION *sess)
+uint64_t clink__sessions_gen(struct clink__sessions *s)
 {
     pthread_mutex_lock(&s->mu);
-    struct clink__session_peer *p = find(s, key, 1);
+    uint64_t g = s->gen;
+    pthread_mutex_unlock(&s->mu);
+    return g;
+}
+
+void clink__sessions_put(struct clink__sessions *s, const char *key, SSL_SESSION *sess, uint64_t gen)
+{
+    pthread_mutex_lock(&s->mu);
+    struct clink__session_peer *p = gen == s->gen ? find(s, key, 1) : NULL;
     if (p == NULL) {
         s->dropped++;
         pthread_mutex_unlock(&s->mu);

@@ -25,6 +25,7 @@ struct clink__sessions {
     struct clink__session_peer *peers;
     size_t npeers, cap;
     uint64_t stored, taken, dropped; /* dropped: expired, not resumable, or over the per-peer cap */
+    uint64_t gen;                    /* bumped by clear: tickets of an older generation are not kept */
 };
 
 void clink__sessions_init(struct clink__sessions *s);
@@ -32,8 +33,16 @@ void clink__sessions_free(struct clink__sessions *s);
 /* Forget every ticket (e.g. our own certificate changed: a resumed session would present the old one). */
 void clink__sessions_clear(struct clink__sessions *s);
 
-/* Keep sess (the caller's reference moves in) under key. The oldest goes when the peer has too many. */
-void clink__sessions_put(struct clink__sessions *s, const char *key, SSL_SESSION *sess);
+/*
+ * Keep sess (the caller's reference moves in) under key, unless gen (read
+ * when the connection chose its TLS context) is older than the cache's: a
+ * ticket of a connection that started before a clear is dropped. The
+ * oldest goes when the peer has too many.
+ */
+void clink__sessions_put(struct clink__sessions *s, const char *key, SSL_SESSION *sess, uint64_t gen);
+
+/* The current generation. */
+uint64_t clink__sessions_gen(struct clink__sessions *s);
 
 /* A usable ticket for key, removed from the cache (the caller owns the reference), or NULL. */
 SSL_SESSION *clink__sessions_take(struct clink__sessions *s, const char *key);

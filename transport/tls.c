@@ -119,7 +119,7 @@ static int new_session_cb(SSL *ssl, SSL_SESSION *sess)
     if (t == NULL || t->sessions == NULL || t->is_server) {
         return 0;
     }
-    clink__sessions_put(t->sessions, t->sess_key, sess);
+    clink__sessions_put(t->sessions, t->sess_key, sess, t->sess_gen);
     return 1;
 }
 
@@ -130,9 +130,10 @@ void clink__tls_prepare_ctx(SSL_CTX *ctx)
     SSL_CTX_sess_set_new_cb(ctx, new_session_cb);
 }
 
-void clink__tls_use_sessions(struct clink__tls *t, struct clink__sessions *sessions, const char *key)
+void clink__tls_use_sessions(struct clink__tls *t, struct clink__sessions *sessions, const char *key, uint64_t gen)
 {
     t->sessions = sessions;
+    t->sess_gen = gen;
     snprintf(t->sess_key, sizeof(t->sess_key), "%s", key);
     SSL_SESSION *sess = clink__sessions_take(sessions, key);
     if (sess != NULL) {
@@ -153,6 +154,11 @@ static int check_resumed_identity(struct clink__tls *t)
         return 0;
     }
     X509 *peer = SSL_get0_peer_certificate(t->ssl);
+    if (t->is_server && peer == NULL && (SSL_get_verify_mode(t->ssl) & SSL_VERIFY_FAIL_IF_NO_PEER_CERT)) {
+        snprintf(t->err, sizeof(t->err),
+                 "TLS handshake: resumed session has no client certificate, and this node requires one");
+        return -CLINK_EVERIFY;
+    }
     /*
      * The chain was verified when the session was made, against the trust
      * and CRLs of that day. A reload may since have revoked the peer or

@@ -43,7 +43,8 @@ struct clink__tls {
     char expected[256];
     struct clink__sessions *sessions;
     char sess_key[CLINK_SESSION_KEY_MAX];
-    int offered; /* a ticket was offered */
+    int offered;       /* a ticket was offered */
+    uint64_t sess_gen; /* the ticket cache's generation when this connection chose its context */
 };
 
 /* Install the key-log and new-ticket hooks on an SSL_CTX (idempotent). */
@@ -59,7 +60,7 @@ int clink__tls_init(struct clink__tls *t, SSL_CTX *ctx, int is_server, const cha
  * once), and keep the tickets this server sends under key. Call after
  * clink__tls_init, before the first handshake step.
  */
-void clink__tls_use_sessions(struct clink__tls *t, struct clink__sessions *sessions, const char *key);
+void clink__tls_use_sessions(struct clink__tls *t, struct clink__sessions *sessions, const char *key, uint64_t gen);
 
 /*
  * Returns 1 done, 0 needs more input, or a negative error. t->err says why in

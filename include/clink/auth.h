@@ -95,7 +95,7 @@ CLINK_API struct ssl_ctx_st *clink_tls_ctx_client(const struct clink_tls_ctx *ct
  * a server keeps no per-session state.
  *
  * file NULL: random keys in memory. The current key seals tickets for
- * rotate_s seconds (0: 3600), then becomes the previous key, which still
+ * rotate_s seconds (0: 7200, the default ticket lifetime), then becomes the previous key, which still
  * opens tickets (the client is sent a fresh one) for rotate_s more; rotate_s
  * should be at least the ticket lifetime. A restarted process has new keys:
  * nothing resumes across a restart.
