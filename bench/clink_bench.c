@@ -228,6 +228,41 @@ struct cfg {
     const char *build;
 };
 
+/* Let the chains of calls run for ms, then stop them and wait until every slot has finished its last call. */
+static void run_for(struct run *r, unsigned ms)
+{
+    usleep(ms * 1000u);
+    atomic_store(&r->stop, 1);
+    pthread_mutex_lock(&r->mu);
+    while (atomic_load(&r->active) > 0) {
+        pthread_cond_wait(&r->cv, &r->mu);
+    }
+    pthread_mutex_unlock(&r->mu);
+}
+
+/* One result line from the slots of a measured phase that started at t0 with cpu0 CPU-seconds spent. */
+static void tally(const struct cfg *cfg, const struct slot *slots, size_t msg, uint64_t t0, double cpu0,
+                  struct result *res)
+{
+    uint64_t t1 = now_ns();
+    struct hist *h = calloc(1, sizeof(*h));
+    memset(res, 0, offsetof(struct result, cipher));
+    for (unsigned i = 0; i < cfg->concurrency; i++) {
+        hist_merge(h, &slots[i].hist);
+        res->issued += slots[i].issued;
+        res->ok += slots[i].ok;
+        res->failed += slots[i].failed;
+    }
+    res->secs = (double)(t1 - t0) / 1e9;
+    res->ops = (double)res->ok / res->secs;
+    res->bps = (double)res->ok * (double)msg / res->secs;
+    res->p50 = hist_pct_us(h, 0.50);
+    res->p99 = hist_pct_us(h, 0.99);
+    res->p999 = hist_pct_us(h, 0.999);
+    res->cpu_s = cpu_seconds(cfg->pids, cfg->npids) - cpu0;
+    free(h);
+}
+
 /* The pool scenario: the same chain of calls, each through a pool instead of a fixed connection. */
 static void on_pool_done(struct clink_call *call, int status, const uint8_t *resp, size_t len)
 {
@@ -319,29 +354,9 @@ static int run_pool(struct cfg *cfg, struct clink_node *node, size_t msg, struct
                 slot_done(s);
             }
         }
-        usleep(ms * 1000u);
-        atomic_store(&r.stop, 1);
-        pthread_mutex_lock(&r.mu);
-        while (atomic_load(&r.active) > 0) {
-            pthread_cond_wait(&r.cv, &r.mu);
-        }
-        pthread_mutex_unlock(&r.mu);
+        run_for(&r, ms);
         if (phase == 1) {
-            struct hist *h = calloc(1, sizeof(*h));
-            for (unsigned i = 0; i < cfg->concurrency; i++) {
-                hist_merge(h, &slots[i].hist);
-                res->issued += slots[i].issued;
-                res->ok += slots[i].ok;
-                res->failed += slots[i].failed;
-            }
-            res->secs = (double)(now_ns() - t0) / 1e9;
-            res->ops = (double)res->ok / res->secs;
-            res->bps = (double)res->ok * (double)msg / res->secs;
-            res->p50 = hist_pct_us(h, 0.50);
-            res->p99 = hist_pct_us(h, 0.99);
-            res->p999 = hist_pct_us(h, 0.999);
-            res->cpu_s = cpu_seconds(cfg->pids, cfg->npids) - cpu0;
-            free(h);
+            tally(cfg, slots, msg, t0, cpu0, res);
         }
     }
     for (int t = 0; t < cfg->ntargets; t++) {
@@ -425,31 +440,9 @@ static int run_one(struct cfg *cfg, struct clink_node *node, enum clink_conn_mod
                 slot_done(s);
             }
         }
-        usleep(ms * 1000u);
-        atomic_store(&r.stop, 1);
-        pthread_mutex_lock(&r.mu);
-        while (atomic_load(&r.active) > 0) {
-            pthread_cond_wait(&r.cv, &r.mu);
-        }
-        pthread_mutex_unlock(&r.mu);
-        uint64_t t1 = now_ns();
+        run_for(&r, ms);
         if (phase == 1) {
-            struct hist *h = calloc(1, sizeof(*h));
-            memset(res, 0, offsetof(struct result, cipher));
-            for (unsigned i = 0; i < cfg->concurrency; i++) {
-                hist_merge(h, &slots[i].hist);
-                res->issued += slots[i].issued;
-                res->ok += slots[i].ok;
-                res->failed += slots[i].failed;
-            }
-            res->secs = (double)(t1 - t0) / 1e9;
-            res->ops = (double)res->ok / res->secs;
-            res->bps = (double)res->ok * (double)msg / res->secs;
-            res->p50 = hist_pct_us(h, 0.50);
-            res->p99 = hist_pct_us(h, 0.99);
-            res->p999 = hist_pct_us(h, 0.999);
-            res->cpu_s = cpu_seconds(cfg->pids, cfg->npids) - cpu0;
-            free(h);
+            tally(cfg, slots, msg, t0, cpu0, res);
         }
     }
     ret = 0;
