@@ -779,7 +779,6 @@ static void *manager(void *arg)
         int stop = cl->stop;
         pthread_mutex_unlock(&cl->mu);
         uint64_t now = now_ns();
-        int all_drained = 1;
         for (size_t i = 0; list && i < n; i++) {
             struct clink_pool *p = list[i];
             int status = 0;
@@ -791,7 +790,6 @@ static void *manager(void *arg)
             if (drained) {
                 p->dropped = 1; /* under mu: enqueue refuses from now on */
             }
-            all_drained = all_drained && (!atomic_load(&p->removed) || drained);
             pthread_mutex_unlock(&p->mu);
             for (int k = 0; k < closing.n; k++) {
                 clink_conn_close(closing.c[k]); /* graceful: calls in flight finish; a dead one fails them now */
@@ -819,7 +817,6 @@ static void *manager(void *arg)
         if (stop && cl->npools == 0) {
             break;
         }
-        (void)all_drained;
         if (!cl->kicked) {
             struct timespec ts;
             clock_gettime(CLOCK_REALTIME, &ts);
