@@ -1239,3 +1239,45 @@ Test(transport, a_handshake_storm_queues_beyond_the_per_worker_cap)
     clink_node_free(cli);
     clink_node_free(srv);
 }
+
+/* ---- idle connections keep small buffers; a burst after a quiet spell still arrives whole ---- */
+
+static void idle_then_burst(struct clink_conn *c)
+{
+    size_t big = 3u << 20; /* several times the 64 KiB streaming read */
+    uint8_t *payload = malloc(big);
+    for (size_t i = 0; i < big; i++) {
+        payload[i] = (uint8_t)(i * 131u);
+    }
+    for (int round = 0; round < 3; round++) {
+        struct clink_msg r;
+        for (int i = 0; i < 8; i++) { /* small calls: the connection turns idle (4 KiB reads) */
+            cr_assert_eq(clink_call_sync(c, TS_ECHO, "tick", 4, ts_ms(5000), &r), 0);
+            cr_assert_eq(r.len, 4);
+            clink_msg_free(&r);
+        }
+        size_t n = round == 0 ? 4097 : round == 1 ? 65536 + 5 : big; /* just over, over, far over */
+        cr_assert_eq(clink_call_sync(c, TS_ECHO, payload, n, ts_ms(10000), &r), 0);
+        cr_assert_eq(r.len, n);
+        cr_assert_arr_eq(r.data, payload, n);
+        clink_msg_free(&r);
+    }
+    free(payload);
+}
+
+Test(transport, burst_after_idle_arrives_whole_tls_and_plain)
+{
+    struct clink_node *srv = ts_node(tls, 1, 1, ts_register_echo);
+    struct clink_node *cli = ts_client(tls, 1, 1);
+    for (int plain = 0; plain < 2; plain++) {
+        struct clink_connect_opts o = dial(srv, "localhost");
+        o.mode = plain ? CLINK_MODE_PLAIN : CLINK_MODE_TLS;
+        struct clink_conn *c;
+        char err[256];
+        cr_assert_eq(clink_connect_sync(cli, &o, &c, err, sizeof(err)), 0, "%s", err);
+        idle_then_burst(c);
+        clink_conn_close(c);
+    }
+    clink_node_free(cli);
+    clink_node_free(srv);
+}

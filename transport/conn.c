@@ -28,7 +28,9 @@
 #include "transport/opening.h"
 
 #define STREAM_READ     65536                  /* recv size once the handshake is done */
-#define KEEP_IDLE       65536                  /* buffers above this are released when idle */
+#define KEEP_IDLE       65536                  /* buffers above this are released when empty */
+#define IDLE_READ       4096                   /* recv size of a connection whose recent reads were all small */
+#define IDLE_AFTER      4                      /* small reads in a row before a connection counts as idle */
 #define TLS_CHUNK       16384                  /* plaintext per SSL_write: one full record */
 #define CLINK_LINGER_NS (2000ull * 1000000ull) /* longest a closing connection may take to send its last bytes */
 
@@ -1332,6 +1334,20 @@ static int must_pause(const struct clink_conn *c)
     return c->nreqs >= c->node->opts.max_requests_per_conn || (q > limit && c->calls.count == 0) || q > hard;
 }
 
+/*
+ * Free empty buffers: above KEEP_IDLE always (a burst's memory), all of them
+ * once the connection is idle, so that what a quiet connection costs is its
+ * struct and its TLS state.
+ */
+static void give_back(struct clink_conn *c)
+{
+    size_t keep = c->small_reads >= IDLE_AFTER ? 0 : KEEP_IDLE;
+    clink__bytes_trim(&c->prx, keep);
+    clink__bytes_trim(&c->ptx, keep);
+    clink__bytes_trim(&c->tx, keep);
+    clink__bytes_trim(&c->txf, keep);
+}
+
 static void arm_recv(struct clink_conn *c)
 {
     if (c->recv_armed || c->state >= CS_CLOSING || c->state == CS_CONNECTING || c->fd < 0) {
@@ -1345,6 +1361,17 @@ static void arm_recv(struct clink_conn *c)
     size_t n = c->exact ? c->want : STREAM_READ;
     if (n == 0) {
         n = 1;
+    }
+    if (!c->exact && c->small_reads >= IDLE_AFTER && clink__bytes_len(&c->rx) == 0) {
+        /*
+         * Idle, or only small requests: a small buffer waits for the next
+         * bytes, so thousands of quiet connections do not each pin a
+         * streaming buffer. A read that fills it brings the big one back.
+         */
+        if (c->rx.cap > IDLE_READ) {
+            clink__bytes_free(&c->rx);
+        }
+        n = IDLE_READ;
     }
     if (clink__bytes_reserve(&c->rx, n) < 0) {
         fail_conn(c, -CLINK_ENOMEM, "out of memory");
@@ -1383,6 +1410,7 @@ static void on_recv(struct clink_conn *c, int res)
     /* Bytes the kernel wrote through io_uring are invisible to Valgrind: say they are defined. */
     MARK_DEFINED(c->rx.base + c->rx.tail, (size_t)res);
     c->rx.tail += (size_t)res;
+    c->small_reads = (size_t)res < IDLE_READ ? c->small_reads + 1 : 0;
     c->bytes_in += (uint64_t)res;
     STAT_ADD(c->w, bytes_in, (uint64_t)res);
     on_input(c);
@@ -1394,8 +1422,7 @@ static void on_recv(struct clink_conn *c, int res)
             c->exact = 0;
         }
         arm_recv(c);
-        /* An idle connection gives back a burst's buffers. */
-        clink__bytes_trim(&c->prx, KEEP_IDLE);
+        give_back(c);
     }
 }
 
@@ -1417,7 +1444,7 @@ static void on_send(struct clink_conn *c, int res)
         submit_send(c); /* short send: the rest goes next */
         return;
     }
-    clink__bytes_trim(&c->txf, KEEP_IDLE);
+    give_back(c);
     clink__mark_dirty(c);
     if (c->recv_paused) {
         arm_recv(c);

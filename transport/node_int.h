@@ -185,8 +185,9 @@ struct clink_conn {
     int recv_armed, send_armed, shutdown_done;
     int recv_paused; /* backpressure: the peer's answers or requests are piling up */
     int was_open;
-    unsigned ops; /* SQEs in flight that name this conn */
-    int exact;    /* read exactly `want` bytes: opening and handshake */
+    unsigned ops;         /* SQEs in flight that name this conn */
+    unsigned small_reads; /* recvs in a row that brought less than IDLE_READ: idle or small requests */
+    int exact;            /* read exactly `want` bytes: opening and handshake */
     size_t want;
     size_t greet_left; /* client: greeting bytes still to read */
     int greet_hdr_done;

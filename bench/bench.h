@@ -1,0 +1,136 @@
+/*
+ * clink-bench internals: what the scenarios share. The scenarios live in
+ * their own files (calls.c: rpc, throughput and pool; handshake.c; storm.c;
+ * memory.c); util.c holds the histogram, clocks, CPU and RSS readers and
+ * thread placement; report.c prints the table and the JSON lines.
+ */
+#ifndef CLINK_BENCH_H
+#define CLINK_BENCH_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/types.h>
+
+#include "clink/clink.h"
+
+#define MAX_TARGETS 16
+#define MAX_LIST    16
+
+/* ---- latency histogram: log2 buckets with 32 linear sub-buckets (~3% error) ---- */
+#define HIST_SUB     32
+#define HIST_OCTAVES 40
+struct hist {
+    uint64_t n[HIST_OCTAVES * HIST_SUB];
+    uint64_t count;
+};
+void hist_add(struct hist *h, uint64_t ns);
+void hist_merge(struct hist *dst, const struct hist *src);
+double hist_pct_us(const struct hist *h, double p);
+
+uint64_t now_ns(void);
+
+/*
+ * Where threads run. The bench's own threads are "the client"; the processes
+ * given with --measure-pid (the leaves, the stunnel pair) are "the server".
+ * split: client on one CPU, server on another; same: both on one CPU;
+ * any: wherever the scheduler puts them.
+ */
+enum placement { PLACE_ANY = 0, PLACE_SPLIT, PLACE_SAME };
+const char *placement_name(enum placement p);
+
+/* One line of results. ok + failed == issued, always. */
+struct result {
+    const char *scenario, *mode, *placement;
+    size_t msg;
+    unsigned concurrency, connections, workers;
+    double secs, ops, bps, p50, p99, p999;
+    double cpu_s, cpu_client_s, cpu_server_s; /* cpu_s = client + server */
+    uint64_t issued, ok, failed;
+    char cipher[64], tls_version[16];
+    char skipped[512];             /* set: the line could not run, and this says why */
+    char note[160];                /* a few words shown at the end of the table row */
+    double resumed_share;          /* storm: resumed share of the reconnects */
+    double baseline_ratio;         /* handshake: clink per CPU-second / bare OpenSSL per CPU-second */
+    double kib_client, kib_server; /* memory: RSS per idle connection and end */
+    double heap_kib_client;        /* memory: heap in use per idle connection, this end */
+    const char *key_type;          /* handshake: "ECDSA P-256" or "RSA 2048" */
+};
+
+/* What the closing summary compares, gathered as the scenarios run. 0: not measured. */
+struct summary {
+    double ceiling_aes;
+    size_t thr_size;                             /* the throughput ratios' message size */
+    double thr_plain, thr_tls, thr_stunnel;      /* bytes/s, one connection */
+    double thr_gb_cpu_client, thr_gb_cpu_server; /* tls: CPU-seconds per GB on each side */
+    double rpc1_plain, rpc1_tls;                 /* p50 us, 64 B, one caller */
+    double rpc64_plain, rpc64_tls;               /* calls/s, 64 B, 64 callers */
+    const char *rpc_place;                       /* the placement of those four */
+    double hs_full, hs_resumed;                  /* per second, ECDSA */
+    double hs_bare_full, hs_bare_resumed;        /* clink per CPU-second / bare OpenSSL's, ECDSA */
+    double pool_direct, pool_pooled;
+    double mem_client, mem_server; /* KiB per idle TLS connection */
+    unsigned mem_conns;
+};
+
+struct cfg {
+    char hosts[MAX_TARGETS][128];
+    uint16_t ports[MAX_TARGETS];
+    int ntargets;
+    const char *name, *cert, *key, *ca, *json, *user, *plain_user;
+    size_t sizes[MAX_LIST], rpc_sizes[MAX_LIST], callers[MAX_LIST];
+    int nsizes, nrpc_sizes, ncallers;
+    enum placement places[3];
+    int nplaces;
+    unsigned concurrency, connections, workers, duration_ms, warmup_ms;
+    unsigned storm_conns, idle_conns, hs_threads;
+    int modes_plain, modes_tls, modes_ktls;
+    int scen_rpc, scen_throughput, scen_handshake, scen_storm, scen_pool, scen_ceiling, scen_memory;
+    char stunnel_host[128];
+    uint16_t stunnel_port;
+    pid_t pids[MAX_TARGETS];
+    int npids;
+    FILE *jf;
+    int tty; /* progress lines on stderr */
+    char kernel[128], cpu[128];
+    const char *build;
+    int ncpus;
+    struct clink_features feat;
+    struct clink_tls_ctx *tls;
+    struct clink_node *node; /* the client node ("the aggregator") */
+    struct summary sum;
+};
+
+/* What a measured phase of calls ran against. */
+struct call_spec {
+    const char *scenario; /* "rpc", "throughput", "pool" */
+    enum clink_conn_mode mode;
+    int via_stunnel; /* dial the stunnel client instead of the targets */
+    int pooled;      /* through clink_pool_call instead of fixed connections */
+    unsigned conns_per_target;
+    int ntargets;     /* the first ntargets targets */
+    unsigned callers; /* calls in flight */
+    size_t msg;
+};
+int run_calls(struct cfg *cfg, const struct call_spec *spec, struct result *res);
+
+int run_handshake_scenario(struct cfg *cfg, int *failures);
+int run_storm(struct cfg *cfg, struct result *res);
+int run_memory(struct cfg *cfg, enum clink_conn_mode mode, struct result *res);
+
+/* util.c */
+double cpu_self_s(void);
+double cpu_pids_s(const pid_t *pids, int npids);
+long rss_kib(pid_t pid); /* 0: this process. -1 if unreadable */
+int place(struct cfg *cfg, enum placement p, char *why, size_t cap);
+void host_info(struct cfg *cfg);
+int parse_list(const char *s, size_t *out, int max);
+void progress(const struct cfg *cfg, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* report.c */
+void emit_json(const struct cfg *cfg, const struct result *r);
+void print_header(void);
+void print_row(const struct result *r, double vs, const char *vs_what);
+void print_skipped(const struct result *r);
+
+#endif

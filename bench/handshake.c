@@ -1,0 +1,303 @@
+/*
+ * clink-bench handshake scenario: dials per second and CPU per dial, with
+ * both ends in this process so that getrusage sees all of the cost.
+ * For ECDSA P-256 and for RSA 2048 it makes a throw-away CA and node
+ * certificates, starts a leaf node on loopback, and has several threads
+ * dial it: plaintext (TCP + HELLO), full TLS 1.3, resumed TLS 1.3. The bare
+ * OpenSSL loop (bare_tls.c: the same certificates and settings, no sockets,
+ * no clink) runs in the same run; clink's handshakes per CPU-second are
+ * compared with it.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "bench/bare_tls.h"
+#include "bench/bench.h"
+
+struct keyset {
+    const char *label;
+    enum clink_key_type type;
+    char dir[64];
+    char ca[96], ca_key[96], srv[96], srv_key[96], cli[96], cli_key[96];
+};
+
+static int make_certs(struct keyset *k, char *err, size_t cap)
+{
+    snprintf(k->dir, sizeof(k->dir), "/tmp/clink-bench-hs-XXXXXX");
+    if (mkdtemp(k->dir) == NULL) {
+        snprintf(err, cap, "mkdtemp: %s", strerror(errno));
+        return -1;
+    }
+#define PATH(f, n) snprintf(k->f, sizeof(k->f), "%s/" n, k->dir)
+    PATH(ca, "ca.pem");
+    PATH(ca_key, "ca-key.pem");
+    PATH(srv, "leaf.pem");
+    PATH(srv_key, "leaf-key.pem");
+    PATH(cli, "agg.pem");
+    PATH(cli_key, "agg-key.pem");
+#undef PATH
+    const char *dns[] = {"localhost", NULL}, *ips[] = {"127.0.0.1", NULL};
+    struct clink_cert_opts ca = {.common_name = "clink-bench CA", .key_type = k->type};
+    struct clink_cert_opts srv = {.common_name = "leaf", .dns_names = dns, .ip_addrs = ips, .key_type = k->type};
+    struct clink_cert_opts cli = {.common_name = "agg", .dns_names = dns, .key_type = k->type};
+    if (clink_cert_make_ca(&ca, k->ca, k->ca_key, 0, err, cap) < 0 ||
+        clink_cert_make_node(&srv, k->ca, k->ca_key, k->srv, k->srv_key, 0, err, cap) < 0 ||
+        clink_cert_make_node(&cli, k->ca, k->ca_key, k->cli, k->cli_key, 0, err, cap) < 0) {
+        return -1;
+    }
+    return 0;
+}
+
+static void remove_certs(struct keyset *k)
+{
+    const char *files[] = {k->ca, k->ca_key, k->srv, k->srv_key, k->cli, k->cli_key};
+    for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+        unlink(files[i]);
+    }
+    rmdir(k->dir);
+}
+
+static struct clink_node *start_node(const char *cert, const char *key, const char *ca, int listen, char *err,
+                                     size_t cap)
+{
+    struct clink_tls_opts to = {.cert_file = cert, .key_file = key, .ca_file = ca};
+    struct clink_tls_ctx *tls = NULL;
+    if (clink_tls_ctx_new(&to, &tls, err, cap) < 0) {
+        return NULL;
+    }
+    struct clink_node_opts o = {.workers = 1, .tls = tls, .allow_plaintext = 1, .max_handshakes_per_worker = 256};
+    struct clink_node *n = NULL;
+    int ret = clink_node_new(&o, &n);
+    clink_tls_ctx_free(tls); /* the node holds its own reference */
+    if (ret == 0 && listen) {
+        ret = clink_node_listen(n, "127.0.0.1", 0);
+    }
+    if (ret == 0) {
+        ret = clink_node_start(n);
+    }
+    if (ret < 0) {
+        snprintf(err, cap, "cannot start a node: %s", clink_strerror(ret));
+        clink_node_free(n);
+        return NULL;
+    }
+    return n;
+}
+
+struct dialers {
+    struct clink_node *client;
+    uint16_t port;
+    enum clink_conn_mode mode;
+    int resume;
+    atomic_int stop;
+    atomic_uint_fast64_t ok, failed;
+    struct hist hist[16];
+    char err[256];
+};
+
+struct dialer {
+    struct dialers *d;
+    int idx;
+};
+
+static void *dial_loop(void *arg)
+{
+    struct dialer *me = arg;
+    struct dialers *d = me->d;
+    while (!atomic_load(&d->stop)) {
+        struct clink_connect_opts o = {.host = "127.0.0.1",
+                                       .port = d->port,
+                                       .expected_name = "localhost",
+                                       .mode = d->mode,
+                                       .no_resume = !d->resume};
+        struct clink_conn *c;
+        char err[256];
+        uint64_t t0 = now_ns();
+        if (clink_connect_sync(d->client, &o, &c, err, sizeof(err)) == 0) {
+            hist_add(&d->hist[me->idx], now_ns() - t0);
+            atomic_fetch_add(&d->ok, 1);
+            clink_conn_close(c);
+        } else if (atomic_fetch_add(&d->failed, 1) == 0) {
+            snprintf(d->err, sizeof(d->err), "%s", err);
+        }
+    }
+    return NULL;
+}
+
+/* Dial for the warm-up, then for the measured time, from cfg->hs_threads threads. */
+static void dial_for(struct cfg *cfg, struct dialers *d, struct result *res)
+{
+    unsigned threads = cfg->hs_threads < 16 ? cfg->hs_threads : 16;
+    struct dialer th[16];
+    pthread_t tid[16];
+    for (int phase = 0; phase < 2; phase++) {
+        atomic_store(&d->stop, 0);
+        atomic_store(&d->ok, 0);
+        atomic_store(&d->failed, 0);
+        memset(d->hist, 0, sizeof(d->hist));
+        double cpu0 = cpu_self_s();
+        uint64_t t0 = now_ns();
+        unsigned started = 0;
+        for (unsigned i = 0; i < threads; i++) {
+            th[i] = (struct dialer){.d = d, .idx = (int)i};
+            if (pthread_create(&tid[i], NULL, dial_loop, &th[i]) == 0) {
+                started++;
+            }
+        }
+        usleep((phase == 0 ? cfg->warmup_ms : cfg->duration_ms) * 1000u);
+        atomic_store(&d->stop, 1);
+        for (unsigned i = 0; i < started; i++) {
+            pthread_join(tid[i], NULL);
+        }
+        if (phase == 1) {
+            struct hist *h = calloc(1, sizeof(*h));
+            for (unsigned i = 0; h && i < started; i++) {
+                hist_merge(h, &d->hist[i]);
+            }
+            res->secs = (double)(now_ns() - t0) / 1e9;
+            res->cpu_client_s = cpu_self_s() - cpu0; /* both ends: they live in this process */
+            res->cpu_s = res->cpu_client_s;
+            res->ok = atomic_load(&d->ok);
+            res->failed = atomic_load(&d->failed);
+            res->issued = res->ok + res->failed;
+            res->ops = (double)res->ok / res->secs;
+            res->p50 = h ? hist_pct_us(h, 0.50) : 0;
+            res->p99 = h ? hist_pct_us(h, 0.99) : 0;
+            res->p999 = h ? hist_pct_us(h, 0.999) : 0;
+            res->concurrency = started;
+            free(h);
+        }
+    }
+    if (res->ok == 0) {
+        snprintf(res->skipped, sizeof(res->skipped), "no dial succeeded: %s", d->err);
+    }
+}
+
+static double per_cpu_s(const struct result *r)
+{
+    return r->cpu_s > 0 ? (double)r->ok / r->cpu_s : 0;
+}
+
+static void finish_row(struct cfg *cfg, struct result *r, double vs, const char *vs_what, int *failures)
+{
+    emit_json(cfg, r);
+    if (r->skipped[0]) {
+        print_skipped(r);
+        (*failures)++;
+        return;
+    }
+    print_row(r, vs, vs_what);
+    if (r->failed > 0) {
+        (*failures)++;
+    }
+}
+
+static void one_keyset(struct cfg *cfg, struct keyset *k, int *failures)
+{
+    char err[256];
+    struct result base = {.scenario = "handshake", .key_type = k->label, .workers = 1, .connections = 1};
+    if (make_certs(k, err, sizeof(err)) < 0) {
+        struct result r = base;
+        r.mode = "tls-full";
+        snprintf(r.skipped, sizeof(r.skipped), "%s certificates: %s", k->label, err);
+        finish_row(cfg, &r, 0, NULL, failures);
+        remove_certs(k);
+        return;
+    }
+    struct clink_node *leaf = start_node(k->srv, k->srv_key, k->ca, 1, err, sizeof(err));
+    struct clink_node *agg = leaf ? start_node(k->cli, k->cli_key, k->ca, 0, err, sizeof(err)) : NULL;
+    struct bare_tls_files files = {.ca = k->ca,
+                                   .server_cert = k->srv,
+                                   .server_key = k->srv_key,
+                                   .client_cert = k->cli,
+                                   .client_key = k->cli_key,
+                                   .name = "localhost"};
+    double plain_ops = 0;
+    for (int mi = 0; mi < 3; mi++) {
+        const char *mode = mi == 0 ? "plain" : mi == 1 ? "tls-full" : "tls-resumed";
+        if ((mi == 0 && !cfg->modes_plain) || (mi > 0 && !cfg->modes_tls) ||
+            (mi == 0 && k->type == CLINK_KEY_RSA_2048)) {
+            continue; /* a plaintext dial has no key: measured once */
+        }
+        struct result r = base;
+        r.mode = mode;
+        if (agg == NULL) {
+            snprintf(r.skipped, sizeof(r.skipped), "%s", err);
+            finish_row(cfg, &r, 0, NULL, failures);
+            continue;
+        }
+        progress(cfg, "handshake %s %s", k->label, mode);
+        struct dialers *d = calloc(1, sizeof(*d));
+        if (d == NULL) {
+            continue;
+        }
+        *d = (struct dialers){.client = agg,
+                              .port = clink_node_port(leaf),
+                              .mode = mi == 0 ? CLINK_MODE_PLAIN : CLINK_MODE_TLS,
+                              .resume = mi == 2};
+        dial_for(cfg, d, &r);
+        free(d);
+        if (mi == 0) {
+            plain_ops = r.ops;
+            snprintf(r.note, sizeof(r.note), "TCP + HELLO; %.0f us CPU per dial (both ends)",
+                     r.ok ? r.cpu_s / (double)r.ok * 1e6 : 0.0);
+            finish_row(cfg, &r, 0, NULL, failures);
+            continue;
+        }
+        /* The bare OpenSSL loop with the same files, same run: the reference for handshakes per CPU-second. */
+        struct bare_hs_result b = {0};
+        progress(cfg, "handshake %s bare OpenSSL %s", k->label, mi == 1 ? "full" : "resumed");
+        int bret = bare_tls_handshakes(&files, mi == 2, cfg->duration_ms, &b);
+        struct result br = base;
+        br.mode = mi == 1 ? "bare-full" : "bare-resumed";
+        if (bret < 0) {
+            snprintf(br.skipped, sizeof(br.skipped), "bare OpenSSL loop: %s", b.err);
+        } else {
+            br.ok = b.ok;
+            br.failed = b.failed;
+            br.issued = b.ok + b.failed;
+            br.secs = b.secs;
+            br.ops = b.per_s;
+            br.cpu_s = br.cpu_client_s = b.cpu_s;
+            br.concurrency = 1;
+            snprintf(br.note, sizeof(br.note), "%s: one thread, memory BIOs; %.0f us CPU per handshake", k->label,
+                     b.cpu_us_per_hs);
+        }
+        if (!r.skipped[0] && bret == 0 && per_cpu_s(&br) > 0) {
+            r.baseline_ratio = per_cpu_s(&r) / per_cpu_s(&br);
+        }
+        snprintf(r.note, sizeof(r.note), "%s; %.0f us CPU per dial (both ends); per CPU-s %.2fx bare OpenSSL", k->label,
+                 r.ok ? r.cpu_s / (double)r.ok * 1e6 : 0.0, r.baseline_ratio);
+        finish_row(cfg, &r, plain_ops > 0 ? r.ops / plain_ops : 0, plain_ops > 0 ? "plain dial" : NULL, failures);
+        finish_row(cfg, &br, 0, NULL, failures);
+        if (k->type != CLINK_KEY_RSA_2048 && !r.skipped[0]) {
+            *(mi == 1 ? &cfg->sum.hs_full : &cfg->sum.hs_resumed) = r.ops;
+            *(mi == 1 ? &cfg->sum.hs_bare_full : &cfg->sum.hs_bare_resumed) = r.baseline_ratio;
+        }
+    }
+    if (agg) {
+        CLINK_IGNORE(clink_node_shutdown(agg, 2000));
+    }
+    clink_node_free(agg);
+    if (leaf) {
+        CLINK_IGNORE(clink_node_shutdown(leaf, 2000));
+    }
+    clink_node_free(leaf);
+    remove_certs(k);
+}
+
+int run_handshake_scenario(struct cfg *cfg, int *failures)
+{
+    struct keyset sets[2] = {{.label = "ECDSA P-256", .type = CLINK_KEY_EC_P256},
+                             {.label = "RSA 2048", .type = CLINK_KEY_RSA_2048}};
+    char why[256];
+    if (place(cfg, PLACE_ANY, why, sizeof(why)) < 0) {
+        fprintf(stderr, "clink-bench: placement: %s\n", why);
+    }
+    for (int i = 0; i < 2; i++) {
+        one_keyset(cfg, &sets[i], failures);
+    }
+    return 0;
+}
