@@ -337,7 +337,7 @@ static void target_line(const char *what, double got, double want, int at_least,
         return;
     }
     int met = at_least ? got >= want : got <= want;
-    printf("  %-52s %9.2f%s  %s (target %s %.2f%s)\n", what, got, unit, met ? "met   " : "MISSED",
+    printf("  %-52s %9.3f%s  %s (target %s %.2f%s)\n", what, got, unit, met ? "met   " : "MISSED",
            at_least ? ">=" : "<=", want, unit);
 }
 
@@ -413,7 +413,7 @@ static void usage(FILE *f)
                "  --concurrency N        calls in flight for throughput, rpc sizes, pool (default 64)\n"
                "  --connections N        connections per target (default 2)\n"
                "  --workers N            client worker threads (default 2)\n"
-               "  --handshake-threads N  threads dialing at once in the handshake scenario (default 4)\n"
+               "  --handshake-threads N  handshakes in flight at once in the handshake scenario (default 4)\n"
                "  --storm-conns N        pooled connections in the restart storm (default 256)\n"
                "  --idle-conns N         idle connections in the memory scenario (default 5000)\n"
                "  --duration-ms N        measured time per result line (default 2000)\n"

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The main job: install what is missing, build, make a CA and node
-# certificates, start a local cluster (two leaves; this script's clink-bench
-# plays the aggregator) over mutually verified TLS on loopback, print a
-# connection's status, run the benchmark, write results (JSON, a table, a
-# plot) under results/, and stop the cluster, leaving nothing running.
+# certificates, start a local cluster (one aggregator, two leaves) over
+# mutually verified TLS on loopback, print the aggregator's pools and a
+# connection's status, run the benchmark (clink-bench dials the leaves with
+# the aggregator's identity), write results (JSON, a table, a plot) under
+# results/, and stop the cluster, leaving nothing running.
 #
 #   scripts/main-job.sh [--quick] [--out DIR]
 set -euo pipefail
@@ -14,7 +15,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --quick) quick=--quick; shift ;;
     --out) out=$2; shift 2 ;;
-    -h|--help) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "main-job: unknown argument '$1' (try --help)" >&2; exit 2 ;;
   esac
 done
@@ -50,7 +51,7 @@ stage "accounts"
   --require "SUBJECT '/CN=agg1' AND ISSUER '/CN=clink local cluster CA'"
 "$bin/clink-accounts" --file "$pki/accounts.cnf" add baseline@127.0.0.1 --require NONE
 
-stage "cluster: 2 leaves on loopback"
+stage "cluster: 1 aggregator, 2 leaves on loopback"
 pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
@@ -74,6 +75,36 @@ for n in leaf1 leaf2; do
   ports+=("$(cat "$out/$n.port")")
 done
 echo "leaf1 on 127.0.0.1:${ports[0]}, leaf2 on 127.0.0.1:${ports[1]} (TLS 1.3, client certificates required; plaintext allowed for the baseline)"
+
+# The aggregator: its own port, and a pool of verified TLS connections to each leaf (docs/config.md).
+cat >"$out/agg1.cnf" <<CONF
+[server]
+bind_address = 127.0.0.1
+port = 0
+ssl_cert = $pki/agg1.pem
+ssl_key = $pki/agg1-key.pem
+ssl_ca = $pki/ca.pem
+accounts_file = $pki/accounts.cnf
+
+[leaf leaf1]
+host = 127.0.0.1
+port = ${ports[0]}
+ssl_server_name = localhost
+user = root
+
+[leaf leaf2]
+host = 127.0.0.1
+port = ${ports[1]}
+ssl_server_name = localhost
+user = root
+CONF
+rm -f "$out/agg1.port"
+"$bin/clink-node" --config "$out/agg1.cnf" --workers 1 --port-file "$out/agg1.port" 2>"$out/agg1.log" &
+pids+=($!)
+for _ in $(seq 100); do [ -s "$out/agg1.port" ] && break; sleep 0.05; done
+[ -s "$out/agg1.port" ] || { echo "main-job: the aggregator did not start:"; cat "$out/agg1.log"; exit 1; }
+agg_port=$(cat "$out/agg1.port")
+echo "agg1 on 127.0.0.1:$agg_port, pools to leaf1 and leaf2"
 
 stage "stunnel baseline (what users would otherwise deploy)"
 # An stunnel client/server pair in front of leaf1's plaintext side, verifying leaf1's certificate:
@@ -119,7 +150,16 @@ else
   echo "stunnel4 not installed: the stunnel baseline is skipped (scripts/deps.sh installs it)"
 fi
 
-stage "connection status (aggregator -> leaf1)"
+stage "the aggregator's pools, and a connection's status (aggregator identity -> leaf1)"
+# The pools warm up in the background: wait until both leaves have open connections.
+for _ in $(seq 100); do
+  "$bin/clink-status" --host 127.0.0.1 --port "$agg_port" --ssl-server-name localhost --user root \
+    --ssl-cert "$pki/agg1.pem" --ssl-key "$pki/agg1-key.pem" --ssl-ca "$pki/ca.pem" --pools >"$out/pools.txt" 2>&1 || true
+  [ "$(grep -c ', up$' "$out/pools.txt" || true)" -ge 2 ] && break
+  sleep 0.1
+done
+cat "$out/pools.txt"
+[ "$(grep -c ', up$' "$out/pools.txt" || true)" -ge 2 ] || { echo "main-job: the aggregator's pools did not come up"; cat "$out/agg1.log"; exit 1; }
 "$bin/clink-status" --host 127.0.0.1 --port "${ports[0]}" --ssl-server-name localhost --user root \
   --ssl-cert "$pki/agg1.pem" --ssl-key "$pki/agg1-key.pem" --ssl-ca "$pki/ca.pem" | tee "$out/status.txt"
 
@@ -130,41 +170,15 @@ stage "benchmark"
   tee "$out/table.txt"
 
 stage "plot"
-if command -v gnuplot >/dev/null 2>&1; then
-  # Flat JSON lines: pull mode, size and bytes/s of the throughput scenario with awk (no jq needed).
-  for m in plain tls ktls stunnel; do
-    awk -v m="$m" '/"scenario":"throughput"/ && $0 ~ "\"mode\":\"" m "\"" && /bytes_per_s/ {
-      match($0, /"msg_size":[0-9]+/); s = substr($0, RSTART + 11, RLENGTH - 11)
-      match($0, /"bytes_per_s":[0-9.e+]+/); b = substr($0, RSTART + 14, RLENGTH - 14)
-      print s, b / 1e6 }' "$out/results.json" >"$out/throughput-$m.dat"
-  done
-  plots=()
-  for m in plain tls ktls stunnel; do
-    [ -s "$out/throughput-$m.dat" ] && plots+=("'$out/throughput-$m.dat' using 1:2 with linespoints title '$m'")
-  done
-  gnuplot <<GP
-set terminal pngcairo size 900,560 noenhanced
-set output '$out/throughput.png'
-set title 'clink one-way throughput vs message size (2 leaves, loopback)'
-set logscale x 2
-set xlabel 'message size (bytes)'
-set ylabel 'MB/s'
-set key top left
-set grid
-plot $(IFS=,; echo "${plots[*]}")
-GP
-  echo "plot: $out/throughput.png"
-else
-  echo "gnuplot not installed: no plot"
-fi
+"$root/scripts/plot.sh" "$out" || echo "main-job: no plot (see above)"
 
 stage "stop cluster"
 for p in "${pids[@]}"; do kill -TERM "$p"; done
 rc=0
 for p in "${pids[@]}"; do wait "$p" || rc=$?; done
 pids=()
-cat "$out"/leaf*.log
-[ "$rc" -eq 0 ] || { echo "main-job: a leaf exited with status $rc"; exit 1; }
+cat "$out"/leaf*.log "$out/agg1.log"
+[ "$rc" -eq 0 ] || { echo "main-job: a node exited with status $rc"; exit 1; }
 mkdir -p "$root/results" && ln -sfn "$out" "$root/results/latest"
 echo
-echo "results: $out (results.json, table.txt, status.txt, throughput.png); total ${SECONDS}s"
+echo "results: $out (results.json, table.txt, pools.txt, status.txt, throughput.png); total ${SECONDS}s"

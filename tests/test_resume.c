@@ -156,7 +156,8 @@ Test(resume, a_resumed_session_must_still_match_the_expected_name)
     char err[256] = "";
     status = clink_connect_sync(cli, &co, &c, err, sizeof(err));
     cr_assert_eq(status, -CLINK_EVERIFY, "%d %s", status, err);
-    cr_assert(strstr(err, "resumed session: certificate verify failed: hostname mismatch") != NULL, "%s", err);
+    /* The chain was verified under this trust already, so it is not verified again; the name still is. */
+    cr_assert(strstr(err, "resumed session's certificate does not match 'leaf9.example'") != NULL, "%s", err);
     clink_node_free(cli);
     clink_node_free(srv);
 }

@@ -2,10 +2,12 @@
 
 #include <arpa/inet.h>
 #include <openssl/err.h>
+#include <openssl/rand.h>
 #include <openssl/x509v3.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "clink/error.h"
 
@@ -13,7 +15,19 @@
 
 static BIO_METHOD *bio_method;
 static int ex_index = -1;
+static int epoch_index = -1; /* SSL_CTX ex_data: struct epoch */
+static int mark_index = -1;  /* SSL_SESSION ex_data (client): struct clink__tls_mark */
 static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+static void ex_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl, void *argp)
+{
+    (void)parent;
+    (void)ad;
+    (void)idx;
+    (void)argl;
+    (void)argp;
+    OPENSSL_free(ptr);
+}
 
 static int bio_read(BIO *b, char *dst, int len)
 {
@@ -70,6 +84,95 @@ static void init_once(void)
     }
     bio_method = m;
     ex_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+    epoch_index = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, ex_free);
+    mark_index = SSL_SESSION_get_ex_new_index(0, NULL, NULL, NULL, ex_free);
+}
+
+/*
+ * ---- trust epochs ----
+ * A resumed session's peer chain was verified when the session was made; it
+ * is verified again on resumption (check_resumed_identity) in case the trust
+ * changed since: a reload revoked the peer or dropped its CA, or a
+ * certificate lapsed. That repeat costs an X509_verify_cert at each end, a
+ * large share of a resumed dial's CPU, and is only needed when something
+ * changed. So every context gets a random epoch (a reload makes a new
+ * context, so a new epoch), and a session whose chain was verified under it
+ * carries a mark {epoch, until}: until = the earliest notAfter in the chain
+ * and nextUpdate among the context's CRLs. A server keeps the mark in the
+ * ticket's app data (sealed by the ticket keys), a client in the session's
+ * ex_data (it never leaves the process). Resuming under the same epoch
+ * before `until` skips the repeat. Whoever holds the ticket keys could forge
+ * a mark, but could as well forge a session around any valid certificate,
+ * which verifying again does not catch either: the ticket keys are the trust.
+ */
+struct epoch {
+    uint8_t id[16];
+    int64_t until; /* earliest CRL nextUpdate; INT64_MAX: no CRL */
+};
+
+static int64_t asn1_time(const ASN1_TIME *a)
+{
+    struct tm tm;
+    if (a == NULL || ASN1_TIME_to_tm(a, &tm) != 1) {
+        return 0; /* unreadable: treated as already past */
+    }
+    return (int64_t)timegm(&tm);
+}
+
+/* The context's epoch, made on first use. Contexts are prepared before any connection uses them. */
+static struct epoch *ctx_epoch(SSL_CTX *ctx)
+{
+    struct epoch *e = SSL_CTX_get_ex_data(ctx, epoch_index);
+    if (e != NULL || (e = OPENSSL_zalloc(sizeof(*e))) == NULL) {
+        return e;
+    }
+    e->until = INT64_MAX;
+    STACK_OF(X509_OBJECT) *objs = X509_STORE_get0_objects(SSL_CTX_get_cert_store(ctx));
+    for (int i = 0; i < sk_X509_OBJECT_num(objs); i++) {
+        X509_OBJECT *o = sk_X509_OBJECT_value(objs, i);
+        if (X509_OBJECT_get_type(o) == X509_LU_CRL) {
+            int64_t next = asn1_time(X509_CRL_get0_nextUpdate(X509_OBJECT_get0_X509_CRL(o)));
+            e->until = next < e->until ? next : e->until;
+        }
+    }
+    if (RAND_bytes(e->id, sizeof(e->id)) != 1 || SSL_CTX_set_ex_data(ctx, epoch_index, e) != 1) {
+        OPENSSL_free(e);
+        return NULL;
+    }
+    return e;
+}
+
+/* A mark for a chain verified now under ctx's epoch. Returns 0, or -1 (no chain, no epoch). */
+static int make_mark(SSL_CTX *ctx, STACK_OF(X509) *chain, struct clink__tls_mark *m)
+{
+    struct epoch *e = SSL_CTX_get_ex_data(ctx, epoch_index);
+    if (e == NULL || chain == NULL || sk_X509_num(chain) == 0) {
+        return -1;
+    }
+    memcpy(m->epoch, e->id, sizeof(m->epoch));
+    m->until = e->until;
+    for (int i = 0; i < sk_X509_num(chain); i++) {
+        int64_t na = asn1_time(X509_get0_notAfter(sk_X509_value(chain, i)));
+        m->until = na < m->until ? na : m->until;
+    }
+    return 0;
+}
+
+static int mark_current(SSL_CTX *ctx, const struct clink__tls_mark *m)
+{
+    struct epoch *e = SSL_CTX_get_ex_data(ctx, epoch_index);
+    return e != NULL && memcmp(m->epoch, e->id, sizeof(e->id)) == 0 && (int64_t)time(NULL) < m->until;
+}
+
+/* Server: a ticket for a chain verified in this handshake carries its mark. A resumed session's keeps its own. */
+static int gen_ticket_cb(SSL *ssl, void *arg)
+{
+    (void)arg;
+    struct clink__tls_mark m;
+    if (!SSL_session_reused(ssl) && make_mark(SSL_get_SSL_CTX(ssl), SSL_get0_verified_chain(ssl), &m) == 0) {
+        return SSL_SESSION_set1_ticket_appdata(SSL_get0_session(ssl), &m, sizeof(m));
+    }
+    return 1;
 }
 
 /* ---- record accounting ---- */
@@ -119,6 +222,10 @@ static int new_session_cb(SSL *ssl, SSL_SESSION *sess)
     if (t == NULL || t->sessions == NULL || t->is_server) {
         return 0;
     }
+    struct clink__tls_mark *m = t->have_mark ? OPENSSL_memdup(&t->mark, sizeof(t->mark)) : NULL;
+    if (m != NULL && SSL_SESSION_set_ex_data(sess, mark_index, m) != 1) {
+        OPENSSL_free(m);
+    }
     clink__sessions_put(t->sessions, t->sess_key, sess, t->sess_gen);
     return 1;
 }
@@ -128,6 +235,8 @@ void clink__tls_prepare_ctx(SSL_CTX *ctx)
     pthread_once(&once, init_once);
     SSL_CTX_set_keylog_callback(ctx, keylog_cb);
     SSL_CTX_sess_set_new_cb(ctx, new_session_cb);
+    SSL_CTX_set_session_ticket_cb(ctx, gen_ticket_cb, NULL, NULL);
+    CLINK_IGNORE(ctx_epoch(ctx) == NULL); /* without one, every resumption verifies again: slower, still safe */
 }
 
 void clink__tls_use_sessions(struct clink__tls *t, struct clink__sessions *sessions, const char *key, uint64_t gen)
@@ -166,9 +275,23 @@ static int check_resumed_identity(struct clink__tls *t)
      * this connection's context has now, with the same flags (CRL, strict).
      */
     int verifies = t->is_server ? SSL_get_verify_mode(t->ssl) != SSL_VERIFY_NONE : t->verify >= 1;
-    if (peer != NULL && verifies) {
+    SSL_CTX *ctx = SSL_get_SSL_CTX(t->ssl);
+    const struct clink__tls_mark *m = NULL;
+    if (t->is_server) {
+        void *data = NULL;
+        size_t len = 0;
+        if (SSL_SESSION_get0_ticket_appdata(SSL_get0_session(t->ssl), &data, &len) == 1 && len == sizeof(*m)) {
+            m = data;
+        }
+    } else {
+        m = SSL_SESSION_get_ex_data(SSL_get0_session(t->ssl), mark_index);
+    }
+    if (peer != NULL && verifies && m != NULL && mark_current(ctx, m)) {
+        t->mark = *m; /* verified under this very trust, and nothing in it has lapsed */
+        t->have_mark = 1;
+    } else if (peer != NULL && verifies) {
         X509_STORE_CTX *vc = X509_STORE_CTX_new();
-        int ok = vc != NULL && X509_STORE_CTX_init(vc, SSL_CTX_get_cert_store(SSL_get_SSL_CTX(t->ssl)), peer,
+        int ok = vc != NULL && X509_STORE_CTX_init(vc, SSL_CTX_get_cert_store(ctx), peer,
                                                    SSL_get_peer_cert_chain(t->ssl)) == 1;
         if (ok) {
             X509_VERIFY_PARAM *vp = X509_STORE_CTX_get0_param(vc);
@@ -185,6 +308,8 @@ static int check_resumed_identity(struct clink__tls *t)
                 snprintf(t->err, sizeof(t->err),
                          "TLS handshake: resumed session: certificate verify failed: %s (depth %d, %s)",
                          X509_verify_cert_error_string(e), X509_STORE_CTX_get_error_depth(vc), subj);
+            } else {
+                t->have_mark = make_mark(ctx, X509_STORE_CTX_get0_chain(vc), &t->mark) == 0;
             }
         } else {
             snprintf(t->err, sizeof(t->err), "TLS handshake: resumed session: cannot verify the certificate");
@@ -384,6 +509,11 @@ int clink__tls_handshake(struct clink__tls *t)
         if (n != strlen(CLINK_ALPN) || memcmp(p, CLINK_ALPN, n) != 0) {
             snprintf(t->err, sizeof(t->err), "TLS handshake: no ALPN %s agreed", CLINK_ALPN);
             return -CLINK_EALPN;
+        }
+        if (!t->is_server && !SSL_session_reused(t->ssl) && t->verify >= 1) {
+            /* Verified in this handshake: the tickets that follow carry that (see trust epochs). */
+            t->have_mark =
+                make_mark(SSL_get_SSL_CTX(t->ssl), SSL_get0_verified_chain(t->ssl), &t->mark) == 0;
         }
         int ret = check_resumed_identity(t);
         return ret < 0 ? ret : 1;

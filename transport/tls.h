@@ -20,6 +20,12 @@
 #include "common/bytes.h"
 #include "transport/sessions.h"
 
+/* What a session's peer chain was verified under (see "trust epochs" in tls.c). */
+struct clink__tls_mark {
+    uint8_t epoch[16];
+    int64_t until; /* seconds since the epoch: the first lapse of a certificate or CRL in it */
+};
+
 struct clink__tls {
     SSL *ssl;
     struct clink__bytes *in;  /* ciphertext received, not yet consumed by OpenSSL */
@@ -45,6 +51,8 @@ struct clink__tls {
     char sess_key[CLINK_SESSION_KEY_MAX];
     int offered;       /* a ticket was offered */
     uint64_t sess_gen; /* the ticket cache's generation when this connection chose its context */
+    int have_mark;     /* client: the peer chain was verified under `mark` (copied to the tickets it gets) */
+    struct clink__tls_mark mark;
 };
 
 /* Install the key-log and new-ticket hooks on an SSL_CTX (idempotent). */
