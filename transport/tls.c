@@ -143,7 +143,7 @@ static struct epoch *ctx_epoch(SSL_CTX *ctx)
 }
 
 /* A mark for a chain verified now under ctx's epoch. Returns 0, or -1 (no chain, no epoch). */
-static int make_mark(SSL_CTX *ctx, STACK_OF(X509) *chain, struct clink__tls_mark *m)
+static int make_mark(SSL_CTX *ctx, STACK_OF(X509) * chain, struct clink__tls_mark *m)
 {
     struct epoch *e = SSL_CTX_get_ex_data(ctx, epoch_index);
     if (e == NULL || chain == NULL || sk_X509_num(chain) == 0) {
@@ -291,8 +291,8 @@ static int check_resumed_identity(struct clink__tls *t)
         t->have_mark = 1;
     } else if (peer != NULL && verifies) {
         X509_STORE_CTX *vc = X509_STORE_CTX_new();
-        int ok = vc != NULL && X509_STORE_CTX_init(vc, SSL_CTX_get_cert_store(ctx), peer,
-                                                   SSL_get_peer_cert_chain(t->ssl)) == 1;
+        int ok = vc != NULL &&
+                 X509_STORE_CTX_init(vc, SSL_CTX_get_cert_store(ctx), peer, SSL_get_peer_cert_chain(t->ssl)) == 1;
         if (ok) {
             X509_VERIFY_PARAM *vp = X509_STORE_CTX_get0_param(vc);
             X509_VERIFY_PARAM_set1(vp, SSL_get0_param(t->ssl));
@@ -512,8 +512,7 @@ int clink__tls_handshake(struct clink__tls *t)
         }
         if (!t->is_server && !SSL_session_reused(t->ssl) && t->verify >= 1) {
             /* Verified in this handshake: the tickets that follow carry that (see trust epochs). */
-            t->have_mark =
-                make_mark(SSL_get_SSL_CTX(t->ssl), SSL_get0_verified_chain(t->ssl), &t->mark) == 0;
+            t->have_mark = make_mark(SSL_get_SSL_CTX(t->ssl), SSL_get0_verified_chain(t->ssl), &t->mark) == 0;
         }
         int ret = check_resumed_identity(t);
         return ret < 0 ? ret : 1;
