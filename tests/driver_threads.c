@@ -9,6 +9,9 @@
  *    worker (hand-off between workers via io_uring msg_ring).
  * 3. Application threads keep starting calls while the node shuts down:
  *    every call that was accepted completes exactly once.
+ * 4. An aggregator's pattern: a handler forwards the request to a
+ *    connection owned by any worker and answers from that call's completion
+ *    (clink_req_respond on another worker: the answer is handed over).
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -119,10 +122,57 @@ static void forward(struct clink_req *req, void *user)
     atomic_fetch_add(&fwd_done, 1);
 }
 
+/* ---- scenario 4: answer from the forwarded call's completion, on whichever worker that is ---- */
+
+struct relay {
+    struct clink_call call;
+    struct iovec iov;
+    uint64_t v;
+    struct clink_req *req;
+};
+static struct relay relays[FORWARD];
+static atomic_int relay_next;
+
+static void relayed(struct clink_call *call, int status, const uint8_t *resp, size_t len)
+{
+    struct relay *r = (struct relay *)call;
+    uint64_t v = 0;
+    if (status == 0 && len == sizeof(v)) {
+        memcpy(&v, resp, sizeof(v));
+        v += 1;
+    }
+    struct iovec iov = {.iov_base = &v, .iov_len = sizeof(v)};
+    int ret;
+    while ((ret = clink_req_respond(r->req, &iov, 1)) == -CLINK_EAGAIN) {
+        usleep(100);
+    }
+    if (ret < 0) {
+        atomic_fetch_add(&bad, 1);
+    }
+}
+
+static void relay(struct clink_req *req, void *user)
+{
+    (void)user;
+    size_t n;
+    const uint8_t *p = clink_req_data(req, &n);
+    struct relay *r = &relays[atomic_fetch_add(&relay_next, 1)];
+    r->req = req;
+    memcpy(&r->v, p, n == sizeof(r->v) ? n : 0);
+    r->iov = (struct iovec){.iov_base = &r->v, .iov_len = sizeof(r->v)};
+    r->call =
+        (struct clink_call){.method = TS_ECHO, .iov = &r->iov, .iovcnt = 1, .cb = relayed, .timeout_ms = ts_ms(60000)};
+    if (clink_call_start(atomic_load(&fwd_conn), &r->call) < 0) {
+        atomic_fetch_add(&bad, 1);
+        CLINK_IGNORE(clink_req_fail(req, "forward failed"));
+    }
+}
+
 static void reg(struct clink_node *n)
 {
     ts_register_echo(n);
     TS_REQUIRE(clink_node_register(n, 40, forward, NULL) == 0, "register");
+    TS_REQUIRE(clink_node_register(n, 41, relay, NULL) == 0, "register");
 }
 
 int main(void)
@@ -188,6 +238,21 @@ int main(void)
     wait_for(&ok, FORWARD, ts_ms(10000));
     EXPECT(atomic_load(&ok) == FORWARD, "forwarded ok %d", atomic_load(&ok));
     printf("scenario 2: %d calls handed between workers\n", atomic_load(&ok));
+
+    /* 4 */
+    int relayed_ok = 0;
+    for (int i = 0; i < FORWARD; i++) {
+        uint64_t v = (uint64_t)i * 7, got = 0;
+        int ret = clink_call_sync(conns[i % NCONN], 41, &v, sizeof(v), ts_ms(10000), &r);
+        if (ret == 0 && r.len == sizeof(got)) {
+            memcpy(&got, r.data, sizeof(got));
+            relayed_ok += got == v + 1;
+        }
+        EXPECT(ret == 0, "relay %d: %s", i, clink_strerror(ret));
+        clink_msg_free(&r);
+    }
+    EXPECT(relayed_ok == FORWARD, "relayed ok %d", relayed_ok);
+    printf("scenario 4: %d answers given on the forwarded call's worker\n", relayed_ok);
     clink_conn_close(self_conn);
 
     /* 3: shut the client down while four threads are still starting calls. */

@@ -2,6 +2,7 @@
  * Transport tests on real loopback sockets, real OpenSSL and real io_uring.
  */
 #include <criterion/criterion.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <string.h>
 #include <unistd.h>
@@ -1280,4 +1281,105 @@ Test(transport, burst_after_idle_arrives_whole_tls_and_plain)
     }
     clink_node_free(cli);
     clink_node_free(srv);
+}
+
+/* ---- answering from another thread: an aggregator answers when its leaves have ---- */
+
+#define LATER 40
+enum { LATER_N = 2000 };
+static struct clink_req *later_reqs[LATER_N];
+static uint64_t later_vals[LATER_N];
+static atomic_int later_n;
+
+static void later(struct clink_req *req, void *user)
+{
+    (void)user;
+    size_t n;
+    const uint8_t *p = clink_req_data(req, &n);
+    int i = atomic_fetch_add(&later_n, 1);
+    cr_assert_lt(i, LATER_N);
+    cr_assert_eq(n, sizeof(uint64_t));
+    memcpy(&later_vals[i], p, sizeof(uint64_t));
+    /* Publish the req last: the answering thread waits for it (release/acquire). */
+    __atomic_store_n(&later_reqs[i], req, __ATOMIC_RELEASE);
+}
+
+static void reg_later(struct clink_node *n)
+{
+    cr_assert_eq(clink_node_register(n, LATER, later, NULL), 0);
+}
+
+static void *answer_later(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < LATER_N; i++) {
+        struct clink_req *req;
+        while ((req = __atomic_load_n(&later_reqs[i], __ATOMIC_ACQUIRE)) == NULL) {
+            usleep(100);
+        }
+        uint64_t v = later_vals[i] * 3;
+        struct iovec iov = {.iov_base = &v, .iov_len = sizeof(v)};
+        int ret;
+        while ((ret = clink_req_respond(req, &iov, 1)) == -CLINK_EAGAIN) {
+            usleep(100);
+        }
+        cr_assert_eq(ret, 0, "%s", clink_strerror(ret));
+    }
+    return NULL;
+}
+
+struct tripled {
+    struct clink_call call;
+    struct iovec iov;
+    uint64_t v;
+};
+static atomic_int tripled_ok, tripled_done;
+
+static void tripled_cb(struct clink_call *call, int status, const uint8_t *resp, size_t len)
+{
+    struct tripled *t = (struct tripled *)call;
+    uint64_t got = 0;
+    if (status == 0 && len == sizeof(got)) {
+        memcpy(&got, resp, sizeof(got));
+        if (got == t->v * 3) {
+            atomic_fetch_add(&tripled_ok, 1);
+        }
+    }
+    atomic_fetch_add(&tripled_done, 1);
+}
+
+Test(transport, a_request_answered_from_another_thread_arrives)
+{
+    struct clink_node *srv = ts_node(tls, 2, 0, reg_later);
+    struct clink_node *cli = ts_client(tls, 2, 0);
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, answer_later, NULL), 0);
+    struct clink_conn *conns[4];
+    for (int i = 0; i < 4; i++) { /* connections spread over both server workers */
+        struct clink_connect_opts o = dial(srv, "localhost");
+        cr_assert_eq(clink_connect_sync(cli, &o, &conns[i], NULL, 0), 0);
+    }
+    struct tripled *calls = calloc(LATER_N, sizeof(*calls));
+    for (int i = 0; i < LATER_N; i++) {
+        calls[i].v = (uint64_t)i + 1000;
+        calls[i].iov = (struct iovec){.iov_base = &calls[i].v, .iov_len = sizeof(uint64_t)};
+        calls[i].call = (struct clink_call){
+            .method = LATER, .iov = &calls[i].iov, .iovcnt = 1, .cb = tripled_cb, .timeout_ms = ts_ms(20000)};
+        int ret;
+        while ((ret = clink_call_start(conns[i % 4], &calls[i].call)) == -CLINK_EAGAIN) {
+            usleep(100);
+        }
+        cr_assert_eq(ret, 0);
+    }
+    int done = wait_count(&tripled_done, LATER_N, ts_ms(25000));
+    pthread_join(th, NULL);
+
+    cr_assert_eq(done, LATER_N);
+    cr_assert_eq(atomic_load(&tripled_ok), LATER_N);
+    for (int i = 0; i < 4; i++) {
+        clink_conn_close(conns[i]);
+    }
+    clink_node_free(cli);
+    clink_node_free(srv);
+    free(calls);
 }

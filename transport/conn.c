@@ -501,12 +501,64 @@ static int answer(struct clink_req *req, uint8_t type, const struct iovec *iov, 
     return ret;
 }
 
+/*
+ * Answered on another thread (an aggregator's handler that waits for its
+ * leaves' answers, which arrive on other workers): copy the answer and let
+ * the request's worker send it. The req stays untouched here: only its
+ * worker reads or frees it. On an error the req was not handed over.
+ */
+static int answer_elsewhere(struct clink_req *req, uint8_t type, const struct iovec *iov, unsigned iovcnt,
+                            const void *extra, size_t extra_len)
+{
+    size_t len = 0;
+    for (unsigned i = 0; i < iovcnt; i++) {
+        len += iov[i].iov_len;
+    }
+    struct clink__msg_respond *m = malloc(sizeof(*m) + len);
+    if (m == NULL) {
+        return -CLINK_ENOMEM;
+    }
+    *m = (struct clink__msg_respond){.hdr = {.kind = MSG_RESPOND}, .req = req, .type = type, .len = len};
+    if (extra_len > 0) {
+        memcpy(m->extra, extra, extra_len);
+    }
+    m->extra_len = extra_len;
+    len = 0;
+    for (unsigned i = 0; i < iovcnt; i++) {
+        memcpy(m->data + len, iov[i].iov_base, iov[i].iov_len);
+        len += iov[i].iov_len;
+    }
+    int ret = clink__worker_post(req->w, m);
+    if (ret < 0) {
+        free(m);
+    }
+    return ret;
+}
+
+void clink__conn_respond_msg(struct clink__msg_respond *m, int live)
+{
+    if (live) {
+        struct iovec iov = {.iov_base = m->data, .iov_len = m->len};
+        CLINK_IGNORE(answer(m->req, m->type, &iov, 1, m->extra_len ? m->extra : NULL, m->extra_len) < 0);
+    }
+    free(m); /* not live: the worker is gone, and its requests go with the node */
+}
+
+static int answer_any(struct clink_req *req, uint8_t type, const struct iovec *iov, unsigned iovcnt, const void *extra,
+                      size_t extra_len)
+{
+    if (clink__current_worker == req->w) {
+        return answer(req, type, iov, iovcnt, extra, extra_len);
+    }
+    return answer_elsewhere(req, type, iov, iovcnt, extra, extra_len);
+}
+
 int clink_req_respond(struct clink_req *req, const struct iovec *iov, unsigned iovcnt)
 {
     if (req == NULL || (iovcnt > 0 && iov == NULL)) {
         return -CLINK_EINVAL;
     }
-    return answer(req, CLINK_FRAME_RESPONSE, iov, iovcnt, NULL, 0);
+    return answer_any(req, CLINK_FRAME_RESPONSE, iov, iovcnt, NULL, 0);
 }
 
 int clink_req_fail(struct clink_req *req, const char *msg)
@@ -520,7 +572,7 @@ int clink_req_fail(struct clink_req *req, const char *msg)
     if (iov.iov_len > 1024) {
         iov.iov_len = 1024;
     }
-    return answer(req, CLINK_FRAME_ERROR, &iov, 1, b, sizeof(b));
+    return answer_any(req, CLINK_FRAME_ERROR, &iov, 1, b, sizeof(b));
 }
 
 /* ---- opening, hello, close ---- */

@@ -68,6 +68,7 @@ enum clink__msg_kind {
     MSG_SYNC,
     MSG_STOP,
     MSG_CLOSE,
+    MSG_RESPOND,
 };
 
 /* Header of every inbox message (calls carry one in their conn's call slot). */
@@ -122,6 +123,17 @@ struct clink__msg_stop {
 struct clink__msg_close {
     struct clink__msg hdr;
     struct clink_conn *conn;
+};
+
+/* An answer given on another thread, copied, for the request's own worker to send. */
+struct clink__msg_respond {
+    struct clink__msg hdr;
+    struct clink_req *req;
+    uint8_t type; /* CLINK_FRAME_RESPONSE or CLINK_FRAME_ERROR */
+    uint8_t extra[4];
+    size_t extra_len;
+    size_t len;
+    uint8_t data[];
 };
 
 /* ---- per-worker counters: one writer (the worker), relaxed atomics so readers are race-free ---- */
@@ -324,6 +336,7 @@ void clink__conn_cancel_call(struct clink_conn *c, uint64_t id);
 void clink__conn_begin_close(struct clink_conn *c, int err);
 void clink__conn_timer(struct clink_worker *w, struct clink__timer *t);
 void clink__conn_put(struct clink_conn *c);
+void clink__conn_respond_msg(struct clink__msg_respond *m, int live);
 void clink__conn_fill_status(struct clink_conn *c, struct clink_conn_status *st);
 void clink__call_finish(struct clink_worker *w, struct clink_call *call, int status, const uint8_t *p, size_t n);
 /* Validate and stage a call started on its owner worker. Returns 0 or a negative error (no callback). */

@@ -274,6 +274,9 @@ static void handle_msg(struct clink_worker *w, struct clink__msg *m, int live)
         clink__conn_put(c);
         break;
     }
+    case MSG_RESPOND:
+        clink__conn_respond_msg((struct clink__msg_respond *)m, live);
+        break;
     }
 }
 

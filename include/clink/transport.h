@@ -384,8 +384,14 @@ CLINK_API struct clink_conn *clink_req_conn(const struct clink_req *req);
 
 /*
  * Answer a request (exactly once; the req is freed). The payload is copied.
- * Thread: owner worker. Returns 0, or -CLINK_ECLOSED if the connection is
- * gone (the req is freed all the same), -CLINK_EFRAMETOOBIG.
+ * Thread: any. On the request's own worker the answer is queued at once and
+ * this returns 0, or -CLINK_ECLOSED if the connection is gone (the req is
+ * freed all the same), -CLINK_EFRAMETOOBIG (the caller gets an error frame).
+ * On any other thread (e.g. in the callback of a call this handler made to
+ * another node) the answer is copied and handed to that worker, which sends
+ * it; returns 0 then, or without having taken the req: -CLINK_EAGAIN (that
+ * worker's inbox is full: try again), -CLINK_ENOMEM; or -CLINK_ESHUTDOWN (the
+ * node is stopping; the req goes with it).
  */
 CLINK_API CLINK_MUST_USE int clink_req_respond(struct clink_req *req, const struct iovec *iov, unsigned iovcnt);
 
