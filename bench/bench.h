@@ -85,9 +85,11 @@ struct cfg {
     unsigned concurrency, connections, workers, duration_ms, warmup_ms;
     unsigned storm_conns, idle_conns, hs_threads;
     int modes_plain, modes_tls, modes_ktls;
-    int scen_rpc, scen_throughput, scen_handshake, scen_storm, scen_pool, scen_ceiling, scen_memory;
+    int scen_rpc, scen_throughput, scen_handshake, scen_storm, scen_pool, scen_ceiling, scen_memory, scen_fanout;
     char stunnel_host[128];
     uint16_t stunnel_port;
+    char agg_host[128];
+    uint16_t agg_port;
     pid_t pids[MAX_TARGETS];
     int npids;
     FILE *jf;
@@ -103,10 +105,11 @@ struct cfg {
 
 /* What a measured phase of calls ran against. */
 struct call_spec {
-    const char *scenario; /* "rpc", "throughput", "pool" */
+    const char *scenario; /* "rpc", "throughput", "pool", "fanout" */
     enum clink_conn_mode mode;
-    int via_stunnel; /* dial the stunnel client instead of the targets */
-    int pooled;      /* through clink_pool_call instead of fixed connections */
+    int via_stunnel;    /* dial the stunnel client instead of the targets */
+    int via_aggregator; /* call the aggregator's fan-out method instead of the targets' echo */
+    int pooled;         /* through clink_pool_call instead of fixed connections */
     unsigned conns_per_target;
     int ntargets;     /* the first ntargets targets */
     unsigned callers; /* calls in flight */

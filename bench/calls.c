@@ -1,8 +1,9 @@
 /*
  * clink-bench: chains of calls for a measured time, over fixed connections
  * or through pools. rpc (echo: request and answer of the same size),
- * throughput (sink: the answer is empty, so bytes flow one way) and pool
- * (the same echo, direct vs pooled) all run here.
+ * throughput (sink: the answer is empty, so bytes flow one way), pool (the
+ * same echo, direct vs pooled) and fanout (the aggregator's method: echo on
+ * every leaf) all run here.
  */
 #include <pthread.h>
 #include <stdlib.h>
@@ -168,8 +169,12 @@ static int open_conns(struct cfg *cfg, const struct call_spec *sp, struct clink_
 {
     for (unsigned i = 0; i < n; i++) {
         int t = (int)(i % (unsigned)sp->ntargets);
-        struct clink_connect_opts o = {.host = sp->via_stunnel ? cfg->stunnel_host : cfg->hosts[t],
-                                       .port = sp->via_stunnel ? cfg->stunnel_port : cfg->ports[t],
+        struct clink_connect_opts o = {.host = sp->via_stunnel      ? cfg->stunnel_host
+                                               : sp->via_aggregator ? cfg->agg_host
+                                                                    : cfg->hosts[t],
+                                       .port = sp->via_stunnel      ? cfg->stunnel_port
+                                               : sp->via_aggregator ? cfg->agg_port
+                                                                    : cfg->ports[t],
                                        .expected_name = cfg->name,
                                        .mode = sp->mode,
                                        .user = sp->mode == CLINK_MODE_PLAIN && cfg->plain_user ? cfg->plain_user
@@ -220,7 +225,9 @@ int run_calls(struct cfg *cfg, const struct call_spec *sp, struct result *res)
             s->conn = conns[i % nconn];
             s->pool = pools[i % (unsigned)sp->ntargets];
             s->iov = (struct iovec){.iov_base = payload, .iov_len = sp->msg};
-            s->call = (struct clink_call){.method = r.one_way ? CLINK_TOOL_SINK : CLINK_TOOL_ECHO,
+            s->call = (struct clink_call){.method = r.one_way            ? CLINK_TOOL_SINK
+                                                    : sp->via_aggregator ? CLINK_TOOL_FANOUT
+                                                                         : CLINK_TOOL_ECHO,
                                           .iov = &s->iov,
                                           .iovcnt = 1,
                                           .timeout_ms = 30000,

@@ -286,6 +286,46 @@ static int run_pool_overhead(struct cfg *cfg)
     return failures;
 }
 
+/* fanout: calls to the aggregator, which asks every leaf and answers when all have: a query's path. */
+static int run_fanout(struct cfg *cfg)
+{
+    int failures = 0;
+    enum placement pl = use_placement(cfg, cfg->places[0]);
+    size_t sizes[2] = {64, 16384};
+    unsigned callers[2] = {1, cfg->concurrency};
+    for (int zi = 0; zi < 2; zi++) {
+        for (int ci = 0; ci < 2; ci++) {
+            struct call_spec sp = {.scenario = "fanout",
+                                   .mode = CLINK_MODE_TLS,
+                                   .via_aggregator = 1,
+                                   .conns_per_target = cfg->connections,
+                                   .ntargets = 1,
+                                   .callers = callers[ci],
+                                   .msg = sizes[zi]};
+            struct result r = {0};
+            progress(cfg, "fanout %zu B, %u callers", sp.msg, sp.callers);
+            int ret = run_calls(cfg, &sp, &r);
+            r.scenario = "fanout";
+            r.mode = "tls";
+            r.placement = placement_name(pl);
+            r.workers = cfg->workers;
+            if (ret < 0 && !r.skipped[0]) {
+                snprintf(r.skipped, sizeof(r.skipped), "%s", clink_strerror(ret));
+            }
+            snprintf(r.note, sizeof(r.note), "bench -> aggregator -> every leaf (echo) -> answer");
+            emit_json(cfg, &r);
+            if (r.skipped[0]) {
+                print_skipped(&r);
+                failures++;
+                continue;
+            }
+            print_row(&r, 0, NULL);
+            failures += r.failed > 0;
+        }
+    }
+    return failures;
+}
+
 static int run_storm_line(struct cfg *cfg)
 {
     CLINK_IGNORE(use_placement(cfg, PLACE_ANY));
@@ -402,9 +442,12 @@ static void usage(FILE *f)
                "                         --placement (repeat; the first must be the first target's)\n"
                "  --stunnel HOST:PORT    an stunnel client whose server side leads to the first target's\n"
                "                         plaintext port: throughput adds mode 'stunnel'\n"
+               "  --aggregator HOST:PORT a clink-node aggregator of the targets: the fanout scenario calls\n"
+               "                         its fan-out method (every leaf answers each call)\n"
                "What to run:\n"
                "  --modes LIST           plain,tls,ktls (default: all; a mode that cannot run says why)\n"
-               "  --scenarios LIST       ceiling,throughput,rpc,pool,handshake,storm,memory (default: all)\n"
+               "  --scenarios LIST       ceiling,throughput,rpc,pool,fanout,handshake,storm,memory\n"
+               "                         (default: all; fanout needs --aggregator)\n"
                "  --sizes LIST           throughput message sizes (default: 64,1024,16384,65536,262144,1048576)\n"
                "  --rpc-sizes LIST       rpc message sizes (default: 64,1024,16384,65536)\n"
                "  --callers LIST         rpc callers (calls in flight) for 64 B (default: 1,4,16,64,256)\n"
@@ -464,7 +507,8 @@ static int parse_count(const char *opt, const char *s, unsigned lo, unsigned hi,
     return 0;
 }
 
-static const char *const scen_names[] = {"ceiling", "throughput", "rpc", "pool", "handshake", "storm", "memory"};
+static const char *const scen_names[] = {"ceiling",   "throughput", "rpc",    "pool",
+                                         "handshake", "storm",      "memory", "fanout"};
 static const char *const place_names[] = {"any", "split", "same"};
 
 static int parse_args(int argc, char **argv, struct cfg *cfg)
@@ -477,6 +521,7 @@ static int parse_args(int argc, char **argv, struct cfg *cfg)
         {"storm-conns", required_argument, NULL, 'S'},
         {"idle-conns", required_argument, NULL, 'I'},
         {"stunnel", required_argument, NULL, 'X'},
+        {"aggregator", required_argument, NULL, 'A'},
         {"cert", required_argument, NULL, 'c'},
         {"key", required_argument, NULL, 'k'},
         {"ca", required_argument, NULL, 'a'},
@@ -540,9 +585,9 @@ static int parse_args(int argc, char **argv, struct cfg *cfg)
             cfg->modes_ktls = (bits & 4) != 0;
             break;
         case 's':
-            if ((bits = parse_names(optarg, scen_names, 7)) <= 0) {
+            if ((bits = parse_names(optarg, scen_names, 8)) <= 0) {
                 fprintf(stderr, "clink-bench: --scenarios: expected a list of ceiling, throughput, rpc, pool, "
-                                "handshake, storm, memory\n");
+                                "handshake, storm, memory, fanout\n");
                 return -1;
             }
             cfg->scen_ceiling = (bits & 1) != 0;
@@ -552,6 +597,7 @@ static int parse_args(int argc, char **argv, struct cfg *cfg)
             cfg->scen_handshake = (bits & 16) != 0;
             cfg->scen_storm = (bits & 32) != 0;
             cfg->scen_memory = (bits & 64) != 0;
+            cfg->scen_fanout = (bits & 128) != 0;
             break;
         case 'P': {
             char *copy = strdup(optarg), *save = NULL;
@@ -572,12 +618,17 @@ static int parse_args(int argc, char **argv, struct cfg *cfg)
             break;
         }
         case 'X':
-            if (clink_tool_hostport(optarg, cfg->stunnel_host, sizeof(cfg->stunnel_host), &cfg->stunnel_port) < 0 ||
-                cfg->stunnel_port == 0) {
-                fprintf(stderr, "clink-bench: --stunnel: expected HOST:PORT, got '%s'\n", optarg);
+        case 'A': {
+            int agg = ch == 'A';
+            if (clink_tool_hostport(optarg, agg ? cfg->agg_host : cfg->stunnel_host, sizeof(cfg->agg_host),
+                                    agg ? &cfg->agg_port : &cfg->stunnel_port) < 0 ||
+                (agg ? cfg->agg_port : cfg->stunnel_port) == 0) {
+                fprintf(stderr, "clink-bench: --%s: expected HOST:PORT, got '%s'\n", agg ? "aggregator" : "stunnel",
+                        optarg);
                 return -1;
             }
             break;
+        }
         case 'z':
         case 'r':
         case 'L': {
@@ -703,6 +754,7 @@ int main(int argc, char **argv)
                       .scen_pool = 1,
                       .scen_ceiling = 1,
                       .scen_memory = 1,
+                      .scen_fanout = 1,
                       .places = {PLACE_SPLIT, PLACE_SAME},
                       .nplaces = 2};
     if (parse_args(argc, argv, &cfg) < 0) {
@@ -762,6 +814,9 @@ int main(int argc, char **argv)
     }
     if (cfg.scen_pool && cfg.modes_tls) {
         failures += run_pool_overhead(&cfg);
+    }
+    if (cfg.scen_fanout && cfg.agg_port != 0 && cfg.modes_tls) {
+        failures += run_fanout(&cfg);
     }
     if (cfg.scen_handshake) {
         CLINK_IGNORE(run_handshake_scenario(&cfg, &failures));

@@ -3,8 +3,9 @@
 # certificates, start a local cluster (one aggregator, two leaves) over
 # mutually verified TLS on loopback, print the aggregator's pools and a
 # connection's status, run the benchmark (clink-bench dials the leaves with
-# the aggregator's identity), write results (JSON, a table, a plot) under
-# results/, and stop the cluster, leaving nothing running.
+# the aggregator's identity, and calls the aggregator's fan-out method, which
+# asks both leaves), write results (JSON, a table, a plot) under results/,
+# and stop the cluster, leaving nothing running.
 #
 #   scripts/main-job.sh [--quick] [--out DIR]
 set -euo pipefail
@@ -15,7 +16,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --quick) quick=--quick; shift ;;
     --out) out=$2; shift 2 ;;
-    -h|--help) sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "main-job: unknown argument '$1' (try --help)" >&2; exit 2 ;;
   esac
 done
@@ -100,7 +101,8 @@ user = root
 CONF
 rm -f "$out/agg1.port"
 "$bin/clink-node" --config "$out/agg1.cnf" --workers 1 --port-file "$out/agg1.port" 2>"$out/agg1.log" &
-pids+=($!)
+agg_pid=$!
+pids+=($agg_pid)
 for _ in $(seq 100); do [ -s "$out/agg1.port" ] && break; sleep 0.05; done
 [ -s "$out/agg1.port" ] || { echo "main-job: the aggregator did not start:"; cat "$out/agg1.log"; exit 1; }
 agg_port=$(cat "$out/agg1.port")
@@ -166,7 +168,8 @@ cat "$out/pools.txt"
 stage "benchmark"
 "$build/bench/clink-bench" $quick --target "127.0.0.1:${ports[0]}" --target "127.0.0.1:${ports[1]}" \
   --name localhost --cert "$pki/agg1.pem" --key "$pki/agg1-key.pem" --ca "$pki/ca.pem" --user root --plain-user baseline \
-  --workers 1 --json "$out/results.json" --measure-pid "${pids[0]}" --measure-pid "${pids[1]}" "${stunnel_args[@]}" |
+  --aggregator "127.0.0.1:$agg_port" --workers 1 --json "$out/results.json" \
+  --measure-pid "${pids[0]}" --measure-pid "${pids[1]}" --measure-pid "$agg_pid" "${stunnel_args[@]}" |
   tee "$out/table.txt"
 
 stage "plot"

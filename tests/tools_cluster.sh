@@ -1,7 +1,9 @@
 #!/bin/sh
 # A cluster from config files, end to end with real processes: two leaves
 # sharing a session ticket key file, an aggregator whose [leaf] sections make
-# its pools, clink-status --pools to read them; a leaf process is killed (its
+# its pools, clink-status --pools to read them; the aggregator's fan-out
+# method (through clink-bench) answers while both leaves are up and fails,
+# naming no wrong data, while one is down; a leaf process is killed (its
 # pool goes down) and started again (the pool comes back by itself, resuming
 # its TLS session with the shared ticket key).
 set -u
@@ -80,9 +82,22 @@ wait_for() {
 wait_for "^Pool leaf2: leaf 127.0.0.1:$port2, up" && grep -q "^Pool leaf1: leaf 127.0.0.1:$port1, up" "$t/s" &&
   grep -q "^  Connections: 1 open" "$t/s" && ok || { no "the aggregator's pools are up"; cat "$t/s" "$t/agg1.log"; }
 
+# fanout QUIET: the aggregator's fan-out method for 300 ms through clink-bench; results in $t/fan.json
+fanout() {
+  rm -f "$t/fan.json"
+  "$bin/bench/clink-bench" --target "127.0.0.1:$port1" --aggregator "127.0.0.1:$aport" --name localhost \
+    --cert "$t/agg1.pem" --key "$t/agg1-key.pem" --ca "$t/ca.pem" --scenarios fanout --modes tls \
+    --duration-ms 300 --warmup-ms 0 --concurrency 8 --json "$t/fan.json" >"$t/fan.out" 2>&1
+}
+fanout && [ "$(grep -c '"failed":0,' "$t/fan.json")" -eq 4 ] && ! grep -q '"ok":0,' "$t/fan.json" && ok ||
+  { no "fan-out answers while both leaves are up"; cat "$t/fan.out"; }
+
 kill -TERM "$leaf2_pid"; wait "$leaf2_pid" 2>/dev/null
 wait_for "^Pool leaf2: .*, down" && ok || { no "leaf2's pool goes down"; cat "$t/s"; }
 grep -q "^Pool leaf1: .*, up" "$t/s" && ok || no "leaf1 stays up"
+# Every fan-out call now fails (leaf2 is unavailable): counted as failed, none answered as if whole.
+! fanout && grep -q '"ok":0,' "$t/fan.json" && ! grep -q '"failed":0,' "$t/fan.json" && ok ||
+  { no "fan-out fails while a leaf is down"; cat "$t/fan.out"; }
 
 leaf_conf leaf2 "$port2"; start leaf2
 wait_for "^Pool leaf2: .*, up" && ok || { no "leaf2's pool comes back by itself"; cat "$t/s" "$t/leaf2.log"; }

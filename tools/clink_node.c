@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "clink/clink.h"
+#include "tools/fanout.h"
 #include "tools/methods.h"
 
 static void usage(FILE *f)
@@ -24,7 +25,9 @@ static void usage(FILE *f)
                "Run a clink node that answers the echo, status and sink methods over verified TLS\n"
                "(mutual: clients must present a certificate signed by the CA). SIGHUP reloads the\n"
                "certificate, key, CA bundle, CRL, accounts and ticket key files; on any error the node keeps the\n"
-               "ones in use and says why. SIGINT/SIGTERM shut it down gracefully.\n"
+               "ones in use and says why. SIGINT/SIGTERM shut it down gracefully. With [leaf NAME]\n"
+               "sections in --config it is an aggregator: it keeps a pool to each peer and answers the\n"
+               "fan-out method (method 5: the request to every leaf, the answer once all have answered).\n"
                "\n"
                "Options:\n"
                "  --config FILE        memsql.cnf-style file, [server] section (docs/config.md);\n"
@@ -270,8 +273,10 @@ int main(int argc, char **argv)
         return 1;
     }
     static struct clink_cluster *cluster;
+    static struct fanout_leaves *leaves;
     if (clink_node_register(node, CLINK_TOOL_ECHO, echo, NULL) < 0 ||
         clink_node_register(node, CLINK_TOOL_POOLS, pools, &cluster) < 0 ||
+        clink_node_register(node, CLINK_TOOL_FANOUT, fanout_handler, &leaves) < 0 ||
         clink_node_register(node, CLINK_TOOL_SINK, sink, NULL) < 0) {
         fprintf(stderr, "clink-node: cannot register methods\n");
         return 1;
@@ -319,7 +324,16 @@ int main(int argc, char **argv)
                 stop = 1;
             }
         }
+        struct fanout_leaves *lv = cl ? calloc(1, sizeof(*lv)) : NULL;
+        for (size_t i = 0; lv != NULL && i < cfg.npeers && lv->n < FANOUT_MAX_LEAVES; i++) {
+            struct clink_pool *p = cfg.peers[i].aggregator ? NULL : clink_cluster_pool(cl, cfg.peers[i].name);
+            if (p != NULL) {
+                snprintf(lv->names[lv->n], sizeof(lv->names[0]), "%s", cfg.peers[i].name);
+                lv->pools[lv->n++] = p;
+            }
+        }
         __atomic_store_n(&cluster, cl, __ATOMIC_RELEASE);
+        __atomic_store_n(&leaves, lv, __ATOMIC_RELEASE);
         fprintf(stderr, "clink-node: aggregator of %zu peer(s)\n", cfg.npeers);
     }
     if (port_file != NULL) {
@@ -350,6 +364,11 @@ int main(int argc, char **argv)
     clink_node_stats(node, &s);
     CLINK_IGNORE(clink_node_shutdown(node, drain_ms));
     /* After the workers stopped (no handler can read it); its connections are closed already. */
+    struct fanout_leaves *lv = __atomic_exchange_n(&leaves, NULL, __ATOMIC_ACQ_REL);
+    for (size_t i = 0; lv != NULL && i < lv->n; i++) {
+        clink_pool_release(lv->pools[i]);
+    }
+    free(lv);
     clink_cluster_free(__atomic_exchange_n(&cluster, NULL, __ATOMIC_ACQ_REL));
     fprintf(stderr, "clink-node: stopped: %llu connections accepted, %llu refused, %llu requests handled\n",
             (unsigned long long)s.conns_accepted, (unsigned long long)s.conns_refused,

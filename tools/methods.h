@@ -11,8 +11,9 @@
 
 #define CLINK_TOOL_ECHO 1 /* answers with the request payload */
 /* 2 was a status method: every node now answers CLINK_METHOD_STATUS itself. */
-#define CLINK_TOOL_SINK  3 /* answers with an empty payload (one-way streaming) */
-#define CLINK_TOOL_POOLS 4 /* an aggregator's pools: clink_cluster_status_format (text) */
+#define CLINK_TOOL_SINK   3 /* answers with an empty payload (one-way streaming) */
+#define CLINK_TOOL_POOLS  4 /* an aggregator's pools: clink_cluster_status_format (text) */
+#define CLINK_TOOL_FANOUT 5 /* an aggregator's query: echo on every leaf; answers with the first leaf's reply */
 
 /* Split "host:port" or "[v6]:port". Returns 0 or -1. host gets a NUL-terminated copy. */
 static inline int clink_tool_hostport(const char *s, char *host, size_t cap, uint16_t *port)
