@@ -84,6 +84,7 @@ struct cfg {
     int nplaces;
     unsigned concurrency, connections, workers, duration_ms, warmup_ms;
     unsigned storm_conns, idle_conns, hs_threads;
+    size_t window; /* throughput: bytes in flight per connection (callers = window / size, 1..concurrency) */
     int modes_plain, modes_tls, modes_ktls;
     int scen_rpc, scen_throughput, scen_handshake, scen_storm, scen_pool, scen_ceiling, scen_memory, scen_fanout;
     char stunnel_host[128];
