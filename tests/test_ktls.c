@@ -1,0 +1,366 @@
+/*
+ * kTLS key material, without a kernel: RFC 8448 vectors, the packing of the
+ * kernel's crypto-info structs, OpenSSL 3.0's own TLS 1.3 transmit
+ * crypto-info as an oracle, and a record sealed with our key and sequence
+ * number that a real OpenSSL peer must accept after the tickets went by.
+ */
+#include <criterion/criterion.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/ssl.h>
+#include <string.h>
+
+#include "tests/support/support.h"
+#include "transport/ktls.h"
+
+static size_t unhex(const char *s, uint8_t *out, size_t cap)
+{
+    size_t n = 0;
+    while (*s && n < cap) {
+        if (*s == ' ') {
+            s++;
+            continue;
+        }
+        unsigned v;
+        cr_assert_eq(sscanf(s, "%2x", &v), 1);
+        out[n++] = (uint8_t)v;
+        s += 2;
+    }
+    return n;
+}
+
+/* ---- RFC 8448 section 3 (simple 1-RTT handshake, TLS_AES_128_GCM_SHA256) ---- */
+
+Test(ktls, rfc8448_application_traffic_keys)
+{
+    const struct {
+        const char *secret, *key, *iv;
+    } v[] = {
+        {"a1 1a f9 f0 55 31 f8 56 ad 47 11 6b 45 a9 50 32 82 04 b4 f4 4b fb 6b 3a 4b 4f 1f 3f cb 63 16 43",
+         "9f 02 28 3b 6c 9c 07 ef c2 6b b9 f2 ac 92 e3 56", "cf 78 2b 88 dd 83 54 9a ad f1 e9 84"},
+        {"9e 40 64 6c e7 9a 7f 9d c0 5a f8 88 9b ce 65 52 87 5a fa 0b 06 df 00 87 f7 92 eb b7 c1 75 04 a5",
+         "17 42 2d da 59 6e d5 d9 ac d8 90 e3 c6 3f 50 51", "5b 78 92 3d ee 08 57 90 33 e5 23 d9"},
+    };
+    for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
+        uint8_t secret[32], key[16], iv[12], got_key[16], got_iv[12];
+        cr_assert_eq(unhex(v[i].secret, secret, sizeof(secret)), 32);
+        unhex(v[i].key, key, sizeof(key));
+        unhex(v[i].iv, iv, sizeof(iv));
+        cr_assert_eq(clink__tls13_expand_label(CLINK_TLS_AES_128_GCM_SHA256, secret, 32, "key", got_key, 16), 0);
+        cr_assert_eq(clink__tls13_expand_label(CLINK_TLS_AES_128_GCM_SHA256, secret, 32, "iv", got_iv, 12), 0);
+        cr_assert_arr_eq(got_key, key, 16, "vector %zu key", i);
+        cr_assert_arr_eq(got_iv, iv, 12, "vector %zu iv", i);
+
+        /* The same, packed for the kernel: salt = iv[0..4], iv = iv[4..12], rec_seq big-endian. */
+        struct clink__ktls_info info;
+        cr_assert_eq(clink__ktls_info(CLINK_TLS_AES_128_GCM_SHA256, secret, 32, 0x0102030405060708ull, &info), 0);
+        cr_assert_eq(info.len, sizeof(struct tls12_crypto_info_aes_gcm_128));
+        cr_assert_eq(info.u.base.version, TLS_1_3_VERSION);
+        cr_assert_eq(info.u.base.cipher_type, TLS_CIPHER_AES_GCM_128);
+        cr_assert_arr_eq(info.u.gcm128.key, key, 16);
+        cr_assert_arr_eq(info.u.gcm128.salt, iv, 4);
+        cr_assert_arr_eq(info.u.gcm128.iv, iv + 4, 8);
+        cr_assert_arr_eq(info.u.gcm128.rec_seq, "\x01\x02\x03\x04\x05\x06\x07\x08", 8);
+        clink__ktls_info_wipe(&info);
+        cr_assert_eq(info.len, 0);
+    }
+}
+
+Test(ktls, packing_of_the_other_two_suites)
+{
+    uint8_t s48[48], s32[32], key[32], iv[12];
+    memset(s48, 0x5a, sizeof(s48));
+    memset(s32, 0xa5, sizeof(s32));
+    struct clink__ktls_info info;
+
+    /* AES-256-GCM: SHA-384 secret, 32-byte key, same salt/iv split. */
+    cr_assert_eq(clink__ktls_info(CLINK_TLS_AES_256_GCM_SHA384, s48, 48, 2, &info), 0);
+    cr_assert_eq(clink__tls13_expand_label(CLINK_TLS_AES_256_GCM_SHA384, s48, 48, "key", key, 32), 0);
+    cr_assert_eq(clink__tls13_expand_label(CLINK_TLS_AES_256_GCM_SHA384, s48, 48, "iv", iv, 12), 0);
+    cr_assert_eq(info.len, sizeof(struct tls12_crypto_info_aes_gcm_256));
+    cr_assert_eq(info.u.base.cipher_type, TLS_CIPHER_AES_GCM_256);
+    cr_assert_arr_eq(info.u.gcm256.key, key, 32);
+    cr_assert_arr_eq(info.u.gcm256.salt, iv, 4);
+    cr_assert_arr_eq(info.u.gcm256.iv, iv + 4, 8);
+    cr_assert_arr_eq(info.u.gcm256.rec_seq, "\0\0\0\0\0\0\0\x02", 8);
+
+    /* ChaCha20-Poly1305: SHA-256, 32-byte key, the whole 12-byte IV, no salt. */
+    cr_assert_eq(clink__ktls_info(CLINK_TLS_CHACHA20_POLY1305_SHA256, s32, 32, 1, &info), 0);
+    cr_assert_eq(clink__tls13_expand_label(CLINK_TLS_CHACHA20_POLY1305_SHA256, s32, 32, "key", key, 32), 0);
+    cr_assert_eq(clink__tls13_expand_label(CLINK_TLS_CHACHA20_POLY1305_SHA256, s32, 32, "iv", iv, 12), 0);
+    cr_assert_eq(info.len, sizeof(struct tls12_crypto_info_chacha20_poly1305));
+    cr_assert_eq(info.u.base.cipher_type, TLS_CIPHER_CHACHA20_POLY1305);
+    cr_assert_arr_eq(info.u.chacha.key, key, 32);
+    cr_assert_arr_eq(info.u.chacha.iv, iv, 12);
+    cr_assert_arr_eq(info.u.chacha.rec_seq, "\0\0\0\0\0\0\0\x01", 8);
+
+    /* What is not a TLS 1.3 suite clink offers, or not a label, is refused. */
+    cr_assert_eq(clink__ktls_info(0x1304, s32, 32, 0, &info), -CLINK_EINVAL);
+    cr_assert_eq(clink__ktls_info(0xc02f, s32, 32, 0, &info), -CLINK_EINVAL);
+    char long_label[260];
+    memset(long_label, 'x', sizeof(long_label) - 1);
+    long_label[sizeof(long_label) - 1] = '\0';
+    cr_assert_eq(clink__tls13_expand_label(CLINK_TLS_AES_128_GCM_SHA256, s32, 32, long_label, key, 16), -CLINK_EINVAL);
+    cr_assert_eq(clink__tls13_expand_label(CLINK_TLS_AES_128_GCM_SHA256, s32, 0, "key", key, 16), -CLINK_EINVAL);
+}
+
+/* ---- a client and a server SSL in this process, over a BIO pair ---- */
+
+static struct ts_pki pki;
+
+static void setup(void)
+{
+    ts_pki_make(&pki);
+}
+
+static void teardown(void)
+{
+    ts_pki_remove(&pki);
+}
+
+struct side {
+    uint8_t secret[48]; /* this side's application traffic secret (write direction) */
+    size_t secret_len;
+    int app_out;      /* the write direction runs under application keys */
+    uint64_t rec_out; /* records written under them */
+    /* oracle: what OpenSSL handed to BIO_CTRL_SET_KTLS (TX), if it did */
+    uint8_t offered[sizeof(((struct clink__ktls_info *)0)->u)];
+    size_t offered_len;
+};
+static struct side server_side, client_side;
+
+static int hex_nibble(char c)
+{
+    return c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10;
+}
+
+/* The key log hands us each secret as hex, as clink's will (transport/tls.c). */
+static void keylog(const SSL *ssl, const char *line)
+{
+    struct side *s = SSL_is_server(ssl) ? &server_side : &client_side;
+    const char *want = SSL_is_server(ssl) ? "SERVER_TRAFFIC_SECRET_0 " : "CLIENT_TRAFFIC_SECRET_0 ";
+    if (strncmp(line, want, strlen(want)) != 0) {
+        return;
+    }
+    const char *hex = strrchr(line, ' ') + 1;
+    s->secret_len = strlen(hex) / 2;
+    for (size_t i = 0; i < s->secret_len; i++) {
+        s->secret[i] = (uint8_t)(hex_nibble(hex[2 * i]) << 4 | hex_nibble(hex[2 * i + 1]));
+    }
+    s->app_out = 1;
+    s->rec_out = 0;
+}
+
+/* Records are counted the way clink counts them: every header written once the direction is on application keys. */
+static void msg_cb(int write_p, int version, int content_type, const void *buf, size_t len, SSL *ssl, void *arg)
+{
+    (void)version;
+    (void)buf;
+    (void)len;
+    (void)arg;
+    struct side *s = SSL_is_server(ssl) ? &server_side : &client_side;
+    if (write_p && content_type == SSL3_RT_HEADER && s->app_out) {
+        s->rec_out++;
+    }
+}
+
+/*
+ * A filter BIO in front of the server's write side that answers the kTLS
+ * control call: the oracle. OpenSSL 3.0 keeps its number private (bio.h
+ * lists it in a comment); HAProxy defines it the same way.
+ */
+#define OSSL_BIO_CTRL_SET_KTLS 72
+static int oracle_write(BIO *b, const char *data, int len)
+{
+    return BIO_write(BIO_next(b), data, len);
+}
+
+static long oracle_ctrl(BIO *b, int cmd, long num, void *ptr)
+{
+    if (cmd == OSSL_BIO_CTRL_SET_KTLS) {
+        /*
+         * OpenSSL's struct starts with the kernel's crypto info (a union of
+         * the same structs as ours): keep it, and decline (stay in user space).
+         */
+        memcpy(server_side.offered, ptr, sizeof(server_side.offered));
+        server_side.offered_len = sizeof(server_side.offered);
+        return 0;
+    }
+    return BIO_ctrl(BIO_next(b), cmd, num, ptr);
+}
+
+static SSL_CTX *ctx(int server, const char *suite)
+{
+    SSL_CTX *c = SSL_CTX_new(server ? TLS_server_method() : TLS_client_method());
+    cr_assert_not_null(c);
+    SSL_CTX_set_min_proto_version(c, TLS1_3_VERSION);
+    cr_assert_eq(SSL_CTX_set_ciphersuites(c, suite), 1);
+    SSL_CTX_set_keylog_callback(c, keylog);
+    if (server) {
+        cr_assert_eq(SSL_CTX_use_certificate_chain_file(c, pki.node_cert), 1);
+        cr_assert_eq(SSL_CTX_use_PrivateKey_file(c, pki.node_key, SSL_FILETYPE_PEM), 1);
+        SSL_CTX_set_options(c, SSL_OP_ENABLE_KTLS);
+        SSL_CTX_set_num_tickets(c, 2); /* as clink's servers */
+    } else {
+        cr_assert_eq(SSL_CTX_load_verify_locations(c, pki.ca, NULL), 1);
+        SSL_CTX_set_verify(c, SSL_VERIFY_PEER, NULL);
+    }
+    return c;
+}
+
+struct pair {
+    SSL_CTX *sctx, *cctx;
+    SSL *s, *c;
+    BIO *sb, *cb; /* the two ends of the BIO pair */
+    BIO_METHOD *oracle;
+};
+
+static void pair_open(struct pair *p, const char *suite)
+{
+    memset(&server_side, 0, sizeof(server_side));
+    memset(&client_side, 0, sizeof(client_side));
+    p->sctx = ctx(1, suite);
+    p->cctx = ctx(0, suite);
+    p->s = SSL_new(p->sctx);
+    p->c = SSL_new(p->cctx);
+    cr_assert_eq(BIO_new_bio_pair(&p->sb, 1 << 17, &p->cb, 1 << 17), 1);
+    p->oracle = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_FILTER, "oracle");
+    BIO_meth_set_write(p->oracle, oracle_write);
+    BIO_meth_set_ctrl(p->oracle, oracle_ctrl);
+    BIO *f = BIO_new(p->oracle);
+    BIO_set_init(f, 1);
+    BIO_push(f, p->sb);
+    BIO_up_ref(p->sb); /* one reference each: ours, the oracle's chain, the SSL's read side */
+    BIO_up_ref(p->sb);
+    SSL_set_bio(p->s, p->sb, f); /* reads straight from the pair, writes through the oracle */
+    BIO_up_ref(p->cb);
+    SSL_set_bio(p->c, p->cb, p->cb);
+    SSL_set_msg_callback(p->s, msg_cb);
+    SSL_set_msg_callback(p->c, msg_cb);
+    cr_assert_eq(SSL_set1_host(p->c, "localhost"), 1);
+    SSL_set_accept_state(p->s);
+    SSL_set_connect_state(p->c);
+    int sdone = 0, cdone = 0;
+    for (int i = 0; i < 100 && !(sdone && cdone); i++) {
+        cdone = cdone || SSL_do_handshake(p->c) == 1;
+        sdone = sdone || SSL_do_handshake(p->s) == 1;
+    }
+    cr_assert(sdone && cdone, "handshake: %s", ERR_error_string(ERR_get_error(), NULL));
+    /* The client reads the tickets (SSL_read returns nothing else). */
+    char buf[16];
+    cr_assert_leq(SSL_read(p->c, buf, sizeof(buf)), 0);
+}
+
+static void pair_close(struct pair *p)
+{
+    SSL_free(p->s);
+    SSL_free(p->c);
+    BIO_free(p->cb); /* our references to the pair's ends */
+    BIO_free(p->sb);
+    SSL_CTX_free(p->sctx);
+    SSL_CTX_free(p->cctx);
+    BIO_meth_free(p->oracle);
+}
+
+static const struct {
+    const char *name;
+    uint16_t id;
+} suites[] = {
+    {"TLS_AES_128_GCM_SHA256", CLINK_TLS_AES_128_GCM_SHA256},
+    {"TLS_AES_256_GCM_SHA384", CLINK_TLS_AES_256_GCM_SHA384},
+    {"TLS_CHACHA20_POLY1305_SHA256", CLINK_TLS_CHACHA20_POLY1305_SHA256},
+};
+
+Test(ktls, openssl_offers_the_same_transmit_crypto_info, .init = setup, .fini = teardown)
+{
+    for (size_t i = 0; i < sizeof(suites) / sizeof(suites[0]); i++) {
+        struct pair p;
+        pair_open(&p, suites[i].name);
+        cr_assert_gt(server_side.offered_len, 0, "%s: OpenSSL did not offer kTLS", suites[i].name);
+        cr_assert_gt(server_side.secret_len, 0);
+        /* OpenSSL switches kTLS on at the key change, before the tickets: sequence 0. */
+        struct clink__ktls_info ours;
+        cr_assert_eq(clink__ktls_info(suites[i].id, server_side.secret, server_side.secret_len, 0, &ours), 0);
+        cr_assert_arr_eq(server_side.offered, &ours.u, ours.len, "%s: crypto info differs", suites[i].name);
+        pair_close(&p);
+    }
+}
+
+/* Seal one TLS 1.3 application-data record with the packed key material, as the kernel would. */
+static size_t seal(const struct clink__ktls_info *k, const char *text, uint8_t *out)
+{
+    const EVP_CIPHER *c;
+    const uint8_t *key, *seq;
+    uint8_t nonce[12];
+    switch (k->u.base.cipher_type) {
+    case TLS_CIPHER_AES_GCM_128:
+        c = EVP_aes_128_gcm();
+        key = k->u.gcm128.key;
+        memcpy(nonce, k->u.gcm128.salt, 4);
+        memcpy(nonce + 4, k->u.gcm128.iv, 8);
+        seq = k->u.gcm128.rec_seq;
+        break;
+    case TLS_CIPHER_AES_GCM_256:
+        c = EVP_aes_256_gcm();
+        key = k->u.gcm256.key;
+        memcpy(nonce, k->u.gcm256.salt, 4);
+        memcpy(nonce + 4, k->u.gcm256.iv, 8);
+        seq = k->u.gcm256.rec_seq;
+        break;
+    default:
+        c = EVP_chacha20_poly1305();
+        key = k->u.chacha.key;
+        memcpy(nonce, k->u.chacha.iv, 12);
+        seq = k->u.chacha.rec_seq;
+        break;
+    }
+    for (int i = 0; i < 8; i++) {
+        nonce[4 + i] ^= seq[i];
+    }
+    size_t n = strlen(text);
+    uint8_t inner[64];
+    memcpy(inner, text, n);
+    inner[n++] = SSL3_RT_APPLICATION_DATA; /* TLSInnerPlaintext: content, then its type */
+    size_t len = n + 16;
+    uint8_t hdr[5] = {SSL3_RT_APPLICATION_DATA, 3, 3, (uint8_t)(len >> 8), (uint8_t)len};
+    memcpy(out, hdr, 5);
+    EVP_CIPHER_CTX *x = EVP_CIPHER_CTX_new();
+    int outl = 0, fin = 0;
+    cr_assert_eq(EVP_EncryptInit_ex(x, c, NULL, key, nonce), 1);
+    cr_assert_eq(EVP_EncryptUpdate(x, NULL, &outl, hdr, 5), 1); /* additional data: the record header */
+    cr_assert_eq(EVP_EncryptUpdate(x, out + 5, &outl, inner, (int)n), 1);
+    cr_assert_eq(EVP_EncryptFinal_ex(x, out + 5 + outl, &fin), 1);
+    cr_assert_eq(EVP_CIPHER_CTX_ctrl(x, EVP_CTRL_AEAD_GET_TAG, 16, out + 5 + n), 1);
+    EVP_CIPHER_CTX_free(x);
+    return 5 + len;
+}
+
+Test(ktls, a_record_sealed_with_our_key_and_count_is_accepted_after_the_tickets, .init = setup, .fini = teardown)
+{
+    for (size_t i = 0; i < sizeof(suites) / sizeof(suites[0]); i++) {
+        for (int wrong = 0; wrong < 2; wrong++) {
+            struct pair p;
+            pair_open(&p, suites[i].name);
+            /* Two tickets went out under the server's application key: the kernel would continue at 2. */
+            cr_assert_eq(server_side.rec_out, 2, "%s: %llu records", suites[i].name,
+                         (unsigned long long)server_side.rec_out);
+            struct clink__ktls_info k;
+            uint64_t seq = server_side.rec_out + (uint64_t)wrong; /* wrong: one off, which must fail */
+            cr_assert_eq(clink__ktls_info(suites[i].id, server_side.secret, server_side.secret_len, seq, &k), 0);
+            uint8_t rec[128];
+            size_t n = seal(&k, "from the kernel", rec);
+            cr_assert_eq(BIO_write(p.sb, rec, (int)n), (int)n);
+            char buf[64] = "";
+            int got = SSL_read(p.c, buf, sizeof(buf) - 1);
+            if (!wrong) {
+                cr_assert_eq(got, 15, "%s: %s", suites[i].name, ERR_error_string(ERR_get_error(), NULL));
+                cr_assert_arr_eq(buf, "from the kernel", 15);
+            } else {
+                cr_assert_leq(got, 0, "%s: a record under the wrong sequence number was accepted", suites[i].name);
+                ERR_clear_error();
+            }
+            clink__ktls_info_wipe(&k);
+            pair_close(&p);
+        }
+    }
+}
