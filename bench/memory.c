@@ -141,11 +141,20 @@ int run_memory(struct cfg *cfg, enum clink_conn_mode mode, struct result *res)
                      res->kib_client);
         }
     }
+    struct clink_node_stats st0;
+    clink_node_stats(cfg->node, &st0);
     for (unsigned i = 0; i < n; i++) {
         if (o.conns[i]) {
             clink_conn_close(o.conns[i]);
         }
     }
+    /* Closing is asynchronous: wait until they are gone, so that the next measurement starts from a quiet heap. */
+    struct clink_node_stats st;
+    uint64_t end = now_ns() + 5000000000ull;
+    do {
+        usleep(10000);
+        clink_node_stats(cfg->node, &st);
+    } while (st.conns_open + o.ok > st0.conns_open && now_ns() < end);
     free(o.conns);
     free(dials);
     pthread_cond_destroy(&o.cv);
