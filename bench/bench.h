@@ -83,7 +83,7 @@ struct cfg {
     enum placement places[3];
     int nplaces;
     unsigned concurrency, connections, workers, duration_ms, warmup_ms;
-    unsigned storm_conns, idle_conns, hs_threads;
+    unsigned storm_conns, idle_conns, hs_inflight;
     size_t window; /* throughput: bytes in flight per connection (callers = window / size, 1..concurrency) */
     int modes_plain, modes_tls, modes_ktls;
     int scen_rpc, scen_throughput, scen_handshake, scen_storm, scen_pool, scen_ceiling, scen_memory, scen_fanout;

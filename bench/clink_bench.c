@@ -469,7 +469,7 @@ static void usage(FILE *f)
                "                         window / size messages, from 2 per connection to --concurrency\n"
                "  --connections N        connections per target (default 2)\n"
                "  --workers N            client worker threads (default 2)\n"
-               "  --handshake-threads N  handshakes in flight at once in the handshake scenario (default 4)\n"
+               "  --handshakes N         handshakes in flight at once in the handshake scenario (default 4)\n"
                "  --storm-conns N        pooled connections in the restart storm (default 256)\n"
                "  --idle-conns N         idle connections in the memory scenario (default 5000)\n"
                "  --duration-ms N        measured time per result line (default 2000)\n"
@@ -547,7 +547,7 @@ static int parse_args(int argc, char **argv, struct cfg *cfg)
         {"concurrency", required_argument, NULL, 'C'},
         {"connections", required_argument, NULL, 'N'},
         {"workers", required_argument, NULL, 'w'},
-        {"handshake-threads", required_argument, NULL, 'H'},
+        {"handshakes", required_argument, NULL, 'H'},
         {"duration-ms", required_argument, NULL, 'd'},
         {"warmup-ms", required_argument, NULL, 'W'},
         {"window", required_argument, NULL, 'B'},
@@ -682,7 +682,7 @@ static int parse_args(int argc, char **argv, struct cfg *cfg)
                 {'C', "concurrency", 1, 4096, &cfg->concurrency, NULL},
                 {'N', "connections", 1, 64, &cfg->connections, NULL},
                 {'w', "workers", 1, 64, &cfg->workers, NULL},
-                {'H', "handshake-threads", 1, 16, &cfg->hs_threads, NULL},
+                {'H', "handshakes", 1, 64, &cfg->hs_inflight, NULL},
                 {'d', "duration-ms", 1, 600000, &cfg->duration_ms, &set_dur},
                 {'W', "warmup-ms", 0, 600000, &cfg->warmup_ms, &set_warm},
             };
@@ -763,7 +763,7 @@ int main(int argc, char **argv)
     struct cfg cfg = {.concurrency = 64,
                       .connections = 2,
                       .workers = 2,
-                      .hs_threads = 4,
+                      .hs_inflight = 4,
                       .window = 1u << 20,
                       .modes_plain = 1,
                       .modes_tls = 1,

@@ -89,7 +89,7 @@ static struct clink_node *start_node(const char *cert, const char *key, const ch
 /*
  * Dials run as chains, like a pool's: each completion closes the connection
  * and starts the next dial from the worker's callback, so no application
- * thread sits between dials (the bare loop has none either). cfg->hs_threads
+ * thread sits between dials (the bare loop has none either). cfg->hs_inflight
  * chains run at once: that many handshakes in flight.
  */
 struct dialers {
@@ -138,10 +138,10 @@ static void on_dialed(struct clink_conn *conn, int status, const char *reason, v
     }
 }
 
-/* Dial for the warm-up, then for the measured time, with cfg->hs_threads handshakes in flight. */
+/* Dial for the warm-up, then for the measured time, with cfg->hs_inflight handshakes in flight. */
 static void dial_for(struct cfg *cfg, struct dialers *d, struct result *res)
 {
-    unsigned n = cfg->hs_threads;
+    unsigned n = cfg->hs_inflight;
     struct chain *chains = calloc(n, sizeof(*chains));
     if (chains == NULL) {
         snprintf(res->skipped, sizeof(res->skipped), "out of memory");
