@@ -8,7 +8,9 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/ssl.h>
+#include <stdatomic.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "tests/support/support.h"
 #include "transport/ktls.h"
@@ -363,4 +365,187 @@ Test(ktls, a_record_sealed_with_our_key_and_count_is_accepted_after_the_tickets,
             pair_close(&p);
         }
     }
+}
+
+/* ---- on a kernel with kTLS (../shared/ktls-vm/run): real sockets, both ends clink ---- */
+
+static struct clink_tls_ctx *kt_tls;
+static atomic_int server_closed_status = 1;
+
+static void on_server_conn(struct clink_conn *conn, enum clink_conn_event ev, int status, void *user)
+{
+    (void)conn;
+    (void)user;
+    if (ev == CLINK_CONN_CLOSED) {
+        atomic_store(&server_closed_status, status);
+    }
+}
+
+static void kernel_setup(void)
+{
+    ts_pki_make(&pki);
+    kt_tls = ts_tls(pki.node_cert, pki.node_key, pki.ca);
+}
+
+static void kernel_teardown(void)
+{
+    clink_tls_ctx_free(kt_tls);
+    ts_pki_remove(&pki);
+}
+
+static struct clink_node *kt_node(enum clink_ktls_mode mode, int listen)
+{
+    struct clink_node_opts o = {.workers = 1, .tls = kt_tls, .ktls = mode, .on_conn = on_server_conn};
+    struct clink_node *n = ts_node_with(&o, listen ? ts_register_echo : NULL);
+    return n;
+}
+
+/* Skip unless this kernel has the tls ULP: these run in CI under ../shared/ktls-vm/run. */
+static void need_ktls(struct clink_node *n)
+{
+    struct clink_features f;
+    clink_node_features(n, &f);
+    if (!f.ktls) {
+        clink_node_free(n);
+        cr_skip_test("no kTLS on this kernel (run under ../shared/ktls-vm/run)");
+    }
+}
+
+static struct clink_conn *kt_dial(struct clink_node *cli, struct clink_node *srv, enum clink_ktls_mode mode)
+{
+    struct clink_connect_opts o = {
+        .host = "127.0.0.1", .port = clink_node_port(srv), .expected_name = "localhost", .ktls = mode};
+    struct clink_conn *c = NULL;
+    char err[256] = "";
+    int ret = clink_connect_sync(cli, &o, &c, err, sizeof(err));
+    cr_assert_eq(ret, 0, "connect: %s (%s)", err, clink_strerror(ret));
+    return c;
+}
+
+/* Echo sizes that cross record boundaries: 1 byte, one record, a record and a bit, many records. */
+static void echo_sizes(struct clink_conn *c)
+{
+    static const size_t sizes[] = {1, 100, 16384 - 16, 16384, 16385, 100000, 1u << 20};
+    uint8_t *buf = malloc(1u << 20);
+    for (size_t i = 0; i < (1u << 20); i++) {
+        buf[i] = (uint8_t)(i * 7 + 3);
+    }
+    for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
+        struct clink_msg r;
+        int ret = clink_call_sync(c, TS_ECHO, buf, sizes[k], ts_ms(20000), &r);
+        cr_assert_eq(ret, 0, "echo of %zu bytes: %s", sizes[k], clink_strerror(ret));
+        cr_assert_eq(r.len, sizes[k]);
+        cr_assert_arr_eq(r.data, buf, sizes[k], "echo of %zu bytes differs", sizes[k]);
+        clink_msg_free(&r);
+    }
+    free(buf);
+}
+
+Test(ktls_kernel, both_ends_offload_and_carry_every_size, .init = kernel_setup, .fini = kernel_teardown, .timeout = 120)
+{
+    struct clink_node *srv = kt_node(CLINK_KTLS_REQUIRED, 1);
+    need_ktls(srv);
+    struct clink_node *cli = kt_node(CLINK_KTLS_REQUIRED, 0);
+    struct clink_conn *c = kt_dial(cli, srv, CLINK_KTLS_DEFAULT);
+    echo_sizes(c);
+    struct clink_conn_status st;
+    cr_assert_eq(clink_conn_status(c, &st), 0);
+    cr_assert_eq(st.ktls_tx, CLINK_KTLS_ON, "%s", st.ktls_reason);
+    cr_assert_eq(st.ktls_rx, CLINK_KTLS_ON, "%s", st.ktls_reason);
+    /* The kernel's sequence numbers: every record since the keys were made, tickets included. */
+    cr_assert_gt(st.records_out, 64, "%llu", (unsigned long long)st.records_out);
+    cr_assert_gt(st.records_in, 64 + 2, "%llu", (unsigned long long)st.records_in);
+    struct clink_node_stats ss, cs;
+    clink_node_stats(srv, &ss);
+    clink_node_stats(cli, &cs);
+    cr_assert_eq(ss.ktls_offloaded, 1);
+    cr_assert_eq(cs.ktls_offloaded, 1);
+    cr_assert_eq(cs.ktls_fallbacks + ss.ktls_fallbacks, 0);
+
+    /* Orderly close under kTLS: close_notify goes out as an alert record, the server sees a clean end. */
+    clink_conn_close(c);
+    for (int i = 0; i < 500 && atomic_load(&server_closed_status) == 1; i++) {
+        usleep(10000);
+    }
+    cr_assert_eq(atomic_load(&server_closed_status), 0, "server saw: %s",
+                 clink_strerror(atomic_load(&server_closed_status)));
+    clink_node_free(cli);
+    clink_node_free(srv);
+}
+
+Test(ktls_kernel, one_end_in_the_kernel_talks_to_one_in_openssl, .init = kernel_setup, .fini = kernel_teardown,
+     .timeout = 120)
+{
+    /* The proof that keys and sequence numbers are right: the other end decrypts with OpenSSL itself. */
+    for (int kernel_side = 0; kernel_side < 2; kernel_side++) {
+        struct clink_node *srv = kt_node(kernel_side == 0 ? CLINK_KTLS_REQUIRED : CLINK_KTLS_DISABLED, 1);
+        need_ktls(srv);
+        struct clink_node *cli = kt_node(kernel_side == 1 ? CLINK_KTLS_REQUIRED : CLINK_KTLS_DISABLED, 0);
+        struct clink_conn *c = kt_dial(cli, srv, CLINK_KTLS_DEFAULT);
+        echo_sizes(c);
+        struct clink_conn_status st;
+        cr_assert_eq(clink_conn_status(c, &st), 0);
+        cr_assert_eq(st.ktls_tx, kernel_side == 1 ? CLINK_KTLS_ON : CLINK_KTLS_OFF);
+        clink_conn_close(c);
+        clink_node_free(cli);
+        clink_node_free(srv);
+    }
+}
+
+Test(ktls_kernel, tickets_read_before_the_switch_still_resume, .init = kernel_setup, .fini = kernel_teardown,
+     .timeout = 120)
+{
+    struct clink_node *srv = kt_node(CLINK_KTLS_REQUIRED, 1);
+    need_ktls(srv);
+    struct clink_node *cli = kt_node(CLINK_KTLS_REQUIRED, 0);
+    clink_conn_close(kt_dial(cli, srv, CLINK_KTLS_DEFAULT));
+    struct clink_conn *c = NULL;
+    for (int i = 0; i < 100; i++) { /* the tickets are filed as the first connection opens */
+        c = kt_dial(cli, srv, CLINK_KTLS_DEFAULT);
+        struct clink_conn_status st;
+        cr_assert_eq(clink_conn_status(c, &st), 0);
+        if (st.resumed) {
+            cr_assert_eq(st.ktls_rx, CLINK_KTLS_ON, "%s", st.ktls_reason);
+            break;
+        }
+        clink_conn_close(c);
+        c = NULL;
+        usleep(10000);
+    }
+    cr_assert_not_null(c, "no connection resumed");
+    echo_sizes(c);
+    clink_conn_close(c);
+    clink_node_free(cli);
+    clink_node_free(srv);
+}
+
+Test(ktls_kernel, required_fails_closed_where_the_kernel_has_no_ktls, .init = kernel_setup, .fini = kernel_teardown)
+{
+    struct clink_node *srv = kt_node(CLINK_KTLS_AUTO, 1);
+    struct clink_features f;
+    clink_node_features(srv, &f);
+    if (f.ktls) {
+        clink_node_free(srv);
+        cr_skip_test("this kernel has kTLS: the refusal is tested where it has not");
+    }
+    struct clink_node *cli = kt_node(CLINK_KTLS_AUTO, 0);
+    struct clink_connect_opts o = {
+        .host = "127.0.0.1", .port = clink_node_port(srv), .expected_name = "localhost", .ktls = CLINK_KTLS_REQUIRED};
+    struct clink_conn *c = NULL;
+    char err[256] = "";
+    cr_assert_eq(clink_connect_sync(cli, &o, &c, err, sizeof(err)), -CLINK_EKTLS);
+    cr_assert(strstr(err, "no kTLS") != NULL, "%s", err);
+    /* AUTO on the same host: user-space TLS, counted and said. */
+    o.ktls = CLINK_KTLS_AUTO;
+    cr_assert_eq(clink_connect_sync(cli, &o, &c, err, sizeof(err)), 0, "%s", err);
+    struct clink_conn_status st;
+    cr_assert_eq(clink_conn_status(c, &st), 0);
+    cr_assert_eq(st.ktls_rx, CLINK_KTLS_OFF);
+    cr_assert(strstr(st.ktls_reason, "no kTLS") != NULL, "%s", st.ktls_reason);
+    struct clink_node_stats cs;
+    clink_node_stats(cli, &cs);
+    cr_assert_geq(cs.ktls_fallbacks, 1);
+    clink_conn_close(c);
+    clink_node_free(cli);
+    clink_node_free(srv);
 }

@@ -24,6 +24,7 @@
 
 #include "clink/accounts.h"
 #include "transport/frame.h"
+#include "transport/ktls.h"
 #include "transport/node_int.h"
 #include "transport/opening.h"
 
@@ -123,7 +124,7 @@ static void set_peer_str(struct clink_conn *c)
 /* Where frames go: staged for encryption (TLS) or straight to the socket buffer. */
 static struct clink__bytes *frame_out(struct clink_conn *c)
 {
-    return c->has_tls ? &c->ptx : &c->tx;
+    return c->has_tls && !c->ktls_tx ? &c->ptx : &c->tx; /* with kTLS TX the kernel encrypts what we send */
 }
 
 static int emit(struct clink_conn *c, uint8_t type, uint16_t method, uint64_t id, const struct iovec *iov,
@@ -218,7 +219,8 @@ static void release_pending(struct clink_conn *c)
 /* Encrypt staged frames into tx. Returns 0, or -1 after failing the connection. */
 static int encrypt_pending(struct clink_conn *c)
 {
-    while (c->has_tls && clink__bytes_len(&c->ptx) > 0) {
+    /* Waiting for kTLS TX: the staged frames go to the kernel as plaintext once OpenSSL's records have left. */
+    while (c->has_tls && !c->ktls_tx && !c->ktls_tx_pending && clink__bytes_len(&c->ptx) > 0) {
         size_t n = clink__bytes_len(&c->ptx);
         if (n > TLS_CHUNK * 4) {
             n = TLS_CHUNK * 4;
@@ -238,12 +240,17 @@ static int encrypt_pending(struct clink_conn *c)
     return 0;
 }
 
+static void ktls_try_tx(struct clink_conn *c);
+
 void clink__conn_flush(struct clink_conn *c)
 {
     if (c->state == CS_CLOSED || c->fd < 0) {
         return;
     }
     release_pending(c);
+    if (c->ktls_tx_pending) {
+        ktls_try_tx(c);
+    }
     if (encrypt_pending(c) < 0) {
         return;
     }
@@ -609,6 +616,7 @@ static void send_hello(struct clink_conn *c, uint16_t minv, uint16_t maxv)
 }
 
 static void hs_release(struct clink_conn *c);
+static void announce_open(struct clink_conn *c);
 
 static void became_open(struct clink_conn *c)
 {
@@ -617,8 +625,6 @@ static void became_open(struct clink_conn *c)
     c->state = CS_OPEN;
     c->exact = 0;
     clink__timers_del(&c->w->timers, &c->hs_timer);
-    STAT_ADD(c->w, conns_open, 1);
-    c->was_open = 1;
     /* Keep what does not change for status after close. */
     struct clink_conn_status *st = &c->cache;
     st->is_server = c->is_server;
@@ -636,9 +642,29 @@ static void became_open(struct clink_conn *c)
     } else {
         snprintf(st->verified, sizeof(st->verified), "none");
     }
-    snprintf(st->ktls_reason, sizeof(st->ktls_reason), "%s",
-             c->mode == CLINK_MODE_PLAIN ? "plaintext connection"
-                                         : "kTLS offload not implemented yet (user-space TLS)");
+    if (c->mode == CLINK_MODE_PLAIN) {
+        snprintf(st->ktls_reason, sizeof(st->ktls_reason), "plaintext connection");
+    } else if (c->ktls_mode == CLINK_KTLS_DISABLED) {
+        snprintf(st->ktls_reason, sizeof(st->ktls_reason), "kTLS disabled by configuration");
+        clink__tls_wipe_secrets(&c->tls);
+    } else {
+        /*
+         * At this record boundary, once the input that opened us is
+         * processed (on_recv): the application hears of the connection
+         * after that, so that REQUIRED can still refuse it.
+         */
+        c->ktls_try = 1;
+        snprintf(st->ktls_reason, sizeof(st->ktls_reason), "hand-over pending");
+        return;
+    }
+    announce_open(c);
+}
+
+/* Tell the application: calls may start (client: connect callback; server: CLINK_CONN_OPENED). */
+static void announce_open(struct clink_conn *c)
+{
+    STAT_ADD(c->w, conns_open, 1);
+    c->was_open = 1;
     atomic_store(&c->open, 1);
     if (c->is_server) {
         if (c->node->opts.on_conn) {
@@ -670,7 +696,7 @@ static void set_error(struct clink_conn *c, int err, const char *fmt, va_list ap
 static void close_now(struct clink_conn *c, int err, int keep_output)
 {
     int old = c->state;
-    int was_open = old >= CS_OPEN;
+    int was_open = c->was_open; /* announced to the application (a kTLS hand-over may still refuse it) */
     c->state = CS_CLOSING;
     hs_release(c);
     atomic_store(&c->open, 0);
@@ -698,7 +724,14 @@ static void close_now(struct clink_conn *c, int err, int keep_output)
     } else if (c->is_server && c->node->opts.on_conn) {
         c->node->opts.on_conn(c, CLINK_CONN_CLOSED, err, c->node->opts.on_conn_user);
     }
-    if (err == 0 && c->has_tls) {
+    if (c->ktls_tx_pending) {
+        /* Closing before the send side was handed over: OpenSSL keeps it, and says close_notify. */
+        c->ktls_tx_pending = 0;
+        clink__tls_wipe_secrets(&c->tls);
+    }
+    if (err == 0 && c->has_tls && c->ktls_tx) {
+        c->ktls_cn_pending = 1; /* sent as an alert record once the queued frames are out (finish_close) */
+    } else if (err == 0 && c->has_tls) {
         /* close_notify must follow the frames still staged (GOAWAY, last answers), not overtake them. */
         if (encrypt_pending(c) == 0) {
             clink__tls_close_notify(&c->tls);
@@ -795,10 +828,17 @@ static void maybe_finish_drain(struct clink_conn *c)
     }
 }
 
+static void ktls_send_close_notify(struct clink_conn *c);
+static void on_control_record(struct clink_conn *c, int res);
+
 static void finish_close(struct clink_conn *c)
 {
     if (c->send_armed || clink__bytes_len(&c->tx) > 0 || clink__bytes_len(&c->ptx) > 0) {
         return; /* the last bytes (close_notify, a refusal) go out first; on_send brings us back */
+    }
+    if (c->ktls_cn_pending && c->fd >= 0 && !c->shutdown_done) {
+        ktls_send_close_notify(c);
+        return;
     }
     if (!c->shutdown_done) {
         /* Shut the socket down through the ring: a pending recv then completes and we can close. */
@@ -1348,10 +1388,10 @@ static void on_input(struct clink_conn *c)
         case CS_HELLO:
         case CS_OPEN:
         case CS_DRAINING:
-            if (c->has_tls) {
+            if (c->has_tls && !c->ktls_rx) {
                 read_tls(c);
             } else {
-                dispatch(c, &c->rx);
+                dispatch(c, &c->rx); /* plaintext, or decrypted by the kernel */
             }
             break;
         default:
@@ -1439,10 +1479,17 @@ static void arm_recv(struct clink_conn *c)
     c->ops++;
 }
 
+static void ktls_begin(struct clink_conn *c);
+static void ktls_read_control(struct clink_conn *c);
+
 static void on_recv(struct clink_conn *c, int res)
 {
     c->recv_armed = 0;
     if (c->state >= CS_CLOSING) {
+        return;
+    }
+    if (res == -EIO && c->ktls_rx) {
+        ktls_read_control(c); /* a record that is not application data: read it with its type */
         return;
     }
     if (res <= 0) {
@@ -1466,6 +1513,9 @@ static void on_recv(struct clink_conn *c, int res)
     c->bytes_in += (uint64_t)res;
     STAT_ADD(c->w, bytes_in, (uint64_t)res);
     on_input(c);
+    if (c->ktls_try && c->state == CS_OPEN) {
+        ktls_begin(c); /* before the next recv: the kernel must see the stream from this record boundary */
+    }
     if (clink__bytes_len(&c->tx) > 0) {
         clink__mark_dirty(c); /* the TLS handshake writes through the BIO, not through emit() */
     }
@@ -1497,6 +1547,9 @@ static void on_send(struct clink_conn *c, int res)
         return;
     }
     give_back(c);
+    if (c->ktls_tx_pending) {
+        ktls_try_tx(c);
+    }
     clink__mark_dirty(c);
     if (c->recv_paused) {
         arm_recv(c);
@@ -1559,6 +1612,178 @@ static void on_connect(struct clink_conn *c, int res)
     arm_recv(c);
 }
 
+/* ---- kTLS: hand an open TLS 1.3 connection's record layer to the kernel ---- */
+
+/* Stay in user-space TLS for the direction(s) not handed over, and say why (REQUIRED: fail). */
+static void ktls_fallback(struct clink_conn *c, const char *why)
+{
+    c->ktls_try = 0;
+    c->ktls_tx_pending = 0;
+    clink__tls_wipe_secrets(&c->tls);
+    snprintf(c->cache.ktls_reason, sizeof(c->cache.ktls_reason), "%s%s", c->ktls_rx ? "send side: " : "", why);
+    STAT_ADD(c->w, ktls_fallbacks, c->ktls_rx ? 0 : 1);
+    STAT_ADD(c->w, ktls_rx_only, c->ktls_rx ? 1 : 0);
+    if (!c->w->ktls_logged) { /* once per worker: every connection counts, the log says it once */
+        c->w->ktls_logged = 1;
+        CLINK_CONN_LOG(c, c->ktls_mode == CLINK_KTLS_REQUIRED ? CLINK_LOG_WARN : CLINK_LOG_INFO,
+                       "%s: kTLS not used: %s (counted in ktls_fallbacks; status says why per connection)", c->peer_str,
+                       c->cache.ktls_reason);
+    }
+    if (c->ktls_mode == CLINK_KTLS_REQUIRED) {
+        fail_conn(c, -CLINK_EKTLS, "kTLS required: %s", c->cache.ktls_reason);
+    } else if (c->state == CS_OPEN && !c->was_open) {
+        announce_open(c);
+    }
+}
+
+/* Install one direction. Returns 0, or -1 with why. */
+static int ktls_install(struct clink_conn *c, int tx, char *why, size_t cap)
+{
+    struct clink__ktls_info info;
+    int ret = clink__tls_ktls_info(&c->tls, tx, &info);
+    if (ret < 0) {
+        snprintf(why, cap, "no TLS 1.3 traffic secret for the %s side", tx ? "send" : "receive");
+    } else {
+        ret = clink__ktls_install(c->fd, tx, &info, &c->ktls_ulp, why, cap);
+    }
+    clink__ktls_info_wipe(&info);
+    return ret < 0 ? -1 : 0;
+}
+
+/*
+ * RX first, at the record boundary where the connection opened: the client
+ * has read the server's tickets and HELLO, the server the client's HELLO,
+ * each through OpenSSL with exact-length reads, so nothing beyond that
+ * record has left the socket. Then TX, once OpenSSL's last records are out.
+ */
+static void ktls_begin(struct clink_conn *c)
+{
+    c->ktls_try = 0;
+    char why[96];
+    if (!c->node->ktls_ulp) {
+        ktls_fallback(c, "this kernel offers no kTLS (no 'tls' in tcp_available_ulp)");
+        return;
+    }
+    if (!clink__tls_rx_idle(&c->tls) || clink__bytes_len(&c->prx) > 0) {
+        ktls_fallback(c, "bytes past the hand-over point were already read");
+        return;
+    }
+    if (ktls_install(c, 0, why, sizeof(why)) < 0) {
+        ktls_fallback(c, why);
+        return;
+    }
+    c->ktls_rx = 1;
+    c->cache.ktls_rx = CLINK_KTLS_ON;
+    c->ktls_tx_pending = 1;
+    ktls_try_tx(c);
+    if (c->state == CS_OPEN && !c->was_open) {
+        announce_open(c);
+    }
+}
+
+static void ktls_try_tx(struct clink_conn *c)
+{
+    if (!c->ktls_tx_pending || c->send_armed || clink__bytes_len(&c->tx) > 0 || clink__bytes_len(&c->txf) > 0) {
+        return;
+    }
+    c->ktls_tx_pending = 0;
+    char why[96];
+    if (ktls_install(c, 1, why, sizeof(why)) < 0) {
+        ktls_fallback(c, why); /* RX stays with the kernel, OpenSSL keeps sending: a valid mix */
+        return;
+    }
+    c->ktls_tx = 1;
+    c->cache.ktls_tx = CLINK_KTLS_ON;
+    c->cache.ktls_reason[0] = '\0';
+    clink__tls_wipe_secrets(&c->tls);
+    STAT_ADD(c->w, ktls_offloaded, 1);
+    /* What was staged while we waited is plaintext for the kernel to encrypt: it becomes the output (tx is empty). */
+    struct clink__bytes tmp = c->tx;
+    c->tx = c->ptx;
+    c->ptx = tmp;
+    clink__mark_dirty(c);
+}
+
+static void ktls_read_control(struct clink_conn *c)
+{
+    memset(&c->ktls_msg, 0, sizeof(c->ktls_msg));
+    c->ktls_iov = (struct iovec){.iov_base = c->ktls_ctl, .iov_len = sizeof(c->ktls_ctl)};
+    c->ktls_msg.msg_iov = &c->ktls_iov;
+    c->ktls_msg.msg_iovlen = 1;
+    c->ktls_msg.msg_control = c->ktls_cmsg.buf;
+    c->ktls_msg.msg_controllen = sizeof(c->ktls_cmsg.buf);
+    struct io_uring_sqe *sqe = clink__sqe(c->w);
+    io_uring_prep_recvmsg(sqe, c->fd, &c->ktls_msg, 0);
+    io_uring_sqe_set_data(sqe, tag(c, OP_RECVMSG));
+    c->recv_armed = 1; /* no other recv while this one is out */
+    c->ops++;
+}
+
+/* A control record under kTLS RX: close_notify ends the connection, any other alert or a KeyUpdate aborts it. */
+static void on_control_record(struct clink_conn *c, int res)
+{
+    c->recv_armed = 0;
+    if (c->state >= CS_CLOSING) {
+        return;
+    }
+    if (res < 0) {
+        fail_conn(c, res, "recvmsg from %s: %s", c->peer_str, clink_strerror(res));
+        return;
+    }
+    struct cmsghdr *cm = CMSG_FIRSTHDR(&c->ktls_msg);
+    if (res == 0 || (c->ktls_msg.msg_flags & MSG_CTRUNC) || cm == NULL || cm->cmsg_level != SOL_TLS ||
+        cm->cmsg_type != TLS_GET_RECORD_TYPE || cm->cmsg_len < CMSG_LEN(1)) {
+        fail_conn(c, res == 0 ? -CLINK_ECLOSED : -CLINK_ETLS, "%s: %s", c->peer_str,
+                  res == 0 ? "closed the connection without close_notify" : "unreadable kTLS control record");
+        return;
+    }
+    uint8_t type = *CMSG_DATA(cm);
+    if (type == 21 && res >= 2 && c->ktls_ctl[1] == 0) { /* alert: close_notify */
+        c->tls.orderly = 1;
+        if (c->state == CS_DRAINING && c->calls.count == 0) {
+            close_now(c, 0, 1);
+        } else {
+            fail_conn(c, -CLINK_ECLOSED, "peer closed the connection (close_notify)");
+        }
+        return;
+    }
+    if (type == 21) {
+        fail_conn(c, -CLINK_ETLS, "peer sent TLS alert %u", res >= 2 ? c->ktls_ctl[1] : 0u);
+        return;
+    }
+    if (type == 22 && res >= 1 && c->ktls_ctl[0] == 4) { /* a late NewSessionTicket: not for us to keep */
+        arm_recv(c);
+        return;
+    }
+    if (type == 22 && res >= 1 && c->ktls_ctl[0] == 24) {
+        fail_conn(c, -CLINK_ETLS, "peer sent a TLS KeyUpdate, which a kTLS socket on this kernel cannot follow");
+        return;
+    }
+    fail_conn(c, -CLINK_EPROTO, "unexpected TLS record type %u under kTLS", type);
+}
+
+/* close_notify, as the kernel sends it: an alert record (warning, close_notify). */
+static void ktls_send_close_notify(struct clink_conn *c)
+{
+    static uint8_t alert[2] = {1, 0};
+    memset(&c->ktls_msg, 0, sizeof(c->ktls_msg));
+    c->ktls_iov = (struct iovec){.iov_base = alert, .iov_len = sizeof(alert)};
+    c->ktls_msg.msg_iov = &c->ktls_iov;
+    c->ktls_msg.msg_iovlen = 1;
+    c->ktls_msg.msg_control = c->ktls_cmsg.buf;
+    c->ktls_msg.msg_controllen = sizeof(c->ktls_cmsg.buf);
+    struct cmsghdr *cm = CMSG_FIRSTHDR(&c->ktls_msg);
+    cm->cmsg_level = SOL_TLS;
+    cm->cmsg_type = TLS_SET_RECORD_TYPE;
+    cm->cmsg_len = CMSG_LEN(1);
+    *CMSG_DATA(cm) = 21;
+    struct io_uring_sqe *sqe = clink__sqe(c->w);
+    io_uring_prep_sendmsg(sqe, c->fd, &c->ktls_msg, MSG_NOSIGNAL);
+    io_uring_sqe_set_data(sqe, tag(c, OP_SENDMSG));
+    c->send_armed = 1;
+    c->ops++;
+}
+
 void clink__conn_complete(struct clink_worker *w, struct clink_conn *c, int op, int res)
 {
     (void)w;
@@ -1574,6 +1799,13 @@ void clink__conn_complete(struct clink_worker *w, struct clink_conn *c, int op, 
         on_connect(c, res);
         break;
     case OP_SHUTDOWN:
+        break;
+    case OP_RECVMSG:
+        on_control_record(c, res);
+        break;
+    case OP_SENDMSG:
+        c->send_armed = 0;
+        c->ktls_cn_pending = 0; /* sent or not, the connection is closing */
         break;
     case OP_CLOSE:
         closed(c);
@@ -1596,6 +1828,7 @@ void clink__conn_adopt(struct clink_worker *w, int fd)
     socklen_t sl = sizeof(c->peer);
     CLINK_IGNORE(getpeername(fd, (struct sockaddr *)&c->peer, &sl) < 0);
     set_peer_str(c);
+    c->ktls_mode = c->node->opts.ktls ? c->node->opts.ktls : CLINK_KTLS_AUTO;
     int one = 1;
     CLINK_IGNORE(setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0);
     /* The server speaks first (docs/protocol.md, "Opening"); native clients have already sent theirs. */
@@ -1704,6 +1937,7 @@ void clink__conn_dial(struct clink_worker *w, struct clink__msg_connect *m)
     c->verify = m->verify;
     c->login = m->login;
     c->no_resume = m->no_resume;
+    c->ktls_mode = m->opts.ktls ? m->opts.ktls : c->node->opts.ktls ? c->node->opts.ktls : CLINK_KTLS_AUTO;
     c->has_password = m->has_password;
     snprintf(c->login_user, sizeof(c->login_user), "%s", m->login_user);
     memcpy(c->password, m->password, sizeof(c->password));
@@ -1739,6 +1973,14 @@ void clink__conn_fill_status(struct clink_conn *c, struct clink_conn_status *st)
         if (c->has_tls) {
             st->records_in = c->tls.rec_in;
             st->records_out = c->tls.rec_out;
+            /* Once the kernel has a direction, it counts: its sequence number is the records sent under the key. */
+            uint64_t seq;
+            if (c->ktls_rx && clink__ktls_rec_seq(c->fd, 0, &seq) == 0) {
+                st->records_in = seq;
+            }
+            if (c->ktls_tx && clink__ktls_rec_seq(c->fd, 1, &seq) == 0) {
+                st->records_out = seq;
+            }
         }
         st->last_error = c->err;
         snprintf(st->last_error_text, sizeof(st->last_error_text), "%s", c->errtext);

@@ -1,9 +1,13 @@
 #include "transport/ktls.h"
 
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/kdf.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "clink/error.h"
@@ -117,4 +121,55 @@ int clink__ktls_info(uint16_t suite, const uint8_t *secret, size_t secret_len, u
 void clink__ktls_info_wipe(struct clink__ktls_info *info)
 {
     OPENSSL_cleanse(info, sizeof(*info));
+}
+
+#ifndef SOL_TLS
+#define SOL_TLS 282
+#endif
+#ifndef TCP_ULP
+#define TCP_ULP 31
+#endif
+
+int clink__ktls_install(int fd, int tx, const struct clink__ktls_info *info, int *ulp_done, char *why, size_t cap)
+{
+    if (!*ulp_done) {
+        if (setsockopt(fd, IPPROTO_TCP, TCP_ULP, "tls", sizeof("tls")) < 0) {
+            int e = errno;
+            snprintf(why, cap, "%s", e == ENOENT ? "the kernel has no tls module (ENOENT)" : strerror(e));
+            return -e;
+        }
+        *ulp_done = 1;
+    }
+    if (setsockopt(fd, SOL_TLS, tx ? TLS_TX : TLS_RX, &info->u, info->len) < 0) {
+        int e = errno;
+        snprintf(why, cap, "setsockopt(TLS_%s): %s", tx ? "TX" : "RX", strerror(e));
+        return -e;
+    }
+    return 0;
+}
+
+int clink__ktls_rec_seq(int fd, int tx, uint64_t *seq)
+{
+    /* The kernel answers the bare header, then wants the cipher's exact struct size. */
+    struct clink__ktls_info info;
+    socklen_t len = sizeof(info.u.base);
+    if (getsockopt(fd, SOL_TLS, tx ? TLS_TX : TLS_RX, &info.u, &len) < 0) {
+        return -errno;
+    }
+    len = info.u.base.cipher_type == TLS_CIPHER_AES_GCM_128   ? sizeof(info.u.gcm128)
+          : info.u.base.cipher_type == TLS_CIPHER_AES_GCM_256 ? sizeof(info.u.gcm256)
+                                                              : sizeof(info.u.chacha);
+    if (getsockopt(fd, SOL_TLS, tx ? TLS_TX : TLS_RX, &info.u, &len) < 0) {
+        return -errno;
+    }
+    const unsigned char *rs = info.u.base.cipher_type == TLS_CIPHER_AES_GCM_128   ? info.u.gcm128.rec_seq
+                              : info.u.base.cipher_type == TLS_CIPHER_AES_GCM_256 ? info.u.gcm256.rec_seq
+                                                                                  : info.u.chacha.rec_seq;
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++) {
+        v = v << 8 | rs[i];
+    }
+    *seq = v;
+    clink__ktls_info_wipe(&info);
+    return 0;
 }

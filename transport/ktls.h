@@ -8,8 +8,9 @@
  * record sequence number into the kernel's tls12_crypto_info_* struct for
  * setsockopt(SOL_TLS, TLS_TX or TLS_RX).
  *
- * Pure functions: no socket is touched here. Secrets and the packed info are
- * wiped by the caller (clink__ktls_info_wipe) once installed or abandoned.
+ * The derivation and packing are pure functions; clink__ktls_install and
+ * clink__ktls_rec_seq touch the socket. Secrets and the packed info are
+ * wiped (clink__ktls_info_wipe) once installed or abandoned.
  */
 #ifndef CLINK_TRANSPORT_KTLS_H
 #define CLINK_TRANSPORT_KTLS_H
@@ -55,3 +56,15 @@ int clink__ktls_info(uint16_t suite, const uint8_t *secret, size_t secret_len, u
 void clink__ktls_info_wipe(struct clink__ktls_info *info);
 
 #endif
+
+/*
+ * Hand one direction of a connected TCP socket to the kernel: the "tls" ULP
+ * first (once per socket), then TLS_RX or TLS_TX. Returns 0, or -errno with
+ * why (e.g. "the kernel has no tls module (ENOENT)"). Install RX before TX:
+ * a socket whose RX could not be installed is untouched and stays in
+ * user-space TLS. Thread: the socket's owner.
+ */
+int clink__ktls_install(int fd, int tx, const struct clink__ktls_info *info, int *ulp_done, char *why, size_t cap);
+
+/* The kernel's record sequence number for one direction (getsockopt). Returns 0 or -errno. */
+int clink__ktls_rec_seq(int fd, int tx, uint64_t *seq);

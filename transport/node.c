@@ -364,6 +364,9 @@ void clink_node_stats(const struct clink_node *node, struct clink_node_stats *ou
         SUM(tls_reloads);
         SUM(handshakes_resumed);
         SUM(handshakes_deferred);
+        SUM(ktls_offloaded);
+        SUM(ktls_rx_only);
+        SUM(ktls_fallbacks);
 #undef SUM
     }
 }

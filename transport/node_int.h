@@ -44,6 +44,8 @@ enum clink__op {
     OP_CONNECT,
     OP_SHUTDOWN,
     OP_CLOSE,
+    OP_RECVMSG,  /* kTLS: a control record (its type comes in a cmsg) */
+    OP_SENDMSG,  /* kTLS: close_notify as an alert record */
     OP_ACCEPT,   /* ptr: worker */
     OP_EVENTFD,  /* ptr: worker */
     OP_MSG_WAKE, /* arrives on the target ring; ptr: target worker */
@@ -145,6 +147,7 @@ struct clink__stats {
     _Atomic uint64_t bytes_in, bytes_out, bytes_copied;
     _Atomic uint64_t inbox_full, protocol_errors, plaintext_fallbacks;
     _Atomic uint64_t logins_ok, logins_denied, tls_reloads, handshakes_resumed, handshakes_deferred;
+    _Atomic uint64_t ktls_offloaded, ktls_rx_only, ktls_fallbacks;
 };
 #define STAT_ADD(w, field, n)                                                                                          \
     atomic_store_explicit(&(w)->stats.field, atomic_load_explicit(&(w)->stats.field, memory_order_relaxed) + (n),      \
@@ -217,6 +220,26 @@ struct clink_conn {
     int has_tls;
     struct clink__tls tls;
 
+    /*
+     * kTLS (docs/ktls.md): the kernel owns a direction once installed. RX is
+     * installed when the connection opens, at a record boundary; TX once the
+     * ciphertext OpenSSL produced has left (frames wait, plaintext, in ptx).
+     */
+    enum clink_ktls_mode ktls_mode;
+    int ktls_try;         /* opened: hand over at the next record boundary */
+    int ktls_rx, ktls_tx; /* the kernel has the direction */
+    int ktls_tx_pending;  /* RX done, TX waits for the user-space ciphertext to leave */
+    int ktls_ulp;         /* TCP_ULP "tls" is set on the socket */
+    int ktls_cn_pending;  /* orderly close: close_notify still to send as an alert record */
+    int ktls_ctl_armed;   /* a recvmsg for a control record is in flight */
+    struct msghdr ktls_msg;
+    struct iovec ktls_iov;
+    union {
+        struct cmsghdr align;
+        uint8_t buf[CMSG_SPACE(1)];
+    } ktls_cmsg;
+    uint8_t ktls_ctl[64]; /* a control record's body (an alert is 2 bytes) */
+
     /* calls (ours) and requests (the peer's) */
     struct clink__idmap calls;
     struct clink_call *pend_head, *pend_tail; /* waiting for write-buffer room */
@@ -271,6 +294,7 @@ struct clink_worker {
     unsigned nconns;
     struct clink_conn *dirty;
     struct clink_req *free_reqs;
+    int ktls_logged;                                /* a kTLS fallback was logged (once per worker; all are counted) */
     struct clink_req *orphans;                      /* requests whose connection closed before the handler answered */
     unsigned handshaking;                           /* accepted connections between accept and HELLO */
     struct clink_conn *hs_wait_head, *hs_wait_tail; /* accepted, waiting for a handshake slot */

@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "clink/error.h"
+#include "transport/ktls.h"
 
 /* ---- the custom BIO: reads from t->in, writes to t->out ---- */
 
@@ -183,7 +184,6 @@ static void keylog_cb(const SSL *ssl, const char *line)
     if (t == NULL) {
         return;
     }
-    /* The secret itself is not kept here; OpenSSL wipes the line. */
     int client_dir = strncmp(line, "CLIENT_TRAFFIC_SECRET_0 ", 24) == 0;
     int server_dir = strncmp(line, "SERVER_TRAFFIC_SECRET_0 ", 24) == 0;
     if (client_dir || server_dir) {
@@ -195,6 +195,26 @@ static void keylog_cb(const SSL *ssl, const char *line)
             t->app_in = 1;
             t->rec_in = 0;
         }
+        /*
+         * The application traffic secret, kept (in binary) only until kTLS
+         * takes the direction over or is given up: clink__tls_wipe_secrets.
+         * OpenSSL wipes the line itself.
+         */
+        const char *hex = strrchr(line, ' ');
+        size_t n = hex ? strlen(hex + 1) / 2 : 0;
+        uint8_t *dst = ours ? t->secret_out : t->secret_in;
+        if (n == 0 || n > sizeof(t->secret_out)) {
+            return;
+        }
+        for (size_t i = 0; i < n; i++) {
+            unsigned v = 0;
+            for (int k = 0; k < 2; k++) {
+                char ch = hex[1 + 2 * i + (size_t)k];
+                v = v << 4 | (unsigned)(ch <= '9' ? ch - '0' : (ch | 0x20) - 'a' + 10);
+            }
+            dst[i] = (uint8_t)v;
+        }
+        *(ours ? &t->secret_out_len : &t->secret_in_len) = n;
     }
 }
 
@@ -592,6 +612,7 @@ void clink__tls_status(const struct clink__tls *t, struct clink_conn_status *st)
 
 void clink__tls_free(struct clink__tls *t)
 {
+    clink__tls_wipe_secrets(t);
     if (t->ssl == NULL) {
         return;
     }
@@ -608,4 +629,29 @@ void clink__tls_free(struct clink__tls *t)
     }
     SSL_free(t->ssl);
     t->ssl = NULL;
+}
+
+/* ---- kTLS hand-over ---- */
+
+int clink__tls_ktls_info(struct clink__tls *t, int tx, struct clink__ktls_info *out)
+{
+    const SSL_CIPHER *c = SSL_get_current_cipher(t->ssl);
+    size_t len = tx ? t->secret_out_len : t->secret_in_len;
+    if (c == NULL || len == 0 || SSL_version(t->ssl) != TLS1_3_VERSION) {
+        return -CLINK_EINVAL;
+    }
+    uint16_t suite = (uint16_t)(SSL_CIPHER_get_protocol_id(c) & 0xffff);
+    return clink__ktls_info(suite, tx ? t->secret_out : t->secret_in, len, tx ? t->rec_out : t->rec_in, out);
+}
+
+int clink__tls_rx_idle(const struct clink__tls *t)
+{
+    return SSL_has_pending(t->ssl) == 0 && clink__bytes_len(t->in) == 0;
+}
+
+void clink__tls_wipe_secrets(struct clink__tls *t)
+{
+    OPENSSL_cleanse(t->secret_in, sizeof(t->secret_in));
+    OPENSSL_cleanse(t->secret_out, sizeof(t->secret_out));
+    t->secret_in_len = t->secret_out_len = 0;
 }

@@ -52,6 +52,9 @@ struct clink__tls {
     int offered;       /* a ticket was offered */
     uint64_t sess_gen; /* the ticket cache's generation when this connection chose its context */
     int have_mark;     /* client: the peer chain was verified under `mark` (copied to the tickets it gets) */
+    /* application traffic secrets, kept until kTLS takes the direction over (clink__tls_wipe_secrets) */
+    uint8_t secret_in[48], secret_out[48];
+    size_t secret_in_len, secret_out_len;
     struct clink__tls_mark mark;
 };
 
@@ -93,5 +96,13 @@ void clink__tls_close_notify(struct clink__tls *t);
 void clink__tls_status(const struct clink__tls *t, struct clink_conn_status *st);
 
 void clink__tls_free(struct clink__tls *t);
+
+/* ---- kTLS hand-over (transport/ktls.h) ---- */
+struct clink__ktls_info;
+/* One direction's kernel crypto info: its secret, the suite, records so far under it. 0 or -CLINK_EINVAL. */
+int clink__tls_ktls_info(struct clink__tls *t, int tx, struct clink__ktls_info *out);
+/* 1 if OpenSSL holds no received bytes (a partial record, a record not yet read) and `in` is empty. */
+int clink__tls_rx_idle(const struct clink__tls *t);
+void clink__tls_wipe_secrets(struct clink__tls *t);
 
 #endif

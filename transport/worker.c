@@ -350,6 +350,8 @@ static void handle_cqe(struct clink_worker *w, struct io_uring_cqe *cqe)
     case OP_CONNECT:
     case OP_SHUTDOWN:
     case OP_CLOSE:
+    case OP_RECVMSG:
+    case OP_SENDMSG:
         clink__conn_complete(w, ptr, op, cqe->res);
         break;
     case OP_ACCEPT:

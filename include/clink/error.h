@@ -55,7 +55,8 @@ extern "C" {
     X(CLINK_ECONFIG, USAGE, "bad configuration")                                                                       \
     X(CLINK_ENOTSUP, USAGE, "not supported on this host")                                                              \
     X(CLINK_EHANDSHAKE_TIMEOUT, IO, "opening handshake timed out")                                                     \
-    X(CLINK_EINTERNAL, INTERNAL, "internal error")
+    X(CLINK_EINTERNAL, INTERNAL, "internal error")                                                                     \
+    X(CLINK_EKTLS, TLS, "kTLS offload required but not possible")
 
 enum clink_err {
     CLINK_EFIRST_ = 999,

@@ -65,6 +65,20 @@ enum clink_conn_event {
 };
 typedef void (*clink_conn_event_fn)(struct clink_conn *conn, enum clink_conn_event ev, int status, void *user);
 
+/*
+ * Kernel TLS offload: once a TLS 1.3 connection is open, the kernel encrypts
+ * and decrypts its records (io_uring then moves plaintext). Needs the "tls"
+ * ULP (Linux >= 5.11 for all three suites); without it, or when a
+ * connection cannot be handed over, it stays in user-space TLS: counted
+ * (ktls_fallbacks) and said in its status, never silently.
+ */
+enum clink_ktls_mode {
+    CLINK_KTLS_DEFAULT = 0, /* connect options: the node's; node options: AUTO */
+    CLINK_KTLS_AUTO,        /* offload where the kernel can */
+    CLINK_KTLS_DISABLED,    /* never: user-space TLS */
+    CLINK_KTLS_REQUIRED,    /* a connection that cannot be offloaded fails (-CLINK_EKTLS) */
+};
+
 /* Zero means default for every field. */
 struct clink_accounts;
 
@@ -95,6 +109,7 @@ struct clink_node_opts {
      * a client's TLS certificate (or allow_plaintext) is all it proves.
      */
     struct clink_accounts *accounts;
+    enum clink_ktls_mode ktls; /* for accepted connections and the default for dials; 0: AUTO */
 };
 
 extern CLINK_API const struct clink_node_opts clink_node_opts_default;
@@ -158,6 +173,9 @@ struct clink_node_stats {
     uint64_t tls_reloads;
     uint64_t handshakes_resumed;  /* of handshakes_ok: resumed from a ticket (both roles) */
     uint64_t handshakes_deferred; /* accepted connections that waited for a handshake slot */
+    uint64_t ktls_offloaded;      /* TLS connections whose two directions the kernel took over */
+    uint64_t ktls_rx_only;        /* ... whose receive side only (user-space TLS sends) */
+    uint64_t ktls_fallbacks;      /* TLS connections that stayed in user-space TLS (status says why) */
 };
 /* Thread: any (values may be a moment old). */
 CLINK_API void clink_node_stats(const struct clink_node *node, struct clink_node_stats *out);
@@ -178,7 +196,7 @@ struct clink_features {
     int defer_taskrun; /* IORING_SETUP_DEFER_TASKRUN accepted */
     int ext_arg;       /* IORING_FEAT_EXT_ARG (timeouts without an SQE) */
     int msg_ring;
-    int ktls; /* the kernel offers the "tls" ULP (not used yet) */
+    int ktls; /* the kernel offers the "tls" ULP: TLS 1.3 connections are handed to it (clink_ktls_mode) */
 };
 /* Thread: any, after start. */
 CLINK_API void clink_node_features(const struct clink_node *node, struct clink_features *out);
@@ -210,7 +228,8 @@ struct clink_connect_opts {
      */
     const char *user;
     const char *password;
-    int no_resume; /* 1: neither offer nor keep a session ticket (full handshake; for measurements) */
+    int no_resume;             /* 1: neither offer nor keep a session ticket (full handshake; for measurements) */
+    enum clink_ktls_mode ktls; /* 0: the node's */
 };
 
 /*
