@@ -42,6 +42,7 @@ enum key_id {
     K_WORKERS,
     K_HANDSHAKE_TIMEOUT_MS,
     K_MAX_FRAME,
+    K_KTLS,
     K_COUNT
 };
 
@@ -63,6 +64,7 @@ static const char *const key_names[K_COUNT] = {
     "workers",
     "handshake_timeout_ms",
     "max_frame",
+    "ktls",
 };
 
 static int fail(struct parse_state *st, const char *key, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -113,6 +115,19 @@ static int copy(struct parse_state *st, const char *key, char *dst, size_t cap, 
     }
     memcpy(dst, v, strlen(v) + 1);
     return 1;
+}
+
+/* ktls = auto | off | required: the values of enum clink_ktls_mode (transport.h). */
+static int parse_ktls(struct parse_state *st, const char *key, const char *where, const char *v, int *out)
+{
+    static const char *const names[] = {"", "auto", "off", "required"};
+    for (int i = 1; i < 4; i++) {
+        if (strcasecmp(v, names[i]) == 0) {
+            *out = i;
+            return 1;
+        }
+    }
+    return fail(st, key, "%s'%s' is not one of auto, off, required", where, v);
 }
 
 static int tls_version(struct parse_state *st, const char *v)
@@ -168,8 +183,8 @@ static int on_peer_key(struct parse_state *st, int aggregator, const char *pname
     } else if (p->aggregator != aggregator) {
         return fail(st, key, "'%s' is both a leaf and an aggregator", pname);
     }
-    static const char *const keys[] = {"host", "port", "ssl_server_name", "user", "ssl_mode"};
-    for (unsigned k = 0; k < 5; k++) {
+    static const char *const keys[] = {"host", "port", "ssl_server_name", "user", "ssl_mode", "ktls"};
+    for (unsigned k = 0; k < 6; k++) {
         unsigned *seen = &st->peer_seen[p - c->peers];
         if (strcmp(key, keys[k]) == 0 && (*seen & (1u << k))) {
             return fail(st, key, "[%s]: given twice", pname);
@@ -205,7 +220,12 @@ static int on_peer_key(struct parse_state *st, int aggregator, const char *pname
         return fail(st, key, "[%s]: '%s' is not one of DISABLED, PREFERRED, REQUIRED, VERIFY_CA, VERIFY_IDENTITY",
                     pname, value);
     }
-    return fail(st, key, "[%s]: unknown key (host, port, ssl_server_name, ssl_mode, user)", pname);
+    if (strcmp(key, "ktls") == 0) {
+        char where[80];
+        snprintf(where, sizeof(where), "[%.63s]: ", pname);
+        return parse_ktls(st, key, where, value, &p->ktls);
+    }
+    return fail(st, key, "[%s]: unknown key (host, port, ssl_server_name, ssl_mode, user, ktls)", pname);
 }
 
 static int on_key(void *user, const char *section, const char *name, const char *value)
@@ -305,6 +325,8 @@ static int on_key(void *user, const char *section, const char *name, const char 
         }
         c->max_frame = (uint32_t)x;
         return 1;
+    case K_KTLS:
+        return parse_ktls(st, key, "", value, &c->ktls);
     case K_COUNT:
         break;
     }

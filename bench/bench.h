@@ -60,17 +60,18 @@ struct result {
 /* What the closing summary compares, gathered as the scenarios run. 0: not measured. */
 struct summary {
     double ceiling_aes;
-    size_t thr_size;                             /* the throughput ratios' message size */
-    double thr_plain, thr_tls, thr_stunnel;      /* bytes/s, one connection */
-    double thr_gb_cpu_client, thr_gb_cpu_server; /* tls: CPU-seconds per GB on each side */
-    double rpc1_plain, rpc1_tls;                 /* p50 us, 64 B, one caller */
-    double rpc64_plain, rpc64_tls;               /* calls/s, 64 B, 64 callers */
-    const char *rpc_place;                       /* the placement of those four */
-    double hs_full, hs_resumed;                  /* per second, ECDSA */
-    double hs_bare_full, hs_bare_resumed;        /* clink per CPU-second / bare OpenSSL's, ECDSA */
+    size_t thr_size;                                  /* the throughput ratios' message size */
+    double thr_plain, thr_tls, thr_stunnel, thr_ktls; /* bytes/s, one connection */
+    double thr_gb_cpu_client, thr_gb_cpu_server;      /* tls: CPU-seconds per GB on each side */
+    double rpc1_plain, rpc1_tls;                      /* p50 us, 64 B, one caller */
+    double rpc64_plain, rpc64_tls;                    /* calls/s, 64 B, 64 callers */
+    const char *rpc_place;                            /* the placement of those four */
+    double hs_full, hs_resumed;                       /* per second, ECDSA */
+    double hs_bare_full, hs_bare_resumed;             /* clink per CPU-second / bare OpenSSL's, ECDSA */
     double pool_direct, pool_pooled;
     double mem_client, mem_server; /* KiB per idle TLS connection */
     unsigned mem_conns;
+    double mem_ktls_client, mem_ktls_server; /* KiB per idle kTLS connection (hosts with kTLS) */
 };
 
 struct cfg {
@@ -108,9 +109,10 @@ struct cfg {
 struct call_spec {
     const char *scenario; /* "rpc", "throughput", "pool", "fanout" */
     enum clink_conn_mode mode;
-    int via_stunnel;    /* dial the stunnel client instead of the targets */
-    int via_aggregator; /* call the aggregator's fan-out method instead of the targets' echo */
-    int pooled;         /* through clink_pool_call instead of fixed connections */
+    enum clink_ktls_mode ktls; /* this end's records: DISABLED (OpenSSL) or REQUIRED (the kernel) */
+    int via_stunnel;           /* dial the stunnel client instead of the targets */
+    int via_aggregator;        /* call the aggregator's fan-out method instead of the targets' echo */
+    int pooled;                /* through clink_pool_call instead of fixed connections */
     unsigned conns_per_target;
     int ntargets;     /* the first ntargets targets */
     unsigned callers; /* calls in flight */
@@ -120,7 +122,7 @@ int run_calls(struct cfg *cfg, const struct call_spec *spec, struct result *res)
 
 int run_handshake_scenario(struct cfg *cfg, int *failures);
 int run_storm(struct cfg *cfg, struct result *res);
-int run_memory(struct cfg *cfg, enum clink_conn_mode mode, struct result *res);
+int run_memory(struct cfg *cfg, enum clink_conn_mode mode, enum clink_ktls_mode ktls, struct result *res);
 
 /* util.c */
 double cpu_self_s(void);

@@ -134,7 +134,8 @@ static int open_pools(struct cfg *cfg, const struct call_spec *sp, struct clink_
                                     .pool = {.min_conns = sp->conns_per_target,
                                              .max_conns = sp->conns_per_target,
                                              .max_calls_per_conn = 1u << 20,
-                                             .max_waiting = 1u << 20}};
+                                             .max_waiting = 1u << 20,
+                                             .ktls = sp->ktls}};
     int ret = clink_cluster_new(&co, out);
     for (int t = 0; t < sp->ntargets && ret == 0; t++) {
         char name[24];
@@ -177,6 +178,7 @@ static int open_conns(struct cfg *cfg, const struct call_spec *sp, struct clink_
                                                                     : cfg->ports[t],
                                        .expected_name = cfg->name,
                                        .mode = sp->mode,
+                                       .ktls = sp->ktls,
                                        .user = sp->mode == CLINK_MODE_PLAIN && cfg->plain_user ? cfg->plain_user
                                                                                                : cfg->user};
         char err[256];

@@ -50,7 +50,7 @@ static void on_open(struct clink_conn *conn, int status, const char *reason, voi
     pthread_mutex_unlock(&o->mu);
 }
 
-int run_memory(struct cfg *cfg, enum clink_conn_mode mode, struct result *res)
+int run_memory(struct cfg *cfg, enum clink_conn_mode mode, enum clink_ktls_mode ktls, struct result *res)
 {
     unsigned n = cfg->idle_conns;
     pid_t server = cfg->npids > 0 ? cfg->pids[0] : 0;
@@ -67,6 +67,7 @@ int run_memory(struct cfg *cfg, enum clink_conn_mode mode, struct result *res)
     pthread_mutex_init(&o.mu, NULL);
     pthread_cond_init(&o.cv, NULL);
     usleep(200000);
+    malloc_trim(0); /* what earlier lines freed goes back to the kernel: this end's RSS growth is this mode's */
     struct mallinfo2 m0 = mallinfo2();
     long c0 = rss_kib(0), s0 = server ? rss_kib(server) : -1;
     uint64_t t0 = now_ns();
@@ -74,6 +75,7 @@ int run_memory(struct cfg *cfg, enum clink_conn_mode mode, struct result *res)
                                     .port = cfg->ports[0],
                                     .expected_name = cfg->name,
                                     .mode = mode,
+                                    .ktls = ktls,
                                     .user = mode == CLINK_MODE_PLAIN && cfg->plain_user ? cfg->plain_user : cfg->user};
     for (unsigned i = 0; i < n; i++) {
         pthread_mutex_lock(&o.mu);

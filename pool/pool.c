@@ -952,6 +952,7 @@ int clink_cluster_add(struct clink_cluster *cl, const struct clink_peer *peer)
         .timeout_ms = p->o.connect_timeout_ms,
         .user = peer->user ? p->user : NULL,
         .password = peer->password ? p->password : NULL,
+        .ktls = p->o.ktls,
     };
     pthread_mutex_lock(&cl->mu);
     int ret = cl->stop ? -CLINK_ESHUTDOWN : 0;

@@ -141,6 +141,8 @@ Test(config, bad_input_fails_with_line_key_and_reason)
         {"[server]\nssl_ca = missing.pem\n", "ssl_ca: cannot read /tmp/missing.pem"},
         {"[server]\nthis is not ini\n", ":2: syntax error"},
         {"[server]\nmax_frame = 10\n", "max_frame: '10'"},
+        {"[server]\nktls = sometimes\n", "ktls: 'sometimes' is not one of auto, off, required"},
+        {"[leaf l1]\nhost = a\nport = 1\nktls = on\n", "ktls: [l1]: 'on' is not one of auto, off, required"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         struct clink_config c;
@@ -308,4 +310,18 @@ Test(config, cluster_peers_from_leaf_and_aggregator_sections)
         cr_assert_eq(ret, -CLINK_ECONFIG, "case %zu accepted", i);
         cr_assert(strstr(err, cases[i].expect) != NULL, "case %zu: got '%s', want '%s'", i, err, cases[i].expect);
     }
+}
+
+Test(config, ktls_in_server_and_per_peer)
+{
+    struct clink_config c;
+    char err[512] = "";
+    const char *text = "[server]\nktls = required\n[leaf l1]\nhost = 10.0.0.1\nport = 3306\nktls = off\n"
+                       "[leaf l2]\nhost = 10.0.0.2\nport = 3306\n";
+    cr_assert_eq(clink_config_parse(text, "/", &c, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(c.ktls, CLINK_KTLS_REQUIRED);
+    cr_assert_eq(c.peers[0].ktls, CLINK_KTLS_DISABLED);
+    cr_assert_eq(c.peers[1].ktls, 0, "unset: the node's");
+    cr_assert_eq(clink_config_parse("[server]\n", "/", &c, NULL, 0), 0);
+    cr_assert_eq(c.ktls, 0, "unset: auto");
 }

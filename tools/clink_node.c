@@ -40,6 +40,8 @@ static void usage(FILE *f)
                "  --workers N          worker threads (default: one per CPU)\n"
                "  --allow-plaintext    also accept native plaintext clients on the same port\n"
                "  --tls12              allow TLS 1.2 as well as 1.3\n"
+               "  --ktls MODE          kernel TLS offload: auto (default: where the kernel can), off,\n"
+               "                       required (a connection that cannot be offloaded fails)\n"
                "  --port-file FILE     write the bound port there once listening\n"
                "  --drain-ms N         how long shutdown lets calls finish (default 2000)\n"
                "  -v, --verbose        log connections (repeat for debug)\n"
@@ -148,17 +150,25 @@ static unsigned parse_uint(const char *opt, const char *v, unsigned max)
 int main(int argc, char **argv)
 {
     static const struct option longopts[] = {
-        {"listen", required_argument, NULL, 'l'},   {"cert", required_argument, NULL, 'c'},
-        {"key", required_argument, NULL, 'k'},      {"ca", required_argument, NULL, 'a'},
-        {"workers", required_argument, NULL, 'w'},  {"allow-plaintext", no_argument, NULL, 'P'},
-        {"tls12", no_argument, NULL, '2'},          {"port-file", required_argument, NULL, 'f'},
-        {"drain-ms", required_argument, NULL, 'd'}, {"verbose", no_argument, NULL, 'v'},
-        {"help", no_argument, NULL, 'h'},           {"config", required_argument, NULL, 'F'},
-        {"accounts", required_argument, NULL, 'A'}, {NULL, 0, NULL, 0},
+        {"listen", required_argument, NULL, 'l'},
+        {"cert", required_argument, NULL, 'c'},
+        {"key", required_argument, NULL, 'k'},
+        {"ca", required_argument, NULL, 'a'},
+        {"workers", required_argument, NULL, 'w'},
+        {"allow-plaintext", no_argument, NULL, 'P'},
+        {"tls12", no_argument, NULL, '2'},
+        {"port-file", required_argument, NULL, 'f'},
+        {"drain-ms", required_argument, NULL, 'd'},
+        {"verbose", no_argument, NULL, 'v'},
+        {"help", no_argument, NULL, 'h'},
+        {"config", required_argument, NULL, 'F'},
+        {"accounts", required_argument, NULL, 'A'},
+        {"ktls", required_argument, NULL, 'K'},
+        {NULL, 0, NULL, 0},
     };
     const char *listen = NULL, *cert = NULL, *key = NULL, *ca = NULL, *port_file = NULL;
     unsigned workers = 0, drain_ms = 2000;
-    int allow_plain = 0, tls12 = 0, verbose = 0, ch;
+    int allow_plain = 0, tls12 = 0, verbose = 0, ch, ktls = 0;
     const char *config = NULL, *accounts_file = NULL;
     while ((ch = getopt_long(argc, argv, "vh", longopts, NULL)) != -1) {
         switch (ch) {
@@ -198,6 +208,16 @@ int main(int argc, char **argv)
         case 'A':
             accounts_file = optarg;
             break;
+        case 'K':
+            ktls = !strcmp(optarg, "auto")       ? CLINK_KTLS_AUTO
+                   : !strcmp(optarg, "off")      ? CLINK_KTLS_DISABLED
+                   : !strcmp(optarg, "required") ? CLINK_KTLS_REQUIRED
+                                                 : -1;
+            if (ktls < 0) {
+                fprintf(stderr, "clink-node: --ktls: expected auto, off or required, got '%s'\n", optarg);
+                return 2;
+            }
+            break;
         case 'h':
             usage(stdout);
             return 0;
@@ -224,6 +244,9 @@ int main(int argc, char **argv)
         }
         if (accounts_file == NULL && cfg.accounts_file[0]) {
             accounts_file = cfg.accounts_file;
+        }
+        if (ktls == 0) {
+            ktls = cfg.ktls;
         }
     }
     if (optind != argc || (config == NULL && (listen == NULL || cert == NULL || key == NULL || ca == NULL))) {
@@ -259,6 +282,7 @@ int main(int argc, char **argv)
         .allow_plaintext = allow_plain,
         .handshake_timeout_ms = cfg.handshake_timeout_ms,
         .max_frame = cfg.max_frame,
+        .ktls = (enum clink_ktls_mode)ktls,
         /* Warnings (refused logins and why) always; -v adds connections, -vv debug. */
         .log = clink_log_stderr,
         .log_level = verbose > 1 ? CLINK_LOG_DEBUG
@@ -311,13 +335,16 @@ int main(int argc, char **argv)
         }
         for (size_t i = 0; cl != NULL && i < cfg.npeers; i++) {
             const struct clink_config_peer *cp = &cfg.peers[i];
+            struct clink_pool_opts peer_pool;
             struct clink_peer peer = {.name = cp->name,
                                       .role = cp->aggregator ? CLINK_ROLE_AGGREGATOR : CLINK_ROLE_LEAF,
                                       .host = cp->host,
                                       .port = cp->port,
                                       .expected_name = cp->ssl_server_name[0] ? cp->ssl_server_name : NULL,
                                       .ssl_mode = (enum clink_ssl_mode)cp->ssl_mode,
-                                      .user = cp->user[0] ? cp->user : NULL};
+                                      .user = cp->user[0] ? cp->user : NULL,
+                                      .pool = &peer_pool};
+            peer_pool = (struct clink_pool_opts){.ktls = (enum clink_ktls_mode)cp->ktls}; /* 0 for the rest: defaults */
             if ((ret = clink_cluster_add(cl, &peer)) < 0) {
                 fprintf(stderr, "clink-node: [%s %s]: %s\n", cp->aggregator ? "aggregator" : "leaf", cp->name,
                         clink_strerror(ret));

@@ -1674,6 +1674,7 @@ static void ktls_begin(struct clink_conn *c)
     }
     c->ktls_rx = 1;
     c->cache.ktls_rx = CLINK_KTLS_ON;
+    clink__tls_drop_buffers(&c->tls);
     c->ktls_tx_pending = 1;
     ktls_try_tx(c);
     if (c->state == CS_OPEN && !c->was_open) {
@@ -1696,6 +1697,7 @@ static void ktls_try_tx(struct clink_conn *c)
     c->cache.ktls_tx = CLINK_KTLS_ON;
     c->cache.ktls_reason[0] = '\0';
     clink__tls_wipe_secrets(&c->tls);
+    clink__tls_drop_buffers(&c->tls);
     STAT_ADD(c->w, ktls_offloaded, 1);
     /* What was staged while we waited is plaintext for the kernel to encrypt: it becomes the output (tx is empty). */
     struct clink__bytes tmp = c->tx;

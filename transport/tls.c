@@ -649,6 +649,12 @@ int clink__tls_rx_idle(const struct clink__tls *t)
     return SSL_has_pending(t->ssl) == 0 && clink__bytes_len(t->in) == 0;
 }
 
+void clink__tls_drop_buffers(struct clink__tls *t)
+{
+    /* OpenSSL set up a read buffer for the next record when its last SSL_read wanted more; it is never used now. */
+    CLINK_IGNORE(SSL_free_buffers(t->ssl) != 1);
+}
+
 void clink__tls_wipe_secrets(struct clink__tls *t)
 {
     OPENSSL_cleanse(t->secret_in, sizeof(t->secret_in));

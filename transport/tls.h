@@ -104,5 +104,7 @@ int clink__tls_ktls_info(struct clink__tls *t, int tx, struct clink__ktls_info *
 /* 1 if OpenSSL holds no received bytes (a partial record, a record not yet read) and `in` is empty. */
 int clink__tls_rx_idle(const struct clink__tls *t);
 void clink__tls_wipe_secrets(struct clink__tls *t);
+/* Free OpenSSL's (empty) record buffers: the kernel has the record layer now. */
+void clink__tls_drop_buffers(struct clink__tls *t);
 
 #endif

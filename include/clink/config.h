@@ -38,6 +38,7 @@ struct clink_config_peer {
     char ssl_server_name[256]; /* the identity its certificate must carry; "" = host */
     int ssl_mode;              /* a clink_ssl_mode value (transport.h); 0 = VERIFY_IDENTITY */
     char user[65];             /* account to log in as; "" = none */
+    int ktls;                  /* ktls = auto | off | required: a clink_ktls_mode value; 0 = the node's */
 };
 
 struct clink_config {
@@ -61,6 +62,7 @@ struct clink_config {
     unsigned workers;              /* 0: one per CPU */
     uint32_t handshake_timeout_ms; /* 0: the transport default */
     uint32_t max_frame;            /* 0: the transport default */
+    int ktls;                      /* ktls = auto | off | required: a clink_ktls_mode value; 0 = auto */
     /* the cluster: peers in file order */
     struct clink_config_peer peers[CLINK_CONFIG_MAX_PEERS];
     size_t npeers;

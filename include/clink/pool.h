@@ -57,6 +57,7 @@ struct clink_pool_opts {
     uint64_t recycle_records;     /* recycle after this many TLS records in either direction; 0: 2^23 */
     uint32_t recycle_age_ms;      /* and after this age; 0: never */
     unsigned max_dials_in_flight; /* handshakes a pool runs at once (storm control); 0: 2 */
+    enum clink_ktls_mode ktls;    /* kernel TLS for this pool's connections; 0: the node's */
 };
 
 /* A peer of the cluster. Strings are copied. */
