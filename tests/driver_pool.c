@@ -93,24 +93,33 @@ int main(void)
     for (int t = 0; t < THREADS; t++) {
         pthread_create(&th[t], NULL, caller, &forever);
     }
-    usleep(100000);
-    clink_node_free(leaf);
-    usleep(100000);
-    struct clink_node_opts lo = {.workers = 2, .tls = tls, .handshake_timeout_ms = ts_ms(5000)};
-    TS_REQUIRE(clink_node_new(&lo, &leaf) == 0, "leaf again");
-    ts_register_echo(leaf);
-    TS_REQUIRE(clink_node_listen(leaf, "127.0.0.1", port) == 0, "listen again");
-    TS_REQUIRE(clink_node_start(leaf) == 0, "start again");
-    int before = atomic_load(&ok);
-    for (int i = 0; i < 200 && atomic_load(&ok) < before + 500; i++) {
-        usleep(20000);
+    /*
+     * Whether a call is on the wire at the instant the leaf goes is timing:
+     * up to three restarts, until one caught calls in flight (they must be
+     * retried) and the pool recovered from each.
+     */
+    int recovered = 1;
+    for (int round = 0; round < 3 && recovered && (round == 0 || s.retries == 0); round++) {
+        usleep(100000);
+        clink_node_free(leaf);
+        usleep(100000);
+        struct clink_node_opts lo = {.workers = 2, .tls = tls, .handshake_timeout_ms = ts_ms(5000)};
+        TS_REQUIRE(clink_node_new(&lo, &leaf) == 0, "leaf again");
+        ts_register_echo(leaf);
+        TS_REQUIRE(clink_node_listen(leaf, "127.0.0.1", port) == 0, "listen again");
+        TS_REQUIRE(clink_node_start(leaf) == 0, "start again");
+        int before = atomic_load(&ok);
+        for (int i = 0; i < 200 && atomic_load(&ok) < before + 500; i++) {
+            usleep(20000);
+        }
+        recovered = atomic_load(&ok) >= before + 500;
+        clink_pool_stats(pool, &s);
     }
     atomic_store(&stop, 1);
     for (int t = 0; t < THREADS; t++) {
         pthread_join(th[t], NULL);
     }
     clink_pool_stats(pool, &s);
-    int recovered = atomic_load(&ok) >= before + 500;
     printf("pool driver 2: leaf restarted under load: %d ok, %d failed, recovered %s, %llu resumed of %llu "
            "handshakes, %llu idempotent calls retried\n",
            atomic_load(&ok), atomic_load(&failed), recovered ? "yes" : "NO", (unsigned long long)s.handshakes_resumed,

@@ -1712,8 +1712,8 @@ static void ktls_read_control(struct clink_conn *c)
     c->ktls_iov = (struct iovec){.iov_base = c->ktls_ctl, .iov_len = sizeof(c->ktls_ctl)};
     c->ktls_msg.msg_iov = &c->ktls_iov;
     c->ktls_msg.msg_iovlen = 1;
-    c->ktls_msg.msg_control = c->ktls_cmsg.buf;
-    c->ktls_msg.msg_controllen = sizeof(c->ktls_cmsg.buf);
+    c->ktls_msg.msg_control = c->ktls_cmsg;
+    c->ktls_msg.msg_controllen = CMSG_SPACE(1);
     struct io_uring_sqe *sqe = clink__sqe(c->w);
     io_uring_prep_recvmsg(sqe, c->fd, &c->ktls_msg, 0);
     io_uring_sqe_set_data(sqe, tag(c, OP_RECVMSG));
@@ -1772,8 +1772,8 @@ static void ktls_send_close_notify(struct clink_conn *c)
     c->ktls_iov = (struct iovec){.iov_base = alert, .iov_len = sizeof(alert)};
     c->ktls_msg.msg_iov = &c->ktls_iov;
     c->ktls_msg.msg_iovlen = 1;
-    c->ktls_msg.msg_control = c->ktls_cmsg.buf;
-    c->ktls_msg.msg_controllen = sizeof(c->ktls_cmsg.buf);
+    c->ktls_msg.msg_control = c->ktls_cmsg;
+    c->ktls_msg.msg_controllen = CMSG_SPACE(1);
     struct cmsghdr *cm = CMSG_FIRSTHDR(&c->ktls_msg);
     cm->cmsg_level = SOL_TLS;
     cm->cmsg_type = TLS_SET_RECORD_TYPE;

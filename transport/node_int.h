@@ -234,11 +234,8 @@ struct clink_conn {
     int ktls_ctl_armed;   /* a recvmsg for a control record is in flight */
     struct msghdr ktls_msg;
     struct iovec ktls_iov;
-    union {
-        struct cmsghdr align;
-        uint8_t buf[CMSG_SPACE(1)];
-    } ktls_cmsg;
-    uint8_t ktls_ctl[64]; /* a control record's body (an alert is 2 bytes) */
+    _Alignas(struct cmsghdr) uint8_t ktls_cmsg[32]; /* >= CMSG_SPACE(1); cmsghdr ends in a flexible array */
+    uint8_t ktls_ctl[64];                           /* a control record's body (an alert is 2 bytes) */
 
     /* calls (ours) and requests (the peer's) */
     struct clink__idmap calls;
