@@ -549,3 +549,56 @@ Test(ktls_kernel, required_fails_closed_where_the_kernel_has_no_ktls, .init = ke
     clink_node_free(cli);
     clink_node_free(srv);
 }
+
+/* The server speaks first, the moment the connection opens: the client's hand-over point must still hold. */
+static uint8_t early_payload[1u << 20];
+static struct clink_call early_call;
+static struct iovec early_iov;
+static atomic_int early_done = 0, early_status = 1;
+
+static void early_cb(struct clink_call *call, int status, const uint8_t *resp, size_t len)
+{
+    (void)call;
+    (void)resp;
+    atomic_store(&early_status, status == 0 && len == sizeof(early_payload) ? 0 : (status ? status : -1));
+    atomic_store(&early_done, 1);
+}
+
+static void call_on_open(struct clink_conn *conn, enum clink_conn_event ev, int status, void *user)
+{
+    (void)status;
+    (void)user;
+    if (ev == CLINK_CONN_OPENED) {
+        early_iov = (struct iovec){.iov_base = early_payload, .iov_len = sizeof(early_payload)};
+        early_call = (struct clink_call){
+            .method = TS_ECHO, .iov = &early_iov, .iovcnt = 1, .cb = early_cb, .timeout_ms = ts_ms(20000)};
+        if (clink_call_start(conn, &early_call) < 0) {
+            atomic_store(&early_done, 1);
+        }
+    }
+}
+
+Test(ktls_kernel, a_server_that_sends_as_soon_as_it_opens, .init = kernel_setup, .fini = kernel_teardown,
+     .timeout = 120)
+{
+    struct clink_node_opts so = {.workers = 1, .tls = kt_tls, .ktls = CLINK_KTLS_REQUIRED, .on_conn = call_on_open};
+    struct clink_node *srv = ts_node_with(&so, ts_register_echo);
+    need_ktls(srv);
+    struct clink_node *cli = kt_node(CLINK_KTLS_REQUIRED, 1); /* answers echo: the server calls it */
+    for (int i = 0; i < 5; i++) {
+        atomic_store(&early_done, 0);
+        struct clink_conn *c = kt_dial(cli, srv, CLINK_KTLS_DEFAULT);
+        for (int k = 0; k < 2000 && !atomic_load(&early_done); k++) {
+            usleep(1000);
+        }
+        cr_assert_eq(atomic_load(&early_status), 0, "the server's first call: %s",
+                     clink_strerror(atomic_load(&early_status)));
+        struct clink_conn_status st;
+        cr_assert_eq(clink_conn_status(c, &st), 0);
+        cr_assert_eq(st.ktls_rx, CLINK_KTLS_ON, "%s", st.ktls_reason);
+        echo_sizes(c);
+        clink_conn_close(c);
+    }
+    clink_node_free(cli);
+    clink_node_free(srv);
+}

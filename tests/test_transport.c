@@ -1390,3 +1390,39 @@ Test(transport, a_request_answered_from_another_thread_arrives)
     clink_node_free(srv);
     free(calls);
 }
+
+/* ---- a server that closes a connection the moment it opens ---- */
+
+static void close_on_open(struct clink_conn *conn, enum clink_conn_event ev, int status, void *user)
+{
+    (void)status;
+    (void)user;
+    if (ev == CLINK_CONN_OPENED) {
+        clink_conn_close(conn); /* on its worker: allowed for an accepted connection */
+    }
+}
+
+Test(transport, a_connection_closed_as_it_opens_is_never_a_success_without_a_connection)
+{
+    struct clink_node_opts o = {.workers = 1, .tls = tls, .on_conn = close_on_open};
+    struct clink_node *srv = ts_node_with(&o, ts_register_echo);
+    struct clink_node *cli = ts_client(tls, 1, 0);
+    int ok = 0, refused = 0;
+    for (int i = 0; i < 30; i++) {
+        struct clink_connect_opts co = dial(srv, "localhost");
+        struct clink_conn *c = NULL;
+        char err[256] = "";
+        int ret = clink_connect_sync(cli, &co, &c, err, sizeof(err));
+        if (ret == 0) {
+            cr_assert_not_null(c, "dial %d: success without a connection", i);
+            clink_conn_close(c);
+            ok++;
+        } else {
+            cr_assert_null(c);
+            refused++;
+        }
+    }
+    cr_assert_eq(ok + refused, 30);
+    clink_node_free(cli);
+    clink_node_free(srv);
+}

@@ -708,18 +708,20 @@ static void close_now(struct clink_conn *c, int err, int keep_output)
     fail_calls(c, err ? (c->err ? c->err : err) : -CLINK_ECLOSED);
     orphan_reqs(c);
     if (!was_open) {
+        /* An orderly close (a GOAWAY) before the application heard of the connection is still a refusal. */
+        int status = err ? err : -CLINK_ECLOSED;
         if (old >= CS_HANDSHAKE) {
             STAT_ADD(c->w, handshakes_failed, 1);
         }
         STAT_ADD(c->w, conns_refused, 1);
         if (c->is_server) {
             if (c->node->opts.on_conn) {
-                c->node->opts.on_conn(c, CLINK_CONN_REFUSED, err, c->node->opts.on_conn_user);
+                c->node->opts.on_conn(c, CLINK_CONN_REFUSED, status, c->node->opts.on_conn_user);
             }
         } else if (c->connect_cb) {
             clink_connect_cb cb = c->connect_cb;
             c->connect_cb = NULL;
-            cb(NULL, err, c->errtext[0] ? c->errtext : clink_strerror(err), c->connect_user);
+            cb(NULL, status, c->errtext[0] ? c->errtext : clink_strerror(status), c->connect_user);
         }
     } else if (c->is_server && c->node->opts.on_conn) {
         c->node->opts.on_conn(c, CLINK_CONN_CLOSED, err, c->node->opts.on_conn_user);
@@ -850,6 +852,13 @@ static void finish_close(struct clink_conn *c)
         return;
     }
     if (c->ops == 0 && c->fd >= 0) {
+        uint64_t seq; /* the kernel's record counts, while its socket still answers */
+        if (c->ktls_rx && clink__ktls_rec_seq(c->fd, 0, &seq) == 0) {
+            c->tls.rec_in = seq;
+        }
+        if (c->ktls_tx && clink__ktls_rec_seq(c->fd, 1, &seq) == 0) {
+            c->tls.rec_out = seq;
+        }
         struct io_uring_sqe *sqe = clink__sqe(c->w);
         io_uring_prep_close(sqe, c->fd);
         io_uring_sqe_set_data(sqe, tag(c, OP_CLOSE));
@@ -1218,6 +1227,9 @@ static void dispatch(struct clink_conn *c, struct clink__bytes *buf)
         /* payload stays valid through on_frame: handlers write to other buffers, and closing frees none. */
         on_frame(c, &h, payload);
         clink__bytes_consume(buf, CLINK_FRAME_HDR + h.length);
+        if (c->ktls_try) {
+            break; /* the frame that opened the connection: nothing after it until the kTLS hand-over (on_recv) */
+        }
     }
 }
 
@@ -1237,7 +1249,13 @@ static void step_handshake(struct clink_conn *c)
     CLINK_CONN_LOG(c, CLINK_LOG_DEBUG, "TLS handshake done: %s %s", SSL_get_version(c->tls.ssl),
                    SSL_CIPHER_get_name(SSL_get_current_cipher(c->tls.ssl)));
     c->state = CS_HELLO;
-    c->exact = 0;
+    /*
+     * Where kTLS may take over, keep reading exactly what OpenSSL asks (a
+     * record header, then its body) until the connection opens: the kernel
+     * must get the stream at a record boundary with nothing read ahead.
+     */
+    c->exact = c->ktls_mode != CLINK_KTLS_DISABLED && c->node->ktls_ulp;
+    c->want = 5;
     if (!c->is_server) {
         send_hello(c, CLINK_PROTO_MIN, CLINK_PROTO_MAX);
     }
@@ -1245,13 +1263,18 @@ static void step_handshake(struct clink_conn *c)
 
 static void read_tls(struct clink_conn *c)
 {
+    dispatch(c, &c->prx); /* frames left behind at the kTLS hand-over point, if it fell back */
     for (;;) {
+        if (c->ktls_try || c->state >= CS_CLOSING) {
+            return;
+        }
         if (clink__bytes_reserve(&c->prx, TLS_CHUNK) < 0) {
             fail_conn(c, -CLINK_ENOMEM, "out of memory");
             return;
         }
         int n = clink__tls_read(&c->tls, c->prx.base + c->prx.tail, c->prx.cap - c->prx.tail);
         if (n == 0) {
+            c->want = c->tls.want ? c->tls.want : 5; /* exact reads (HELLO phase before kTLS): what OpenSSL asks */
             return;
         }
         if (n < 0) {
@@ -1269,9 +1292,6 @@ static void read_tls(struct clink_conn *c)
         }
         c->prx.tail += (size_t)n;
         dispatch(c, &c->prx);
-        if (c->state >= CS_CLOSING) {
-            return;
-        }
     }
 }
 
@@ -1515,6 +1535,9 @@ static void on_recv(struct clink_conn *c, int res)
     on_input(c);
     if (c->ktls_try && c->state == CS_OPEN) {
         ktls_begin(c); /* before the next recv: the kernel must see the stream from this record boundary */
+        if (c->state < CS_CLOSING) {
+            on_input(c); /* what arrived past the boundary (only if it fell back to user-space TLS) */
+        }
     }
     if (clink__bytes_len(&c->tx) > 0) {
         clink__mark_dirty(c); /* the TLS handshake writes through the BIO, not through emit() */
@@ -1629,7 +1652,13 @@ static void ktls_fallback(struct clink_conn *c, const char *why)
                        "%s: kTLS not used: %s (counted in ktls_fallbacks; status says why per connection)", c->peer_str,
                        c->cache.ktls_reason);
     }
-    if (c->ktls_mode == CLINK_KTLS_REQUIRED) {
+    if (c->ktls_mode == CLINK_KTLS_REQUIRED && c->is_server && !c->was_open) {
+        /* Refused before it was announced: the client is told why (this still goes out through OpenSSL). */
+        char msg[160];
+        snprintf(msg, sizeof(msg), "kTLS required by the server: %s", c->cache.ktls_reason);
+        emit_error(c, 0, CLINK_EKTLS, msg);
+        refuse(c, -CLINK_EKTLS, "%s", msg);
+    } else if (c->ktls_mode == CLINK_KTLS_REQUIRED) {
         fail_conn(c, -CLINK_EKTLS, "kTLS required: %s", c->cache.ktls_reason);
     } else if (c->state == CS_OPEN && !c->was_open) {
         announce_open(c);
@@ -1642,7 +1671,10 @@ static int ktls_install(struct clink_conn *c, int tx, char *why, size_t cap)
     struct clink__ktls_info info;
     int ret = clink__tls_ktls_info(&c->tls, tx, &info);
     if (ret < 0) {
-        snprintf(why, cap, "no TLS 1.3 traffic secret for the %s side", tx ? "send" : "receive");
+        snprintf(why, cap, "%s",
+                 c->tls.key_updated ? "the keys were updated (KeyUpdate) before the hand-over"
+                 : tx               ? "no TLS 1.3 traffic secret for the send side"
+                                    : "no TLS 1.3 traffic secret for the receive side");
     } else {
         ret = clink__ktls_install(c->fd, tx, &info, &c->ktls_ulp, why, cap);
     }
@@ -1675,6 +1707,14 @@ static void ktls_begin(struct clink_conn *c)
     c->ktls_rx = 1;
     c->cache.ktls_rx = CLINK_KTLS_ON;
     clink__tls_drop_buffers(&c->tls);
+    /*
+     * What was staged before this point (the server's HELLO) is sealed by
+     * OpenSSL now, as a record of its own: the peer reads it at its own
+     * hand-over point, and nothing sent after the announcement may share it.
+     */
+    if (encrypt_pending(c) < 0) {
+        return;
+    }
     c->ktls_tx_pending = 1;
     ktls_try_tx(c);
     if (c->state == CS_OPEN && !c->was_open) {
@@ -1708,14 +1748,19 @@ static void ktls_try_tx(struct clink_conn *c)
 
 static void ktls_read_control(struct clink_conn *c)
 {
-    memset(&c->ktls_msg, 0, sizeof(c->ktls_msg));
-    c->ktls_iov = (struct iovec){.iov_base = c->ktls_ctl, .iov_len = sizeof(c->ktls_ctl)};
-    c->ktls_msg.msg_iov = &c->ktls_iov;
-    c->ktls_msg.msg_iovlen = 1;
-    c->ktls_msg.msg_control = c->ktls_cmsg;
-    c->ktls_msg.msg_controllen = CMSG_SPACE(1);
+    /* Into rx, after whatever partial frame it holds: a record's plaintext is at most 16 KiB. */
+    if (clink__bytes_reserve(&c->rx, 16384 + 1) < 0) {
+        fail_conn(c, -CLINK_ENOMEM, "out of memory");
+        return;
+    }
+    memset(&c->ktls_rmsg, 0, sizeof(c->ktls_rmsg));
+    c->ktls_riov = (struct iovec){.iov_base = c->rx.base + c->rx.tail, .iov_len = c->rx.cap - c->rx.tail};
+    c->ktls_rmsg.msg_iov = &c->ktls_riov;
+    c->ktls_rmsg.msg_iovlen = 1;
+    c->ktls_rmsg.msg_control = c->ktls_rcmsg;
+    c->ktls_rmsg.msg_controllen = CMSG_SPACE(1);
     struct io_uring_sqe *sqe = clink__sqe(c->w);
-    io_uring_prep_recvmsg(sqe, c->fd, &c->ktls_msg, 0);
+    io_uring_prep_recvmsg(sqe, c->fd, &c->ktls_rmsg, 0);
     io_uring_sqe_set_data(sqe, tag(c, OP_RECVMSG));
     c->recv_armed = 1; /* no other recv while this one is out */
     c->ops++;
@@ -1732,15 +1777,18 @@ static void on_control_record(struct clink_conn *c, int res)
         fail_conn(c, res, "recvmsg from %s: %s", c->peer_str, clink_strerror(res));
         return;
     }
-    struct cmsghdr *cm = CMSG_FIRSTHDR(&c->ktls_msg);
-    if (res == 0 || (c->ktls_msg.msg_flags & MSG_CTRUNC) || cm == NULL || cm->cmsg_level != SOL_TLS ||
-        cm->cmsg_type != TLS_GET_RECORD_TYPE || cm->cmsg_len < CMSG_LEN(1)) {
+    /* The whole record, with its type (the body stays past rx's tail: it is not frame data). */
+    const uint8_t *body = c->rx.base + c->rx.tail;
+    MARK_DEFINED(body, (size_t)res);
+    struct cmsghdr *cm = CMSG_FIRSTHDR(&c->ktls_rmsg);
+    if (res == 0 || (c->ktls_rmsg.msg_flags & (MSG_CTRUNC | MSG_TRUNC)) || !(c->ktls_rmsg.msg_flags & MSG_EOR) ||
+        cm == NULL || cm->cmsg_level != SOL_TLS || cm->cmsg_type != TLS_GET_RECORD_TYPE || cm->cmsg_len < CMSG_LEN(1)) {
         fail_conn(c, res == 0 ? -CLINK_ECLOSED : -CLINK_ETLS, "%s: %s", c->peer_str,
                   res == 0 ? "closed the connection without close_notify" : "unreadable kTLS control record");
         return;
     }
     uint8_t type = *CMSG_DATA(cm);
-    if (type == 21 && res >= 2 && c->ktls_ctl[1] == 0) { /* alert: close_notify */
+    if (type == 21 && res == 2 && body[1] == 0) { /* alert: close_notify */
         c->tls.orderly = 1;
         if (c->state == CS_DRAINING && c->calls.count == 0) {
             close_now(c, 0, 1);
@@ -1750,14 +1798,14 @@ static void on_control_record(struct clink_conn *c, int res)
         return;
     }
     if (type == 21) {
-        fail_conn(c, -CLINK_ETLS, "peer sent TLS alert %u", res >= 2 ? c->ktls_ctl[1] : 0u);
+        fail_conn(c, -CLINK_ETLS, "peer sent TLS alert %u", res == 2 ? body[1] : 0u);
         return;
     }
-    if (type == 22 && res >= 1 && c->ktls_ctl[0] == 4) { /* a late NewSessionTicket: not for us to keep */
+    if (type == 22 && body[0] == 4) { /* a late NewSessionTicket: not for us to keep */
         arm_recv(c);
         return;
     }
-    if (type == 22 && res >= 1 && c->ktls_ctl[0] == 24) {
+    if (type == 22 && body[0] == 24) {
         fail_conn(c, -CLINK_ETLS, "peer sent a TLS KeyUpdate, which a kTLS socket on this kernel cannot follow");
         return;
     }
@@ -1768,19 +1816,19 @@ static void on_control_record(struct clink_conn *c, int res)
 static void ktls_send_close_notify(struct clink_conn *c)
 {
     static uint8_t alert[2] = {1, 0};
-    memset(&c->ktls_msg, 0, sizeof(c->ktls_msg));
-    c->ktls_iov = (struct iovec){.iov_base = alert, .iov_len = sizeof(alert)};
-    c->ktls_msg.msg_iov = &c->ktls_iov;
-    c->ktls_msg.msg_iovlen = 1;
-    c->ktls_msg.msg_control = c->ktls_cmsg;
-    c->ktls_msg.msg_controllen = CMSG_SPACE(1);
-    struct cmsghdr *cm = CMSG_FIRSTHDR(&c->ktls_msg);
+    memset(&c->ktls_smsg, 0, sizeof(c->ktls_smsg));
+    c->ktls_siov = (struct iovec){.iov_base = alert, .iov_len = sizeof(alert)};
+    c->ktls_smsg.msg_iov = &c->ktls_siov;
+    c->ktls_smsg.msg_iovlen = 1;
+    c->ktls_smsg.msg_control = c->ktls_scmsg;
+    c->ktls_smsg.msg_controllen = CMSG_SPACE(1);
+    struct cmsghdr *cm = CMSG_FIRSTHDR(&c->ktls_smsg);
     cm->cmsg_level = SOL_TLS;
     cm->cmsg_type = TLS_SET_RECORD_TYPE;
     cm->cmsg_len = CMSG_LEN(1);
     *CMSG_DATA(cm) = 21;
     struct io_uring_sqe *sqe = clink__sqe(c->w);
-    io_uring_prep_sendmsg(sqe, c->fd, &c->ktls_msg, MSG_NOSIGNAL);
+    io_uring_prep_sendmsg(sqe, c->fd, &c->ktls_smsg, MSG_NOSIGNAL);
     io_uring_sqe_set_data(sqe, tag(c, OP_SENDMSG));
     c->send_armed = 1;
     c->ops++;

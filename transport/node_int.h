@@ -232,10 +232,11 @@ struct clink_conn {
     int ktls_ulp;         /* TCP_ULP "tls" is set on the socket */
     int ktls_cn_pending;  /* orderly close: close_notify still to send as an alert record */
     int ktls_ctl_armed;   /* a recvmsg for a control record is in flight */
-    struct msghdr ktls_msg;
-    struct iovec ktls_iov;
-    _Alignas(struct cmsghdr) uint8_t ktls_cmsg[32]; /* >= CMSG_SPACE(1); cmsghdr ends in a flexible array */
-    uint8_t ktls_ctl[64];                           /* a control record's body (an alert is 2 bytes) */
+    /* one for reading a control record (into rx), one for sending close_notify: both may be out at once */
+    struct msghdr ktls_rmsg, ktls_smsg;
+    struct iovec ktls_riov, ktls_siov;
+    _Alignas(struct cmsghdr) uint8_t ktls_rcmsg[32]; /* >= CMSG_SPACE(1); cmsghdr ends in a flexible array */
+    _Alignas(struct cmsghdr) uint8_t ktls_scmsg[32];
 
     /* calls (ours) and requests (the peer's) */
     struct clink__idmap calls;

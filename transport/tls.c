@@ -221,10 +221,12 @@ static void keylog_cb(const SSL *ssl, const char *line)
 static void msg_cb(int write_p, int version, int content_type, const void *buf, size_t len, SSL *ssl, void *arg)
 {
     (void)version;
-    (void)buf;
-    (void)len;
     (void)ssl;
     struct clink__tls *t = arg;
+    if (content_type == SSL3_RT_HANDSHAKE && len > 0 && ((const uint8_t *)buf)[0] == SSL3_MT_KEY_UPDATE) {
+        t->key_updated = 1; /* the traffic secrets the key log gave are stale now: no kTLS hand-over */
+        return;
+    }
     if (content_type != SSL3_RT_HEADER) {
         return;
     }
@@ -637,7 +639,7 @@ int clink__tls_ktls_info(struct clink__tls *t, int tx, struct clink__ktls_info *
 {
     const SSL_CIPHER *c = SSL_get_current_cipher(t->ssl);
     size_t len = tx ? t->secret_out_len : t->secret_in_len;
-    if (c == NULL || len == 0 || SSL_version(t->ssl) != TLS1_3_VERSION) {
+    if (c == NULL || len == 0 || t->key_updated || SSL_version(t->ssl) != TLS1_3_VERSION) {
         return -CLINK_EINVAL;
     }
     uint16_t suite = (uint16_t)(SSL_CIPHER_get_protocol_id(c) & 0xffff);

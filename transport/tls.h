@@ -55,6 +55,7 @@ struct clink__tls {
     /* application traffic secrets, kept until kTLS takes the direction over (clink__tls_wipe_secrets) */
     uint8_t secret_in[48], secret_out[48];
     size_t secret_in_len, secret_out_len;
+    int key_updated; /* a KeyUpdate went by: the secrets above are stale */
     struct clink__tls_mark mark;
 };
 
