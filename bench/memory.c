@@ -5,8 +5,10 @@
  * growth of resident memory by N: on this side (this process) and on the
  * server's (the first --measure-pid, which must be the first target's).
  * It runs before the other scenarios, while both processes are fresh: RSS
- * growth does not see heap memory freed earlier and reused. On this side the
- * heap in use (mallinfo2) is reported too, which has no such blind spot.
+ * growth does not see heap memory freed earlier and reused. On this side
+ * malloc_trim runs before both readings (RSS is then what the connections
+ * hold, not what glibc caches from their handshakes), and the heap in use
+ * (mallinfo2) is reported too. The leaf's RSS is read as it is.
  */
 #include <malloc.h>
 #include <pthread.h>
@@ -121,6 +123,8 @@ int run_memory(struct cfg *cfg, enum clink_conn_mode mode, enum clink_ktls_mode 
         }
     }
     usleep(500000); /* idle: buffers of the last burst given back */
+    /* What the idle connections hold, not what glibc keeps cached from their handshakes (this end only). */
+    malloc_trim(0);
     struct mallinfo2 m1 = mallinfo2();
     long c1 = rss_kib(0), s1 = server ? rss_kib(server) : -1;
     res->issued = n;

@@ -1736,8 +1736,13 @@ static void ktls_try_tx(struct clink_conn *c)
     c->ktls_tx = 1;
     c->cache.ktls_tx = CLINK_KTLS_ON;
     c->cache.ktls_reason[0] = '\0';
-    clink__tls_wipe_secrets(&c->tls);
-    clink__tls_drop_buffers(&c->tls);
+    /*
+     * Both directions are the kernel's: OpenSSL's per-connection state (the
+     * SSL, its session and the peer's certificate; the status was copied when
+     * the connection opened, and the client filed its tickets already) is
+     * needed no more. Freed, with the secrets.
+     */
+    clink__tls_free(&c->tls);
     STAT_ADD(c->w, ktls_offloaded, 1);
     /* What was staged while we waited is plaintext for the kernel to encrypt: it becomes the output (tx is empty). */
     struct clink__bytes tmp = c->tx;
