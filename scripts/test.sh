@@ -80,7 +80,7 @@ ktls_vm() {
   done
   [ -n "$run" ] || { echo "ktls-vm/run not found (set KTLS_VM_RUN)"; return 1; }
   mkdir -p "$root/build/asan/tests/tmp"
-  CLINK_TEST_TMP="$root/build/asan/tests/tmp" CLINK_TEST_TIMEOUT_SCALE=10 \
+  CLINK_EXPECT_KTLS=1 CLINK_TEST_TMP="$root/build/asan/tests/tmp" CLINK_TEST_TIMEOUT_SCALE=10 \
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     "$run" --timeout 600 -- sh -c 'build/asan/tests/test_ktls --jobs 1 && build/asan/tests/test_transport --jobs 1'
 }

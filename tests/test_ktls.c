@@ -5,15 +5,20 @@
  * number that a real OpenSSL peer must accept after the tickets went by.
  */
 #include <criterion/criterion.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/ssl.h>
 #include <stdatomic.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "tests/support/support.h"
 #include "transport/ktls.h"
+#include "transport/node_int.h"
 
 static size_t unhex(const char *s, uint8_t *out, size_t cap)
 {
@@ -406,9 +411,28 @@ static void need_ktls(struct clink_node *n)
     struct clink_features f;
     clink_node_features(n, &f);
     if (!f.ktls) {
+        /* In CI these run in the kTLS VM with CLINK_EXPECT_KTLS=1: there a skip would hide a regression. */
+        cr_assert(getenv("CLINK_EXPECT_KTLS") == NULL, "CLINK_EXPECT_KTLS is set but this kernel offers no kTLS");
         clink_node_free(n);
         cr_skip_test("no kTLS on this kernel (run under ../shared/ktls-vm/run)");
     }
+}
+
+/* A counter from /proc/net/tls_stat (the kernel's own count of software kTLS contexts), or -1. */
+static long tls_stat(const char *name)
+{
+    FILE *f = fopen("/proc/net/tls_stat", "r");
+    char key[64];
+    long v, found = -1;
+    while (f && fscanf(f, "%63s %ld", key, &v) == 2) {
+        if (strcmp(key, name) == 0) {
+            found = v;
+        }
+    }
+    if (f) {
+        fclose(f);
+    }
+    return found;
 }
 
 static struct clink_conn *kt_dial(struct clink_node *cli, struct clink_node *srv, enum clink_ktls_mode mode)
@@ -446,8 +470,12 @@ Test(ktls_kernel, both_ends_offload_and_carry_every_size, .init = kernel_setup, 
     struct clink_node *srv = kt_node(CLINK_KTLS_REQUIRED, 1);
     need_ktls(srv);
     struct clink_node *cli = kt_node(CLINK_KTLS_REQUIRED, 0);
+    long tx0 = tls_stat("TlsTxSw"), rx0 = tls_stat("TlsRxSw");
     struct clink_conn *c = kt_dial(cli, srv, CLINK_KTLS_DEFAULT);
     echo_sizes(c);
+    /* The kernel says so too: one more software TX and RX context at each end. */
+    cr_assert_geq(tls_stat("TlsTxSw"), tx0 + 2, "TlsTxSw %ld -> %ld", tx0, tls_stat("TlsTxSw"));
+    cr_assert_geq(tls_stat("TlsRxSw"), rx0 + 2, "TlsRxSw %ld -> %ld", rx0, tls_stat("TlsRxSw"));
     struct clink_conn_status st;
     cr_assert_eq(clink_conn_status(c, &st), 0);
     cr_assert_eq(st.ktls_tx, CLINK_KTLS_ON, "%s", st.ktls_reason);
@@ -599,6 +627,116 @@ Test(ktls_kernel, a_server_that_sends_as_soon_as_it_opens, .init = kernel_setup,
         echo_sizes(c);
         clink_conn_close(c);
     }
+    clink_node_free(cli);
+    clink_node_free(srv);
+}
+
+/* ---- the fallback paths, through the setsockopt seam (the first two run anywhere) ---- */
+
+static int fail_level = -1, fail_name = -1, fail_errno;
+static int pass_through; /* 1: the steps that do not fail really happen (a kernel with kTLS) */
+
+static int failing_setsockopt(int fd, int level, int name, const void *val, socklen_t len)
+{
+    if (level == fail_level && name == fail_name) {
+        errno = fail_errno;
+        return -1;
+    }
+    return pass_through ? setsockopt(fd, level, name, val, len) : 0;
+}
+
+static void seam(int level, int name, int err, int real)
+{
+    fail_level = level;
+    fail_name = name;
+    fail_errno = err;
+    pass_through = real;
+    clink__ktls_setsockopt = failing_setsockopt;
+}
+
+static void seam_off(void)
+{
+    clink__ktls_setsockopt = setsockopt;
+}
+
+/* Both nodes believe the kernel offers kTLS (on this host it may not: the seam fails before it matters). */
+static void pretend_ulp(struct clink_node *a, struct clink_node *b)
+{
+    a->ktls_ulp = 1;
+    b->ktls_ulp = 1;
+}
+
+Test(ktls_fallback, no_tls_module_at_the_ulp_step, .init = kernel_setup, .fini = kernel_teardown)
+{
+    struct clink_node *srv = kt_node(CLINK_KTLS_DISABLED, 1);
+    struct clink_node *cli = kt_node(CLINK_KTLS_AUTO, 0);
+    pretend_ulp(srv, cli);
+    seam(IPPROTO_TCP, TCP_ULP, ENOENT, 0);
+    struct clink_conn *c = kt_dial(cli, srv, CLINK_KTLS_AUTO);
+    echo_sizes(c); /* user-space TLS: no call fails */
+    struct clink_conn_status st;
+    cr_assert_eq(clink_conn_status(c, &st), 0);
+    cr_assert_eq(st.ktls_rx, CLINK_KTLS_OFF);
+    cr_assert_eq(st.ktls_tx, CLINK_KTLS_OFF);
+    cr_assert(strstr(st.ktls_reason, "no tls module (ENOENT)") != NULL, "%s", st.ktls_reason);
+    struct clink_node_stats cs;
+    clink_node_stats(cli, &cs);
+    cr_assert_eq(cs.ktls_fallbacks, 1);
+    clink_conn_close(c);
+    /* REQUIRED: refused, with the reason, before the application has the connection. */
+    struct clink_connect_opts o = {
+        .host = "127.0.0.1", .port = clink_node_port(srv), .expected_name = "localhost", .ktls = CLINK_KTLS_REQUIRED};
+    char err[256] = "";
+    c = NULL;
+    cr_assert_eq(clink_connect_sync(cli, &o, &c, err, sizeof(err)), -CLINK_EKTLS);
+    cr_assert_null(c);
+    cr_assert(strstr(err, "ENOENT") != NULL, "%s", err);
+    seam_off();
+    clink_node_free(cli);
+    clink_node_free(srv);
+}
+
+Test(ktls_fallback, receive_side_refused, .init = kernel_setup, .fini = kernel_teardown)
+{
+    struct clink_node *srv = kt_node(CLINK_KTLS_DISABLED, 1);
+    struct clink_node *cli = kt_node(CLINK_KTLS_AUTO, 0);
+    pretend_ulp(srv, cli);
+    seam(SOL_TLS, TLS_RX, EINVAL, 0); /* the ULP step "succeeds" without touching the socket */
+    struct clink_conn *c = kt_dial(cli, srv, CLINK_KTLS_AUTO);
+    echo_sizes(c);
+    struct clink_conn_status st;
+    cr_assert_eq(clink_conn_status(c, &st), 0);
+    cr_assert_eq(st.ktls_rx, CLINK_KTLS_OFF);
+    cr_assert_eq(st.ktls_tx, CLINK_KTLS_OFF, "no TX without RX");
+    cr_assert(strstr(st.ktls_reason, "setsockopt(TLS_RX)") != NULL, "%s", st.ktls_reason);
+    clink_conn_close(c);
+    seam_off();
+    clink_node_free(cli);
+    clink_node_free(srv);
+}
+
+Test(ktls_fallback, send_side_refused_keeps_kernel_receive, .init = kernel_setup, .fini = kernel_teardown,
+     .timeout = 120)
+{
+    /* The seam is the process's: the server's send side is refused too, so both ends run the mix. */
+    struct clink_node *srv = kt_node(CLINK_KTLS_AUTO, 1);
+    need_ktls(srv); /* the receive side must really be the kernel's */
+    struct clink_node *cli = kt_node(CLINK_KTLS_AUTO, 0);
+    seam(SOL_TLS, TLS_TX, EBUSY, 1);
+    struct clink_conn *c = kt_dial(cli, srv, CLINK_KTLS_AUTO);
+    echo_sizes(c); /* the mix: the kernel decrypts, OpenSSL encrypts */
+    struct clink_conn_status st;
+    cr_assert_eq(clink_conn_status(c, &st), 0);
+    cr_assert_eq(st.ktls_rx, CLINK_KTLS_ON, "%s", st.ktls_reason);
+    cr_assert_eq(st.ktls_tx, CLINK_KTLS_OFF);
+    cr_assert(strstr(st.ktls_reason, "send side: setsockopt(TLS_TX)") != NULL, "%s", st.ktls_reason);
+    struct clink_node_stats cs, ss;
+    clink_node_stats(cli, &cs);
+    clink_node_stats(srv, &ss);
+    cr_assert_eq(cs.ktls_rx_only, 1);
+    cr_assert_eq(ss.ktls_rx_only, 1);
+    seam_off();
+    clink_conn_close(c);
     clink_node_free(cli);
     clink_node_free(srv);
 }

@@ -130,17 +130,20 @@ void clink__ktls_info_wipe(struct clink__ktls_info *info)
 #define TCP_ULP 31
 #endif
 
+/* The test seam: tests put a function here that fails on purpose (ENOENT, EINVAL, EBUSY) at one step. */
+int (*clink__ktls_setsockopt)(int fd, int level, int name, const void *val, socklen_t len) = setsockopt;
+
 int clink__ktls_install(int fd, int tx, const struct clink__ktls_info *info, int *ulp_done, char *why, size_t cap)
 {
     if (!*ulp_done) {
-        if (setsockopt(fd, IPPROTO_TCP, TCP_ULP, "tls", sizeof("tls")) < 0) {
+        if (clink__ktls_setsockopt(fd, IPPROTO_TCP, TCP_ULP, "tls", sizeof("tls")) < 0) {
             int e = errno;
             snprintf(why, cap, "%s", e == ENOENT ? "the kernel has no tls module (ENOENT)" : strerror(e));
             return -e;
         }
         *ulp_done = 1;
     }
-    if (setsockopt(fd, SOL_TLS, tx ? TLS_TX : TLS_RX, &info->u, info->len) < 0) {
+    if (clink__ktls_setsockopt(fd, SOL_TLS, tx ? TLS_TX : TLS_RX, &info->u, info->len) < 0) {
         int e = errno;
         snprintf(why, cap, "setsockopt(TLS_%s): %s", tx ? "TX" : "RX", strerror(e));
         return -e;

@@ -66,5 +66,8 @@ void clink__ktls_info_wipe(struct clink__ktls_info *info);
  */
 int clink__ktls_install(int fd, int tx, const struct clink__ktls_info *info, int *ulp_done, char *why, size_t cap);
 
+/* setsockopt, unless a test put a failing stand-in here (tests/test_ktls.c: the fallback paths). */
+extern int (*clink__ktls_setsockopt)(int fd, int level, int name, const void *val, socklen_t len);
+
 /* The kernel's record sequence number for one direction (getsockopt). Returns 0 or -errno. */
 int clink__ktls_rec_seq(int fd, int tx, uint64_t *seq);
