@@ -740,3 +740,49 @@ Test(ktls_fallback, send_side_refused_keeps_kernel_receive, .init = kernel_setup
     clink_node_free(cli);
     clink_node_free(srv);
 }
+
+/*
+ * The server ends the connection (GOAWAY, then close_notify as a kTLS alert
+ * record): the client sees an orderly end, no error.
+ */
+#define BYE 50
+static void bye(struct clink_req *req, void *user)
+{
+    (void)user;
+    struct clink_conn *conn = clink_req_conn(req);
+    CLINK_IGNORE(clink_req_respond(req, NULL, 0));
+    clink_conn_close(conn); /* on its worker: GOAWAY, then close_notify once drained */
+}
+
+static void reg_bye(struct clink_node *n)
+{
+    ts_register_echo(n);
+    cr_assert_eq(clink_node_register(n, BYE, bye, NULL), 0);
+}
+
+Test(ktls_kernel, the_server_ends_it_cleanly, .init = kernel_setup, .fini = kernel_teardown, .timeout = 120)
+{
+    struct clink_node_opts so = {.workers = 1, .tls = kt_tls, .ktls = CLINK_KTLS_REQUIRED};
+    struct clink_node *srv = ts_node_with(&so, reg_bye);
+    need_ktls(srv);
+    struct clink_node *cli = kt_node(CLINK_KTLS_REQUIRED, 0);
+    struct clink_conn *c = kt_dial(cli, srv, CLINK_KTLS_DEFAULT);
+    struct clink_msg r;
+    cr_assert_eq(clink_call_sync(c, BYE, NULL, 0, ts_ms(5000), &r), 0);
+    clink_msg_free(&r);
+    struct clink_conn_status st;
+    for (int i = 0; i < 500; i++) {
+        cr_assert_eq(clink_conn_status(c, &st), 0);
+        if (!st.open) {
+            break;
+        }
+        usleep(10000);
+    }
+    cr_assert_eq(st.open, 0);
+    usleep(200000); /* the last records settle */
+    cr_assert_eq(clink_conn_status(c, &st), 0);
+    cr_assert_eq(st.last_error, 0, "%s", st.last_error_text);
+    clink_conn_close(c);
+    clink_node_free(cli);
+    clink_node_free(srv);
+}
