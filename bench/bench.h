@@ -138,5 +138,11 @@ void emit_json(const struct cfg *cfg, const struct result *r);
 void print_header(void);
 void print_row(const struct result *r, double vs, const char *vs_what);
 void print_skipped(const struct result *r);
+/*
+ * One result line: its JSON object, then its table row (vs: a ratio to show,
+ * 0 for none) or why it was skipped. Returns 1 if it counts as a failure
+ * (skipped, a call failed, or ok + failed != issued), else 0.
+ */
+int report_line(const struct cfg *cfg, const struct result *r, double vs, const char *vs_what);
 
 #endif

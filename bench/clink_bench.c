@@ -69,8 +69,7 @@ static void run_ceiling(struct cfg *cfg)
         r.ok = r.issued = (uint64_t)(r.ops * r.secs);
         snprintf(r.cipher, sizeof(r.cipher), "%s", ci == 0 ? "AES-128-GCM" : "ChaCha20-Poly1305");
         snprintf(r.note, sizeof(r.note), "%s, one core, in process (OpenSSL EVP)", r.cipher);
-        emit_json(cfg, &r);
-        print_row(&r, 0, NULL);
+        CLINK_IGNORE(report_line(cfg, &r, 0, NULL));
         if (ci == 0) {
             cfg->sum.ceiling_aes = r.bps;
         }
@@ -138,17 +137,9 @@ static int calls_modes(struct cfg *cfg, struct call_spec sp, enum placement pl, 
         if (ret < 0 && !r->skipped[0]) {
             snprintf(r->skipped, sizeof(r->skipped), "%s", clink_strerror(ret));
         }
-        emit_json(cfg, r);
-        if (r->skipped[0]) {
-            print_skipped(r);
-            failures++;
-            continue;
-        }
         double plain = out[M_PLAIN].ops;
-        print_row(r, m != M_PLAIN && plain > 0 ? r->ops / plain : 0, m != M_PLAIN && plain > 0 ? "plain" : NULL);
-        if (r->failed > 0 || r->ok + r->failed != r->issued) {
-            failures++;
-        }
+        failures += report_line(cfg, r, m != M_PLAIN && plain > 0 ? r->ops / plain : 0,
+                                m != M_PLAIN && plain > 0 ? "plain" : NULL);
     }
     return failures;
 }
@@ -287,15 +278,10 @@ static int run_pool_overhead(struct cfg *cfg)
             snprintf(r->skipped, sizeof(r->skipped), "%s", clink_strerror(ret));
         }
         snprintf(r->note, sizeof(r->note), "%s", i == 0 ? "fixed connections" : "pick + bookkeeping per call");
-        emit_json(cfg, r);
-        if (r->skipped[0]) {
-            print_skipped(r);
-            failures++;
-            continue;
+        failures += report_line(cfg, r, i == 1 && rs[0].ops > 0 ? r->ops / rs[0].ops : 0, i == 1 ? "direct" : NULL);
+        if (!r->skipped[0]) {
+            *(i == 0 ? &cfg->sum.pool_direct : &cfg->sum.pool_pooled) = r->ops;
         }
-        print_row(r, i == 1 && rs[0].ops > 0 ? r->ops / rs[0].ops : 0, i == 1 ? "direct" : NULL);
-        *(i == 0 ? &cfg->sum.pool_direct : &cfg->sum.pool_pooled) = r->ops;
-        failures += r->failed > 0;
     }
     return failures;
 }
@@ -327,14 +313,7 @@ static int run_fanout(struct cfg *cfg)
                 snprintf(r.skipped, sizeof(r.skipped), "%s", clink_strerror(ret));
             }
             snprintf(r.note, sizeof(r.note), "bench -> aggregator -> every leaf (echo) -> answer");
-            emit_json(cfg, &r);
-            if (r.skipped[0]) {
-                print_skipped(&r);
-                failures++;
-                continue;
-            }
-            print_row(&r, 0, NULL);
-            failures += r.failed > 0;
+            failures += report_line(cfg, &r, 0, NULL);
         }
     }
     return failures;
@@ -346,13 +325,7 @@ static int run_storm_line(struct cfg *cfg)
     progress(cfg, "restart storm, %u connections", cfg->storm_conns);
     struct result r = {.scenario = "storm", .mode = "tls", .workers = cfg->workers, .placement = "any"};
     CLINK_IGNORE(run_storm(cfg, &r));
-    emit_json(cfg, &r);
-    if (r.skipped[0]) {
-        print_skipped(&r);
-        return 1;
-    }
-    print_row(&r, 0, NULL);
-    return 0;
+    return report_line(cfg, &r, 0, NULL);
 }
 
 static int run_memory_lines(struct cfg *cfg)
@@ -369,13 +342,10 @@ static int run_memory_lines(struct cfg *cfg)
         struct result r = {.scenario = "memory", .mode = mode_names[m], .workers = cfg->workers, .placement = "any"};
         CLINK_IGNORE(run_memory(cfg, m == M_PLAIN ? CLINK_MODE_PLAIN : CLINK_MODE_TLS,
                                 m == M_KTLS ? CLINK_KTLS_REQUIRED : CLINK_KTLS_DISABLED, &r));
-        emit_json(cfg, &r);
+        failures += report_line(cfg, &r, 0, NULL);
         if (r.skipped[0]) {
-            print_skipped(&r);
-            failures++;
             continue;
         }
-        print_row(&r, 0, NULL);
         if (m == M_TLS) {
             cfg->sum.mem_client = r.kib_client;
             cfg->sum.mem_server = r.kib_server;

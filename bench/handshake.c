@@ -192,20 +192,6 @@ static double per_cpu_s(const struct result *r)
     return r->cpu_s > 0 ? (double)r->ok / r->cpu_s : 0;
 }
 
-static void finish_row(struct cfg *cfg, struct result *r, double vs, const char *vs_what, int *failures)
-{
-    emit_json(cfg, r);
-    if (r->skipped[0]) {
-        print_skipped(r);
-        (*failures)++;
-        return;
-    }
-    print_row(r, vs, vs_what);
-    if (r->failed > 0) {
-        (*failures)++;
-    }
-}
-
 static void one_keyset(struct cfg *cfg, struct keyset *k, const char *where, int *failures)
 {
     char err[256];
@@ -215,7 +201,7 @@ static void one_keyset(struct cfg *cfg, struct keyset *k, const char *where, int
         struct result r = base;
         r.mode = "tls-full";
         snprintf(r.skipped, sizeof(r.skipped), "%s certificates: %s", k->label, err);
-        finish_row(cfg, &r, 0, NULL, failures);
+        *failures += report_line(cfg, &r, 0, NULL);
         remove_certs(k);
         return;
     }
@@ -238,7 +224,7 @@ static void one_keyset(struct cfg *cfg, struct keyset *k, const char *where, int
         r.mode = mode;
         if (agg == NULL) {
             snprintf(r.skipped, sizeof(r.skipped), "%s", err);
-            finish_row(cfg, &r, 0, NULL, failures);
+            *failures += report_line(cfg, &r, 0, NULL);
             continue;
         }
         progress(cfg, "handshake %s %s", k->label, mode);
@@ -260,7 +246,7 @@ static void one_keyset(struct cfg *cfg, struct keyset *k, const char *where, int
             plain_ops = r.ops;
             snprintf(r.note, sizeof(r.note), "TCP + HELLO; %.0f us CPU per dial (both ends)",
                      r.ok ? r.cpu_s / (double)r.ok * 1e6 : 0.0);
-            finish_row(cfg, &r, 0, NULL, failures);
+            *failures += report_line(cfg, &r, 0, NULL);
             continue;
         }
         /* The bare OpenSSL loop with the same files, same run: the reference for handshakes per CPU-second. */
@@ -287,8 +273,8 @@ static void one_keyset(struct cfg *cfg, struct keyset *k, const char *where, int
         }
         snprintf(r.note, sizeof(r.note), "%s; %.0f us CPU per dial (both ends); per CPU-s %.2fx bare OpenSSL", k->label,
                  r.ok ? r.cpu_s / (double)r.ok * 1e6 : 0.0, r.baseline_ratio);
-        finish_row(cfg, &r, plain_ops > 0 ? r.ops / plain_ops : 0, plain_ops > 0 ? "plain dial" : NULL, failures);
-        finish_row(cfg, &br, 0, NULL, failures);
+        *failures += report_line(cfg, &r, plain_ops > 0 ? r.ops / plain_ops : 0, plain_ops > 0 ? "plain dial" : NULL);
+        *failures += report_line(cfg, &br, 0, NULL);
         if (k->type != CLINK_KEY_RSA_2048 && !r.skipped[0]) {
             *(mi == 1 ? &cfg->sum.hs_full : &cfg->sum.hs_resumed) = r.ops;
             *(mi == 1 ? &cfg->sum.hs_bare_full : &cfg->sum.hs_bare_resumed) = r.baseline_ratio;

@@ -112,3 +112,14 @@ void print_skipped(const struct result *r)
 {
     printf("%-10s %-12s %8zu  skipped: %s\n", r->scenario, r->mode, r->msg, r->skipped);
 }
+
+int report_line(const struct cfg *cfg, const struct result *r, double vs, const char *vs_what)
+{
+    emit_json(cfg, r);
+    if (r->skipped[0]) {
+        print_skipped(r);
+        return 1;
+    }
+    print_row(r, vs, vs_what);
+    return r->failed > 0 || r->ok + r->failed != r->issued;
+}
