@@ -41,7 +41,7 @@ static inline int clink__bytes_reserve(struct clink__bytes *b, size_t n)
             return 0;
         }
     }
-    size_t want = b->cap ? b->cap : 4096;
+    size_t want = b->cap ? b->cap : n <= 512 ? 512 : 4096; /* small: an idle connection's read buffer */
     while (want - b->tail < n) {
         want *= 2;
     }

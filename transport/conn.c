@@ -30,7 +30,8 @@
 
 #define STREAM_READ     65536                  /* recv size once the handshake is done */
 #define KEEP_IDLE       65536                  /* buffers above this are released when empty */
-#define IDLE_READ       4096                   /* recv size of a connection whose recent reads were all small */
+#define IDLE_READ       512                    /* recv size of a connection whose recent reads were all small */
+#define SMALL_READ      4096                   /* a read below this counts toward idle */
 #define IDLE_AFTER      4                      /* small reads in a row before a connection counts as idle */
 #define TLS_CHUNK       16384                  /* plaintext per SSL_write: one full record */
 #define CLINK_LINGER_NS (2000ull * 1000000ull) /* longest a closing connection may take to send its last bytes */
@@ -1474,7 +1475,7 @@ static void arm_recv(struct clink_conn *c)
     if (n == 0) {
         n = 1;
     }
-    if (!c->exact && c->small_reads >= IDLE_AFTER && clink__bytes_len(&c->rx) == 0) {
+    if (!c->exact && c->small_reads >= IDLE_AFTER && !c->rx_full && clink__bytes_len(&c->rx) == 0) {
         /*
          * Idle, or only small requests: a small buffer waits for the next
          * bytes, so thousands of quiet connections do not each pin a
@@ -1492,6 +1493,7 @@ static void arm_recv(struct clink_conn *c)
     if (!c->exact) {
         n = c->rx.cap - c->rx.tail;
     }
+    c->rx_req = c->exact ? 0 : n; /* a read that fills what was asked means more is coming */
     struct io_uring_sqe *sqe = clink__sqe(c->w);
     io_uring_prep_recv(sqe, c->fd, c->rx.base + c->rx.tail, n, 0);
     io_uring_sqe_set_data(sqe, tag(c, OP_RECV));
@@ -1529,7 +1531,8 @@ static void on_recv(struct clink_conn *c, int res)
     /* Bytes the kernel wrote through io_uring are invisible to Valgrind: say they are defined. */
     MARK_DEFINED(c->rx.base + c->rx.tail, (size_t)res);
     c->rx.tail += (size_t)res;
-    c->small_reads = (size_t)res < IDLE_READ ? c->small_reads + 1 : 0;
+    c->small_reads = (size_t)res >= SMALL_READ ? 0 : c->small_reads + 1;
+    c->rx_full = (size_t)res == c->rx_req; /* more is likely waiting: the next read gets the streaming buffer */
     c->bytes_in += (uint64_t)res;
     STAT_ADD(c->w, bytes_in, (uint64_t)res);
     on_input(c);

@@ -201,7 +201,9 @@ struct clink_conn {
     int recv_paused; /* backpressure: the peer's answers or requests are piling up */
     int was_open;
     unsigned ops;         /* SQEs in flight that name this conn */
-    unsigned small_reads; /* recvs in a row that brought less than IDLE_READ: idle or small requests */
+    unsigned small_reads; /* recvs in a row that brought less than SMALL_READ: idle or small requests */
+    size_t rx_req;        /* bytes the armed recv asked for (0: an exact read) */
+    int rx_full;          /* the last recv filled what it asked for: more is waiting */
     int exact;            /* read exactly `want` bytes: opening and handshake */
     size_t want;
     size_t greet_left; /* client: greeting bytes still to read */
