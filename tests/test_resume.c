@@ -348,3 +348,29 @@ Test(resume, a_session_made_under_another_client_certificate_rule_does_not_resum
     clink_tls_ctx_free(required);
     clink_ticket_keys_free(keys);
 }
+
+Test(resume, a_filed_ticket_carries_its_trust_mark_and_survives_duplication)
+{
+    struct clink_node *srv = server_on(tls, 0);
+    struct clink_node *cli = ts_client(tls, 1, 0);
+    uint16_t port = clink_node_port(srv);
+    char key[128];
+    key_of(key, sizeof(key), "localhost", port);
+    cr_assert_eq(dial_once(cli, port, "localhost", NULL), 0);
+    wait_tickets(cli, key, 1);
+    SSL_SESSION *sess = clink__sessions_take(&cli->sessions, key);
+    cr_assert_not_null(sess);
+    void *data = NULL;
+    size_t len = 0;
+    cr_assert_eq(SSL_SESSION_get0_ticket_appdata(sess, &data, &len), 1);
+    cr_assert_eq(len, sizeof(struct clink__tls_mark), "the client files the mark with its ticket");
+    /* OpenSSL duplicates a session for each new ticket: the copy must own its mark (ASan checks the frees). */
+    SSL_SESSION *copy = SSL_SESSION_dup(sess);
+    cr_assert_not_null(copy);
+    SSL_SESSION_free(sess);
+    cr_assert_eq(SSL_SESSION_get0_ticket_appdata(copy, &data, &len), 1);
+    cr_assert_eq(len, sizeof(struct clink__tls_mark));
+    SSL_SESSION_free(copy);
+    clink_node_free(cli);
+    clink_node_free(srv);
+}

@@ -17,7 +17,6 @@
 static BIO_METHOD *bio_method;
 static int ex_index = -1;
 static int epoch_index = -1; /* SSL_CTX ex_data: struct epoch */
-static int mark_index = -1;  /* SSL_SESSION ex_data (client): struct clink__tls_mark */
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 
 static void ex_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl, void *argp)
@@ -86,7 +85,6 @@ static void init_once(void)
     bio_method = m;
     ex_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
     epoch_index = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, ex_free);
-    mark_index = SSL_SESSION_get_ex_new_index(0, NULL, NULL, NULL, ex_free);
 }
 
 /*
@@ -99,10 +97,14 @@ static void init_once(void)
  * changed. So every context gets a random epoch (a reload makes a new
  * context, so a new epoch), and a session whose chain was verified under it
  * carries a mark {epoch, until}: until = the earliest notAfter in the chain
- * and nextUpdate among the context's CRLs. A server keeps the mark in the
- * ticket's app data (sealed by the ticket keys), a client in the session's
- * ex_data (it never leaves the process). Resuming under the same epoch
- * before `until` skips the repeat. Whoever holds the ticket keys could forge
+ * and nextUpdate among the context's CRLs (a CRL without nextUpdate turns
+ * the shortcut off). A server keeps the mark in the ticket's app data
+ * (sealed by the ticket keys), a client in the same field of its own session
+ * (it never leaves the process). Resuming under the same epoch
+ * before `until` skips the repeat. (A resumed session's renewed ticket keeps
+ * its parent's mark: after a reload, a line of resumptions keeps being
+ * verified in full until a full handshake; slower, never looser.) The
+ * context's store must not change after it is prepared. Whoever holds the ticket keys could forge
  * a mark, but could as well forge a session around any valid certificate,
  * which verifying again does not catch either: the ticket keys are the trust.
  */
@@ -171,7 +173,8 @@ static int gen_ticket_cb(SSL *ssl, void *arg)
     (void)arg;
     struct clink__tls_mark m;
     if (!SSL_session_reused(ssl) && make_mark(SSL_get_SSL_CTX(ssl), SSL_get0_verified_chain(ssl), &m) == 0) {
-        return SSL_SESSION_set1_ticket_appdata(SSL_get0_session(ssl), &m, sizeof(m));
+        /* Without the mark (no memory) the ticket is still good: its resumption is verified in full. */
+        CLINK_IGNORE(SSL_SESSION_set1_ticket_appdata(SSL_get0_session(ssl), &m, sizeof(m)) != 1);
     }
     return 1;
 }
@@ -244,9 +247,14 @@ static int new_session_cb(SSL *ssl, SSL_SESSION *sess)
     if (t == NULL || t->sessions == NULL || t->is_server) {
         return 0;
     }
-    struct clink__tls_mark *m = t->have_mark ? OPENSSL_memdup(&t->mark, sizeof(t->mark)) : NULL;
-    if (m != NULL && SSL_SESSION_set_ex_data(sess, mark_index, m) != 1) {
-        OPENSSL_free(m);
+    /*
+     * The client keeps its mark where the server keeps its own: the ticket
+     * app data field, which OpenSSL copies and frees with the session (a
+     * client never sends it). Session ex_data would be shared, not copied,
+     * when OpenSSL duplicates a session for the next ticket.
+     */
+    if (t->have_mark) {
+        CLINK_IGNORE(SSL_SESSION_set1_ticket_appdata(sess, &t->mark, sizeof(t->mark)) != 1);
     }
     clink__sessions_put(t->sessions, t->sess_key, sess, t->sess_gen);
     return 1;
@@ -299,14 +307,10 @@ static int check_resumed_identity(struct clink__tls *t)
     int verifies = t->is_server ? SSL_get_verify_mode(t->ssl) != SSL_VERIFY_NONE : t->verify >= 1;
     SSL_CTX *ctx = SSL_get_SSL_CTX(t->ssl);
     const struct clink__tls_mark *m = NULL;
-    if (t->is_server) {
-        void *data = NULL;
-        size_t len = 0;
-        if (SSL_SESSION_get0_ticket_appdata(SSL_get0_session(t->ssl), &data, &len) == 1 && len == sizeof(*m)) {
-            m = data;
-        }
-    } else {
-        m = SSL_SESSION_get_ex_data(SSL_get0_session(t->ssl), mark_index);
+    void *data = NULL;
+    size_t len = 0;
+    if (SSL_SESSION_get0_ticket_appdata(SSL_get0_session(t->ssl), &data, &len) == 1 && len == sizeof(*m)) {
+        m = data; /* the server's, from inside its ticket; the client's, kept with its session */
     }
     if (peer != NULL && verifies && m != NULL && mark_current(ctx, m)) {
         t->mark = *m; /* verified under this very trust, and nothing in it has lapsed */
