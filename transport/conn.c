@@ -1475,16 +1475,20 @@ static void arm_recv(struct clink_conn *c)
     if (n == 0) {
         n = 1;
     }
-    if (!c->exact && c->small_reads >= IDLE_AFTER && !c->rx_full && clink__bytes_len(&c->rx) == 0) {
+    if (!c->exact && c->small_reads >= IDLE_AFTER && clink__bytes_len(&c->rx) == 0 &&
+        !(c->rx_full && c->rx_req > IDLE_READ)) {
         /*
-         * Idle, or only small requests: a small buffer waits for the next
-         * bytes, so thousands of quiet connections do not each pin a
-         * streaming buffer. A read that fills it brings the big one back.
+         * Only small reads lately: a small buffer waits for the next bytes,
+         * so thousands of quiet connections do not each pin a streaming
+         * buffer. Tiny reads (pings, the odd call) get 512 bytes, small
+         * batches 4 KiB; a read that fills its buffer moves the next one up
+         * a size, and a full 4 KiB read brings the streaming buffer back.
          */
-        if (c->rx.cap > IDLE_READ) {
+        size_t tier = c->last_read < IDLE_READ && !c->rx_full ? IDLE_READ : SMALL_READ;
+        if (c->rx.cap > tier) {
             clink__bytes_free(&c->rx);
         }
-        n = IDLE_READ;
+        n = tier;
     }
     if (clink__bytes_reserve(&c->rx, n) < 0) {
         fail_conn(c, -CLINK_ENOMEM, "out of memory");
@@ -1532,7 +1536,8 @@ static void on_recv(struct clink_conn *c, int res)
     MARK_DEFINED(c->rx.base + c->rx.tail, (size_t)res);
     c->rx.tail += (size_t)res;
     c->small_reads = (size_t)res >= SMALL_READ ? 0 : c->small_reads + 1;
-    c->rx_full = (size_t)res == c->rx_req; /* more is likely waiting: the next read gets the streaming buffer */
+    c->rx_full = (size_t)res == c->rx_req; /* more is likely waiting: the next read gets a bigger buffer */
+    c->last_read = (size_t)res;
     c->bytes_in += (uint64_t)res;
     STAT_ADD(c->w, bytes_in, (uint64_t)res);
     on_input(c);

@@ -204,6 +204,7 @@ struct clink_conn {
     unsigned small_reads; /* recvs in a row that brought less than SMALL_READ: idle or small requests */
     size_t rx_req;        /* bytes the armed recv asked for (0: an exact read) */
     int rx_full;          /* the last recv filled what it asked for: more is waiting */
+    size_t last_read;     /* bytes the last recv brought */
     int exact;            /* read exactly `want` bytes: opening and handshake */
     size_t want;
     size_t greet_left; /* client: greeting bytes still to read */
