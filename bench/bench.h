@@ -1,8 +1,9 @@
 /*
  * clink-bench internals: what the scenarios share. The scenarios live in
- * their own files (calls.c: rpc, throughput and pool; handshake.c; storm.c;
- * memory.c); util.c holds the histogram, clocks, CPU and RSS readers and
- * thread placement; report.c prints the table and the JSON lines.
+ * their own files (calls.c: rpc, throughput, pool and fanout; handshake.c
+ * with bare_tls.c, its OpenSSL baseline; storm.c; memory.c); util.c holds
+ * the histogram, clocks, CPU and RSS readers and thread placement; report.c
+ * prints the table and the JSON lines.
  */
 #ifndef CLINK_BENCH_H
 #define CLINK_BENCH_H
