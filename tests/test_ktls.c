@@ -4,6 +4,7 @@
  * crypto-info as an oracle, and a record sealed with our key and sequence
  * number that a real OpenSSL peer must accept after the tickets went by.
  */
+#include <arpa/inet.h>
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -11,9 +12,12 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/ssl.h>
+#include <poll.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "tests/support/support.h"
@@ -377,10 +381,14 @@ Test(ktls, a_record_sealed_with_our_key_and_count_is_accepted_after_the_tickets,
 static struct clink_tls_ctx *kt_tls;
 static atomic_int server_closed_status = 1;
 
+static struct clink_conn *_Atomic server_conn; /* the server's end of the last connection opened */
+
 static void on_server_conn(struct clink_conn *conn, enum clink_conn_event ev, int status, void *user)
 {
-    (void)conn;
     (void)user;
+    if (ev == CLINK_CONN_OPENED) {
+        atomic_store(&server_conn, conn);
+    }
     if (ev == CLINK_CONN_CLOSED) {
         atomic_store(&server_closed_status, status);
     }
@@ -489,6 +497,13 @@ Test(ktls_kernel, both_ends_offload_and_carry_every_size, .init = kernel_setup, 
     cr_assert_eq(ss.ktls_offloaded, 1);
     cr_assert_eq(cs.ktls_offloaded, 1);
     cr_assert_eq(cs.ktls_fallbacks + ss.ktls_fallbacks, 0);
+    /*
+     * Idle memory: with both directions in the kernel neither end keeps
+     * OpenSSL's connection state (the bench measures the bytes; this checks
+     * the state is gone). Read after the last answer: the workers are idle.
+     */
+    cr_assert_null(c->tls.ssl, "the client kept its SSL");
+    cr_assert_null(atomic_load(&server_conn)->tls.ssl, "the server kept its SSL");
 
     /* Orderly close under kTLS: close_notify goes out as an alert record, the server sees a clean end. */
     clink_conn_close(c);
@@ -511,9 +526,22 @@ Test(ktls_kernel, one_end_in_the_kernel_talks_to_one_in_openssl, .init = kernel_
         struct clink_node *cli = kt_node(kernel_side == 1 ? CLINK_KTLS_REQUIRED : CLINK_KTLS_DISABLED, 0);
         struct clink_conn *c = kt_dial(cli, srv, CLINK_KTLS_DEFAULT);
         echo_sizes(c);
-        struct clink_conn_status st;
+        struct clink_conn_status st, sst;
         cr_assert_eq(clink_conn_status(c, &st), 0);
         cr_assert_eq(st.ktls_tx, kernel_side == 1 ? CLINK_KTLS_ON : CLINK_KTLS_OFF);
+        /*
+         * The kernel's sequence numbers (getsockopt) against OpenSSL's count at
+         * the other end: every record each way, tickets included, agrees. The
+         * last answer arrived, so neither end has a record in flight.
+         */
+        struct clink_conn *sc = atomic_load(&server_conn);
+        cr_assert_not_null(sc);
+        cr_assert_eq(clink_conn_status(sc, &sst), 0);
+        cr_assert_eq(st.records_out, sst.records_in, "client sent %llu records, server counts %llu",
+                     (unsigned long long)st.records_out, (unsigned long long)sst.records_in);
+        cr_assert_eq(st.records_in, sst.records_out, "server sent %llu records, client counts %llu",
+                     (unsigned long long)sst.records_out, (unsigned long long)st.records_in);
+        cr_assert_gt(st.records_out, 64);
         clink_conn_close(c);
         clink_node_free(cli);
         clink_node_free(srv);
@@ -783,6 +811,200 @@ Test(ktls_kernel, the_server_ends_it_cleanly, .init = kernel_setup, .fini = kern
     cr_assert_eq(clink_conn_status(c, &st), 0);
     cr_assert_eq(st.last_error, 0, "%s", st.last_error_text);
     clink_conn_close(c);
+    clink_node_free(cli);
+    clink_node_free(srv);
+}
+
+/*
+ * Session tickets after the switch: a server still in user-space TLS sends a
+ * ticket long after the handshake, when the client's kernel already has the
+ * receive side. The kernel hands it up as a handshake record; the client
+ * skips it and the answer behind it arrives intact.
+ */
+#define LATE_TICKET 51
+static void late_ticket(struct clink_req *req, void *user)
+{
+    (void)user;
+    struct clink_conn *conn = clink_req_conn(req);
+    /* On the server's worker: OpenSSL writes the ticket ahead of the answer's record. */
+    cr_assert_eq(SSL_new_session_ticket(conn->tls.ssl), 1);
+    static char after[] = "after";
+    struct iovec v = {.iov_base = after, .iov_len = 5};
+    CLINK_IGNORE(clink_req_respond(req, &v, 1));
+}
+
+static void reg_late_ticket(struct clink_node *n)
+{
+    ts_register_echo(n);
+    cr_assert_eq(clink_node_register(n, LATE_TICKET, late_ticket, NULL), 0);
+}
+
+Test(ktls_kernel, a_ticket_after_the_switch_is_skipped, .init = kernel_setup, .fini = kernel_teardown, .timeout = 120)
+{
+    struct clink_node_opts so = {.workers = 1, .tls = kt_tls, .ktls = CLINK_KTLS_DISABLED, .on_conn = on_server_conn};
+    struct clink_node *srv = ts_node_with(&so, reg_late_ticket);
+    need_ktls(srv);
+    struct clink_node *cli = kt_node(CLINK_KTLS_REQUIRED, 0);
+    struct clink_conn *c = kt_dial(cli, srv, CLINK_KTLS_DEFAULT);
+    for (int i = 0; i < 3; i++) {
+        struct clink_msg r;
+        cr_assert_eq(clink_call_sync(c, LATE_TICKET, NULL, 0, ts_ms(5000), &r), 0);
+        cr_assert_eq(r.len, 5);
+        cr_assert_arr_eq(r.data, "after", 5);
+        clink_msg_free(&r);
+    }
+    echo_sizes(c);
+    struct clink_conn_status st, sst;
+    cr_assert_eq(clink_conn_status(c, &st), 0);
+    cr_assert_eq(st.ktls_rx, CLINK_KTLS_ON, "%s", st.ktls_reason);
+    cr_assert_eq(st.open, 1);
+    /* The kernel counted the three ticket records like any other. */
+    cr_assert_eq(clink_conn_status(atomic_load(&server_conn), &sst), 0);
+    cr_assert_eq(st.records_in, sst.records_out, "server sent %llu records, client's kernel counts %llu",
+                 (unsigned long long)sst.records_out, (unsigned long long)st.records_in);
+    clink_conn_close(c);
+    clink_node_free(cli);
+    clink_node_free(srv);
+}
+
+static double mono_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/*
+ * A relay between client and server, in this process, that can flip one bit
+ * of the next bytes it passes in one direction: a tampering network.
+ */
+struct relay {
+    int lfd, port, target;
+    atomic_int tamper; /* 1: the next client-to-server bytes, 2: the next server-to-client bytes */
+    atomic_int stop;
+    pthread_t th;
+};
+
+static int pass_on(int from, int to, struct relay *r, int dir)
+{
+    uint8_t buf[65536];
+    ssize_t n = read(from, buf, sizeof(buf));
+    if (n <= 0) {
+        return -1;
+    }
+    int want = dir;
+    if (atomic_compare_exchange_strong(&r->tamper, &want, 0)) {
+        buf[n - 1] ^= 0x01; /* the sender writes whole records: the last byte is a record's tag */
+    }
+    for (ssize_t off = 0; off < n;) {
+        ssize_t w = write(to, buf + off, (size_t)(n - off));
+        if (w <= 0) {
+            return -1;
+        }
+        off += w;
+    }
+    return 0;
+}
+
+static void *relay_run(void *arg)
+{
+    struct relay *r = arg;
+    int a = accept(r->lfd, NULL, NULL);
+    int b = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)r->target)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (a >= 0 && connect(b, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
+        while (!atomic_load(&r->stop)) {
+            struct pollfd p[2] = {{.fd = a, .events = POLLIN}, {.fd = b, .events = POLLIN}};
+            if (poll(p, 2, 50) < 0) {
+                break;
+            }
+            if ((p[0].revents && pass_on(a, b, r, 1) < 0) || (p[1].revents && pass_on(b, a, r, 2) < 0)) {
+                break;
+            }
+        }
+    }
+    if (a >= 0) {
+        close(a);
+    }
+    close(b);
+    return NULL;
+}
+
+static void relay_start(struct relay *r, int target)
+{
+    memset(r, 0, sizeof(*r));
+    r->target = target;
+    r->lfd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof(sa);
+    cr_assert_eq(bind(r->lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    cr_assert_eq(listen(r->lfd, 1), 0);
+    cr_assert_eq(getsockname(r->lfd, (struct sockaddr *)&sa, &len), 0);
+    r->port = ntohs(sa.sin_port);
+    cr_assert_eq(pthread_create(&r->th, NULL, relay_run, r), 0);
+}
+
+static void relay_stop(struct relay *r)
+{
+    atomic_store(&r->stop, 1);
+    pthread_join(r->th, NULL);
+    close(r->lfd);
+}
+
+Test(ktls_kernel, a_tampered_record_aborts_only_its_connection, .init = kernel_setup, .fini = kernel_teardown,
+     .timeout = 120)
+{
+    struct clink_node *srv = kt_node(CLINK_KTLS_REQUIRED, 1);
+    need_ktls(srv);
+    struct clink_node *cli = kt_node(CLINK_KTLS_REQUIRED, 0);
+    for (int dir = 1; dir <= 2; dir++) {
+        struct relay r;
+        relay_start(&r, clink_node_port(srv));
+        struct clink_connect_opts o = {.host = "127.0.0.1", .port = (uint16_t)r.port, .expected_name = "localhost"};
+        struct clink_conn *c = NULL;
+        char err[256] = "";
+        cr_assert_eq(clink_connect_sync(cli, &o, &c, err, sizeof(err)), 0, "%s", err);
+        struct clink_msg m;
+        cr_assert_eq(clink_call_sync(c, TS_ECHO, "before", 6, ts_ms(5000), &m), 0);
+        clink_msg_free(&m);
+        struct clink_conn_status st;
+        cr_assert_eq(clink_conn_status(c, &st), 0);
+        cr_assert_eq(st.ktls_rx, CLINK_KTLS_ON, "%s", st.ktls_reason);
+        cr_assert_eq(st.ktls_tx, CLINK_KTLS_ON, "%s", st.ktls_reason);
+        long bad0 = tls_stat("TlsDecryptError");
+        atomic_store(&server_closed_status, 1);
+
+        /* One bit flipped on the way: the call fails at once, not at its deadline. */
+        atomic_store(&r.tamper, dir);
+        double t0 = mono_s();
+        int ret = clink_call_sync(c, TS_ECHO, "tampered", 8, ts_ms(10000), &m);
+        double secs = mono_s() - t0;
+        cr_assert_neq(ret, 0, "a tampered record was accepted");
+        cr_assert_lt(secs, 5.0, "the call failed only after %.1f s", secs);
+        cr_assert_gt(tls_stat("TlsDecryptError"), bad0, "the kernel saw no bad record");
+        for (int i = 0; i < 500 && atomic_load(&server_closed_status) == 1; i++) {
+            usleep(10000);
+        }
+        cr_assert_eq(atomic_load(&server_closed_status), dir == 1 ? -CLINK_ETLS : -CLINK_ECLOSED, "server: %s",
+                     clink_strerror(atomic_load(&server_closed_status)));
+        cr_assert_eq(clink_conn_status(c, &st), 0);
+        cr_assert_eq(st.open, 0);
+        /*
+         * The end that got the bad record says so. The other sees the
+         * connection end: the kernel refuses to send an alert after it.
+         */
+        const char *want = dir == 2 ? "failed authentication" : "without close_notify";
+        cr_assert(strstr(st.last_error_text, want) != NULL, "client: %s", st.last_error_text);
+        clink_conn_close(c);
+        relay_stop(&r);
+
+        /* The node goes on serving everyone else. */
+        struct clink_conn *d = kt_dial(cli, srv, CLINK_KTLS_DEFAULT);
+        echo_sizes(d);
+        clink_conn_close(d);
+    }
     clink_node_free(cli);
     clink_node_free(srv);
 }

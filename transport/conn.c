@@ -8,6 +8,7 @@
 #include <netinet/tcp.h>
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
+#include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -1518,6 +1519,17 @@ static void on_recv(struct clink_conn *c, int res)
         ktls_read_control(c); /* a record that is not application data: read it with its type */
         return;
     }
+    if (res == -EBADMSG && c->ktls_rx) {
+        /*
+         * The kernel could not authenticate a record: it was changed on the
+         * way (or the keys disagree). RFC 8446 6.2 asks for a bad_record_mac
+         * alert, but the kernel has set the error on the socket (tls_err_abort)
+         * and refuses every send after it: the peer sees the connection end.
+         */
+        fail_conn(c, -CLINK_ETLS, "a record from %s failed authentication (tampered or corrupted): connection aborted",
+                  c->peer_str);
+        return;
+    }
     if (res <= 0) {
         if (res == 0) {
             int orderly = c->state == CS_DRAINING && c->calls.count == 0 && !c->has_tls;
@@ -1811,7 +1823,8 @@ static void on_control_record(struct clink_conn *c, int res)
         return;
     }
     if (type == 21) {
-        fail_conn(c, -CLINK_ETLS, "peer sent TLS alert %u", res == 2 ? body[1] : 0u);
+        fail_conn(c, -CLINK_ETLS, "peer sent TLS alert %u (%s)", res == 2 ? body[1] : 0u,
+                  res == 2 ? SSL_alert_desc_string_long(body[1]) : "malformed");
         return;
     }
     if (type == 22 && body[0] == 4) { /* a late NewSessionTicket: not for us to keep */
