@@ -807,6 +807,11 @@ int main(int argc, char **argv)
     printf("host: kernel %s, %s, %d CPUs; io_uring %s; kTLS ULP %s\n", cfg.kernel, cfg.cpu, cfg.ncpus,
            cfg.feat.defer_taskrun ? "SINGLE_ISSUER|DEFER_TASKRUN" : "basic", cfg.feat.ktls ? "present" : "absent");
     printf("placement: split = this process on one CPU, the measured server processes on another; same = all on one\n");
+    if (cfg.feat.ktls) {
+        /* The server decides for its own end: the tls lines are not user-space TLS at both ends here. */
+        printf("modes: tls = OpenSSL at this end, ktls = the kernel at this end; the servers offload by their own "
+               "ktls setting in both\n");
+    }
     print_header();
 
     int failures = 0;
