@@ -14,6 +14,7 @@ PACKAGES=(
   libinih-dev libcriterion-dev libcjson-dev     # config parser; tests and tools
   clang clang-format                            # libFuzzer (clang-14 pulls libclang-rt-14-dev); style check
   strace valgrind openssl iproute2 stunnel4     # test drivers, certs, ss/tc, the stunnel baseline
+  iptables                                      # random packet loss in the fault tests (statistic match)
   gnuplot-nox                                   # bench plots
 )
 

@@ -2,7 +2,7 @@
 # Every test, as CI runs it: install what is missing, then
 #   0. the house format (.clang-format), checked, not applied
 #   1. ASan+UBSan build: the Criterion suites and the drivers
-#   2. the kTLS suite and the transport suite under a kernel with kTLS (../shared/ktls-vm/run)
+#   2. the kTLS suite, the transport suite and the netem fault scenarios under a kernel with kTLS (../shared/ktls-vm/run)
 #   3. TSan build: the threaded driver (Criterion cannot run under TSan)
 #   4. release build: everything again, plus the strace check that io_uring did all socket I/O
 #   5. install + an outside project built against the installed package (pkg-config and find_package)
@@ -80,9 +80,11 @@ ktls_vm() {
   done
   [ -n "$run" ] || { echo "ktls-vm/run not found (set KTLS_VM_RUN)"; return 1; }
   mkdir -p "$root/build/asan/tests/tmp"
+  # The same boot runs the netem fault scenarios (this host has no netem): tests/faults.sh.
   CLINK_EXPECT_KTLS=1 CLINK_TEST_TMP="$root/build/asan/tests/tmp" CLINK_TEST_TIMEOUT_SCALE=10 \
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-    "$run" --timeout 600 -- sh -c 'build/asan/tests/test_ktls --jobs 1 && build/asan/tests/test_transport --jobs 1'
+    KTLS_VM_MODULES="sch_netem veth" "$run" --timeout 900 -- sh -c 'build/asan/tests/test_ktls --jobs 1 &&
+      build/asan/tests/test_transport --jobs 1 && CLINK_TEST_TIMEOUT_SCALE=4 sh tests/faults.sh build/asan netem'
 }
 
 format() {
@@ -92,7 +94,7 @@ format() {
 stage "dependencies" "$root/scripts/deps.sh"
 stage "format (.clang-format)" format
 stage "asan+ubsan build and tests" asan
-stage "kTLS suites in a kTLS kernel (ktls-vm)" ktls_vm
+stage "kTLS suites and netem faults in a kTLS kernel (ktls-vm)" ktls_vm
 stage "tsan build and threaded driver" tsan
 stage "release build and tests (incl. strace)" release
 stage "install and outside project" "$root/scripts/test-install.sh" "$root/build/release"
