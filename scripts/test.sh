@@ -40,12 +40,14 @@ run_ctest() {
 
 asan() {
   build build/asan -DCMAKE_BUILD_TYPE=Debug -DCLINK_SANITIZE=address &&
-    ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 run_ctest build/asan
+    ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+    CLINK_SOAK_SECONDS=${CLINK_SOAK_SECONDS:-60} run_ctest build/asan
 }
 
 tsan() {
   build build/tsan -DCMAKE_BUILD_TYPE=Debug -DCLINK_SANITIZE=thread -DCLINK_BUILD_BENCH=OFF &&
-    TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 run_ctest build/tsan
+    TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+    CLINK_SOAK_SECONDS=${CLINK_SOAK_SECONDS:-60} run_ctest build/tsan
 }
 
 release() {

@@ -248,16 +248,27 @@ static int new_session_cb(SSL *ssl, SSL_SESSION *sess)
         return 0;
     }
     /*
+     * The cache gets a copy, not the session this SSL goes on using: the
+     * copy goes to one connection on whichever worker dials next, and
+     * OpenSSL writes to the original (not_resumable on a fatal alert) and
+     * frees it here. Shared, the two workers would race on it (the soak
+     * driver found it under TSan).
+     */
+    SSL_SESSION *copy = SSL_SESSION_dup(sess);
+    if (copy == NULL) {
+        return 0; /* out of memory: the next dial makes a full handshake */
+    }
+    /*
      * The client keeps its mark where the server keeps its own: the ticket
      * app data field, which OpenSSL copies and frees with the session (a
      * client never sends it). Session ex_data would be shared, not copied,
      * when OpenSSL duplicates a session for the next ticket.
      */
     if (t->have_mark) {
-        CLINK_IGNORE(SSL_SESSION_set1_ticket_appdata(sess, &t->mark, sizeof(t->mark)) != 1);
+        CLINK_IGNORE(SSL_SESSION_set1_ticket_appdata(copy, &t->mark, sizeof(t->mark)) != 1);
     }
-    clink__sessions_put(t->sessions, t->sess_key, sess, t->sess_gen);
-    return 1;
+    clink__sessions_put(t->sessions, t->sess_key, copy, t->sess_gen);
+    return 0; /* we kept no reference to sess */
 }
 
 void clink__tls_prepare_ctx(SSL_CTX *ctx)
