@@ -13,7 +13,22 @@
 struct clink__bytes {
     uint8_t *base;
     size_t head, tail, cap;
+    /*
+     * Optional: a running total of cap over a set of buffers (a worker's
+     * connections: its memory budget), updated with relaxed atomics on the
+     * rare grow, trim and free, never per byte.
+     */
+    size_t *acct;
 };
+
+static inline void clink__bytes_acct(const struct clink__bytes *b, size_t old_cap)
+{
+    if (b->acct != NULL && b->cap > old_cap) {
+        __atomic_fetch_add(b->acct, b->cap - old_cap, __ATOMIC_RELAXED);
+    } else if (b->acct != NULL && b->cap < old_cap) {
+        __atomic_fetch_sub(b->acct, old_cap - b->cap, __ATOMIC_RELAXED);
+    }
+}
 
 static inline size_t clink__bytes_len(const struct clink__bytes *b)
 {
@@ -50,7 +65,9 @@ static inline int clink__bytes_reserve(struct clink__bytes *b, size_t n)
         return -1;
     }
     b->base = p;
+    size_t old = b->cap;
     b->cap = want;
+    clink__bytes_acct(b, old);
     return 0;
 }
 
@@ -76,17 +93,21 @@ static inline void clink__bytes_consume(struct clink__bytes *b, size_t n)
 static inline void clink__bytes_trim(struct clink__bytes *b, size_t keep)
 {
     if (b->head == b->tail && b->cap > keep) {
+        size_t old = b->cap;
         free(b->base);
         b->base = NULL;
         b->head = b->tail = b->cap = 0;
+        clink__bytes_acct(b, old);
     }
 }
 
 static inline void clink__bytes_free(struct clink__bytes *b)
 {
+    size_t old = b->cap;
     free(b->base);
     b->base = NULL;
     b->head = b->tail = b->cap = 0;
+    clink__bytes_acct(b, old);
 }
 
 #endif

@@ -983,6 +983,90 @@ Test(transport, peer_that_never_reads_cannot_grow_our_memory)
     clink_node_free(srv);
 }
 
+/* Write PINGs without reading until the server stops taking them (the write blocks past its timeout). */
+static size_t ping_until_blocked(struct ts_raw *r)
+{
+    enum { BATCH = 4096 };
+    static uint8_t batch[BATCH * (CLINK_FRAME_HDR + CLINK_PING_LEN)];
+    for (int i = 0; i < BATCH; i++) {
+        struct clink_frame_hdr h = {.type = CLINK_FRAME_PING, .length = CLINK_PING_LEN, .id = (uint64_t)i + 1};
+        clink__frame_encode(batch + i * (CLINK_FRAME_HDR + CLINK_PING_LEN), &h);
+    }
+    struct timeval tv = {.tv_usec = 300000};
+    setsockopt(r->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+    size_t sent = 0;
+    while (sent < (64u << 20) && ts_raw_write(r, batch, sizeof(batch)) == 0) {
+        sent += sizeof(batch);
+    }
+    return sent;
+}
+
+/*
+ * Six peers that never read, each allowed 4 MiB of answers by the
+ * per-connection bound: the node-wide budget (2 MiB here) holds them all to
+ * it together, a bystander's requests wait meanwhile, and once the hogs are
+ * gone the bystander is served on the same connection.
+ */
+Test(transport, the_node_budget_bounds_many_peers_that_never_read, .timeout = 60)
+{
+    struct clink_node_opts no = {.workers = 1, .tls = tls, .max_buffered = 2u << 20};
+    struct clink_node *srv = ts_node_with(&no, ts_register_echo);
+    struct clink_node *cli = ts_client(tls, 1, 0);
+    struct clink_connect_opts o = dial(srv, "localhost");
+    struct clink_conn *by;
+    cr_assert_eq(clink_connect_sync(cli, &o, &by, NULL, 0), 0);
+
+    enum { HOGS = 6 };
+    struct ts_raw r[HOGS];
+    size_t sent[HOGS];
+    for (int i = 0; i < HOGS; i++) {
+        cr_assert_eq(ts_raw_tls(&r[i], clink_node_port(srv), &pki), 0);
+        raw_hello(&r[i], 1, 1);
+        sent[i] = ping_until_blocked(&r[i]);
+        cr_assert_lt(sent[i], 64u << 20, "hog %d: the server kept reading", i);
+    }
+    struct clink_node_stats st;
+    clink_node_stats(srv, &st);
+    /*
+     * The budget counts buffer capacity, checked before each read: one read's
+     * answers per connection may go past it, and a buffer may double once.
+     * Without it the six would hold 6 x 4 MiB.
+     */
+    cr_assert_lt(st.buffered, 6u << 20, "the server buffers %llu bytes for peers that do not read",
+                 (unsigned long long)st.buffered);
+    cr_assert_geq(st.buffer_full, 1);
+    /*
+     * Meanwhile the bystander's requests wait (the worker reads no more
+     * requests) and meet their deadline. Its first may still be answered:
+     * a read armed before the budget ran out completes.
+     */
+    struct clink_msg m;
+    int first = clink_call_sync(by, TS_ECHO, "wait", 4, 300, &m);
+    if (first == 0) {
+        clink_msg_free(&m);
+    }
+    cr_assert_eq(clink_call_sync(by, TS_ECHO, "wait", 4, 300, &m), -CLINK_ETIMEDOUT);
+
+    for (int i = 0; i < HOGS; i++) {
+        ts_raw_close(&r[i]);
+    }
+    /* Their buffers go with them: the same connection is served again. */
+    int ret = -1;
+    for (int i = 0; i < 50 && ret != 0; i++) {
+        ret = clink_call_sync(by, TS_ECHO, "again", 5, ts_ms(2000), &m);
+        if (ret == 0) {
+            cr_assert_eq(m.len, 5);
+            clink_msg_free(&m);
+        }
+    }
+    cr_assert_eq(ret, 0, "after the hogs left: %s", clink_strerror(ret));
+    clink_node_stats(srv, &st);
+    cr_assert_lt(st.buffered, 1u << 20, "%llu bytes still buffered", (unsigned long long)st.buffered);
+    clink_conn_close(by);
+    clink_node_free(cli);
+    clink_node_free(srv);
+}
+
 /* ---- TLS policy: ALPN required, TLS 1.2 only where configured ---- */
 
 Test(transport, client_without_alpn_is_refused)

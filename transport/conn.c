@@ -45,6 +45,7 @@ static void *tag(void *p, enum clink__op op)
 }
 
 static void arm_recv(struct clink_conn *c);
+static void budget_relief(struct clink_worker *w);
 static void fail_conn(struct clink_conn *c, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static void maybe_finish_drain(struct clink_conn *c);
 static void finish_close(struct clink_conn *c);
@@ -74,6 +75,8 @@ static struct clink_conn *conn_new(struct clink_worker *w, int fd, int is_server
     c->peer_max_frame = CLINK_MAX_FRAME_FLOOR;
     c->close_msg.hdr.kind = MSG_CLOSE;
     c->close_msg.conn = c;
+    /* The node's memory budget counts what waits to be sent: the buffers a peer that stops reading fills. */
+    c->ptx.acct = c->tx.acct = c->txf.acct = &w->buffered;
     c->next = w->conns;
     if (w->conns) {
         w->conns->prev = c;
@@ -178,6 +181,26 @@ static size_t queued_bytes(const struct clink_conn *c)
     return clink__bytes_len(&c->ptx) + clink__bytes_len(&c->tx) + clink__bytes_len(&c->txf);
 }
 
+/*
+ * The worker's send buffers (all its connections') are at its share of
+ * max_buffered: hold back what would add to them. budget_relief undoes it.
+ */
+static int worker_full(struct clink_worker *w)
+{
+    if (__atomic_load_n(&w->buffered, __ATOMIC_RELAXED) < w->budget) {
+        return 0;
+    }
+    if (!w->budget_hit) {
+        w->budget_hit = 1;
+        STAT_ADD(w, buffer_full, 1);
+        CLINK_LOG(&w->node->log, CLINK_LOG_WARN, "transport", 0,
+                  "worker %u: send buffers hold %zu bytes, its share of max_buffered: reads of requests pause and "
+                  "new calls wait until they drain",
+                  w->idx, __atomic_load_n(&w->buffered, __ATOMIC_RELAXED));
+    }
+    return 1;
+}
+
 static void submit_send(struct clink_conn *c)
 {
     struct io_uring_sqe *sqe = clink__sqe(c->w);
@@ -201,7 +224,7 @@ static int serialize_call(struct clink_conn *c, struct clink_call *call)
 static void release_pending(struct clink_conn *c)
 {
     uint32_t limit = c->node->opts.max_write_buffer;
-    while (c->pend_head != NULL && queued_bytes(c) < limit) {
+    while (c->pend_head != NULL && queued_bytes(c) < limit && !worker_full(c->w)) {
         struct clink_call *call = c->pend_head;
         c->pend_head = call->priv.next;
         if (c->pend_head == NULL) {
@@ -303,7 +326,7 @@ int clink__conn_start_call(struct clink_conn *c, struct clink_call *call, int in
 {
     int ret = clink__conn_check_call(c, call);
     call->priv.next = NULL;
-    if (ret == 0 && (c->pend_head != NULL || queued_bytes(c) >= c->node->opts.max_write_buffer)) {
+    if (ret == 0 && (c->pend_head != NULL || queued_bytes(c) >= c->node->opts.max_write_buffer || worker_full(c->w))) {
         /* Bounded memory: the call's own struct waits in line, nothing is copied yet. */
         call->priv.state = CALL_PENDING;
     } else if (ret == 0) {
@@ -905,6 +928,7 @@ static void closed(struct clink_conn *c)
     clink__bytes_free(&c->tx);
     clink__bytes_free(&c->txf);
     clink__conn_put(c); /* the worker's reference */
+    budget_relief(w);   /* a peer that stopped reading may have held most of the budget */
 }
 
 void clink__conn_timer(struct clink_worker *w, struct clink__timer *t)
@@ -1445,7 +1469,32 @@ static int must_pause(const struct clink_conn *c)
     size_t limit = c->node->opts.max_write_buffer;
     size_t hard = 4 * limit + 2 * (size_t)c->node->opts.max_frame;
     size_t q = queued_bytes(c);
-    return c->nreqs >= c->node->opts.max_requests_per_conn || (q > limit && c->calls.count == 0) || q > hard;
+    /* Over the worker's budget, as over our own limit: connections waiting for our calls' answers keep reading. */
+    return c->nreqs >= c->node->opts.max_requests_per_conn || (q > limit && c->calls.count == 0) || q > hard ||
+           (c->calls.count == 0 && worker_full(c->w));
+}
+
+/* Back under 7/8 of the worker's budget: re-arm the reads and calls it held back, on every connection. */
+static void budget_relief(struct clink_worker *w)
+{
+    if (!w->budget_hit || __atomic_load_n(&w->buffered, __ATOMIC_RELAXED) > w->budget / 8 * 7) {
+        return;
+    }
+    w->budget_hit = 0;
+    CLINK_LOG(&w->node->log, CLINK_LOG_INFO, "transport", 0, "worker %u: send buffers below 7/8 of its budget again",
+              w->idx);
+    for (struct clink_conn *c = w->conns; c != NULL && !w->budget_hit; c = c->next) {
+        if (c->state > CS_DRAINING) {
+            continue;
+        }
+        if (c->pend_head != NULL) {
+            release_pending(c);
+            clink__mark_dirty(c);
+        }
+        if (c->recv_paused) {
+            arm_recv(c);
+        }
+    }
 }
 
 /*
@@ -1597,6 +1646,7 @@ static void on_send(struct clink_conn *c, int res)
     if (c->recv_paused) {
         arm_recv(c);
     }
+    budget_relief(c->w);
 }
 
 static void on_connect(struct clink_conn *c, int res)

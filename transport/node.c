@@ -90,6 +90,10 @@ int clink_node_new(const struct clink_node_opts *opts, struct clink_node **out)
     if (n->opts.max_handshakes_per_worker == 0) {
         n->opts.max_handshakes_per_worker = 32;
     }
+    if (n->opts.max_buffered == 0) {
+        long pages = sysconf(_SC_PHYS_PAGES), psize = sysconf(_SC_PAGESIZE);
+        n->opts.max_buffered = pages > 0 && psize > 0 ? (uint64_t)pages * (uint64_t)psize / 4 : (1ull << 30);
+    }
     if (n->opts.max_requests_per_conn == 0) {
         n->opts.max_requests_per_conn = DEFAULT_MAX_REQUESTS;
     }
@@ -119,6 +123,7 @@ int clink_node_new(const struct clink_node_opts *opts, struct clink_node **out)
         w->idx = i;
         w->listen_fd = -1;
         w->efd = -1;
+        w->budget = (size_t)(n->opts.max_buffered / n->nworkers);
         clink__timer_init(&w->drain_timer, TIMER_DRAIN);
         clink__timer_init(&w->accept_timer, TIMER_ACCEPT);
         w->inbox_buf = calloc(n->opts.inbox_size, sizeof(*w->inbox_buf));
@@ -367,6 +372,8 @@ void clink_node_stats(const struct clink_node *node, struct clink_node_stats *ou
         SUM(ktls_offloaded);
         SUM(ktls_rx_only);
         SUM(ktls_fallbacks);
+        SUM(buffer_full);
+        out->buffered += __atomic_load_n(&node->workers[i].buffered, __ATOMIC_RELAXED);
 #undef SUM
     }
 }

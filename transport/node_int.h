@@ -148,6 +148,7 @@ struct clink__stats {
     _Atomic uint64_t inbox_full, protocol_errors, plaintext_fallbacks;
     _Atomic uint64_t logins_ok, logins_denied, tls_reloads, handshakes_resumed, handshakes_deferred;
     _Atomic uint64_t ktls_offloaded, ktls_rx_only, ktls_fallbacks;
+    _Atomic uint64_t buffer_full; /* times the worker's buffers reached its share of max_buffered */
 };
 #define STAT_ADD(w, field, n)                                                                                          \
     atomic_store_explicit(&(w)->stats.field, atomic_load_explicit(&(w)->stats.field, memory_order_relaxed) + (n),      \
@@ -295,9 +296,16 @@ struct clink_worker {
     unsigned nconns;
     struct clink_conn *dirty;
     struct clink_req *free_reqs;
-    int ktls_logged;                                /* a kTLS fallback was logged (once per worker; all are counted) */
-    struct clink_req *orphans;                      /* requests whose connection closed before the handler answered */
-    unsigned handshaking;                           /* accepted connections between accept and HELLO */
+    int ktls_logged;           /* a kTLS fallback was logged (once per worker; all are counted) */
+    struct clink_req *orphans; /* requests whose connection closed before the handler answered */
+    unsigned handshaking;      /* accepted connections between accept and HELLO */
+    /*
+     * Memory budget: bytes in its connections' buffers (clink__bytes.acct;
+     * atomic for the gauge readers), its share of max_buffered, and whether
+     * some connection paused or held a call back because of it.
+     */
+    size_t buffered, budget;
+    int budget_hit;
     struct clink_conn *hs_wait_head, *hs_wait_tail; /* accepted, waiting for a handshake slot */
 
     int stopping;

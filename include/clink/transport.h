@@ -110,6 +110,14 @@ struct clink_node_opts {
      */
     struct clink_accounts *accounts;
     enum clink_ktls_mode ktls; /* for accepted connections and the default for dials; 0: AUTO */
+    /*
+     * All connections' buffers together, bytes (split evenly over the
+     * workers). A worker at its share stops reading requests and holds new
+     * calls back, unserialized, until sends drain it below 7/8 of it;
+     * responses to our own calls are still read. The per-connection bound is
+     * max_write_buffer. 0: a quarter of physical memory.
+     */
+    uint64_t max_buffered;
 };
 
 extern CLINK_API const struct clink_node_opts clink_node_opts_default;
@@ -176,6 +184,8 @@ struct clink_node_stats {
     uint64_t ktls_offloaded;      /* TLS connections whose two directions the kernel took over */
     uint64_t ktls_rx_only;        /* ... whose receive side only (user-space TLS sends) */
     uint64_t ktls_fallbacks;      /* TLS connections that stayed in user-space TLS (status says why) */
+    uint64_t buffered;            /* bytes held in all connections' buffers now (a gauge) */
+    uint64_t buffer_full;         /* times a worker's buffers reached its share of max_buffered */
 };
 /* Thread: any (values may be a moment old). */
 CLINK_API void clink_node_stats(const struct clink_node *node, struct clink_node_stats *out);
