@@ -128,7 +128,7 @@ static size_t hello_frame(uint8_t out[FRAME_HDR + 12])
 
 struct window {
     unsigned long calls, failed;
-    double p50_ms, p99_ms;
+    double p50_ms, p99_ms, max_ms;
 };
 
 struct bystander {
@@ -288,11 +288,12 @@ static void window_end(struct bystander *b, struct window *w)
     pthread_mutex_lock(&b->mu);
     w->calls = b->calls;
     w->failed = b->failed;
-    w->p50_ms = w->p99_ms = 0;
+    w->p50_ms = w->p99_ms = w->max_ms = 0;
     if (b->n > 0) {
         qsort(b->lat_us, b->n, sizeof(b->lat_us[0]), cmp_u32);
         w->p50_ms = b->lat_us[(b->n - 1) / 2] / 1000.0;
         w->p99_ms = b->lat_us[(size_t)((double)(b->n - 1) * 0.99)] / 1000.0;
+        w->max_ms = b->lat_us[b->n - 1] / 1000.0;
     }
     pthread_mutex_unlock(&b->mu);
 }
@@ -318,14 +319,17 @@ static void run(struct bystander *b, const char *name, attack_fn fn)
     double t0 = now_s();
     enum verdict v = fn(obs, sizeof(obs));
     double took = now_s() - t0;
+    /* The aftermath counts too: a crash or a stall the attack set off shows up in its own line. */
+    sleep_s(0.2);
     struct window w;
     window_end(b, &w);
     const char *tag = v == V_OK ? "ok" : v == V_KNOWN ? "KNOWN FAILURE" : "FAIL";
     if (w.failed > 0) {
         tag = "FAIL (bystander)";
     }
-    printf("%-16s %s [%s node] | %s | bystander: %lu calls, %lu failed, p50 %.2f ms, p99 %.2f ms | %.1f s\n", tag, name,
-           b->node, obs, w.calls, w.failed, w.p50_ms, w.p99_ms, took);
+    printf(
+        "%-16s %s [%s node] | %s | bystander: %lu calls, %lu failed, p50 %.2f ms, p99 %.2f ms, max %.2f ms | %.1f s\n",
+        tag, name, b->node, obs, w.calls, w.failed, w.p50_ms, w.p99_ms, w.max_ms, took);
     if (w.failed > 0) {
         pthread_mutex_lock(&b->mu);
         printf("                 bystander's first error: %s\n", b->first_error);
@@ -1837,7 +1841,8 @@ static enum verdict atk_fd_exhaustion(char *obs, size_t cap)
     c1 = proc_cpu_ticks(cfg.fd_pid);
     double during = (double)(c1 - c0) / (double)hz / window;
     obs_add(obs, cap, "; node CPU %.0f%% while out of fds vs %.0f%% before", during * 100, base * 100);
-    if (during > base + 0.25) {
+    /* A spinning accept loop would burn a whole core; the bystander's load varies by less than half of one. */
+    if (during > base + 0.5) {
         v = V_FAIL;
     }
     double t_out = now_s() - t0;
