@@ -27,11 +27,18 @@
 #define NATIVE_LEN 41 /* "*" + 40 hex digits */
 #define SHA2_MAX   128
 /*
- * libinih reads lines of at most 200 bytes: every value the file holds is
- * kept short enough to read back ("require_subject = " + 180).
+ * libinih (as Debian builds it) reads a line of at most 198 bytes before its
+ * newline and keeps 49 bytes of a section name. A longer line it cuts in two,
+ * the rest read as a line of its own (a comment could hide a key), and a
+ * longer [user@host] it cuts silently. read_file refuses both before libinih
+ * sees the file, and the API refuses an account that would not fit: every
+ * value the file holds is kept short enough to read back
+ * ("require_subject = " + 180).
  */
-#define DN_MAX     181
-#define CIPHER_MAX 64
+#define INI_LINE_MAX    198
+#define INI_SECTION_MAX 49
+#define DN_MAX          181
+#define CIPHER_MAX      64
 
 struct require {
     int ssl, x509;
@@ -181,6 +188,11 @@ static const char *quoted(const char *s, char *out, size_t cap, const char *what
         set_err(err, errlen, "%s value is empty", what);
         return NULL;
     }
+    /* The file holds it unquoted (write_require), and libinih strips the spaces around a value. */
+    if (out[0] == ' ' || out[n - 1] == ' ') {
+        set_err(err, errlen, "%s value: a leading or trailing space cannot be stored", what);
+        return NULL;
+    }
     return s + 1;
 }
 
@@ -252,7 +264,11 @@ static void write_require(FILE *f, const struct require *r)
     }
 }
 
-/* A raw value of require_subject / _issuer / _cipher, as the file holds it. */
+/*
+ * A raw value of require_subject / _issuer / _cipher, as the file holds it:
+ * what quoted() would accept, so that it is written back the same (a value
+ * starting with ';' after "= " would read back as a comment).
+ */
 static int raw_value(const char *v, char *out, size_t cap)
 {
     size_t n = strlen(v);
@@ -260,7 +276,7 @@ static int raw_value(const char *v, char *out, size_t cap)
         return -1;
     }
     for (size_t i = 0; i < n; i++) {
-        if ((unsigned char)v[i] < 0x20 || v[i] == 0x7f) {
+        if ((unsigned char)v[i] < 0x20 || v[i] == 0x7f || v[i] == ';' || v[i] == '#') {
             return -1;
         }
     }
@@ -554,7 +570,7 @@ static int on_key(void *arg, const char *section, const char *name, const char *
             return load_fail(st, "[%s] %s: also given in require", section, name);
         }
         if (raw_value(value, dst, cap) < 0) {
-            return load_fail(st, "[%s] %s: 1 to %zu printable bytes", section, name, cap - 1);
+            return load_fail(st, "[%s] %s: 1 to %zu printable bytes, no ';' or '#'", section, name, cap - 1);
         }
         a->req.ssl = 1;
         a->req.x509 |= k != 5;
@@ -590,14 +606,36 @@ static int read_file(const char *path, struct account **v, size_t *n, char *err,
      */
     size_t sections = 0, line_no = 0;
     char prev[CLINK_USER_MAX + CLINK_HOST_MAX + 2] = "", buf[512];
+    long pos = 0;
     while (fgets(buf, sizeof(buf), f) != NULL) {
         line_no++;
+        long next = ftell(f);
+        size_t got = next >= pos ? (size_t)(next - pos) : 0, blen = strlen(buf);
+        pos = next;
+        /* What libinih would read differently from what the file shows: refused, not guessed at. */
+        const char *why = NULL;
+        if (blen != got) {
+            why = "a NUL byte: not a text file";
+        } else if (blen - (blen > 0 && buf[blen - 1] == '\n') > INI_LINE_MAX) {
+            why = "a line longer than 198 bytes (libinih's limit)";
+        }
+        if (why != NULL) {
+            set_err(err, errlen, "%s:%zu: %s", path, line_no, why);
+            fclose(f);
+            return -CLINK_ECONFIG;
+        }
         const char *b = skip_ws(buf);
         if (*b != '[') {
             continue;
         }
         const char *e = strchr(b, ']');
         int len = e ? (int)(e - b - 1) : 0;
+        if (len > INI_SECTION_MAX) {
+            set_err(err, errlen, "%s:%zu: [%.*s]: user@host longer than %d bytes (libinih's limit)", path, line_no, len,
+                    b + 1, INI_SECTION_MAX);
+            fclose(f);
+            return -CLINK_ECONFIG;
+        }
         char name[sizeof(prev)];
         snprintf(name, sizeof(name), "%.*s", len, b + 1);
         /* Two [a@b] in a row read as one account; further apart, on_key finds them. */
@@ -867,6 +905,11 @@ static int check_spec(const struct clink_account_spec *spec, const char **host, 
     if (!valid_name(*host, CLINK_HOST_MAX, 1)) {
         set_err(err, errlen, "host '%.80s': an address or a pattern with %% and _, at most %d bytes", *host,
                 CLINK_HOST_MAX);
+        return -CLINK_EINVAL;
+    }
+    if (strlen(spec->user) + 1 + strlen(*host) > INI_SECTION_MAX) {
+        set_err(err, errlen, "'%s'@'%s': user@host longer than %d bytes (the file's [user@host] section)", spec->user,
+                *host, INI_SECTION_MAX);
         return -CLINK_EINVAL;
     }
     return 0;

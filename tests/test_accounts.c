@@ -225,6 +225,8 @@ Test(accounts, bad_require_is_refused_with_the_reason)
         "NONE AND SSL",
         "SUBJECT '/CN=a\n[evil@%]'",
         "SUBJECT '/CN=a ;comment'",
+        "SUBJECT '/CN=agg1 '", /* the file would lose the space (fuzz/regressions/accounts) */
+        "ISSUER ' /CN=ca'",
     };
     struct clink_accounts *acc;
     cr_assert_eq(clink_accounts_new(NULL, &acc), 0);
@@ -283,6 +285,12 @@ Test(accounts, bad_names_are_refused)
     }
     struct clink_account_spec s = {.user = "ok", .host = "a@b"};
     cr_assert_eq(clink_accounts_add(acc, &s, err, sizeof(err)), -CLINK_EINVAL);
+    /* 50 bytes as [user@host]: libinih would cut the section to 49 (fuzz/regressions/accounts). */
+    s = (struct clink_account_spec){.user = "012345678901234567890123", .host = "0123456789012345678901234"};
+    cr_assert_eq(clink_accounts_add(acc, &s, err, sizeof(err)), -CLINK_EINVAL);
+    cr_assert(strstr(err, "user@host longer than 49 bytes") != NULL, "%s", err);
+    s.host = "012345678901234567890123";
+    cr_assert_eq(clink_accounts_add(acc, &s, err, sizeof(err)), 0, "49 bytes fit: %s", err);
     clink_accounts_free(acc);
 }
 
@@ -384,6 +392,15 @@ Test(accounts, bad_files_name_the_line_and_reason)
         {"[root@%]\nrequire = X509\ncaching_sha2_password = plain\n", "not a SHA-256 crypt verifier"},
         {"[root@%]\nrequire = X509\nrequire = SSL\n", "given twice"},
         {"require = X509\n", "a section is one account"},
+        {"[root@%]\nrequire = SUBJECT ' /CN=a'\n", "SUBJECT value: a leading or trailing space cannot be stored"},
+        {"[root@%]\nrequire_cipher = ;x\n", "no ';' or '#'"},
+        {"[0123456789012345678901234567890123456789012345678@%]\nrequire = NONE\n", "longer than 49 bytes"},
+        /* libinih would read the end of this comment as a key of [root@%]: a cipher requirement no reader sees. */
+        {"[root@%]\nrequire = NONE\n# "
+         "01234567890123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456"
+         "789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456"
+         "require_cipher = X\n",
+         ":3: a line longer than 198 bytes"},
     };
     char path[400], err[512];
     snprintf(path, sizeof(path), "%s/bad.cnf", pki.dir);

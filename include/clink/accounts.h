@@ -71,7 +71,7 @@ CLINK_API void clink_accounts_free(struct clink_accounts *acc);
 /* What an account is (for add and alter). Strings are borrowed during the call. */
 struct clink_account_spec {
     const char *user;     /* [in] required; printable, at most CLINK_USER_MAX bytes, "" is the anonymous user */
-    const char *host;     /* [in] address or pattern (% and _); NULL: "%" */
+    const char *host;     /* [in] address or pattern (% and _); NULL: "%". user@host: at most 49 bytes (the file) */
     const char *password; /* [in] NULL or "": no password. Only its verifiers are kept. */
     const char *require;  /* [in] "NONE", "SSL", "X509", "SUBJECT '...' AND ISSUER '...'"...; NULL: NONE */
 };
