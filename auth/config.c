@@ -4,6 +4,7 @@
  */
 #include "clink/config.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <ini.h>
 #include <stdarg.h>
@@ -12,6 +13,16 @@
 #include <string.h>
 #include <strings.h>
 #include <unistd.h>
+
+/*
+ * libinih (as Debian builds it) reads a line of at most 198 bytes before its
+ * newline and keeps 49 bytes of a section name. A longer line it cuts in two,
+ * the rest read as a line of its own (the end of a long comment could set a
+ * key), and a longer [leaf NAME] it cuts silently (two peers could become
+ * one). check_lines refuses both before libinih reads the text.
+ */
+#define INI_LINE_MAX    198
+#define INI_SECTION_MAX 49
 
 struct parse_state {
     struct clink_config *cfg;
@@ -377,6 +388,32 @@ static int finish(struct parse_state *st, const char *dir, char *err, size_t err
     return 0;
 }
 
+/* 0, or -1 with err set ("FILE:LINE: ...") for a line libinih would not read as written. */
+static int check_lines(const char *text, const char *where, char *err, size_t errlen)
+{
+    int line = 1;
+    for (const char *p = text; *p != '\0'; line++) {
+        const char *end = strchr(p, '\n');
+        size_t n = end ? (size_t)(end - p) : strlen(p);
+        if (n > INI_LINE_MAX) {
+            snprintf(err, errlen, "%s:%d: line longer than %d bytes (libinih's limit)", where, line, INI_LINE_MAX);
+            return -1;
+        }
+        const char *b = p;
+        while (b < p + n && isspace((unsigned char)*b)) {
+            b++;
+        }
+        const char *close = b < p + n && *b == '[' ? memchr(b, ']', (size_t)(p + n - b)) : NULL;
+        if (close != NULL && close - b - 1 > INI_SECTION_MAX) {
+            snprintf(err, errlen, "%s:%d: [%.*s]: section name longer than %d bytes (libinih's limit)", where, line,
+                     (int)(close - b - 1), b + 1, INI_SECTION_MAX);
+            return -1;
+        }
+        p += n + (end != NULL);
+    }
+    return 0;
+}
+
 static void defaults(struct clink_config *c)
 {
     memset(c, 0, sizeof(*c));
@@ -407,6 +444,10 @@ static int run(const char *text, const char *file, const char *dir, struct clink
     snprintf(out->path, sizeof(out->path), "%s", file);
     st->cfg = out;
     st->file = file;
+    if (check_lines(text, file[0] ? file : "config", err, errlen) < 0) {
+        free(st);
+        return -CLINK_ECONFIG;
+    }
     int line = ini_parse_string(text, on_key, st);
     int ret = 0;
     if (line != 0 || st->failed) {

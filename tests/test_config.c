@@ -143,6 +143,15 @@ Test(config, bad_input_fails_with_line_key_and_reason)
         {"[server]\nmax_frame = 10\n", "max_frame: '10'"},
         {"[server]\nktls = sometimes\n", "ktls: 'sometimes' is not one of auto, off, required"},
         {"[leaf l1]\nhost = a\nport = 1\nktls = on\n", "ktls: [l1]: 'on' is not one of auto, off, required"},
+        /* libinih would keep 49 bytes of the name (fuzz/regressions/config) */
+        {"[leaf 012345678901234567890123456789012345678901234]\nhost = a\nport = 1\n",
+         ":1: [leaf 012345678901234567890123456789012345678901234]: section name longer than 49 bytes"},
+        /* libinih would read the end of the comment as a line of its own: ssl_ca = /etc/passwd */
+        {"[server]\n# "
+         "01234567890123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456"
+         "789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456"
+         "ssl_ca = /etc/passwd\n",
+         ":2: line longer than 198 bytes"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         struct clink_config c;
