@@ -1,37 +1,171 @@
 /*
- * The config parser on arbitrary text: it must not crash, and whatever it
- * accepts must satisfy the invariants the node relies on.
+ * The config file (auth/config.c: libinih's callbacks on_key and
+ * on_peer_key, tls_version, the path resolution in finish) on arbitrary
+ * text, given both ways a node can get it: clink_config_parse on the text,
+ * and clink_config_load on a file holding the same bytes.
+ *
+ * Properties: every refusal says why; whatever is accepted satisfies the
+ * invariants the node relies on (TLS version, max_frame and timeout ranges,
+ * absolute paths, peers with a name, host and port, names unique, enum
+ * values in range, every string NUL-terminated in its field, every peer
+ * named by a section of the text as written); comments are inert (the text
+ * without its comment lines gives the same verdict and config), and a line
+ * longer than libinih reads whole is refused, comment or not; the file and
+ * the text give the same verdict and the same config, except that a file
+ * with a NUL byte is refused.
  */
+#include <limits.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "clink/config.h"
+#include "fuzz/fuzz.h"
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+static int terminated(const char *s, size_t cap)
+{
+    return strnlen(s, cap) < cap;
+}
+
+/* Is there a [leaf NAME] (or [aggregator NAME]) section header for exactly this name in the text? */
+static int section_in_text(const char *text, int aggregator, const char *name)
+{
+    const char *kw = aggregator ? "aggregator " : "leaf ";
+    size_t kwlen = strlen(kw), len = strlen(name);
+    for (const char *p = strchr(text, '['); p != NULL; p = strchr(p + 1, '[')) {
+        if (strncasecmp(p + 1, kw, kwlen) == 0 && strncmp(p + 1 + kwlen, name, len) == 0 && p[1 + kwlen + len] == ']') {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static size_t longest_line(const char *text)
+{
+    size_t most = 0;
+    for (const char *p = text;;) {
+        const char *end = strchr(p, '\n');
+        size_t n = end ? (size_t)(end - p) : strlen(p);
+        most = n > most ? n : most;
+        if (end == NULL) {
+            return most;
+        }
+        p = end + 1;
+    }
+}
+
+/* The text without its comment lines (first non-blank character ';' or '#'): the same config, or the same refusal. */
+static char *without_comments(const char *text)
+{
+    char *out = malloc(strlen(text) + 1), *o = out;
+    FUZZ_CHECK(out != NULL, "out of memory");
+    for (const char *line = text; *line != '\0';) {
+        const char *end = strchr(line, '\n');
+        size_t n = end ? (size_t)(end - line) + 1 : strlen(line);
+        const char *b = line;
+        while (b < line + n && (*b == ' ' || *b == '\t' || *b == '\r' || *b == '\v' || *b == '\f')) {
+            b++;
+        }
+        if (b == line + n || (*b != ';' && *b != '#')) {
+            memcpy(o, line, n);
+            o += n;
+        }
+        line += n;
+    }
+    *o = '\0';
+    return out;
+}
+
+static void check_accepted(const struct clink_config *c, const char *text)
+{
+    FUZZ_CHECK(c->tls_version == CLINK_TLS_1_3 || c->tls_version == CLINK_TLS_1_2, "tls_version %d",
+               (int)c->tls_version);
+    FUZZ_CHECK(c->max_frame == 0 || (c->max_frame >= 4096 && c->max_frame <= (64u << 20)), "max_frame %u",
+               c->max_frame);
+    FUZZ_CHECK(c->handshake_timeout_ms <= 3600000 && c->workers <= 1024, "timeout or workers out of range");
+    FUZZ_CHECK(c->ktls >= 0 && c->ktls <= 3, "ktls %d", c->ktls);
+    FUZZ_CHECK(c->ssl_client_cert == CLINK_CLIENT_CERT_REQUIRED || c->ssl_client_cert == CLINK_CLIENT_CERT_OPTIONAL ||
+                   c->ssl_client_cert == CLINK_CLIENT_CERT_NONE,
+               "ssl_client_cert %d", (int)c->ssl_client_cert);
+    FUZZ_CHECK(c->basedir[0] == '/' && terminated(c->basedir, sizeof(c->basedir)), "basedir not absolute");
+    const char *paths[] = {c->ssl_cert, c->ssl_key, c->ssl_ca, c->ssl_crl, c->accounts_file, c->ssl_session_ticket_key};
+    for (size_t i = 0; i < 6; i++) {
+        FUZZ_CHECK(terminated(paths[i], CLINK_CONFIG_PATH_MAX) && (paths[i][0] == '\0' || paths[i][0] == '/'),
+                   "path %zu not absolute", i);
+    }
+    FUZZ_CHECK(terminated(c->ssl_cipher, sizeof(c->ssl_cipher)) &&
+                   terminated(c->tls_ciphersuites, sizeof(c->tls_ciphersuites)) &&
+                   terminated(c->bind_address, sizeof(c->bind_address)),
+               "string not terminated");
+    FUZZ_CHECK(c->npeers <= CLINK_CONFIG_MAX_PEERS, "%zu peers", c->npeers);
+    for (size_t i = 0; i < c->npeers; i++) {
+        const struct clink_config_peer *p = &c->peers[i];
+        FUZZ_CHECK(terminated(p->name, sizeof(p->name)) && p->name[0] != '\0' && strchr(p->name, ' ') == NULL,
+                   "peer %zu: bad name", i);
+        FUZZ_CHECK(terminated(p->host, sizeof(p->host)) && p->host[0] != '\0' && p->port != 0,
+                   "peer %s: no host or port", p->name);
+        FUZZ_CHECK(terminated(p->ssl_server_name, sizeof(p->ssl_server_name)) && terminated(p->user, sizeof(p->user)),
+                   "peer %s: string not terminated", p->name);
+        FUZZ_CHECK(p->ssl_mode >= 0 && p->ssl_mode <= 5 && p->ktls >= 0 && p->ktls <= 3 &&
+                       (p->aggregator == 0 || p->aggregator == 1),
+                   "peer %s: enum out of range", p->name);
+        for (size_t j = 0; j < i; j++) {
+            FUZZ_CHECK(strcmp(c->peers[j].name, p->name) != 0, "peer %s listed twice", p->name);
+        }
+        FUZZ_CHECK(section_in_text(text, p->aggregator, p->name), "peer '%s' is named by no section of the text",
+                   p->name);
+    }
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    char *text = malloc(size + 1);
-    if (text == NULL) {
-        return 0;
+    static struct clink_config parsed, loaded, bare;
+    static char dir[PATH_MAX], file[PATH_MAX];
+    if (dir[0] == '\0') {
+        /* Files the seeds name, so that paths resolve and the accepting paths are reached. */
+        const char *names[] = {"node.pem", "node-key.pem", "ca.pem", "crl.pem", "accounts.cnf", "tickets.key"};
+        for (size_t i = 0; i < 6; i++) {
+            fuzz_path(names[i], file, sizeof(file));
+            fuzz_write(file, "", 0, 0600);
+        }
+        FUZZ_CHECK(realpath(fuzz_dir(), dir) != NULL, "realpath of the scratch directory");
+        fuzz_path("memsql.cnf", file, sizeof(file));
     }
+    char *text = malloc(size + 1);
+    FUZZ_CHECK(text != NULL, "out of memory");
     memcpy(text, data, size);
     text[size] = '\0';
-    static struct clink_config c;
-    char err[512];
-    if (clink_config_parse(text, "/", &c, err, sizeof(err)) == 0) {
-        if (c.tls_version != CLINK_TLS_1_3 && c.tls_version != CLINK_TLS_1_2) {
-            abort();
+    char err[512] = "", lerr[512] = "";
+    int ret = clink_config_parse(text, dir, &parsed, err, sizeof(err));
+    FUZZ_CHECK(ret == 0 || ret == -CLINK_ECONFIG, "parse returned %d", ret);
+    if (ret == 0) {
+        check_accepted(&parsed, text);
+    } else {
+        FUZZ_CHECK(err[0] != '\0', "a refusal without a reason");
+    }
+    if (longest_line(text) > 198) {
+        /* libinih would read the end of the line as a line of its own: refused, whatever the line is */
+        FUZZ_CHECK(ret == -CLINK_ECONFIG, "a line longer than libinih reads whole was accepted");
+    } else {
+        char *stripped = without_comments(text), berr[512] = "";
+        int bret = clink_config_parse(stripped, dir, &bare, berr, sizeof(berr));
+        FUZZ_CHECK(bret == ret, "comments changed the verdict: %d (%s), without them %d (%s)", ret, err, bret, berr);
+        FUZZ_CHECK(ret != 0 || memcmp(&bare, &parsed, sizeof(bare)) == 0, "comments changed the config");
+        free(stripped);
+    }
+
+    fuzz_write(file, data, size, 0600);
+    int lret = clink_config_load(file, &loaded, lerr, sizeof(lerr));
+    if (memchr(data, 0, size) != NULL) {
+        FUZZ_CHECK(lret == -CLINK_ECONFIG && lerr[0] != '\0', "a file with a NUL byte: load returned %d", lret);
+    } else {
+        FUZZ_CHECK(lret == ret, "load says %d (%s), parse of the same text %d (%s)", lret, lerr, ret, err);
+        if (ret == 0) {
+            memset(loaded.path, 0, sizeof(loaded.path));
+            memset(parsed.path, 0, sizeof(parsed.path));
+            FUZZ_CHECK(memcmp(&loaded, &parsed, sizeof(parsed)) == 0, "load and parse of the same text differ");
         }
-        if (c.max_frame != 0 && (c.max_frame < 4096 || c.max_frame > (64u << 20))) {
-            abort();
-        }
-        if (c.basedir[0] != '/') {
-            abort();
-        }
-    } else if (err[0] == '\0') {
-        abort(); /* every refusal says why */
     }
     free(text);
     return 0;
