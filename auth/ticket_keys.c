@@ -230,8 +230,8 @@ static int mac_init(EVP_MAC_CTX *hctx, unsigned char *hmac)
  * name and open (2: resume and send the client a fresh ticket; 1 would send
  * none), 0 = unknown key (full handshake), -1 error.
  */
-static int ticket_cb(SSL *ssl, unsigned char name[16], unsigned char iv[16], EVP_CIPHER_CTX *cctx, EVP_MAC_CTX *hctx,
-                     int enc)
+int clink__ticket_keys_cb(SSL *ssl, unsigned char name[16], unsigned char iv[16], EVP_CIPHER_CTX *cctx,
+                          EVP_MAC_CTX *hctx, int enc)
 {
     struct clink_ticket_keys *k = SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), ex_index);
     if (k == NULL) {
@@ -281,5 +281,5 @@ int clink__ticket_keys_attach(struct clink_ticket_keys *k, SSL_CTX *server)
         clink_ticket_keys_free(k);
         return -CLINK_EINTERNAL;
     }
-    return SSL_CTX_set_tlsext_ticket_key_evp_cb(server, ticket_cb) == 1 ? 0 : -CLINK_EINTERNAL;
+    return SSL_CTX_set_tlsext_ticket_key_evp_cb(server, clink__ticket_keys_cb) == 1 ? 0 : -CLINK_EINTERNAL;
 }
