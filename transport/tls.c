@@ -167,6 +167,15 @@ static int mark_current(SSL_CTX *ctx, const struct clink__tls_mark *m)
     return e != NULL && memcmp(m->epoch, e->id, sizeof(e->id)) == 0 && (int64_t)time(NULL) < m->until;
 }
 
+int clink__tls_mark_read(SSL_CTX *ctx, const void *data, size_t len, struct clink__tls_mark *out)
+{
+    if (data == NULL || len != sizeof(*out)) {
+        return 0;
+    }
+    memcpy(out, data, sizeof(*out)); /* app data promises no alignment */
+    return mark_current(ctx, out);
+}
+
 /* Server: a ticket for a chain verified in this handshake carries its mark. A resumed session's keeps its own. */
 static int gen_ticket_cb(SSL *ssl, void *arg)
 {
@@ -317,14 +326,14 @@ static int check_resumed_identity(struct clink__tls *t)
      */
     int verifies = t->is_server ? SSL_get_verify_mode(t->ssl) != SSL_VERIFY_NONE : t->verify >= 1;
     SSL_CTX *ctx = SSL_get_SSL_CTX(t->ssl);
-    const struct clink__tls_mark *m = NULL;
+    struct clink__tls_mark m = {0};
     void *data = NULL;
     size_t len = 0;
-    if (SSL_SESSION_get0_ticket_appdata(SSL_get0_session(t->ssl), &data, &len) == 1 && len == sizeof(*m)) {
-        m = data; /* the server's, from inside its ticket; the client's, kept with its session */
-    }
-    if (peer != NULL && verifies && m != NULL && mark_current(ctx, m)) {
-        t->mark = *m; /* verified under this very trust, and nothing in it has lapsed */
+    /* The server's, from inside its ticket; the client's, kept with its session. */
+    int current = SSL_SESSION_get0_ticket_appdata(SSL_get0_session(t->ssl), &data, &len) == 1 &&
+                  clink__tls_mark_read(ctx, data, len, &m);
+    if (peer != NULL && verifies && current) {
+        t->mark = m; /* verified under this very trust, and nothing in it has lapsed */
         t->have_mark = 1;
     } else if (peer != NULL && verifies) {
         X509_STORE_CTX *vc = X509_STORE_CTX_new();

@@ -59,6 +59,13 @@ struct clink__tls {
     struct clink__tls_mark mark;
 };
 
+/*
+ * A trust mark read back from a session's ticket app data (data, len: as
+ * SSL_SESSION_get0_ticket_appdata gives them). Returns 1, with [out] *out,
+ * when it is a mark made under ctx's epoch that has not lapsed; else 0.
+ */
+int clink__tls_mark_read(SSL_CTX *ctx, const void *data, size_t len, struct clink__tls_mark *out);
+
 /* Install the key-log and new-ticket hooks on an SSL_CTX (idempotent). */
 void clink__tls_prepare_ctx(SSL_CTX *ctx);
 
