@@ -7,13 +7,13 @@
 #   4. release build: everything again, plus the strace check that io_uring did all socket I/O
 #   5. install + an outside project built against the installed package (pkg-config and find_package)
 #   6. the README's main job in its quick form
-#   7. libFuzzer targets, a short fixed time each
+#   7. libFuzzer targets: each replays its seeds and regression inputs, then fuzzes for a fixed time
 # Each stage prints its time; the last line counts stages passed and failed.
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 jobs=$(nproc 2>/dev/null || echo 2)
-fuzz_secs=${CLINK_FUZZ_SECONDS:-20}
+fuzz_secs=${CLINK_FUZZ_SECONDS:-30}
 passed=0
 failed=0
 failed_names=()
@@ -54,19 +54,51 @@ release() {
   build build/release -DCMAKE_BUILD_TYPE=Release && run_ctest build/release
 }
 
+# Each target in fuzz/ (one per parser of network or file input, fuzz/README.md): first it replays every
+# input of fuzz/corpus/<name> and fuzz/regressions/<name> once, then it fuzzes for $fuzz_secs from them.
+# One line per target; a failure prints the lines that say what broke, and where the input was saved.
 fuzz() {
-  build build/fuzz -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug -DCLINK_BUILD_FUZZ=ON \
-    -DCLINK_BUILD_TESTS=OFF -DCLINK_BUILD_BENCH=OFF || return 1
-  local rc=0
+  mkdir -p build/fuzz
+  if ! build build/fuzz -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug -DCLINK_BUILD_FUZZ=ON \
+    -DCLINK_BUILD_TESTS=OFF -DCLINK_BUILD_BENCH=OFF >build/fuzz/build.log 2>&1; then
+    tail -n 30 build/fuzz/build.log
+    return 1
+  fi
+  local rc=0 t name seeds regr art log work n
   for t in build/fuzz/fuzz/fuzz_*; do
     [ -x "$t" ] || continue
-    local name corpus
     name=$(basename "$t")
-    corpus="$root/fuzz/corpus/${name#fuzz_}"
-    local work
+    seeds="$root/fuzz/corpus/${name#fuzz_}"
+    regr="$root/fuzz/regressions/${name#fuzz_}"
+    art="$root/build/fuzz/artifacts/${name#fuzz_}"
+    log="$root/build/fuzz/${name}.log"
+    mkdir -p "$art"
+    n=$(find "$seeds" "$regr" -type f ! -name '.*' 2>/dev/null | wc -l)
+    # Files, not directories: libFuzzer then names each input as it runs it.
+    if ! find "$seeds" "$regr" -type f ! -name '.*' -print0 |
+      xargs -0 "$t" -artifact_prefix="$art/" >"$log" 2>&1; then
+      echo "$name: replay of $n seed and regression inputs FAILED:"
+      grep -a -E '^Running: |property failed|ERROR: |runtime error|SUMMARY' "$log" | tail -n 5
+      echo "  (full log: $log)"
+      rc=1
+      continue
+    fi
     work=$(mktemp -d)
-    echo "$name: ${fuzz_secs}s"
-    "$t" -max_total_time="$fuzz_secs" -print_final_stats=0 "$work" "$corpus" 2>&1 | tail -n 2 || rc=1
+    if "$t" -max_total_time="$fuzz_secs" -print_final_stats=1 -artifact_prefix="$art/" "$work" "$seeds" "$regr" \
+      >"$log" 2>&1; then
+      awk -v name="$name" -v n="$n" -v secs="$fuzz_secs" '
+        $2 == "DONE" { for (i = 1; i <= NF; i++) { if ($i == "cov:") cov = $(i + 1); if ($i == "ft:") ft = $(i + 1) } }
+        /stat::number_of_executed_units:/ { runs = $2 }
+        /stat::average_exec_per_sec:/ { rate = $2 }
+        END { printf "%s: ok: %d inputs replayed; %ss: %d runs (%d/s), cov %s, ft %s\n", name, n, secs, runs, rate, cov, ft }
+      ' "$log"
+    else
+      echo "$name: FAILED after replaying $n inputs:"
+      grep -a -E 'property failed|ERROR: |runtime error|SUMMARY' "$log" | head -n 5
+      echo "  input saved in: $(ls -t "$art" | head -n 1 | sed "s|^|$art/|")"
+      echo "  (put it in fuzz/regressions/${name#fuzz_}/, named for what it found; full log: $log)"
+      rc=1
+    fi
     rm -rf "$work"
   done
   return $rc
