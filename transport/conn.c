@@ -1944,6 +1944,53 @@ void clink__conn_complete(struct clink_worker *w, struct clink_conn *c, int op, 
 
 /* ---- birth ---- */
 
+/*
+ * Handshake slots (storm control, docs/protocol.md). Connections past the
+ * per-worker limit wait unread, newest first: after a flood, the slot that
+ * frees goes to whoever came last (most likely a real client behind it),
+ * not to the oldest of the flood.
+ */
+static uint64_t hs_slot_time(const struct clink_node *n)
+{
+    return (uint64_t)n->opts.handshake_timeout_ms * 1000000ull / 4;
+}
+
+static void hs_take_slot(struct clink_conn *c)
+{
+    c->w->handshaking++;
+    c->hs_counted = 1;
+    c->hs_slot_ns = clink__now_ns();
+}
+
+static void hs_wait_push(struct clink_worker *w, struct clink_conn *c)
+{
+    atomic_fetch_add(&c->refs, 1);
+    c->hs_prev = NULL;
+    c->hs_next = w->hs_wait_head;
+    if (w->hs_wait_head != NULL) {
+        w->hs_wait_head->hs_prev = c;
+    }
+    w->hs_wait_head = c;
+    c->hs_waiting = 1;
+    if (w->hs_evict_timer.idx == CLINK_TIMER_NONE) {
+        CLINK_IGNORE(clink__timers_add(&w->timers, &w->hs_evict_timer, clink__now_ns() + hs_slot_time(w->node) / 2));
+    }
+}
+
+static void hs_wait_unlink(struct clink_worker *w, struct clink_conn *c)
+{
+    if (c->hs_prev != NULL) {
+        c->hs_prev->hs_next = c->hs_next;
+    } else {
+        w->hs_wait_head = c->hs_next;
+    }
+    if (c->hs_next != NULL) {
+        c->hs_next->hs_prev = c->hs_prev;
+    }
+    c->hs_next = c->hs_prev = NULL;
+    c->hs_waiting = 0;
+}
+
 void clink__conn_adopt(struct clink_worker *w, int fd)
 {
     struct clink_conn *c = conn_new(w, fd, 1);
@@ -1972,43 +2019,61 @@ void clink__conn_adopt(struct clink_worker *w, int fd)
     clink__mark_dirty(c); /* the greeting goes out at once either way */
     if (w->handshaking >= c->node->opts.max_handshakes_per_worker) {
         /* Storm control: read nothing from it until a handshake slot frees (its deadline still runs). */
-        atomic_fetch_add(&c->refs, 1);
-        c->hs_next = NULL;
-        if (w->hs_wait_tail) {
-            w->hs_wait_tail->hs_next = c;
-        } else {
-            w->hs_wait_head = c;
-        }
-        w->hs_wait_tail = c;
+        hs_wait_push(w, c);
         STAT_ADD(w, handshakes_deferred, 1);
         return;
     }
-    w->handshaking++;
-    c->hs_counted = 1;
+    hs_take_slot(c);
     arm_recv(c);
 }
 
-/* A server connection left its handshake (opened or failed): its slot goes to the next one waiting. */
+/* A server connection left its handshake (opened or failed): its slot goes to the newest one waiting. */
 static void hs_release(struct clink_conn *c)
 {
+    struct clink_worker *w = c->w;
+    if (c->hs_waiting) {
+        /* Closed while waiting (its deadline passed): it leaves the list now, not when its turn would come. */
+        hs_wait_unlink(w, c);
+        clink__conn_put(c);
+        return;
+    }
     if (!c->hs_counted) {
         return;
     }
     c->hs_counted = 0;
-    struct clink_worker *w = c->w;
     w->handshaking--;
     while (w->hs_wait_head != NULL && w->handshaking < c->node->opts.max_handshakes_per_worker) {
         struct clink_conn *n = w->hs_wait_head;
-        w->hs_wait_head = n->hs_next;
-        if (w->hs_wait_head == NULL) {
-            w->hs_wait_tail = NULL;
-        }
-        if (n->state == CS_OPENING) {
-            w->handshaking++;
-            n->hs_counted = 1;
-            arm_recv(n);
-        }
+        hs_wait_unlink(w, n);
+        hs_take_slot(n);
+        arm_recv(n);
         clink__conn_put(n);
+    }
+}
+
+/*
+ * A slot holder that has not finished within a quarter of the handshake
+ * timeout while others wait is cut off: a flood of connections that never
+ * finish must not keep the slots until their own deadlines, or whoever
+ * comes after them waits as long and times out too.
+ */
+void clink__conn_hs_evict(struct clink_worker *w)
+{
+    if (w->hs_wait_head == NULL) {
+        return;
+    }
+    uint64_t now = clink__now_ns(), slot = hs_slot_time(w->node);
+    struct clink_conn *next;
+    for (struct clink_conn *c = w->conns; c != NULL; c = next) {
+        next = c->next;
+        if (c->hs_counted && c->state < CS_CLOSING && now - c->hs_slot_ns > slot) {
+            fail_conn(c, -CLINK_ETIMEDOUT,
+                      "%s: no complete opening handshake within %llu ms of its turn, while others waited", c->peer_str,
+                      (unsigned long long)(slot / 1000000));
+        }
+    }
+    if (w->hs_wait_head != NULL) {
+        CLINK_IGNORE(clink__timers_add(&w->timers, &w->hs_evict_timer, now + slot / 2));
     }
 }
 

@@ -126,6 +126,7 @@ int clink_node_new(const struct clink_node_opts *opts, struct clink_node **out)
         w->budget = (size_t)(n->opts.max_buffered / n->nworkers);
         clink__timer_init(&w->drain_timer, TIMER_DRAIN);
         clink__timer_init(&w->accept_timer, TIMER_ACCEPT);
+        clink__timer_init(&w->hs_evict_timer, TIMER_HS_EVICT);
         w->inbox_buf = calloc(n->opts.inbox_size, sizeof(*w->inbox_buf));
         w->efd = eventfd(0, EFD_CLOEXEC);
         if (w->inbox_buf == NULL || w->efd < 0) {

@@ -60,6 +60,7 @@ enum clink__timer_kind {
     TIMER_HANDSHAKE, /* owner: struct clink_conn (hs_timer) */
     TIMER_DRAIN,     /* owner: struct clink_worker (drain_timer) */
     TIMER_ACCEPT,    /* owner: struct clink_worker (accept_timer): re-arm accept after a failure */
+    TIMER_HS_EVICT,  /* owner: struct clink_worker (hs_evict_timer): slot holders too slow while others wait */
 };
 
 /* ---- inbox messages ---- */
@@ -215,8 +216,10 @@ struct clink_conn {
 
     /* login: the client's account (password wiped once the HELLO is out); the server's matched account */
     int login, has_password, hello_deferred, wipe_ptx, no_resume;
-    int hs_counted;             /* server: holds one of the worker's handshake slots */
-    struct clink_conn *hs_next; /* server: waiting for a handshake slot (holds a reference) */
+    int hs_counted;      /* server: holds one of the worker's handshake slots */
+    uint64_t hs_slot_ns; /* ... since then */
+    int hs_waiting;      /* server: in the worker's wait list for a slot (which holds a reference) */
+    struct clink_conn *hs_next, *hs_prev;
     char login_user[65];
     char password[256];
     char account[160];
@@ -306,12 +309,15 @@ struct clink_worker {
      */
     size_t buffered, budget;
     int budget_hit;
-    struct clink_conn *hs_wait_head, *hs_wait_tail; /* accepted, waiting for a handshake slot */
+    struct clink_conn *hs_wait_head; /* accepted, waiting for a handshake slot: newest first */
+    struct clink__timer hs_evict_timer;
 
     int stopping;
     int drain_stage;
     struct clink__timer drain_timer;
     struct clink__timer accept_timer;
+    uint64_t accept_failing_since; /* accept has failed since (ns; 0: it works), how many times */
+    unsigned accept_failures;
     int listen_fd;
     int accept_armed;
     unsigned rr;
@@ -360,6 +366,8 @@ void clink__mark_dirty(struct clink_conn *c);
 
 /* conn.c */
 void clink__conn_adopt(struct clink_worker *w, int fd);
+/* TIMER_HS_EVICT: close slot holders too slow to finish while others wait for a slot. */
+void clink__conn_hs_evict(struct clink_worker *w);
 void clink__conn_dial(struct clink_worker *w, struct clink__msg_connect *m);
 void clink__conn_complete(struct clink_worker *w, struct clink_conn *c, int op, int res);
 void clink__conn_flush(struct clink_conn *c);

@@ -307,10 +307,21 @@ static void on_accept(struct clink_worker *w, struct io_uring_cqe *cqe)
         }
     }
     if (cqe->res < 0) {
-        if (cqe->res != -ECANCELED) {
-            CLINK_LOG(&w->node->log, CLINK_LOG_WARN, "transport", 0, "accept: %s", clink_strerror(cqe->res));
+        /* Said once when it starts and once when it ends: a node out of fds retries 10 times a second. */
+        if (cqe->res != -ECANCELED && w->accept_failing_since == 0) {
+            w->accept_failing_since = clink__now_ns();
+            w->accept_failures = 0;
+            CLINK_LOG(&w->node->log, CLINK_LOG_WARN, "transport", 0,
+                      "accept: %s; retrying every %llu ms (existing connections are not affected)",
+                      clink_strerror(cqe->res), (unsigned long long)(ACCEPT_BACKOFF_NS / 1000000));
         }
+        w->accept_failures++;
         return;
+    }
+    if (w->accept_failing_since != 0) {
+        CLINK_LOG(&w->node->log, CLINK_LOG_WARN, "transport", 0, "accept works again after %llu ms (%u failures)",
+                  (unsigned long long)((clink__now_ns() - w->accept_failing_since) / 1000000), w->accept_failures);
+        w->accept_failing_since = 0;
     }
     int fd = cqe->res;
     if (w->stopping) {
@@ -393,6 +404,8 @@ static void fire_timers(struct clink_worker *w)
             if (!w->stopping && !w->accept_armed) {
                 arm_accept(w);
             }
+        } else if (t->kind == TIMER_HS_EVICT) {
+            clink__conn_hs_evict(w);
         } else if (t->kind == TIMER_DRAIN) {
             /*
              * Stage 0: calls still in flight fail with ESHUTDOWN; connections
@@ -520,7 +533,6 @@ static void *worker_main(void *arg)
         w->hs_wait_head = c->hs_next;
         clink__conn_put(c);
     }
-    w->hs_wait_tail = NULL;
 
     /*
      * Final drain: wait out producers that passed the exited check, then
