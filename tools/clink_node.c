@@ -260,22 +260,23 @@ int main(int argc, char **argv)
     }
     struct settings set = {.config = config, .cert = cert, .key = key, .ca = ca, .tls12 = tls12};
     set.ticket_file = cfg.ssl_session_ticket_key[0] ? cfg.ssl_session_ticket_key : NULL;
+    /* Every exit below goes through `out`, which frees what was made (rc 1 unless it ran and stopped well). */
+    int rc = 1, ret;
+    struct clink_tls_ctx *tls = NULL;
+    struct clink_accounts *acc = NULL;
+    struct clink_node *node = NULL;
     if (clink_ticket_keys_new(set.ticket_file, 0, &set.tickets, err, sizeof(err)) < 0) {
         fprintf(stderr, "clink-node: ssl_session_ticket_key: %s\n", err);
-        return 1;
+        goto out;
     }
-    struct clink_tls_ctx *tls = NULL;
     if (make_tls(&set, &cfg, &tls, err, sizeof(err)) < 0) {
         fprintf(stderr, "clink-node: TLS configuration: %s\n", err);
-        return 1;
+        goto out;
     }
-    struct clink_accounts *acc = NULL;
     if (accounts_file != NULL && clink_accounts_load(accounts_file, &acc, err, sizeof(err)) < 0) {
         fprintf(stderr, "clink-node: accounts: %s\n", err);
-        clink_tls_ctx_free(tls);
-        return 1;
+        goto out;
     }
-    int ret;
     struct clink_node_opts no = {
         .workers = workers,
         .tls = tls,
@@ -290,11 +291,9 @@ int main(int argc, char **argv)
                                  : CLINK_LOG_WARN,
         .accounts = acc,
     };
-    struct clink_node *node = NULL;
     if ((ret = clink_node_new(&no, &node)) < 0) {
         fprintf(stderr, "clink-node: %s\n", clink_strerror(ret));
-        clink_tls_ctx_free(tls);
-        return 1;
+        goto out;
     }
     static struct clink_cluster *cluster;
     static struct fanout_leaves *leaves;
@@ -303,13 +302,11 @@ int main(int argc, char **argv)
         clink_node_register(node, CLINK_TOOL_FANOUT, fanout_handler, &leaves) < 0 ||
         clink_node_register(node, CLINK_TOOL_SINK, sink, NULL) < 0) {
         fprintf(stderr, "clink-node: cannot register methods\n");
-        return 1;
+        goto out;
     }
     if ((ret = clink_node_listen(node, host, port)) < 0) {
         fprintf(stderr, "clink-node: listen on %s port %u: %s\n", host, port, clink_strerror(ret));
-        clink_node_free(node);
-        clink_tls_ctx_free(tls);
-        return 1;
+        goto out;
     }
     /* Block the stop signals before threads exist, then wait for them here: no handler races. */
     sigset_t stopset;
@@ -320,10 +317,9 @@ int main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &stopset, NULL);
     if ((ret = clink_node_start(node)) < 0) {
         fprintf(stderr, "clink-node: start: %s\n", clink_strerror(ret));
-        clink_node_free(node);
-        clink_tls_ctx_free(tls);
-        return 1;
+        goto out;
     }
+    rc = 0; /* running: a setup step below that fails stops it, with rc 1 */
     /* An aggregator: one pool per [leaf]/[aggregator] peer, kept warm from now on. */
     if (cfg.npeers > 0) {
         struct clink_cluster_opts clo = {
@@ -332,6 +328,7 @@ int main(int argc, char **argv)
         if ((ret = clink_cluster_new(&clo, &cl)) < 0) {
             fprintf(stderr, "clink-node: cluster: %s\n", clink_strerror(ret));
             stop = 1;
+            rc = 1;
         }
         for (size_t i = 0; cl != NULL && i < cfg.npeers; i++) {
             const struct clink_config_peer *cp = &cfg.peers[i];
@@ -349,6 +346,7 @@ int main(int argc, char **argv)
                 fprintf(stderr, "clink-node: [%s %s]: %s\n", cp->aggregator ? "aggregator" : "leaf", cp->name,
                         clink_strerror(ret));
                 stop = 1;
+                rc = 1;
             }
         }
         struct fanout_leaves *lv = cl ? calloc(1, sizeof(*lv)) : NULL;
@@ -371,6 +369,7 @@ int main(int argc, char **argv)
             rename(tmp, port_file) < 0) {
             fprintf(stderr, "clink-node: cannot write %s: %s\n", port_file, strerror(errno));
             stop = 1;
+            rc = 1;
         }
     }
     fprintf(stderr, "clink-node: listening on %s port %u, %u workers, %s\n", host, clink_node_port(node),
@@ -400,9 +399,10 @@ int main(int argc, char **argv)
     fprintf(stderr, "clink-node: stopped: %llu connections accepted, %llu refused, %llu requests handled\n",
             (unsigned long long)s.conns_accepted, (unsigned long long)s.conns_refused,
             (unsigned long long)s.requests_handled);
+out:
     clink_node_free(node);
     clink_tls_ctx_free(tls);
     clink_accounts_free(acc);
     clink_ticket_keys_free(set.tickets);
-    return 0;
+    return rc;
 }
