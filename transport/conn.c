@@ -714,6 +714,35 @@ static void set_error(struct clink_conn *c, int err, const char *fmt, va_list ap
 }
 
 /*
+ * Refusals (failed handshakes, denied logins) are logged at WARN, but an
+ * unauthenticated peer must not be able to flood the log: at most
+ * REFUSAL_LOG_PER_S lines per worker per second, and how many were left out
+ * is said with the next one logged. The counters (conns_refused,
+ * handshakes_failed, logins_denied) count them all.
+ */
+#define REFUSAL_LOG_PER_S 10
+static int refusal_log_ok(struct clink_worker *w)
+{
+    uint64_t sec = clink__now_ns() / 1000000000ull;
+    if (sec != w->refusal_sec) {
+        if (w->refusal_dropped > 0) {
+            CLINK_LOG(&w->node->log, CLINK_LOG_WARN, "transport", 0,
+                      "worker %u: %u more refused connections were not logged (at most %d a second)", w->idx,
+                      w->refusal_dropped, REFUSAL_LOG_PER_S);
+        }
+        w->refusal_sec = sec;
+        w->refusal_logged = 0;
+        w->refusal_dropped = 0;
+    }
+    if (w->refusal_logged < REFUSAL_LOG_PER_S) {
+        w->refusal_logged++;
+        return 1;
+    }
+    w->refusal_dropped++;
+    return 0;
+}
+
+/*
  * Enter CLOSING. err 0: orderly (close_notify follows). keep_output: what is
  * already queued (a refusal the peer should read) still goes out; otherwise
  * a failed connection owes the peer nothing and its output is dropped.
@@ -728,7 +757,11 @@ static void close_now(struct clink_conn *c, int err, int keep_output)
     if (err != 0 && err != -CLINK_ESHUTDOWN && c->errtext[0]) {
         /* A refused handshake is a security event: the operator sees why without -v. Logins log their own. */
         int refused = !was_open && c->is_server && err != -CLINK_EACCESS && clink_err_kind(err) == CLINK_KIND_TLS;
-        CLINK_CONN_LOG(c, refused ? CLINK_LOG_WARN : CLINK_LOG_INFO, "%s: %s", c->peer_str, c->errtext);
+        if (!refused) {
+            CLINK_CONN_LOG(c, CLINK_LOG_INFO, "%s: %s", c->peer_str, c->errtext);
+        } else if (refusal_log_ok(c->w)) {
+            CLINK_CONN_LOG(c, CLINK_LOG_WARN, "%s: %s", c->peer_str, c->errtext);
+        }
     }
     fail_calls(c, err ? (c->err ? c->err : err) : -CLINK_ECLOSED);
     orphan_reqs(c);
@@ -1015,7 +1048,9 @@ static int check_login(struct clink_conn *c, const struct clink_hello *h)
         }
         clink_access_denied(shown, host, msg, sizeof(msg));
         STAT_ADD(c->w, logins_denied, 1);
-        CLINK_CONN_LOG(c, CLINK_LOG_WARN, "%s: %s (%s)", c->peer_str, msg, why);
+        if (refusal_log_ok(c->w)) {
+            CLINK_CONN_LOG(c, CLINK_LOG_WARN, "%s: %s (%s)", c->peer_str, msg, why);
+        }
         emit_error(c, 0, CLINK_EACCESS, msg);
         refuse(c, -CLINK_EACCESS, "%s: %s", msg, why);
         return ret;

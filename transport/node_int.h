@@ -318,6 +318,8 @@ struct clink_worker {
     struct clink__timer accept_timer;
     uint64_t accept_failing_since; /* accept has failed since (ns; 0: it works), how many times */
     unsigned accept_failures;
+    uint64_t refusal_sec; /* refusal log lines: the second they count, logged in it, left out since */
+    unsigned refusal_logged, refusal_dropped;
     int listen_fd;
     int accept_armed;
     unsigned rr;
