@@ -13,8 +13,9 @@
  *
  * Properties: the reader accepts exactly a mark of the right size whose
  * epoch is the context's and whose `until` is still ahead, at any alignment,
- * and gives back exactly those bytes; a mark is never current under another
- * context (another epoch). Unmodified marks are accepted (the genuine path).
+ * and gives back exactly those bytes; a mark is current under at most one
+ * context (each has an epoch of its own), and under the other context only
+ * with its epoch. Unmodified marks are accepted (the genuine path).
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -125,10 +126,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (got) {
         FUZZ_CHECK(memcmp(&m, p, sizeof(m)) == 0, "the mark read is not the bytes given");
     }
-    FUZZ_CHECK(clink__tls_mark_read(ctxs[1 - who], p, n, &m) == 0 || n != sizeof(m) ||
-                   memcmp(p, genuine[1 - who], 16) == 0,
+    /*
+     * Under the other context only with that context's epoch; and under at most one of the three (the stranger's
+     * epoch is unknown here, but libFuzzer learns it from the comparison within a minute: epochs are no secret
+     * from code in the process, only unique per context).
+     */
+    int other = clink__tls_mark_read(ctxs[1 - who], p, n, &m);
+    FUZZ_CHECK(other == 0 || memcmp(p, genuine[1 - who], 16) == 0,
                "a mark current under a context whose epoch it does not carry");
-    FUZZ_CHECK(clink__tls_mark_read(stranger, p, n, &m) == 0, "a mark current under a stranger's epoch");
+    FUZZ_CHECK(got + other + clink__tls_mark_read(stranger, p, n, &m) <= 1, "a mark current under two contexts");
     free(buf);
     return 0;
 }
