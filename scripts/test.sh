@@ -64,7 +64,7 @@ fuzz() {
     tail -n 30 build/fuzz/build.log
     return 1
   fi
-  local rc=0 t name seeds regr art log work n
+  local rc=0 t name seeds regr art log work n scratch
   for t in build/fuzz/fuzz/fuzz_*; do
     [ -x "$t" ] || continue
     name=$(basename "$t")
@@ -74,6 +74,9 @@ fuzz() {
     log="$root/build/fuzz/${name}.log"
     mkdir -p "$art"
     n=$(find "$seeds" "$regr" -type f ! -name '.*' 2>/dev/null | wc -l)
+    # Where targets that parse files write them (fuzz/fuzz.h), removed here even when a failure skipped their cleanup.
+    scratch=$(mktemp -d -p /dev/shm 2>/dev/null || mktemp -d)
+    export CLINK_FUZZ_TMP=$scratch
     # Files, not directories: libFuzzer then names each input as it runs it.
     if ! find "$seeds" "$regr" -type f ! -name '.*' -print0 |
       xargs -0 "$t" -artifact_prefix="$art/" >"$log" 2>&1; then
@@ -81,6 +84,7 @@ fuzz() {
       grep -a -E '^Running: |property failed|ERROR: |runtime error|SUMMARY' "$log" | tail -n 5
       echo "  (full log: $log)"
       rc=1
+      rm -rf "$scratch"
       continue
     fi
     work=$(mktemp -d)
@@ -99,8 +103,9 @@ fuzz() {
       echo "  (put it in fuzz/regressions/${name#fuzz_}/, named for what it found; full log: $log)"
       rc=1
     fi
-    rm -rf "$work"
+    rm -rf "$work" "$scratch"
   done
+  unset CLINK_FUZZ_TMP
   return $rc
 }
 
