@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "auth/ticket_keys.h"
+#include "auth/tls_ctx.h"
 #include "clink/auth.h"
 
 #define DEFAULT_SUITES "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256"
@@ -67,9 +68,14 @@ static int alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outle
  * client that offers none would get through. Refuse it at ClientHello time,
  * with the no_application_protocol alert (RFC 7301, section 3.2).
  */
+char clink__ssl_mysql_marker[] = "mysql"; /* only its address matters */
+
 static int client_hello_cb(SSL *ssl, int *al, void *arg)
 {
     (void)arg;
+    if (SSL_get_app_data(ssl) == CLINK__SSL_MYSQL) {
+        return SSL_CLIENT_HELLO_SUCCESS; /* a MySQL client: no ALPN to expect (transport/mysql.c) */
+    }
     const unsigned char *ext = NULL;
     size_t len = 0;
     if (SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_application_layer_protocol_negotiation, &ext, &len) != 1) {

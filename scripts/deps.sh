@@ -15,6 +15,7 @@ PACKAGES=(
   clang clang-format                            # libFuzzer (clang-14 pulls libclang-rt-14-dev); style check
   strace valgrind openssl iproute2 stunnel4     # test drivers, certs, ss/tc, the stunnel baseline
   iptables                                      # random packet loss in the fault tests (statistic match)
+  mariadb-client python3-pymysql                # the MySQL front door tested with stock clients
   gnuplot-nox                                   # bench plots
 )
 

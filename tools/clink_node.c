@@ -36,7 +36,9 @@ static void usage(FILE *f)
                "  --cert FILE          this node's certificate chain (PEM)\n"
                "  --key FILE           its private key (PEM)\n"
                "  --ca FILE            CA bundle that peers' certificates must chain to\n"
-               "  --accounts FILE      accounts clients must log in as (docs/config.md; see clink-accounts)\n"
+               "  --accounts FILE      accounts clients must log in as (docs/config.md; see clink-accounts);\n"
+               "                       with accounts, MySQL clients are served on the same port (docs/mysql.md)\n"
+               "  --no-mysql           refuse MySQL-protocol clients even with accounts\n"
                "  --workers N          worker threads (default: one per CPU)\n"
                "  --allow-plaintext    also accept native plaintext clients on the same port\n"
                "  --tls12              allow TLS 1.2 as well as 1.3\n"
@@ -106,6 +108,30 @@ static int make_tls(const struct settings *set, struct clink_config *cfg, struct
     return clink_tls_ctx_new(&to, out, err, errlen) < 0 ? -1 : 0;
 }
 
+/* ALTER INSTANCE RELOAD TLS from a MySQL client (on a worker): the certificate, key and CA files again. */
+struct sql_reload {
+    struct clink_node *node;
+    const struct settings *set;
+};
+
+static int sql_reload_tls(void *user, char *err, size_t errlen)
+{
+    const struct sql_reload *r = user;
+    struct clink_config cfg; /* make_tls reads only what settings hold; cfg is its scratch */
+    struct clink_tls_ctx *tls = NULL;
+    if (r->node == NULL || make_tls(r->set, &cfg, &tls, err, errlen) < 0) {
+        return -1;
+    }
+    int ret = clink_node_reload_tls(r->node, tls);
+    clink_tls_ctx_free(tls);
+    if (ret < 0) {
+        snprintf(err, errlen, "%s", clink_strerror(ret));
+        return -1;
+    }
+    fprintf(stderr, "clink-node: reload: TLS credentials replaced (ALTER INSTANCE RELOAD TLS)\n");
+    return 0;
+}
+
 /* SIGHUP: validate everything first; whatever fails keeps what is in use. */
 static void reload(struct clink_node *node, const struct settings *set, struct clink_accounts *acc)
 {
@@ -150,25 +176,18 @@ static unsigned parse_uint(const char *opt, const char *v, unsigned max)
 int main(int argc, char **argv)
 {
     static const struct option longopts[] = {
-        {"listen", required_argument, NULL, 'l'},
-        {"cert", required_argument, NULL, 'c'},
-        {"key", required_argument, NULL, 'k'},
-        {"ca", required_argument, NULL, 'a'},
-        {"workers", required_argument, NULL, 'w'},
-        {"allow-plaintext", no_argument, NULL, 'P'},
-        {"tls12", no_argument, NULL, '2'},
-        {"port-file", required_argument, NULL, 'f'},
-        {"drain-ms", required_argument, NULL, 'd'},
-        {"verbose", no_argument, NULL, 'v'},
-        {"help", no_argument, NULL, 'h'},
-        {"config", required_argument, NULL, 'F'},
-        {"accounts", required_argument, NULL, 'A'},
-        {"ktls", required_argument, NULL, 'K'},
-        {NULL, 0, NULL, 0},
+        {"listen", required_argument, NULL, 'l'},    {"cert", required_argument, NULL, 'c'},
+        {"key", required_argument, NULL, 'k'},       {"ca", required_argument, NULL, 'a'},
+        {"workers", required_argument, NULL, 'w'},   {"allow-plaintext", no_argument, NULL, 'P'},
+        {"no-mysql", no_argument, NULL, 'M'},        {"tls12", no_argument, NULL, '2'},
+        {"port-file", required_argument, NULL, 'f'}, {"drain-ms", required_argument, NULL, 'd'},
+        {"verbose", no_argument, NULL, 'v'},         {"help", no_argument, NULL, 'h'},
+        {"config", required_argument, NULL, 'F'},    {"accounts", required_argument, NULL, 'A'},
+        {"ktls", required_argument, NULL, 'K'},      {NULL, 0, NULL, 0},
     };
     const char *listen = NULL, *cert = NULL, *key = NULL, *ca = NULL, *port_file = NULL;
     unsigned workers = 0, drain_ms = 2000;
-    int allow_plain = 0, tls12 = 0, verbose = 0, ch, ktls = 0;
+    int allow_plain = 0, tls12 = 0, verbose = 0, ch, ktls = 0, no_mysql = 0;
     const char *config = NULL, *accounts_file = NULL;
     while ((ch = getopt_long(argc, argv, "vh", longopts, NULL)) != -1) {
         switch (ch) {
@@ -189,6 +208,9 @@ int main(int argc, char **argv)
             break;
         case 'P':
             allow_plain = 1;
+            break;
+        case 'M':
+            no_mysql = 1;
             break;
         case '2':
             tls12 = 1;
@@ -277,6 +299,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "clink-node: accounts: %s\n", err);
         goto out;
     }
+    static struct sql_reload sql_reload; /* its node is set once made */
+    sql_reload.set = &set;
+    struct clink_mysql_builtin_opts sql_opts = {.reload_tls = sql_reload_tls, .reload_user = &sql_reload};
     struct clink_node_opts no = {
         .workers = workers,
         .tls = tls,
@@ -290,11 +315,15 @@ int main(int argc, char **argv)
                      : verbose   ? CLINK_LOG_INFO
                                  : CLINK_LOG_WARN,
         .accounts = acc,
+        .mysql = acc != NULL && !no_mysql,
+        .mysql_query = clink_mysql_builtin,
+        .mysql_query_user = &sql_opts,
     };
     if ((ret = clink_node_new(&no, &node)) < 0) {
         fprintf(stderr, "clink-node: %s\n", clink_strerror(ret));
         goto out;
     }
+    sql_reload.node = node;
     static struct clink_cluster *cluster;
     static struct fanout_leaves *leaves;
     if (clink_node_register(node, CLINK_TOOL_ECHO, echo, NULL) < 0 ||

@@ -45,7 +45,7 @@ static void *tag(void *p, enum clink__op op)
 }
 
 static void arm_recv(struct clink_conn *c);
-static void budget_relief(struct clink_worker *w);
+static void budget_relief(struct clink_worker *w, int deep);
 static void fail_conn(struct clink_conn *c, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static void maybe_finish_drain(struct clink_conn *c);
 static void finish_close(struct clink_conn *c);
@@ -90,6 +90,7 @@ static struct clink_conn *conn_new(struct clink_worker *w, int fd, int is_server
 
 static void conn_free(struct clink_conn *c)
 {
+    clink__mysql_free(c);
     clink__bytes_free(&c->rx);
     clink__bytes_free(&c->prx);
     clink__bytes_free(&c->ptx);
@@ -182,22 +183,48 @@ static size_t queued_bytes(const struct clink_conn *c)
 }
 
 /*
+ * The budget counts send buffers' capacity (cheap: it changes only when a
+ * buffer grows or is freed). Empty ones cost nothing to give back, so they
+ * are, before the budget is called full and while it is: what stays counted
+ * is what waits to be sent.
+ */
+static void trim_idle_send_buffers(struct clink_worker *w)
+{
+    for (struct clink_conn *c = w->conns; c != NULL; c = c->next) {
+        if (c->state < CS_CLOSED && !c->wipe_ptx) { /* a password still in ptx is wiped before it is freed */
+            clink__bytes_trim(&c->ptx, 0);
+            clink__bytes_trim(&c->tx, 0);
+            clink__bytes_trim(&c->txf, 0);
+        }
+    }
+}
+
+#define BUDGET_CHECK_NS (10 * 1000000ull)
+
+/*
  * The worker's send buffers (all its connections') are at its share of
- * max_buffered: hold back what would add to them. budget_relief undoes it.
+ * max_buffered: hold back what would add to them until they are below 7/8
+ * of it (budget_relief, at each send and close and every 10 ms meanwhile).
  */
 static int worker_full(struct clink_worker *w)
 {
+    if (w->budget_hit) {
+        return 1;
+    }
     if (__atomic_load_n(&w->buffered, __ATOMIC_RELAXED) < w->budget) {
         return 0;
     }
-    if (!w->budget_hit) {
-        w->budget_hit = 1;
-        STAT_ADD(w, buffer_full, 1);
-        CLINK_LOG(&w->node->log, CLINK_LOG_WARN, "transport", 0,
-                  "worker %u: send buffers hold %zu bytes, its share of max_buffered: reads of requests pause and "
-                  "new calls wait until they drain",
-                  w->idx, __atomic_load_n(&w->buffered, __ATOMIC_RELAXED));
+    trim_idle_send_buffers(w);
+    if (__atomic_load_n(&w->buffered, __ATOMIC_RELAXED) < w->budget) {
+        return 0;
     }
+    w->budget_hit = 1;
+    STAT_ADD(w, buffer_full, 1);
+    CLINK_LOG(&w->node->log, CLINK_LOG_WARN, "transport", 0,
+              "worker %u: send buffers hold %zu bytes, its share of max_buffered: reads of requests pause and "
+              "new calls wait until they drain",
+              w->idx, __atomic_load_n(&w->buffered, __ATOMIC_RELAXED));
+    CLINK_IGNORE(clink__timers_add(&w->timers, &w->budget_timer, clink__now_ns() + BUDGET_CHECK_NS));
     return 1;
 }
 
@@ -721,24 +748,33 @@ static void set_error(struct clink_conn *c, int err, const char *fmt, va_list ap
  * handshakes_failed, logins_denied) count them all.
  */
 #define REFUSAL_LOG_PER_S 10
+/* Say how many refusals were left out, once their second is over. */
+static void refusal_log_flush(struct clink_worker *w, uint64_t sec)
+{
+    if (w->refusal_dropped > 0 && sec != w->refusal_sec) {
+        CLINK_LOG(&w->node->log, CLINK_LOG_WARN, "transport", 0,
+                  "worker %u: %u more refused connections were not logged (at most %d a second)", w->idx,
+                  w->refusal_dropped, REFUSAL_LOG_PER_S);
+        w->refusal_dropped = 0;
+    }
+}
+
 static int refusal_log_ok(struct clink_worker *w)
 {
     uint64_t sec = clink__now_ns() / 1000000000ull;
     if (sec != w->refusal_sec) {
-        if (w->refusal_dropped > 0) {
-            CLINK_LOG(&w->node->log, CLINK_LOG_WARN, "transport", 0,
-                      "worker %u: %u more refused connections were not logged (at most %d a second)", w->idx,
-                      w->refusal_dropped, REFUSAL_LOG_PER_S);
-        }
+        refusal_log_flush(w, sec);
         w->refusal_sec = sec;
         w->refusal_logged = 0;
-        w->refusal_dropped = 0;
     }
     if (w->refusal_logged < REFUSAL_LOG_PER_S) {
         w->refusal_logged++;
         return 1;
     }
-    w->refusal_dropped++;
+    if (w->refusal_dropped++ == 0 && w->budget_timer.idx == CLINK_TIMER_NONE) {
+        /* The count goes out when this second is over even if no refusal follows (clink__conn_budget_tick). */
+        CLINK_IGNORE(clink__timers_add(&w->timers, &w->budget_timer, (sec + 1) * 1000000000ull + 1000000ull));
+    }
     return 0;
 }
 
@@ -773,7 +809,7 @@ static void close_now(struct clink_conn *c, int err, int keep_output)
         }
         STAT_ADD(c->w, conns_refused, 1);
         if (c->is_server) {
-            if (c->node->opts.on_conn) {
+            if (c->node->opts.on_conn && c->my == NULL) { /* MySQL clients are not on_conn's (mysql.c) */
                 c->node->opts.on_conn(c, CLINK_CONN_REFUSED, status, c->node->opts.on_conn_user);
             }
         } else if (c->connect_cb) {
@@ -781,7 +817,7 @@ static void close_now(struct clink_conn *c, int err, int keep_output)
             c->connect_cb = NULL;
             cb(NULL, status, c->errtext[0] ? c->errtext : clink_strerror(status), c->connect_user);
         }
-    } else if (c->is_server && c->node->opts.on_conn) {
+    } else if (c->is_server && c->node->opts.on_conn && c->my == NULL) {
         c->node->opts.on_conn(c, CLINK_CONN_CLOSED, err, c->node->opts.on_conn_user);
     }
     if (c->ktls_tx_pending) {
@@ -960,8 +996,8 @@ static void closed(struct clink_conn *c)
     clink__bytes_free(&c->ptx);
     clink__bytes_free(&c->tx);
     clink__bytes_free(&c->txf);
-    clink__conn_put(c); /* the worker's reference */
-    budget_relief(w);   /* a peer that stopped reading may have held most of the budget */
+    clink__conn_put(c);  /* the worker's reference */
+    budget_relief(w, 0); /* a peer that stopped reading may have held most of the budget */
 }
 
 void clink__conn_timer(struct clink_worker *w, struct clink__timer *t)
@@ -1270,6 +1306,10 @@ static void on_frame(struct clink_conn *c, const struct clink_frame_hdr *h, cons
 /* Parse and dispatch every complete frame in buf. */
 static void dispatch(struct clink_conn *c, struct clink__bytes *buf)
 {
+    if (c->my != NULL) {
+        clink__mysql_input(c, buf); /* MySQL packets, not frames */
+        return;
+    }
     uint32_t max = c->node->opts.max_frame;
     while (c->state >= CS_HELLO && c->state <= CS_DRAINING && clink__bytes_len(buf) >= CLINK_FRAME_HDR) {
         struct clink_frame_hdr h;
@@ -1315,7 +1355,7 @@ static void step_handshake(struct clink_conn *c)
      * record header, then its body) until the connection opens: the kernel
      * must get the stream at a record boundary with nothing read ahead.
      */
-    c->exact = c->ktls_mode != CLINK_KTLS_DISABLED && c->node->ktls_ulp;
+    c->exact = c->ktls_mode != CLINK_KTLS_DISABLED && c->node->ktls_ulp && c->my == NULL;
     c->want = 5;
     if (!c->is_server) {
         send_hello(c, CLINK_PROTO_MIN, CLINK_PROTO_MAX);
@@ -1395,7 +1435,15 @@ static void server_classify(struct clink_conn *c)
         c->exact = 0;
         return;
     case CLINK_OPENING_OTHER: {
-        /* A MySQL-protocol client: not served yet (docs/protocol.md); tell it so in its own protocol. */
+        if (c->node->opts.mysql && c->node->accounts != NULL) {
+            /* A MySQL-protocol client (transport/mysql.c): its packets from here, no kTLS hand-over. */
+            c->exact = 0;
+            c->state = CS_HELLO;
+            c->ktls_mode = CLINK_KTLS_DISABLED;
+            clink__mysql_start(c);
+            return;
+        }
+        /* A MySQL-protocol client where this node does not serve them: tell it so in its own protocol. */
         uint8_t b[128];
         size_t n = clink__opening_mysql_refusal(b, sizeof(b), 2);
         CLINK_IGNORE(clink__bytes_append(&c->tx, b, n) < 0);
@@ -1504,18 +1552,33 @@ static int must_pause(const struct clink_conn *c)
     size_t limit = c->node->opts.max_write_buffer;
     size_t hard = 4 * limit + 2 * (size_t)c->node->opts.max_frame;
     size_t q = queued_bytes(c);
-    /* Over the worker's budget, as over our own limit: connections waiting for our calls' answers keep reading. */
+    /*
+     * Over the worker's budget, as over our own limit: only open connections
+     * pause (a HELLO is always read), and not those waiting for our calls'
+     * answers.
+     */
     return c->nreqs >= c->node->opts.max_requests_per_conn || (q > limit && c->calls.count == 0) || q > hard ||
-           (c->calls.count == 0 && worker_full(c->w));
+           (c->state >= CS_OPEN && c->calls.count == 0 && worker_full(c->w));
 }
 
-/* Back under 7/8 of the worker's budget: re-arm the reads and calls it held back, on every connection. */
-static void budget_relief(struct clink_worker *w)
+/*
+ * Back under 7/8 of the worker's budget: re-arm the reads and calls it held
+ * back, on every connection. deep: give back empty buffers first (the
+ * 10 ms check; sends and closes look only at the count).
+ */
+static void budget_relief(struct clink_worker *w, int deep)
 {
-    if (!w->budget_hit || __atomic_load_n(&w->buffered, __ATOMIC_RELAXED) > w->budget / 8 * 7) {
+    if (!w->budget_hit) {
+        return;
+    }
+    if (deep && __atomic_load_n(&w->buffered, __ATOMIC_RELAXED) > w->budget / 8 * 7) {
+        trim_idle_send_buffers(w);
+    }
+    if (__atomic_load_n(&w->buffered, __ATOMIC_RELAXED) > w->budget / 8 * 7) {
         return;
     }
     w->budget_hit = 0;
+    clink__timers_del(&w->timers, &w->budget_timer);
     CLINK_LOG(&w->node->log, CLINK_LOG_INFO, "transport", 0, "worker %u: send buffers below 7/8 of its budget again",
               w->idx);
     for (struct clink_conn *c = w->conns; c != NULL && !w->budget_hit; c = c->next) {
@@ -1681,7 +1744,7 @@ static void on_send(struct clink_conn *c, int res)
     if (c->recv_paused) {
         arm_recv(c);
     }
-    budget_relief(c->w);
+    budget_relief(c->w, 0);
 }
 
 static void on_connect(struct clink_conn *c, int res)
@@ -1881,6 +1944,11 @@ static void on_control_record(struct clink_conn *c, int res)
 {
     c->recv_armed = 0;
     if (c->state >= CS_CLOSING) {
+        return;
+    }
+    if (res == -EBADMSG) {
+        fail_conn(c, -CLINK_ETLS, "a record from %s failed authentication (tampered or corrupted): connection aborted",
+                  c->peer_str);
         return;
     }
     if (res < 0) {
@@ -2098,14 +2166,23 @@ void clink__conn_hs_evict(struct clink_worker *w)
         return;
     }
     uint64_t now = clink__now_ns(), slot = hs_slot_time(w->node);
-    struct clink_conn *next;
-    for (struct clink_conn *c = w->conns; c != NULL; c = next) {
-        next = c->next;
-        if (c->hs_counted && c->state < CS_CLOSING && now - c->hs_slot_ns > slot) {
-            fail_conn(c, -CLINK_ETIMEDOUT,
-                      "%s: no complete opening handshake within %llu ms of its turn, while others waited", c->peer_str,
-                      (unsigned long long)(slot / 1000000));
+    /* One slot per connection waiting, oldest holder first: a slow holder nobody waits for stays. */
+    while (w->hs_wait_head != NULL) {
+        struct clink_conn *oldest = NULL;
+        for (struct clink_conn *c = w->conns; c != NULL; c = c->next) {
+            /* (a holder admitted during this pass has hs_slot_ns > now: never expired) */
+            if (c->hs_counted && c->state < CS_CLOSING && c->hs_slot_ns + slot < now &&
+                (oldest == NULL || c->hs_slot_ns < oldest->hs_slot_ns)) {
+                oldest = c;
+            }
         }
+        if (oldest == NULL) {
+            break;
+        }
+        /* close_now releases its slot to the newest waiting connection */
+        fail_conn(oldest, -CLINK_EHANDSHAKE_TIMEOUT,
+                  "no complete opening handshake within %llu ms of its turn, while others waited",
+                  (unsigned long long)(slot / 1000000));
     }
     if (w->hs_wait_head != NULL) {
         CLINK_IGNORE(clink__timers_add(&w->timers, &w->hs_evict_timer, now + slot / 2));
@@ -2210,5 +2287,97 @@ void clink__conn_fill_status(struct clink_conn *c, struct clink_conn_status *st)
         }
         st->last_error = c->err;
         snprintf(st->last_error_text, sizeof(st->last_error_text), "%s", c->errtext);
+    }
+}
+
+/* ---- for the MySQL-protocol front door (transport/mysql.c) ---- */
+
+struct clink__bytes *clink__conn_out(struct clink_conn *c)
+{
+    return frame_out(c);
+}
+
+void clink__conn_refuse(struct clink_conn *c, int err, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vfail(c, err, 1, fmt, ap);
+    va_end(ap);
+}
+
+void clink__conn_close_orderly(struct clink_conn *c)
+{
+    if (c->state < CS_CLOSING) {
+        close_now(c, 0, 1);
+    }
+}
+
+void clink__conn_peer_host(const struct clink_conn *c, char *out, size_t cap)
+{
+    peer_host(c, out, cap);
+}
+
+int clink__conn_refusal_log_ok(struct clink_conn *c)
+{
+    return refusal_log_ok(c->w);
+}
+
+int clink__conn_mysql_tls(struct clink_conn *c)
+{
+    pthread_mutex_lock(&c->node->tls_mu);
+    int ret = clink__tls_init(&c->tls, clink_tls_ctx_server(c->node->tls), 1, NULL, 0, &c->rx, &c->tx);
+    pthread_mutex_unlock(&c->node->tls_mu);
+    if (ret == 0) {
+        c->has_tls = 1; /* clink__tls_free cleans up from here, whatever happens next */
+        ret = clink__tls_mysql(&c->tls);
+    }
+    if (ret < 0) {
+        return ret;
+    }
+    c->mode = CLINK_MODE_TLS;
+    c->state = CS_HANDSHAKE; /* the ClientHello follows the SSL request: on_input steps the handshake */
+    c->want = 5;
+    return 0;
+}
+
+void clink__conn_mysql_opened(struct clink_conn *c)
+{
+    hs_release(c);
+    c->state = CS_OPEN;
+    c->exact = 0;
+    clink__timers_del(&c->w->timers, &c->hs_timer);
+    struct clink_conn_status *st = &c->cache;
+    st->is_server = 1;
+    st->mode = c->mode;
+    st->mysql = 1;
+    snprintf(st->peer_addr, sizeof(st->peer_addr), "%s", c->peer_str);
+    snprintf(st->account, sizeof(st->account), "%s", c->account);
+    if (c->has_tls) {
+        clink__tls_status(&c->tls, st);
+        snprintf(st->verified, sizeof(st->verified), "%s", st->peer_subject[0] ? "client-cert" : "none");
+        clink__tls_wipe_secrets(&c->tls);
+    } else {
+        snprintf(st->verified, sizeof(st->verified), "none");
+    }
+    snprintf(st->ktls_reason, sizeof(st->ktls_reason), "%s",
+             c->has_tls ? "MySQL-protocol connection: user-space TLS" : "plaintext connection");
+    /* Counted as open, not announced: on_conn's connections carry clink calls, these carry statements. */
+    STAT_ADD(c->w, conns_open, 1);
+    c->was_open = 1;
+}
+
+/*
+ * TIMER_BUDGET: while the send budget is full, check it every 10 ms (nothing
+ * else may wake the worker); and say how many refusals were not logged.
+ */
+void clink__conn_budget_tick(struct clink_worker *w)
+{
+    budget_relief(w, 1);
+    uint64_t now = clink__now_ns();
+    refusal_log_flush(w, now / 1000000000ull);
+    if (w->budget_hit) {
+        CLINK_IGNORE(clink__timers_add(&w->timers, &w->budget_timer, now + BUDGET_CHECK_NS));
+    } else if (w->refusal_dropped > 0) {
+        CLINK_IGNORE(clink__timers_add(&w->timers, &w->budget_timer, (now / 1000000000ull + 1) * 1000000000ull));
     }
 }

@@ -64,6 +64,15 @@ int clink_node_new(const struct clink_node_opts *opts, struct clink_node **out)
     if (opts->inbox_size != 0 && (opts->inbox_size < 4 || (opts->inbox_size & (opts->inbox_size - 1)) != 0)) {
         return -CLINK_EINVAL;
     }
+    unsigned workers = opts->workers;
+    if (workers == 0) {
+        long c = sysconf(_SC_NPROCESSORS_ONLN);
+        workers = c > 0 ? (unsigned)c : 1;
+    }
+    /* A budget of a few buffers per worker would keep connections from ever opening. */
+    if (opts->max_buffered != 0 && opts->max_buffered / workers < (1u << 20)) {
+        return -CLINK_EINVAL;
+    }
     struct clink_node *n = calloc(1, sizeof(*n));
     if (n == NULL) {
         return -CLINK_ENOMEM;
@@ -71,10 +80,7 @@ int clink_node_new(const struct clink_node_opts *opts, struct clink_node **out)
     n->opts = *opts;
     pthread_mutex_init(&n->tls_mu, NULL);
     clink__sessions_init(&n->sessions);
-    if (n->opts.workers == 0) {
-        long c = sysconf(_SC_NPROCESSORS_ONLN);
-        n->opts.workers = c > 0 ? (unsigned)c : 1;
-    }
+    n->opts.workers = workers;
     if (n->opts.max_frame == 0) {
         n->opts.max_frame = DEFAULT_MAX_FRAME;
     }
@@ -127,6 +133,7 @@ int clink_node_new(const struct clink_node_opts *opts, struct clink_node **out)
         clink__timer_init(&w->drain_timer, TIMER_DRAIN);
         clink__timer_init(&w->accept_timer, TIMER_ACCEPT);
         clink__timer_init(&w->hs_evict_timer, TIMER_HS_EVICT);
+        clink__timer_init(&w->budget_timer, TIMER_BUDGET);
         w->inbox_buf = calloc(n->opts.inbox_size, sizeof(*w->inbox_buf));
         w->efd = eventfd(0, EFD_CLOEXEC);
         if (w->inbox_buf == NULL || w->efd < 0) {
@@ -219,6 +226,7 @@ unsigned clink_node_workers(const struct clink_node *node)
 
 int clink_node_start(struct clink_node *node)
 {
+    node->start_ns = clink__now_ns();
     if (node == NULL) {
         return -CLINK_EINVAL;
     }
@@ -374,6 +382,8 @@ void clink_node_stats(const struct clink_node *node, struct clink_node_stats *ou
         SUM(ktls_rx_only);
         SUM(ktls_fallbacks);
         SUM(buffer_full);
+        SUM(mysql_logins);
+        SUM(mysql_queries);
         out->buffered += __atomic_load_n(&node->workers[i].buffered, __ATOMIC_RELAXED);
 #undef SUM
     }

@@ -61,6 +61,7 @@ enum clink__timer_kind {
     TIMER_DRAIN,     /* owner: struct clink_worker (drain_timer) */
     TIMER_ACCEPT,    /* owner: struct clink_worker (accept_timer): re-arm accept after a failure */
     TIMER_HS_EVICT,  /* owner: struct clink_worker (hs_evict_timer): slot holders too slow while others wait */
+    TIMER_BUDGET,    /* owner: struct clink_worker (budget_timer): the send budget, checked while full */
 };
 
 /* ---- inbox messages ---- */
@@ -150,6 +151,7 @@ struct clink__stats {
     _Atomic uint64_t logins_ok, logins_denied, tls_reloads, handshakes_resumed, handshakes_deferred;
     _Atomic uint64_t ktls_offloaded, ktls_rx_only, ktls_fallbacks;
     _Atomic uint64_t buffer_full; /* times the worker's buffers reached its share of max_buffered */
+    _Atomic uint64_t mysql_logins, mysql_queries;
 };
 #define STAT_ADD(w, field, n)                                                                                          \
     atomic_store_explicit(&(w)->stats.field, atomic_load_explicit(&(w)->stats.field, memory_order_relaxed) + (n),      \
@@ -194,6 +196,7 @@ struct clink_conn {
     _Atomic uint64_t next_call_id;
 
     /* I/O: at most one recv and one send in flight; tx fills while txf is on the wire. */
+    struct clink__mysql *my; /* a MySQL-protocol client (transport/mysql.c), else NULL */
     struct clink__bytes rx;  /* received bytes (ciphertext with TLS) */
     struct clink__bytes prx; /* decrypted plaintext (TLS only) */
     struct clink__bytes ptx; /* plaintext staged for encryption (TLS only) */
@@ -309,6 +312,7 @@ struct clink_worker {
      */
     size_t buffered, budget;
     int budget_hit;
+    struct clink__timer budget_timer;
     struct clink_conn *hs_wait_head; /* accepted, waiting for a handshake slot: newest first */
     struct clink__timer hs_evict_timer;
 
@@ -348,6 +352,7 @@ struct clink_node {
     int listen_fd;
     uint16_t port;
     atomic_int started, stopping;
+    uint64_t start_ns; /* when it started (MySQL's Uptime) */
     _Atomic uint64_t next_conn_id;
     atomic_uint next_worker;
     int ktls_ulp;
@@ -368,8 +373,23 @@ void clink__mark_dirty(struct clink_conn *c);
 
 /* conn.c */
 void clink__conn_adopt(struct clink_worker *w, int fd);
+
+/* ---- the MySQL-protocol front door (transport/mysql.c), on the connection's worker ---- */
+void clink__mysql_start(struct clink_conn *c);                           /* classified as a MySQL client */
+void clink__mysql_input(struct clink_conn *c, struct clink__bytes *buf); /* its bytes, plain or decrypted */
+void clink__mysql_free(struct clink_conn *c);
+/* What mysql.c needs from conn.c. */
+struct clink__bytes *clink__conn_out(struct clink_conn *c); /* where plaintext output goes (then mark dirty) */
+void clink__conn_refuse(struct clink_conn *c, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void clink__conn_close_orderly(struct clink_conn *c);
+void clink__conn_peer_host(const struct clink_conn *c, char *out, size_t cap);
+int clink__conn_refusal_log_ok(struct clink_conn *c);
+int clink__conn_mysql_tls(struct clink_conn *c);     /* the SSL request: server TLS for a MySQL client */
+void clink__conn_mysql_opened(struct clink_conn *c); /* logged in: open, its handshake slot released */
 /* TIMER_HS_EVICT: close slot holders too slow to finish while others wait for a slot. */
 void clink__conn_hs_evict(struct clink_worker *w);
+/* TIMER_BUDGET: relieve a full send budget once it drained. */
+void clink__conn_budget_tick(struct clink_worker *w);
 void clink__conn_dial(struct clink_worker *w, struct clink__msg_connect *m);
 void clink__conn_complete(struct clink_worker *w, struct clink_conn *c, int op, int res);
 void clink__conn_flush(struct clink_conn *c);

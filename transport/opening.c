@@ -1,15 +1,9 @@
 #include "transport/opening.h"
+#include "transport/mysql_proto.h"
 
 #include <string.h>
 
 #include "clink/error.h"
-
-/* MySQL capability bits (include/mysql_com.h in MySQL's sources). */
-#define MYSQL_CLIENT_LONG_PASSWORD     0x00000001u
-#define MYSQL_CLIENT_PROTOCOL_41       0x00000200u
-#define MYSQL_CLIENT_SECURE_CONNECTION 0x00008000u
-#define MYSQL_CLIENT_PLUGIN_AUTH       0x00080000u
-
 #define CLINK_SERVER_VERSION "8.0.0-clink-0.1.0"
 
 enum clink_opening_kind clink__opening_classify(const uint8_t *b, size_t n)
@@ -47,8 +41,7 @@ static void put_le32(uint8_t *p, uint32_t v)
 size_t clink__opening_greeting(uint8_t *out, size_t cap, uint32_t conn_id, const uint8_t scramble[20])
 {
     static const char plugin[] = "caching_sha2_password";
-    uint32_t caps = MYSQL_CLIENT_LONG_PASSWORD | MYSQL_CLIENT_PROTOCOL_41 | MYSQL_CLIENT_SECURE_CONNECTION |
-                    MYSQL_CLIENT_PLUGIN_AUTH;
+    uint32_t caps = CLINK_MY_SERVER_CAPS; /* what transport/mysql.c handles, CLIENT_SSL included */
     uint8_t *p = out + 4;
 
     if (cap < 128) {
@@ -118,7 +111,7 @@ int clink__opening_greeting_scramble(const uint8_t *p, size_t n, uint8_t out[20]
 
 size_t clink__opening_mysql_refusal(uint8_t *out, size_t cap, uint8_t seq)
 {
-    static const char msg[] = "This clink node does not serve the MySQL protocol yet";
+    static const char msg[] = "This clink node does not serve MySQL-protocol clients";
     uint8_t *p = out + 4;
 
     if (cap < 128) {

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "auth/tls_ctx.h"
 #include "clink/error.h"
 #include "transport/ktls.h"
 
@@ -249,7 +250,7 @@ static void msg_cb(int write_p, int version, int content_type, const void *buf, 
     }
 }
 
-/* A ticket arrived (client): keep it under the identity it was issued to. Returning 1 keeps our reference. */
+/* A ticket arrived (client): keep a copy under the identity it was issued to (returning 0: OpenSSL keeps its own). */
 static int new_session_cb(SSL *ssl, SSL_SESSION *sess)
 {
     struct clink__tls *t = SSL_get_ex_data(ssl, ex_index);
@@ -543,6 +544,21 @@ int clink__tls_init(struct clink__tls *t, SSL_CTX *ctx, int is_server, const cha
     return 0;
 }
 
+int clink__tls_mysql(struct clink__tls *t)
+{
+    /*
+     * MySQL clients offer no ALPN and seldom a certificate: one is checked
+     * if sent (and REQUIRE X509 at login insists on it). Their sessions are
+     * kept apart from native ones, made under another client-certificate
+     * rule (a session must never resume where the rule is stricter).
+     */
+    static const unsigned char sid[] = "clink-mysql";
+    t->mysql = 1;
+    SSL_set_app_data(t->ssl, CLINK__SSL_MYSQL);
+    SSL_set_verify(t->ssl, SSL_VERIFY_PEER, SSL_get_verify_callback(t->ssl));
+    return SSL_set_session_id_context(t->ssl, sid, sizeof(sid) - 1) == 1 ? 0 : -CLINK_EINTERNAL;
+}
+
 int clink__tls_handshake(struct clink__tls *t)
 {
     ERR_clear_error();
@@ -552,7 +568,7 @@ int clink__tls_handshake(struct clink__tls *t)
         const unsigned char *p = NULL;
         unsigned int n = 0;
         SSL_get0_alpn_selected(t->ssl, &p, &n);
-        if (n != strlen(CLINK_ALPN) || memcmp(p, CLINK_ALPN, n) != 0) {
+        if (!t->mysql && (n != strlen(CLINK_ALPN) || memcmp(p, CLINK_ALPN, n) != 0)) {
             snprintf(t->err, sizeof(t->err), "TLS handshake: no ALPN %s agreed", CLINK_ALPN);
             return -CLINK_EALPN;
         }
@@ -643,12 +659,13 @@ void clink__tls_free(struct clink__tls *t)
         return;
     }
     /*
-     * OpenSSL marks the connection's session (in TLS 1.3 the newest ticket,
-     * which our cache holds) non-resumable when an SSL is freed without
-     * being shut down. A ticket stays sound whatever ended the connection
-     * (a dead peer, a failed ping, recycling), so after a completed
-     * handshake say it was shut down. A fatal TLS error has already marked
-     * the session through OpenSSL's own alert path.
+     * OpenSSL marks the connection's session non-resumable when an SSL is
+     * freed without being shut down. Our cache holds copies, which that does
+     * not touch; this SSL's own session may still be duplicated for a later
+     * ticket, so after a completed handshake say it was shut down: a TLS 1.3
+     * ticket stays sound whatever ended the connection (a dead peer, a
+     * failed ping, recycling; RFC 8446 keeps no rule like TLS 1.2's that a
+     * fatal alert invalidates the session).
      */
     if (t->orderly || SSL_is_init_finished(t->ssl)) {
         SSL_set_shutdown(t->ssl, SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);

@@ -56,6 +56,7 @@ struct clink__tls {
     uint8_t secret_in[48], secret_out[48];
     size_t secret_in_len, secret_out_len;
     int key_updated; /* a KeyUpdate went by: the secrets above are stale */
+    int mysql;       /* server side of a MySQL-protocol client (clink__tls_mysql) */
     struct clink__tls_mark mark;
 };
 
@@ -65,6 +66,9 @@ struct clink__tls {
  * when it is a mark made under ctx's epoch that has not lapsed; else 0.
  */
 int clink__tls_mark_read(SSL_CTX *ctx, const void *data, size_t len, struct clink__tls_mark *out);
+
+/* Server: this SSL serves a MySQL-protocol client (no ALPN, optional client certificate). 0 or negative. */
+int clink__tls_mysql(struct clink__tls *t);
 
 /* Install the key-log and new-ticket hooks on an SSL_CTX (idempotent). */
 void clink__tls_prepare_ctx(SSL_CTX *ctx);

@@ -26,6 +26,7 @@
 #include "clink/auth.h"
 #include "clink/error.h"
 #include "clink/log.h"
+#include "clink/mysql.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -111,13 +112,22 @@ struct clink_node_opts {
     struct clink_accounts *accounts;
     enum clink_ktls_mode ktls; /* for accepted connections and the default for dials; 0: AUTO */
     /*
-     * All connections' buffers together, bytes (split evenly over the
-     * workers). A worker at its share stops reading requests and holds new
-     * calls back, unserialized, until sends drain it below 7/8 of it;
+     * All connections' send buffers together, bytes (split evenly over the
+     * workers; at least 1 MiB each, else -CLINK_EINVAL). A worker at its
+     * share stops reading requests on open connections and holds new calls
+     * back, unserialized, until sends drain it below 7/8 of it; HELLOs and
      * responses to our own calls are still read. The per-connection bound is
      * max_write_buffer. 0: a quarter of physical memory.
      */
     uint64_t max_buffered;
+    /*
+     * MySQL-protocol clients on this port (clink/mysql.h, docs/mysql.md): 1
+     * serves them (they log in as `accounts`, which must be set; plaintext
+     * logins only where allow_plaintext), 0 answers them with a MySQL error.
+     */
+    int mysql;
+    clink_mysql_query_fn mysql_query; /* their statements; NULL: clink_mysql_builtin */
+    void *mysql_query_user;
 };
 
 extern CLINK_API const struct clink_node_opts clink_node_opts_default;
@@ -184,8 +194,10 @@ struct clink_node_stats {
     uint64_t ktls_offloaded;      /* TLS connections whose two directions the kernel took over */
     uint64_t ktls_rx_only;        /* ... whose receive side only (user-space TLS sends) */
     uint64_t ktls_fallbacks;      /* TLS connections that stayed in user-space TLS (status says why) */
-    uint64_t buffered;            /* bytes held in all connections' buffers now (a gauge) */
+    uint64_t buffered;            /* bytes held in all connections' send buffers now (a gauge) */
     uint64_t buffer_full;         /* times a worker's buffers reached its share of max_buffered */
+    uint64_t mysql_logins;        /* MySQL-protocol clients logged in (also in logins_ok) */
+    uint64_t mysql_queries;       /* their statements (COM_QUERY) */
 };
 /* Thread: any (values may be a moment old). */
 CLINK_API void clink_node_stats(const struct clink_node *node, struct clink_node_stats *out);
@@ -310,6 +322,7 @@ struct clink_conn_status {
     char account[160];                /* server: 'user'@'host' of the account logged in; client: the user sent */
     int last_error;                   /* 0 or the error that closed/refused it */
     char last_error_text[256];        /* detail: OpenSSL reason, verification error */
+    int mysql;                        /* server: a MySQL-protocol client (clink/mysql.h) */
 };
 
 /*

@@ -1,0 +1,15 @@
+/* Internal: what the transport tells a TLS context's callbacks about one SSL. */
+#ifndef CLINK_AUTH_TLS_CTX_H
+#define CLINK_AUTH_TLS_CTX_H
+
+#include <openssl/ssl.h>
+
+/*
+ * A MySQL-protocol client's SSL (transport/mysql.c) carries this as its app
+ * data: such clients offer no ALPN, and the server's ClientHello hook must
+ * not refuse them for it (native clients must offer clink's).
+ */
+extern char clink__ssl_mysql_marker[];
+#define CLINK__SSL_MYSQL ((void *)clink__ssl_mysql_marker)
+
+#endif

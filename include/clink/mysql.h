@@ -1,0 +1,81 @@
+/*
+ * clink's MySQL-protocol front door (docs/mysql.md). A node whose options
+ * set `mysql` also serves standard MySQL clients and drivers on its port,
+ * beside clink's native clients: the server greeting (protocol 10,
+ * CLIENT_SSL), the SSL request and TLS handshake through the node's own TLS
+ * context, then a login against the node's accounts (mysql_native_password,
+ * or caching_sha2_password's full authentication inside TLS), then the
+ * command phase. Each statement (COM_QUERY) goes to a hook that the
+ * embedding database replaces; clink_mysql_builtin is the default and
+ * answers what the mysql client and drivers need to connect, report status
+ * and manage accounts.
+ *
+ * Threads: a hook runs on the connection's worker and must answer before it
+ * returns, exactly once, with one of clink_mysql_ok/error/rows.
+ */
+#ifndef CLINK_MYSQL_H
+#define CLINK_MYSQL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "clink/error.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct clink_conn;
+struct clink_node;
+struct clink_mysql_stmt; /* one statement of one MySQL-protocol connection, until it is answered */
+
+typedef void (*clink_mysql_query_fn)(struct clink_mysql_stmt *st, const char *sql, size_t len, void *user);
+
+/* Answer with an OK packet. info: shown by the client (NULL: none). Returns 0 or -CLINK_EINVAL (answered already). */
+CLINK_API CLINK_MUST_USE int clink_mysql_ok(struct clink_mysql_stmt *st, uint64_t affected_rows, const char *info);
+
+/* Answer with MySQL error code (e.g. 1064), its SQLSTATE (5 characters, e.g. "42000") and a message. */
+CLINK_API CLINK_MUST_USE int clink_mysql_error(struct clink_mysql_stmt *st, unsigned code, const char *sqlstate,
+                                               const char *msg);
+
+/*
+ * Answer with a result set of text columns: names[ncols], cells[nrows *
+ * ncols] row by row, NULL for SQL NULL. Returns 0, -CLINK_EINVAL, or
+ * -CLINK_EFRAMETOOBIG (a row over the packet limit).
+ */
+CLINK_API CLINK_MUST_USE int clink_mysql_rows(struct clink_mysql_stmt *st, unsigned ncols, const char *const *names,
+                                              unsigned nrows, const char *const *cells);
+
+/* Who and where: "user" as the client logged in, the account it matched ("user@host-pattern"), the current database
+ * ("" for none), the connection (for clink_conn_status) and its node. Valid during the hook. */
+CLINK_API const char *clink_mysql_user(const struct clink_mysql_stmt *st);
+CLINK_API const char *clink_mysql_client_host(const struct clink_mysql_stmt *st);
+CLINK_API const char *clink_mysql_account(const struct clink_mysql_stmt *st);
+CLINK_API const char *clink_mysql_db(const struct clink_mysql_stmt *st);
+CLINK_API struct clink_conn *clink_mysql_conn(const struct clink_mysql_stmt *st);
+CLINK_API struct clink_node *clink_mysql_node(const struct clink_mysql_stmt *st);
+
+/* What the built-in statements need from the embedding program (all optional). */
+struct clink_mysql_builtin_opts {
+    /* ALTER INSTANCE RELOAD TLS: reload the node's certificate, key and CA files; 0 or negative with err. */
+    int (*reload_tls)(void *user, char *err, size_t errlen);
+    void *reload_user;
+};
+
+/*
+ * The default statement hook (user: a struct clink_mysql_builtin_opts or
+ * NULL). It answers, case-insensitively:
+ *   SELECT of @@version, @@version_comment, DATABASE(), USER(),
+ *     CURRENT_USER(), a number or a quoted string [LIMIT n];
+ *   SHOW [SESSION|GLOBAL] STATUS [LIKE 'pattern']: Ssl_cipher, Ssl_version,
+ *     Ssl_session_reused, Ssl_ktls (this connection's kTLS state);
+ *   SET NAMES ..., SET AUTOCOMMIT = 0|1 (accepted, no effect);
+ *   ALTER INSTANCE RELOAD TLS (with opts->reload_tls);
+ * and anything else with error 1064 (ER_PARSE_ERROR) naming the statement.
+ */
+CLINK_API void clink_mysql_builtin(struct clink_mysql_stmt *st, const char *sql, size_t len, void *user);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

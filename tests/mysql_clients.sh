@@ -1,0 +1,172 @@
+#!/bin/sh
+# The MySQL-protocol front door with the clients people already have: the
+# stock mariadb/mysql client and PyMySQL (both from apt), against clink-node.
+#   - with the CA and --ssl-verify-server-cert, `status` shows the cipher;
+#     SHOW STATUS LIKE 'Ssl%' shows cipher, version, resumption and kTLS;
+#   - a plaintext login to a REQUIRE SSL account: error 1045, "Access denied";
+#   - a wrong password: 1045; the server verified against another CA: abort;
+#   - a node without plaintext (require_secure_transport): error 3159;
+#   - PyMySQL with a verifying SSL context reads Ssl_cipher and runs a query;
+#   - native clink clients and MySQL clients on the same port at once;
+#   - malformed packets (a 16 MiB length, a truncated packet, garbage after
+#     the SSL request) close only their connection: the node serves on;
+#   - the node stops cleanly (exit 0), with no sanitizer report in its log.
+# Exit 0: all passed; 77: the clients are not installed.
+set -u
+bin=$1 # build dir
+mysql=$(command -v mariadb || command -v mysql) || { echo "mysql_clients: no mariadb/mysql client"; exit 77; }
+py=/usr/bin/python3
+$py -c 'import pymysql' 2>/dev/null || { echo "mysql_clients: no python3-pymysql"; exit 77; }
+t=$(mktemp -d "${CLINK_TEST_TMP:-/tmp}/mysql-XXXXXX")
+pids=""
+cleanup() {
+  for p in $pids; do kill "$p" 2>/dev/null; done
+  rm -rf "$t"
+}
+trap cleanup EXIT
+pass=0 fail=0
+ok() { pass=$((pass + 1)); echo "ok: $*"; }
+no() {
+  fail=$((fail + 1))
+  echo "FAIL: $*"
+}
+T=$bin/tools
+"$T/clink-certs" ca --out "$t" >/dev/null && "$T/clink-certs" ca --out "$t/other" >/dev/null &&
+  "$T/clink-certs" node --ca "$t" --out "$t" --name node1 --dns localhost --ip 127.0.0.1 >/dev/null || {
+  echo "mysql_clients: clink-certs failed"
+  exit 1
+}
+printf 'secret\n' | "$T/clink-accounts" --file "$t/acc.cnf" add app --require SSL --password-stdin >/dev/null
+printf 'pw2\n' | "$T/clink-accounts" --file "$t/acc.cnf" add plainuser --password-stdin >/dev/null
+"$T/clink-accounts" --file "$t/acc.cnf" add node --require X509 >/dev/null # native clients: by certificate
+
+start() { # name extra-args...: starts clink-node, sets $port
+  name=$1
+  shift
+  rm -f "$t/$name.port"
+  "$T/clink-node" --listen 127.0.0.1:0 --cert "$t/node1.pem" --key "$t/node1-key.pem" --ca "$t/ca.pem" \
+    --accounts "$t/acc.cnf" --workers 2 --port-file "$t/$name.port" "$@" 2>"$t/$name.log" &
+  last=$!
+  pids="$pids $last"
+  i=0
+  while [ ! -s "$t/$name.port" ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i + 1)); done
+  port=$(cat "$t/$name.port" 2>/dev/null)
+  [ -n "$port" ] || { echo "mysql_clients: clink-node did not start"; cat "$t/$name.log"; exit 1; }
+}
+my() { timeout 20 "$mysql" -h 127.0.0.1 -P "$port" "$@" 2>&1; }
+
+start main --allow-plaintext
+main_pid=$last
+main_port=$port
+
+out=$(my -u app -psecret --ssl-ca="$t/ca.pem" --ssl-verify-server-cert -e status)
+echo "$out" | grep -q "Cipher in use is TLS_" && ok "status over verified TLS: $(echo "$out" | grep Cipher | tr -s '\t' ' ')" ||
+  no "status shows no cipher: $out"
+echo "$out" | grep -q "Server version:.*clink" && ok "the version says clink" || no "version: $out"
+
+out=$(my -u app -psecret --ssl-ca="$t/ca.pem" --ssl-verify-server-cert -N -e "SHOW STATUS LIKE 'Ssl%'")
+echo "$out" | grep -q "^Ssl_cipher[[:space:]]TLS_" && echo "$out" | grep -q "^Ssl_version[[:space:]]TLSv1.3" &&
+  echo "$out" | grep -q "^Ssl_session_reused" && echo "$out" | grep -q "^Ssl_ktls" &&
+  ok "SHOW STATUS LIKE 'Ssl%': $(echo "$out" | tr '\t\n' '= ')" || no "SHOW STATUS: $out"
+
+out=$(my -u app -psecret --skip-ssl -e "select 1")
+[ "$out" = "ERROR 1045 (28000): Access denied for user 'app'@'127.0.0.1' (using password: YES)" ] &&
+  ok "plaintext login to a REQUIRE SSL account: $out" || no "plaintext REQUIRE SSL login: $out"
+
+out=$(my -u app -pwrong --ssl-ca="$t/ca.pem" --ssl-verify-server-cert -e "select 1")
+echo "$out" | grep -q "ERROR 1045 (28000): Access denied" && ok "wrong password: 1045" || no "wrong password: $out"
+
+out=$(my -u app -psecret --ssl-ca="$t/other/ca.pem" --ssl-verify-server-cert -e "select 1")
+rc=$?
+[ $rc -ne 0 ] && echo "$out" | grep -qi "ssl\|certificate" && ok "another CA: the client aborts ($out)" ||
+  no "another CA was accepted (status $rc): $out"
+
+out=$(my -u plainuser -ppw2 --skip-ssl -N -e "select 'plain', 7")
+[ "$out" = "$(printf 'plain\t7')" ] && ok "plaintext login (mysql_native_password scramble) where allowed" ||
+  no "plaintext login: $out"
+
+out=$(timeout 20 $py - "$port" "$t/ca.pem" <<'EOF' 2>&1
+import sys, ssl, pymysql
+ctx = ssl.create_default_context(cafile=sys.argv[2])  # verifies the chain and the host name
+c = pymysql.connect(host="127.0.0.1", port=int(sys.argv[1]), user="app", password="secret", ssl=ctx)
+cur = c.cursor()
+cur.execute("SHOW SESSION STATUS LIKE 'Ssl_cipher'")
+name, cipher = cur.fetchone()
+cur.execute("SELECT 42")
+(v,) = cur.fetchone()
+c.close()
+print(cipher, v)
+EOF
+)
+echo "$out" | grep -q "^TLS_.* 42$" && ok "PyMySQL over verified TLS: Ssl_cipher and a query ($out)" || no "PyMySQL: $out"
+
+# Both kinds of client on one port at once: 20 native status requests beside 20 mysql logins.
+(for i in $(seq 20); do
+  timeout 20 "$T/clink-status" --host 127.0.0.1 --port "$port" --ssl-cert "$t/node1.pem" --ssl-key "$t/node1-key.pem" \
+    --ssl-ca "$t/ca.pem" --ssl-server-name localhost --user node >"$t/native.last" 2>&1 || echo native-failed
+done) >"$t/native.out" &
+np=$!
+mf=0
+for i in $(seq 20); do
+  my -u app -psecret --ssl-ca="$t/ca.pem" --ssl-verify-server-cert -N -e "select $i" | grep -qx "$i" || mf=$((mf + 1))
+done
+wait $np
+nf=$(grep -c native-failed "$t/native.out")
+[ "$mf" = 0 ] && [ "$nf" = 0 ] && ok "native and MySQL clients on one port at once: 20 + 20, none failed" ||
+  no "same port: $mf mysql and $nf native failures ($(tail -3 "$t/native.last"))"
+
+# Malformed packets: each closes its own connection; the node goes on serving.
+out=$(timeout 20 $py - "$port" <<'EOF' 2>&1
+import socket, sys, struct
+port = int(sys.argv[1])
+def conn():
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    hdr = s.recv(4); s.recv(hdr[0] | hdr[1] << 8 | hdr[2] << 16)  # the greeting
+    return s
+def closed(s):
+    data = b""
+    try:
+        while True:
+            b = s.recv(4096)
+            if not b: return data
+            data += b
+    except socket.timeout:
+        return None
+res = []
+s = conn(); s.sendall(b"\xff\xff\xff\x01" + b"x" * 100); d = closed(s)          # a 16 MiB packet announced
+res.append("oversized:" + ("ERR %d" % struct.unpack("<H", d[5:7])[0] if d and d[4] == 0xff else repr(d)))
+s = conn(); s.sendall(b"\x40\x00\x00\x01" + b"\x00" * 10); s.shutdown(socket.SHUT_WR); d = closed(s)  # truncated
+res.append("truncated:" + ("closed" if d is not None else "hung"))
+s = conn(); s.sendall(b"\x05\x00\x00\x01" + b"\x00" * 5); d = closed(s)         # a response too short to parse
+res.append("short:" + ("ERR %d" % struct.unpack("<H", d[5:7])[0] if d and d[4] == 0xff else repr(d)))
+ssl_req = struct.pack("<IIB23x", 0x00000a00 | 0x200 | 0x8000, 1 << 24, 45)    # CLIENT_SSL|PROTOCOL_41|SECURE
+s = conn(); s.sendall(struct.pack("<I", len(ssl_req))[:3] + b"\x01" + ssl_req + b"not a ClientHello" * 4); d = closed(s)
+res.append("garbage-after-ssl-request:" + ("closed" if d is not None else "hung"))
+print(" ".join(res))
+EOF
+)
+echo "$out" | grep -q "oversized:ERR 1153 truncated:closed short:ERR 1043 garbage-after-ssl-request:closed" &&
+  ok "malformed packets close their connection: $out" || no "malformed packets: $out"
+out=$(my -u app -psecret --ssl-ca="$t/ca.pem" --ssl-verify-server-cert -N -e "select 'still serving'")
+[ "$out" = "still serving" ] && ok "the node serves on after them" || no "after malformed packets: $out"
+
+# require_secure_transport: a node without plaintext refuses every plaintext login, in MySQL's words.
+start strict
+out=$(my -u plainuser -ppw2 --skip-ssl -e "select 1")
+echo "$out" | grep -q "ERROR 3159 (HY000): Connections using insecure transport are prohibited" &&
+  ok "require_secure_transport: $out" || no "plaintext login to a TLS-only node: $out"
+strict_pid=$last
+
+for p in $main_pid $strict_pid; do
+  kill -TERM "$p"
+  wait "$p"
+  rc=$?
+  [ $rc -eq 0 ] && ok "node $p stopped cleanly" || no "node $p exited $rc"
+done
+pids=""
+if grep -q "Sanitizer\|runtime error" "$t/main.log" "$t/strict.log"; then
+  no "sanitizer report in a node log"
+  grep -h -A20 "Sanitizer\|runtime error" "$t/main.log" "$t/strict.log" | head -40
+fi
+echo "mysql_clients: $pass passed, $fail failed"
+[ $fail -eq 0 ]

@@ -1,0 +1,460 @@
+/*
+ * The MySQL-protocol front door on a node's port (clink/mysql.h,
+ * docs/mysql.md): the connection phase after the greeting (SSL request,
+ * login with mysql_native_password or caching_sha2_password) and the command
+ * phase. It runs on the connection's worker, fed from conn.c with the
+ * client's plaintext bytes (before TLS) or OpenSSL's decrypted ones.
+ */
+#include <arpa/inet.h>
+#include <openssl/crypto.h>
+#include <openssl/ssl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clink/accounts.h"
+#include "clink/mysql.h"
+#include "transport/mysql_proto.h"
+#include "transport/node_int.h"
+
+enum my_state {
+    MY_RESPONSE = 1, /* the client's answer to the greeting (or its SSL request) */
+    MY_SWITCHED,     /* the answer to our AuthSwitchRequest (mysql_native_password) */
+    MY_FULL_AUTH,    /* caching_sha2_password: the password itself, inside TLS */
+    MY_COMMAND,
+    MY_DONE, /* closing: nothing more is read */
+};
+
+struct clink__mysql {
+    enum my_state state;
+    uint8_t seq; /* of the next packet we send */
+    uint32_t caps;
+    char user[65];
+    char host[64];
+    char db[65];
+    int gave_password;
+};
+
+struct clink_mysql_stmt {
+    struct clink_conn *c;
+    int answered;
+};
+
+static const char native[] = "mysql_native_password";
+static const char sha2[] = "caching_sha2_password";
+
+/* One packet out, with its header; payloads of at most CLINK_MYSQL_MAX_PACKET. */
+static int send_packet(struct clink_conn *c, const uint8_t *p, size_t n)
+{
+    struct clink__bytes *out = clink__conn_out(c);
+    if (n >= 0xffffff || clink__bytes_reserve(out, CLINK_MYSQL_HDR + n) < 0) {
+        return -CLINK_ENOMEM;
+    }
+    uint8_t *h = out->base + out->tail;
+    h[0] = (uint8_t)n;
+    h[1] = (uint8_t)(n >> 8);
+    h[2] = (uint8_t)(n >> 16);
+    h[3] = c->my->seq++;
+    memcpy(h + CLINK_MYSQL_HDR, p, n);
+    out->tail += CLINK_MYSQL_HDR + n;
+    clink__mark_dirty(c);
+    return 0;
+}
+
+static void send_ok(struct clink_conn *c, uint64_t affected, const char *info)
+{
+    uint8_t b[600];
+    size_t n = clink__mysql_ok(b, sizeof(b), affected, CLINK_MY_STATUS_AUTOCOMMIT, info);
+    CLINK_IGNORE(send_packet(c, b, n) < 0);
+}
+
+static void send_err(struct clink_conn *c, uint16_t code, const char *state, const char *msg)
+{
+    uint8_t b[600];
+    size_t n = clink__mysql_err(b, sizeof(b), code, state, msg);
+    CLINK_IGNORE(send_packet(c, b, n) < 0);
+}
+
+/* A refusal: the error goes out, then the connection closes (the client reads the error first). */
+static void refuse(struct clink_conn *c, uint16_t code, const char *state, const char *msg, int err, const char *why)
+{
+    send_err(c, code, state, msg);
+    c->my->state = MY_DONE;
+    clink__conn_refuse(c, err, "MySQL client: %s (%s)", msg, why);
+}
+
+void clink__mysql_start(struct clink_conn *c)
+{
+    c->my = calloc(1, sizeof(*c->my));
+    if (c->my == NULL) {
+        clink__conn_refuse(c, -CLINK_ENOMEM, "out of memory");
+        return;
+    }
+    c->my->state = MY_RESPONSE;
+    c->my->seq = 1; /* the greeting was 0 */
+    clink__conn_peer_host(c, c->my->host, sizeof(c->my->host));
+}
+
+void clink__mysql_free(struct clink_conn *c)
+{
+    free(c->my);
+    c->my = NULL;
+}
+
+static void denied(struct clink_conn *c, const char *why)
+{
+    char msg[200], base[160];
+    /* The name comes from the network: quotes or spaces in it must not shape the message or our log. */
+    char shown[sizeof(c->my->user)];
+    for (size_t i = 0; i < sizeof(shown); i++) {
+        char ch = c->my->user[i];
+        shown[i] = ch == '\0' ? '\0' : (ch == '\'' || ch == '\\' || ch == ' ' || ch == '@') ? '?' : ch;
+        if (ch == '\0') {
+            break;
+        }
+    }
+    clink_access_denied(shown, c->my->host, base, sizeof(base));
+    snprintf(msg, sizeof(msg), "%s (using password: %s)", base, c->my->gave_password ? "YES" : "NO");
+    STAT_ADD(c->w, logins_denied, 1);
+    if (clink__conn_refusal_log_ok(c)) {
+        CLINK_CONN_LOG(c, CLINK_LOG_WARN, "%s: MySQL client: %s (%s)", c->peer_str, msg, why);
+    }
+    refuse(c, 1045, "28000", msg, -CLINK_EACCESS, why);
+}
+
+/* Check a login against the node's accounts; on success the client gets OK and the command phase starts. */
+static void login(struct clink_conn *c, enum clink_login_method method, const uint8_t *auth, size_t len)
+{
+    const X509 *cert = c->has_tls ? SSL_get0_peer_certificate(c->tls.ssl) : NULL;
+    struct clink_login l = {
+        .user = c->my->user,
+        .host = c->my->host,
+        .tls = c->has_tls,
+        .cipher = c->has_tls ? SSL_CIPHER_get_name(SSL_get_current_cipher(c->tls.ssl)) : NULL,
+        .peer_cert = cert,
+        .peer_verified = cert != NULL && SSL_get_verify_result(c->tls.ssl) == X509_V_OK,
+        .method = method,
+        .auth = auth,
+        .auth_len = len,
+        .scramble = c->scramble,
+    };
+    char why[256] = "";
+    int ret = clink_accounts_check(c->node->accounts, &l, c->account, sizeof(c->account), why, sizeof(why));
+    if (ret < 0) {
+        denied(c, why);
+        return;
+    }
+    STAT_ADD(c->w, logins_ok, 1);
+    STAT_ADD(c->w, mysql_logins, 1);
+    c->my->state = MY_COMMAND;
+    send_ok(c, 0, NULL);
+    clink__conn_mysql_opened(c);
+    CLINK_CONN_LOG(c, CLINK_LOG_INFO, "%s: MySQL client logged in as %s (%s)", c->peer_str, c->account,
+                   c->has_tls ? SSL_get_version(c->tls.ssl) : "plaintext");
+}
+
+static void auth_switch(struct clink_conn *c)
+{
+    uint8_t b[64];
+    size_t n = 0;
+    b[n++] = 0xfe;
+    memcpy(b + n, native, sizeof(native));
+    n += sizeof(native);
+    memcpy(b + n, c->scramble, CLINK_SCRAMBLE_LEN);
+    n += CLINK_SCRAMBLE_LEN;
+    b[n++] = 0;
+    c->my->state = MY_SWITCHED;
+    CLINK_IGNORE(send_packet(c, b, n) < 0);
+}
+
+static void on_response(struct clink_conn *c, const uint8_t *p, size_t n)
+{
+    struct clink__mysql_response r;
+    if (clink__mysql_parse_response(p, n, &r) < 0) {
+        refuse(c, 1043, "08S01", "Bad handshake", -CLINK_EPROTO, "malformed handshake response");
+        return;
+    }
+    c->my->caps = r.caps;
+    if (r.ssl_request) {
+        if (c->has_tls) {
+            refuse(c, 1043, "08S01", "Bad handshake", -CLINK_EPROTO, "a second SSL request");
+            return;
+        }
+        if (c->node->opts.tls == NULL) {
+            refuse(c, 1043, "08S01", "Bad handshake", -CLINK_EPROTO,
+                   "SSL requested, but this node has no TLS identity");
+            return;
+        }
+        int ret = clink__conn_mysql_tls(c); /* the client's ClientHello follows at once */
+        if (ret < 0) {
+            clink__conn_refuse(c, ret, "MySQL client: TLS setup failed");
+        }
+        return;
+    }
+    snprintf(c->my->user, sizeof(c->my->user), "%s", r.user);
+    snprintf(c->my->db, sizeof(c->my->db), "%s", r.db);
+    c->my->gave_password = r.auth_len > 0;
+    if (!c->has_tls && !c->node->opts.allow_plaintext) {
+        /* require_secure_transport: MySQL's own words, before any password is looked at. */
+        refuse(c, 3159, "HY000",
+               "Connections using insecure transport are prohibited while --require_secure_transport=ON.",
+               -CLINK_EPLAINTEXT, "plaintext login refused: TLS is required on this node");
+        STAT_ADD(c->w, logins_denied, 1);
+        return;
+    }
+    if (r.auth_len == 0) {
+        login(c, CLINK_LOGIN_NONE, NULL, 0);
+        return;
+    }
+    if (strcmp(r.plugin, native) == 0 && r.auth_len == CLINK_SCRAMBLE_LEN) {
+        login(c, CLINK_LOGIN_SCRAMBLE, r.auth, r.auth_len);
+        return;
+    }
+    if (c->has_tls) {
+        /*
+         * caching_sha2_password with no cache of its fast hash: always the
+         * full authentication, which inside TLS is the password itself
+         * (checked against the account's SHA-256 crypt verifier).
+         */
+        static const uint8_t full[2] = {0x01, 0x04};
+        if (strcmp(r.plugin, sha2) != 0) {
+            /* Another plugin (sha256_password, dialog...): ask for ours first. */
+            uint8_t b[64];
+            size_t k = 0;
+            b[k++] = 0xfe;
+            memcpy(b + k, sha2, sizeof(sha2));
+            k += sizeof(sha2);
+            memcpy(b + k, c->scramble, CLINK_SCRAMBLE_LEN);
+            k += CLINK_SCRAMBLE_LEN;
+            b[k++] = 0;
+            CLINK_IGNORE(send_packet(c, b, k) < 0);
+            c->my->state = MY_SWITCHED;
+            return;
+        }
+        c->my->state = MY_FULL_AUTH;
+        CLINK_IGNORE(send_packet(c, full, sizeof(full)) < 0);
+        return;
+    }
+    /* Plaintext: only mysql_native_password's scramble answer (the password never crosses the wire). */
+    auth_switch(c);
+}
+
+static void on_switched(struct clink_conn *c, const uint8_t *p, size_t n)
+{
+    if (c->has_tls && n != CLINK_SCRAMBLE_LEN) {
+        /* Switched to caching_sha2_password (its 32-byte answer): the full authentication follows. */
+        static const uint8_t full[2] = {0x01, 0x04};
+        c->my->state = MY_FULL_AUTH;
+        CLINK_IGNORE(send_packet(c, full, sizeof(full)) < 0);
+        return;
+    }
+    if (n == 0) {
+        login(c, CLINK_LOGIN_NONE, NULL, 0);
+        return;
+    }
+    login(c, CLINK_LOGIN_SCRAMBLE, p, n);
+}
+
+static void on_full_auth(struct clink_conn *c, uint8_t *p, size_t n)
+{
+    /* The password, NUL-terminated; only ever inside TLS (we never ask for it otherwise). */
+    size_t len = n > 0 && p[n - 1] == 0 ? n - 1 : n;
+    if (!c->has_tls || len > CLINK_PASSWORD_MAX) {
+        denied(c, !c->has_tls ? "cleartext password outside TLS" : "password too long");
+    } else {
+        login(c, CLINK_LOGIN_CLEARTEXT, p, len);
+    }
+    OPENSSL_cleanse(p, n);
+}
+
+/* ---- statements ---- */
+
+int clink_mysql_ok(struct clink_mysql_stmt *st, uint64_t affected_rows, const char *info)
+{
+    if (st == NULL || st->answered) {
+        return -CLINK_EINVAL;
+    }
+    st->answered = 1;
+    send_ok(st->c, affected_rows, info);
+    return 0;
+}
+
+int clink_mysql_error(struct clink_mysql_stmt *st, unsigned code, const char *sqlstate, const char *msg)
+{
+    if (st == NULL || st->answered || sqlstate == NULL || strlen(sqlstate) != 5 || msg == NULL || code > 0xffff) {
+        return -CLINK_EINVAL;
+    }
+    st->answered = 1;
+    send_err(st->c, (uint16_t)code, sqlstate, msg);
+    return 0;
+}
+
+int clink_mysql_rows(struct clink_mysql_stmt *st, unsigned ncols, const char *const *names, unsigned nrows,
+                     const char *const *cells)
+{
+    if (st == NULL || st->answered || ncols == 0 || ncols > 4096 || names == NULL || (nrows > 0 && cells == NULL)) {
+        return -CLINK_EINVAL;
+    }
+    struct clink_conn *c = st->c;
+    size_t cap = 64 * 1024;
+    for (unsigned r = 0; r < nrows; r++) {
+        size_t need = 0;
+        for (unsigned k = 0; k < ncols; k++) {
+            const char *v = cells[(size_t)r * ncols + k];
+            need += v ? 9 + strlen(v) : 1;
+        }
+        if (need > CLINK_MYSQL_MAX_PACKET) {
+            return -CLINK_EFRAMETOOBIG;
+        }
+        cap = need > cap ? need : cap;
+    }
+    uint8_t *b = malloc(cap);
+    if (b == NULL) {
+        return -CLINK_ENOMEM;
+    }
+    st->answered = 1;
+    size_t n = clink__mysql_lenenc_put(b, ncols);
+    CLINK_IGNORE(send_packet(c, b, n) < 0);
+    for (unsigned k = 0; k < ncols; k++) {
+        n = clink__mysql_coldef(b, cap, names[k] ? names[k] : "");
+        CLINK_IGNORE(send_packet(c, b, n) < 0);
+    }
+    n = clink__mysql_eof(b, cap, CLINK_MY_STATUS_AUTOCOMMIT);
+    CLINK_IGNORE(send_packet(c, b, n) < 0);
+    for (unsigned r = 0; r < nrows; r++) {
+        n = clink__mysql_row(b, cap, cells + (size_t)r * ncols, ncols);
+        CLINK_IGNORE(send_packet(c, b, n) < 0);
+    }
+    n = clink__mysql_eof(b, cap, CLINK_MY_STATUS_AUTOCOMMIT);
+    CLINK_IGNORE(send_packet(c, b, n) < 0);
+    free(b);
+    return 0;
+}
+
+const char *clink_mysql_user(const struct clink_mysql_stmt *st)
+{
+    return st->c->my->user;
+}
+
+const char *clink_mysql_client_host(const struct clink_mysql_stmt *st)
+{
+    return st->c->my->host;
+}
+
+const char *clink_mysql_account(const struct clink_mysql_stmt *st)
+{
+    return st->c->account;
+}
+
+const char *clink_mysql_db(const struct clink_mysql_stmt *st)
+{
+    return st->c->my->db;
+}
+
+struct clink_conn *clink_mysql_conn(const struct clink_mysql_stmt *st)
+{
+    return st->c;
+}
+
+struct clink_node *clink_mysql_node(const struct clink_mysql_stmt *st)
+{
+    return st->c->node;
+}
+
+static void on_command(struct clink_conn *c, uint8_t *p, size_t n)
+{
+    if (n == 0) {
+        send_err(c, 1047, "08S01", "Unknown command");
+        return;
+    }
+    switch (p[0]) {
+    case CLINK_MY_COM_QUIT:
+        c->my->state = MY_DONE;
+        clink__conn_close_orderly(c);
+        return;
+    case CLINK_MY_COM_PING:
+        send_ok(c, 0, NULL);
+        return;
+    case CLINK_MY_COM_INIT_DB:
+        if (n - 1 >= sizeof(c->my->db) || memchr(p + 1, 0, n - 1) != NULL) {
+            send_err(c, 1102, "42000", "Incorrect database name");
+            return;
+        }
+        memcpy(c->my->db, p + 1, n - 1);
+        c->my->db[n - 1] = '\0';
+        send_ok(c, 0, NULL);
+        return;
+    case CLINK_MY_COM_STATISTICS: {
+        struct clink_node_stats s;
+        clink_node_stats(c->node, &s);
+        /* MySQL's own line (the mysql client's status command parses its Uptime), then clink's. */
+        char b[300];
+        uint64_t up = (clink__now_ns() - c->node->start_ns) / 1000000000ull;
+        int k = snprintf(b, sizeof(b),
+                         "Uptime: %llu  Threads: %llu  Questions: %llu  Slow queries: 0  Opens: 0  Open tables: 0  "
+                         "Queries per second avg: %.3f  Logins: %llu  Refused: %llu",
+                         (unsigned long long)up, (unsigned long long)s.conns_open, (unsigned long long)s.mysql_queries,
+                         up ? (double)s.mysql_queries / (double)up : 0.0, (unsigned long long)s.logins_ok,
+                         (unsigned long long)s.conns_refused);
+        CLINK_IGNORE(send_packet(c, (const uint8_t *)b, (size_t)k) < 0);
+        return;
+    }
+    case CLINK_MY_COM_QUERY: {
+        STAT_ADD(c->w, mysql_queries, 1);
+        struct clink_mysql_stmt st = {.c = c};
+        clink_mysql_query_fn fn = c->node->opts.mysql_query ? c->node->opts.mysql_query : clink_mysql_builtin;
+        fn(&st, (const char *)p + 1, n - 1, c->node->opts.mysql_query_user);
+        if (!st.answered) {
+            send_err(c, 1105, "HY000", "the statement hook gave no answer");
+        }
+        return;
+    }
+    default:
+        send_err(c, 1047, "08S01", "Unknown command");
+        return;
+    }
+}
+
+void clink__mysql_input(struct clink_conn *c, struct clink__bytes *buf)
+{
+    while (c->my != NULL && c->my->state != MY_DONE && c->state < CS_CLOSING &&
+           clink__bytes_len(buf) >= CLINK_MYSQL_HDR) {
+        uint8_t *h = clink__bytes_data(buf);
+        size_t len = (size_t)h[0] | (size_t)h[1] << 8 | (size_t)h[2] << 16;
+        if (len > CLINK_MYSQL_MAX_PACKET) {
+            c->my->seq = (uint8_t)(h[3] + 1);
+            refuse(c, 1153, "08S01", "Got a packet bigger than 'max_allowed_packet' bytes", -CLINK_EFRAMETOOBIG,
+                   "packet too large");
+            return;
+        }
+        if (clink__bytes_len(buf) < CLINK_MYSQL_HDR + len) {
+            break;
+        }
+        uint8_t *p = h + CLINK_MYSQL_HDR;
+        c->my->seq = (uint8_t)(h[3] + 1);
+        /* Each state's handler may change the connection (TLS starts, it closes): consume first. */
+        enum my_state s = c->my->state;
+        switch (s) {
+        case MY_RESPONSE:
+            on_response(c, p, len);
+            break;
+        case MY_SWITCHED:
+            on_switched(c, p, len);
+            break;
+        case MY_FULL_AUTH:
+            on_full_auth(c, p, len);
+            break;
+        case MY_COMMAND:
+            c->my->seq = 1; /* a command starts a new sequence: the client's packet was 0 */
+            on_command(c, p, len);
+            break;
+        case MY_DONE:
+            break;
+        }
+        clink__bytes_consume(buf, CLINK_MYSQL_HDR + len);
+        if (c->my != NULL && s == MY_RESPONSE && c->has_tls && c->state == CS_HANDSHAKE) {
+            return; /* the SSL request: what follows is the TLS handshake, read by conn.c */
+        }
+    }
+}

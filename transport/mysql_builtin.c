@@ -1,0 +1,288 @@
+/*
+ * The default statement hook of the MySQL-protocol front door
+ * (clink_mysql_builtin in clink/mysql.h): what the mysql client and drivers
+ * send to connect and report status. Statements are matched word by word,
+ * case-insensitively; anything else gets error 1064.
+ */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clink/mysql.h"
+#include "clink/transport.h"
+
+#define VERSION         "8.0.0-clink-0.1.0"
+#define VERSION_COMMENT "clink"
+
+/* A statement as words: a cursor over it, with whitespace and a trailing ';' ignored. */
+struct sql {
+    const char *p, *end;
+};
+
+static void skip_space(struct sql *s)
+{
+    while (s->p < s->end && isspace((unsigned char)*s->p)) {
+        s->p++;
+    }
+}
+
+static int at_end(struct sql *s)
+{
+    skip_space(s);
+    while (s->end > s->p && (isspace((unsigned char)s->end[-1]) || s->end[-1] == ';')) {
+        s->end--;
+    }
+    return s->p == s->end;
+}
+
+/* Consume word w (case-insensitive) if it is next and ends there. */
+static int word(struct sql *s, const char *w)
+{
+    skip_space(s);
+    size_t n = strlen(w);
+    if ((size_t)(s->end - s->p) < n || strncasecmp(s->p, w, n) != 0) {
+        return 0;
+    }
+    const char *after = s->p + n;
+    if (after < s->end && (isalnum((unsigned char)*after) || *after == '_') && (isalnum((unsigned char)w[n - 1]))) {
+        return 0;
+    }
+    s->p = after;
+    return 1;
+}
+
+/* A quoted string ('...' or "..."; '' or \' inside) into out. Returns 0 or -1. */
+static int quoted(struct sql *s, char *out, size_t cap)
+{
+    skip_space(s);
+    if (s->p >= s->end || (*s->p != '\'' && *s->p != '"')) {
+        return -1;
+    }
+    char q = *s->p++;
+    size_t n = 0;
+    while (s->p < s->end) {
+        char ch = *s->p++;
+        if (ch == '\\' && s->p < s->end) {
+            ch = *s->p++;
+        } else if (ch == q) {
+            if (s->p < s->end && *s->p == q) {
+                s->p++;
+            } else {
+                out[n] = '\0';
+                return 0;
+            }
+        }
+        if (n + 1 >= cap) {
+            return -1;
+        }
+        out[n++] = ch;
+    }
+    return -1;
+}
+
+/* SQL LIKE: % any run, _ one character, case-insensitive (MySQL's default collation). */
+static int like(const char *pat, const char *str)
+{
+    if (*pat == '\0') {
+        return *str == '\0';
+    }
+    if (*pat == '%') {
+        for (const char *t = str;; t++) {
+            if (like(pat + 1, t)) {
+                return 1;
+            }
+            if (*t == '\0') {
+                return 0;
+            }
+        }
+    }
+    if (*str == '\0') {
+        return 0;
+    }
+    if (*pat == '\\' && pat[1] != '\0') {
+        pat++;
+    } else if (*pat == '_') {
+        return like(pat + 1, str + 1);
+    }
+    return tolower((unsigned char)*pat) == tolower((unsigned char)*str) && like(pat + 1, str + 1);
+}
+
+static void parse_error(struct clink_mysql_stmt *st, const char *sql, size_t len)
+{
+    char msg[300];
+    snprintf(msg, sizeof(msg),
+             "You have an error in your SQL syntax, or this statement is not one clink answers: near '%.*s'",
+             (int)(len > 80 ? 80 : len), sql);
+    CLINK_IGNORE(clink_mysql_error(st, 1064, "42000", msg));
+}
+
+/*
+ * The session variables clients read on connect (the mysql client's status
+ * command, drivers' handshakes), with the values clink behaves by.
+ */
+static const char *variable(struct sql *s)
+{
+    static const char *const vars[][2] = {
+        {"@@version_comment", VERSION_COMMENT},
+        {"@@version", VERSION},
+        {"@@character_set_client", "utf8mb4"},
+        {"@@character_set_connection", "utf8mb4"},
+        {"@@character_set_results", "utf8mb4"},
+        {"@@character_set_server", "utf8mb4"},
+        {"@@character_set_database", "utf8mb4"},
+        {"@@collation_connection", "utf8mb4_0900_ai_ci"},
+        {"@@collation_server", "utf8mb4_0900_ai_ci"},
+        {"@@max_allowed_packet", "1048576"},
+        {"@@autocommit", "1"},
+        {"@@session.autocommit", "1"},
+        {"@@sql_mode", ""},
+        {"@@lower_case_table_names", "0"},
+        {"@@transaction_isolation", "READ-COMMITTED"},
+        {"@@session.transaction_isolation", "READ-COMMITTED"},
+        {"@@session.transaction_read_only", "0"},
+        {"@@time_zone", "SYSTEM"},
+        {"@@system_time_zone", "UTC"},
+    };
+    for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++) {
+        struct sql save = *s;
+        if (word(s, vars[i][0])) {
+            return vars[i][1];
+        }
+        *s = save;
+    }
+    return NULL;
+}
+
+/* SELECT item[, item]... [LIMIT n]: the few expressions clients ask on connect. */
+static int do_select(struct clink_mysql_stmt *st, struct sql *s)
+{
+    enum { MAXCOLS = 8 };
+    const char *names[MAXCOLS], *cells[MAXCOLS];
+    char namebuf[MAXCOLS][64], valbuf[MAXCOLS][200];
+    unsigned n = 0;
+    do {
+        if (n == MAXCOLS) {
+            return -1;
+        }
+        skip_space(s);
+        const char *start = s->p;
+        const char *var = NULL;
+        int is_string = 0;
+        if (s->p < s->end && s->p[0] == '@' && (var = variable(s)) != NULL) {
+            cells[n] = var;
+        } else if (word(s, "DATABASE") && word(s, "(") && word(s, ")")) {
+            const char *db = clink_mysql_db(st);
+            cells[n] = db[0] ? db : NULL;
+        } else if ((word(s, "USER") || word(s, "CURRENT_USER") || word(s, "SESSION_USER")) && word(s, "(") &&
+                   word(s, ")")) {
+            snprintf(valbuf[n], sizeof(valbuf[n]), "%s@%s", clink_mysql_user(st), clink_mysql_client_host(st));
+            cells[n] = valbuf[n];
+        } else if (s->p < s->end && (isdigit((unsigned char)*s->p) || *s->p == '-')) {
+            const char *q = s->p + 1;
+            while (q < s->end && isdigit((unsigned char)*q)) {
+                q++;
+            }
+            if (q - s->p >= (long)sizeof(valbuf[n])) {
+                return -1;
+            }
+            snprintf(valbuf[n], sizeof(valbuf[n]), "%.*s", (int)(q - s->p), s->p);
+            s->p = q;
+            cells[n] = valbuf[n];
+        } else if (quoted(s, valbuf[n], sizeof(valbuf[n])) == 0) {
+            cells[n] = valbuf[n];
+            is_string = 1;
+        } else {
+            return -1;
+        }
+        /* The column is named as written (as MySQL does without AS); a string literal by its text. */
+        snprintf(namebuf[n], sizeof(namebuf[n]), "%.*s", is_string ? (int)strlen(valbuf[n]) : (int)(s->p - start),
+                 is_string ? valbuf[n] : start);
+        names[n] = namebuf[n];
+        n++;
+        skip_space(s);
+    } while (s->p < s->end && *s->p == ',' && s->p++);
+    if (word(s, "LIMIT")) {
+        skip_space(s);
+        while (s->p < s->end && isdigit((unsigned char)*s->p)) {
+            s->p++;
+        }
+    }
+    if (!at_end(s)) {
+        return -1;
+    }
+    return clink_mysql_rows(st, n, names, 1, cells) == 0 ? 0 : -1;
+}
+
+/* SHOW [SESSION|GLOBAL] STATUS [LIKE 'pattern']: this connection's TLS, as MySQL names it. */
+static int do_show_status(struct clink_mysql_stmt *st, struct sql *s)
+{
+    char pat[128] = "%";
+    if (word(s, "LIKE") && quoted(s, pat, sizeof(pat)) < 0) {
+        return -1;
+    }
+    if (!at_end(s)) {
+        return -1;
+    }
+    struct clink_conn_status cs;
+    if (clink_conn_status(clink_mysql_conn(st), &cs) < 0) {
+        return -1;
+    }
+    char ktls[160];
+    snprintf(ktls, sizeof(ktls), "%s", cs.ktls_tx == CLINK_KTLS_ON && cs.ktls_rx == CLINK_KTLS_ON ? "ON" : "OFF");
+    if (strcmp(ktls, "OFF") == 0 && cs.ktls_reason[0]) {
+        snprintf(ktls, sizeof(ktls), "OFF (%s)", cs.ktls_reason);
+    }
+    const char *all[][2] = {
+        {"Ssl_cipher", cs.cipher},
+        {"Ssl_version", cs.tls_version},
+        {"Ssl_session_reused", cs.resumed ? "ON" : "OFF"},
+        {"Ssl_ktls", ktls},
+    };
+    const char *cells[2 * 4];
+    unsigned n = 0;
+    for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
+        if (like(pat, all[i][0])) {
+            cells[2 * n] = all[i][0];
+            cells[2 * n + 1] = all[i][1];
+            n++;
+        }
+    }
+    static const char *const names[2] = {"Variable_name", "Value"};
+    return clink_mysql_rows(st, 2, names, n, cells) == 0 ? 0 : -1;
+}
+
+void clink_mysql_builtin(struct clink_mysql_stmt *st, const char *sql, size_t len, void *user)
+{
+    const struct clink_mysql_builtin_opts *o = user;
+    struct sql s = {.p = sql, .end = sql + len};
+    int ret = -1;
+    if (word(&s, "SELECT")) {
+        ret = do_select(st, &s);
+    } else if (word(&s, "SHOW")) {
+        CLINK_IGNORE(word(&s, "SESSION") || word(&s, "GLOBAL"));
+        if (word(&s, "STATUS")) {
+            ret = do_show_status(st, &s);
+        }
+    } else if (word(&s, "SET")) {
+        /* What drivers send on connect: accepted, changes nothing (text is utf8mb4, every statement commits). */
+        if (word(&s, "NAMES") ||
+            (word(&s, "AUTOCOMMIT") && word(&s, "=") && (word(&s, "1") || word(&s, "0")) && at_end(&s))) {
+            ret = clink_mysql_ok(st, 0, NULL);
+        }
+    } else if (word(&s, "ALTER") && word(&s, "INSTANCE") && word(&s, "RELOAD") && word(&s, "TLS") && at_end(&s)) {
+        char err[256] = "";
+        if (o == NULL || o->reload_tls == NULL) {
+            ret = clink_mysql_error(st, 1105, "HY000", "ALTER INSTANCE RELOAD TLS: this program cannot reload TLS");
+        } else if (o->reload_tls(o->reload_user, err, sizeof(err)) < 0) {
+            char msg[400];
+            snprintf(msg, sizeof(msg), "Failed to set up SSL because of the following SSL library error: %s", err);
+            ret = clink_mysql_error(st, 3888, "HY000", msg);
+        } else {
+            ret = clink_mysql_ok(st, 0, NULL);
+        }
+    }
+    if (ret < 0) {
+        parse_error(st, sql, len);
+    }
+}
