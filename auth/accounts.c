@@ -53,6 +53,7 @@ struct account {
     char native[NATIVE_LEN + 1]; /* mysql_native_password verifier, "" if none */
     char sha2[SHA2_MAX];         /* caching_sha2_password verifier ($5$ SHA-256 crypt), "" if none */
     struct require req;
+    int admin; /* grant = ALL: may manage accounts and reload TLS (MySQL's ALL PRIVILEGES ON *.*) */
 };
 
 struct clink_accounts {
@@ -520,16 +521,21 @@ static int on_key(void *arg, const char *section, const char *name, const char *
         st->seen = 0;
     }
     struct account *a = &st->v[st->n - 1];
-    static const char *const keys[] = {"require",         "mysql_native_password", "caching_sha2_password",
-                                       "require_subject", "require_issuer",        "require_cipher"};
+    static const char *const keys[] = {"require",
+                                       "mysql_native_password",
+                                       "caching_sha2_password",
+                                       "require_subject",
+                                       "require_issuer",
+                                       "require_cipher",
+                                       "grant"};
     unsigned k = 0;
-    while (k < 6 && strcmp(name, keys[k]) != 0) {
+    while (k < 7 && strcmp(name, keys[k]) != 0) {
         k++;
     }
-    if (k == 6) {
+    if (k == 7) {
         return load_fail(st,
                          "[%s] %s: unknown key (require, require_subject, require_issuer, require_cipher, "
-                         "mysql_native_password, caching_sha2_password)",
+                         "mysql_native_password, caching_sha2_password, grant)",
                          section, name);
     }
     if (st->seen & (1u << k)) {
@@ -576,6 +582,12 @@ static int on_key(void *arg, const char *section, const char *name, const char *
         a->req.x509 |= k != 5;
         break;
     }
+    case 6:
+        if (strcmp(value, "ALL") != 0) {
+            return load_fail(st, "[%s] grant: ALL is the one privilege an account can hold", section);
+        }
+        a->admin = 1;
+        break;
     case 1:
         if (!valid_native(value)) {
             return load_fail(st, "[%s] mysql_native_password: not a verifier (\"*\" and 40 hex digits)", section);
@@ -705,6 +717,9 @@ static int save(const char *path, const struct account *v, size_t n, char *err, 
         write_require(m, &v[i].req);
         if (v[i].native[0]) {
             fprintf(m, "mysql_native_password = %s\n", v[i].native);
+        }
+        if (v[i].admin) {
+            fprintf(m, "grant = ALL\n");
         }
         if (v[i].sha2[0]) {
             fprintf(m, "caching_sha2_password = %s\n", v[i].sha2);
@@ -907,6 +922,10 @@ static int check_spec(const struct clink_account_spec *spec, const char **host, 
                 CLINK_HOST_MAX);
         return -CLINK_EINVAL;
     }
+    if (spec->grant != NULL && strcmp(spec->grant, "ALL") != 0 && strcmp(spec->grant, "USAGE") != 0) {
+        set_err(err, errlen, "grant '%.40s': ALL or USAGE", spec->grant);
+        return -CLINK_EINVAL;
+    }
     if (strlen(spec->user) + 1 + strlen(*host) > INI_SECTION_MAX) {
         set_err(err, errlen, "'%s'@'%s': user@host longer than %d bytes (the file's [user@host] section)", spec->user,
                 *host, INI_SECTION_MAX);
@@ -951,7 +970,7 @@ enum change_op { CH_ADD, CH_ALTER, CH_DROP };
  * cannot be saved is not made.
  */
 static int change(struct clink_accounts *acc, enum change_op op, const struct account *a, int set_req, int set_pw,
-                  char *err, size_t errlen)
+                  int set_grant, char *err, size_t errlen)
 {
     pthread_mutex_lock(&acc->wmu);
     int lockfd = -1, ret = 0;
@@ -1005,6 +1024,9 @@ static int change(struct clink_accounts *acc, enum change_op op, const struct ac
                 memcpy(found->native, a->native, sizeof(found->native));
                 memcpy(found->sha2, a->sha2, sizeof(found->sha2));
             }
+            if (set_grant) {
+                found->admin = a->admin;
+            }
         }
     }
     if (ret == 0) {
@@ -1041,9 +1063,10 @@ int clink_accounts_add(struct clink_accounts *acc, const struct clink_account_sp
     struct account a = {0};
     snprintf(a.user, sizeof(a.user), "%s", spec->user);
     snprintf(a.host, sizeof(a.host), "%s", host);
+    a.admin = spec->grant != NULL && strcmp(spec->grant, "ALL") == 0;
     if ((ret = parse_require(spec->require, &a.req, err, errlen)) == 0 &&
         (ret = make_verifiers(spec->password, &a, err, errlen)) == 0) {
-        ret = change(acc, CH_ADD, &a, 1, 1, err, errlen);
+        ret = change(acc, CH_ADD, &a, 1, 1, 1, err, errlen);
     }
     OPENSSL_cleanse(&a, sizeof(a));
     return ret;
@@ -1061,7 +1084,9 @@ int clink_accounts_alter(struct clink_accounts *acc, const struct clink_account_
     snprintf(a.host, sizeof(a.host), "%s", host);
     if ((spec->require == NULL || (ret = parse_require(spec->require, &a.req, err, errlen)) == 0) &&
         (spec->password == NULL || (ret = make_verifiers(spec->password, &a, err, errlen)) == 0)) {
-        ret = change(acc, CH_ALTER, &a, spec->require != NULL, spec->password != NULL, err, errlen);
+        a.admin = spec->grant != NULL && strcmp(spec->grant, "ALL") == 0;
+        ret =
+            change(acc, CH_ALTER, &a, spec->require != NULL, spec->password != NULL, spec->grant != NULL, err, errlen);
     }
     OPENSSL_cleanse(&a, sizeof(a));
     return ret;
@@ -1075,7 +1100,7 @@ int clink_accounts_drop(struct clink_accounts *acc, const char *user, const char
     struct account a = {0};
     snprintf(a.user, sizeof(a.user), "%s", user);
     snprintf(a.host, sizeof(a.host), "%s", host ? host : "%");
-    return change(acc, CH_DROP, &a, 0, 0, err, errlen);
+    return change(acc, CH_DROP, &a, 0, 0, 0, err, errlen);
 }
 
 size_t clink_access_denied(const char *user, const char *host, char *buf, size_t cap)
@@ -1179,4 +1204,20 @@ int clink_accounts_check(struct clink_accounts *acc, const struct clink_login *l
     }
     OPENSSL_cleanse(&a, sizeof(a));
     return ret;
+}
+
+int clink_accounts_is_admin(struct clink_accounts *acc, const char *matched)
+{
+    int admin = 0;
+    if (acc == NULL || matched == NULL) {
+        return 0;
+    }
+    pthread_mutex_lock(&acc->mu);
+    for (size_t i = 0; i < acc->n && !admin; i++) {
+        char name[CLINK_USER_MAX + CLINK_HOST_MAX + 2];
+        snprintf(name, sizeof(name), "%s@%s", acc->v[i].user, acc->v[i].host);
+        admin = acc->v[i].admin && strcmp(name, matched) == 0;
+    }
+    pthread_mutex_unlock(&acc->mu);
+    return admin;
 }

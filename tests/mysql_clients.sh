@@ -39,6 +39,9 @@ T=$bin/tools
 printf 'secret\n' | "$T/clink-accounts" --file "$t/acc.cnf" add app --require SSL --password-stdin >/dev/null
 printf 'pw2\n' | "$T/clink-accounts" --file "$t/acc.cnf" add plainuser --password-stdin >/dev/null
 "$T/clink-accounts" --file "$t/acc.cnf" add node --require X509 >/dev/null # native clients: by certificate
+# The first administrative account, made when the node is set up (docs/mysql.md).
+printf 'adminpw\n' | "$T/clink-accounts" --file "$t/acc.cnf" add admin@127.0.0.1 --require SSL --password-stdin \
+  --grant ALL >/dev/null
 
 start() { # name extra-args...: starts clink-node, sets $port
   name=$1
@@ -150,6 +153,44 @@ echo "$out" | grep -q "oversized:ERR 1153 truncated:closed short:ERR 1043 garbag
 out=$(my -u app -psecret --ssl-ca="$t/ca.pem" --ssl-verify-server-cert -N -e "select 'still serving'")
 [ "$out" = "still serving" ] && ok "the node serves on after them" || no "after malformed packets: $out"
 
+# Accounts managed with SQL by the administrative account, saved to the node's file.
+adm() { my -u admin -padminpw --ssl-ca="$t/ca.pem" --ssl-verify-server-cert -N -e "$1"; }
+out=$(adm "CREATE USER 'bob'@'%' IDENTIFIED BY 'bobpw' REQUIRE SSL")
+[ -z "$out" ] && grep -q '^\[bob@%\]' "$t/acc.cnf" && ok "CREATE USER ... REQUIRE SSL, saved to the accounts file" ||
+  no "CREATE USER: $out"
+out=$(my -u bob -pbobpw --ssl-ca="$t/ca.pem" --ssl-verify-server-cert -N -e "select user()")
+[ "$out" = "bob@127.0.0.1" ] && ok "the new account logs in over TLS" || no "bob over TLS: $out"
+out=$(my -u bob -pbobpw --skip-ssl -e "select 1")
+echo "$out" | grep -q "ERROR 1045 (28000): Access denied for user 'bob'" && ok "and is refused in plaintext" ||
+  no "bob in plaintext: $out"
+out=$(my -u bob -pbobpw --ssl-ca="$t/ca.pem" -e "CREATE USER eve IDENTIFIED BY 'x'")
+echo "$out" | grep -q "ERROR 1227 (42000)" && ok "an account without grant ALL cannot manage accounts: 1227" ||
+  no "non-admin CREATE USER: $out"
+out=$(adm "ALTER USER bob REQUIRE X509")
+out2=$(my -u bob -pbobpw --ssl-ca="$t/ca.pem" -e "select 1")
+echo "$out2" | grep -q "ERROR 1045" && grep -A1 '^\[bob@%\]' "$t/acc.cnf" | grep -q "require = X509" &&
+  ok "ALTER USER ... REQUIRE X509: a login without a client certificate is refused" || no "ALTER USER: $out $out2"
+out=$(adm "GRANT ALL PRIVILEGES ON *.* TO 'bob'@'%' REQUIRE NONE WITH GRANT OPTION")
+grep -A4 '^\[bob@%\]' "$t/acc.cnf" | grep -q "grant = ALL" && grep -A1 '^\[bob@%\]' "$t/acc.cnf" | grep -q "require = NONE" &&
+  ok "GRANT ALL ... REQUIRE NONE" || no "GRANT: $out"
+out=$(adm "GRANT USAGE ON *.* TO ghost")
+echo "$out" | grep -q "ERROR 1410" && ok "GRANT to no account: 1410, none made" || no "GRANT to ghost: $out"
+out=$(adm "DROP USER 'bob'@'%'")
+[ -z "$out" ] && ! grep -q '^\[bob@%\]' "$t/acc.cnf" && ok "DROP USER" || no "DROP USER: $out"
+out=$(adm "ALTER INSTANCE RELOAD TLS")
+[ -z "$out" ] && grep -q "ALTER INSTANCE RELOAD TLS" "$t/main.log" && ok "ALTER INSTANCE RELOAD TLS" ||
+  no "RELOAD TLS: $out"
+out=$(adm "DELETE FROM t")
+echo "$out" | grep -q "ERROR 1064 (42000)" && ok "anything else: a clear 1064 ($out)" || no "unknown statement: $out"
+
+# A driver that offers only TLS 1.2, where the node allows it: served in TLS 1.2 and says so.
+start tls12 --tls12
+out=$(my -u app -psecret --ssl-ca="$t/ca.pem" --ssl-verify-server-cert --tls-version=TLSv1.2 -N \
+  -e "SHOW STATUS LIKE 'Ssl_version'; SHOW STATUS LIKE 'Ssl_cipher'")
+echo "$out" | grep -q "Ssl_version[[:space:]]TLSv1.2" && echo "$out" | grep -q "Ssl_cipher[[:space:]]ECDHE-" &&
+  ok "TLS 1.2 only client on a --tls12 node: $(echo "$out" | tr '\t\n' '= ')" || no "TLS 1.2: $out"
+tls12_pid=$last
+
 # require_secure_transport: a node without plaintext refuses every plaintext login, in MySQL's words.
 start strict
 out=$(my -u plainuser -ppw2 --skip-ssl -e "select 1")
@@ -157,16 +198,16 @@ echo "$out" | grep -q "ERROR 3159 (HY000): Connections using insecure transport 
   ok "require_secure_transport: $out" || no "plaintext login to a TLS-only node: $out"
 strict_pid=$last
 
-for p in $main_pid $strict_pid; do
+for p in $main_pid $strict_pid $tls12_pid; do
   kill -TERM "$p"
   wait "$p"
   rc=$?
   [ $rc -eq 0 ] && ok "node $p stopped cleanly" || no "node $p exited $rc"
 done
 pids=""
-if grep -q "Sanitizer\|runtime error" "$t/main.log" "$t/strict.log"; then
+if grep -q "Sanitizer\|runtime error" "$t/main.log" "$t/strict.log" "$t/tls12.log"; then
   no "sanitizer report in a node log"
-  grep -h -A20 "Sanitizer\|runtime error" "$t/main.log" "$t/strict.log" | head -40
+  grep -h -A20 "Sanitizer\|runtime error" "$t/main.log" "$t/strict.log" "$t/tls12.log" | head -40
 fi
 echo "mysql_clients: $pass passed, $fail failed"
 [ $fail -eq 0 ]

@@ -17,8 +17,9 @@
 static void usage(FILE *f)
 {
     fprintf(f,
-            "Usage: clink-accounts --file FILE add   USER[@HOST] [--require REQ] [--password-stdin]\n"
+            "Usage: clink-accounts --file FILE add   USER[@HOST] [--require REQ] [--password-stdin] [--grant G]\n"
             "       clink-accounts --file FILE alter USER[@HOST] [--require REQ] [--password-stdin | --no-password]\n"
+            "                                               [--grant G]\n"
             "       clink-accounts --file FILE drop  USER[@HOST]\n"
             "\n"
             "Manage the accounts file that clink-node's clients log in against. HOST is an address or\n"
@@ -33,10 +34,15 @@ static void usage(FILE *f)
             "                     add: default NONE\n"
             "  --password-stdin   read the password from the first line of standard input\n"
             "  --no-password      alter: remove the password (log in by certificate only)\n"
+            "  --grant G          ALL: may manage accounts and reload TLS from a MySQL client\n"
+            "                     (GRANT, CREATE USER...: the first such account is made here);\n"
+            "                     USAGE: may not (add: the default)\n"
             "  -h, --help         this text\n"
             "\n"
             "Exit status: 0 done, 1 refused (the reason is printed), 2 usage error.\n"
-            "Example: clink-accounts --file accounts.cnf add root --require \"SUBJECT '/CN=agg1'\"\n");
+            "Example: clink-accounts --file accounts.cnf add root --require \"SUBJECT '/CN=agg1'\"\n"
+            "         clink-accounts --file accounts.cnf add admin@localhost --require SSL --password-stdin "
+            "--grant ALL\n");
 }
 
 static int read_password(char *buf, size_t cap)
@@ -59,11 +65,15 @@ static int read_password(char *buf, size_t cap)
 int main(int argc, char **argv)
 {
     static const struct option longopts[] = {
-        {"file", required_argument, NULL, 'f'},     {"require", required_argument, NULL, 'r'},
-        {"password-stdin", no_argument, NULL, 'p'}, {"no-password", no_argument, NULL, 'n'},
-        {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0},
+        {"file", required_argument, NULL, 'f'},
+        {"require", required_argument, NULL, 'r'},
+        {"password-stdin", no_argument, NULL, 'p'},
+        {"no-password", no_argument, NULL, 'n'},
+        {"grant", required_argument, NULL, 'g'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
     };
-    const char *file = NULL, *require = NULL;
+    const char *file = NULL, *require = NULL, *grant = NULL;
     int pw_stdin = 0, no_pw = 0, ch;
     while ((ch = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
         switch (ch) {
@@ -72,6 +82,9 @@ int main(int argc, char **argv)
             break;
         case 'r':
             require = optarg;
+            break;
+        case 'g':
+            grant = optarg;
             break;
         case 'p':
             pw_stdin = 1;
@@ -98,8 +111,11 @@ int main(int argc, char **argv)
         fprintf(stderr, "clink-accounts: unknown command '%s' (add, alter, drop)\n", cmd);
         return 2;
     }
-    if ((drop && (require || pw_stdin || no_pw)) || (add && no_pw)) {
-        fprintf(stderr, "clink-accounts: %s takes no %s\n", cmd, require ? "--require" : "password option");
+    if ((drop && (require || pw_stdin || no_pw || grant)) || (add && no_pw)) {
+        fprintf(stderr, "clink-accounts: %s takes no %s\n", cmd,
+                require ? "--require"
+                : grant ? "--grant"
+                        : "password option");
         return 2;
     }
     char who[CLINK_USER_MAX + CLINK_HOST_MAX + 2];
@@ -144,6 +160,7 @@ int main(int argc, char **argv)
                     : no_pw  ? ""
                              : NULL,
         .require = require,
+        .grant = grant,
     };
     if (add) {
         ret = clink_accounts_add(acc, &spec, err, sizeof(err));

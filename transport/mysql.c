@@ -362,6 +362,11 @@ struct clink_node *clink_mysql_node(const struct clink_mysql_stmt *st)
     return st->c->node;
 }
 
+struct clink_accounts *clink__mysql_accounts(const struct clink_mysql_stmt *st)
+{
+    return st->c->node->accounts;
+}
+
 static void on_command(struct clink_conn *c, uint8_t *p, size_t n)
 {
     if (n == 0) {
@@ -408,6 +413,7 @@ static void on_command(struct clink_conn *c, uint8_t *p, size_t n)
         if (!st.answered) {
             send_err(c, 1105, "HY000", "the statement hook gave no answer");
         }
+        OPENSSL_cleanse(p, n); /* a statement may carry a password (IDENTIFIED BY): leave no copy behind */
         return;
     }
     default:

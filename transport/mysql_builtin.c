@@ -9,8 +9,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <errno.h>
+#include <openssl/crypto.h>
+
+#include "clink/accounts.h"
 #include "clink/mysql.h"
 #include "clink/transport.h"
+#include "transport/node_int.h"
 
 #define VERSION         "8.0.0-clink-0.1.0"
 #define VERSION_COMMENT "clink"
@@ -56,7 +61,7 @@ static int word(struct sql *s, const char *w)
 static int quoted(struct sql *s, char *out, size_t cap)
 {
     skip_space(s);
-    if (s->p >= s->end || (*s->p != '\'' && *s->p != '"')) {
+    if (s->p >= s->end || (*s->p != '\'' && *s->p != '"' && *s->p != '`')) {
         return -1;
     }
     char q = *s->p++;
@@ -252,6 +257,204 @@ static int do_show_status(struct clink_mysql_stmt *st, struct sql *s)
     return clink_mysql_rows(st, 2, names, n, cells) == 0 ? 0 : -1;
 }
 
+/* 'user'@'host', `user`@`host`, user@host or 'user' (host %). */
+static int account_name(struct sql *s, char *user, size_t ucap, char *host, size_t hcap)
+{
+    skip_space(s);
+    if (quoted(s, user, ucap) < 0) {
+        size_t n = 0;
+        while (s->p < s->end && (isalnum((unsigned char)*s->p) || strchr("_$.-", *s->p) != NULL) && n + 1 < ucap) {
+            user[n++] = *s->p++;
+        }
+        user[n] = '\0';
+        if (n == 0) {
+            return -1;
+        }
+    }
+    snprintf(host, hcap, "%%");
+    if (s->p < s->end && *s->p == '@') {
+        s->p++;
+        if (quoted(s, host, hcap) < 0) {
+            size_t n = 0;
+            while (s->p < s->end && (isalnum((unsigned char)*s->p) || strchr("_.%:-", *s->p) != NULL) && n + 1 < hcap) {
+                host[n++] = *s->p++;
+            }
+            host[n] = '\0';
+            if (n == 0) {
+                return -1;
+            }
+        }
+    }
+    return 0;
+}
+
+/* Of the account the session logged in as: grant = ALL (clink_accounts_is_admin). */
+static int may_administer(struct clink_mysql_stmt *st, const char *privilege)
+{
+    if (clink_accounts_is_admin(clink__mysql_accounts(st), clink_mysql_account(st))) {
+        return 1;
+    }
+    char msg[200];
+    snprintf(msg, sizeof(msg), "Access denied; you need (at least one of) the %s privilege(s) for this operation",
+             privilege);
+    CLINK_IGNORE(clink_mysql_error(st, 1227, "42000", msg));
+    return 0;
+}
+
+/* [IDENTIFIED [WITH plugin] BY 'password'] [REQUIRE ...] [WITH GRANT OPTION]: the rest of an account statement. */
+static int account_options(struct sql *s, char *pw, size_t pwcap, int *has_pw, char *req, size_t reqcap,
+                           int *grant_option)
+{
+    *has_pw = 0;
+    req[0] = '\0';
+    *grant_option = 0;
+    if (word(s, "IDENTIFIED")) {
+        if (word(s, "WITH")) {
+            if (!word(s, "mysql_native_password") && !word(s, "caching_sha2_password")) {
+                return -1; /* both verifiers are always kept: either plugin logs in */
+            }
+        }
+        if (!word(s, "BY") || quoted(s, pw, pwcap) < 0) {
+            return -1;
+        }
+        *has_pw = 1;
+    }
+    at_end(s);
+    /* WITH GRANT OPTION ends the statement when present: REQUIRE's clause is what lies before it. */
+    static const char wgo[] = "WITH GRANT OPTION";
+    const char *end = s->end;
+    if ((size_t)(end - s->p) >= sizeof(wgo) - 1 && strncasecmp(end - (sizeof(wgo) - 1), wgo, sizeof(wgo) - 1) == 0) {
+        *grant_option = 1;
+        s->end = end - (sizeof(wgo) - 1);
+    }
+    if (word(s, "REQUIRE")) {
+        at_end(s);
+        skip_space(s);
+        size_t n = (size_t)(s->end - s->p);
+        if (n == 0 || n >= reqcap) {
+            return -1;
+        }
+        memcpy(req, s->p, n);
+        req[n] = '\0';
+        s->p = s->end;
+    }
+    return at_end(s) ? 0 : -1;
+}
+
+/* The answer to an accounts change, in MySQL's words. */
+static void account_result(struct clink_mysql_stmt *st, int ret, const char *op, const char *user, const char *host,
+                           const char *err)
+{
+    char msg[400];
+    if (ret == 0) {
+        CLINK_IGNORE(clink_mysql_ok(st, 0, NULL));
+    } else if (ret == -EEXIST || ret == -ENOENT) {
+        snprintf(msg, sizeof(msg), "Operation %s failed for '%s'@'%s'", op, user, host);
+        CLINK_IGNORE(clink_mysql_error(st, 1396, "HY000", msg));
+    } else if (ret == -CLINK_EINVAL) {
+        snprintf(msg, sizeof(msg), "%s: %s", op, err);
+        CLINK_IGNORE(clink_mysql_error(st, 1064, "42000", msg));
+    } else {
+        snprintf(msg, sizeof(msg), "%s: the accounts file could not be saved, nothing changed: %s", op, err);
+        CLINK_IGNORE(clink_mysql_error(st, 1105, "HY000", msg));
+    }
+}
+
+/*
+ * CREATE USER, ALTER USER, DROP USER, GRANT ALL|USAGE ON *.* TO, REVOKE ALL
+ * ON *.* FROM: the node's accounts, saved to its file like any API change
+ * before they take effect. Only an account holding grant ALL may.
+ * Returns -1 for a statement it does not parse (the caller says 1064).
+ */
+static int do_account(struct clink_mysql_stmt *st, struct sql *s, const char *verb)
+{
+    struct clink_accounts *acc = clink__mysql_accounts(st);
+    char user[CLINK_USER_MAX + 1], host[CLINK_HOST_MAX + 1], pw[CLINK_PASSWORD_MAX + 1] = "", req[512] = "",
+                                                                                     err[256] = "";
+    int has_pw = 0, grant_option = 0, if_exists = 0, ret = -1;
+    const char *grant = NULL, *op = verb;
+    if (strcmp(verb, "GRANT") == 0 || strcmp(verb, "REVOKE") == 0) {
+        if (word(s, "ALL")) {
+            CLINK_IGNORE(word(s, "PRIVILEGES"));
+            grant = strcmp(verb, "GRANT") == 0 ? "ALL" : "USAGE";
+        } else if (strcmp(verb, "GRANT") == 0 && word(s, "USAGE")) {
+            grant = NULL; /* the account's privileges stay as they are: only IDENTIFIED/REQUIRE change */
+        } else {
+            CLINK_IGNORE(clink_mysql_error(st, 1064, "42000",
+                                           "clink grants ALL [PRIVILEGES] or USAGE, ON *.* (no per-table privileges)"));
+            return 0;
+        }
+        if (!word(s, "ON") || !word(s, "*") || !word(s, ".") || !word(s, "*") ||
+            !word(s, strcmp(verb, "GRANT") == 0 ? "TO" : "FROM")) {
+            return -1;
+        }
+    } else {
+        if (!word(s, "USER")) {
+            return -1;
+        }
+        op = strcmp(verb, "CREATE") == 0 ? "CREATE USER" : strcmp(verb, "ALTER") == 0 ? "ALTER USER" : "DROP USER";
+        if (strcmp(verb, "CREATE") == 0) {
+            if_exists = word(s, "IF") && word(s, "NOT") && word(s, "EXISTS");
+        } else {
+            if_exists = word(s, "IF") && word(s, "EXISTS");
+        }
+    }
+    if (account_name(s, user, sizeof(user), host, sizeof(host)) < 0 ||
+        (strcmp(verb, "DROP") == 0 || strcmp(verb, "REVOKE") == 0
+             ? !at_end(s)
+             : account_options(s, pw, sizeof(pw), &has_pw, req, sizeof(req), &grant_option) < 0)) {
+        OPENSSL_cleanse(pw, sizeof(pw));
+        return -1;
+    }
+    if (!may_administer(st,
+                        strcmp(verb, "GRANT") == 0 || strcmp(verb, "REVOKE") == 0 ? "GRANT OPTION" : "CREATE USER")) {
+        OPENSSL_cleanse(pw, sizeof(pw));
+        return 0;
+    }
+    struct clink_account_spec spec = {
+        .user = user, .host = host, .password = has_pw ? pw : NULL, .require = req[0] ? req : NULL, .grant = grant};
+    if (strcmp(verb, "CREATE") == 0) {
+        if (spec.password == NULL) {
+            spec.password = ""; /* no password: the account logs in by certificate only */
+        }
+        ret = clink_accounts_add(acc, &spec, err, sizeof(err));
+        ret = ret == -EEXIST && if_exists ? 0 : ret;
+    } else if (strcmp(verb, "DROP") == 0) {
+        ret = clink_accounts_drop(acc, user, host, err, sizeof(err));
+        ret = ret == -ENOENT && if_exists ? 0 : ret;
+    } else {
+        /* ALTER USER, GRANT (MySQL 8: no account is made by GRANT), REVOKE. */
+        ret = clink_accounts_alter(acc, &spec, err, sizeof(err));
+        ret = ret == -ENOENT && if_exists ? 0 : ret;
+        if (ret == -ENOENT && strcmp(verb, "GRANT") == 0) {
+            OPENSSL_cleanse(pw, sizeof(pw));
+            CLINK_IGNORE(clink_mysql_error(st, 1410, "42000", "You are not allowed to create a user with GRANT"));
+            return 0;
+        }
+    }
+    OPENSSL_cleanse(pw, sizeof(pw));
+    account_result(st, ret, op, user, host, err);
+    return 0;
+}
+
+/* ALTER INSTANCE RELOAD TLS: through the embedding program (a node does not know its files). */
+static int reload_tls(struct clink_mysql_stmt *st, const struct clink_mysql_builtin_opts *o)
+{
+    char err[256] = "";
+    if (!may_administer(st, "CONNECTION_ADMIN")) {
+        return 0;
+    }
+    if (o == NULL || o->reload_tls == NULL) {
+        return clink_mysql_error(st, 1105, "HY000", "ALTER INSTANCE RELOAD TLS: this program cannot reload TLS");
+    }
+    if (o->reload_tls(o->reload_user, err, sizeof(err)) < 0) {
+        char msg[400];
+        snprintf(msg, sizeof(msg), "Failed to set up SSL because of the following SSL library error: %s", err);
+        return clink_mysql_error(st, 3888, "HY000", msg);
+    }
+    return clink_mysql_ok(st, 0, NULL);
+}
+
 void clink_mysql_builtin(struct clink_mysql_stmt *st, const char *sql, size_t len, void *user)
 {
     const struct clink_mysql_builtin_opts *o = user;
@@ -270,16 +473,20 @@ void clink_mysql_builtin(struct clink_mysql_stmt *st, const char *sql, size_t le
             (word(&s, "AUTOCOMMIT") && word(&s, "=") && (word(&s, "1") || word(&s, "0")) && at_end(&s))) {
             ret = clink_mysql_ok(st, 0, NULL);
         }
-    } else if (word(&s, "ALTER") && word(&s, "INSTANCE") && word(&s, "RELOAD") && word(&s, "TLS") && at_end(&s)) {
-        char err[256] = "";
-        if (o == NULL || o->reload_tls == NULL) {
-            ret = clink_mysql_error(st, 1105, "HY000", "ALTER INSTANCE RELOAD TLS: this program cannot reload TLS");
-        } else if (o->reload_tls(o->reload_user, err, sizeof(err)) < 0) {
-            char msg[400];
-            snprintf(msg, sizeof(msg), "Failed to set up SSL because of the following SSL library error: %s", err);
-            ret = clink_mysql_error(st, 3888, "HY000", msg);
-        } else {
-            ret = clink_mysql_ok(st, 0, NULL);
+    } else if (word(&s, "CREATE")) {
+        ret = do_account(st, &s, "CREATE");
+    } else if (word(&s, "DROP")) {
+        ret = do_account(st, &s, "DROP");
+    } else if (word(&s, "GRANT")) {
+        ret = do_account(st, &s, "GRANT");
+    } else if (word(&s, "REVOKE")) {
+        ret = do_account(st, &s, "REVOKE");
+    } else if (word(&s, "ALTER")) {
+        struct sql rest = s;
+        if (word(&s, "USER")) {
+            ret = do_account(st, &rest, "ALTER"); /* it reads USER itself */
+        } else if (word(&s, "INSTANCE") && word(&s, "RELOAD") && word(&s, "TLS") && at_end(&s)) {
+            ret = reload_tls(st, o);
         }
     }
     if (ret < 0) {

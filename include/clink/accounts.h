@@ -74,6 +74,12 @@ struct clink_account_spec {
     const char *host;     /* [in] address or pattern (% and _); NULL: "%". user@host: at most 49 bytes (the file) */
     const char *password; /* [in] NULL or "": no password. Only its verifiers are kept. */
     const char *require;  /* [in] "NONE", "SSL", "X509", "SUBJECT '...' AND ISSUER '...'"...; NULL: NONE */
+    /*
+     * [in] "ALL": the account may manage accounts and reload TLS through the
+     * MySQL front door (MySQL's GRANT ALL PRIVILEGES ON *.*); "USAGE": it may
+     * not. NULL: USAGE for add, unchanged for alter. The file's `grant = ALL`.
+     */
+    const char *grant;
 };
 
 /* Add an account. Returns 0, -EEXIST, -CLINK_EINVAL (err says which part), or the save's error. */
@@ -91,6 +97,9 @@ CLINK_API CLINK_MUST_USE int clink_accounts_alter(struct clink_accounts *acc, co
 /* Drop 'user'@'host' (host NULL: "%"). Returns 0, -ENOENT, or the save's error. */
 CLINK_API CLINK_MUST_USE int clink_accounts_drop(struct clink_accounts *acc, const char *user, const char *host,
                                                  char *err, size_t errlen);
+
+/* 1 if the account `matched` names ("user@host-pattern", as clink_accounts_check gives it) holds grant ALL. */
+CLINK_API int clink_accounts_is_admin(struct clink_accounts *acc, const char *matched);
 
 /* Number of accounts. */
 CLINK_API size_t clink_accounts_count(struct clink_accounts *acc);
