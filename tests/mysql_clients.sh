@@ -71,6 +71,11 @@ out=$(my -u app -psecret --ssl-ca="$t/ca.pem" --ssl-verify-server-cert -N -e "SH
 echo "$out" | grep -q "^Ssl_cipher[[:space:]]TLS_" && echo "$out" | grep -q "^Ssl_version[[:space:]]TLSv1.3" &&
   echo "$out" | grep -q "^Ssl_session_reused" && echo "$out" | grep -q "^Ssl_ktls" &&
   ok "SHOW STATUS LIKE 'Ssl%': $(echo "$out" | tr '\t\n' '= ')" || no "SHOW STATUS: $out"
+if [ "${CLINK_EXPECT_KTLS:-}" = 1 ]; then
+  # In a kernel with kTLS (CI runs this in ../shared/ktls-vm): the connection was handed to it after the login.
+  echo "$out" | grep -q "^Ssl_ktls[[:space:]]ON$" && ok "kTLS took both directions after the login" ||
+    no "CLINK_EXPECT_KTLS=1 but: $(echo "$out" | grep Ssl_ktls)"
+fi
 
 out=$(my -u app -psecret --skip-ssl -e "select 1")
 [ "$out" = "ERROR 1045 (28000): Access denied for user 'app'@'127.0.0.1' (using password: YES)" ] &&

@@ -717,6 +717,9 @@ static void announce_open(struct clink_conn *c)
 {
     STAT_ADD(c->w, conns_open, 1);
     c->was_open = 1;
+    if (c->my != NULL) {
+        return; /* a MySQL client: it carries statements, not calls, and is not on_conn's */
+    }
     atomic_store(&c->open, 1);
     if (c->is_server) {
         if (c->node->opts.on_conn) {
@@ -1439,7 +1442,8 @@ static void server_classify(struct clink_conn *c)
             /* A MySQL-protocol client (transport/mysql.c): its packets from here, no kTLS hand-over. */
             c->exact = 0;
             c->state = CS_HELLO;
-            c->ktls_mode = CLINK_KTLS_DISABLED;
+            /* kTLS is tried once logged in; where it cannot be, the client stays in user-space TLS (never refused). */
+            c->ktls_mode = c->ktls_mode == CLINK_KTLS_DISABLED ? CLINK_KTLS_DISABLED : CLINK_KTLS_AUTO;
             clink__mysql_start(c);
             return;
         }
@@ -2355,15 +2359,23 @@ void clink__conn_mysql_opened(struct clink_conn *c)
     if (c->has_tls) {
         clink__tls_status(&c->tls, st);
         snprintf(st->verified, sizeof(st->verified), "%s", st->peer_subject[0] ? "client-cert" : "none");
-        clink__tls_wipe_secrets(&c->tls);
     } else {
         snprintf(st->verified, sizeof(st->verified), "none");
     }
+    if (c->has_tls && c->ktls_mode != CLINK_KTLS_DISABLED) {
+        /*
+         * The client waits for our OK before it sends a command, so this
+         * input ended at a record boundary: on_recv hands the connection to
+         * the kernel after it (ktls_begin), as for a native HELLO.
+         */
+        c->ktls_try = 1;
+        snprintf(st->ktls_reason, sizeof(st->ktls_reason), "hand-over pending");
+        return;
+    }
+    clink__tls_wipe_secrets(&c->tls);
     snprintf(st->ktls_reason, sizeof(st->ktls_reason), "%s",
-             c->has_tls ? "MySQL-protocol connection: user-space TLS" : "plaintext connection");
-    /* Counted as open, not announced: on_conn's connections carry clink calls, these carry statements. */
-    STAT_ADD(c->w, conns_open, 1);
-    c->was_open = 1;
+             !c->has_tls ? "plaintext connection" : "kTLS disabled by configuration");
+    announce_open(c); /* counted as open; not announced to on_conn (statements, not calls) */
 }
 
 /*
