@@ -107,8 +107,9 @@ host)
   if command -v iptables >/dev/null && ip netns exec "$nsb" iptables -A INPUT -m statistic --mode random \
     --probability 0.05 -j DROP 2>/dev/null; then
     ip netns exec "$nsb" iptables -F INPUT
-    # TCP retransmits what is lost: with a 3 s deadline every call still succeeds, just later.
-    scenario "5% loss (iptables)" --seconds 4 --deadline-ms $((3000 * scale)) \
+    # TCP retransmits what is lost: calls succeed, later. A run of losses backs TCP off for seconds, so a few may
+    # end by their deadline instead: a clean error, on time (at most 1%; 16 of 31,766 once in CI).
+    scenario "5% loss (iptables)" --seconds 4 --deadline-ms $((3000 * scale)) --max-fail-share 0.01 \
       --at 0 "ip netns exec $nsb iptables -A INPUT -m statistic --mode random --probability 0.05 -j DROP"
   else
     echo "SKIP: 5% loss (no iptables statistic match)"
@@ -134,11 +135,11 @@ netem)
   scenario "delay 20 ms" --seconds 2 --window 16 --deadline-ms $dl --min-p50-ms 20 --at 0 "$q delay 20ms"
   scenario "delay 20 ms, jitter 10" --seconds 2 --window 16 --deadline-ms $dl --min-p50-ms 10 \
     --at 0 "$q delay 20ms 10ms distribution normal"
-  scenario "loss 5%" --seconds 2 --window 16 --deadline-ms $dl --at 0 "$q loss 5%"
+  scenario "loss 5%" --seconds 2 --window 16 --deadline-ms $dl --max-fail-share 0.01 --at 0 "$q loss 5%"
   scenario "reorder 25%" --seconds 2 --window 16 --deadline-ms $dl --min-p50-ms 5 \
     --at 0 "$q delay 10ms reorder 25% 50%"
   scenario "duplicate 5%" --seconds 2 --window 16 --deadline-ms $dl --at 0 "$q duplicate 5%"
-  scenario "all at once" --seconds 2 --window 16 --deadline-ms $dl --min-p50-ms 20 \
+  scenario "all at once" --seconds 2 --window 16 --deadline-ms $dl --min-p50-ms 20 --max-fail-share 0.01 \
     --at 0 "$q delay 20ms 5ms loss 2% duplicate 2% reorder 10% 50%"
   ;;
 *)
