@@ -54,6 +54,7 @@ enum key_id {
     K_HANDSHAKE_TIMEOUT_MS,
     K_MAX_FRAME,
     K_KTLS,
+    K_MYSQL,
     K_COUNT
 };
 
@@ -76,6 +77,7 @@ static const char *const key_names[K_COUNT] = {
     "handshake_timeout_ms",
     "max_frame",
     "ktls",
+    "mysql",
 };
 
 static int fail(struct parse_state *st, const char *key, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -338,6 +340,12 @@ static int on_key(void *user, const char *section, const char *name, const char 
         return 1;
     case K_KTLS:
         return parse_ktls(st, key, "", value, &c->ktls);
+    case K_MYSQL:
+        if (parse_bool(value, &b) < 0) {
+            return fail(st, key, "'%s' is not ON or OFF", value);
+        }
+        c->mysql = b;
+        return 1;
     case K_COUNT:
         break;
     }
@@ -420,6 +428,7 @@ static void defaults(struct clink_config *c)
     c->tls_version = CLINK_TLS_1_3;
     c->ssl_client_cert = CLINK_CLIENT_CERT_REQUIRED;
     c->require_secure_transport = 1;
+    c->mysql = 1;
     snprintf(c->bind_address, sizeof(c->bind_address), "127.0.0.1");
     c->port = 3306;
 }

@@ -270,6 +270,7 @@ int main(int argc, char **argv)
         if (ktls == 0) {
             ktls = cfg.ktls;
         }
+        no_mysql = no_mysql || !cfg.mysql;
     }
     if (optind != argc || (config == NULL && (listen == NULL || cert == NULL || key == NULL || ca == NULL))) {
         fprintf(stderr, "clink-node: --config, or --listen, --cert, --key and --ca, are required\n"

@@ -63,6 +63,7 @@ struct clink_config {
     uint32_t handshake_timeout_ms; /* 0: the transport default */
     uint32_t max_frame;            /* 0: the transport default */
     int ktls;                      /* ktls = auto | off | required: a clink_ktls_mode value; 0 = auto */
+    int mysql;                     /* mysql = ON (default) | OFF: serve MySQL clients (with accounts_file) */
     /* the cluster: peers in file order */
     struct clink_config_peer peers[CLINK_CONFIG_MAX_PEERS];
     size_t npeers;
