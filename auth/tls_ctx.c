@@ -52,9 +52,11 @@ static const unsigned char alpn_wire[] = "\x07" CLINK_ALPN;
 static int alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outlen, const unsigned char *in,
                        unsigned int inlen, void *arg)
 {
-    (void)ssl;
     (void)arg;
     unsigned char *sel = NULL;
+    if (SSL_get_app_data(ssl) == CLINK__SSL_MYSQL) {
+        return SSL_TLSEXT_ERR_NOACK; /* a MySQL client's ALPN (if any) is not ours to judge */
+    }
     if (SSL_select_next_proto(&sel, outlen, alpn_wire, sizeof(alpn_wire) - 1, in, inlen) != OPENSSL_NPN_NEGOTIATED) {
         /* A client that does not offer clink/1 is not a clink node: refuse the handshake. */
         return SSL_TLSEXT_ERR_ALERT_FATAL;

@@ -909,6 +909,11 @@ void clink__conn_begin_close(struct clink_conn *c, int err)
         fail_conn(c, c->w->stopping ? -CLINK_ESHUTDOWN : -CLINK_ECLOSED, "closed before the connection opened");
         return;
     }
+    if (c->my != NULL) {
+        clink__mysql_shutdown(c);
+        close_now(c, 0, 1);
+        return;
+    }
     if (!c->goaway_sent) {
         uint8_t b[CLINK_GOAWAY_LEN];
         clink__put_u64(b, c->last_peer_id);

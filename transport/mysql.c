@@ -65,7 +65,9 @@ static int send_packet(struct clink_conn *c, const uint8_t *p, size_t n)
 static void send_ok(struct clink_conn *c, uint64_t affected, const char *info)
 {
     uint8_t b[600];
-    size_t n = clink__mysql_ok(b, sizeof(b), affected, CLINK_MY_STATUS_AUTOCOMMIT, info);
+    char cut[512];
+    snprintf(cut, sizeof(cut), "%s", info ? info : ""); /* a longer info is cut, never an empty packet */
+    size_t n = clink__mysql_ok(b, sizeof(b), affected, CLINK_MY_STATUS_AUTOCOMMIT, cut);
     CLINK_IGNORE(send_packet(c, b, n) < 0);
 }
 
@@ -140,6 +142,15 @@ static void login(struct clink_conn *c, enum clink_login_method method, const ui
         .scramble = c->scramble,
     };
     char why[256] = "";
+    if (method == CLINK_LOGIN_NONE && !l.peer_verified) {
+        /*
+         * An account without a password stands on its client certificate:
+         * native clients cannot reach it without one (the node's mutual TLS),
+         * and neither may a MySQL client, which TLS lets in without one.
+         */
+        denied(c, "no password and no verified client certificate");
+        return;
+    }
     int ret = clink_accounts_check(c->node->accounts, &l, c->account, sizeof(c->account), why, sizeof(why));
     if (ret < 0) {
         denied(c, why);
@@ -296,6 +307,11 @@ int clink_mysql_rows(struct clink_mysql_stmt *st, unsigned ncols, const char *co
     if (st == NULL || st->answered || ncols == 0 || ncols > 4096 || names == NULL || (nrows > 0 && cells == NULL)) {
         return -CLINK_EINVAL;
     }
+    for (unsigned k = 0; k < ncols; k++) {
+        if (names[k] != NULL && strlen(names[k]) > 250) {
+            return -CLINK_EINVAL; /* a column name is at most 250 bytes here */
+        }
+    }
     struct clink_conn *c = st->c;
     size_t cap = 64 * 1024;
     for (unsigned r = 0; r < nrows; r++) {
@@ -428,7 +444,9 @@ void clink__mysql_input(struct clink_conn *c, struct clink__bytes *buf)
            clink__bytes_len(buf) >= CLINK_MYSQL_HDR) {
         uint8_t *h = clink__bytes_data(buf);
         size_t len = (size_t)h[0] | (size_t)h[1] << 8 | (size_t)h[2] << 16;
-        if (len > CLINK_MYSQL_MAX_PACKET) {
+        /* Before the login a client sends a few hundred bytes: it may not make us hold a mebibyte per slot. */
+        size_t max = c->my->state == MY_COMMAND ? CLINK_MYSQL_MAX_PACKET : CLINK_MYSQL_MAX_LOGIN_PACKET;
+        if (len > max) {
             c->my->seq = (uint8_t)(h[3] + 1);
             refuse(c, 1153, "08S01", "Got a packet bigger than 'max_allowed_packet' bytes", -CLINK_EFRAMETOOBIG,
                    "packet too large");
@@ -458,9 +476,22 @@ void clink__mysql_input(struct clink_conn *c, struct clink__bytes *buf)
         case MY_DONE:
             break;
         }
+        if (s != MY_COMMAND) {
+            OPENSSL_cleanse(h, CLINK_MYSQL_HDR + len); /* login packets may carry a password (any plugin's) */
+        }
         clink__bytes_consume(buf, CLINK_MYSQL_HDR + len);
         if (c->my != NULL && s == MY_RESPONSE && c->has_tls && c->state == CS_HANDSHAKE) {
             return; /* the SSL request: what follows is the TLS handshake, read by conn.c */
         }
+    }
+}
+
+/* The node shuts down: a logged-in client hears it in its own protocol (ERR 1053), not as a clink GOAWAY. */
+void clink__mysql_shutdown(struct clink_conn *c)
+{
+    if (c->my != NULL && c->my->state == MY_COMMAND) {
+        c->my->seq = 0;
+        send_err(c, 1053, "08S01", "Server shutdown in progress");
+        c->my->state = MY_DONE;
     }
 }

@@ -87,34 +87,50 @@ static int quoted(struct sql *s, char *out, size_t cap)
 }
 
 /* SQL LIKE: % any run, _ one character, case-insensitive (MySQL's default collation). */
+/*
+ * Iterative, with one backtrack point (the last %): linear-ish in the
+ * pattern times the string. A recursive matcher is exponential in the
+ * number of %, and the pattern comes from any logged-in client.
+ */
 static int like(const char *pat, const char *str)
 {
-    if (*pat == '\0') {
-        return *str == '\0';
-    }
-    if (*pat == '%') {
-        for (const char *t = str;; t++) {
-            if (like(pat + 1, t)) {
-                return 1;
+    const char *star = NULL, *retry = NULL;
+    while (*str != '\0') {
+        if (*pat == '%') {
+            while (*pat == '%') {
+                pat++;
             }
-            if (*t == '\0') {
-                return 0;
-            }
+            star = pat;
+            retry = str;
+            continue;
+        }
+        int esc = *pat == '\\' && pat[1] != '\0';
+        char pc = esc ? pat[1] : *pat;
+        if (pc != '\0' && ((!esc && pc == '_') || tolower((unsigned char)pc) == tolower((unsigned char)*str))) {
+            pat += esc ? 2 : 1;
+            str++;
+        } else if (star != NULL) {
+            pat = star;
+            str = ++retry;
+        } else {
+            return 0;
         }
     }
-    if (*str == '\0') {
-        return 0;
-    }
-    if (*pat == '\\' && pat[1] != '\0') {
+    while (*pat == '%') {
         pat++;
-    } else if (*pat == '_') {
-        return like(pat + 1, str + 1);
     }
-    return tolower((unsigned char)*pat) == tolower((unsigned char)*str) && like(pat + 1, str + 1);
+    return *pat == '\0';
 }
 
 static void parse_error(struct clink_mysql_stmt *st, const char *sql, size_t len)
 {
+    /* Never echo a password back (IDENTIFIED BY '...'): the text stops before it. */
+    for (size_t i = 0; i + 10 <= len; i++) {
+        if (strncasecmp(sql + i, "IDENTIFIED", 10) == 0) {
+            len = i;
+            break;
+        }
+    }
     char msg[300];
     snprintf(msg, sizeof(msg),
              "You have an error in your SQL syntax, or this statement is not one clink answers: near '%.*s'",
@@ -179,8 +195,10 @@ static int do_select(struct clink_mysql_stmt *st, struct sql *s)
         } else if (word(s, "DATABASE") && word(s, "(") && word(s, ")")) {
             const char *db = clink_mysql_db(st);
             cells[n] = db[0] ? db : NULL;
-        } else if ((word(s, "USER") || word(s, "CURRENT_USER") || word(s, "SESSION_USER")) && word(s, "(") &&
-                   word(s, ")")) {
+        } else if (word(s, "CURRENT_USER") && word(s, "(") && word(s, ")")) {
+            snprintf(valbuf[n], sizeof(valbuf[n]), "%s", clink_mysql_account(st)); /* the account matched */
+            cells[n] = valbuf[n];
+        } else if ((word(s, "USER") || word(s, "SESSION_USER")) && word(s, "(") && word(s, ")")) {
             snprintf(valbuf[n], sizeof(valbuf[n]), "%s@%s", clink_mysql_user(st), clink_mysql_client_host(st));
             cells[n] = valbuf[n];
         } else if (s->p < s->end && (isdigit((unsigned char)*s->p) || *s->p == '-')) {
@@ -323,7 +341,8 @@ static int account_options(struct sql *s, char *pw, size_t pwcap, int *has_pw, c
     /* WITH GRANT OPTION ends the statement when present: REQUIRE's clause is what lies before it. */
     static const char wgo[] = "WITH GRANT OPTION";
     const char *end = s->end;
-    if ((size_t)(end - s->p) >= sizeof(wgo) - 1 && strncasecmp(end - (sizeof(wgo) - 1), wgo, sizeof(wgo) - 1) == 0) {
+    if ((size_t)(end - s->p) >= sizeof(wgo) && strncasecmp(end - (sizeof(wgo) - 1), wgo, sizeof(wgo) - 1) == 0 &&
+        isspace((unsigned char)end[-(long)sizeof(wgo)])) {
         *grant_option = 1;
         s->end = end - (sizeof(wgo) - 1);
     }
@@ -337,6 +356,11 @@ static int account_options(struct sql *s, char *pw, size_t pwcap, int *has_pw, c
         memcpy(req, s->p, n);
         req[n] = '\0';
         s->p = s->end;
+        for (size_t i = 0; i + 10 <= n; i++) {
+            if (strncasecmp(req + i, "IDENTIFIED", 10) == 0) {
+                return -1; /* IDENTIFIED comes before REQUIRE; and its password must not be quoted in an error */
+            }
+        }
     }
     return at_end(s) ? 0 : -1;
 }
@@ -415,7 +439,7 @@ static int do_account(struct clink_mysql_stmt *st, struct sql *s, const char *ve
         .user = user, .host = host, .password = has_pw ? pw : NULL, .require = req[0] ? req : NULL, .grant = grant};
     if (strcmp(verb, "CREATE") == 0) {
         if (spec.password == NULL) {
-            spec.password = ""; /* no password: the account logs in by certificate only */
+            spec.password = ""; /* no password: a MySQL client must then present a verified certificate (mysql.c) */
         }
         ret = clink_accounts_add(acc, &spec, err, sizeof(err));
         ret = ret == -EEXIST && if_exists ? 0 : ret;

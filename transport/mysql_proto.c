@@ -47,6 +47,11 @@ int clink__mysql_parse_response(const uint8_t *p, size_t n, struct clink__mysql_
     if (cstr(p, n, &off, r->user, sizeof(r->user), 0) < 0) {
         return -CLINK_EPROTO;
     }
+    for (const char *u = r->user; *u; u++) {
+        if ((unsigned char)*u < 0x20 || *u == 0x7f) {
+            return -CLINK_EPROTO; /* a control character in a name would shape log lines and messages */
+        }
+    }
     uint64_t alen;
     if (r->caps & CLINK_MY_PLUGIN_AUTH_LENENC) {
         size_t used = clink__mysql_lenenc_get(p + off, n - off, &alen);

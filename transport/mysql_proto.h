@@ -15,8 +15,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define CLINK_MYSQL_HDR        4
-#define CLINK_MYSQL_MAX_PACKET (1u << 20)
+#define CLINK_MYSQL_HDR              4
+#define CLINK_MYSQL_MAX_PACKET       (1u << 20)
+#define CLINK_MYSQL_MAX_LOGIN_PACKET (16u << 10) /* before the login: a handshake response with its attributes */
 
 /* Capability flags (MySQL's CLIENT_*). */
 #define CLINK_MY_LONG_PASSWORD      0x00000001u

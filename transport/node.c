@@ -226,7 +226,6 @@ unsigned clink_node_workers(const struct clink_node *node)
 
 int clink_node_start(struct clink_node *node)
 {
-    node->start_ns = clink__now_ns();
     if (node == NULL) {
         return -CLINK_EINVAL;
     }
@@ -234,6 +233,7 @@ int clink_node_start(struct clink_node *node)
     if (!atomic_compare_exchange_strong(&node->started, &expected, 1)) {
         return -CLINK_EINVAL;
     }
+    node->start_ns = clink__now_ns();
     /* Worker 0 accepts and deals connections out to all workers (msg_ring hand-off). */
     node->workers[0].listen_fd = node->listen_fd;
     node->listen_fd = -1;

@@ -378,6 +378,7 @@ void clink__conn_adopt(struct clink_worker *w, int fd);
 void clink__mysql_start(struct clink_conn *c);                           /* classified as a MySQL client */
 void clink__mysql_input(struct clink_conn *c, struct clink__bytes *buf); /* its bytes, plain or decrypted */
 void clink__mysql_free(struct clink_conn *c);
+void clink__mysql_shutdown(struct clink_conn *c);                                /* instead of a GOAWAY */
 struct clink_accounts *clink__mysql_accounts(const struct clink_mysql_stmt *st); /* the node's, for account SQL */
 /* What mysql.c needs from conn.c. */
 struct clink__bytes *clink__conn_out(struct clink_conn *c); /* where plaintext output goes (then mark dirty) */
