@@ -189,7 +189,7 @@ out=$(adm "CREATE USER 'nopw'@'%' REQUIRE SSL")
 out2=$(my -u nopw --ssl-ca="$t/ca.pem" --ssl-verify-server-cert -e "select 1")
 [ -z "$out" ] && [ "$out2" = "ERROR 1045 (28000): Access denied for user 'nopw'@'127.0.0.1' (using password: NO)" ] &&
   ok "an account without a password needs a verified client certificate: $out2" || no "no password: $out $out2"
-# A LIKE pattern any user may send: matched in linear time (a recursive matcher took seconds per extra '%').
+# A LIKE pattern any user may send: matched in bounded time (a recursive matcher took seconds per extra '%').
 pat=$(printf '%%%.0s' $(seq 60))z
 out=$(timeout 5 "$mysql" -h 127.0.0.1 -P "$port" -u app -psecret --ssl-ca="$t/ca.pem" -N \
   -e "SHOW STATUS LIKE '$pat'; select 'after'" 2>&1)

@@ -88,8 +88,8 @@ static int quoted(struct sql *s, char *out, size_t cap)
 
 /* SQL LIKE: % any run, _ one character, case-insensitive (MySQL's default collation). */
 /*
- * Iterative, with one backtrack point (the last %): linear-ish in the
- * pattern times the string. A recursive matcher is exponential in the
+ * Iterative, with one backtrack point (the last %): at most pattern length
+ * times string length steps. A recursive matcher is exponential in the
  * number of %, and the pattern comes from any logged-in client.
  */
 static int like(const char *pat, const char *str)
