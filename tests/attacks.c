@@ -1870,9 +1870,13 @@ static enum verdict atk_fd_exhaustion(char *obs, size_t cap)
     sleep_s(0.2);
     int lines = emfile_lines() - lines0;
     obs_add(obs, cap, "; EMFILE logged %d times in %.1f s out of fds", lines, t_out);
-    if (v == V_OK && lines != 1) {
-        /* Once when it starts (and once, without the errno, when accept works again): not every retry. */
-        obs_add(obs, cap, " (expected once: transport/worker.c on_accept)");
+    if (v == V_OK && (lines < 1 || lines > 3)) {
+        /*
+         * Once when it starts (and once, without the errno, when accept works
+         * again), not every retry (15 in 1.5 s): a freed fd may let one accept
+         * through and start a second episode, so up to 3.
+         */
+        obs_add(obs, cap, " (expected once or a few times, not every retry: transport/worker.c on_accept)");
         v = V_FAIL;
     }
     return v;
