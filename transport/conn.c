@@ -1081,15 +1081,8 @@ static int check_login(struct clink_conn *c, const struct clink_hello *h)
     char why[256] = "";
     int ret = clink_accounts_check(c->node->accounts, &l, c->account, sizeof(c->account), why, sizeof(why));
     if (ret < 0) {
-        /* The name comes from the network: quotes or spaces in it must not shape our log lines. */
         char shown[sizeof(h->user)], msg[160];
-        for (size_t i = 0; i < sizeof(shown); i++) {
-            char ch = h->user[i];
-            shown[i] = ch == '\0' ? '\0' : (ch == '\'' || ch == '\\' || ch == ' ' || ch == '@') ? '?' : ch;
-            if (ch == '\0') {
-                break;
-            }
-        }
+        clink__conn_shown_name(h->user, shown, sizeof(shown));
         clink_access_denied(shown, host, msg, sizeof(msg));
         STAT_ADD(c->w, logins_denied, 1);
         if (refusal_log_ok(c->w)) {
@@ -2397,4 +2390,15 @@ void clink__conn_budget_tick(struct clink_worker *w)
     } else if (w->refusal_dropped > 0) {
         CLINK_IGNORE(clink__timers_add(&w->timers, &w->budget_timer, (now / 1000000000ull + 1) * 1000000000ull));
     }
+}
+
+void clink__conn_shown_name(const char *name, char *out, size_t cap)
+{
+    /* The name comes from the network: quotes or spaces in it must not shape our log lines or refusals. */
+    size_t i = 0;
+    for (; i + 1 < cap && name[i] != '\0'; i++) {
+        char ch = name[i];
+        out[i] = (ch == '\'' || ch == '\\' || ch == ' ' || ch == '@') ? '?' : ch;
+    }
+    out[i] = '\0';
 }

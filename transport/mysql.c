@@ -107,15 +107,8 @@ void clink__mysql_free(struct clink_conn *c)
 static void denied(struct clink_conn *c, const char *why)
 {
     char msg[200], base[160];
-    /* The name comes from the network: quotes or spaces in it must not shape the message or our log. */
     char shown[sizeof(c->my->user)];
-    for (size_t i = 0; i < sizeof(shown); i++) {
-        char ch = c->my->user[i];
-        shown[i] = ch == '\0' ? '\0' : (ch == '\'' || ch == '\\' || ch == ' ' || ch == '@') ? '?' : ch;
-        if (ch == '\0') {
-            break;
-        }
-    }
+    clink__conn_shown_name(c->my->user, shown, sizeof(shown));
     clink_access_denied(shown, c->my->host, base, sizeof(base));
     snprintf(msg, sizeof(msg), "%s (using password: %s)", base, c->my->gave_password ? "YES" : "NO");
     STAT_ADD(c->w, logins_denied, 1);
@@ -165,18 +158,31 @@ static void login(struct clink_conn *c, enum clink_login_method method, const ui
                    c->has_tls ? SSL_get_version(c->tls.ssl) : "plaintext");
 }
 
-static void auth_switch(struct clink_conn *c)
+/* AuthSwitchRequest: answer with this plugin (name with its NUL), for the same scramble. */
+static void auth_switch(struct clink_conn *c, const char *plugin, size_t plugin_size)
 {
     uint8_t b[64];
     size_t n = 0;
     b[n++] = 0xfe;
-    memcpy(b + n, native, sizeof(native));
-    n += sizeof(native);
+    memcpy(b + n, plugin, plugin_size);
+    n += plugin_size;
     memcpy(b + n, c->scramble, CLINK_SCRAMBLE_LEN);
     n += CLINK_SCRAMBLE_LEN;
     b[n++] = 0;
     c->my->state = MY_SWITCHED;
     CLINK_IGNORE(send_packet(c, b, n) < 0);
+}
+
+/*
+ * caching_sha2_password with no cache of its fast hash: always the full
+ * authentication, which inside TLS is the password itself (checked against
+ * the account's SHA-256 crypt verifier).
+ */
+static void full_auth(struct clink_conn *c)
+{
+    static const uint8_t perform_full_authentication[2] = {0x01, 0x04};
+    c->my->state = MY_FULL_AUTH;
+    CLINK_IGNORE(send_packet(c, perform_full_authentication, sizeof(perform_full_authentication)) < 0);
 }
 
 static void on_response(struct clink_conn *c, const uint8_t *p, size_t n)
@@ -222,42 +228,20 @@ static void on_response(struct clink_conn *c, const uint8_t *p, size_t n)
         login(c, CLINK_LOGIN_SCRAMBLE, r.auth, r.auth_len);
         return;
     }
-    if (c->has_tls) {
-        /*
-         * caching_sha2_password with no cache of its fast hash: always the
-         * full authentication, which inside TLS is the password itself
-         * (checked against the account's SHA-256 crypt verifier).
-         */
-        static const uint8_t full[2] = {0x01, 0x04};
-        if (strcmp(r.plugin, sha2) != 0) {
-            /* Another plugin (sha256_password, dialog...): ask for ours first. */
-            uint8_t b[64];
-            size_t k = 0;
-            b[k++] = 0xfe;
-            memcpy(b + k, sha2, sizeof(sha2));
-            k += sizeof(sha2);
-            memcpy(b + k, c->scramble, CLINK_SCRAMBLE_LEN);
-            k += CLINK_SCRAMBLE_LEN;
-            b[k++] = 0;
-            CLINK_IGNORE(send_packet(c, b, k) < 0);
-            c->my->state = MY_SWITCHED;
-            return;
-        }
-        c->my->state = MY_FULL_AUTH;
-        CLINK_IGNORE(send_packet(c, full, sizeof(full)) < 0);
-        return;
+    if (c->has_tls && strcmp(r.plugin, sha2) == 0) {
+        full_auth(c);
+    } else if (c->has_tls) {
+        auth_switch(c, sha2, sizeof(sha2)); /* another plugin (sha256_password, dialog...): ours first */
+    } else {
+        /* Plaintext: only mysql_native_password's scramble answer (the password never crosses the wire). */
+        auth_switch(c, native, sizeof(native));
     }
-    /* Plaintext: only mysql_native_password's scramble answer (the password never crosses the wire). */
-    auth_switch(c);
 }
 
 static void on_switched(struct clink_conn *c, const uint8_t *p, size_t n)
 {
     if (c->has_tls && n != CLINK_SCRAMBLE_LEN) {
-        /* Switched to caching_sha2_password (its 32-byte answer): the full authentication follows. */
-        static const uint8_t full[2] = {0x01, 0x04};
-        c->my->state = MY_FULL_AUTH;
-        CLINK_IGNORE(send_packet(c, full, sizeof(full)) < 0);
+        full_auth(c); /* switched to caching_sha2_password (its 32-byte answer) */
         return;
     }
     if (n == 0) {

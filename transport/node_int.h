@@ -385,6 +385,7 @@ struct clink__bytes *clink__conn_out(struct clink_conn *c); /* where plaintext o
 void clink__conn_refuse(struct clink_conn *c, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 void clink__conn_close_orderly(struct clink_conn *c);
 void clink__conn_peer_host(const struct clink_conn *c, char *out, size_t cap);
+void clink__conn_shown_name(const char *name, char *out, size_t cap); /* a client's user name, safe to print */
 int clink__conn_refusal_log_ok(struct clink_conn *c);
 int clink__conn_mysql_tls(struct clink_conn *c);     /* the SSL request: server TLS for a MySQL client */
 void clink__conn_mysql_opened(struct clink_conn *c); /* logged in: open, its handshake slot released */
