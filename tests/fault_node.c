@@ -378,7 +378,7 @@ static int run_load(struct load_opts *o)
     }
     malloc_trim(0);
     long heap0 = heap_kib(), heap_max = heap0;
-    uint64_t issued = 0, refused = 0, seq = 0;
+    uint64_t issued = 0, seq = 0;
     double t0 = now_s(), end = t0 + o->seconds, last_fault = 0;
     uint64_t run_id = ((uint64_t)getpid() << 40) ^ ((uint64_t)(t0 * 1e3) << 20);
     while (now_s() < end) {
@@ -424,7 +424,6 @@ static int run_load(struct load_opts *o)
                 /* Refused at once (peer down, too many waiting): a clean failure the caller sees now. */
                 s->busy = 0;
                 atomic_fetch_sub(&L.inflight, 1);
-                refused++;
                 atomic_fetch_add(&L.failed, 1);
                 atomic_fetch_add(&L.by_reason[reason_index(ret)], 1);
                 if (L.recover_from > 0 && s->t0 >= L.recover_from) {
@@ -523,7 +522,6 @@ static int run_load(struct load_opts *o)
     }
     free(slots);
     free(L.lat);
-    (void)refused;
     return bad;
 }
 
