@@ -33,6 +33,7 @@ struct parse_state {
     unsigned peer_seen[CLINK_CONFIG_MAX_PEERS];
     char raw_basedir[CLINK_CONFIG_PATH_MAX];
     char raw_paths[6][CLINK_CONFIG_PATH_MAX]; /* cert, key, ca, crl, accounts, ticket keys as written */
+    char raw_ops[2][CLINK_CONFIG_PATH_MAX];   /* ops_ssl_cert, ops_ssl_key as written */
 };
 
 enum key_id {
@@ -55,6 +56,10 @@ enum key_id {
     K_MAX_FRAME,
     K_KTLS,
     K_MYSQL,
+    K_OPS,
+    K_OPS_PORT,
+    K_OPS_SSL_CERT,
+    K_OPS_SSL_KEY,
     K_COUNT
 };
 
@@ -78,6 +83,10 @@ static const char *const key_names[K_COUNT] = {
     "max_frame",
     "ktls",
     "mysql",
+    "ops",
+    "ops_port",
+    "ops_ssl_cert",
+    "ops_ssl_key",
 };
 
 static int fail(struct parse_state *st, const char *key, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -306,12 +315,25 @@ static int on_key(void *user, const char *section, const char *name, const char 
             return fail(st, key, "'%s' is not one of none, optional, required", value);
         }
         return 1;
-    case K_REQUIRE_SECURE_TRANSPORT:
-        if (parse_bool(value, &b) < 0) {
-            return fail(st, key, "'%s' is not ON or OFF", value);
+    case K_REQUIRE_SECURE_TRANSPORT: {
+        /* MySQL's ON and OFF, and the states a cluster moves through from plaintext to TLS (docs/config.md). */
+        static const char *const states[] = {"PLAINTEXT", "ACCEPT_BOTH", "PREFER_TLS", "REQUIRE_TLS"};
+        if (parse_bool(value, &b) == 0) {
+            c->secure_transport = b ? CLINK_SECURE_REQUIRE_TLS : CLINK_SECURE_PREFER_TLS;
+        } else {
+            c->secure_transport = 0;
+            for (int i = 0; i < 4; i++) {
+                if (!strcasecmp(value, states[i])) {
+                    c->secure_transport = CLINK_SECURE_PLAINTEXT + i;
+                }
+            }
+            if (c->secure_transport == 0) {
+                return fail(st, key, "'%s' is not ON, OFF, PLAINTEXT, ACCEPT_BOTH, PREFER_TLS or REQUIRE_TLS", value);
+            }
         }
-        c->require_secure_transport = b;
+        c->require_secure_transport = c->secure_transport == CLINK_SECURE_REQUIRE_TLS;
         return 1;
+    }
     case K_BIND_ADDRESS:
         return copy(st, key, c->bind_address, sizeof(c->bind_address), value);
     case K_PORT:
@@ -346,6 +368,24 @@ static int on_key(void *user, const char *section, const char *name, const char 
         }
         c->mysql = b;
         return 1;
+    case K_OPS:
+        if (parse_bool(value, &b) < 0) {
+            return fail(st, key, "'%s' is not ON or OFF", value);
+        }
+        c->ops = b;
+        return 1;
+    case K_OPS_PORT:
+        if (parse_uint(value, 65535, &x) < 0) {
+            return fail(st, key, "'%s' is not a port number (0-65535)", value);
+        }
+        c->ops_port = (uint16_t)x;
+        return 1;
+    case K_OPS_SSL_CERT:
+    case K_OPS_SSL_KEY:
+        if (value[0] == '\0') {
+            return fail(st, key, "empty path");
+        }
+        return copy(st, key, st->raw_ops[id - K_OPS_SSL_CERT], sizeof(st->raw_ops[0]), value);
     case K_COUNT:
         break;
     }
@@ -378,13 +418,19 @@ static int finish(struct parse_state *st, const char *dir, char *err, size_t err
             return -CLINK_ECONFIG;
         }
     }
-    char *dst[6] = {c->ssl_cert, c->ssl_key, c->ssl_ca, c->ssl_crl, c->accounts_file, c->ssl_session_ticket_key};
-    for (int i = 0; i < 6; i++) {
-        const char *key = key_names[K_SSL_CERT + i];
-        if (st->raw_paths[i][0] == '\0') {
+    if (!st->raw_ops[0][0] != !st->raw_ops[1][0]) {
+        snprintf(err, errlen, "%s: ops_ssl_cert and ops_ssl_key go together (neither: the node's own pair)", where);
+        return -CLINK_ECONFIG;
+    }
+    char *dst[8] = {c->ssl_cert,     c->ssl_key,    c->ssl_ca, c->ssl_crl, c->accounts_file, c->ssl_session_ticket_key,
+                    c->ops_ssl_cert, c->ops_ssl_key};
+    for (int i = 0; i < 8; i++) {
+        const char *key = key_names[i < 6 ? K_SSL_CERT + i : K_OPS_SSL_CERT + (i - 6)];
+        const char *raw = i < 6 ? st->raw_paths[i] : st->raw_ops[i - 6];
+        if (raw[0] == '\0') {
             continue;
         }
-        if (resolve(c->basedir, st->raw_paths[i], dst[i], CLINK_CONFIG_PATH_MAX) < 0) {
+        if (resolve(c->basedir, raw, dst[i], CLINK_CONFIG_PATH_MAX) < 0) {
             snprintf(err, errlen, "%s: %s: path too long", where, key);
             return -CLINK_ECONFIG;
         }
@@ -428,7 +474,10 @@ static void defaults(struct clink_config *c)
     c->tls_version = CLINK_TLS_1_3;
     c->ssl_client_cert = CLINK_CLIENT_CERT_REQUIRED;
     c->require_secure_transport = 1;
+    c->secure_transport = CLINK_SECURE_REQUIRE_TLS;
     c->mysql = 1;
+    c->ops = 1;
+    c->ops_port = CLINK_OPS_DEFAULT_PORT;
     snprintf(c->bind_address, sizeof(c->bind_address), "127.0.0.1");
     c->port = 3306;
 }

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "auth/ticket_keys.h"
 #include "auth/tls_ctx.h"
@@ -341,4 +342,180 @@ struct ssl_ctx_st *clink_tls_ctx_server(const struct clink_tls_ctx *ctx)
 struct ssl_ctx_st *clink_tls_ctx_client(const struct clink_tls_ctx *ctx)
 {
     return ctx->client;
+}
+
+void clink__name_rfc2253(const X509_NAME *name, char *dst, size_t cap)
+{
+    BIO *m = BIO_new(BIO_s_mem());
+    dst[0] = '\0';
+    if (m == NULL) {
+        return;
+    }
+    if (X509_NAME_print_ex(m, name, 0, XN_FLAG_RFC2253) >= 0) {
+        int n = BIO_read(m, dst, (int)cap - 1);
+        dst[n > 0 ? n : 0] = '\0';
+    }
+    BIO_free(m);
+}
+
+/* ---- the HTTPS port's context ---- */
+
+static const unsigned char alpn_http[] = "\x08http/1.1";
+
+static int alpn_select_http(SSL *ssl, const unsigned char **out, unsigned char *outlen, const unsigned char *in,
+                            unsigned int inlen, void *arg)
+{
+    (void)ssl;
+    (void)arg;
+    unsigned char *sel = NULL;
+    if (SSL_select_next_proto(&sel, outlen, alpn_http, sizeof(alpn_http) - 1, in, inlen) != OPENSSL_NPN_NEGOTIATED) {
+        return SSL_TLSEXT_ERR_NOACK; /* a browser offering h2 only still gets HTTP/1.1, without ALPN */
+    }
+    *out = sel;
+    return SSL_TLSEXT_ERR_OK;
+}
+
+static int64_t asn1_unix(const ASN1_TIME *t)
+{
+    struct tm tm;
+    if (t == NULL || ASN1_TIME_to_tm(t, &tm) != 1) {
+        return 0;
+    }
+    return (int64_t)timegm(&tm);
+}
+
+int clink_tls_ctx_new_https(const char *cert_file, const char *key_file, const char *ca_file,
+                            struct clink_tls_ctx **out, char *err, size_t errlen)
+{
+    if (err != NULL && errlen > 0) {
+        err[0] = '\0';
+    }
+    if (cert_file == NULL || key_file == NULL || out == NULL) {
+        seterr(err, errlen, "an HTTPS certificate and key are both required");
+        return -CLINK_EINVAL;
+    }
+    ERR_clear_error();
+    int ret = -CLINK_ECONFIG;
+    struct clink_tls_ctx *c = calloc(1, sizeof(*c));
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    if (c == NULL || ctx == NULL) {
+        free(c);
+        SSL_CTX_free(ctx);
+        return -CLINK_ENOMEM;
+    }
+    atomic_init(&c->refs, 1);
+    /* Browsers and Prometheus speak TLS 1.2 or 1.3; only forward-secret AEAD suites either way. */
+    if (SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1 ||
+        SSL_CTX_set_max_proto_version(ctx, TLS1_3_VERSION) != 1 ||
+        SSL_CTX_set_cipher_list(ctx, DEFAULT_TLS12_CIPHERS) != 1 ||
+        SSL_CTX_set_ciphersuites(ctx, DEFAULT_SUITES) != 1) {
+        seterr(err, errlen, "cannot set the HTTPS TLS versions and ciphers");
+        goto out;
+    }
+    SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+    SSL_CTX_clear_options(ctx, SSL_OP_ENABLE_KTLS);
+    SSL_CTX_set_security_level(ctx, 2);
+    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+    if (SSL_CTX_use_certificate_chain_file(ctx, cert_file) != 1) {
+        seterr(err, errlen, "%s: cannot load certificate", cert_file);
+        goto out;
+    }
+    if (SSL_CTX_use_PrivateKey_file(ctx, key_file, SSL_FILETYPE_PEM) != 1 || SSL_CTX_check_private_key(ctx) != 1) {
+        unsigned long e = ERR_peek_last_error();
+        if (ERR_GET_REASON(e) == X509_R_KEY_VALUES_MISMATCH || ERR_GET_REASON(e) == SSL_R_PRIVATE_KEY_MISMATCH ||
+            SSL_CTX_check_private_key(ctx) != 1) {
+            ERR_clear_error();
+            seterr(err, errlen, "%s: key does not match certificate %s", key_file, cert_file);
+        } else {
+            seterr(err, errlen, "%s: cannot load private key", key_file);
+        }
+        goto out;
+    }
+    X509 *leaf = SSL_CTX_get0_certificate(ctx);
+    if (X509_cmp_current_time(X509_get0_notAfter(leaf)) <= 0) {
+        seterr(err, errlen, "%s: certificate has expired", cert_file);
+        goto out;
+    }
+    if (X509_cmp_current_time(X509_get0_notBefore(leaf)) > 0) {
+        seterr(err, errlen, "%s: certificate is not valid yet", cert_file);
+        goto out;
+    }
+    if (ca_file != NULL) {
+        if (SSL_CTX_load_verify_locations(ctx, ca_file, NULL) != 1) {
+            seterr(err, errlen, "%s: cannot load CA bundle", ca_file);
+            goto out;
+        }
+        if ((ret = check_own_chain(ctx, cert_file, err, errlen)) < 0) {
+            goto out;
+        }
+        ret = -CLINK_ECONFIG;
+    }
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL); /* who may change things is the application's check, not TLS's */
+    SSL_CTX_set_alpn_select_cb(ctx, alpn_select_http, NULL);
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+    if (SSL_CTX_set_num_tickets(ctx, 0) != 1) { /* one request per connection: nothing to resume */
+        seterr(err, errlen, "cannot set ticket count");
+        goto out;
+    }
+    c->server = ctx;
+    ctx = NULL;
+    *out = c;
+    c = NULL;
+    ret = 0;
+out:
+    SSL_CTX_free(ctx);
+    free(c);
+    ERR_clear_error();
+    return ret;
+}
+
+static void cert_info(X509 *x, enum clink_cert_kind kind, struct clink_cert_info *ci)
+{
+    memset(ci, 0, sizeof(*ci));
+    ci->kind = kind;
+    clink__name_rfc2253(X509_get_subject_name(x), ci->subject, sizeof(ci->subject));
+    clink__name_rfc2253(X509_get_issuer_name(x), ci->issuer, sizeof(ci->issuer));
+    BIGNUM *bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(x), NULL);
+    char *hex = bn ? BN_bn2hex(bn) : NULL;
+    snprintf(ci->serial, sizeof(ci->serial), "%s", hex ? hex : "");
+    OPENSSL_free(hex);
+    BN_free(bn);
+    ci->not_before = asn1_unix(X509_get0_notBefore(x));
+    ci->not_after = asn1_unix(X509_get0_notAfter(x));
+}
+
+size_t clink_tls_ctx_certs(const struct clink_tls_ctx *ctx, struct clink_cert_info *out, size_t cap)
+{
+    if (ctx == NULL) {
+        return 0;
+    }
+    SSL_CTX *s = ctx->server;
+    size_t n = 0;
+    X509 *leaf = SSL_CTX_get0_certificate(s);
+    if (leaf != NULL) {
+        if (n < cap) {
+            cert_info(leaf, CLINK_CERT_OWN, &out[n]);
+        }
+        n++;
+    }
+    STACK_OF(X509) *chain = NULL;
+    if (SSL_CTX_get0_chain_certs(s, &chain) == 1 && chain != NULL) {
+        for (int i = 0; i < sk_X509_num(chain); i++) {
+            if (n < cap) {
+                cert_info(sk_X509_value(chain, i), CLINK_CERT_INTERMEDIATE, &out[n]);
+            }
+            n++;
+        }
+    }
+    X509_STORE *store = SSL_CTX_get_cert_store(s);
+    STACK_OF(X509) *cas = store ? X509_STORE_get1_all_certs(store) : NULL;
+    for (int i = 0; cas != NULL && i < sk_X509_num(cas); i++) {
+        if (n < cap) {
+            cert_info(sk_X509_value(cas, i), CLINK_CERT_CA, &out[n]);
+        }
+        n++;
+    }
+    sk_X509_pop_free(cas, X509_free);
+    ERR_clear_error();
+    return n;
 }

@@ -12,4 +12,7 @@
 extern char clink__ssl_mysql_marker[];
 #define CLINK__SSL_MYSQL ((void *)clink__ssl_mysql_marker)
 
+/* An X.509 name as RFC 2253 text into dst ("" when it cannot be printed). */
+void clink__name_rfc2253(const X509_NAME *name, char *dst, size_t cap);
+
 #endif

@@ -48,6 +48,7 @@ say "2. ssl_cert, ssl_key and ssl_ca in each node's [server] section"
 for n in leaf1 leaf2; do
   cat >$n.cnf <<EOF
 [server]
+ops_port = 0
 port = 0
 ssl_cert = $n.pem
 ssl_key = $n-key.pem
@@ -69,6 +70,7 @@ start leaf2
 p2=$port
 cat >agg1.cnf <<EOF
 [server]
+ops_port = 0
 port = 0
 ssl_cert = agg1.pem
 ssl_key = agg1-key.pem

@@ -598,9 +598,16 @@ static void retire(struct clink_pool *p, struct slot *s, const char *why, struct
  */
 static void check_limits(struct clink_pool *p, uint64_t now)
 {
+    /* Transport security moved (clink_node_set_secure_transport): a link in the other mode is replaced at once. */
+    int plain = clink_node_dial_plaintext(p->cl->o.node, p->co.mode, p->co.ssl_mode);
     for (unsigned i = 0; i < p->o.max_conns; i++) {
         struct slot *s = &p->slots[i];
         struct clink_conn *conn = atomic_load(&s->conn);
+        if (atomic_load(&s->state) == SLOT_OPEN && conn != NULL && !atomic_load(&s->recycle) &&
+            clink_conn_plaintext(conn) != plain) {
+            atomic_store(&s->recycle, 2);
+            continue;
+        }
         if (atomic_load(&s->state) != SLOT_OPEN || conn == NULL || atomic_load(&s->recycle) ||
             now - atomic_load(&s->checked_ns) < 1000000000ull || now < atomic_load(&s->checked_ns)) {
             continue;
@@ -692,7 +699,10 @@ static struct clink_pool_call *maintain(struct clink_pool *p, uint64_t now, int 
             /* With max_conns 1 there is no room for a replacement: retire, and calls wait briefly for the redial. */
             if (open > 0 || p->o.max_conns == 1) {
                 atomic_fetch_add(&p->recycles, 1);
-                retire(p, s, "recycled (record or age limit)", cl);
+                retire(p, s,
+                       atomic_load(&s->recycle) == 2 ? "recycled (transport security changed its mode)"
+                                                     : "recycled (record or age limit)",
+                       cl);
             } else {
                 want = want < 2 ? 2 : want; /* keep this one serving until the replacement opens */
                 open++;
@@ -953,6 +963,7 @@ int clink_cluster_add(struct clink_cluster *cl, const struct clink_peer *peer)
         .user = peer->user ? p->user : NULL,
         .password = peer->password ? p->password : NULL,
         .ktls = p->o.ktls,
+        .label = p->name,
     };
     pthread_mutex_lock(&cl->mu);
     int ret = cl->stop ? -CLINK_ESHUTDOWN : 0;
@@ -1058,6 +1069,34 @@ void clink_pool_stats(struct clink_pool *p, struct clink_pool_stats *out)
     out->retries = atomic_load(&p->retries);
     out->pings_failed = atomic_load(&p->pings_failed);
     out->up = !atomic_load(&p->down) && !atomic_load(&p->removed);
+}
+
+size_t clink_cluster_peers(struct clink_cluster *cl, struct clink_peer_info *out, size_t cap)
+{
+    if (cl == NULL) {
+        return 0;
+    }
+    pthread_mutex_lock(&cl->mu);
+    size_t n = 0;
+    for (size_t i = 0; i < cl->npools; i++) {
+        struct clink_pool *p = cl->pools[i];
+        if (atomic_load(&p->removed)) {
+            continue;
+        }
+        if (n < cap) {
+            struct clink_peer_info *pi = &out[n];
+            memset(pi, 0, sizeof(*pi));
+            snprintf(pi->name, sizeof(pi->name), "%s", p->name);
+            pi->role = p->role;
+            snprintf(pi->host, sizeof(pi->host), "%s", p->host);
+            pi->port = p->co.port;
+            snprintf(pi->expected_name, sizeof(pi->expected_name), "%s", p->expected);
+            clink_pool_stats(p, &pi->stats);
+        }
+        n++;
+    }
+    pthread_mutex_unlock(&cl->mu);
+    return n;
 }
 
 size_t clink_cluster_status_format(struct clink_cluster *cl, char *buf, size_t cap)

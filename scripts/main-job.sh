@@ -82,6 +82,7 @@ echo "leaf1 on 127.0.0.1:${ports[0]}, leaf2 on 127.0.0.1:${ports[1]} (TLS 1.3, c
 # The aggregator: its own port, and a pool of verified TLS connections to each leaf (docs/config.md).
 cat >"$out/agg1.cnf" <<CONF
 [server]
+ops_port = 0
 bind_address = 127.0.0.1
 port = 0
 ssl_cert = $pki/agg1.pem

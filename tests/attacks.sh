@@ -39,6 +39,7 @@ node=$bin/tools/clink-node
 }
 cat >"$t/pki/node.cnf" <<CNF
 [server]
+ops_port = 0
 ssl_cert = node.pem
 ssl_key = node-key.pem
 ssl_ca = ca.pem

@@ -133,7 +133,11 @@ Test(config, bad_input_fails_with_line_key_and_reason)
         {"[server]\ntls_version = TLSv1.1\n", "tls_version: 'TLSv1.1' is not supported"},
         {"[server]\ntls_version = TLSv1.2\n", "TLSv1.3 must be allowed"},
         {"[server]\ntls_version = SSLv3\n", "unknown TLS version 'SSLv3'"},
-        {"[server]\nrequire_secure_transport = maybe\n", "require_secure_transport: 'maybe' is not ON or OFF"},
+        {"[server]\nrequire_secure_transport = maybe\n",
+         "require_secure_transport: 'maybe' is not ON, OFF, PLAINTEXT, ACCEPT_BOTH, PREFER_TLS or REQUIRE_TLS"},
+        {"[server]\nops = sometimes\n", "ops: 'sometimes' is not ON or OFF"},
+        {"[server]\nops_port = 99999\n", "ops_port: '99999' is not a port number"},
+        {"[server]\nops_ssl_cert = /etc/hostname\n", "ops_ssl_cert and ops_ssl_key go together"},
         {"[server]\nport = 70000\n", "port: '70000' is not a port number"},
         {"[server]\nport = -1\n", "port: '-1'"},
         {"[server]\nssl_client_cert = sometimes\n", "not one of none, optional, required"},
@@ -162,6 +166,37 @@ Test(config, bad_input_fails_with_line_key_and_reason)
         cr_assert_eq(ret, -CLINK_ECONFIG, "case %zu accepted: %s", i, cases[i].text);
         cr_assert(strstr(err, cases[i].expect) != NULL, "case %zu: got '%s', want '%s'", i, err, cases[i].expect);
     }
+}
+
+Test(config, transport_security_states_and_ops_keys)
+{
+    static const struct {
+        const char *value;
+        enum clink_secure_transport want;
+    } cases[] = {
+        {"ON", CLINK_SECURE_REQUIRE_TLS},        {"OFF", CLINK_SECURE_PREFER_TLS},
+        {"plaintext", CLINK_SECURE_PLAINTEXT},   {"ACCEPT_BOTH", CLINK_SECURE_ACCEPT_BOTH},
+        {"Prefer_TLS", CLINK_SECURE_PREFER_TLS}, {"REQUIRE_TLS", CLINK_SECURE_REQUIRE_TLS},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct clink_config c;
+        char text[128], err[512] = "";
+        snprintf(text, sizeof(text), "[server]\nrequire_secure_transport = %s\n", cases[i].value);
+        cr_assert_eq(clink_config_parse(text, "/tmp", &c, err, sizeof(err)), 0, "%s: %s", cases[i].value, err);
+        cr_assert_eq(c.secure_transport, (int)cases[i].want, "%s", cases[i].value);
+        cr_assert_eq(c.require_secure_transport, cases[i].want == CLINK_SECURE_REQUIRE_TLS);
+    }
+    struct clink_config c;
+    char err[512] = "";
+    cr_assert_eq(clink_config_parse("[server]\n", "/tmp", &c, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(c.secure_transport, CLINK_SECURE_REQUIRE_TLS, "the default is to require TLS");
+    cr_assert(c.ops && c.ops_port == 9001 && c.ops_ssl_cert[0] == '\0', "ops defaults: on, port 9001, the node's pair");
+    cr_assert_eq(clink_config_parse("[server]\nops = off\nops_port = 0\nops_ssl_cert = /etc/hostname\n"
+                                    "ops_ssl_key = /etc/hostname\n",
+                                    "/tmp", &c, err, sizeof(err)),
+                 0, "%s", err);
+    cr_assert(!c.ops && c.ops_port == 0);
+    cr_assert_str_eq(c.ops_ssl_cert, "/etc/hostname");
 }
 
 Test(config, missing_file_is_named)

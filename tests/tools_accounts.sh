@@ -38,6 +38,7 @@ grep -q s3cret "$acc" && no "the password itself is in the file" || ok
 
 cat >"$t/pki/memsql.cnf" <<CNF
 [server]
+ops_port = 0
 ssl_cert = leaf1.pem
 ssl_key = leaf1-key.pem
 ssl_ca = ca.pem

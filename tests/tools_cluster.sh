@@ -26,6 +26,7 @@ head -c 80 /dev/urandom >"$t/ticket.key" && chmod 600 "$t/ticket.key"
 leaf_conf() { # name port
   cat >"$t/$1.cnf" <<CNF
 [server]
+ops_port = 0
 ssl_cert = $1.pem
 ssl_key = $1-key.pem
 ssl_ca = ca.pem
@@ -47,6 +48,7 @@ leaf_conf leaf1 0; start leaf1; port1=$(cat "$t/leaf1.port")
 leaf_conf leaf2 0; start leaf2; leaf2_pid=$last_pid; port2=$(cat "$t/leaf2.port")
 cat >"$t/agg1.cnf" <<CNF
 [server]
+ops_port = 0
 ssl_cert = agg1.pem
 ssl_key = agg1-key.pem
 ssl_ca = ca.pem

@@ -79,6 +79,7 @@ grep -q "stopped:" "$t/node.log" && ok || no "clink-node reports its shutdown"
 # A node from a memsql.cnf-style file, paths relative to the file's folder.
 cat >"$t/pki/memsql.cnf" <<CNF
 [server]
+ops_port = 0
 ssl_cert = leaf1.pem
 ssl_key = leaf1-key.pem
 ssl_ca = ca.pem

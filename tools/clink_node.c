@@ -1,13 +1,15 @@
 /*
  * clink-node: run a clink node that serves the tool methods (echo, sink; every
  * node answers the status request itself) until SIGINT/SIGTERM, then shut
- * down gracefully. SIGHUP reloads the TLS credentials and the accounts file
- * (validated first; on any error the current ones stay in use).
+ * down gracefully. SIGHUP (or POST /reload on the ops port) reloads the TLS
+ * credentials, the accounts file, the HTTPS certificate and the transport
+ * security state (validated first; on any error the current ones stay in use).
  */
 #include <errno.h>
 #include <getopt.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,6 +47,10 @@ static void usage(FILE *f)
                "  --ktls MODE          kernel TLS offload: auto (default: where the kernel can), off,\n"
                "                       required (a connection that cannot be offloaded fails)\n"
                "  --port-file FILE     write the bound port there once listening\n"
+               "  --ops-port N         serve the HTTPS operations endpoint on this port (docs/ops.md;\n"
+               "                       with --config: ops_port, default 9001; 0: any free port)\n"
+               "  --ops-port-file FILE write the bound ops port there once listening\n"
+               "  --no-ops             no operations endpoint\n"
                "  --drain-ms N         how long shutdown lets calls finish (default 2000)\n"
                "  -v, --verbose        log connections (repeat for debug)\n"
                "  -h, --help           this text\n");
@@ -87,6 +93,7 @@ struct settings {
     int tls12;
     struct clink_ticket_keys *tickets; /* one object for the node's life: tickets outlive a reload */
     const char *ticket_file;
+    int ops; /* the ops endpoint runs: its certificate is reloaded too */
 };
 
 /* TLS context from the config file (if any) and the command line's overrides. */
@@ -132,33 +139,119 @@ static int sql_reload_tls(void *user, char *err, size_t errlen)
     return 0;
 }
 
-/* SIGHUP: validate everything first; whatever fails keeps what is in use. */
-static void reload(struct clink_node *node, const struct settings *set, struct clink_accounts *acc)
+/* The HTTPS port's certificate: ops_ssl_cert/ops_ssl_key, else the node's own pair. */
+static int make_https(const struct settings *set, const struct clink_config *cfg, struct clink_tls_ctx **out, char *err,
+                      size_t errlen)
 {
-    static struct clink_config cfg;
+    const char *cert = cfg->ops_ssl_cert[0] ? cfg->ops_ssl_cert : set->cert ? set->cert : cfg->ssl_cert;
+    const char *key = cfg->ops_ssl_key[0] ? cfg->ops_ssl_key : set->key ? set->key : cfg->ssl_key;
+    if (cert[0] == '\0' || key[0] == '\0') {
+        snprintf(err, errlen, "no certificate for the HTTPS port (ops_ssl_cert/ops_ssl_key, or ssl_cert/ssl_key)");
+        return -1;
+    }
+    return clink_tls_ctx_new_https(cert, key, NULL, out, err, errlen) < 0 ? -1 : 0;
+}
+
+struct reloader {
+    pthread_mutex_t mu; /* SIGHUP and POST /reload may come at once */
+    struct clink_node *node;
+    const struct settings *set;
+    struct clink_accounts *acc;
+};
+
+/* Append a line to a report. */
+static void say(char *buf, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void say(char *buf, size_t cap, const char *fmt, ...)
+{
+    size_t n = strlen(buf);
+    if (n + 1 >= cap) {
+        return;
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf + n, cap - n, fmt, ap);
+    va_end(ap);
+}
+
+/*
+ * SIGHUP and POST /reload: validate everything first; whatever fails keeps
+ * what is in use. Returns 0 if everything reloaded, -1 if something was kept
+ * (report says what and why, one clause per part).
+ */
+static int do_reload(struct reloader *r, char *report, size_t cap)
+{
+    static struct clink_config cfg; /* big: one, under mu */
     char err[512];
+    int ret = 0;
+    report[0] = '\0';
+    pthread_mutex_lock(&r->mu);
+    const struct settings *set = r->set;
     struct clink_tls_ctx *tls = NULL;
     if (make_tls(set, &cfg, &tls, err, sizeof(err)) < 0) {
-        fprintf(stderr, "clink-node: reload: TLS: %s; keeping the credentials in use\n", err);
+        say(report, cap, "TLS: %s; keeping the credentials in use. ", err);
+        ret = -1;
     } else {
-        int ret = clink_node_reload_tls(node, tls);
+        int e = clink_node_reload_tls(r->node, tls);
         clink_tls_ctx_free(tls);
-        fprintf(stderr, "clink-node: reload: TLS credentials %s\n", ret == 0 ? "replaced" : clink_strerror(ret));
+        say(report, cap, "TLS credentials %s. ", e == 0 ? "replaced" : clink_strerror(e));
+        ret = e == 0 ? ret : -1;
+    }
+    if (set->ops && (set->config == NULL || clink_config_load(set->config, &cfg, err, sizeof(err)) == 0)) {
+        struct clink_tls_ctx *h = NULL;
+        if (make_https(set, &cfg, &h, err, sizeof(err)) < 0) {
+            say(report, cap, "HTTPS certificate: %s; keeping the one in use. ", err);
+            ret = -1;
+        } else {
+            int e = clink_node_reload_https(r->node, h);
+            clink_tls_ctx_free(h);
+            say(report, cap, "HTTPS certificate %s. ", e == 0 ? "replaced" : clink_strerror(e));
+        }
+    }
+    if (set->config != NULL && clink_config_load(set->config, &cfg, err, sizeof(err)) == 0 &&
+        (enum clink_secure_transport)cfg.secure_transport != clink_node_secure_transport(r->node)) {
+        int e = clink_node_set_secure_transport(r->node, (enum clink_secure_transport)cfg.secure_transport);
+        say(report, cap, "require_secure_transport %s: %s. ",
+            clink_secure_transport_name((enum clink_secure_transport)cfg.secure_transport),
+            e == 0 ? "now in effect" : "refused (a TLS state needs ssl_cert, ssl_key and ssl_ca)");
+        ret = e == 0 ? ret : -1;
     }
     if (set->ticket_file != NULL) {
         if (clink_ticket_keys_reload(set->tickets, err, sizeof(err)) < 0) {
-            fprintf(stderr, "clink-node: reload: ticket keys: %s; keeping the keys in use\n", err);
+            say(report, cap, "ticket keys: %s; keeping the keys in use. ", err);
+            ret = -1;
         } else {
-            fprintf(stderr, "clink-node: reload: session ticket keys read from %s\n", set->ticket_file);
+            say(report, cap, "Session ticket keys read from %s. ", set->ticket_file);
         }
     }
-    if (acc != NULL) {
-        if (clink_accounts_reload(acc, err, sizeof(err)) < 0) {
-            fprintf(stderr, "clink-node: reload: accounts: %s; keeping the accounts in use\n", err);
+    if (r->acc != NULL) {
+        if (clink_accounts_reload(r->acc, err, sizeof(err)) < 0) {
+            say(report, cap, "accounts: %s; keeping the accounts in use. ", err);
+            ret = -1;
         } else {
-            fprintf(stderr, "clink-node: reload: %zu account(s)\n", clink_accounts_count(acc));
+            say(report, cap, "%zu account(s).", clink_accounts_count(r->acc));
         }
     }
+    pthread_mutex_unlock(&r->mu);
+    return ret;
+}
+
+static int ops_reload(void *user, char *msg, size_t cap)
+{
+    int ret = do_reload(user, msg, cap);
+    fprintf(stderr, "clink-node: reload (POST /reload): %s\n", msg);
+    return ret;
+}
+
+static int write_port_file(const char *path, uint16_t port)
+{
+    char tmp[4096];
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (f == NULL || fprintf(f, "%u\n", port) < 0 || fclose(f) != 0 || rename(tmp, path) < 0) {
+        fprintf(stderr, "clink-node: cannot write %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    return 0;
 }
 
 static unsigned parse_uint(const char *opt, const char *v, unsigned max)
@@ -176,19 +269,31 @@ static unsigned parse_uint(const char *opt, const char *v, unsigned max)
 int main(int argc, char **argv)
 {
     static const struct option longopts[] = {
-        {"listen", required_argument, NULL, 'l'},    {"cert", required_argument, NULL, 'c'},
-        {"key", required_argument, NULL, 'k'},       {"ca", required_argument, NULL, 'a'},
-        {"workers", required_argument, NULL, 'w'},   {"allow-plaintext", no_argument, NULL, 'P'},
-        {"no-mysql", no_argument, NULL, 'M'},        {"tls12", no_argument, NULL, '2'},
-        {"port-file", required_argument, NULL, 'f'}, {"drain-ms", required_argument, NULL, 'd'},
-        {"verbose", no_argument, NULL, 'v'},         {"help", no_argument, NULL, 'h'},
-        {"config", required_argument, NULL, 'F'},    {"accounts", required_argument, NULL, 'A'},
-        {"ktls", required_argument, NULL, 'K'},      {NULL, 0, NULL, 0},
+        {"listen", required_argument, NULL, 'l'},
+        {"cert", required_argument, NULL, 'c'},
+        {"key", required_argument, NULL, 'k'},
+        {"ca", required_argument, NULL, 'a'},
+        {"workers", required_argument, NULL, 'w'},
+        {"allow-plaintext", no_argument, NULL, 'P'},
+        {"no-mysql", no_argument, NULL, 'M'},
+        {"tls12", no_argument, NULL, '2'},
+        {"port-file", required_argument, NULL, 'f'},
+        {"drain-ms", required_argument, NULL, 'd'},
+        {"verbose", no_argument, NULL, 'v'},
+        {"help", no_argument, NULL, 'h'},
+        {"config", required_argument, NULL, 'F'},
+        {"accounts", required_argument, NULL, 'A'},
+        {"ktls", required_argument, NULL, 'K'},
+        {"ops-port", required_argument, NULL, 'O'},
+        {"ops-port-file", required_argument, NULL, 'Q'},
+        {"no-ops", no_argument, NULL, 'N'},
+        {NULL, 0, NULL, 0},
     };
     const char *listen = NULL, *cert = NULL, *key = NULL, *ca = NULL, *port_file = NULL;
     unsigned workers = 0, drain_ms = 2000;
     int allow_plain = 0, tls12 = 0, verbose = 0, ch, ktls = 0, no_mysql = 0;
-    const char *config = NULL, *accounts_file = NULL;
+    const char *config = NULL, *accounts_file = NULL, *ops_port_file = NULL;
+    int ops_port = -1, no_ops = 0;
     while ((ch = getopt_long(argc, argv, "vh", longopts, NULL)) != -1) {
         switch (ch) {
         case 'l':
@@ -240,6 +345,15 @@ int main(int argc, char **argv)
                 return 2;
             }
             break;
+        case 'O':
+            ops_port = (int)parse_uint("--ops-port", optarg, 65535);
+            break;
+        case 'Q':
+            ops_port_file = optarg;
+            break;
+        case 'N':
+            no_ops = 1;
+            break;
         case 'h':
             usage(stdout);
             return 0;
@@ -261,6 +375,9 @@ int main(int argc, char **argv)
         snprintf(host, sizeof(host), "%s", cfg.bind_address);
         port = cfg.port;
         allow_plain = allow_plain || !cfg.require_secure_transport;
+        if (ops_port < 0 && cfg.ops) {
+            ops_port = cfg.ops_port;
+        }
         if (workers == 0) {
             workers = cfg.workers;
         }
@@ -272,6 +389,12 @@ int main(int argc, char **argv)
         }
         no_mysql = no_mysql || !cfg.mysql;
     }
+    if (no_ops) {
+        ops_port = -1;
+    }
+    /* A node that starts in plaintext (require_secure_transport = PLAINTEXT) may have no certificate yet. */
+    int plain_start =
+        config != NULL && cfg.secure_transport == CLINK_SECURE_PLAINTEXT && cert == NULL && cfg.ssl_cert[0] == '\0';
     if (optind != argc || (config == NULL && (listen == NULL || cert == NULL || key == NULL || ca == NULL))) {
         fprintf(stderr, "clink-node: --config, or --listen, --cert, --key and --ca, are required\n"
                         "Run 'clink-node --help' for usage.\n");
@@ -281,19 +404,25 @@ int main(int argc, char **argv)
         fprintf(stderr, "clink-node: --listen: expected HOST:PORT, got '%s'\n", listen);
         return 2;
     }
-    struct settings set = {.config = config, .cert = cert, .key = key, .ca = ca, .tls12 = tls12};
+    struct settings set = {.config = config, .cert = cert, .key = key, .ca = ca, .tls12 = tls12, .ops = ops_port >= 0};
     set.ticket_file = cfg.ssl_session_ticket_key[0] ? cfg.ssl_session_ticket_key : NULL;
     /* Every exit below goes through `out`, which frees what was made (rc 1 unless it ran and stopped well). */
     int rc = 1, ret;
     struct clink_tls_ctx *tls = NULL;
     struct clink_accounts *acc = NULL;
     struct clink_node *node = NULL;
+    struct clink_tls_ctx *https_tls = NULL;
+    struct clink_ops *ops = NULL;
     if (clink_ticket_keys_new(set.ticket_file, 0, &set.tickets, err, sizeof(err)) < 0) {
         fprintf(stderr, "clink-node: ssl_session_ticket_key: %s\n", err);
         goto out;
     }
-    if (make_tls(&set, &cfg, &tls, err, sizeof(err)) < 0) {
+    if (!plain_start && make_tls(&set, &cfg, &tls, err, sizeof(err)) < 0) {
         fprintf(stderr, "clink-node: TLS configuration: %s\n", err);
+        goto out;
+    }
+    if (ops_port >= 0 && make_https(&set, &cfg, &https_tls, err, sizeof(err)) < 0) {
+        fprintf(stderr, "clink-node: ops endpoint: %s (ops = OFF or --no-ops runs without it)\n", err);
         goto out;
     }
     if (accounts_file != NULL && clink_accounts_load(accounts_file, &acc, err, sizeof(err)) < 0) {
@@ -306,7 +435,14 @@ int main(int argc, char **argv)
     struct clink_node_opts no = {
         .workers = workers,
         .tls = tls,
-        .allow_plaintext = allow_plain,
+        /*
+         * Plaintext is possible at all only where the file lets the transport-security state move (a
+         * SIGHUP or POST /secure-transport may go down to ACCEPT_BOTH); the state says what is allowed now.
+         */
+        .allow_plaintext = allow_plain || config != NULL,
+        .secure_transport = config != NULL ? (enum clink_secure_transport)cfg.secure_transport
+                            : allow_plain  ? CLINK_SECURE_PREFER_TLS
+                                           : CLINK_SECURE_REQUIRE_TLS,
         .handshake_timeout_ms = cfg.handshake_timeout_ms,
         .max_frame = cfg.max_frame,
         .ktls = (enum clink_ktls_mode)ktls,
@@ -337,6 +473,25 @@ int main(int argc, char **argv)
     if ((ret = clink_node_listen(node, host, port)) < 0) {
         fprintf(stderr, "clink-node: listen on %s port %u: %s\n", host, port, clink_strerror(ret));
         goto out;
+    }
+    static struct reloader reloader = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    reloader.node = node;
+    reloader.set = &set;
+    reloader.acc = acc;
+    if (ops_port >= 0) {
+        struct clink_ops_opts oo = {.node = node,
+                                    .addr = host,
+                                    .port = (uint16_t)ops_port,
+                                    .tls = https_tls,
+                                    .accounts = acc,
+                                    .reload = ops_reload,
+                                    .reload_user = &reloader,
+                                    .name = cfg.npeers > 0 ? "aggregator" : "node"};
+        if ((ret = clink_ops_new(&oo, &ops)) < 0) {
+            fprintf(stderr, "clink-node: ops endpoint on %s port %d: %s (set ops_port, or ops = OFF)\n", host, ops_port,
+                    clink_strerror(ret));
+            goto out;
+        }
     }
     /* Block the stop signals before threads exist, then wait for them here: no handler races. */
     sigset_t stopset;
@@ -389,21 +544,24 @@ int main(int argc, char **argv)
         }
         __atomic_store_n(&cluster, cl, __ATOMIC_RELEASE);
         __atomic_store_n(&leaves, lv, __ATOMIC_RELEASE);
+        clink_ops_set_cluster(ops, cl);
         fprintf(stderr, "clink-node: aggregator of %zu peer(s)\n", cfg.npeers);
     }
-    if (port_file != NULL) {
-        char tmp[4096];
-        snprintf(tmp, sizeof(tmp), "%s.tmp", port_file);
-        FILE *f = fopen(tmp, "w");
-        if (f == NULL || fprintf(f, "%u\n", clink_node_port(node)) < 0 || fclose(f) != 0 ||
-            rename(tmp, port_file) < 0) {
-            fprintf(stderr, "clink-node: cannot write %s: %s\n", port_file, strerror(errno));
-            stop = 1;
-            rc = 1;
-        }
+    if (ops != NULL && ops_port_file != NULL && write_port_file(ops_port_file, clink_node_https_port(node)) < 0) {
+        stop = 1;
+        rc = 1;
     }
-    fprintf(stderr, "clink-node: listening on %s port %u, %u workers, %s\n", host, clink_node_port(node),
-            clink_node_workers(node), allow_plain ? "TLS and plaintext" : "TLS only");
+    if (port_file != NULL && write_port_file(port_file, clink_node_port(node)) < 0) {
+        stop = 1;
+        rc = 1;
+    }
+    fprintf(stderr, "clink-node: listening on %s port %u, %u workers, transport security %s\n", host,
+            clink_node_port(node), clink_node_workers(node),
+            clink_secure_transport_name(clink_node_secure_transport(node)));
+    if (ops != NULL) {
+        fprintf(stderr, "clink-node: ops endpoint: https://%s:%u/ (/metrics, /status)\n", host,
+                clink_node_https_port(node));
+    }
     fprintf(stderr, "clink-node: %s\n",
             acc ? "clients log in as accounts" : "no accounts file: a verified certificate is all a client proves");
     int sig = 0;
@@ -414,11 +572,15 @@ int main(int argc, char **argv)
         if (sig != SIGHUP) {
             break;
         }
-        reload(node, &set, acc);
+        char report[2048];
+        do_reload(&reloader, report, sizeof(report));
+        fprintf(stderr, "clink-node: reload: %s (SIGHUP)\n", report);
     }
     struct clink_node_stats s;
     clink_node_stats(node, &s);
     CLINK_IGNORE(clink_node_shutdown(node, drain_ms));
+    clink_ops_free(ops); /* after the workers stopped, before the node is freed (clink/ops.h) */
+    ops = NULL;
     /* After the workers stopped (no handler can read it); its connections are closed already. */
     struct fanout_leaves *lv = __atomic_exchange_n(&leaves, NULL, __ATOMIC_ACQ_REL);
     for (size_t i = 0; lv != NULL && i < lv->n; i++) {
@@ -430,7 +592,12 @@ int main(int argc, char **argv)
             (unsigned long long)s.conns_accepted, (unsigned long long)s.conns_refused,
             (unsigned long long)s.requests_handled);
 out:
+    if (ops != NULL) {
+        CLINK_IGNORE(clink_node_shutdown(node, 0));
+        clink_ops_free(ops);
+    }
     clink_node_free(node);
+    clink_tls_ctx_free(https_tls);
     clink_tls_ctx_free(tls);
     clink_accounts_free(acc);
     clink_ticket_keys_free(set.tickets);

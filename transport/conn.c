@@ -25,6 +25,7 @@
 
 #include "clink/accounts.h"
 #include "transport/frame.h"
+#include "transport/http.h"
 #include "transport/ktls.h"
 #include "transport/node_int.h"
 #include "transport/opening.h"
@@ -91,6 +92,7 @@ static struct clink_conn *conn_new(struct clink_worker *w, int fd, int is_server
 static void conn_free(struct clink_conn *c)
 {
     clink__mysql_free(c);
+    free(c->http);
     clink__bytes_free(&c->rx);
     clink__bytes_free(&c->prx);
     clink__bytes_free(&c->ptx);
@@ -538,11 +540,16 @@ struct clink_conn *clink_req_conn(const struct clink_req *req)
     return req->conn;
 }
 
+static int http_answer(struct clink_req *req, uint8_t type, const struct iovec *iov, unsigned iovcnt);
+
 static int answer(struct clink_req *req, uint8_t type, const struct iovec *iov, unsigned iovcnt, const void *extra,
                   size_t extra_len)
 {
     struct clink_conn *c = req->conn;
     int ret = -CLINK_ECLOSED;
+    if (c != NULL && c->https) {
+        return http_answer(req, type, iov, iovcnt);
+    }
     if (c != NULL && c->state <= CS_DRAINING) {
         ret = emit(c, type, 0, req->id, iov, iovcnt, extra, extra_len);
         if (ret == -CLINK_EFRAMETOOBIG) {
@@ -804,7 +811,12 @@ static void close_now(struct clink_conn *c, int err, int keep_output)
     }
     fail_calls(c, err ? (c->err ? c->err : err) : -CLINK_ECLOSED);
     orphan_reqs(c);
-    if (!was_open) {
+    if (c->https) {
+        /* An HTTPS exchange is not a link: neither opened nor refused as one (https_refused counts failures). */
+        if (err != 0) {
+            STAT_ADD(c->w, https_refused, 1);
+        }
+    } else if (!was_open) {
         /* An orderly close (a GOAWAY) before the application heard of the connection is still a refusal. */
         int status = err ? err : -CLINK_ECLOSED;
         if (old >= CS_HANDSHAKE) {
@@ -1304,11 +1316,90 @@ static void on_frame(struct clink_conn *c, const struct clink_frame_hdr *h, cons
     }
 }
 
+/* ---- the HTTPS port: one HTTP/1.1 request per connection ---- */
+
+/* Answer an HTTP request that never reaches the handler (malformed, or no room), then close. */
+static void http_refuse(struct clink_conn *c, int status, const char *why)
+{
+    char b[512];
+    int n = snprintf(b, sizeof(b),
+                     "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: %zu\r\n"
+                     "Connection: close\r\n\r\n%s\n",
+                     status, clink__http_reason(status), strlen(why) + 1, why);
+    CLINK_IGNORE(clink__bytes_append(frame_out(c), b, (size_t)n) < 0);
+    refuse(c, -CLINK_EPROTO, "HTTPS request refused: %d %s", status, why);
+}
+
+static void http_input(struct clink_conn *c, struct clink__bytes *buf)
+{
+    if (c->http_taken) {
+        clink__bytes_consume(buf, clink__bytes_len(buf)); /* one request per connection: the rest is not read */
+        return;
+    }
+    struct clink_http_request hr;
+    int status = 0;
+    const char *why = "";
+    int n = clink__http_parse(clink__bytes_data(buf), clink__bytes_len(buf), &hr, &status, &why);
+    if (n == 0) {
+        return;
+    }
+    if (n < 0) {
+        http_refuse(c, status, why);
+        return;
+    }
+    struct clink_req *r = NULL;
+    if ((c->http = malloc(sizeof(*c->http))) == NULL || (r = req_new(c)) == NULL) {
+        http_refuse(c, 503, "out of memory");
+        return;
+    }
+    *c->http = hr;
+    c->http_taken = 1;
+    hs_release(c); /* the handshake slot: the handler's time is not a handshake's */
+    STAT_ADD(c->w, https_requests, 1);
+    r->id = 1;
+    r->method = CLINK_METHOD_HTTP;
+    r->data = clink__bytes_data(buf);
+    r->len = (size_t)n;
+    c->node->https_fn(r, c->node->https_user);
+    clink__bytes_consume(buf, clink__bytes_len(buf));
+}
+
+/* The handler's answer: the whole HTTP response, sent as is; then close_notify and close. */
+static int http_answer(struct clink_req *req, uint8_t type, const struct iovec *iov, unsigned iovcnt)
+{
+    struct clink_conn *c = req->conn;
+    req_free(req);
+    if (c->state >= CS_CLOSING) {
+        return -CLINK_ECLOSED;
+    }
+    if (type != CLINK_FRAME_RESPONSE) {
+        http_refuse(c, 500, "the handler failed the request");
+        return 0;
+    }
+    for (unsigned i = 0; i < iovcnt; i++) {
+        if (clink__bytes_append(frame_out(c), iov[i].iov_base, iov[i].iov_len) < 0) {
+            fail_conn(c, -CLINK_ENOMEM, "out of memory for an HTTPS response");
+            return -CLINK_ENOMEM;
+        }
+    }
+    close_now(c, 0, 1);
+    return 0;
+}
+
+const struct clink_http_request *clink_req_http(const struct clink_req *req)
+{
+    return req != NULL && req->method == CLINK_METHOD_HTTP && req->conn != NULL ? req->conn->http : NULL;
+}
+
 /* Parse and dispatch every complete frame in buf. */
 static void dispatch(struct clink_conn *c, struct clink__bytes *buf)
 {
     if (c->my != NULL) {
         clink__mysql_input(c, buf); /* MySQL packets, not frames */
+        return;
+    }
+    if (c->https) {
+        http_input(c, buf);
         return;
     }
     uint32_t max = c->node->opts.max_frame;
@@ -1351,6 +1442,10 @@ static void step_handshake(struct clink_conn *c)
     CLINK_CONN_LOG(c, CLINK_LOG_DEBUG, "TLS handshake done: %s %s", SSL_get_version(c->tls.ssl),
                    SSL_CIPHER_get_name(SSL_get_current_cipher(c->tls.ssl)));
     c->state = CS_HELLO;
+    if (c->https) {
+        c->exact = 0; /* HTTP from here (dispatch); never handed to the kernel */
+        return;
+    }
     /*
      * Where kTLS may take over, keep reading exactly what OpenSSL asks (a
      * record header, then its body) until the connection opens: the kernel
@@ -1401,19 +1496,44 @@ static void server_classify(struct clink_conn *c)
 {
     enum clink_opening_kind k = clink__opening_classify(clink__bytes_data(&c->rx), clink__bytes_len(&c->rx));
     CLINK_CONN_LOG(c, CLINK_LOG_DEBUG, "opening: %zu bytes, kind %d", clink__bytes_len(&c->rx), (int)k);
+    if (c->https && k != CLINK_OPENING_MORE) {
+        if (k != CLINK_OPENING_TLS) {
+            /* Plain HTTP (or anything else) on the HTTPS port: said in HTTP, never served. */
+            http_refuse(c, 400, "this port speaks HTTPS only: use https://");
+            return;
+        }
+        pthread_mutex_lock(&c->node->tls_mu);
+        int ret = clink__tls_init(&c->tls, clink_tls_ctx_server(c->node->https_tls), 1, NULL, 0, &c->rx, &c->tx);
+        pthread_mutex_unlock(&c->node->tls_mu);
+        c->tls.https = 1;
+        if (ret < 0) {
+            fail_conn(c, ret, "TLS setup failed");
+            return;
+        }
+        c->has_tls = 1;
+        c->state = CS_HANDSHAKE;
+        step_handshake(c);
+        return;
+    }
     switch (k) {
     case CLINK_OPENING_MORE:
         c->want = CLINK_PLAIN_MAGIC_LEN - clink__bytes_len(&c->rx);
         return;
     case CLINK_OPENING_TLS: {
-        if (c->node->opts.tls == NULL) {
-            fail_conn(c, -CLINK_EPLAINTEXT, "TLS client, but this node has no TLS identity");
+        if (atomic_load(&c->node->secure) == CLINK_SECURE_PLAINTEXT) {
+            fail_conn(c, -CLINK_EPLAINTEXT, "TLS client, but this node accepts plaintext only (PLAINTEXT)");
             return;
         }
         /* Under tls_mu: a reload may swap the context; SSL_new takes its own reference to it. */
         pthread_mutex_lock(&c->node->tls_mu);
-        int ret = clink__tls_init(&c->tls, clink_tls_ctx_server(c->node->tls), 1, NULL, 0, &c->rx, &c->tx);
+        int ret = c->node->tls == NULL
+                      ? -CLINK_EPLAINTEXT
+                      : clink__tls_init(&c->tls, clink_tls_ctx_server(c->node->tls), 1, NULL, 0, &c->rx, &c->tx);
         pthread_mutex_unlock(&c->node->tls_mu);
+        if (ret == -CLINK_EPLAINTEXT) {
+            fail_conn(c, ret, "TLS client, but this node has no TLS identity");
+            return;
+        }
         if (ret < 0) {
             fail_conn(c, ret, "TLS setup failed");
             return;
@@ -1427,7 +1547,7 @@ static void server_classify(struct clink_conn *c)
     case CLINK_OPENING_PLAIN:
         clink__bytes_consume(&c->rx, CLINK_PLAIN_MAGIC_LEN);
         c->mode = CLINK_MODE_PLAIN;
-        if (!c->node->opts.allow_plaintext) {
+        if (!c->node->opts.allow_plaintext || atomic_load(&c->node->secure) == CLINK_SECURE_REQUIRE_TLS) {
             emit_error(c, 0, CLINK_EPLAINTEXT, "plaintext connections are not allowed on this node");
             refuse(c, -CLINK_EPLAINTEXT, "plaintext client refused");
             return;
@@ -2096,7 +2216,7 @@ static void hs_wait_unlink(struct clink_worker *w, struct clink_conn *c)
     c->hs_waiting = 0;
 }
 
-void clink__conn_adopt(struct clink_worker *w, int fd)
+void clink__conn_adopt(struct clink_worker *w, int fd, int https)
 {
     struct clink_conn *c = conn_new(w, fd, 1);
     if (c == NULL) {
@@ -2109,15 +2229,21 @@ void clink__conn_adopt(struct clink_worker *w, int fd)
     c->ktls_mode = c->node->opts.ktls ? c->node->opts.ktls : CLINK_KTLS_AUTO;
     int one = 1;
     CLINK_IGNORE(setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0);
-    /* The server speaks first (docs/protocol.md, "Opening"); native clients have already sent theirs. */
-    uint8_t b[128];
-    if (RAND_bytes(c->scramble, sizeof(c->scramble)) != 1) {
-        /* A predictable challenge would let a recorded scramble answer be replayed: fail closed. */
-        fail_conn(c, -CLINK_EINTERNAL, "no random bytes for the login challenge");
-        return;
+    if (https) {
+        /* A browser speaks first and expects no greeting; its connection is never offloaded to kTLS. */
+        c->https = 1;
+        c->ktls_mode = CLINK_KTLS_DISABLED;
+    } else {
+        uint8_t b[128];
+        if (RAND_bytes(c->scramble, sizeof(c->scramble)) != 1) {
+            /* A predictable challenge would let a recorded scramble answer be replayed: fail closed. */
+            fail_conn(c, -CLINK_EINTERNAL, "no random bytes for the login challenge");
+            return;
+        }
+        /* The server speaks first (docs/protocol.md, "Opening"); native clients have already sent theirs. */
+        size_t n = clink__opening_greeting(b, sizeof(b), (uint32_t)c->id, c->scramble);
+        CLINK_IGNORE(clink__bytes_append(&c->tx, b, n) < 0);
     }
-    size_t n = clink__opening_greeting(b, sizeof(b), (uint32_t)c->id, c->scramble);
-    CLINK_IGNORE(clink__bytes_append(&c->tx, b, n) < 0);
     c->state = CS_OPENING;
     c->exact = 1;
     c->want = CLINK_CLASSIFY_LEN;
@@ -2239,6 +2365,7 @@ void clink__conn_dial(struct clink_worker *w, struct clink__msg_connect *m)
     c->connect_cb = m->cb;
     c->connect_user = m->user;
     snprintf(c->expected_name, sizeof(c->expected_name), "%s", m->name);
+    snprintf(c->label, sizeof(c->label), "%s", m->label);
     c->verify = m->verify;
     c->login = m->login;
     c->no_resume = m->no_resume;
@@ -2261,12 +2388,31 @@ void clink__conn_dial(struct clink_worker *w, struct clink__msg_connect *m)
     c->ops++;
 }
 
+static const char *state_name(int state)
+{
+    switch (state) {
+    case CS_OPEN:
+        return "open";
+    case CS_DRAINING:
+        return "draining";
+    case CS_CLOSING:
+        return "closing";
+    case CS_CLOSED:
+        return "closed";
+    default:
+        return "opening";
+    }
+}
+
 void clink__conn_fill_status(struct clink_conn *c, struct clink_conn_status *st)
 {
     *st = c->cache;
     st->open = atomic_load(&c->open);
     st->is_server = c->is_server;
     st->mode = c->mode;
+    st->id = c->id;
+    snprintf(st->state, sizeof(st->state), "%s", state_name(c->state));
+    snprintf(st->label, sizeof(st->label), "%s", c->label);
     snprintf(st->peer_addr, sizeof(st->peer_addr), "%s", c->peer_str);
     if (c->state != CS_CLOSED) {
         st->bytes_in = c->bytes_in;
@@ -2327,8 +2473,13 @@ int clink__conn_refusal_log_ok(struct clink_conn *c)
 int clink__conn_mysql_tls(struct clink_conn *c)
 {
     pthread_mutex_lock(&c->node->tls_mu);
-    int ret = clink__tls_init(&c->tls, clink_tls_ctx_server(c->node->tls), 1, NULL, 0, &c->rx, &c->tx);
+    int ret = c->node->tls == NULL
+                  ? -CLINK_EPLAINTEXT
+                  : clink__tls_init(&c->tls, clink_tls_ctx_server(c->node->tls), 1, NULL, 0, &c->rx, &c->tx);
     pthread_mutex_unlock(&c->node->tls_mu);
+    if (ret == -CLINK_EPLAINTEXT) {
+        return ret;
+    }
     if (ret == 0) {
         c->has_tls = 1; /* clink__tls_free cleans up from here, whatever happens next */
         ret = clink__tls_mysql(&c->tls);
@@ -2374,6 +2525,23 @@ void clink__conn_mysql_opened(struct clink_conn *c)
     snprintf(st->ktls_reason, sizeof(st->ktls_reason), "%s",
              !c->has_tls ? "plaintext connection" : "kTLS disabled by configuration");
     announce_open(c); /* counted as open; not announced to on_conn (statements, not calls) */
+}
+
+void clink__conn_apply_secure(struct clink_worker *w, enum clink_secure_transport state)
+{
+    for (struct clink_conn *c = w->conns; c != NULL; c = c->next) {
+        if (c->https || c->state >= CS_CLOSING || c->state == CS_CONNECTING) {
+            continue;
+        }
+        int plain = c->mode == CLINK_MODE_PLAIN;
+        int banned = (state == CLINK_SECURE_REQUIRE_TLS && plain) || (state == CLINK_SECURE_PLAINTEXT && !plain);
+        if (!banned || (c->state == CS_OPENING && c->is_server)) {
+            continue; /* still classifying: the opening rule applies the new state */
+        }
+        CLINK_CONN_LOG(c, CLINK_LOG_INFO, "%s: %s link closed gracefully: transport security is now %s", c->peer_str,
+                       plain ? "plaintext" : "TLS", clink_secure_transport_name(state));
+        clink__conn_begin_close(c, 0); /* an open link drains (GOAWAY); one still opening is refused */
+    }
 }
 
 /*

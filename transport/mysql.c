@@ -198,12 +198,17 @@ static void on_response(struct clink_conn *c, const uint8_t *p, size_t n)
             refuse(c, 1043, "08S01", "Bad handshake", -CLINK_EPROTO, "a second SSL request");
             return;
         }
-        if (c->node->opts.tls == NULL) {
+        if (atomic_load(&c->node->secure) == CLINK_SECURE_PLAINTEXT) {
+            refuse(c, 1043, "08S01", "Bad handshake", -CLINK_EPLAINTEXT,
+                   "SSL requested, but this node accepts plaintext only (PLAINTEXT)");
+            return;
+        }
+        int ret = clink__conn_mysql_tls(c); /* the client's ClientHello follows at once */
+        if (ret == -CLINK_EPLAINTEXT) {
             refuse(c, 1043, "08S01", "Bad handshake", -CLINK_EPROTO,
                    "SSL requested, but this node has no TLS identity");
             return;
         }
-        int ret = clink__conn_mysql_tls(c); /* the client's ClientHello follows at once */
         if (ret < 0) {
             clink__conn_refuse(c, ret, "MySQL client: TLS setup failed");
         }
@@ -212,7 +217,7 @@ static void on_response(struct clink_conn *c, const uint8_t *p, size_t n)
     snprintf(c->my->user, sizeof(c->my->user), "%s", r.user);
     snprintf(c->my->db, sizeof(c->my->db), "%s", r.db);
     c->my->gave_password = r.auth_len > 0;
-    if (!c->has_tls && !c->node->opts.allow_plaintext) {
+    if (!c->has_tls && (!c->node->opts.allow_plaintext || atomic_load(&c->node->secure) == CLINK_SECURE_REQUIRE_TLS)) {
         /* require_secure_transport: MySQL's own words, before any password is looked at. */
         refuse(c, 3159, "HY000",
                "Connections using insecure transport are prohibited while --require_secure_transport=ON.",

@@ -58,6 +58,16 @@ int clink_node_new(const struct clink_node_opts *opts, struct clink_node **out)
     if (opts->tls == NULL && !opts->allow_plaintext) {
         return -CLINK_EINVAL; /* no way to speak at all */
     }
+    enum clink_secure_transport secure = opts->secure_transport;
+    if (secure == CLINK_SECURE_DEFAULT) {
+        secure = opts->tls == NULL       ? CLINK_SECURE_PLAINTEXT
+                 : opts->allow_plaintext ? CLINK_SECURE_PREFER_TLS
+                                         : CLINK_SECURE_REQUIRE_TLS;
+    }
+    if (secure > CLINK_SECURE_REQUIRE_TLS || (secure != CLINK_SECURE_PLAINTEXT && opts->tls == NULL) ||
+        (secure != CLINK_SECURE_REQUIRE_TLS && !opts->allow_plaintext)) {
+        return -CLINK_EINVAL;
+    }
     if (opts->max_frame != 0 && (opts->max_frame < CLINK_MAX_FRAME_FLOOR || opts->max_frame > MAX_FRAME_CEILING)) {
         return -CLINK_EINVAL;
     }
@@ -110,6 +120,8 @@ int clink_node_new(const struct clink_node_opts *opts, struct clink_node **out)
     n->log.user = n->opts.log_user;
     n->log.level = n->opts.log_level;
     n->listen_fd = -1;
+    n->https_fd = -1;
+    atomic_init(&n->secure, (int)secure);
     atomic_init(&n->next_conn_id, 1);
     n->ktls_ulp = probe_ktls_ulp();
     n->nworkers = n->opts.workers;
@@ -128,6 +140,7 @@ int clink_node_new(const struct clink_node_opts *opts, struct clink_node **out)
         w->node = n;
         w->idx = i;
         w->listen_fd = -1;
+        w->https_fd = -1;
         w->efd = -1;
         w->budget = (size_t)(n->opts.max_buffered / n->nworkers);
         clink__timer_init(&w->drain_timer, TIMER_DRAIN);
@@ -174,11 +187,9 @@ int clink_node_register(struct clink_node *node, uint16_t method, clink_handler_
     return 0;
 }
 
-int clink_node_listen(struct clink_node *node, const char *addr, uint16_t port)
+/* A listening socket on addr:port; *bound gets the port (for port 0: the one the kernel chose). */
+static int bind_listener(const char *addr, uint16_t port, int *fd_out, uint16_t *bound)
 {
-    if (node == NULL || addr == NULL || atomic_load(&node->started) || node->listen_fd >= 0) {
-        return -CLINK_EINVAL;
-    }
     struct sockaddr_storage ss;
     memset(&ss, 0, sizeof(ss));
     socklen_t sl;
@@ -208,9 +219,55 @@ int clink_node_listen(struct clink_node *node, const char *addr, uint16_t port)
     }
     sl = sizeof(ss);
     if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0) {
-        node->port = ntohs(ss.ss_family == AF_INET ? a4->sin_port : a6->sin6_port);
+        *bound = ntohs(ss.ss_family == AF_INET ? a4->sin_port : a6->sin6_port);
     }
-    node->listen_fd = fd;
+    *fd_out = fd;
+    return 0;
+}
+
+int clink_node_listen(struct clink_node *node, const char *addr, uint16_t port)
+{
+    if (node == NULL || addr == NULL || atomic_load(&node->started) || node->listen_fd >= 0) {
+        return -CLINK_EINVAL;
+    }
+    return bind_listener(addr, port, &node->listen_fd, &node->port);
+}
+
+int clink_node_listen_https(struct clink_node *node, const char *addr, uint16_t port, struct clink_tls_ctx *tls,
+                            clink_handler_fn fn, void *user)
+{
+    if (node == NULL || addr == NULL || tls == NULL || fn == NULL || atomic_load(&node->started) ||
+        node->https_fd >= 0) {
+        return -CLINK_EINVAL;
+    }
+    int ret = bind_listener(addr, port, &node->https_fd, &node->https_port);
+    if (ret < 0) {
+        return ret;
+    }
+    clink_tls_ctx_ref(tls);
+    node->https_tls = tls;
+    node->https_fn = fn;
+    node->https_user = user;
+    return 0;
+}
+
+uint16_t clink_node_https_port(const struct clink_node *node)
+{
+    return node ? node->https_port : 0;
+}
+
+int clink_node_reload_https(struct clink_node *node, struct clink_tls_ctx *tls)
+{
+    if (node == NULL || tls == NULL || node->https_tls == NULL) {
+        return -CLINK_EINVAL;
+    }
+    clink_tls_ctx_ref(tls);
+    pthread_mutex_lock(&node->tls_mu);
+    struct clink_tls_ctx *old = node->https_tls;
+    node->https_tls = tls;
+    pthread_mutex_unlock(&node->tls_mu);
+    clink_tls_ctx_free(old);
+    CLINK_LOG(&node->log, CLINK_LOG_INFO, "transport", 0, "HTTPS certificate reloaded: new connections use it");
     return 0;
 }
 
@@ -237,6 +294,8 @@ int clink_node_start(struct clink_node *node)
     /* Worker 0 accepts and deals connections out to all workers (msg_ring hand-off). */
     node->workers[0].listen_fd = node->listen_fd;
     node->listen_fd = -1;
+    node->workers[0].https_fd = node->https_fd;
+    node->https_fd = -1;
     if (pthread_barrier_init(&node->ready, NULL, node->nworkers + 1) != 0) {
         return -CLINK_ENOMEM;
     }
@@ -328,6 +387,9 @@ void clink_node_free(struct clink_node *node)
         if (w->listen_fd >= 0) {
             close(w->listen_fd);
         }
+        if (w->https_fd >= 0) {
+            close(w->https_fd);
+        }
         free(w->inbox_buf);
         clink__timers_free(&w->timers);
         struct clink_req *lists[2] = {w->free_reqs, w->orphans};
@@ -342,7 +404,11 @@ void clink_node_free(struct clink_node *node)
     if (node->listen_fd >= 0) {
         close(node->listen_fd);
     }
+    if (node->https_fd >= 0) {
+        close(node->https_fd);
+    }
     clink_tls_ctx_free(node->tls);
+    clink_tls_ctx_free(node->https_tls);
     clink_accounts_free(node->accounts);
     pthread_mutex_destroy(&node->tls_mu);
     clink__sessions_free(&node->sessions);
@@ -384,6 +450,8 @@ void clink_node_stats(const struct clink_node *node, struct clink_node_stats *ou
         SUM(buffer_full);
         SUM(mysql_logins);
         SUM(mysql_queries);
+        SUM(https_requests);
+        SUM(https_refused);
         out->buffered += __atomic_load_n(&node->workers[i].buffered, __ATOMIC_RELAXED);
 #undef SUM
     }
@@ -410,8 +478,9 @@ int clink_connect(struct clink_node *node, const struct clink_connect_opts *opts
     if (opts->mode == CLINK_MODE_PLAIN && opts->ssl_mode != CLINK_SSL_DEFAULT && opts->ssl_mode != CLINK_SSL_DISABLED) {
         return -CLINK_EINVAL; /* plaintext and a TLS mode at once */
     }
-    int plain = opts->mode == CLINK_MODE_PLAIN || sm == CLINK_SSL_DISABLED;
-    if (sm == CLINK_SSL_PREFERRED && node->opts.tls == NULL && node->opts.allow_plaintext) {
+    int has_tls = clink__node_has_tls(node);
+    int plain = clink_node_dial_plaintext(node, opts->mode, opts->ssl_mode);
+    if (sm == CLINK_SSL_PREFERRED && !has_tls && node->opts.allow_plaintext) {
         /* Never silent: a preferred-TLS dial that goes out in plaintext is logged and counted. */
         plain = 1;
         STAT_ADD_SHARED(&node->workers[0], plaintext_fallbacks, 1);
@@ -419,10 +488,10 @@ int clink_connect(struct clink_node *node, const struct clink_connect_opts *opts
                   "ssl_mode PREFERRED to %s:%u: this node has no TLS identity, connecting in plaintext", opts->host,
                   opts->port);
     }
-    if (plain && !node->opts.allow_plaintext) {
+    if (plain && (!node->opts.allow_plaintext || atomic_load(&node->secure) == CLINK_SECURE_REQUIRE_TLS)) {
         return -CLINK_EPLAINTEXT;
     }
-    if (!plain && node->opts.tls == NULL) {
+    if (!plain && !has_tls) {
         return -CLINK_EINVAL;
     }
     const char *name = opts->expected_name ? opts->expected_name : opts->host;
@@ -441,6 +510,8 @@ int clink_connect(struct clink_node *node, const struct clink_connect_opts *opts
     m->opts = *opts;
     snprintf(m->host, sizeof(m->host), "%s", opts->host);
     snprintf(m->name, sizeof(m->name), "%s", name);
+    snprintf(m->label, sizeof(m->label), "%s", opts->label ? opts->label : "");
+    m->opts.label = m->label;
     m->opts.host = m->host;
     m->opts.expected_name = m->name;
     m->opts.mode = plain ? CLINK_MODE_PLAIN : CLINK_MODE_TLS;
@@ -466,9 +537,36 @@ int clink_connect(struct clink_node *node, const struct clink_connect_opts *opts
     return ret;
 }
 
+struct clink_tls_ctx *clink_node_tls(struct clink_node *node, int https)
+{
+    if (node == NULL) {
+        return NULL;
+    }
+    pthread_mutex_lock(&node->tls_mu);
+    struct clink_tls_ctx *t = https ? node->https_tls : node->tls;
+    if (t != NULL) {
+        clink_tls_ctx_ref(t);
+    }
+    pthread_mutex_unlock(&node->tls_mu);
+    return t;
+}
+
+int clink__node_has_tls(struct clink_node *n)
+{
+    pthread_mutex_lock(&n->tls_mu);
+    int has = n->tls != NULL;
+    pthread_mutex_unlock(&n->tls_mu);
+    return has;
+}
+
+/*
+ * A node that started in plaintext may gain a TLS identity here (the first
+ * step of moving a cluster to TLS without a restart): nothing uses it until
+ * the node leaves the PLAINTEXT state.
+ */
 int clink_node_reload_tls(struct clink_node *node, struct clink_tls_ctx *ctx)
 {
-    if (node == NULL || ctx == NULL || node->opts.tls == NULL) {
+    if (node == NULL || ctx == NULL) {
         return -CLINK_EINVAL;
     }
     clink_tls_ctx_ref(ctx);
@@ -553,6 +651,126 @@ int clink_conn_is_open(const struct clink_conn *conn)
 uint64_t clink_conn_id(const struct clink_conn *conn)
 {
     return conn ? conn->id : 0;
+}
+
+int clink_conn_plaintext(const struct clink_conn *conn)
+{
+    return conn != NULL && conn->mode == CLINK_MODE_PLAIN;
+}
+
+/* ---- transport security ---- */
+
+int clink_node_dial_plaintext(const struct clink_node *node, enum clink_conn_mode mode, enum clink_ssl_mode ssl_mode)
+{
+    if (mode == CLINK_MODE_PLAIN || ssl_mode == CLINK_SSL_DISABLED) {
+        return 1;
+    }
+    if (mode == CLINK_MODE_TLS || ssl_mode != CLINK_SSL_DEFAULT) {
+        return 0;
+    }
+    int s = atomic_load(&node->secure);
+    return s == CLINK_SECURE_PLAINTEXT || s == CLINK_SECURE_ACCEPT_BOTH;
+}
+
+enum clink_secure_transport clink_node_secure_transport(const struct clink_node *node)
+{
+    return (enum clink_secure_transport)atomic_load(&node->secure);
+}
+
+const char *clink_secure_transport_name(enum clink_secure_transport state)
+{
+    switch (state) {
+    case CLINK_SECURE_PLAINTEXT:
+        return "PLAINTEXT";
+    case CLINK_SECURE_ACCEPT_BOTH:
+        return "ACCEPT_BOTH";
+    case CLINK_SECURE_PREFER_TLS:
+        return "PREFER_TLS";
+    case CLINK_SECURE_REQUIRE_TLS:
+        return "REQUIRE_TLS";
+    case CLINK_SECURE_DEFAULT:
+        break;
+    }
+    return "DEFAULT";
+}
+
+static void apply_secure_on_worker(struct clink_worker *w, void *arg)
+{
+    clink__conn_apply_secure(w, *(enum clink_secure_transport *)arg);
+}
+
+int clink_node_set_secure_transport(struct clink_node *node, enum clink_secure_transport state)
+{
+    if (node == NULL || state == CLINK_SECURE_DEFAULT || state > CLINK_SECURE_REQUIRE_TLS ||
+        (state != CLINK_SECURE_PLAINTEXT && !clink__node_has_tls(node)) ||
+        (state != CLINK_SECURE_REQUIRE_TLS && !node->opts.allow_plaintext)) {
+        return -CLINK_EINVAL;
+    }
+    int old = atomic_exchange(&node->secure, (int)state);
+    if (old != (int)state) {
+        CLINK_LOG(&node->log, CLINK_LOG_WARN, "transport", 0, "transport security: %s -> %s",
+                  clink_secure_transport_name((enum clink_secure_transport)old), clink_secure_transport_name(state));
+    }
+    if (!atomic_load(&node->started)) {
+        return 0;
+    }
+    for (unsigned i = 0; i < node->nworkers; i++) {
+        int ret = clink__worker_run_sync(&node->workers[i], apply_secure_on_worker, &state);
+        if (ret < 0 && ret != -CLINK_ESHUTDOWN) {
+            return ret;
+        }
+    }
+    return 0;
+}
+
+/* ---- every link, for operations ---- */
+
+struct links {
+    struct clink_conn_status *v;
+    size_t n, cap;
+    int err;
+};
+
+static void links_on_worker(struct clink_worker *w, void *arg)
+{
+    struct links *l = arg;
+    for (struct clink_conn *c = w->conns; c != NULL && l->err == 0; c = c->next) {
+        if (c->https || c->state == CS_CLOSED) {
+            continue;
+        }
+        if (l->n == l->cap) {
+            size_t cap = l->cap ? l->cap * 2 : 64;
+            struct clink_conn_status *v = realloc(l->v, cap * sizeof(*v));
+            if (v == NULL) {
+                l->err = -CLINK_ENOMEM;
+                return;
+            }
+            l->v = v;
+            l->cap = cap;
+        }
+        clink__conn_fill_status(c, &l->v[l->n++]);
+    }
+}
+
+int clink_node_links(struct clink_node *node, struct clink_conn_status **out, size_t *n)
+{
+    if (node == NULL || out == NULL || n == NULL || clink__current_worker != NULL) {
+        return -CLINK_EINVAL;
+    }
+    struct links l = {0};
+    for (unsigned i = 0; i < node->nworkers && l.err == 0 && atomic_load(&node->started); i++) {
+        int ret = clink__worker_run_sync(&node->workers[i], links_on_worker, &l);
+        if (ret < 0 && ret != -CLINK_ESHUTDOWN) {
+            l.err = ret;
+        }
+    }
+    if (l.err < 0) {
+        free(l.v);
+        return l.err;
+    }
+    *out = l.v;
+    *n = l.n;
+    return 0;
 }
 
 void clink_conn_close(struct clink_conn *conn)

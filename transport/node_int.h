@@ -44,13 +44,14 @@ enum clink__op {
     OP_CONNECT,
     OP_SHUTDOWN,
     OP_CLOSE,
-    OP_RECVMSG,  /* kTLS: a control record (its type comes in a cmsg) */
-    OP_SENDMSG,  /* kTLS: close_notify as an alert record */
-    OP_ACCEPT,   /* ptr: worker */
-    OP_EVENTFD,  /* ptr: worker */
-    OP_MSG_WAKE, /* arrives on the target ring; ptr: target worker */
-    OP_MSG_SENT, /* the sender's own completion of a msg_ring; ptr: sending worker */
-    OP_CANCEL,   /* ptr: worker */
+    OP_RECVMSG,      /* kTLS: a control record (its type comes in a cmsg) */
+    OP_SENDMSG,      /* kTLS: close_notify as an alert record */
+    OP_ACCEPT,       /* ptr: worker */
+    OP_EVENTFD,      /* ptr: worker */
+    OP_MSG_WAKE,     /* arrives on the target ring; ptr: target worker */
+    OP_MSG_SENT,     /* the sender's own completion of a msg_ring; ptr: sending worker */
+    OP_CANCEL,       /* ptr: worker */
+    OP_ACCEPT_HTTPS, /* ptr: worker */
 };
 #define CLINK_OP_MASK 0x3fULL
 
@@ -94,6 +95,7 @@ struct clink__msg_connect {
     struct clink_connect_opts opts;
     char host[64];
     char name[256];
+    char label[64];
     int verify; /* 0 none, 1 chain, 2 chain and name */
     clink_connect_cb cb;
     void *user;
@@ -107,6 +109,7 @@ struct clink__msg_connect {
 struct clink__msg_adopt {
     struct clink__msg hdr;
     int fd;
+    int https; /* from the HTTPS port */
 };
 
 /* Runs fn on the worker and signals the waiting thread. */
@@ -152,6 +155,7 @@ struct clink__stats {
     _Atomic uint64_t ktls_offloaded, ktls_rx_only, ktls_fallbacks;
     _Atomic uint64_t buffer_full; /* times the worker's buffers reached its share of max_buffered */
     _Atomic uint64_t mysql_logins, mysql_queries;
+    _Atomic uint64_t https_requests, https_refused;
 };
 #define STAT_ADD(w, field, n)                                                                                          \
     atomic_store_explicit(&(w)->stats.field, atomic_load_explicit(&(w)->stats.field, memory_order_relaxed) + (n),      \
@@ -197,11 +201,15 @@ struct clink_conn {
 
     /* I/O: at most one recv and one send in flight; tx fills while txf is on the wire. */
     struct clink__mysql *my; /* a MySQL-protocol client (transport/mysql.c), else NULL */
-    struct clink__bytes rx;  /* received bytes (ciphertext with TLS) */
-    struct clink__bytes prx; /* decrypted plaintext (TLS only) */
-    struct clink__bytes ptx; /* plaintext staged for encryption (TLS only) */
-    struct clink__bytes tx;  /* bytes to send next */
-    struct clink__bytes txf; /* bytes being sent */
+    /* From the HTTPS port: one HTTP request, answered, then closed (no frames, never open, not counted as a link) */
+    int https;
+    int http_taken;                  /* its request went to the handler */
+    struct clink_http_request *http; /* the request, parsed (allocated once it is complete) */
+    struct clink__bytes rx;          /* received bytes (ciphertext with TLS) */
+    struct clink__bytes prx;         /* decrypted plaintext (TLS only) */
+    struct clink__bytes ptx;         /* plaintext staged for encryption (TLS only) */
+    struct clink__bytes tx;          /* bytes to send next */
+    struct clink__bytes txf;         /* bytes being sent */
     int recv_armed, send_armed, shutdown_done;
     int recv_paused; /* backpressure: the peer's answers or requests are piling up */
     int was_open;
@@ -266,6 +274,7 @@ struct clink_conn {
     void *connect_user;
     char expected_name[256];
     int verify; /* client: 0 none, 1 chain, 2 chain and name */
+    char label[64];
 
     struct clink__msg_close close_msg;
 
@@ -326,6 +335,8 @@ struct clink_worker {
     unsigned refusal_logged, refusal_dropped;
     int listen_fd;
     int accept_armed;
+    int https_fd; /* the HTTPS port (clink_node_listen_https), on the same worker */
+    int https_armed;
     unsigned rr;
 
     struct clink_features feat;
@@ -351,6 +362,13 @@ struct clink_node {
     struct clink_worker *workers;
     int listen_fd;
     uint16_t port;
+    /* The HTTPS port: its certificate is swapped under tls_mu like the node's own */
+    int https_fd;
+    uint16_t https_port;
+    struct clink_tls_ctx *https_tls;
+    clink_handler_fn https_fn;
+    void *https_user;
+    atomic_int secure; /* enum clink_secure_transport, never DEFAULT once created */
     atomic_int started, stopping;
     uint64_t start_ns; /* when it started (MySQL's Uptime) */
     _Atomic uint64_t next_conn_id;
@@ -372,7 +390,7 @@ struct io_uring_sqe *clink__sqe(struct clink_worker *w);
 void clink__mark_dirty(struct clink_conn *c);
 
 /* conn.c */
-void clink__conn_adopt(struct clink_worker *w, int fd);
+void clink__conn_adopt(struct clink_worker *w, int fd, int https);
 
 /* ---- the MySQL-protocol front door (transport/mysql.c), on the connection's worker ---- */
 void clink__mysql_start(struct clink_conn *c);                           /* classified as a MySQL client */
@@ -389,6 +407,10 @@ void clink__conn_shown_name(const char *name, char *out, size_t cap); /* a clien
 int clink__conn_refusal_log_ok(struct clink_conn *c);
 int clink__conn_mysql_tls(struct clink_conn *c);     /* the SSL request: server TLS for a MySQL client */
 void clink__conn_mysql_opened(struct clink_conn *c); /* logged in: open, its handshake slot released */
+/* The node moved to another transport-security state: close what it no longer allows (on each worker). */
+void clink__conn_apply_secure(struct clink_worker *w, enum clink_secure_transport state);
+/* The node's TLS identity exists (reload may add one to a node that started without). */
+int clink__node_has_tls(struct clink_node *n);
 /* TIMER_HS_EVICT: close slot holders too slow to finish while others wait for a slot. */
 void clink__conn_hs_evict(struct clink_worker *w);
 /* TIMER_BUDGET: relieve a full send budget once it drained. */

@@ -385,20 +385,6 @@ static int check_resumed_identity(struct clink__tls *t)
 
 /* ---- certificate verification ---- */
 
-static void name_rfc2253(const X509_NAME *name, char *dst, size_t cap)
-{
-    BIO *m = BIO_new(BIO_s_mem());
-    dst[0] = '\0';
-    if (m == NULL) {
-        return;
-    }
-    if (X509_NAME_print_ex(m, name, 0, XN_FLAG_RFC2253) >= 0) {
-        int n = BIO_read(m, dst, (int)cap - 1);
-        dst[n > 0 ? n : 0] = '\0';
-    }
-    BIO_free(m);
-}
-
 /*
  * OpenSSL's verify result says what is wrong but not with which certificate.
  * Record the first failure with its depth and subject; the result passed in
@@ -415,7 +401,7 @@ static int verify_cb(int ok, X509_STORE_CTX *sctx)
     t->verify_depth = X509_STORE_CTX_get_error_depth(sctx);
     X509 *x = X509_STORE_CTX_get_current_cert(sctx);
     if (x != NULL) {
-        name_rfc2253(X509_get_subject_name(x), t->verify_subject, sizeof(t->verify_subject));
+        clink__name_rfc2253(X509_get_subject_name(x), t->verify_subject, sizeof(t->verify_subject));
     }
     if (t->verify_subject[0] == '\0') {
         snprintf(t->verify_subject, sizeof(t->verify_subject), "no subject");
@@ -568,7 +554,7 @@ int clink__tls_handshake(struct clink__tls *t)
         const unsigned char *p = NULL;
         unsigned int n = 0;
         SSL_get0_alpn_selected(t->ssl, &p, &n);
-        if (!t->mysql && (n != strlen(CLINK_ALPN) || memcmp(p, CLINK_ALPN, n) != 0)) {
+        if (!t->mysql && !t->https && (n != strlen(CLINK_ALPN) || memcmp(p, CLINK_ALPN, n) != 0)) {
             snprintf(t->err, sizeof(t->err), "TLS handshake: no ALPN %s agreed", CLINK_ALPN);
             return -CLINK_EALPN;
         }
@@ -640,12 +626,16 @@ void clink__tls_status(const struct clink__tls *t, struct clink_conn_status *st)
     st->resumed = SSL_session_reused(t->ssl);
     st->records_in = t->rec_in;
     st->records_out = t->rec_out;
+    X509 *own = SSL_get_certificate(t->ssl);
+    struct tm tm;
+    if (own != NULL && ASN1_TIME_to_tm(X509_get0_notAfter(own), &tm) == 1) {
+        st->local_not_after = (int64_t)timegm(&tm);
+    }
     X509 *peer = SSL_get0_peer_certificate(t->ssl);
     if (peer != NULL) {
-        name_rfc2253(X509_get_subject_name(peer), st->peer_subject, sizeof(st->peer_subject));
-        name_rfc2253(X509_get_issuer_name(peer), st->peer_issuer, sizeof(st->peer_issuer));
+        clink__name_rfc2253(X509_get_subject_name(peer), st->peer_subject, sizeof(st->peer_subject));
+        clink__name_rfc2253(X509_get_issuer_name(peer), st->peer_issuer, sizeof(st->peer_issuer));
         const ASN1_TIME *na = X509_get0_notAfter(peer);
-        struct tm tm;
         if (ASN1_TIME_to_tm(na, &tm) == 1) {
             st->peer_not_after = (int64_t)timegm(&tm);
         }

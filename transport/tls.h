@@ -57,6 +57,7 @@ struct clink__tls {
     size_t secret_in_len, secret_out_len;
     int key_updated; /* a KeyUpdate went by: the secrets above are stale */
     int mysql;       /* server side of a MySQL-protocol client (clink__tls_mysql) */
+    int https;       /* server side of the HTTPS port: ALPN http/1.1 or none, not clink's */
     struct clink__tls_mark mark;
 };
 

@@ -102,10 +102,18 @@ static void arm_eventfd(struct clink_worker *w)
 
 static void arm_accept(struct clink_worker *w)
 {
-    struct io_uring_sqe *sqe = clink__sqe(w);
-    io_uring_prep_multishot_accept(sqe, w->listen_fd, NULL, NULL, SOCK_CLOEXEC);
-    io_uring_sqe_set_data(sqe, tag(w, OP_ACCEPT));
-    w->accept_armed = 1;
+    if (w->listen_fd >= 0 && !w->accept_armed) {
+        struct io_uring_sqe *sqe = clink__sqe(w);
+        io_uring_prep_multishot_accept(sqe, w->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+        io_uring_sqe_set_data(sqe, tag(w, OP_ACCEPT));
+        w->accept_armed = 1;
+    }
+    if (w->https_fd >= 0 && !w->https_armed) {
+        struct io_uring_sqe *sqe = clink__sqe(w);
+        io_uring_prep_multishot_accept(sqe, w->https_fd, NULL, NULL, SOCK_CLOEXEC);
+        io_uring_sqe_set_data(sqe, tag(w, OP_ACCEPT_HTTPS));
+        w->https_armed = 1;
+    }
 }
 
 /* ---- wake-ups and the inbox ---- */
@@ -203,6 +211,11 @@ static void begin_stop(struct clink_worker *w, uint32_t drain_ms)
         io_uring_prep_cancel64(sqe, (uint64_t)(uintptr_t)tag(w, OP_ACCEPT), 0);
         io_uring_sqe_set_data(sqe, tag(w, OP_CANCEL));
     }
+    if (w->https_armed) {
+        struct io_uring_sqe *sqe = clink__sqe(w);
+        io_uring_prep_cancel64(sqe, (uint64_t)(uintptr_t)tag(w, OP_ACCEPT_HTTPS), 0);
+        io_uring_sqe_set_data(sqe, tag(w, OP_CANCEL));
+    }
     for (struct clink_conn *c = w->conns; c != NULL; c = c->next) {
         clink__conn_begin_close(c, 0);
     }
@@ -250,7 +263,7 @@ static void handle_msg(struct clink_worker *w, struct clink__msg *m, int live)
     case MSG_ADOPT: {
         struct clink__msg_adopt *am = (struct clink__msg_adopt *)m;
         if (live && !w->stopping) {
-            clink__conn_adopt(w, am->fd);
+            clink__conn_adopt(w, am->fd, am->https);
         } else {
             close(am->fd);
         }
@@ -295,10 +308,10 @@ static void drain_inbox(struct clink_worker *w, int live)
 
 /* ---- completions ---- */
 
-static void on_accept(struct clink_worker *w, struct io_uring_cqe *cqe)
+static void on_accept(struct clink_worker *w, struct io_uring_cqe *cqe, int https)
 {
     if (!(cqe->flags & IORING_CQE_F_MORE)) {
-        w->accept_armed = 0;
+        *(https ? &w->https_armed : &w->accept_armed) = 0;
         if (!w->stopping && cqe->res >= 0) {
             arm_accept(w);
         } else if (!w->stopping && cqe->res != -ECANCELED) {
@@ -328,17 +341,20 @@ static void on_accept(struct clink_worker *w, struct io_uring_cqe *cqe)
         close(fd);
         return;
     }
-    STAT_ADD(w, conns_accepted, 1);
+    if (!https) {
+        STAT_ADD(w, conns_accepted, 1);
+    }
     struct clink_node *n = w->node;
     struct clink_worker *target = &n->workers[w->rr++ % n->nworkers];
     if (target == w) {
-        clink__conn_adopt(w, fd);
+        clink__conn_adopt(w, fd, https);
         return;
     }
     struct clink__msg_adopt *m = malloc(sizeof(*m));
     if (m != NULL) {
         m->hdr.kind = MSG_ADOPT;
         m->fd = fd;
+        m->https = https;
         if (clink__worker_post(target, m) == 0) {
             return;
         }
@@ -366,7 +382,8 @@ static void handle_cqe(struct clink_worker *w, struct io_uring_cqe *cqe)
         clink__conn_complete(w, ptr, op, cqe->res);
         break;
     case OP_ACCEPT:
-        on_accept(w, cqe);
+    case OP_ACCEPT_HTTPS:
+        on_accept(w, cqe, op == OP_ACCEPT_HTTPS);
         break;
     case OP_EVENTFD:
         atomic_store(&w->wake_pending, 0);
@@ -401,8 +418,8 @@ static void fire_timers(struct clink_worker *w)
     while ((t = clink__timers_min(&w->timers)) != NULL && t->deadline_ns <= now) {
         clink__timers_del(&w->timers, t);
         if (t->kind == TIMER_ACCEPT) {
-            if (!w->stopping && !w->accept_armed) {
-                arm_accept(w);
+            if (!w->stopping) {
+                arm_accept(w); /* whichever listener is not armed */
             }
         } else if (t->kind == TIMER_HS_EVICT) {
             clink__conn_hs_evict(w);
@@ -448,7 +465,7 @@ void clink__mark_dirty(struct clink_conn *c)
 
 static void loop(struct clink_worker *w)
 {
-    while (!(w->stopping && w->nconns == 0 && !w->accept_armed)) {
+    while (!(w->stopping && w->nconns == 0 && !w->accept_armed && !w->https_armed)) {
         struct __kernel_timespec ts, *tsp = NULL;
         struct clink__timer *t = clink__timers_min(&w->timers);
         if (t != NULL) {
@@ -518,9 +535,7 @@ static void *worker_main(void *arg)
         return NULL;
     }
     arm_eventfd(w);
-    if (w->listen_fd >= 0) {
-        arm_accept(w);
-    }
+    arm_accept(w);
     pthread_barrier_wait(&n->ready);
     if (n->start_err < 0) {
         io_uring_queue_exit(&w->ring);
@@ -550,6 +565,10 @@ static void *worker_main(void *arg)
     if (w->listen_fd >= 0) {
         close(w->listen_fd);
         w->listen_fd = -1;
+    }
+    if (w->https_fd >= 0) {
+        close(w->https_fd);
+        w->https_fd = -1;
     }
     io_uring_queue_exit(&w->ring);
     return NULL;

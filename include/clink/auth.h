@@ -131,6 +131,42 @@ struct clink_ticket_stats {
 };
 CLINK_API void clink_ticket_keys_stats(struct clink_ticket_keys *k, struct clink_ticket_stats *out);
 
+/*
+ * A server-only context for the node's HTTPS port (operations: browsers,
+ * curl, Prometheus; clink_node_listen_https): cert_file (then
+ * intermediates) and key_file, checked to match and to be valid now; TLS 1.2
+ * and 1.3 with AEAD ciphers only, ALPN "http/1.1" (a client offering only h2
+ * gets no ALPN and speaks HTTP/1.1), no client certificate asked. ca_file
+ * (optional, NULL: none) is the bundle the certificate must verify against,
+ * for installers that want that check too (an HTTPS certificate is often
+ * issued by another CA than the cluster's). clink_tls_ctx_client is NULL.
+ * Thread: any. Returns 0, -CLINK_EINVAL, -CLINK_ECONFIG (err names the file
+ * and reason) or -CLINK_ENOMEM.
+ */
+CLINK_API CLINK_MUST_USE int clink_tls_ctx_new_https(const char *cert_file, const char *key_file, const char *ca_file,
+                                                     struct clink_tls_ctx **out, char *err, size_t errlen);
+
+/* One certificate a context holds, for expiry monitoring. */
+enum clink_cert_kind {
+    CLINK_CERT_OWN = 1,      /* the context's own (leaf) certificate */
+    CLINK_CERT_INTERMEDIATE, /* sent with it */
+    CLINK_CERT_CA,           /* a trust anchor from ca_file */
+};
+struct clink_cert_info {
+    enum clink_cert_kind kind;
+    char subject[256]; /* RFC 2253 */
+    char issuer[256];
+    char serial[64];               /* hex */
+    int64_t not_before, not_after; /* unix seconds */
+};
+
+/*
+ * The certificates ctx holds: its own, then the intermediates sent with it,
+ * then every CA it trusts. Fills up to cap of out. Returns how many there
+ * are (may exceed cap). Thread: any.
+ */
+CLINK_API size_t clink_tls_ctx_certs(const struct clink_tls_ctx *ctx, struct clink_cert_info *out, size_t cap);
+
 /* ALPN protocol id clink speaks, "clink/1". */
 #define CLINK_ALPN "clink/1"
 

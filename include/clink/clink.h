@@ -7,6 +7,7 @@
 #include "clink/config.h"
 #include "clink/error.h"
 #include "clink/log.h"
+#include "clink/ops.h"
 #include "clink/pool.h"
 #include "clink/transport.h"
 

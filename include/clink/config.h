@@ -17,6 +17,8 @@
 
 #include "clink/auth.h"
 #include "clink/error.h"
+#include "clink/ops.h"
+#include "clink/transport.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -55,15 +57,26 @@ struct clink_config {
     char ssl_cipher[512];                               /* TLS 1.2 cipher list, "" = default */
     char tls_ciphersuites[512];                         /* TLS 1.3 suites, "" = default */
     enum clink_client_cert ssl_client_cert;
-    int require_secure_transport; /* 1 (default): no plaintext connections at all */
-    char bind_address[64];        /* default 127.0.0.1 */
-    uint16_t port;                /* default 3306 */
+    int require_secure_transport; /* 1 (default): no plaintext connections at all (secure_transport REQUIRE_TLS) */
+    /*
+     * require_secure_transport as a clink_secure_transport value: ON =
+     * REQUIRE_TLS (default), OFF = PREFER_TLS (both accepted, TLS dialled),
+     * or a migration state by name: PLAINTEXT, ACCEPT_BOTH, PREFER_TLS, REQUIRE_TLS.
+     */
+    int secure_transport;
+    char bind_address[64]; /* default 127.0.0.1 */
+    uint16_t port;         /* default 3306 */
     /* clink's own keys */
     unsigned workers;              /* 0: one per CPU */
     uint32_t handshake_timeout_ms; /* 0: the transport default */
     uint32_t max_frame;            /* 0: the transport default */
     int ktls;                      /* ktls = auto | off | required: a clink_ktls_mode value; 0 = auto */
     int mysql;                     /* mysql = ON (default) | OFF: serve MySQL clients (with accounts_file) */
+    /* The HTTPS operations endpoint (clink/ops.h) */
+    int ops;                                  /* ops = ON (default) | OFF */
+    uint16_t ops_port;                        /* default 9001 (CLINK_OPS_DEFAULT_PORT); 0: any free port */
+    char ops_ssl_cert[CLINK_CONFIG_PATH_MAX]; /* its certificate and key, "" = the node's ssl_cert/ssl_key */
+    char ops_ssl_key[CLINK_CONFIG_PATH_MAX];
     /* the cluster: peers in file order */
     struct clink_config_peer peers[CLINK_CONFIG_MAX_PEERS];
     size_t npeers;

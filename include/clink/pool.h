@@ -161,6 +161,23 @@ struct clink_pool_stats {
 };
 CLINK_API void clink_pool_stats(struct clink_pool *pool, struct clink_pool_stats *out);
 
+/* A peer of the cluster and its pool's figures (clink_cluster_peers). */
+struct clink_peer_info {
+    char name[64];
+    enum clink_peer_role role;
+    char host[64];
+    uint16_t port;
+    char expected_name[256];
+    struct clink_pool_stats stats;
+};
+
+/*
+ * The cluster's peers in the order they were added: fills up to cap of
+ * out, returns how many there are (may exceed cap). Thread: any (reads
+ * atomics; does not block on workers).
+ */
+CLINK_API size_t clink_cluster_peers(struct clink_cluster *cl, struct clink_peer_info *out, size_t cap);
+
 /*
  * Every pool's counters as text, one "Pool NAME: ..." block per peer in the
  * `Name: value` style of clink_conn_status_format. Returns the length

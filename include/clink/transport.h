@@ -80,6 +80,21 @@ enum clink_ktls_mode {
     CLINK_KTLS_REQUIRED,    /* a connection that cannot be offloaded fails (-CLINK_EKTLS) */
 };
 
+/*
+ * Transport security, the way a cluster moves from plaintext to TLS (and
+ * back) with no restart and no failed call (docs/config.md,
+ * require_secure_transport): every node to ACCEPT_BOTH, then every node to
+ * PREFER_TLS (pools replace their plaintext links with TLS ones), then, once
+ * no plaintext link is left anywhere, REQUIRE_TLS.
+ */
+enum clink_secure_transport {
+    CLINK_SECURE_DEFAULT = 0, /* REQUIRE_TLS; PREFER_TLS with allow_plaintext; PLAINTEXT with no TLS identity */
+    CLINK_SECURE_PLAINTEXT,   /* plaintext only: dials in plaintext, refuses TLS clients */
+    CLINK_SECURE_ACCEPT_BOTH, /* accepts both; dials in plaintext */
+    CLINK_SECURE_PREFER_TLS,  /* accepts both; dials in TLS (pools replace their plaintext links) */
+    CLINK_SECURE_REQUIRE_TLS, /* TLS only: plaintext clients refused, plaintext links closed gracefully */
+};
+
 /* Zero means default for every field. */
 struct clink_accounts;
 
@@ -128,6 +143,12 @@ struct clink_node_opts {
     int mysql;
     clink_mysql_query_fn mysql_query; /* their statements; NULL: clink_mysql_builtin */
     void *mysql_query_user;
+    /*
+     * The starting state (clink_node_set_secure_transport changes it). A
+     * state other than PLAINTEXT needs tls; PLAINTEXT, ACCEPT_BOTH and
+     * PREFER_TLS need allow_plaintext.
+     */
+    enum clink_secure_transport secure_transport;
 };
 
 extern CLINK_API const struct clink_node_opts clink_node_opts_default;
@@ -198,6 +219,8 @@ struct clink_node_stats {
     uint64_t buffer_full;         /* times a worker's buffers reached its share of max_buffered */
     uint64_t mysql_logins;        /* MySQL-protocol clients logged in (also in logins_ok) */
     uint64_t mysql_queries;       /* their statements (COM_QUERY) */
+    uint64_t https_requests;      /* requests on the HTTPS port handed to its handler */
+    uint64_t https_refused;       /* HTTPS connections that failed (TLS, malformed request, timeout) */
 };
 /* Thread: any (values may be a moment old). */
 CLINK_API void clink_node_stats(const struct clink_node *node, struct clink_node_stats *out);
@@ -211,6 +234,31 @@ CLINK_API void clink_node_stats(const struct clink_node *node, struct clink_node
  * without TLS cannot gain it here).
  */
 CLINK_API CLINK_MUST_USE int clink_node_reload_tls(struct clink_node *node, struct clink_tls_ctx *ctx);
+
+/*
+ * Move the node to another transport-security state, at once and for good
+ * (until the next call): new accepted connections follow it, dials that do
+ * not name a mode (CLINK_MODE_DEFAULT with CLINK_SSL_DEFAULT) go out in
+ * plaintext in PLAINTEXT and ACCEPT_BOTH and in TLS otherwise, and the links
+ * the new state no longer allows (plaintext ones under REQUIRE_TLS, TLS ones
+ * under PLAINTEXT) are closed gracefully (GOAWAY: their calls finish). Pools
+ * replace their links whose mode no longer matches. Thread: any but a
+ * worker (waits for every worker to have applied it). Returns 0 or
+ * -CLINK_EINVAL (a TLS state without a TLS identity, PLAINTEXT/ACCEPT_BOTH/
+ * PREFER_TLS without allow_plaintext, an unknown state).
+ */
+CLINK_API CLINK_MUST_USE int clink_node_set_secure_transport(struct clink_node *node,
+                                                             enum clink_secure_transport state);
+CLINK_API enum clink_secure_transport clink_node_secure_transport(const struct clink_node *node);
+/* The name of a state as the config file spells it: "PLAINTEXT", "ACCEPT_BOTH", "PREFER_TLS", "REQUIRE_TLS". */
+CLINK_API const char *clink_secure_transport_name(enum clink_secure_transport state);
+
+/*
+ * The node's current TLS identity with a reference (drop it with
+ * clink_tls_ctx_free), NULL if it has none; https: the HTTPS port's instead.
+ * For certificate expiry monitoring (clink_tls_ctx_certs). Thread: any.
+ */
+CLINK_API struct clink_tls_ctx *clink_node_tls(struct clink_node *node, int https);
 
 /* Which ring setup each worker got, for tests and bench output. */
 struct clink_features {
@@ -252,7 +300,15 @@ struct clink_connect_opts {
     const char *password;
     int no_resume;             /* 1: neither offer nor keep a session ticket (full handshake; for measurements) */
     enum clink_ktls_mode ktls; /* 0: the node's */
+    const char *label;         /* [in] shown in its status (pools: the peer's name); copied, at most 63 bytes */
 };
+
+/*
+ * Whether a dial with this mode and ssl_mode would go out in plaintext now
+ * (1) or in TLS (0), as clink_connect decides it. Thread: any.
+ */
+CLINK_API int clink_node_dial_plaintext(const struct clink_node *node, enum clink_conn_mode mode,
+                                        enum clink_ssl_mode ssl_mode);
 
 /*
  * Dial a peer. cb runs on the worker that owns the new connection, with
@@ -293,6 +349,9 @@ CLINK_API int clink_conn_is_open(const struct clink_conn *conn);
 /* Connection id (unique within the node), for logs. Thread: any. */
 CLINK_API uint64_t clink_conn_id(const struct clink_conn *conn);
 
+/* 1 if the connection is in plaintext (fixed once dialled or classified). Thread: any. */
+CLINK_API int clink_conn_plaintext(const struct clink_conn *conn);
+
 enum clink_ktls_state {
     CLINK_KTLS_OFF = 0,
     CLINK_KTLS_ON,
@@ -323,7 +382,19 @@ struct clink_conn_status {
     int last_error;                   /* 0 or the error that closed/refused it */
     char last_error_text[256];        /* detail: OpenSSL reason, verification error */
     int mysql;                        /* server: a MySQL-protocol client (clink/mysql.h) */
+    uint64_t id;                      /* clink_conn_id */
+    char state[12];                   /* "opening", "open", "draining", "closing" or "closed" */
+    char label[64];                   /* client: clink_connect_opts.label */
+    int64_t local_not_after;          /* our certificate on this connection, unix seconds; 0 if none */
 };
+
+/*
+ * Every link of the node as a status snapshot: dialled and accepted
+ * connections from their opening to their close (not the HTTPS port's).
+ * [out] *out (caller frees with free()) and *n. Thread: any but a worker
+ * (waits for each worker in turn). Returns 0, -CLINK_EINVAL or -CLINK_ENOMEM.
+ */
+CLINK_API CLINK_MUST_USE int clink_node_links(struct clink_node *node, struct clink_conn_status **out, size_t *n);
 
 /*
  * Snapshot of a connection. Thread: any application thread (it waits for the
@@ -439,6 +510,48 @@ CLINK_API CLINK_MUST_USE int clink_req_respond(struct clink_req *req, const stru
 
 /* Answer with an error; the caller sees -CLINK_EREMOTE and msg. Same contract. */
 CLINK_API CLINK_MUST_USE int clink_req_fail(struct clink_req *req, const char *msg);
+
+/* ---- the HTTPS port (operations; clink/ops.h serves it) ---- */
+
+/* Requests on the HTTPS port reach its handler as this method. */
+#define CLINK_METHOD_HTTP 0xFF01
+
+/* One HTTP/1.1 request, parsed (transport/http.c). Strings are NUL-terminated copies. */
+struct clink_http_request {
+    char method[8];          /* "GET", "HEAD" or "POST" */
+    char path[256];          /* the target up to '?', as sent (not percent-decoded): "/metrics" */
+    char query[512];         /* after '?', "" if none */
+    char host[256];          /* the Host header, "" if none */
+    char authorization[512]; /* the Authorization header as sent, "" if none */
+    char content_type[128];  /* "" if none */
+    const uint8_t *body;     /* Content-Length bytes (NULL when 0); valid during the handler */
+    size_t body_len;
+};
+
+/*
+ * Listen for HTTPS on addr:port (0: ephemeral, see clink_node_https_port),
+ * served by the node's workers like its own port: TLS with tls's server
+ * certificate (a clink_tls_ctx_new_https context; the node takes a
+ * reference), io_uring for every byte, one HTTP/1.1 request per connection,
+ * the whole exchange within handshake_timeout_ms. Each request reaches fn on
+ * a worker as a clink_req of method CLINK_METHOD_HTTP (clink_req_http gives
+ * it parsed); answer it with clink_req_respond, from any thread, whose
+ * payload is the whole HTTP response (status line, headers, body): it is
+ * sent as is and the connection then closes. Malformed requests are answered
+ * with their 4xx/5xx here and never reach fn. Thread: before start.
+ * Returns 0, -CLINK_EINVAL (already listening, no tls or fn) or -errno.
+ */
+CLINK_API CLINK_MUST_USE int clink_node_listen_https(struct clink_node *node, const char *addr, uint16_t port,
+                                                     struct clink_tls_ctx *tls, clink_handler_fn fn, void *user);
+
+/* The bound HTTPS port after clink_node_listen_https, else 0. Thread: any. */
+CLINK_API uint16_t clink_node_https_port(const struct clink_node *node);
+
+/* Replace the HTTPS port's certificate: new connections use tls (the node takes a reference). Thread: any. */
+CLINK_API CLINK_MUST_USE int clink_node_reload_https(struct clink_node *node, struct clink_tls_ctx *tls);
+
+/* The parsed HTTP request of a CLINK_METHOD_HTTP request (valid during the handler), else NULL. */
+CLINK_API const struct clink_http_request *clink_req_http(const struct clink_req *req);
 
 #ifdef __cplusplus
 }

@@ -1,0 +1,84 @@
+/*
+ * clink ops: a node's operations endpoint over HTTPS (docs/ops.md), served
+ * by the node's own workers on a second port (clink_node_listen_https):
+ *
+ *   GET  /                   a page for people: the node, its peers and links,
+ *                            what is encrypted and how, certificates expiring soon
+ *   GET  /metrics            Prometheus text format (clink_* metrics)
+ *   GET  /status             JSON: the node, its certificates, peers and every link
+ *   POST /reload             reload certificates (and what the application's
+ *                            reload callback reloads); answered with its outcome
+ *   POST /secure-transport   body {"state": "PREFER_TLS"}: move the node's
+ *                            transport security (clink_node_set_secure_transport)
+ *
+ * The GETs are open to whoever reaches the port (bind it where operators and
+ * Prometheus are). A POST must log in with HTTP Basic as an account that
+ * holds grant ALL (clink/accounts.h) and carry Content-Type
+ * application/json, which no HTML form can send across sites (CSRF).
+ * Requests are answered on one ops thread, never on a worker: gathering every
+ * worker's links waits for them.
+ */
+#ifndef CLINK_OPS_H
+#define CLINK_OPS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "clink/accounts.h"
+#include "clink/error.h"
+#include "clink/pool.h"
+#include "clink/transport.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define CLINK_OPS_DEFAULT_PORT 9001
+
+struct clink_ops;
+
+/*
+ * The application's reload (POST /reload): rebuild and swap whatever it
+ * reloads on SIGHUP. Writes what happened, in words, to msg. Returns 0 or
+ * negative (msg says why; what was in use stays). Runs on the ops thread.
+ */
+typedef int (*clink_ops_reload_fn)(void *user, char *msg, size_t cap);
+
+/* Zero means default for every field. */
+struct clink_ops_opts {
+    struct clink_node *node;   /* [in] required; before clink_node_start (the port is the node's) */
+    const char *addr;          /* [in] listen address; NULL: "127.0.0.1" */
+    uint16_t port;             /* 0: ephemeral (see clink_node_https_port); the config's default is 9001 */
+    struct clink_tls_ctx *tls; /* [in] HTTPS identity (clink_tls_ctx_new_https); required; the node takes a reference */
+    struct clink_accounts *accounts; /* [in] who may POST (grant ALL); NULL: every POST is refused (403) */
+    clink_ops_reload_fn reload;      /* optional: POST /reload (NULL: 501) */
+    void *reload_user;
+    const char *name;          /* [in] the node's name on the page and in metrics; NULL: "node" */
+    unsigned expiry_warn_days; /* certificates closer to expiry are highlighted; 0: 30 */
+};
+
+/*
+ * Listen and start the ops thread. [out] *out; free with clink_ops_free
+ * after clink_node_shutdown and before clink_node_free (requests still
+ * queued hold the node's request objects). Returns 0, -CLINK_EINVAL,
+ * -CLINK_ENOMEM or -errno (the port is taken).
+ */
+CLINK_API CLINK_MUST_USE int clink_ops_new(const struct clink_ops_opts *opts, struct clink_ops **out);
+
+/* The cluster whose pools to show (set once it exists; NULL: none). Thread: any. */
+CLINK_API void clink_ops_set_cluster(struct clink_ops *ops, struct clink_cluster *cl);
+
+/* Stop the ops thread (requests still queued get 503). Thread: any but a worker. */
+CLINK_API void clink_ops_free(struct clink_ops *ops);
+
+/*
+ * The pages themselves, for tests and tools: [out] *out (caller frees with
+ * free()) and *len. what: "metrics", "status" or "page". Returns 0,
+ * -CLINK_EINVAL or -CLINK_ENOMEM. Thread: any but a worker.
+ */
+CLINK_API CLINK_MUST_USE int clink_ops_render(struct clink_ops *ops, const char *what, char **out, size_t *len);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

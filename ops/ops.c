@@ -1,0 +1,553 @@
+/*
+ * The ops endpoint (clink/ops.h): requests arrive on a worker (the node's
+ * HTTPS port), are copied onto a bounded queue and answered by one ops
+ * thread, which may wait for every worker while it gathers links; a worker
+ * never waits for anything.
+ */
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "clink/clink.h"
+#include "clink/ops.h"
+#include "ops/ops_int.h"
+
+#define MAX_QUEUED 64 /* requests waiting for the ops thread; more get 503 at once */
+#define MAX_CERTS  256
+
+struct job {
+    struct job *next;
+    struct clink_req *req;
+    struct clink_http_request http; /* authorization wiped after use */
+    uint8_t *body;
+    char client[64]; /* the client's address, without the port */
+    char cipher[64];
+};
+
+struct clink_ops {
+    struct clink_node *node;
+    _Atomic(struct clink_cluster *) cluster;
+    struct clink_accounts *accounts;
+    clink_ops_reload_fn reload;
+    void *reload_user;
+    char name[64];
+    unsigned warn_days;
+
+    pthread_t thread;
+    int started;
+    pthread_mutex_t mu; /* the queue and the last reload's outcome */
+    pthread_cond_t cv;
+    struct job *head, *tail;
+    unsigned queued;
+    int stop;
+    int64_t reload_at;
+    int reload_ok;
+    char reload_msg[512];
+};
+
+/* ---- responses ---- */
+
+static const char *reason(int status)
+{
+    switch (status) {
+    case 200:
+        return "OK";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 409:
+        return "Conflict";
+    case 415:
+        return "Unsupported Media Type";
+    case 500:
+        return "Internal Server Error";
+    case 501:
+        return "Not Implemented";
+    case 503:
+        return "Service Unavailable";
+    default:
+        return "Unknown";
+    }
+}
+
+/*
+ * One response, whole: the headers every page gets (no caching, no
+ * sniffing, no framing, no script, HSTS) then the body (not for HEAD).
+ */
+static void respond(struct clink_req *req, int head_only, int status, const char *type, const char *extra_headers,
+                    const char *body, size_t len)
+{
+    char hdr[1024];
+    int n =
+        snprintf(hdr, sizeof(hdr),
+                 "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\nConnection: close\r\n"
+                 "Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\nX-Frame-Options: DENY\r\n"
+                 "Referrer-Policy: no-referrer\r\n"
+                 "Content-Security-Policy: default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'\r\n"
+                 "Strict-Transport-Security: max-age=31536000\r\n%s\r\n",
+                 status, reason(status), type, len, extra_headers ? extra_headers : "");
+    struct iovec iov[2] = {{.iov_base = hdr, .iov_len = (size_t)n},
+                           {.iov_base = (void *)(uintptr_t)body, .iov_len = head_only ? 0 : len}};
+    CLINK_IGNORE(clink_req_respond(req, iov, 2));
+}
+
+static void respond_text(struct clink_req *req, int status, const char *extra_headers, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void respond_text(struct clink_req *req, int status, const char *extra_headers, const char *fmt, ...)
+{
+    char body[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(body, sizeof(body), fmt, ap);
+    va_end(ap);
+    respond(req, 0, status, "text/plain; charset=utf-8", extra_headers, body,
+            n < 0                      ? 0
+            : (size_t)n < sizeof(body) ? (size_t)n
+                                       : sizeof(body) - 1);
+}
+
+/* ---- snapshot ---- */
+
+static void add_ctx_certs(struct clink__ops_snapshot *s, struct clink_tls_ctx *ctx, const char *use)
+{
+    if (ctx == NULL) {
+        return;
+    }
+    struct clink_cert_info ci[32];
+    size_t n = clink_tls_ctx_certs(ctx, ci, 32);
+    for (size_t i = 0; i < n && i < 32 && s->ncerts < MAX_CERTS; i++) {
+        s->certs[s->ncerts].ci = ci[i];
+        s->certs[s->ncerts].use = use;
+        s->ncerts++;
+    }
+    clink_tls_ctx_free(ctx);
+}
+
+static int snapshot(struct clink_ops *ops, struct clink__ops_snapshot *s)
+{
+    memset(s, 0, sizeof(*s));
+    snprintf(s->name, sizeof(s->name), "%s", ops->name);
+    s->now = (int64_t)time(NULL);
+    s->port = clink_node_port(ops->node);
+    s->https_port = clink_node_https_port(ops->node);
+    s->workers = clink_node_workers(ops->node);
+    s->secure = clink_node_secure_transport(ops->node);
+    s->warn_days = ops->warn_days;
+    clink_node_stats(ops->node, &s->stats);
+    int ret = clink_node_links(ops->node, &s->links, &s->nlinks);
+    if (ret < 0) {
+        return ret;
+    }
+    struct clink_cluster *cl = atomic_load(&ops->cluster);
+    if (cl != NULL) {
+        size_t n = clink_cluster_peers(cl, NULL, 0);
+        s->peers = calloc(n ? n : 1, sizeof(*s->peers));
+        if (s->peers == NULL) {
+            return -CLINK_ENOMEM;
+        }
+        s->npeers = clink_cluster_peers(cl, s->peers, n);
+        s->npeers = s->npeers < n ? s->npeers : n;
+    }
+    s->certs = calloc(MAX_CERTS, sizeof(*s->certs));
+    if (s->certs == NULL) {
+        return -CLINK_ENOMEM;
+    }
+    add_ctx_certs(s, clink_node_tls(ops->node, 0), "node");
+    add_ctx_certs(s, clink_node_tls(ops->node, 1), "https");
+    /* Peers' certificates, once each (the same certificate on several links is one row). */
+    for (size_t i = 0; i < s->nlinks && s->ncerts < MAX_CERTS; i++) {
+        const struct clink_conn_status *l = &s->links[i];
+        if (l->peer_subject[0] == '\0') {
+            continue;
+        }
+        int seen = 0;
+        for (size_t k = 0; k < s->ncerts && !seen; k++) {
+            const struct clink__ops_cert *c = &s->certs[k];
+            seen = !strcmp(c->use, "peer") && !strcmp(c->ci.subject, l->peer_subject) &&
+                   c->ci.not_after == l->peer_not_after;
+        }
+        if (seen) {
+            continue;
+        }
+        struct clink__ops_cert *c = &s->certs[s->ncerts++];
+        c->use = "peer";
+        c->ci.kind = CLINK_CERT_OWN;
+        snprintf(c->ci.subject, sizeof(c->ci.subject), "%s", l->peer_subject);
+        snprintf(c->ci.issuer, sizeof(c->ci.issuer), "%s", l->peer_issuer);
+        c->ci.not_after = l->peer_not_after;
+        snprintf(c->peer, sizeof(c->peer), "%s", l->label[0] ? l->label : l->peer_addr);
+    }
+    pthread_mutex_lock(&ops->mu);
+    s->reload_at = ops->reload_at;
+    s->reload_ok = ops->reload_ok;
+    snprintf(s->reload_msg, sizeof(s->reload_msg), "%s", ops->reload_msg);
+    pthread_mutex_unlock(&ops->mu);
+    return 0;
+}
+
+static void snapshot_free(struct clink__ops_snapshot *s)
+{
+    free(s->links);
+    free(s->peers);
+    free(s->certs);
+}
+
+int clink_ops_render(struct clink_ops *ops, const char *what, char **out, size_t *len)
+{
+    if (ops == NULL || what == NULL || out == NULL || len == NULL) {
+        return -CLINK_EINVAL;
+    }
+    int (*fn)(const struct clink__ops_snapshot *, struct clink__sbuf *) = !strcmp(what, "metrics")  ? clink__ops_metrics
+                                                                          : !strcmp(what, "status") ? clink__ops_json
+                                                                          : !strcmp(what, "page")   ? clink__ops_page
+                                                                                                    : NULL;
+    if (fn == NULL) {
+        return -CLINK_EINVAL;
+    }
+    struct clink__ops_snapshot s;
+    struct clink__sbuf b = {0};
+    int ret = snapshot(ops, &s);
+    if (ret == 0) {
+        ret = fn(&s, &b);
+    }
+    snapshot_free(&s);
+    if (ret < 0) {
+        free(b.p);
+        return ret;
+    }
+    *out = b.p;
+    *len = b.n;
+    return 0;
+}
+
+/* ---- who may change things ---- */
+
+/*
+ * HTTP Basic as an account with grant ALL. Returns 0, or the status to
+ * answer (401: no or wrong credentials, 403: not an administrator); the
+ * decoded password is wiped here.
+ */
+static int authorize(struct clink_ops *ops, struct job *j, char *who, size_t whocap)
+{
+    const char *a = j->http.authorization;
+    if (strncasecmp(a, "Basic ", 6) != 0) {
+        return 401;
+    }
+    a += 6;
+    while (*a == ' ') {
+        a++;
+    }
+    size_t n = strlen(a);
+    unsigned char dec[400];
+    if (n == 0 || n % 4 != 0 || n / 4 * 3 >= sizeof(dec)) {
+        return 401;
+    }
+    int m = EVP_DecodeBlock(dec, (const unsigned char *)a, (int)n);
+    if (m < 0) {
+        return 401;
+    }
+    /* EVP_DecodeBlock counts the padding as zero bytes: take them off. */
+    m -= (n >= 1 && a[n - 1] == '=') + (n >= 2 && a[n - 2] == '=');
+    dec[m] = '\0';
+    char *colon = memchr(dec, ':', (size_t)m);
+    int status = 401;
+    if (colon != NULL && ops->accounts != NULL && memchr(dec, '\0', (size_t)m) == NULL) {
+        *colon = '\0';
+        const char *user = (const char *)dec, *pass = colon + 1;
+        struct clink_login login = {.user = user,
+                                    .host = j->client,
+                                    .tls = 1,
+                                    .cipher = j->cipher,
+                                    .method = CLINK_LOGIN_CLEARTEXT,
+                                    .auth = (const uint8_t *)pass,
+                                    .auth_len = strlen(pass)};
+        char matched[200], why[256];
+        if (clink_accounts_check(ops->accounts, &login, matched, sizeof(matched), why, sizeof(why)) == 0) {
+            status = clink_accounts_is_admin(ops->accounts, matched) ? 0 : 403;
+        }
+        snprintf(who, whocap, "'%s'@'%s'", user, j->client);
+    }
+    OPENSSL_cleanse(dec, sizeof(dec));
+    return status;
+}
+
+/* The "state" of a {"state": "..."} body, by hand: the body is small and only this one key is read. */
+static int body_state(const struct job *j, enum clink_secure_transport *out)
+{
+    static const char *names[] = {"PLAINTEXT", "ACCEPT_BOTH", "PREFER_TLS", "REQUIRE_TLS"};
+    char body[256];
+    size_t n = j->http.body_len < sizeof(body) - 1 ? j->http.body_len : sizeof(body) - 1;
+    memcpy(body, j->body ? (const char *)j->body : "", n);
+    body[n] = '\0';
+    const char *k = strstr(body, "\"state\"");
+    if (k == NULL) {
+        return -1;
+    }
+    k = strchr(k + 7, '"');
+    if (k == NULL) {
+        return -1;
+    }
+    k++;
+    for (int i = 0; i < 4; i++) {
+        size_t len = strlen(names[i]);
+        if (strncmp(k, names[i], len) == 0 && k[len] == '"') {
+            *out = (enum clink_secure_transport)(CLINK_SECURE_PLAINTEXT + i);
+            return 0;
+        }
+    }
+    return -1;
+}
+
+static void post(struct clink_ops *ops, struct job *j)
+{
+    struct clink_req *req = j->req;
+    int is_reload = !strcmp(j->http.path, "/reload");
+    if (!is_reload && strcmp(j->http.path, "/secure-transport") != 0) {
+        respond_text(req, 404, NULL, "no such action: POST /reload or /secure-transport\n");
+        return;
+    }
+    if (strncasecmp(j->http.content_type, "application/json", 16) != 0) {
+        respond_text(req, 415, NULL, "POST bodies are application/json (no HTML form can send it across sites)\n");
+        return;
+    }
+    char who[200] = "";
+    int status = authorize(ops, j, who, sizeof(who));
+    if (status == 401) {
+        respond_text(req, 401, "WWW-Authenticate: Basic realm=\"clink ops\", charset=\"UTF-8\"\r\n",
+                     "log in as an account with grant ALL\n");
+        return;
+    }
+    if (status == 403) {
+        respond_text(req, 403, NULL, "%s does not hold grant ALL\n", who);
+        return;
+    }
+    char msg[300];
+    if (is_reload) {
+        if (ops->reload == NULL) {
+            respond_text(req, 501, NULL, "this node has no reload action\n");
+            return;
+        }
+        msg[0] = '\0';
+        int ret = ops->reload(ops->reload_user, msg, sizeof(msg));
+        pthread_mutex_lock(&ops->mu);
+        ops->reload_at = (int64_t)time(NULL);
+        ops->reload_ok = ret == 0;
+        snprintf(ops->reload_msg, sizeof(ops->reload_msg), "%s (by %s)", msg, who);
+        pthread_mutex_unlock(&ops->mu);
+        respond_text(req, ret == 0 ? 200 : 500, NULL, "{\"ok\":%s,\"message\":\"%s\"}\n", ret == 0 ? "true" : "false",
+                     "see /status: node.last_reload");
+        return;
+    }
+    enum clink_secure_transport st;
+    if (body_state(j, &st) < 0) {
+        respond_text(req, 400, NULL,
+                     "expected {\"state\": \"PLAINTEXT\" | \"ACCEPT_BOTH\" | \"PREFER_TLS\" | \"REQUIRE_TLS\"}\n");
+        return;
+    }
+    int ret = clink_node_set_secure_transport(ops->node, st);
+    if (ret < 0) {
+        respond_text(req, 409, NULL, "{\"ok\":false,\"message\":\"%s\"}\n",
+                     ret == -CLINK_EINVAL
+                         ? "this node cannot take that state (no TLS identity, or plaintext not allowed)"
+                         : clink_strerror(ret));
+        return;
+    }
+    respond_text(req, 200, NULL, "{\"ok\":true,\"secure_transport\":\"%s\"}\n", clink_secure_transport_name(st));
+}
+
+static void serve(struct clink_ops *ops, struct job *j)
+{
+    struct clink_req *req = j->req;
+    const char *m = j->http.method, *path = j->http.path;
+    if (!strcmp(m, "POST")) {
+        post(ops, j);
+        return;
+    }
+    const char *what = !strcmp(path, "/")          ? "page"
+                       : !strcmp(path, "/metrics") ? "metrics"
+                       : !strcmp(path, "/status")  ? "status"
+                                                   : NULL;
+    if (what == NULL) {
+        respond_text(req, 404, NULL, "not found: try /, /metrics or /status\n");
+        return;
+    }
+    char *body = NULL;
+    size_t len = 0;
+    int ret = clink_ops_render(ops, what, &body, &len);
+    if (ret < 0) {
+        respond_text(req, 503, NULL, "cannot gather the node's state: %s\n", clink_strerror(ret));
+        return;
+    }
+    const char *type = !strcmp(what, "page")      ? "text/html; charset=utf-8"
+                       : !strcmp(what, "metrics") ? "text/plain; version=0.0.4; charset=utf-8"
+                                                  : "application/json";
+    respond(req, !strcmp(m, "HEAD"), 200, type, NULL, body, len);
+    free(body);
+}
+
+static void job_free(struct job *j)
+{
+    OPENSSL_cleanse(j->http.authorization, sizeof(j->http.authorization));
+    if (j->body != NULL) {
+        OPENSSL_cleanse(j->body, j->http.body_len);
+        free(j->body);
+    }
+    free(j);
+}
+
+static void *ops_thread(void *arg)
+{
+    struct clink_ops *ops = arg;
+    pthread_mutex_lock(&ops->mu);
+    for (;;) {
+        while (ops->head == NULL && !ops->stop) {
+            pthread_cond_wait(&ops->cv, &ops->mu);
+        }
+        struct job *j = ops->head;
+        if (j == NULL) {
+            break;
+        }
+        ops->head = j->next;
+        if (ops->head == NULL) {
+            ops->tail = NULL;
+        }
+        ops->queued--;
+        int stop = ops->stop;
+        pthread_mutex_unlock(&ops->mu);
+        if (stop) {
+            respond_text(j->req, 503, NULL, "the node is stopping\n");
+        } else {
+            serve(ops, j);
+        }
+        job_free(j);
+        pthread_mutex_lock(&ops->mu);
+    }
+    pthread_mutex_unlock(&ops->mu);
+    return NULL;
+}
+
+/* On a worker: copy what the ops thread needs and queue it; never wait. */
+static void on_http(struct clink_req *req, void *user)
+{
+    struct clink_ops *ops = user;
+    const struct clink_http_request *h = clink_req_http(req);
+    struct job *j = h ? calloc(1, sizeof(*j)) : NULL;
+    if (j == NULL) {
+        respond_text(req, 503, NULL, "out of memory\n");
+        return;
+    }
+    j->req = req;
+    j->http = *h;
+    if (h->body_len > 0 && (j->body = malloc(h->body_len)) != NULL) {
+        memcpy(j->body, h->body, h->body_len);
+    }
+    j->http.body = NULL;
+    if (h->body_len > 0 && j->body == NULL) {
+        job_free(j);
+        respond_text(req, 503, NULL, "out of memory\n");
+        return;
+    }
+    struct clink_conn_status st;
+    if (clink_conn_status(clink_req_conn(req), &st) == 0) {
+        /* "1.2.3.4:5678" or "[::1]:5678": the address without its port, as accounts' host patterns want it. */
+        const char *a = st.peer_addr;
+        const char *end = a[0] == '[' ? strchr(a, ']') : strrchr(a, ':');
+        size_t n = end ? (size_t)(end - a) : strlen(a);
+        if (a[0] == '[') {
+            a++;
+            n = n > 0 ? n - 1 : 0;
+        }
+        snprintf(j->client, sizeof(j->client), "%.*s", (int)n, a);
+        snprintf(j->cipher, sizeof(j->cipher), "%s", st.cipher);
+    }
+    pthread_mutex_lock(&ops->mu);
+    int full = ops->queued >= MAX_QUEUED || ops->stop;
+    if (!full) {
+        if (ops->tail) {
+            ops->tail->next = j;
+        } else {
+            ops->head = j;
+        }
+        ops->tail = j;
+        ops->queued++;
+        pthread_cond_signal(&ops->cv);
+    }
+    pthread_mutex_unlock(&ops->mu);
+    if (full) {
+        job_free(j);
+        respond_text(req, 503, "Retry-After: 1\r\n", "busy: too many requests waiting\n");
+    }
+}
+
+int clink_ops_new(const struct clink_ops_opts *o, struct clink_ops **out)
+{
+    if (o == NULL || out == NULL || o->node == NULL || o->tls == NULL) {
+        return -CLINK_EINVAL;
+    }
+    struct clink_ops *ops = calloc(1, sizeof(*ops));
+    if (ops == NULL) {
+        return -CLINK_ENOMEM;
+    }
+    ops->node = o->node;
+    atomic_init(&ops->cluster, NULL);
+    ops->accounts = o->accounts;
+    if (ops->accounts) {
+        clink_accounts_ref(ops->accounts);
+    }
+    ops->reload = o->reload;
+    ops->reload_user = o->reload_user;
+    snprintf(ops->name, sizeof(ops->name), "%s", o->name ? o->name : "node");
+    ops->warn_days = o->expiry_warn_days ? o->expiry_warn_days : 30;
+    pthread_mutex_init(&ops->mu, NULL);
+    pthread_cond_init(&ops->cv, NULL);
+    int ret = clink_node_listen_https(o->node, o->addr ? o->addr : "127.0.0.1", o->port, o->tls, on_http, ops);
+    if (ret == 0) {
+        ret = -pthread_create(&ops->thread, NULL, ops_thread, ops);
+        ops->started = ret == 0;
+    }
+    if (ret < 0) {
+        clink_ops_free(ops);
+        return ret;
+    }
+    *out = ops;
+    return 0;
+}
+
+void clink_ops_set_cluster(struct clink_ops *ops, struct clink_cluster *cl)
+{
+    if (ops != NULL) {
+        atomic_store(&ops->cluster, cl);
+    }
+}
+
+void clink_ops_free(struct clink_ops *ops)
+{
+    if (ops == NULL) {
+        return;
+    }
+    pthread_mutex_lock(&ops->mu);
+    ops->stop = 1;
+    pthread_cond_broadcast(&ops->cv);
+    pthread_mutex_unlock(&ops->mu);
+    if (ops->started) {
+        pthread_join(ops->thread, NULL);
+    }
+    clink_accounts_free(ops->accounts);
+    pthread_mutex_destroy(&ops->mu);
+    pthread_cond_destroy(&ops->cv);
+    free(ops);
+}

@@ -1,0 +1,62 @@
+/*
+ * Internals of the ops endpoint: a snapshot of what a node knows about
+ * itself, taken once per request (ops.c), and the three ways it is written
+ * out (render.c): Prometheus text, JSON, and an HTML page. The renderers
+ * are pure: a snapshot in, text out.
+ */
+#ifndef CLINK_OPS_OPS_INT_H
+#define CLINK_OPS_OPS_INT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "clink/ops.h"
+
+/* A certificate in use and where it is used. */
+struct clink__ops_cert {
+    struct clink_cert_info ci;
+    const char *use; /* "node", "https" or "peer" */
+    char peer[64];   /* peer certificates: the link's peer address */
+};
+
+struct clink__ops_snapshot {
+    char name[64];
+    int64_t now; /* unix seconds */
+    uint16_t port, https_port;
+    unsigned workers;
+    enum clink_secure_transport secure;
+    unsigned warn_days;
+    struct clink_node_stats stats;
+    struct clink_conn_status *links;
+    size_t nlinks;
+    struct clink_peer_info *peers;
+    size_t npeers;
+    struct clink__ops_cert *certs;
+    size_t ncerts;
+    /* the last reload asked for over HTTPS */
+    int64_t reload_at; /* 0: none yet */
+    int reload_ok;
+    char reload_msg[512];
+};
+
+/* A growable text buffer; a failed allocation sticks (err) and later writes are dropped. */
+struct clink__sbuf {
+    char *p;
+    size_t n, cap;
+    int err;
+};
+void clink__sb_printf(struct clink__sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void clink__sb_html(struct clink__sbuf *b, const char *s); /* s escaped for HTML text and attributes */
+
+/* Links counted as "plaintext links left" (open or draining, in plaintext). */
+size_t clink__ops_plaintext_links(const struct clink__ops_snapshot *s);
+/* "plain", "tls" or "ktls" (the kernel has both directions). */
+const char *clink__ops_link_mode(const struct clink_conn_status *st);
+/* The role of a link: the peer's role for our dials labelled with a peer name, "client" or "mysql" for accepted. */
+const char *clink__ops_link_role(const struct clink__ops_snapshot *s, const struct clink_conn_status *st);
+
+int clink__ops_metrics(const struct clink__ops_snapshot *s, struct clink__sbuf *out);
+int clink__ops_json(const struct clink__ops_snapshot *s, struct clink__sbuf *out);
+int clink__ops_page(const struct clink__ops_snapshot *s, struct clink__sbuf *out);
+
+#endif
