@@ -279,7 +279,14 @@ static int authorize(struct clink_ops *ops, struct job *j, char *who, size_t who
         if (clink_accounts_check(ops->accounts, &login, matched, sizeof(matched), why, sizeof(why)) == 0) {
             status = clink_accounts_is_admin(ops->accounts, matched) ? 0 : 403;
         }
-        snprintf(who, whocap, "'%s'@'%s'", user, j->client);
+        /* The name comes from the network and is shown (reload message, refusals): printable and short. */
+        char shown[65];
+        size_t k = 0;
+        for (; k + 1 < sizeof(shown) && user[k] != '\0'; k++) {
+            shown[k] = user[k] >= 0x20 && user[k] < 0x7f && user[k] != '\'' ? user[k] : '?';
+        }
+        shown[k] = '\0';
+        snprintf(who, whocap, "'%s'@'%.63s'", shown, j->client);
     }
     OPENSSL_cleanse(dec, sizeof(dec));
     return status;

@@ -103,7 +103,9 @@ ssl_server_name = localhost
 user = root
 CONF
 rm -f "$out/agg1.port"
-"$bin/clink-node" --config "$out/agg1.cnf" --workers 1 --port-file "$out/agg1.port" 2>"$out/agg1.log" &
+rm -f "$out/agg1.ops"
+"$bin/clink-node" --config "$out/agg1.cnf" --workers 1 --port-file "$out/agg1.port" --ops-port-file "$out/agg1.ops" \
+  2>"$out/agg1.log" &
 agg_pid=$!
 pids+=($agg_pid)
 for _ in $(seq 100); do [ -s "$out/agg1.port" ] && break; sleep 0.05; done
@@ -167,6 +169,16 @@ cat "$out/pools.txt"
 [ "$(grep -c ', up$' "$out/pools.txt" || true)" -ge 2 ] || { echo "main-job: the aggregator's pools did not come up"; cat "$out/agg1.log"; exit 1; }
 "$bin/clink-status" --host 127.0.0.1 --port "${ports[0]}" --ssl-server-name localhost --user root \
   --ssl-cert "$pki/agg1.pem" --ssl-key "$pki/agg1-key.pem" --ssl-ca "$pki/ca.pem" | tee "$out/status.txt"
+
+stage "the aggregator's operations endpoint over HTTPS (docs/ops.md)"
+ops_port=$(cat "$out/agg1.ops")
+echo "page: https://localhost:$ops_port/ (trust $pki/ca.pem); metrics and status below"
+curl -sS --fail --cacert "$pki/ca.pem" "https://localhost:$ops_port/metrics" >"$out/metrics.txt" ||
+  { echo "main-job: GET /metrics failed"; cat "$out/agg1.log"; exit 1; }
+curl -sS --fail --cacert "$pki/ca.pem" "https://localhost:$ops_port/status" >"$out/status.json" ||
+  { echo "main-job: GET /status failed"; exit 1; }
+grep -E '^clink_(secure_transport\{.*\} 1|plaintext_links|pool_up|cert_expiry_seconds\{use="node",kind="own")' "$out/metrics.txt"
+grep -q '^clink_plaintext_links 0$' "$out/metrics.txt" || { echo "main-job: plaintext links on a TLS cluster"; exit 1; }
 
 stage "benchmark"
 "$build/bench/clink-bench" $quick --target "127.0.0.1:${ports[0]}" --target "127.0.0.1:${ports[1]}" \

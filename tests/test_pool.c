@@ -509,3 +509,63 @@ Test(pool, a_single_connection_pool_recycles_too)
     clink_node_free(agg);
     clink_node_free(leaf);
 }
+
+/*
+ * Transport security moved on the aggregator before its leaf: PREFER_TLS
+ * dials TLS, a PLAINTEXT leaf refuses it, and the pool keeps serving on its
+ * plaintext link instead of failing calls; once the leaf accepts TLS too,
+ * the link is replaced by a TLS one.
+ */
+Test(pool, prefer_tls_before_the_peer_accepts_it_fails_no_call)
+{
+    struct clink_node_opts lo = {.workers = 1,
+                                 .tls = tls,
+                                 .allow_plaintext = 1,
+                                 .secure_transport = CLINK_SECURE_PLAINTEXT,
+                                 .handshake_timeout_ms = ts_ms(5000)};
+    struct clink_node *leaf = ts_node_with(&lo, ts_register_echo);
+    struct clink_node_opts ao = {.workers = 1,
+                                 .tls = tls,
+                                 .allow_plaintext = 1,
+                                 .secure_transport = CLINK_SECURE_ACCEPT_BOTH,
+                                 .handshake_timeout_ms = ts_ms(5000)};
+    struct clink_node *agg = ts_node_with(&ao, NULL);
+    struct clink_pool_opts po = {.min_conns = 1, .max_conns = 2, .backoff_min_ms = 20, .backoff_max_ms = 100};
+    struct clink_cluster *cl = cluster(agg, &po);
+    add_leaf(cl, "leaf1", clink_node_port(leaf));
+    struct clink_pool *p = clink_cluster_pool(cl, "leaf1");
+    cr_assert(wait_stats(p, open_at_least, 1, 5000));
+    cr_assert_eq(run_burst(p, 50, ts_ms(5000)), 50);
+    cr_assert_eq(clink_node_set_secure_transport(agg, CLINK_SECURE_PREFER_TLS), 0);
+    /* A second of load while every TLS dial is refused by the leaf. */
+    uint64_t end = ms_now() + 1000;
+    int calls = 0;
+    while (ms_now() < end) {
+        cr_assert_eq(run_burst(p, 20, ts_ms(5000)), 20, "a call failed while the TLS dials were refused");
+        calls += 20;
+    }
+    struct clink_pool_stats s;
+    clink_pool_stats(p, &s);
+    cr_assert_geq(s.handshakes_failed, 1, "no TLS dial was tried");
+    cr_assert(s.up, "the pool went down although its plaintext link serves");
+    /* The leaf accepts TLS now: the plaintext link is replaced. */
+    cr_assert_eq(clink_node_set_secure_transport(leaf, CLINK_SECURE_ACCEPT_BOTH), 0);
+    struct clink_conn_status *links = NULL;
+    size_t n = 0;
+    int all_tls = 0;
+    end = ms_now() + ts_ms(10000);
+    while (!all_tls && ms_now() < end) {
+        cr_assert_eq(run_burst(p, 20, ts_ms(5000)), 20);
+        cr_assert_eq(clink_node_links(agg, &links, &n), 0);
+        all_tls = n > 0;
+        for (size_t i = 0; i < n; i++) {
+            all_tls = all_tls && (links[i].mode == CLINK_MODE_TLS || strcmp(links[i].state, "open") != 0);
+        }
+        free(links);
+    }
+    cr_assert(all_tls, "the pool's links did not all move to TLS");
+    clink_pool_release(p);
+    clink_cluster_free(cl);
+    clink_node_free(agg);
+    clink_node_free(leaf);
+}

@@ -58,6 +58,9 @@ int clink_node_new(const struct clink_node_opts *opts, struct clink_node **out)
     if (opts->tls == NULL && !opts->allow_plaintext) {
         return -CLINK_EINVAL; /* no way to speak at all */
     }
+    if (opts->tls != NULL && clink_tls_ctx_client(opts->tls) == NULL) {
+        return -CLINK_EINVAL; /* an HTTPS-only context (clink_tls_ctx_new_https) */
+    }
     enum clink_secure_transport secure = opts->secure_transport;
     if (secure == CLINK_SECURE_DEFAULT) {
         secure = opts->tls == NULL       ? CLINK_SECURE_PLAINTEXT
@@ -566,8 +569,8 @@ int clink__node_has_tls(struct clink_node *n)
  */
 int clink_node_reload_tls(struct clink_node *node, struct clink_tls_ctx *ctx)
 {
-    if (node == NULL || ctx == NULL) {
-        return -CLINK_EINVAL;
+    if (node == NULL || ctx == NULL || clink_tls_ctx_client(ctx) == NULL) {
+        return -CLINK_EINVAL; /* an HTTPS-only context (clink_tls_ctx_new_https) cannot dial */
     }
     clink_tls_ctx_ref(ctx);
     clink__tls_prepare_ctx(clink_tls_ctx_server(ctx));
