@@ -1,10 +1,12 @@
 /*
  * clink-certs: make a CA, intermediate CAs and node certificates for clink
- * (tests, demos, small deployments). Uses the public API only.
+ * (tests, demos, small deployments), and install a node's HTTPS
+ * certificate (ops-set-cert). Uses the public API only.
  *
  * Exit status: 0 success, 1 failure, 2 usage error.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -12,10 +14,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "clink/auth.h"
+#include "clink/config.h"
 #include "clink/error.h"
 
 #define PROG       "clink-certs"
@@ -25,6 +30,11 @@
 #define MAX_DAYS          36500
 #define CA_DEFAULT_DAYS   3650
 #define NODE_DEFAULT_DAYS 365
+/* ops-set-cert: the names it installs in the base directory, and the largest files it reads. */
+#define OPS_CERT_NAME "ops-cert.pem"
+#define OPS_KEY_NAME  "ops-key.pem"
+#define PEM_MAX       (1 << 20)
+#define CONFIG_MAX    (1 << 20) /* clink_config_load reads no more */
 
 static const char main_usage[] = "usage: " PROG " <command> [options]\n"
                                  "\n"
@@ -34,6 +44,9 @@ static const char main_usage[] = "usage: " PROG " <command> [options]\n"
                                  "  ca     make a CA: DIR/ca.pem, DIR/ca-key.pem (self-signed, or an\n"
                                  "         intermediate signed by another CA with --parent)\n"
                                  "  node   make a node certificate and key: DIR/NAME.pem, DIR/NAME-key.pem\n"
+                                 "  ops-set-cert\n"
+                                 "         install a certificate and key for a node's HTTPS operations\n"
+                                 "         endpoint and point its config at them\n"
                                  "\n"
                                  "Run '" PROG " <command> --help' for the command's options.\n";
 
@@ -75,6 +88,25 @@ static const char node_usage[] =
     "  --force      overwrite existing files\n"
     "  --help       show this help\n";
 
+static const char ops_usage[] =
+    "usage: " PROG " ops-set-cert --config FILE --cert PEM --key PEM [--ca PEM]\n"
+    "\n"
+    "Install a certificate and key for a node's HTTPS operations endpoint (docs/ops.md).\n"
+    "Checks that the key matches the certificate, that the certificate is valid now and,\n"
+    "with --ca, that it chains to that bundle. Then copies both into the config's base\n"
+    "directory (its folder, or its basedir) as " OPS_CERT_NAME " and " OPS_KEY_NAME " (mode 0600), and sets\n"
+    "ops_ssl_cert and ops_ssl_key in the config's [server] section, keeping every other\n"
+    "line as it is. Each file is replaced whole (a temporary file renamed over it); if the\n"
+    "edited config does not load, the previous files are put back. Nothing is changed when\n"
+    "a check fails. Apply it without a restart: SIGHUP to clink-node, or POST /reload.\n"
+    "\n"
+    "  --config FILE  the node's config file (memsql.cnf style, docs/config.md)\n"
+    "  --cert PEM     the certificate, then any intermediates\n"
+    "  --key PEM      its private key\n"
+    "  --ca PEM       also check that the certificate chains to this CA bundle (not copied:\n"
+    "                 browsers and curl bring their own)\n"
+    "  --help         show this help\n";
+
 static void msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 static void msg(const char *fmt, ...)
@@ -88,7 +120,7 @@ static void msg(const char *fmt, ...)
     fputc('\n', stderr);
 }
 
-/* cmd: "" for the top level, else "ca " or "node "; the hint keeps the error itself on screen. */
+/* cmd: "" for the top level, else "ca ", "node " or "ops-set-cert "; the hint keeps the error itself on screen. */
 static int usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 static int usage_error(const char *cmd, const char *fmt, ...)
@@ -430,6 +462,604 @@ out:
     return status;
 }
 
+/* ---- ops-set-cert ---- */
+
+/* Free a buffer that may have held a private key. */
+static void wipe_free(char *p, size_t n)
+{
+    if (p != NULL) {
+        explicit_bzero(p, n);
+        free(p);
+    }
+}
+
+/*
+ * The whole of a regular file of less than max bytes, NUL-terminated.
+ * [out] *out (caller frees with wipe_free(*out, *len + 1)) and *len. nofollow:
+ * a symbolic link is refused (-ELOOP). Returns 0, -errno, -EFBIG, -EINVAL
+ * (not a regular file).
+ */
+static CLINK_MUST_USE int read_all(const char *path, size_t max, int nofollow, char **out, size_t *len)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC | (nofollow ? O_NOFOLLOW : 0));
+    char *buf = NULL;
+    size_t n = 0;
+    struct stat st;
+    int ret = 0;
+
+    if (fd < 0) {
+        return -errno;
+    }
+    if (fstat(fd, &st) != 0) {
+        ret = -errno;
+        goto out;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        ret = -EINVAL;
+        goto out;
+    }
+    if ((buf = malloc(max + 1)) == NULL) {
+        ret = -ENOMEM;
+        goto out;
+    }
+    while (n < max) {
+        ssize_t r = read(fd, buf + n, max - n);
+        if (r < 0 && errno == EINTR) {
+            continue;
+        }
+        if (r < 0) {
+            ret = -errno;
+            goto out;
+        }
+        if (r == 0) {
+            break;
+        }
+        n += (size_t)r;
+    }
+    if (n == max) {
+        ret = -EFBIG;
+        goto out;
+    }
+    buf[n] = '\0';
+    *out = buf;
+    *len = n;
+    buf = NULL;
+out:
+    wipe_free(buf, max + 1);
+    close(fd);
+    return ret;
+}
+
+static const char *read_error(int rc)
+{
+    return rc == -EFBIG ? "too large" : rc == -EINVAL ? "not a regular file" : clink_strerror(rc);
+}
+
+/*
+ * One file replaced whole: the new content goes to a temporary file in the
+ * same directory, then rename(2) puts it in place. rename replaces a symbolic
+ * link at dest itself and never writes through it, and mkstemp's O_EXCL
+ * never opens one planted at the temporary name.
+ */
+struct staged {
+    char dest[PATH_MAX];
+    char tmp[PATH_MAX]; /* "" when there is none */
+    char *old;          /* what dest held, for putting it back; NULL: dest did not exist */
+    size_t old_len;
+    struct stat old_st; /* its mode and owner */
+    int renamed;
+};
+
+/*
+ * Write data to a new temporary file next to dest (its name in tmp), with
+ * mode and, when it differs from ours, owner's user and group (the node
+ * reads these files, often as another user than the one installing them).
+ * Returns 0 or -errno; on failure nothing is left behind.
+ */
+static CLINK_MUST_USE int write_temp(const char *dest, const char *data, size_t len, mode_t mode,
+                                     const struct stat *owner, char *tmp)
+{
+    const char *slash = strrchr(dest, '/');
+    int n = slash != NULL ? snprintf(tmp, PATH_MAX, "%.*s/.%s.XXXXXX", (int)(slash - dest), dest, slash + 1)
+                          : snprintf(tmp, PATH_MAX, ".%s.XXXXXX", dest);
+    struct stat st;
+    size_t off = 0;
+    int ret = 0;
+    int fd;
+
+    if (n < 0 || n >= PATH_MAX) {
+        tmp[0] = '\0';
+        return -ENAMETOOLONG;
+    }
+    /* mkstemp creates the file 0600: a key is never readable by others, not even for a moment. */
+    if ((fd = mkstemp(tmp)) < 0) {
+        ret = -errno;
+        tmp[0] = '\0';
+        return ret;
+    }
+    if (fchmod(fd, mode) != 0 || fstat(fd, &st) != 0) {
+        ret = -errno;
+        goto out;
+    }
+    if ((st.st_uid != owner->st_uid || st.st_gid != owner->st_gid) && fchown(fd, owner->st_uid, owner->st_gid) != 0) {
+        ret = -errno;
+        goto out;
+    }
+    while (off < len) {
+        ssize_t w = write(fd, data + off, len - off);
+        if (w < 0 && errno == EINTR) {
+            continue;
+        }
+        if (w < 0) {
+            ret = -errno;
+            goto out;
+        }
+        off += (size_t)w;
+    }
+    if (fsync(fd) != 0) {
+        ret = -errno;
+    }
+out:
+    if (close(fd) != 0 && ret == 0) {
+        ret = -errno;
+    }
+    if (ret < 0) {
+        unlink(tmp);
+        tmp[0] = '\0';
+    }
+    return ret;
+}
+
+/* Put back what dest held before (or remove it if it was not there). Says so when that fails. */
+static void put_back(struct staged *s)
+{
+    char tmp[PATH_MAX];
+    int rc;
+
+    if (s->tmp[0] != '\0') {
+        unlink(s->tmp);
+        s->tmp[0] = '\0';
+    }
+    if (!s->renamed) {
+        return;
+    }
+    if (s->old == NULL) {
+        if (unlink(s->dest) != 0) {
+            msg("%s: cannot remove it: %s", s->dest, strerror(errno));
+        }
+        return;
+    }
+    if ((rc = write_temp(s->dest, s->old, s->old_len, s->old_st.st_mode & 07777, &s->old_st, tmp)) < 0 ||
+        (rc = rename(tmp, s->dest) != 0 ? -errno : 0) < 0) {
+        msg("%s: cannot put the previous version back: %s", s->dest, clink_strerror(rc));
+        if (tmp[0] != '\0') {
+            unlink(tmp);
+        }
+        return;
+    }
+    msg("%s: previous version put back", s->dest);
+}
+
+/*
+ * dest for a file installed in the base directory, and what it holds now.
+ * A symbolic link or anything but a regular file there is refused: the
+ * operator put it there for a reason this tool cannot know.
+ */
+static CLINK_MUST_USE int prepare(struct staged *s, const char *dir, const char *name)
+{
+    struct stat st;
+    int rc;
+
+    if (join(s->dest, dir, name, "") < 0) {
+        return -1;
+    }
+    if (lstat(s->dest, &st) != 0) {
+        if (errno == ENOENT) {
+            return 0;
+        }
+        msg("%s: %s", s->dest, strerror(errno));
+        return -1;
+    }
+    if (S_ISLNK(st.st_mode)) {
+        msg("%s is a symbolic link: refusing to replace it (remove it first)", s->dest);
+        return -1;
+    }
+    if ((rc = read_all(s->dest, PEM_MAX, 1, &s->old, &s->old_len)) < 0) {
+        msg("%s: cannot read the file there now: %s", s->dest, read_error(rc));
+        return -1;
+    }
+    s->old_st = st;
+    return 0;
+}
+
+/* A file the config already uses for something else (the node's own key, say) is never overwritten. */
+static int clashes(const struct clink_config *cfg, const char *dest)
+{
+    const char *const used[][2] = {
+        {"ssl_cert", cfg->ssl_cert},
+        {"ssl_key", cfg->ssl_key},
+        {"ssl_ca", cfg->ssl_ca},
+        {"ssl_crl", cfg->ssl_crl},
+        {"accounts_file", cfg->accounts_file},
+        {"ssl_session_ticket_key", cfg->ssl_session_ticket_key},
+        {"the config file", cfg->path},
+    };
+
+    for (size_t i = 0; i < sizeof(used) / sizeof(used[0]); i++) {
+        if (used[i][1][0] != '\0' && same_file(dest, used[i][1])) {
+            msg("%s is the config's %s: refusing to overwrite it", dest, used[i][0]);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+enum line_kind { LINE_OTHER, LINE_SECTION, LINE_OPS_CERT, LINE_OPS_KEY };
+
+/*
+ * A line as libinih reads it (ini.c: leading space skipped, ';' and '#'
+ * comments, "[name]", a key up to '=' or ':'); keys as the config loader
+ * matches them (case and '-' or '_' alike). *server: a [server] header.
+ */
+static enum line_kind classify(const char *p, size_t n, int *server)
+{
+    const char *end = p + n;
+    const char *k;
+    char key[32];
+    size_t kn = 0;
+
+    while (p < end && (*p == ' ' || *p == '\t')) {
+        p++;
+    }
+    if (p == end || *p == ';' || *p == '#') {
+        return LINE_OTHER;
+    }
+    if (*p == '[') {
+        const char *close = memchr(p, ']', (size_t)(end - p));
+        *server = close != NULL && close - p - 1 == 6 && strncasecmp(p + 1, "server", 6) == 0;
+        return LINE_SECTION;
+    }
+    for (k = p; k < end && *k != '=' && *k != ':'; k++) {
+    }
+    if (k == end) {
+        return LINE_OTHER;
+    }
+    while (k > p && (k[-1] == ' ' || k[-1] == '\t')) {
+        k--;
+    }
+    if ((size_t)(k - p) >= sizeof(key)) {
+        return LINE_OTHER;
+    }
+    for (; p < k; p++) {
+        key[kn++] = *p == '-' ? '_' : (char)(*p >= 'A' && *p <= 'Z' ? *p + 32 : *p);
+    }
+    key[kn] = '\0';
+    return strcmp(key, "ops_ssl_cert") == 0  ? LINE_OPS_CERT
+           : strcmp(key, "ops_ssl_key") == 0 ? LINE_OPS_KEY
+                                             : LINE_OTHER;
+}
+
+struct text {
+    char *p;
+    size_t n, cap;
+};
+
+static void put(struct text *t, const char *s, size_t n)
+{
+    /* set_ops_keys sized the buffer for every line it adds. */
+    if (t->n + n < t->cap) {
+        memcpy(t->p + t->n, s, n);
+        t->n += n;
+        t->p[t->n] = '\0';
+    }
+}
+
+static void puts_text(struct text *t, const char *s)
+{
+    put(t, s, strlen(s));
+}
+
+/*
+ * The config text with ops_ssl_cert and ops_ssl_key set in [server]: a line
+ * that sets either (in any [server] section) is replaced, keeping its line
+ * ending; a key not there goes right after the first [server] header; no
+ * [server] at all: one is added at the end. Every other byte is kept.
+ * [out] *out (caller frees). Returns 0 or -ENOMEM.
+ */
+static CLINK_MUST_USE int set_ops_keys(const char *in, size_t len, char **out, size_t *out_len)
+{
+    static const char cert_line[] = "ops_ssl_cert = " OPS_CERT_NAME;
+    static const char key_line[] = "ops_ssl_key = " OPS_KEY_NAME;
+    struct text t = {.cap = len + 256};
+    int has_server = 0, has_cert = 0, has_key = 0;
+    int in_server = 0, added = 0;
+
+    if ((t.p = malloc(t.cap)) == NULL) {
+        return -ENOMEM;
+    }
+    t.p[0] = '\0';
+    for (int pass = 0; pass < 2; pass++) {
+        in_server = 0;
+        for (const char *p = in; p < in + len;) {
+            const char *nl = memchr(p, '\n', (size_t)(in + len - p));
+            size_t n = nl != NULL ? (size_t)(nl - p) : (size_t)(in + len - p);
+            size_t body = n > 0 && p[n - 1] == '\r' ? n - 1 : n;
+            const char *eol = p + body; /* "\r\n", "\n" or "" */
+            size_t eol_len = n - body + (nl != NULL);
+            /* libinih skips a UTF-8 byte order mark before the first line. */
+            size_t bom = p == in && body >= 3 && memcmp(p, "\xEF\xBB\xBF", 3) == 0 ? 3 : 0;
+            int server = 0;
+            enum line_kind kind = classify(p + bom, body - bom, &server);
+
+            if (kind == LINE_SECTION) {
+                in_server = server;
+                has_server |= server;
+            }
+            if (pass == 0) {
+                has_cert |= in_server && kind == LINE_OPS_CERT;
+                has_key |= in_server && kind == LINE_OPS_KEY;
+            } else if (in_server && (kind == LINE_OPS_CERT || kind == LINE_OPS_KEY)) {
+                puts_text(&t, kind == LINE_OPS_CERT ? cert_line : key_line);
+                put(&t, eol, eol_len);
+            } else if (kind == LINE_SECTION && server && !added) {
+                const char *e = eol_len > 0 ? eol : "\n";
+                size_t el = eol_len > 0 ? eol_len : 1;
+                put(&t, p, body);
+                put(&t, e, el);
+                if (!has_cert) {
+                    puts_text(&t, cert_line);
+                    put(&t, e, el);
+                }
+                if (!has_key) {
+                    puts_text(&t, key_line);
+                    put(&t, e, el);
+                }
+                added = 1;
+            } else {
+                put(&t, p, n + (nl != NULL));
+            }
+            p += n + (nl != NULL);
+        }
+    }
+    if (!has_server) {
+        if (len > 0 && in[len - 1] != '\n') {
+            puts_text(&t, "\n");
+        }
+        puts_text(&t, len > 0 ? "\n[server]\n" : "[server]\n");
+        puts_text(&t, cert_line);
+        puts_text(&t, "\n");
+        puts_text(&t, key_line);
+        puts_text(&t, "\n");
+    }
+    *out = t.p;
+    *out_len = t.n;
+    return 0;
+}
+
+static void fsync_dir(const char *path)
+{
+    char dir[PATH_MAX];
+    const char *slash = strrchr(path, '/');
+    int fd;
+
+    /* The renames survive a crash once the directory is on disk too; best effort (not every fs can). */
+    snprintf(dir, sizeof(dir), "%.*s", slash != NULL && slash != path ? (int)(slash - path) : 1,
+             slash != NULL ? path : ".");
+    if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) >= 0) {
+        if (fsync(fd) != 0) {
+            msg("%s: fsync: %s", dir, strerror(errno));
+        }
+        close(fd);
+    }
+}
+
+static void format_time(int64_t t, char *out, size_t cap)
+{
+    time_t tt = (time_t)t;
+    struct tm tm;
+
+    if (gmtime_r(&tt, &tm) == NULL || strftime(out, cap, "%Y-%m-%d %H:%M:%S UTC", &tm) == 0) {
+        snprintf(out, cap, "%lld", (long long)t);
+    }
+}
+
+/* The listen address an operator can reach the HTTPS port on, for the hint printed at the end. */
+static const char *ops_host(const struct clink_config *cfg)
+{
+    const char *h = cfg->bind_address;
+
+    return h[0] == '\0' || strcmp(h, "0.0.0.0") == 0 || strcmp(h, "::") == 0 ? "HOST" : h;
+}
+
+static int cmd_ops_set_cert(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"config", required_argument, NULL, 'F'}, {"cert", required_argument, NULL, 'c'},
+        {"key", required_argument, NULL, 'k'},    {"ca", required_argument, NULL, 'a'},
+        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
+    };
+    const char *config = NULL;
+    const char *cert = NULL;
+    const char *key = NULL;
+    const char *ca = NULL;
+    struct clink_config *cfg = NULL;
+    struct clink_tls_ctx *tls = NULL;
+    struct clink_cert_info info;
+    struct staged files[3]; /* certificate, key, config: put in place in this order */
+    struct staged *conf = &files[2];
+    char *real = NULL;
+    char *cert_pem = NULL, *key_pem = NULL, *edited = NULL;
+    size_t cert_len = 0, key_len = 0, edited_len = 0;
+    struct stat conf_st;
+    char err[512];
+    char until[64];
+    char port[16];
+    int status = EXIT_FAILURE;
+    int c;
+    int rc;
+
+    memset(files, 0, sizeof(files));
+    while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'F':
+            config = optarg;
+            break;
+        case 'c':
+            cert = optarg;
+            break;
+        case 'k':
+            key = optarg;
+            break;
+        case 'a':
+            ca = optarg;
+            break;
+        case 'h':
+            fputs(ops_usage, stdout);
+            return EXIT_SUCCESS;
+        default:
+            return option_error("ops-set-cert ", c, argv);
+        }
+    }
+    if (optind < argc) {
+        return usage_error("ops-set-cert ", "unexpected argument '%s'", argv[optind]);
+    }
+    if (config == NULL || cert == NULL || key == NULL) {
+        return usage_error("ops-set-cert ", "ops-set-cert: --config FILE, --cert PEM and --key PEM are required");
+    }
+
+    /* Every check first: a failed one changes nothing. */
+    if (clink_tls_ctx_new_https(cert, key, ca, &tls, err, sizeof(err)) < 0) {
+        msg("%s", err);
+        msg("nothing was changed");
+        goto out;
+    }
+    if (clink_tls_ctx_certs(tls, &info, 1) < 1) {
+        info = (struct clink_cert_info){0};
+    }
+    if ((cfg = calloc(1, sizeof(*cfg))) == NULL) {
+        msg("out of memory");
+        goto out;
+    }
+    if (clink_config_load(config, cfg, err, sizeof(err)) < 0) {
+        msg("%s", err);
+        msg("nothing was changed (the config must load before it is edited)");
+        goto out;
+    }
+    /* The file the loader read: a config reached through a symbolic link is edited where it lives. */
+    if ((real = realpath(config, NULL)) == NULL || strlen(real) >= sizeof(conf->dest)) {
+        msg("%s: %s", config, real == NULL ? strerror(errno) : "path too long");
+        goto out;
+    }
+    snprintf(conf->dest, sizeof(conf->dest), "%s", real);
+    if (stat(conf->dest, &conf_st) != 0) {
+        msg("%s: %s", conf->dest, strerror(errno));
+        goto out;
+    }
+    conf->old_st = conf_st;
+    if ((rc = read_all(conf->dest, CONFIG_MAX, 0, &conf->old, &conf->old_len)) < 0) {
+        msg("%s: cannot read: %s", conf->dest, read_error(rc));
+        goto out;
+    }
+    if ((rc = read_all(cert, PEM_MAX, 0, &cert_pem, &cert_len)) < 0) {
+        msg("%s: cannot read: %s", cert, read_error(rc));
+        goto out;
+    }
+    if ((rc = read_all(key, PEM_MAX, 0, &key_pem, &key_len)) < 0) {
+        msg("%s: cannot read: %s", key, read_error(rc));
+        goto out;
+    }
+    if (prepare(&files[0], cfg->basedir, OPS_CERT_NAME) < 0 || prepare(&files[1], cfg->basedir, OPS_KEY_NAME) < 0 ||
+        clashes(cfg, files[0].dest) || clashes(cfg, files[1].dest)) {
+        msg("nothing was changed");
+        goto out;
+    }
+    if (set_ops_keys(conf->old, conf->old_len, &edited, &edited_len) < 0) {
+        msg("out of memory");
+        goto out;
+    }
+
+    /* Everything written beside its destination before anything is replaced (a full disk fails here). */
+    if ((rc = write_temp(files[0].dest, cert_pem, cert_len, 0644, &conf_st, files[0].tmp)) < 0 ||
+        (rc = write_temp(files[1].dest, key_pem, key_len, 0600, &conf_st, files[1].tmp)) < 0) {
+        msg("cannot write a file in %s: %s", cfg->basedir, clink_strerror(rc));
+        msg("nothing was changed");
+        goto undo;
+    }
+    if ((rc = write_temp(conf->dest, edited, edited_len, conf_st.st_mode & 07777, &conf_st, conf->tmp)) < 0) {
+        msg("cannot write a file next to %s: %s", conf->dest, clink_strerror(rc));
+        msg("nothing was changed");
+        goto undo;
+    }
+    for (int i = 0; i < 3; i++) {
+        if (rename(files[i].tmp, files[i].dest) != 0) {
+            msg("%s: cannot replace it: %s", files[i].dest, strerror(errno));
+            goto undo;
+        }
+        files[i].tmp[0] = '\0';
+        files[i].renamed = 1;
+    }
+    fsync_dir(files[0].dest);
+    fsync_dir(conf->dest);
+
+    /* What the node will read on its next reload: the edited config, and the pair it now names. */
+    if (clink_config_load(conf->dest, cfg, err, sizeof(err)) < 0) {
+        msg("the edited config does not load: %s", err);
+        goto undo;
+    }
+    if (strcmp(cfg->ops_ssl_cert, files[0].dest) != 0 || strcmp(cfg->ops_ssl_key, files[1].dest) != 0) {
+        msg("the edited config names '%s' and '%s', not the installed files", cfg->ops_ssl_cert, cfg->ops_ssl_key);
+        goto undo;
+    }
+    clink_tls_ctx_free(tls);
+    tls = NULL;
+    if (clink_tls_ctx_new_https(cfg->ops_ssl_cert, cfg->ops_ssl_key, ca, &tls, err, sizeof(err)) < 0) {
+        msg("the installed files do not check out (changed while copied?): %s", err);
+        goto undo;
+    }
+
+    format_time(info.not_after, until, sizeof(until));
+    printf("checked %s: key %s matches, valid until %s%s%s\n", cert, key, until, ca != NULL ? ", chains to " : "",
+           ca != NULL ? ca : "");
+    if (info.subject[0] != '\0') {
+        printf("  subject %s, issuer %s\n", info.subject, info.issuer);
+    }
+    printf("wrote %s\nwrote %s (mode 0600)\n", files[0].dest, files[1].dest);
+    printf("set ops_ssl_cert = " OPS_CERT_NAME " and ops_ssl_key = " OPS_KEY_NAME " in [server] of %s\n", conf->dest);
+    if (!cfg->ops) {
+        printf("note: this config says ops = OFF: the node serves no HTTPS endpoint until it says ON\n");
+    }
+    if (cfg->ops_port != 0) {
+        snprintf(port, sizeof(port), "%u", cfg->ops_port);
+    } else {
+        snprintf(port, sizeof(port), "PORT");
+    }
+    printf("\nTo apply it without a restart, reload the node:\n"
+           "  kill -HUP <pid of clink-node>\n"
+           "or, as an account with grant ALL (CA: the one the certificate in use now chains to):\n"
+           "  curl --cacert CA -u ADMIN -H 'Content-Type: application/json' -d '{}' https://%s:%s/reload\n",
+           ops_host(cfg), port);
+    status = EXIT_SUCCESS;
+    goto out;
+undo:
+    for (int i = 2; i >= 0; i--) {
+        put_back(&files[i]);
+    }
+out:
+    for (int i = 0; i < 3; i++) {
+        if (files[i].tmp[0] != '\0') {
+            unlink(files[i].tmp);
+        }
+        wipe_free(files[i].old, files[i].old_len + 1);
+    }
+    wipe_free(edited, edited_len);
+    wipe_free(key_pem, key_len + 1);
+    wipe_free(cert_pem, cert_len + 1);
+    free(real);
+    free(cfg);
+    clink_tls_ctx_free(tls);
+    return status;
+}
+
 int main(int argc, char **argv)
 {
     const char *cmd;
@@ -450,6 +1080,9 @@ int main(int argc, char **argv)
     }
     if (strcmp(cmd, "node") == 0) {
         return cmd_node(argc - 1, argv + 1);
+    }
+    if (strcmp(cmd, "ops-set-cert") == 0) {
+        return cmd_ops_set_cert(argc - 1, argv + 1);
     }
     return usage_error("", "unknown command '%s'", cmd);
 }
