@@ -205,6 +205,7 @@ static int do_reload(struct reloader *r, char *report, size_t cap)
             int e = clink_node_reload_https(r->node, h);
             clink_tls_ctx_free(h);
             say(report, cap, "HTTPS certificate %s. ", e == 0 ? "replaced" : clink_strerror(e));
+            ret = e == 0 ? ret : -1;
         }
     }
     if (set->config != NULL && clink_config_load(set->config, &cfg, err, sizeof(err)) == 0 &&
