@@ -60,6 +60,7 @@ enum key_id {
     K_OPS_PORT,
     K_OPS_SSL_CERT,
     K_OPS_SSL_KEY,
+    K_NAME,
     K_COUNT
 };
 
@@ -87,6 +88,7 @@ static const char *const key_names[K_COUNT] = {
     "ops_port",
     "ops_ssl_cert",
     "ops_ssl_key",
+    "name",
 };
 
 static int fail(struct parse_state *st, const char *key, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -386,6 +388,13 @@ static int on_key(void *user, const char *section, const char *name, const char 
             return fail(st, key, "empty path");
         }
         return copy(st, key, st->raw_ops[id - K_OPS_SSL_CERT], sizeof(st->raw_ops[0]), value);
+    case K_NAME:
+        for (const char *q = value; *q; q++) {
+            if (*q < 0x21 || *q > 0x7e) {
+                return fail(st, key, "'%s': printable characters without spaces only", value);
+            }
+        }
+        return copy(st, key, c->name, sizeof(c->name), value);
     case K_COUNT:
         break;
     }

@@ -67,7 +67,7 @@ start() { # name: clink-node with its config; ports in $t/name.port and $t/name.
 }
 
 conf leaf1; start leaf1; port1=$(cat "$t/leaf1.port")
-conf agg1 "
+conf agg1 "name = agg1
 [leaf leaf1]
 host = 127.0.0.1
 port = $port1
@@ -120,8 +120,8 @@ show() { echo "--- $1.html"; cat "$t/$1.html"; echo "--- $1.err (without dbus no
 # The aggregator's page, trusted through the NSS database.
 browse "$home" "https://localhost:$aops/" agg1
 d=$t/agg1.html
-grep -q '<span id="node-name">aggregator</span>' "$d" && ok "node-name: aggregator (clink-node's name for a node with peers)" ||
-  no "node-name is not 'aggregator'"
+grep -q '<span id="node-name">agg1</span>' "$d" && ok "node-name: agg1 (the config's name)" ||
+  no "node-name is not 'agg1'"
 grep -q '<strong id="secure-transport">REQUIRE_TLS</strong>' "$d" && ok "secure-transport: REQUIRE_TLS" ||
   no "secure-transport is not REQUIRE_TLS"
 grep -q '<strong id="plaintext-links">0</strong>' "$d" && ok "plaintext-links: 0" || no "plaintext-links is not 0"
@@ -163,7 +163,7 @@ browse "$t/bare" "https://localhost:$aops/" bare
   ok "agg1 without the NSS database: refused ($(cert_error bare))" || { no "agg1 without the NSS database"; show bare; }
 # Control: the very same command on agg1 still shows the page (the refusals are not a broken browser).
 browse "$home" "https://localhost:$aops/" control
-grep -q '<span id="node-name">aggregator</span>' "$t/control.html" && ok "control: agg1's page again with the same command" ||
+grep -q '<span id="node-name">agg1</span>' "$t/control.html" && ok "control: agg1's page again with the same command" ||
   { no "control: agg1's page"; show control; }
 
 # The nodes stop cleanly, with no sanitizer report.

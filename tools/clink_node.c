@@ -51,6 +51,8 @@ static void usage(FILE *f)
                "                       with --config: ops_port, default 9001; 0: any free port)\n"
                "  --ops-port-file FILE write the bound ops port there once listening\n"
                "  --no-ops             no operations endpoint\n"
+               "  --name NAME          the node's name on the ops page and in metrics (config: name;\n"
+               "                       default: host name:port)\n"
                "  --drain-ms N         how long shutdown lets calls finish (default 2000)\n"
                "  -v, --verbose        log connections (repeat for debug)\n"
                "  -h, --help           this text\n");
@@ -288,6 +290,7 @@ int main(int argc, char **argv)
         {"ops-port", required_argument, NULL, 'O'},
         {"ops-port-file", required_argument, NULL, 'Q'},
         {"no-ops", no_argument, NULL, 'N'},
+        {"name", required_argument, NULL, 'n'},
         {NULL, 0, NULL, 0},
     };
     const char *listen = NULL, *cert = NULL, *key = NULL, *ca = NULL, *port_file = NULL;
@@ -295,6 +298,7 @@ int main(int argc, char **argv)
     int allow_plain = 0, tls12 = 0, verbose = 0, ch, ktls = 0, no_mysql = 0;
     const char *config = NULL, *accounts_file = NULL, *ops_port_file = NULL;
     int ops_port = -1, no_ops = 0;
+    const char *name = NULL;
     while ((ch = getopt_long(argc, argv, "vh", longopts, NULL)) != -1) {
         switch (ch) {
         case 'l':
@@ -354,6 +358,9 @@ int main(int argc, char **argv)
             break;
         case 'N':
             no_ops = 1;
+            break;
+        case 'n':
+            name = optarg;
             break;
         case 'h':
             usage(stdout);
@@ -479,6 +486,17 @@ int main(int argc, char **argv)
     reloader.node = node;
     reloader.set = &set;
     reloader.acc = acc;
+    char shown_name[64];
+    if (name == NULL && cfg.name[0]) {
+        name = cfg.name;
+    }
+    if (name == NULL) {
+        char hn[48] = "localhost";
+        CLINK_IGNORE(gethostname(hn, sizeof(hn) - 1) < 0);
+        hn[sizeof(hn) - 1] = '\0';
+        snprintf(shown_name, sizeof(shown_name), "%s:%u", hn, clink_node_port(node));
+        name = shown_name;
+    }
     if (ops_port >= 0) {
         struct clink_ops_opts oo = {.node = node,
                                     .addr = host,
@@ -487,7 +505,7 @@ int main(int argc, char **argv)
                                     .accounts = acc,
                                     .reload = ops_reload,
                                     .reload_user = &reloader,
-                                    .name = cfg.npeers > 0 ? "aggregator" : "node"};
+                                    .name = name};
         if ((ret = clink_ops_new(&oo, &ops)) < 0) {
             fprintf(stderr, "clink-node: ops endpoint on %s port %d: %s (set ops_port, or ops = OFF)\n", host, ops_port,
                     clink_strerror(ret));

@@ -72,6 +72,7 @@ struct clink_config {
     uint32_t max_frame;            /* 0: the transport default */
     int ktls;                      /* ktls = auto | off | required: a clink_ktls_mode value; 0 = auto */
     int mysql;                     /* mysql = ON (default) | OFF: serve MySQL clients (with accounts_file) */
+    char name[64]; /* name = agg1: the node's name on the ops page and in metrics; "" = host name:port */
     /* The HTTPS operations endpoint (clink/ops.h) */
     int ops;                                  /* ops = ON (default) | OFF */
     uint16_t ops_port;                        /* default 9001 (CLINK_OPS_DEFAULT_PORT); 0: any free port */
