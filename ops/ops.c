@@ -4,6 +4,7 @@
  * thread, which may wait for every worker while it gathers links; a worker
  * never waits for anything.
  */
+#include <cjson/cJSON.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <pthread.h>
@@ -20,11 +21,13 @@
 #include "ops/ops_int.h"
 
 #define MAX_QUEUED 64 /* requests waiting for the ops thread; more get 503 at once */
+#define MAX_READS  48 /* of which GETs: anonymous readers cannot crowd out an administrator's POST */
 #define MAX_CERTS  256
 
 struct job {
     struct job *next;
     struct clink_req *req;
+    int head_only;                  /* HEAD: headers only, whatever the answer */
     struct clink_http_request http; /* authorization wiped after use */
     uint8_t *body;
     char client[64]; /* the client's address, without the port */
@@ -105,16 +108,18 @@ static void respond(struct clink_req *req, int head_only, int status, const char
     CLINK_IGNORE(clink_req_respond(req, iov, 2));
 }
 
-static void respond_text(struct clink_req *req, int status, const char *extra_headers, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static void respond_text(struct clink_req *req, int status, const char *extra_headers, const char *fmt, ...)
+/* A HEAD request gets the headers of the answer a GET would get, never a body (RFC 9110 9.3.2). */
+static void respond_text(struct clink_req *req, int head_only, int status, const char *extra_headers, const char *fmt,
+                         ...) __attribute__((format(printf, 5, 6)));
+static void respond_text(struct clink_req *req, int head_only, int status, const char *extra_headers, const char *fmt,
+                         ...)
 {
     char body[1024];
     va_list ap;
     va_start(ap, fmt);
     int n = vsnprintf(body, sizeof(body), fmt, ap);
     va_end(ap);
-    respond(req, 0, status, "text/plain; charset=utf-8", extra_headers, body,
+    respond(req, head_only, status, "text/plain; charset=utf-8", extra_headers, body,
             n < 0                      ? 0
             : (size_t)n < sizeof(body) ? (size_t)n
                                        : sizeof(body) - 1);
@@ -178,7 +183,7 @@ static int snapshot(struct clink_ops *ops, struct clink__ops_snapshot *s)
         for (size_t k = 0; k < s->ncerts && !seen; k++) {
             const struct clink__ops_cert *c = &s->certs[k];
             seen = !strcmp(c->use, "peer") && !strcmp(c->ci.subject, l->peer_subject) &&
-                   c->ci.not_after == l->peer_not_after;
+                   !strcmp(c->ci.serial, l->peer_serial);
         }
         if (seen) {
             continue;
@@ -188,6 +193,7 @@ static int snapshot(struct clink_ops *ops, struct clink__ops_snapshot *s)
         c->ci.kind = CLINK_CERT_OWN;
         snprintf(c->ci.subject, sizeof(c->ci.subject), "%s", l->peer_subject);
         snprintf(c->ci.issuer, sizeof(c->ci.issuer), "%s", l->peer_issuer);
+        snprintf(c->ci.serial, sizeof(c->ci.serial), "%s", l->peer_serial);
         c->ci.not_after = l->peer_not_after;
         snprintf(c->peer, sizeof(c->peer), "%s", l->label[0] ? l->label : l->peer_addr);
     }
@@ -292,31 +298,21 @@ static int authorize(struct clink_ops *ops, struct job *j, char *who, size_t who
     return status;
 }
 
-/* The "state" of a {"state": "..."} body, by hand: the body is small and only this one key is read. */
+/* The "state" of a {"state": "..."} body: a JSON object whose "state" member is one of the four names. */
 static int body_state(const struct job *j, enum clink_secure_transport *out)
 {
     static const char *names[] = {"PLAINTEXT", "ACCEPT_BOTH", "PREFER_TLS", "REQUIRE_TLS"};
-    char body[256];
-    size_t n = j->http.body_len < sizeof(body) - 1 ? j->http.body_len : sizeof(body) - 1;
-    memcpy(body, j->body ? (const char *)j->body : "", n);
-    body[n] = '\0';
-    const char *k = strstr(body, "\"state\"");
-    if (k == NULL) {
-        return -1;
-    }
-    k = strchr(k + 7, '"');
-    if (k == NULL) {
-        return -1;
-    }
-    k++;
-    for (int i = 0; i < 4; i++) {
-        size_t len = strlen(names[i]);
-        if (strncmp(k, names[i], len) == 0 && k[len] == '"') {
+    cJSON *root = j->body ? cJSON_ParseWithLength((const char *)j->body, j->http.body_len) : NULL;
+    const char *v = cJSON_IsObject(root) ? cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(root, "state")) : NULL;
+    int ret = -1;
+    for (int i = 0; v != NULL && i < 4; i++) {
+        if (strcmp(v, names[i]) == 0) {
             *out = (enum clink_secure_transport)(CLINK_SECURE_PLAINTEXT + i);
-            return 0;
+            ret = 0;
         }
     }
-    return -1;
+    cJSON_Delete(root);
+    return ret;
 }
 
 static void post(struct clink_ops *ops, struct job *j)
@@ -324,28 +320,28 @@ static void post(struct clink_ops *ops, struct job *j)
     struct clink_req *req = j->req;
     int is_reload = !strcmp(j->http.path, "/reload");
     if (!is_reload && strcmp(j->http.path, "/secure-transport") != 0) {
-        respond_text(req, 404, NULL, "no such action: POST /reload or /secure-transport\n");
+        respond_text(req, 0, 404, NULL, "no such action: POST /reload or /secure-transport\n");
         return;
     }
     if (strncasecmp(j->http.content_type, "application/json", 16) != 0) {
-        respond_text(req, 415, NULL, "POST bodies are application/json (no HTML form can send it across sites)\n");
+        respond_text(req, 0, 415, NULL, "POST bodies are application/json (no HTML form can send it across sites)\n");
         return;
     }
     char who[200] = "";
     int status = authorize(ops, j, who, sizeof(who));
     if (status == 401) {
-        respond_text(req, 401, "WWW-Authenticate: Basic realm=\"clink ops\", charset=\"UTF-8\"\r\n",
+        respond_text(req, 0, 401, "WWW-Authenticate: Basic realm=\"clink ops\", charset=\"UTF-8\"\r\n",
                      "log in as an account with grant ALL\n");
         return;
     }
     if (status == 403) {
-        respond_text(req, 403, NULL, "%s does not hold grant ALL\n", who);
+        respond_text(req, 0, 403, NULL, "%s does not hold grant ALL\n", who);
         return;
     }
     char msg[300];
     if (is_reload) {
         if (ops->reload == NULL) {
-            respond_text(req, 501, NULL, "this node has no reload action\n");
+            respond_text(req, 0, 501, NULL, "this node has no reload action\n");
             return;
         }
         msg[0] = '\0';
@@ -355,25 +351,25 @@ static void post(struct clink_ops *ops, struct job *j)
         ops->reload_ok = ret == 0;
         snprintf(ops->reload_msg, sizeof(ops->reload_msg), "%s (by %s)", msg, who);
         pthread_mutex_unlock(&ops->mu);
-        respond_text(req, ret == 0 ? 200 : 500, NULL, "{\"ok\":%s,\"message\":\"%s\"}\n", ret == 0 ? "true" : "false",
-                     "see /status: node.last_reload");
+        respond_text(req, 0, ret == 0 ? 200 : 500, NULL, "{\"ok\":%s,\"message\":\"%s\"}\n",
+                     ret == 0 ? "true" : "false", "see /status: node.last_reload");
         return;
     }
     enum clink_secure_transport st;
     if (body_state(j, &st) < 0) {
-        respond_text(req, 400, NULL,
+        respond_text(req, 0, 400, NULL,
                      "expected {\"state\": \"PLAINTEXT\" | \"ACCEPT_BOTH\" | \"PREFER_TLS\" | \"REQUIRE_TLS\"}\n");
         return;
     }
     int ret = clink_node_set_secure_transport(ops->node, st);
     if (ret < 0) {
-        respond_text(req, 409, NULL, "{\"ok\":false,\"message\":\"%s\"}\n",
+        respond_text(req, 0, 409, NULL, "{\"ok\":false,\"message\":\"%s\"}\n",
                      ret == -CLINK_EINVAL
                          ? "this node cannot take that state (no TLS identity, or plaintext not allowed)"
                          : clink_strerror(ret));
         return;
     }
-    respond_text(req, 200, NULL, "{\"ok\":true,\"secure_transport\":\"%s\"}\n", clink_secure_transport_name(st));
+    respond_text(req, 0, 200, NULL, "{\"ok\":true,\"secure_transport\":\"%s\"}\n", clink_secure_transport_name(st));
 }
 
 static void serve(struct clink_ops *ops, struct job *j)
@@ -389,14 +385,14 @@ static void serve(struct clink_ops *ops, struct job *j)
                        : !strcmp(path, "/status")  ? "status"
                                                    : NULL;
     if (what == NULL) {
-        respond_text(req, 404, NULL, "not found: try /, /metrics or /status\n");
+        respond_text(req, j->head_only, 404, NULL, "not found: try /, /metrics or /status\n");
         return;
     }
     char *body = NULL;
     size_t len = 0;
     int ret = clink_ops_render(ops, what, &body, &len);
     if (ret < 0) {
-        respond_text(req, 503, NULL, "cannot gather the node's state: %s\n", clink_strerror(ret));
+        respond_text(req, j->head_only, 503, NULL, "cannot gather the node's state: %s\n", clink_strerror(ret));
         return;
     }
     const char *type = !strcmp(what, "page")      ? "text/html; charset=utf-8"
@@ -436,7 +432,7 @@ static void *ops_thread(void *arg)
         int stop = ops->stop;
         pthread_mutex_unlock(&ops->mu);
         if (stop) {
-            respond_text(j->req, 503, NULL, "the node is stopping\n");
+            respond_text(j->req, j->head_only, 503, NULL, "the node is stopping\n");
         } else {
             serve(ops, j);
         }
@@ -454,10 +450,11 @@ static void on_http(struct clink_req *req, void *user)
     const struct clink_http_request *h = clink_req_http(req);
     struct job *j = h ? calloc(1, sizeof(*j)) : NULL;
     if (j == NULL) {
-        respond_text(req, 503, NULL, "out of memory\n");
+        respond_text(req, 0, 503, NULL, "out of memory\n");
         return;
     }
     j->req = req;
+    j->head_only = !strcmp(h->method, "HEAD");
     j->http = *h;
     if (h->body_len > 0 && (j->body = malloc(h->body_len)) != NULL) {
         memcpy(j->body, h->body, h->body_len);
@@ -465,7 +462,7 @@ static void on_http(struct clink_req *req, void *user)
     j->http.body = NULL;
     if (h->body_len > 0 && j->body == NULL) {
         job_free(j);
-        respond_text(req, 503, NULL, "out of memory\n");
+        respond_text(req, 0, 503, NULL, "out of memory\n");
         return;
     }
     struct clink_conn_status st;
@@ -478,11 +475,15 @@ static void on_http(struct clink_req *req, void *user)
             a++;
             n = n > 0 ? n - 1 : 0;
         }
+        if (n > 7 && strncasecmp(a, "::ffff:", 7) == 0 && memchr(a + 7, '.', n - 7) != NULL) {
+            a += 7; /* an IPv4 client of a dual-stack port: accounts name it 127.0.0.1, not ::ffff:127.0.0.1 */
+            n -= 7;
+        }
         snprintf(j->client, sizeof(j->client), "%.*s", (int)n, a);
         snprintf(j->cipher, sizeof(j->cipher), "%s", st.cipher);
     }
     pthread_mutex_lock(&ops->mu);
-    int full = ops->queued >= MAX_QUEUED || ops->stop;
+    int full = ops->queued >= (strcmp(h->method, "POST") == 0 ? MAX_QUEUED : MAX_READS) || ops->stop;
     if (!full) {
         if (ops->tail) {
             ops->tail->next = j;
@@ -495,8 +496,9 @@ static void on_http(struct clink_req *req, void *user)
     }
     pthread_mutex_unlock(&ops->mu);
     if (full) {
+        int head_only = j->head_only;
         job_free(j);
-        respond_text(req, 503, "Retry-After: 1\r\n", "busy: too many requests waiting\n");
+        respond_text(req, head_only, 503, "Retry-After: 1\r\n", "busy: too many requests waiting\n");
     }
 }
 
@@ -521,10 +523,11 @@ int clink_ops_new(const struct clink_ops_opts *o, struct clink_ops **out)
     ops->warn_days = o->expiry_warn_days ? o->expiry_warn_days : 30;
     pthread_mutex_init(&ops->mu, NULL);
     pthread_cond_init(&ops->cv, NULL);
-    int ret = clink_node_listen_https(o->node, o->addr ? o->addr : "127.0.0.1", o->port, o->tls, on_http, ops);
+    /* The thread first: once the port is the node's, ops must live as long as the node (no undoing it). */
+    int ret = -pthread_create(&ops->thread, NULL, ops_thread, ops);
+    ops->started = ret == 0;
     if (ret == 0) {
-        ret = -pthread_create(&ops->thread, NULL, ops_thread, ops);
-        ops->started = ret == 0;
+        ret = clink_node_listen_https(o->node, o->addr ? o->addr : "127.0.0.1", o->port, o->tls, on_http, ops);
     }
     if (ret < 0) {
         clink_ops_free(ops);

@@ -230,6 +230,9 @@ int clink__ops_metrics(const struct clink__ops_snapshot *s, struct clink__sbuf *
     counter(b, "clink_buffer_full_total", "Times a worker's send buffers reached its budget.", st->buffer_full);
     counter(b, "clink_inbox_full_total", "Hand-offs refused because a worker's inbox was full.", st->inbox_full);
     counter(b, "clink_https_requests_total", "Requests on this HTTPS port.", st->https_requests);
+    counter(b, "clink_https_refused_total",
+            "HTTPS connections that failed: TLS, a malformed request, a timeout, an answer cut short.",
+            st->https_refused);
 
     /* Pools, one series per peer. */
     if (s->npeers > 0) {
@@ -374,6 +377,7 @@ int clink__ops_json(const struct clink__ops_snapshot *s, struct clink__sbuf *out
     NUM(logins_denied);
     NUM(tls_reloads);
     NUM(https_requests);
+    NUM(https_refused);
 #undef NUM
     if (s->reload_at > 0) {
         cJSON *r = cJSON_AddObjectToObject(node, "last_reload");

@@ -430,8 +430,14 @@ int main(int argc, char **argv)
         goto out;
     }
     if (ops_port >= 0 && make_https(&set, &cfg, &https_tls, err, sizeof(err)) < 0) {
-        fprintf(stderr, "clink-node: ops endpoint: %s (ops = OFF or --no-ops runs without it)\n", err);
-        goto out;
+        if (!plain_start) {
+            fprintf(stderr, "clink-node: ops endpoint: %s (ops = OFF or --no-ops runs without it)\n", err);
+            goto out;
+        }
+        /* A plaintext node with no certificate yet: it runs, without the endpoint (a restart brings it). */
+        fprintf(stderr, "clink-node: ops endpoint off: %s\n", err);
+        ops_port = -1;
+        set.ops = 0;
     }
     if (accounts_file != NULL && clink_accounts_load(accounts_file, &acc, err, sizeof(err)) < 0) {
         fprintf(stderr, "clink-node: accounts: %s\n", err);

@@ -92,7 +92,10 @@ static struct clink_conn *conn_new(struct clink_worker *w, int fd, int is_server
 static void conn_free(struct clink_conn *c)
 {
     clink__mysql_free(c);
-    free(c->http);
+    if (c->http != NULL) {
+        OPENSSL_cleanse(c->http, sizeof(*c->http)); /* its Authorization header */
+        free(c->http);
+    }
     clink__bytes_free(&c->rx);
     clink__bytes_free(&c->prx);
     clink__bytes_free(&c->ptx);
@@ -679,6 +682,11 @@ static void announce_open(struct clink_conn *c);
 
 static void became_open(struct clink_conn *c)
 {
+    if (c->mode == CLINK_MODE_PLAIN && atomic_load(&c->node->secure) == CLINK_SECURE_REQUIRE_TLS) {
+        /* Opening while the node moved to REQUIRE_TLS (clink__conn_apply_secure skips what is still opening). */
+        fail_conn(c, -CLINK_EPLAINTEXT, "plaintext link refused: transport security is now REQUIRE_TLS");
+        return;
+    }
     hs_release(c);
     CLINK_CONN_LOG(c, CLINK_LOG_DEBUG, "open: %s, protocol %u", c->peer_str, c->version);
     c->state = CS_OPEN;
@@ -1027,10 +1035,15 @@ void clink__conn_timer(struct clink_worker *w, struct clink__timer *t)
         struct clink_conn *c = (struct clink_conn *)((char *)t - offsetof(struct clink_conn, hs_timer));
         if (c->state == CS_CLOSING) {
             CLINK_CONN_LOG(c, CLINK_LOG_INFO, "%s: peer did not take our last bytes in time: cut off", c->peer_str);
+            if (c->https) {
+                STAT_ADD(c->w, https_refused, 1); /* an answer cut short */
+            }
             force_close(c);
             return;
         }
-        fail_conn(c, -CLINK_EHANDSHAKE_TIMEOUT, "no complete opening handshake within %u ms",
+        fail_conn(c, -CLINK_EHANDSHAKE_TIMEOUT,
+                  c->https ? "HTTPS request not read and answered within %u ms"
+                           : "no complete opening handshake within %u ms",
                   c->node->opts.handshake_timeout_ms);
         return;
     }
@@ -1324,8 +1337,9 @@ static void http_refuse(struct clink_conn *c, int status, const char *why)
     char b[512];
     int n = snprintf(b, sizeof(b),
                      "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: %zu\r\n"
-                     "Connection: close\r\n\r\n%s\n",
-                     status, clink__http_reason(status), strlen(why) + 1, why);
+                     "%sConnection: close\r\n\r\n%s\n",
+                     status, clink__http_reason(status), strlen(why) + 1,
+                     status == 405 ? "Allow: GET, HEAD, POST\r\n" : "", why);
     CLINK_IGNORE(clink__bytes_append(frame_out(c), b, (size_t)n) < 0);
     refuse(c, -CLINK_EPROTO, "HTTPS request refused: %d %s", status, why);
 }
@@ -1360,7 +1374,11 @@ static void http_input(struct clink_conn *c, struct clink__bytes *buf)
     r->method = CLINK_METHOD_HTTP;
     r->data = clink__bytes_data(buf);
     r->len = (size_t)n;
+    clink__tls_status(&c->tls, &c->cache); /* the cipher, for a login's REQUIRE CIPHER */
     c->node->https_fn(r, c->node->https_user);
+    /* The request may carry credentials: the handler copied what it needs. */
+    OPENSSL_cleanse(&hr, sizeof(hr));
+    OPENSSL_cleanse(clink__bytes_data(buf), clink__bytes_len(buf));
     clink__bytes_consume(buf, clink__bytes_len(buf));
 }
 
@@ -1475,6 +1493,9 @@ static void read_tls(struct clink_conn *c)
             return;
         }
         if (n < 0) {
+            if (n == -CLINK_ECLOSED && c->https && c->http_taken) {
+                return; /* close_notify after the request (TLS 1.3 half-close): the answer still goes out */
+            }
             if (n == -CLINK_ECLOSED) {
                 /* close_notify: orderly if we had nothing left to do, otherwise calls fail as closed. */
                 if (c->state == CS_DRAINING && c->calls.count == 0) {
@@ -1562,6 +1583,7 @@ static void server_classify(struct clink_conn *c)
             c->state = CS_HELLO;
             /* kTLS is tried once logged in; where it cannot be, the client stays in user-space TLS (never refused). */
             c->ktls_mode = c->ktls_mode == CLINK_KTLS_DISABLED ? CLINK_KTLS_DISABLED : CLINK_KTLS_AUTO;
+            c->mode = CLINK_MODE_PLAIN; /* until its SSL request, if it sends one (clink__conn_mysql_tls) */
             clink__mysql_start(c);
             return;
         }
@@ -1799,6 +1821,9 @@ static void on_recv(struct clink_conn *c, int res)
                   c->peer_str);
         return;
     }
+    if (res == 0 && c->https && c->http_taken) {
+        return; /* the client shut its side after its request: its answer still goes out */
+    }
     if (res <= 0) {
         if (res == 0) {
             int orderly = c->state == CS_DRAINING && c->calls.count == 0 && !c->has_tls;
@@ -1854,6 +1879,10 @@ static void on_send(struct clink_conn *c, int res)
     c->bytes_out += (uint64_t)res;
     STAT_ADD(c->w, bytes_out, (uint64_t)res);
     clink__bytes_consume(&c->txf, (size_t)res);
+    if (c->https && c->state == CS_CLOSING && res > 0) {
+        /* An HTTPS answer may be large and its reader slow: the linger is a bound on silence, not on the total. */
+        CLINK_IGNORE(clink__timers_add(&c->w->timers, &c->hs_timer, clink__now_ns() + CLINK_LINGER_NS));
+    }
     if (clink__bytes_len(&c->txf) > 0) {
         submit_send(c); /* short send: the rest goes next */
         return;

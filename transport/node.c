@@ -92,6 +92,7 @@ int clink_node_new(const struct clink_node_opts *opts, struct clink_node **out)
     }
     n->opts = *opts;
     pthread_mutex_init(&n->tls_mu, NULL);
+    pthread_mutex_init(&n->secure_mu, NULL);
     clink__sessions_init(&n->sessions);
     n->opts.workers = workers;
     if (n->opts.max_frame == 0) {
@@ -414,6 +415,7 @@ void clink_node_free(struct clink_node *node)
     clink_tls_ctx_free(node->https_tls);
     clink_accounts_free(node->accounts);
     pthread_mutex_destroy(&node->tls_mu);
+    pthread_mutex_destroy(&node->secure_mu);
     clink__sessions_free(&node->sessions);
     free(node->workers);
     free(node->handlers);
@@ -668,6 +670,10 @@ int clink_node_dial_plaintext(const struct clink_node *node, enum clink_conn_mod
     if (mode == CLINK_MODE_PLAIN || ssl_mode == CLINK_SSL_DISABLED) {
         return 1;
     }
+    if (ssl_mode == CLINK_SSL_PREFERRED && node->opts.allow_plaintext &&
+        !clink__node_has_tls((struct clink_node *)(uintptr_t)node)) {
+        return 1; /* PREFERRED without a TLS identity of ours: plaintext (clink_connect logs and counts it) */
+    }
     if (mode == CLINK_MODE_TLS || ssl_mode != CLINK_SSL_DEFAULT) {
         return 0;
     }
@@ -699,7 +705,9 @@ const char *clink_secure_transport_name(enum clink_secure_transport state)
 
 static void apply_secure_on_worker(struct clink_worker *w, void *arg)
 {
-    clink__conn_apply_secure(w, *(enum clink_secure_transport *)arg);
+    (void)arg;
+    /* The state now, not the one asked for: of two changes racing, every worker ends with the last. */
+    clink__conn_apply_secure(w, (enum clink_secure_transport)atomic_load(&w->node->secure));
 }
 
 int clink_node_set_secure_transport(struct clink_node *node, enum clink_secure_transport state)
@@ -709,21 +717,19 @@ int clink_node_set_secure_transport(struct clink_node *node, enum clink_secure_t
         (state != CLINK_SECURE_REQUIRE_TLS && !node->opts.allow_plaintext)) {
         return -CLINK_EINVAL;
     }
+    pthread_mutex_lock(&node->secure_mu); /* one change at a time, applied in order */
     int old = atomic_exchange(&node->secure, (int)state);
     if (old != (int)state) {
         CLINK_LOG(&node->log, CLINK_LOG_WARN, "transport", 0, "transport security: %s -> %s",
                   clink_secure_transport_name((enum clink_secure_transport)old), clink_secure_transport_name(state));
     }
-    if (!atomic_load(&node->started)) {
-        return 0;
+    int ret = 0;
+    for (unsigned i = 0; i < node->nworkers && atomic_load(&node->started) && ret == 0; i++) {
+        ret = clink__worker_run_sync(&node->workers[i], apply_secure_on_worker, NULL);
+        ret = ret == -CLINK_ESHUTDOWN ? 0 : ret;
     }
-    for (unsigned i = 0; i < node->nworkers; i++) {
-        int ret = clink__worker_run_sync(&node->workers[i], apply_secure_on_worker, &state);
-        if (ret < 0 && ret != -CLINK_ESHUTDOWN) {
-            return ret;
-        }
-    }
-    return 0;
+    pthread_mutex_unlock(&node->secure_mu);
+    return ret;
 }
 
 /* ---- every link, for operations ---- */

@@ -368,7 +368,8 @@ struct clink_node {
     struct clink_tls_ctx *https_tls;
     clink_handler_fn https_fn;
     void *https_user;
-    atomic_int secure; /* enum clink_secure_transport, never DEFAULT once created */
+    atomic_int secure;         /* enum clink_secure_transport, never DEFAULT once created */
+    pthread_mutex_t secure_mu; /* serializes clink_node_set_secure_transport */
     atomic_int started, stopping;
     uint64_t start_ns; /* when it started (MySQL's Uptime) */
     _Atomic uint64_t next_conn_id;

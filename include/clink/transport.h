@@ -386,6 +386,7 @@ struct clink_conn_status {
     char state[12];                   /* "opening", "open", "draining", "closing" or "closed" */
     char label[64];                   /* client: clink_connect_opts.label */
     int64_t local_not_after;          /* our certificate on this connection, unix seconds; 0 if none */
+    char peer_serial[64];             /* the peer certificate's serial number, hex; "" if none */
 };
 
 /*
