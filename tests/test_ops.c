@@ -337,6 +337,60 @@ Test(ops, only_an_administrator_changes_anything)
     cr_assert_neq(clink_connect_sync(client, &co, &c, err, sizeof(err)), 0, "a plaintext dial was accepted");
 }
 
+/* The same client, writing its request one byte per TLS record. */
+static int https_bytewise(uint16_t port, const char *ca, const char *request, struct resp *out)
+{
+    memset(out, 0, sizeof(*out));
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    cr_assert_eq(SSL_CTX_load_verify_locations(ctx, ca, NULL), 1);
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+    int fd = ts_tcp_connect(port);
+    SSL *ssl = SSL_new(ctx);
+    SSL_set_fd(ssl, fd);
+    SSL_set1_host(ssl, "localhost");
+    cr_assert_eq(SSL_connect(ssl), 1);
+    size_t done;
+    for (size_t i = 0; request[i] != '\0'; i++) {
+        cr_assert_eq(SSL_write_ex(ssl, request + i, 1, &done), 1, "the node stopped reading at byte %zu", i);
+    }
+    size_t cap = 1 << 20, n = 0, k;
+    char *buf = malloc(cap);
+    while (n + 1 < cap && SSL_read_ex(ssl, buf + n, cap - n - 1, &k) == 1) {
+        n += k;
+    }
+    buf[n] = '\0';
+    out->raw = buf;
+    out->status = sscanf(buf, "HTTP/1.1 %d", &out->status) == 1 ? out->status : -1;
+    char *b = strstr(buf, "\r\n\r\n");
+    out->body = b ? b + 4 : "";
+    ERR_clear_error();
+    SSL_free(ssl);
+    SSL_CTX_free(ctx);
+    close(fd);
+    return 0;
+}
+
+Test(ops, a_request_sent_one_byte_per_record_is_answered)
+{
+    /* About 6 KiB of head and a JSON body, one TLS record per byte (what a slow or hostile client may do). */
+    char req[8192];
+    int n = snprintf(req, sizeof(req), "POST /secure-transport HTTP/1.1\r\nHost: localhost\r\n");
+    for (int i = 0; i < 100; i++) {
+        n += snprintf(req + n, sizeof(req) - (size_t)n, "X-Filler-%02d: %050d\r\n", i, i);
+    }
+    const char *body = "{\"state\": \"ACCEPT_BOTH\"}";
+    unsigned char b64[64];
+    EVP_EncodeBlock(b64, (const unsigned char *)"admin:s3cret", 12);
+    snprintf(req + n, sizeof(req) - (size_t)n,
+             "Authorization: Basic %s\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s", b64,
+             strlen(body), body);
+    struct resp r;
+    https_bytewise(ops_port, pki.ca, req, &r);
+    cr_assert_eq(r.status, 200, "%.300s", r.raw);
+    resp_free(&r);
+    cr_assert_eq(clink_node_secure_transport(server), CLINK_SECURE_ACCEPT_BOTH);
+}
+
 Test(ops, hostile_and_wrong_requests)
 {
     /* Plain HTTP on the HTTPS port: told so, in HTTP. */
@@ -358,6 +412,14 @@ Test(ops, hostile_and_wrong_requests)
     resp_free(&r);
     get(ops_port, pki.ca, "/nope", &r);
     cr_assert_eq(r.status, 404);
+    resp_free(&r);
+    cr_assert_eq(https(ops_port, pki.ca, "HEAD /nope HTTP/1.1\r\nHost: localhost\r\n\r\n", &r), 0);
+    cr_assert_eq(r.status, 404);
+    cr_assert_str_eq(r.body, "", "HEAD of a 404 answered with a body");
+    resp_free(&r);
+    cr_assert_eq(https(ops_port, pki.ca, "PUT / HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\n\r\n", &r), 0);
+    cr_assert_eq(r.status, 405);
+    cr_assert(strstr(r.raw, "\r\nAllow: GET, HEAD, POST\r\n"), "%s", r.raw);
     resp_free(&r);
     cr_assert_eq(https(ops_port, pki.ca, "HEAD /status HTTP/1.1\r\nHost: localhost\r\n\r\n", &r), 0);
     cr_assert_eq(r.status, 200);

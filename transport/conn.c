@@ -1350,11 +1350,35 @@ static void http_input(struct clink_conn *c, struct clink__bytes *buf)
         clink__bytes_consume(buf, clink__bytes_len(buf)); /* one request per connection: the rest is not read */
         return;
     }
+    /*
+     * Parse only when it can end differently: once the head is whole, or
+     * past its size limit, or the body has all arrived. A client sending
+     * its request in one-byte records must not make every record cost a
+     * parse of everything before it.
+     */
+    const uint8_t *b = clink__bytes_data(buf);
+    size_t len = clink__bytes_len(buf);
+    if (c->http_need > 0 && len < c->http_need) {
+        return;
+    }
+    const uint8_t *end = NULL;
+    if (c->http_need == 0) {
+        size_t from = c->http_scan > 3 ? c->http_scan - 3 : 0;
+        end = from < len ? memmem(b + from, len - from, "\r\n\r\n", 4) : NULL;
+        if (end == NULL && len < CLINK_HTTP_MAX_HEAD && c->http_scan > 0) {
+            c->http_scan = len;
+            return;
+        }
+        c->http_scan = len; /* the first bytes are parsed at once: garbage is refused early */
+    }
     struct clink_http_request hr;
     int status = 0;
     const char *why = "";
-    int n = clink__http_parse(clink__bytes_data(buf), clink__bytes_len(buf), &hr, &status, &why);
+    int n = clink__http_parse(b, len, &hr, &status, &why);
     if (n == 0) {
+        if (end != NULL) {
+            c->http_need = (size_t)(end - b) + 4 + hr.body_len; /* the head is whole: only its body is missing */
+        }
         return;
     }
     if (n < 0) {

@@ -376,6 +376,7 @@ int clink__http_parse(const uint8_t *b, size_t n, struct clink_http_request *out
         return refuse(&s, 411, "POST without Content-Length");
     }
     if (n - head < s.body_len) {
+        out->body_len = s.body_len; /* the head is whole: the caller need not parse again before the body is in */
         return 0;
     }
     out->body = s.body_len > 0 ? b + head : NULL;

@@ -26,7 +26,10 @@
  * Parse the request at the start of b[0..n). Returns:
  *  > 0  the request is complete: its length in bytes (head and body); *out
  *       is filled (strings NUL-terminated copies, body points into b);
- *    0  not complete yet: read more (n is below the limits);
+ *    0  not complete yet: read more (n is below the limits); once the head
+ *       is whole (it ends at the first CRLFCRLF), out->body_len already
+ *       says how long the body will be, so a caller need not parse again
+ *       before all of it has arrived;
  *  < 0  -CLINK_EPROTO: refuse it; *status is the HTTP status to answer
  *       (400, 405, 411, 413, 414, 431, 501 or 505) and *why says why, in words.
  * Never reads past b[n-1]; b need not be NUL-terminated.

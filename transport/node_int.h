@@ -204,6 +204,7 @@ struct clink_conn {
     /* From the HTTPS port: one HTTP request, answered, then closed (no frames, never open, not counted as a link) */
     int https;
     int http_taken;                  /* its request went to the handler */
+    size_t http_scan, http_need;     /* bytes searched for the head's end; the request's length once known */
     struct clink_http_request *http; /* the request, parsed (allocated once it is complete) */
     struct clink__bytes rx;          /* received bytes (ciphertext with TLS) */
     struct clink__bytes prx;         /* decrypted plaintext (TLS only) */
