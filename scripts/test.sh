@@ -123,7 +123,8 @@ ktls_vm() {
   CLINK_EXPECT_KTLS=1 CLINK_TEST_TMP="$root/build/asan/tests/tmp" CLINK_TEST_TIMEOUT_SCALE=10 \
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     KTLS_VM_MODULES="sch_netem veth" "$run" --timeout 900 -- sh -c 'build/asan/tests/test_ktls --jobs 1 &&
-      build/asan/tests/test_transport --jobs 1 && sh tests/mysql_clients.sh build/asan &&
+      build/asan/tests/test_transport --jobs 1 && build/asan/tests/test_ops --jobs 1 &&
+      sh tests/mysql_clients.sh build/asan &&
       CLINK_TEST_TIMEOUT_SCALE=4 sh tests/faults.sh build/asan netem'
 }
 
