@@ -202,9 +202,18 @@ int clink__ops_metrics(const struct clink__ops_snapshot *s, struct clink__sbuf *
     counter(b, "clink_handshakes_deferred_total", "Accepted connections that waited for a handshake slot.",
             st->handshakes_deferred);
 
-    family(b, "clink_calls_total", "counter", "Calls this node made, by result.");
-    clink__sb_printf(b, "clink_calls_total{result=\"ok\"} %llu\n", (unsigned long long)st->calls_ok);
-    clink__sb_printf(b, "clink_calls_total{result=\"failed\"} %llu\n", (unsigned long long)st->calls_failed);
+    family(b, "clink_calls_total", "counter", "Calls this node made, by result (failures by reason).");
+    const char *results[] = {"ok", "timeout", "remote", "canceled", "closed", "other"};
+    uint64_t counts[] = {st->calls_ok,
+                         st->calls_failed_timeout,
+                         st->calls_failed_remote,
+                         st->calls_failed_canceled,
+                         st->calls_failed_closed,
+                         st->calls_failed_other};
+    for (int k = 0; k < 6; k++) {
+        clink__sb_printf(b, "clink_calls_total{result=\"%s\"} %llu\n", results[k], (unsigned long long)counts[k]);
+    }
+    counter(b, "clink_calls_failed_total", "Calls this node made that failed, all reasons.", st->calls_failed);
     counter(b, "clink_calls_started_total", "Calls this node started.", st->calls_started);
     counter(b, "clink_requests_handled_total", "Peers' requests this node answered.", st->requests_handled);
 

@@ -235,6 +235,19 @@ Test(ops, metrics_and_status_show_a_tls_and_a_plaintext_link)
     cJSON_Delete(root);
     resp_free(&r);
 
+    /* Calls fail by reason: the peer's handler refuses one (remote). */
+    struct clink_msg m;
+    cr_assert_eq(clink_call_sync(t, TS_FAIL, "x", 1, ts_ms(5000), &m), -CLINK_EREMOTE);
+    clink_msg_free(&m);
+    struct clink_node_stats cs;
+    clink_node_stats(client, &cs);
+    cr_assert(cs.calls_failed == 1 && cs.calls_failed_remote == 1 && cs.calls_failed_timeout == 0,
+              "failed %llu, remote %llu", (unsigned long long)cs.calls_failed,
+              (unsigned long long)cs.calls_failed_remote);
+    get(ops_port, pki.ca, "/metrics", &r);
+    cr_assert_eq(metric(r.body, "clink_calls_total{result=\"remote\"}"), 0, "the server made no call");
+    resp_free(&r);
+
     /* The plaintext link closes: the count an operator waits on drops to 0. */
     clink_conn_close(p);
     int zero = 0;

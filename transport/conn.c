@@ -331,6 +331,25 @@ void clink__call_finish(struct clink_worker *w, struct clink_call *call, int sta
         STAT_ADD(w, calls_ok, 1);
     } else {
         STAT_ADD(w, calls_failed, 1);
+        /* By reason, for operators (clink_calls_total{result=...}): each failure counted once, here. */
+        switch (status) {
+        case -CLINK_ETIMEDOUT:
+            STAT_ADD(w, calls_failed_timeout, 1);
+            break;
+        case -CLINK_EREMOTE:
+            STAT_ADD(w, calls_failed_remote, 1);
+            break;
+        case -CLINK_ECANCELED:
+            STAT_ADD(w, calls_failed_canceled, 1);
+            break;
+        case -CLINK_ECLOSED:
+        case -CLINK_EGOAWAY:
+        case -CLINK_ESHUTDOWN:
+            STAT_ADD(w, calls_failed_closed, 1);
+            break;
+        default:
+            STAT_ADD(w, calls_failed_other, 1);
+        }
     }
     call->cb(call, status, p, n);
 }

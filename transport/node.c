@@ -457,6 +457,11 @@ void clink_node_stats(const struct clink_node *node, struct clink_node_stats *ou
         SUM(mysql_queries);
         SUM(https_requests);
         SUM(https_refused);
+        SUM(calls_failed_timeout);
+        SUM(calls_failed_remote);
+        SUM(calls_failed_canceled);
+        SUM(calls_failed_closed);
+        SUM(calls_failed_other);
         out->buffered += __atomic_load_n(&node->workers[i].buffered, __ATOMIC_RELAXED);
 #undef SUM
     }

@@ -156,6 +156,8 @@ struct clink__stats {
     _Atomic uint64_t buffer_full; /* times the worker's buffers reached its share of max_buffered */
     _Atomic uint64_t mysql_logins, mysql_queries;
     _Atomic uint64_t https_requests, https_refused;
+    _Atomic uint64_t calls_failed_timeout, calls_failed_remote, calls_failed_canceled, calls_failed_closed,
+        calls_failed_other;
 };
 #define STAT_ADD(w, field, n)                                                                                          \
     atomic_store_explicit(&(w)->stats.field, atomic_load_explicit(&(w)->stats.field, memory_order_relaxed) + (n),      \

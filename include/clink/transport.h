@@ -221,6 +221,8 @@ struct clink_node_stats {
     uint64_t mysql_queries;       /* their statements (COM_QUERY) */
     uint64_t https_requests;      /* requests on the HTTPS port handed to its handler */
     uint64_t https_refused;       /* HTTPS connections that failed (TLS, malformed request, timeout) */
+    /* calls_failed by reason: deadline, the peer's handler failed it, cancelled, the link closed/went away, other */
+    uint64_t calls_failed_timeout, calls_failed_remote, calls_failed_canceled, calls_failed_closed, calls_failed_other;
 };
 /* Thread: any (values may be a moment old). */
 CLINK_API void clink_node_stats(const struct clink_node *node, struct clink_node_stats *out);
