@@ -688,25 +688,45 @@ static struct clink_pool_call *maintain(struct clink_pool *p, uint64_t now, int 
             busy = 0;
         }
     }
-    /* Recycling: retire a spent connection once another can take its calls; otherwise dial its replacement. */
+    /*
+     * Recycling, rolling: a spent connection (record or age limit, or the
+     * wrong mode after a transport-security change) is retired only while a
+     * good one can take its calls and the pool keeps min_conns serving;
+     * the rest keep serving while replacements are dialled one at a time.
+     * When a change spends every connection at once, that means one less
+     * at a time, never all but one. If every slot is taken by spent
+     * connections and none can be dialled, one is retired to make room.
+     */
     int want = (int)p->o.min_conns;
     if (recycle_pending) {
+        int spent = 0, room = 0;
         for (unsigned i = 0; i < p->o.max_conns; i++) {
+            int st = atomic_load(&p->slots[i].state);
+            spent += st == SLOT_OPEN && atomic_load(&p->slots[i].recycle);
+            room += st == SLOT_EMPTY || st == SLOT_RETIRING; /* a retiring slot is room soon: never make more */
+        }
+        int floor = p->o.min_conns > 1 ? (int)p->o.min_conns : 1;
+        int make_room = room == 0 && connecting == 0;
+        for (unsigned i = 0; i < p->o.max_conns && spent > 0; i++) {
             struct slot *s = &p->slots[i];
             if (atomic_load(&s->state) != SLOT_OPEN || !atomic_load(&s->recycle)) {
                 continue;
             }
             /* With max_conns 1 there is no room for a replacement: retire, and calls wait briefly for the redial. */
-            if (open > 0 || p->o.max_conns == 1) {
+            int covered = open > 0 && open + spent - 1 >= floor;
+            if (covered || make_room || p->o.max_conns == 1) {
+                make_room = 0;
+                spent--;
                 atomic_fetch_add(&p->recycles, 1);
                 retire(p, s,
                        atomic_load(&s->recycle) == 2 ? "recycled (transport security changed its mode)"
                                                      : "recycled (record or age limit)",
                        cl);
-            } else {
-                want = want < 2 ? 2 : want; /* keep this one serving until the replacement opens */
-                open++;
             }
+        }
+        if (spent > 0) {
+            open += spent; /* they serve until replaced */
+            want = want > open + 1 ? want : open + 1;
         }
     }
     /* Idle extras above the minimum close. */

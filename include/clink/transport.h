@@ -232,8 +232,10 @@ CLINK_API void clink_node_stats(const struct clink_node *node, struct clink_node
  * ALTER INSTANCE RELOAD TLS): new handshakes use ctx, established
  * connections keep theirs and no call fails. ctx was validated by
  * clink_tls_ctx_new (key matches, chain verifies, not expired); the node
- * takes a reference. Thread: any. Returns 0 or -CLINK_EINVAL (a node
- * without TLS cannot gain it here).
+ * takes a reference. A node started without TLS (allow_plaintext, state
+ * PLAINTEXT) gains its identity here, the first step of moving it to TLS
+ * with no restart (clink_node_set_secure_transport). Thread: any. Returns 0
+ * or -CLINK_EINVAL (no ctx, or an HTTPS-only one).
  */
 CLINK_API CLINK_MUST_USE int clink_node_reload_tls(struct clink_node *node, struct clink_tls_ctx *ctx);
 
