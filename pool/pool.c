@@ -317,9 +317,16 @@ static void on_call_done(struct clink_call *call, int status, const uint8_t *res
     }
     atomic_store(&s->last_used_ns, now_ns());
     atomic_fetch_sub(&s->inflight, 1);
-    /* Retry a lost call only for idempotent methods, within the budget and the deadline: never by default. */
+    /*
+     * Retry a lost call only for idempotent methods, within the budget and
+     * the deadline: never by default. A call the peer refused with GOAWAY
+     * was never started there (it came after the peer's last id), so any
+     * method goes again, on another connection, a few times at most.
+     */
     struct clink_cluster *cl = p->cl;
-    if (is_conn_loss(status) && idempotent(cl, pc->call.method) && atomic_fetch_sub(&cl->retry_tokens, 100) >= 100) {
+    int never_ran = status == -CLINK_EGOAWAY && pc->priv.retries < 3;
+    if (never_ran ||
+        (is_conn_loss(status) && idempotent(cl, pc->call.method) && atomic_fetch_sub(&cl->retry_tokens, 100) >= 100)) {
         pc->priv.retries++;
         atomic_fetch_add(&p->retries, 1);
         pc->call.cb = pc->priv.cb;

@@ -357,9 +357,8 @@ void clink__call_finish(struct clink_worker *w, struct clink_call *call, int sta
 int clink__conn_check_call(struct clink_conn *c, struct clink_call *call)
 {
     if (c->state != CS_OPEN) {
-        return c->state == CS_DRAINING && c->goaway_recv ? -CLINK_EGOAWAY
-               : c->w->stopping                          ? -CLINK_ESHUTDOWN
-                                                         : -CLINK_ECLOSED;
+        /* Draining, by either side's GOAWAY: the call was never sent, and says so (safe to send elsewhere). */
+        return c->state == CS_DRAINING ? -CLINK_EGOAWAY : c->w->stopping ? -CLINK_ESHUTDOWN : -CLINK_ECLOSED;
     }
     if (!call->priv.ping) {
         size_t len = 0;
@@ -391,7 +390,12 @@ int clink__conn_start_call(struct clink_conn *c, struct clink_call *call, int in
     if (ret < 0) {
         /* Started from the owner's own code: the error is returned, no callback runs inside the start. */
         if (!inline_caller) {
-            clink__call_finish(c->w, call, ret, NULL, 0);
+            /*
+             * Posted from another thread, it found the connection closed
+             * since: it never left, which EGOAWAY says (a pool sends it
+             * again on another connection; ECLOSED would mean "lost").
+             */
+            clink__call_finish(c->w, call, ret == -CLINK_ECLOSED ? -CLINK_EGOAWAY : ret, NULL, 0);
         }
         return ret;
     }
@@ -474,7 +478,13 @@ static void fail_calls(struct clink_conn *c, int err)
             struct clink_call *call = old.slots[i].val;
             clink__timers_del(&c->w->timers, &call->priv.timer);
             call->priv.next = NULL;
-            clink__call_finish(c->w, call, err, NULL, 0);
+            /*
+             * After the peer's GOAWAY, a request above the last id it had
+             * seen was on the wire when it closed: it never ran there, so
+             * it fails as safe to retry (pools send it again), not as lost.
+             */
+            int e = err == -CLINK_ECLOSED && c->goaway_recv && old.slots[i].key > c->goaway_last ? -CLINK_EGOAWAY : err;
+            clink__call_finish(c->w, call, e, NULL, 0);
         }
     }
     clink__idmap_free(&old);
@@ -1327,6 +1337,7 @@ static void on_frame(struct clink_conn *c, const struct clink_frame_hdr *h, cons
         break;
     case CLINK_FRAME_GOAWAY: {
         c->goaway_recv = 1;
+        c->goaway_last = h->length >= CLINK_GOAWAY_LEN ? clink__get_u64(p) : UINT64_MAX;
         atomic_store(&c->goaway, 1);
         /* Draining first, so a callback below that retries on this connection is refused, not queued. */
         if (c->state == CS_OPEN) {

@@ -268,6 +268,7 @@ struct clink_conn {
     uint32_t peer_max_frame;
     uint16_t version;
     int goaway_sent, goaway_recv;
+    uint64_t goaway_last; /* the peer's GOAWAY: the highest of our request ids it had seen */
 
     struct clink__timer hs_timer;
     struct sockaddr_storage peer;
