@@ -38,7 +38,7 @@ extern "C" {
     X(CLINK_EAGAIN, AGAIN, "resource temporarily full, try again")                                                     \
     X(CLINK_ECLOSED, CLOSED, "connection closed")                                                                      \
     X(CLINK_ESHUTDOWN, CLOSED, "node is shutting down")                                                                \
-    X(CLINK_EGOAWAY, CLOSED, "connection going away, call not started")                                                   \
+    X(CLINK_EGOAWAY, CLOSED, "connection going away, call not started")                                                \
     X(CLINK_ETIMEDOUT, IO, "deadline expired")                                                                         \
     X(CLINK_ECANCELED, USAGE, "call canceled")                                                                         \
     X(CLINK_EPROTO, PROTO, "protocol violation by peer")                                                               \
