@@ -67,6 +67,7 @@ struct clink_pool {
     pthread_mutex_t mu; /* slow paths: dials, waiting calls, retiring */
     unsigned dials;
     unsigned fail_streak;
+    unsigned recycle_debt; /* spent links retired whose replacement has not opened yet */
     uint64_t next_dial_ns;
     struct clink_pool_call *wait_head, *wait_tail;
     atomic_uint nwait;
@@ -331,7 +332,7 @@ static void on_call_done(struct clink_call *call, int status, const uint8_t *res
         atomic_fetch_add(&p->retries, 1);
         pc->call.cb = pc->priv.cb;
         int ret = try_start(p, pc);
-        if (ret == 0 || (ret == 1 && enqueue(p, pc) == 0)) {
+        if (ret == 0 || ((ret == 1 || ret == -CLINK_EAGAIN) && enqueue(p, pc) == 0)) {
             atomic_fetch_sub(&p->busy, 1);
             return; /* on another connection now, or waiting for one (a reconnect) within its deadline */
         }
@@ -480,6 +481,9 @@ static void on_connect(struct clink_conn *conn, int status, const char *reason, 
     atomic_fetch_sub(&p->cl->dials, 1);
     if (status == 0 && !atomic_load(&p->removed)) {
         atomic_fetch_add(resumed ? &p->hs_resumed : &p->hs_full, 1);
+        if (p->recycle_debt > 0) {
+            p->recycle_debt--; /* a replacement: the next spent link may go */
+        }
         if (p->fail_streak > 0) {
             atomic_fetch_add(&p->reconnects, 1);
             plog(p, CLINK_LOG_INFO, "peer back after %u failed dial(s)", p->fail_streak);
@@ -697,14 +701,18 @@ static struct clink_pool_call *maintain(struct clink_pool *p, uint64_t now, int 
     }
     /*
      * Recycling, rolling: a spent connection (record or age limit, or the
-     * wrong mode after a transport-security change) is retired only while a
-     * good one can take its calls and the pool keeps min_conns serving;
-     * the rest keep serving while replacements are dialled one at a time.
-     * When a change spends every connection at once, that means one less
-     * at a time, never all but one. If every slot is taken by spent
-     * connections and none can be dialled, one is retired to make room.
+     * wrong mode after a transport-security change) keeps serving while a
+     * replacement is dialled; one spent connection is retired per pass, and
+     * only once a good one is open, no dial is in flight (the replacement
+     * has opened) and min_conns stay serving. When a change spends every
+     * connection at once, the pool serves with at most one less than before
+     * while they are replaced one by one. If every slot holds a spent
+     * connection, one is retired to make room.
      */
     int want = (int)p->o.min_conns;
+    if (!recycle_pending) {
+        p->recycle_debt = 0;
+    }
     if (recycle_pending) {
         int spent = 0, room = 0;
         for (unsigned i = 0; i < p->o.max_conns; i++) {
@@ -720,15 +728,17 @@ static struct clink_pool_call *maintain(struct clink_pool *p, uint64_t now, int 
                 continue;
             }
             /* With max_conns 1 there is no room for a replacement: retire, and calls wait briefly for the redial. */
-            int covered = open > 0 && open + spent - 1 >= floor;
+            /* Not while a link retired here still waits for its replacement to open. */
+            int covered = open > 0 && p->recycle_debt == 0 && open + spent - 1 >= floor;
             if (covered || make_room || p->o.max_conns == 1) {
-                make_room = 0;
                 spent--;
+                p->recycle_debt++;
                 atomic_fetch_add(&p->recycles, 1);
                 retire(p, s,
                        atomic_load(&s->recycle) == 2 ? "recycled (transport security changed its mode)"
                                                      : "recycled (record or age limit)",
                        cl);
+                break; /* one per pass: the next waits for its replacement */
             }
         }
         if (spent > 0) {

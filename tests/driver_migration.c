@@ -409,7 +409,8 @@ static void *monitor(void *arg)
 static struct {
     uint64_t t0;
     struct totals at;
-    int links_may_drop; /* REQUIRE_TLS straight from ACCEPT_BOTH closes every plaintext link at once */
+    int links_may_drop;       /* REQUIRE_TLS straight from ACCEPT_BOTH closes every plaintext link at once */
+    unsigned open_at[LEAVES]; /* each pool's open links when the step began */
 } cur;
 
 static void step_begin(const char *name)
@@ -417,6 +418,11 @@ static void step_begin(const char *name)
     atomic_store(&step_name, name);
     cur.t0 = now_ms();
     cur.at = totals();
+    for (int l = 0; l < LEAVES && atomic_load(&pools_ready); l++) {
+        struct clink_pool_stats ps;
+        clink_pool_stats(pool[l], &ps);
+        cur.open_at[l] = ps.conns_open;
+    }
     pthread_mutex_lock(&mon_mu);
     for (int l = 0; l < LEAVES; l++) {
         min_open[l] = UINT_MAX;
@@ -451,6 +457,9 @@ static void step_end(void)
         /* Replacing links (plaintext -> TLS and back) keeps min_conns open: calls never wait for a dial. */
         check(cur.links_may_drop || fewest[l] >= MIN_CONNS, "pool %s fell to %u open links (min_conns %d)",
               leaf_name[l], fewest[l], MIN_CONNS);
+        /* Rolling: replaced one at a time, a pool serves with at most one link less than it had. */
+        check(cur.links_may_drop || fewest[l] + 1 >= cur.open_at[l], "pool %s fell from %u to %u open links",
+              leaf_name[l], cur.open_at[l], fewest[l]);
     }
     unsigned long long failed = t.failed - cur.at.failed + t.wrong - cur.at.wrong;
     check(failed == 0, "%llu calls failed or came back wrong during the step", failed);

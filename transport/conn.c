@@ -358,7 +358,7 @@ int clink__conn_check_call(struct clink_conn *c, struct clink_call *call)
 {
     if (c->state != CS_OPEN) {
         /* Draining, by either side's GOAWAY: the call was never sent, and says so (safe to send elsewhere). */
-        return c->state == CS_DRAINING ? -CLINK_EGOAWAY : c->w->stopping ? -CLINK_ESHUTDOWN : -CLINK_ECLOSED;
+        return c->w->stopping ? -CLINK_ESHUTDOWN : c->state == CS_DRAINING ? -CLINK_EGOAWAY : -CLINK_ECLOSED;
     }
     if (!call->priv.ping) {
         size_t len = 0;
@@ -1548,7 +1548,14 @@ static void read_tls(struct clink_conn *c)
         }
         if (n < 0) {
             if (n == -CLINK_ECLOSED && c->https && c->http_taken) {
-                return; /* close_notify after the request (TLS 1.3 half-close): the answer still goes out */
+                /*
+                 * close_notify after the request (TLS 1.3 half-close): the
+                 * answer still goes out, and nothing more is read (OpenSSL
+                 * would leave it all in rx, where a client could pile it up).
+                 */
+                c->http_rdshut = 1;
+                clink__bytes_consume(&c->rx, clink__bytes_len(&c->rx));
+                return;
             }
             if (n == -CLINK_ECLOSED) {
                 /* close_notify: orderly if we had nothing left to do, otherwise calls fail as closed. */
@@ -1809,7 +1816,7 @@ static void give_back(struct clink_conn *c)
 
 static void arm_recv(struct clink_conn *c)
 {
-    if (c->recv_armed || c->state >= CS_CLOSING || c->state == CS_CONNECTING || c->fd < 0) {
+    if (c->recv_armed || c->state >= CS_CLOSING || c->state == CS_CONNECTING || c->fd < 0 || c->http_rdshut) {
         return;
     }
     if (must_pause(c)) {
@@ -1876,6 +1883,7 @@ static void on_recv(struct clink_conn *c, int res)
         return;
     }
     if (res == 0 && c->https && c->http_taken) {
+        c->http_rdshut = 1;
         return; /* the client shut its side after its request: its answer still goes out */
     }
     if (res <= 0) {
