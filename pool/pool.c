@@ -673,10 +673,7 @@ static struct clink_pool_call *maintain(struct clink_pool *p, uint64_t now, int 
         }
         uint64_t idle = idle_ns(s, now);
         int inflight = atomic_load(&s->inflight);
-        if (atomic_load(&s->recycle)) {
-            recycle_pending = 1;
-            continue; /* decided below, once we know whether a replacement is open */
-        }
+        /* Spent links are still pinged and probed: one to a dead peer must not keep the pool "up". */
         uint64_t since_ping = now - atomic_load(&s->last_ping_ns);
         if ((atomic_load(&s->probe) || (inflight == 0 && idle >= (uint64_t)p->o.ping_interval_ms * 1000000ull &&
                                         since_ping >= (uint64_t)p->o.ping_interval_ms * 1000000ull)) &&
@@ -693,6 +690,10 @@ static struct clink_pool_call *maintain(struct clink_pool *p, uint64_t now, int 
                 }
             }
             atomic_store(&s->last_ping_ns, now);
+        }
+        if (atomic_load(&s->recycle)) {
+            recycle_pending = 1;
+            continue; /* decided below, once we know whether a replacement is open */
         }
         open++;
         if (inflight * 4 < (int)p->o.max_calls_per_conn * 3) {

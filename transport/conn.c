@@ -30,13 +30,14 @@
 #include "transport/node_int.h"
 #include "transport/opening.h"
 
-#define STREAM_READ     65536                  /* recv size once the handshake is done */
-#define KEEP_IDLE       65536                  /* buffers above this are released when empty */
-#define IDLE_READ       512                    /* recv size of a connection whose recent reads were all small */
-#define SMALL_READ      4096                   /* a read below this counts toward idle */
-#define IDLE_AFTER      4                      /* small reads in a row before a connection counts as idle */
-#define TLS_CHUNK       16384                  /* plaintext per SSL_write: one full record */
-#define CLINK_LINGER_NS (2000ull * 1000000ull) /* longest a closing connection may take to send its last bytes */
+#define STREAM_READ     65536                   /* recv size once the handshake is done */
+#define KEEP_IDLE       65536                   /* buffers above this are released when empty */
+#define IDLE_READ       512                     /* recv size of a connection whose recent reads were all small */
+#define SMALL_READ      4096                    /* a read below this counts toward idle */
+#define IDLE_AFTER      4                       /* small reads in a row before a connection counts as idle */
+#define TLS_CHUNK       16384                   /* plaintext per SSL_write: one full record */
+#define CLINK_LINGER_NS (2000ull * 1000000ull)  /* longest a closing connection may take to send its last bytes */
+#define HTTPS_ANSWER_NS (60000ull * 1000000ull) /* longest an HTTPS answer may take to leave, however it trickles */
 
 enum call_state { CALL_PENDING = 1, CALL_SENT };
 
@@ -1454,6 +1455,7 @@ static int http_answer(struct clink_req *req, uint8_t type, const struct iovec *
             return -CLINK_ENOMEM;
         }
     }
+    c->http_answer_until = clink__now_ns() + HTTPS_ANSWER_NS;
     close_now(c, 0, 1);
     return 0;
 }
@@ -1941,8 +1943,12 @@ static void on_send(struct clink_conn *c, int res)
     c->bytes_out += (uint64_t)res;
     STAT_ADD(c->w, bytes_out, (uint64_t)res);
     clink__bytes_consume(&c->txf, (size_t)res);
-    if (c->https && c->state == CS_CLOSING && res > 0) {
-        /* An HTTPS answer may be large and its reader slow: the linger is a bound on silence, not on the total. */
+    if (c->https && c->state == CS_CLOSING && res > 0 && clink__now_ns() < c->http_answer_until) {
+        /*
+         * An HTTPS answer may be large and its reader slow: the linger bounds
+         * silence, and HTTPS_ANSWER_NS the whole, so a reader that takes a
+         * byte now and then cannot hold the connection for ever.
+         */
         CLINK_IGNORE(clink__timers_add(&c->w->timers, &c->hs_timer, clink__now_ns() + CLINK_LINGER_NS));
     }
     if (clink__bytes_len(&c->txf) > 0) {

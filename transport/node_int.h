@@ -208,6 +208,7 @@ struct clink_conn {
     int http_taken;                  /* its request went to the handler */
     size_t http_scan, http_need;     /* bytes searched for the head's end; the request's length once known */
     int http_rdshut;                 /* the client closed its side after its request: read no more */
+    uint64_t http_answer_until;      /* the answer must have left by then */
     struct clink_http_request *http; /* the request, parsed (allocated once it is complete) */
     struct clink__bytes rx;          /* received bytes (ciphertext with TLS) */
     struct clink__bytes prx;         /* decrypted plaintext (TLS only) */
