@@ -58,7 +58,7 @@ start() { # name extra-args...: starts clink-node, sets $port
 }
 my() { timeout 20 "$mysql" -h 127.0.0.1 -P "$port" "$@" 2>&1; }
 
-start main --allow-plaintext
+start main --allow-plaintext --ops-port 0 --ops-port-file "$t/main.ops"
 main_pid=$last
 main_port=$port
 
@@ -92,6 +92,23 @@ rc=$?
 out=$(my -u plainuser -ppw2 --skip-ssl -N -e "select 'plain', 7")
 [ "$out" = "$(printf 'plain\t7')" ] && ok "plaintext login (mysql_native_password scramble) where allowed" ||
   no "plaintext login: $out"
+
+# A plaintext MySQL session counts as a plaintext link (the number an operator waits on before REQUIRE_TLS).
+if command -v curl >/dev/null 2>&1; then
+  out=$(timeout 20 $py - "$port" "$(cat "$t/main.ops")" "$t/ca.pem" <<'EOF' 2>&1
+import sys, subprocess, pymysql
+c = pymysql.connect(host="127.0.0.1", port=int(sys.argv[1]), user="plainuser", password="pw2")
+m = subprocess.run(["curl", "-sS", "--fail", "--cacert", sys.argv[3], "https://localhost:%s/metrics" % sys.argv[2]],
+                   capture_output=True, text=True, timeout=10).stdout
+c.close()
+print([l for l in m.splitlines() if l.startswith("clink_plaintext_links ") or
+       l.startswith('clink_connections{direction="in",state="open",mode="plain"}')])
+EOF
+)
+  echo "$out" | grep -qF "'clink_connections{direction=\"in\",state=\"open\",mode=\"plain\"} 1'" &&
+    echo "$out" | grep -qF "'clink_plaintext_links 1'" &&
+    ok "a plaintext MySQL session is a plaintext link in /metrics ($out)" || no "plaintext MySQL session in /metrics: $out"
+fi
 
 out=$(timeout 20 $py - "$port" "$t/ca.pem" <<'EOF' 2>&1
 import sys, ssl, pymysql
