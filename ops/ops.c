@@ -22,7 +22,15 @@
 
 #define MAX_QUEUED 64 /* requests waiting for the ops thread; more get 503 at once */
 #define MAX_READS  48 /* of which GETs: anonymous readers cannot crowd out an administrator's POST */
-#define MAX_CERTS  256
+/*
+ * Password guesses: each costs a SHA-256 crypt on the ops thread. At most
+ * LOGIN_BURST failures in a row, then LOGIN_PER_S a second; beyond that a
+ * POST is answered 429 before any password is looked at.
+ */
+#define LOGIN_BURST   10.0
+#define LOGIN_PER_S   5.0
+#define LOGIN_CLIENTS 64 /* addresses tracked; a new one takes the slot idle longest */
+#define MAX_CERTS     256
 
 struct job {
     struct job *next;
@@ -50,6 +58,12 @@ struct clink_ops {
     struct job *head, *tail;
     unsigned queued;
     int stop;
+    /* Failed logins per client address: buckets of LOGIN_BURST refilled LOGIN_PER_S a second (ops thread only). */
+    struct {
+        char client[64];
+        double tokens;
+        uint64_t refill_ns;
+    } logins[LOGIN_CLIENTS];
     int64_t reload_at;
     int reload_ok;
     char reload_msg[512];
@@ -76,6 +90,8 @@ static const char *reason(int status)
         return "Conflict";
     case 415:
         return "Unsupported Media Type";
+    case 429:
+        return "Too Many Requests";
     case 500:
         return "Internal Server Error";
     case 501:
@@ -327,8 +343,35 @@ static void post(struct clink_ops *ops, struct job *j)
         respond_text(req, 0, 415, NULL, "POST bodies are application/json (no HTML form can send it across sites)\n");
         return;
     }
+    /* One client guessing passwords is slowed down; others, an administrator among them, are not. */
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    uint64_t now = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+    int b = 0;
+    for (int i = 0; i < LOGIN_CLIENTS; i++) {
+        if (strcmp(ops->logins[i].client, j->client) == 0) {
+            b = i;
+            break;
+        }
+        b = ops->logins[i].refill_ns < ops->logins[b].refill_ns ? i : b;
+    }
+    if (strcmp(ops->logins[b].client, j->client) != 0) {
+        snprintf(ops->logins[b].client, sizeof(ops->logins[b].client), "%s", j->client);
+        ops->logins[b].tokens = LOGIN_BURST;
+        ops->logins[b].refill_ns = now;
+    }
+    double tokens = ops->logins[b].tokens + (double)(now - ops->logins[b].refill_ns) / 1e9 * LOGIN_PER_S;
+    ops->logins[b].tokens = tokens > LOGIN_BURST ? LOGIN_BURST : tokens;
+    ops->logins[b].refill_ns = now;
+    if (ops->logins[b].tokens < 1.0) {
+        respond_text(req, 0, 429, "Retry-After: 1\r\n", "too many failed logins: try again in a second\n");
+        return;
+    }
     char who[200] = "";
     int status = authorize(ops, j, who, sizeof(who));
+    if (status == 401) {
+        ops->logins[b].tokens -= 1.0; /* only failures spend: an administrator's logins never run out */
+    }
     if (status == 401) {
         respond_text(req, 0, 401, "WWW-Authenticate: Basic realm=\"clink ops\", charset=\"UTF-8\"\r\n",
                      "log in as an account with grant ALL\n");
@@ -521,6 +564,7 @@ int clink_ops_new(const struct clink_ops_opts *o, struct clink_ops **out)
     ops->reload_user = o->reload_user;
     snprintf(ops->name, sizeof(ops->name), "%s", o->name ? o->name : "node");
     ops->warn_days = o->expiry_warn_days ? o->expiry_warn_days : 30;
+
     pthread_mutex_init(&ops->mu, NULL);
     pthread_cond_init(&ops->cv, NULL);
     /* The thread first: once the port is the node's, ops must live as long as the node (no undoing it). */

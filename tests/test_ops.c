@@ -332,6 +332,16 @@ Test(ops, only_an_administrator_changes_anything)
     cr_assert_eq(r.status, 415);
     resp_free(&r);
     cr_assert_eq(atomic_load(&reloads), 0, "a refused request reloaded");
+    /* Password guessing is throttled: a burst of wrong passwords ends in 429, before any is checked. */
+    int throttled = 0, guesses = 0;
+    for (; guesses < 40 && !throttled; guesses++) {
+        post("/reload", "admin:guess", "application/json", "{}", &r);
+        cr_assert(r.status == 401 || r.status == 429, "%d", r.status);
+        throttled = r.status == 429;
+        resp_free(&r);
+    }
+    cr_assert(throttled && guesses >= 10, "no throttling after %d wrong passwords", guesses);
+    usleep(1500 * 1000); /* the bucket refills at 5 a second */
     post("/reload", "admin:s3cret", "application/json", "{}", &r);
     cr_assert_eq(r.status, 200, "%.300s", r.raw);
     resp_free(&r);
