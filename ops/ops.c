@@ -71,38 +71,6 @@ struct clink_ops {
 
 /* ---- responses ---- */
 
-static const char *reason(int status)
-{
-    switch (status) {
-    case 200:
-        return "OK";
-    case 400:
-        return "Bad Request";
-    case 401:
-        return "Unauthorized";
-    case 403:
-        return "Forbidden";
-    case 404:
-        return "Not Found";
-    case 405:
-        return "Method Not Allowed";
-    case 409:
-        return "Conflict";
-    case 415:
-        return "Unsupported Media Type";
-    case 429:
-        return "Too Many Requests";
-    case 500:
-        return "Internal Server Error";
-    case 501:
-        return "Not Implemented";
-    case 503:
-        return "Service Unavailable";
-    default:
-        return "Unknown";
-    }
-}
-
 /*
  * One response, whole: the headers every page gets (no caching, no
  * sniffing, no framing, no script, HSTS) then the body (not for HEAD).
@@ -118,7 +86,7 @@ static void respond(struct clink_req *req, int head_only, int status, const char
                  "Referrer-Policy: no-referrer\r\n"
                  "Content-Security-Policy: default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'\r\n"
                  "Strict-Transport-Security: max-age=31536000\r\n%s\r\n",
-                 status, reason(status), type, len, extra_headers ? extra_headers : "");
+                 status, clink_http_reason(status), type, len, extra_headers ? extra_headers : "");
     struct iovec iov[2] = {{.iov_base = hdr, .iov_len = (size_t)n},
                            {.iov_base = (void *)(uintptr_t)body, .iov_len = head_only ? 0 : len}};
     CLINK_IGNORE(clink_req_respond(req, iov, 2));

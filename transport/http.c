@@ -407,12 +407,16 @@ const char *clink__http_reason(int status)
         return "Not Found";
     case 405:
         return "Method Not Allowed";
+    case 409:
+        return "Conflict";
     case 411:
         return "Length Required";
     case 413:
         return "Content Too Large";
     case 414:
         return "URI Too Long";
+    case 415:
+        return "Unsupported Media Type";
     case 429:
         return "Too Many Requests";
     case 431:
@@ -428,4 +432,9 @@ const char *clink__http_reason(int status)
     default:
         return "Unknown";
     }
+}
+
+const char *clink_http_reason(int status)
+{
+    return clink__http_reason(status);
 }

@@ -555,6 +555,9 @@ CLINK_API uint16_t clink_node_https_port(const struct clink_node *node);
 /* Replace the HTTPS port's certificate: new connections use tls (the node takes a reference). Thread: any. */
 CLINK_API CLINK_MUST_USE int clink_node_reload_https(struct clink_node *node, struct clink_tls_ctx *tls);
 
+/* The reason phrase of an HTTP status ("Not Found"), "Unknown" for one it does not know. Thread: any. */
+CLINK_API const char *clink_http_reason(int status);
+
 /* The parsed HTTP request of a CLINK_METHOD_HTTP request (valid during the handler), else NULL. */
 CLINK_API const struct clink_http_request *clink_req_http(const struct clink_req *req);
 
