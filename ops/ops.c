@@ -50,6 +50,9 @@ struct clink_ops {
     void *reload_user;
     char name[64];
     unsigned warn_days;
+    clink_log_fn log;
+    void *log_user;
+    enum clink_log_level log_level;
 
     pthread_t thread;
     int started;
@@ -68,6 +71,21 @@ struct clink_ops {
     int reload_ok;
     char reload_msg[512];
 };
+
+/* ---- the log ---- */
+
+static void olog(struct clink_ops *ops, enum clink_log_level lvl, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void olog(struct clink_ops *ops, enum clink_log_level lvl, const char *fmt, ...)
+{
+    if (ops->log == NULL || lvl > ops->log_level) {
+        return;
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    ops->log(ops->log_user, lvl, "ops", 0, fmt, ap);
+    va_end(ap);
+}
 
 /* ---- responses ---- */
 
@@ -266,8 +284,10 @@ static int authorize(struct clink_ops *ops, struct job *j, char *who, size_t who
                                     .auth = (const uint8_t *)pass,
                                     .auth_len = strlen(pass)};
         char matched[200], why[256];
+        why[0] = '\0';
         if (clink_accounts_check(ops->accounts, &login, matched, sizeof(matched), why, sizeof(why)) == 0) {
             status = clink_accounts_is_admin(ops->accounts, matched) ? 0 : 403;
+            snprintf(why, sizeof(why), "%s", status == 403 ? "the account does not hold grant ALL" : "");
         }
         /* The name comes from the network and is shown (reload message, refusals): printable and short. */
         char shown[65];
@@ -277,6 +297,12 @@ static int authorize(struct clink_ops *ops, struct job *j, char *who, size_t who
         }
         shown[k] = '\0';
         snprintf(who, whocap, "'%s'@'%.63s'", shown, j->client);
+        if (status != 0) {
+            olog(ops, CLINK_LOG_WARN, "POST %s by %s refused (%d): %s", j->http.path, who, status, why);
+        }
+    } else {
+        olog(ops, CLINK_LOG_WARN, "POST %s from %s refused (401): %s", j->http.path, j->client,
+             ops->accounts == NULL ? "this node has no accounts" : "no or malformed Basic credentials");
     }
     OPENSSL_cleanse(dec, sizeof(dec));
     return status;
@@ -332,6 +358,7 @@ static void post(struct clink_ops *ops, struct job *j)
     ops->logins[b].tokens = tokens > LOGIN_BURST ? LOGIN_BURST : tokens;
     ops->logins[b].refill_ns = now;
     if (ops->logins[b].tokens < 1.0) {
+        olog(ops, CLINK_LOG_WARN, "POST %s from %s: too many failed logins, answered 429", j->http.path, j->client);
         respond_text(req, 0, 429, "Retry-After: 1\r\n", "too many failed logins: try again in a second\n");
         return;
     }
@@ -380,6 +407,7 @@ static void post(struct clink_ops *ops, struct job *j)
                          : clink_strerror(ret));
         return;
     }
+    olog(ops, CLINK_LOG_INFO, "transport security set to %s by %s", clink_secure_transport_name(st), who);
     respond_text(req, 0, 200, NULL, "{\"ok\":true,\"secure_transport\":\"%s\"}\n", clink_secure_transport_name(st));
 }
 
@@ -532,6 +560,9 @@ int clink_ops_new(const struct clink_ops_opts *o, struct clink_ops **out)
     ops->reload_user = o->reload_user;
     snprintf(ops->name, sizeof(ops->name), "%s", o->name ? o->name : "node");
     ops->warn_days = o->expiry_warn_days ? o->expiry_warn_days : 30;
+    ops->log = o->log;
+    ops->log_user = o->log_user;
+    ops->log_level = o->log_level ? o->log_level : CLINK_LOG_WARN;
 
     pthread_mutex_init(&ops->mu, NULL);
     pthread_cond_init(&ops->cv, NULL);

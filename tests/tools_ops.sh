@@ -130,6 +130,9 @@ code=$(post "$ca1" admin:wrong /reload '{}')
 [ "$code" = 401 ] && ok || no "POST /reload with a wrong password: $code, not 401"
 code=$(post "$ca1" viewer:viewerpw /reload '{}')
 [ "$code" = 403 ] && ok || { no "POST /reload as viewer: $code, not 403"; cat "$t/body"; }
+grep -q "ops: POST /reload by 'viewer'@'127.0.0.1' refused (403): the account does not hold grant ALL" "$t/node.log" &&
+  grep -q "ops: POST /reload by 'admin'@'127.0.0.1' refused (401)" "$t/node.log" && ok ||
+  { no "refused POSTs are logged with who and why"; cat "$t/node.log"; }
 code=$(post "$ca1" admin:adminpw /reload 'a=b' application/x-www-form-urlencoded)
 [ "$code" = 415 ] && ok || no "POST /reload as a form: $code, not 415"
 [ "$(get "$ca1" /metrics)" = 200 ] && ok || no "refused POSTs reloaded nothing"

@@ -511,7 +511,9 @@ int main(int argc, char **argv)
                                     .accounts = acc,
                                     .reload = ops_reload,
                                     .reload_user = &reloader,
-                                    .name = name};
+                                    .name = name,
+                                    .log = clink_log_stderr,
+                                    .log_level = verbose ? CLINK_LOG_INFO : CLINK_LOG_WARN};
         if ((ret = clink_ops_new(&oo, &ops)) < 0) {
             fprintf(stderr, "clink-node: ops endpoint on %s port %d: %s (set ops_port, or ops = OFF)\n", host, ops_port,
                     clink_strerror(ret));

@@ -26,6 +26,7 @@
 
 #include "clink/accounts.h"
 #include "clink/error.h"
+#include "clink/log.h"
 #include "clink/pool.h"
 #include "clink/transport.h"
 
@@ -55,6 +56,10 @@ struct clink_ops_opts {
     void *reload_user;
     const char *name;          /* [in] the node's name on the page and in metrics; NULL: "node" */
     unsigned expiry_warn_days; /* certificates closer to expiry are highlighted; 0: 30 */
+    /* optional: refused POSTs (WARN, with the reason and the client) and changes made (INFO) */
+    clink_log_fn log;
+    void *log_user;
+    enum clink_log_level log_level; /* 0: CLINK_LOG_WARN */
 };
 
 /*
