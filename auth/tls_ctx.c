@@ -375,7 +375,7 @@ static int alpn_select_http(SSL *ssl, const unsigned char **out, unsigned char *
     return SSL_TLSEXT_ERR_OK;
 }
 
-static int64_t asn1_unix(const ASN1_TIME *t)
+int64_t clink__asn1_unix(const ASN1_TIME *t)
 {
     struct tm tm;
     if (t == NULL || ASN1_TIME_to_tm(t, &tm) != 1) {
@@ -475,13 +475,18 @@ static void cert_info(X509 *x, enum clink_cert_kind kind, struct clink_cert_info
     ci->kind = kind;
     clink__name_rfc2253(X509_get_subject_name(x), ci->subject, sizeof(ci->subject));
     clink__name_rfc2253(X509_get_issuer_name(x), ci->issuer, sizeof(ci->issuer));
+    clink__cert_serial_hex(x, ci->serial, sizeof(ci->serial));
+    ci->not_before = clink__asn1_unix(X509_get0_notBefore(x));
+    ci->not_after = clink__asn1_unix(X509_get0_notAfter(x));
+}
+
+void clink__cert_serial_hex(const X509 *x, char *dst, size_t cap)
+{
     BIGNUM *bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(x), NULL);
     char *hex = bn ? BN_bn2hex(bn) : NULL;
-    snprintf(ci->serial, sizeof(ci->serial), "%s", hex ? hex : "");
+    snprintf(dst, cap, "%s", hex ? hex : "");
     OPENSSL_free(hex);
     BN_free(bn);
-    ci->not_before = asn1_unix(X509_get0_notBefore(x));
-    ci->not_after = asn1_unix(X509_get0_notAfter(x));
 }
 
 size_t clink_tls_ctx_certs(const struct clink_tls_ctx *ctx, struct clink_cert_info *out, size_t cap)

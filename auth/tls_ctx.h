@@ -3,6 +3,7 @@
 #define CLINK_AUTH_TLS_CTX_H
 
 #include <openssl/ssl.h>
+#include <stdint.h>
 
 /*
  * A MySQL-protocol client's SSL (transport/mysql.c) carries this as its app
@@ -14,5 +15,9 @@ extern char clink__ssl_mysql_marker[];
 
 /* An X.509 name as RFC 2253 text into dst ("" when it cannot be printed). */
 void clink__name_rfc2253(const X509_NAME *name, char *dst, size_t cap);
+/* A certificate's serial number as hex into dst ("" when it cannot be printed). */
+void clink__cert_serial_hex(const X509 *x, char *dst, size_t cap);
+/* An ASN.1 time as unix seconds; 0 when t is NULL or unreadable. */
+int64_t clink__asn1_unix(const ASN1_TIME *t);
 
 #endif

@@ -627,23 +627,15 @@ void clink__tls_status(const struct clink__tls *t, struct clink_conn_status *st)
     st->records_in = t->rec_in;
     st->records_out = t->rec_out;
     X509 *own = SSL_get_certificate(t->ssl);
-    struct tm tm;
-    if (own != NULL && ASN1_TIME_to_tm(X509_get0_notAfter(own), &tm) == 1) {
-        st->local_not_after = (int64_t)timegm(&tm);
+    if (own != NULL) {
+        st->local_not_after = clink__asn1_unix(X509_get0_notAfter(own));
     }
     X509 *peer = SSL_get0_peer_certificate(t->ssl);
     if (peer != NULL) {
         clink__name_rfc2253(X509_get_subject_name(peer), st->peer_subject, sizeof(st->peer_subject));
         clink__name_rfc2253(X509_get_issuer_name(peer), st->peer_issuer, sizeof(st->peer_issuer));
-        BIGNUM *bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(peer), NULL);
-        char *hex = bn ? BN_bn2hex(bn) : NULL;
-        snprintf(st->peer_serial, sizeof(st->peer_serial), "%s", hex ? hex : "");
-        OPENSSL_free(hex);
-        BN_free(bn);
-        const ASN1_TIME *na = X509_get0_notAfter(peer);
-        if (ASN1_TIME_to_tm(na, &tm) == 1) {
-            st->peer_not_after = (int64_t)timegm(&tm);
-        }
+        clink__cert_serial_hex(peer, st->peer_serial, sizeof(st->peer_serial));
+        st->peer_not_after = clink__asn1_unix(X509_get0_notAfter(peer));
     }
 }
 
