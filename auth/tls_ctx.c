@@ -55,8 +55,8 @@ static int alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outle
 {
     (void)arg;
     unsigned char *sel = NULL;
-    if (SSL_get_app_data(ssl) == CLINK__SSL_MYSQL) {
-        return SSL_TLSEXT_ERR_NOACK; /* a MySQL client's ALPN (if any) is not ours to judge */
+    if (SSL_get_app_data(ssl) == CLINK__SSL_OTHER) {
+        return SSL_TLSEXT_ERR_NOACK; /* another protocol's ALPN (if any) is not ours to judge */
     }
     if (SSL_select_next_proto(&sel, outlen, alpn_wire, sizeof(alpn_wire) - 1, in, inlen) != OPENSSL_NPN_NEGOTIATED) {
         /* A client that does not offer clink/1 is not a clink node: refuse the handshake. */
@@ -71,13 +71,13 @@ static int alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outle
  * client that offers none would get through. Refuse it at ClientHello time,
  * with the no_application_protocol alert (RFC 7301, section 3.2).
  */
-char clink__ssl_mysql_marker[] = "mysql"; /* only its address matters */
+char clink__ssl_other_marker[] = "other"; /* only its address matters */
 
 static int client_hello_cb(SSL *ssl, int *al, void *arg)
 {
     (void)arg;
-    if (SSL_get_app_data(ssl) == CLINK__SSL_MYSQL) {
-        return SSL_CLIENT_HELLO_SUCCESS; /* a MySQL client: no ALPN to expect (transport/mysql.c) */
+    if (SSL_get_app_data(ssl) == CLINK__SSL_OTHER) {
+        return SSL_CLIENT_HELLO_SUCCESS; /* another protocol (the transport's MySQL door): no ALPN to expect */
     }
     const unsigned char *ext = NULL;
     size_t len = 0;

@@ -6,12 +6,13 @@
 #include <stdint.h>
 
 /*
- * A MySQL-protocol client's SSL (transport/mysql.c) carries this as its app
- * data: such clients offer no ALPN, and the server's ClientHello hook must
- * not refuse them for it (native clients must offer clink's).
+ * A server SSL that the transport marks with this app data serves another
+ * protocol than clink's frames on the node's port: the ClientHello hook does
+ * not refuse it for offering no ALPN, and ALPN selection leaves it alone
+ * (native clients must offer clink's).
  */
-extern char clink__ssl_mysql_marker[];
-#define CLINK__SSL_MYSQL ((void *)clink__ssl_mysql_marker)
+extern char clink__ssl_other_marker[];
+#define CLINK__SSL_OTHER ((void *)clink__ssl_other_marker)
 
 /* An X.509 name as RFC 2253 text into dst ("" when it cannot be printed). */
 void clink__name_rfc2253(const X509_NAME *name, char *dst, size_t cap);

@@ -11,7 +11,7 @@
 #include <unistd.h>
 
 #include "bench/bench.h"
-#include "tools/methods.h"
+#include "clink/methods.h"
 
 struct run;
 

@@ -18,7 +18,7 @@
 #include <openssl/evp.h>
 
 #include "bench/bench.h"
-#include "tools/methods.h"
+#include "clink/methods.h"
 
 /* ---- ceiling: this core's AEAD rate, in process, the bound no user-space TLS can pass ---- */
 

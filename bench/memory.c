@@ -17,7 +17,7 @@
 #include <unistd.h>
 
 #include "bench/bench.h"
-#include "tools/methods.h"
+#include "clink/methods.h"
 
 #define IN_FLIGHT 64
 

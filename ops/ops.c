@@ -16,8 +16,12 @@
 #include <strings.h>
 #include <time.h>
 
-#include "clink/clink.h"
+#include "clink/accounts.h"
+#include "clink/auth.h"
+#include "clink/http.h"
 #include "clink/ops.h"
+#include "clink/pool.h"
+#include "clink/transport.h"
 #include "ops/ops_int.h"
 
 #define MAX_QUEUED 64 /* requests waiting for the ops thread; more get 503 at once */

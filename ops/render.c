@@ -10,7 +10,12 @@
 #include <string.h>
 #include <time.h>
 
-#include "clink/clink.h"
+#include "clink/accounts.h"
+#include "clink/auth.h"
+#include "clink/http.h"
+#include "clink/pool.h"
+#include "clink/transport.h"
+#include "clink/version.h"
 #include "ops/ops_int.h"
 
 /* ---- text buffer ---- */

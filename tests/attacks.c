@@ -36,7 +36,7 @@
 
 #include "clink/clink.h"
 
-#define ECHO_METHOD 1 /* clink-node's echo (tools/methods.h) */
+#define ECHO_METHOD 1 /* clink-node's echo (clink/methods.h) */
 
 /* docs/protocol.md: frame types, the plaintext magic, HELLO. */
 #define FRAME_HDR      16

@@ -16,8 +16,8 @@
 #include <unistd.h>
 
 #include "clink/clink.h"
+#include "clink/methods.h"
 #include "tools/fanout.h"
-#include "tools/methods.h"
 
 static void usage(FILE *f)
 {
@@ -446,6 +446,7 @@ int main(int argc, char **argv)
     static struct sql_reload sql_reload; /* its node is set once made */
     sql_reload.set = &set;
     struct clink_mysql_builtin_opts sql_opts = {.reload_tls = sql_reload_tls, .reload_user = &sql_reload};
+    struct clink_mysql_opts mysql_opts = {.query = clink_mysql_builtin, .query_user = &sql_opts};
     struct clink_node_opts no = {
         .workers = workers,
         .tls = tls,
@@ -466,9 +467,7 @@ int main(int argc, char **argv)
                      : verbose   ? CLINK_LOG_INFO
                                  : CLINK_LOG_WARN,
         .accounts = acc,
-        .mysql = acc != NULL && !no_mysql,
-        .mysql_query = clink_mysql_builtin,
-        .mysql_query_user = &sql_opts,
+        .mysql = acc != NULL && !no_mysql ? &mysql_opts : NULL,
     };
     if ((ret = clink_node_new(&no, &node)) < 0) {
         fprintf(stderr, "clink-node: %s\n", clink_strerror(ret));

@@ -11,7 +11,7 @@
 #include <strings.h>
 
 #include "clink/clink.h"
-#include "tools/methods.h"
+#include "clink/methods.h"
 
 static void usage(FILE *f)
 {

@@ -7,7 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "tools/methods.h"
+#include "clink/methods.h"
 
 struct fan;
 

@@ -1589,7 +1589,7 @@ static void server_classify(struct clink_conn *c)
         pthread_mutex_lock(&c->node->tls_mu);
         int ret = clink__tls_init(&c->tls, clink_tls_ctx_server(c->node->https_tls), 1, NULL, 0, &c->rx, &c->tx);
         pthread_mutex_unlock(&c->node->tls_mu);
-        c->tls.https = 1;
+        c->tls.other = 1; /* ALPN http/1.1 or none, not clink's */
         if (ret < 0) {
             fail_conn(c, ret, "TLS setup failed");
             return;
@@ -1640,7 +1640,7 @@ static void server_classify(struct clink_conn *c)
         c->exact = 0;
         return;
     case CLINK_OPENING_OTHER: {
-        if (c->node->opts.mysql && c->node->accounts != NULL) {
+        if (c->node->opts.mysql != NULL && c->node->accounts != NULL) {
             /* A MySQL-protocol client (transport/mysql.c): its packets from here, no kTLS hand-over. */
             c->exact = 0;
             c->state = CS_HELLO;
@@ -2579,7 +2579,7 @@ int clink__conn_mysql_tls(struct clink_conn *c)
     }
     if (ret == 0) {
         c->has_tls = 1; /* clink__tls_free cleans up from here, whatever happens next */
-        ret = clink__tls_mysql(&c->tls);
+        ret = clink__tls_serve_other(&c->tls, "clink-mysql");
     }
     if (ret < 0) {
         return ret;

@@ -17,6 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "clink/http.h"
 #include "clink/transport.h"
 
 #define CLINK_HTTP_MAX_HEAD (16u << 10)

@@ -367,7 +367,7 @@ struct clink_node *clink_mysql_node(const struct clink_mysql_stmt *st)
     return st->c->node;
 }
 
-struct clink_accounts *clink__mysql_accounts(const struct clink_mysql_stmt *st)
+struct clink_accounts *clink_mysql_accounts(const struct clink_mysql_stmt *st)
 {
     return st->c->node->accounts;
 }
@@ -413,8 +413,9 @@ static void on_command(struct clink_conn *c, uint8_t *p, size_t n)
     case CLINK_MY_COM_QUERY: {
         STAT_ADD(c->w, mysql_queries, 1);
         struct clink_mysql_stmt st = {.c = c};
-        clink_mysql_query_fn fn = c->node->opts.mysql_query ? c->node->opts.mysql_query : clink_mysql_builtin;
-        fn(&st, (const char *)p + 1, n - 1, c->node->opts.mysql_query_user);
+        const struct clink_mysql_opts *mo = c->node->opts.mysql;
+        clink_mysql_query_fn fn = mo->query ? mo->query : clink_mysql_builtin;
+        fn(&st, (const char *)p + 1, n - 1, mo->query_user);
         if (!st.answered) {
             send_err(c, 1105, "HY000", "the statement hook gave no answer");
         }

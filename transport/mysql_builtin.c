@@ -15,7 +15,6 @@
 #include "clink/accounts.h"
 #include "clink/mysql.h"
 #include "clink/transport.h"
-#include "transport/node_int.h"
 
 #define VERSION         "8.0.0-clink-0.1.0"
 #define VERSION_COMMENT "clink"
@@ -309,7 +308,7 @@ static int account_name(struct sql *s, char *user, size_t ucap, char *host, size
 /* Of the account the session logged in as: grant = ALL (clink_accounts_is_admin). */
 static int may_administer(struct clink_mysql_stmt *st, const char *privilege)
 {
-    if (clink_accounts_is_admin(clink__mysql_accounts(st), clink_mysql_account(st))) {
+    if (clink_accounts_is_admin(clink_mysql_accounts(st), clink_mysql_account(st))) {
         return 1;
     }
     char msg[200];
@@ -392,7 +391,7 @@ static void account_result(struct clink_mysql_stmt *st, int ret, const char *op,
  */
 static int do_account(struct clink_mysql_stmt *st, struct sql *s, const char *verb)
 {
-    struct clink_accounts *acc = clink__mysql_accounts(st);
+    struct clink_accounts *acc = clink_mysql_accounts(st);
     char user[CLINK_USER_MAX + 1], host[CLINK_HOST_MAX + 1], pw[CLINK_PASSWORD_MAX + 1] = "", req[512] = "",
                                                                                      err[256] = "";
     int has_pw = 0, grant_option = 0, if_exists = 0, ret = -1;

@@ -91,6 +91,11 @@ int clink_node_new(const struct clink_node_opts *opts, struct clink_node **out)
         return -CLINK_ENOMEM;
     }
     n->opts = *opts;
+    if (opts->mysql != NULL) {
+        /* Copied: the caller's struct may be gone after this call. */
+        n->mysql_opts = *opts->mysql;
+        n->opts.mysql = &n->mysql_opts;
+    }
     pthread_mutex_init(&n->tls_mu, NULL);
     pthread_mutex_init(&n->secure_mu, NULL);
     clink__sessions_init(&n->sessions);

@@ -16,6 +16,8 @@
 #include <stdatomic.h>
 #include <sys/socket.h>
 
+#include "clink/http.h"
+#include "clink/mysql.h"
 #include "clink/transport.h"
 #include "common/bytes.h"
 #include "common/log_int.h"
@@ -356,6 +358,7 @@ struct clink_handler {
 
 struct clink_node {
     struct clink_node_opts opts;
+    struct clink_mysql_opts mysql_opts; /* opts.mysql points here when set */
     struct clink__logger log;
     /* Current identity. New handshakes take it under tls_mu (not a data path: once per connection), so a reload can
      * swap it. */
@@ -403,8 +406,7 @@ void clink__conn_adopt(struct clink_worker *w, int fd, int https);
 void clink__mysql_start(struct clink_conn *c);                           /* classified as a MySQL client */
 void clink__mysql_input(struct clink_conn *c, struct clink__bytes *buf); /* its bytes, plain or decrypted */
 void clink__mysql_free(struct clink_conn *c);
-void clink__mysql_shutdown(struct clink_conn *c);                                /* instead of a GOAWAY */
-struct clink_accounts *clink__mysql_accounts(const struct clink_mysql_stmt *st); /* the node's, for account SQL */
+void clink__mysql_shutdown(struct clink_conn *c); /* instead of a GOAWAY */
 /* What mysql.c needs from conn.c. */
 struct clink__bytes *clink__conn_out(struct clink_conn *c); /* where plaintext output goes (then mark dirty) */
 void clink__conn_refuse(struct clink_conn *c, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

@@ -530,19 +530,21 @@ int clink__tls_init(struct clink__tls *t, SSL_CTX *ctx, int is_server, const cha
     return 0;
 }
 
-int clink__tls_mysql(struct clink__tls *t)
+int clink__tls_serve_other(struct clink__tls *t, const char *sid_ctx)
 {
     /*
-     * MySQL clients offer no ALPN and seldom a certificate: one is checked
-     * if sent (and REQUIRE X509 at login insists on it). Their sessions are
-     * kept apart from native ones, made under another client-certificate
-     * rule (a session must never resume where the rule is stricter).
+     * Such clients (MySQL's) offer no ALPN and seldom a certificate: one is
+     * checked if sent (and REQUIRE X509 at login insists on it). Their
+     * sessions are kept apart from native ones, made under another
+     * client-certificate rule (a session must never resume where the rule is
+     * stricter).
      */
-    static const unsigned char sid[] = "clink-mysql";
-    t->mysql = 1;
-    SSL_set_app_data(t->ssl, CLINK__SSL_MYSQL);
+    t->other = 1;
+    SSL_set_app_data(t->ssl, CLINK__SSL_OTHER);
     SSL_set_verify(t->ssl, SSL_VERIFY_PEER, SSL_get_verify_callback(t->ssl));
-    return SSL_set_session_id_context(t->ssl, sid, sizeof(sid) - 1) == 1 ? 0 : -CLINK_EINTERNAL;
+    return SSL_set_session_id_context(t->ssl, (const unsigned char *)sid_ctx, (unsigned)strlen(sid_ctx)) == 1
+               ? 0
+               : -CLINK_EINTERNAL;
 }
 
 int clink__tls_handshake(struct clink__tls *t)
@@ -554,7 +556,7 @@ int clink__tls_handshake(struct clink__tls *t)
         const unsigned char *p = NULL;
         unsigned int n = 0;
         SSL_get0_alpn_selected(t->ssl, &p, &n);
-        if (!t->mysql && !t->https && (n != strlen(CLINK_ALPN) || memcmp(p, CLINK_ALPN, n) != 0)) {
+        if (!t->other && (n != strlen(CLINK_ALPN) || memcmp(p, CLINK_ALPN, n) != 0)) {
             snprintf(t->err, sizeof(t->err), "TLS handshake: no ALPN %s agreed", CLINK_ALPN);
             return -CLINK_EALPN;
         }

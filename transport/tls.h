@@ -56,8 +56,7 @@ struct clink__tls {
     uint8_t secret_in[48], secret_out[48];
     size_t secret_in_len, secret_out_len;
     int key_updated; /* a KeyUpdate went by: the secrets above are stale */
-    int mysql;       /* server side of a MySQL-protocol client (clink__tls_mysql) */
-    int https;       /* server side of the HTTPS port: ALPN http/1.1 or none, not clink's */
+    int other;       /* server side of another protocol than clink's frames: clink's ALPN is not required */
     struct clink__tls_mark mark;
 };
 
@@ -68,8 +67,13 @@ struct clink__tls {
  */
 int clink__tls_mark_read(SSL_CTX *ctx, const void *data, size_t len, struct clink__tls_mark *out);
 
-/* Server: this SSL serves a MySQL-protocol client (no ALPN, optional client certificate). 0 or negative. */
-int clink__tls_mysql(struct clink__tls *t);
+/*
+ * Server: this SSL serves another protocol than clink's frames on the node's
+ * own port (no ALPN expected, a client certificate checked if sent but not
+ * asked for), its sessions kept under sid_ctx, apart from native ones.
+ * 0 or negative.
+ */
+int clink__tls_serve_other(struct clink__tls *t, const char *sid_ctx);
 
 /* Install the key-log and new-ticket hooks on an SSL_CTX (idempotent). */
 void clink__tls_prepare_ctx(SSL_CTX *ctx);

@@ -6,11 +6,12 @@
 #include "clink/auth.h"
 #include "clink/config.h"
 #include "clink/error.h"
+#include "clink/http.h"
 #include "clink/log.h"
+#include "clink/mysql.h"
 #include "clink/ops.h"
 #include "clink/pool.h"
 #include "clink/transport.h"
-
-#define CLINK_VERSION_STRING "0.1.0"
+#include "clink/version.h"
 
 #endif

@@ -1,6 +1,6 @@
 /*
  * clink's MySQL-protocol front door (docs/mysql.md). A node whose options
- * set `mysql` also serves standard MySQL clients and drivers on its port,
+ * point `mysql` at a struct clink_mysql_opts also serves standard MySQL clients and drivers on its port,
  * beside clink's native clients: the server greeting (protocol 10,
  * CLIENT_SSL), the SSL request and TLS handshake through the node's own TLS
  * context, then a login against the node's accounts (mysql_native_password,
@@ -25,11 +25,18 @@
 extern "C" {
 #endif
 
+struct clink_accounts;
 struct clink_conn;
 struct clink_node;
 struct clink_mysql_stmt; /* one statement of one MySQL-protocol connection, until it is answered */
 
 typedef void (*clink_mysql_query_fn)(struct clink_mysql_stmt *st, const char *sql, size_t len, void *user);
+
+/* The MySQL front door of a node (clink_node_opts.mysql). */
+struct clink_mysql_opts {
+    clink_mysql_query_fn query; /* each statement; NULL: clink_mysql_builtin */
+    void *query_user;           /* its last argument (clink_mysql_builtin: a struct clink_mysql_builtin_opts) */
+};
 
 /* Answer with an OK packet. info: shown by the client (NULL: none). Returns 0 or -CLINK_EINVAL (answered already). */
 CLINK_API CLINK_MUST_USE int clink_mysql_ok(struct clink_mysql_stmt *st, uint64_t affected_rows, const char *info);
@@ -54,6 +61,8 @@ CLINK_API const char *clink_mysql_account(const struct clink_mysql_stmt *st);
 CLINK_API const char *clink_mysql_db(const struct clink_mysql_stmt *st);
 CLINK_API struct clink_conn *clink_mysql_conn(const struct clink_mysql_stmt *st);
 CLINK_API struct clink_node *clink_mysql_node(const struct clink_mysql_stmt *st);
+/* The node's accounts (a hook that manages accounts, as clink_mysql_builtin's CREATE USER does); NULL if none. */
+CLINK_API struct clink_accounts *clink_mysql_accounts(const struct clink_mysql_stmt *st);
 
 /* What the built-in statements need from the embedding program (all optional). */
 struct clink_mysql_builtin_opts {

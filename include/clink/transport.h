@@ -26,7 +26,6 @@
 #include "clink/auth.h"
 #include "clink/error.h"
 #include "clink/log.h"
-#include "clink/mysql.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -36,6 +35,7 @@ struct clink_node;
 struct clink_conn;
 struct clink_req;
 struct clink_call;
+struct clink_mysql_opts; /* clink/mysql.h */
 
 /* Protocol versions this build speaks (negotiated in the HELLO exchange). */
 #define CLINK_PROTO_MIN 1
@@ -136,13 +136,13 @@ struct clink_node_opts {
      */
     uint64_t max_buffered;
     /*
-     * MySQL-protocol clients on this port (clink/mysql.h, docs/mysql.md): 1
-     * serves them (they log in as `accounts`, which must be set; plaintext
-     * logins only where allow_plaintext), 0 answers them with a MySQL error.
+     * [in] MySQL-protocol clients on this port (clink/mysql.h,
+     * docs/mysql.md): set, they are served (they log in as `accounts`, which
+     * must be set; plaintext logins only where allow_plaintext) and their
+     * statements go to its hook; NULL answers them with a MySQL error.
+     * Copied by clink_node_new.
      */
-    int mysql;
-    clink_mysql_query_fn mysql_query; /* their statements; NULL: clink_mysql_builtin */
-    void *mysql_query_user;
+    const struct clink_mysql_opts *mysql;
     /*
      * The starting state (clink_node_set_secure_transport changes it). A
      * state other than PLAINTEXT needs tls; PLAINTEXT, ACCEPT_BOTH and
@@ -515,51 +515,6 @@ CLINK_API CLINK_MUST_USE int clink_req_respond(struct clink_req *req, const stru
 
 /* Answer with an error; the caller sees -CLINK_EREMOTE and msg. Same contract. */
 CLINK_API CLINK_MUST_USE int clink_req_fail(struct clink_req *req, const char *msg);
-
-/* ---- the HTTPS port (operations; clink/ops.h serves it) ---- */
-
-/* Requests on the HTTPS port reach its handler as this method. */
-#define CLINK_METHOD_HTTP 0xFF01
-
-/* One HTTP/1.1 request, parsed (transport/http.c). Strings are NUL-terminated copies. */
-struct clink_http_request {
-    char method[8];          /* "GET", "HEAD" or "POST" */
-    char path[256];          /* the target up to '?', as sent (not percent-decoded): "/metrics" */
-    char query[512];         /* after '?', "" if none */
-    char host[256];          /* the Host header, "" if none */
-    char authorization[512]; /* the Authorization header as sent, "" if none */
-    char content_type[128];  /* "" if none */
-    const uint8_t *body;     /* Content-Length bytes (NULL when 0); valid during the handler */
-    size_t body_len;
-};
-
-/*
- * Listen for HTTPS on addr:port (0: ephemeral, see clink_node_https_port),
- * served by the node's workers like its own port: TLS with tls's server
- * certificate (a clink_tls_ctx_new_https context; the node takes a
- * reference), io_uring for every byte, one HTTP/1.1 request per connection,
- * the whole exchange within handshake_timeout_ms. Each request reaches fn on
- * a worker as a clink_req of method CLINK_METHOD_HTTP (clink_req_http gives
- * it parsed); answer it with clink_req_respond, from any thread, whose
- * payload is the whole HTTP response (status line, headers, body): it is
- * sent as is and the connection then closes. Malformed requests are answered
- * with their 4xx/5xx here and never reach fn. Thread: before start.
- * Returns 0, -CLINK_EINVAL (already listening, no tls or fn) or -errno.
- */
-CLINK_API CLINK_MUST_USE int clink_node_listen_https(struct clink_node *node, const char *addr, uint16_t port,
-                                                     struct clink_tls_ctx *tls, clink_handler_fn fn, void *user);
-
-/* The bound HTTPS port after clink_node_listen_https, else 0. Thread: any. */
-CLINK_API uint16_t clink_node_https_port(const struct clink_node *node);
-
-/* Replace the HTTPS port's certificate: new connections use tls (the node takes a reference). Thread: any. */
-CLINK_API CLINK_MUST_USE int clink_node_reload_https(struct clink_node *node, struct clink_tls_ctx *tls);
-
-/* The reason phrase of an HTTP status ("Not Found"), "Unknown" for one it does not know. Thread: any. */
-CLINK_API const char *clink_http_reason(int status);
-
-/* The parsed HTTP request of a CLINK_METHOD_HTTP request (valid during the handler), else NULL. */
-CLINK_API const struct clink_http_request *clink_req_http(const struct clink_req *req);
 
 #ifdef __cplusplus
 }

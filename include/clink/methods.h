@@ -1,9 +1,12 @@
 /*
- * Methods that clink-node serves and the other tools call. Tools and bench
- * share this header; the library knows nothing of these ids.
+ * The methods clink-node answers, which clink-bench and clink-status call:
+ * an embedder's own node that answers CLINK_TOOL_ECHO and CLINK_TOOL_SINK
+ * can be measured by clink-bench. The transport knows nothing of these ids;
+ * they are a contract between programs, kept here so that no program
+ * includes another's files.
  */
-#ifndef CLINK_TOOLS_METHODS_H
-#define CLINK_TOOLS_METHODS_H
+#ifndef CLINK_METHODS_H
+#define CLINK_METHODS_H
 
 #include <stdint.h>
 #include <stdlib.h>

@@ -1,0 +1,26 @@
+# Run by ctest (tests/boundaries.cmake): cmake -DSRC=<source root> -P check_sources.cmake
+# What include paths cannot enforce: liburing and concurrencykit are the transport's alone among library
+# modules (the others do not link them), and no source climbs out of its folder with "../".
+set(bad "")
+foreach(m common auth pool ops server)
+  file(GLOB files "${SRC}/${m}/*.c" "${SRC}/${m}/*.h")
+  foreach(f ${files})
+    file(STRINGS "${f}" lines REGEX "^#[ \t]*include[ \t]*<(liburing|ck_)")
+    if(lines)
+      list(APPEND bad "${f}: ${lines}")
+    endif()
+  endforeach()
+endforeach()
+file(GLOB_RECURSE files "${SRC}/common/*.[ch]" "${SRC}/auth/*.[ch]" "${SRC}/transport/*.[ch]" "${SRC}/pool/*.[ch]"
+     "${SRC}/ops/*.[ch]" "${SRC}/server/*.[ch]" "${SRC}/tools/*.[ch]" "${SRC}/bench/*.[ch]" "${SRC}/include/*.h")
+foreach(f ${files})
+  file(STRINGS "${f}" lines REGEX "^#[ \t]*include[ \t]*\"\\.\\./")
+  if(lines)
+    list(APPEND bad "${f}: ${lines}")
+  endif()
+endforeach()
+if(bad)
+  string(REPLACE ";" "\n" bad "${bad}")
+  message(FATAL_ERROR "includes that cross a module boundary:\n${bad}")
+endif()
+message(STATUS "no library module outside transport includes liburing or ck; no include climbs out with ../")
