@@ -21,8 +21,8 @@
 #include <unistd.h>
 
 #include "tests/support/support.h"
+#include "transport/conn_int.h"
 #include "transport/ktls.h"
-#include "transport/node_int.h"
 
 static size_t unhex(const char *s, uint8_t *out, size_t cap)
 {

@@ -15,7 +15,7 @@
 
 #include "clink/transport.h"
 #include "tests/support/support.h"
-#include "transport/node_int.h"
+#include "transport/conn_int.h"
 
 static struct ts_pki pki;
 static struct clink_tls_ctx *tls;

@@ -2,8 +2,9 @@
  * The MySQL-protocol front door on a node's port (clink/mysql.h,
  * docs/mysql.md): the connection phase after the greeting (SSL request,
  * login with mysql_native_password or caching_sha2_password) and the command
- * phase. It runs on the connection's worker, fed from conn.c with the
- * client's plaintext bytes (before TLS) or OpenSSL's decrypted ones.
+ * phase: clink__proto_mysql. It runs on the connection's worker, fed by the
+ * connection core (conn_io.c) with the client's plaintext bytes (before TLS)
+ * or OpenSSL's decrypted ones.
  */
 #include <arpa/inet.h>
 #include <openssl/crypto.h>
@@ -15,8 +16,8 @@
 
 #include "clink/accounts.h"
 #include "clink/mysql.h"
+#include "transport/conn_int.h"
 #include "transport/mysql_proto.h"
-#include "transport/node_int.h"
 
 enum my_state {
     MY_RESPONSE = 1, /* the client's answer to the greeting (or its SSL request) */
@@ -86,8 +87,25 @@ static void refuse(struct clink_conn *c, uint16_t code, const char *state, const
     clink__conn_refuse(c, err, "MySQL client: %s (%s)", msg, why);
 }
 
+/* The SSL request: server TLS for a MySQL client, its ClientHello next. */
+static int start_tls(struct clink_conn *c)
+{
+    int ret = clink__conn_server_tls(c, &c->node->tls);
+    if (ret == 0) {
+        ret = clink__tls_serve_other(&c->tls, "clink-mysql");
+    }
+    if (ret < 0) {
+        return ret;
+    }
+    c->mode = CLINK_MODE_TLS;
+    c->state = CS_HANDSHAKE; /* the ClientHello follows the SSL request: on_input steps the handshake */
+    c->want = 5;
+    return 0;
+}
+
 void clink__mysql_start(struct clink_conn *c)
 {
+    c->proto = &clink__proto_mysql;
     c->my = calloc(1, sizeof(*c->my));
     if (c->my == NULL) {
         clink__conn_refuse(c, -CLINK_ENOMEM, "out of memory");
@@ -98,7 +116,7 @@ void clink__mysql_start(struct clink_conn *c)
     clink__conn_peer_host(c, c->my->host, sizeof(c->my->host));
 }
 
-void clink__mysql_free(struct clink_conn *c)
+static void mysql_free(struct clink_conn *c)
 {
     free(c->my);
     c->my = NULL;
@@ -113,7 +131,7 @@ static void denied(struct clink_conn *c, const char *why)
     snprintf(msg, sizeof(msg), "%s (using password: %s)", base, c->my->gave_password ? "YES" : "NO");
     STAT_ADD(c->w, logins_denied, 1);
     if (clink__conn_refusal_log_ok(c)) {
-        CLINK_CONN_LOG(c, CLINK_LOG_WARN, "%s: MySQL client: %s (%s)", c->peer_str, msg, why);
+        CLINK_CONN_LOG(c, CLINK_LOG_WARN, "%s: MySQL client: %s (%s)", clink__conn_peer(c), msg, why);
     }
     refuse(c, 1045, "28000", msg, -CLINK_EACCESS, why);
 }
@@ -144,7 +162,7 @@ static void login(struct clink_conn *c, enum clink_login_method method, const ui
         denied(c, "no password and no verified client certificate");
         return;
     }
-    int ret = clink_accounts_check(c->node->accounts, &l, c->account, sizeof(c->account), why, sizeof(why));
+    int ret = clink_accounts_check(c->node->accounts, &l, c->cache.account, sizeof(c->cache.account), why, sizeof(why));
     if (ret < 0) {
         denied(c, why);
         return;
@@ -153,8 +171,9 @@ static void login(struct clink_conn *c, enum clink_login_method method, const ui
     STAT_ADD(c->w, mysql_logins, 1);
     c->my->state = MY_COMMAND;
     send_ok(c, 0, NULL);
-    clink__conn_mysql_opened(c);
-    CLINK_CONN_LOG(c, CLINK_LOG_INFO, "%s: MySQL client logged in as %s (%s)", c->peer_str, c->account,
+    c->cache.mysql = 1;
+    clink__conn_became_open(c); /* counted as open; not announced to on_conn (statements, not calls) */
+    CLINK_CONN_LOG(c, CLINK_LOG_INFO, "%s: MySQL client logged in as %s (%s)", clink__conn_peer(c), c->cache.account,
                    c->has_tls ? SSL_get_version(c->tls.ssl) : "plaintext");
 }
 
@@ -203,7 +222,7 @@ static void on_response(struct clink_conn *c, const uint8_t *p, size_t n)
                    "SSL requested, but this node accepts plaintext only (PLAINTEXT)");
             return;
         }
-        int ret = clink__conn_mysql_tls(c); /* the client's ClientHello follows at once */
+        int ret = start_tls(c); /* the client's ClientHello follows at once */
         if (ret == -CLINK_EPLAINTEXT) {
             refuse(c, 1043, "08S01", "Bad handshake", -CLINK_EPROTO,
                    "SSL requested, but this node has no TLS identity");
@@ -349,7 +368,7 @@ const char *clink_mysql_client_host(const struct clink_mysql_stmt *st)
 
 const char *clink_mysql_account(const struct clink_mysql_stmt *st)
 {
-    return st->c->account;
+    return st->c->cache.account;
 }
 
 const char *clink_mysql_db(const struct clink_mysql_stmt *st)
@@ -428,7 +447,7 @@ static void on_command(struct clink_conn *c, uint8_t *p, size_t n)
     }
 }
 
-void clink__mysql_input(struct clink_conn *c, struct clink__bytes *buf)
+static void mysql_input(struct clink_conn *c, struct clink__bytes *buf)
 {
     while (c->my != NULL && c->my->state != MY_DONE && c->state < CS_CLOSING &&
            clink__bytes_len(buf) >= CLINK_MYSQL_HDR) {
@@ -471,17 +490,47 @@ void clink__mysql_input(struct clink_conn *c, struct clink__bytes *buf)
         }
         clink__bytes_consume(buf, CLINK_MYSQL_HDR + len);
         if (c->my != NULL && s == MY_RESPONSE && c->has_tls && c->state == CS_HANDSHAKE) {
-            return; /* the SSL request: what follows is the TLS handshake, read by conn.c */
+            return; /* the SSL request: what follows is the TLS handshake, read by the connection core */
         }
     }
 }
 
-/* The node shuts down: a logged-in client hears it in its own protocol (ERR 1053), not as a clink GOAWAY. */
-void clink__mysql_shutdown(struct clink_conn *c)
+/*
+ * The node stops or drains: a logged-in client hears it in its own protocol
+ * (ERR 1053), not as a clink GOAWAY, and the connection closes at once: it
+ * has no calls in flight to drain.
+ */
+static int mysql_closing(struct clink_conn *c)
 {
     if (c->my != NULL && c->my->state == MY_COMMAND) {
         c->my->seq = 0;
         send_err(c, 1053, "08S01", "Server shutdown in progress");
         c->my->state = MY_DONE;
     }
+    return 0;
 }
+
+/* TLS is done (after the SSL request): its packets come decrypted, read as they come (no kTLS until logged in). */
+static void mysql_opened(struct clink_conn *c)
+{
+    c->exact = 0;
+    c->want = 5;
+}
+
+static int mysql_half_closed(struct clink_conn *c)
+{
+    (void)c;
+    return 0; /* a client that stops sending is gone: nothing is owed */
+}
+
+const struct clink__proto clink__proto_mysql = {
+    .name = "mysql",
+    .link = 1,
+    .app = 0,
+    .deadline = "no complete opening handshake",
+    .opened = mysql_opened,
+    .input = mysql_input,
+    .half_closed = mysql_half_closed,
+    .closing = mysql_closing,
+    .free = mysql_free,
+};

@@ -15,8 +15,8 @@
 #include <unistd.h>
 
 #include "clink/accounts.h"
+#include "transport/conn_int.h"
 #include "transport/frame.h"
-#include "transport/node_int.h"
 
 const struct clink_node_opts clink_node_opts_default = {0};
 
@@ -754,7 +754,7 @@ static void links_on_worker(struct clink_worker *w, void *arg)
 {
     struct links *l = arg;
     for (struct clink_conn *c = w->conns; c != NULL && l->err == 0; c = c->next) {
-        if (c->https || c->state == CS_CLOSED) {
+        if (!c->proto->link || c->state == CS_CLOSED) {
             continue;
         }
         if (l->n == l->cap) {

@@ -1,6 +1,6 @@
 /*
- * Internals shared by node.c, worker.c and conn.c: the node, its workers,
- * their inboxes, and connections.
+ * Internals shared by the transport's files: the node, its workers, their
+ * inboxes and counters. A connection's own struct is in conn_int.h.
  *
  * Ownership: a connection belongs to one worker, and only that worker's
  * thread touches its I/O state. Other threads see a connection only through
@@ -179,124 +179,6 @@ enum clink__conn_state {
     CS_CLOSED,
 };
 
-struct clink_req {
-    struct clink_conn *conn; /* NULL once the connection is gone */
-    struct clink_worker *w;
-    struct clink_req *next, *prev;
-    uint64_t id;
-    uint16_t method;
-    const uint8_t *data;
-    size_t len;
-};
-
-struct clink_conn {
-    struct clink_worker *w;
-    struct clink_node *node;
-    uint64_t id;
-    int fd;
-    int state;
-    int is_server;
-    enum clink_conn_mode mode;
-    atomic_int refs;    /* the worker's (until CLOSED) + the application's + queued messages' */
-    atomic_int open;    /* 1 while calls may start; read by application threads */
-    atomic_int app_ref; /* 1 while the application holds the reference clink_connect gave it */
-    atomic_int goaway;  /* the peer sent GOAWAY (read by application threads) */
-    _Atomic uint64_t next_call_id;
-
-    /* I/O: at most one recv and one send in flight; tx fills while txf is on the wire. */
-    struct clink__mysql *my; /* a MySQL-protocol client (transport/mysql.c), else NULL */
-    /* From the HTTPS port: one HTTP request, answered, then closed (no frames, never open, not counted as a link) */
-    int https;
-    int http_taken;                  /* its request went to the handler */
-    size_t http_scan, http_need;     /* bytes searched for the head's end; the request's length once known */
-    int http_rdshut;                 /* the client closed its side after its request: read no more */
-    uint64_t http_answer_until;      /* the answer must have left by then */
-    struct clink_http_request *http; /* the request, parsed (allocated once it is complete) */
-    struct clink__bytes rx;          /* received bytes (ciphertext with TLS) */
-    struct clink__bytes prx;         /* decrypted plaintext (TLS only) */
-    struct clink__bytes ptx;         /* plaintext staged for encryption (TLS only) */
-    struct clink__bytes tx;          /* bytes to send next */
-    struct clink__bytes txf;         /* bytes being sent */
-    int recv_armed, send_armed, shutdown_done;
-    int recv_paused; /* backpressure: the peer's answers or requests are piling up */
-    int was_open;
-    unsigned ops;         /* SQEs in flight that name this conn */
-    unsigned small_reads; /* recvs in a row that brought less than SMALL_READ: idle or small requests */
-    size_t rx_req;        /* bytes the armed recv asked for (0: an exact read) */
-    int rx_full;          /* the last recv filled what it asked for: more is waiting */
-    size_t last_read;     /* bytes the last recv brought */
-    int exact;            /* read exactly `want` bytes: opening and handshake */
-    size_t want;
-    size_t greet_left; /* client: greeting bytes still to read */
-    int greet_hdr_done;
-    uint8_t scramble[20]; /* the login challenge: server sent it, client read it from the greeting */
-    int have_scramble;
-
-    /* login: the client's account (password wiped once the HELLO is out); the server's matched account */
-    int login, has_password, hello_deferred, wipe_ptx, no_resume;
-    int hs_counted;      /* server: holds one of the worker's handshake slots */
-    uint64_t hs_slot_ns; /* ... since then */
-    int hs_waiting;      /* server: in the worker's wait list for a slot (which holds a reference) */
-    struct clink_conn *hs_next, *hs_prev;
-    char login_user[65];
-    char password[256];
-    char account[160];
-
-    int has_tls;
-    struct clink__tls tls;
-
-    /*
-     * kTLS (docs/ktls.md): the kernel owns a direction once installed. RX is
-     * installed when the connection opens, at a record boundary; TX once the
-     * ciphertext OpenSSL produced has left (frames wait, plaintext, in ptx).
-     */
-    enum clink_ktls_mode ktls_mode;
-    int ktls_try;         /* opened: hand over at the next record boundary */
-    int ktls_rx, ktls_tx; /* the kernel has the direction */
-    int ktls_tx_pending;  /* RX done, TX waits for the user-space ciphertext to leave */
-    int ktls_ulp;         /* TCP_ULP "tls" is set on the socket */
-    int ktls_cn_pending;  /* orderly close: close_notify still to send as an alert record */
-    int ktls_ctl_armed;   /* a recvmsg for a control record is in flight */
-    /* one for reading a control record (into rx), one for sending close_notify: both may be out at once */
-    struct msghdr ktls_rmsg, ktls_smsg;
-    struct iovec ktls_riov, ktls_siov;
-    _Alignas(struct cmsghdr) uint8_t ktls_rcmsg[32]; /* >= CMSG_SPACE(1); cmsghdr ends in a flexible array */
-    _Alignas(struct cmsghdr) uint8_t ktls_scmsg[32];
-
-    /* calls (ours) and requests (the peer's) */
-    struct clink__idmap calls;
-    struct clink_call *pend_head, *pend_tail; /* waiting for write-buffer room */
-    struct clink_req *reqs;
-    uint32_t nreqs;
-    uint64_t last_peer_id;
-    uint32_t peer_max_frame;
-    uint16_t version;
-    int goaway_sent, goaway_recv;
-    uint64_t goaway_last; /* the peer's GOAWAY: the highest of our request ids it had seen */
-
-    struct clink__timer hs_timer;
-    struct sockaddr_storage peer;
-    char peer_str[64];
-
-    clink_connect_cb connect_cb;
-    void *connect_user;
-    char expected_name[256];
-    int verify; /* client: 0 none, 1 chain, 2 chain and name */
-    char label[64];
-
-    struct clink__msg_close close_msg;
-
-    /* status kept after close */
-    struct clink_conn_status cache;
-    uint64_t bytes_in, bytes_out, frames_in, frames_out;
-    int err;
-    char errtext[256];
-
-    struct clink_conn *next, *prev; /* worker's list */
-    struct clink_conn *dirty_next;
-    int dirty;
-} __attribute__((aligned(64)));
-
 /* ---- worker ---- */
 struct clink_worker {
     struct clink_node *node;
@@ -398,47 +280,7 @@ int clink__worker_post(struct clink_worker *w, void *msg);
 int clink__worker_run_sync(struct clink_worker *w, void (*fn)(struct clink_worker *, void *), void *arg);
 struct io_uring_sqe *clink__sqe(struct clink_worker *w);
 void clink__mark_dirty(struct clink_conn *c);
-
-/* conn.c */
-void clink__conn_adopt(struct clink_worker *w, int fd, int https);
-
-/* ---- the MySQL-protocol front door (transport/mysql.c), on the connection's worker ---- */
-void clink__mysql_start(struct clink_conn *c);                           /* classified as a MySQL client */
-void clink__mysql_input(struct clink_conn *c, struct clink__bytes *buf); /* its bytes, plain or decrypted */
-void clink__mysql_free(struct clink_conn *c);
-void clink__mysql_shutdown(struct clink_conn *c); /* instead of a GOAWAY */
-/* What mysql.c needs from conn.c. */
-struct clink__bytes *clink__conn_out(struct clink_conn *c); /* where plaintext output goes (then mark dirty) */
-void clink__conn_refuse(struct clink_conn *c, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-void clink__conn_close_orderly(struct clink_conn *c);
-void clink__conn_peer_host(const struct clink_conn *c, char *out, size_t cap);
-void clink__conn_shown_name(const char *name, char *out, size_t cap); /* a client's user name, safe to print */
-int clink__conn_refusal_log_ok(struct clink_conn *c);
-int clink__conn_mysql_tls(struct clink_conn *c);     /* the SSL request: server TLS for a MySQL client */
-void clink__conn_mysql_opened(struct clink_conn *c); /* logged in: open, its handshake slot released */
-/* The node moved to another transport-security state: close what it no longer allows (on each worker). */
-void clink__conn_apply_secure(struct clink_worker *w, enum clink_secure_transport state);
 /* The node's TLS identity exists (reload may add one to a node that started without). */
 int clink__node_has_tls(struct clink_node *n);
-/* TIMER_HS_EVICT: close slot holders too slow to finish while others wait for a slot. */
-void clink__conn_hs_evict(struct clink_worker *w);
-/* TIMER_BUDGET: relieve a full send budget once it drained. */
-void clink__conn_budget_tick(struct clink_worker *w);
-void clink__conn_dial(struct clink_worker *w, struct clink__msg_connect *m);
-void clink__conn_complete(struct clink_worker *w, struct clink_conn *c, int op, int res);
-void clink__conn_flush(struct clink_conn *c);
-/* inline_caller: started by the owner's own code, so an error is returned and no callback runs. */
-int clink__conn_start_call(struct clink_conn *c, struct clink_call *call, int inline_caller);
-void clink__conn_cancel_call(struct clink_conn *c, uint64_t id);
-void clink__conn_begin_close(struct clink_conn *c, int err);
-void clink__conn_timer(struct clink_worker *w, struct clink__timer *t);
-void clink__conn_put(struct clink_conn *c);
-void clink__conn_respond_msg(struct clink__msg_respond *m, int live);
-void clink__conn_fill_status(struct clink_conn *c, struct clink_conn_status *st);
-void clink__call_finish(struct clink_worker *w, struct clink_call *call, int status, const uint8_t *p, size_t n);
-/* Validate and stage a call started on its owner worker. Returns 0 or a negative error (no callback). */
-int clink__conn_check_call(struct clink_conn *c, struct clink_call *call);
-
-#define CLINK_CONN_LOG(c, lvl, ...) CLINK_LOG(&(c)->node->log, (lvl), "transport", (c)->id, __VA_ARGS__)
 
 #endif

@@ -15,14 +15,14 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-#include "transport/node_int.h"
+#include "transport/conn_int.h"
 
 _Thread_local struct clink_worker *clink__current_worker;
 
 #define CQ_ENTRIES_FACTOR 8
 #define SQ_ENTRIES        1024
 #define ACCEPT_BACKOFF_NS (100ull * 1000000ull)
-#define CLINK_LINGER_NS   (500ull * 1000000ull) /* after the drain deadline, for close_notify to leave */
+#define DRAIN_LINGER_NS   (500ull * 1000000ull) /* after the drain deadline, for close_notify to leave */
 
 struct io_uring_sqe *clink__sqe(struct clink_worker *w)
 {
@@ -457,7 +457,7 @@ static void fire_timers(struct clink_worker *w)
                 clink__conn_begin_close(c, w->drain_stage == 0 ? -CLINK_ESHUTDOWN : -CLINK_ECLOSED);
             }
             if (w->drain_stage++ == 0 && w->nconns > 0) {
-                CLINK_IGNORE(clink__timers_add(&w->timers, &w->drain_timer, now + CLINK_LINGER_NS));
+                CLINK_IGNORE(clink__timers_add(&w->timers, &w->drain_timer, now + DRAIN_LINGER_NS));
             }
         } else {
             clink__conn_timer(w, t);

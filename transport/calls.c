@@ -1,0 +1,220 @@
+/*
+ * Our calls on a native connection: started (serialized at once, or
+ * waiting unserialized for write-buffer room), answered, timed out,
+ * canceled, or failed with the connection, each completed exactly once.
+ */
+#include "transport/frame.h"
+#include "transport/native.h"
+
+static int serialize_call(struct clink_conn *c, struct clink_call *call)
+{
+    if (call->priv.ping) {
+        uint8_t payload[CLINK_PING_LEN] = {0};
+        clink__put_u64(payload, call->priv.id);
+        return clink__conn_emit(c, CLINK_FRAME_PING, 0, call->priv.id, NULL, 0, payload, sizeof(payload));
+    }
+    return clink__conn_emit(c, CLINK_FRAME_REQUEST, call->method, call->priv.id, call->iov, call->iovcnt, NULL, 0);
+}
+
+/* Move calls that waited for write-buffer room into the output. */
+void clink__conn_release_pending(struct clink_conn *c)
+{
+    if (c->proto != &clink__proto_native) {
+        return; /* calls are native only */
+    }
+    uint32_t limit = c->node->opts.max_write_buffer;
+    while (c->nat->pend_head != NULL && clink__conn_queued(c) < limit && !clink__worker_full(c->w)) {
+        struct clink_call *call = c->nat->pend_head;
+        c->nat->pend_head = call->priv.next;
+        if (c->nat->pend_head == NULL) {
+            c->nat->pend_tail = NULL;
+        }
+        call->priv.next = NULL;
+        call->priv.state = CALL_SENT;
+        int ret = serialize_call(c, call);
+        if (ret < 0) {
+            clink__idmap_del(&c->nat->calls, call->priv.id);
+            clink__timers_del(&c->w->timers, &call->priv.timer);
+            clink__call_finish(c->w, call, ret, NULL, 0);
+        }
+    }
+}
+
+void clink__call_finish(struct clink_worker *w, struct clink_call *call, int status, const uint8_t *p, size_t n)
+{
+    call->priv.state = 0;
+    if (status == 0) {
+        STAT_ADD(w, calls_ok, 1);
+    } else {
+        STAT_ADD(w, calls_failed, 1);
+        /* By reason, for operators (clink_calls_total{result=...}): each failure counted once, here. */
+        switch (status) {
+        case -CLINK_ETIMEDOUT:
+            STAT_ADD(w, calls_failed_timeout, 1);
+            break;
+        case -CLINK_EREMOTE:
+            STAT_ADD(w, calls_failed_remote, 1);
+            break;
+        case -CLINK_ECANCELED:
+            STAT_ADD(w, calls_failed_canceled, 1);
+            break;
+        case -CLINK_ECLOSED:
+        case -CLINK_EGOAWAY:
+        case -CLINK_ESHUTDOWN:
+            STAT_ADD(w, calls_failed_closed, 1);
+            break;
+        default:
+            STAT_ADD(w, calls_failed_other, 1);
+        }
+    }
+    call->cb(call, status, p, n);
+}
+
+int clink__conn_check_call(struct clink_conn *c, struct clink_call *call)
+{
+    if (c->state != CS_OPEN) {
+        /* Draining, by either side's GOAWAY: the call was never sent, and says so (safe to send elsewhere). */
+        return c->w->stopping ? -CLINK_ESHUTDOWN : c->state == CS_DRAINING ? -CLINK_EGOAWAY : -CLINK_ECLOSED;
+    }
+    if (!call->priv.ping) {
+        size_t len = 0;
+        for (unsigned i = 0; i < call->iovcnt; i++) {
+            len += call->iov[i].iov_len;
+        }
+        if (len > c->nat->peer_max_frame) {
+            return -CLINK_EFRAMETOOBIG;
+        }
+    }
+    return 0;
+}
+
+int clink__conn_start_call(struct clink_conn *c, struct clink_call *call, int inline_caller)
+{
+    int ret = clink__conn_check_call(c, call);
+    call->priv.next = NULL;
+    if (ret == 0 && (c->nat->pend_head != NULL || clink__conn_queued(c) >= c->node->opts.max_write_buffer ||
+                     clink__worker_full(c->w))) {
+        /* Bounded memory: the call's own struct waits in line, nothing is copied yet. */
+        call->priv.state = CALL_PENDING;
+    } else if (ret == 0) {
+        call->priv.state = CALL_SENT;
+        ret = serialize_call(c, call);
+    }
+    if (ret == 0 && clink__idmap_put(&c->nat->calls, call->priv.id, call) < 0) {
+        /* A frame already staged for a call we cannot track is harmless: its answer is dropped as unknown. */
+        ret = -CLINK_ENOMEM;
+    }
+    if (ret < 0) {
+        /* Started from the owner's own code: the error is returned, no callback runs inside the start. */
+        if (!inline_caller) {
+            /*
+             * Posted from another thread, it found the connection closed
+             * since: it never left, which EGOAWAY says (a pool sends it
+             * again on another connection; ECLOSED would mean "lost").
+             */
+            clink__call_finish(c->w, call, ret == -CLINK_ECLOSED ? -CLINK_EGOAWAY : ret, NULL, 0);
+        }
+        return ret;
+    }
+    if (call->priv.state == CALL_PENDING) {
+        if (c->nat->pend_tail) {
+            c->nat->pend_tail->priv.next = call;
+        } else {
+            c->nat->pend_head = call;
+        }
+        c->nat->pend_tail = call;
+    }
+    STAT_ADD(c->w, calls_started, 1);
+    clink__timer_init(&call->priv.timer, TIMER_CALL);
+    if (call->timeout_ms > 0) {
+        uint64_t dl = clink__now_ns() + (uint64_t)call->timeout_ms * 1000000ull;
+        CLINK_IGNORE(clink__timers_add(&c->w->timers, &call->priv.timer, dl));
+    }
+    return 0;
+}
+
+static void unlink_pending(struct clink_conn *c, struct clink_call *call)
+{
+    struct clink_call **pp = &c->nat->pend_head;
+    struct clink_call *prev = NULL;
+    while (*pp != NULL && *pp != call) {
+        prev = *pp;
+        pp = &(*pp)->priv.next;
+    }
+    if (*pp == call) {
+        *pp = call->priv.next;
+        if (c->nat->pend_tail == call) {
+            c->nat->pend_tail = prev;
+        }
+    }
+    call->priv.next = NULL;
+}
+
+/* Take a call out of the connection's books (it is about to complete). */
+void clink__conn_detach_call(struct clink_conn *c, struct clink_call *call)
+{
+    clink__idmap_del(&c->nat->calls, call->priv.id);
+    clink__timers_del(&c->w->timers, &call->priv.timer);
+    if (call->priv.state == CALL_PENDING) {
+        unlink_pending(c, call);
+    }
+}
+
+void clink__conn_cancel_call(struct clink_conn *c, uint64_t id)
+{
+    struct clink_call *call = clink__idmap_get(&c->nat->calls, id);
+    if (call == NULL) {
+        return; /* already completed */
+    }
+    int sent = call->priv.state == CALL_SENT;
+    clink__conn_detach_call(c, call);
+    if (sent && c->state <= CS_DRAINING) {
+        /* Advisory: the peer may skip the work; its answer, if any, is dropped here. */
+        CLINK_IGNORE(clink__conn_emit(c, CLINK_FRAME_CANCEL, 0, id, NULL, 0, NULL, 0) < 0);
+    }
+    clink__call_finish(c->w, call, -CLINK_ECANCELED, NULL, 0);
+    clink__conn_maybe_drained(c);
+}
+
+/* Fail every call we own on this connection. */
+void clink__conn_fail_calls(struct clink_conn *c, int err)
+{
+    if (c->nat->calls.count == 0) {
+        return;
+    }
+    /*
+     * Take the whole table out of the books first (callbacks may start calls,
+     * which the closing connection refuses), then walk the detached slots:
+     * no allocation, so no call can be lost to an out-of-memory.
+     */
+    struct clink__idmap old = c->nat->calls;
+    clink__idmap_init(&c->nat->calls);
+    c->nat->pend_head = c->nat->pend_tail = NULL;
+    for (size_t i = 0; i <= old.mask; i++) {
+        if (old.slots[i].key != 0) {
+            struct clink_call *call = old.slots[i].val;
+            clink__timers_del(&c->w->timers, &call->priv.timer);
+            call->priv.next = NULL;
+            /*
+             * After the peer's GOAWAY, a request above the last id it had
+             * seen was on the wire when it closed: it never ran there, so
+             * it fails as safe to retry (pools send it again), not as lost.
+             */
+            int e = err == -CLINK_ECLOSED && c->nat->goaway_recv && old.slots[i].key > c->nat->goaway_last
+                        ? -CLINK_EGOAWAY
+                        : err;
+            clink__call_finish(c->w, call, e, NULL, 0);
+        }
+    }
+    clink__idmap_free(&old);
+}
+
+/* The peer's GOAWAY: calls not yet written were never seen by the peer: they fail as safe to retry. */
+void clink__conn_goaway_pending(struct clink_conn *c)
+{
+    while (c->nat->pend_head != NULL) {
+        struct clink_call *call = c->nat->pend_head;
+        clink__conn_detach_call(c, call);
+        clink__call_finish(c->w, call, -CLINK_EGOAWAY, NULL, 0);
+    }
+}

@@ -1,0 +1,484 @@
+/*
+ * clink's native protocol on a connection (docs/protocol.md): frames out
+ * and in, the HELLO exchange with the login it carries, the status method,
+ * GOAWAY. The connection core (conn*.c) moves the bytes.
+ */
+#include <openssl/crypto.h>
+#include <openssl/ssl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clink/accounts.h"
+#include "transport/frame.h"
+#include "transport/native.h"
+
+int clink__conn_emit(struct clink_conn *c, uint8_t type, uint16_t method, uint64_t id, const struct iovec *iov,
+                     unsigned iovcnt, const void *extra, size_t extra_len)
+{
+    if (c->proto != &clink__proto_native) {
+        return -CLINK_EINVAL; /* frames on a MySQL or HTTPS connection would be garbage to its peer */
+    }
+    size_t len = extra_len;
+    for (unsigned i = 0; i < iovcnt; i++) {
+        len += iov[i].iov_len;
+    }
+    if (len > c->nat->peer_max_frame) {
+        return -CLINK_EFRAMETOOBIG;
+    }
+    struct clink__bytes *out = clink__conn_out(c);
+    if (clink__bytes_reserve(out, CLINK_FRAME_HDR + len) < 0) {
+        return -CLINK_ENOMEM;
+    }
+    struct clink_frame_hdr h = {.type = type, .method = method, .length = (uint32_t)len, .id = id};
+    clink__frame_encode(out->base + out->tail, &h);
+    out->tail += CLINK_FRAME_HDR;
+    if (extra_len) {
+        memcpy(out->base + out->tail, extra, extra_len);
+        out->tail += extra_len;
+    }
+    for (unsigned i = 0; i < iovcnt; i++) {
+        memcpy(out->base + out->tail, iov[i].iov_base, iov[i].iov_len);
+        out->tail += iov[i].iov_len;
+    }
+    /* The payload copy into the staging buffer is the one copy userspace framing costs. */
+    STAT_ADD(c->w, bytes_copied, len);
+    c->frames_out++;
+    clink__mark_dirty(c);
+    return 0;
+}
+
+void clink__conn_emit_error(struct clink_conn *c, uint64_t id, int code, const char *msg)
+{
+    uint8_t b[4];
+    clink__put_u32(b, (uint32_t)(code < 0 ? -code : code));
+    size_t ml = strlen(msg);
+    if (ml > 1024) {
+        ml = 1024;
+    }
+    struct iovec iov = {.iov_base = (void *)(uintptr_t)msg, .iov_len = ml};
+    CLINK_IGNORE(clink__conn_emit(c, CLINK_FRAME_ERROR, 0, id, &iov, 1, b, sizeof(b)) < 0);
+}
+
+/*
+ * The client's HELLO carries its login: the password as is inside TLS, or in
+ * plaintext only its answer to the server's scramble. The password is wiped
+ * as soon as it is encoded (and the staging buffer once it is encrypted).
+ */
+void clink__native_send_hello(struct clink_conn *c, uint16_t minv, uint16_t maxv)
+{
+    struct clink_hello h = {.min_version = minv, .max_version = maxv, .max_frame = c->node->opts.max_frame};
+    uint8_t b[CLINK_HELLO_MAX];
+    if (!c->is_server && c->dial->login) {
+        h.flags = CLINK_HELLO_LOGIN;
+        snprintf(h.user, sizeof(h.user), "%s", c->dial->login_user);
+        if (c->dial->has_password && c->has_tls && c->verify == 2) {
+            h.method = CLINK_LOGIN_CLEARTEXT;
+            h.auth_len = (uint8_t)strlen(c->dial->password);
+            memcpy(h.auth, c->dial->password, h.auth_len);
+            c->wipe_ptx = 1;
+        } else if (c->dial->has_password) {
+            /* Plaintext, or a server we did not verify (ssl_mode REQUIRED/PREFERRED): never the password itself. */
+            h.method = CLINK_LOGIN_SCRAMBLE;
+            h.auth_len = 20;
+            CLINK_IGNORE(clink_login_scramble(c->dial->password, c->scramble, h.auth) < 0);
+        }
+        OPENSSL_cleanse(c->dial->password, sizeof(c->dial->password));
+    }
+    size_t n = clink__hello_encode(b, &h);
+    CLINK_IGNORE(clink__conn_emit(c, CLINK_FRAME_HELLO, 0, 0, NULL, 0, b, n) < 0);
+    OPENSSL_cleanse(&h, sizeof(h));
+    OPENSSL_cleanse(b, sizeof(b));
+}
+
+/*
+ * Server: the login step. With accounts configured every client logs in (no
+ * login part = the anonymous user ''); the client learns only "Access
+ * denied", the log says why.
+ */
+static int check_login(struct clink_conn *c, const struct clink_hello *h)
+{
+    if (c->node->accounts == NULL) {
+        return 0;
+    }
+    char host[INET6_ADDRSTRLEN];
+    clink__conn_peer_host(c, host, sizeof(host));
+    const X509 *cert = c->has_tls ? SSL_get0_peer_certificate(c->tls.ssl) : NULL;
+    struct clink_login l = {
+        .user = h->user,
+        .host = host,
+        .tls = c->has_tls,
+        .cipher = c->has_tls ? SSL_CIPHER_get_name(SSL_get_current_cipher(c->tls.ssl)) : NULL,
+        .peer_cert = cert,
+        .peer_verified = cert != NULL && SSL_get_verify_result(c->tls.ssl) == X509_V_OK,
+        .method = (enum clink_login_method)h->method,
+        .auth = h->auth,
+        .auth_len = h->auth_len,
+        .scramble = c->scramble,
+    };
+    char why[256] = "";
+    int ret = clink_accounts_check(c->node->accounts, &l, c->cache.account, sizeof(c->cache.account), why, sizeof(why));
+    if (ret < 0) {
+        char shown[sizeof(h->user)], msg[160];
+        clink__conn_shown_name(h->user, shown, sizeof(shown));
+        clink_access_denied(shown, host, msg, sizeof(msg));
+        STAT_ADD(c->w, logins_denied, 1);
+        if (clink__conn_refusal_log_ok(c)) {
+            CLINK_CONN_LOG(c, CLINK_LOG_WARN, "%s: %s (%s)", clink__conn_peer(c), msg, why);
+        }
+        clink__conn_emit_error(c, 0, CLINK_EACCESS, msg);
+        clink__conn_refuse(c, -CLINK_EACCESS, "%s: %s", msg, why);
+        return ret;
+    }
+    STAT_ADD(c->w, logins_ok, 1);
+    return 0;
+}
+
+static int hello_agreed(struct clink_conn *c, const struct clink_hello *theirs)
+{
+    struct clink_hello ours = {.min_version = CLINK_PROTO_MIN, .max_version = CLINK_PROTO_MAX};
+    int v = clink__hello_pick(&ours, theirs);
+    if (v < 0) {
+        if (c->is_server) {
+            char msg[96];
+            snprintf(msg, sizeof(msg), "no common protocol version: server speaks %u..%u, client %u..%u",
+                     CLINK_PROTO_MIN, CLINK_PROTO_MAX, theirs->min_version, theirs->max_version);
+            clink__conn_emit_error(c, 0, CLINK_EVERSION, msg);
+            clink__conn_refuse(c, v, "%s", msg);
+        } else {
+            clink__conn_fail(c, v, "server chose version %u..%u, we speak %u..%u", theirs->min_version,
+                             theirs->max_version, CLINK_PROTO_MIN, CLINK_PROTO_MAX);
+        }
+        return v;
+    }
+    c->nat->version = (uint16_t)v;
+    c->nat->peer_max_frame = theirs->max_frame;
+    if (c->is_server) {
+        int ret = check_login(c, theirs);
+        if (ret < 0) {
+            return ret;
+        }
+        clink__native_send_hello(c, (uint16_t)v, (uint16_t)v);
+    }
+    STAT_ADD(c->w, handshakes_ok, 1);
+    if (c->has_tls && SSL_session_reused(c->tls.ssl)) {
+        STAT_ADD(c->w, handshakes_resumed, 1);
+    }
+    if (c->mode == CLINK_MODE_PLAIN && atomic_load(&c->node->secure) == CLINK_SECURE_REQUIRE_TLS) {
+        /* Opening while the node moved to REQUIRE_TLS (clink__conn_apply_secure skips what is still opening). */
+        clink__conn_fail(c, -CLINK_EPLAINTEXT, "plaintext link refused: transport security is now REQUIRE_TLS");
+        return 0;
+    }
+    CLINK_CONN_LOG(c, CLINK_LOG_DEBUG, "open: %s, protocol %u", clink__conn_peer(c), c->nat->version);
+    c->cache.proto_version = c->nat->version;
+    clink__conn_became_open(c);
+    return 0;
+}
+
+static int on_hello(struct clink_conn *c, const uint8_t *p, size_t n)
+{
+    struct clink_hello theirs;
+    int ret = clink__hello_decode(p, n, &theirs);
+    /* The payload may hold a password: wipe it in our receive buffer now, and the decoded copy after use. */
+    OPENSSL_cleanse((void *)(uintptr_t)p, n);
+    if (ret < 0) {
+        clink__conn_fail(c, ret, "malformed HELLO");
+    } else {
+        ret = hello_agreed(c, &theirs);
+    }
+    OPENSSL_cleanse(&theirs, sizeof(theirs));
+    return ret;
+}
+
+static void on_response(struct clink_conn *c, const struct clink_frame_hdr *h, const uint8_t *p)
+{
+    struct clink_call *call = clink__idmap_get(&c->nat->calls, h->id);
+    if (call == NULL || call->priv.state != CALL_SENT) {
+        return; /* canceled or timed out: the late answer is dropped */
+    }
+    int is_pong = h->type == CLINK_FRAME_PONG;
+    if (is_pong != call->priv.ping) {
+        clink__conn_fail(c, -CLINK_EPROTO, "answer of the wrong kind for call %llu", (unsigned long long)h->id);
+        return;
+    }
+    clink__conn_detach_call(c, call);
+    if (h->type == CLINK_FRAME_ERROR) {
+        uint32_t code = clink__get_u32(p);
+        int status = (code > CLINK_EFIRST_ && code < CLINK_ELAST_) ? -(int)code : -CLINK_EREMOTE;
+        clink__call_finish(c->w, call, status, p + 4, h->length - 4);
+    } else if (is_pong) {
+        clink__call_finish(c->w, call, 0, NULL, 0);
+    } else {
+        clink__call_finish(c->w, call, 0, p, h->length);
+    }
+    clink__conn_maybe_drained(c);
+}
+
+/* CLINK_METHOD_STATUS: this connection as we see it, then the node's counters. */
+static void answer_status(struct clink_conn *c, uint64_t id)
+{
+    struct clink_conn_status st;
+    struct clink_node_stats ns;
+    char text[4096];
+    clink__conn_fill_status(c, &st);
+    clink_node_stats(c->node, &ns);
+    size_t n = clink_conn_status_format(&st, text, sizeof(text));
+    int m = snprintf(
+        text + n, sizeof(text) - n,
+        "\nNode workers: %u\nConnections open: %llu\nConnections accepted: %llu\nConnections dialed: %llu\n"
+        "Connections refused: %llu\nHandshakes: %llu ok, %llu failed\nLogins: %llu ok, %llu denied\n"
+        "Calls: %llu started, %llu ok, %llu failed\nRequests handled: %llu\nTLS reloads: %llu\n"
+        "Plaintext fallbacks: %llu\nProtocol errors: %llu\n",
+        clink_node_workers(c->node), (unsigned long long)ns.conns_open, (unsigned long long)ns.conns_accepted,
+        (unsigned long long)ns.conns_dialed, (unsigned long long)ns.conns_refused, (unsigned long long)ns.handshakes_ok,
+        (unsigned long long)ns.handshakes_failed, (unsigned long long)ns.logins_ok,
+        (unsigned long long)ns.logins_denied, (unsigned long long)ns.calls_started, (unsigned long long)ns.calls_ok,
+        (unsigned long long)ns.calls_failed, (unsigned long long)ns.requests_handled,
+        (unsigned long long)ns.tls_reloads, (unsigned long long)ns.plaintext_fallbacks,
+        (unsigned long long)ns.protocol_errors);
+    if (m > 0) {
+        n += (size_t)m < sizeof(text) - n ? (size_t)m : sizeof(text) - n - 1;
+    }
+    STAT_ADD(c->w, requests_handled, 1);
+    CLINK_IGNORE(clink__conn_emit(c, CLINK_FRAME_RESPONSE, 0, id, NULL, 0, text, n) < 0);
+}
+
+static void on_request(struct clink_conn *c, const struct clink_frame_hdr *h, const uint8_t *p)
+{
+    /*
+     * Ids are unique among a caller's calls in flight but not increasing:
+     * several application threads number their calls before the owning
+     * worker sends them.
+     */
+    if (h->id == 0) {
+        clink__conn_fail(c, -CLINK_EPROTO, "request id 0");
+        return;
+    }
+    if (h->id > c->nat->last_peer_id) {
+        c->nat->last_peer_id = h->id;
+    }
+    if (c->nat->goaway_sent) {
+        /* Not executed, so the caller may safely retry elsewhere. */
+        clink__conn_emit_error(c, h->id, CLINK_EGOAWAY, "node is going away");
+        return;
+    }
+    if (h->method == CLINK_METHOD_STATUS) {
+        answer_status(c, h->id);
+        return;
+    }
+    struct clink_handler *hd = &c->node->handlers[h->method];
+    if (hd->fn == NULL) {
+        char msg[64];
+        snprintf(msg, sizeof(msg), "no handler for method %u", h->method);
+        clink__conn_emit_error(c, h->id, CLINK_ENOMETHOD, msg);
+        return;
+    }
+    struct clink_req *r = clink__req_new(c);
+    if (r == NULL) {
+        clink__conn_emit_error(c, h->id, CLINK_ENOMEM, "out of memory");
+        return;
+    }
+    r->id = h->id;
+    r->method = h->method;
+    r->data = p;
+    r->len = h->length;
+    hd->fn(r, hd->user);
+}
+
+static void on_frame(struct clink_conn *c, const struct clink_frame_hdr *h, const uint8_t *p)
+{
+    c->frames_in++;
+    if (c->state == CS_HELLO) {
+        if (h->type == CLINK_FRAME_HELLO) {
+            CLINK_IGNORE(on_hello(c, p, h->length) < 0);
+        } else if (h->type == CLINK_FRAME_ERROR && h->id == 0) {
+            uint32_t code = clink__get_u32(p);
+            int err = (code > CLINK_EFIRST_ && code < CLINK_ELAST_) ? -(int)code : -CLINK_EPROTO;
+            if (err == -CLINK_EACCESS) {
+                /* Exactly what the server said ("Access denied for user 'x'@'h'"), nothing added. */
+                clink__conn_fail(c, err, "%.*s", (int)(h->length - 4), (const char *)p + 4);
+            } else {
+                clink__conn_fail(c, err, "peer refused: %.*s", (int)(h->length - 4), (const char *)p + 4);
+            }
+        } else {
+            clink__conn_fail(c, -CLINK_EPROTO, "frame type %u before HELLO", h->type);
+        }
+        return;
+    }
+    switch (h->type) {
+    case CLINK_FRAME_HELLO:
+        clink__conn_fail(c, -CLINK_EPROTO, "second HELLO");
+        break;
+    case CLINK_FRAME_REQUEST:
+        on_request(c, h, p);
+        break;
+    case CLINK_FRAME_RESPONSE:
+    case CLINK_FRAME_PONG:
+        on_response(c, h, p);
+        break;
+    case CLINK_FRAME_ERROR:
+        if (h->id == 0) {
+            clink__conn_fail(c, -CLINK_EPROTO, "peer error: %.*s", (int)(h->length - 4), (const char *)p + 4);
+        } else {
+            on_response(c, h, p);
+        }
+        break;
+    case CLINK_FRAME_PING:
+        CLINK_IGNORE(clink__conn_emit(c, CLINK_FRAME_PONG, 0, h->id, NULL, 0, p, h->length) < 0);
+        break;
+    case CLINK_FRAME_GOAWAY: {
+        c->nat->goaway_recv = 1;
+        c->nat->goaway_last = h->length >= CLINK_GOAWAY_LEN ? clink__get_u64(p) : UINT64_MAX;
+        atomic_store(&c->goaway, 1);
+        /* Draining first, so a callback below that retries on this connection is refused, not queued. */
+        if (c->state == CS_OPEN) {
+            c->state = CS_DRAINING;
+            atomic_store(&c->open, 0);
+        }
+        clink__conn_goaway_pending(c);
+        clink__conn_maybe_drained(c);
+        break;
+    }
+    case CLINK_FRAME_CANCEL:
+        /* Advisory; handlers run to completion and the caller drops the late answer. */
+        break;
+    }
+}
+
+/* Parse and dispatch every complete frame in buf. */
+static void native_input(struct clink_conn *c, struct clink__bytes *buf)
+{
+    uint32_t max = c->node->opts.max_frame;
+    while (c->state >= CS_HELLO && c->state <= CS_DRAINING && clink__bytes_len(buf) >= CLINK_FRAME_HDR) {
+        struct clink_frame_hdr h;
+        int ret = clink__frame_decode(clink__bytes_data(buf), max, &h);
+        if (ret < 0) {
+            clink__conn_fail(c, ret,
+                             ret == -CLINK_EFRAMETOOBIG ? "frame of %u bytes exceeds max_frame %u"
+                                                        : "malformed frame header (type %u, length %u)",
+                             ret == -CLINK_EFRAMETOOBIG ? h.length : h.type,
+                             ret == -CLINK_EFRAMETOOBIG ? max : h.length);
+            return;
+        }
+        if (clink__bytes_len(buf) < CLINK_FRAME_HDR + (size_t)h.length) {
+            break;
+        }
+        const uint8_t *payload = clink__bytes_data(buf) + CLINK_FRAME_HDR;
+        /* payload stays valid through on_frame: handlers write to other buffers, and closing frees none. */
+        on_frame(c, &h, payload);
+        clink__bytes_consume(buf, CLINK_FRAME_HDR + h.length);
+        if (c->ktls_try) {
+            break; /* the frame that opened the connection: nothing after it until the kTLS hand-over (on_recv) */
+        }
+    }
+}
+
+/* The TLS handshake is done: read exactly (up to a record boundary) where kTLS may take over; a client says HELLO. */
+static void native_opened(struct clink_conn *c)
+{
+    /*
+     * Where kTLS may take over, keep reading exactly what OpenSSL asks (a
+     * record header, then its body) until the connection opens: the kernel
+     * must get the stream at a record boundary with nothing read ahead.
+     */
+    c->exact = c->ktls_mode != CLINK_KTLS_DISABLED && c->node->ktls_ulp;
+    c->want = 5;
+    if (!c->is_server) {
+        clink__native_send_hello(c, CLINK_PROTO_MIN, CLINK_PROTO_MAX);
+    }
+}
+
+/* Plaintext client: the magic and HELLO at once, unless a password must answer the greeting's scramble first. */
+void clink__native_plain_hello(struct clink_conn *c)
+{
+    CLINK_IGNORE(clink__bytes_append(&c->tx, CLINK_PLAIN_MAGIC, CLINK_PLAIN_MAGIC_LEN) < 0);
+    c->nat->peer_max_frame = CLINK_MAX_FRAME_FLOOR;
+    if (c->dial->has_password) {
+        c->dial->hello_deferred = 1;
+    } else {
+        clink__native_send_hello(c, CLINK_PROTO_MIN, CLINK_PROTO_MAX);
+    }
+}
+
+static int native_half_closed(struct clink_conn *c)
+{
+    (void)c;
+    return 0; /* nothing is owed to a peer that stopped sending: the connection ends */
+}
+
+/* GOAWAY once, naming the last request we saw: what is in flight finishes, nothing new starts. */
+static int native_closing(struct clink_conn *c)
+{
+    if (!c->nat->goaway_sent) {
+        uint8_t b[CLINK_GOAWAY_LEN];
+        clink__put_u64(b, c->nat->last_peer_id);
+        CLINK_IGNORE(clink__conn_emit(c, CLINK_FRAME_GOAWAY, 0, 0, NULL, 0, b, sizeof(b)) < 0);
+        c->nat->goaway_sent = 1;
+    }
+    return 1;
+}
+
+static void native_ended(struct clink_conn *c, int err)
+{
+    clink__conn_fail_calls(c, err);
+}
+
+/* A handler's answer, as a frame (or an error frame when it is larger than the caller accepts). */
+static int native_answer(struct clink_req *req, uint8_t type, const struct iovec *iov, unsigned iovcnt,
+                         const void *extra, size_t extra_len)
+{
+    struct clink_conn *c = req->conn;
+    int ret = -CLINK_ECLOSED;
+    if (c->state <= CS_DRAINING) {
+        ret = clink__conn_emit(c, type, 0, req->id, iov, iovcnt, extra, extra_len);
+        if (ret == -CLINK_EFRAMETOOBIG) {
+            clink__conn_emit_error(c, req->id, CLINK_EFRAMETOOBIG, "response larger than the caller accepts");
+        }
+    }
+    clink__req_free(req);
+    STAT_ADD(c->w, requests_handled, 1);
+    if (c->recv_paused) {
+        clink__conn_arm_recv(c);
+    }
+    clink__conn_maybe_drained(c);
+    return ret;
+}
+
+static void native_free(struct clink_conn *c)
+{
+    if (c->nat != NULL) {
+        clink__idmap_free(&c->nat->calls);
+        free(c->nat);
+        c->nat = NULL;
+    }
+}
+
+int clink__native_start(struct clink_conn *c)
+{
+    c->proto = &clink__proto_native;
+    if ((c->nat = calloc(1, sizeof(*c->nat))) == NULL) {
+        return -CLINK_ENOMEM;
+    }
+    clink__idmap_init(&c->nat->calls);
+    c->nat->peer_max_frame = CLINK_MAX_FRAME_FLOOR;
+    return 0;
+}
+
+int clink__conn_calls_in_flight(const struct clink_conn *c)
+{
+    return c->proto == &clink__proto_native && c->nat != NULL ? (int)c->nat->calls.count : 0;
+}
+
+const struct clink__proto clink__proto_native = {
+    .name = "native",
+    .link = 1,
+    .app = 1,
+    .deadline = "no complete opening handshake",
+    .opened = native_opened,
+    .input = native_input,
+    .half_closed = native_half_closed,
+    .closing = native_closing,
+    .ended = native_ended,
+    .answer = native_answer,
+    .free = native_free,
+};
