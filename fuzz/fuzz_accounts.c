@@ -1,6 +1,6 @@
 /*
- * MySQL's REQUIRE grammar and host patterns (auth/accounts.c: parse_require,
- * quoted, valid_name, host_score), from hostile text given to
+ * MySQL's REQUIRE grammar and host patterns (auth/require.c: parse_require,
+ * quoted; auth/accounts.c: valid_name, host_score), from hostile text given to
  * clink_accounts_add: the first line (if any) is the host pattern, the rest
  * the REQUIRE clause.
  *

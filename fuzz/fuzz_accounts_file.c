@@ -1,8 +1,9 @@
 /*
- * The accounts file (auth/accounts.c: read_file's section scan, libinih's
- * callback on_key, split_section, raw_value, the verifier checks, and
- * parse_require on `require = ...`), read from a file holding the input, as
- * clink_accounts_load and a node's reload read it.
+ * The accounts file (auth/accounts_file.c: read_file's section scan,
+ * libinih's callback on_key, split_section, raw_value; auth/passwords.c: the
+ * verifier checks; auth/require.c: parse_require on `require = ...`), read
+ * from a file holding the input, as clink_accounts_load and a node's reload
+ * read it.
  *
  * Properties: every refusal says why; reload agrees with load; and a file
  * that loads can be written back: adding an account saves the set (save()

@@ -1,9 +1,9 @@
 /*
  * The login a client sends in its HELLO, decoded by clink__hello_decode and
  * checked by clink_accounts_check exactly as conn.c's check_login() does,
- * against a fixed set of accounts (auth/accounts.c: host_score, the
- * cleartext and scramble checks, unhex of the stored verifiers, the REQUIRE
- * checks, dn_equals).
+ * against a fixed set of accounts (auth/accounts.c: host_score;
+ * auth/passwords.c: the cleartext and scramble checks, unhex of the stored
+ * verifiers; auth/require.c: the REQUIRE checks, dn_equals).
  *
  * Input: byte 0 is the connection (bit 0 TLS; bits 1-2 the client
  * certificate: none, CN=agg1 from CN=ca, CN=agg1 from CN=evil, CN=other;

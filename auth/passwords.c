@@ -1,0 +1,170 @@
+/*
+ * Password verifiers: mysql_native_password (SHA-1 of SHA-1, OpenSSL) and
+ * caching_sha2_password (SHA-256 crypt, libxcrypt), made from a password and
+ * checked against a cleartext or a scramble login. Apart from the store
+ * (accounts.c) because this is where passwords and the hashes that stand
+ * for them are handled, wiped and compared in constant time; the store
+ * keeps only the verifiers.
+ */
+#include <crypt.h>
+#include <errno.h>
+#include <openssl/crypto.h>
+#include <openssl/sha.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "auth/accounts_int.h"
+#include "auth/errbuf.h"
+
+static void native_stage2(const char *password, size_t len, uint8_t stage2[20])
+{
+    uint8_t stage1[20];
+    SHA1((const unsigned char *)password, len, stage1);
+    SHA1(stage1, sizeof(stage1), stage2);
+    OPENSSL_cleanse(stage1, sizeof(stage1));
+}
+
+static void hex_upper(const uint8_t *b, size_t n, char *out)
+{
+    static const char d[] = "0123456789ABCDEF";
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = d[b[i] >> 4];
+        out[2 * i + 1] = d[b[i] & 15];
+    }
+    out[2 * n] = '\0';
+}
+
+static int unhex(const char *s, uint8_t *out, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        int v = 0;
+        for (int k = 0; k < 2; k++) {
+            char ch = s[2 * i + (size_t)k];
+            int d = ch >= '0' && ch <= '9' ? ch - '0' : ch >= 'A' && ch <= 'F' ? ch - 'A' + 10 : -1;
+            if (d < 0) {
+                return -1;
+            }
+            v = v * 16 + d;
+        }
+        out[i] = (uint8_t)v;
+    }
+    return s[2 * n] == '\0' ? 0 : -1;
+}
+
+int clink__valid_native(const char *v)
+{
+    uint8_t b[20];
+    return v[0] == '*' && unhex(v + 1, b, sizeof(b)) == 0;
+}
+
+int clink__valid_sha2(const char *v)
+{
+    return strncmp(v, "$5$", 3) == 0 && strlen(v) < SHA2_MAX && strchr(v + 3, '$') != NULL;
+}
+
+int clink__make_verifiers(const char *password, struct clink__account *a, char *err, size_t errlen)
+{
+    a->native[0] = a->sha2[0] = '\0';
+    if (password == NULL || password[0] == '\0') {
+        return 0;
+    }
+    size_t len = strlen(password);
+    if (len > CLINK_PASSWORD_MAX) {
+        clink__set_err(err, errlen, "password longer than %d bytes", CLINK_PASSWORD_MAX);
+        return -CLINK_EINVAL;
+    }
+    uint8_t stage2[20];
+    native_stage2(password, len, stage2);
+    a->native[0] = '*';
+    hex_upper(stage2, sizeof(stage2), a->native + 1);
+
+    char setting[CRYPT_GENSALT_OUTPUT_SIZE];
+    struct crypt_data *cd = calloc(1, sizeof(*cd));
+    if (cd == NULL) {
+        return -CLINK_ENOMEM;
+    }
+    int ret = 0;
+    /* NULL random bytes: libxcrypt reads the OS's random source itself. */
+    if (crypt_gensalt_rn("$5$", 5000, NULL, 0, setting, sizeof(setting)) == NULL ||
+        crypt_rn(password, setting, cd, sizeof(*cd)) == NULL || cd->output[0] == '*' ||
+        strlen(cd->output) >= sizeof(a->sha2)) {
+        clink__set_err(err, errlen, "SHA-256 crypt failed: %s", strerror(errno));
+        ret = -CLINK_EINTERNAL;
+    } else {
+        memcpy(a->sha2, cd->output, strlen(cd->output) + 1);
+    }
+    OPENSSL_cleanse(cd, sizeof(*cd));
+    free(cd);
+    return ret;
+}
+
+int clink__check_cleartext(const struct clink__account *a, const uint8_t *pw, size_t len)
+{
+    if (len == 0 || len > CLINK_PASSWORD_MAX) {
+        return 0;
+    }
+    char buf[CLINK_PASSWORD_MAX + 1];
+    memcpy(buf, pw, len);
+    buf[len] = '\0';
+    int ok = 0;
+    if (memchr(pw, 0, len) != NULL) {
+        ok = 0; /* an embedded NUL would make the crypt see a shorter password */
+    } else if (a->sha2[0]) {
+        struct crypt_data *cd = calloc(1, sizeof(*cd));
+        if (cd != NULL) {
+            if (crypt_rn(buf, a->sha2, cd, sizeof(*cd)) != NULL && strlen(cd->output) == strlen(a->sha2)) {
+                ok = CRYPTO_memcmp(cd->output, a->sha2, strlen(a->sha2)) == 0;
+            }
+            OPENSSL_cleanse(cd, sizeof(*cd));
+            free(cd);
+        }
+    } else if (a->native[0]) {
+        uint8_t mine[20], want[20];
+        native_stage2(buf, len, mine);
+        ok = unhex(a->native + 1, want, sizeof(want)) == 0 && CRYPTO_memcmp(mine, want, sizeof(want)) == 0;
+        OPENSSL_cleanse(mine, sizeof(mine));
+    }
+    OPENSSL_cleanse(buf, sizeof(buf));
+    return ok;
+}
+
+int clink_login_scramble(const char *password, const uint8_t scramble[CLINK_SCRAMBLE_LEN], uint8_t out[20])
+{
+    if (password == NULL || scramble == NULL || out == NULL) {
+        return -CLINK_EINVAL;
+    }
+    uint8_t stage1[20], stage2[20], mix[20];
+    SHA1((const unsigned char *)password, strlen(password), stage1);
+    SHA1(stage1, sizeof(stage1), stage2);
+    uint8_t in[CLINK_SCRAMBLE_LEN + 20];
+    memcpy(in, scramble, CLINK_SCRAMBLE_LEN);
+    memcpy(in + CLINK_SCRAMBLE_LEN, stage2, 20);
+    SHA1(in, sizeof(in), mix);
+    for (int i = 0; i < 20; i++) {
+        out[i] = stage1[i] ^ mix[i];
+    }
+    OPENSSL_cleanse(stage1, sizeof(stage1));
+    OPENSSL_cleanse(stage2, sizeof(stage2));
+    OPENSSL_cleanse(in, sizeof(in));
+    return 0;
+}
+
+/* mysql_native_password: answer = SHA1(pw) ^ SHA1(scramble || stage2); SHA1(answer ^ SHA1(scramble || stage2)) ==
+ * stage2. */
+int clink__check_scramble(const struct clink__account *a, const uint8_t *ans, size_t len, const uint8_t *scramble)
+{
+    uint8_t stage2[20], in[CLINK_SCRAMBLE_LEN + 20], mix[20], stage1[20], again[20];
+    if (len != 20 || scramble == NULL || !a->native[0] || unhex(a->native + 1, stage2, sizeof(stage2)) != 0) {
+        return 0;
+    }
+    memcpy(in, scramble, CLINK_SCRAMBLE_LEN);
+    memcpy(in + CLINK_SCRAMBLE_LEN, stage2, 20);
+    SHA1(in, sizeof(in), mix);
+    for (int i = 0; i < 20; i++) {
+        stage1[i] = ans[i] ^ mix[i];
+    }
+    SHA1(stage1, sizeof(stage1), again);
+    int ok = CRYPTO_memcmp(again, stage2, sizeof(stage2)) == 0;
+    OPENSSL_cleanse(stage1, sizeof(stage1));
+    return ok;
+}
