@@ -1,0 +1,116 @@
+/*
+ * What the pool module's files share (pool.c, dial.c, maintain.c, cluster.c,
+ * status.c, fanout.c); nothing outside pool/ sees it.
+ *
+ * The call path takes no lock: a caller scans the pool's slots (atomics),
+ * announces itself on the chosen slot (`users`), re-reads the connection and
+ * starts the call. The manager retires a slot by clearing its connection and
+ * waiting for `users` to drain before it closes the connection, and reuses
+ * the slot only once every call and ping on it has completed. Everything
+ * timed (dials, backoff, pings, trims, recycling, waiting calls' deadlines)
+ * runs on the cluster's manager thread under the pool's mutex.
+ */
+#ifndef CLINK_POOL_INT_H
+#define CLINK_POOL_INT_H
+
+#include "clink/pool.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <time.h>
+
+#define MAX_SLOTS 64
+
+enum slot_state {
+    SLOT_EMPTY = 0,
+    SLOT_CONNECTING,
+    SLOT_OPEN,
+    SLOT_RETIRING, /* no new calls; closed once users drain, reused once its calls and ping are done */
+};
+
+struct slot {
+    _Atomic(struct clink_conn *) conn; /* set only while OPEN */
+    atomic_int state;
+    atomic_int users;    /* callers between reading conn and returning from clink_call_start */
+    atomic_int inflight; /* pool calls started on this connection, not yet completed */
+    atomic_int dead;     /* a completion or ping saw the connection fail: retire it */
+    atomic_int probe;    /* a call missed its deadline: ping now to tell a slow handler from a dead peer */
+    atomic_int ping_busy;
+    atomic_int recycle; /* past its record or age budget: replace, then retire */
+    _Atomic uint64_t last_used_ns;
+    _Atomic uint64_t last_ping_ns; /* pings do not count as use: idle extras must still age out */
+    _Atomic uint32_t gen;
+    _Atomic uint64_t opened_ns, checked_ns; /* set by the dial's completion, read by the manager */
+    struct clink_call ping;
+    struct clink_pool *pool;
+    int idx;
+};
+
+struct clink_pool {
+    atomic_int refs;
+    struct clink_cluster *cl;
+    char name[64];
+    enum clink_peer_role role;
+    char host[64], expected[256], user[65], password[256];
+    struct clink_connect_opts co;
+    struct clink_pool_opts o;
+    struct slot slots[MAX_SLOTS];
+    atomic_int removed;
+    atomic_int busy; /* completions running that may still touch the cluster: a drain waits for 0 */
+    int dropped;     /* under mu: drained and gone from the cluster; nothing may wait here any more */
+    atomic_int down; /* dials fail and nothing is open: calls fail fast */
+
+    pthread_mutex_t mu; /* slow paths: dials, waiting calls, retiring */
+    unsigned dials;
+    unsigned fail_streak;
+    unsigned recycle_debt; /* spent links retired whose replacement has not opened yet */
+    uint64_t next_dial_ns;
+    struct clink_pool_call *wait_head, *wait_tail;
+    atomic_uint nwait;
+
+    _Atomic uint64_t calls_started, calls_ok, f_unavail, f_timeout, f_closed, f_remote, f_other;
+    _Atomic uint64_t hs_full, hs_resumed, hs_failed, reconnects, recycles, retries, pings_failed;
+};
+
+struct clink_cluster {
+    struct clink_cluster_opts o;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int stop, kicked;
+    struct clink_pool **pools;
+    size_t npools, cap;
+    pthread_t mgr;
+    atomic_uchar idem[65536 / 8];
+    atomic_int retry_tokens; /* in hundredths of a retry */
+    atomic_int dials;        /* across pools: storm control */
+    unsigned max_dials;
+};
+
+/* Inline: the call path reads the clock on every call. */
+static inline uint64_t clink__now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* pool.c: the pool object and its call path. */
+void clink__pool_ref(struct clink_pool *p);
+void clink__pool_destroy(struct clink_pool *p);
+void clink__pool_log(struct clink_pool *p, enum clink_log_level lvl, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+int clink__pool_try_start(struct clink_pool *p, struct clink_pool_call *pc);
+void clink__pool_call_finish(struct clink_pool_call *pc, int status, const uint8_t *resp, size_t len);
+void clink__copy_msg(struct clink_msg *m, const uint8_t *p, size_t n);
+
+/* dial.c: opening a connection in an empty slot. Called with p->mu held; returns 0 if a dial started. */
+int clink__pool_dial(struct clink_pool *p);
+
+/* maintain.c: one manager pass over a pool. Returns 1 once a removed pool has drained (now dropped). */
+int clink__pool_tick(struct clink_pool *p, uint64_t now);
+
+/* cluster.c: wake the manager now rather than at its next tick. */
+void clink__cluster_kick(struct clink_cluster *cl);
+
+#endif
