@@ -1,17 +1,15 @@
 /*
- * The public node API: creation, handlers, listening, start/shutdown, and
- * the thread-safe entry points (connect, calls, close, status) that hand work
- * to the owning worker when called from another thread.
+ * The node's lifecycle: creation with its defaults, handlers, start and
+ * shutdown of the workers, and free. The rest of the public node API sits
+ * beside it by concern: node_listen.c, node_tls.c, node_secure.c,
+ * node_stats.c, node_links.c, and the entry points that hand work to the
+ * owning worker from another thread, conn_api.c and calls_api.c.
  */
-#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <openssl/crypto.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "clink/accounts.h"
