@@ -2,7 +2,7 @@
 # Every test, as CI runs it: install what is missing, then
 #   0. the house format (.clang-format), checked, not applied
 #   1. ASan+UBSan build: the Criterion suites and the drivers
-#   2. the kTLS suite, the transport suite and the netem fault scenarios under a kernel with kTLS (../shared/ktls-vm/run)
+#   2. the kTLS suite, the transport suites and the netem fault scenarios under a kernel with kTLS (../shared/ktls-vm/run)
 #   3. TSan build: the threaded driver (Criterion cannot run under TSan)
 #   4. release build: everything again, plus the strace check that io_uring did all socket I/O
 #   5. install + an outside project built against the installed package (pkg-config and find_package)
@@ -110,7 +110,7 @@ fuzz() {
 }
 
 # kTLS needs a kernel with the tls ULP, which this machine lacks: ../shared/ktls-vm/run boots one under
-# qemu and runs the kTLS suite and the transport suite there (ASan build). Not finding it fails the stage.
+# qemu and runs the kTLS suite and the transport suites there (ASan build). Not finding it fails the stage.
 ktls_vm() {
   local run
   for run in "${KTLS_VM_RUN:-}" "$root/../shared/ktls-vm/run" /work/shared/ktls-vm/run; do
@@ -123,7 +123,11 @@ ktls_vm() {
   CLINK_EXPECT_KTLS=1 CLINK_TEST_TMP="$root/build/asan/tests/tmp" CLINK_TEST_TIMEOUT_SCALE=10 \
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     KTLS_VM_MODULES="sch_netem veth" "$run" --timeout 900 -- sh -c 'build/asan/tests/test_ktls --jobs 1 &&
-      build/asan/tests/test_transport --jobs 1 && build/asan/tests/test_ops --jobs 1 &&
+      build/asan/tests/test_handshake --jobs 1 && build/asan/tests/test_ssl_modes --jobs 1 &&
+      build/asan/tests/test_opening --jobs 1 && build/asan/tests/test_handshake_limits --jobs 1 &&
+      build/asan/tests/test_frames --jobs 1 && build/asan/tests/test_calls --jobs 1 &&
+      build/asan/tests/test_call_endings --jobs 1 && build/asan/tests/test_close --jobs 1 &&
+      build/asan/tests/test_buffers --jobs 1 && build/asan/tests/test_ops --jobs 1 &&
       sh tests/mysql_clients.sh build/asan &&
       CLINK_TEST_TIMEOUT_SCALE=4 sh tests/faults.sh build/asan netem'
 }

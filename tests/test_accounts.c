@@ -1,7 +1,7 @@
 /*
  * Accounts: verifiers (never the password), MySQL's REQUIRE grammar, host
  * patterns, the exact refusal text, and a file written back atomically.
- * No sockets here: logins over real connections are in test_transport.c.
+ * No sockets here: logins over real connections are in test_login.c.
  */
 #include <criterion/criterion.h>
 #include <errno.h>

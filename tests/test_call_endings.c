@@ -1,0 +1,119 @@
+/*
+ * Calls that end without an answer: the peer dies, the deadline passes,
+ * the caller cancels. Each completes exactly once, with its own status.
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "tests/support/calls.h"
+#include "tests/support/support.h"
+#include "transport/timer.h"
+
+static struct ts_pki pki;
+static struct clink_tls_ctx *tls;
+
+static void setup(void)
+{
+    ts_pki_make(&pki);
+    tls = ts_tls(pki.node_cert, pki.node_key, pki.ca);
+}
+
+static void teardown(void)
+{
+    clink_tls_ctx_free(tls);
+    ts_pki_remove(&pki);
+}
+
+TestSuite(call_endings, .init = setup, .fini = teardown, .timeout = 60);
+
+Test(call_endings, peer_killed_mid_call_fails_the_call)
+{
+    int pfd[2];
+    cr_assert_eq(pipe(pfd), 0);
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        struct clink_node *srv = ts_node(tls, 1, 0, ts_register_hang);
+        uint16_t port = clink_node_port(srv);
+        CLINK_IGNORE(write(pfd[1], &port, sizeof(port)) < 0);
+        while (atomic_load(&ts_hang_seen) == 0) {
+            usleep(1000);
+        }
+        CLINK_IGNORE(write(pfd[1], "x", 1) < 0);
+        pause();
+        _exit(0);
+    }
+    uint16_t port;
+    cr_assert_eq(read(pfd[0], &port, sizeof(port)), (ssize_t)sizeof(port));
+    struct clink_node *cli = ts_client(tls, 1, 0);
+    struct clink_connect_opts o = {.host = "127.0.0.1", .port = port, .expected_name = "localhost"};
+    struct clink_conn *c;
+    cr_assert_eq(clink_connect_sync(cli, &o, &c, NULL, 0), 0);
+    struct clink_call call = {.method = TS_HANG, .cb = ts_count_cb};
+    cr_assert_eq(clink_call_start(c, &call), 0);
+    char x;
+    cr_assert_eq(read(pfd[0], &x, 1), 1);
+
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    int n = ts_wait_count(&ts_cb_count, 1, ts_ms(3000));
+
+    cr_assert_eq(n, 1);
+    int st = atomic_load(&ts_cb_status);
+    cr_assert(st == -CLINK_ECLOSED || st == -ECONNRESET, "status %s", clink_strerror(st));
+    struct clink_call again = {.method = TS_ECHO, .cb = ts_count_cb};
+    cr_assert_eq(clink_call_start(c, &again), -CLINK_ECLOSED);
+    clink_conn_close(c);
+    clink_node_free(cli);
+}
+
+Test(call_endings, deadline_expires)
+{
+    struct clink_node *srv = ts_node(tls, 1, 0, ts_register_hang);
+    struct clink_node *cli = ts_client(tls, 1, 0);
+    struct clink_connect_opts o = ts_dial(srv, "localhost");
+    struct clink_conn *c;
+    cr_assert_eq(clink_connect_sync(cli, &o, &c, NULL, 0), 0);
+    struct clink_msg r;
+
+    uint64_t t0 = clink__now_ns();
+    int ret = clink_call_sync(c, TS_HANG, "x", 1, 200, &r);
+    uint64_t ms = (clink__now_ns() - t0) / 1000000;
+
+    cr_assert_eq(ret, -CLINK_ETIMEDOUT);
+    cr_assert_geq(ms, 200);
+    cr_assert_lt(ms, ts_ms(2000));
+    /* The connection is still good after a deadline. */
+    cr_assert_eq(clink_call_sync(c, TS_ECHO, "y", 1, ts_ms(5000), &r), 0);
+    clink_msg_free(&r);
+    clink_conn_close(c);
+    clink_node_free(cli);
+    clink_node_free(srv);
+}
+
+Test(call_endings, cancel_completes_call_once)
+{
+    struct clink_node *srv = ts_node(tls, 1, 0, ts_register_hang);
+    struct clink_node *cli = ts_client(tls, 1, 0);
+    struct clink_connect_opts o = ts_dial(srv, "localhost");
+    struct clink_conn *c;
+    cr_assert_eq(clink_connect_sync(cli, &o, &c, NULL, 0), 0);
+    struct clink_call call = {.method = TS_HANG, .cb = ts_count_cb};
+    cr_assert_eq(clink_call_start(c, &call), 0);
+    cr_assert_eq(ts_wait_count(&ts_hang_seen, 1, ts_ms(3000)), 1);
+
+    cr_assert_eq(clink_call_cancel(&call), 0);
+    int n = ts_wait_count(&ts_cb_count, 1, ts_ms(3000));
+
+    cr_assert_eq(n, 1);
+    cr_assert_eq(atomic_load(&ts_cb_status), -CLINK_ECANCELED);
+    usleep(50000);
+    cr_assert_eq(atomic_load(&ts_cb_count), 1);
+    clink_conn_close(c);
+    clink_node_free(cli);
+    clink_node_free(srv);
+}
