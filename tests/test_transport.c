@@ -337,7 +337,7 @@ Test(transport, server_refuses_client_from_another_ca)
     cr_assert_eq(clink_tls_ctx_new(&o2, &bad, err, sizeof(err)), -CLINK_ECONFIG);
     cr_assert(strstr(err, "does not verify against ssl_ca") != NULL, "%s", err);
     /* ...so a raw client plays the stranger: it trusts our CA but shows another CA's certificate. */
-    struct ts_raw r;
+    struct tls_peer r;
     struct clink_node_stats st;
 
     int hs = ts_raw_tls_as(&r, clink_node_port(srv), pki.other_cert, pki.other_key, pki.ca);
@@ -354,7 +354,7 @@ Test(transport, server_refuses_client_from_another_ca)
     cr_assert_eq(n, 0, "the server must not talk to it");
     cr_assert_eq(st.handshakes_failed, 1);
     cr_assert_eq(st.conns_open, 0);
-    ts_raw_close(&r);
+    tls_peer_free(&r);
     expect_echo_works(srv);
     clink_node_free(srv);
 }
@@ -372,7 +372,7 @@ static void expect_echo_works(struct clink_node *srv)
     clink_node_free(cli);
 }
 
-static void raw_hello(struct ts_raw *r, uint16_t minv, uint16_t maxv)
+static void raw_hello(struct tls_peer *r, uint16_t minv, uint16_t maxv)
 {
     uint8_t b[CLINK_HELLO_MAX];
     struct clink_hello h = {.min_version = minv, .max_version = maxv, .max_frame = 1 << 20};
@@ -383,7 +383,7 @@ static void raw_hello(struct ts_raw *r, uint16_t minv, uint16_t maxv)
 Test(transport, oversized_frame_closes_only_that_connection)
 {
     struct clink_node *srv = ts_node(tls, 2, 0, ts_register_echo);
-    struct ts_raw r;
+    struct tls_peer r;
     cr_assert_eq(ts_raw_tls(&r, clink_node_port(srv), &pki), 0);
     raw_hello(&r, 1, 1);
     uint8_t hdr[CLINK_FRAME_HDR + CLINK_HELLO_LEN];
@@ -400,14 +400,14 @@ Test(transport, oversized_frame_closes_only_that_connection)
     clink_node_stats(srv, &st);
     cr_assert_eq(st.protocol_errors, 1);
     expect_echo_works(srv);
-    ts_raw_close(&r);
+    tls_peer_free(&r);
     clink_node_free(srv);
 }
 
 Test(transport, malformed_frame_type_closes_connection)
 {
     struct clink_node *srv = ts_node(tls, 1, 0, ts_register_echo);
-    struct ts_raw r;
+    struct tls_peer r;
     cr_assert_eq(ts_raw_tls(&r, clink_node_port(srv), &pki), 0);
     raw_hello(&r, 1, 1);
     uint8_t hdr[CLINK_FRAME_HDR + CLINK_HELLO_LEN];
@@ -419,14 +419,14 @@ Test(transport, malformed_frame_type_closes_connection)
 
     cr_assert_eq(n, 0);
     expect_echo_works(srv);
-    ts_raw_close(&r);
+    tls_peer_free(&r);
     clink_node_free(srv);
 }
 
 Test(transport, protocol_version_mismatch_is_refused_with_error_frame)
 {
     struct clink_node *srv = ts_node(tls, 1, 0, ts_register_echo);
-    struct ts_raw r;
+    struct tls_peer r;
     cr_assert_eq(ts_raw_tls(&r, clink_node_port(srv), &pki), 0);
 
     raw_hello(&r, 7, 9);
@@ -440,7 +440,7 @@ Test(transport, protocol_version_mismatch_is_refused_with_error_frame)
     cr_assert_eq(h.id, 0);
     cr_assert_eq(clink__get_u32(b + CLINK_FRAME_HDR), CLINK_EVERSION);
     cr_assert(memmem(b, (size_t)n, "no common protocol version", 26) != NULL);
-    ts_raw_close(&r);
+    tls_peer_free(&r);
     clink_node_free(srv);
 }
 
@@ -956,7 +956,7 @@ Test(transport, peer_that_never_reads_cannot_grow_our_memory)
     ts_register_echo(srv);
     cr_assert_eq(clink_node_listen(srv, "127.0.0.1", 0), 0);
     cr_assert_eq(clink_node_start(srv), 0);
-    struct ts_raw r;
+    struct tls_peer r;
     cr_assert_eq(ts_raw_tls(&r, clink_node_port(srv), &pki), 0);
     raw_hello(&r, 1, 1);
     struct timeval tv = {.tv_sec = 1};
@@ -971,20 +971,20 @@ Test(transport, peer_that_never_reads_cannot_grow_our_memory)
         clink__frame_encode(batch + i * (CLINK_FRAME_HDR + CLINK_PING_LEN), &h);
     }
     size_t sent = 0;
-    while (sent < (64u << 20) && ts_raw_write(&r, batch, sizeof(batch)) == 0) {
+    while (sent < (64u << 20) && tls_peer_write(&r, batch, sizeof(batch)) == 0) {
         sent += sizeof(batch);
     }
     long grown = rss_kib() - before;
 
     cr_assert_lt(sent, 64u << 20, "the server kept reading: %zu bytes taken", sent);
     cr_assert_lt(grown, 24 * 1024, "memory grew by %ld KiB", grown);
-    ts_raw_close(&r);
+    tls_peer_free(&r);
     expect_echo_works(srv);
     clink_node_free(srv);
 }
 
 /* Write PINGs without reading until the server stops taking them (the write blocks past its timeout). */
-static size_t ping_until_blocked(struct ts_raw *r)
+static size_t ping_until_blocked(struct tls_peer *r)
 {
     enum { BATCH = 4096 };
     static uint8_t batch[BATCH * (CLINK_FRAME_HDR + CLINK_PING_LEN)];
@@ -995,7 +995,7 @@ static size_t ping_until_blocked(struct ts_raw *r)
     struct timeval tv = {.tv_usec = 300000};
     setsockopt(r->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
     size_t sent = 0;
-    while (sent < (64u << 20) && ts_raw_write(r, batch, sizeof(batch)) == 0) {
+    while (sent < (64u << 20) && tls_peer_write(r, batch, sizeof(batch)) == 0) {
         sent += sizeof(batch);
     }
     return sent;
@@ -1017,7 +1017,7 @@ Test(transport, the_node_budget_bounds_many_peers_that_never_read, .timeout = 60
     cr_assert_eq(clink_connect_sync(cli, &o, &by, NULL, 0), 0);
 
     enum { HOGS = 6 };
-    struct ts_raw r[HOGS];
+    struct tls_peer r[HOGS];
     size_t sent[HOGS];
     for (int i = 0; i < HOGS; i++) {
         cr_assert_eq(ts_raw_tls(&r[i], clink_node_port(srv), &pki), 0);
@@ -1048,7 +1048,7 @@ Test(transport, the_node_budget_bounds_many_peers_that_never_read, .timeout = 60
     cr_assert_eq(clink_call_sync(by, TS_ECHO, "wait", 4, 300, &m), -CLINK_ETIMEDOUT);
 
     for (int i = 0; i < HOGS; i++) {
-        ts_raw_close(&r[i]);
+        tls_peer_free(&r[i]);
     }
     /* Their buffers go with them: the same connection is served again. */
     int ret = -1;
@@ -1079,7 +1079,7 @@ Test(transport, the_node_budget_bounds_many_peers_that_never_read, .timeout = 60
 Test(transport, client_without_alpn_is_refused)
 {
     struct clink_node *srv = ts_node(tls, 1, 0, ts_register_echo);
-    struct ts_raw r;
+    struct tls_peer r;
     struct ts_raw_opts o = {.cert = pki.node_cert, .key = pki.node_key, .ca = pki.ca, .no_alpn = 1};
 
     int hs = ts_raw_tls_with(&r, clink_node_port(srv), &o);
@@ -1094,7 +1094,7 @@ Test(transport, client_without_alpn_is_refused)
         usleep(5000);
     }
     cr_assert_eq(st.handshakes_failed, 1);
-    ts_raw_close(&r);
+    tls_peer_free(&r);
     clink_node_free(srv);
 }
 
@@ -1107,7 +1107,7 @@ Test(transport, tls12_refused_by_default_accepted_when_configured)
     cr_assert_eq(clink_tls_ctx_new(&o12, &tls12, NULL, 0), 0);
     struct clink_node *srv12 = ts_node(tls12, 1, 0, ts_register_echo);
     struct ts_raw_opts ro = {.cert = pki.node_cert, .key = pki.node_key, .ca = pki.ca, .max_version = TLS1_2_VERSION};
-    struct ts_raw a, b;
+    struct tls_peer a, b;
 
     int refused = ts_raw_tls_with(&a, clink_node_port(srv13), &ro);
     int accepted = ts_raw_tls_with(&b, clink_node_port(srv12), &ro);
@@ -1118,8 +1118,8 @@ Test(transport, tls12_refused_by_default_accepted_when_configured)
     raw_hello(&b, 1, 1);
     uint8_t hdr[CLINK_FRAME_HDR + CLINK_HELLO_LEN];
     cr_assert_eq(ts_raw_read(&b, hdr, sizeof(hdr)), (int)sizeof(hdr), "frames flow over TLS 1.2");
-    ts_raw_close(&a);
-    ts_raw_close(&b);
+    tls_peer_free(&a);
+    tls_peer_free(&b);
     clink_node_free(srv13);
     clink_node_free(srv12);
     clink_tls_ctx_free(tls12);
