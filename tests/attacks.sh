@@ -2,7 +2,7 @@
 # Scripted attacks on running clink-node processes (issue 7): makes a CA and
 # certificates with clink-certs, starts three nodes from the same build on
 # loopback (TLS 1.3 only with a short handshake timeout; one with --tls12;
-# one under `ulimit -n 128`), runs tests/attacks.c against them (a bystander
+# one under `ulimit -n 128`), runs tests/attacks/ against them (a bystander
 # client calls each node while it is attacked), then stops every node with
 # SIGTERM: each must exit 0, and its log must hold no sanitizer report (in
 # sanitizer builds the nodes are instrumented too: a leak or a crash fails).

@@ -52,7 +52,7 @@ Test(buffers, peer_that_never_reads_cannot_grow_our_memory)
     ts_register_echo(srv);
     cr_assert_eq(clink_node_listen(srv, "127.0.0.1", 0), 0);
     cr_assert_eq(clink_node_start(srv), 0);
-    struct ts_raw r;
+    struct tls_peer r;
     cr_assert_eq(ts_raw_tls(&r, clink_node_port(srv), &pki), 0);
     ts_raw_hello(&r, 1, 1);
     struct timeval tv = {.tv_sec = 1};
@@ -67,20 +67,20 @@ Test(buffers, peer_that_never_reads_cannot_grow_our_memory)
         clink__frame_encode(batch + i * (CLINK_FRAME_HDR + CLINK_PING_LEN), &h);
     }
     size_t sent = 0;
-    while (sent < (64u << 20) && ts_raw_write(&r, batch, sizeof(batch)) == 0) {
+    while (sent < (64u << 20) && tls_peer_write(&r, batch, sizeof(batch)) == 0) {
         sent += sizeof(batch);
     }
     long grown = rss_kib() - before;
 
     cr_assert_lt(sent, 64u << 20, "the server kept reading: %zu bytes taken", sent);
     cr_assert_lt(grown, 24 * 1024, "memory grew by %ld KiB", grown);
-    ts_raw_close(&r);
+    tls_peer_free(&r);
     ts_expect_echo_works(tls, srv);
     clink_node_free(srv);
 }
 
 /* Write PINGs without reading until the server stops taking them (the write blocks past its timeout). */
-static size_t ping_until_blocked(struct ts_raw *r)
+static size_t ping_until_blocked(struct tls_peer *r)
 {
     enum { BATCH = 4096 };
     static uint8_t batch[BATCH * (CLINK_FRAME_HDR + CLINK_PING_LEN)];
@@ -91,7 +91,7 @@ static size_t ping_until_blocked(struct ts_raw *r)
     struct timeval tv = {.tv_usec = 300000};
     setsockopt(r->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
     size_t sent = 0;
-    while (sent < (64u << 20) && ts_raw_write(r, batch, sizeof(batch)) == 0) {
+    while (sent < (64u << 20) && tls_peer_write(r, batch, sizeof(batch)) == 0) {
         sent += sizeof(batch);
     }
     return sent;
@@ -113,7 +113,7 @@ Test(buffers, the_node_budget_bounds_many_peers_that_never_read, .timeout = 60)
     cr_assert_eq(clink_connect_sync(cli, &o, &by, NULL, 0), 0);
 
     enum { HOGS = 6 };
-    struct ts_raw r[HOGS];
+    struct tls_peer r[HOGS];
     size_t sent[HOGS];
     for (int i = 0; i < HOGS; i++) {
         cr_assert_eq(ts_raw_tls(&r[i], clink_node_port(srv), &pki), 0);
@@ -144,7 +144,7 @@ Test(buffers, the_node_budget_bounds_many_peers_that_never_read, .timeout = 60)
     cr_assert_eq(clink_call_sync(by, TS_ECHO, "wait", 4, 300, &m), -CLINK_ETIMEDOUT);
 
     for (int i = 0; i < HOGS; i++) {
-        ts_raw_close(&r[i]);
+        tls_peer_free(&r[i]);
     }
     /* Their buffers go with them: the same connection is served again. */
     int ret = -1;

@@ -30,7 +30,7 @@ TestSuite(frames, .init = setup, .fini = teardown, .timeout = 60);
 Test(frames, oversized_frame_closes_only_that_connection)
 {
     struct clink_node *srv = ts_node(tls, 2, 0, ts_register_echo);
-    struct ts_raw r;
+    struct tls_peer r;
     cr_assert_eq(ts_raw_tls(&r, clink_node_port(srv), &pki), 0);
     ts_raw_hello(&r, 1, 1);
     uint8_t hdr[CLINK_FRAME_HDR + CLINK_HELLO_LEN];
@@ -47,14 +47,14 @@ Test(frames, oversized_frame_closes_only_that_connection)
     clink_node_stats(srv, &st);
     cr_assert_eq(st.protocol_errors, 1);
     ts_expect_echo_works(tls, srv);
-    ts_raw_close(&r);
+    tls_peer_free(&r);
     clink_node_free(srv);
 }
 
 Test(frames, malformed_frame_type_closes_connection)
 {
     struct clink_node *srv = ts_node(tls, 1, 0, ts_register_echo);
-    struct ts_raw r;
+    struct tls_peer r;
     cr_assert_eq(ts_raw_tls(&r, clink_node_port(srv), &pki), 0);
     ts_raw_hello(&r, 1, 1);
     uint8_t hdr[CLINK_FRAME_HDR + CLINK_HELLO_LEN];
@@ -66,14 +66,14 @@ Test(frames, malformed_frame_type_closes_connection)
 
     cr_assert_eq(n, 0);
     ts_expect_echo_works(tls, srv);
-    ts_raw_close(&r);
+    tls_peer_free(&r);
     clink_node_free(srv);
 }
 
 Test(frames, protocol_version_mismatch_is_refused_with_error_frame)
 {
     struct clink_node *srv = ts_node(tls, 1, 0, ts_register_echo);
-    struct ts_raw r;
+    struct tls_peer r;
     cr_assert_eq(ts_raw_tls(&r, clink_node_port(srv), &pki), 0);
 
     ts_raw_hello(&r, 7, 9);
@@ -87,6 +87,6 @@ Test(frames, protocol_version_mismatch_is_refused_with_error_frame)
     cr_assert_eq(h.id, 0);
     cr_assert_eq(clink__get_u32(b + CLINK_FRAME_HDR), CLINK_EVERSION);
     cr_assert(memmem(b, (size_t)n, "no common protocol version", 26) != NULL);
-    ts_raw_close(&r);
+    tls_peer_free(&r);
     clink_node_free(srv);
 }

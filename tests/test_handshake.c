@@ -132,7 +132,7 @@ Test(handshake, server_refuses_client_from_another_ca)
     cr_assert_eq(clink_tls_ctx_new(&o2, &bad, err, sizeof(err)), -CLINK_ECONFIG);
     cr_assert(strstr(err, "does not verify against ssl_ca") != NULL, "%s", err);
     /* ...so a raw client plays the stranger: it trusts our CA but shows another CA's certificate. */
-    struct ts_raw r;
+    struct tls_peer r;
     struct clink_node_stats st;
 
     int hs = ts_raw_tls_as(&r, clink_node_port(srv), pki.other_cert, pki.other_key, pki.ca);
@@ -149,7 +149,7 @@ Test(handshake, server_refuses_client_from_another_ca)
     cr_assert_eq(n, 0, "the server must not talk to it");
     cr_assert_eq(st.handshakes_failed, 1);
     cr_assert_eq(st.conns_open, 0);
-    ts_raw_close(&r);
+    tls_peer_free(&r);
     ts_expect_echo_works(tls, srv);
     clink_node_free(srv);
 }
@@ -195,7 +195,7 @@ Test(handshake, revoked_client_certificate_is_refused)
 Test(handshake, client_without_alpn_is_refused)
 {
     struct clink_node *srv = ts_node(tls, 1, 0, ts_register_echo);
-    struct ts_raw r;
+    struct tls_peer r;
     struct ts_raw_opts o = {.cert = pki.node_cert, .key = pki.node_key, .ca = pki.ca, .no_alpn = 1};
 
     int hs = ts_raw_tls_with(&r, clink_node_port(srv), &o);
@@ -210,7 +210,7 @@ Test(handshake, client_without_alpn_is_refused)
         usleep(5000);
     }
     cr_assert_eq(st.handshakes_failed, 1);
-    ts_raw_close(&r);
+    tls_peer_free(&r);
     clink_node_free(srv);
 }
 
@@ -223,7 +223,7 @@ Test(handshake, tls12_refused_by_default_accepted_when_configured)
     cr_assert_eq(clink_tls_ctx_new(&o12, &tls12, NULL, 0), 0);
     struct clink_node *srv12 = ts_node(tls12, 1, 0, ts_register_echo);
     struct ts_raw_opts ro = {.cert = pki.node_cert, .key = pki.node_key, .ca = pki.ca, .max_version = TLS1_2_VERSION};
-    struct ts_raw a, b;
+    struct tls_peer a, b;
 
     int refused = ts_raw_tls_with(&a, clink_node_port(srv13), &ro);
     int accepted = ts_raw_tls_with(&b, clink_node_port(srv12), &ro);
@@ -234,8 +234,8 @@ Test(handshake, tls12_refused_by_default_accepted_when_configured)
     ts_raw_hello(&b, 1, 1);
     uint8_t hdr[CLINK_FRAME_HDR + CLINK_HELLO_LEN];
     cr_assert_eq(ts_raw_read(&b, hdr, sizeof(hdr)), (int)sizeof(hdr), "frames flow over TLS 1.2");
-    ts_raw_close(&a);
-    ts_raw_close(&b);
+    tls_peer_free(&a);
+    tls_peer_free(&b);
     clink_node_free(srv13);
     clink_node_free(srv12);
     clink_tls_ctx_free(tls12);

@@ -115,7 +115,7 @@ Test(ktls, packing_of_the_other_two_suites)
     cr_assert_eq(clink__tls13_expand_label(CLINK_TLS_AES_128_GCM_SHA256, s32, 0, "key", key, 16), -CLINK_EINVAL);
 }
 
-/* ---- a client and a server SSL in this process, over a BIO pair ---- */
+/* ---- a client and a server SSL in this process, over memory BIOs ---- */
 
 static struct ts_pki pki;
 
@@ -200,29 +200,8 @@ static long oracle_ctrl(BIO *b, int cmd, long num, void *ptr)
     return BIO_ctrl(BIO_next(b), cmd, num, ptr);
 }
 
-static SSL_CTX *ctx(int server, const char *suite)
-{
-    SSL_CTX *c = SSL_CTX_new(server ? TLS_server_method() : TLS_client_method());
-    cr_assert_not_null(c);
-    SSL_CTX_set_min_proto_version(c, TLS1_3_VERSION);
-    cr_assert_eq(SSL_CTX_set_ciphersuites(c, suite), 1);
-    SSL_CTX_set_keylog_callback(c, keylog);
-    if (server) {
-        cr_assert_eq(SSL_CTX_use_certificate_chain_file(c, pki.node_cert), 1);
-        cr_assert_eq(SSL_CTX_use_PrivateKey_file(c, pki.node_key, SSL_FILETYPE_PEM), 1);
-        SSL_CTX_set_options(c, SSL_OP_ENABLE_KTLS);
-        SSL_CTX_set_num_tickets(c, 2); /* as clink's servers */
-    } else {
-        cr_assert_eq(SSL_CTX_load_verify_locations(c, pki.ca, NULL), 1);
-        SSL_CTX_set_verify(c, SSL_VERIFY_PEER, NULL);
-    }
-    return c;
-}
-
 struct pair {
-    SSL_CTX *sctx, *cctx;
-    SSL *s, *c;
-    BIO *sb, *cb; /* the two ends of the BIO pair */
+    struct tls_peer s, c; /* in memory: the test moves their bytes */
     BIO_METHOD *oracle;
 };
 
@@ -230,46 +209,36 @@ static void pair_open(struct pair *p, const char *suite)
 {
     memset(&server_side, 0, sizeof(server_side));
     memset(&client_side, 0, sizeof(client_side));
-    p->sctx = ctx(1, suite);
-    p->cctx = ctx(0, suite);
-    p->s = SSL_new(p->sctx);
-    p->c = SSL_new(p->cctx);
-    cr_assert_eq(BIO_new_bio_pair(&p->sb, 1 << 17, &p->cb, 1 << 17), 1);
+    struct tls_peer_opts so = {
+        .server = 1, .min_version = TLS1_3_VERSION, .ciphersuites = suite, .cert = pki.node_cert, .key = pki.node_key};
+    struct tls_peer_opts co = {.min_version = TLS1_3_VERSION, .ciphersuites = suite, .ca = pki.ca, .host = "localhost"};
+    cr_assert_eq(tls_peer_new(&p->s, &so, -1), 0, "%s", p->s.err);
+    cr_assert_eq(tls_peer_new(&p->c, &co, -1), 0, "%s", p->c.err);
+    SSL_CTX_set_keylog_callback(p->s.ctx, keylog);
+    SSL_CTX_set_keylog_callback(p->c.ctx, keylog);
+    SSL_set_options(p->s.ssl, SSL_OP_ENABLE_KTLS);
+    SSL_set_num_tickets(p->s.ssl, 2); /* as clink's servers */
     p->oracle = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_FILTER, "oracle");
     BIO_meth_set_write(p->oracle, oracle_write);
     BIO_meth_set_ctrl(p->oracle, oracle_ctrl);
     BIO *f = BIO_new(p->oracle);
     BIO_set_init(f, 1);
-    BIO_push(f, p->sb);
-    BIO_up_ref(p->sb); /* one reference each: ours, the oracle's chain, the SSL's read side */
-    BIO_up_ref(p->sb);
-    SSL_set_bio(p->s, p->sb, f); /* reads straight from the pair, writes through the oracle */
-    BIO_up_ref(p->cb);
-    SSL_set_bio(p->c, p->cb, p->cb);
-    SSL_set_msg_callback(p->s, msg_cb);
-    SSL_set_msg_callback(p->c, msg_cb);
-    cr_assert_eq(SSL_set1_host(p->c, "localhost"), 1);
-    SSL_set_accept_state(p->s);
-    SSL_set_connect_state(p->c);
-    int sdone = 0, cdone = 0;
-    for (int i = 0; i < 100 && !(sdone && cdone); i++) {
-        cdone = cdone || SSL_do_handshake(p->c) == 1;
-        sdone = sdone || SSL_do_handshake(p->s) == 1;
-    }
-    cr_assert(sdone && cdone, "handshake: %s", ERR_error_string(ERR_get_error(), NULL));
+    /* The server writes through the oracle into its memory BIO, which the oracle's chain now holds for the SSL. */
+    BIO_up_ref(p->s.wb);
+    BIO_push(f, p->s.wb);
+    SSL_set0_wbio(p->s.ssl, f);
+    SSL_set_msg_callback(p->s.ssl, msg_cb);
+    SSL_set_msg_callback(p->c.ssl, msg_cb);
+    cr_assert(tls_peer_handshake_pair(&p->c, &p->s) == 0, "handshake: %s", ERR_error_string(ERR_get_error(), NULL));
     /* The client reads the tickets (SSL_read returns nothing else). */
     char buf[16];
-    cr_assert_leq(SSL_read(p->c, buf, sizeof(buf)), 0);
+    cr_assert_leq(SSL_read(p->c.ssl, buf, sizeof(buf)), 0);
 }
 
 static void pair_close(struct pair *p)
 {
-    SSL_free(p->s);
-    SSL_free(p->c);
-    BIO_free(p->cb); /* our references to the pair's ends */
-    BIO_free(p->sb);
-    SSL_CTX_free(p->sctx);
-    SSL_CTX_free(p->cctx);
+    tls_peer_free(&p->s);
+    tls_peer_free(&p->c);
     BIO_meth_free(p->oracle);
 }
 
@@ -360,9 +329,9 @@ Test(ktls, a_record_sealed_with_our_key_and_count_is_accepted_after_the_tickets,
             cr_assert_eq(clink__ktls_info(suites[i].id, server_side.secret, server_side.secret_len, seq, &k), 0);
             uint8_t rec[128];
             size_t n = seal(&k, "from the kernel", rec);
-            cr_assert_eq(BIO_write(p.sb, rec, (int)n), (int)n);
+            cr_assert_eq(BIO_write(p.c.rb, rec, (int)n), (int)n);
             char buf[64] = "";
-            int got = SSL_read(p.c, buf, sizeof(buf) - 1);
+            int got = SSL_read(p.c.ssl, buf, sizeof(buf) - 1);
             if (!wrong) {
                 cr_assert_eq(got, 15, "%s: %s", suites[i].name, ERR_error_string(ERR_get_error(), NULL));
                 cr_assert_arr_eq(buf, "from the kernel", 15);

@@ -7,8 +7,6 @@
  */
 #include <cjson/cJSON.h>
 #include <criterion/criterion.h>
-#include <openssl/err.h>
-#include <openssl/ssl.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,20 +34,15 @@ static void resp_free(struct resp *r)
 static int https(uint16_t port, const char *ca, const char *request, struct resp *out)
 {
     memset(out, 0, sizeof(*out));
-    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
-    cr_assert_eq(SSL_CTX_load_verify_locations(ctx, ca, NULL), 1);
-    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
     static const unsigned char alpn[] = "\x02h2\x08http/1.1";
-    SSL_CTX_set_alpn_protos(ctx, alpn, sizeof(alpn) - 1);
-    int fd = ts_tcp_connect(port);
-    SSL *ssl = SSL_new(ctx);
-    SSL_set_fd(ssl, fd);
-    SSL_set1_host(ssl, "localhost");
-    SSL_set_tlsext_host_name(ssl, "localhost");
+    struct tls_peer_opts o = {
+        .ca = ca, .host = "localhost", .sni = "localhost", .alpn = alpn, .alpn_len = sizeof(alpn) - 1};
+    struct tls_peer p;
+    cr_assert_eq(tls_peer_new(&p, &o, ts_tcp_connect(port)), 0, "%s", p.err);
     int ret = -1;
-    if (SSL_connect(ssl) == 1) {
-        size_t done;
-        cr_assert_eq(SSL_write_ex(ssl, request, strlen(request), &done), 1);
+    if (tls_peer_handshake(&p, tls_peer_now() + ts_ms(5000) / 1000.0) == 0) {
+        cr_assert_eq(tls_peer_write(&p, request, strlen(request)), 0);
+        double deadline = tls_peer_now() + ts_ms(5000) / 1000.0;
         size_t cap = 1 << 16, n = 0;
         char *buf = malloc(cap);
         for (;;) {
@@ -58,10 +51,11 @@ static int https(uint16_t port, const char *ca, const char *request, struct resp
                 buf = realloc(buf, cap);
             }
             size_t k = 0;
-            if (SSL_read_ex(ssl, buf + n, cap - n - 1, &k) != 1) {
+            int r = tls_peer_read(&p, buf + n, cap - n - 1, &k, deadline);
+            n += k;
+            if (r < 0) {
                 break;
             }
-            n += k;
         }
         buf[n] = '\0';
         out->raw = buf;
@@ -70,10 +64,7 @@ static int https(uint16_t port, const char *ca, const char *request, struct resp
         out->body = b ? b + 4 : "";
         ret = 0;
     }
-    ERR_clear_error();
-    SSL_free(ssl);
-    SSL_CTX_free(ctx);
-    close(fd);
+    tls_peer_free(&p);
     return ret;
 }
 
@@ -377,36 +368,26 @@ Test(ops, only_an_administrator_changes_anything)
     cr_assert_neq(clink_connect_sync(client, &co, &c, err, sizeof(err)), 0, "a plaintext dial was accepted");
 }
 
-/* The same client, writing its request one byte per TLS record. */
+/* The same client (without ALPN or SNI), writing its request one byte per TLS record. */
 static int https_bytewise(uint16_t port, const char *ca, const char *request, struct resp *out)
 {
     memset(out, 0, sizeof(*out));
-    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
-    cr_assert_eq(SSL_CTX_load_verify_locations(ctx, ca, NULL), 1);
-    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
-    int fd = ts_tcp_connect(port);
-    SSL *ssl = SSL_new(ctx);
-    SSL_set_fd(ssl, fd);
-    SSL_set1_host(ssl, "localhost");
-    cr_assert_eq(SSL_connect(ssl), 1);
-    size_t done;
+    struct tls_peer_opts o = {.ca = ca, .host = "localhost"};
+    struct tls_peer p;
+    cr_assert_eq(tls_peer_new(&p, &o, ts_tcp_connect(port)), 0, "%s", p.err);
+    cr_assert_eq(tls_peer_handshake(&p, tls_peer_now() + ts_ms(5000) / 1000.0), 0, "%s", p.err);
     for (size_t i = 0; request[i] != '\0'; i++) {
-        cr_assert_eq(SSL_write_ex(ssl, request + i, 1, &done), 1, "the node stopped reading at byte %zu", i);
+        cr_assert_eq(tls_peer_write(&p, request + i, 1), 0, "the node stopped reading at byte %zu", i);
     }
-    size_t cap = 1 << 20, n = 0, k;
+    size_t cap = 1 << 20, n = 0;
     char *buf = malloc(cap);
-    while (n + 1 < cap && SSL_read_ex(ssl, buf + n, cap - n - 1, &k) == 1) {
-        n += k;
-    }
+    tls_peer_read(&p, buf, cap - 1, &n, tls_peer_now() + ts_ms(5000) / 1000.0);
     buf[n] = '\0';
     out->raw = buf;
     out->status = sscanf(buf, "HTTP/1.1 %d", &out->status) == 1 ? out->status : -1;
     char *b = strstr(buf, "\r\n\r\n");
     out->body = b ? b + 4 : "";
-    ERR_clear_error();
-    SSL_free(ssl);
-    SSL_CTX_free(ctx);
-    close(fd);
+    tls_peer_free(&p);
     return 0;
 }
 

@@ -399,7 +399,7 @@ static int raw_dial(uint16_t port, const struct client_case *c)
         file(c->key, key);
     }
     struct ts_raw_opts ro = {.cert = c->cert ? cert : NULL, .key = c->cert ? key : NULL, .ca = pki.ca};
-    struct ts_raw r;
+    struct tls_peer r;
     int accepted = 0;
     /* TLS 1.3: the client's handshake is over before the server has checked its certificate. */
     if (ts_raw_tls_with(&r, port, &ro) == 0) {
@@ -410,7 +410,7 @@ static int raw_dial(uint16_t port, const struct client_case *c)
         accepted = ts_raw_frame(&r, CLINK_FRAME_HELLO, 0, 0, b, CLINK_HELLO_LEN, CLINK_HELLO_LEN) == 0 &&
                    ts_raw_read(&r, back, sizeof(back)) == (int)sizeof(back) && back[0] == CLINK_FRAME_HELLO;
     }
-    ts_raw_close(&r);
+    tls_peer_free(&r);
     return accepted;
 }
 

@@ -49,7 +49,7 @@ void ts_expect_echo_works(struct clink_tls_ctx *tls, struct clink_node *srv)
     clink_node_free(cli);
 }
 
-void ts_raw_hello(struct ts_raw *r, uint16_t minv, uint16_t maxv)
+void ts_raw_hello(struct tls_peer *r, uint16_t minv, uint16_t maxv)
 {
     uint8_t b[CLINK_HELLO_MAX];
     struct clink_hello h = {.min_version = minv, .max_version = maxv, .max_frame = 1 << 20};

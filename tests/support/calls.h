@@ -23,7 +23,7 @@ int ts_dial_mode(struct clink_node *cli, struct clink_node *srv, const char *nam
 void ts_expect_echo_works(struct clink_tls_ctx *tls, struct clink_node *srv);
 
 /* Send a HELLO frame offering protocol versions minv..maxv. */
-void ts_raw_hello(struct ts_raw *r, uint16_t minv, uint16_t maxv);
+void ts_raw_hello(struct tls_peer *r, uint16_t minv, uint16_t maxv);
 
 /* Poll *v every 5 ms until it reaches want or ms pass; returns its last value. */
 int ts_wait_count(atomic_int *v, int want, unsigned ms);

@@ -281,84 +281,57 @@ void ts_skip_greeting(int fd)
     cr_assert_eq(ts_read_full(fd, rest, (size_t)len - 1), 0);
 }
 
-int ts_raw_tls(struct ts_raw *r, uint16_t port, const struct ts_pki *p)
+int ts_raw_tls(struct tls_peer *r, uint16_t port, const struct ts_pki *p)
 {
     return ts_raw_tls_as(r, port, p->node_cert, p->node_key, p->ca);
 }
 
-int ts_raw_tls_as(struct ts_raw *r, uint16_t port, const char *cert, const char *key, const char *ca)
+int ts_raw_tls_as(struct tls_peer *r, uint16_t port, const char *cert, const char *key, const char *ca)
 {
     struct ts_raw_opts o = {.cert = cert, .key = key, .ca = ca};
     return ts_raw_tls_with(r, port, &o);
 }
 
-int ts_raw_tls_with(struct ts_raw *r, uint16_t port, const struct ts_raw_opts *o)
+/* As long as SO_RCVTIMEO on a raw client's socket (ts_tcp_connect): each call waits up to that. */
+static double raw_deadline(void)
 {
-    const char *cert = o->cert, *key = o->key, *ca = o->ca;
-    memset(r, 0, sizeof(*r));
-    r->ctx = SSL_CTX_new(TLS_client_method());
-    SSL_CTX_set_min_proto_version(r->ctx, o->max_version ? TLS1_2_VERSION : TLS1_3_VERSION);
-    SSL_CTX_set_max_proto_version(r->ctx, o->max_version ? o->max_version : TLS1_3_VERSION);
-    if (cert != NULL) {
-        cr_assert_eq(SSL_CTX_use_certificate_chain_file(r->ctx, cert), 1);
-        cr_assert_eq(SSL_CTX_use_PrivateKey_file(r->ctx, key, SSL_FILETYPE_PEM), 1);
-    }
-    cr_assert_eq(SSL_CTX_load_verify_locations(r->ctx, ca, NULL), 1);
-    SSL_CTX_set_verify(r->ctx, SSL_VERIFY_PEER, NULL);
+    return tls_peer_now() + ts_ms(5000) / 1000.0;
+}
+
+int ts_raw_tls_with(struct tls_peer *r, uint16_t port, const struct ts_raw_opts *o)
+{
     static const unsigned char alpn[] = "\x07" CLINK_ALPN;
-    if (!o->no_alpn) {
-        SSL_CTX_set_alpn_protos(r->ctx, alpn, sizeof(alpn) - 1);
-    }
-    r->fd = ts_tcp_connect(port);
-    ts_skip_greeting(r->fd);
-    r->ssl = SSL_new(r->ctx);
-    SSL_set_fd(r->ssl, r->fd);
-    SSL_set1_host(r->ssl, "localhost");
-    return SSL_connect(r->ssl) == 1 ? 0 : -1;
+    struct tls_peer_opts to = {
+        .min_version = o->max_version ? TLS1_2_VERSION : TLS1_3_VERSION,
+        .max_version = o->max_version ? o->max_version : TLS1_3_VERSION,
+        .cert = o->cert,
+        .key = o->key,
+        .ca = o->ca,
+        .host = "localhost",
+        .alpn = o->no_alpn ? NULL : alpn,
+        .alpn_len = sizeof(alpn) - 1,
+    };
+    int fd = ts_tcp_connect(port);
+    ts_skip_greeting(fd);
+    TS_REQUIRE(tls_peer_new(r, &to, fd) == 0, "%s", r->err);
+    return tls_peer_handshake(r, raw_deadline());
 }
 
-void ts_raw_close(struct ts_raw *r)
-{
-    if (r->ssl) {
-        SSL_free(r->ssl);
-    }
-    if (r->ctx) {
-        SSL_CTX_free(r->ctx);
-    }
-    if (r->fd > 0) {
-        close(r->fd);
-    }
-    memset(r, 0, sizeof(*r));
-}
-
-int ts_raw_write(struct ts_raw *r, const void *buf, size_t n)
-{
-    size_t done = 0;
-    return SSL_write_ex(r->ssl, buf, n, &done) == 1 ? 0 : -1;
-}
-
-int ts_raw_read(struct ts_raw *r, void *buf, size_t n)
+int ts_raw_read(struct tls_peer *r, void *buf, size_t n)
 {
     size_t got = 0;
-    while (got < n) {
-        size_t k = 0;
-        if (SSL_read_ex(r->ssl, (char *)buf + got, n - got, &k) != 1) {
-            break;
-        }
-        got += k;
-    }
-    ERR_clear_error();
+    tls_peer_read(r, buf, n, &got, raw_deadline());
     return (int)got;
 }
 
-int ts_raw_frame(struct ts_raw *r, uint8_t type, uint16_t method, uint64_t id, const void *p, uint32_t len,
+int ts_raw_frame(struct tls_peer *r, uint8_t type, uint16_t method, uint64_t id, const void *p, uint32_t len,
                  uint32_t claimed_len)
 {
     uint8_t h[CLINK_FRAME_HDR];
     struct clink_frame_hdr fh = {.type = type, .method = method, .length = claimed_len, .id = id};
     clink__frame_encode(h, &fh);
-    if (ts_raw_write(r, h, sizeof(h)) < 0) {
+    if (tls_peer_write(r, h, sizeof(h)) < 0) {
         return -1;
     }
-    return len ? ts_raw_write(r, p, len) : 0;
+    return len ? tls_peer_write(r, p, len) : 0;
 }

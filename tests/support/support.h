@@ -12,6 +12,7 @@
 
 #include "clink/auth.h"
 #include "clink/transport.h"
+#include "tests/support/tls_peer.h"
 
 /* Helpers fail loudly (message, then abort) so they serve Criterion tests and plain drivers alike. */
 void ts_fail(const char *file, int line, const char *fmt, ...) __attribute__((format(printf, 3, 4), noreturn));
@@ -78,28 +79,26 @@ int ts_read_full(int fd, void *buf, size_t n);
 /* Skip the server's greeting packet. */
 void ts_skip_greeting(int fd);
 
-/* A raw TLS client over a blocking socket: opening + handshake done, frames not yet. */
-struct ts_raw {
-    int fd;
-    SSL_CTX *ctx;
-    SSL *ssl;
-};
-int ts_raw_tls(struct ts_raw *r, uint16_t port, const struct ts_pki *p);
+/*
+ * A raw clink client: the test TLS peer (tls_peer.h) on a socket from
+ * ts_tcp_connect, after the node's greeting, offering clink/1 and verifying
+ * "localhost"; the handshake done, frames not yet. 0, or -1 if it failed.
+ * Write with tls_peer_write, free with tls_peer_free.
+ */
+int ts_raw_tls(struct tls_peer *r, uint16_t port, const struct ts_pki *p);
 /* The same with any certificate, key and trusted CAs (e.g. a certificate from another CA). */
-int ts_raw_tls_as(struct ts_raw *r, uint16_t port, const char *cert, const char *key, const char *ca);
+int ts_raw_tls_as(struct tls_peer *r, uint16_t port, const char *cert, const char *key, const char *ca);
 /* Full control: alpn NULL offers none; max_version 0 means TLS 1.3. */
 struct ts_raw_opts {
     const char *cert, *key, *ca; /* cert NULL: present no client certificate */
     int no_alpn;
     int max_version; /* e.g. TLS1_2_VERSION */
 };
-int ts_raw_tls_with(struct ts_raw *r, uint16_t port, const struct ts_raw_opts *o);
-void ts_raw_close(struct ts_raw *r);
-int ts_raw_write(struct ts_raw *r, const void *buf, size_t n);
-/* Read until n bytes or error; returns bytes read (0 on close). */
-int ts_raw_read(struct ts_raw *r, void *buf, size_t n);
+int ts_raw_tls_with(struct tls_peer *r, uint16_t port, const struct ts_raw_opts *o);
+/* Read until n bytes, the end of the connection or 5 s (scaled); returns bytes read. */
+int ts_raw_read(struct tls_peer *r, void *buf, size_t n);
 /* Send a frame header + payload. */
-int ts_raw_frame(struct ts_raw *r, uint8_t type, uint16_t method, uint64_t id, const void *p, uint32_t len,
+int ts_raw_frame(struct tls_peer *r, uint8_t type, uint16_t method, uint64_t id, const void *p, uint32_t len,
                  uint32_t claimed_len);
 
 #endif
