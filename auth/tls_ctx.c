@@ -166,7 +166,7 @@ static int build(const struct clink_tls_opts *o, int server, SSL_CTX **out, char
     }
     /*
      * No compression, no renegotiation, no kTLS by OpenSSL (clink installs
-     * kTLS itself: over memory BIOs OpenSSL 3.0 cannot, see ktls-notes.md).
+     * kTLS itself: over memory BIOs OpenSSL 3.0 cannot, see docs/ktls.md).
      */
     SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
     SSL_CTX_clear_options(ctx, SSL_OP_ENABLE_KTLS);

@@ -113,7 +113,7 @@ struct call_spec {
     enum clink_ktls_mode ktls; /* this end's records: DISABLED (OpenSSL) or REQUIRED (the kernel) */
     int via_stunnel;           /* dial the stunnel client instead of the targets */
     int via_aggregator;        /* call the aggregator's fan-out method instead of the targets' echo */
-    int pooled;                /* through clink_pool_call instead of fixed connections */
+    int pooled;                /* through clink_pool_call_start instead of fixed connections */
     unsigned conns_per_target;
     int ntargets;     /* the first ntargets targets */
     unsigned callers; /* calls in flight */

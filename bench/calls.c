@@ -51,7 +51,7 @@ static int start(struct slot *s)
 {
     s->t0 = now_ns();
     s->issued++;
-    return s->run->pooled ? clink_pool_call(s->pool, &s->pcall) : clink_call_start(s->conn, &s->call);
+    return s->run->pooled ? clink_pool_call_start(s->pool, &s->pcall) : clink_call_start(s->conn, &s->call);
 }
 
 static void on_done(struct clink_call *call, int status, const uint8_t *resp, size_t len)
@@ -118,7 +118,7 @@ static void describe(struct cfg *cfg, const struct call_spec *sp, struct result 
     struct clink_conn *c;
     struct clink_conn_status st;
     if (clink_connect_sync(cfg->node, &o, &c, NULL, 0) == 0) {
-        if (clink_conn_status(c, &st) == 0) {
+        if (clink_conn_get_status(c, &st) == 0) {
             snprintf(res->cipher, sizeof(res->cipher), "%s", st.cipher);
             snprintf(res->tls_version, sizeof(res->tls_version), "%s", st.tls_version);
         }
@@ -153,7 +153,7 @@ static int open_pools(struct cfg *cfg, const struct call_spec *sp, struct clink_
         struct clink_pool_stats s;
         uint64_t end = now_ns() + 10000000000ull;
         do {
-            clink_pool_stats(pools[t], &s);
+            clink_pool_get_stats(pools[t], &s);
             usleep(1000);
         } while (s.conns_open < sp->conns_per_target && now_ns() < end);
         if (s.conns_open < sp->conns_per_target) {

@@ -148,7 +148,7 @@ int run_memory(struct cfg *cfg, enum clink_conn_mode mode, enum clink_ktls_mode 
         }
     }
     struct clink_node_stats st0;
-    clink_node_stats(cfg->node, &st0);
+    clink_node_get_stats(cfg->node, &st0);
     for (unsigned i = 0; i < n; i++) {
         if (o.conns[i]) {
             clink_conn_close(o.conns[i]);
@@ -159,7 +159,7 @@ int run_memory(struct cfg *cfg, enum clink_conn_mode mode, enum clink_ktls_mode 
     uint64_t end = now_ns() + 5000000000ull;
     do {
         usleep(10000);
-        clink_node_stats(cfg->node, &st);
+        clink_node_get_stats(cfg->node, &st);
     } while (st.conns_open + o.ok > st0.conns_open && now_ns() < end);
     free(o.conns);
     free(dials);

@@ -36,7 +36,7 @@ static void totals(struct clink_cluster *cl, unsigned npools, struct clink_pool_
             continue;
         }
         struct clink_pool_stats s;
-        clink_pool_stats(p, &s);
+        clink_pool_get_stats(p, &s);
         clink_pool_release(p);
         sum->conns_open += s.conns_open;
         sum->handshakes_full += s.handshakes_full;

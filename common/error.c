@@ -54,7 +54,7 @@ const char *clink_strerror(int err)
     return "unknown clink error";
 }
 
-enum clink_err_kind clink_err_kind(int err)
+enum clink_err_kind clink_err_kind_of(int err)
 {
     if (err >= 0) {
         return CLINK_KIND_OK;

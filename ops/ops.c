@@ -158,7 +158,7 @@ static int snapshot(struct clink_ops *ops, struct clink__ops_snapshot *s)
     s->workers = clink_node_workers(ops->node);
     s->secure = clink_node_secure_transport(ops->node);
     s->warn_days = ops->warn_days;
-    clink_node_stats(ops->node, &s->stats);
+    clink_node_get_stats(ops->node, &s->stats);
     int ret = clink_node_links(ops->node, &s->links, &s->nlinks);
     if (ret < 0) {
         return ret;
@@ -509,7 +509,7 @@ static void on_http(struct clink_req *req, void *user)
         return;
     }
     struct clink_conn_status st;
-    if (clink_conn_status(clink_req_conn(req), &st) == 0) {
+    if (clink_conn_get_status(clink_req_conn(req), &st) == 0) {
         /* "1.2.3.4:5678" or "[::1]:5678": the address without its port, as accounts' host patterns want it. */
         const char *a = st.peer_addr;
         const char *end = a[0] == '[' ? strchr(a, ']') : strrchr(a, ':');

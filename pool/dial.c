@@ -51,7 +51,7 @@ static void on_connect(struct clink_conn *conn, int status, const char *reason, 
     atomic_fetch_add(&p->busy, 1);
     struct slot *s = &p->slots[d->idx];
     struct clink_conn_status st;
-    int resumed = conn != NULL && clink_conn_status(conn, &st) == 0 && st.resumed;
+    int resumed = conn != NULL && clink_conn_get_status(conn, &st) == 0 && st.resumed;
     pthread_mutex_lock(&p->mu);
     p->dials--;
     atomic_fetch_sub(&p->cl->dials, 1);

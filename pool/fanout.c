@@ -95,7 +95,7 @@ int clink_cluster_fanout(struct clink_cluster *cl, enum clink_peer_role role, co
                                           .timeout_ms = timeout_ms,
                                           .cb = fanout_cb,
                                           .user = fc};
-        int ret = clink_pool_call(ps[i], &fc->pc);
+        int ret = clink_pool_call_start(ps[i], &fc->pc);
         if (ret < 0) {
             res[i].status = ret;
             pthread_mutex_lock(&f.mu);

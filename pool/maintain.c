@@ -105,7 +105,7 @@ static void mark_spent(struct clink_pool *p, struct slot *s, struct clink_conn *
     }
     atomic_store(&s->checked_ns, now);
     struct clink_conn_status cs;
-    if (clink_conn_status(conn, &cs) == 0 &&
+    if (clink_conn_get_status(conn, &cs) == 0 &&
         (cs.records_in >= p->o.recycle_records || cs.records_out >= p->o.recycle_records ||
          (p->o.recycle_age_ms && now - atomic_load(&s->opened_ns) >= (uint64_t)p->o.recycle_age_ms * 1000000ull))) {
         atomic_store(&s->recycle, 1);

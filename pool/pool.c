@@ -82,7 +82,7 @@ static void count_failure(struct clink_pool *p, int status)
     }
 }
 
-/* Complete a pool call to its owner (never from inside clink_pool_call). */
+/* Complete a pool call to its owner (never from inside clink_pool_call_start). */
 void clink__pool_call_finish(struct clink_pool_call *pc, int status, const uint8_t *resp, size_t len)
 {
     struct clink_pool *p = pc->priv.pool;
@@ -237,7 +237,7 @@ static void on_call_done(struct clink_call *call, int status, const uint8_t *res
     clink__pool_call_finish(pc, status, resp, len);
 }
 
-int clink_pool_call(struct clink_pool *p, struct clink_pool_call *pc)
+int clink_pool_call_start(struct clink_pool *p, struct clink_pool_call *pc)
 {
     if (p == NULL || pc == NULL || pc->call.cb == NULL) {
         return -CLINK_EINVAL;
@@ -326,7 +326,7 @@ int clink_pool_call_sync(struct clink_pool *p, uint16_t method, const void *req,
     struct clink_pool_call pc = {
         .call = {
             .method = method, .iov = &iov, .iovcnt = len ? 1 : 0, .timeout_ms = timeout_ms, .cb = sync_cb, .user = &w}};
-    int ret = clink_pool_call(p, &pc);
+    int ret = clink_pool_call_start(p, &pc);
     if (ret == 0) {
         pthread_mutex_lock(&w.mu);
         while (!w.done) {

@@ -9,7 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 
-void clink_pool_stats(struct clink_pool *p, struct clink_pool_stats *out)
+void clink_pool_get_stats(struct clink_pool *p, struct clink_pool_stats *out)
 {
     memset(out, 0, sizeof(*out));
     for (unsigned i = 0; i < p->o.max_conns; i++) {
@@ -66,7 +66,7 @@ size_t clink_cluster_peers(struct clink_cluster *cl, struct clink_peer_info *out
             snprintf(pi->host, sizeof(pi->host), "%s", p->host);
             pi->port = p->co.port;
             snprintf(pi->expected_name, sizeof(pi->expected_name), "%s", p->expected);
-            clink_pool_stats(p, &pi->stats);
+            clink_pool_get_stats(p, &pi->stats);
         }
         n++;
     }
@@ -85,7 +85,7 @@ size_t clink_cluster_status_format(struct clink_cluster *cl, char *buf, size_t c
     for (size_t i = 0; i < cl->npools; i++) {
         struct clink_pool *p = cl->pools[i];
         struct clink_pool_stats s;
-        clink_pool_stats(p, &s);
+        clink_pool_get_stats(p, &s);
         int m = snprintf(buf + n, cap - n,
                          "Pool %s: %s %s:%u, %s\n"
                          "  Connections: %u open (%u idle, %u busy), %u connecting\n"

@@ -111,6 +111,7 @@ run cmake --build "$CBUILD" >"$TMP/consumer-build.log" 2>&1 \
   || { cat "$TMP/consumer-build.log" >&2; die "building tests/consumer with CMake failed"; }
 check_run "cmake clink::clink" "$CBUILD/consumer"
 check_run "cmake clink::clink_static" "$CBUILD/consumer_static" static
+check_run "cmake C++ consumer (clink::clink)" "$CBUILD/consumer_cxx"
 
 # ---- 3b. pkg-config consumer, shared ----
 say "building tests/consumer/main.c with pkg-config (shared)"

@@ -133,7 +133,7 @@ ktls_vm() {
 }
 
 format() {
-  git ls-files '*.c' '*.h' | xargs clang-format --dry-run --Werror
+  git ls-files '*.c' '*.h' '*.cpp' | xargs clang-format --dry-run --Werror
 }
 
 stage "dependencies" "$root/scripts/deps.sh"

@@ -156,7 +156,7 @@ static int async_start(struct acall *a)
         .call = {
             .method = TS_ECHO, .iov = &a->iov, .iovcnt = 1, .timeout_ms = ts_ms(5000), .cb = on_async_done, .user = a}};
     atomic_fetch_add(&a->owner->issued, 1);
-    return clink_pool_call(pool[a->leaf], &a->pc);
+    return clink_pool_call_start(pool[a->leaf], &a->pc);
 }
 
 /* a->done: 0 in flight, 1 completed (not yet looked at), 2 free. */
@@ -392,7 +392,7 @@ static void *monitor(void *arg)
         pthread_mutex_lock(&mon_mu);
         for (int l = 0; l < LEAVES && atomic_load(&pools_ready); l++) {
             struct clink_pool_stats s;
-            clink_pool_stats(pool[l], &s);
+            clink_pool_get_stats(pool[l], &s);
             min_open[l] = s.conns_open < min_open[l] ? s.conns_open : min_open[l];
         }
         if (now - win_t0 >= WINDOW_MS) {
@@ -420,7 +420,7 @@ static void step_begin(const char *name)
     cur.at = totals();
     for (int l = 0; l < LEAVES && atomic_load(&pools_ready); l++) {
         struct clink_pool_stats ps;
-        clink_pool_stats(pool[l], &ps);
+        clink_pool_get_stats(pool[l], &ps);
         cur.open_at[l] = ps.conns_open;
     }
     pthread_mutex_lock(&mon_mu);
@@ -536,7 +536,7 @@ static void check_plaintext_refused(struct clink_node *plain_cli)
     /* A node without a TLS identity dials in plaintext: every leaf refuses it. */
     for (int l = 0; l < LEAVES; l++) {
         struct clink_node_stats before, after;
-        clink_node_stats(leaf[l], &before);
+        clink_node_get_stats(leaf[l], &before);
         o.port = leaf_port[l];
         c = NULL;
         ret = clink_connect_sync(plain_cli, &o, &c, err, sizeof(err));
@@ -546,7 +546,7 @@ static void check_plaintext_refused(struct clink_node *plain_cli)
         if (ret == 0) {
             clink_conn_close(c);
         }
-        clink_node_stats(leaf[l], &after);
+        clink_node_get_stats(leaf[l], &after);
         check(after.conns_refused > before.conns_refused, "%s did not count the plaintext client it refused",
               leaf_name[l]);
     }
@@ -650,7 +650,7 @@ int main(void)
         struct clink_pool_stats s;
         do {
             usleep(10000);
-            clink_pool_stats(pool[l], &s);
+            clink_pool_get_stats(pool[l], &s);
         } while (s.conns_open < MIN_CONNS && now_ms() < end);
         TS_REQUIRE(s.conns_open >= MIN_CONNS, "pool %s opened %u links", leaf_name[l], s.conns_open);
     }
@@ -775,7 +775,7 @@ int main(void)
           tt.ok[0] + tt.ok[1] + tt.failed + tt.wrong);
     for (int l = 0; l < LEAVES; l++) {
         struct clink_pool_stats s;
-        clink_pool_stats(pool[l], &s);
+        clink_pool_get_stats(pool[l], &s);
         printf("migration: pool %s: %llu calls ok, %llu recycles, %llu full + %llu resumed handshakes, %llu failed "
                "dials, %llu retries\n",
                leaf_name[l], (unsigned long long)s.calls_ok, (unsigned long long)s.recycles,
@@ -788,7 +788,7 @@ int main(void)
               "pool %s counted failed calls", leaf_name[l]);
     }
     struct clink_node_stats ns;
-    clink_node_stats(leaf[1], &ns);
+    clink_node_get_stats(leaf[1], &ns);
     check(ns.tls_reloads == 1, "leaf2: %llu TLS reloads", (unsigned long long)ns.tls_reloads);
 
     atomic_store(&finished, 1);

@@ -78,7 +78,7 @@ int main(void)
         pthread_join(th[t], NULL);
     }
     struct clink_pool_stats s;
-    clink_pool_stats(pool, &s);
+    clink_pool_get_stats(pool, &s);
     int bad = atomic_load(&failed) != 0 || atomic_load(&ok) != THREADS * per || s.conns_open > 4 ||
               s.handshakes_full + s.handshakes_resumed > 4; /* no churn: one handshake per connection */
     printf("pool driver 1: %d calls from %d threads, %u connections, %llu handshakes (%llu recycles, %llu failed "
@@ -113,13 +113,13 @@ int main(void)
             usleep(20000);
         }
         recovered = atomic_load(&ok) >= before + 500;
-        clink_pool_stats(pool, &s);
+        clink_pool_get_stats(pool, &s);
     }
     atomic_store(&stop, 1);
     for (int t = 0; t < THREADS; t++) {
         pthread_join(th[t], NULL);
     }
-    clink_pool_stats(pool, &s);
+    clink_pool_get_stats(pool, &s);
     printf("pool driver 2: leaf restarted under load: %d ok, %d failed, recovered %s, %llu resumed of %llu "
            "handshakes, %llu idempotent calls retried\n",
            atomic_load(&ok), atomic_load(&failed), recovered ? "yes" : "NO", (unsigned long long)s.handshakes_resumed,

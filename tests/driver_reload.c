@@ -117,7 +117,7 @@ int main(void)
         pthread_join(th[i], NULL);
     }
     struct clink_node_stats ns;
-    clink_node_stats(srv, &ns);
+    clink_node_get_stats(srv, &ns);
     printf("reload driver: %d dials with logins, %llu TLS reloads, %llu logins ok, %llu denied\n", atomic_load(&dialed),
            (unsigned long long)ns.tls_reloads, (unsigned long long)ns.logins_ok, (unsigned long long)ns.logins_denied);
     int bad = atomic_load(&failed) != 0 || ns.logins_ok != 2 * DIALS || ns.logins_denied != 0 || ns.tls_reloads == 0;

@@ -200,22 +200,22 @@ int main(void)
     }
 
     struct clink_pool_stats ps;
-    clink_pool_stats(pool, &ps);
+    clink_pool_get_stats(pool, &ps);
     clink_pool_release(pool);
     clink_cluster_free(cl);
     /* Every connection of ours is closed: the server must see none left open. */
     struct clink_node_stats ss, cs;
     for (int i = 0; i < 500; i++) {
-        clink_node_stats(srv, &ss);
+        clink_node_get_stats(srv, &ss);
         if (ss.conns_open == 0) {
             break;
         }
         usleep(10000);
     }
-    clink_node_stats(cli, &cs);
+    clink_node_get_stats(cli, &cs);
     TS_REQUIRE(clink_node_shutdown(cli, 1000) == 0, "client shutdown");
     TS_REQUIRE(clink_node_shutdown(srv, 1000) == 0, "server shutdown");
-    clink_node_stats(cli, &cs);
+    clink_node_get_stats(cli, &cs);
 
     unsigned long ok = atomic_load(&pool_ok), failed = atomic_load(&pool_failed);
     printf("soak %.0f s: pool calls %lu ok, %lu failed; churn %lu connections, %lu calls (%lu cancelled); "

@@ -216,7 +216,7 @@ int main(void)
     if (failures) {
         for (int i = 0; i < NCONN; i++) {
             struct clink_conn_status st;
-            if (clink_conn_status(conns[i], &st) == 0) {
+            if (clink_conn_get_status(conns[i], &st) == 0) {
                 fprintf(stderr, "conn %d: open %d in %llu out %llu frames %llu/%llu inflight %u err %s\n", i, st.open,
                         (unsigned long long)st.bytes_in, (unsigned long long)st.bytes_out,
                         (unsigned long long)st.frames_in, (unsigned long long)st.frames_out, st.calls_in_flight,

@@ -358,7 +358,7 @@ static int run_load(struct load_opts *o)
     /* Wait for the pool to come up before the clock starts: the scenario measures faults, not the first dial. */
     struct clink_pool_stats ps;
     for (int i = 0; i < 500; i++) {
-        clink_pool_stats(pool, &ps);
+        clink_pool_get_stats(pool, &ps);
         if (ps.conns_open > 0) {
             break;
         }
@@ -419,7 +419,7 @@ static int run_load(struct load_opts *o)
             s->t0 = now_s();
             s->busy = 1;
             atomic_fetch_add(&L.inflight, 1);
-            int ret = clink_pool_call(pool, &s->pc);
+            int ret = clink_pool_call_start(pool, &s->pc);
             if (ret < 0) {
                 /* Refused at once (peer down, too many waiting): a clean failure the caller sees now. */
                 s->busy = 0;
@@ -459,7 +459,7 @@ static int run_load(struct load_opts *o)
         clink_msg_free(&m);
     }
     struct clink_pool_stats st;
-    clink_pool_stats(pool, &st);
+    clink_pool_get_stats(pool, &st);
     clink_pool_release(pool);
     clink_cluster_free(cl);
     CLINK_IGNORE(clink_node_shutdown(node, 500));

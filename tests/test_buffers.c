@@ -122,7 +122,7 @@ Test(buffers, the_node_budget_bounds_many_peers_that_never_read, .timeout = 60)
         cr_assert_lt(sent[i], 64u << 20, "hog %d: the server kept reading", i);
     }
     struct clink_node_stats st;
-    clink_node_stats(srv, &st);
+    clink_node_get_stats(srv, &st);
     /*
      * The budget counts buffer capacity, checked before each read: one read's
      * answers per connection may go past it, and a buffer may double once.
@@ -158,7 +158,7 @@ Test(buffers, the_node_budget_bounds_many_peers_that_never_read, .timeout = 60)
     cr_assert_eq(ret, 0, "after the hogs left: %s", clink_strerror(ret));
     /* The budget let go at 7/8; the hogs' last buffers go as each closing connection finishes (bounded by linger). */
     for (int i = 0; i < 500; i++) {
-        clink_node_stats(srv, &st);
+        clink_node_get_stats(srv, &st);
         if (st.buffered < (1u << 20)) {
             break;
         }

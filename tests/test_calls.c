@@ -100,7 +100,7 @@ Test(calls, ten_thousand_calls_in_flight_across_four_workers)
     cr_assert_eq(atomic_load(&done_ok), TOTAL, "ok %d bad %d", atomic_load(&done_ok), atomic_load(&done_bad));
     cr_assert_eq(atomic_load(&done_bad), 0);
     struct clink_node_stats st;
-    clink_node_stats(cli, &st);
+    clink_node_get_stats(cli, &st);
     cr_assert_eq(st.calls_ok, TOTAL + NCONN);
     for (int i = 0; i < NCONN; i++) {
         clink_conn_close(conns[i]);
@@ -218,7 +218,7 @@ Test(calls, full_inbox_is_reported_to_the_caller)
         }
     }
     struct clink_node_stats st;
-    clink_node_stats(cli, &st);
+    clink_node_get_stats(cli, &st);
     sem_post(&unblock);
     int done = ts_wait_count(&ts_cb_count, accepted, ts_ms(3000));
 

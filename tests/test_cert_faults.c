@@ -72,7 +72,7 @@ static void echo_ok(struct clink_conn *c)
 static int resumed(struct clink_conn *c)
 {
     struct clink_conn_status st;
-    cr_assert_eq(clink_conn_status(c, &st), 0);
+    cr_assert_eq(clink_conn_get_status(c, &st), 0);
     return st.resumed;
 }
 
@@ -117,7 +117,7 @@ Test(cert_faults, a_certificate_that_expires_under_open_connections)
         cr_assert(strstr(err, "certificate has expired") != NULL, "dial %d: %s", i, err);
     }
     struct clink_node_stats cs;
-    clink_node_stats(cli, &cs);
+    clink_node_get_stats(cli, &cs);
     cr_assert_geq(cs.handshakes_failed, 3);
 
     /* The operator renews it; a reload serves the new one, with no restart. */

@@ -71,10 +71,10 @@ Test(close, server_shutdown_drains_answered_calls)
 
     cr_assert_eq(clink_node_shutdown(srv, ts_ms(2000)), 0);
     struct clink_conn_status st;
-    cr_assert_eq(clink_conn_status(c, &st), 0);
+    cr_assert_eq(clink_conn_get_status(c, &st), 0);
     for (int i = 0; i < 200 && st.open; i++) {
         usleep(5000);
-        cr_assert_eq(clink_conn_status(c, &st), 0);
+        cr_assert_eq(clink_conn_get_status(c, &st), 0);
     }
 
     cr_assert_eq(st.open, 0, "client still sees the connection open after the server's GOAWAY");
@@ -151,10 +151,10 @@ Test(close, handler_may_close_its_own_connection)
 
     int ret = clink_call_sync(c, CLOSE_ME, NULL, 0, ts_ms(5000), &r);
     struct clink_conn_status st;
-    cr_assert_eq(clink_conn_status(c, &st), 0);
+    cr_assert_eq(clink_conn_get_status(c, &st), 0);
     for (int i = 0; i < 400 && st.open; i++) {
         usleep(5000);
-        cr_assert_eq(clink_conn_status(c, &st), 0);
+        cr_assert_eq(clink_conn_get_status(c, &st), 0);
     }
 
     cr_assert_eq(ret, 0, "the answer given after the close still arrives: %s", clink_strerror(ret));

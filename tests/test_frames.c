@@ -44,7 +44,7 @@ Test(frames, oversized_frame_closes_only_that_connection)
 
     cr_assert_eq(n, 0, "connection should be closed, read %d", n);
     struct clink_node_stats st;
-    clink_node_stats(srv, &st);
+    clink_node_get_stats(srv, &st);
     cr_assert_eq(st.protocol_errors, 1);
     ts_expect_echo_works(tls, srv);
     tls_peer_free(&r);

@@ -42,7 +42,7 @@ Test(handshake, tls_handshake_and_echo)
     struct clink_msg resp;
     ret = clink_call_sync(c, TS_ECHO, "hello", 5, ts_ms(5000), &resp);
     struct clink_conn_status st;
-    cr_assert_eq(clink_conn_status(c, &st), 0);
+    cr_assert_eq(clink_conn_get_status(c, &st), 0);
 
     cr_assert_eq(ret, 0, "call: %s", clink_strerror(ret));
     cr_assert_eq(resp.len, 5);
@@ -139,7 +139,7 @@ Test(handshake, server_refuses_client_from_another_ca)
     uint8_t b[64];
     int n = hs == 0 ? ts_raw_read(&r, b, sizeof(b)) : 0;
     for (int i = 0; i < 400; i++) {
-        clink_node_stats(srv, &st);
+        clink_node_get_stats(srv, &st);
         if (st.handshakes_failed > 0) {
             break;
         }
@@ -203,7 +203,7 @@ Test(handshake, client_without_alpn_is_refused)
     cr_assert_neq(hs, 0, "a client that does not speak clink/1 must not complete the handshake");
     struct clink_node_stats st;
     for (int i = 0; i < 400; i++) {
-        clink_node_stats(srv, &st);
+        clink_node_get_stats(srv, &st);
         if (st.handshakes_failed > 0) {
             break;
         }
@@ -252,7 +252,7 @@ Test(handshake, server_counts_ticket_records_before_its_first_frame)
     cr_assert_eq(clink_connect_sync(cli, &o, &c, NULL, 0), 0);
 
     struct clink_conn_status st;
-    cr_assert_eq(clink_conn_status(c, &st), 0);
+    cr_assert_eq(clink_conn_get_status(c, &st), 0);
 
     /* Two NewSessionTicket records, then the HELLO frame: all under the server's application key. */
     cr_assert_eq(st.records_in, 3, "client read %llu records", (unsigned long long)st.records_in);

@@ -68,7 +68,7 @@ Test(handshake_limits, garbage_instead_of_client_hello)
 
     cr_assert_eq(n, 0, "closed");
     struct clink_node_stats st;
-    clink_node_stats(srv, &st);
+    clink_node_get_stats(srv, &st);
     cr_assert_eq(st.handshakes_failed, 1);
     close(fd);
     ts_expect_echo_works(tls, srv);
@@ -114,7 +114,7 @@ Test(handshake_limits, a_handshake_storm_queues_beyond_the_per_worker_cap)
         pthread_join(th[i], NULL);
     }
     struct clink_node_stats s;
-    clink_node_stats(srv, &s);
+    clink_node_get_stats(srv, &s);
     cr_assert_eq(atomic_load(&a.ok), 60, "every dial got through, in turn");
     cr_assert_gt(s.handshakes_deferred, 0, "some waited for a slot");
     cr_assert_eq(s.handshakes_ok, 60);

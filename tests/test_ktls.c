@@ -454,15 +454,15 @@ Test(ktls_kernel, both_ends_offload_and_carry_every_size, .init = kernel_setup, 
     cr_assert_geq(tls_stat("TlsTxSw"), tx0 + 2, "TlsTxSw %ld -> %ld", tx0, tls_stat("TlsTxSw"));
     cr_assert_geq(tls_stat("TlsRxSw"), rx0 + 2, "TlsRxSw %ld -> %ld", rx0, tls_stat("TlsRxSw"));
     struct clink_conn_status st;
-    cr_assert_eq(clink_conn_status(c, &st), 0);
+    cr_assert_eq(clink_conn_get_status(c, &st), 0);
     cr_assert_eq(st.ktls_tx, CLINK_KTLS_ON, "%s", st.ktls_reason);
     cr_assert_eq(st.ktls_rx, CLINK_KTLS_ON, "%s", st.ktls_reason);
     /* The kernel's sequence numbers: every record since the keys were made, tickets included. */
     cr_assert_gt(st.records_out, 64, "%llu", (unsigned long long)st.records_out);
     cr_assert_gt(st.records_in, 64 + 2, "%llu", (unsigned long long)st.records_in);
     struct clink_node_stats ss, cs;
-    clink_node_stats(srv, &ss);
-    clink_node_stats(cli, &cs);
+    clink_node_get_stats(srv, &ss);
+    clink_node_get_stats(cli, &cs);
     cr_assert_eq(ss.ktls_offloaded, 1);
     cr_assert_eq(cs.ktls_offloaded, 1);
     cr_assert_eq(cs.ktls_fallbacks + ss.ktls_fallbacks, 0);
@@ -496,7 +496,7 @@ Test(ktls_kernel, one_end_in_the_kernel_talks_to_one_in_openssl, .init = kernel_
         struct clink_conn *c = kt_dial(cli, srv, CLINK_KTLS_DEFAULT);
         echo_sizes(c);
         struct clink_conn_status st, sst;
-        cr_assert_eq(clink_conn_status(c, &st), 0);
+        cr_assert_eq(clink_conn_get_status(c, &st), 0);
         cr_assert_eq(st.ktls_tx, kernel_side == 1 ? CLINK_KTLS_ON : CLINK_KTLS_OFF);
         /*
          * The kernel's sequence numbers (getsockopt) against OpenSSL's count at
@@ -505,7 +505,7 @@ Test(ktls_kernel, one_end_in_the_kernel_talks_to_one_in_openssl, .init = kernel_
          */
         struct clink_conn *sc = atomic_load(&server_conn);
         cr_assert_not_null(sc);
-        cr_assert_eq(clink_conn_status(sc, &sst), 0);
+        cr_assert_eq(clink_conn_get_status(sc, &sst), 0);
         cr_assert_eq(st.records_out, sst.records_in, "client sent %llu records, server counts %llu",
                      (unsigned long long)st.records_out, (unsigned long long)sst.records_in);
         cr_assert_eq(st.records_in, sst.records_out, "server sent %llu records, client counts %llu",
@@ -528,7 +528,7 @@ Test(ktls_kernel, tickets_read_before_the_switch_still_resume, .init = kernel_se
     for (int i = 0; i < 100; i++) { /* the tickets are filed as the first connection opens */
         c = kt_dial(cli, srv, CLINK_KTLS_DEFAULT);
         struct clink_conn_status st;
-        cr_assert_eq(clink_conn_status(c, &st), 0);
+        cr_assert_eq(clink_conn_get_status(c, &st), 0);
         if (st.resumed) {
             cr_assert_eq(st.ktls_rx, CLINK_KTLS_ON, "%s", st.ktls_reason);
             break;
@@ -564,11 +564,11 @@ Test(ktls_kernel, required_fails_closed_where_the_kernel_has_no_ktls, .init = ke
     o.ktls = CLINK_KTLS_AUTO;
     cr_assert_eq(clink_connect_sync(cli, &o, &c, err, sizeof(err)), 0, "%s", err);
     struct clink_conn_status st;
-    cr_assert_eq(clink_conn_status(c, &st), 0);
+    cr_assert_eq(clink_conn_get_status(c, &st), 0);
     cr_assert_eq(st.ktls_rx, CLINK_KTLS_OFF);
     cr_assert(strstr(st.ktls_reason, "no kTLS") != NULL, "%s", st.ktls_reason);
     struct clink_node_stats cs;
-    clink_node_stats(cli, &cs);
+    clink_node_get_stats(cli, &cs);
     cr_assert_geq(cs.ktls_fallbacks, 1);
     clink_conn_close(c);
     clink_node_free(cli);
@@ -619,7 +619,7 @@ Test(ktls_kernel, a_server_that_sends_as_soon_as_it_opens, .init = kernel_setup,
         cr_assert_eq(atomic_load(&early_status), 0, "the server's first call: %s",
                      clink_strerror(atomic_load(&early_status)));
         struct clink_conn_status st;
-        cr_assert_eq(clink_conn_status(c, &st), 0);
+        cr_assert_eq(clink_conn_get_status(c, &st), 0);
         cr_assert_eq(st.ktls_rx, CLINK_KTLS_ON, "%s", st.ktls_reason);
         echo_sizes(c);
         clink_conn_close(c);
@@ -672,12 +672,12 @@ Test(ktls_fallback, no_tls_module_at_the_ulp_step, .init = kernel_setup, .fini =
     struct clink_conn *c = kt_dial(cli, srv, CLINK_KTLS_AUTO);
     echo_sizes(c); /* user-space TLS: no call fails */
     struct clink_conn_status st;
-    cr_assert_eq(clink_conn_status(c, &st), 0);
+    cr_assert_eq(clink_conn_get_status(c, &st), 0);
     cr_assert_eq(st.ktls_rx, CLINK_KTLS_OFF);
     cr_assert_eq(st.ktls_tx, CLINK_KTLS_OFF);
     cr_assert(strstr(st.ktls_reason, "no tls module (ENOENT)") != NULL, "%s", st.ktls_reason);
     struct clink_node_stats cs;
-    clink_node_stats(cli, &cs);
+    clink_node_get_stats(cli, &cs);
     cr_assert_eq(cs.ktls_fallbacks, 1);
     clink_conn_close(c);
     /* REQUIRED: refused, with the reason, before the application has the connection. */
@@ -702,7 +702,7 @@ Test(ktls_fallback, receive_side_refused, .init = kernel_setup, .fini = kernel_t
     struct clink_conn *c = kt_dial(cli, srv, CLINK_KTLS_AUTO);
     echo_sizes(c);
     struct clink_conn_status st;
-    cr_assert_eq(clink_conn_status(c, &st), 0);
+    cr_assert_eq(clink_conn_get_status(c, &st), 0);
     cr_assert_eq(st.ktls_rx, CLINK_KTLS_OFF);
     cr_assert_eq(st.ktls_tx, CLINK_KTLS_OFF, "no TX without RX");
     cr_assert(strstr(st.ktls_reason, "setsockopt(TLS_RX)") != NULL, "%s", st.ktls_reason);
@@ -723,13 +723,13 @@ Test(ktls_fallback, send_side_refused_keeps_kernel_receive, .init = kernel_setup
     struct clink_conn *c = kt_dial(cli, srv, CLINK_KTLS_AUTO);
     echo_sizes(c); /* the mix: the kernel decrypts, OpenSSL encrypts */
     struct clink_conn_status st;
-    cr_assert_eq(clink_conn_status(c, &st), 0);
+    cr_assert_eq(clink_conn_get_status(c, &st), 0);
     cr_assert_eq(st.ktls_rx, CLINK_KTLS_ON, "%s", st.ktls_reason);
     cr_assert_eq(st.ktls_tx, CLINK_KTLS_OFF);
     cr_assert(strstr(st.ktls_reason, "send side: setsockopt(TLS_TX)") != NULL, "%s", st.ktls_reason);
     struct clink_node_stats cs, ss;
-    clink_node_stats(cli, &cs);
-    clink_node_stats(srv, &ss);
+    clink_node_get_stats(cli, &cs);
+    clink_node_get_stats(srv, &ss);
     cr_assert_eq(cs.ktls_rx_only, 1);
     cr_assert_eq(ss.ktls_rx_only, 1);
     seam_off();
@@ -769,7 +769,7 @@ Test(ktls_kernel, the_server_ends_it_cleanly, .init = kernel_setup, .fini = kern
     clink_msg_free(&r);
     struct clink_conn_status st;
     for (int i = 0; i < 500; i++) {
-        cr_assert_eq(clink_conn_status(c, &st), 0);
+        cr_assert_eq(clink_conn_get_status(c, &st), 0);
         if (!st.open) {
             break;
         }
@@ -777,7 +777,7 @@ Test(ktls_kernel, the_server_ends_it_cleanly, .init = kernel_setup, .fini = kern
     }
     cr_assert_eq(st.open, 0);
     usleep(200000); /* the last records settle */
-    cr_assert_eq(clink_conn_status(c, &st), 0);
+    cr_assert_eq(clink_conn_get_status(c, &st), 0);
     cr_assert_eq(st.last_error, 0, "%s", st.last_error_text);
     clink_conn_close(c);
     clink_node_free(cli);
@@ -824,11 +824,11 @@ Test(ktls_kernel, a_ticket_after_the_switch_is_skipped, .init = kernel_setup, .f
     }
     echo_sizes(c);
     struct clink_conn_status st, sst;
-    cr_assert_eq(clink_conn_status(c, &st), 0);
+    cr_assert_eq(clink_conn_get_status(c, &st), 0);
     cr_assert_eq(st.ktls_rx, CLINK_KTLS_ON, "%s", st.ktls_reason);
     cr_assert_eq(st.open, 1);
     /* The kernel counted the three ticket records like any other. */
-    cr_assert_eq(clink_conn_status(atomic_load(&server_conn), &sst), 0);
+    cr_assert_eq(clink_conn_get_status(atomic_load(&server_conn), &sst), 0);
     cr_assert_eq(st.records_in, sst.records_out, "server sent %llu records, client's kernel counts %llu",
                  (unsigned long long)sst.records_out, (unsigned long long)st.records_in);
     clink_conn_close(c);
@@ -939,7 +939,7 @@ Test(ktls_kernel, a_tampered_record_aborts_only_its_connection, .init = kernel_s
         cr_assert_eq(clink_call_sync(c, TS_ECHO, "before", 6, ts_ms(5000), &m), 0);
         clink_msg_free(&m);
         struct clink_conn_status st;
-        cr_assert_eq(clink_conn_status(c, &st), 0);
+        cr_assert_eq(clink_conn_get_status(c, &st), 0);
         cr_assert_eq(st.ktls_rx, CLINK_KTLS_ON, "%s", st.ktls_reason);
         cr_assert_eq(st.ktls_tx, CLINK_KTLS_ON, "%s", st.ktls_reason);
         long bad0 = tls_stat("TlsDecryptError");
@@ -958,7 +958,7 @@ Test(ktls_kernel, a_tampered_record_aborts_only_its_connection, .init = kernel_s
         }
         cr_assert_eq(atomic_load(&server_closed_status), dir == 1 ? -CLINK_ETLS : -CLINK_ECLOSED, "server: %s",
                      clink_strerror(atomic_load(&server_closed_status)));
-        cr_assert_eq(clink_conn_status(c, &st), 0);
+        cr_assert_eq(clink_conn_get_status(c, &st), 0);
         cr_assert_eq(st.open, 0);
         /*
          * The end that got the bad record says so. The other sees the

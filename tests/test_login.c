@@ -97,7 +97,7 @@ Test(login, certificate_login_and_the_status_request)
     cr_assert_eq(dial(cli, srv, "root", NULL, 0, &c, err), 0, "%s", err);
     echo_ok(c);
     struct clink_conn_status st;
-    cr_assert_eq(clink_conn_status(c, &st), 0);
+    cr_assert_eq(clink_conn_get_status(c, &st), 0);
     cr_assert_str_eq(st.account, "root");
 
     struct clink_msg r;
@@ -137,7 +137,7 @@ Test(login, refusals_say_access_denied_and_nothing_else)
         cr_assert_str_eq(err, want, "case %zu", i);
     }
     struct clink_node_stats ns;
-    clink_node_stats(srv, &ns);
+    clink_node_get_stats(srv, &ns);
     cr_assert_eq(ns.logins_denied, 5);
     cr_assert_eq(ns.logins_ok, 0);
 
@@ -167,7 +167,7 @@ Test(login, plaintext_login_to_a_require_ssl_account_is_denied)
     cr_assert_eq(dial(cli, srv, "legacy", "pw2", 1, &c, err), 0, "%s", err);
     echo_ok(c);
     struct clink_conn_status st;
-    cr_assert_eq(clink_conn_status(c, &st), 0);
+    cr_assert_eq(clink_conn_get_status(c, &st), 0);
     cr_assert_eq(st.mode, CLINK_MODE_PLAIN);
     clink_conn_close(c);
     cr_assert_eq(dial(cli, srv, "legacy", "pw3", 1, &c, err), -CLINK_EACCESS);
@@ -184,7 +184,7 @@ Test(login, require_cipher_checks_the_negotiated_suite)
     char err[256] = "";
     cr_assert_eq(dial(cli, plain_srv, NULL, NULL, 0, &c, err), 0, "no accounts: no login checked: %s", err);
     struct clink_conn_status st;
-    cr_assert_eq(clink_conn_status(c, &st), 0);
+    cr_assert_eq(clink_conn_get_status(c, &st), 0);
     clink_conn_close(c);
     clink_node_free(plain_srv);
 
@@ -235,7 +235,7 @@ Test(login, rotation_under_load_keeps_calls_and_new_conns_see_the_new_certificat
     char err[256] = "";
     cr_assert_eq(dial(cli, srv, NULL, NULL, 0, &c, err), 0, "%s", err);
     struct clink_conn_status before;
-    cr_assert_eq(clink_conn_status(c, &before), 0);
+    cr_assert_eq(clink_conn_get_status(c, &before), 0);
 
     struct load l = {.c = c};
     pthread_t th[2];
@@ -273,12 +273,12 @@ Test(login, rotation_under_load_keeps_calls_and_new_conns_see_the_new_certificat
     struct clink_conn *c2;
     cr_assert_eq(dial(cli, srv, NULL, NULL, 0, &c2, err), 0, "%s", err);
     struct clink_conn_status after;
-    cr_assert_eq(clink_conn_status(c2, &after), 0);
+    cr_assert_eq(clink_conn_get_status(c2, &after), 0);
     cr_assert(strstr(after.peer_subject, "CN=node2") != NULL, "new connections see the new certificate: %s",
               after.peer_subject);
     cr_assert_neq(after.peer_not_after, before.peer_not_after);
     struct clink_node_stats ns;
-    clink_node_stats(srv, &ns);
+    clink_node_get_stats(srv, &ns);
     cr_assert_eq(ns.tls_reloads, 21);
     echo_ok(c); /* the old connection still runs on the old credentials */
     clink_conn_close(c);

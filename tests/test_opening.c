@@ -40,7 +40,7 @@ Test(opening, plaintext_client_served_where_allowed)
     struct clink_msg r;
     cr_assert_eq(clink_call_sync(c, TS_ECHO, "plain", 5, ts_ms(5000), &r), 0);
     struct clink_conn_status st;
-    cr_assert_eq(clink_conn_status(c, &st), 0);
+    cr_assert_eq(clink_conn_get_status(c, &st), 0);
 
     cr_assert_eq(r.len, 5);
     cr_assert_eq(st.mode, CLINK_MODE_PLAIN);
@@ -67,7 +67,7 @@ Test(opening, plaintext_client_refused_by_tls_only_node)
     cr_assert_eq(ret, -CLINK_EPLAINTEXT, "%s", clink_strerror(ret));
     cr_assert_null(c);
     struct clink_node_stats st;
-    clink_node_stats(srv, &st);
+    clink_node_get_stats(srv, &st);
     cr_assert_eq(st.conns_refused, 1);
     clink_node_free(cli);
     clink_node_free(srv);

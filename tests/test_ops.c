@@ -231,7 +231,7 @@ Test(ops, metrics_and_status_show_a_tls_and_a_plaintext_link)
     cr_assert_eq(clink_call_sync(t, TS_FAIL, "x", 1, ts_ms(5000), &m), -CLINK_EREMOTE);
     clink_msg_free(&m);
     struct clink_node_stats cs;
-    clink_node_stats(client, &cs);
+    clink_node_get_stats(client, &cs);
     cr_assert(cs.calls_failed == 1 && cs.calls_failed_remote == 1 && cs.calls_failed_timeout == 0,
               "failed %llu, remote %llu", (unsigned long long)cs.calls_failed,
               (unsigned long long)cs.calls_failed_remote);
@@ -454,7 +454,7 @@ Test(ops, hostile_and_wrong_requests)
     cr_assert(strstr(r.body, "<span id=\"node-name\">leaf-under-test</span>"));
     resp_free(&r);
     struct clink_node_stats st;
-    clink_node_stats(server, &st);
+    clink_node_get_stats(server, &st);
     cr_assert(st.https_requests >= 3, "%llu", (unsigned long long)st.https_requests);
     cr_assert(st.https_refused >= 3, "%llu", (unsigned long long)st.https_refused);
     cr_assert_eq(st.conns_refused, 0, "HTTPS exchanges counted as refused links");

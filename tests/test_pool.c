@@ -79,7 +79,7 @@ static int wait_stats(struct clink_pool *p, int (*cond)(const struct clink_pool_
     uint64_t end = ms_now() + ts_ms(ms);
     struct clink_pool_stats s;
     do {
-        clink_pool_stats(p, &s);
+        clink_pool_get_stats(p, &s);
         if (cond(&s, arg)) {
             return 1;
         }
@@ -142,7 +142,7 @@ static int run_burst(struct clink_pool *p, int n, uint32_t timeout_ms)
     for (int i = 0; i < n; i++) {
         b.calls[i].call = (struct clink_call){
             .method = TS_ECHO, .iov = &b.iov, .iovcnt = 1, .timeout_ms = timeout_ms, .cb = burst_cb, .user = &b};
-        if (clink_pool_call(p, &b.calls[i]) == 0) {
+        if (clink_pool_call_start(p, &b.calls[i]) == 0) {
             started++;
         }
     }
@@ -169,10 +169,10 @@ Test(pool, steady_load_makes_no_handshakes_and_the_maximum_holds)
     /* Far more calls at once than 3 connections x 32 take: the pool grows to 3 and queues the rest. */
     cr_assert_eq(run_burst(p, 3000, ts_ms(20000)), 3000);
     struct clink_pool_stats s;
-    clink_pool_stats(p, &s);
+    clink_pool_get_stats(p, &s);
     cr_assert_leq(s.handshakes_full + s.handshakes_resumed, 3, "never more than max_conns dials");
     struct clink_node_stats ns;
-    clink_node_stats(agg, &ns);
+    clink_node_get_stats(agg, &ns);
     cr_assert_leq(ns.conns_dialed, 3);
 
     /* Steady state: no new handshake at all. */
@@ -180,7 +180,7 @@ Test(pool, steady_load_makes_no_handshakes_and_the_maximum_holds)
     for (int i = 0; i < 5; i++) {
         cr_assert_eq(run_burst(p, 60, ts_ms(5000)), 60);
     }
-    clink_pool_stats(p, &s);
+    clink_pool_get_stats(p, &s);
     cr_assert_eq(s.handshakes_full + s.handshakes_resumed, before, "steady load: zero new handshakes");
     cr_assert_eq(s.failed_closed + s.failed_timeout + s.failed_unavailable + s.failed_other, 0);
     clink_pool_release(p);
@@ -215,7 +215,7 @@ Test(pool, leaf_restart_fails_fast_then_recovers_with_resumed_handshakes)
     for (int i = 0; i < 50; i++) {
         pcs[i].call = (struct clink_call){
             .method = TS_ECHO, .iov = &b.iov, .iovcnt = 1, .timeout_ms = ts_ms(30000), .cb = burst_cb, .user = &b};
-        cr_assert_eq(clink_pool_call(p, &pcs[i]), 0);
+        cr_assert_eq(clink_pool_call_start(p, &pcs[i]), 0);
     }
     uint64_t t0 = ms_now();
     clink_node_free(leaf);
@@ -233,11 +233,11 @@ Test(pool, leaf_restart_fails_fast_then_recovers_with_resumed_handshakes)
 
     /* Back on the same port with the same keys: the pool reconnects by itself, resuming. */
     struct clink_pool_stats s0;
-    clink_pool_stats(p, &s0);
+    clink_pool_get_stats(p, &s0);
     leaf = leaf_on(tls, port);
     cr_assert(wait_stats(p, open_exactly, 4, 10000), "recovered");
     struct clink_pool_stats s;
-    clink_pool_stats(p, &s);
+    clink_pool_get_stats(p, &s);
     uint64_t re_full = s.handshakes_full - s0.handshakes_full, re_res = s.handshakes_resumed - s0.handshakes_resumed;
     cr_assert_geq(re_full + re_res, 4, "all four connections were made again");
     cr_assert_geq(re_res * 10, (re_full + re_res) * 9, "at least 90%% resumed: %llu resumed, %llu full",
@@ -288,10 +288,10 @@ Test(pool, process_restart_with_a_shared_ticket_key_file_resumes)
     cr_assert_eq(clink_tls_ctx_new(&to, &t2, err, sizeof(err)), 0, "%s", err);
     clink_ticket_keys_free(keys);
     struct clink_pool_stats s0, s;
-    clink_pool_stats(p, &s0);
+    clink_pool_get_stats(p, &s0);
     leaf = leaf_on(t2, port);
     cr_assert(wait_stats(p, resumed_enough, (unsigned)s0.handshakes_resumed + 4, 10000), "reconnected, resumed");
-    clink_pool_stats(p, &s);
+    clink_pool_get_stats(p, &s);
     uint64_t re_full = s.handshakes_full - s0.handshakes_full, re_res = s.handshakes_resumed - s0.handshakes_resumed;
     cr_assert_geq(re_res * 10, (re_full + re_res) * 9, "%llu resumed, %llu full", (unsigned long long)re_res,
                   (unsigned long long)re_full);
@@ -378,7 +378,7 @@ Test(pool, idle_extras_are_trimmed_to_the_minimum)
     struct clink_pool *p = clink_cluster_pool(cl, "leaf1");
     cr_assert_eq(run_burst(p, 2000, ts_ms(20000)), 2000);
     struct clink_pool_stats s;
-    clink_pool_stats(p, &s);
+    clink_pool_get_stats(p, &s);
     cr_assert_geq(s.handshakes_full + s.handshakes_resumed, 2, "the burst opened extra connections");
     cr_assert(wait_stats(p, open_exactly, 1, 3000), "idle extras closed down to min_conns");
     echo(p);
@@ -402,7 +402,7 @@ Test(pool, recycling_at_a_record_limit_fails_no_call)
     do {
         cr_assert_eq(run_burst(p, 50, ts_ms(10000)), 50, "no call fails while connections are recycled");
         calls += 50;
-        clink_pool_stats(p, &s);
+        clink_pool_get_stats(p, &s);
     } while ((s.recycles < 3 || s.handshakes_resumed < 2) && ms_now() < end);
     cr_assert_geq(s.recycles, 3, "%d calls, %llu recycles", calls, (unsigned long long)s.recycles);
     cr_assert_geq(s.handshakes_resumed, 2, "a recycled connection comes back resumed");
@@ -477,7 +477,7 @@ Test(pool, repeated_restart_storms_recover_every_time)
     cr_assert(wait_stats(p, open_exactly, 32, 10000), "recovered after the last storm");
     echo(p);
     struct clink_pool_stats s;
-    clink_pool_stats(p, &s);
+    clink_pool_get_stats(p, &s);
     cr_assert_geq(s.handshakes_resumed * 10, (s.handshakes_resumed + s.handshakes_full - 1) * 9,
                   "%llu resumed, %llu full", (unsigned long long)s.handshakes_resumed,
                   (unsigned long long)s.handshakes_full);
@@ -501,7 +501,7 @@ Test(pool, a_single_connection_pool_recycles_too)
     do {
         cr_assert_eq(run_burst(p, 50, ts_ms(10000)), 50, "no call fails");
         calls += 50;
-        clink_pool_stats(p, &s);
+        clink_pool_get_stats(p, &s);
     } while (s.recycles < 2 && ms_now() < end);
     cr_assert_geq(s.recycles, 2, "%d calls, %llu recycles", calls, (unsigned long long)s.recycles);
     clink_pool_release(p);
@@ -545,7 +545,7 @@ Test(pool, prefer_tls_before_the_peer_accepts_it_fails_no_call)
         calls += 20;
     }
     struct clink_pool_stats s;
-    clink_pool_stats(p, &s);
+    clink_pool_get_stats(p, &s);
     cr_assert_geq(s.handshakes_failed, 1, "no TLS dial was tried");
     cr_assert(s.up, "the pool went down although its plaintext link serves");
     /* The leaf accepts TLS now: the plaintext link is replaced. */

@@ -63,7 +63,7 @@ static int dial_once(struct clink_node *cli, uint16_t port, const char *name, in
     cr_assert_eq(clink_call_sync(c, TS_ECHO, "x", 1, ts_ms(5000), &r), 0);
     clink_msg_free(&r);
     struct clink_conn_status st;
-    cr_assert_eq(clink_conn_status(c, &st), 0);
+    cr_assert_eq(clink_conn_get_status(c, &st), 0);
     clink_conn_close(c);
     return st.resumed;
 }
@@ -109,8 +109,8 @@ Test(resume, reconnect_resumes_and_each_ticket_is_used_once)
         cr_assert_eq(dial_once(cli, port, "localhost", NULL), 1, "dial %d resumes (%zu tickets before)", i, have);
     }
     struct clink_node_stats s, c;
-    clink_node_stats(srv, &s);
-    clink_node_stats(cli, &c);
+    clink_node_get_stats(srv, &s);
+    clink_node_get_stats(cli, &c);
     cr_assert_eq(s.handshakes_resumed, 5);
     cr_assert_eq(c.handshakes_resumed, 5);
     cr_assert_eq(s.handshakes_ok, 6);

@@ -82,7 +82,7 @@ Test(ssl_modes, preferred_without_tls_identity_is_logged_and_counted)
 
     cr_assert_eq(ts_dial_mode(plain_cli, srv, NULL, CLINK_SSL_PREFERRED, &st, err, sizeof(err)), 0, "%s", err);
     cr_assert_eq(st.mode, CLINK_MODE_PLAIN);
-    clink_node_stats(plain_cli, &ns);
+    clink_node_get_stats(plain_cli, &ns);
     cr_assert_eq(ns.plaintext_fallbacks, 1);
     cr_assert_eq(ts_dial_mode(tls_cli, srv, NULL, CLINK_SSL_PREFERRED, &st, err, sizeof(err)), 0, "%s", err);
     cr_assert_str_eq(st.tls_version, "TLSv1.3", "PREFERRED uses TLS when it can");

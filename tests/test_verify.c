@@ -150,7 +150,7 @@ static void on_conn(struct clink_conn *conn, enum clink_conn_event ev, int statu
     (void)user;
     struct clink_conn_status st;
     /* On the connection's own worker: a snapshot, no waiting. */
-    cr_assert_eq(clink_conn_status(conn, &st), 0);
+    cr_assert_eq(clink_conn_get_status(conn, &st), 0);
     pthread_mutex_lock(&seen_mu);
     if (ev == CLINK_CONN_OPENED) {
         snprintf(opened_verified, sizeof(opened_verified), "%s", st.verified);
@@ -315,7 +315,7 @@ ParameterizedTest(int *ix, verify, server_certificate)
         if (!refuse) {
             cr_assert_eq(ret, 0, "%s, %s: must be accepted, got %s: %s", c->name, mode, clink_strerror(ret), err);
             struct clink_conn_status st;
-            cr_assert_eq(clink_conn_status(conn, &st), 0);
+            cr_assert_eq(clink_conn_get_status(conn, &st), 0);
             cr_assert_str_eq(st.verified, client_mode_verified[m], "%s, %s", c->name, mode);
             cr_assert_str_eq(st.peer_subject, c->subject, "%s, %s: talked to the wrong server", c->name, mode);
             struct clink_msg r;
@@ -509,7 +509,7 @@ Test(verify, intermediate_chains_verify_both_ways_with_only_the_root_trusted)
 
     cr_assert_eq(ret, 0, "%s", err);
     struct clink_conn_status st;
-    cr_assert_eq(clink_conn_status(conn, &st), 0);
+    cr_assert_eq(clink_conn_get_status(conn, &st), 0);
     cr_assert_str_eq(st.verified, "identity");
     cr_assert_str_eq(st.peer_subject, "CN=leaf-int");
     cr_assert_str_eq(st.peer_issuer, "CN=clink test intermediate");

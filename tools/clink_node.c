@@ -603,7 +603,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "clink-node: reload: %s (SIGHUP)\n", report);
     }
     struct clink_node_stats s;
-    clink_node_stats(node, &s);
+    clink_node_get_stats(node, &s);
     CLINK_IGNORE(clink_node_shutdown(node, drain_ms));
     clink_ops_free(ops); /* after the workers stopped, before the node is freed (clink/ops.h) */
     ops = NULL;

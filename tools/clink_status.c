@@ -180,7 +180,7 @@ int main(int argc, char **argv)
     struct clink_msg remote;
     ret = clink_call_sync(conn, CLINK_METHOD_STATUS, NULL, 0, timeout, &remote);
     struct clink_conn_status st;
-    if (clink_conn_status(conn, &st) == 0) {
+    if (clink_conn_get_status(conn, &st) == 0) {
         char text[4096];
         clink_conn_status_format(&st, text, sizeof(text));
         printf("# this end\n%s", text);

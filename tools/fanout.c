@@ -105,7 +105,7 @@ void fanout_handler(struct clink_req *req, void *user)
         p->iov = (struct iovec){.iov_base = payload, .iov_len = len};
         p->pc.call = (struct clink_call){
             .method = CLINK_TOOL_ECHO, .iov = &p->iov, .iovcnt = 1, .timeout_ms = 10000, .cb = part_done};
-        int ret = clink_pool_call(lv->pools[i], &p->pc);
+        int ret = clink_pool_call_start(lv->pools[i], &p->pc);
         if (ret < 0) { /* the callback will not run: account for the part here */
             part_failed(f, i, ret);
             atomic_fetch_sub(&f->left, 1);

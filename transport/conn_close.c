@@ -71,7 +71,7 @@ void clink__conn_close_now(struct clink_conn *c, int err, int keep_output)
     atomic_store(&c->open, 0);
     if (err != 0 && err != -CLINK_ESHUTDOWN && c->cache.last_error_text[0]) {
         /* A refused handshake is a security event: the operator sees why without -v. Logins log their own. */
-        int refused = !was_open && c->is_server && err != -CLINK_EACCESS && clink_err_kind(err) == CLINK_KIND_TLS;
+        int refused = !was_open && c->is_server && err != -CLINK_EACCESS && clink_err_kind_of(err) == CLINK_KIND_TLS;
         if (!refused) {
             CLINK_CONN_LOG(c, CLINK_LOG_INFO, "%s: %s", clink__conn_peer(c), c->cache.last_error_text);
         } else if (clink__conn_refusal_log_ok(c)) {
@@ -139,7 +139,7 @@ static void vfail(struct clink_conn *c, int err, int keep_output, const char *fm
         return;
     }
     set_error(c, err, fmt, ap);
-    if (clink_err_kind(err) == CLINK_KIND_PROTO) {
+    if (clink_err_kind_of(err) == CLINK_KIND_PROTO) {
         STAT_ADD(c->w, protocol_errors, 1);
     }
     clink__conn_close_now(c, err, keep_output);

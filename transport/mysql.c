@@ -416,7 +416,7 @@ static void on_command(struct clink_conn *c, uint8_t *p, size_t n)
         return;
     case CLINK_MY_COM_STATISTICS: {
         struct clink_node_stats s;
-        clink_node_stats(c->node, &s);
+        clink_node_get_stats(c->node, &s);
         /* MySQL's own line (the mysql client's status command parses its Uptime), then clink's. */
         char b[300];
         uint64_t up = (clink__now_ns() - c->node->start_ns) / 1000000000ull;

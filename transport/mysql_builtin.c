@@ -247,7 +247,7 @@ static int do_show_status(struct clink_mysql_stmt *st, struct sql *s)
         return -1;
     }
     struct clink_conn_status cs;
-    if (clink_conn_status(clink_mysql_conn(st), &cs) < 0) {
+    if (clink_conn_get_status(clink_mysql_conn(st), &cs) < 0) {
         return -1;
     }
     char ktls[160];

@@ -221,7 +221,7 @@ static void answer_status(struct clink_conn *c, uint64_t id)
     struct clink_node_stats ns;
     char text[4096];
     clink__conn_fill_status(c, &st);
-    clink_node_stats(c->node, &ns);
+    clink_node_get_stats(c->node, &ns);
     size_t n = clink_conn_status_format(&st, text, sizeof(text));
     int m = snprintf(
         text + n, sizeof(text) - n,

@@ -64,7 +64,7 @@ static void status_on_worker(struct clink_worker *w, void *arg)
     clink__conn_fill_status(a[0], a[1]);
 }
 
-int clink_conn_status(struct clink_conn *conn, struct clink_conn_status *out)
+int clink_conn_get_status(struct clink_conn *conn, struct clink_conn_status *out)
 {
     if (conn == NULL || out == NULL) {
         return -CLINK_EINVAL;

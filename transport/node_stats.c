@@ -1,12 +1,12 @@
 /*
- * Stats: clink_node_stats sums the per-worker counters, which workers bump
+ * Stats: clink_node_get_stats sums the per-worker counters, which workers bump
  * without atomics on the hot path and other threads read relaxed.
  */
 #include <string.h>
 
 #include "transport/node_int.h"
 
-void clink_node_stats(const struct clink_node *node, struct clink_node_stats *out)
+void clink_node_get_stats(const struct clink_node *node, struct clink_node_stats *out)
 {
     memset(out, 0, sizeof(*out));
     for (unsigned i = 0; i < node->nworkers; i++) {

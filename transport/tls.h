@@ -5,7 +5,7 @@
  *
  * During the handshake the BIO records how many bytes OpenSSL asked for when
  * `in` ran dry (`want`), so the worker can read exactly that much and never
- * past a record boundary: the kTLS hand-off depends on it (ktls-notes.md 2.4).
+ * past a record boundary: the kTLS hand-off depends on it (docs/ktls.md).
  * Records are counted per direction from the moment each direction switches
  * to the application traffic keys (the key-log event), for the same reason.
  */

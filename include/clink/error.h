@@ -87,7 +87,7 @@ enum clink_err_kind {
 CLINK_API const char *clink_strerror(int err);
 
 /* Category of a return value (0 and positive counts are CLINK_KIND_OK). Thread: any. */
-CLINK_API enum clink_err_kind clink_err_kind(int err);
+CLINK_API enum clink_err_kind clink_err_kind_of(int err);
 
 /* Name of a kind, e.g. "TLS". Thread: any. */
 CLINK_API const char *clink_err_kind_name(enum clink_err_kind kind);

@@ -118,7 +118,7 @@ CLINK_API void clink_pool_release(struct clink_pool *pool);
 CLINK_API CLINK_MUST_USE int clink_cluster_idempotent(struct clink_cluster *cl, uint16_t method);
 
 /*
- * A call through a pool. Embed it; it is borrowed from clink_pool_call until
+ * A call through a pool. Embed it; it is borrowed from clink_pool_call_start until
  * its callback runs. Fill `call` as for clink_call_start (method, iov,
  * timeout_ms: the whole deadline, waiting included; cb, user).
  */
@@ -144,7 +144,7 @@ struct clink_pool_call {
  * exactly once), or negative and cb will not run: -CLINK_EUNAVAIL (the peer
  * is down or removed), -CLINK_EAGAIN (too many calls waiting), -CLINK_EINVAL.
  */
-CLINK_API CLINK_MUST_USE int clink_pool_call(struct clink_pool *pool, struct clink_pool_call *pc);
+CLINK_API CLINK_MUST_USE int clink_pool_call_start(struct clink_pool *pool, struct clink_pool_call *pc);
 
 /* Blocking form for application threads (not a worker). [out] resp as clink_call_sync. */
 CLINK_API CLINK_MUST_USE int clink_pool_call_sync(struct clink_pool *pool, uint16_t method, const void *req, size_t len,
@@ -159,7 +159,7 @@ struct clink_pool_stats {
     uint64_t reconnects, recycles, retries, pings_failed;
     int up; /* the peer is reachable (a connection is open, or the last dial worked) */
 };
-CLINK_API void clink_pool_stats(struct clink_pool *pool, struct clink_pool_stats *out);
+CLINK_API void clink_pool_get_stats(struct clink_pool *pool, struct clink_pool_stats *out);
 
 /* A peer of the cluster and its pool's figures (clink_cluster_peers). */
 struct clink_peer_info {

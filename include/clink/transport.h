@@ -225,7 +225,7 @@ struct clink_node_stats {
     uint64_t calls_failed_timeout, calls_failed_remote, calls_failed_canceled, calls_failed_closed, calls_failed_other;
 };
 /* Thread: any (values may be a moment old). */
-CLINK_API void clink_node_stats(const struct clink_node *node, struct clink_node_stats *out);
+CLINK_API void clink_node_get_stats(const struct clink_node *node, struct clink_node_stats *out);
 
 /*
  * Rotate the node's TLS identity and trust without a restart (like MySQL's
@@ -406,7 +406,7 @@ CLINK_API CLINK_MUST_USE int clink_node_links(struct clink_node *node, struct cl
  * worker), or the connection's own worker; another worker gets -CLINK_EINVAL
  * (a worker never blocks on a worker).
  */
-CLINK_API CLINK_MUST_USE int clink_conn_status(struct clink_conn *conn, struct clink_conn_status *out);
+CLINK_API CLINK_MUST_USE int clink_conn_get_status(struct clink_conn *conn, struct clink_conn_status *out);
 
 /*
  * Format a status as "key: value" lines (the cipher as OpenSSL and the

@@ -30,7 +30,7 @@ int ts_dial_mode(struct clink_node *cli, struct clink_node *srv, const char *nam
     struct clink_conn *c = NULL;
     int ret = clink_connect_sync(cli, &o, &c, err, errlen);
     if (ret == 0) {
-        cr_assert_eq(clink_conn_status(c, st), 0);
+        cr_assert_eq(clink_conn_get_status(c, st), 0);
         clink_conn_close(c);
     }
     return ret;
