@@ -471,8 +471,8 @@ Test(ktls_kernel, both_ends_offload_and_carry_every_size, .init = kernel_setup, 
      * OpenSSL's connection state (the bench measures the bytes; this checks
      * the state is gone). Read after the last answer: the workers are idle.
      */
-    cr_assert_null(c->tls.ssl, "the client kept its SSL");
-    cr_assert_null(atomic_load(&server_conn)->tls.ssl, "the server kept its SSL");
+    cr_assert_null(c->tls, "the client kept its TLS state (and SSL)");
+    cr_assert_null(atomic_load(&server_conn)->tls, "the server kept its TLS state (and SSL)");
 
     /* Orderly close under kTLS: close_notify goes out as an alert record, the server sees a clean end. */
     clink_conn_close(c);
@@ -796,7 +796,7 @@ static void late_ticket(struct clink_req *req, void *user)
     (void)user;
     struct clink_conn *conn = clink_req_conn(req);
     /* On the server's worker: OpenSSL writes the ticket ahead of the answer's record. */
-    cr_assert_eq(SSL_new_session_ticket(conn->tls.ssl), 1);
+    cr_assert_eq(SSL_new_session_ticket(conn->tls->ssl), 1);
     static char after[] = "after";
     struct iovec v = {.iov_base = after, .iov_len = 5};
     CLINK_IGNORE(clink_req_respond(req, &v, 1));

@@ -56,9 +56,20 @@ static struct clink_conn *conn_new(struct clink_worker *w, int fd, int is_server
     return c;
 }
 
+/* The TLS state machine and its SSL go: the connection closed, or the kernel has both directions. */
+void clink__conn_tls_free(struct clink_conn *c)
+{
+    if (c->tls != NULL) {
+        clink__tls_free(c->tls);
+        free(c->tls);
+        c->tls = NULL;
+    }
+}
+
 static void conn_free(struct clink_conn *c)
 {
     c->proto->free(c);
+    clink__conn_tls_free(c);
     clink__conn_dial_free(c);
     free(c->kio);
     clink__bytes_free(&c->rx);
@@ -243,7 +254,7 @@ void clink__conn_became_open(struct clink_conn *c)
     st->is_server = c->is_server;
     st->mode = c->mode;
     if (c->has_tls) {
-        clink__tls_status(&c->tls, st);
+        clink__tls_status(c->tls, st);
         const char *v = c->verify == 2 ? "identity" : c->verify == 1 ? "ca" : "none";
         if (c->is_server) {
             v = st->peer_subject[0] ? "client-cert" : "none";
@@ -256,7 +267,7 @@ void clink__conn_became_open(struct clink_conn *c)
         snprintf(st->ktls_reason, sizeof(st->ktls_reason), "plaintext connection");
     } else if (c->ktls_mode == CLINK_KTLS_DISABLED) {
         snprintf(st->ktls_reason, sizeof(st->ktls_reason), "kTLS disabled by configuration");
-        clink__tls_wipe_secrets(&c->tls);
+        clink__tls_wipe_secrets(c->tls);
     } else {
         /*
          * At this record boundary, once the input that opened us is
@@ -350,9 +361,11 @@ void clink__conn_fill_status(struct clink_conn *c, struct clink_conn_status *st)
         st->frames_out = c->frames_out;
         st->calls_in_flight = (uint32_t)clink__conn_calls_in_flight(c);
         st->requests_in_flight = c->nreqs;
+        if (c->tls != NULL) {
+            st->records_in = c->tls->rec_in;
+            st->records_out = c->tls->rec_out;
+        }
         if (c->has_tls) {
-            st->records_in = c->tls.rec_in;
-            st->records_out = c->tls.rec_out;
             /* Once the kernel has a direction, it counts: its sequence number is the records sent under the key. */
             uint64_t seq;
             if (c->ktls_rx && clink__ktls_rec_seq(c->fd, 0, &seq) == 0) {

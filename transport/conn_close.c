@@ -110,14 +110,14 @@ void clink__conn_close_now(struct clink_conn *c, int err, int keep_output)
     if (c->ktls_tx_pending) {
         /* Closing before the send side was handed over: OpenSSL keeps it, and says close_notify. */
         c->ktls_tx_pending = 0;
-        clink__tls_wipe_secrets(&c->tls);
+        clink__tls_wipe_secrets(c->tls);
     }
     if (err == 0 && c->has_tls && c->ktls_tx) {
         c->ktls_cn_pending = 1; /* sent as an alert record once the queued frames are out (finish_close) */
     } else if (err == 0 && c->has_tls) {
         /* close_notify must follow the frames still staged (GOAWAY, last answers), not overtake them. */
         if (clink__conn_encrypt_pending(c) == 0) {
-            clink__tls_close_notify(&c->tls);
+            clink__tls_close_notify(c->tls);
         }
     }
     if (err != 0 && !keep_output) {
@@ -228,10 +228,10 @@ void clink__conn_finish_close(struct clink_conn *c)
     if (c->ops == 0 && c->fd >= 0) {
         uint64_t seq; /* the kernel's record counts, while its socket still answers */
         if (c->ktls_rx && clink__ktls_rec_seq(c->fd, 0, &seq) == 0) {
-            c->tls.rec_in = seq;
+            c->cache.records_in = seq;
         }
         if (c->ktls_tx && clink__ktls_rec_seq(c->fd, 1, &seq) == 0) {
-            c->tls.rec_out = seq;
+            c->cache.records_out = seq;
         }
         struct io_uring_sqe *sqe = clink__sqe(c->w);
         io_uring_prep_close(sqe, c->fd);
@@ -263,12 +263,17 @@ void clink__conn_closed(struct clink_conn *c)
     c->cache.bytes_out = c->bytes_out;
     c->cache.frames_in = c->frames_in;
     c->cache.frames_out = c->frames_out;
-    if (c->has_tls) {
-        c->cache.records_in = c->tls.rec_in;
-        c->cache.records_out = c->tls.rec_out;
-        clink__tls_free(&c->tls);
-        c->has_tls = 0;
+    if (c->tls != NULL) {
+        /* The directions OpenSSL kept (the kernel's were counted in clink__conn_finish_close). */
+        if (!c->ktls_rx) {
+            c->cache.records_in = c->tls->rec_in;
+        }
+        if (!c->ktls_tx) {
+            c->cache.records_out = c->tls->rec_out;
+        }
     }
+    clink__conn_tls_free(c);
+    c->has_tls = 0;
     c->cache.last_error = c->err;
     clink__bytes_free(&c->rx);
     clink__bytes_free(&c->prx);

@@ -169,7 +169,7 @@ struct clink_conn {
     struct clink_conn *hs_next, *hs_prev;
 
     int has_tls;
-    struct clink__tls tls;
+    struct clink__tls *tls; /* NULL once the kernel has both directions (or without TLS): its SSL is freed */
 
     /*
      * kTLS (docs/ktls.md): the kernel owns a direction once installed. RX is
@@ -268,6 +268,7 @@ int clink__conn_calls_in_flight(const struct clink_conn *c); /* ours, waiting fo
 /* ---- between the core's files ---- */
 /* conn.c */
 void clink__conn_dial_free(struct clink_conn *c);
+void clink__conn_tls_free(struct clink_conn *c);
 /* conn_opening.c */
 void clink__conn_classify(struct clink_conn *c);
 void clink__conn_greeting(struct clink_conn *c);

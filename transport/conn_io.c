@@ -39,9 +39,9 @@ int clink__conn_encrypt_pending(struct clink_conn *c)
         if (n > CLINK_TLS_CHUNK * 4) {
             n = CLINK_TLS_CHUNK * 4;
         }
-        int ret = clink__tls_write(&c->tls, clink__bytes_data(&c->ptx), n);
+        int ret = clink__tls_write(c->tls, clink__bytes_data(&c->ptx), n);
         if (ret < 0) {
-            clink__conn_fail(c, ret, "%s", c->tls.err);
+            clink__conn_fail(c, ret, "%s", c->tls->err);
             return -1;
         }
         clink__bytes_consume(&c->ptx, n);
@@ -88,9 +88,9 @@ static void read_tls(struct clink_conn *c)
             clink__conn_fail(c, -CLINK_ENOMEM, "out of memory");
             return;
         }
-        int n = clink__tls_read(&c->tls, c->prx.base + c->prx.tail, c->prx.cap - c->prx.tail);
+        int n = clink__tls_read(c->tls, c->prx.base + c->prx.tail, c->prx.cap - c->prx.tail);
         if (n == 0) {
-            c->want = c->tls.want ? c->tls.want : 5; /* exact reads (HELLO phase before kTLS): what OpenSSL asks */
+            c->want = c->tls->want ? c->tls->want : 5; /* exact reads (HELLO phase before kTLS): what OpenSSL asks */
             return;
         }
         if (n < 0) {
@@ -112,7 +112,7 @@ static void read_tls(struct clink_conn *c)
                     clink__conn_fail(c, -CLINK_ECLOSED, "peer closed the connection (close_notify)");
                 }
             } else {
-                clink__conn_fail(c, n, "%s", c->tls.err);
+                clink__conn_fail(c, n, "%s", c->tls->err);
             }
             return;
         }

@@ -19,7 +19,7 @@ static void ktls_fallback(struct clink_conn *c, const char *why)
 {
     c->ktls_try = 0;
     c->ktls_tx_pending = 0;
-    clink__tls_wipe_secrets(&c->tls);
+    clink__tls_wipe_secrets(c->tls);
     snprintf(c->cache.ktls_reason, sizeof(c->cache.ktls_reason), "%s%s", c->ktls_rx ? "send side: " : "", why);
     STAT_ADD(c->w, ktls_fallbacks, c->ktls_rx ? 0 : 1);
     STAT_ADD(c->w, ktls_rx_only, c->ktls_rx ? 1 : 0);
@@ -46,12 +46,12 @@ static void ktls_fallback(struct clink_conn *c, const char *why)
 static int ktls_install(struct clink_conn *c, int tx, char *why, size_t cap)
 {
     struct clink__ktls_info info;
-    int ret = clink__tls_ktls_info(&c->tls, tx, &info);
+    int ret = clink__tls_ktls_info(c->tls, tx, &info);
     if (ret < 0) {
         snprintf(why, cap, "%s",
-                 c->tls.key_updated ? "the keys were updated (KeyUpdate) before the hand-over"
-                 : tx               ? "no TLS 1.3 traffic secret for the send side"
-                                    : "no TLS 1.3 traffic secret for the receive side");
+                 c->tls->key_updated ? "the keys were updated (KeyUpdate) before the hand-over"
+                 : tx                ? "no TLS 1.3 traffic secret for the send side"
+                                     : "no TLS 1.3 traffic secret for the receive side");
     } else {
         ret = clink__ktls_install(c->fd, tx, &info, &c->ktls_ulp, why, cap);
     }
@@ -73,7 +73,7 @@ void clink__conn_ktls_begin(struct clink_conn *c)
         ktls_fallback(c, "this kernel offers no kTLS (no 'tls' in tcp_available_ulp)");
         return;
     }
-    if (!clink__tls_rx_idle(&c->tls) || clink__bytes_len(&c->prx) > 0) {
+    if (!clink__tls_rx_idle(c->tls) || clink__bytes_len(&c->prx) > 0) {
         ktls_fallback(c, "bytes past the hand-over point were already read");
         return;
     }
@@ -88,7 +88,7 @@ void clink__conn_ktls_begin(struct clink_conn *c)
     }
     c->ktls_rx = 1;
     c->cache.ktls_rx = CLINK_KTLS_ON;
-    clink__tls_drop_buffers(&c->tls);
+    clink__tls_drop_buffers(c->tls);
     /*
      * What was staged before this point (the server's HELLO) is sealed by
      * OpenSSL now, as a record of its own: the peer reads it at its own
@@ -124,7 +124,7 @@ void clink__conn_ktls_try_tx(struct clink_conn *c)
      * the connection opened, and the client filed its tickets already) is
      * needed no more. Freed, with the secrets.
      */
-    clink__tls_free(&c->tls);
+    clink__conn_tls_free(c);
     STAT_ADD(c->w, ktls_offloaded, 1);
     /* What was staged while we waited is plaintext for the kernel to encrypt: it becomes the output (tx is empty). */
     struct clink__bytes tmp = c->tx;
@@ -182,7 +182,9 @@ void clink__conn_ktls_on_control(struct clink_conn *c, int res)
     }
     uint8_t type = *CMSG_DATA(cm);
     if (type == 21 && res == 2 && body[1] == 0) { /* alert: close_notify */
-        c->tls.orderly = 1;
+        if (c->tls != NULL) {
+            c->tls->orderly = 1; /* the receive side alone is the kernel's: OpenSSL's session may be resumed */
+        }
         if (c->state == CS_DRAINING && clink__conn_calls_in_flight(c) == 0) {
             clink__conn_close_now(c, 0, 1);
         } else {

@@ -19,6 +19,28 @@ static unsigned peer_port(const struct clink_conn *c)
 }
 
 /*
+ * The connection's TLS state machine, allocated: a kTLS hand-off of both
+ * directions gives it back (clink__conn_tls_free). Returns 0 or an error,
+ * with nothing left allocated.
+ */
+static int tls_new(struct clink_conn *c, SSL_CTX *ctx, int is_server, const char *name, int verify)
+{
+    struct clink__tls *t = malloc(sizeof(*t));
+    if (t == NULL) {
+        return -CLINK_ENOMEM;
+    }
+    int ret = clink__tls_init(t, ctx, is_server, name, verify, &c->rx, &c->tx);
+    if (ret < 0) {
+        clink__tls_free(t); /* an SSL made before a later step failed */
+        free(t);
+        return ret;
+    }
+    c->tls = t;
+    c->has_tls = 1; /* clink__conn_tls_free cleans up from here, whatever happens next */
+    return 0;
+}
+
+/*
  * Server TLS with the node's context in *ctx (its own, or the HTTPS port's),
  * read under tls_mu: a reload may swap it, and SSL_new takes its own
  * reference. Returns 0, -CLINK_EPLAINTEXT (no identity) or another error.
@@ -26,28 +48,24 @@ static unsigned peer_port(const struct clink_conn *c)
 int clink__conn_server_tls(struct clink_conn *c, struct clink_tls_ctx *const *ctx)
 {
     pthread_mutex_lock(&c->node->tls_mu);
-    int ret = *ctx == NULL ? -CLINK_EPLAINTEXT
-                           : clink__tls_init(&c->tls, clink_tls_ctx_server(*ctx), 1, NULL, 0, &c->rx, &c->tx);
+    int ret = *ctx == NULL ? -CLINK_EPLAINTEXT : tls_new(c, clink_tls_ctx_server(*ctx), 1, NULL, 0);
     pthread_mutex_unlock(&c->node->tls_mu);
-    if (ret == 0) {
-        c->has_tls = 1; /* clink__tls_free cleans up from here, whatever happens next */
-    }
     return ret;
 }
 
 void clink__conn_step_handshake(struct clink_conn *c)
 {
-    int r = clink__tls_handshake(&c->tls);
+    int r = clink__tls_handshake(c->tls);
     if (r < 0) {
-        clink__conn_fail(c, r, "%s", c->tls.err);
+        clink__conn_fail(c, r, "%s", c->tls->err);
         return;
     }
     if (r == 0) {
-        c->want = c->tls.want ? c->tls.want : 1;
+        c->want = c->tls->want ? c->tls->want : 1;
         return;
     }
-    CLINK_CONN_LOG(c, CLINK_LOG_DEBUG, "TLS handshake done: %s %s", SSL_get_version(c->tls.ssl),
-                   SSL_CIPHER_get_name(SSL_get_current_cipher(c->tls.ssl)));
+    CLINK_CONN_LOG(c, CLINK_LOG_DEBUG, "TLS handshake done: %s %s", SSL_get_version(c->tls->ssl),
+                   SSL_CIPHER_get_name(SSL_get_current_cipher(c->tls->ssl)));
     c->state = CS_HELLO;
     c->proto->opened(c);
 }
@@ -152,7 +170,7 @@ void clink__conn_greeting(struct clink_conn *c)
     }
     if (c->has_tls) {
         c->state = CS_HANDSHAKE;
-        c->want = c->tls.want ? c->tls.want : 5;
+        c->want = c->tls->want ? c->tls->want : 5;
     } else {
         c->state = CS_HELLO;
         c->exact = 0;
@@ -178,8 +196,7 @@ void clink__conn_on_connect(struct clink_conn *c, int res)
         clink__native_plain_hello(c);
     } else {
         pthread_mutex_lock(&c->node->tls_mu);
-        int ret = clink__tls_init(&c->tls, clink_tls_ctx_client(c->node->tls), 0, c->dial->expected_name, c->verify,
-                                  &c->rx, &c->tx);
+        int ret = tls_new(c, clink_tls_ctx_client(c->node->tls), 0, c->dial->expected_name, c->verify);
         /* The ticket generation that goes with this context (a reload bumps it after swapping the context). */
         uint64_t gen = clink__sessions_gen(&c->node->sessions);
         pthread_mutex_unlock(&c->node->tls_mu);
@@ -187,17 +204,16 @@ void clink__conn_on_connect(struct clink_conn *c, int res)
             /* Tickets are filed per identity: what we verify (level, name) and which port serves it. */
             char key[CLINK_SESSION_KEY_MAX];
             snprintf(key, sizeof(key), "v%d|%s|%u", c->verify, c->dial->expected_name, peer_port(c));
-            clink__tls_use_sessions(&c->tls, &c->node->sessions, key, gen);
+            clink__tls_use_sessions(c->tls, &c->node->sessions, key, gen);
         }
         if (ret < 0) {
             clink__conn_fail(c, ret, "TLS setup failed for expected name '%s'", c->dial->expected_name);
             return;
         }
-        c->has_tls = 1;
         /* Produces the ClientHello in tx; the server's greeting is read first, then the handshake goes on. */
-        int r = clink__tls_handshake(&c->tls);
+        int r = clink__tls_handshake(c->tls);
         if (r < 0) {
-            clink__conn_fail(c, r, "%s", c->tls.err);
+            clink__conn_fail(c, r, "%s", c->tls->err);
             return;
         }
     }

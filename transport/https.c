@@ -87,7 +87,7 @@ static void http_input(struct clink_conn *c, struct clink__bytes *buf)
     r->method = CLINK_METHOD_HTTP;
     r->data = clink__bytes_data(buf);
     r->len = (size_t)n;
-    clink__tls_status(&c->tls, &c->cache); /* the cipher, for a login's REQUIRE CIPHER */
+    clink__tls_status(c->tls, &c->cache); /* the cipher, for a login's REQUIRE CIPHER */
     c->node->https_fn(r, c->node->https_user);
     /* The request may carry credentials: the handler copied what it needs. */
     OPENSSL_cleanse(&hr, sizeof(hr));
@@ -134,11 +134,11 @@ static void https_opening(struct clink_conn *c, enum clink_opening_kind kind)
         return;
     }
     int ret = clink__conn_server_tls(c, &c->node->https_tls);
-    c->tls.other = 1; /* ALPN http/1.1 or none, not clink's */
     if (ret < 0) {
         clink__conn_fail(c, ret, "TLS setup failed");
         return;
     }
+    c->tls->other = 1; /* ALPN http/1.1 or none, not clink's */
     c->state = CS_HANDSHAKE;
     clink__conn_step_handshake(c);
 }

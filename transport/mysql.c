@@ -92,7 +92,7 @@ static int start_tls(struct clink_conn *c)
 {
     int ret = clink__conn_server_tls(c, &c->node->tls);
     if (ret == 0) {
-        ret = clink__tls_serve_other(&c->tls, "clink-mysql");
+        ret = clink__tls_serve_other(c->tls, "clink-mysql");
     }
     if (ret < 0) {
         return ret;
@@ -139,14 +139,14 @@ static void denied(struct clink_conn *c, const char *why)
 /* Check a login against the node's accounts; on success the client gets OK and the command phase starts. */
 static void login(struct clink_conn *c, enum clink_login_method method, const uint8_t *auth, size_t len)
 {
-    const X509 *cert = c->has_tls ? SSL_get0_peer_certificate(c->tls.ssl) : NULL;
+    const X509 *cert = c->has_tls ? SSL_get0_peer_certificate(c->tls->ssl) : NULL;
     struct clink_login l = {
         .user = c->my->user,
         .host = c->my->host,
         .tls = c->has_tls,
-        .cipher = c->has_tls ? SSL_CIPHER_get_name(SSL_get_current_cipher(c->tls.ssl)) : NULL,
+        .cipher = c->has_tls ? SSL_CIPHER_get_name(SSL_get_current_cipher(c->tls->ssl)) : NULL,
         .peer_cert = cert,
-        .peer_verified = cert != NULL && SSL_get_verify_result(c->tls.ssl) == X509_V_OK,
+        .peer_verified = cert != NULL && SSL_get_verify_result(c->tls->ssl) == X509_V_OK,
         .method = method,
         .auth = auth,
         .auth_len = len,
@@ -174,7 +174,7 @@ static void login(struct clink_conn *c, enum clink_login_method method, const ui
     c->cache.mysql = 1;
     clink__conn_became_open(c); /* counted as open; not announced to on_conn (statements, not calls) */
     CLINK_CONN_LOG(c, CLINK_LOG_INFO, "%s: MySQL client logged in as %s (%s)", clink__conn_peer(c), c->cache.account,
-                   c->has_tls ? SSL_get_version(c->tls.ssl) : "plaintext");
+                   c->has_tls ? SSL_get_version(c->tls->ssl) : "plaintext");
 }
 
 /* AuthSwitchRequest: answer with this plugin (name with its NUL), for the same scramble. */

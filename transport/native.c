@@ -103,14 +103,14 @@ static int check_login(struct clink_conn *c, const struct clink_hello *h)
     }
     char host[INET6_ADDRSTRLEN];
     clink__conn_peer_host(c, host, sizeof(host));
-    const X509 *cert = c->has_tls ? SSL_get0_peer_certificate(c->tls.ssl) : NULL;
+    const X509 *cert = c->has_tls ? SSL_get0_peer_certificate(c->tls->ssl) : NULL;
     struct clink_login l = {
         .user = h->user,
         .host = host,
         .tls = c->has_tls,
-        .cipher = c->has_tls ? SSL_CIPHER_get_name(SSL_get_current_cipher(c->tls.ssl)) : NULL,
+        .cipher = c->has_tls ? SSL_CIPHER_get_name(SSL_get_current_cipher(c->tls->ssl)) : NULL,
         .peer_cert = cert,
-        .peer_verified = cert != NULL && SSL_get_verify_result(c->tls.ssl) == X509_V_OK,
+        .peer_verified = cert != NULL && SSL_get_verify_result(c->tls->ssl) == X509_V_OK,
         .method = (enum clink_login_method)h->method,
         .auth = h->auth,
         .auth_len = h->auth_len,
@@ -161,7 +161,7 @@ static int hello_agreed(struct clink_conn *c, const struct clink_hello *theirs)
         clink__native_send_hello(c, (uint16_t)v, (uint16_t)v);
     }
     STAT_ADD(c->w, handshakes_ok, 1);
-    if (c->has_tls && SSL_session_reused(c->tls.ssl)) {
+    if (c->has_tls && SSL_session_reused(c->tls->ssl)) {
         STAT_ADD(c->w, handshakes_resumed, 1);
     }
     if (c->mode == CLINK_MODE_PLAIN && atomic_load(&c->node->secure) == CLINK_SECURE_REQUIRE_TLS) {
