@@ -1,5 +1,5 @@
 /*
- * The config file (auth/config.c: libinih's callbacks on_key and
+ * The config file (server/config.c: libinih's callbacks on_key and
  * on_peer_key, tls_version, the path resolution in finish) on arbitrary
  * text, given both ways a node can get it: clink_config_parse on the text,
  * and clink_config_load on a file holding the same bytes.

@@ -1,12 +1,12 @@
 /*
  * The frame header decoder (transport/frame.c), on a stream of frames read
- * the way conn.c's dispatch() reads them: header, then `length` payload
+ * the way native.c's input reads them: header, then `length` payload
  * bytes, until a header is refused or the bytes run out.
  *
  * Properties: the decoder's verdict equals the rules of docs/protocol.md
  * (section 3, written out again below as an independent oracle); a header it
  * accepts re-encodes to the same 16 bytes; an accepted length is within
- * max_frame and what the type allows, which is what conn.c's handlers rely
+ * max_frame and what the type allows, which is what native.c's handlers rely
  * on (an ERROR's u32 code, a PING's 8 bytes echoed, a HELLO that fits
  * struct clink_hello); a HELLO payload decodes without reading past its
  * length (exact-size copies) and, when it decodes, re-encodes to itself.
@@ -83,7 +83,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         int want = spec_verdict(hdr, max_frame);
         FUZZ_CHECK(ret == want, "frame_decode says %d, the protocol says %d (type %u, length %u)", ret, want, h.type,
                    h.length);
-        /* Decoded fields are the header's bytes even when refused: conn.c's message names type and length. */
+        /* Decoded fields are the header's bytes even when refused: native.c's message names type and length. */
         uint8_t again[CLINK_FRAME_HDR];
         clink__frame_encode(again, &h);
         FUZZ_CHECK(memcmp(again, hdr, CLINK_FRAME_HDR) == 0, "header does not re-encode to its bytes");

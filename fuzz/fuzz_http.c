@@ -9,7 +9,7 @@
  * its blank line with CRLF line ends, no NUL, bare CR or obs-fold, and its
  * body the bytes just after the head, of at most CLINK_HTTP_MAX_BODY; a
  * refusal has a documented status, a reason phrase and a why. And the
- * verdict is monotone in the bytes received, which is what lets conn.c call
+ * verdict is monotone in the bytes received, which is what lets https.c call
  * the parser again after every read: a prefix that is refused is refused
  * with the same status whatever follows, a prefix that parses parses the
  * same whatever follows (pipelined bytes are ignored), so every prefix of

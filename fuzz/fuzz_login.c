@@ -1,6 +1,6 @@
 /*
  * The login a client sends in its HELLO, decoded by clink__hello_decode and
- * checked by clink_accounts_check exactly as conn.c's check_login() does,
+ * checked by clink_accounts_check exactly as native.c's check_login() does,
  * against a fixed set of accounts (auth/accounts.c: host_score;
  * auth/passwords.c: the cleartext and scramble checks, unhex of the stored
  * verifiers; auth/require.c: the REQUIRE checks, dn_equals).
@@ -148,7 +148,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int ret = clink__hello_decode(payload, size - 21, &h);
     free(payload);
     if (ret < 0) {
-        return 0; /* conn.c closes the connection: fuzz_hello covers the decoder */
+        return 0; /* the connection is closed: fuzz_hello covers the decoder */
     }
     int tls = conn & 1;
     const X509 *peer = tls ? certs[conn >> 1 & 3] : NULL;

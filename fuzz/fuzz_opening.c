@@ -2,7 +2,7 @@
  * The opening rule (transport/opening.c): the server classifying a client's
  * first bytes, and the native client reading the server's greeting.
  *
- * Properties, with the same reads conn.c makes (exact-size copies, so a read
+ * Properties, with the same reads conn_opening.c makes (exact-size copies, so a read
  * past what was received is an ASan report):
  * - classify, at each length the server can have read (5 to 8 bytes), says
  *   TLS exactly for a record header 16 03 01/03, PLAIN exactly for the whole
