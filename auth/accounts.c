@@ -223,6 +223,11 @@ static int check_spec(const struct clink_account_spec *spec, const char **host, 
         clink__set_err(err, errlen, "grant '%.40s': ALL or USAGE", spec->grant);
         return -CLINK_EINVAL;
     }
+    if (spec->legacy_native_tls != NULL && strcmp(spec->legacy_native_tls, "ON") != 0 &&
+        strcmp(spec->legacy_native_tls, "OFF") != 0) {
+        clink__set_err(err, errlen, "legacy_native_tls '%.40s': ON or OFF", spec->legacy_native_tls);
+        return -CLINK_EINVAL;
+    }
     if (strlen(spec->user) + 1 + strlen(*host) > INI_SECTION_MAX) {
         clink__set_err(err, errlen, "'%s'@'%s': user@host longer than %d bytes (the file's [user@host] section)",
                        spec->user, *host, INI_SECTION_MAX);
@@ -240,7 +245,7 @@ enum change_op { CH_ADD, CH_ALTER, CH_DROP };
  * cannot be saved is not made.
  */
 static int change(struct clink_accounts *acc, enum change_op op, const struct clink__account *a, int set_req,
-                  int set_pw, int set_grant, char *err, size_t errlen)
+                  int set_pw, int set_grant, int set_legacy, char *err, size_t errlen)
 {
     pthread_mutex_lock(&acc->wmu);
     int lockfd = -1, ret = 0;
@@ -297,6 +302,9 @@ static int change(struct clink_accounts *acc, enum change_op op, const struct cl
             if (set_grant) {
                 found->admin = a->admin;
             }
+            if (set_legacy) {
+                found->legacy_native_tls = a->legacy_native_tls;
+            }
         }
     }
     if (ret == 0) {
@@ -334,9 +342,10 @@ int clink_accounts_add(struct clink_accounts *acc, const struct clink_account_sp
     snprintf(a.user, sizeof(a.user), "%s", spec->user);
     snprintf(a.host, sizeof(a.host), "%s", host);
     a.admin = spec->grant != NULL && strcmp(spec->grant, "ALL") == 0;
+    a.legacy_native_tls = spec->legacy_native_tls != NULL && strcmp(spec->legacy_native_tls, "ON") == 0;
     if ((ret = clink__parse_require(spec->require, &a.req, err, errlen)) == 0 &&
         (ret = clink__make_verifiers(spec->password, &a, err, errlen)) == 0) {
-        ret = change(acc, CH_ADD, &a, 1, 1, 1, err, errlen);
+        ret = change(acc, CH_ADD, &a, 1, 1, 1, 1, err, errlen);
     }
     OPENSSL_cleanse(&a, sizeof(a));
     return ret;
@@ -355,8 +364,9 @@ int clink_accounts_alter(struct clink_accounts *acc, const struct clink_account_
     if ((spec->require == NULL || (ret = clink__parse_require(spec->require, &a.req, err, errlen)) == 0) &&
         (spec->password == NULL || (ret = clink__make_verifiers(spec->password, &a, err, errlen)) == 0)) {
         a.admin = spec->grant != NULL && strcmp(spec->grant, "ALL") == 0;
-        ret =
-            change(acc, CH_ALTER, &a, spec->require != NULL, spec->password != NULL, spec->grant != NULL, err, errlen);
+        a.legacy_native_tls = spec->legacy_native_tls != NULL && strcmp(spec->legacy_native_tls, "ON") == 0;
+        ret = change(acc, CH_ALTER, &a, spec->require != NULL, spec->password != NULL, spec->grant != NULL,
+                     spec->legacy_native_tls != NULL, err, errlen);
     }
     OPENSSL_cleanse(&a, sizeof(a));
     return ret;
@@ -370,7 +380,7 @@ int clink_accounts_drop(struct clink_accounts *acc, const char *user, const char
     struct clink__account a = {0};
     snprintf(a.user, sizeof(a.user), "%s", user);
     snprintf(a.host, sizeof(a.host), "%s", host ? host : "%");
-    return change(acc, CH_DROP, &a, 0, 0, 0, err, errlen);
+    return change(acc, CH_DROP, &a, 0, 0, 0, 0, err, errlen);
 }
 
 size_t clink_access_denied(const char *user, const char *host, char *buf, size_t cap)
@@ -429,11 +439,24 @@ int clink_accounts_check(struct clink_accounts *acc, const struct clink_login *l
         clink__set_err(why, whylen, "a cleartext password outside TLS is never accepted");
     } else if (l->method == CLINK_LOGIN_CLEARTEXT && !clink__check_cleartext(&a, l->auth, l->auth_len)) {
         clink__set_err(why, whylen, "wrong password for '%s'@'%s'", a.user, a.host);
-    } else if (l->method == CLINK_LOGIN_SCRAMBLE && !a.native[0]) {
+    } else if (l->method == CLINK_LOGIN_SCRAMBLE && l->tls && !a.legacy_native_tls) {
+        /* Not bound to this TLS session: a server the client did not verify could have relayed it here. */
+        clink__set_err(why, whylen,
+                       "an unbound mysql_native_password answer inside TLS, and '%s'@'%s' does not allow "
+                       "legacy_native_tls",
+                       a.user, a.host);
+    } else if (l->method == CLINK_LOGIN_SCRAMBLE_BOUND && (!l->tls || l->binding == NULL)) {
+        clink__set_err(why, whylen, "a TLS-bound scramble answer without a TLS channel binding");
+    } else if ((l->method == CLINK_LOGIN_SCRAMBLE || l->method == CLINK_LOGIN_SCRAMBLE_BOUND) && !a.native[0]) {
         clink__set_err(why, whylen, "'%s'@'%s' has no mysql_native_password verifier for a scramble login", a.user,
                        a.host);
-    } else if (l->method == CLINK_LOGIN_SCRAMBLE && !clink__check_scramble(&a, l->auth, l->auth_len, l->scramble)) {
+    } else if (l->method == CLINK_LOGIN_SCRAMBLE &&
+               !clink__check_scramble(&a, l->auth, l->auth_len, l->scramble, NULL)) {
         clink__set_err(why, whylen, "wrong password for '%s'@'%s'", a.user, a.host);
+    } else if (l->method == CLINK_LOGIN_SCRAMBLE_BOUND &&
+               !clink__check_scramble(&a, l->auth, l->auth_len, l->scramble, l->binding)) {
+        clink__set_err(why, whylen, "wrong password for '%s'@'%s' (or a login relayed from another TLS session)",
+                       a.user, a.host);
     } else {
         ret = clink__check_require(&a, l, why, whylen);
     }
@@ -442,6 +465,24 @@ int clink_accounts_check(struct clink_accounts *acc, const struct clink_login *l
     }
     OPENSSL_cleanse(&a, sizeof(a));
     return ret;
+}
+
+int clink_accounts_legacy_native_tls(struct clink_accounts *acc, const char *user, const char *host)
+{
+    if (acc == NULL || user == NULL || host == NULL) {
+        return 0;
+    }
+    int best = -1, legacy = 0;
+    pthread_mutex_lock(&acc->mu);
+    for (size_t i = 0; i < acc->n; i++) {
+        int s = strcmp(acc->v[i].user, user) == 0 ? host_score(acc->v[i].host, host) : -1;
+        if (s > best) {
+            best = s;
+            legacy = acc->v[i].legacy_native_tls;
+        }
+    }
+    pthread_mutex_unlock(&acc->mu);
+    return legacy;
 }
 
 int clink_accounts_is_admin(struct clink_accounts *acc, const char *matched)

@@ -126,21 +126,17 @@ static int on_key(void *arg, const char *section, const char *name, const char *
         st->seen = 0;
     }
     struct clink__account *a = &st->v[st->n - 1];
-    static const char *const keys[] = {"require",
-                                       "mysql_native_password",
-                                       "caching_sha2_password",
-                                       "require_subject",
-                                       "require_issuer",
-                                       "require_cipher",
-                                       "grant"};
+    static const char *const keys[] = {"require",         "mysql_native_password", "caching_sha2_password",
+                                       "require_subject", "require_issuer",        "require_cipher",
+                                       "grant",           "legacy_native_tls"};
     unsigned k = 0;
-    while (k < 7 && strcmp(name, keys[k]) != 0) {
+    while (k < 8 && strcmp(name, keys[k]) != 0) {
         k++;
     }
-    if (k == 7) {
+    if (k == 8) {
         return load_fail(st,
                          "[%s] %s: unknown key (require, require_subject, require_issuer, require_cipher, "
-                         "mysql_native_password, caching_sha2_password, grant)",
+                         "mysql_native_password, caching_sha2_password, grant, legacy_native_tls)",
                          section, name);
     }
     if (st->seen & (1u << k)) {
@@ -192,6 +188,12 @@ static int on_key(void *arg, const char *section, const char *name, const char *
             return load_fail(st, "[%s] grant: ALL is the one privilege an account can hold", section);
         }
         a->admin = 1;
+        break;
+    case 7:
+        if (strcmp(value, "ON") != 0 && strcmp(value, "OFF") != 0) {
+            return load_fail(st, "[%s] legacy_native_tls: ON or OFF", section);
+        }
+        a->legacy_native_tls = strcmp(value, "ON") == 0;
         break;
     case 1:
         if (!clink__valid_native(value)) {
@@ -326,6 +328,9 @@ int clink__accounts_save(const char *path, const struct clink__account *v, size_
         }
         if (v[i].admin) {
             fprintf(m, "grant = ALL\n");
+        }
+        if (v[i].legacy_native_tls) {
+            fprintf(m, "legacy_native_tls = ON\n");
         }
         if (v[i].sha2[0]) {
             fprintf(m, "caching_sha2_password = %s\n", v[i].sha2);

@@ -42,7 +42,8 @@ struct clink__account {
     char native[NATIVE_LEN + 1]; /* mysql_native_password verifier, "" if none */
     char sha2[SHA2_MAX];         /* caching_sha2_password verifier ($5$ SHA-256 crypt), "" if none */
     struct clink__require req;
-    int admin; /* grant = ALL: may manage accounts and reload TLS (MySQL's ALL PRIVILEGES ON *.*) */
+    int admin;             /* grant = ALL: may manage accounts and reload TLS (MySQL's ALL PRIVILEGES ON *.*) */
+    int legacy_native_tls; /* an unbound mysql_native_password answer is accepted inside TLS (old MySQL clients) */
 };
 
 /* ---- accounts.c ---- */
@@ -75,8 +76,9 @@ int clink__valid_sha2(const char *v);
 CLINK_MUST_USE int clink__make_verifiers(const char *password, struct clink__account *a, char *err, size_t errlen);
 /* 1 if the cleartext password pw[0..len) matches a's verifiers. */
 int clink__check_cleartext(const struct clink__account *a, const uint8_t *pw, size_t len);
-/* 1 if the 20-byte mysql_native_password answer ans proves a's password for scramble. */
-int clink__check_scramble(const struct clink__account *a, const uint8_t *ans, size_t len, const uint8_t *scramble);
+/* 1 if the 20-byte mysql_native_password answer ans proves a's password for scramble (bound to binding if not NULL). */
+int clink__check_scramble(const struct clink__account *a, const uint8_t *ans, size_t len, const uint8_t *scramble,
+                          const uint8_t *binding);
 
 /* ---- accounts_file.c ---- */
 

@@ -128,43 +128,76 @@ int clink__check_cleartext(const struct clink__account *a, const uint8_t *pw, si
     return ok;
 }
 
-int clink_login_scramble(const char *password, const uint8_t scramble[CLINK_SCRAMBLE_LEN], uint8_t out[20])
+/*
+ * The mask mysql_native_password XORs over SHA1(pw): SHA1(scramble || stage2),
+ * or, bound to a TLS session, SHA1(scramble || binding || stage2): a relay
+ * that forwards the answer into another session meets another binding, and
+ * the answer proves nothing there.
+ */
+static void scramble_mask(const uint8_t *scramble, const uint8_t *binding, const uint8_t stage2[20], uint8_t mask[20])
+{
+    uint8_t in[CLINK_SCRAMBLE_LEN + CLINK_BINDING_LEN + 20];
+    size_t n = 0;
+    memcpy(in, scramble, CLINK_SCRAMBLE_LEN);
+    n += CLINK_SCRAMBLE_LEN;
+    if (binding != NULL) {
+        memcpy(in + n, binding, CLINK_BINDING_LEN);
+        n += CLINK_BINDING_LEN;
+    }
+    memcpy(in + n, stage2, 20);
+    n += 20;
+    SHA1(in, n, mask);
+    OPENSSL_cleanse(in, sizeof(in));
+}
+
+static int scramble_answer(const char *password, const uint8_t *scramble, const uint8_t *binding, uint8_t out[20])
 {
     if (password == NULL || scramble == NULL || out == NULL) {
         return -CLINK_EINVAL;
     }
-    uint8_t stage1[20], stage2[20], mix[20];
+    uint8_t stage1[20], stage2[20], mask[20];
     SHA1((const unsigned char *)password, strlen(password), stage1);
     SHA1(stage1, sizeof(stage1), stage2);
-    uint8_t in[CLINK_SCRAMBLE_LEN + 20];
-    memcpy(in, scramble, CLINK_SCRAMBLE_LEN);
-    memcpy(in + CLINK_SCRAMBLE_LEN, stage2, 20);
-    SHA1(in, sizeof(in), mix);
+    scramble_mask(scramble, binding, stage2, mask);
     for (int i = 0; i < 20; i++) {
-        out[i] = stage1[i] ^ mix[i];
+        out[i] = stage1[i] ^ mask[i];
     }
     OPENSSL_cleanse(stage1, sizeof(stage1));
     OPENSSL_cleanse(stage2, sizeof(stage2));
-    OPENSSL_cleanse(in, sizeof(in));
+    OPENSSL_cleanse(mask, sizeof(mask));
     return 0;
 }
 
-/* mysql_native_password: answer = SHA1(pw) ^ SHA1(scramble || stage2); SHA1(answer ^ SHA1(scramble || stage2)) ==
- * stage2. */
-int clink__check_scramble(const struct clink__account *a, const uint8_t *ans, size_t len, const uint8_t *scramble)
+int clink_login_scramble(const char *password, const uint8_t scramble[CLINK_SCRAMBLE_LEN], uint8_t out[20])
 {
-    uint8_t stage2[20], in[CLINK_SCRAMBLE_LEN + 20], mix[20], stage1[20], again[20];
+    return scramble_answer(password, scramble, NULL, out);
+}
+
+int clink_login_scramble_bound(const char *password, const uint8_t scramble[CLINK_SCRAMBLE_LEN],
+                               const uint8_t binding[CLINK_BINDING_LEN], uint8_t out[20])
+{
+    return binding == NULL ? -CLINK_EINVAL : scramble_answer(password, scramble, binding, out);
+}
+
+/*
+ * mysql_native_password: answer = SHA1(pw) ^ mask, so SHA1(answer ^ mask) ==
+ * stage2, the stored verifier (binding: NULL for the unbound answer).
+ */
+int clink__check_scramble(const struct clink__account *a, const uint8_t *ans, size_t len, const uint8_t *scramble,
+                          const uint8_t *binding)
+{
+    uint8_t stage2[20], mask[20], stage1[20], again[20];
     if (len != 20 || scramble == NULL || !a->native[0] || unhex(a->native + 1, stage2, sizeof(stage2)) != 0) {
         return 0;
     }
-    memcpy(in, scramble, CLINK_SCRAMBLE_LEN);
-    memcpy(in + CLINK_SCRAMBLE_LEN, stage2, 20);
-    SHA1(in, sizeof(in), mix);
+    scramble_mask(scramble, binding, stage2, mask);
     for (int i = 0; i < 20; i++) {
-        stage1[i] = ans[i] ^ mix[i];
+        stage1[i] = ans[i] ^ mask[i];
     }
     SHA1(stage1, sizeof(stage1), again);
     int ok = CRYPTO_memcmp(again, stage2, sizeof(stage2)) == 0;
     OPENSSL_cleanse(stage1, sizeof(stage1));
+    OPENSSL_cleanse(mask, sizeof(mask));
+    OPENSSL_cleanse(again, sizeof(again));
     return ok;
 }

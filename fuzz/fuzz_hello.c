@@ -6,7 +6,7 @@
  * Properties: the decoder's verdict equals docs/protocol.md ("HELLO and
  * versions", "Login"), written out again below as an oracle; it reads
  * nothing past the payload (exact-size copy); what it accepts is in bounds
- * (a NUL-terminated printable user of at most 64 bytes, method 0-2, auth_len
+ * (a NUL-terminated printable user of at most 64 bytes, method 0-3, auth_len
  * the bytes left) and re-encodes to the same bytes; clink__hello_pick agrees
  * with the range arithmetic. Then the other direction: the same bytes read
  * as the fields of a HELLO a client would send, encoded, must decode back to
@@ -44,7 +44,7 @@ static int spec_valid(const uint8_t *b, size_t n)
             return 0;
         }
     }
-    return b[13 + ulen] <= 2 && rest == 1 + ulen + 2 + b[14 + ulen];
+    return b[13 + ulen] <= 3 && rest == 1 + ulen + 2 + b[14 + ulen];
 }
 
 static void check_pick(const struct clink_hello *theirs, uint16_t omin, uint16_t omax)
@@ -81,7 +81,6 @@ static void check_encode(const uint8_t *data, size_t size)
             h.user[i] = (char)(ch < 0x20 || ch == 0x7f ? '?' : ch); /* no control bytes, as clients check */
         }
         h.method = data[6] >> 1 & 3;
-        h.method = h.method > 2 ? 2 : h.method;
         h.auth_len = (uint8_t)alen;
         for (size_t i = 0; i < alen; i++) {
             h.auth[i] = src < end ? *src++ : 0;
@@ -114,7 +113,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         for (size_t i = 0; i < ulen; i++) {
             FUZZ_CHECK((uint8_t)h.user[i] >= 0x20 && h.user[i] != 0x7f, "control byte in user");
         }
-        FUZZ_CHECK(h.method <= 2, "method %u", h.method);
+        FUZZ_CHECK(h.method <= 3, "method %u", h.method);
         FUZZ_CHECK(h.min_version >= 1 && h.min_version <= h.max_version && h.max_frame >= CLINK_MAX_FRAME_FLOOR,
                    "range or max_frame out of bounds");
         if (!(h.flags & CLINK_HELLO_LOGIN)) {

@@ -48,6 +48,8 @@ static const char *const hosts[] = {"127.0.0.1", "10.1.2.3", "::1", "192.168.1.1
 static const char *const ciphers[] = {NULL, "TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384",
                                       "TLS_CHACHA20_POLY1305_SHA256"};
 
+/* The channel binding of the fuzzed TLS connection (a real one is the session's tls-exporter value). */
+static const uint8_t binding[CLINK_BINDING_LEN] = "clink fuzz channel binding 32 b";
 static struct clink_accounts *set;
 static X509 *certs[4]; /* [0] none */
 
@@ -115,11 +117,16 @@ static int spec_accepts(const struct clink_login *l)
     }
     if (a->password != NULL) {
         size_t n = strlen(a->password);
-        uint8_t answer[20];
+        uint8_t answer[20], bound[20];
         FUZZ_CHECK(clink_login_scramble(a->password, l->scramble, answer) == 0, "login_scramble");
-        int ok = (l->method == CLINK_LOGIN_CLEARTEXT && l->tls && l->auth_len == n &&
-                  memcmp(l->auth, a->password, n) == 0) ||
-                 (l->method == CLINK_LOGIN_SCRAMBLE && l->auth_len == 20 && memcmp(l->auth, answer, 20) == 0);
+        FUZZ_CHECK(clink_login_scramble_bound(a->password, l->scramble, binding, bound) == 0, "login_scramble_bound");
+        /* No account here allows legacy_native_tls: the unbound answer is for plaintext only. */
+        int ok =
+            (l->method == CLINK_LOGIN_CLEARTEXT && l->tls && l->auth_len == n &&
+             memcmp(l->auth, a->password, n) == 0) ||
+            (l->method == CLINK_LOGIN_SCRAMBLE && !l->tls && l->auth_len == 20 && memcmp(l->auth, answer, 20) == 0) ||
+            (l->method == CLINK_LOGIN_SCRAMBLE_BOUND && l->tls && l->binding != NULL && l->auth_len == 20 &&
+             memcmp(l->auth, bound, 20) == 0);
         if (!ok) {
             return -1;
         }
@@ -163,6 +170,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         .auth = h.auth,
         .auth_len = h.auth_len,
         .scramble = scramble,
+        .binding = tls ? binding : NULL,
     };
     char matched[160] = "", why[256] = "";
     ret = clink_accounts_check(set, &l, matched, sizeof(matched), why, sizeof(why));

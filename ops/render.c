@@ -235,6 +235,10 @@ int clink__ops_metrics(const struct clink__ops_snapshot *s, struct clink__sbuf *
     family(b, "clink_logins_total", "counter", "Account logins by result (MySQL clients included).");
     clink__sb_printf(b, "clink_logins_total{result=\"ok\"} %llu\n", (unsigned long long)st->logins_ok);
     clink__sb_printf(b, "clink_logins_total{result=\"denied\"} %llu\n", (unsigned long long)st->logins_denied);
+    counter(b, "clink_logins_legacy_native_tls_total",
+            "Logins that gave an unbound mysql_native_password answer inside TLS (accounts with legacy_native_tls: "
+            "a server the client did not verify could have relayed it).",
+            st->logins_legacy_native_tls);
     counter(b, "clink_mysql_queries_total", "Statements from MySQL-protocol clients.", st->mysql_queries);
     counter(b, "clink_tls_reloads_total", "Certificate reloads applied.", st->tls_reloads);
     counter(b, "clink_protocol_errors_total", "Connections closed for a protocol error.", st->protocol_errors);
@@ -389,6 +393,7 @@ int clink__ops_json(const struct clink__ops_snapshot *s, struct clink__sbuf *out
     NUM(ktls_fallbacks);
     NUM(logins_ok);
     NUM(logins_denied);
+    NUM(logins_legacy_native_tls);
     NUM(tls_reloads);
     NUM(https_requests);
     NUM(https_refused);

@@ -35,6 +35,12 @@ printf 's3cret\n' | "$accounts" --file "$acc" add app@127.0.0.% --require SSL --
 [ $? -eq 1 ] && grep -q "SUBJECT needs a quoted value" "$t/out" && ok || { no "bad REQUIRE is refused"; cat "$t/out"; }
 [ "$(stat -c %a "$acc")" = 600 ] && ok || no "accounts file mode 0600"
 grep -q s3cret "$acc" && no "the password itself is in the file" || ok
+"$accounts" --file "$acc" alter app@127.0.0.% --legacy-native-tls ON >/dev/null &&
+  grep -A6 '^\[app@127.0.0.%\]' "$acc" | grep -q '^legacy_native_tls = ON$' && ok || no "--legacy-native-tls ON is written"
+"$accounts" --file "$acc" alter app@127.0.0.% --legacy-native-tls OFF >/dev/null &&
+  ! grep -q legacy_native_tls "$acc" && ok || no "--legacy-native-tls OFF is written"
+"$accounts" --file "$acc" alter app@127.0.0.% --legacy-native-tls MAYBE >"$t/out" 2>&1
+[ $? -eq 1 ] && grep -q "ON or OFF" "$t/out" && ok || { no "--legacy-native-tls MAYBE is refused"; cat "$t/out"; }
 
 cat >"$t/pki/memsql.cnf" <<CNF
 [server]

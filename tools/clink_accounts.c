@@ -18,8 +18,9 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "Usage: clink-accounts --file FILE add   USER[@HOST] [--require REQ] [--password-stdin] [--grant G]\n"
+            "                                               [--legacy-native-tls ON|OFF]\n"
             "       clink-accounts --file FILE alter USER[@HOST] [--require REQ] [--password-stdin | --no-password]\n"
-            "                                               [--grant G]\n"
+            "                                               [--grant G] [--legacy-native-tls ON|OFF]\n"
             "       clink-accounts --file FILE drop  USER[@HOST]\n"
             "\n"
             "Manage the accounts file that clink-node's clients log in against. HOST is an address or\n"
@@ -37,6 +38,11 @@ static void usage(FILE *f)
             "  --grant G          ALL: may manage accounts and reload TLS from a MySQL client\n"
             "                     (GRANT, CREATE USER...: the first such account is made here);\n"
             "                     USAGE: may not (add: the default)\n"
+            "  --legacy-native-tls ON|OFF\n"
+            "                     ON: accept a MySQL client's mysql_native_password answer inside TLS,\n"
+            "                     for old clients without caching_sha2_password. That answer is not\n"
+            "                     bound to the TLS session: a server the client did not verify can\n"
+            "                     relay it (docs/SECURITY.md). add: OFF\n"
             "  -h, --help         this text\n"
             "\n"
             "Exit status: 0 done, 1 refused (the reason is printed), 2 usage error.\n"
@@ -65,15 +71,12 @@ static int read_password(char *buf, size_t cap)
 int main(int argc, char **argv)
 {
     static const struct option longopts[] = {
-        {"file", required_argument, NULL, 'f'},
-        {"require", required_argument, NULL, 'r'},
-        {"password-stdin", no_argument, NULL, 'p'},
-        {"no-password", no_argument, NULL, 'n'},
-        {"grant", required_argument, NULL, 'g'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        {"file", required_argument, NULL, 'f'},     {"require", required_argument, NULL, 'r'},
+        {"password-stdin", no_argument, NULL, 'p'}, {"no-password", no_argument, NULL, 'n'},
+        {"grant", required_argument, NULL, 'g'},    {"legacy-native-tls", required_argument, NULL, 'L'},
+        {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0},
     };
-    const char *file = NULL, *require = NULL, *grant = NULL;
+    const char *file = NULL, *require = NULL, *grant = NULL, *legacy = NULL;
     int pw_stdin = 0, no_pw = 0, ch;
     while ((ch = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
         switch (ch) {
@@ -85,6 +88,9 @@ int main(int argc, char **argv)
             break;
         case 'g':
             grant = optarg;
+            break;
+        case 'L':
+            legacy = optarg;
             break;
         case 'p':
             pw_stdin = 1;
@@ -111,11 +117,12 @@ int main(int argc, char **argv)
         fprintf(stderr, "clink-accounts: unknown command '%s' (add, alter, drop)\n", cmd);
         return 2;
     }
-    if ((drop && (require || pw_stdin || no_pw || grant)) || (add && no_pw)) {
+    if ((drop && (require || pw_stdin || no_pw || grant || legacy)) || (add && no_pw)) {
         fprintf(stderr, "clink-accounts: %s takes no %s\n", cmd,
-                require ? "--require"
-                : grant ? "--grant"
-                        : "password option");
+                require  ? "--require"
+                : grant  ? "--grant"
+                : legacy ? "--legacy-native-tls"
+                         : "password option");
         return 2;
     }
     char who[CLINK_USER_MAX + CLINK_HOST_MAX + 2];
@@ -161,6 +168,7 @@ int main(int argc, char **argv)
                              : NULL,
         .require = require,
         .grant = grant,
+        .legacy_native_tls = legacy,
     };
     if (add) {
         ret = clink_accounts_add(acc, &spec, err, sizeof(err));

@@ -289,6 +289,18 @@ int clink__conn_refusal_log_ok(struct clink_conn *c)
     return refusal_log_ok(c->w);
 }
 
+void clink__conn_legacy_login(struct clink_conn *c)
+{
+    STAT_ADD(c->w, logins_legacy_native_tls, 1);
+    /* Every one, at WARN: the operator opted in and should see how often the relayable form is still used. */
+    if (clink__conn_refusal_log_ok(c)) {
+        CLINK_CONN_LOG(c, CLINK_LOG_WARN,
+                       "%s: %s logged in with an unbound mysql_native_password answer inside TLS "
+                       "(legacy_native_tls): a server the client did not verify could have relayed it",
+                       clink__conn_peer(c), c->cache.account);
+    }
+}
+
 void clink__conn_close_orderly(struct clink_conn *c)
 {
     if (c->state < CS_CLOSING) {

@@ -257,6 +257,8 @@ void clink__conn_maybe_drained(struct clink_conn *c); /* DRAINING with nothing i
 void clink__conn_peer_host(const struct clink_conn *c, char *out, size_t cap);
 void clink__conn_shown_name(const char *name, char *out, size_t cap); /* a client's user name, safe to print */
 int clink__conn_refusal_log_ok(struct clink_conn *c);
+/* A login gave an unbound scramble answer inside TLS (its account allows legacy_native_tls): counted and logged. */
+void clink__conn_legacy_login(struct clink_conn *c);
 void clink__conn_became_open(struct clink_conn *c);   /* the protocol's handshake is done */
 void clink__conn_announce_open(struct clink_conn *c); /* tell the application (after any kTLS hand-off) */
 void clink__conn_hs_release(struct clink_conn *c);    /* leave the handshake slot (conn_admit.c) */

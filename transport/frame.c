@@ -2,6 +2,7 @@
 
 #include <string.h>
 
+#include "clink/accounts.h"
 #include "clink/error.h"
 
 void clink__frame_encode(uint8_t out[CLINK_FRAME_HDR], const struct clink_frame_hdr *h)
@@ -105,7 +106,7 @@ int clink__hello_decode(const uint8_t *in, size_t len, struct clink_hello *h)
     p += ulen;
     h->method = *p++;
     h->auth_len = *p++;
-    if (h->method > 2 || end - p != h->auth_len) {
+    if (h->method > CLINK_LOGIN_SCRAMBLE_BOUND || end - p != h->auth_len) {
         return -CLINK_EPROTO;
     }
     memcpy(h->auth, p, h->auth_len);

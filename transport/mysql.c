@@ -169,6 +169,9 @@ static void login(struct clink_conn *c, enum clink_login_method method, const ui
     }
     STAT_ADD(c->w, logins_ok, 1);
     STAT_ADD(c->w, mysql_logins, 1);
+    if (method == CLINK_LOGIN_SCRAMBLE && c->has_tls) {
+        clink__conn_legacy_login(c); /* an account with legacy_native_tls: counted and logged */
+    }
     c->my->state = MY_COMMAND;
     send_ok(c, 0, NULL);
     c->cache.mysql = 1;
@@ -248,14 +251,22 @@ static void on_response(struct clink_conn *c, const uint8_t *p, size_t n)
         login(c, CLINK_LOGIN_NONE, NULL, 0);
         return;
     }
-    if (strcmp(r.plugin, native) == 0 && r.auth_len == CLINK_SCRAMBLE_LEN) {
+    if (strcmp(r.plugin, native) == 0 && r.auth_len == CLINK_SCRAMBLE_LEN &&
+        (!c->has_tls || clink_accounts_legacy_native_tls(c->node->accounts, c->my->user, c->my->host))) {
+        /*
+         * In plaintext, the one proof that keeps the password off the wire.
+         * Inside TLS only for an account that opted in (legacy_native_tls):
+         * the answer is not bound to this session, and a server the client
+         * did not verify could have relayed it here (docs/SECURITY.md).
+         */
         login(c, CLINK_LOGIN_SCRAMBLE, r.auth, r.auth_len);
         return;
     }
     if (c->has_tls && strcmp(r.plugin, sha2) == 0) {
         full_auth(c);
     } else if (c->has_tls) {
-        auth_switch(c, sha2, sizeof(sha2)); /* another plugin (sha256_password, dialog...): ours first */
+        /* Another plugin (mysql_native_password, sha256_password, dialog...): caching_sha2_password's full exchange. */
+        auth_switch(c, sha2, sizeof(sha2));
     } else {
         /* Plaintext: only mysql_native_password's scramble answer (the password never crosses the wire). */
         auth_switch(c, native, sizeof(native));
@@ -264,15 +275,21 @@ static void on_response(struct clink_conn *c, const uint8_t *p, size_t n)
 
 static void on_switched(struct clink_conn *c, const uint8_t *p, size_t n)
 {
-    if (c->has_tls && n != CLINK_SCRAMBLE_LEN) {
-        full_auth(c); /* switched to caching_sha2_password (its 32-byte answer) */
-        return;
-    }
     if (n == 0) {
         login(c, CLINK_LOGIN_NONE, NULL, 0);
         return;
     }
-    login(c, CLINK_LOGIN_SCRAMBLE, p, n);
+    if (c->has_tls) {
+        /*
+         * Switched to caching_sha2_password: whatever its answer (32 bytes,
+         * or 20 from a client that still answers as mysql_native_password),
+         * the password itself follows inside TLS. A 20-byte answer is never
+         * checked as an unbound scramble here: that is what a relay sends.
+         */
+        full_auth(c);
+        return;
+    }
+    login(c, CLINK_LOGIN_SCRAMBLE, p, n); /* plaintext: switched to mysql_native_password */
 }
 
 static void on_full_auth(struct clink_conn *c, uint8_t *p, size_t n)

@@ -77,8 +77,32 @@ void clink__native_send_hello(struct clink_conn *c, uint16_t minv, uint16_t maxv
             h.auth_len = (uint8_t)strlen(c->dial->password);
             memcpy(h.auth, c->dial->password, h.auth_len);
             c->wipe_ptx = 1;
+        } else if (c->dial->has_password && c->has_tls) {
+            /*
+             * A server we did not verify by name (VERIFY_CA, REQUIRED,
+             * PREFERRED): never the password, and never an answer another
+             * session could use. The greeting (and its scramble) came before
+             * TLS, from whoever answered: bound to this session, a relay's
+             * answer is worthless at the real node.
+             */
+            uint8_t cb[CLINK_BINDING_LEN];
+            int ret = clink__tls_channel_binding(c->tls, cb);
+            if (ret == 0) {
+                h.method = CLINK_LOGIN_SCRAMBLE_BOUND;
+                h.auth_len = 20;
+                ret = clink_login_scramble_bound(c->dial->password, c->scramble, cb, h.auth);
+            }
+            OPENSSL_cleanse(cb, sizeof(cb));
+            if (ret < 0) {
+                OPENSSL_cleanse(c->dial->password, sizeof(c->dial->password));
+                OPENSSL_cleanse(&h, sizeof(h));
+                clink__conn_fail(c, -CLINK_ETLS,
+                                 "cannot bind the login to this TLS session (TLS 1.2 without the extended master "
+                                 "secret): the password's proof is not sent");
+                return;
+            }
         } else if (c->dial->has_password) {
-            /* Plaintext, or a server we did not verify (ssl_mode REQUIRED/PREFERRED): never the password itself. */
+            /* Plaintext: never the password itself; the answer cannot be bound to anything (docs/SECURITY.md). */
             h.method = CLINK_LOGIN_SCRAMBLE;
             h.auth_len = 20;
             CLINK_IGNORE(clink_login_scramble(c->dial->password, c->scramble, h.auth) < 0);
@@ -104,6 +128,8 @@ static int check_login(struct clink_conn *c, const struct clink_hello *h)
     char host[INET6_ADDRSTRLEN];
     clink__conn_peer_host(c, host, sizeof(host));
     const X509 *cert = c->has_tls ? SSL_get0_peer_certificate(c->tls->ssl) : NULL;
+    uint8_t cb[CLINK_BINDING_LEN];
+    int bound = c->has_tls && clink__tls_channel_binding(c->tls, cb) == 0;
     struct clink_login l = {
         .user = h->user,
         .host = host,
@@ -115,9 +141,14 @@ static int check_login(struct clink_conn *c, const struct clink_hello *h)
         .auth = h->auth,
         .auth_len = h->auth_len,
         .scramble = c->scramble,
+        .binding = bound ? cb : NULL,
     };
     char why[256] = "";
     int ret = clink_accounts_check(c->node->accounts, &l, c->cache.account, sizeof(c->cache.account), why, sizeof(why));
+    OPENSSL_cleanse(cb, sizeof(cb));
+    if (ret == 0 && l.method == CLINK_LOGIN_SCRAMBLE && l.tls) {
+        clink__conn_legacy_login(c); /* an account that allows it: counted and logged */
+    }
     if (ret < 0) {
         char shown[sizeof(h->user)], msg[160];
         clink__conn_shown_name(h->user, shown, sizeof(shown));

@@ -153,7 +153,8 @@ struct clink__stats {
     _Atomic uint64_t requests_handled;
     _Atomic uint64_t bytes_in, bytes_out, bytes_copied;
     _Atomic uint64_t inbox_full, protocol_errors, plaintext_fallbacks;
-    _Atomic uint64_t logins_ok, logins_denied, tls_reloads, handshakes_resumed, handshakes_deferred;
+    _Atomic uint64_t logins_ok, logins_denied, logins_legacy_native_tls, tls_reloads, handshakes_resumed,
+        handshakes_deferred;
     _Atomic uint64_t ktls_offloaded, ktls_rx_only, ktls_fallbacks;
     _Atomic uint64_t buffer_full; /* times the worker's buffers reached its share of max_buffered */
     _Atomic uint64_t mysql_logins, mysql_queries;

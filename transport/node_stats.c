@@ -30,6 +30,7 @@ void clink_node_get_stats(const struct clink_node *node, struct clink_node_stats
         SUM(plaintext_fallbacks);
         SUM(logins_ok);
         SUM(logins_denied);
+        SUM(logins_legacy_native_tls);
         SUM(tls_reloads);
         SUM(handshakes_resumed);
         SUM(handshakes_deferred);

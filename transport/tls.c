@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "auth/tls_ctx.h"
+#include "clink/accounts.h"
 #include "clink/error.h"
 #include "transport/ktls.h"
 
@@ -572,6 +573,21 @@ int clink__tls_handshake(struct clink__tls *t)
         return 0;
     }
     return fail(t, -CLINK_ETLS, "TLS handshake");
+}
+
+int clink__tls_channel_binding(struct clink__tls *t, uint8_t *out)
+{
+    static const char label[] = "EXPORTER-Channel-Binding";
+    if (t == NULL || t->ssl == NULL || !SSL_is_init_finished(t->ssl)) {
+        return -CLINK_ETLS;
+    }
+    if (SSL_version(t->ssl) < TLS1_3_VERSION && SSL_get_extms_support(t->ssl) != 1) {
+        return -CLINK_ETLS;
+    }
+    ERR_clear_error();
+    return SSL_export_keying_material(t->ssl, out, CLINK_BINDING_LEN, label, sizeof(label) - 1, NULL, 0, 0) == 1
+               ? 0
+               : -CLINK_ETLS;
 }
 
 int clink__tls_read(struct clink__tls *t, uint8_t *dst, size_t cap)

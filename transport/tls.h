@@ -104,6 +104,15 @@ int clink__tls_handshake(struct clink__tls *t);
  */
 int clink__tls_read(struct clink__tls *t, uint8_t *dst, size_t cap);
 
+/*
+ * This session's channel binding (RFC 9266 tls-exporter): CLINK_BINDING_LEN
+ * bytes of the exporter with label "EXPORTER-Channel-Binding" and no
+ * context, once the handshake is done. Over TLS 1.2 only with the extended
+ * master secret (RFC 7627): without it, a man in the middle can give two
+ * sessions the same value (the triple handshake). 0 or -CLINK_ETLS.
+ */
+int clink__tls_channel_binding(struct clink__tls *t, uint8_t *out);
+
 /* Encrypt src into out. Returns 0 or a negative error. */
 int clink__tls_write(struct clink__tls *t, const void *src, size_t n);
 

@@ -43,6 +43,7 @@ struct x509_st; /* OpenSSL's X509 */
 #define CLINK_HOST_MAX     64  /* bytes of a host pattern */
 #define CLINK_PASSWORD_MAX 255 /* bytes of a password */
 #define CLINK_SCRAMBLE_LEN 20  /* the server's login challenge */
+#define CLINK_BINDING_LEN  32  /* a TLS session's channel binding (RFC 9266 tls-exporter) */
 
 /*
  * Load the accounts file at path (it must exist; an empty file is no
@@ -80,6 +81,14 @@ struct clink_account_spec {
      * not. NULL: USAGE for add, unchanged for alter. The file's `grant = ALL`.
      */
     const char *grant;
+    /*
+     * [in] "ON": a MySQL client's mysql_native_password answer is accepted
+     * inside TLS, where it is not bound to the TLS session: a server the
+     * client did not verify could relay it (docs/SECURITY.md). For old
+     * clients that cannot do caching_sha2_password. "OFF" or NULL: off for
+     * add, unchanged for alter. The file's `legacy_native_tls = ON`.
+     */
+    const char *legacy_native_tls;
 };
 
 /* Add an account. Returns 0, -EEXIST, -CLINK_EINVAL (err says which part), or the save's error. */
@@ -108,7 +117,18 @@ CLINK_API size_t clink_accounts_count(struct clink_accounts *acc);
 enum clink_login_method {
     CLINK_LOGIN_NONE = 0,  /* no password */
     CLINK_LOGIN_CLEARTEXT, /* the password itself: only inside TLS */
-    CLINK_LOGIN_SCRAMBLE,  /* mysql_native_password's answer to the server's 20-byte scramble */
+    /*
+     * mysql_native_password's answer to the server's 20-byte scramble. Not
+     * bound to a TLS session: accepted in plaintext, and inside TLS only for
+     * an account with legacy_native_tls (a relay could have forwarded it).
+     */
+    CLINK_LOGIN_SCRAMBLE,
+    /*
+     * The same answer with this TLS session's channel binding mixed in
+     * (clink_login_scramble_bound): worthless on any other session, so a
+     * server that relays it gains nothing. Only inside TLS.
+     */
+    CLINK_LOGIN_SCRAMBLE_BOUND,
 };
 
 /* The facts of one login, as the transport saw them. */
@@ -122,7 +142,9 @@ struct clink_login {
     enum clink_login_method method;
     const uint8_t *auth; /* [in] password or scramble answer */
     size_t auth_len;
-    const uint8_t *scramble; /* [in] the CLINK_SCRAMBLE_LEN bytes this server sent (SCRAMBLE) */
+    const uint8_t *scramble; /* [in] the CLINK_SCRAMBLE_LEN bytes this server sent (SCRAMBLE, SCRAMBLE_BOUND) */
+    /* [in] this TLS session's CLINK_BINDING_LEN-byte channel binding (SCRAMBLE_BOUND), NULL if it has none */
+    const uint8_t *binding;
 };
 
 /*
@@ -134,6 +156,14 @@ struct clink_login {
 CLINK_API CLINK_MUST_USE int clink_accounts_check(struct clink_accounts *acc, const struct clink_login *login,
                                                   char *matched, size_t matched_len, char *why, size_t whylen);
 
+/*
+ * 1 if the account user@host logs in as (the most specific match) accepts an
+ * unbound mysql_native_password answer inside TLS (legacy_native_tls), else
+ * 0. The MySQL front door asks before it switches a client to
+ * caching_sha2_password.
+ */
+CLINK_API int clink_accounts_legacy_native_tls(struct clink_accounts *acc, const char *user, const char *host);
+
 /* The refusal a client gets, exactly "Access denied for user 'NAME'@'HOST'". Returns its length. */
 CLINK_API size_t clink_access_denied(const char *user, const char *host, char *buf, size_t cap);
 
@@ -143,6 +173,15 @@ CLINK_API size_t clink_access_denied(const char *user, const char *host, char *b
  */
 CLINK_API CLINK_MUST_USE int clink_login_scramble(const char *password, const uint8_t scramble[CLINK_SCRAMBLE_LEN],
                                                   uint8_t out[20]);
+
+/*
+ * A login's scramble answer bound to a TLS session (CLINK_LOGIN_SCRAMBLE_BOUND):
+ * SHA1(password) XOR SHA1(scramble || binding || SHA1(SHA1(password))), where
+ * binding is the session's RFC 9266 tls-exporter value. [out] out, 20 bytes.
+ */
+CLINK_API CLINK_MUST_USE int clink_login_scramble_bound(const char *password,
+                                                        const uint8_t scramble[CLINK_SCRAMBLE_LEN],
+                                                        const uint8_t binding[CLINK_BINDING_LEN], uint8_t out[20]);
 
 #ifdef __cplusplus
 }

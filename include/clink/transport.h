@@ -209,6 +209,7 @@ struct clink_node_stats {
     uint64_t protocol_errors;
     uint64_t plaintext_fallbacks; /* PREFERRED dials that went out in plaintext */
     uint64_t logins_ok, logins_denied;
+    uint64_t logins_legacy_native_tls; /* of logins_ok: an unbound scramble answer inside TLS (legacy_native_tls) */
     uint64_t tls_reloads;
     uint64_t handshakes_resumed;  /* of handshakes_ok: resumed from a ticket (both roles) */
     uint64_t handshakes_deferred; /* accepted connections that waited for a handshake slot */
