@@ -8,12 +8,14 @@
  */
 #include "clink/accounts.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <openssl/crypto.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "auth/accounts_int.h"
@@ -47,9 +49,27 @@ int clink__valid_name(const char *s, size_t max, int is_host)
     return 1;
 }
 
+/* 127.0.0.0/8 or ::1: what MySQL, resolving a client's address, calls localhost. */
+static int is_loopback(const char *host)
+{
+    unsigned char a[16];
+    if (inet_pton(AF_INET, host, a) == 1) {
+        return a[0] == 127;
+    }
+    return inet_pton(AF_INET6, host, a) == 1 && memcmp(a, in6addr_loopback.s6_addr, 16) == 0;
+}
+
 /* MySQL host patterns: % any run, _ one character. Returns a specificity score, or -1 when it does not match. */
 static int host_score(const char *pat, const char *host)
 {
+    if (strcasecmp(pat, "localhost") == 0) {
+        /*
+         * Hosts are matched as addresses, so 'admin'@'localhost' (the form
+         * MySQL's documents use) would never match: it means the loopback
+         * addresses, as specific as a literal address.
+         */
+        return is_loopback(host) ? host_score(host, host) : -1;
+    }
     const char *p = pat, *h = host, *star_p = NULL, *star_h = NULL;
     while (*h != '\0') {
         if (*p == '%') {

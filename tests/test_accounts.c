@@ -144,6 +144,56 @@ Test(accounts, scramble_login_proves_the_password_without_sending_it)
     clink_accounts_free(acc);
 }
 
+Test(accounts, a_bound_scramble_holds_only_for_its_tls_session)
+{
+    struct clink_accounts *acc = mem_with("app", "%", "pa55", "SSL");
+    uint8_t scramble[CLINK_SCRAMBLE_LEN], cb[CLINK_BINDING_LEN], ans[20];
+    memset(scramble, 7, sizeof(scramble));
+    memset(cb, 0x5a, sizeof(cb));
+    cr_assert_eq(clink_login_scramble_bound("pa55", scramble, cb, ans), 0);
+    struct clink_login l = tls_login("app");
+    l.method = CLINK_LOGIN_SCRAMBLE_BOUND;
+    l.auth = ans;
+    l.auth_len = 20;
+    l.scramble = scramble;
+    l.binding = cb;
+    char why[256];
+
+    cr_assert_eq(check(acc, &l, why), 0, "%s", why);
+
+    cb[31] ^= 1; /* the same answer on another TLS session: a relay's */
+    cr_assert_eq(check(acc, &l, why), -CLINK_EACCESS);
+    cb[31] ^= 1;
+    l.binding = NULL; /* no binding (plaintext, or a TLS 1.2 session without the extended master secret) */
+    cr_assert_eq(check(acc, &l, why), -CLINK_EACCESS);
+    cr_assert(strstr(why, "without a TLS channel binding") != NULL, "%s", why);
+    l.binding = cb;
+    l.method = CLINK_LOGIN_SCRAMBLE; /* the bound answer is no unbound one, and the unbound form is refused in TLS */
+    cr_assert_eq(check(acc, &l, why), -CLINK_EACCESS);
+    cr_assert(strstr(why, "legacy_native_tls") != NULL, "%s", why);
+    cr_assert_eq(clink_login_scramble_bound("pa55", scramble, NULL, ans), -CLINK_EINVAL);
+    clink_accounts_free(acc);
+}
+
+Test(accounts, localhost_is_the_loopback_addresses)
+{
+    struct clink_accounts *acc = mem_with("admin", "localhost", NULL, "NONE");
+    struct clink_login l = {.user = "admin", .host = "127.0.0.1"};
+    char why[256], matched[128];
+
+    cr_assert_eq(clink_accounts_check(acc, &l, matched, sizeof(matched), why, sizeof(why)), 0, "%s", why);
+    cr_assert_str_eq(matched, "admin@localhost");
+    l.host = "::1";
+    cr_assert_eq(check(acc, &l, why), 0, "%s", why);
+    l.host = "127.0.0.2";
+    cr_assert_eq(check(acc, &l, why), 0, "%s", why);
+    l.host = "10.0.0.1";
+    cr_assert_eq(check(acc, &l, why), -CLINK_EACCESS);
+    l.host = "::2";
+    cr_assert_eq(check(acc, &l, why), -CLINK_EACCESS);
+    clink_accounts_free(acc);
+}
+
 Test(accounts, account_without_password_refuses_one)
 {
     struct clink_accounts *acc = mem_with("node", "%", NULL, "X509");
