@@ -1,11 +1,15 @@
 /*
  * A certificate and its key written to their two files: a new file, or an
- * overwritten one only when asked; never a FIFO or a device, never one file
- * under two names, and never half a pair. Apart from the X.509 code because
+ * overwritten one only when asked; never through a symbolic link, never a
+ * FIFO or a device, never one file under two names, and never half a pair. Apart from the X.509 code because
  * these are file-system rules, not certificate rules.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -14,128 +18,169 @@
 #include "auth/cert_int.h"
 #include "auth/errbuf.h"
 
-struct out_file {
-    const char *path;
-    int fd;
-    int written; /* opened for writing by this call: its old contents, if any, are gone */
-};
-
-static CLINK_MUST_USE int open_out(struct out_file *f, mode_t mode, int overwrite, char *err, size_t errlen)
+/*
+ * What is at a target path. An existing file is replaced only when asked,
+ * and only a regular file: a symbolic link is never followed or replaced (a
+ * link planted at the key's path would otherwise receive the new private
+ * key), nor a FIFO, a device or a folder. 0, -EEXIST, -CLINK_EINVAL or -errno.
+ */
+static CLINK_MUST_USE int check_target(const char *path, int overwrite, struct stat *st, int *exists, char *err,
+                                       size_t errlen)
 {
-    /* O_NONBLOCK: a FIFO at the path fails (ENXIO) or is refused below instead of blocking; files ignore it. */
-    int flags = O_WRONLY | O_CREAT | O_CLOEXEC | O_NONBLOCK | (overwrite ? O_TRUNC : O_EXCL);
-    struct stat st;
-    int e;
-
-    f->fd = open(f->path, flags, mode);
-    if (f->fd < 0 || fstat(f->fd, &st) != 0) {
-        e = errno;
-        clink__set_err(err, errlen, "%s: %s", f->path, clink_strerror(-e));
+    *exists = 0;
+    if (lstat(path, st) != 0) {
+        if (errno == ENOENT) {
+            return 0;
+        }
+        int e = errno;
+        clink__set_err(err, errlen, "%s: %s", path, clink_strerror(-e));
         return -e;
     }
-    /* Overwriting /dev/null or the like would chmod it to 0600 and, on failure, unlink it. */
-    if (!S_ISREG(st.st_mode)) {
-        clink__set_err(err, errlen, "%s: not a regular file", f->path);
+    *exists = 1;
+    if (!overwrite) {
+        clink__set_err(err, errlen, "%s: %s", path, clink_strerror(-EEXIST));
+        return -EEXIST;
+    }
+    if (!S_ISREG(st->st_mode)) {
+        clink__set_err(err, errlen, "%s: not a regular file (%s): it is never written through or replaced", path,
+                       S_ISLNK(st->st_mode) ? "a symbolic link" : "a FIFO, device or folder");
         return -CLINK_EINVAL;
     }
-    f->written = 1;
     return 0;
 }
 
-static CLINK_MUST_USE int write_out(struct out_file *f, BIO *pem, char *err, size_t errlen)
+/* The folder of path, resolved, and its last name: two spellings of one file ("./x", "x") compare equal. */
+static void canonical(const char *path, char *out, size_t cap)
 {
+    char dir[PATH_MAX], real[PATH_MAX];
+    const char *slash = strrchr(path, '/');
+    const char *base = slash != NULL ? slash + 1 : path;
+    snprintf(dir, sizeof(dir), "%.*s", slash != NULL ? (int)(slash - path) + 1 : 1, slash != NULL ? path : ".");
+    if (realpath(dir, real) == NULL) {
+        snprintf(real, sizeof(real), "%s", dir);
+    }
+    snprintf(out, cap, "%s/%s", real, base);
+}
+
+/*
+ * One file's new contents, written to a temporary file made beside it
+ * (O_CREAT | O_EXCL: nothing planted there is opened), synced, then renamed
+ * over the target: a reader sees the old file or the new one, never a
+ * mixture, and a link at the target is replaced, not followed.
+ */
+struct out_file {
+    const char *path;
+    char tmp[PATH_MAX];
+    int has_tmp;   /* tmp exists */
+    int installed; /* the new file is at path */
+};
+
+static CLINK_MUST_USE int write_tmp(struct out_file *f, BIO *pem, mode_t mode, char *err, size_t errlen)
+{
+    if (snprintf(f->tmp, sizeof(f->tmp), "%s.XXXXXX", f->path) >= (int)sizeof(f->tmp)) {
+        clink__set_err(err, errlen, "%s: path too long", f->path);
+        return -ENAMETOOLONG;
+    }
+    int fd = mkostemp(f->tmp, O_CLOEXEC);
+    if (fd < 0) {
+        int e = errno;
+        clink__set_err(err, errlen, "%s: %s", f->path, clink_strerror(-e));
+        return -e;
+    }
+    f->has_tmp = 1;
     char *data = NULL;
     long len = BIO_get_mem_data(pem, &data);
-    int fd = f->fd;
-
-    while (len > 0) {
+    int e = fchmod(fd, mode) != 0 ? errno : 0;
+    while (e == 0 && len > 0) {
         ssize_t n = write(fd, data, (size_t)len);
-
         if (n < 0 && errno == EINTR) {
             continue;
         }
         if (n <= 0) {
             /* write() returning 0 for a regular file has no errno; treat it like a full disk. */
-            int e = n < 0 ? errno : ENOSPC;
-
-            clink__set_err(err, errlen, "%s: %s", f->path, clink_strerror(-e));
-            return -e;
+            e = n < 0 ? errno : ENOSPC;
+            break;
         }
         data += n;
         len -= n;
     }
-    f->fd = -1;
+    if (e == 0 && fsync(fd) != 0) {
+        e = errno;
+    }
     /* close() is where NFS and quota errors surface; a silent failure there would leave a short file. */
-    if (close(fd) != 0) {
-        int e = errno;
-
+    if (close(fd) != 0 && e == 0) {
+        e = errno;
+    }
+    if (e != 0) {
         clink__set_err(err, errlen, "%s: %s", f->path, clink_strerror(-e));
         return -e;
     }
     return 0;
 }
 
-/*
- * Two names for one file (a hard link, "./x" and "x") would interleave key
- * and certificate in it; with overwrite it has been truncated already.
- */
-static CLINK_MUST_USE int check_distinct(const struct out_file *key, const struct out_file *cert, char *err,
-                                         size_t errlen)
+static CLINK_MUST_USE int install(struct out_file *f, int overwrite, char *err, size_t errlen)
 {
-    struct stat a;
-    struct stat b;
-
-    if (fstat(key->fd, &a) != 0 || fstat(cert->fd, &b) != 0) {
+    /* Without overwrite, a file that appeared since the check is not replaced either. */
+    int r = overwrite ? rename(f->tmp, f->path) : renameat2(AT_FDCWD, f->tmp, AT_FDCWD, f->path, RENAME_NOREPLACE);
+    if (r != 0) {
         int e = errno;
-
-        clink__set_err(err, errlen, "%s: %s", key->path, clink_strerror(-e));
+        clink__set_err(err, errlen, "%s: %s", f->path, clink_strerror(-e));
         return -e;
     }
-    if (a.st_dev == b.st_dev && a.st_ino == b.st_ino) {
-        clink__set_err(err, errlen, "certificate path '%s' and key path '%s' are the same file", cert->path, key->path);
-        return -CLINK_EINVAL;
-    }
+    f->has_tmp = 0;
+    f->installed = 1;
     return 0;
+}
+
+/* The folder's entry for path is durable (after a rename into it). */
+static void sync_dir(const char *path)
+{
+    char dir[PATH_MAX];
+    const char *slash = strrchr(path, '/');
+    snprintf(dir, sizeof(dir), "%.*s", slash != NULL ? (int)(slash - path) + 1 : 1, slash != NULL ? path : ".");
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd >= 0) {
+        CLINK_IGNORE(fsync(fd) != 0); /* best effort: the files themselves are synced */
+        close(fd);
+    }
 }
 
 CLINK_MUST_USE int clink__cert_write_pair(BIO *cert_pem, BIO *key_pem, const char *cert_path, const char *key_path,
                                           int overwrite, char *err, size_t errlen)
 {
-    struct out_file key = {.path = key_path, .fd = -1};
-    struct out_file cert = {.path = cert_path, .fd = -1};
-    int ret;
+    struct out_file key = {.path = key_path};
+    struct out_file cert = {.path = cert_path};
+    struct stat ks, cs;
+    int kexists, cexists, ret;
+    char kc[PATH_MAX + 1], cc[PATH_MAX + 1];
 
-    if ((ret = open_out(&key, 0600, overwrite, err, errlen)) < 0) {
+    if ((ret = check_target(key_path, overwrite, &ks, &kexists, err, errlen)) < 0 ||
+        (ret = check_target(cert_path, overwrite, &cs, &cexists, err, errlen)) < 0) {
+        return ret;
+    }
+    /* Two names for one file (a hard link, "./x" and "x"): the second rename would replace the key. */
+    canonical(key_path, kc, sizeof(kc));
+    canonical(cert_path, cc, sizeof(cc));
+    if (strcmp(kc, cc) == 0 || (kexists && cexists && ks.st_dev == cs.st_dev && ks.st_ino == cs.st_ino)) {
+        clink__set_err(err, errlen, "certificate path '%s' and key path '%s' are the same file", cert_path, key_path);
+        return -CLINK_EINVAL;
+    }
+    if ((ret = write_tmp(&key, key_pem, 0600, err, errlen)) < 0 ||
+        (ret = write_tmp(&cert, cert_pem, 0644, err, errlen)) < 0 ||
+        (ret = install(&key, overwrite, err, errlen)) < 0 || (ret = install(&cert, overwrite, err, errlen)) < 0) {
         goto out;
     }
-    /* O_CREAT's mode only applies to a new file; an overwritten key file may have been readable by others. */
-    if (overwrite && fchmod(key.fd, 0600) != 0) {
-        ret = -errno;
-        clink__set_err(err, errlen, "%s: chmod: %s", key.path, clink_strerror(ret));
-        goto out;
-    }
-    if ((ret = open_out(&cert, 0644, overwrite, err, errlen)) < 0) {
-        goto out;
-    }
-    if ((ret = check_distinct(&key, &cert, err, errlen)) < 0) {
-        goto out;
-    }
-    if ((ret = write_out(&key, key_pem, err, errlen)) < 0) {
-        goto out;
-    }
-    ret = write_out(&cert, cert_pem, err, errlen);
+    sync_dir(key_path);
+    sync_dir(cert_path);
 out:
-    if (key.fd >= 0) {
-        close(key.fd);
+    if (key.has_tmp) {
+        unlink(key.tmp);
     }
-    if (cert.fd >= 0) {
-        close(cert.fd);
+    if (cert.has_tmp) {
+        unlink(cert.tmp);
     }
-    /* Never leave half a pair: a failure removes every file this call created or truncated. */
-    if (ret < 0 && cert.written) {
-        unlink(cert.path);
-    }
-    if (ret < 0 && key.written) {
+    /* Never leave half a pair: a new key without its certificate goes too. */
+    if (ret < 0 && key.installed && !cert.installed) {
         unlink(key.path);
     }
     return ret;

@@ -1,4 +1,5 @@
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -457,9 +458,62 @@ Test(certgen, fifo_without_reader_fails_without_blocking)
 
     rc = clink_cert_make_ca(&o, ca_pem, ca_key, 1, errbuf, sizeof(errbuf));
 
-    cr_assert_eq(rc, -ENXIO, "%d %s", rc, errbuf);
+    cr_assert_eq(rc, -CLINK_EINVAL, "%d %s", rc, errbuf);
+    cr_assert_not_null(strstr(errbuf, "not a regular file"), "%s", errbuf);
     cr_assert(exists(ca_key), "the FIFO was removed");
     cr_assert_not(exists(ca_pem));
+}
+
+/* Issue 17: with overwrite, a symbolic link planted at the key's path received the new private key. */
+Test(certgen, overwrite_never_writes_through_a_symbolic_link)
+{
+    struct clink_cert_opts o = {.common_name = "test CA"};
+    char victim[PATH_MAX + 16];
+    struct stat st;
+    int rc;
+    snprintf(victim, sizeof(victim), "%s.victim", ca_key);
+    FILE *f = fopen(victim, "w");
+    cr_assert_not_null(f);
+    fputs("the attacker's file\n", f);
+    fclose(f);
+    cr_assert_eq(chmod(victim, 0644), 0);
+    cr_assert_eq(symlink(victim, ca_key), 0);
+
+    rc = clink_cert_make_ca(&o, ca_pem, ca_key, 1, errbuf, sizeof(errbuf));
+
+    cr_assert_eq(rc, -CLINK_EINVAL, "%d %s", rc, errbuf);
+    cr_assert_not_null(strstr(errbuf, "a symbolic link"), "%s", errbuf);
+    char *after = read_file(victim);
+    cr_assert_str_eq(after, "the attacker's file\n", "the key went through the link");
+    free(after);
+    cr_assert_eq(lstat(ca_key, &st), 0);
+    cr_assert(S_ISLNK(st.st_mode), "the link was replaced");
+    cr_assert_not(exists(ca_pem));
+}
+
+/* Nothing but the pair is left in the folder: the temporary files are gone, whatever happened. */
+Test(certgen, no_temporary_file_is_left_behind)
+{
+    struct clink_cert_opts o = {.common_name = "test CA"};
+    cr_assert_eq(clink_cert_make_ca(&o, ca_pem, ca_key, 0, errbuf, sizeof(errbuf)), 0, "%s", errbuf);
+    cr_assert_eq(clink_cert_make_ca(&o, ca_pem, ca_key, 0, errbuf, sizeof(errbuf)), -EEXIST);
+    cr_assert_eq(clink_cert_make_ca(&o, ca_pem, ca_key, 1, errbuf, sizeof(errbuf)), 0, "%s", errbuf);
+
+    /* The temporary files are named after the target: "<name>.XXXXXX". */
+    char folder[PATH_MAX];
+    snprintf(folder, sizeof(folder), "%s", ca_key);
+    *strrchr(folder, '/') = '\0';
+    const char *kb = strrchr(ca_key, '/') + 1, *cb = strrchr(ca_pem, '/') + 1;
+    DIR *d = opendir(folder);
+    cr_assert_not_null(d);
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d)) != NULL;) {
+        size_t kl = strlen(kb), cl = strlen(cb);
+        n += (strncmp(e->d_name, kb, kl) == 0 && e->d_name[kl] == '.') ||
+             (strncmp(e->d_name, cb, cl) == 0 && e->d_name[cl] == '.');
+    }
+    closedir(d);
+    cr_assert_eq(n, 0, "%d temporary files left", n);
 }
 
 Test(certgen, expired_node_fails_verification)
