@@ -115,7 +115,13 @@ static int read_keys(const char *file, struct key *out, int *n, char *err, size_
         close(fd);
         return -CLINK_ECONFIG;
     }
-    /* Whoever reads this file can open every ticket of the group and resume as any of its nodes. */
+    /* Whoever reads or replaces this file can open or forge every ticket of the group. */
+    if (sb.st_uid != geteuid() && sb.st_uid != 0) {
+        seterr(err, errlen, "%s: owned by uid %u: ticket keys must belong to this user (uid %u) or root", file,
+               (unsigned)sb.st_uid, (unsigned)geteuid());
+        close(fd);
+        return -CLINK_ECONFIG;
+    }
     if (sb.st_mode & 077) {
         seterr(err, errlen, "%s: mode %03o: ticket keys must be readable by their owner only (chmod 600)", file,
                (unsigned)(sb.st_mode & 0777));

@@ -11,7 +11,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "auth/ticket_keys.h"
 #include "auth/tls_ctx.h"
@@ -86,6 +88,37 @@ static int client_hello_cb(SSL *ssl, int *al, void *arg)
         return SSL_CLIENT_HELLO_ERROR;
     }
     return SSL_CLIENT_HELLO_SUCCESS;
+}
+
+/*
+ * A private key readable by others is as good as published. The rule is
+ * PostgreSQL's for its server key: owned by this process's user with no
+ * access for group or others, or owned by root with at most group read (a
+ * key shared through a group such as ssl-cert). stat follows links: a
+ * container's mounted secret is judged by the file itself. 0, or
+ * -CLINK_ECONFIG with the file, owner, mode and the fix in err.
+ */
+static int check_key_file(const char *path, int allow_open, char *err, size_t errlen)
+{
+    struct stat st;
+    if (allow_open) {
+        return 0;
+    }
+    if (stat(path, &st) != 0) {
+        seterr(err, errlen, "%s: %s", path, strerror(errno));
+        return -CLINK_ECONFIG;
+    }
+    uid_t me = geteuid();
+    int ok = (st.st_uid == me && (st.st_mode & 077) == 0) || (st.st_uid == 0 && (st.st_mode & 037) == 0);
+    if (!ok) {
+        seterr(err, errlen,
+               "%s: private key owned by uid %u with mode %04o: it must belong to this user (uid %u) with mode 0600, "
+               "or to root with mode 0640 or stricter (chmod 600 %s; where keys are mounted read-only, "
+               "ssl_key_mode_check = OFF)",
+               path, (unsigned)st.st_uid, (unsigned)(st.st_mode & 07777), (unsigned)me, path);
+        return -CLINK_ECONFIG;
+    }
+    return 0;
 }
 
 /* Load every CRL in the file; a file with none is a mistake, not "nothing revoked". */
@@ -186,6 +219,9 @@ static int build(const struct clink_tls_opts *o, int server, SSL_CTX **out, char
     }
     if (SSL_CTX_use_certificate_chain_file(ctx, o->cert_file) != 1) {
         seterr(err, errlen, "%s: cannot load certificate", o->cert_file);
+        goto out;
+    }
+    if (check_key_file(o->key_file, o->allow_open_key_file, err, errlen) < 0) {
         goto out;
     }
     if (SSL_CTX_use_PrivateKey_file(ctx, o->key_file, SSL_FILETYPE_PEM) != 1) {
@@ -384,12 +420,14 @@ int64_t clink__asn1_unix(const ASN1_TIME *t)
     return (int64_t)timegm(&tm);
 }
 
-int clink_tls_ctx_new_https(const char *cert_file, const char *key_file, const char *ca_file,
-                            struct clink_tls_ctx **out, char *err, size_t errlen)
+int clink_tls_ctx_new_https(const struct clink_tls_opts *opts, struct clink_tls_ctx **out, char *err, size_t errlen)
 {
     if (err != NULL && errlen > 0) {
         err[0] = '\0';
     }
+    const char *cert_file = opts != NULL ? opts->cert_file : NULL;
+    const char *key_file = opts != NULL ? opts->key_file : NULL;
+    const char *ca_file = opts != NULL ? opts->ca_file : NULL;
     if (cert_file == NULL || key_file == NULL || out == NULL) {
         seterr(err, errlen, "an HTTPS certificate and key are both required");
         return -CLINK_EINVAL;
@@ -418,6 +456,9 @@ int clink_tls_ctx_new_https(const char *cert_file, const char *key_file, const c
     SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
     if (SSL_CTX_use_certificate_chain_file(ctx, cert_file) != 1) {
         seterr(err, errlen, "%s: cannot load certificate", cert_file);
+        goto out;
+    }
+    if (check_key_file(key_file, opts->allow_open_key_file, err, errlen) < 0) {
         goto out;
     }
     if (SSL_CTX_use_PrivateKey_file(ctx, key_file, SSL_FILETYPE_PEM) != 1 || SSL_CTX_check_private_key(ctx) != 1) {

@@ -61,6 +61,7 @@ enum key_id {
     K_OPS_SSL_CERT,
     K_OPS_SSL_KEY,
     K_NAME,
+    K_SSL_KEY_MODE_CHECK,
     K_COUNT
 };
 
@@ -89,6 +90,7 @@ static const char *const key_names[K_COUNT] = {
     "ops_ssl_cert",
     "ops_ssl_key",
     "name",
+    "ssl_key_mode_check",
 };
 
 static int fail(struct parse_state *st, const char *key, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -376,6 +378,12 @@ static int on_key(void *user, const char *section, const char *name, const char 
         }
         c->ops = b;
         return 1;
+    case K_SSL_KEY_MODE_CHECK:
+        if (parse_bool(value, &b) < 0) {
+            return fail(st, key, "'%s' is not ON or OFF", value);
+        }
+        c->ssl_key_mode_check = b;
+        return 1;
     case K_OPS_PORT:
         if (parse_uint(value, 65535, &x) < 0) {
             return fail(st, key, "'%s' is not a port number (0-65535)", value);
@@ -487,6 +495,7 @@ static void defaults(struct clink_config *c)
     c->mysql = 1;
     c->ops = 1;
     c->ops_port = CLINK_OPS_DEFAULT_PORT;
+    c->ssl_key_mode_check = 1;
     snprintf(c->bind_address, sizeof(c->bind_address), "127.0.0.1");
     c->port = 3306;
 }
@@ -624,6 +633,7 @@ int clink_config_tls_opts(const struct clink_config *cfg, struct clink_tls_opts 
         .cipher_list = cfg->ssl_cipher[0] ? cfg->ssl_cipher : NULL,
         .client_cert = cfg->ssl_client_cert,
         .crl_file = cfg->ssl_crl[0] ? cfg->ssl_crl : NULL,
+        .allow_open_key_file = !cfg->ssl_key_mode_check,
     };
     return 0;
 }

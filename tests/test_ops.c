@@ -115,8 +115,8 @@ static void setup(void)
     ts_pki_make(&pki);
     tls = ts_tls(pki.node_cert, pki.node_key, pki.ca);
     char err[256];
-    cr_assert_eq(clink_tls_ctx_new_https(pki.node_cert, pki.node_key, NULL, &https_tls, err, sizeof(err)), 0, "%s",
-                 err);
+    struct clink_tls_opts ho = {.cert_file = pki.node_cert, .key_file = pki.node_key};
+    cr_assert_eq(clink_tls_ctx_new_https(&ho, &https_tls, err, sizeof(err)), 0, "%s", err);
     cr_assert_eq(clink_accounts_new(NULL, &acc), 0);
     struct clink_account_spec admin = {.user = "admin", .password = "s3cret", .grant = "ALL"};
     struct clink_account_spec viewer = {.user = "viewer", .password = "look"};
@@ -282,7 +282,8 @@ Test(ops, expiry_gauge_follows_a_reload)
     resp_free(&r);
     /* The HTTPS port's certificate is reloaded on its own. */
     struct clink_tls_ctx *h = NULL;
-    cr_assert_eq(clink_tls_ctx_new_https(cert, key, pki.ca, &h, err, sizeof(err)), 0, "%s", err);
+    struct clink_tls_opts ho = {.cert_file = cert, .key_file = key, .ca_file = pki.ca};
+    cr_assert_eq(clink_tls_ctx_new_https(&ho, &h, err, sizeof(err)), 0, "%s", err);
     cr_assert_eq(clink_node_reload_https(server, h), 0);
     clink_tls_ctx_free(h);
     get(ops_port, pki.ca, "/metrics", &r);

@@ -928,7 +928,9 @@ static int cmd_ops_set_cert(int argc, char **argv)
     }
 
     /* Every check first: a failed one changes nothing. */
-    if (clink_tls_ctx_new_https(cert, key, ca, &tls, err, sizeof(err)) < 0) {
+    /* The key given is copied to a new 0600 file: its own mode is not this check's business. */
+    struct clink_tls_opts given = {.cert_file = cert, .key_file = key, .ca_file = ca, .allow_open_key_file = 1};
+    if (clink_tls_ctx_new_https(&given, &tls, err, sizeof(err)) < 0) {
         msg("%s", err);
         msg("nothing was changed");
         goto out;
@@ -1012,7 +1014,11 @@ static int cmd_ops_set_cert(int argc, char **argv)
     }
     clink_tls_ctx_free(tls);
     tls = NULL;
-    if (clink_tls_ctx_new_https(cfg->ops_ssl_cert, cfg->ops_ssl_key, ca, &tls, err, sizeof(err)) < 0) {
+    struct clink_tls_opts installed = {.cert_file = cfg->ops_ssl_cert,
+                                       .key_file = cfg->ops_ssl_key,
+                                       .ca_file = ca,
+                                       .allow_open_key_file = !cfg->ssl_key_mode_check};
+    if (clink_tls_ctx_new_https(&installed, &tls, err, sizeof(err)) < 0) {
         msg("the installed files do not check out (changed while copied?): %s", err);
         goto undo;
     }

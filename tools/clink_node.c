@@ -151,7 +151,10 @@ static int make_https(const struct settings *set, const struct clink_config *cfg
         snprintf(err, errlen, "no certificate for the HTTPS port (ops_ssl_cert/ops_ssl_key, or ssl_cert/ssl_key)");
         return -1;
     }
-    return clink_tls_ctx_new_https(cert, key, NULL, out, err, errlen) < 0 ? -1 : 0;
+    /* Without a config file the check is on, as for the node's own key. */
+    struct clink_tls_opts o = {
+        .cert_file = cert, .key_file = key, .allow_open_key_file = set->config != NULL && !cfg->ssl_key_mode_check};
+    return clink_tls_ctx_new_https(&o, out, err, errlen) < 0 ? -1 : 0;
 }
 
 struct reloader {

@@ -62,6 +62,14 @@ struct clink_tls_opts {
      * makes, so that tickets issued before a reload still resume.
      */
     struct clink_ticket_keys *ticket_keys;
+    /*
+     * 0 (default): key_file must belong to this process's user with no
+     * access for group or others (0600), or to root with at most group read
+     * (0640, a key shared through a group such as ssl-cert); anything else
+     * is refused, naming the file, its owner and mode. 1: any owner and mode,
+     * for containers that mount keys read-only with their own permissions.
+     */
+    int allow_open_key_file;
 };
 
 extern CLINK_API const struct clink_tls_opts clink_tls_opts_default;
@@ -133,8 +141,10 @@ CLINK_API void clink_ticket_keys_stats(struct clink_ticket_keys *k, struct clink
 
 /*
  * A server-only context for the node's HTTPS port (operations: browsers,
- * curl, Prometheus; clink_node_listen_https): cert_file (then
- * intermediates) and key_file, checked to match and to be valid now; TLS 1.2
+ * curl, Prometheus; clink_node_listen_https), from opts's cert_file (then
+ * intermediates), key_file (its owner and mode checked as for
+ * clink_tls_ctx_new, unless allow_open_key_file) and ca_file; the other
+ * fields are not used. The pair is checked to match and to be valid now; TLS 1.2
  * and 1.3 with AEAD ciphers only, ALPN "http/1.1" (a client offering only h2
  * gets no ALPN and speaks HTTP/1.1), no client certificate asked. ca_file
  * (optional, NULL: none) is the bundle the certificate must verify against,
@@ -143,8 +153,8 @@ CLINK_API void clink_ticket_keys_stats(struct clink_ticket_keys *k, struct clink
  * Thread: any. Returns 0, -CLINK_EINVAL, -CLINK_ECONFIG (err names the file
  * and reason) or -CLINK_ENOMEM.
  */
-CLINK_API CLINK_MUST_USE int clink_tls_ctx_new_https(const char *cert_file, const char *key_file, const char *ca_file,
-                                                     struct clink_tls_ctx **out, char *err, size_t errlen);
+CLINK_API CLINK_MUST_USE int clink_tls_ctx_new_https(const struct clink_tls_opts *opts, struct clink_tls_ctx **out,
+                                                     char *err, size_t errlen);
 
 /* One certificate a context holds, for expiry monitoring. */
 enum clink_cert_kind {

@@ -78,6 +78,12 @@ struct clink_config {
     uint16_t ops_port;                        /* default 9001 (CLINK_OPS_DEFAULT_PORT); 0: any free port */
     char ops_ssl_cert[CLINK_CONFIG_PATH_MAX]; /* its certificate and key, "" = the node's ssl_cert/ssl_key */
     char ops_ssl_key[CLINK_CONFIG_PATH_MAX];
+    /*
+     * ssl_key_mode_check = ON (default): a private key file (ssl_key,
+     * ops_ssl_key) must be 0600 and this user's, or root's and 0640 at most
+     * (clink_tls_opts.allow_open_key_file); OFF for keys mounted read-only.
+     */
+    int ssl_key_mode_check;
     /* the cluster: peers in file order */
     struct clink_config_peer peers[CLINK_CONFIG_MAX_PEERS];
     size_t npeers;
