@@ -117,11 +117,14 @@ stage "stunnel baseline (what users would otherwise deploy)"
 # An stunnel client/server pair in front of leaf1's plaintext side, verifying leaf1's certificate:
 # clink-bench sends plaintext clink through it (mode "stunnel").
 stunnel_args=()
-free_port() { # a port nothing listens on (ss is in iproute2)
+free_port() { # a port no socket uses (ss is in iproute2)
+  # Any state, not only listening: a socket still closing from an earlier run (a back-to-back rerun's
+  # thousands of connections) holds its port too, and stunnel's bind then fails with EADDRINUSE.
+  # Below the kernel's ephemeral range (32768 and up), which outgoing connections draw from.
   local p
   for _ in $(seq 50); do
-    p=$(shuf -i 20000-60000 -n 1)
-    ss -ltnH "sport = :$p" 2>/dev/null | grep -q . || { echo "$p"; return 0; }
+    p=$(shuf -i 20000-32000 -n 1)
+    ss -tanH "( sport = :$p or dport = :$p )" 2>/dev/null | grep -q . || { echo "$p"; return 0; }
   done
   return 1
 }
