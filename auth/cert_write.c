@@ -118,10 +118,39 @@ static CLINK_MUST_USE int write_tmp(struct out_file *f, BIO *pem, mode_t mode, c
     return 0;
 }
 
+/*
+ * Put tmp at path unless something is there: renameat2's RENAME_NOREPLACE,
+ * or, on file systems without it (9p, some NFS: EINVAL), a hard link, which
+ * fails on an existing name just as atomically; where neither works (no hard
+ * links), a check then a rename, which only a race can defeat.
+ */
+static int rename_noreplace(const char *tmp, const char *path)
+{
+    if (renameat2(AT_FDCWD, tmp, AT_FDCWD, path, RENAME_NOREPLACE) == 0) {
+        return 0;
+    }
+    if (errno != EINVAL && errno != ENOSYS && errno != ENOTSUP) {
+        return -1;
+    }
+    if (link(tmp, path) == 0) {
+        unlink(tmp);
+        return 0;
+    }
+    if (errno == EEXIST) {
+        return -1;
+    }
+    struct stat st;
+    if (lstat(path, &st) == 0) {
+        errno = EEXIST;
+        return -1;
+    }
+    return rename(tmp, path);
+}
+
 static CLINK_MUST_USE int install(struct out_file *f, int overwrite, char *err, size_t errlen)
 {
     /* Without overwrite, a file that appeared since the check is not replaced either. */
-    int r = overwrite ? rename(f->tmp, f->path) : renameat2(AT_FDCWD, f->tmp, AT_FDCWD, f->path, RENAME_NOREPLACE);
+    int r = overwrite ? rename(f->tmp, f->path) : rename_noreplace(f->tmp, f->path);
     if (r != 0) {
         int e = errno;
         clink__set_err(err, errlen, "%s: %s", f->path, clink_strerror(-e));
