@@ -122,7 +122,11 @@ static int http_answer(struct clink_req *req, uint8_t type, const struct iovec *
 
 const struct clink_http_request *clink_req_http(const struct clink_req *req)
 {
-    return req != NULL && req->method == CLINK_METHOD_HTTP && req->conn != NULL ? req->conn->http->req : NULL;
+    /* The method alone proves nothing: a native peer may send a request numbered CLINK_METHOD_HTTP. */
+    return req != NULL && req->method == CLINK_METHOD_HTTP && req->conn != NULL &&
+                   req->conn->proto == &clink__proto_https
+               ? req->conn->http->req
+               : NULL;
 }
 
 /* The HTTPS port's opening: TLS with the port's own certificate, or a plain-HTTP client told to use https. */
