@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "clink/http.h"
 #include "tests/support/calls.h"
 #include "tests/support/support.h"
 #include "transport/timer.h"
@@ -120,4 +121,63 @@ Test(handshake_limits, a_handshake_storm_queues_beyond_the_per_worker_cap)
     cr_assert_eq(s.handshakes_ok, 60);
     clink_node_free(cli);
     clink_node_free(srv);
+}
+
+static void http_unused(struct clink_req *req, void *user)
+{
+    (void)user;
+    CLINK_IGNORE(clink_req_fail(req, "not in this test"));
+}
+
+/*
+ * Issue 17: stalled connections on the HTTPS port took the worker's
+ * handshake slots, and a cluster login waited for them to be cut off. Each
+ * port now has slots of its own: with the HTTPS port's all held by
+ * connections that never speak, and eviction a long way off (a quarter of a
+ * 60 s handshake timeout), a node-port client still gets in at once.
+ */
+Test(handshake_limits, a_storm_on_the_https_port_leaves_the_cluster_port_alone)
+{
+    struct clink_node_opts o = {
+        .workers = 1, .tls = tls, .max_handshakes_per_worker = 2, .handshake_timeout_ms = ts_ms(60000)};
+    struct clink_node *srv;
+    struct clink_tls_ctx *https = NULL;
+    struct clink_tls_opts ho = {.cert_file = pki.node_cert, .key_file = pki.node_key};
+    char err[256] = "";
+    cr_assert_eq(clink_tls_ctx_new_https(&ho, &https, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(clink_node_new(&o, &srv), 0);
+    ts_register_echo(srv);
+    cr_assert_eq(clink_node_listen(srv, "127.0.0.1", 0), 0);
+    cr_assert_eq(clink_node_listen_https(srv, "127.0.0.1", 0, https, http_unused, NULL), 0);
+    cr_assert_eq(clink_node_start(srv), 0);
+    int stalled[6];
+    for (int i = 0; i < 6; i++) {
+        stalled[i] = ts_tcp_connect(clink_node_https_port(srv)); /* and never a byte */
+    }
+    struct clink_node_stats s;
+    for (int i = 0; i < 200; i++) { /* until the last of them has been accepted and queued */
+        clink_node_get_stats(srv, &s);
+        if (s.handshakes_deferred >= 4) {
+            break;
+        }
+        usleep(10000);
+    }
+    cr_assert_eq(s.handshakes_deferred, 4, "the HTTPS port's 2 slots are taken, 4 wait");
+
+    struct clink_node *cli = ts_client(tls, 1, 0);
+    struct clink_connect_opts co = {
+        .host = "127.0.0.1", .port = clink_node_port(srv), .expected_name = "localhost", .timeout_ms = ts_ms(5000)};
+    struct clink_conn *c = NULL;
+    int ret = clink_connect_sync(cli, &co, &c, err, sizeof(err));
+
+    cr_assert_eq(ret, 0, "the cluster port waited behind the HTTPS port's storm: %s", err);
+    clink_node_get_stats(srv, &s);
+    cr_assert_eq(s.handshakes_deferred, 4, "the cluster login waited for a slot");
+    clink_conn_close(c);
+    for (int i = 0; i < 6; i++) {
+        close(stalled[i]);
+    }
+    clink_node_free(cli);
+    clink_node_free(srv);
+    clink_tls_ctx_free(https);
 }

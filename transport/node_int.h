@@ -204,7 +204,6 @@ struct clink_worker {
     struct clink_req *free_reqs;
     int ktls_logged;           /* a kTLS fallback was logged (once per worker; all are counted) */
     struct clink_req *orphans; /* requests whose connection closed before the handler answered */
-    unsigned handshaking;      /* accepted connections between accept and HELLO */
     /*
      * Memory budget: bytes in its connections' buffers (clink__bytes.acct;
      * atomic for the gauge readers), its share of max_buffered, and whether
@@ -213,7 +212,15 @@ struct clink_worker {
     size_t buffered, budget;
     int budget_hit;
     struct clink__timer budget_timer;
-    struct clink_conn *hs_wait_head; /* accepted, waiting for a handshake slot: newest first */
+    /*
+     * Handshake admission, per port ([0] the node's, [1] the HTTPS port):
+     * each has its own max_handshakes_per_worker slots, so a storm on one
+     * cannot hold the other's logins back.
+     */
+    struct {
+        unsigned handshaking;         /* accepted connections between accept and HELLO */
+        struct clink_conn *wait_head; /* accepted, waiting for a handshake slot: newest first */
+    } adm[2];
     struct clink__timer hs_evict_timer;
 
     int stopping;

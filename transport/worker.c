@@ -567,10 +567,12 @@ static void *worker_main(void *arg)
 
     loop(w);
     /* Connections still waiting for a handshake slot were closed with the rest: drop the queue's references. */
-    while (w->hs_wait_head != NULL) {
-        struct clink_conn *c = w->hs_wait_head;
-        w->hs_wait_head = c->hs_next;
-        clink__conn_put(c);
+    for (int p = 0; p < 2; p++) {
+        while (w->adm[p].wait_head != NULL) {
+            struct clink_conn *c = w->adm[p].wait_head;
+            w->adm[p].wait_head = c->hs_next;
+            clink__conn_put(c);
+        }
     }
 
     /*

@@ -109,9 +109,9 @@ struct clink_node_opts {
     uint32_t max_requests_per_conn; /* per conn: the peer's requests in our handlers before reads pause; 0: 4096 */
     /*
      * Accepted connections one worker takes through opening, TLS handshake
-     * and HELLO at once; the rest wait their turn unread (still within
-     * handshake_timeout_ms), so a reconnect storm queues instead of
-     * flattening the node. 0: 32.
+     * and HELLO at once, per port (the HTTPS port has as many of its own);
+     * the rest wait their turn unread (still within handshake_timeout_ms),
+     * so a reconnect storm queues instead of flattening the node. 0: 32.
      */
     uint32_t max_handshakes_per_worker;
     clink_conn_event_fn on_conn; /* optional: server-side connection events */
