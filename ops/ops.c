@@ -202,6 +202,7 @@ static int snapshot(struct clink_ops *ops, struct clink__ops_snapshot *s)
         snprintf(c->ci.serial, sizeof(c->ci.serial), "%s", l->peer_serial);
         c->ci.not_after = l->peer_not_after;
         snprintf(c->peer, sizeof(c->peer), "%s", l->label[0] ? l->label : l->peer_addr);
+        c->inbound = l->is_server;
     }
     pthread_mutex_lock(&ops->mu);
     s->reload_at = ops->reload_at;
@@ -218,11 +219,32 @@ static void snapshot_free(struct clink__ops_snapshot *s)
     free(s->certs);
 }
 
-int clink_ops_render(struct clink_ops *ops, const char *what, char **out, size_t *len)
+/*
+ * What an anonymous reader of the port does not see: who is logged in and
+ * from where. Inbound links lose their account, address and client
+ * certificate (the certificate list keeps its subject and expiry, without
+ * the address); links this node dialled (its cluster, from its own config)
+ * keep theirs.
+ */
+static void redact(struct clink__ops_snapshot *s)
 {
-    if (ops == NULL || what == NULL || out == NULL || len == NULL) {
-        return -CLINK_EINVAL;
+    for (size_t i = 0; i < s->ncerts; i++) {
+        if (s->certs[i].inbound) {
+            snprintf(s->certs[i].peer, sizeof(s->certs[i].peer), "-"); /* the subject stays: its expiry matters */
+        }
     }
+    for (size_t i = 0; i < s->nlinks; i++) {
+        struct clink_conn_status *l = &s->links[i];
+        if (l->is_server) {
+            l->account[0] = '\0';
+            snprintf(l->peer_addr, sizeof(l->peer_addr), "-");
+            l->peer_subject[0] = l->peer_issuer[0] = l->peer_serial[0] = '\0';
+        }
+    }
+}
+
+static int render(struct clink_ops *ops, const char *what, int full, char **out, size_t *len)
+{
     int (*fn)(const struct clink__ops_snapshot *, struct clink__sbuf *) = !strcmp(what, "metrics")  ? clink__ops_metrics
                                                                           : !strcmp(what, "status") ? clink__ops_json
                                                                           : !strcmp(what, "page")   ? clink__ops_page
@@ -233,6 +255,9 @@ int clink_ops_render(struct clink_ops *ops, const char *what, char **out, size_t
     struct clink__ops_snapshot s;
     struct clink__sbuf b = {0};
     int ret = snapshot(ops, &s);
+    if (ret == 0 && !full) {
+        redact(&s);
+    }
     if (ret == 0) {
         ret = fn(&s, &b);
     }
@@ -244,6 +269,14 @@ int clink_ops_render(struct clink_ops *ops, const char *what, char **out, size_t
     *out = b.p;
     *len = b.n;
     return 0;
+}
+
+int clink_ops_render(struct clink_ops *ops, const char *what, char **out, size_t *len)
+{
+    if (ops == NULL || what == NULL || out == NULL || len == NULL) {
+        return -CLINK_EINVAL;
+    }
+    return render(ops, what, 1, out, len);
 }
 
 /* ---- who may change things ---- */
@@ -302,10 +335,10 @@ static int authorize(struct clink_ops *ops, struct job *j, char *who, size_t who
         shown[k] = '\0';
         snprintf(who, whocap, "'%s'@'%.63s'", shown, j->client);
         if (status != 0) {
-            olog(ops, CLINK_LOG_WARN, "POST %s by %s refused (%d): %s", j->http.path, who, status, why);
+            olog(ops, CLINK_LOG_WARN, "%s %s by %s refused (%d): %s", j->http.method, j->http.path, who, status, why);
         }
     } else {
-        olog(ops, CLINK_LOG_WARN, "POST %s from %s refused (401): %s", j->http.path, j->client,
+        olog(ops, CLINK_LOG_WARN, "%s %s from %s refused (401): %s", j->http.method, j->http.path, j->client,
              ops->accounts == NULL ? "this node has no accounts" : "no or malformed Basic credentials");
     }
     OPENSSL_cleanse(dec, sizeof(dec));
@@ -329,19 +362,13 @@ static int body_state(const struct job *j, enum clink_secure_transport *out)
     return ret;
 }
 
-static void post(struct clink_ops *ops, struct job *j)
+/*
+ * A login to the port (HTTP Basic, an account with grant ALL), throttled: one
+ * client guessing passwords is slowed down; others, an administrator among
+ * them, are not. 0, or the status to answer: 401, 403 or 429.
+ */
+static int login(struct clink_ops *ops, struct job *j, char *who, size_t whocap)
 {
-    struct clink_req *req = j->req;
-    int is_reload = !strcmp(j->http.path, "/reload");
-    if (!is_reload && strcmp(j->http.path, "/secure-transport") != 0) {
-        respond_text(req, 0, 404, NULL, "no such action: POST /reload or /secure-transport\n");
-        return;
-    }
-    if (strncasecmp(j->http.content_type, "application/json", 16) != 0) {
-        respond_text(req, 0, 415, NULL, "POST bodies are application/json (no HTML form can send it across sites)\n");
-        return;
-    }
-    /* One client guessing passwords is slowed down; others, an administrator among them, are not. */
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     uint64_t now = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
@@ -362,22 +389,46 @@ static void post(struct clink_ops *ops, struct job *j)
     ops->logins[b].tokens = tokens > LOGIN_BURST ? LOGIN_BURST : tokens;
     ops->logins[b].refill_ns = now;
     if (ops->logins[b].tokens < 1.0) {
-        olog(ops, CLINK_LOG_WARN, "POST %s from %s: too many failed logins, answered 429", j->http.path, j->client);
-        respond_text(req, 0, 429, "Retry-After: 1\r\n", "too many failed logins: try again in a second\n");
-        return;
+        olog(ops, CLINK_LOG_WARN, "%s %s from %s: too many failed logins, answered 429", j->http.method, j->http.path,
+             j->client);
+        return 429;
     }
-    char who[200] = "";
-    int status = authorize(ops, j, who, sizeof(who));
+    int status = authorize(ops, j, who, whocap);
     if (status == 401) {
         ops->logins[b].tokens -= 1.0; /* only failures spend: an administrator's logins never run out */
     }
-    if (status == 401) {
-        respond_text(req, 0, 401, "WWW-Authenticate: Basic realm=\"clink ops\", charset=\"UTF-8\"\r\n",
+    return status;
+}
+
+/* The answer to a refused login (status from login()); 0 when there was none to give. */
+static int answer_refused_login(struct clink_req *req, int head_only, int status, const char *who)
+{
+    if (status == 429) {
+        respond_text(req, head_only, 429, "Retry-After: 1\r\n", "too many failed logins: try again in a second\n");
+    } else if (status == 401) {
+        respond_text(req, head_only, 401, "WWW-Authenticate: Basic realm=\"clink ops\", charset=\"UTF-8\"\r\n",
                      "log in as an account with grant ALL\n");
+    } else if (status == 403) {
+        respond_text(req, head_only, 403, NULL, "%s does not hold grant ALL\n", who);
+    }
+    return status != 0;
+}
+
+static void post(struct clink_ops *ops, struct job *j)
+{
+    struct clink_req *req = j->req;
+    int is_reload = !strcmp(j->http.path, "/reload");
+    if (!is_reload && strcmp(j->http.path, "/secure-transport") != 0) {
+        respond_text(req, 0, 404, NULL, "no such action: POST /reload or /secure-transport\n");
         return;
     }
-    if (status == 403) {
-        respond_text(req, 0, 403, NULL, "%s does not hold grant ALL\n", who);
+    if (strncasecmp(j->http.content_type, "application/json", 16) != 0) {
+        respond_text(req, 0, 415, NULL, "POST bodies are application/json (no HTML form can send it across sites)\n");
+        return;
+    }
+    char who[200] = "";
+    int status = login(ops, j, who, sizeof(who));
+    if (answer_refused_login(req, 0, status, who)) {
         return;
     }
     char msg[300];
@@ -431,9 +482,23 @@ static void serve(struct clink_ops *ops, struct job *j)
         respond_text(req, j->head_only, 404, NULL, "not found: try /, /metrics or /status\n");
         return;
     }
+    /*
+     * Who is logged in, and from where, is for administrators: /status and
+     * the page show it to a reader who logs in (sending credentials, or
+     * asking with ?full=1, which prompts a browser), and hide it otherwise.
+     * /metrics names no client.
+     */
+    int full = 0;
+    if (strcmp(what, "metrics") != 0 && (j->http.authorization[0] != '\0' || strstr(j->http.query, "full=1") != NULL)) {
+        char who[200] = "";
+        if (answer_refused_login(req, j->head_only, login(ops, j, who, sizeof(who)), who)) {
+            return;
+        }
+        full = 1;
+    }
     char *body = NULL;
     size_t len = 0;
-    int ret = clink_ops_render(ops, what, &body, &len);
+    int ret = render(ops, what, full, &body, &len);
     if (ret < 0) {
         respond_text(req, j->head_only, 503, NULL, "cannot gather the node's state: %s\n", clink_strerror(ret));
         return;

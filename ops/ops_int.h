@@ -17,6 +17,7 @@ struct clink__ops_cert {
     struct clink_cert_info ci;
     const char *use; /* "node", "https" or "peer" */
     char peer[64];   /* peer certificates: the link's peer address */
+    int inbound;     /* ... of a link that connected to us (its address is hidden from anonymous readers) */
 };
 
 struct clink__ops_snapshot {

@@ -460,3 +460,77 @@ Test(ops, hostile_and_wrong_requests)
     cr_assert(st.https_refused >= 3, "%llu", (unsigned long long)st.https_refused);
     cr_assert_eq(st.conns_refused, 0, "HTTPS exchanges counted as refused links");
 }
+
+static void get_as(const char *path, const char *auth, struct resp *r)
+{
+    char req[768], authz[256] = "";
+    if (auth != NULL) {
+        unsigned char b64[200];
+        EVP_EncodeBlock(b64, (const unsigned char *)auth, (int)strlen(auth));
+        snprintf(authz, sizeof(authz), "Authorization: Basic %s\r\n", b64);
+    }
+    snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: localhost\r\n%s\r\n", path, authz);
+    cr_assert_eq(https(ops_port, pki.ca, req, r), 0);
+}
+
+/* The one inbound link of /status, [out] its peer, account and client certificate subject. */
+static void inbound(const struct resp *r, char *peer, char *account, char *subject)
+{
+    cJSON *root = cJSON_Parse(r->body);
+    cr_assert_not_null(root, "not JSON: %.300s", r->body);
+    cJSON *l = cJSON_GetArrayItem(cJSON_GetObjectItem(root, "links"), 0);
+    cr_assert_not_null(l);
+    cr_assert_str_eq(cJSON_GetStringValue(cJSON_GetObjectItem(l, "direction")), "in");
+    snprintf(peer, 64, "%s", cJSON_GetStringValue(cJSON_GetObjectItem(l, "peer")));
+    snprintf(account, 160, "%s", cJSON_GetStringValue(cJSON_GetObjectItem(l, "account")));
+    snprintf(subject, 256, "%s", cJSON_GetStringValue(cJSON_GetObjectItem(l, "peer_subject")));
+    cJSON_Delete(root);
+}
+
+/* Issue 17: GET /status showed every logged-in client's address, account and certificate to anyone. */
+Test(ops, who_is_connected_is_shown_to_administrators_only)
+{
+    struct clink_conn *t = dial(CLINK_MODE_TLS);
+    struct resp r;
+    char peer[64], account[160], subject[256];
+
+    get_as("/status", "admin:s3cret", &r);
+    cr_assert_eq(r.status, 200, "%.300s", r.raw);
+    inbound(&r, peer, account, subject);
+    cr_assert(strncmp(peer, "127.0.0.1:", 10) == 0, "%s", peer);
+    cr_assert_str_neq(subject, "");
+    resp_free(&r);
+    char addr[64];
+    snprintf(addr, sizeof(addr), "%s", peer);
+    get_as("/?full=1", "admin:s3cret", &r);
+    cr_assert_eq(r.status, 200);
+    cr_assert(strstr(r.body, addr) != NULL, "the administrator's page lacks the client %s", addr);
+    resp_free(&r);
+
+    get_as("/status", NULL, &r);
+    cr_assert_eq(r.status, 200, "%.300s", r.raw);
+    inbound(&r, peer, account, subject);
+    cr_assert_str_eq(peer, "-");
+    cr_assert_str_eq(subject, "");
+    resp_free(&r);
+    get_as("/", NULL, &r);
+    cr_assert_eq(r.status, 200);
+    cr_assert(strstr(r.body, addr) == NULL, "the page shows the client's address %s to anyone", addr);
+    resp_free(&r);
+
+    /* Asking for it prompts a login; a wrong one or one without grant ALL gets nothing. */
+    get_as("/?full=1", NULL, &r);
+    cr_assert_eq(r.status, 401);
+    cr_assert(strstr(r.raw, "WWW-Authenticate: Basic realm=\"clink ops\""));
+    resp_free(&r);
+    get_as("/status", "admin:wrong", &r);
+    cr_assert_eq(r.status, 401);
+    resp_free(&r);
+    get_as("/status", "viewer:look", &r);
+    cr_assert_eq(r.status, 403);
+    resp_free(&r);
+    get_as("/metrics", "admin:wrong", &r);
+    cr_assert_eq(r.status, 200, "metrics name no client: credentials are not looked at");
+    resp_free(&r);
+    clink_conn_close(t);
+}
