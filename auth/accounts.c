@@ -456,6 +456,7 @@ int clink_accounts_check(struct clink_accounts *acc, const struct clink_login *l
     } else if (has_pw && l->method == CLINK_LOGIN_NONE) {
         clink__set_err(why, whylen, "'%s'@'%s' needs a password and the login gave none", a.user, a.host);
     } else if (l->method == CLINK_LOGIN_CLEARTEXT && !l->tls) {
+        dummy_hash(l); /* as long as any other failed cleartext login */
         clink__set_err(why, whylen, "a cleartext password outside TLS is never accepted");
     } else if (l->method == CLINK_LOGIN_CLEARTEXT && !clink__check_cleartext(&a, l->auth, l->auth_len)) {
         clink__set_err(why, whylen, "wrong password for '%s'@'%s'", a.user, a.host);

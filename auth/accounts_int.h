@@ -74,7 +74,9 @@ int clink__valid_native(const char *v);
 int clink__valid_sha2(const char *v);
 /* Both verifiers of password into a (none for NULL or ""). 0, or a negative CLINK_E* with the reason in err. */
 CLINK_MUST_USE int clink__make_verifiers(const char *password, struct clink__account *a, char *err, size_t errlen);
-/* 1 if the cleartext password pw[0..len) matches a's verifiers. */
+/* SHA-256 crypts run by cleartext checks (tests count them: each check runs one). */
+extern _Atomic unsigned long clink__sha2_crypts;
+/* 1 if the cleartext password pw[0..len) matches a's verifiers. Always one SHA-256 crypt. */
 int clink__check_cleartext(const struct clink__account *a, const uint8_t *pw, size_t len);
 /* 1 if the 20-byte mysql_native_password answer ans proves a's password for scramble (bound to binding if not NULL). */
 int clink__check_scramble(const struct clink__account *a, const uint8_t *ans, size_t len, const uint8_t *scramble,

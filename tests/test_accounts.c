@@ -14,6 +14,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "auth/accounts_int.h"
 #include "clink/accounts.h"
 #include "tests/support/support.h"
 
@@ -575,5 +576,52 @@ Test(accounts, concurrent_writers_lose_no_change)
     char err[256];
     cr_assert_eq(clink_accounts_load(path, &acc, err, sizeof(err)), 0, "%s", err);
     cr_assert_eq(clink_accounts_count(acc), 8, "every writer's account is in the file");
+    clink_accounts_free(acc);
+}
+
+/*
+ * Issue 17: a failed cleartext login took 0.1 ms for an account holding only
+ * a mysql_native_password verifier and 2-3 ms for one with a SHA-256 crypt
+ * verifier, telling them apart (and telling a name that exists from one that
+ * does not, outside TLS). Every cleartext check now runs exactly one crypt.
+ */
+Test(accounts, every_failed_cleartext_login_costs_one_crypt)
+{
+    char path[400], err[256] = "", why[256];
+    ts_pki_path(&pki, "native-only.cnf", path, sizeof(path));
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f);
+    /* MySQL's verifier for "password", and no caching_sha2_password: as copied from mysql.user. */
+    fputs("[old@%]\nrequire = NONE\nmysql_native_password = *2470C0C06DEE42FD1618BB99005ADCA2EC9D1E19\n"
+          "[new@%]\nrequire = NONE\nmysql_native_password = *2470C0C06DEE42FD1618BB99005ADCA2EC9D1E19\n"
+          "[none@%]\nrequire = NONE\n",
+          f);
+    fclose(f);
+    struct clink_accounts *acc;
+    cr_assert_eq(clink_accounts_load(path, &acc, err, sizeof(err)), 0, "%s", err);
+    struct clink_account_spec pw = {.user = "new", .password = "password"};
+    cr_assert_eq(clink_accounts_alter(acc, &pw, err, sizeof(err)), 0, "%s", err);
+    struct clink_login l = tls_login("old");
+    l.method = CLINK_LOGIN_CLEARTEXT;
+    l.auth = (const uint8_t *)"wrong";
+    l.auth_len = 5;
+    const char *users[] = {"old", "new", "none", "nobody"};
+
+    for (int i = 0; i < 4; i++) {
+        l.user = users[i];
+        unsigned long before = clink__sha2_crypts;
+        cr_assert_eq(check(acc, &l, why), -CLINK_EACCESS);
+        cr_assert_eq(clink__sha2_crypts - before, 1, "'%s': %lu crypts", users[i], clink__sha2_crypts - before);
+    }
+    l.user = "old";
+    l.tls = 0; /* refused before any password is looked at: hashed all the same */
+    unsigned long before = clink__sha2_crypts;
+    cr_assert_eq(check(acc, &l, why), -CLINK_EACCESS);
+    cr_assert_eq(clink__sha2_crypts - before, 1);
+    /* The right password still logs in where only the native verifier is kept. */
+    l.tls = 1;
+    l.auth = (const uint8_t *)"password";
+    l.auth_len = 8;
+    cr_assert_eq(check(acc, &l, why), 0, "%s", why);
     clink_accounts_free(acc);
 }
