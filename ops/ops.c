@@ -31,9 +31,9 @@
  * LOGIN_BURST failures in a row, then LOGIN_PER_S a second; beyond that a
  * POST is answered 429 before any password is looked at.
  */
-#define LOGIN_BURST   10.0
-#define LOGIN_PER_S   5.0
-#define LOGIN_CLIENTS 64 /* addresses tracked; a new one takes the slot idle longest */
+#define LOGIN_BURST   10.0 /* clink_ops_opts.login_burst's default */
+#define LOGIN_PER_S   5.0  /* clink_ops_opts.login_per_s's default */
+#define LOGIN_CLIENTS 64   /* addresses tracked; a new one takes the slot idle longest */
 #define MAX_CERTS     256
 
 struct job {
@@ -47,6 +47,7 @@ struct job {
 };
 
 struct clink_ops {
+    double login_burst, login_per_s; /* the failed-login throttle (clink_ops_opts) */
     struct clink_node *node;
     _Atomic(struct clink_cluster *) cluster;
     struct clink_accounts *accounts;
@@ -382,11 +383,11 @@ static int login(struct clink_ops *ops, struct job *j, char *who, size_t whocap)
     }
     if (strcmp(ops->logins[b].client, j->client) != 0) {
         snprintf(ops->logins[b].client, sizeof(ops->logins[b].client), "%s", j->client);
-        ops->logins[b].tokens = LOGIN_BURST;
+        ops->logins[b].tokens = ops->login_burst;
         ops->logins[b].refill_ns = now;
     }
-    double tokens = ops->logins[b].tokens + (double)(now - ops->logins[b].refill_ns) / 1e9 * LOGIN_PER_S;
-    ops->logins[b].tokens = tokens > LOGIN_BURST ? LOGIN_BURST : tokens;
+    double tokens = ops->logins[b].tokens + (double)(now - ops->logins[b].refill_ns) / 1e9 * ops->login_per_s;
+    ops->logins[b].tokens = tokens > ops->login_burst ? ops->login_burst : tokens;
     ops->logins[b].refill_ns = now;
     if (ops->logins[b].tokens < 1.0) {
         olog(ops, CLINK_LOG_WARN, "%s %s from %s: too many failed logins, answered 429", j->http.method, j->http.path,
@@ -629,6 +630,8 @@ int clink_ops_new(const struct clink_ops_opts *o, struct clink_ops **out)
     ops->reload_user = o->reload_user;
     snprintf(ops->name, sizeof(ops->name), "%s", o->name ? o->name : "node");
     ops->warn_days = o->expiry_warn_days ? o->expiry_warn_days : 30;
+    ops->login_burst = o->login_burst ? (double)o->login_burst : LOGIN_BURST;
+    ops->login_per_s = o->login_per_s > 0 ? o->login_per_s : LOGIN_PER_S;
     ops->log = o->log;
     ops->log_user = o->log_user;
     ops->log_level = o->log_level ? o->log_level : CLINK_LOG_WARN;
