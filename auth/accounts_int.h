@@ -8,6 +8,7 @@
 #ifndef CLINK_AUTH_ACCOUNTS_INT_H
 #define CLINK_AUTH_ACCOUNTS_INT_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 

@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <openssl/crypto.h>
 #include <openssl/sha.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -123,7 +124,7 @@ int clink__check_cleartext(const struct clink__account *a, const uint8_t *pw, si
     const char *setting = a->sha2[0] ? a->sha2 : dummy;
     struct crypt_data *cd = calloc(1, sizeof(*cd));
     if (cd != NULL) {
-        __atomic_fetch_add(&clink__sha2_crypts, 1, __ATOMIC_RELAXED);
+        atomic_fetch_add_explicit(&clink__sha2_crypts, 1, memory_order_relaxed);
         if (crypt_rn(buf, setting, cd, sizeof(*cd)) != NULL && strlen(cd->output) == strlen(setting)) {
             ok = a->sha2[0] && CRYPTO_memcmp(cd->output, setting, strlen(setting)) == 0;
         }
