@@ -130,6 +130,26 @@ void clink__conn_peer_host(const struct clink_conn *c, char *out, size_t cap)
     }
 }
 
+/*
+ * TCP keepalive: a peer that vanished without a FIN or RST (power cut,
+ * dropped route) would hold its socket, and a client session its slot,
+ * until wait_timeout; node links, until a ping times out. Probes start after
+ * tcp_keepalive_s without traffic, then every 10 s (or tcp_keepalive_s if
+ * shorter), 6 times. Best effort: a socket that refuses still works.
+ */
+#define KEEPALIVE_INTVL_S 10
+#define KEEPALIVE_CNT     6
+
+void clink__socket_keepalive(struct clink_node *n, int fd)
+{
+    int one = 1, idle = (int)n->opts.tcp_keepalive_s, cnt = KEEPALIVE_CNT;
+    int intvl = idle < KEEPALIVE_INTVL_S ? idle : KEEPALIVE_INTVL_S;
+    CLINK_IGNORE(setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one)) < 0);
+    CLINK_IGNORE(setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle)) < 0);
+    CLINK_IGNORE(setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl)) < 0);
+    CLINK_IGNORE(setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt)) < 0);
+}
+
 void clink__conn_adopt(struct clink_worker *w, int fd, int https)
 {
     struct clink_conn *c = conn_new(w, fd, 1, https);
@@ -143,6 +163,7 @@ void clink__conn_adopt(struct clink_worker *w, int fd, int https)
     c->ktls_mode = c->node->opts.ktls ? c->node->opts.ktls : CLINK_KTLS_AUTO;
     int one = 1;
     CLINK_IGNORE(setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0);
+    clink__socket_keepalive(c->node, fd);
     if (https) {
         /* A browser speaks first and expects no greeting; its connection is never offloaded to kTLS. */
         c->ktls_mode = CLINK_KTLS_DISABLED;
@@ -210,6 +231,7 @@ void clink__conn_dial(struct clink_worker *w, struct clink__msg_connect *m)
         return;
     }
     STAT_ADD(w, conns_dialed, 1);
+    clink__socket_keepalive(c->node, fd);
     c->mode = m->opts.mode == CLINK_MODE_PLAIN ? CLINK_MODE_PLAIN : CLINK_MODE_TLS;
     c->connect_cb = m->cb;
     c->connect_user = m->user;

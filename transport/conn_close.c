@@ -248,6 +248,7 @@ void clink__conn_closed(struct clink_conn *c)
     if (c->was_open) {
         STAT_ADD(w, conns_open, (uint64_t)-1);
     }
+    clink__conn_limits_release(c); /* its slot is free once its descriptor is */
     c->state = CS_CLOSED;
     if (c->prev) {
         c->prev->next = c->next;

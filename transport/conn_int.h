@@ -191,6 +191,13 @@ struct clink_conn {
     struct clink__timer hs_timer;
     struct sockaddr_storage peer;
 
+    /* server: what its login counts against (conn_limits.c), given back once when it closes */
+    int session;         /* enum clink__session */
+    int user_counted;    /* also one of its account's max_user_connections */
+    int idle_closing;    /* closed for wait_timeout: its protocol says so */
+    uint64_t idle_mark;  /* bytes in + out when the idle sweep last saw it move (conn_idle.c) */
+    uint64_t idle_since; /* ... and since when (ns) */
+
     /* client */
     clink_connect_cb connect_cb;
     void *connect_user;
@@ -221,6 +228,21 @@ static inline const char *clink__conn_peer(const struct clink_conn *c)
     return c->cache.peer_addr;
 }
 
+/* What a server connection's login counts against (conn_limits.c). */
+enum clink__session {
+    SESSION_NONE = 0, /* not logged in, dialled, or the HTTPS port */
+    SESSION_CLIENT,   /* max_connections (and max_user_connections) */
+    SESSION_LINK,     /* max_node_links: a native login by a verified certificate, no password */
+};
+
+/* Which limit refused a login (clink__conn_limits_admit). */
+enum clink__limit {
+    LIMIT_OK = 0,
+    LIMIT_CONNECTIONS,
+    LIMIT_USER,
+    LIMIT_LINKS,
+};
+
 /* ---- what the node and its workers call (node.c, worker.c) ---- */
 void clink__conn_adopt(struct clink_worker *w, int fd, int https);
 void clink__conn_dial(struct clink_worker *w, struct clink__msg_connect *m);
@@ -243,6 +265,10 @@ void clink__conn_apply_secure(struct clink_worker *w, enum clink_secure_transpor
 void clink__conn_hs_evict(struct clink_worker *w);
 /* TIMER_BUDGET: relieve a full send budget once it drained; say how many refusals were not logged. */
 void clink__conn_budget_tick(struct clink_worker *w);
+/* TIMER_IDLE: close client sessions idle for wait_timeout_s (conn_idle.c). */
+void clink__conn_idle_sweep(struct clink_worker *w);
+/* TCP keepalive on a new socket (conn.c), as tcp_keepalive_s says. */
+void clink__socket_keepalive(struct clink_node *n, int fd);
 
 /* ---- what the protocols call ---- */
 struct clink__bytes *clink__conn_out(struct clink_conn *c); /* where plaintext output goes (then mark dirty) */
@@ -259,6 +285,12 @@ void clink__conn_shown_name(const char *name, char *out, size_t cap); /* a clien
 int clink__conn_refusal_log_ok(struct clink_conn *c);
 /* A login gave an unbound scramble answer inside TLS (its account allows legacy_native_tls): counted and logged. */
 void clink__conn_legacy_login(struct clink_conn *c);
+/*
+ * A server connection logged in (its account is in cache.account): count it
+ * as a client session or, link = 1, a node link. LIMIT_OK, or which limit
+ * refuses it (counted and logged; the protocol refuses it in its own words).
+ */
+enum clink__limit clink__conn_limits_admit(struct clink_conn *c, int link);
 void clink__conn_became_open(struct clink_conn *c);   /* the protocol's handshake is done */
 void clink__conn_announce_open(struct clink_conn *c); /* tell the application (after any kTLS hand-off) */
 void clink__conn_hs_release(struct clink_conn *c);    /* leave the handshake slot (conn_admit.c) */
@@ -289,6 +321,11 @@ int clink__conn_must_pause(const struct clink_conn *c);
 void clink__conn_budget_relief(struct clink_worker *w, int deep);
 /* conn_admit.c */
 void clink__conn_admit(struct clink_conn *c); /* an accepted connection: a handshake slot, or wait for one */
+/* conn_limits.c */
+void clink__conn_limits_release(struct clink_conn *c); /* it closed: give back what its login counted */
+void clink__limits_free(struct clink__limits *l);
+/* conn_idle.c */
+void clink__conn_idle_watch(struct clink_conn *c); /* a client session began: sweep its worker */
 /* conn_ktls.c */
 void clink__conn_ktls_begin(struct clink_conn *c);
 void clink__conn_ktls_try_tx(struct clink_conn *c);

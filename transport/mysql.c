@@ -136,6 +136,28 @@ static void denied(struct clink_conn *c, const char *why)
     refuse(c, 1045, "28000", msg, -CLINK_EACCESS, why);
 }
 
+/* Count the session against the node's limits (conn_limits.c); refused in MySQL's own words. 1 if admitted. */
+static int admitted(struct clink_conn *c)
+{
+    char msg[200];
+    switch (clink__conn_limits_admit(c, 0)) {
+    case LIMIT_OK:
+        return 1;
+    case LIMIT_USER:
+        /* ER_TOO_MANY_USER_CONNECTIONS, with the user name as MySQL gives it */
+        snprintf(msg, sizeof(msg), "User %s already has more than 'max_user_connections' active connections",
+                 c->my->user);
+        refuse(c, 1203, "42000", msg, -CLINK_ETOOMANY, "max_user_connections reached");
+        return 0;
+    case LIMIT_CONNECTIONS:
+    case LIMIT_LINKS:
+        break;
+    }
+    refuse(c, 1040, "08004", "Too many connections", -CLINK_ETOOMANY,
+           "max_connections reached"); /* ER_CON_COUNT_ERROR */
+    return 0;
+}
+
 /* Check a login against the node's accounts; on success the client gets OK and the command phase starts. */
 static void login(struct clink_conn *c, enum clink_login_method method, const uint8_t *auth, size_t len)
 {
@@ -165,6 +187,9 @@ static void login(struct clink_conn *c, enum clink_login_method method, const ui
     int ret = clink_accounts_check(c->node->accounts, &l, c->cache.account, sizeof(c->cache.account), why, sizeof(why));
     if (ret < 0) {
         denied(c, why);
+        return;
+    }
+    if (!admitted(c)) {
         return;
     }
     STAT_ADD(c->w, logins_ok, 1);
@@ -513,15 +538,23 @@ static void mysql_input(struct clink_conn *c, struct clink__bytes *buf)
 }
 
 /*
- * The node stops or drains: a logged-in client hears it in its own protocol
- * (ERR 1053), not as a clink GOAWAY, and the connection closes at once: it
- * has no calls in flight to drain.
+ * The node stops or drains, or the session was idle past wait_timeout: a
+ * logged-in client hears it in its own protocol (ERR 1053, or 4031), not as
+ * a clink GOAWAY, and the connection closes at once: it has no calls in
+ * flight to drain.
  */
 static int mysql_closing(struct clink_conn *c)
 {
     if (c->my != NULL && c->my->state == MY_COMMAND) {
         c->my->seq = 0;
-        send_err(c, 1053, "08S01", "Server shutdown in progress");
+        if (c->idle_closing) {
+            /* ER_CLIENT_INTERACTION_TIMEOUT, as MySQL 8.0.24 and later tell a client idle past wait_timeout */
+            send_err(c, 4031, "HY000",
+                     "The client was disconnected by the server because of inactivity. See wait_timeout and "
+                     "interactive_timeout for configuring this behavior.");
+        } else {
+            send_err(c, 1053, "08S01", "Server shutdown in progress");
+        }
         c->my->state = MY_DONE;
     }
     return 0;

@@ -165,6 +165,32 @@ static int check_login(struct clink_conn *c, const struct clink_hello *h)
     return 0;
 }
 
+/*
+ * Server: count the login against the node's session limits (conn_limits.c).
+ * A node link is a login proven by a client certificate the node verified,
+ * with no password: another node, a pool. A refusal is an error frame the
+ * client reads, as a denied login is.
+ */
+static int admit(struct clink_conn *c, const struct clink_hello *h)
+{
+    int link = c->has_tls && h->method == CLINK_LOGIN_NONE && SSL_get0_peer_certificate(c->tls->ssl) != NULL &&
+               SSL_get_verify_result(c->tls->ssl) == X509_V_OK;
+    enum clink__limit lim = clink__conn_limits_admit(c, link);
+    if (lim == LIMIT_OK) {
+        return 0;
+    }
+    char msg[256];
+    if (lim == LIMIT_USER) {
+        snprintf(msg, sizeof(msg), "User %s already has more than 'max_user_connections' active connections",
+                 c->cache.account);
+    } else {
+        snprintf(msg, sizeof(msg), "%s", lim == LIMIT_LINKS ? "Too many node links" : "Too many connections");
+    }
+    clink__conn_emit_error(c, 0, CLINK_ETOOMANY, msg);
+    clink__conn_refuse(c, -CLINK_ETOOMANY, "%s", msg);
+    return -CLINK_ETOOMANY;
+}
+
 static int hello_agreed(struct clink_conn *c, const struct clink_hello *theirs)
 {
     struct clink_hello ours = {.min_version = CLINK_PROTO_MIN, .max_version = CLINK_PROTO_MAX};
@@ -186,6 +212,9 @@ static int hello_agreed(struct clink_conn *c, const struct clink_hello *theirs)
     c->nat->peer_max_frame = theirs->max_frame;
     if (c->is_server) {
         int ret = check_login(c, theirs);
+        if (ret == 0) {
+            ret = admit(c, theirs);
+        }
         if (ret < 0) {
             return ret;
         }

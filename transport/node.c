@@ -24,6 +24,8 @@ const struct clink_node_opts clink_node_opts_default = {0};
 #define DEFAULT_WRITE_BUFFER (4u << 20)
 #define MAX_FRAME_CEILING    (64u << 20)
 #define DEFAULT_MAX_REQUESTS 4096
+#define MAX_WAIT_TIMEOUT_S   31536000 /* a year, MySQL's ceiling */
+#define MAX_KEEPALIVE_S      32767    /* the kernel's ceiling for TCP_KEEPIDLE */
 
 static int probe_ktls_ulp(void)
 {
@@ -75,6 +77,9 @@ int clink_node_new(const struct clink_node_opts *opts, struct clink_node **out)
     if (opts->inbox_size != 0 && (opts->inbox_size < 4 || (opts->inbox_size & (opts->inbox_size - 1)) != 0)) {
         return -CLINK_EINVAL;
     }
+    if (opts->wait_timeout_s > MAX_WAIT_TIMEOUT_S || opts->tcp_keepalive_s > MAX_KEEPALIVE_S) {
+        return -CLINK_EINVAL;
+    }
     unsigned workers = opts->workers;
     if (workers == 0) {
         long c = sysconf(_SC_NPROCESSORS_ONLN);
@@ -96,6 +101,7 @@ int clink_node_new(const struct clink_node_opts *opts, struct clink_node **out)
     }
     pthread_mutex_init(&n->tls_mu, NULL);
     pthread_mutex_init(&n->secure_mu, NULL);
+    pthread_mutex_init(&n->limits.mu, NULL);
     clink__sessions_init(&n->sessions);
     n->opts.workers = workers;
     if (n->opts.max_frame == 0) {
@@ -119,6 +125,18 @@ int clink_node_new(const struct clink_node_opts *opts, struct clink_node **out)
     }
     if (n->opts.max_requests_per_conn == 0) {
         n->opts.max_requests_per_conn = DEFAULT_MAX_REQUESTS;
+    }
+    if (n->opts.max_connections == 0) {
+        n->opts.max_connections = CLINK_DEFAULT_MAX_CONNECTIONS;
+    }
+    if (n->opts.max_node_links == 0) {
+        n->opts.max_node_links = CLINK_DEFAULT_MAX_NODE_LINKS;
+    }
+    if (n->opts.wait_timeout_s == 0) {
+        n->opts.wait_timeout_s = CLINK_DEFAULT_WAIT_TIMEOUT_S;
+    }
+    if (n->opts.tcp_keepalive_s == 0) {
+        n->opts.tcp_keepalive_s = CLINK_DEFAULT_TCP_KEEPALIVE_S;
     }
     if (n->opts.log_level == 0) {
         n->opts.log_level = CLINK_LOG_WARN;
@@ -154,6 +172,7 @@ int clink_node_new(const struct clink_node_opts *opts, struct clink_node **out)
         clink__timer_init(&w->accept_timer, TIMER_ACCEPT);
         clink__timer_init(&w->hs_evict_timer, TIMER_HS_EVICT);
         clink__timer_init(&w->budget_timer, TIMER_BUDGET);
+        clink__timer_init(&w->idle_timer, TIMER_IDLE);
         w->inbox_buf = calloc(n->opts.inbox_size, sizeof(*w->inbox_buf));
         w->efd = eventfd(0, EFD_CLOEXEC);
         if (w->inbox_buf == NULL || w->efd < 0) {
@@ -330,6 +349,7 @@ void clink_node_free(struct clink_node *node)
     clink_accounts_free(node->accounts);
     pthread_mutex_destroy(&node->tls_mu);
     pthread_mutex_destroy(&node->secure_mu);
+    clink__limits_free(&node->limits);
     clink__sessions_free(&node->sessions);
     free(node->workers);
     free(node->handlers);

@@ -65,6 +65,7 @@ enum clink__timer_kind {
     TIMER_ACCEPT,    /* owner: struct clink_worker (accept_timer): re-arm accept after a failure */
     TIMER_HS_EVICT,  /* owner: struct clink_worker (hs_evict_timer): slot holders too slow while others wait */
     TIMER_BUDGET,    /* owner: struct clink_worker (budget_timer): the send budget, checked while full */
+    TIMER_IDLE,      /* owner: struct clink_worker (idle_timer): the wait_timeout sweep of client sessions */
 };
 
 /* ---- inbox messages ---- */
@@ -161,6 +162,7 @@ struct clink__stats {
     _Atomic uint64_t https_requests, https_refused;
     _Atomic uint64_t calls_failed_timeout, calls_failed_remote, calls_failed_canceled, calls_failed_closed,
         calls_failed_other;
+    _Atomic uint64_t refused_max_connections, refused_max_user_connections, refused_max_node_links, idle_closed;
 };
 #define STAT_ADD(w, field, n)                                                                                          \
     atomic_store_explicit(&(w)->stats.field, atomic_load_explicit(&(w)->stats.field, memory_order_relaxed) + (n),      \
@@ -222,6 +224,9 @@ struct clink_worker {
         struct clink_conn *wait_head; /* accepted, waiting for a handshake slot: newest first */
     } adm[2];
     struct clink__timer hs_evict_timer;
+    /* Client sessions on this worker (conn_idle.c sweeps them while there are any) */
+    unsigned client_sessions;
+    struct clink__timer idle_timer;
 
     int stopping;
     int drain_stage;
@@ -246,6 +251,22 @@ struct clink_handler {
     void *user;
 };
 
+/*
+ * Session counts, node-wide (conn_limits.c): atomics, taken once per login
+ * and given back once per close, never on the data path. The per-account
+ * counts (only with max_user_connections) are a small table under a mutex.
+ */
+struct clink__user_count {
+    char account[160]; /* as clink_conn_status.account */
+    uint32_t n;
+};
+struct clink__limits {
+    _Atomic uint64_t clients, links;
+    pthread_mutex_t mu;
+    struct clink__user_count *users;
+    size_t nusers, cap;
+};
+
 struct clink_node {
     struct clink_node_opts opts;
     struct clink_mysql_opts mysql_opts; /* opts.mysql points here when set */
@@ -256,7 +277,8 @@ struct clink_node {
     struct clink_tls_ctx *tls;
     struct clink_accounts *accounts;
     struct clink__sessions sessions; /* client-side tickets, per peer identity */
-    struct clink_handler *handlers;  /* indexed by method, 65536 entries */
+    struct clink__limits limits;
+    struct clink_handler *handlers; /* indexed by method, 65536 entries */
     unsigned nworkers;
     struct clink_worker *workers;
     int listen_fd;

@@ -47,7 +47,13 @@ void clink_node_get_stats(const struct clink_node *node, struct clink_node_stats
         SUM(calls_failed_canceled);
         SUM(calls_failed_closed);
         SUM(calls_failed_other);
+        SUM(refused_max_connections);
+        SUM(refused_max_user_connections);
+        SUM(refused_max_node_links);
+        SUM(idle_closed);
         out->buffered += __atomic_load_n(&node->workers[i].buffered, __ATOMIC_RELAXED);
 #undef SUM
     }
+    out->client_sessions = atomic_load_explicit(&node->limits.clients, memory_order_relaxed);
+    out->node_links = atomic_load_explicit(&node->limits.links, memory_order_relaxed);
 }

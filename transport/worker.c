@@ -447,6 +447,8 @@ static void fire_timers(struct clink_worker *w)
             clink__conn_hs_evict(w);
         } else if (t->kind == TIMER_BUDGET) {
             clink__conn_budget_tick(w);
+        } else if (t->kind == TIMER_IDLE) {
+            clink__conn_idle_sweep(w);
         } else if (t->kind == TIMER_DRAIN) {
             /*
              * Stage 0: calls still in flight fail with ESHUTDOWN; connections

@@ -56,7 +56,8 @@ extern "C" {
     X(CLINK_ENOTSUP, USAGE, "not supported on this host")                                                              \
     X(CLINK_EHANDSHAKE_TIMEOUT, IO, "opening handshake timed out")                                                     \
     X(CLINK_EINTERNAL, INTERNAL, "internal error")                                                                     \
-    X(CLINK_EKTLS, TLS, "kTLS offload required but not possible")
+    X(CLINK_EKTLS, TLS, "kTLS offload required but not possible")                                                      \
+    X(CLINK_ETOOMANY, AGAIN, "too many connections")
 
 enum clink_err {
     CLINK_EFIRST_ = 999,

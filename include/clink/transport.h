@@ -149,7 +149,56 @@ struct clink_node_opts {
      * PREFER_TLS need allow_plaintext.
      */
     enum clink_secure_transport secure_transport;
+    /*
+     * Session limits, node-wide across workers (docs/config.md). A client
+     * session is an accepted connection that logged in: a MySQL client, or a
+     * native one that is not a node link. A node link is a native login
+     * proven by a verified client certificate with no password (another
+     * node, a pool): links have their own budget, so a pool never competes
+     * with clients for slots. Dialled connections are never counted.
+     *
+     * max_connections: client sessions at once. Past it a login is refused
+     * (-CLINK_ETOOMANY on the native port, MySQL error 1040 "Too many
+     * connections"), except that one more is kept for an account with grant
+     * ALL (clink_accounts_is_admin), as MySQL keeps one for SUPER: an
+     * administrator gets in while others hold every slot. Without accounts
+     * nobody holds grant ALL. 0: CLINK_DEFAULT_MAX_CONNECTIONS.
+     */
+    uint32_t max_connections;
+    /* Node links at once; past it a link is refused (-CLINK_ETOOMANY). 0: CLINK_DEFAULT_MAX_NODE_LINKS. */
+    uint32_t max_node_links;
+    /*
+     * Client sessions of one account ('user'@'host' as matched) at once, the
+     * same bound for every account (MySQL's global max_user_connections);
+     * past it the login is refused (-CLINK_ETOOMANY, MySQL error 1203). Node
+     * links are not counted. 0: no limit.
+     */
+    uint32_t max_user_connections;
+    /*
+     * Seconds a client session may stay idle (nothing received or sent, no
+     * call or request in flight) before the node closes it (MySQL's
+     * wait_timeout; a MySQL client is told with error 4031, a native one
+     * gets GOAWAY). Node links are exempt: pools ping their links. Checked by
+     * a sweep every quarter of it (at most a minute): a session is closed at
+     * the earliest wait_timeout_s after its last activity. At most 31536000.
+     * 0: CLINK_DEFAULT_WAIT_TIMEOUT_S.
+     */
+    uint32_t wait_timeout_s;
+    /*
+     * TCP keepalive on every accepted and dialled socket: seconds without
+     * traffic before the kernel probes the peer (then every 10 s, 6 times,
+     * or every tcp_keepalive_s if shorter), so a peer that vanished without
+     * a FIN or RST frees its socket. At most 32767 (the kernel's limit).
+     * 0: CLINK_DEFAULT_TCP_KEEPALIVE_S.
+     */
+    uint32_t tcp_keepalive_s;
 };
+
+/* The defaults of the session limits above (MySQL's max_connections and wait_timeout). */
+#define CLINK_DEFAULT_MAX_CONNECTIONS 151
+#define CLINK_DEFAULT_MAX_NODE_LINKS  16384
+#define CLINK_DEFAULT_WAIT_TIMEOUT_S  28800
+#define CLINK_DEFAULT_TCP_KEEPALIVE_S 60
 
 extern CLINK_API const struct clink_node_opts clink_node_opts_default;
 
@@ -224,6 +273,10 @@ struct clink_node_stats {
     uint64_t https_refused;       /* HTTPS connections that failed (TLS, malformed request, timeout) */
     /* calls_failed by reason: deadline, the peer's handler failed it, cancelled, the link closed/went away, other */
     uint64_t calls_failed_timeout, calls_failed_remote, calls_failed_canceled, calls_failed_closed, calls_failed_other;
+    /* Session limits (clink_node_opts.max_connections...): counted now (gauges), then logins refused by each limit */
+    uint64_t client_sessions, node_links;
+    uint64_t refused_max_connections, refused_max_user_connections, refused_max_node_links;
+    uint64_t idle_closed; /* client sessions closed after wait_timeout_s idle */
 };
 /* Thread: any (values may be a moment old). */
 CLINK_API void clink_node_get_stats(const struct clink_node *node, struct clink_node_stats *out);
