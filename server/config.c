@@ -29,7 +29,7 @@ struct parse_state {
     const char *file; /* for messages */
     char err[512];
     int failed;
-    unsigned seen; /* bit per key: a repeated key is an error, not "last one wins" */
+    uint64_t seen; /* bit per key: a repeated key is an error, not "last one wins" */
     unsigned peer_seen[CLINK_CONFIG_MAX_PEERS];
     char raw_basedir[CLINK_CONFIG_PATH_MAX];
     char raw_paths[6][CLINK_CONFIG_PATH_MAX]; /* cert, key, ca, crl, accounts, ticket keys as written */
@@ -62,6 +62,11 @@ enum key_id {
     K_OPS_SSL_KEY,
     K_NAME,
     K_SSL_KEY_MODE_CHECK,
+    K_MAX_CONNECTIONS,
+    K_MAX_NODE_LINKS,
+    K_MAX_USER_CONNECTIONS,
+    K_WAIT_TIMEOUT,
+    K_TCP_KEEPALIVE_IDLE,
     K_COUNT
 };
 
@@ -91,6 +96,11 @@ static const char *const key_names[K_COUNT] = {
     "ops_ssl_key",
     "name",
     "ssl_key_mode_check",
+    "max_connections",
+    "max_node_links",
+    "max_user_connections",
+    "wait_timeout",
+    "tcp_keepalive_idle",
 };
 
 static int fail(struct parse_state *st, const char *key, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -283,10 +293,10 @@ static int on_key(void *user, const char *section, const char *name, const char 
     if (id < 0) {
         return fail(st, name, "unknown key (see docs/config.md)");
     }
-    if (st->seen & (1u << id)) {
+    if (st->seen & (1ull << id)) {
         return fail(st, key, "given twice");
     }
-    st->seen |= 1u << id;
+    st->seen |= 1ull << id;
     unsigned long x;
     int b;
     switch ((enum key_id)id) {
@@ -366,6 +376,36 @@ static int on_key(void *user, const char *section, const char *name, const char 
         return 1;
     case K_KTLS:
         return parse_ktls(st, key, "", value, &c->ktls);
+    case K_MAX_CONNECTIONS:
+        if (parse_uint(value, 1000000, &x) < 0 || x == 0) {
+            return fail(st, key, "'%s' is not a number of connections from 1 to 1000000", value);
+        }
+        c->max_connections = (uint32_t)x;
+        return 1;
+    case K_MAX_NODE_LINKS:
+        if (parse_uint(value, 1000000, &x) < 0 || x == 0) {
+            return fail(st, key, "'%s' is not a number of links from 1 to 1000000", value);
+        }
+        c->max_node_links = (uint32_t)x;
+        return 1;
+    case K_MAX_USER_CONNECTIONS:
+        if (parse_uint(value, 1000000, &x) < 0) {
+            return fail(st, key, "'%s' is not a number of connections from 0 (no limit) to 1000000", value);
+        }
+        c->max_user_connections = (uint32_t)x;
+        return 1;
+    case K_WAIT_TIMEOUT:
+        if (parse_uint(value, 31536000, &x) < 0 || x == 0) {
+            return fail(st, key, "'%s' is not a number of seconds from 1 to 31536000", value);
+        }
+        c->wait_timeout = (uint32_t)x;
+        return 1;
+    case K_TCP_KEEPALIVE_IDLE:
+        if (parse_uint(value, 32767, &x) < 0 || x == 0) {
+            return fail(st, key, "'%s' is not a number of seconds from 1 to 32767", value);
+        }
+        c->tcp_keepalive_idle = (uint32_t)x;
+        return 1;
     case K_MYSQL:
         if (parse_bool(value, &b) < 0) {
             return fail(st, key, "'%s' is not ON or OFF", value);

@@ -146,6 +146,12 @@ Test(config, bad_input_fails_with_line_key_and_reason)
         {"[server]\nthis is not ini\n", ":2: syntax error"},
         {"[server]\nmax_frame = 10\n", "max_frame: '10'"},
         {"[server]\nktls = sometimes\n", "ktls: 'sometimes' is not one of auto, off, required"},
+        {"[server]\nmax_connections = 0\n", "max_connections: '0' is not a number of connections from 1"},
+        {"[server]\nmax_node_links = -5\n", "max_node_links: '-5'"},
+        {"[server]\nmax_user_connections = many\n", "max_user_connections: 'many'"},
+        {"[server]\nwait_timeout = 31536001\n", "wait_timeout: '31536001' is not a number of seconds"},
+        {"[server]\ntcp_keepalive_idle = 32768\n", "tcp_keepalive_idle: '32768' is not a number of seconds"},
+        {"[server]\nwait_timeout = 1\nwait-timeout = 2\n", ":3: wait_timeout: given twice"},
         {"[leaf l1]\nhost = a\nport = 1\nktls = on\n", "ktls: [l1]: 'on' is not one of auto, off, required"},
         /* libinih would keep 49 bytes of the name (fuzz/regressions/config) */
         {"[leaf 012345678901234567890123456789012345678901234]\nhost = a\nport = 1\n",
@@ -368,4 +374,25 @@ Test(config, ktls_in_server_and_per_peer)
     cr_assert_eq(c.peers[1].ktls, 0, "unset: the node's");
     cr_assert_eq(clink_config_parse("[server]\n", "/", &c, NULL, 0), 0);
     cr_assert_eq(c.ktls, 0, "unset: auto");
+}
+
+Test(config, session_limit_keys)
+{
+    struct clink_config c;
+    char err[512] = "";
+
+    cr_assert_eq(clink_config_parse("[server]\n", "/tmp", &c, err, sizeof(err)), 0, "%s", err);
+    cr_assert(c.max_connections == 0 && c.max_node_links == 0 && c.max_user_connections == 0 && c.wait_timeout == 0 &&
+                  c.tcp_keepalive_idle == 0,
+              "unset: the transport's defaults");
+    cr_assert_eq(clink_config_parse("[server]\nmax_connections = 500\nmax-node-links = 20000\n"
+                                    "max_user_connections = 40\nwait_timeout = 600\ntcp_keepalive_idle = 30\n",
+                                    "/tmp", &c, err, sizeof(err)),
+                 0, "%s", err);
+
+    cr_assert_eq(c.max_connections, 500);
+    cr_assert_eq(c.max_node_links, 20000);
+    cr_assert_eq(c.max_user_connections, 40);
+    cr_assert_eq(c.wait_timeout, 600);
+    cr_assert_eq(c.tcp_keepalive_idle, 30);
 }

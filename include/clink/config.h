@@ -72,6 +72,12 @@ struct clink_config {
     uint32_t max_frame;            /* 0: the transport default */
     int ktls;                      /* ktls = auto | off | required: a clink_ktls_mode value; 0 = auto */
     int mysql;                     /* mysql = ON (default) | OFF: serve MySQL clients (with accounts_file) */
+    /* Session limits (clink_node_opts, docs/config.md); 0: the transport default */
+    uint32_t max_connections;      /* client sessions, one more for a grant-ALL account */
+    uint32_t max_node_links;       /* logins by a verified certificate without a password */
+    uint32_t max_user_connections; /* client sessions per account; 0: no limit */
+    uint32_t wait_timeout;         /* seconds a client session may stay idle */
+    uint32_t tcp_keepalive_idle;   /* seconds without traffic before TCP keepalive probes */
     char name[64]; /* name = agg1: the node's name on the ops page and in metrics; "" = host name:port */
     /* The HTTPS operations endpoint (clink/ops.h) */
     int ops;                                  /* ops = ON (default) | OFF */
