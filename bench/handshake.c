@@ -68,7 +68,12 @@ static struct clink_node *start_node(const char *cert, const char *key, const ch
     if (clink_tls_ctx_new(&to, &tls, err, cap) < 0) {
         return NULL;
     }
-    struct clink_node_opts o = {.workers = 1, .tls = tls, .allow_plaintext = 1, .max_handshakes_per_worker = 256};
+    /*
+     * Plaintext dials are client sessions, given back only once the server has closed them: under churn more
+     * than hs_inflight are counted at once, and max_connections' default (151) would refuse some.
+     */
+    struct clink_node_opts o = {
+        .workers = 1, .tls = tls, .allow_plaintext = 1, .max_handshakes_per_worker = 256, .max_connections = 100000};
     struct clink_node *n = NULL;
     int ret = clink_node_new(&o, &n);
     clink_tls_ctx_free(tls); /* the node holds its own reference */

@@ -66,10 +66,13 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 143' TERM INT # a timeout or ^C still stops the leaves (through the EXIT trap)
 ports=()
+# The memory scenario holds 5000 plaintext sessions as baseline: client sessions, past max_connections'
+# default of 151 (its TLS ones log in by certificate: node links, within max_node_links' 16384).
 for n in leaf1 leaf2; do
   rm -f "$out/$n.port"
   "$bin/clink-node" --listen 127.0.0.1:0 --cert "$pki/$n.pem" --key "$pki/$n-key.pem" --ca "$pki/ca.pem" \
-    --accounts "$pki/accounts.cnf" --allow-plaintext --workers 1 --port-file "$out/$n.port" 2>"$out/$n.log" &
+    --accounts "$pki/accounts.cnf" --allow-plaintext --max-connections 10000 --workers 1 --port-file "$out/$n.port" \
+    2>"$out/$n.log" &
   pids+=($!)
 done
 for n in leaf1 leaf2; do

@@ -107,6 +107,28 @@ port=$(cat "$t/port" 2>/dev/null)
 [ $? -eq 0 ] && grep -q '^Peer certificate issuer: CN=clink intermediate CA$' "$t/status" && ok ||
   { no "a chain through an intermediate verifies against the root"; cat "$t/status" "$t/node.log"; }
 kill -TERM "$node_pid"; wait "$node_pid"; node_pid=
+# The open files limit: clink-node raises its soft limit to the hard one at start and says so (issue 17,
+# item 4), and warns when even the hard limit is short of what max_connections and max_node_links allow.
+hard=$(ulimit -H -n)
+if [ "$hard" != unlimited ] && [ "$hard" -gt 256 ]; then
+  rm -f "$t/port"
+  # shellcheck disable=SC2016 # $@ is for the inner sh
+  sh -c 'ulimit -S -n 256 && exec "$@"' sh "$bin/tools/clink-node" --config "$t/pki/memsql.cnf" \
+    --port-file "$t/port" 2>"$t/node.log" &
+  node_pid=$!
+  i=0; while [ ! -s "$t/port" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
+  soft=$(awk '/^Max open files/ {print $4}' "/proc/$node_pid/limits" 2>/dev/null)
+  [ "$soft" = "$hard" ] && grep -q "open files limit raised from 256 to $hard" "$t/node.log" && ok ||
+    { no "clink-node raises its open files limit to the hard limit (soft now '$soft', hard $hard)"; cat "$t/node.log"; }
+  kill -TERM "$node_pid"; wait "$node_pid"; node_pid=
+fi
+sh -c 'ulimit -n 128 && exec "$@"' sh "$bin/tools/clink-node" --config "$t/pki/memsql.cnf" --max-connections 50 \
+  --port-file "$t/port2" 2>"$t/node.log" &
+node_pid=$!
+i=0; while [ ! -s "$t/port2" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
+grep -q "warning: the open files limit (128) is below what max_connections (50," "$t/node.log" && ok ||
+  { no "clink-node warns when the fd limit is below its connection limits"; cat "$t/node.log"; }
+kill -TERM "$node_pid"; wait "$node_pid"; node_pid=
 printf '[server]\nssl_cert = leaf1.pem\nssl_sert = typo.pem\n' >"$t/pki/bad.cnf"
 "$bin/tools/clink-node" --config "$t/pki/bad.cnf" >"$t/out" 2>&1
 [ $? -eq 1 ] && grep -q "bad.cnf:3: ssl_sert: unknown key" "$t/out" && ok || { no "bad config must fail with file:line"; cat "$t/out"; }

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "clink/clink.h"
@@ -42,6 +43,8 @@ static void usage(FILE *f)
                "                       with accounts, MySQL clients are served on the same port (docs/mysql.md)\n"
                "  --no-mysql           refuse MySQL-protocol clients even with accounts\n"
                "  --workers N          worker threads (default: one per CPU)\n"
+               "  --max-connections N  logged-in client sessions at once, one more for a grant-ALL account\n"
+               "                       (config: max_connections, default 151; node links not counted)\n"
                "  --allow-plaintext    also accept native plaintext clients on the same port\n"
                "  --tls12              allow TLS 1.2 as well as 1.3\n"
                "  --ktls MODE          kernel TLS offload: auto (default: where the kernel can), off,\n"
@@ -272,6 +275,46 @@ static unsigned parse_uint(const char *opt, const char *v, unsigned max)
     return (unsigned)x;
 }
 
+/*
+ * Every connection is a descriptor: under a low soft limit (1024 is common)
+ * accept fails with EMFILE long before max_connections and max_node_links
+ * are reached, and an administrator's login fails with the rest. Raise the
+ * soft limit to the hard one (which only root may raise), and say when even
+ * that is short of what the limits allow.
+ */
+static void open_files_limit(uint32_t max_connections, uint32_t max_node_links, unsigned workers)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0) {
+        return;
+    }
+    rlim_t was = rl.rlim_cur;
+    if (rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) == 0) {
+            fprintf(stderr, "clink-node: open files limit raised from %llu to %llu (the hard limit)\n",
+                    (unsigned long long)was, (unsigned long long)rl.rlim_cur);
+        } else {
+            fprintf(stderr, "clink-node: cannot raise the open files limit from %llu to %llu: %s\n",
+                    (unsigned long long)was, (unsigned long long)rl.rlim_max, strerror(errno));
+            rl.rlim_cur = was;
+        }
+    }
+    if (workers == 0) {
+        long c = sysconf(_SC_NPROCESSORS_ONLN);
+        workers = c > 0 ? (unsigned)c : 1;
+    }
+    /* Each worker holds a ring and an eventfd; listeners, the ops port and files read on reload take a few more. */
+    uint64_t need = (uint64_t)max_connections + 1 + max_node_links + 2ull * workers + 64;
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < need) {
+        fprintf(stderr,
+                "clink-node: warning: the open files limit (%llu) is below what max_connections (%u, and 1 for an "
+                "administrator) and max_node_links (%u) may need (%llu): connections past it fail with EMFILE; "
+                "raise the hard limit (ulimit -Hn, systemd LimitNOFILE=) or lower the limits\n",
+                (unsigned long long)rl.rlim_cur, max_connections, max_node_links, (unsigned long long)need);
+    }
+}
+
 int main(int argc, char **argv)
 {
     static const struct option longopts[] = {
@@ -294,6 +337,7 @@ int main(int argc, char **argv)
         {"ops-port-file", required_argument, NULL, 'Q'},
         {"no-ops", no_argument, NULL, 'N'},
         {"name", required_argument, NULL, 'n'},
+        {"max-connections", required_argument, NULL, 'C'},
         {NULL, 0, NULL, 0},
     };
     const char *listen = NULL, *cert = NULL, *key = NULL, *ca = NULL, *port_file = NULL;
@@ -302,6 +346,7 @@ int main(int argc, char **argv)
     const char *config = NULL, *accounts_file = NULL, *ops_port_file = NULL;
     int ops_port = -1, no_ops = 0;
     const char *name = NULL;
+    unsigned max_connections = 0;
     while ((ch = getopt_long(argc, argv, "vh", longopts, NULL)) != -1) {
         switch (ch) {
         case 'l':
@@ -365,6 +410,13 @@ int main(int argc, char **argv)
         case 'n':
             name = optarg;
             break;
+        case 'C':
+            max_connections = parse_uint("--max-connections", optarg, 1000000);
+            if (max_connections == 0) {
+                fprintf(stderr, "clink-node: --max-connections: at least 1\n");
+                return 2;
+            }
+            break;
         case 'h':
             usage(stdout);
             return 0;
@@ -399,6 +451,9 @@ int main(int argc, char **argv)
             ktls = cfg.ktls;
         }
         no_mysql = no_mysql || !cfg.mysql;
+        if (max_connections == 0) {
+            max_connections = cfg.max_connections;
+        }
     }
     if (no_ops) {
         ops_port = -1;
@@ -415,6 +470,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "clink-node: --listen: expected HOST:PORT, got '%s'\n", listen);
         return 2;
     }
+    open_files_limit(max_connections ? max_connections : CLINK_DEFAULT_MAX_CONNECTIONS,
+                     cfg.max_node_links ? cfg.max_node_links : CLINK_DEFAULT_MAX_NODE_LINKS, workers);
     struct settings set = {.config = config, .cert = cert, .key = key, .ca = ca, .tls12 = tls12, .ops = ops_port >= 0};
     set.ticket_file = cfg.ssl_session_ticket_key[0] ? cfg.ssl_session_ticket_key : NULL;
     /* Every exit below goes through `out`, which frees what was made (rc 1 unless it ran and stopped well). */
@@ -463,6 +520,11 @@ int main(int argc, char **argv)
                                            : CLINK_SECURE_REQUIRE_TLS,
         .handshake_timeout_ms = cfg.handshake_timeout_ms,
         .max_frame = cfg.max_frame,
+        .max_connections = max_connections,
+        .max_node_links = cfg.max_node_links,
+        .max_user_connections = cfg.max_user_connections,
+        .wait_timeout_s = cfg.wait_timeout,
+        .tcp_keepalive_s = cfg.tcp_keepalive_idle,
         .ktls = (enum clink_ktls_mode)ktls,
         /* Warnings (refused logins and why) always; -v adds connections, -vv debug. */
         .log = clink_log_stderr,
