@@ -105,14 +105,16 @@ enum clink__limit clink__conn_limits_admit(struct clink_conn *c, int link)
         refused(c, "max_connections", o->max_connections);
         return LIMIT_CONNECTIONS;
     }
-    if (o->max_user_connections > 0 && !user_take(l, c->cache.account, o->max_user_connections)) {
+    /* Without accounts there is nobody to tell apart: every session would share the account ''. */
+    int per_user = o->max_user_connections > 0 && n->accounts != NULL;
+    if (per_user && !user_take(l, c->cache.account, o->max_user_connections)) {
         atomic_fetch_sub(&l->clients, 1);
         STAT_ADD(c->w, refused_max_user_connections, 1);
         refused(c, "max_user_connections", o->max_user_connections);
         return LIMIT_USER;
     }
     c->session = SESSION_CLIENT;
-    c->user_counted = o->max_user_connections > 0;
+    c->user_counted = per_user;
     c->w->client_sessions++;
     clink__conn_idle_watch(c);
     return LIMIT_OK;

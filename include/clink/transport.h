@@ -171,7 +171,8 @@ struct clink_node_opts {
      * Client sessions of one account ('user'@'host' as matched) at once, the
      * same bound for every account (MySQL's global max_user_connections);
      * past it the login is refused (-CLINK_ETOOMANY, MySQL error 1203). Node
-     * links are not counted. 0: no limit.
+     * links are not counted, nor sessions of a node without accounts. 0: no
+     * limit.
      */
     uint32_t max_user_connections;
     /*
