@@ -264,11 +264,12 @@ static void charge(struct clink__throttle *t, struct entry *x, uint64_t now)
     }
 }
 
-static void refund(struct clink__throttle *t, struct entry *x)
+/* Take back one charge: its failure, and the wait it set unless a later failure has set another since. */
+static void refund(struct entry *x, uint64_t before, uint64_t after)
 {
     x->failures -= x->failures > 0;
-    if (x->failures <= t->o.free_failures) {
-        x->wait_until = 0;
+    if (x->wait_until == after) {
+        x->wait_until = before;
     }
 }
 
@@ -330,10 +331,14 @@ int clink__throttle_begin(struct clink__throttle *t, const char *user, const cha
         if (waiting(u, now) || waiting(s, now)) {
             ret = -CLINK_EAGAIN;
         } else {
+            tk->wait_before[0] = u->wait_until;
+            tk->wait_before[1] = s->wait_until;
             charge(t, u, now);
             if (s != u) {
                 charge(t, s, now);
             }
+            tk->wait_after[0] = u->wait_until;
+            tk->wait_after[1] = s->wait_until;
         }
     }
     t->st.throttled += ret < 0;
@@ -369,9 +374,9 @@ void clink__throttle_end(struct clink__throttle *t, const struct clink__throttle
         struct entry *s = find(&t->counts, key, hash_key(t, key));
         u = u != NULL ? u : &t->overflow;
         s = s != NULL ? s : &t->overflow;
-        refund(t, u);
+        refund(u, tk->wait_before[0], tk->wait_after[0]);
         if (s != u) {
-            refund(t, s);
+            refund(s, tk->wait_before[1], tk->wait_after[1]);
         }
     }
     pthread_mutex_unlock(&t->mu);
