@@ -428,6 +428,29 @@ int64_t clink__asn1_unix(const ASN1_TIME *t)
     return (int64_t)timegm(&tm);
 }
 
+/*
+ * The HTTPS certificate against ca_file, in a context of its own: that
+ * bundle (often a company web CA) vouches for this port to browsers and
+ * must never be trusted for client certificates.
+ */
+static int check_https_chain(const char *cert_file, const char *ca_file, char *err, size_t errlen)
+{
+    SSL_CTX *tmp = SSL_CTX_new(TLS_server_method());
+    if (tmp == NULL) {
+        return -CLINK_ENOMEM;
+    }
+    int ret = -CLINK_ECONFIG;
+    if (SSL_CTX_use_certificate_chain_file(tmp, cert_file) != 1) {
+        seterr(err, errlen, "%s: cannot load certificate", cert_file);
+    } else if (SSL_CTX_load_verify_locations(tmp, ca_file, NULL) != 1) {
+        seterr(err, errlen, "%s: cannot load CA bundle", ca_file);
+    } else {
+        ret = check_own_chain(tmp, cert_file, err, errlen);
+    }
+    SSL_CTX_free(tmp);
+    return ret;
+}
+
 int clink_tls_ctx_new_https(const struct clink_tls_opts *opts, struct clink_tls_ctx **out, char *err, size_t errlen)
 {
     if (err != NULL && errlen > 0) {
@@ -489,12 +512,13 @@ int clink_tls_ctx_new_https(const struct clink_tls_opts *opts, struct clink_tls_
         seterr(err, errlen, "%s: certificate is not valid yet", cert_file);
         goto out;
     }
-    if (ca_file != NULL) {
-        if (SSL_CTX_load_verify_locations(ctx, ca_file, NULL) != 1) {
-            seterr(err, errlen, "%s: cannot load CA bundle", ca_file);
-            goto out;
-        }
-        if ((ret = check_own_chain(ctx, cert_file, err, errlen)) < 0) {
+    if (ca_file != NULL && (ret = check_https_chain(cert_file, ca_file, err, errlen)) < 0) {
+        goto out;
+    }
+    ret = -CLINK_ECONFIG;
+    if (opts->client_ca_file != NULL) {
+        if (SSL_CTX_load_verify_locations(ctx, opts->client_ca_file, NULL) != 1) {
+            seterr(err, errlen, "%s: cannot load CA bundle", opts->client_ca_file);
             goto out;
         }
         if (opts->crl_file != NULL && (ret = load_crls(ctx, opts->crl_file, err, errlen)) < 0) {

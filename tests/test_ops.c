@@ -127,7 +127,7 @@ static void setup(void)
     tls = ts_tls(pki.node_cert, pki.node_key, pki.ca);
     char err[256];
     /* With the CA: the port asks for (never requires) a client certificate, which can log an operator in. */
-    struct clink_tls_opts ho = {.cert_file = pki.node_cert, .key_file = pki.node_key, .ca_file = pki.ca};
+    struct clink_tls_opts ho = {.cert_file = pki.node_cert, .key_file = pki.node_key, .client_ca_file = pki.ca};
     cr_assert_eq(clink_tls_ctx_new_https(&ho, &https_tls, err, sizeof(err)), 0, "%s", err);
     cr_assert_eq(clink_accounts_new(NULL, &acc), 0);
     struct clink_account_spec admin = {.user = "admin", .password = "s3cret", .grant = "ALL"};
