@@ -71,6 +71,9 @@ static void setup(void)
 {
     char err[256] = "";
     FUZZ_CHECK(clink_accounts_new(NULL, &set) == 0, "accounts_new");
+    /* The rules, not the failed-login throttle (test_throttle's): no count ever makes a login here wait. */
+    struct clink_login_throttle never = {.free_failures = UINT32_MAX};
+    FUZZ_CHECK(clink_accounts_set_throttle(set, &never) == 0, "set_throttle");
     for (size_t i = 0; i < NACCTS; i++) {
         struct clink_account_spec s = {
             .user = accts[i].user, .host = accts[i].host, .password = accts[i].password, .require = accts[i].require};
