@@ -20,12 +20,14 @@
 
 #include "auth/accounts_int.h"
 #include "auth/errbuf.h"
+#include "auth/throttle.h"
 
 struct clink_accounts {
     pthread_mutex_t mu;  /* the account set (logins read it); held only to copy or swap */
     pthread_mutex_t wmu; /* one writer at a time in this process: change, save, reload */
     int refs;
-    char *path; /* NULL: memory only */
+    char *path;                       /* NULL: memory only */
+    struct clink__throttle *throttle; /* every password login passes it (auth/throttle.h) */
     struct clink__account *v;
     size_t n;
 };
@@ -130,6 +132,13 @@ static int make(const char *path, struct clink_accounts **out)
         free(acc);
         return -CLINK_ENOMEM;
     }
+    struct clink__throttle *t = clink__throttle_new(NULL);
+    if (t == NULL) {
+        free(acc->path);
+        free(acc);
+        return -CLINK_ENOMEM;
+    }
+    acc->throttle = t;
     pthread_mutex_init(&acc->mu, NULL);
     pthread_mutex_init(&acc->wmu, NULL);
     acc->refs = 1;
@@ -212,6 +221,7 @@ void clink_accounts_free(struct clink_accounts *acc)
     }
     pthread_mutex_destroy(&acc->mu);
     pthread_mutex_destroy(&acc->wmu);
+    clink__throttle_free(acc->throttle);
     OPENSSL_cleanse(acc->v, acc->n * sizeof(*acc->v));
     free(acc->v);
     free(acc->path);
@@ -504,13 +514,10 @@ static void dummy_hash(const struct clink_login *l)
     CLINK_IGNORE(clink__check_cleartext(&fake, l->auth, l->auth_len) != 0);
 }
 
-int clink_accounts_check(struct clink_accounts *acc, const struct clink_login *l, char *matched, size_t matched_len,
-                         char *why, size_t whylen)
+/* The login against the accounts, once the throttle let it through. */
+static int check_login(struct clink_accounts *acc, const struct clink_login *l, char *matched, size_t matched_len,
+                       char *why, size_t whylen)
 {
-    if (acc == NULL || l == NULL || l->user == NULL || l->host == NULL) {
-        clink__set_err(why, whylen, "bad login arguments");
-        return -CLINK_EACCESS;
-    }
     struct clink__account a;
     int best = -1;
     pthread_mutex_lock(&acc->mu);
@@ -576,6 +583,43 @@ int clink_accounts_check(struct clink_accounts *acc, const struct clink_login *l
     }
     OPENSSL_cleanse(&a, sizeof(a));
     return ret;
+}
+
+int clink_accounts_check(struct clink_accounts *acc, const struct clink_login *l, char *matched, size_t matched_len,
+                         char *why, size_t whylen)
+{
+    if (acc == NULL || l == NULL || l->user == NULL || l->host == NULL) {
+        clink__set_err(why, whylen, "bad login arguments");
+        return -CLINK_EACCESS;
+    }
+    if (l->method == CLINK_LOGIN_NONE) {
+        return check_login(acc, l, matched, matched_len, why, whylen); /* a certificate cannot be guessed */
+    }
+    struct clink__throttle_ticket tk;
+    if (clink__throttle_begin(acc->throttle, l->user, l->host, &tk) < 0) {
+        clink__set_err(why, whylen, "too many failed logins as '%s'%s from %s: refused before any password check",
+                       tk.user, tk.known ? "" : " or", tk.source);
+        return -CLINK_EAGAIN;
+    }
+    int ret = check_login(acc, l, matched, matched_len, why, whylen);
+    clink__throttle_end(acc->throttle, &tk, ret == 0);
+    return ret;
+}
+
+int clink_accounts_set_throttle(struct clink_accounts *acc, const struct clink_login_throttle *opts)
+{
+    if (acc == NULL) {
+        return -CLINK_EINVAL;
+    }
+    return clink__throttle_configure(acc->throttle, opts);
+}
+
+void clink_accounts_login_stats(struct clink_accounts *acc, struct clink_login_stats *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (acc != NULL) {
+        clink__throttle_stats(acc->throttle, out);
+    }
 }
 
 int clink_accounts_legacy_native_tls(struct clink_accounts *acc, const char *user, const char *host)

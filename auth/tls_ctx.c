@@ -411,6 +411,14 @@ static int alpn_select_http(SSL *ssl, const unsigned char **out, unsigned char *
     return SSL_TLSEXT_ERR_OK;
 }
 
+/* The handshake goes on whatever the client's certificate is; SSL_get_verify_result keeps the verdict. */
+static int verify_keep_going(int preverify_ok, X509_STORE_CTX *x)
+{
+    (void)preverify_ok;
+    (void)x;
+    return 1;
+}
+
 int64_t clink__asn1_unix(const ASN1_TIME *t)
 {
     struct tm tm;
@@ -489,9 +497,21 @@ int clink_tls_ctx_new_https(const struct clink_tls_opts *opts, struct clink_tls_
         if ((ret = check_own_chain(ctx, cert_file, err, errlen)) < 0) {
             goto out;
         }
+        if (opts->crl_file != NULL && (ret = load_crls(ctx, opts->crl_file, err, errlen)) < 0) {
+            goto out;
+        }
         ret = -CLINK_ECONFIG;
+        /*
+         * A client certificate is asked for, never required: a browser has
+         * none. One that verifies can log an operator in (an account
+         * REQUIRE SUBJECT ... with grant ALL, no password to guess or lock
+         * out); one that does not is simply not used. Who may do what is
+         * the application's check, not TLS's.
+         */
+        SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, verify_keep_going);
+    } else {
+        SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
     }
-    SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL); /* who may change things is the application's check, not TLS's */
     SSL_CTX_set_alpn_select_cb(ctx, alpn_select_http, NULL);
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
     if (SSL_CTX_set_num_tickets(ctx, 0) != 1) { /* one request per connection: nothing to resume */

@@ -183,10 +183,12 @@ struct clink_login {
 /*
  * Check a login. 0: accepted, [out] matched gets "user@host-pattern" of the
  * account (may be NULL). -CLINK_EACCESS: refused, [out] why says why for the
- * server's log (never for the client). An account without a password needs
- * peer_cert verified (peer_verified) unless it is plaintext_no_password; a
- * scramble login needs the account's mysql_native_password verifier
- * (native_password). Cleartext logins against a
+ * server's log (never for the client). -CLINK_EAGAIN: refused by the
+ * failed-login throttle before the password was looked at (a door may say
+ * "try later"; it tells nothing about the account). An account without a
+ * password needs peer_cert verified (peer_verified) unless it is
+ * plaintext_no_password; a scramble login needs the account's
+ * mysql_native_password verifier (native_password). Cleartext logins against a
  * caching_sha2_password verifier cost one SHA-256 crypt (5000 rounds).
  */
 CLINK_API CLINK_MUST_USE int clink_accounts_check(struct clink_accounts *acc, const struct clink_login *login,
@@ -199,6 +201,45 @@ CLINK_API CLINK_MUST_USE int clink_accounts_check(struct clink_accounts *acc, co
  * caching_sha2_password.
  */
 CLINK_API int clink_accounts_legacy_native_tls(struct clink_accounts *acc, const char *user, const char *host);
+
+/*
+ * The failed-login throttle, which every password login passes whichever
+ * door it came through (native, MySQL, ops), after MySQL's
+ * connection_control: free_failures failures cost nothing; each one past
+ * them makes the next password check wait delay_step_ms longer, up to
+ * max_delay_ms. A login made while it must wait is refused at once, its
+ * password not looked at (clink_accounts_check returns -CLINK_EAGAIN).
+ * Counted per user name (whether or not an account has it) and per source
+ * address; a source that has logged in to a user before counts on its own,
+ * so a stranger's guesses cannot lock it out. Logins by certificate alone
+ * (no password) are not throttled: nothing in them can be guessed. Zero
+ * fields: the defaults. docs/SECURITY.md gives the rates they make.
+ */
+struct clink_login_throttle {
+    uint32_t free_failures; /* per user, source or known pair, before any wait; 0: 10 */
+    uint32_t delay_step_ms; /* added to the wait by each failure past them; 0: 100 */
+    uint32_t max_delay_ms;  /* the longest wait; 0: 10000 */
+    uint32_t forget_s;      /* a user or source left alone this long starts over; 0: 600 */
+    /*
+     * Users, sources and pairs tracked (about 150 bytes each); 0: 4096.
+     * When all are in use, newcomers share one count (a global limit)
+     * rather than anyone's count being forgotten.
+     */
+    uint32_t entries;
+};
+
+/* Replace the throttle (and forget what it counted). Returns 0, -CLINK_EINVAL, -CLINK_ENOMEM. */
+CLINK_API CLINK_MUST_USE int clink_accounts_set_throttle(struct clink_accounts *acc,
+                                                         const struct clink_login_throttle *opts);
+
+/* What the throttle has seen since it was made. */
+struct clink_login_stats {
+    uint64_t failures;   /* password logins checked and refused */
+    uint64_t throttled;  /* password logins refused unchecked: their user, source or pair had to wait */
+    uint64_t overflowed; /* logins counted on the shared entry because the table was full */
+    uint64_t tracked;    /* users, sources and pairs tracked now */
+};
+CLINK_API void clink_accounts_login_stats(struct clink_accounts *acc, struct clink_login_stats *out);
 
 /* The refusal a client gets, exactly "Access denied for user 'NAME'@'HOST'". Returns its length. */
 CLINK_API size_t clink_access_denied(const char *user, const char *host, char *buf, size_t cap);
