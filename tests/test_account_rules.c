@@ -346,8 +346,8 @@ Test(account_rules, native_clients_follow_the_same_rules)
 
 /*
  * A MySQL client's login with no password: plaintext, or TLS with the given
- * client certificate (NULL: none). Returns the first byte of the node's
- * answer: 0x00 OK, 0xff ERR.
+ * client certificate (NULL: none). Returns 0 for the node's OK, the error
+ * code of its ERR (1045: Access denied), or -1 when it answered nothing.
  */
 static int mysql_no_password(uint16_t port, int use_tls, const char *cert_path, const char *key_path, const char *user)
 {
@@ -390,14 +390,14 @@ static int mysql_no_password(uint16_t port, int use_tls, const char *cert_path, 
     if (have_tls) {
         cr_assert_eq(tls_peer_write(&t, pkt, n + 4), 0, "%s", t.err);
         double dl = tls_peer_now() + ts_ms(5000) / 1000.0;
-        if (tls_peer_read(&t, r, 5, NULL, dl) == 0) {
-            first = r[4];
+        if (tls_peer_read(&t, r, 7, NULL, dl) == 0) {
+            first = r[4] == 0xff ? r[5] | r[6] << 8 : r[4];
         }
         tls_peer_free(&t);
     } else {
         cr_assert_eq(write(fd, pkt, n + 4), (ssize_t)(n + 4));
-        if (ts_read_full(fd, r, 5) == 0) {
-            first = r[4];
+        if (ts_read_full(fd, r, 7) == 0) {
+            first = r[4] == 0xff ? r[5] | r[6] << 8 : r[4];
         }
         close(fd);
     }
@@ -414,8 +414,8 @@ Test(account_rules, mysql_clients_follow_the_same_rules)
     struct clink_node *srv = server(acc);
     uint16_t port = clink_node_port(srv);
 
-    cr_assert_eq(mysql_no_password(port, 0, NULL, NULL, "nopw"), 0xff, "plaintext");
-    cr_assert_eq(mysql_no_password(port, 1, NULL, NULL, "nopw"), 0xff, "TLS without a certificate");
+    cr_assert_eq(mysql_no_password(port, 0, NULL, NULL, "nopw"), 1045, "plaintext");
+    cr_assert_eq(mysql_no_password(port, 1, NULL, NULL, "nopw"), 1045, "TLS without a certificate");
     cr_assert_eq(mysql_no_password(port, 1, pki.node_cert, pki.node_key, "nopw"), 0x00, "a verified certificate");
     cr_assert_eq(mysql_no_password(port, 0, NULL, NULL, "baseline"), 0x00, "plaintext_no_password");
     cr_assert_eq(mysql_no_password(port, 1, NULL, NULL, "baseline"), 0x00, "plaintext_no_password, TLS");
