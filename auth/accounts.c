@@ -20,12 +20,14 @@
 
 #include "auth/accounts_int.h"
 #include "auth/errbuf.h"
+#include "auth/throttle.h"
 
 struct clink_accounts {
     pthread_mutex_t mu;  /* the account set (logins read it); held only to copy or swap */
     pthread_mutex_t wmu; /* one writer at a time in this process: change, save, reload */
     int refs;
-    char *path; /* NULL: memory only */
+    char *path;                       /* NULL: memory only */
+    struct clink__throttle *throttle; /* every password login passes it (auth/throttle.h) */
     struct clink__account *v;
     size_t n;
 };
@@ -103,6 +105,11 @@ static int host_score(const char *pat, const char *host)
     return wild ? literal : 100000 + literal;
 }
 
+int clink__literal_host(const char *host)
+{
+    return strpbrk(host, "%_") == NULL;
+}
+
 struct clink__account *clink__account_find(struct clink__account *v, size_t n, const char *user, const char *host)
 {
     for (size_t i = 0; i < n; i++) {
@@ -125,6 +132,13 @@ static int make(const char *path, struct clink_accounts **out)
         free(acc);
         return -CLINK_ENOMEM;
     }
+    struct clink__throttle *t = clink__throttle_new(NULL);
+    if (t == NULL) {
+        free(acc->path);
+        free(acc);
+        return -CLINK_ENOMEM;
+    }
+    acc->throttle = t;
     pthread_mutex_init(&acc->mu, NULL);
     pthread_mutex_init(&acc->wmu, NULL);
     acc->refs = 1;
@@ -207,6 +221,7 @@ void clink_accounts_free(struct clink_accounts *acc)
     }
     pthread_mutex_destroy(&acc->mu);
     pthread_mutex_destroy(&acc->wmu);
+    clink__throttle_free(acc->throttle);
     OPENSSL_cleanse(acc->v, acc->n * sizeof(*acc->v));
     free(acc->v);
     free(acc->path);
@@ -219,6 +234,11 @@ size_t clink_accounts_count(struct clink_accounts *acc)
     size_t n = acc->n;
     pthread_mutex_unlock(&acc->mu);
     return n;
+}
+
+static int is_on(const char *v)
+{
+    return v != NULL && strcmp(v, "ON") == 0;
 }
 
 static int check_spec(const struct clink_account_spec *spec, const char **host, char *err, size_t errlen)
@@ -243,9 +263,24 @@ static int check_spec(const struct clink_account_spec *spec, const char **host, 
         clink__set_err(err, errlen, "grant '%.40s': ALL or USAGE", spec->grant);
         return -CLINK_EINVAL;
     }
-    if (spec->legacy_native_tls != NULL && strcmp(spec->legacy_native_tls, "ON") != 0 &&
-        strcmp(spec->legacy_native_tls, "OFF") != 0) {
-        clink__set_err(err, errlen, "legacy_native_tls '%.40s': ON or OFF", spec->legacy_native_tls);
+    const char *const onoff[] = {spec->legacy_native_tls, spec->native_password, spec->plaintext_no_password};
+    const char *const onoff_name[] = {"legacy_native_tls", "native_password", "plaintext_no_password"};
+    for (int i = 0; i < 3; i++) {
+        if (onoff[i] != NULL && strcmp(onoff[i], "ON") != 0 && strcmp(onoff[i], "OFF") != 0) {
+            clink__set_err(err, errlen, "%s '%.40s': ON or OFF", onoff_name[i], onoff[i]);
+            return -CLINK_EINVAL;
+        }
+    }
+    if (is_on(spec->legacy_native_tls) && spec->native_password != NULL && !is_on(spec->native_password)) {
+        clink__set_err(err, errlen, "legacy_native_tls = ON needs native_password (its verifier)");
+        return -CLINK_EINVAL;
+    }
+    if (is_on(spec->plaintext_no_password) && !clink__literal_host(*host)) {
+        /* A pattern would open a password-less account to a whole network, not one known machine. */
+        clink__set_err(err, errlen,
+                       "'%s'@'%s': plaintext_no_password needs a literal host (an address or localhost, no %% or "
+                       "_)",
+                       spec->user, *host);
         return -CLINK_EINVAL;
     }
     if (strlen(spec->user) + 1 + strlen(*host) > INI_SECTION_MAX) {
@@ -258,14 +293,74 @@ static int check_spec(const struct clink_account_spec *spec, const char **host, 
 
 enum change_op { CH_ADD, CH_ALTER, CH_DROP };
 
+/* What an alter sets (the rest of the account stays as it is). */
+enum change_set {
+    SET_REQ = 1u << 0,
+    SET_PW = 1u << 1,
+    SET_GRANT = 1u << 2,
+    SET_LEGACY = 1u << 3,
+    SET_NATIVE = 1u << 4,
+    SET_PLAIN = 1u << 5,
+    SET_ALL = (1u << 6) - 1,
+};
+
+/*
+ * The parts of a that set names, onto found (an add sets all). The
+ * mysql_native_password verifier is kept only while the account chooses to:
+ * a verifier cannot be made without the password, and dropping the only
+ * verifier an old file's account holds would leave it without a password.
+ */
+static int apply(struct clink__account *found, const struct clink__account *a, unsigned set, char *err, size_t errlen)
+{
+    struct clink__account was = *found;
+    if (set & SET_REQ) {
+        found->req = a->req;
+    }
+    if (set & SET_PW) {
+        memcpy(found->native, a->native, sizeof(found->native));
+        memcpy(found->sha2, a->sha2, sizeof(found->sha2));
+    }
+    if (set & SET_GRANT) {
+        found->admin = a->admin;
+    }
+    if (set & SET_LEGACY) {
+        found->legacy_native_tls = a->legacy_native_tls;
+    }
+    if (set & SET_NATIVE) {
+        found->native_password = a->native_password;
+    }
+    if (set & SET_PLAIN) {
+        found->plaintext_no_password = a->plaintext_no_password;
+    }
+    int ret = 0;
+    if (!clink__keeps_native(found)) {
+        found->native[0] = '\0';
+    }
+    if (!(set & SET_PW) && !clink__keeps_native(&was) && clink__keeps_native(found) && found->sha2[0]) {
+        clink__set_err(err, errlen,
+                       "'%s'@'%s': native_password (or legacy_native_tls) keeps a mysql_native_password verifier, "
+                       "which is made from the password: give the password with it",
+                       found->user, found->host);
+        ret = -CLINK_EINVAL;
+    } else if (!(set & SET_PW) && (was.native[0] || was.sha2[0]) && !found->native[0] && !found->sha2[0]) {
+        clink__set_err(err, errlen,
+                       "'%s'@'%s' holds only a mysql_native_password verifier: turning it off would leave the "
+                       "account without a password; give a new password with it",
+                       found->user, found->host);
+        ret = -CLINK_EINVAL;
+    }
+    OPENSSL_cleanse(&was, sizeof(was));
+    return ret;
+}
+
 /*
  * One change: under the writer lock (and the file's lock), start from the
  * file as it is now (another process may have changed it), apply, save,
  * then swap the new set in (the login lock only for the swap). A change that
  * cannot be saved is not made.
  */
-static int change(struct clink_accounts *acc, enum change_op op, const struct clink__account *a, int set_req,
-                  int set_pw, int set_grant, int set_legacy, char *err, size_t errlen)
+static int change(struct clink_accounts *acc, enum change_op op, const struct clink__account *a, unsigned set,
+                  char *err, size_t errlen)
 {
     pthread_mutex_lock(&acc->wmu);
     int lockfd = -1, ret = 0;
@@ -307,24 +402,14 @@ static int change(struct clink_accounts *acc, enum change_op op, const struct cl
             clink__set_err(err, errlen, "no account '%s'@'%s'", a->user, a->host);
             ret = -ENOENT;
         } else if (op == CH_ADD) {
-            v[n++] = *a;
+            v[n] = *a;
+            ret = apply(&v[n], a, SET_ALL, err, errlen);
+            n++;
         } else if (op == CH_DROP) {
             memmove(found, found + 1, (size_t)(v + n - found - 1) * sizeof(*v));
             n--;
         } else {
-            if (set_req) {
-                found->req = a->req;
-            }
-            if (set_pw) {
-                memcpy(found->native, a->native, sizeof(found->native));
-                memcpy(found->sha2, a->sha2, sizeof(found->sha2));
-            }
-            if (set_grant) {
-                found->admin = a->admin;
-            }
-            if (set_legacy) {
-                found->legacy_native_tls = a->legacy_native_tls;
-            }
+            ret = apply(found, a, set, err, errlen);
         }
     }
     if (ret == 0) {
@@ -362,10 +447,12 @@ int clink_accounts_add(struct clink_accounts *acc, const struct clink_account_sp
     snprintf(a.user, sizeof(a.user), "%s", spec->user);
     snprintf(a.host, sizeof(a.host), "%s", host);
     a.admin = spec->grant != NULL && strcmp(spec->grant, "ALL") == 0;
-    a.legacy_native_tls = spec->legacy_native_tls != NULL && strcmp(spec->legacy_native_tls, "ON") == 0;
+    a.legacy_native_tls = is_on(spec->legacy_native_tls);
+    a.native_password = is_on(spec->native_password) || a.legacy_native_tls; /* implied, and kept if legacy goes */
+    a.plaintext_no_password = is_on(spec->plaintext_no_password);
     if ((ret = clink__parse_require(spec->require, &a.req, err, errlen)) == 0 &&
         (ret = clink__make_verifiers(spec->password, &a, err, errlen)) == 0) {
-        ret = change(acc, CH_ADD, &a, 1, 1, 1, 1, err, errlen);
+        ret = change(acc, CH_ADD, &a, SET_ALL, err, errlen);
     }
     OPENSSL_cleanse(&a, sizeof(a));
     return ret;
@@ -384,9 +471,14 @@ int clink_accounts_alter(struct clink_accounts *acc, const struct clink_account_
     if ((spec->require == NULL || (ret = clink__parse_require(spec->require, &a.req, err, errlen)) == 0) &&
         (spec->password == NULL || (ret = clink__make_verifiers(spec->password, &a, err, errlen)) == 0)) {
         a.admin = spec->grant != NULL && strcmp(spec->grant, "ALL") == 0;
-        a.legacy_native_tls = spec->legacy_native_tls != NULL && strcmp(spec->legacy_native_tls, "ON") == 0;
-        ret = change(acc, CH_ALTER, &a, spec->require != NULL, spec->password != NULL, spec->grant != NULL,
-                     spec->legacy_native_tls != NULL, err, errlen);
+        a.legacy_native_tls = is_on(spec->legacy_native_tls);
+        a.native_password = is_on(spec->native_password) || a.legacy_native_tls;
+        a.plaintext_no_password = is_on(spec->plaintext_no_password);
+        unsigned set = (spec->require ? SET_REQ : 0) | (spec->password ? SET_PW : 0) | (spec->grant ? SET_GRANT : 0) |
+                       (spec->legacy_native_tls ? SET_LEGACY : 0) |
+                       (spec->native_password || a.legacy_native_tls ? SET_NATIVE : 0) |
+                       (spec->plaintext_no_password ? SET_PLAIN : 0);
+        ret = change(acc, CH_ALTER, &a, set, err, errlen);
     }
     OPENSSL_cleanse(&a, sizeof(a));
     return ret;
@@ -400,7 +492,7 @@ int clink_accounts_drop(struct clink_accounts *acc, const char *user, const char
     struct clink__account a = {0};
     snprintf(a.user, sizeof(a.user), "%s", user);
     snprintf(a.host, sizeof(a.host), "%s", host ? host : "%");
-    return change(acc, CH_DROP, &a, 0, 0, 0, 0, err, errlen);
+    return change(acc, CH_DROP, &a, 0, err, errlen);
 }
 
 size_t clink_access_denied(const char *user, const char *host, char *buf, size_t cap)
@@ -422,13 +514,10 @@ static void dummy_hash(const struct clink_login *l)
     CLINK_IGNORE(clink__check_cleartext(&fake, l->auth, l->auth_len) != 0);
 }
 
-int clink_accounts_check(struct clink_accounts *acc, const struct clink_login *l, char *matched, size_t matched_len,
-                         char *why, size_t whylen)
+/* The login against the accounts, once the throttle let it through. */
+static int check_login(struct clink_accounts *acc, const struct clink_login *l, char *matched, size_t matched_len,
+                       char *why, size_t whylen)
 {
-    if (acc == NULL || l == NULL || l->user == NULL || l->host == NULL) {
-        clink__set_err(why, whylen, "bad login arguments");
-        return -CLINK_EACCESS;
-    }
     struct clink__account a;
     int best = -1;
     pthread_mutex_lock(&acc->mu);
@@ -455,6 +544,12 @@ int clink_accounts_check(struct clink_accounts *acc, const struct clink_login *l
         clink__set_err(why, whylen, "'%s'@'%s' has no password but the login gave one", a.user, a.host);
     } else if (has_pw && l->method == CLINK_LOGIN_NONE) {
         clink__set_err(why, whylen, "'%s'@'%s' needs a password and the login gave none", a.user, a.host);
+    } else if (!has_pw && !(l->peer_cert != NULL && l->peer_verified) && !a.plaintext_no_password) {
+        /* No password: the certificate is the proof, on every path (TLS lets a client in without one). */
+        clink__set_err(why, whylen,
+                       "'%s'@'%s' has no password and the login has no verified client certificate (the account is "
+                       "not plaintext_no_password)",
+                       a.user, a.host);
     } else if (l->method == CLINK_LOGIN_CLEARTEXT && !l->tls) {
         dummy_hash(l); /* as long as any other failed cleartext login */
         clink__set_err(why, whylen, "a cleartext password outside TLS is never accepted");
@@ -469,8 +564,10 @@ int clink_accounts_check(struct clink_accounts *acc, const struct clink_login *l
     } else if (l->method == CLINK_LOGIN_SCRAMBLE_BOUND && (!l->tls || l->binding == NULL)) {
         clink__set_err(why, whylen, "a TLS-bound scramble answer without a TLS channel binding");
     } else if ((l->method == CLINK_LOGIN_SCRAMBLE || l->method == CLINK_LOGIN_SCRAMBLE_BOUND) && !a.native[0]) {
-        clink__set_err(why, whylen, "'%s'@'%s' has no mysql_native_password verifier for a scramble login", a.user,
-                       a.host);
+        clink__set_err(why, whylen,
+                       "'%s'@'%s' keeps no mysql_native_password verifier (native_password is off): a scramble login "
+                       "cannot be checked",
+                       a.user, a.host);
     } else if (l->method == CLINK_LOGIN_SCRAMBLE &&
                !clink__check_scramble(&a, l->auth, l->auth_len, l->scramble, NULL)) {
         clink__set_err(why, whylen, "wrong password for '%s'@'%s'", a.user, a.host);
@@ -486,6 +583,43 @@ int clink_accounts_check(struct clink_accounts *acc, const struct clink_login *l
     }
     OPENSSL_cleanse(&a, sizeof(a));
     return ret;
+}
+
+int clink_accounts_check(struct clink_accounts *acc, const struct clink_login *l, char *matched, size_t matched_len,
+                         char *why, size_t whylen)
+{
+    if (acc == NULL || l == NULL || l->user == NULL || l->host == NULL) {
+        clink__set_err(why, whylen, "bad login arguments");
+        return -CLINK_EACCESS;
+    }
+    if (l->method == CLINK_LOGIN_NONE) {
+        return check_login(acc, l, matched, matched_len, why, whylen); /* a certificate cannot be guessed */
+    }
+    struct clink__throttle_ticket tk;
+    if (clink__throttle_begin(acc->throttle, l->user, l->host, &tk) < 0) {
+        clink__set_err(why, whylen, "too many failed logins as '%s'%s from %s: refused before any password check",
+                       tk.user, tk.known ? "" : " or", tk.source);
+        return -CLINK_EAGAIN;
+    }
+    int ret = check_login(acc, l, matched, matched_len, why, whylen);
+    clink__throttle_end(acc->throttle, &tk, ret == 0);
+    return ret;
+}
+
+int clink_accounts_set_throttle(struct clink_accounts *acc, const struct clink_login_throttle *opts)
+{
+    if (acc == NULL) {
+        return -CLINK_EINVAL;
+    }
+    return clink__throttle_configure(acc->throttle, opts);
+}
+
+void clink_accounts_login_stats(struct clink_accounts *acc, struct clink_login_stats *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (acc != NULL) {
+        clink__throttle_stats(acc->throttle, out);
+    }
 }
 
 int clink_accounts_legacy_native_tls(struct clink_accounts *acc, const char *user, const char *host)

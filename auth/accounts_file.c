@@ -126,17 +126,26 @@ static int on_key(void *arg, const char *section, const char *name, const char *
         st->seen = 0;
     }
     struct clink__account *a = &st->v[st->n - 1];
-    static const char *const keys[] = {"require",         "mysql_native_password", "caching_sha2_password",
-                                       "require_subject", "require_issuer",        "require_cipher",
-                                       "grant",           "legacy_native_tls"};
+    static const char *const keys[] = {"require",
+                                       "mysql_native_password",
+                                       "caching_sha2_password",
+                                       "require_subject",
+                                       "require_issuer",
+                                       "require_cipher",
+                                       "grant",
+                                       "legacy_native_tls",
+                                       "native_password",
+                                       "plaintext_no_password"};
+    enum { NKEYS = sizeof(keys) / sizeof(keys[0]), K_NATIVE_PASSWORD = 8 };
     unsigned k = 0;
-    while (k < 8 && strcmp(name, keys[k]) != 0) {
+    while (k < NKEYS && strcmp(name, keys[k]) != 0) {
         k++;
     }
-    if (k == 8) {
+    if (k == NKEYS) {
         return load_fail(st,
                          "[%s] %s: unknown key (require, require_subject, require_issuer, require_cipher, "
-                         "mysql_native_password, caching_sha2_password, grant, legacy_native_tls)",
+                         "mysql_native_password, caching_sha2_password, grant, legacy_native_tls, native_password, "
+                         "plaintext_no_password)",
                          section, name);
     }
     if (st->seen & (1u << k)) {
@@ -195,11 +204,42 @@ static int on_key(void *arg, const char *section, const char *name, const char *
         }
         a->legacy_native_tls = strcmp(value, "ON") == 0;
         break;
+    case 8:
+        if (strcmp(value, "ON") != 0 && strcmp(value, "OFF") != 0) {
+            return load_fail(st, "[%s] native_password: ON or OFF", section);
+        }
+        a->native_password = strcmp(value, "ON") == 0;
+        if (!a->native_password && a->native[0]) {
+            return load_fail(st,
+                             "[%s] native_password = OFF, but a mysql_native_password verifier is kept: remove "
+                             "one or the other",
+                             section);
+        }
+        break;
+    case 9:
+        if (strcmp(value, "ON") != 0 && strcmp(value, "OFF") != 0) {
+            return load_fail(st, "[%s] plaintext_no_password: ON or OFF", section);
+        }
+        a->plaintext_no_password = strcmp(value, "ON") == 0;
+        if (a->plaintext_no_password && !clink__literal_host(a->host)) {
+            return load_fail(st,
+                             "[%s] plaintext_no_password: only for a literal host (an address or localhost, no %% "
+                             "or _)",
+                             section);
+        }
+        break;
     case 1:
         if (!clink__valid_native(value)) {
             return load_fail(st, "[%s] mysql_native_password: not a verifier (\"*\" and 40 hex digits)", section);
         }
+        if ((st->seen & (1u << K_NATIVE_PASSWORD)) && !a->native_password) {
+            return load_fail(st,
+                             "[%s] native_password = OFF, but a mysql_native_password verifier is kept: remove "
+                             "one or the other",
+                             section);
+        }
         snprintf(a->native, sizeof(a->native), "%s", value);
+        a->native_password = 1; /* files written before the choice existed: the verifier's presence is the choice */
         break;
     default:
         if (!clink__valid_sha2(value)) {
@@ -331,6 +371,12 @@ int clink__accounts_save(const char *path, const struct clink__account *v, size_
         }
         if (v[i].legacy_native_tls) {
             fprintf(m, "legacy_native_tls = ON\n");
+        }
+        if (v[i].native_password) {
+            fprintf(m, "native_password = ON\n");
+        }
+        if (v[i].plaintext_no_password) {
+            fprintf(m, "plaintext_no_password = ON\n");
         }
         if (v[i].sha2[0]) {
             fprintf(m, "caching_sha2_password = %s\n", v[i].sha2);

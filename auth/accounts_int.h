@@ -40,17 +40,27 @@ struct clink__require {
 struct clink__account {
     char user[CLINK_USER_MAX + 1];
     char host[CLINK_HOST_MAX + 1];
-    char native[NATIVE_LEN + 1]; /* mysql_native_password verifier, "" if none */
+    char native[NATIVE_LEN + 1]; /* mysql_native_password verifier, "" if none (kept only with native_password) */
     char sha2[SHA2_MAX];         /* caching_sha2_password verifier ($5$ SHA-256 crypt), "" if none */
     struct clink__require req;
     int admin;             /* grant = ALL: may manage accounts and reload TLS (MySQL's ALL PRIVILEGES ON *.*) */
     int legacy_native_tls; /* an unbound mysql_native_password answer is accepted inside TLS (old MySQL clients) */
+    int native_password;   /* keep the mysql_native_password verifier (scramble logins); legacy_native_tls implies it */
+    int plaintext_no_password; /* no password, and still no verified client certificate needed (literal host only) */
 };
+
+/* 1 if a keeps its mysql_native_password verifier: chosen, or implied by legacy_native_tls. */
+static inline int clink__keeps_native(const struct clink__account *a)
+{
+    return a->native_password || a->legacy_native_tls;
+}
 
 /* ---- accounts.c ---- */
 
 /* A user (is_host 0) or host name the file's [user@host] sections can hold: 1 if so. */
 int clink__valid_name(const char *s, size_t max, int is_host);
+/* 1 if host is one address or 'localhost', no pattern (% or _): plaintext_no_password's condition. */
+int clink__literal_host(const char *host);
 /* The account user@host in v[0..n), or NULL. */
 struct clink__account *clink__account_find(struct clink__account *v, size_t n, const char *user, const char *host);
 
@@ -73,7 +83,11 @@ CLINK_MUST_USE int clink__check_require(const struct clink__account *a, const st
 int clink__valid_native(const char *v);
 /* 1 if v is a stored caching_sha2_password verifier ($5$ SHA-256 crypt). */
 int clink__valid_sha2(const char *v);
-/* Both verifiers of password into a (none for NULL or ""). 0, or a negative CLINK_E* with the reason in err. */
+/*
+ * Both verifiers of password into a (none for NULL or ""); the store drops
+ * the mysql_native_password one unless the account keeps it, which it may
+ * learn only under its lock. 0, or a negative CLINK_E* with the reason in err.
+ */
 CLINK_MUST_USE int clink__make_verifiers(const char *password, struct clink__account *a, char *err, size_t errlen);
 /* SHA-256 crypts run by cleartext checks (tests count them: each check runs one). */
 extern _Atomic unsigned long clink__sha2_crypts;

@@ -4,6 +4,9 @@
  * clink_accounts_add: the first line (if any) is the host pattern, the rest
  * the REQUIRE clause.
  *
+ * The account has no password: TLS logins present a verified certificate,
+ * and a literal host makes it plaintext_no_password (a pattern host cannot).
+ *
  * Properties: every refusal says why; an account that requires anything
  * refuses a plaintext login it would let in over TLS; and what the API
  * accepts, the file holds (docs/config.md): the same add on a file-backed
@@ -15,6 +18,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/x509.h>
+
 #include "clink/accounts.h"
 #include "fuzz/fuzz.h"
 
@@ -22,13 +27,22 @@ struct verdicts {
     int plain, tls, tls_cipher;
 };
 
+/* The TLS logins present a verified certificate (the accounts have no password: it is their proof). */
+static X509 *client_cert;
+
 static struct verdicts logins(struct clink_accounts *acc)
 {
     char why[256];
     struct verdicts v;
+    if (client_cert == NULL) {
+        client_cert = X509_new();
+        FUZZ_CHECK(client_cert != NULL, "out of memory");
+    }
     struct clink_login l = {.user = "u", .host = "10.1.2.3"};
     v.plain = clink_accounts_check(acc, &l, NULL, 0, why, sizeof(why));
     l.tls = 1;
+    l.peer_cert = client_cert;
+    l.peer_verified = 1;
     v.tls = clink_accounts_check(acc, &l, NULL, 0, why, sizeof(why));
     l.cipher = "TLS_AES_128_GCM_SHA256";
     v.tls_cipher = clink_accounts_check(acc, &l, NULL, 0, why, sizeof(why));
@@ -84,7 +98,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct clink_accounts *acc;
     FUZZ_CHECK(clink_accounts_new(NULL, &acc) == 0, "accounts_new");
     char err[256] = "";
-    struct clink_account_spec s = {.user = "u", .host = host, .require = require};
+    /* A literal host may be plaintext_no_password: then the plaintext login is decided by REQUIRE alone. */
+    int literal = host != NULL && strpbrk(host, "%_") == NULL;
+    struct clink_account_spec s = {
+        .user = "u", .host = host, .require = require, .plaintext_no_password = literal ? "ON" : NULL};
     int ret = clink_accounts_add(acc, &s, err, sizeof(err));
     if (ret == 0) {
         struct verdicts v = logins(acc);

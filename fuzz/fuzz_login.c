@@ -12,8 +12,9 @@
  *
  * Property: the verdict equals the rules (docs/protocol.md "Login",
  * docs/config.md), written out again below as an oracle over the same
- * accounts: the best-matching account by host, then password by method,
- * then REQUIRE; an accepted login names the account it matched, and a
+ * accounts: the best-matching account by host, then password by method (or,
+ * without one, a verified certificate unless plaintext_no_password; a
+ * scramble only with native_password), then REQUIRE; an accepted login names the account it matched, and a
  * refused one says why.
  */
 #include <openssl/x509.h>
@@ -31,16 +32,18 @@ struct acct {
     int ssl, x509;
     const char *subject, *issuer, *cipher;
     const char *require; /* the same, in the API's words */
+    int native;          /* native_password: the verifier a scramble login needs */
+    int plain_nopw;      /* plaintext_no_password: no password and no certificate needed */
 };
 
 static const struct acct accts[] = {
-    {"", "127.0.0.1", NULL, 0, 0, NULL, NULL, NULL, "NONE"},
-    {"nopw", "%", NULL, 0, 0, NULL, NULL, NULL, "NONE"},
-    {"pw", "%", "secret", 0, 0, NULL, NULL, NULL, "NONE"},
-    {"pw", "127.0.0.1", "local", 1, 0, NULL, NULL, NULL, "SSL"},
-    {"root", "10.%", NULL, 1, 1, "/CN=agg1", "/CN=ca", NULL, "SUBJECT '/CN=agg1' AND ISSUER '/CN=ca'"},
-    {"x509", "%", NULL, 1, 1, NULL, NULL, NULL, "X509"},
-    {"cipher", "1%", "c", 1, 0, NULL, NULL, "TLS_AES_256_GCM_SHA384", "CIPHER 'TLS_AES_256_GCM_SHA384'"},
+    {"", "127.0.0.1", NULL, 0, 0, NULL, NULL, NULL, "NONE", 0, 1},
+    {"nopw", "%", NULL, 0, 0, NULL, NULL, NULL, "NONE", 0, 0},
+    {"pw", "%", "secret", 0, 0, NULL, NULL, NULL, "NONE", 1, 0},
+    {"pw", "127.0.0.1", "local", 1, 0, NULL, NULL, NULL, "SSL", 0, 0},
+    {"root", "10.%", NULL, 1, 1, "/CN=agg1", "/CN=ca", NULL, "SUBJECT '/CN=agg1' AND ISSUER '/CN=ca'", 0, 0},
+    {"x509", "%", NULL, 1, 1, NULL, NULL, NULL, "X509", 0, 0},
+    {"cipher", "1%", "c", 1, 0, NULL, NULL, "TLS_AES_256_GCM_SHA384", "CIPHER 'TLS_AES_256_GCM_SHA384'", 1, 0},
 };
 #define NACCTS (sizeof(accts) / sizeof(accts[0]))
 
@@ -71,9 +74,16 @@ static void setup(void)
 {
     char err[256] = "";
     FUZZ_CHECK(clink_accounts_new(NULL, &set) == 0, "accounts_new");
+    /* The rules, not the failed-login throttle (test_throttle's): no count ever makes a login here wait. */
+    struct clink_login_throttle never = {.free_failures = UINT32_MAX};
+    FUZZ_CHECK(clink_accounts_set_throttle(set, &never) == 0, "set_throttle");
     for (size_t i = 0; i < NACCTS; i++) {
-        struct clink_account_spec s = {
-            .user = accts[i].user, .host = accts[i].host, .password = accts[i].password, .require = accts[i].require};
+        struct clink_account_spec s = {.user = accts[i].user,
+                                       .host = accts[i].host,
+                                       .password = accts[i].password,
+                                       .require = accts[i].require,
+                                       .native_password = accts[i].native ? "ON" : NULL,
+                                       .plaintext_no_password = accts[i].plain_nopw ? "ON" : NULL};
         FUZZ_CHECK(clink_accounts_add(set, &s, err, sizeof(err)) == 0, "account %zu: %s", i, err);
     }
     certs[1] = cert("agg1", "ca");
@@ -115,18 +125,26 @@ static int spec_accepts(const struct clink_login *l)
     if (a->password == NULL && l->method != CLINK_LOGIN_NONE) {
         return -1;
     }
+    /* No password: a verified client certificate is the proof, unless the account is plaintext_no_password. */
+    if (a->password == NULL && !(l->peer_cert != NULL && l->peer_verified) && !a->plain_nopw) {
+        return -1;
+    }
     if (a->password != NULL) {
         size_t n = strlen(a->password);
         uint8_t answer[20], bound[20];
         FUZZ_CHECK(clink_login_scramble(a->password, l->scramble, answer) == 0, "login_scramble");
         FUZZ_CHECK(clink_login_scramble_bound(a->password, l->scramble, binding, bound) == 0, "login_scramble_bound");
-        /* No account here allows legacy_native_tls: the unbound answer is for plaintext only. */
-        int ok =
-            (l->method == CLINK_LOGIN_CLEARTEXT && l->tls && l->auth_len == n &&
-             memcmp(l->auth, a->password, n) == 0) ||
-            (l->method == CLINK_LOGIN_SCRAMBLE && !l->tls && l->auth_len == 20 && memcmp(l->auth, answer, 20) == 0) ||
-            (l->method == CLINK_LOGIN_SCRAMBLE_BOUND && l->tls && l->binding != NULL && l->auth_len == 20 &&
-             memcmp(l->auth, bound, 20) == 0);
+        /*
+         * No account here allows legacy_native_tls: the unbound answer is for
+         * plaintext only; either scramble answer only for an account that
+         * keeps the mysql_native_password verifier.
+         */
+        int ok = (l->method == CLINK_LOGIN_CLEARTEXT && l->tls && l->auth_len == n &&
+                  memcmp(l->auth, a->password, n) == 0) ||
+                 (l->method == CLINK_LOGIN_SCRAMBLE && a->native && !l->tls && l->auth_len == 20 &&
+                  memcmp(l->auth, answer, 20) == 0) ||
+                 (l->method == CLINK_LOGIN_SCRAMBLE_BOUND && a->native && l->tls && l->binding != NULL &&
+                  l->auth_len == 20 && memcmp(l->auth, bound, 20) == 0);
         if (!ok) {
             return -1;
         }

@@ -7,6 +7,7 @@
 #include <cjson/cJSON.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/x509.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -26,15 +27,7 @@
 
 #define MAX_QUEUED 64 /* requests waiting for the ops thread; more get 503 at once */
 #define MAX_READS  48 /* of which GETs: anonymous readers cannot crowd out an administrator's POST */
-/*
- * Password guesses: each costs a SHA-256 crypt on the ops thread. At most
- * LOGIN_BURST failures in a row, then LOGIN_PER_S a second; beyond that a
- * POST is answered 429 before any password is looked at.
- */
-#define LOGIN_BURST   10.0 /* clink_ops_opts.login_burst's default */
-#define LOGIN_PER_S   5.0  /* clink_ops_opts.login_per_s's default */
-#define LOGIN_CLIENTS 64   /* addresses tracked; a new one takes the slot idle longest */
-#define MAX_CERTS     256
+#define MAX_CERTS  256
 
 struct job {
     struct job *next;
@@ -44,10 +37,10 @@ struct job {
     uint8_t *body;
     char client[64]; /* the client's address, without the port */
     char cipher[64];
+    X509 *cert; /* the client's certificate, if it verified against the node's CAs */
 };
 
 struct clink_ops {
-    double login_burst, login_per_s; /* the failed-login throttle (clink_ops_opts) */
     struct clink_node *node;
     _Atomic(struct clink_cluster *) cluster;
     struct clink_accounts *accounts;
@@ -66,12 +59,6 @@ struct clink_ops {
     struct job *head, *tail;
     unsigned queued;
     int stop;
-    /* Failed logins per client address: buckets of LOGIN_BURST refilled LOGIN_PER_S a second (ops thread only). */
-    struct {
-        char client[64];
-        double tokens;
-        uint64_t refill_ns;
-    } logins[LOGIN_CLIENTS];
     int64_t reload_at;
     int reload_ok;
     char reload_msg[512];
@@ -160,6 +147,7 @@ static int snapshot(struct clink_ops *ops, struct clink__ops_snapshot *s)
     s->secure = clink_node_secure_transport(ops->node);
     s->warn_days = ops->warn_days;
     clink_node_get_stats(ops->node, &s->stats);
+    clink_accounts_login_stats(ops->accounts, &s->logins);
     int ret = clink_node_links(ops->node, &s->links, &s->nlinks);
     if (ret < 0) {
         return ret;
@@ -283,9 +271,12 @@ int clink_ops_render(struct clink_ops *ops, const char *what, char **out, size_t
 /* ---- who may change things ---- */
 
 /*
- * HTTP Basic as an account with grant ALL. Returns 0, or the status to
- * answer (401: no or wrong credentials, 403: not an administrator); the
- * decoded password is wiped here.
+ * HTTP Basic as an account with grant ALL: "user:password", or "user:" with
+ * a client certificate that the account's REQUIRE accepts (a login nothing
+ * can guess, so no throttle can lock it out). Every login passes the
+ * accounts' failed-login throttle, whose refusals are 429. Returns 0, or the
+ * status to answer (401: no or wrong credentials, 403: not an
+ * administrator, 429: too many failures); the decoded password is wiped here.
  */
 static int authorize(struct clink_ops *ops, struct job *j, char *who, size_t whocap)
 {
@@ -318,14 +309,19 @@ static int authorize(struct clink_ops *ops, struct job *j, char *who, size_t who
                                     .host = j->client,
                                     .tls = 1,
                                     .cipher = j->cipher,
-                                    .method = CLINK_LOGIN_CLEARTEXT,
+                                    .peer_cert = j->cert,
+                                    .peer_verified = j->cert != NULL,
+                                    .method = pass[0] ? CLINK_LOGIN_CLEARTEXT : CLINK_LOGIN_NONE,
                                     .auth = (const uint8_t *)pass,
                                     .auth_len = strlen(pass)};
         char matched[200], why[256];
         why[0] = '\0';
-        if (clink_accounts_check(ops->accounts, &login, matched, sizeof(matched), why, sizeof(why)) == 0) {
+        int ret = clink_accounts_check(ops->accounts, &login, matched, sizeof(matched), why, sizeof(why));
+        if (ret == 0) {
             status = clink_accounts_is_admin(ops->accounts, matched) ? 0 : 403;
             snprintf(why, sizeof(why), "%s", status == 403 ? "the account does not hold grant ALL" : "");
+        } else if (ret == -CLINK_EAGAIN) {
+            status = 429;
         }
         /* The name comes from the network and is shown (reload message, refusals): printable and short. */
         char shown[65];
@@ -363,45 +359,7 @@ static int body_state(const struct job *j, enum clink_secure_transport *out)
     return ret;
 }
 
-/*
- * A login to the port (HTTP Basic, an account with grant ALL), throttled: one
- * client guessing passwords is slowed down; others, an administrator among
- * them, are not. 0, or the status to answer: 401, 403 or 429.
- */
-static int login(struct clink_ops *ops, struct job *j, char *who, size_t whocap)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    uint64_t now = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-    int b = 0;
-    for (int i = 0; i < LOGIN_CLIENTS; i++) {
-        if (strcmp(ops->logins[i].client, j->client) == 0) {
-            b = i;
-            break;
-        }
-        b = ops->logins[i].refill_ns < ops->logins[b].refill_ns ? i : b;
-    }
-    if (strcmp(ops->logins[b].client, j->client) != 0) {
-        snprintf(ops->logins[b].client, sizeof(ops->logins[b].client), "%s", j->client);
-        ops->logins[b].tokens = ops->login_burst;
-        ops->logins[b].refill_ns = now;
-    }
-    double tokens = ops->logins[b].tokens + (double)(now - ops->logins[b].refill_ns) / 1e9 * ops->login_per_s;
-    ops->logins[b].tokens = tokens > ops->login_burst ? ops->login_burst : tokens;
-    ops->logins[b].refill_ns = now;
-    if (ops->logins[b].tokens < 1.0) {
-        olog(ops, CLINK_LOG_WARN, "%s %s from %s: too many failed logins, answered 429", j->http.method, j->http.path,
-             j->client);
-        return 429;
-    }
-    int status = authorize(ops, j, who, whocap);
-    if (status == 401) {
-        ops->logins[b].tokens -= 1.0; /* only failures spend: an administrator's logins never run out */
-    }
-    return status;
-}
-
-/* The answer to a refused login (status from login()); 0 when there was none to give. */
+/* The answer to a refused login (status from authorize()); 0 when there was none to give. */
 static int answer_refused_login(struct clink_req *req, int head_only, int status, const char *who)
 {
     if (status == 429) {
@@ -428,7 +386,7 @@ static void post(struct clink_ops *ops, struct job *j)
         return;
     }
     char who[200] = "";
-    int status = login(ops, j, who, sizeof(who));
+    int status = authorize(ops, j, who, sizeof(who));
     if (answer_refused_login(req, 0, status, who)) {
         return;
     }
@@ -492,7 +450,7 @@ static void serve(struct clink_ops *ops, struct job *j)
     int full = 0;
     if (strcmp(what, "metrics") != 0 && (j->http.authorization[0] != '\0' || strstr(j->http.query, "full=1") != NULL)) {
         char who[200] = "";
-        if (answer_refused_login(req, j->head_only, login(ops, j, who, sizeof(who)), who)) {
+        if (answer_refused_login(req, j->head_only, authorize(ops, j, who, sizeof(who)), who)) {
             return;
         }
         full = 1;
@@ -513,6 +471,7 @@ static void serve(struct clink_ops *ops, struct job *j)
 
 static void job_free(struct job *j)
 {
+    X509_free(j->cert);
     OPENSSL_cleanse(j->http.authorization, sizeof(j->http.authorization));
     if (j->body != NULL) {
         OPENSSL_cleanse(j->body, j->http.body_len);
@@ -591,6 +550,7 @@ static void on_http(struct clink_req *req, void *user)
         snprintf(j->client, sizeof(j->client), "%.*s", (int)n, a);
         snprintf(j->cipher, sizeof(j->cipher), "%s", st.cipher);
     }
+    j->cert = clink_conn_peer_cert(clink_req_conn(req));
     pthread_mutex_lock(&ops->mu);
     int full = ops->queued >= (strcmp(h->method, "POST") == 0 ? MAX_QUEUED : MAX_READS) || ops->stop;
     if (!full) {
@@ -630,8 +590,6 @@ int clink_ops_new(const struct clink_ops_opts *o, struct clink_ops **out)
     ops->reload_user = o->reload_user;
     snprintf(ops->name, sizeof(ops->name), "%s", o->name ? o->name : "node");
     ops->warn_days = o->expiry_warn_days ? o->expiry_warn_days : 30;
-    ops->login_burst = o->login_burst ? (double)o->login_burst : LOGIN_BURST;
-    ops->login_per_s = o->login_per_s > 0 ? o->login_per_s : LOGIN_PER_S;
     ops->log = o->log;
     ops->log_user = o->log_user;
     ops->log_level = o->log_level ? o->log_level : CLINK_LOG_WARN;

@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "clink/accounts.h"
 #include "clink/ops.h"
 
 /* A certificate in use and where it is used. */
@@ -28,6 +29,7 @@ struct clink__ops_snapshot {
     enum clink_secure_transport secure;
     unsigned warn_days;
     struct clink_node_stats stats;
+    struct clink_login_stats logins; /* the accounts' failed-login throttle; zero without accounts */
     struct clink_conn_status *links;
     size_t nlinks;
     struct clink_peer_info *peers;

@@ -239,6 +239,15 @@ int clink__ops_metrics(const struct clink__ops_snapshot *s, struct clink__sbuf *
             "Logins that gave an unbound mysql_native_password answer inside TLS (accounts with legacy_native_tls: "
             "a server the client did not verify could have relayed it).",
             st->logins_legacy_native_tls);
+    counter(b, "clink_login_failures_total", "Password logins checked and refused, every door.", s->logins.failures);
+    counter(b, "clink_logins_throttled_total",
+            "Password logins refused before any check: their user name, source address or pair had failed too often.",
+            s->logins.throttled);
+    counter(b, "clink_login_throttle_overflow_total",
+            "Logins counted on the throttle's shared entry because its table was full (a global limit).",
+            s->logins.overflowed);
+    gauge(b, "clink_login_throttle_tracked", "User names, sources and pairs the failed-login throttle tracks.",
+          (double)s->logins.tracked);
     counter(b, "clink_mysql_queries_total", "Statements from MySQL-protocol clients.", st->mysql_queries);
     counter(b, "clink_tls_reloads_total", "Certificate reloads applied.", st->tls_reloads);
     counter(b, "clink_protocol_errors_total", "Connections closed for a protocol error.", st->protocol_errors);
@@ -394,6 +403,8 @@ int clink__ops_json(const struct clink__ops_snapshot *s, struct clink__sbuf *out
     NUM(logins_ok);
     NUM(logins_denied);
     NUM(logins_legacy_native_tls);
+    cJSON_AddNumberToObject(node, "logins_throttled", (double)s->logins.throttled);
+    cJSON_AddNumberToObject(node, "login_failures", (double)s->logins.failures);
     NUM(tls_reloads);
     NUM(https_requests);
     NUM(https_refused);

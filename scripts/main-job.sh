@@ -49,10 +49,11 @@ done
 
 stage "accounts"
 # The aggregator logs in as root, proven by its certificate (no password hashing per connection).
-# The plaintext baseline cannot prove anything: it gets its own account, from loopback only.
+# The plaintext baseline cannot prove anything: it gets its own account, from loopback only, marked
+# plaintext_no_password (a password-less account otherwise stands only on a verified client certificate).
 "$bin/clink-accounts" --file "$pki/accounts.cnf" add root \
   --require "SUBJECT '/CN=agg1' AND ISSUER '/CN=clink local cluster CA'"
-"$bin/clink-accounts" --file "$pki/accounts.cnf" add baseline@127.0.0.1 --require NONE
+"$bin/clink-accounts" --file "$pki/accounts.cnf" add baseline@127.0.0.1 --require NONE --plaintext-no-password ON
 
 stage "cluster: 1 aggregator, 2 leaves on loopback"
 pids=()

@@ -67,6 +67,10 @@ enum key_id {
     K_MAX_USER_CONNECTIONS,
     K_WAIT_TIMEOUT,
     K_TCP_KEEPALIVE_IDLE,
+    K_CC_THRESHOLD,
+    K_CC_MIN_DELAY,
+    K_CC_MAX_DELAY,
+    K_LOGIN_THROTTLE_ENTRIES,
     K_COUNT
 };
 
@@ -101,6 +105,11 @@ static const char *const key_names[K_COUNT] = {
     "max_user_connections",
     "wait_timeout",
     "tcp_keepalive_idle",
+    /* MySQL's connection_control names, so a my.cnf that sets them keeps its meaning (docs/config.md) */
+    "connection_control_failed_connections_threshold",
+    "connection_control_min_connection_delay",
+    "connection_control_max_connection_delay",
+    "login_throttle_entries",
 };
 
 static int fail(struct parse_state *st, const char *key, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -417,6 +426,34 @@ static int on_key(void *user, const char *section, const char *name, const char 
             return fail(st, key, "'%s' is not ON or OFF", value);
         }
         c->ops = b;
+        return 1;
+    case K_CC_THRESHOLD:
+        /* MySQL turns its plugin off with 0; clink has no off switch, and says so rather than guessing. */
+        if (parse_uint(value, 1000000, &x) < 0 || x == 0) {
+            return fail(
+                st, key,
+                "'%s': failures before logins are delayed, 1 to 1000000 (clink's throttle cannot be turned off)",
+                value);
+        }
+        c->login_free_failures = (uint32_t)x;
+        return 1;
+    case K_CC_MIN_DELAY:
+        if (parse_uint(value, 3600000, &x) < 0 || x == 0) {
+            return fail(st, key, "'%s' is not a number of milliseconds from 1 to 3600000", value);
+        }
+        c->login_delay_step_ms = (uint32_t)x;
+        return 1;
+    case K_CC_MAX_DELAY:
+        if (parse_uint(value, 86400000, &x) < 0 || x == 0) {
+            return fail(st, key, "'%s' is not a number of milliseconds from 1 to 86400000", value);
+        }
+        c->login_max_delay_ms = (uint32_t)x;
+        return 1;
+    case K_LOGIN_THROTTLE_ENTRIES:
+        if (parse_uint(value, 1u << 24, &x) < 0 || x < 16) {
+            return fail(st, key, "'%s' is not a number from 16 to 16777216", value);
+        }
+        c->login_throttle_entries = (uint32_t)x;
         return 1;
     case K_SSL_KEY_MODE_CHECK:
         if (parse_bool(value, &b) < 0) {

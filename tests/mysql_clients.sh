@@ -37,8 +37,10 @@ T=$bin/tools
   exit 1
 }
 printf 'secret\n' | "$T/clink-accounts" --file "$t/acc.cnf" add app --require SSL --password-stdin >/dev/null
-printf 'pw2\n' | "$T/clink-accounts" --file "$t/acc.cnf" add plainuser --password-stdin >/dev/null
-"$T/clink-accounts" --file "$t/acc.cnf" add node --require X509 >/dev/null # native clients: by certificate
+# A plaintext MySQL login is mysql_native_password's scramble: the account keeps that verifier.
+printf 'pw2\n' | "$T/clink-accounts" --file "$t/acc.cnf" add plainuser --password-stdin --native-password ON >/dev/null
+"$T/clink-accounts" --file "$t/acc.cnf" add node --require X509 >/dev/null 2>&1 # native clients: by certificate
+"$T/clink-accounts" --file "$t/acc.cnf" add base@127.0.0.1 --plaintext-no-password ON >/dev/null 2>&1
 # The first administrative account, made when the node is set up (docs/mysql.md).
 printf 'adminpw\n' | "$T/clink-accounts" --file "$t/acc.cnf" add admin@127.0.0.1 --require SSL --password-stdin \
   --grant ALL >/dev/null
@@ -180,6 +182,8 @@ adm() { my -u admin -padminpw --ssl-ca="$t/ca.pem" --ssl-verify-server-cert -N -
 out=$(adm "CREATE USER 'bob'@'%' IDENTIFIED BY 'bobpw' REQUIRE SSL")
 [ -z "$out" ] && grep -q '^\[bob@%\]' "$t/acc.cnf" && ok "CREATE USER ... REQUIRE SSL, saved to the accounts file" ||
   no "CREATE USER: $out"
+grep -A4 '^\[bob@%\]' "$t/acc.cnf" | grep -q mysql_native_password && no "IDENTIFIED BY keeps the SHA1 verifier" ||
+  ok "IDENTIFIED BY keeps no mysql_native_password verifier"
 out=$(my -u bob -pbobpw --ssl-ca="$t/ca.pem" --ssl-verify-server-cert -N -e "select user()")
 [ "$out" = "bob@127.0.0.1" ] && ok "the new account logs in over TLS" || no "bob over TLS: $out"
 out=$(my -u bob -pbobpw --skip-ssl -e "select 1")
@@ -206,6 +210,17 @@ out=$(adm "CREATE USER 'nopw'@'%' REQUIRE SSL")
 out2=$(my -u nopw --ssl-ca="$t/ca.pem" --ssl-verify-server-cert -e "select 1")
 [ -z "$out" ] && [ "$out2" = "ERROR 1045 (28000): Access denied for user 'nopw'@'127.0.0.1' (using password: NO)" ] &&
   ok "an account without a password needs a verified client certificate: $out2" || no "no password: $out $out2"
+out=$(my -u admin -padminpw --ssl-ca="$t/ca.pem" --ssl-verify-server-cert -vvv -e "CREATE USER 'nopw2'@'%'")
+echo "$out" | grep -q "logs in only with a verified client certificate" &&
+  ok "CREATE USER without a password says so: $(echo "$out" | grep "client certificate")" || no "CREATE USER nopw2: $out"
+out=$(adm "CREATE USER 'oldcli'@'%' IDENTIFIED WITH mysql_native_password BY 'oldpw'")
+out2=$(my -u oldcli -poldpw --skip-ssl -N -e "select 'old'")
+[ -z "$out" ] && grep -A4 '^\[oldcli@%\]' "$t/acc.cnf" | grep -q '^native_password = ON$' && [ "$out2" = old ] &&
+  ok "IDENTIFIED WITH mysql_native_password keeps its verifier: a plaintext scramble login" ||
+  no "IDENTIFIED WITH mysql_native_password: $out $out2"
+out=$(my -u base --skip-ssl -N -e "select 'base'")
+[ "$out" = base ] && ok "plaintext_no_password: a plaintext login with neither password nor certificate" ||
+  no "plaintext_no_password: $out"
 # A LIKE pattern any user may send: matched in bounded time (a recursive matcher took seconds per extra '%').
 pat=$(printf '%%%.0s' $(seq 60))z
 out=$(timeout 5 "$mysql" -h 127.0.0.1 -P "$port" -u app -psecret --ssl-ca="$t/ca.pem" -N \

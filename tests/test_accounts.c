@@ -50,14 +50,18 @@ static void teardown(void)
 
 TestSuite(accounts, .init = setup, .fini = teardown, .timeout = 30);
 
-static struct clink_accounts *mem_with(const char *user, const char *host, const char *pw, const char *require)
+static struct clink_accounts *mem_spec(const struct clink_account_spec *s)
 {
     struct clink_accounts *acc;
     char err[256] = "";
     cr_assert_eq(clink_accounts_new(NULL, &acc), 0);
-    struct clink_account_spec s = {.user = user, .host = host, .password = pw, .require = require};
-    cr_assert_eq(clink_accounts_add(acc, &s, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(clink_accounts_add(acc, s, err, sizeof(err)), 0, "%s", err);
     return acc;
+}
+
+static struct clink_accounts *mem_with(const char *user, const char *host, const char *pw, const char *require)
+{
+    return mem_spec(&(struct clink_account_spec){.user = user, .host = host, .password = pw, .require = require});
 }
 
 /* A TLS login with a verified certificate and no password, from 127.0.0.1. */
@@ -119,7 +123,8 @@ Test(accounts, cleartext_password_inside_tls_only)
 
 Test(accounts, scramble_login_proves_the_password_without_sending_it)
 {
-    struct clink_accounts *acc = mem_with("app", "%", "pa55", NULL);
+    struct clink_accounts *acc =
+        mem_spec(&(struct clink_account_spec){.user = "app", .password = "pa55", .native_password = "ON"});
     uint8_t scramble[CLINK_SCRAMBLE_LEN], ans[20];
     for (int i = 0; i < CLINK_SCRAMBLE_LEN; i++) {
         scramble[i] = (uint8_t)(i * 7 + 1);
@@ -147,7 +152,8 @@ Test(accounts, scramble_login_proves_the_password_without_sending_it)
 
 Test(accounts, a_bound_scramble_holds_only_for_its_tls_session)
 {
-    struct clink_accounts *acc = mem_with("app", "%", "pa55", "SSL");
+    struct clink_accounts *acc = mem_spec(
+        &(struct clink_account_spec){.user = "app", .password = "pa55", .require = "SSL", .native_password = "ON"});
     uint8_t scramble[CLINK_SCRAMBLE_LEN], cb[CLINK_BINDING_LEN], ans[20];
     memset(scramble, 7, sizeof(scramble));
     memset(cb, 0x5a, sizeof(cb));
@@ -178,7 +184,9 @@ Test(accounts, a_bound_scramble_holds_only_for_its_tls_session)
 
 Test(accounts, localhost_is_the_loopback_addresses)
 {
-    struct clink_accounts *acc = mem_with("admin", "localhost", NULL, "NONE");
+    /* plaintext_no_password: 'localhost' is a literal host, and the logins below have no certificate. */
+    struct clink_accounts *acc = mem_spec(&(struct clink_account_spec){
+        .user = "admin", .host = "localhost", .require = "NONE", .plaintext_no_password = "ON"});
     struct clink_login l = {.user = "admin", .host = "127.0.0.1"};
     char why[256], matched[128];
 
@@ -213,7 +221,10 @@ Test(accounts, require_ssl_x509_subject_issuer_cipher)
     char why[256], req[700];
     struct clink_login l = tls_login("n");
 
-    struct clink_accounts *acc = mem_with("n", "%", NULL, "REQUIRE SSL");
+    /* plaintext_no_password: the plaintext login below is refused by REQUIRE SSL, not for want of a certificate. */
+    l.host = "10.0.0.7";
+    struct clink_accounts *acc = mem_spec(&(struct clink_account_spec){
+        .user = "n", .host = "10.0.0.7", .require = "REQUIRE SSL", .plaintext_no_password = "ON"});
     cr_assert_eq(check(acc, &l, why), 0, "%s", why);
     l.tls = 0;
     l.peer_cert = NULL;
@@ -304,7 +315,8 @@ Test(accounts, the_most_specific_host_wins)
     cr_assert_eq(clink_accounts_add(acc, &one, err, sizeof(err)), 0, "%s", err);
     cr_assert_eq(clink_accounts_add(acc, &one, err, sizeof(err)), -EEXIST);
 
-    struct clink_login l = {.user = "u", .host = "10.0.0.7"};
+    /* A verified certificate (the password-less accounts' proof) over plaintext: only REQUIRE tells them apart. */
+    struct clink_login l = {.user = "u", .host = "10.0.0.7", .peer_cert = node_cert, .peer_verified = 1};
     cr_assert_eq(clink_accounts_check(acc, &l, matched, sizeof(matched), why, sizeof(why)), -CLINK_EACCESS,
                  "10.0.0.7 must get its own account (X509), not %%");
     l.host = "10.0.3.1";
@@ -365,7 +377,8 @@ Test(accounts, file_keeps_verifiers_only_and_round_trips)
     char req[400];
     snprintf(req, sizeof(req), "SUBJECT '%s'", node_subject);
     struct clink_account_spec root = {.user = "root", .require = req};
-    struct clink_account_spec app = {.user = "app", .host = "127.0.0.%", .password = "password", .require = "SSL"};
+    struct clink_account_spec app = {
+        .user = "app", .host = "127.0.0.%", .password = "password", .require = "SSL", .native_password = "ON"};
     cr_assert_eq(clink_accounts_add(acc, &root, err, sizeof(err)), 0, "%s", err);
     cr_assert_eq(clink_accounts_add(acc, &app, err, sizeof(err)), 0, "%s", err);
 
@@ -390,7 +403,7 @@ Test(accounts, file_keeps_verifiers_only_and_round_trips)
     l.auth_len = 8;
     cr_assert_eq(check(acc, &l, why), 0, "SHA-256 crypt verifier read back: %s", why);
 
-    /* alter: a new password replaces both verifiers; the old one stops working. */
+    /* alter: a new password replaces both verifiers (native_password stays on); the old one stops working. */
     struct clink_account_spec change = {.user = "app", .host = "127.0.0.%", .password = "n3w"};
     cr_assert_eq(clink_accounts_alter(acc, &change, err, sizeof(err)), 0, "%s", err);
     cr_assert_eq(check(acc, &l, why), -CLINK_EACCESS);

@@ -396,3 +396,25 @@ Test(config, session_limit_keys)
     cr_assert_eq(c.wait_timeout, 600);
     cr_assert_eq(c.tcp_keepalive_idle, 30);
 }
+
+/* The failed-login throttle under MySQL's connection_control names (dashes as my.cnf allows), and their limits. */
+Test(config, login_throttle_keys_keep_mysqls_names)
+{
+    struct clink_config c;
+    char err[512] = "";
+    cr_assert_eq(clink_config_parse("[server]\n", "/tmp", &c, err, sizeof(err)), 0, "%s", err);
+    cr_assert(c.login_free_failures == 0 && c.login_delay_step_ms == 0 && c.login_max_delay_ms == 0,
+              "unset: the throttle's defaults");
+    cr_assert_eq(clink_config_parse("[server]\nconnection_control_failed_connections_threshold = 3\n"
+                                    "connection-control-min-connection-delay = 1000\n"
+                                    "connection_control_max_connection_delay = 60000\nlogin_throttle_entries = 100\n",
+                                    "/tmp", &c, err, sizeof(err)),
+                 0, "%s", err);
+    cr_assert(c.login_free_failures == 3 && c.login_delay_step_ms == 1000 && c.login_max_delay_ms == 60000 &&
+              c.login_throttle_entries == 100);
+    cr_assert_neq(clink_config_parse("[server]\nconnection_control_failed_connections_threshold = 0\n", "/tmp", &c, err,
+                                     sizeof(err)),
+                  0, "0 would turn MySQL's plugin off; clink's throttle has no off switch");
+    cr_assert(strstr(err, "cannot be turned off"), "%s", err);
+    cr_assert_neq(clink_config_parse("[server]\nlogin_throttle_entries = 3\n", "/tmp", &c, err, sizeof(err)), 0);
+}

@@ -152,7 +152,7 @@ Test(login, refusals_say_access_denied_and_nothing_else)
 Test(login, plaintext_login_to_a_require_ssl_account_is_denied)
 {
     struct clink_account_spec s[] = {{.user = "secure", .password = "pw1", .require = "SSL"},
-                                     {.user = "legacy", .password = "pw2", .require = "NONE"}};
+                                     {.user = "legacy", .password = "pw2", .require = "NONE", .native_password = "ON"}};
     struct clink_accounts *acc = accounts(s, 2);
     struct clink_node *srv = server(acc, 1);
     struct clink_node *cli = ts_client(NULL, 1, 1);

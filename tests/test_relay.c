@@ -40,7 +40,8 @@ static void setup(void)
     tls = ts_tls(pki.node_cert, pki.node_key, pki.ca);
     char err[256] = "";
     cr_assert_eq(clink_accounts_new(NULL, &acc), 0);
-    struct clink_account_spec app = {.user = "app", .password = "secret", .require = "SSL"};
+    /* native_password: the client below does not verify the relay by name, so it sends a bound scramble answer. */
+    struct clink_account_spec app = {.user = "app", .password = "secret", .require = "SSL", .native_password = "ON"};
     struct clink_account_spec old = {.user = "old", .password = "oldpw", .require = "SSL", .legacy_native_tls = "ON"};
     cr_assert_eq(clink_accounts_add(acc, &app, err, sizeof(err)), 0, "%s", err);
     cr_assert_eq(clink_accounts_add(acc, &old, err, sizeof(err)), 0, "%s", err);
@@ -411,5 +412,57 @@ Test(relay, legacy_native_tls_is_the_documented_exception)
     cr_assert_eq(ns.logins_legacy_native_tls, 1);
     cr_assert_eq(clink_accounts_legacy_native_tls(acc, "old", "127.0.0.1"), 1);
     cr_assert_eq(clink_accounts_legacy_native_tls(acc, "app", "127.0.0.1"), 0);
+    clink_node_free(real);
+}
+
+static void old_wrong(const uint8_t scramble[20], uint8_t out[20])
+{
+    cr_assert_eq(clink_login_scramble("guess", scramble, out), 0);
+}
+
+/*
+ * Issue 17: the native port and the MySQL door pass the accounts'
+ * failed-login throttle (test_throttle has its rates): 11 guesses checked,
+ * the rest refused before any check, and then the right password waits too.
+ */
+Test(relay, guessing_on_the_native_port_and_the_mysql_door_is_throttled)
+{
+    struct clink_login_throttle slow = {.delay_step_ms = 60000};
+    cr_assert_eq(clink_accounts_set_throttle(acc, &slow), 0);
+    struct clink_node *real = real_node();
+    struct clink_node *cli = ts_client(tls, 1, 0);
+    struct clink_connect_opts co = {.host = "127.0.0.1",
+                                    .port = clink_node_port(real),
+                                    .expected_name = "localhost",
+                                    .user = "app",
+                                    .password = "guess",
+                                    .timeout_ms = ts_ms(5000)};
+    struct clink_conn *c;
+    char err[256] = "";
+    for (int i = 0; i < 15; i++) {
+        cr_assert_neq(clink_connect_sync(cli, &co, &c, err, sizeof(err)), 0, "guess %d logged in", i);
+    }
+    struct clink_login_stats st;
+    clink_accounts_login_stats(acc, &st);
+    cr_assert_eq(st.failures, 11, "%llu checked", (unsigned long long)st.failures);
+    cr_assert_eq(st.throttled, 4, "%llu throttled", (unsigned long long)st.throttled);
+    co.password = "secret";
+    cr_assert_neq(clink_connect_sync(cli, &co, &c, err, sizeof(err)), 0, "the right password was checked");
+
+    cr_assert_eq(clink_accounts_set_throttle(acc, &slow), 0); /* a fresh count for the other door */
+    struct clink_login_stats before;
+    clink_accounts_login_stats(acc, &before);
+    int second;
+    for (int i = 0; i < 15; i++) {
+        cr_assert_eq(mysql_login(clink_node_port(real), -1, "old", NULL, old_wrong, &second), 0xff, "guess %d", i);
+    }
+    clink_accounts_login_stats(acc, &st);
+    cr_assert_eq(st.failures - before.failures, 11, "%llu checked",
+                 (unsigned long long)(st.failures - before.failures));
+    cr_assert_eq(st.throttled - before.throttled, 4, "%llu throttled",
+                 (unsigned long long)(st.throttled - before.throttled));
+    cr_assert_eq(mysql_login(clink_node_port(real), -1, "old", NULL, old_unbound, &second), 0xff,
+                 "the right password was checked");
+    clink_node_free(cli);
     clink_node_free(real);
 }

@@ -26,21 +26,40 @@ for n in leaf1 agg1 agg2; do
 done
 
 acc=$t/pki/accounts.cnf
-"$accounts" --file "$acc" add root --require "SUBJECT '/CN=agg1'" >/dev/null && ok || no "add root"
-printf 's3cret\n' | "$accounts" --file "$acc" add app@127.0.0.% --require SSL --password-stdin >/dev/null &&
+"$accounts" --file "$acc" add root --require "SUBJECT '/CN=agg1'" >/dev/null 2>"$t/out" && ok || no "add root"
+grep -q "note: 'root'@'%' has no password: it logs in only with a verified client certificate" "$t/out" && ok ||
+  { no "a password-less add says what stands for the password"; cat "$t/out"; }
+printf 's3cret\n' | "$accounts" --file "$acc" add app@127.0.0.% --require SSL --password-stdin >/dev/null 2>"$t/out" &&
   ok || no "add app with a password"
+[ ! -s "$t/out" ] && ok || { no "a password account gets no note"; cat "$t/out"; }
+grep -q mysql_native_password "$acc" && no "an account without --native-password keeps the SHA1 verifier" || ok
+"$accounts" --file "$acc" add base@127.0.0.% --plaintext-no-password ON >"$t/out" 2>&1
+[ $? -eq 1 ] && grep -q "plaintext_no_password needs a literal host" "$t/out" && ok ||
+  { no "--plaintext-no-password ON for a pattern host is refused"; cat "$t/out"; }
+"$accounts" --file "$acc" add base@127.0.0.1 --plaintext-no-password ON >/dev/null 2>"$t/out" &&
+  grep -A3 '^\[base@127.0.0.1\]' "$acc" | grep -q '^plaintext_no_password = ON$' &&
+  grep -q "warning: 'base'@'127.0.0.1' has no password and plaintext_no_password = ON" "$t/out" && ok ||
+  { no "--plaintext-no-password ON for a literal host, with a warning"; cat "$t/out"; }
+"$accounts" --file "$acc" drop base@127.0.0.1 >/dev/null || no "drop base"
 "$accounts" --file "$acc" add root --require X509 >"$t/out" 2>&1
 [ $? -eq 1 ] && grep -q "exists" "$t/out" && ok || { no "adding twice is refused"; cat "$t/out"; }
 "$accounts" --file "$acc" add bad --require "SUBJECT" >"$t/out" 2>&1
 [ $? -eq 1 ] && grep -q "SUBJECT needs a quoted value" "$t/out" && ok || { no "bad REQUIRE is refused"; cat "$t/out"; }
 [ "$(stat -c %a "$acc")" = 600 ] && ok || no "accounts file mode 0600"
 grep -q s3cret "$acc" && no "the password itself is in the file" || ok
-"$accounts" --file "$acc" alter app@127.0.0.% --legacy-native-tls ON >/dev/null &&
-  grep -A6 '^\[app@127.0.0.%\]' "$acc" | grep -q '^legacy_native_tls = ON$' && ok || no "--legacy-native-tls ON is written"
+"$accounts" --file "$acc" alter app@127.0.0.% --native-password ON >"$t/out" 2>&1
+[ $? -eq 1 ] && grep -q "give the password with it" "$t/out" && ok ||
+  { no "--native-password ON without the password is refused"; cat "$t/out"; }
+printf 's3cret\n' | "$accounts" --file "$acc" alter app@127.0.0.% --legacy-native-tls ON --password-stdin >/dev/null &&
+  grep -A6 '^\[app@127.0.0.%\]' "$acc" | grep -q '^legacy_native_tls = ON$' &&
+  grep -A6 '^\[app@127.0.0.%\]' "$acc" | grep -q '^mysql_native_password = \*' && ok ||
+  no "--legacy-native-tls ON (with the password) is written, with the verifier it implies"
 "$accounts" --file "$acc" alter app@127.0.0.% --legacy-native-tls OFF >/dev/null &&
   ! grep -q legacy_native_tls "$acc" && ok || no "--legacy-native-tls OFF is written"
 "$accounts" --file "$acc" alter app@127.0.0.% --legacy-native-tls MAYBE >"$t/out" 2>&1
 [ $? -eq 1 ] && grep -q "ON or OFF" "$t/out" && ok || { no "--legacy-native-tls MAYBE is refused"; cat "$t/out"; }
+"$accounts" --file "$acc" alter app@127.0.0.% --native-password OFF >/dev/null && ! grep -q native_password "$acc" &&
+  ok || no "--native-password OFF drops the verifier"
 
 cat >"$t/pki/memsql.cnf" <<CNF
 [server]

@@ -166,6 +166,18 @@ grep -q "require_secure_transport ACCEPT_BOTH: now in effect.*(SIGHUP)" "$t/node
   { no "the node's log reports the SIGHUP reload"; cat "$t/node.log"; }
 [ "$(get "$ca2" /metrics)" = 200 ] && ok || no "the SIGHUP reload kept the installed HTTPS certificate"
 
+# An operator logs in by certificate (no password to guess or lock out): an account REQUIRE SUBJECT with grant ALL,
+# curl presenting the cluster's certificate with "user:" and no password. Without the certificate it is nobody.
+subject=$(openssl x509 -in "$t/pki/node1.pem" -noout -subject -nameopt compat | sed 's/^subject=//')
+"$accounts" --file "$acc" add opsadmin --require "SUBJECT '$subject'" --grant ALL >/dev/null 2>&1 &&
+  kill -HUP "$node_pid" && sleep 0.5 && ok || no "add opsadmin (REQUIRE SUBJECT '$subject', grant ALL)"
+code=$(curl -sS --max-time 10 --cacert "$ca2" --cert "$t/pki/node1.pem" --key "$t/pki/node1-key.pem" -u opsadmin: \
+  -H "Content-Type: application/json" -d '{"state":"ACCEPT_BOTH"}' -o "$t/body" -w '%{http_code}' \
+  "$url/secure-transport" 2>"$t/curl.err")
+[ "$code" = 200 ] && ok || { no "POST as opsadmin with its certificate: $code"; cat "$t/body" "$t/curl.err"; }
+code=$(post "$ca2" opsadmin: /secure-transport '{"state":"ACCEPT_BOTH"}')
+[ "$code" = 401 ] && ok || no "POST as opsadmin without a certificate: $code, not 401"
+
 kill -TERM "$node_pid"; wait "$node_pid"; rc=$?; node_pid=
 [ $rc -eq 0 ] && ok || { no "clink-node exit status $rc after SIGTERM"; cat "$t/node.log"; }
 grep -q "Sanitizer\|runtime error:" "$t/node.log" && { no "sanitizer report in the node's log"; cat "$t/node.log"; } || ok

@@ -39,6 +39,8 @@ valgrind -q --leak-check=full --errors-for-leak-kinds=definite,indirect,possible
   "$T/clink-accounts" --file "$t/acc" add app@10.0.0.% --require SSL --password-stdin <"$t/pw" >/dev/null 2>"$t/err" &&
   pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAIL: clink-accounts add --password-stdin"; tail "$t/err"; }
 vg 0 "$T/clink-accounts" --file "$t/acc" alter app@10.0.0.% --require X509
+vg 0 "$T/clink-accounts" --file "$t/acc" add base@127.0.0.1 --plaintext-no-password ON
+vg 1 "$T/clink-accounts" --file "$t/acc" alter app@10.0.0.% --native-password ON
 vg 1 "$T/clink-accounts" --file "$t/acc" drop nobody
 vg 0 "$T/clink-accounts" --file "$t/acc" drop app@10.0.0.%
 vg 1 "$T/clink-accounts" --file "$t/acc" add x --require "BOGUS"

@@ -154,9 +154,18 @@ static int make_https(const struct settings *set, const struct clink_config *cfg
         snprintf(err, errlen, "no certificate for the HTTPS port (ops_ssl_cert/ops_ssl_key, or ssl_cert/ssl_key)");
         return -1;
     }
-    /* Without a config file the check is on, as for the node's own key. */
-    struct clink_tls_opts o = {
-        .cert_file = cert, .key_file = key, .allow_open_key_file = set->config != NULL && !cfg->ssl_key_mode_check};
+    /*
+     * Without a config file the check is on, as for the node's own key.
+     * Client certificates are verified against the cluster's CAs and CRL:
+     * an operator can log in by certificate (docs/ops.md).
+     */
+    const char *ca = set->ca ? set->ca : cfg->ssl_ca;
+    const char *crl = cfg->ssl_crl;
+    struct clink_tls_opts o = {.cert_file = cert,
+                               .key_file = key,
+                               .allow_open_key_file = set->config != NULL && !cfg->ssl_key_mode_check,
+                               .client_ca_file = ca[0] ? ca : NULL,
+                               .crl_file = crl[0] ? crl : NULL};
     return clink_tls_ctx_new_https(&o, out, err, errlen) < 0 ? -1 : 0;
 }
 
@@ -501,6 +510,14 @@ int main(int argc, char **argv)
     }
     if (accounts_file != NULL && clink_accounts_load(accounts_file, &acc, err, sizeof(err)) < 0) {
         fprintf(stderr, "clink-node: accounts: %s\n", err);
+        goto out;
+    }
+    struct clink_login_throttle throttle = {.free_failures = cfg.login_free_failures,
+                                            .delay_step_ms = cfg.login_delay_step_ms,
+                                            .max_delay_ms = cfg.login_max_delay_ms,
+                                            .entries = cfg.login_throttle_entries};
+    if (acc != NULL && clink_accounts_set_throttle(acc, &throttle) < 0) {
+        fprintf(stderr, "clink-node: the failed-login throttle: out of memory\n");
         goto out;
     }
     static struct sql_reload sql_reload; /* its node is set once made */

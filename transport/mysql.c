@@ -175,15 +175,7 @@ static void login(struct clink_conn *c, enum clink_login_method method, const ui
         .scramble = c->scramble,
     };
     char why[256] = "";
-    if (method == CLINK_LOGIN_NONE && !l.peer_verified) {
-        /*
-         * An account without a password stands on its client certificate:
-         * native clients cannot reach it without one (the node's mutual TLS),
-         * and neither may a MySQL client, which TLS lets in without one.
-         */
-        denied(c, "no password and no verified client certificate");
-        return;
-    }
+    /* An account without a password and a client without a verified certificate: the accounts' rule refuses it. */
     int ret = clink_accounts_check(c->node->accounts, &l, c->cache.account, sizeof(c->cache.account), why, sizeof(why));
     if (ret < 0) {
         denied(c, why);

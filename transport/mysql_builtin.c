@@ -318,17 +318,27 @@ static int may_administer(struct clink_mysql_stmt *st, const char *privilege)
     return 0;
 }
 
-/* [IDENTIFIED [WITH plugin] BY 'password'] [REQUIRE ...] [WITH GRANT OPTION]: the rest of an account statement. */
+/*
+ * [IDENTIFIED [WITH plugin] BY 'password'] [REQUIRE ...] [WITH GRANT OPTION]:
+ * the rest of an account statement. [out] *native: "ON" for WITH
+ * mysql_native_password (the account keeps that verifier too), "OFF" for
+ * WITH caching_sha2_password, NULL when no plugin is named.
+ */
 static int account_options(struct sql *s, char *pw, size_t pwcap, int *has_pw, char *req, size_t reqcap,
-                           int *grant_option)
+                           int *grant_option, const char **native)
 {
     *has_pw = 0;
     req[0] = '\0';
     *grant_option = 0;
+    *native = NULL;
     if (word(s, "IDENTIFIED")) {
         if (word(s, "WITH")) {
-            if (!word(s, "mysql_native_password") && !word(s, "caching_sha2_password")) {
-                return -1; /* both verifiers are always kept: either plugin logs in */
+            if (word(s, "mysql_native_password")) {
+                *native = "ON";
+            } else if (word(s, "caching_sha2_password")) {
+                *native = "OFF";
+            } else {
+                return -1;
             }
         }
         if (!word(s, "BY") || quoted(s, pw, pwcap) < 0) {
@@ -366,11 +376,11 @@ static int account_options(struct sql *s, char *pw, size_t pwcap, int *has_pw, c
 
 /* The answer to an accounts change, in MySQL's words. */
 static void account_result(struct clink_mysql_stmt *st, int ret, const char *op, const char *user, const char *host,
-                           const char *err)
+                           const char *err, const char *note)
 {
     char msg[400];
     if (ret == 0) {
-        CLINK_IGNORE(clink_mysql_ok(st, 0, NULL));
+        CLINK_IGNORE(clink_mysql_ok(st, 0, note));
     } else if (ret == -EEXIST || ret == -ENOENT) {
         snprintf(msg, sizeof(msg), "Operation %s failed for '%s'@'%s'", op, user, host);
         CLINK_IGNORE(clink_mysql_error(st, 1396, "HY000", msg));
@@ -395,7 +405,7 @@ static int do_account(struct clink_mysql_stmt *st, struct sql *s, const char *ve
     char user[CLINK_USER_MAX + 1], host[CLINK_HOST_MAX + 1], pw[CLINK_PASSWORD_MAX + 1] = "", req[512] = "",
                                                                                      err[256] = "";
     int has_pw = 0, grant_option = 0, if_exists = 0, ret = -1;
-    const char *grant = NULL, *op = verb;
+    const char *grant = NULL, *op = verb, *native = NULL;
     if (strcmp(verb, "GRANT") == 0 || strcmp(verb, "REVOKE") == 0) {
         if (word(s, "ALL")) {
             CLINK_IGNORE(word(s, "PRIVILEGES"));
@@ -425,7 +435,7 @@ static int do_account(struct clink_mysql_stmt *st, struct sql *s, const char *ve
     if (account_name(s, user, sizeof(user), host, sizeof(host)) < 0 ||
         (strcmp(verb, "DROP") == 0 || strcmp(verb, "REVOKE") == 0
              ? !at_end(s)
-             : account_options(s, pw, sizeof(pw), &has_pw, req, sizeof(req), &grant_option) < 0)) {
+             : account_options(s, pw, sizeof(pw), &has_pw, req, sizeof(req), &grant_option, &native) < 0)) {
         OPENSSL_cleanse(pw, sizeof(pw));
         return -1;
     }
@@ -434,13 +444,22 @@ static int do_account(struct clink_mysql_stmt *st, struct sql *s, const char *ve
         OPENSSL_cleanse(pw, sizeof(pw));
         return 0;
     }
-    struct clink_account_spec spec = {
-        .user = user, .host = host, .password = has_pw ? pw : NULL, .require = req[0] ? req : NULL, .grant = grant};
+    struct clink_account_spec spec = {.user = user,
+                                      .host = host,
+                                      .password = has_pw ? pw : NULL,
+                                      .require = req[0] ? req : NULL,
+                                      .grant = grant,
+                                      .native_password = native};
+    const char *note = NULL;
     if (strcmp(verb, "CREATE") == 0) {
         if (spec.password == NULL) {
-            spec.password = ""; /* no password: a MySQL client must then present a verified certificate (mysql.c) */
+            spec.password = "";
         }
         ret = clink_accounts_add(acc, &spec, err, sizeof(err));
+        if (ret == 0 && spec.password[0] == '\0') {
+            /* MySQL would make a password-less account anyone may use; here it stands on a certificate. Say so. */
+            note = "Note: the account has no password: it logs in only with a verified client certificate";
+        }
         ret = ret == -EEXIST && if_exists ? 0 : ret;
     } else if (strcmp(verb, "DROP") == 0) {
         ret = clink_accounts_drop(acc, user, host, err, sizeof(err));
@@ -456,7 +475,7 @@ static int do_account(struct clink_mysql_stmt *st, struct sql *s, const char *ve
         }
     }
     OPENSSL_cleanse(pw, sizeof(pw));
-    account_result(st, ret, op, user, host, err);
+    account_result(st, ret, op, user, host, err, note);
     return 0;
 }
 

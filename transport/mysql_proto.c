@@ -145,7 +145,7 @@ static void put16(uint8_t *p, uint16_t v)
 size_t clink__mysql_ok(uint8_t *out, size_t cap, uint64_t affected, uint16_t status, const char *info)
 {
     size_t il = info ? strlen(info) : 0;
-    if (cap < 1 + 9 + 9 + 4 + il) {
+    if (cap < 1 + 9 + 9 + 4 + 9 + il) {
         return 0;
     }
     size_t n = 0;
@@ -155,7 +155,15 @@ size_t clink__mysql_ok(uint8_t *out, size_t cap, uint64_t affected, uint16_t sta
     put16(out + n, status);
     put16(out + n + 2, 0); /* warnings */
     n += 4;
-    memcpy(out + n, info ? info : "", il);
+    if (il == 0) {
+        return n;
+    }
+    /*
+     * Length-encoded, as MySQL's server writes it (net_send_ok) and clients
+     * read it: libmariadb read the first byte of a bare string as its length.
+     */
+    n += clink__mysql_lenenc_put(out + n, il);
+    memcpy(out + n, info, il);
     return n + il;
 }
 

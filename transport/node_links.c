@@ -83,6 +83,19 @@ int clink_conn_get_status(struct clink_conn *conn, struct clink_conn_status *out
     return ret;
 }
 
+struct x509_st *clink_conn_peer_cert(struct clink_conn *conn)
+{
+    if (conn == NULL || clink__current_worker != conn->w || !conn->has_tls || conn->tls == NULL) {
+        return NULL;
+    }
+    X509 *x = SSL_get1_peer_certificate(conn->tls->ssl);
+    if (x != NULL && SSL_get_verify_result(conn->tls->ssl) != X509_V_OK) {
+        X509_free(x);
+        x = NULL;
+    }
+    return x;
+}
+
 size_t clink_conn_status_format(const struct clink_conn_status *st, char *buf, size_t cap)
 {
     char when[32] = "-";

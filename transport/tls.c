@@ -389,12 +389,18 @@ static int check_resumed_identity(struct clink__tls *t)
 /*
  * OpenSSL's verify result says what is wrong but not with which certificate.
  * Record the first failure with its depth and subject; the result passed in
- * is returned unchanged, so verification itself is exactly OpenSSL's.
+ * is returned unchanged, so verification itself is exactly OpenSSL's (or the
+ * context's own callback decides: the HTTPS port's asks for a client
+ * certificate without requiring a good one).
  */
 static int verify_cb(int ok, X509_STORE_CTX *sctx)
 {
     SSL *ssl = X509_STORE_CTX_get_ex_data(sctx, SSL_get_ex_data_X509_STORE_CTX_idx());
     struct clink__tls *t = ssl != NULL ? SSL_get_ex_data(ssl, ex_index) : NULL;
+    SSL_verify_cb own = ssl != NULL ? SSL_CTX_get_verify_callback(SSL_get_SSL_CTX(ssl)) : NULL;
+    if (own != NULL) {
+        ok = own(ok, sctx);
+    }
     if (ok || t == NULL || t->verify_err != 0) {
         return ok;
     }

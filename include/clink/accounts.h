@@ -11,7 +11,10 @@
  * where a dn is written the way MySQL prints it (OpenSSL's one-line form,
  * "/C=US/O=Acme/CN=agg1"). Node-to-node logins normally prove themselves by
  * certificate (REQUIRE SUBJECT / X509, no password: no hashing per
- * connection). A login that fails anything is refused with exactly
+ * connection). An account without a password accepts only a login with a
+ * verified client certificate, on every path (native and MySQL clients,
+ * plaintext and TLS), unless it is marked plaintext_no_password. A login
+ * that fails anything is refused with exactly
  * "Access denied for user 'NAME'@'HOST'"; why goes only to the server's log.
  *
  * Accounts live in a file (format in docs/config.md). Changes through this
@@ -71,10 +74,16 @@ CLINK_API void clink_accounts_free(struct clink_accounts *acc);
 
 /* What an account is (for add and alter). Strings are borrowed during the call. */
 struct clink_account_spec {
-    const char *user;     /* [in] required; printable, at most CLINK_USER_MAX bytes, "" is the anonymous user */
-    const char *host;     /* [in] address or pattern (% and _); NULL: "%". user@host: at most 49 bytes (the file) */
-    const char *password; /* [in] NULL or "": no password. Only its verifiers are kept. */
-    const char *require;  /* [in] "NONE", "SSL", "X509", "SUBJECT '...' AND ISSUER '...'"...; NULL: NONE */
+    const char *user; /* [in] required; printable, at most CLINK_USER_MAX bytes, "" is the anonymous user */
+    const char *host; /* [in] address or pattern (% and _); NULL: "%". user@host: at most 49 bytes (the file) */
+    /*
+     * [in] NULL or "": no password (then the account stands on a verified
+     * client certificate, see plaintext_no_password). Only its verifiers are
+     * kept: the salted caching_sha2_password one always, mysql_native_password's
+     * only with native_password.
+     */
+    const char *password;
+    const char *require; /* [in] "NONE", "SSL", "X509", "SUBJECT '...' AND ISSUER '...'"...; NULL: NONE */
     /*
      * [in] "ALL": the account may manage accounts and reload TLS through the
      * MySQL front door (MySQL's GRANT ALL PRIVILEGES ON *.*); "USAGE": it may
@@ -89,6 +98,29 @@ struct clink_account_spec {
      * add, unchanged for alter. The file's `legacy_native_tls = ON`.
      */
     const char *legacy_native_tls;
+    /*
+     * [in] "ON": also keep the password's mysql_native_password verifier,
+     * the unsalted SHA1(SHA1(password)) (equal passwords give equal strings,
+     * and a reader of the file can test guesses at speed). Only a scramble
+     * login needs it: CLINK_LOGIN_SCRAMBLE (plaintext, or legacy_native_tls)
+     * and CLINK_LOGIN_SCRAMBLE_BOUND (a native client that does not verify
+     * the server by name). "OFF" or NULL: off for add, unchanged for alter;
+     * legacy_native_tls = ON implies it. The verifier is made from a
+     * password: turning it on for an account that has one needs the password
+     * given again (alter refuses without it); turning it off drops the
+     * verifier. The file's `native_password = ON`.
+     */
+    const char *native_password;
+    /*
+     * [in] "ON": an account without a password accepts a login without a
+     * verified client certificate (plaintext, or TLS without one). Only for
+     * a literal host (an address or 'localhost', no % or _): the bench's
+     * plaintext baseline, a plaintext cluster during a migration. "OFF" or
+     * NULL: off for add, unchanged for alter. Without it an account with no
+     * password stands only on a verified client certificate. The file's
+     * `plaintext_no_password = ON`.
+     */
+    const char *plaintext_no_password;
 };
 
 /* Add an account. Returns 0, -EEXIST, -CLINK_EINVAL (err says which part), or the save's error. */
@@ -121,6 +153,7 @@ enum clink_login_method {
      * mysql_native_password's answer to the server's 20-byte scramble. Not
      * bound to a TLS session: accepted in plaintext, and inside TLS only for
      * an account with legacy_native_tls (a relay could have forwarded it).
+     * Like SCRAMBLE_BOUND, only for an account with native_password.
      */
     CLINK_LOGIN_SCRAMBLE,
     /*
@@ -150,7 +183,12 @@ struct clink_login {
 /*
  * Check a login. 0: accepted, [out] matched gets "user@host-pattern" of the
  * account (may be NULL). -CLINK_EACCESS: refused, [out] why says why for the
- * server's log (never for the client). Cleartext logins against a
+ * server's log (never for the client). -CLINK_EAGAIN: refused by the
+ * failed-login throttle before the password was looked at (a door may say
+ * "try later"; it tells nothing about the account). An account without a
+ * password needs peer_cert verified (peer_verified) unless it is
+ * plaintext_no_password; a scramble login needs the account's
+ * mysql_native_password verifier (native_password). Cleartext logins against a
  * caching_sha2_password verifier cost one SHA-256 crypt (5000 rounds).
  */
 CLINK_API CLINK_MUST_USE int clink_accounts_check(struct clink_accounts *acc, const struct clink_login *login,
@@ -163,6 +201,45 @@ CLINK_API CLINK_MUST_USE int clink_accounts_check(struct clink_accounts *acc, co
  * caching_sha2_password.
  */
 CLINK_API int clink_accounts_legacy_native_tls(struct clink_accounts *acc, const char *user, const char *host);
+
+/*
+ * The failed-login throttle, which every password login passes whichever
+ * door it came through (native, MySQL, ops), after MySQL's
+ * connection_control: free_failures failures cost nothing; each one past
+ * them makes the next password check wait delay_step_ms longer, up to
+ * max_delay_ms. A login made while it must wait is refused at once, its
+ * password not looked at (clink_accounts_check returns -CLINK_EAGAIN).
+ * Counted per user name (whether or not an account has it) and per source
+ * address; a source that has logged in to a user before counts on its own,
+ * so a stranger's guesses cannot lock it out. Logins by certificate alone
+ * (no password) are not throttled: nothing in them can be guessed. Zero
+ * fields: the defaults. docs/SECURITY.md gives the rates they make.
+ */
+struct clink_login_throttle {
+    uint32_t free_failures; /* per user, source or known pair, before any wait; 0: 10 */
+    uint32_t delay_step_ms; /* added to the wait by each failure past them; 0: 100 */
+    uint32_t max_delay_ms;  /* the longest wait; 0: 10000 */
+    uint32_t forget_s;      /* a user or source left alone this long starts over; 0: 600 */
+    /*
+     * Users, sources and pairs tracked (about 150 bytes each); 0: 4096.
+     * When all are in use, newcomers share one count (a global limit)
+     * rather than anyone's count being forgotten.
+     */
+    uint32_t entries;
+};
+
+/* Replace the throttle (and forget what it counted). Returns 0, -CLINK_EINVAL, -CLINK_ENOMEM. */
+CLINK_API CLINK_MUST_USE int clink_accounts_set_throttle(struct clink_accounts *acc,
+                                                         const struct clink_login_throttle *opts);
+
+/* What the throttle has seen since it was made. */
+struct clink_login_stats {
+    uint64_t failures;   /* password logins checked and refused */
+    uint64_t throttled;  /* password logins refused unchecked: their user, source or pair had to wait */
+    uint64_t overflowed; /* logins counted on the shared entry because the table was full */
+    uint64_t tracked;    /* users, sources and pairs tracked now */
+};
+CLINK_API void clink_accounts_login_stats(struct clink_accounts *acc, struct clink_login_stats *out);
 
 /* The refusal a client gets, exactly "Access denied for user 'NAME'@'HOST'". Returns its length. */
 CLINK_API size_t clink_access_denied(const char *user, const char *host, char *buf, size_t cap);

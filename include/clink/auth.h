@@ -70,6 +70,14 @@ struct clink_tls_opts {
      * for containers that mount keys read-only with their own permissions.
      */
     int allow_open_key_file;
+    /*
+     * [in] clink_tls_ctx_new_https only: the CAs (the cluster's, usually)
+     * that a client certificate is verified against, with crl_file. The
+     * port then asks every client for one and never requires it; one that
+     * verifies can log an operator in (clink_conn_peer_cert). NULL: no
+     * client certificate is asked for.
+     */
+    const char *client_ca_file;
 };
 
 extern CLINK_API const struct clink_tls_opts clink_tls_opts_default;
@@ -146,10 +154,11 @@ CLINK_API void clink_ticket_keys_stats(struct clink_ticket_keys *k, struct clink
  * clink_tls_ctx_new, unless allow_open_key_file) and ca_file; the other
  * fields are not used. The pair is checked to match and to be valid now; TLS 1.2
  * and 1.3 with AEAD ciphers only, ALPN "http/1.1" (a client offering only h2
- * gets no ALPN and speaks HTTP/1.1), no client certificate asked. ca_file
- * (optional, NULL: none) is the bundle the certificate must verify against,
- * for installers that want that check too (an HTTPS certificate is often
- * issued by another CA than the cluster's). clink_tls_ctx_client is NULL.
+ * gets no ALPN and speaks HTTP/1.1); a client certificate is asked for only
+ * with client_ca_file (and crl_file). ca_file (optional, NULL: none) is the
+ * bundle the certificate must verify against, for installers that want that
+ * check too (an HTTPS certificate is often issued by another CA than the
+ * cluster's); it is never trusted for clients. clink_tls_ctx_client is NULL.
  * Thread: any. Returns 0, -CLINK_EINVAL, -CLINK_ECONFIG (err names the file
  * and reason) or -CLINK_ENOMEM.
  */

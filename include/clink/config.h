@@ -90,6 +90,14 @@ struct clink_config {
      * (clink_tls_opts.allow_open_key_file); OFF for keys mounted read-only.
      */
     int ssl_key_mode_check;
+    /*
+     * The failed-login throttle (clink_login_throttle; 0: its default),
+     * under MySQL's connection_control names: failures before a wait
+     * (connection_control_failed_connections_threshold), the first wait and
+     * the step each further failure adds (_min_connection_delay, ms), the
+     * longest wait (_max_connection_delay, ms); and login_throttle_entries.
+     */
+    uint32_t login_free_failures, login_delay_step_ms, login_max_delay_ms, login_throttle_entries;
     /* the cluster: peers in file order */
     struct clink_config_peer peers[CLINK_CONFIG_MAX_PEERS];
     size_t npeers;

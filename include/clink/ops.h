@@ -60,13 +60,6 @@ struct clink_ops_opts {
     clink_log_fn log;
     void *log_user;
     enum clink_log_level log_level; /* 0: CLINK_LOG_WARN */
-    /*
-     * Failed logins allowed per client address: a burst of login_burst (0:
-     * 10), then login_per_s a second (0: 5); beyond that 429 before any
-     * password is checked.
-     */
-    unsigned login_burst;
-    double login_per_s;
 };
 
 /*

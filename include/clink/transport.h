@@ -32,6 +32,7 @@ extern "C" {
 #endif
 
 struct clink_node;
+struct x509_st; /* OpenSSL's X509 */
 struct clink_conn;
 struct clink_req;
 struct clink_call;
@@ -407,6 +408,14 @@ CLINK_API int clink_conn_is_open(const struct clink_conn *conn);
 
 /* Connection id (unique within the node), for logs. Thread: any. */
 CLINK_API uint64_t clink_conn_id(const struct clink_conn *conn);
+
+/*
+ * The peer's certificate if it sent one and its chain verified against this
+ * node's CAs, else NULL; the caller owns a reference (X509_free). For a
+ * handler that logs a request in by certificate (the ops port). Thread: the
+ * connection's worker (a handler); any other gets NULL.
+ */
+CLINK_API struct x509_st *clink_conn_peer_cert(struct clink_conn *conn);
 
 /* 1 if the connection is in plaintext (fixed once dialled or classified). Thread: any. */
 CLINK_API int clink_conn_plaintext(const struct clink_conn *conn);
