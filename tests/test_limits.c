@@ -34,10 +34,13 @@ static void setup(void)
 {
     ts_pki_make(&pki);
     tls = ts_tls(pki.node_cert, pki.node_key, pki.ca);
-    /* app and other log in with passwords (client sessions), admin holds grant ALL, root is a node's certificate. */
-    struct clink_account_spec s[] = {{.user = "app", .password = "apppw"},
-                                     {.user = "other", .password = "otherpw"},
-                                     {.user = "admin", .password = "adminpw", .grant = "ALL"},
+    /*
+     * app and other log in with passwords (client sessions), admin holds grant ALL, root is a node's certificate.
+     * native_password: the MySQL clients here log in in plaintext, with the scramble answer.
+     */
+    struct clink_account_spec s[] = {{.user = "app", .password = "apppw", .native_password = "ON"},
+                                     {.user = "other", .password = "otherpw", .native_password = "ON"},
+                                     {.user = "admin", .password = "adminpw", .grant = "ALL", .native_password = "ON"},
                                      {.user = "root", .require = "X509"}};
     char err[256] = "";
     cr_assert_eq(clink_accounts_new(NULL, &acc), 0);
