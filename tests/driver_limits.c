@@ -121,7 +121,7 @@ int main(void)
         pthread_join(t[i], NULL);
     }
 
-    struct clink_node_stats s;
+    struct clink_node_stats s = {0};
     for (int i = 0; i < 500; i++) {
         clink_node_get_stats(srv, &s);
         if (s.client_sessions == 0 && s.node_links == 0) {

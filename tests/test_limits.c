@@ -553,7 +553,7 @@ Test(limits, keepalive_is_set_on_accepted_and_dialled_sockets)
     struct keepalive dialled = read_keepalive(c->fd), by_default = read_keepalive(d->fd);
     uint64_t end = ms_now() + ts_ms(5000);
     int seen = 0;
-    struct keepalive acc_k;
+    struct keepalive acc_k = {0};
     while (!seen && ms_now() < end) {
         pthread_mutex_lock(&accepted_mu);
         seen = accepted_seen;

@@ -181,10 +181,10 @@ static void login(struct clink_conn *c, enum clink_login_method method, const ui
         denied(c, why);
         return;
     }
+    STAT_ADD(c->w, logins_ok, 1); /* the account check passed, as on the native port, whatever the limits say */
     if (!admitted(c)) {
         return;
     }
-    STAT_ADD(c->w, logins_ok, 1);
     STAT_ADD(c->w, mysql_logins, 1);
     if (method == CLINK_LOGIN_SCRAMBLE && c->has_tls) {
         clink__conn_legacy_login(c); /* an account with legacy_native_tls: counted and logged */

@@ -275,7 +275,11 @@ struct clink_node_stats {
     uint64_t https_refused;       /* HTTPS connections that failed (TLS, malformed request, timeout) */
     /* calls_failed by reason: deadline, the peer's handler failed it, cancelled, the link closed/went away, other */
     uint64_t calls_failed_timeout, calls_failed_remote, calls_failed_canceled, calls_failed_closed, calls_failed_other;
-    /* Session limits (clink_node_opts.max_connections...): counted now (gauges), then logins refused by each limit */
+    /*
+     * Session limits (clink_node_opts.max_connections...): sessions counted
+     * now (gauges, node-wide atomics taken at login), then logins refused by
+     * each limit (they passed the account check: also in logins_ok).
+     */
     uint64_t client_sessions, node_links;
     uint64_t refused_max_connections, refused_max_user_connections, refused_max_node_links;
     uint64_t idle_closed; /* client sessions closed after wait_timeout_s idle */
