@@ -239,6 +239,18 @@ int clink__ops_metrics(const struct clink__ops_snapshot *s, struct clink__sbuf *
             "Logins that gave an unbound mysql_native_password answer inside TLS (accounts with legacy_native_tls: "
             "a server the client did not verify could have relayed it).",
             st->logins_legacy_native_tls);
+    gauge(b, "clink_client_sessions", "Logged-in client sessions (native and MySQL), counted against max_connections.",
+          (double)st->client_sessions);
+    gauge(b, "clink_node_links", "Certificate-proven node links, counted against max_node_links.",
+          (double)st->node_links);
+    family(b, "clink_sessions_refused_total", "counter", "Logins refused by a session limit.");
+    clink__sb_printf(b, "clink_sessions_refused_total{limit=\"max_connections\"} %llu\n",
+                     (unsigned long long)st->refused_max_connections);
+    clink__sb_printf(b, "clink_sessions_refused_total{limit=\"max_user_connections\"} %llu\n",
+                     (unsigned long long)st->refused_max_user_connections);
+    clink__sb_printf(b, "clink_sessions_refused_total{limit=\"max_node_links\"} %llu\n",
+                     (unsigned long long)st->refused_max_node_links);
+    counter(b, "clink_idle_closed_total", "Client sessions closed after wait_timeout idle.", st->idle_closed);
     counter(b, "clink_login_failures_total", "Password logins checked and refused, every door.", s->logins.failures);
     counter(b, "clink_logins_throttled_total",
             "Password logins refused before any check: their user name, source address or pair had failed too often.",
@@ -403,8 +415,11 @@ int clink__ops_json(const struct clink__ops_snapshot *s, struct clink__sbuf *out
     NUM(logins_ok);
     NUM(logins_denied);
     NUM(logins_legacy_native_tls);
-    cJSON_AddNumberToObject(node, "logins_throttled", (double)s->logins.throttled);
-    cJSON_AddNumberToObject(node, "login_failures", (double)s->logins.failures);
+    NUM(client_sessions);
+    NUM(node_links);
+    NUM(idle_closed);
+    cJSON_AddNumberToObject(st, "logins_throttled", (double)s->logins.throttled);
+    cJSON_AddNumberToObject(st, "login_failures", (double)s->logins.failures);
     NUM(tls_reloads);
     NUM(https_requests);
     NUM(https_refused);

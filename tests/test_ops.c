@@ -609,5 +609,10 @@ Test(ops, a_certificate_logs_an_operator_in_while_passwords_are_throttled)
     get(ops_port, pki.ca, "/metrics", &r);
     cr_assert_geq(metric(r.body, "clink_logins_throttled_total "), 1, "%.2000s", r.body);
     cr_assert_geq(metric(r.body, "clink_login_failures_total "), 10);
+    cr_assert_eq(metric(r.body, "clink_sessions_refused_total{limit=\"max_connections\"} "), 0, "%.3000s", r.body);
+    cr_assert_geq(metric(r.body, "clink_client_sessions "), 0);
+    resp_free(&r);
+    get(ops_port, pki.ca, "/status", &r);
+    cr_assert(strstr(r.body, "\"logins_throttled\":") && strstr(r.body, "\"client_sessions\":"), "%.2000s", r.body);
     resp_free(&r);
 }
