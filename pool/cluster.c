@@ -1,7 +1,8 @@
 /*
  * The cluster: its pools (one per leaf or aggregator, added and removed by
  * name), the idempotent-method set behind retries, and the manager thread
- * that runs every pool's maintenance tick (pool/maintain.c).
+ * that runs every pool's maintenance tick (pool/maintain.c) and finishes the
+ * fan-outs that ended inside their start (pool/fanout_start.c).
  */
 #include "pool/pool_int.h"
 
@@ -60,7 +61,16 @@ static void *manager(void *arg)
         }
         free(list);
         pthread_mutex_lock(&cl->mu);
-        if (stop && cl->npools == 0) {
+        struct clink__fanout *done = cl->fanouts_done;
+        cl->fanouts_done = NULL;
+        pthread_mutex_unlock(&cl->mu);
+        while (done != NULL) {
+            struct clink__fanout *next = clink__fanout_next(done);
+            clink__fanout_finish(done);
+            done = next;
+        }
+        pthread_mutex_lock(&cl->mu);
+        if (stop && cl->npools == 0 && cl->fanouts_done == NULL) {
             break;
         }
         if (!cl->kicked) {

@@ -1,6 +1,6 @@
 /*
  * What the pool module's files share (pool.c, dial.c, maintain.c, cluster.c,
- * status.c, fanout.c); nothing outside pool/ sees it.
+ * status.c, fanout.c, fanout_start.c); nothing outside pool/ sees it.
  *
  * The call path takes no lock: a caller scans the pool's slots (atomics),
  * announces itself on the chosen slot (`users`), re-reads the connection and
@@ -85,6 +85,8 @@ struct clink_cluster {
     atomic_int retry_tokens; /* in hundredths of a retry */
     atomic_int dials;        /* across pools: storm control */
     unsigned max_dials;
+    /* under mu: fan-outs whose every part ended inside clink_cluster_fanout_start, finished by the manager */
+    struct clink__fanout *fanouts_done;
 };
 
 /* Inline: the call path reads the clock on every call. */
@@ -112,5 +114,10 @@ int clink__pool_tick(struct clink_pool *p, uint64_t now);
 
 /* cluster.c: wake the manager now rather than at its next tick. */
 void clink__cluster_kick(struct clink_cluster *cl);
+
+/* fanout_start.c: run a fan-out's callback and free it (the manager, for one that ended inside its start). */
+struct clink__fanout;
+void clink__fanout_finish(struct clink__fanout *f);
+struct clink__fanout *clink__fanout_next(struct clink__fanout *f);
 
 #endif

@@ -206,6 +206,33 @@ CLINK_API CLINK_MUST_USE int clink_cluster_fanout(struct clink_cluster *cl, enum
                                                   size_t *n);
 CLINK_API void clink_fanout_free(struct clink_fanout_result *results, size_t n);
 
+/*
+ * The end of an asynchronous fan-out: one result per peer, in the order the
+ * peers were added (results[i].peer names it), n of them (0 when no peer
+ * matched). results and their messages are borrowed until cb returns: copy
+ * what you keep. Runs once, on the worker that received the last answer, or
+ * on the cluster's manager thread (when no answer came from a worker: every
+ * peer down, none matched, or the last part failed before it was sent).
+ * It may answer a request (clink_req_respond from any thread), start
+ * another fan-out or call, but not free the cluster.
+ */
+typedef void (*clink_fanout_cb)(const struct clink_fanout_result *results, size_t n, void *user);
+
+/*
+ * The same fan-out without blocking: send req to every peer of a role (or
+ * those named in `names`, NULL-terminated) with one deadline of timeout_ms
+ * from now (0: none; shutdown still ends every call), and call cb once all
+ * have answered, failed or timed out. req is copied, so a handler may pass
+ * its request's payload and return. Thread: any, including a worker (a
+ * handler that answers from cb never blocks its worker). cb never runs
+ * inside this call. Returns 0 (cb will run exactly once), or negative and
+ * cb will not run: -CLINK_EINVAL (no cluster or cb), -CLINK_ENOMEM.
+ */
+CLINK_API CLINK_MUST_USE int clink_cluster_fanout_start(struct clink_cluster *cl, enum clink_peer_role role,
+                                                        const char *const *names, uint16_t method, const void *req,
+                                                        size_t len, uint32_t timeout_ms, clink_fanout_cb cb,
+                                                        void *user);
+
 #ifdef __cplusplus
 }
 #endif
