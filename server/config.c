@@ -3,6 +3,7 @@
  * syntax; this file knows the keys, their values and what they mean.
  */
 #include "clink/config.h"
+#include "server/server_int.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -562,21 +563,6 @@ static int check_lines(const char *text, const char *where, char *err, size_t er
     return 0;
 }
 
-static void defaults(struct clink_config *c)
-{
-    memset(c, 0, sizeof(*c));
-    c->tls_version = CLINK_TLS_1_3;
-    c->ssl_client_cert = CLINK_CLIENT_CERT_REQUIRED;
-    c->require_secure_transport = 1;
-    c->secure_transport = CLINK_SECURE_REQUIRE_TLS;
-    c->mysql = 1;
-    c->ops = 1;
-    c->ops_port = CLINK_OPS_DEFAULT_PORT;
-    c->ssl_key_mode_check = 1;
-    snprintf(c->bind_address, sizeof(c->bind_address), "127.0.0.1");
-    c->port = 3306;
-}
-
 static int run(const char *text, const char *file, const char *dir, struct clink_config *out, char *err, size_t errlen)
 {
     char scratch[8];
@@ -593,7 +579,7 @@ static int run(const char *text, const char *file, const char *dir, struct clink
     if (st == NULL) {
         return -CLINK_ENOMEM;
     }
-    defaults(out);
+    clink__config_defaults(out); /* server/defaults.c */
     snprintf(out->path, sizeof(out->path), "%s", file);
     st->cfg = out;
     st->file = file;

@@ -11,6 +11,7 @@
 #include "clink/mysql.h"
 #include "clink/ops.h"
 #include "clink/pool.h"
+#include "clink/server.h"
 #include "clink/transport.h"
 #include "clink/version.h"
 

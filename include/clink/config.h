@@ -70,9 +70,9 @@ struct clink_config {
     unsigned workers;              /* 0: one per CPU */
     uint32_t handshake_timeout_ms; /* 0: the transport default */
     uint32_t max_frame;            /* 0: the transport default */
-    int ktls;                      /* ktls = auto | off | required: a clink_ktls_mode value; 0 = auto */
+    int ktls;                      /* ktls = auto | off | required: a clink_ktls_mode value; default auto */
     int mysql;                     /* mysql = ON (default) | OFF: serve MySQL clients (with accounts_file) */
-    /* Session limits (clink_node_opts, docs/config.md); 0: the transport default */
+    /* Session limits (clink_node_opts, docs/config.md); the defaults are the CLINK_DEFAULT_* values */
     uint32_t max_connections;      /* client sessions, one more for a grant-ALL account */
     uint32_t max_node_links;       /* logins by a verified certificate without a password */
     uint32_t max_user_connections; /* client sessions per account; 0: no limit */

@@ -1,0 +1,56 @@
+/*
+ * What the server layer's files share (server.c, settings.c, reload.c,
+ * defaults.c, tool_methods.c, open_files.c); nothing outside server/ sees it.
+ */
+#ifndef CLINK_SERVER_INT_H
+#define CLINK_SERVER_INT_H
+
+#include "clink/http.h"
+#include "clink/mysql.h"
+#include "clink/server.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+struct clink_server {
+    char *path;                 /* the config file; NULL: options alone */
+    struct clink_server_opts o; /* with its strings copied (owned) and the defaults filled in */
+    struct clink_config_peer *peers;
+    struct clink_config *cfg;          /* what the node runs with: the file, the overrides applied */
+    struct clink_ticket_keys *tickets; /* one object for the server's life: tickets outlive a reload */
+    struct clink_accounts *acc;
+    struct clink_node *node;
+    struct clink_ops *ops;
+    _Atomic(struct clink_cluster *) cluster; /* set once by start, read by handlers */
+    struct clink_mysql_builtin_opts sql;
+    struct clink_mysql_opts mysql;
+    pthread_mutex_t mu; /* reloads: SIGHUP, POST /reload and ALTER INSTANCE RELOAD TLS may come at once */
+    char name[128];
+    int started, stopped;
+};
+
+/* defaults.c: the [server] keys' defaults (the config reader starts from them). */
+void clink__config_defaults(struct clink_config *c);
+
+/*
+ * settings.c: the effective settings, the file (or the defaults) with the
+ * overrides applied, and the TLS contexts they describe. err gets the reason.
+ */
+int clink__server_settings(const struct clink_server *srv, struct clink_config *cfg, char *err, size_t errlen);
+int clink__server_tls(const struct clink_server *srv, const struct clink_config *cfg, struct clink_tls_ctx **out,
+                      char *err, size_t errlen);
+int clink__server_https(const struct clink_server *srv, const struct clink_config *cfg, struct clink_tls_ctx **out,
+                        char *err, size_t errlen);
+/* A node started in plaintext with no certificate yet (require_secure_transport = PLAINTEXT). */
+int clink__server_plain_start(const struct clink_config *cfg);
+void clink__server_log(const struct clink_server *srv, enum clink_log_level lvl, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* reload.c: ALTER INSTANCE RELOAD TLS and POST /reload, as the node and ops endpoint call them. */
+int clink__server_sql_reload_tls(void *user, char *err, size_t errlen);
+int clink__server_ops_reload(void *user, char *msg, size_t cap);
+
+/* tool_methods.c: register the methods of clink/methods.h. */
+int clink__server_tool_methods(struct clink_server *srv);
+
+#endif
