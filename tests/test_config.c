@@ -373,7 +373,7 @@ Test(config, ktls_in_server_and_per_peer)
     cr_assert_eq(c.peers[0].ktls, CLINK_KTLS_DISABLED);
     cr_assert_eq(c.peers[1].ktls, 0, "unset: the node's");
     cr_assert_eq(clink_config_parse("[server]\n", "/", &c, NULL, 0), 0);
-    cr_assert_eq(c.ktls, 0, "unset: auto");
+    cr_assert_eq(c.ktls, CLINK_KTLS_AUTO, "unset: auto (server/defaults.c)");
 }
 
 Test(config, session_limit_keys)
@@ -382,9 +382,10 @@ Test(config, session_limit_keys)
     char err[512] = "";
 
     cr_assert_eq(clink_config_parse("[server]\n", "/tmp", &c, err, sizeof(err)), 0, "%s", err);
-    cr_assert(c.max_connections == 0 && c.max_node_links == 0 && c.max_user_connections == 0 && c.wait_timeout == 0 &&
-                  c.tcp_keepalive_idle == 0,
-              "unset: the transport's defaults");
+    cr_assert(c.max_connections == CLINK_DEFAULT_MAX_CONNECTIONS && c.max_node_links == CLINK_DEFAULT_MAX_NODE_LINKS &&
+                  c.max_user_connections == 0 && c.wait_timeout == CLINK_DEFAULT_WAIT_TIMEOUT_S &&
+                  c.tcp_keepalive_idle == CLINK_DEFAULT_TCP_KEEPALIVE_S,
+              "unset: the defaults as values (server/defaults.c)");
     cr_assert_eq(clink_config_parse("[server]\nmax_connections = 500\nmax-node-links = 20000\n"
                                     "max_user_connections = 40\nwait_timeout = 600\ntcp_keepalive_idle = 30\n",
                                     "/tmp", &c, err, sizeof(err)),
