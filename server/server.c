@@ -376,6 +376,14 @@ size_t clink_server_describe(const struct clink_server *srv, char *buf, size_t c
     }
     const struct clink_config *cfg = srv->cfg;
     size_t n = 0;
+    if (srv->stopped) {
+        struct clink_node_stats s;
+        clink_node_get_stats(srv->node, &s);
+        n = (size_t)snprintf(buf, cap, "stopped: %llu connections accepted, %llu refused, %llu requests handled\n",
+                             (unsigned long long)s.conns_accepted, (unsigned long long)s.conns_refused,
+                             (unsigned long long)s.requests_handled);
+        return n < cap ? n : cap - 1;
+    }
     n += (size_t)snprintf(buf, cap, "listening on %s port %u, %u workers, transport security %s\n", cfg->bind_address,
                           clink_node_port(srv->node), clink_node_workers(srv->node),
                           clink_secure_transport_name(clink_node_secure_transport(srv->node)));

@@ -1,8 +1,6 @@
 /*
- * clink-node: a node built by the server layer (clink/server.h) that answers
- * the tool methods (clink/methods.h) until SIGINT/SIGTERM; SIGHUP reloads
- * it. What belongs to the process is done here: the command line, signals,
- * the open files limit, port files.
+ * clink-node: a node built by the server layer (clink/server.h) answering the tool methods (clink/methods.h). What
+ * belongs to the process is done here: the command line, signals (SIGHUP reloads), the open files limit, port files.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -18,33 +16,24 @@ static const char usage[] =
     "       clink-node --listen HOST:PORT --cert FILE --key FILE --ca FILE [options]\n\n"
     "Run a clink node that answers the echo, status, sink and (with [leaf NAME] peers in --config: an\n"
     "aggregator) fan-out methods over mutually verified TLS. SIGHUP reloads the files it read; on any\n"
-    "error it keeps what is in use and says why. SIGINT/SIGTERM shut it down gracefully.\n\n"
-    "Options:\n"
-    "  --config FILE        memsql.cnf-style file, [server] section (docs/config.md);\n"
-    "                       the options below override it\n"
+    "error it keeps what is in use and says why. SIGINT/SIGTERM shut it down gracefully.\n\nOptions:\n"
+    "  --config FILE        memsql.cnf-style file (docs/config.md); the options below override it\n"
     "  --listen HOST:PORT   address to listen on (port 0: any; see --port-file)\n"
-    "  --cert FILE          this node's certificate chain (PEM)\n"
-    "  --key FILE           its private key (PEM)\n"
+    "  --cert FILE, --key FILE  this node's certificate chain and its private key (PEM)\n"
     "  --ca FILE            CA bundle that peers' certificates must chain to\n"
-    "  --accounts FILE      accounts clients must log in as (docs/config.md; see clink-accounts);\n"
-    "                       with accounts, MySQL clients are served on the same port (docs/mysql.md)\n"
+    "  --accounts FILE      accounts clients must log in as (clink-accounts); MySQL clients too (docs/mysql.md)\n"
     "  --no-mysql           refuse MySQL-protocol clients even with accounts\n"
     "  --workers N          worker threads (default: one per CPU)\n"
-    "  --max-connections N  logged-in client sessions at once, one more for a grant-ALL account\n"
-    "                       (config: max_connections, default 151; node links not counted)\n"
+    "  --max-connections N  client sessions at once, one more for a grant-ALL account (default 151)\n"
     "  --allow-plaintext    also accept native plaintext clients on the same port\n"
     "  --tls12              allow TLS 1.2 as well as 1.3\n"
-    "  --ktls MODE          kernel TLS offload: auto (default: where the kernel can), off,\n"
-    "                       required (a connection that cannot be offloaded fails)\n"
-    "  --port-file FILE     write the bound port there once listening\n"
-    "  --ops-port N         serve the HTTPS operations endpoint on this port (docs/ops.md;\n"
-    "                       with --config: ops_port, default 9001; 0: any free port)\n"
-    "  --ops-port-file FILE write the bound ops port there once listening\n"
+    "  --ktls MODE          kernel TLS offload: auto (default: where the kernel can), off, required\n"
+    "  --port-file FILE     write the bound port there once listening (--ops-port-file FILE: the ops port)\n"
+    "  --ops-port N         the HTTPS operations endpoint's port (docs/ops.md; 0: any; --config: 9001)\n"
     "  --no-ops             no operations endpoint\n"
     "  --name NAME          the node's name on the ops page and in metrics (default: host name:port)\n"
     "  --drain-ms N         how long shutdown lets calls finish (default 2000)\n"
-    "  -v, --verbose        log connections (repeat for debug)\n"
-    "  -h, --help           this text\n";
+    "  -v, --verbose        log connections (repeat for debug); -h, --help: this text\n";
 
 static void say_lines(char *text) /* a server message, one line of ours per line */
 {
@@ -53,16 +42,15 @@ static void say_lines(char *text) /* a server message, one line of ours per line
     }
 }
 
-static void on_reload(void *user, const char *source, const struct clink_server_report *rep)
+static void on_reload(void *user __attribute__((unused)), const char *source, const struct clink_server_report *rep)
 {
-    (void)user;
     fprintf(stderr, "clink-node: reload: %s (%s)\n", rep->text, source);
 }
 
 static int port_file(const char *path, uint16_t port)
 {
     char tmp[4096];
-    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path ? path : "");
     FILE *f = path ? fopen(tmp, "w") : NULL;
     if (path && (f == NULL || fprintf(f, "%u\n", port) < 0 || fclose(f) != 0 || rename(tmp, path) < 0)) {
         fprintf(stderr, "clink-node: cannot write %s: %s\n", path, strerror(errno));
@@ -75,7 +63,7 @@ int main(int argc, char **argv)
 {
     struct clink_server_opts o = {.tool_methods = 1, .log = clink_log_stderr, .on_reload = on_reload};
     const char *config = NULL, *pfile = NULL, *ofile = NULL, *ktls = NULL, *const modes[] = {"auto", "off", "required"};
-    unsigned drain = 2000, ops_port = 65536, maxc = 1000001, *num = NULL; /* past the maximum: not given */
+    unsigned drain = 2000, ops_port = 65536, maxc = 0; /* ops_port past the maximum: not given */
     int tls12 = 0, no_mysql = 0, no_ops = 0, verbose = 0, k = 0, stop = 0, ch;
     /* clang-format off */
     const struct option lo[] = {
@@ -87,42 +75,38 @@ int main(int argc, char **argv)
         {"verbose", 0, NULL, 'v'}, {"help", 0, NULL, 'h'}, {NULL, 0, NULL, 0}};
     const char **strs[128] = {['F'] = &config, ['l'] = &o.listen, ['c'] = &o.cert_file, ['k'] = &o.key_file,
         ['a'] = &o.ca_file, ['A'] = &o.accounts_file, ['K'] = &ktls, ['f'] = &pfile, ['Q'] = &ofile, ['n'] = &o.name};
+    unsigned *nums[128] = {['w'] = &o.workers, ['C'] = &maxc, ['O'] = &ops_port, ['d'] = &drain};
+    const unsigned min[128] = {['C'] = 1}, max[128] = {['w'] = 1024, ['C'] = 1000000, ['O'] = 65535, ['d'] = 3600000};
     /* clang-format on */
     while ((ch = getopt_long(argc, argv, "vh", lo, &k)) != -1) {
-        char *end;
-        unsigned long x = (errno = 0, optarg ? strtoul(optarg, &end, 10) : 0), max = ch == 'O' ? 65535 : 1024;
-        num = ch == 'w' ? &o.workers : ch == 'C' ? &maxc : ch == 'O' ? &ops_port : ch == 'd' ? &drain : NULL;
-        max = ch == 'C' ? 1000000 : ch == 'd' ? 3600000 : max;
-        if (ch > 0 && ch < 128 && strs[ch] != NULL) {
+        char *end = NULL;
+        unsigned long x = (errno = 0, ch > 0 && ch < 128 && nums[ch] ? strtoul(optarg, &end, 10) : 0);
+        if (ch == 'h' || ch == '?') {
+            fputs(usage, ch == 'h' ? stdout : stderr);
+            return ch == 'h' ? 0 : 2;
+        } else if (ch > 0 && ch < 128 && strs[ch] != NULL) {
             *strs[ch] = optarg;
-        } else if (num != NULL && (errno != 0 || *end != '\0' || optarg[0] == '\0' || x > max)) {
-            fprintf(stderr, "clink-node: --%s: '%s' is not a number from 0 to %lu\n", lo[k].name, optarg, max);
+        } else if (end != NULL && (errno != 0 || *end != '\0' || !optarg[0] || x < min[ch] || x > max[ch])) {
+            fprintf(stderr, "clink-node: --%s: '%s' is not a number from %u to %u\n", lo[k].name, optarg, min[ch],
+                    max[ch]);
             return 2;
-        } else if (num != NULL) {
-            *num = (unsigned)x;
-        } else if (ch == 'v' || ch == 'h' || ch == '?') {
-            verbose += ch == 'v';
-            if (ch != 'v') {
-                fputs(usage, ch == 'h' ? stdout : stderr);
-                return ch == 'h' ? 0 : 2;
-            }
+        } else if (end != NULL) {
+            *nums[ch] = (unsigned)x;
         }
+        verbose += ch == 'v';
     }
     for (k = 0; ktls != NULL && k < 3 && strcmp(ktls, modes[k]) != 0; k++) {
     }
-    if (optind != argc || (config == NULL && (!o.listen || !o.cert_file || !o.key_file || !o.ca_file))) {
-        fprintf(stderr, "clink-node: --config, or --listen, --cert, --key and --ca, are required\n"
-                        "Run 'clink-node --help' for usage.\n");
-        return 2;
-    } else if (k == 3 || maxc == 0) {
+    if (optind != argc || (config == NULL && (!o.listen || !o.cert_file || !o.key_file || !o.ca_file)) || k == 3) {
         fprintf(stderr,
                 k == 3 ? "clink-node: --ktls: expected auto, off or required, got '%s'\n"
-                       : "clink-node: --max-connections: at least 1\n",
+                       : "clink-node: --config, or --listen, --cert, --key and --ca, are required\n"
+                         "Run 'clink-node --help' for usage.\n",
                 ktls);
         return 2;
     }
     o.ktls = ktls ? (enum clink_ktls_mode)(CLINK_KTLS_AUTO + k) : CLINK_KTLS_DEFAULT;
-    o.max_connections = maxc > 1000000 ? 0 : maxc;
+    o.max_connections = maxc;
     o.min_tls_version = tls12 ? CLINK_TLS_1_2 : 0;
     o.mysql = no_mysql ? CLINK_SERVER_OFF : CLINK_SERVER_DEFAULT;
     /* Without --config the endpoint runs only where --ops-port says. */
@@ -133,9 +117,9 @@ int main(int argc, char **argv)
     /* Block the stop signals before threads exist, then wait for them here: no handler races. */
     sigset_t sigs;
     sigemptyset(&sigs);
-    sigaddset(&sigs, SIGINT);
-    sigaddset(&sigs, SIGTERM);
-    sigaddset(&sigs, SIGHUP);
+    for (const int *s = (const int[]){SIGINT, SIGTERM, SIGHUP, 0}; *s != 0; s++) {
+        sigaddset(&sigs, *s);
+    }
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     struct clink_server *srv = NULL;
     char msg[4096];
@@ -146,10 +130,8 @@ int main(int argc, char **argv)
     }
     CLINK_IGNORE(clink_server_raise_open_files(srv, msg, sizeof(msg)));
     say_lines(msg);
-    if (clink_server_start(srv, msg, sizeof(msg)) < 0) {
-        fprintf(stderr, "clink-node: %s\n", msg);
-        stop = 1;
-    }
+    stop = clink_server_start(srv, msg, sizeof(msg)) < 0;
+    say_lines(msg); /* why it failed, if it did */
     stop |= port_file(clink_server_ops_port(srv) ? ofile : NULL, clink_server_ops_port(srv)) < 0;
     stop |= port_file(pfile, clink_server_port(srv)) < 0;
     clink_server_describe(srv, msg, sizeof(msg));
@@ -160,11 +142,8 @@ int main(int argc, char **argv)
         on_reload(NULL, "SIGHUP", &rep);
     }
     clink_server_stop(srv);
-    struct clink_node_stats s;
-    clink_node_get_stats(clink_server_node(srv), &s);
-    fprintf(stderr, "clink-node: stopped: %llu connections accepted, %llu refused, %llu requests handled\n",
-            (unsigned long long)s.conns_accepted, (unsigned long long)s.conns_refused,
-            (unsigned long long)s.requests_handled);
+    clink_server_describe(srv, msg, sizeof(msg));
+    say_lines(msg);
     clink_server_free(srv);
     return stop;
 }

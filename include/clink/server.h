@@ -184,9 +184,10 @@ CLINK_API uint16_t clink_server_port(const struct clink_server *srv);
 CLINK_API uint16_t clink_server_ops_port(const struct clink_server *srv);
 
 /*
- * What the server runs as, in a few lines for a program's log: where it
+ * What the server is, in a few lines for a program's log: where it
  * listens, its workers and transport security, the ops endpoint, accounts,
- * peers. Returns the length (truncated to cap - 1).
+ * peers; once stopped, what it did (connections accepted and refused,
+ * requests handled). Returns the length (truncated to cap - 1).
  */
 CLINK_API size_t clink_server_describe(const struct clink_server *srv, char *buf, size_t cap);
 
