@@ -23,10 +23,12 @@ for n in leaf1 leaf2; do
   pids="$pids $!"
 done
 i=0; while { [ ! -s "$t/leaf1.port" ] || [ ! -s "$t/leaf2.port" ]; } && [ $i -lt 200 ]; do sleep 0.05; i=$((i + 1)); done
-[ -s "$t/leaf1.port" ] && [ -s "$t/leaf2.port" ] || { echo "FAIL: the leaves did not start"; cat "$t"/*.log; exit 1; }
+if [ ! -s "$t/leaf1.port" ] || [ ! -s "$t/leaf2.port" ]; then
+  echo "FAIL: the leaves did not start"; cat "$t"/*.log; exit 1
+fi
 peers=""
 for n in leaf1 leaf2; do
-  peers="$peers[leaf $n]
+  peers="${peers}[leaf $n]
 host = 127.0.0.1
 port = $(cat "$t/$n.port")
 ssl_server_name = localhost
@@ -35,7 +37,9 @@ done
 conf agg.cnf "$peers"
 out=$("$agg" "$t/agg.cnf" 2>&1)
 rc=$?
-[ $rc -eq 0 ] && [ "$out" = "2: hi hi" ] || { echo "FAIL: the aggregator's answer (exit $rc): $out"; cat "$t"/*.log; exit 1; }
+if [ $rc -ne 0 ] || [ "$out" != "2: hi hi" ]; then
+  echo "FAIL: the aggregator's answer (exit $rc): $out"; cat "$t"/*.log; exit 1
+fi
 for p in $pids; do kill -TERM "$p"; wait "$p" || { echo "FAIL: a leaf did not stop cleanly"; exit 1; }; done
 pids=""
 echo "consumer_server: the aggregator asked both leaves: $out"
