@@ -118,7 +118,9 @@ static int make_node(struct clink_server *srv, struct clink_tls_ctx *tls, char *
          * Plaintext is possible at all only where a file lets the transport-security state move (a
          * reload or POST /secure-transport may go down to ACCEPT_BOTH); the state says what is allowed now.
          */
-        .allow_plaintext = srv->path != NULL || srv->o.allow_plaintext,
+        .allow_plaintext =
+            srv->path != NULL || srv->o.allow_plaintext ||
+            (srv->o.secure_transport != CLINK_SECURE_DEFAULT && srv->o.secure_transport != CLINK_SECURE_REQUIRE_TLS),
         .secure_transport = (enum clink_secure_transport)cfg->secure_transport,
         .handshake_timeout_ms = cfg->handshake_timeout_ms,
         .max_frame = cfg->max_frame,

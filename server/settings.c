@@ -59,6 +59,10 @@ static int overrides(const struct clink_server_opts *o, const struct clink_confi
         c->secure_transport = CLINK_SECURE_PREFER_TLS;
         c->require_secure_transport = 0;
     }
+    if (o->secure_transport != CLINK_SECURE_DEFAULT) {
+        c->secure_transport = o->secure_transport;
+        c->require_secure_transport = o->secure_transport == CLINK_SECURE_REQUIRE_TLS;
+    }
     if (o->mysql != CLINK_SERVER_DEFAULT) {
         c->mysql = o->mysql == CLINK_SERVER_ON;
     }

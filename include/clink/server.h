@@ -67,16 +67,17 @@ struct clink_server_opts {
     const char *crl_file;        /* [in] ssl_crl */
     const char *accounts_file;   /* [in] accounts_file: who may log in (clink/accounts.h); none: no login check */
     const char *ticket_key_file; /* [in] ssl_session_ticket_key; none: keys in memory */
-    enum clink_tls_version min_tls_version; /* tls_version; CLINK_TLS_1_2 also allows TLS 1.2 */
-    int allow_plaintext;                    /* 1: start at most PREFER_TLS (require_secure_transport = OFF) */
-    enum clink_server_switch mysql;         /* mysql: MySQL clients on the node's port (with accounts) */
-    enum clink_ktls_mode ktls;              /* ktls */
-    unsigned workers;                       /* workers; default: one per CPU */
-    uint32_t max_connections;               /* session limits, as clink_node_opts */
-    enum clink_server_switch ops;           /* ops: the HTTPS operations endpoint */
-    int ops_port;                           /* ops_port; CLINK_SERVER_ANY_PORT: any free port */
-    const char *name;                       /* [in] name: on the ops page and in metrics */
-    const struct clink_config_peer *peers;  /* [in] peers added to the file's [leaf]/[aggregator] ones */
+    enum clink_tls_version min_tls_version;       /* tls_version; CLINK_TLS_1_2 also allows TLS 1.2 */
+    int allow_plaintext;                          /* 1: start at most PREFER_TLS (require_secure_transport = OFF) */
+    enum clink_secure_transport secure_transport; /* require_secure_transport, as a state (wins over allow_plaintext) */
+    enum clink_server_switch mysql;               /* mysql: MySQL clients on the node's port (with accounts) */
+    enum clink_ktls_mode ktls;                    /* ktls */
+    unsigned workers;                             /* workers; default: one per CPU */
+    uint32_t max_connections;                     /* session limits, as clink_node_opts */
+    enum clink_server_switch ops;                 /* ops: the HTTPS operations endpoint */
+    int ops_port;                                 /* ops_port; CLINK_SERVER_ANY_PORT: any free port */
+    const char *name;                             /* [in] name: on the ops page and in metrics */
+    const struct clink_config_peer *peers;        /* [in] peers added to the file's [leaf]/[aggregator] ones */
     size_t npeers;
     /*
      * 1: answer the methods of clink/methods.h as clink-node does (echo,
