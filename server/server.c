@@ -311,17 +311,25 @@ int clink_server_start(struct clink_server *srv, char *err, size_t errlen)
 
 void clink_server_stop(struct clink_server *srv)
 {
-    if (srv == NULL || srv->node == NULL || srv->stopped) {
+    if (srv == NULL || srv->node == NULL) {
         return;
     }
+    /*
+     * Once no reload is under way (they check `stopped` under the lock), stop without holding it: a POST /reload
+     * waiting for the lock on the ops thread would otherwise keep clink_ops_free from joining that thread.
+     */
+    pthread_mutex_lock(&srv->mu);
+    int was = srv->stopped;
     srv->stopped = 1;
-    pthread_mutex_lock(&srv->mu); /* no reload half done */
+    pthread_mutex_unlock(&srv->mu);
+    if (was) {
+        return;
+    }
     CLINK_IGNORE(clink_node_shutdown(srv->node, srv->o.drain_ms));
     clink_ops_free(srv->ops); /* after the workers stopped, before the node is freed (clink/ops.h) */
     srv->ops = NULL;
     /* After the workers stopped: no handler can read it; its connections are closed already. */
     clink_cluster_free(atomic_exchange(&srv->cluster, NULL));
-    pthread_mutex_unlock(&srv->mu);
 }
 
 void clink_server_free(struct clink_server *srv)

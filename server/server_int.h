@@ -26,7 +26,8 @@ struct clink_server {
     struct clink_mysql_opts mysql;
     pthread_mutex_t mu; /* reloads: SIGHUP, POST /reload and ALTER INSTANCE RELOAD TLS may come at once */
     char name[128];
-    int started, stopped;
+    int started;
+    atomic_int stopped; /* set once, under mu: a reload that finds it set does nothing */
 };
 
 /* defaults.c: the [server] keys' defaults (the config reader starts from them). */
