@@ -90,12 +90,21 @@ struct clink_server_opts {
     clink_log_fn log;  /* optional: the node's, the cluster's and the server's messages */
     void *log_user;
     enum clink_log_level log_level; /* default CLINK_LOG_WARN */
-    /* optional: told the outcome of reloads the server starts itself. Runs on the thread that reloaded. */
+    /*
+     * optional: told the outcome of the reloads the server starts itself:
+     * POST /reload (on the ops thread) and ALTER INSTANCE RELOAD TLS (on the
+     * MySQL client's worker: keep it short). Not called for clink_server_reload.
+     */
     clink_server_reload_fn on_reload;
     void *on_reload_user;
 };
 
-/* The defaults, as values: copy, then override. */
+/*
+ * The defaults, as values (server/defaults.c; the config reader starts each
+ * file from the same ones): copy, then override, for clink_server_new. With
+ * a config file start from zero instead: every field set here would
+ * override the file's key.
+ */
 extern CLINK_API const struct clink_server_opts clink_server_opts_default;
 
 /*
