@@ -15,6 +15,48 @@ set(CLINK_INSTALL_CMAKEDIR "${CMAKE_INSTALL_LIBDIR}/cmake/clink"
 set(CLINK_INSTALL_PKGCONFIGDIR "${CMAKE_INSTALL_LIBDIR}/pkgconfig"
     CACHE STRING "Where clink.pc is installed (relative to the prefix)")
 
+# ---- first of all: refuse a half-built tree ----
+# CMake cannot build at install time, and `cmake --install` copies file after file until one is missing
+# (issue 18: after a build of the tools only, it copied the headers and the programs, then stopped at
+# libclink.so). This rule runs before every other one (the top-level CMakeLists.txt includes this file
+# before adding tools/ and bench/) and stops before anything is copied, naming what is not built.
+# It checks the library and every program in tools/ and bench/; the list is written once all
+# directories are known (cmake_language(DEFER)), and each file's path comes from $<TARGET_FILE>.
+set(CLINK_INSTALL_CHECK "${PROJECT_BINARY_DIR}/clink-install-check.cmake")
+install(CODE "include(\"${CLINK_INSTALL_CHECK}\")" ALL_COMPONENTS)
+
+function(clink_write_install_check)
+  set(targets clink clink_static)
+  get_property(subdirs DIRECTORY "${PROJECT_SOURCE_DIR}" PROPERTY SUBDIRECTORIES)
+  foreach(d tools bench)
+    if("${PROJECT_SOURCE_DIR}/${d}" IN_LIST subdirs)
+      get_property(ts DIRECTORY "${PROJECT_SOURCE_DIR}/${d}" PROPERTY BUILDSYSTEM_TARGETS)
+      foreach(t ${ts})
+        get_target_property(type ${t} TYPE)
+        if(type STREQUAL "EXECUTABLE")
+          list(APPEND targets ${t})
+        endif()
+      endforeach()
+    endif()
+  endforeach()
+  set(code "set(_clink_missing \"\")\n")
+  foreach(t ${targets})
+    string(APPEND code "if(NOT EXISTS \"$<TARGET_FILE:${t}>\")\n  list(APPEND _clink_missing ${t})\nendif()\n")
+  endforeach()
+  string(APPEND code [[
+if(_clink_missing)
+  list(JOIN _clink_missing " " _clink_missing)
+  message(FATAL_ERROR "clink: not built yet: ${_clink_missing}. Nothing was installed. "
+    "Build everything first (cmake --build @PROJECT_BINARY_DIR@), or at least: "
+    "cmake --build @PROJECT_BINARY_DIR@ --target ${_clink_missing}")
+endif()
+unset(_clink_missing)
+]])
+  string(CONFIGURE "${code}" code @ONLY)
+  file(GENERATE OUTPUT "${CLINK_INSTALL_CHECK}" CONTENT "${code}")
+endfunction()
+cmake_language(DEFER DIRECTORY "${PROJECT_SOURCE_DIR}" CALL clink_write_install_check)
+
 # ---- headers: include/clink/*.h, and include/clink/unstable/*.h when present ----
 install(DIRECTORY "${PROJECT_SOURCE_DIR}/include/clink"
         DESTINATION "${CMAKE_INSTALL_INCLUDEDIR}"
