@@ -1,11 +1,11 @@
 # Install rules: headers, libclink (shared + static), CMake package
-# (clinkTargets / clinkConfig / clinkConfigVersion) and clink.pc.
+# (clinkTargets / clinkConfig / clinkConfigVersion), clink.pc and clink-static.pc.
 #
-# Consumers:
+# Consumers (README "Using clink from your build"):
 #   find_package(clink 0.1 REQUIRED)
-#   target_link_libraries(app PRIVATE clink::clink)        # or clink::clink_static
+#   target_link_libraries(app PRIVATE clink::clink)        # or clink::clink_static (libclink.a)
 # or
-#   cc app.c $(pkg-config --cflags --libs clink)            # --static for libclink.a
+#   cc app.c $(pkg-config --cflags --libs clink)            # clink-static for libclink.a
 #
 # Included from the top-level CMakeLists.txt, so PROJECT_* are clink's.
 include(CMakePackageConfigHelpers)
@@ -95,10 +95,10 @@ install(FILES "${PROJECT_BINARY_DIR}/clinkConfig.cmake" "${PROJECT_BINARY_DIR}/c
         DESTINATION "${CLINK_INSTALL_CMAKEDIR}"
         COMPONENT Development)
 
-# ---- pkg-config: clink.pc ----
+# ---- pkg-config: clink.pc (shared) and clink-static.pc (libclink.a) ----
 # libdir/includedir are written relative to ${prefix} unless GNUInstallDirs
 # gave absolute paths. The prefix line is fixed up at install time so that
-# `cmake --install <build> --prefix <dir>` yields a correct clink.pc.
+# `cmake --install <build> --prefix <dir>` yields correct files.
 foreach(_clink_d LIBDIR INCLUDEDIR)
   if(IS_ABSOLUTE "${CMAKE_INSTALL_${_clink_d}}")
     set(CLINK_PC_${_clink_d} "${CMAKE_INSTALL_${_clink_d}}")
@@ -107,18 +107,35 @@ foreach(_clink_d LIBDIR INCLUDEDIR)
   endif()
 endforeach()
 unset(_clink_d)
-configure_file("${PROJECT_SOURCE_DIR}/cmake/clink.pc.in" "${PROJECT_BINARY_DIR}/clink.pc" @ONLY)
 
-set(CLINK_PC_BUILT "${PROJECT_BINARY_DIR}/clink.pc")
-set(CLINK_PC_STAGED "${PROJECT_BINARY_DIR}/clink-install/clink.pc")
-set(_clink_pc_code [[
+# The private dependencies' link flags, as pkg-config gave them to this build (clink.pc says why they
+# are flags, not Requires.private modules); -L of the linker's own directories is left out.
+set(CLINK_PC_PRIVATE_LIBS "")
+foreach(_clink_flag ${URING_LDFLAGS} ${CK_LDFLAGS} ${INIH_LDFLAGS} ${XCRYPT_LDFLAGS} ${CJSON_LDFLAGS} -pthread)
+  if(_clink_flag MATCHES "^-L(.*)" AND CMAKE_MATCH_1 IN_LIST CMAKE_C_IMPLICIT_LINK_DIRECTORIES)
+    continue()
+  endif()
+  if(NOT _clink_flag IN_LIST CLINK_PC_PRIVATE_LIBS)
+    list(APPEND CLINK_PC_PRIVATE_LIBS "${_clink_flag}")
+  endif()
+endforeach()
+list(JOIN CLINK_PC_PRIVATE_LIBS " " CLINK_PC_PRIVATE_LIBS)
+unset(_clink_flag)
+
+foreach(_clink_pc clink clink-static)
+  configure_file("${PROJECT_SOURCE_DIR}/cmake/${_clink_pc}.pc.in" "${PROJECT_BINARY_DIR}/${_clink_pc}.pc" @ONLY)
+  set(CLINK_PC_BUILT "${PROJECT_BINARY_DIR}/${_clink_pc}.pc")
+  set(CLINK_PC_STAGED "${PROJECT_BINARY_DIR}/clink-install/${_clink_pc}.pc")
+  set(_clink_pc_code [[
 file(READ "@CLINK_PC_BUILT@" _clink_pc)
 string(REGEX REPLACE "(^|\n)prefix=[^\n]*" "\\1prefix=${CMAKE_INSTALL_PREFIX}" _clink_pc "${_clink_pc}")
 file(WRITE "@CLINK_PC_STAGED@" "${_clink_pc}")
 ]])
-string(CONFIGURE "${_clink_pc_code}" _clink_pc_code @ONLY)
-install(CODE "${_clink_pc_code}" COMPONENT Development)
-install(FILES "${CLINK_PC_STAGED}"
-        DESTINATION "${CLINK_INSTALL_PKGCONFIGDIR}"
-        COMPONENT Development)
+  string(CONFIGURE "${_clink_pc_code}" _clink_pc_code @ONLY)
+  install(CODE "${_clink_pc_code}" COMPONENT Development)
+  install(FILES "${CLINK_PC_STAGED}"
+          DESTINATION "${CLINK_INSTALL_PKGCONFIGDIR}"
+          COMPONENT Development)
+endforeach()
+unset(_clink_pc)
 unset(_clink_pc_code)
