@@ -13,13 +13,14 @@ include(CMakePackageConfigHelpers)
 set(CLINK_INSTALL_CMAKEDIR "${CMAKE_INSTALL_LIBDIR}/cmake/clink"
     CACHE STRING "Where clinkConfig.cmake and clinkTargets.cmake are installed (relative to the prefix)")
 set(CLINK_INSTALL_PKGCONFIGDIR "${CMAKE_INSTALL_LIBDIR}/pkgconfig"
-    CACHE STRING "Where clink.pc is installed (relative to the prefix)")
+    CACHE STRING "Where clink.pc and clink-static.pc are installed (relative to the prefix)")
 
 # ---- first of all: refuse a half-built tree ----
 # CMake cannot build at install time, and `cmake --install` copies file after file until one is missing
 # (issue 18: after a build of the tools only, it copied the headers and the programs, then stopped at
-# libclink.so). This rule runs before every other one (the top-level CMakeLists.txt includes this file
-# before adding tools/ and bench/) and stops before anything is copied, naming what is not built.
+# libclink.so). This rule runs before every rule that copies a file (the top-level CMakeLists.txt
+# includes this file before adding tools/ and bench/; the library modules' folders, added earlier,
+# install nothing) and stops before anything is copied, naming what is not built.
 # It checks the library and every program in tools/ and bench/; the list is written once all
 # directories are known (cmake_language(DEFER)), and each file's path comes from $<TARGET_FILE>.
 set(CLINK_INSTALL_CHECK "${PROJECT_BINARY_DIR}/clink-install-check.cmake")
