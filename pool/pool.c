@@ -315,10 +315,24 @@ static void sync_cb(struct clink_call *call, int status, const uint8_t *resp, si
 int clink_pool_call_sync(struct clink_pool *p, uint16_t method, const void *req, size_t len, uint32_t timeout_ms,
                          struct clink_msg *resp)
 {
+    if (resp != NULL) {
+        memset(resp, 0, sizeof(*resp));
+    }
+    if (clink_thread_is_worker()) {
+        /*
+         * The answer comes back on a worker, and the deadline's timer lives
+         * on one: waiting here could wait for this very thread, for good.
+         */
+        if (p != NULL) {
+            clink__pool_log(p, CLINK_LOG_WARN,
+                            "clink_pool_call_sync called on a worker thread: refused, use "
+                            "clink_pool_call_start");
+        }
+        return -CLINK_EWOULDBLOCK;
+    }
     if (resp == NULL) {
         return -CLINK_EINVAL;
     }
-    memset(resp, 0, sizeof(*resp));
     struct sync_wait w = {.resp = resp};
     pthread_mutex_init(&w.mu, NULL);
     pthread_cond_init(&w.cv, NULL);

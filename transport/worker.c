@@ -19,6 +19,11 @@
 
 _Thread_local struct clink_worker *clink__current_worker;
 
+int clink_thread_is_worker(void)
+{
+    return clink__current_worker != NULL;
+}
+
 #define CQ_ENTRIES_FACTOR 8
 #define SQ_ENTRIES        1024
 #define ACCEPT_BACKOFF_NS (100ull * 1000000ull)

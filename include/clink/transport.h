@@ -245,6 +245,15 @@ CLINK_API CLINK_MUST_USE int clink_node_shutdown(struct clink_node *node, uint32
 /* Free a node; shuts it down first (drain 0) if still running. Thread: any but a worker. */
 CLINK_API void clink_node_free(struct clink_node *node);
 
+/*
+ * 1 if the calling thread is a worker of any clink node (it runs handlers
+ * and completion callbacks), else 0. The blocking calls (clink_call_sync,
+ * clink_connect_sync, the pool's) check it and return -CLINK_EWOULDBLOCK at
+ * once: on a worker they would wait for a completion that only a worker can
+ * deliver, and if it is that one, never. Thread: any.
+ */
+CLINK_API int clink_thread_is_worker(void);
+
 /* Number of workers. Thread: any. */
 CLINK_API unsigned clink_node_workers(const struct clink_node *node);
 
