@@ -55,6 +55,16 @@ int clink_cluster_fanout(struct clink_cluster *cl, enum clink_peer_role role, co
                          const void *req, size_t len, uint32_t timeout_ms, struct clink_fanout_result **results,
                          size_t *n)
 {
+    if (results != NULL) {
+        *results = NULL;
+    }
+    if (n != NULL) {
+        *n = 0;
+    }
+    if (clink_thread_is_worker()) {
+        /* The answers, and the deadline's timers, need the workers: this one could be waiting for itself. */
+        return -CLINK_EWOULDBLOCK;
+    }
     if (cl == NULL || results == NULL || n == NULL || timeout_ms == 0) {
         return -CLINK_EINVAL;
     }
