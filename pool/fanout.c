@@ -65,7 +65,7 @@ int clink_cluster_fanout(struct clink_cluster *cl, enum clink_peer_role role, co
         /* The answers, and the deadline's timers, need the workers: this one could be waiting for itself. */
         return -CLINK_EWOULDBLOCK;
     }
-    if (cl == NULL || results == NULL || n == NULL || timeout_ms == 0) {
+    if (cl == NULL || results == NULL || n == NULL) {
         return -CLINK_EINVAL;
     }
     pthread_mutex_lock(&cl->mu);
@@ -92,7 +92,7 @@ int clink_cluster_fanout(struct clink_cluster *cl, enum clink_peer_role role, co
     struct fanout f = {.left = cnt};
     pthread_mutex_init(&f.mu, NULL);
     pthread_cond_init(&f.cv, NULL);
-    /* One deadline for the whole: every call gets the same absolute end. */
+    /* One deadline for the whole: every call gets the same absolute end (0: none, as for every call). */
     for (size_t i = 0; i < cnt; i++) {
         struct fanout_call *fc = &fcs[i];
         snprintf(res[i].peer, sizeof(res[i].peer), "%s", ps[i]->name);
