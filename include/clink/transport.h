@@ -396,9 +396,10 @@ CLINK_API CLINK_MUST_USE int clink_connect(struct clink_node *node, const struct
                                            clink_connect_cb cb, void *user);
 
 /*
- * Blocking dial for application threads. [out] *out on success.
- * [out] err gets the reason on failure (e.g. the certificate verification
- * error), may be NULL. Thread: any but a worker.
+ * Blocking dial for application threads. [out] *out on success (set to NULL
+ * first). [out] err gets the reason on failure (e.g. the certificate
+ * verification error), may be NULL. Thread: any but a worker: there it
+ * returns -CLINK_EWOULDBLOCK at once (use clink_connect).
  */
 CLINK_API CLINK_MUST_USE int clink_connect_sync(struct clink_node *node, const struct clink_connect_opts *opts,
                                                 struct clink_conn **out, char *err, size_t errlen);
@@ -563,8 +564,11 @@ CLINK_API void clink_msg_free(struct clink_msg *msg);
 
 /*
  * Blocking call for application threads. [out] resp: response (status 0) or
- * the peer's error message (-CLINK_EREMOTE); caller frees with clink_msg_free.
- * Thread: any but a worker.
+ * the peer's error message (-CLINK_EREMOTE); caller frees with
+ * clink_msg_free. resp is cleared before any check, so clink_msg_free is
+ * safe after any return. Thread: any but a worker: there it returns
+ * -CLINK_EWOULDBLOCK at once (use clink_call_start, or clink_cq for
+ * application threads that want many calls in flight).
  */
 CLINK_API CLINK_MUST_USE int clink_call_sync(struct clink_conn *conn, uint16_t method, const void *req, size_t len,
                                              uint32_t timeout_ms, struct clink_msg *resp);
