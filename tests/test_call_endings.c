@@ -117,3 +117,55 @@ Test(call_endings, cancel_completes_call_once)
     clink_node_free(cli);
     clink_node_free(srv);
 }
+
+/* Set around clink_call_cancel on the worker: the callback must not see it set. */
+static atomic_int in_cancel, cb_inside_cancel, cancel_ret = 1;
+static struct clink_call own_call;
+static struct clink_conn *_Atomic own_conn;
+
+static void own_call_cb(struct clink_call *call, int status, const uint8_t *resp, size_t len)
+{
+    if (atomic_load(&in_cancel)) {
+        atomic_store(&cb_inside_cancel, 1);
+    }
+    ts_count_cb(call, status, resp, len);
+}
+
+static void start_and_cancel_on_worker(struct clink_conn *conn, int status, const char *reason, void *user)
+{
+    (void)reason;
+    (void)user;
+    atomic_store(&own_conn, conn);
+    if (status != 0) {
+        atomic_store(&cancel_ret, status);
+        return;
+    }
+    own_call = (struct clink_call){.method = TS_HANG, .cb = own_call_cb};
+    if (clink_call_start(conn, &own_call) != 0) {
+        atomic_store(&cancel_ret, -CLINK_EINTERNAL);
+        return;
+    }
+    atomic_store(&in_cancel, 1);
+    atomic_store(&cancel_ret, clink_call_cancel(&own_call));
+    atomic_store(&in_cancel, 0);
+}
+
+Test(call_endings, cancel_on_the_owning_worker_completes_from_the_loop)
+{
+    struct clink_node *srv = ts_node(tls, 1, 0, ts_register_hang);
+    struct clink_node *cli = ts_client(tls, 1, 0);
+    struct clink_connect_opts o = ts_dial(srv, "localhost");
+
+    cr_assert_eq(clink_connect(cli, &o, start_and_cancel_on_worker, NULL), 0);
+    int n = ts_wait_count(&ts_cb_count, 1, ts_ms(3000));
+
+    cr_assert_eq(atomic_load(&cancel_ret), 0, "%s", clink_strerror(atomic_load(&cancel_ret)));
+    cr_assert_eq(n, 1);
+    cr_assert_eq(atomic_load(&ts_cb_status), -CLINK_ECANCELED);
+    cr_assert_eq(atomic_load(&cb_inside_cancel), 0, "the callback ran inside clink_call_cancel");
+    usleep(50000);
+    cr_assert_eq(atomic_load(&ts_cb_count), 1, "once");
+    clink_conn_close(atomic_load(&own_conn));
+    clink_node_free(cli);
+    clink_node_free(srv);
+}

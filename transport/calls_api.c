@@ -54,7 +54,7 @@ int clink_call_cancel(struct clink_call *call)
     }
     struct clink_conn *conn = call->priv.conn;
     if (clink__current_worker == conn->w) {
-        clink__conn_cancel_call(conn, call->priv.id);
+        clink__conn_cancel_call(conn, call->priv.id, 1);
         return 0;
     }
     struct clink__msg_cancel *m = malloc(sizeof(*m));

@@ -252,7 +252,14 @@ void clink__conn_flush(struct clink_conn *c);
 int clink__conn_start_call(struct clink_conn *c, struct clink_call *call, int inline_caller);
 /* Validate and stage a call started on its owner worker. Returns 0 or a negative error (no callback). */
 int clink__conn_check_call(struct clink_conn *c, struct clink_call *call);
-void clink__conn_cancel_call(struct clink_conn *c, uint64_t id);
+/*
+ * Cancel call `id` if it is still in flight. defer: the caller is the
+ * application's code on this worker (clink_call_cancel), so the callback is
+ * queued for the loop (clink__worker_run_canceled) instead of run here.
+ */
+void clink__conn_cancel_call(struct clink_conn *c, uint64_t id, int defer);
+/* Run the callbacks of the calls cancelled on this worker since the last pass. */
+void clink__worker_run_canceled(struct clink_worker *w);
 void clink__call_finish(struct clink_worker *w, struct clink_call *call, int status, const uint8_t *p, size_t n);
 void clink__conn_begin_close(struct clink_conn *c, int err);
 void clink__conn_timer(struct clink_worker *w, struct clink__timer *t);

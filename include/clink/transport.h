@@ -551,7 +551,12 @@ CLINK_API CLINK_MUST_USE int clink_conn_ping(struct clink_conn *conn, struct cli
 /*
  * Ask for a call to end with -CLINK_ECANCELED. Asynchronous and racy by
  * nature: if the response wins, the call completes normally. Must be called
- * before the call's callback has returned. Thread: any. Returns 0 or -CLINK_EAGAIN.
+ * before the call's callback has returned. The callback never runs inside
+ * this function: on the call's own worker (from a handler or callback) the
+ * call is taken off the connection at once and its callback runs from the
+ * worker's loop right after the current callback returns; from another
+ * thread the worker does both. Thread: any. Returns 0, -CLINK_EINVAL,
+ * -CLINK_ENOMEM or -CLINK_EAGAIN (the worker's inbox is full).
  */
 CLINK_API CLINK_MUST_USE int clink_call_cancel(struct clink_call *call);
 
