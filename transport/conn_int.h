@@ -281,6 +281,13 @@ void clink__socket_keepalive(struct clink_node *n, int fd);
 struct clink__bytes *clink__conn_out(struct clink_conn *c); /* where plaintext output goes (then mark dirty) */
 /* Fail the connection: its output not yet encrypted is dropped. */
 void clink__conn_fail(struct clink_conn *c, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/*
+ * The error a socket failure ends a connection with: -CLINK_ECLOSED for the
+ * ways a link is lost (reset, broken pipe, keepalive timeout, unreachable),
+ * whichever the kernel said (the caller keeps its errno in the text), so
+ * that one event is one error and CLINK_KIND_CLOSED catches it; else res.
+ */
+int clink__conn_lost_err(int res);
 /* Like clink__conn_fail, but the refusal staged for the peer is still sent. */
 void clink__conn_refuse(struct clink_conn *c, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* Enter CLOSING (err 0: orderly, close_notify follows); keep_output: what is queued still goes out. */
