@@ -8,6 +8,7 @@
 #include <stdatomic.h>
 #include <string.h>
 
+#include "clink/cq.h"
 #include "clink/pool.h"
 #include "clink/transport.h"
 #include "tests/support/calls.h"
@@ -37,8 +38,10 @@ static struct clink_cluster *g_cluster;
 static struct clink_pool *g_pool;
 static struct clink_node *g_agg;
 static uint16_t g_leaf_port;
+static struct clink_cq *g_cq;
 
-enum { ST_POOL, ST_FANOUT, ST_CONNECT, ST_CALL, ST_N };
+enum { ST_POOL, ST_FANOUT, ST_CONNECT, ST_CALL, ST_CQ_WAIT, ST_N };
+static atomic_int g_cq_poll = 1;
 static atomic_int g_status[ST_N];
 static atomic_int g_zeroed; /* every out-parameter was cleared */
 static atomic_int g_handled;
@@ -69,6 +72,10 @@ static void nest_handler(struct clink_req *req, void *user)
     atomic_store(&g_status[ST_CALL], clink_call_sync(clink_req_conn(req), TS_ECHO, "x", 1, 500, &m));
     zeroed &= m.data == NULL && m.len == 0;
 
+    struct clink_cq_op *ops[1];
+    atomic_store(&g_status[ST_CQ_WAIT], clink_cq_next(g_cq, ops, 1, 500));
+    atomic_store(&g_cq_poll, clink_cq_next(g_cq, ops, 1, 0)); /* a poll does not block: allowed */
+
     atomic_store(&g_zeroed, zeroed);
     atomic_fetch_add(&g_handled, 1);
     CLINK_IGNORE(clink_req_respond(req, NULL, 0));
@@ -93,6 +100,7 @@ Test(misuse, blocking_calls_on_a_worker_return_at_once)
     struct clink_msg warm;
     cr_assert_eq(clink_pool_call_sync(g_pool, TS_ECHO, "w", 1, ts_ms(5000), &warm), 0, "the pool is up");
     clink_msg_free(&warm);
+    cr_assert_eq(clink_cq_new(&g_cq), 0);
     struct clink_node *cli = ts_client(tls, 1, 0);
     struct clink_connect_opts o = ts_dial(g_agg, "localhost");
     struct clink_conn *c;
@@ -103,11 +111,13 @@ Test(misuse, blocking_calls_on_a_worker_return_at_once)
 
     cr_assert_eq(ret, 0, "the handler answered: %s", clink_strerror(ret));
     cr_assert_eq(atomic_load(&g_handled), 1);
-    const char *names[ST_N] = {"clink_pool_call_sync", "clink_cluster_fanout", "clink_connect_sync", "clink_call_sync"};
+    const char *names[ST_N] = {"clink_pool_call_sync", "clink_cluster_fanout", "clink_connect_sync", "clink_call_sync",
+                               "clink_cq_next waiting"};
     for (int i = 0; i < ST_N; i++) {
         cr_assert_eq(atomic_load(&g_status[i]), -CLINK_EWOULDBLOCK, "%s on a worker: %s", names[i],
                      clink_strerror(atomic_load(&g_status[i])));
     }
+    cr_assert_eq(atomic_load(&g_cq_poll), 0);
     cr_assert_eq(atomic_load(&g_zeroed), 1, "out-parameters cleared before the check");
     cr_assert_eq(clink_err_kind_of(-CLINK_EWOULDBLOCK), CLINK_KIND_USAGE);
     cr_assert_not_null(strstr(clink_strerror(-CLINK_EWOULDBLOCK), "clink_pool_call_start"));
@@ -120,4 +130,5 @@ Test(misuse, blocking_calls_on_a_worker_return_at_once)
     clink_cluster_free(g_cluster);
     clink_node_free(g_agg);
     clink_node_free(leaf);
+    clink_cq_free(g_cq);
 }
