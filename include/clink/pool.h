@@ -143,6 +143,8 @@ struct clink_pool_call {
  * Start a call on the pool's least busy connection. Returns 0 (cb will run
  * exactly once), or negative and cb will not run: -CLINK_EUNAVAIL (the peer
  * is down or removed), -CLINK_EAGAIN (too many calls waiting), -CLINK_EINVAL.
+ * An application thread that wants the completion on its own thread binds
+ * &pc->call to a completion queue first (clink_cq_bind, clink/cq.h).
  */
 CLINK_API CLINK_MUST_USE int clink_pool_call_start(struct clink_pool *pool, struct clink_pool_call *pc);
 

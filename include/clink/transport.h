@@ -11,7 +11,9 @@
  * Completion callbacks run on the connection's worker thread, never inside
  * the call that started the operation, and must not block. Every call that
  * clink_call_start accepted gets exactly one completion: a response or an
- * error (deadline, cancel, connection loss, shutdown).
+ * error (deadline, cancel, connection loss, shutdown). An application
+ * thread can take completions on its own thread instead, many at a time,
+ * from a completion queue (clink/cq.h).
  *
  * Wire protocol and the port's opening rule: docs/protocol.md.
  * Threading contract of every function: docs/threading.md.
