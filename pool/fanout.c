@@ -63,6 +63,11 @@ int clink_cluster_fanout(struct clink_cluster *cl, enum clink_peer_role role, co
     }
     if (clink_thread_is_worker()) {
         /* The answers, and the deadline's timers, need the workers: this one could be waiting for itself. */
+        if (cl != NULL) {
+            clink__cluster_log(
+                cl, CLINK_LOG_WARN,
+                "clink_cluster_fanout called on a worker thread: refused, use clink_cluster_fanout_start");
+        }
         return -CLINK_EWOULDBLOCK;
     }
     if (cl == NULL || results == NULL || n == NULL) {

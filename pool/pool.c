@@ -25,6 +25,14 @@ static void log_line(struct clink_cluster *cl, enum clink_log_level lvl, const c
     va_end(ap);
 }
 
+void clink__cluster_log(struct clink_cluster *cl, enum clink_log_level lvl, const char *msg)
+{
+    enum clink_log_level min = cl->o.log_level ? cl->o.log_level : CLINK_LOG_WARN;
+    if (cl->o.log != NULL && lvl <= min) {
+        log_line(cl, lvl, "%s", msg);
+    }
+}
+
 void clink__pool_log(struct clink_pool *p, enum clink_log_level lvl, const char *fmt, ...)
 {
     struct clink_cluster *cl = p->cl;
