@@ -5,7 +5,10 @@
  * these used to hang the node for good.
  */
 #include <criterion/criterion.h>
+#include <pthread.h>
+#include <stdarg.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "clink/cq.h"
@@ -81,6 +84,25 @@ static void nest_handler(struct clink_req *req, void *user)
     CLINK_IGNORE(clink_req_respond(req, NULL, 0));
 }
 
+/* What the node and the cluster logged: each refusal names the call to use instead. */
+static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
+static char logged[4096];
+
+static void capture(void *user, enum clink_log_level level, const char *module, uint64_t conn_id, const char *fmt,
+                    va_list ap)
+{
+    (void)user;
+    (void)level;
+    (void)module;
+    (void)conn_id;
+    char line[512];
+    vsnprintf(line, sizeof(line), fmt, ap);
+    pthread_mutex_lock(&log_mu);
+    size_t n = strlen(logged);
+    snprintf(logged + n, sizeof(logged) - n, "%s\n", line);
+    pthread_mutex_unlock(&log_mu);
+}
+
 static void register_nest(struct clink_node *n)
 {
     cr_assert_eq(clink_node_register(n, NEST, nest_handler, NULL), 0);
@@ -90,8 +112,9 @@ Test(misuse, blocking_calls_on_a_worker_return_at_once)
 {
     struct clink_node *leaf = ts_node(tls, 1, 0, ts_register_echo);
     g_leaf_port = clink_node_port(leaf);
-    g_agg = ts_node(tls, 1, 0, register_nest);
-    struct clink_cluster_opts co = {.node = g_agg};
+    struct clink_node_opts ao = {.workers = 1, .tls = tls, .log = capture};
+    g_agg = ts_node_with(&ao, register_nest);
+    struct clink_cluster_opts co = {.node = g_agg, .log = capture};
     cr_assert_eq(clink_cluster_new(&co, &g_cluster), 0);
     struct clink_peer p = {.name = "leaf1", .host = "127.0.0.1", .port = g_leaf_port, .expected_name = "localhost"};
     cr_assert_eq(clink_cluster_add(g_cluster, &p), 0);
@@ -118,6 +141,14 @@ Test(misuse, blocking_calls_on_a_worker_return_at_once)
                      clink_strerror(atomic_load(&g_status[i])));
     }
     cr_assert_eq(atomic_load(&g_cq_poll), 0);
+    pthread_mutex_lock(&log_mu);
+    cr_assert_not_null(
+        strstr(logged, "clink_pool_call_sync called on a worker thread: refused, use clink_pool_call_start"), "%s",
+        logged);
+    cr_assert_not_null(strstr(logged, "use clink_cluster_fanout_start"), "%s", logged);
+    cr_assert_not_null(strstr(logged, "use clink_connect"), "%s", logged);
+    cr_assert_not_null(strstr(logged, "use clink_call_start"), "%s", logged);
+    pthread_mutex_unlock(&log_mu);
     cr_assert_eq(atomic_load(&g_zeroed), 1, "out-parameters cleared before the check");
     cr_assert_eq(clink_err_kind_of(-CLINK_EWOULDBLOCK), CLINK_KIND_USAGE);
     cr_assert_not_null(strstr(clink_strerror(-CLINK_EWOULDBLOCK), "clink_pool_call_start"));
