@@ -72,7 +72,7 @@ void clink_pool_release(struct clink_pool *p)
 static int is_conn_loss(int status)
 {
     return status == -CLINK_ECLOSED || status == -CLINK_EGOAWAY || status == -CLINK_ESHUTDOWN ||
-           status == -CLINK_EPROTO || status == -CLINK_ETLS || status == -ECONNRESET || status == -EPIPE;
+           status == -CLINK_EPROTO || status == -CLINK_ETLS; /* a reset or broken pipe arrives as ECLOSED */
 }
 
 static void count_failure(struct clink_pool *p, int status)

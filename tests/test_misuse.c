@@ -43,7 +43,7 @@ static struct clink_node *g_agg;
 static uint16_t g_leaf_port;
 static struct clink_cq *g_cq;
 
-enum { ST_POOL, ST_FANOUT, ST_CONNECT, ST_CALL, ST_CQ_WAIT, ST_N };
+enum { ST_POOL, ST_FANOUT, ST_CONNECT, ST_CALL, ST_CQ_WAIT, ST_LINKS, ST_SECURE, ST_SHUTDOWN, ST_N };
 static atomic_int g_cq_poll = 1;
 static atomic_int g_status[ST_N];
 static atomic_int g_zeroed; /* every out-parameter was cleared */
@@ -78,6 +78,14 @@ static void nest_handler(struct clink_req *req, void *user)
     struct clink_cq_op *ops[1];
     atomic_store(&g_status[ST_CQ_WAIT], clink_cq_next(g_cq, ops, 1, 500));
     atomic_store(&g_cq_poll, clink_cq_next(g_cq, ops, 1, 0)); /* a poll does not block: allowed */
+
+    /* Calls that wait for every worker, this one included. */
+    struct clink_conn_status *links = NULL;
+    size_t nlinks = 0;
+    atomic_store(&g_status[ST_LINKS], clink_node_links(g_agg, &links, &nlinks));
+    free(links);
+    atomic_store(&g_status[ST_SECURE], clink_node_set_secure_transport(g_agg, CLINK_SECURE_REQUIRE_TLS));
+    atomic_store(&g_status[ST_SHUTDOWN], clink_node_shutdown(g_agg, 0));
 
     atomic_store(&g_zeroed, zeroed);
     atomic_fetch_add(&g_handled, 1);
@@ -134,8 +142,14 @@ Test(misuse, blocking_calls_on_a_worker_return_at_once)
 
     cr_assert_eq(ret, 0, "the handler answered: %s", clink_strerror(ret));
     cr_assert_eq(atomic_load(&g_handled), 1);
-    const char *names[ST_N] = {"clink_pool_call_sync", "clink_cluster_fanout", "clink_connect_sync", "clink_call_sync",
-                               "clink_cq_next waiting"};
+    const char *names[ST_N] = {"clink_pool_call_sync",
+                               "clink_cluster_fanout",
+                               "clink_connect_sync",
+                               "clink_call_sync",
+                               "clink_cq_next waiting",
+                               "clink_node_links",
+                               "clink_node_set_secure_transport",
+                               "clink_node_shutdown"};
     for (int i = 0; i < ST_N; i++) {
         cr_assert_eq(atomic_load(&g_status[i]), -CLINK_EWOULDBLOCK, "%s on a worker: %s", names[i],
                      clink_strerror(atomic_load(&g_status[i])));

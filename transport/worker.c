@@ -208,7 +208,7 @@ static void sync_done(struct clink__msg_sync *m)
 int clink__worker_run_sync(struct clink_worker *w, void (*fn)(struct clink_worker *, void *), void *arg)
 {
     if (clink__current_worker != NULL) {
-        return -CLINK_EINVAL; /* a worker waiting on a worker can deadlock: never block one */
+        return -CLINK_EWOULDBLOCK; /* a worker waiting on a worker can deadlock: never block one */
     }
     struct clink__msg_sync m = {.hdr.kind = MSG_SYNC, .fn = fn, .arg = arg};
     pthread_mutex_init(&m.mu, NULL);

@@ -240,7 +240,8 @@ CLINK_API CLINK_MUST_USE int clink_node_start(struct clink_node *node);
  * Graceful shutdown: stop accepting, send GOAWAY on every connection, let
  * calls in flight finish for up to drain_ms, then fail what is left with
  * -CLINK_ESHUTDOWN, close every connection (close_notify) and join the
- * workers. Blocks. Thread: any but a worker. Returns 0 or -CLINK_EINVAL.
+ * workers. Blocks. Thread: any but a worker (which gets -CLINK_EWOULDBLOCK).
+ * Returns 0 or -CLINK_EINVAL.
  */
 CLINK_API CLINK_MUST_USE int clink_node_shutdown(struct clink_node *node, uint32_t drain_ms);
 
@@ -318,8 +319,8 @@ CLINK_API CLINK_MUST_USE int clink_node_reload_tls(struct clink_node *node, stru
  * the new state no longer allows (plaintext ones under REQUIRE_TLS, TLS ones
  * under PLAINTEXT) are closed gracefully (GOAWAY: their calls finish). Pools
  * replace their links whose mode no longer matches. Thread: any but a
- * worker (waits for every worker to have applied it). Returns 0 or
- * -CLINK_EINVAL (a TLS state without a TLS identity, PLAINTEXT/ACCEPT_BOTH/
+ * worker (waits for every worker to have applied it; a worker gets
+ * -CLINK_EWOULDBLOCK). Returns 0 or -CLINK_EINVAL (a TLS state without a TLS identity, PLAINTEXT/ACCEPT_BOTH/
  * PREFER_TLS without allow_plaintext, an unknown state).
  */
 CLINK_API CLINK_MUST_USE int clink_node_set_secure_transport(struct clink_node *node,
@@ -477,14 +478,15 @@ struct clink_conn_status {
  * Every link of the node as a status snapshot: dialled and accepted
  * connections from their opening to their close (not the HTTPS port's).
  * [out] *out (caller frees with free()) and *n. Thread: any but a worker
- * (waits for each worker in turn). Returns 0, -CLINK_EINVAL or -CLINK_ENOMEM.
+ * (waits for each worker in turn; a worker gets -CLINK_EWOULDBLOCK).
+ * Returns 0, -CLINK_EINVAL or -CLINK_ENOMEM.
  */
 CLINK_API CLINK_MUST_USE int clink_node_links(struct clink_node *node, struct clink_conn_status **out, size_t *n);
 
 /*
  * Snapshot of a connection. Thread: any application thread (it waits for the
- * worker), or the connection's own worker; another worker gets -CLINK_EINVAL
- * (a worker never blocks on a worker).
+ * worker), or the connection's own worker; another worker gets
+ * -CLINK_EWOULDBLOCK (a worker never blocks on a worker).
  */
 CLINK_API CLINK_MUST_USE int clink_conn_get_status(struct clink_conn *conn, struct clink_conn_status *out);
 
