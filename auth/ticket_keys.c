@@ -14,7 +14,6 @@
 #include <openssl/rand.h>
 #include <openssl/ssl.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "auth/errbuf.h"
 #include "auth/ticket_keys.h"
 #include "clink/auth.h"
 
@@ -65,18 +65,6 @@ static void init_once(void)
     ex_index = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, ex_free);
 }
 
-static void seterr(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err == NULL || errlen == 0) {
-        return;
-    }
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 static time_t now_s(void)
 {
     struct timespec ts;
@@ -106,25 +94,25 @@ static int read_keys(const char *file, struct key *out, int *n, char *err, size_
 {
     int fd = open(file, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     if (fd < 0) {
-        seterr(err, errlen, "%s: %s", file, strerror(errno));
+        clink__set_err(err, errlen, "%s: %s", file, strerror(errno));
         return -CLINK_ECONFIG;
     }
     struct stat sb;
     if (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode)) {
-        seterr(err, errlen, "%s: not a regular file", file);
+        clink__set_err(err, errlen, "%s: not a regular file", file);
         close(fd);
         return -CLINK_ECONFIG;
     }
     /* Whoever reads or replaces this file can open or forge every ticket of the group. */
     if (sb.st_uid != geteuid() && sb.st_uid != 0) {
-        seterr(err, errlen, "%s: owned by uid %u: ticket keys must belong to this user (uid %u) or root", file,
-               (unsigned)sb.st_uid, (unsigned)geteuid());
+        clink__set_err(err, errlen, "%s: owned by uid %u: ticket keys must belong to this user (uid %u) or root", file,
+                       (unsigned)sb.st_uid, (unsigned)geteuid());
         close(fd);
         return -CLINK_ECONFIG;
     }
     if (sb.st_mode & 077) {
-        seterr(err, errlen, "%s: mode %03o: ticket keys must be readable by their owner only (chmod 600)", file,
-               (unsigned)(sb.st_mode & 0777));
+        clink__set_err(err, errlen, "%s: mode %03o: ticket keys must be readable by their owner only (chmod 600)", file,
+                       (unsigned)(sb.st_mode & 0777));
         close(fd);
         return -CLINK_ECONFIG;
     }
@@ -137,8 +125,8 @@ static int read_keys(const char *file, struct key *out, int *n, char *err, size_
     close(fd);
     int ret = 0;
     if (got == 0 || got % KEY_LEN != 0 || got > KEY_LEN * MAX_KEYS) {
-        seterr(err, errlen, "%s: %zu bytes: expected 1 to %d keys of %d bytes (e.g. openssl rand %d)", file, got,
-               MAX_KEYS, KEY_LEN, KEY_LEN);
+        clink__set_err(err, errlen, "%s: %zu bytes: expected 1 to %d keys of %d bytes (e.g. openssl rand %d)", file,
+                       got, MAX_KEYS, KEY_LEN, KEY_LEN);
         ret = -CLINK_ECONFIG;
     } else {
         *n = (int)(got / KEY_LEN);
@@ -176,7 +164,7 @@ int clink_ticket_keys_new(const char *file, uint32_t rotate_s, struct clink_tick
 int clink_ticket_keys_reload(struct clink_ticket_keys *k, char *err, size_t errlen)
 {
     if (k == NULL || k->file == NULL) {
-        seterr(err, errlen, "these ticket keys have no file");
+        clink__set_err(err, errlen, "these ticket keys have no file");
         return -CLINK_EINVAL;
     }
     struct key fresh[MAX_KEYS];

@@ -55,7 +55,22 @@ int clink_cluster_fanout(struct clink_cluster *cl, enum clink_peer_role role, co
                          const void *req, size_t len, uint32_t timeout_ms, struct clink_fanout_result **results,
                          size_t *n)
 {
-    if (cl == NULL || results == NULL || n == NULL || timeout_ms == 0) {
+    if (results != NULL) {
+        *results = NULL;
+    }
+    if (n != NULL) {
+        *n = 0;
+    }
+    if (clink_thread_is_worker()) {
+        /* The answers, and the deadline's timers, need the workers: this one could be waiting for itself. */
+        if (cl != NULL) {
+            clink__cluster_log(
+                cl, CLINK_LOG_WARN,
+                "clink_cluster_fanout called on a worker thread: refused, use clink_cluster_fanout_start");
+        }
+        return -CLINK_EWOULDBLOCK;
+    }
+    if (cl == NULL || results == NULL || n == NULL) {
         return -CLINK_EINVAL;
     }
     pthread_mutex_lock(&cl->mu);
@@ -82,7 +97,7 @@ int clink_cluster_fanout(struct clink_cluster *cl, enum clink_peer_role role, co
     struct fanout f = {.left = cnt};
     pthread_mutex_init(&f.mu, NULL);
     pthread_cond_init(&f.cv, NULL);
-    /* One deadline for the whole: every call gets the same absolute end. */
+    /* One deadline for the whole: every call gets the same absolute end (0: none, as for every call). */
     for (size_t i = 0; i < cnt; i++) {
         struct fanout_call *fc = &fcs[i];
         snprintf(res[i].peer, sizeof(res[i].peer), "%s", ps[i]->name);

@@ -25,6 +25,14 @@ static void log_line(struct clink_cluster *cl, enum clink_log_level lvl, const c
     va_end(ap);
 }
 
+void clink__cluster_log(struct clink_cluster *cl, enum clink_log_level lvl, const char *msg)
+{
+    enum clink_log_level min = cl->o.log_level ? cl->o.log_level : CLINK_LOG_WARN;
+    if (cl->o.log != NULL && lvl <= min) {
+        log_line(cl, lvl, "%s", msg);
+    }
+}
+
 void clink__pool_log(struct clink_pool *p, enum clink_log_level lvl, const char *fmt, ...)
 {
     struct clink_cluster *cl = p->cl;
@@ -64,7 +72,7 @@ void clink_pool_release(struct clink_pool *p)
 static int is_conn_loss(int status)
 {
     return status == -CLINK_ECLOSED || status == -CLINK_EGOAWAY || status == -CLINK_ESHUTDOWN ||
-           status == -CLINK_EPROTO || status == -CLINK_ETLS || status == -ECONNRESET || status == -EPIPE;
+           status == -CLINK_EPROTO || status == -CLINK_ETLS; /* a reset or broken pipe arrives as ECLOSED */
 }
 
 static void count_failure(struct clink_pool *p, int status)
@@ -315,10 +323,24 @@ static void sync_cb(struct clink_call *call, int status, const uint8_t *resp, si
 int clink_pool_call_sync(struct clink_pool *p, uint16_t method, const void *req, size_t len, uint32_t timeout_ms,
                          struct clink_msg *resp)
 {
+    if (resp != NULL) {
+        memset(resp, 0, sizeof(*resp));
+    }
+    if (clink_thread_is_worker()) {
+        /*
+         * The answer comes back on a worker, and the deadline's timer lives
+         * on one: waiting here could wait for this very thread, for good.
+         */
+        if (p != NULL) {
+            clink__pool_log(p, CLINK_LOG_WARN,
+                            "clink_pool_call_sync called on a worker thread: refused, use "
+                            "clink_pool_call_start");
+        }
+        return -CLINK_EWOULDBLOCK;
+    }
     if (resp == NULL) {
         return -CLINK_EINVAL;
     }
-    memset(resp, 0, sizeof(*resp));
     struct sync_wait w = {.resp = resp};
     pthread_mutex_init(&w.mu, NULL);
     pthread_cond_init(&w.cv, NULL);

@@ -102,6 +102,8 @@ void clink__pool_ref(struct clink_pool *p);
 void clink__pool_destroy(struct clink_pool *p);
 void clink__pool_log(struct clink_pool *p, enum clink_log_level lvl, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* A line in the cluster's log (not about one pool). */
+void clink__cluster_log(struct clink_cluster *cl, enum clink_log_level lvl, const char *msg);
 int clink__pool_try_start(struct clink_pool *p, struct clink_pool_call *pc);
 void clink__pool_call_finish(struct clink_pool_call *pc, int status, const uint8_t *resp, size_t len);
 void clink__copy_msg(struct clink_msg *m, const uint8_t *p, size_t n);

@@ -8,29 +8,42 @@
 # and stop the cluster, leaving nothing running.
 #
 #   scripts/main-job.sh [--quick] [--out DIR]
+#   scripts/main-job.sh --build-only [--build-dir DIR]
+#
+# --build-only runs only the build step (no dependencies, no cluster), into
+# DIR (default build/release): the install test (scripts/test-install.sh)
+# uses it to install after exactly this job's build, as the README does.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 quick=
 out=
+build_only=
+build="$root/build/release"
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) quick=--quick; shift ;;
     --out) out=$2; shift 2 ;;
-    -h|--help) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --build-only) build_only=1; shift ;;
+    --build-dir) build=$2; shift 2 ;;
+    -h|--help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "main-job: unknown argument '$1' (try --help)" >&2; exit 2 ;;
   esac
 done
 stage() { printf '\n== %s (%ds)\n' "$1" "$SECONDS"; }
 
-stage "dependencies"
-"$root/scripts/deps.sh"
+if [ -z "$build_only" ]; then
+  stage "dependencies"
+  "$root/scripts/deps.sh"
+fi
 
 stage "build (release)"
-build="$root/build/release"
-# The same build dir as the tests' release stage: only the programs the job runs are built, and the
-# test option in its cache is left as it was.
+# The same build dir as the tests' release stage: the programs the job runs and the library (both
+# forms), so that `cmake --install build/release` works right after this job (the README's order);
+# not the tests, and the test option in its cache is left as it was. The library's objects are built
+# for the programs anyway: the library targets add two link steps.
 cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
-cmake --build "$build" --target clink-certs clink-node clink-status clink-accounts clink-bench
+cmake --build "$build" --target clink clink_static clink-certs clink-node clink-status clink-accounts clink-bench
+[ -z "$build_only" ] || exit 0
 bin="$build/tools"
 
 out=${out:-"$root/results/$(date -u +%Y%m%d-%H%M%S)"}

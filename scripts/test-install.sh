@@ -1,16 +1,27 @@
 #!/usr/bin/env bash
-# Check that an installed clink is usable from an outside project.
+# Check that an installed clink is usable from an outside project, installed
+# the way the README says: right after the main job's build.
 #
 #   scripts/test-install.sh [BUILD_DIR]
 #
-# Builds the library (a Release build in a temp dir, or BUILD_DIR if given),
-# installs it into a temp prefix with `cmake --install`, then builds
-# tests/consumer against that prefix only:
-#   a) CMake:      find_package(clink) + clink::clink and clink::clink_static
-#   b) pkg-config: cc main.c $(pkg-config --cflags --libs clink)
-#   c) pkg-config: libclink.a with `pkg-config --static --libs clink`
-# and runs every binary. Exits non-zero with a message on the first failure.
-# Temp dirs are removed on exit (set CLINK_KEEP_TMP=1 to keep them).
+#   1. configures a Release build (BUILD_DIR, default a fresh temp dir) and
+#      checks that `cmake --install` refuses it before anything is built,
+#      copying nothing;
+#   2. runs the main job's build step alone (scripts/main-job.sh --build-only:
+#      the same cmake --build targets as the job, without its slow cluster and
+#      benchmark), then `cmake --install` into a temp prefix: the README's order;
+#   3. builds tests/consumer against that prefix only, and runs each program:
+#      a) CMake:      find_package(clink): clink::clink, clink::clink_static
+#                     (and tests/cxx/consumer.cpp with each)
+#      b) pkg-config: cc $(pkg-config --cflags --libs clink)          (libclink.so)
+#      c) pkg-config: cc $(pkg-config --cflags --libs clink-static)   (libclink.a)
+#      d) pkg-config --static clink-static with the whole archive: every
+#         object's dependencies are declared
+#      and checks that --cflags carries only clink's include dir.
+# A fresh BUILD_DIR is what proves the main job's build is enough: an already
+# complete build dir (the tests' build/release) proves nothing.
+# Exits non-zero with a message on the first failure. Temp dirs are removed on
+# exit (set CLINK_KEEP_TMP=1 to keep them).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -22,11 +33,9 @@ die() { printf 'test-install: FAIL: %s\n' "$*" >&2; exit 1; }
 exec 3>&1 # progress goes here even when a command's output goes to a log
 run() { printf '    $ %s\n' "$*" >&3; "$@"; }
 
-for tool in cmake pkg-config "$CC"; do
+for tool in cmake ninja pkg-config readelf "$CC"; do
   command -v "$tool" >/dev/null 2>&1 || die "'$tool' not found (run scripts/deps.sh)"
 done
-GEN=()
-if command -v ninja >/dev/null 2>&1; then GEN=(-G Ninja); fi
 
 TMP="$(mktemp -d "${TMPDIR:-/tmp}/clink-install-test.XXXXXX")"
 cleanup() {
@@ -38,28 +47,32 @@ cleanup() {
 }
 trap cleanup EXIT
 PREFIX="$TMP/prefix"
+BUILD="${1:-$TMP/build}"
+mkdir -p "$BUILD"
+BUILD="$(cd "$BUILD" && pwd)"
 
-# ---- 1. build the library ----
-if [[ $# -ge 1 && -n "$1" ]]; then
-  BUILD="$(cd "$1" && pwd)" || die "build dir '$1' does not exist"
-  [[ -f "$BUILD/CMakeCache.txt" ]] || die "'$BUILD' is not a configured CMake build dir"
-  say "reusing build dir $BUILD"
-else
-  BUILD="$TMP/build"
-  say "configuring a Release build in $BUILD"
-  run cmake -S "$ROOT" -B "$BUILD" "${GEN[@]}" -DCMAKE_BUILD_TYPE=Release \
-      -DCLINK_BUILD_TESTS=OFF -DCLINK_BUILD_BENCH=OFF -DCLINK_BUILD_FUZZ=OFF >"$TMP/configure.log" 2>&1 \
-    || { cat "$TMP/configure.log" >&2; die "configuring the library failed"; }
+# ---- 1. an unbuilt tree: cmake --install stops before copying anything ----
+# The main job's configure line (scripts/main-job.sh).
+say "configuring $BUILD as the main job does"
+run cmake -S "$ROOT" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release >"$TMP/configure.log" 2>&1 \
+  || { cat "$TMP/configure.log" >&2; die "configuring failed"; }
+if [[ ! -e "$BUILD/libclink.so" ]]; then
+  say "cmake --install before the build must fail and copy nothing"
+  if run cmake --install "$BUILD" --prefix "$TMP/early" >"$TMP/early.log" 2>&1; then
+    cat "$TMP/early.log" >&2; die "cmake --install of an unbuilt tree succeeded"
+  fi
+  grep -q 'not built yet' "$TMP/early.log" || { cat "$TMP/early.log" >&2; die "cmake --install failed, but not with the check's message"; }
+  [[ ! -e "$TMP/early" ]] || { find "$TMP/early" >&2; die "cmake --install of an unbuilt tree copied files"; }
+  tr -s ' \n' '  ' <"$TMP/early.log" | sed -n 's/.*\(clink: not built yet: [^.]*\.\).*/    refused: \1\n/p'
 fi
-say "building the library"
-run cmake --build "$BUILD" >"$TMP/build.log" 2>&1 \
-  || { tail -n 50 "$TMP/build.log" >&2; die "building the library failed"; }
 
-# ---- 2. install into a temp prefix ----
+# ---- 2. the main job's build, then install (the README's order) ----
+say "the main job's build step (scripts/main-job.sh --build-only)"
+run "$ROOT/scripts/main-job.sh" --build-only --build-dir "$BUILD" >"$TMP/build.log" 2>&1 \
+  || { tail -n 50 "$TMP/build.log" >&2; die "the main job's build failed"; }
 say "installing into $PREFIX"
 run cmake --install "$BUILD" --prefix "$PREFIX" >"$TMP/install.log" 2>&1 \
-  || { cat "$TMP/install.log" >&2; die "cmake --install failed"; }
-sed 's/^/    /' "$TMP/install.log"
+  || { cat "$TMP/install.log" >&2; die "cmake --install right after the main job's build failed"; }
 
 LIBDIR_REL="$(sed -n 's/^CMAKE_INSTALL_LIBDIR:[A-Z]*=//p' "$BUILD/CMakeCache.txt")"
 LIBDIR_REL="${LIBDIR_REL:-lib}"
@@ -70,29 +83,42 @@ LIBDIR="$PREFIX/$LIBDIR_REL"
 PCDIR="$LIBDIR/pkgconfig"
 
 say "checking the installed files"
-for f in include/clink/error.h include/clink/auth.h "$LIBDIR_REL/libclink.a" "$LIBDIR_REL/libclink.so" \
+for f in include/clink/clink.h include/clink/error.h "$LIBDIR_REL/libclink.a" "$LIBDIR_REL/libclink.so" \
          "$LIBDIR_REL/cmake/clink/clinkConfig.cmake" "$LIBDIR_REL/cmake/clink/clinkConfigVersion.cmake" \
-         "$LIBDIR_REL/cmake/clink/clinkTargets.cmake" "$LIBDIR_REL/pkgconfig/clink.pc"; do
+         "$LIBDIR_REL/cmake/clink/clinkTargets.cmake" "$LIBDIR_REL/pkgconfig/clink.pc" \
+         "$LIBDIR_REL/pkgconfig/clink-static.pc" bin/clink-node bin/clink-certs; do
   [[ -e "$PREFIX/$f" ]] || die "missing after install: $f"
 done
 # Installed package files must not point back into the source or build tree.
-if grep -n -F -e "$ROOT" -e "$BUILD" "$LIBDIR/cmake/clink/"*.cmake "$PCDIR/clink.pc" >&2; then
+if grep -n -F -e "$ROOT" -e "$BUILD" "$LIBDIR/cmake/clink/"*.cmake "$PCDIR/"clink*.pc >&2; then
   die "installed package files (above) reference the source or build tree"
 fi
-grep -qx "prefix=$PREFIX" "$PCDIR/clink.pc" || { cat "$PCDIR/clink.pc" >&2; die "clink.pc prefix is not $PREFIX"; }
+for pc in clink clink-static; do
+  grep -qx "prefix=$PREFIX" "$PCDIR/$pc.pc" || { cat "$PCDIR/$pc.pc" >&2; die "$pc.pc prefix is not $PREFIX"; }
+done
 
 export PKG_CONFIG_PATH="$PCDIR${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
 ver="$(pkg-config --modversion clink)" || die "pkg-config cannot read clink.pc"
 say "pkg-config: clink $ver"
-printf '    cflags: %s\n    libs:   %s\n    static: %s\n' "$(pkg-config --cflags clink)" \
-  "$(pkg-config --libs clink)" "$(pkg-config --static --libs clink)"
+for q in "--cflags clink" "--libs clink" "--static --libs clink" "--cflags clink-static" "--libs clink-static" \
+         "--static --libs clink-static"; do
+  # shellcheck disable=SC2086
+  printf '    pkg-config %-28s %s\n' "$q:" "$(pkg-config $q)"
+done
+# Only clink's own include dir: no dependency's private flags (issue 18: -D__x86_64__ -I/usr/include/cjson).
+for pc in clink clink-static; do
+  cflags="$(pkg-config --cflags "$pc")"
+  cflags="${cflags%"${cflags##*[![:space:]]}"}"
+  [[ "$cflags" == "-I$PREFIX/include" ]] || die "pkg-config --cflags $pc is '$cflags', expected only -I$PREFIX/include"
+done
+[[ " $(pkg-config --libs clink-static) " == *" -l:libclink.a "* ]] || die "pkg-config --libs clink-static does not name libclink.a"
 
-check_run() { # name binary [expect_no_libclink_so]
+check_run() { # name binary shared|static
   local name="$1" bin="$2" out
   out="$(LD_LIBRARY_PATH="$LIBDIR${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" "$bin")" || die "$name: running $bin failed"
-  printf '    %s\n' "$out"
-  [[ "$out" == *"clink_strerror(-1001): "?* ]] || die "$name: unexpected output: $out"
-  if [[ "${3:-}" == static ]]; then
+  printf '    %s: %s\n' "$name" "$(printf '%s' "$out" | tr '\n' ' ')"
+  [[ "$out" == *"clink_strerror(-"*"): "?* ]] || die "$name: unexpected output: $out"
+  if [[ "$3" == static ]]; then
     if readelf -d "$bin" | grep -q 'NEEDED.*libclink\.so'; then die "$name: linked against libclink.so, expected libclink.a"; fi
   else
     readelf -d "$bin" | grep -q 'NEEDED.*libclink\.so' || die "$name: not linked against libclink.so"
@@ -102,35 +128,48 @@ check_run() { # name binary [expect_no_libclink_so]
 # ---- 3a. CMake consumer ----
 say "building tests/consumer with CMake (CMAKE_PREFIX_PATH=$PREFIX)"
 CBUILD="$TMP/consumer-cmake"
-run cmake -S "$CONSUMER_SRC" -B "$CBUILD" "${GEN[@]}" -DCMAKE_BUILD_TYPE=Release \
+run cmake -S "$CONSUMER_SRC" -B "$CBUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release \
     -DCMAKE_PREFIX_PATH="$PREFIX" >"$TMP/consumer-configure.log" 2>&1 \
   || { cat "$TMP/consumer-configure.log" >&2; die "configuring tests/consumer (find_package(clink)) failed"; }
 clink_dir="$(sed -n 's/^clink_DIR:[A-Z]*=//p' "$CBUILD/CMakeCache.txt")"
 [[ "$clink_dir" == "$PREFIX"/* ]] || die "find_package(clink) found '$clink_dir', not the package in $PREFIX"
 run cmake --build "$CBUILD" >"$TMP/consumer-build.log" 2>&1 \
   || { cat "$TMP/consumer-build.log" >&2; die "building tests/consumer with CMake failed"; }
-check_run "cmake clink::clink" "$CBUILD/consumer"
+# Nothing private may reach the consumer's compile lines either.
+if grep -n -e '-D__x86_64__' -e 'include/cjson' "$CBUILD/build.ninja" >&2; then
+  die "a dependency's private compile flags reached the CMake consumer (above)"
+fi
+check_run "cmake clink::clink" "$CBUILD/consumer" shared
 check_run "cmake clink::clink_static" "$CBUILD/consumer_static" static
-check_run "cmake C++ consumer (clink::clink)" "$CBUILD/consumer_cxx"
+check_run "cmake C++ clink::clink" "$CBUILD/consumer_cxx" shared
+check_run "cmake C++ clink::clink_static" "$CBUILD/consumer_cxx_static" static
 
-# ---- 3b. pkg-config consumer, shared ----
-say "building tests/consumer/main.c with pkg-config (shared)"
-PBIN="$TMP/consumer-pc"
+# The same sources, listed once in tests/consumer/CMakeLists.txt.
+mapfile -t SOURCES <"$CBUILD/consumer-sources.txt"
+CFLAGS_C=(-std=c11 -Wall -Wextra -Werror -Wstrict-prototypes)
+
+# ---- 3b. pkg-config, shared ----
+say "building tests/consumer with pkg-config clink (libclink.so)"
 # shellcheck disable=SC2046
-run "$CC" -std=c11 -Wall -Wextra -Werror "$CONSUMER_SRC/main.c" -o "$PBIN" $(pkg-config --cflags --libs clink) \
-  || die "pkg-config shared build failed"
-check_run "pkg-config shared" "$PBIN"
+run "$CC" "${CFLAGS_C[@]}" "${SOURCES[@]}" -o "$TMP/consumer-pc" $(pkg-config --cflags --libs clink) \
+  || die "pkg-config clink build failed"
+check_run "pkg-config clink" "$TMP/consumer-pc" shared
 
-# ---- 3c. pkg-config consumer, static libclink.a ----
-# The whole archive is linked so that every dependency of every object in
-# libclink.a must be covered by `pkg-config --static --libs`.
-say "building tests/consumer/main.c with pkg-config --static (libclink.a, whole archive)"
-SBIN="$TMP/consumer-pc-static"
-static_libs="$(pkg-config --static --libs clink)"
-static_libs="${static_libs/-lclink/-Wl,--whole-archive -l:libclink.a -Wl,--no-whole-archive}"
+# ---- 3c. pkg-config, static libclink.a ----
+say "building tests/consumer with pkg-config clink-static (libclink.a)"
+# shellcheck disable=SC2046
+run "$CC" "${CFLAGS_C[@]}" "${SOURCES[@]}" -o "$TMP/consumer-pc-static" $(pkg-config --cflags --libs clink-static) \
+  || die "pkg-config clink-static build failed"
+check_run "pkg-config clink-static" "$TMP/consumer-pc-static" static
+printf '    its shared libraries: %s\n' "$(readelf -d "$TMP/consumer-pc-static" | sed -n 's/.*NEEDED.*\[\(.*\)\]/\1/p' | tr '\n' ' ')"
+
+# ---- 3d. the whole archive: every object's dependencies are declared ----
+say "linking all of libclink.a (pkg-config --static --libs clink-static, whole archive)"
+static_libs="$(pkg-config --static --libs clink-static)"
+static_libs="${static_libs/-l:libclink.a/-Wl,--whole-archive -l:libclink.a -Wl,--no-whole-archive}"
 # shellcheck disable=SC2046,SC2086
-run "$CC" -std=c11 -Wall -Wextra -Werror "$CONSUMER_SRC/main.c" -o "$SBIN" $(pkg-config --cflags clink) $static_libs \
-  || die "pkg-config static build failed (Libs.private/Requires.private incomplete?)"
-check_run "pkg-config static" "$SBIN" static
+run "$CC" "${CFLAGS_C[@]}" "${SOURCES[@]}" -o "$TMP/consumer-pc-whole" $(pkg-config --cflags clink-static) $static_libs \
+  || die "linking the whole libclink.a failed: clink-static.pc misses a dependency"
+check_run "pkg-config clink-static, whole archive" "$TMP/consumer-pc-whole" static
 
 say "install test passed"

@@ -362,6 +362,27 @@ Test(pool, fanout_with_a_leaf_down_returns_the_others_and_its_error)
     clink_node_free(l3);
 }
 
+Test(pool, fanout_with_no_deadline_gathers_every_answer)
+{
+    struct clink_node *l1 = leaf_on(tls, 0);
+    struct clink_node *agg = ts_client(tls, 1, 0);
+    struct clink_cluster *cl = cluster(agg, NULL);
+    add_leaf(cl, "leaf1", clink_node_port(l1));
+    struct clink_fanout_result *res;
+    size_t n;
+
+    int ret = clink_cluster_fanout(cl, CLINK_ROLE_LEAF, NULL, TS_ECHO, "q", 1, 0, &res, &n);
+
+    cr_assert_eq(ret, 0, "timeout_ms 0 is no deadline, as for every call: %s", clink_strerror(ret));
+    cr_assert_eq(n, 1);
+    cr_assert_eq(res[0].status, 0, "%s", clink_strerror(res[0].status));
+    cr_assert_eq(res[0].msg.len, 1);
+    clink_fanout_free(res, n);
+    clink_cluster_free(cl);
+    clink_node_free(agg);
+    clink_node_free(l1);
+}
+
 Test(pool, idle_extras_are_trimmed_to_the_minimum)
 {
     struct clink_node *leaf = leaf_on(tls, 0);

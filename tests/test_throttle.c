@@ -108,6 +108,8 @@ Test(throttle, a_guessing_loop_from_200_sources_falls_to_10_a_second)
     clink_accounts_login_stats(acc, &st);
     cr_assert_eq(st.failures, checked);
     cr_assert_gt(st.throttled, 1000, "a tight loop was refused only %llu times", (unsigned long long)st.throttled);
+    cr_log_info("%u guesses checked in %.2f s from 200 sources, %llu refused unchecked", checked, took,
+                (unsigned long long)st.throttled);
 }
 
 Test(throttle, a_name_with_no_account_is_throttled_like_one_with)

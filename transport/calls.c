@@ -160,7 +160,7 @@ void clink__conn_detach_call(struct clink_conn *c, struct clink_call *call)
     }
 }
 
-void clink__conn_cancel_call(struct clink_conn *c, uint64_t id)
+void clink__conn_cancel_call(struct clink_conn *c, uint64_t id, int defer)
 {
     struct clink_call *call = clink__idmap_get(&c->nat->calls, id);
     if (call == NULL) {
@@ -172,8 +172,40 @@ void clink__conn_cancel_call(struct clink_conn *c, uint64_t id)
         /* Advisory: the peer may skip the work; its answer, if any, is dropped here. */
         CLINK_IGNORE(clink__conn_emit(c, CLINK_FRAME_CANCEL, 0, id, NULL, 0, NULL, 0) < 0);
     }
-    clink__call_finish(c->w, call, -CLINK_ECANCELED, NULL, 0);
+    if (defer) {
+        /*
+         * Off the books now (a response arriving meanwhile is dropped as
+         * unknown, a connection loss no longer sees it), completed from the
+         * loop: a caller holding a lock or in the middle of its own state
+         * never sees its callback run inside clink_call_cancel (libuv's rule).
+         */
+        call->priv.next = NULL;
+        atomic_fetch_add(&c->refs, 1);
+        if (c->w->canceled_tail != NULL) {
+            c->w->canceled_tail->priv.next = call;
+        } else {
+            c->w->canceled = call;
+        }
+        c->w->canceled_tail = call;
+    } else {
+        clink__call_finish(c->w, call, -CLINK_ECANCELED, NULL, 0);
+    }
     clink__conn_maybe_drained(c);
+}
+
+void clink__worker_run_canceled(struct clink_worker *w)
+{
+    /* Take the list first: a callback may cancel more, which the next pass runs. */
+    struct clink_call *call = w->canceled;
+    w->canceled = w->canceled_tail = NULL;
+    while (call != NULL) {
+        struct clink_call *next = call->priv.next;
+        struct clink_conn *c = call->priv.conn;
+        call->priv.next = NULL;
+        clink__call_finish(w, call, -CLINK_ECANCELED, NULL, 0);
+        clink__conn_put(c);
+        call = next;
+    }
 }
 
 /* Fail every call we own on this connection. */

@@ -54,7 +54,7 @@ int clink_call_cancel(struct clink_call *call)
     }
     struct clink_conn *conn = call->priv.conn;
     if (clink__current_worker == conn->w) {
-        clink__conn_cancel_call(conn, call->priv.id);
+        clink__conn_cancel_call(conn, call->priv.id, 1);
         return 0;
     }
     struct clink__msg_cancel *m = malloc(sizeof(*m));
@@ -114,11 +114,21 @@ static void sync_call_cb(struct clink_call *call, int status, const uint8_t *res
 int clink_call_sync(struct clink_conn *conn, uint16_t method, const void *req, size_t len, uint32_t timeout_ms,
                     struct clink_msg *resp)
 {
-    if (resp == NULL || clink__current_worker != NULL || (len > 0 && req == NULL)) {
+    if (resp != NULL) {
+        resp->data = NULL;
+        resp->len = 0;
+    }
+    if (clink__current_worker != NULL) {
+        /* It would wait for a completion only a worker delivers: if this one, never. */
+        if (conn != NULL) {
+            CLINK_LOG(&conn->node->log, CLINK_LOG_WARN, "transport", conn->id,
+                      "clink_call_sync called on a worker thread: refused, use clink_call_start");
+        }
+        return -CLINK_EWOULDBLOCK;
+    }
+    if (resp == NULL || (len > 0 && req == NULL)) {
         return -CLINK_EINVAL;
     }
-    resp->data = NULL;
-    resp->len = 0;
     struct iovec iov = {.iov_base = (void *)(uintptr_t)req, .iov_len = len};
     struct sync_call sc = {
         .call = {.method = method, .iov = &iov, .iovcnt = len ? 1 : 0, .timeout_ms = timeout_ms, .cb = sync_call_cb},

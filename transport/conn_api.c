@@ -113,7 +113,21 @@ int clink_connect_sync(struct clink_node *node, const struct clink_connect_opts 
     if (err && errlen) {
         err[0] = '\0';
     }
-    if (out == NULL || clink__current_worker != NULL) {
+    if (out != NULL) {
+        *out = NULL;
+    }
+    if (clink__current_worker != NULL) {
+        /* It would wait for a callback only a worker runs: if this one, never. */
+        if (err && errlen) {
+            snprintf(err, errlen, "clink_connect_sync on a worker thread would block it: use clink_connect");
+        }
+        if (node != NULL) {
+            CLINK_LOG(&node->log, CLINK_LOG_WARN, "transport", 0,
+                      "clink_connect_sync called on a worker thread: refused, use clink_connect");
+        }
+        return -CLINK_EWOULDBLOCK;
+    }
+    if (out == NULL) {
         return -CLINK_EINVAL;
     }
     struct connect_wait cw = {.status = 0};

@@ -4,6 +4,7 @@
  * the orderly close (close_notify, shutdown, close through the ring) and
  * the cut-off of a peer that stops reading.
  */
+#include <errno.h>
 #include <stdio.h>
 
 #include "transport/conn_int.h"
@@ -143,6 +144,25 @@ static void vfail(struct clink_conn *c, int err, int keep_output, const char *fm
         STAT_ADD(c->w, protocol_errors, 1);
     }
     clink__conn_close_now(c, err, keep_output);
+}
+
+int clink__conn_lost_err(int res)
+{
+    switch (-res) {
+    case ECONNRESET:
+    case EPIPE:
+    case ECONNABORTED:
+    case ENOTCONN:
+    case ETIMEDOUT: /* keepalive probes went unanswered */
+    case EHOSTUNREACH:
+    case ENETUNREACH:
+    case ENETRESET:
+    case ENETDOWN:
+    case EHOSTDOWN:
+        return -CLINK_ECLOSED;
+    default:
+        return res;
+    }
 }
 
 void clink__conn_fail(struct clink_conn *c, int err, const char *fmt, ...)

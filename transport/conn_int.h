@@ -252,7 +252,14 @@ void clink__conn_flush(struct clink_conn *c);
 int clink__conn_start_call(struct clink_conn *c, struct clink_call *call, int inline_caller);
 /* Validate and stage a call started on its owner worker. Returns 0 or a negative error (no callback). */
 int clink__conn_check_call(struct clink_conn *c, struct clink_call *call);
-void clink__conn_cancel_call(struct clink_conn *c, uint64_t id);
+/*
+ * Cancel call `id` if it is still in flight. defer: the caller is the
+ * application's code on this worker (clink_call_cancel), so the callback is
+ * queued for the loop (clink__worker_run_canceled) instead of run here.
+ */
+void clink__conn_cancel_call(struct clink_conn *c, uint64_t id, int defer);
+/* Run the callbacks of the calls cancelled on this worker since the last pass. */
+void clink__worker_run_canceled(struct clink_worker *w);
 void clink__call_finish(struct clink_worker *w, struct clink_call *call, int status, const uint8_t *p, size_t n);
 void clink__conn_begin_close(struct clink_conn *c, int err);
 void clink__conn_timer(struct clink_worker *w, struct clink__timer *t);
@@ -274,6 +281,13 @@ void clink__socket_keepalive(struct clink_node *n, int fd);
 struct clink__bytes *clink__conn_out(struct clink_conn *c); /* where plaintext output goes (then mark dirty) */
 /* Fail the connection: its output not yet encrypted is dropped. */
 void clink__conn_fail(struct clink_conn *c, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/*
+ * The error a socket failure ends a connection with: -CLINK_ECLOSED for the
+ * ways a link is lost (reset, broken pipe, keepalive timeout, unreachable),
+ * whichever the kernel said (the caller keeps its errno in the text), so
+ * that one event is one error and CLINK_KIND_CLOSED catches it; else res.
+ */
+int clink__conn_lost_err(int res);
 /* Like clink__conn_fail, but the refusal staged for the peer is still sent. */
 void clink__conn_refuse(struct clink_conn *c, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* Enter CLOSING (err 0: orderly, close_notify follows); keep_output: what is queued still goes out. */

@@ -254,7 +254,8 @@ static void on_recv(struct clink_conn *c, int res)
                                  c->has_tls ? " without close_notify" : "");
             }
         } else {
-            clink__conn_fail(c, res, "recv from %s: %s", clink__conn_peer(c), clink_strerror(res));
+            clink__conn_fail(c, clink__conn_lost_err(res), "recv from %s: %s", clink__conn_peer(c),
+                             clink_strerror(res));
         }
         return;
     }
@@ -291,7 +292,7 @@ static void on_send(struct clink_conn *c, int res)
     if (res < 0) {
         clink__bytes_consume(&c->txf, clink__bytes_len(&c->txf));
         if (c->state < CS_CLOSING) {
-            clink__conn_fail(c, res, "send to %s: %s", clink__conn_peer(c), clink_strerror(res));
+            clink__conn_fail(c, clink__conn_lost_err(res), "send to %s: %s", clink__conn_peer(c), clink_strerror(res));
         }
         clink__mark_dirty(c);
         return;

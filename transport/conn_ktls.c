@@ -167,7 +167,7 @@ void clink__conn_ktls_on_control(struct clink_conn *c, int res)
         return;
     }
     if (res < 0) {
-        clink__conn_fail(c, res, "recvmsg from %s: %s", clink__conn_peer(c), clink_strerror(res));
+        clink__conn_fail(c, clink__conn_lost_err(res), "recvmsg from %s: %s", clink__conn_peer(c), clink_strerror(res));
         return;
     }
     /* The whole record, with its type (the body stays past rx's tail: it is not frame data). */

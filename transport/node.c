@@ -269,8 +269,11 @@ int clink_node_start(struct clink_node *node)
 
 int clink_node_shutdown(struct clink_node *node, uint32_t drain_ms)
 {
-    if (node == NULL || clink__current_worker != NULL) {
+    if (node == NULL) {
         return -CLINK_EINVAL;
+    }
+    if (clink__current_worker != NULL) {
+        return -CLINK_EWOULDBLOCK; /* it waits for every worker, this one included */
     }
     int expected = 0;
     if (!atomic_load(&node->started)) {

@@ -203,6 +203,13 @@ struct clink_worker {
     struct clink_conn *conns;
     unsigned nconns;
     struct clink_conn *dirty;
+    /*
+     * Calls cancelled on this worker by its own code, already off their
+     * connection's books, whose callbacks the loop runs next (through
+     * priv.next; each holds a reference on its connection): a callback
+     * never runs inside clink_call_cancel.
+     */
+    struct clink_call *canceled, *canceled_tail;
     struct clink_req *free_reqs;
     int ktls_logged;           /* a kTLS fallback was logged (once per worker; all are counted) */
     struct clink_req *orphans; /* requests whose connection closed before the handler answered */

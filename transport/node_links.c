@@ -38,8 +38,11 @@ static void links_on_worker(struct clink_worker *w, void *arg)
 
 int clink_node_links(struct clink_node *node, struct clink_conn_status **out, size_t *n)
 {
-    if (node == NULL || out == NULL || n == NULL || clink__current_worker != NULL) {
+    if (node == NULL || out == NULL || n == NULL) {
         return -CLINK_EINVAL;
+    }
+    if (clink__current_worker != NULL) {
+        return -CLINK_EWOULDBLOCK; /* it waits for every worker */
     }
     struct links l = {0};
     for (unsigned i = 0; i < node->nworkers && l.err == 0 && atomic_load(&node->started); i++) {

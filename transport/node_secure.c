@@ -57,6 +57,9 @@ int clink_node_set_secure_transport(struct clink_node *node, enum clink_secure_t
         (state != CLINK_SECURE_REQUIRE_TLS && !node->opts.allow_plaintext)) {
         return -CLINK_EINVAL;
     }
+    if (clink__current_worker != NULL) {
+        return -CLINK_EWOULDBLOCK; /* before anything changes: it waits for every worker to apply it */
+    }
     pthread_mutex_lock(&node->secure_mu); /* one change at a time, applied in order */
     int old = atomic_exchange(&node->secure, (int)state);
     if (old != (int)state) {

@@ -19,6 +19,11 @@
 
 _Thread_local struct clink_worker *clink__current_worker;
 
+int clink_thread_is_worker(void)
+{
+    return clink__current_worker != NULL;
+}
+
 #define CQ_ENTRIES_FACTOR 8
 #define SQ_ENTRIES        1024
 #define ACCEPT_BACKOFF_NS (100ull * 1000000ull)
@@ -203,7 +208,7 @@ static void sync_done(struct clink__msg_sync *m)
 int clink__worker_run_sync(struct clink_worker *w, void (*fn)(struct clink_worker *, void *), void *arg)
 {
     if (clink__current_worker != NULL) {
-        return -CLINK_EINVAL; /* a worker waiting on a worker can deadlock: never block one */
+        return -CLINK_EWOULDBLOCK; /* a worker waiting on a worker can deadlock: never block one */
     }
     struct clink__msg_sync m = {.hdr.kind = MSG_SYNC, .fn = fn, .arg = arg};
     pthread_mutex_init(&m.mu, NULL);
@@ -265,7 +270,7 @@ static void handle_msg(struct clink_worker *w, struct clink__msg *m, int live)
     case MSG_CANCEL: {
         struct clink__msg_cancel *cm = (struct clink__msg_cancel *)m;
         if (live) {
-            clink__conn_cancel_call(cm->conn, cm->id);
+            clink__conn_cancel_call(cm->conn, cm->id, 0); /* from the loop: not inside anyone's cancel */
         }
         clink__conn_put(cm->conn);
         free(cm);
@@ -489,7 +494,7 @@ void clink__mark_dirty(struct clink_conn *c)
 
 static void loop(struct clink_worker *w)
 {
-    while (!(w->stopping && w->nconns == 0 && !w->accept_armed && !w->https_armed)) {
+    while (!(w->stopping && w->nconns == 0 && !w->accept_armed && !w->https_armed && w->canceled == NULL)) {
         struct __kernel_timespec ts, *tsp = NULL;
         struct clink__timer *t = clink__timers_min(&w->timers);
         if (t != NULL) {
@@ -502,7 +507,7 @@ static void loop(struct clink_worker *w)
         /* Announce sleep, then look once more: a producer either sees `sleeping` or we see its message. */
         atomic_store(&w->sleeping, 1);
         atomic_thread_fence(memory_order_seq_cst);
-        if (ck_ring_size(&w->inbox) > 0) {
+        if (ck_ring_size(&w->inbox) > 0 || w->canceled != NULL) {
             ts.tv_sec = 0;
             ts.tv_nsec = 0;
             tsp = &ts;
@@ -523,6 +528,7 @@ static void loop(struct clink_worker *w)
         io_uring_cq_advance(&w->ring, seen);
         drain_inbox(w, 1);
         fire_timers(w);
+        clink__worker_run_canceled(w);
         flush_dirty(w);
     }
 }

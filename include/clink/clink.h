@@ -5,6 +5,7 @@
 #include "clink/accounts.h"
 #include "clink/auth.h"
 #include "clink/config.h"
+#include "clink/cq.h"
 #include "clink/error.h"
 #include "clink/http.h"
 #include "clink/log.h"

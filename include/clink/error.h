@@ -57,7 +57,10 @@ extern "C" {
     X(CLINK_EHANDSHAKE_TIMEOUT, IO, "opening handshake timed out")                                                     \
     X(CLINK_EINTERNAL, INTERNAL, "internal error")                                                                     \
     X(CLINK_EKTLS, TLS, "kTLS offload required but not possible")                                                      \
-    X(CLINK_ETOOMANY, AGAIN, "too many connections")
+    X(CLINK_ETOOMANY, AGAIN, "too many connections")                                                                   \
+    X(CLINK_EWOULDBLOCK, USAGE,                                                                                        \
+      "blocking call on a worker thread: use the asynchronous form (clink_call_start, clink_connect, "                 \
+      "clink_pool_call_start, clink_cluster_fanout_start)")
 
 enum clink_err {
     CLINK_EFIRST_ = 999,

@@ -143,10 +143,17 @@ struct clink_pool_call {
  * Start a call on the pool's least busy connection. Returns 0 (cb will run
  * exactly once), or negative and cb will not run: -CLINK_EUNAVAIL (the peer
  * is down or removed), -CLINK_EAGAIN (too many calls waiting), -CLINK_EINVAL.
+ * An application thread that wants the completion on its own thread binds
+ * &pc->call to a completion queue first (clink_cq_bind, clink/cq.h).
  */
 CLINK_API CLINK_MUST_USE int clink_pool_call_start(struct clink_pool *pool, struct clink_pool_call *pc);
 
-/* Blocking form for application threads (not a worker). [out] resp as clink_call_sync. */
+/*
+ * Blocking form for application threads. [out] resp as clink_call_sync
+ * (cleared first: clink_msg_free is safe after any return). Thread: any but
+ * a worker: there it returns -CLINK_EWOULDBLOCK at once (use
+ * clink_pool_call_start).
+ */
 CLINK_API CLINK_MUST_USE int clink_pool_call_sync(struct clink_pool *pool, uint16_t method, const void *req, size_t len,
                                                   uint32_t timeout_ms, struct clink_msg *resp);
 
@@ -195,10 +202,12 @@ struct clink_fanout_result {
 
 /*
  * Send one request to every peer of a role (or the peers named in `names`,
- * NULL-terminated) and gather one result per peer, all within timeout_ms.
- * [out] *results, *n: caller frees with clink_fanout_free. Blocks: thread any
- * but a worker. Returns 0 (each result has its own status) or -CLINK_EINVAL /
- * -CLINK_ENOMEM.
+ * NULL-terminated) and gather one result per peer, all within timeout_ms
+ * (0: no deadline, as for every call). [out] *results, *n (set to NULL and 0
+ * first, so clink_fanout_free is safe after any return): caller frees with
+ * clink_fanout_free. Blocks: thread any but a worker. Returns 0 (each result
+ * has its own status), -CLINK_EINVAL, -CLINK_ENOMEM, or -CLINK_EWOULDBLOCK
+ * at once on a worker (use clink_cluster_fanout_start there).
  */
 CLINK_API CLINK_MUST_USE int clink_cluster_fanout(struct clink_cluster *cl, enum clink_peer_role role,
                                                   const char *const *names, uint16_t method, const void *req,

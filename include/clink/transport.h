@@ -11,7 +11,9 @@
  * Completion callbacks run on the connection's worker thread, never inside
  * the call that started the operation, and must not block. Every call that
  * clink_call_start accepted gets exactly one completion: a response or an
- * error (deadline, cancel, connection loss, shutdown).
+ * error (deadline, cancel, connection loss, shutdown). An application
+ * thread can take completions on its own thread instead, many at a time,
+ * from a completion queue (clink/cq.h).
  *
  * Wire protocol and the port's opening rule: docs/protocol.md.
  * Threading contract of every function: docs/threading.md.
@@ -238,12 +240,22 @@ CLINK_API CLINK_MUST_USE int clink_node_start(struct clink_node *node);
  * Graceful shutdown: stop accepting, send GOAWAY on every connection, let
  * calls in flight finish for up to drain_ms, then fail what is left with
  * -CLINK_ESHUTDOWN, close every connection (close_notify) and join the
- * workers. Blocks. Thread: any but a worker. Returns 0 or -CLINK_EINVAL.
+ * workers. Blocks. Thread: any but a worker (which gets -CLINK_EWOULDBLOCK).
+ * Returns 0 or -CLINK_EINVAL.
  */
 CLINK_API CLINK_MUST_USE int clink_node_shutdown(struct clink_node *node, uint32_t drain_ms);
 
 /* Free a node; shuts it down first (drain 0) if still running. Thread: any but a worker. */
 CLINK_API void clink_node_free(struct clink_node *node);
+
+/*
+ * 1 if the calling thread is a worker of any clink node (it runs handlers
+ * and completion callbacks), else 0. The blocking calls (clink_call_sync,
+ * clink_connect_sync, the pool's) check it and return -CLINK_EWOULDBLOCK at
+ * once: on a worker they would wait for a completion that only a worker can
+ * deliver, and if it is that one, never. Thread: any.
+ */
+CLINK_API int clink_thread_is_worker(void);
 
 /* Number of workers. Thread: any. */
 CLINK_API unsigned clink_node_workers(const struct clink_node *node);
@@ -307,8 +319,8 @@ CLINK_API CLINK_MUST_USE int clink_node_reload_tls(struct clink_node *node, stru
  * the new state no longer allows (plaintext ones under REQUIRE_TLS, TLS ones
  * under PLAINTEXT) are closed gracefully (GOAWAY: their calls finish). Pools
  * replace their links whose mode no longer matches. Thread: any but a
- * worker (waits for every worker to have applied it). Returns 0 or
- * -CLINK_EINVAL (a TLS state without a TLS identity, PLAINTEXT/ACCEPT_BOTH/
+ * worker (waits for every worker to have applied it; a worker gets
+ * -CLINK_EWOULDBLOCK). Returns 0 or -CLINK_EINVAL (a TLS state without a TLS identity, PLAINTEXT/ACCEPT_BOTH/
  * PREFER_TLS without allow_plaintext, an unknown state).
  */
 CLINK_API CLINK_MUST_USE int clink_node_set_secure_transport(struct clink_node *node,
@@ -387,9 +399,10 @@ CLINK_API CLINK_MUST_USE int clink_connect(struct clink_node *node, const struct
                                            clink_connect_cb cb, void *user);
 
 /*
- * Blocking dial for application threads. [out] *out on success.
- * [out] err gets the reason on failure (e.g. the certificate verification
- * error), may be NULL. Thread: any but a worker.
+ * Blocking dial for application threads. [out] *out on success (set to NULL
+ * first). [out] err gets the reason on failure (e.g. the certificate
+ * verification error), may be NULL. Thread: any but a worker: there it
+ * returns -CLINK_EWOULDBLOCK at once (use clink_connect).
  */
 CLINK_API CLINK_MUST_USE int clink_connect_sync(struct clink_node *node, const struct clink_connect_opts *opts,
                                                 struct clink_conn **out, char *err, size_t errlen);
@@ -465,14 +478,15 @@ struct clink_conn_status {
  * Every link of the node as a status snapshot: dialled and accepted
  * connections from their opening to their close (not the HTTPS port's).
  * [out] *out (caller frees with free()) and *n. Thread: any but a worker
- * (waits for each worker in turn). Returns 0, -CLINK_EINVAL or -CLINK_ENOMEM.
+ * (waits for each worker in turn; a worker gets -CLINK_EWOULDBLOCK).
+ * Returns 0, -CLINK_EINVAL or -CLINK_ENOMEM.
  */
 CLINK_API CLINK_MUST_USE int clink_node_links(struct clink_node *node, struct clink_conn_status **out, size_t *n);
 
 /*
  * Snapshot of a connection. Thread: any application thread (it waits for the
- * worker), or the connection's own worker; another worker gets -CLINK_EINVAL
- * (a worker never blocks on a worker).
+ * worker), or the connection's own worker; another worker gets
+ * -CLINK_EWOULDBLOCK (a worker never blocks on a worker).
  */
 CLINK_API CLINK_MUST_USE int clink_conn_get_status(struct clink_conn *conn, struct clink_conn_status *out);
 
@@ -541,7 +555,12 @@ CLINK_API CLINK_MUST_USE int clink_conn_ping(struct clink_conn *conn, struct cli
 /*
  * Ask for a call to end with -CLINK_ECANCELED. Asynchronous and racy by
  * nature: if the response wins, the call completes normally. Must be called
- * before the call's callback has returned. Thread: any. Returns 0 or -CLINK_EAGAIN.
+ * before the call's callback has returned. The callback never runs inside
+ * this function: on the call's own worker (from a handler or callback) the
+ * call is taken off the connection at once and its callback runs from the
+ * worker's loop right after the current callback returns; from another
+ * thread the worker does both. Thread: any. Returns 0, -CLINK_EINVAL,
+ * -CLINK_ENOMEM or -CLINK_EAGAIN (the worker's inbox is full).
  */
 CLINK_API CLINK_MUST_USE int clink_call_cancel(struct clink_call *call);
 
@@ -554,8 +573,11 @@ CLINK_API void clink_msg_free(struct clink_msg *msg);
 
 /*
  * Blocking call for application threads. [out] resp: response (status 0) or
- * the peer's error message (-CLINK_EREMOTE); caller frees with clink_msg_free.
- * Thread: any but a worker.
+ * the peer's error message (-CLINK_EREMOTE); caller frees with
+ * clink_msg_free. resp is cleared before any check, so clink_msg_free is
+ * safe after any return. Thread: any but a worker: there it returns
+ * -CLINK_EWOULDBLOCK at once (use clink_call_start, or clink_cq for
+ * application threads that want many calls in flight).
  */
 CLINK_API CLINK_MUST_USE int clink_call_sync(struct clink_conn *conn, uint16_t method, const void *req, size_t len,
                                              uint32_t timeout_ms, struct clink_msg *resp);
