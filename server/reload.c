@@ -269,6 +269,13 @@ int clink_server_reload(struct clink_server *srv, struct clink_server_report *re
         snprintf(rep->text, sizeof(rep->text), "%s", rep->why);
         return rep->status;
     }
+    if (clink_thread_is_worker()) {
+        /* It waits for every worker (the transport-security state); a worker never waits for a worker. */
+        rep->status = -CLINK_EWOULDBLOCK;
+        snprintf(rep->why, sizeof(rep->why), "clink_server_reload waits for the workers: call it off a worker");
+        snprintf(rep->text, sizeof(rep->text), "%s", rep->why);
+        return rep->status;
+    }
     struct staged s = {.cfg = malloc(sizeof(struct clink_config))};
     pthread_mutex_lock(&srv->mu);
     char err[400];

@@ -314,6 +314,10 @@ void clink_server_stop(struct clink_server *srv)
     if (srv == NULL || srv->node == NULL) {
         return;
     }
+    if (clink_thread_is_worker()) {
+        clink__server_log(srv, CLINK_LOG_ERROR, "clink_server_stop on a worker: refused (it waits for the workers)");
+        return;
+    }
     /*
      * Once no reload is under way (they check `stopped` under the lock), stop without holding it: a POST /reload
      * waiting for the lock on the ops thread would otherwise keep clink_ops_free from joining that thread.
@@ -335,6 +339,10 @@ void clink_server_stop(struct clink_server *srv)
 void clink_server_free(struct clink_server *srv)
 {
     if (srv == NULL) {
+        return;
+    }
+    if (clink_thread_is_worker()) {
+        clink__server_log(srv, CLINK_LOG_ERROR, "clink_server_free on a worker: refused (it waits for the workers)");
         return;
     }
     clink_server_stop(srv);

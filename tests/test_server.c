@@ -320,6 +320,33 @@ Test(server, a_bad_reload_keeps_everything_in_use_and_says_why)
     clink_server_free(srv);
 }
 
+static atomic_int reload_on_worker = 1;
+
+static void reload_here(struct clink_req *req, void *srv)
+{
+    struct clink_server_report rep;
+    atomic_store(&reload_on_worker, clink_server_reload(srv, &rep));
+    CLINK_IGNORE(clink_req_respond(req, NULL, 0));
+}
+
+Test(server, a_reload_on_a_worker_is_refused_at_once)
+{
+    write_config("w.cnf", "ops = OFF\n");
+    struct clink_server *srv = server_from("w.cnf", NULL);
+    cr_assert_eq(clink_server_register(srv, 101, reload_here, srv), 0);
+    start(srv);
+    struct client c = {0};
+    cr_assert_eq(client_open(&c, clink_server_port(srv)), 0);
+    struct clink_msg resp;
+
+    cr_assert_eq(clink_call_sync(c.conn, 101, "", 0, ts_ms(5000), &resp), 0);
+
+    cr_assert_eq(atomic_load(&reload_on_worker), -CLINK_EWOULDBLOCK);
+    clink_msg_free(&resp);
+    client_close(&c);
+    clink_server_free(srv);
+}
+
 /* ---- building and stopping ---- */
 
 Test(server, a_bad_file_fails_closed_with_one_message)

@@ -169,7 +169,8 @@ struct clink_server_report {
  * check it; if anything fails, nothing is swapped and report->why says
  * why. Otherwise swap it all, and report what changed, what was applied and
  * what needs a restart. Without a file, the files named in opts are read
- * again. Thread: any but a worker. Returns report->status.
+ * again. Thread: any but a worker (there: -CLINK_EWOULDBLOCK at once).
+ * Returns report->status.
  */
 CLINK_API int clink_server_reload(struct clink_server *srv, struct clink_server_report *report);
 
@@ -177,11 +178,11 @@ CLINK_API int clink_server_reload(struct clink_server *srv, struct clink_server_
  * Stop gracefully: the node stops accepting and lets calls in flight finish
  * for up to drain_ms, then the ops endpoint and the cluster close. Blocks.
  * Once is enough; the node's counters (clink_node_get_stats) stay readable
- * until free. Thread: any but a worker.
+ * until free. Thread: any but a worker (there it logs and does nothing).
  */
 CLINK_API void clink_server_stop(struct clink_server *srv);
 
-/* Stop if still running, and free everything. NULL is ignored. Thread: any but a worker. */
+/* Stop if still running, and free everything. NULL is ignored. Thread: any but a worker (there: logged, nothing). */
 CLINK_API void clink_server_free(struct clink_server *srv);
 
 /* Borrowed until clink_server_free. The cluster is NULL before start and when there are no peers. */
