@@ -303,6 +303,9 @@ int clink_server_reload(struct clink_server *srv, struct clink_server_report *re
         while (n > 0 && rep->text[n - 1] == ' ') {
             rep->text[--n] = '\0';
         }
+        if (n == 0) {
+            snprintf(rep->text, sizeof(rep->text), "Nothing to reload (no credentials, accounts or key files).");
+        }
     }
     pthread_mutex_unlock(&srv->mu);
     unstage(&s);
