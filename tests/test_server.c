@@ -347,6 +347,28 @@ Test(server, a_reload_on_a_worker_is_refused_at_once)
     clink_server_free(srv);
 }
 
+Test(server, a_plaintext_node_gains_its_identity_by_reload)
+{
+    write_file("p.cnf", "[server]\nrequire_secure_transport = PLAINTEXT\nport = 0\nworkers = 1\nops_port = 0\n");
+    struct clink_server *srv = server_from("p.cnf", NULL);
+    start(srv);
+    cr_assert_eq(clink_server_ops_port(srv), 0, "no certificate yet: no HTTPS endpoint");
+    cr_assert_eq(clink_node_secure_transport(clink_server_node(srv)), CLINK_SECURE_PLAINTEXT);
+    write_config("p.cnf", "require_secure_transport = ACCEPT_BOTH\nops_port = 0\n");
+    struct clink_server_report rep;
+
+    cr_assert_eq(clink_server_reload(srv, &rep), 0, "%s", rep.text);
+
+    cr_assert(rep.applied & CLINK_SERVER_TLS);
+    cr_assert(rep.applied & CLINK_SERVER_SECURITY, "%s", rep.text);
+    cr_assert(rep.restart & CLINK_SERVER_OPS, "the endpoint comes with a restart: %s", rep.text);
+    cr_assert_eq(clink_node_secure_transport(clink_server_node(srv)), CLINK_SECURE_ACCEPT_BOTH);
+    struct client c = {0};
+    cr_assert_eq(client_open(&c, clink_server_port(srv)), 0, "TLS now");
+    client_close(&c);
+    clink_server_free(srv);
+}
+
 /* ---- building and stopping ---- */
 
 Test(server, a_bad_file_fails_closed_with_one_message)
