@@ -1,54 +1,31 @@
 /*
- * Fan-out: one call to many peers of the cluster with one deadline, waiting
- * for every answer.
+ * The blocking fan-out: one call to many peers of the cluster with one
+ * deadline, waiting for every answer. It waits on the fan-out that does not
+ * block (fanout_start.c), which hands it the results.
  */
 #include "pool/pool_int.h"
 
 #include <pthread.h>
-#include <stdatomic.h>
-#include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 
-struct fanout {
+/* The caller waits here for the shared fan-out (fanout_start.c) to hand it the results. */
+struct fanout_wait {
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    size_t left;
+    int done;
+    struct clink_fanout_result *results;
+    size_t n;
 };
 
-struct fanout_call {
-    struct clink_pool_call pc;
-    struct fanout *f;
-    struct clink_fanout_result *r;
-    struct iovec iov;
-};
-
-static void fanout_cb(struct clink_call *call, int status, const uint8_t *resp, size_t len)
+static void take(struct clink_fanout_result *results, size_t n, void *user)
 {
-    struct fanout_call *fc = call->user;
-    fc->r->status = status;
-    if (status == 0 || status == -CLINK_EREMOTE) {
-        clink__copy_msg(&fc->r->msg, resp, len);
-    }
-    struct fanout *f = fc->f;
-    pthread_mutex_lock(&f->mu);
-    if (--f->left == 0) {
-        pthread_cond_signal(&f->cv);
-    }
-    pthread_mutex_unlock(&f->mu);
-}
-
-static int wanted(const struct clink_pool *p, enum clink_peer_role role, const char *const *names)
-{
-    if (names == NULL) {
-        return p->role == role;
-    }
-    for (; *names != NULL; names++) {
-        if (strcmp(*names, p->name) == 0) {
-            return 1;
-        }
-    }
-    return 0;
+    struct fanout_wait *w = user;
+    pthread_mutex_lock(&w->mu);
+    w->results = results;
+    w->n = n;
+    w->done = 1;
+    pthread_cond_signal(&w->cv);
+    pthread_mutex_unlock(&w->mu);
 }
 
 int clink_cluster_fanout(struct clink_cluster *cl, enum clink_peer_role role, const char *const *names, uint16_t method,
@@ -73,65 +50,23 @@ int clink_cluster_fanout(struct clink_cluster *cl, enum clink_peer_role role, co
     if (cl == NULL || results == NULL || n == NULL) {
         return -CLINK_EINVAL;
     }
-    pthread_mutex_lock(&cl->mu);
-    size_t cnt = 0;
-    struct clink_pool **ps = malloc((cl->npools ? cl->npools : 1) * sizeof(*ps));
-    for (size_t i = 0; ps != NULL && i < cl->npools; i++) {
-        if (!atomic_load(&cl->pools[i]->removed) && wanted(cl->pools[i], role, names)) {
-            ps[cnt++] = cl->pools[i];
-            clink__pool_ref(cl->pools[i]);
-        }
+    struct fanout_wait w = {.done = 0};
+    pthread_mutex_init(&w.mu, NULL);
+    pthread_cond_init(&w.cv, NULL);
+    /* One deadline for the whole (0: none, as for every call). */
+    int ret = clink__fanout_start(cl, role, names, method, req, len, timeout_ms, NULL, take, &w);
+    pthread_mutex_lock(&w.mu);
+    while (ret == 0 && !w.done) {
+        pthread_cond_wait(&w.cv, &w.mu);
     }
-    pthread_mutex_unlock(&cl->mu);
-    struct clink_fanout_result *res = calloc(cnt ? cnt : 1, sizeof(*res));
-    struct fanout_call *fcs = calloc(cnt ? cnt : 1, sizeof(*fcs));
-    if (ps == NULL || res == NULL || fcs == NULL) {
-        for (size_t i = 0; ps && i < cnt; i++) {
-            clink_pool_release(ps[i]);
-        }
-        free(ps);
-        free(res);
-        free(fcs);
-        return -CLINK_ENOMEM;
+    pthread_mutex_unlock(&w.mu);
+    pthread_mutex_destroy(&w.mu);
+    pthread_cond_destroy(&w.cv);
+    if (ret < 0) {
+        return ret;
     }
-    struct fanout f = {.left = cnt};
-    pthread_mutex_init(&f.mu, NULL);
-    pthread_cond_init(&f.cv, NULL);
-    /* One deadline for the whole: every call gets the same absolute end (0: none, as for every call). */
-    for (size_t i = 0; i < cnt; i++) {
-        struct fanout_call *fc = &fcs[i];
-        snprintf(res[i].peer, sizeof(res[i].peer), "%s", ps[i]->name);
-        fc->f = &f;
-        fc->r = &res[i];
-        fc->iov = (struct iovec){.iov_base = (void *)(uintptr_t)req, .iov_len = len};
-        fc->pc.call = (struct clink_call){.method = method,
-                                          .iov = &fc->iov,
-                                          .iovcnt = len ? 1 : 0,
-                                          .timeout_ms = timeout_ms,
-                                          .cb = fanout_cb,
-                                          .user = fc};
-        int ret = clink_pool_call_start(ps[i], &fc->pc);
-        if (ret < 0) {
-            res[i].status = ret;
-            pthread_mutex_lock(&f.mu);
-            f.left--;
-            pthread_mutex_unlock(&f.mu);
-        }
-    }
-    pthread_mutex_lock(&f.mu);
-    while (f.left > 0) {
-        pthread_cond_wait(&f.cv, &f.mu);
-    }
-    pthread_mutex_unlock(&f.mu);
-    pthread_mutex_destroy(&f.mu);
-    pthread_cond_destroy(&f.cv);
-    for (size_t i = 0; i < cnt; i++) {
-        clink_pool_release(ps[i]);
-    }
-    free(ps);
-    free(fcs);
-    *results = res;
-    *n = cnt;
+    *results = w.results;
+    *n = w.n;
     return 0;
 }
 

@@ -1,6 +1,7 @@
 /*
- * The asynchronous fan-out: one call per peer with one deadline, one
- * callback once every part has ended. A part ends on the worker that owns
+ * The fan-out both calls share (the blocking clink_cluster_fanout waits on
+ * it): one call per peer with one deadline, one callback once every part
+ * has ended. A part ends on the worker that owns
  * its connection (or on the manager, for a call that never got one); the
  * part that ends last runs the callback there. When the start itself would
  * be last (every part failed at once, or answered before the start
@@ -24,8 +25,10 @@ struct fanout_part {
 
 struct clink__fanout {
     struct clink_cluster *cl;
-    clink_fanout_cb cb;
+    clink_fanout_cb cb;         /* the caller's: it borrows the results */
+    clink__fanout_take_cb take; /* or the blocking call's: it takes them */
     void *user;
+    int borrowed;       /* payload is the caller's (it waits for the end), not a copy */
     atomic_size_t left; /* parts not ended, + 1 held by the start until every part is started */
     size_t n;
     struct clink_fanout_result *results;
@@ -54,13 +57,18 @@ struct clink__fanout *clink__fanout_next(struct clink__fanout *f)
 
 void clink__fanout_finish(struct clink__fanout *f)
 {
-    f->cb(f->results, f->n, f->user);
     for (size_t i = 0; i < f->n; i++) {
-        clink_msg_free(&f->results[i].msg);
         clink_pool_release(f->parts[i].pool);
     }
-    free(f->results);
-    free(f->payload);
+    if (f->take != NULL) {
+        f->take(f->results, f->n, f->user);
+    } else {
+        f->cb(f->results, f->n, f->user);
+        clink_fanout_free(f->results, f->n);
+    }
+    if (!f->borrowed) {
+        free(f->payload);
+    }
     free(f);
 }
 
@@ -89,11 +97,11 @@ static void defer(struct clink__fanout *f)
     pthread_mutex_unlock(&cl->mu);
 }
 
-int clink_cluster_fanout_start(struct clink_cluster *cl, enum clink_peer_role role, const char *const *names,
-                               uint16_t method, const void *req, size_t len, uint32_t timeout_ms, clink_fanout_cb cb,
-                               void *user)
+int clink__fanout_start(struct clink_cluster *cl, enum clink_peer_role role, const char *const *names, uint16_t method,
+                        const void *req, size_t len, uint32_t timeout_ms, clink_fanout_cb cb,
+                        clink__fanout_take_cb take, void *user)
 {
-    if (cl == NULL || cb == NULL || (req == NULL && len > 0)) {
+    if (cl == NULL || (cb == NULL && take == NULL) || (req == NULL && len > 0)) {
         return -CLINK_EINVAL;
     }
     pthread_mutex_lock(&cl->mu);
@@ -103,12 +111,15 @@ int clink_cluster_fanout_start(struct clink_cluster *cl, enum clink_peer_role ro
     }
     struct clink__fanout *f = calloc(1, sizeof(*f) + cnt * sizeof(f->parts[0]));
     struct clink_fanout_result *res = calloc(cnt ? cnt : 1, sizeof(*res));
-    uint8_t *payload = malloc(len ? len : 1);
-    if (f == NULL || res == NULL || payload == NULL) {
+    /* The blocking call's request outlives the fan-out: no copy. */
+    uint8_t *payload = take != NULL ? (uint8_t *)(uintptr_t)req : malloc(len ? len : 1);
+    if (f == NULL || res == NULL || (payload == NULL && take == NULL)) {
         pthread_mutex_unlock(&cl->mu);
         free(f);
         free(res);
-        free(payload);
+        if (take == NULL) {
+            free(payload);
+        }
         return -CLINK_ENOMEM;
     }
     for (size_t i = 0; i < cl->npools && f->n < cnt; i++) {
@@ -121,9 +132,13 @@ int clink_cluster_fanout_start(struct clink_cluster *cl, enum clink_peer_role ro
         }
     }
     pthread_mutex_unlock(&cl->mu);
-    memcpy(payload, req, len);
+    if (take == NULL && len > 0) {
+        memcpy(payload, req, len);
+    }
     f->cl = cl;
     f->cb = cb;
+    f->take = take;
+    f->borrowed = take != NULL;
     f->user = user;
     f->results = res;
     f->payload = payload;
@@ -150,4 +165,14 @@ int clink_cluster_fanout_start(struct clink_cluster *cl, enum clink_peer_role ro
         defer(f);
     }
     return 0;
+}
+
+int clink_cluster_fanout_start(struct clink_cluster *cl, enum clink_peer_role role, const char *const *names,
+                               uint16_t method, const void *req, size_t len, uint32_t timeout_ms, clink_fanout_cb cb,
+                               void *user)
+{
+    if (cb == NULL) {
+        return -CLINK_EINVAL;
+    }
+    return clink__fanout_start(cl, role, names, method, req, len, timeout_ms, cb, NULL, user);
 }

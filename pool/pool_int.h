@@ -117,7 +117,17 @@ int clink__pool_tick(struct clink_pool *p, uint64_t now);
 /* cluster.c: wake the manager now rather than at its next tick. */
 void clink__cluster_kick(struct clink_cluster *cl);
 
-/* fanout_start.c: run a fan-out's callback and free it (the manager, for one that ended inside its start). */
+/*
+ * fanout_start.c: the fan-out both calls share. cb borrows the results
+ * (clink_cluster_fanout_start); take instead takes them and req is not
+ * copied (clink_cluster_fanout, which waits for the end). Same returns as
+ * clink_cluster_fanout_start.
+ */
+typedef void (*clink__fanout_take_cb)(struct clink_fanout_result *results, size_t n, void *user);
+int clink__fanout_start(struct clink_cluster *cl, enum clink_peer_role role, const char *const *names, uint16_t method,
+                        const void *req, size_t len, uint32_t timeout_ms, clink_fanout_cb cb,
+                        clink__fanout_take_cb take, void *user);
+/* Run a fan-out's callback and free it (the manager, for one that ended inside its start). */
 struct clink__fanout;
 void clink__fanout_finish(struct clink__fanout *f);
 struct clink__fanout *clink__fanout_next(struct clink__fanout *f);
