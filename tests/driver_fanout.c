@@ -3,7 +3,8 @@
  * way, as a plain program so that it runs under ThreadSanitizer: two leaves
  * and an aggregator built by the server layer from config files; 4 threads
  * call the aggregator's fan-out method (clink_cluster_fanout_start from the
- * handler, the answer from the last leaf's completion) while another thread
+ * handler, the answer from the last leaf's completion) and another calls
+ * the blocking clink_cluster_fanout on the same cluster, while one more
  * reloads the aggregator again and again. Every call must come back with
  * its own payload. Exit 0 on success.
  */
@@ -24,7 +25,7 @@
 static struct ts_pki pki;
 static struct clink_conn *conn;
 static struct clink_server *agg;
-static atomic_int ok, failed, wrong, done, reloads;
+static atomic_int ok, failed, wrong, done, reloads, blocking_ok;
 
 static struct clink_server *server(const char *name, const char *extra)
 {
@@ -56,6 +57,28 @@ static void *caller(void *arg)
         } else {
             atomic_fetch_add(&failed, 1);
         }
+    }
+    return NULL;
+}
+
+/* The blocking fan-out from an application thread, on the cluster the handlers fan out through. */
+static void *blocking(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < PER / 4; i++) {
+        char buf[32];
+        int len = snprintf(buf, sizeof(buf), "b/%d", i);
+        struct clink_fanout_result *res = NULL;
+        size_t n = 0;
+        int ret = clink_cluster_fanout(clink_server_cluster(agg), CLINK_ROLE_LEAF, NULL, CLINK_TOOL_ECHO, buf,
+                                       (size_t)len, ts_ms(10000), &res, &n);
+        int same = ret == 0 && n == 2;
+        for (size_t k = 0; same && k < n; k++) {
+            same =
+                res[k].status == 0 && res[k].msg.len == (size_t)len && memcmp(res[k].msg.data, buf, (size_t)len) == 0;
+        }
+        atomic_fetch_add(same ? &blocking_ok : &wrong, 1);
+        clink_fanout_free(res, n);
     }
     return NULL;
 }
@@ -93,9 +116,10 @@ int main(void)
     }
     clink_msg_free(&r);
 
-    pthread_t th[THREADS], rt;
+    pthread_t th[THREADS], rt, bt;
     int ids[THREADS];
     pthread_create(&rt, NULL, reloader, NULL);
+    pthread_create(&bt, NULL, blocking, NULL);
     for (int i = 0; i < THREADS; i++) {
         ids[i] = i;
         pthread_create(&th[i], NULL, caller, &ids[i]);
@@ -103,11 +127,12 @@ int main(void)
     for (int i = 0; i < THREADS; i++) {
         pthread_join(th[i], NULL);
     }
+    pthread_join(bt, NULL);
     atomic_store(&done, 1);
     pthread_join(rt, NULL);
 
-    printf("driver_fanout: %d ok, %d failed, %d wrong, %d reloads\n", atomic_load(&ok), atomic_load(&failed),
-           atomic_load(&wrong), atomic_load(&reloads));
+    printf("driver_fanout: %d ok, %d failed, %d wrong, %d blocking fan-outs ok, %d reloads\n", atomic_load(&ok),
+           atomic_load(&failed), atomic_load(&wrong), atomic_load(&blocking_ok), atomic_load(&reloads));
     clink_conn_close(conn);
     clink_node_free(client);
     clink_tls_ctx_free(tls);
@@ -115,5 +140,6 @@ int main(void)
     clink_server_free(leaf1);
     clink_server_free(leaf2);
     ts_pki_remove(&pki);
-    return atomic_load(&ok) == THREADS * PER && atomic_load(&reloads) > 0 ? 0 : 1;
+    return atomic_load(&ok) == THREADS * PER && atomic_load(&blocking_ok) == PER / 4 && atomic_load(&reloads) > 0 ? 0
+                                                                                                                  : 1;
 }
