@@ -145,6 +145,20 @@ check_run "cmake C++ clink::clink" "$CBUILD/consumer_cxx" shared
 check_run "cmake C++ clink::clink_static" "$CBUILD/consumer_cxx_static" static
 
 # The same sources, listed once in tests/consumer/CMakeLists.txt.
+# The server API's leaf and aggregator (tests/consumer/leaf.c, aggregator.c): two leaves and an aggregator from
+# config files, real processes; the aggregator's handler fans out to both and answers (tests/consumer_server.sh).
+server_pair() { # name leaf aggregator shared|static
+  local out
+  if [[ "$4" == static ]] && readelf -d "$2" | grep -q 'NEEDED.*libclink\.so'; then
+    die "$1: linked against libclink.so, expected libclink.a"
+  fi
+  out="$(LD_LIBRARY_PATH="$LIBDIR${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" \
+    sh "$ROOT/tests/consumer_server.sh" "$BUILD" "$2" "$3" 2>&1)" || { printf '%s\n' "$out" >&2; die "$1: the server pair failed"; }
+  printf '    %s: %s\n' "$1" "$out"
+}
+server_pair "cmake server API, clink::clink" "$CBUILD/consumer_leaf" "$CBUILD/consumer_aggregator" shared
+server_pair "cmake server API, clink::clink_static" "$CBUILD/consumer_leaf_static" "$CBUILD/consumer_aggregator_static" static
+
 mapfile -t SOURCES <"$CBUILD/consumer-sources.txt"
 CFLAGS_C=(-std=c11 -Wall -Wextra -Werror -Wstrict-prototypes)
 
@@ -162,6 +176,17 @@ run "$CC" "${CFLAGS_C[@]}" "${SOURCES[@]}" -o "$TMP/consumer-pc-static" $(pkg-co
   || die "pkg-config clink-static build failed"
 check_run "pkg-config clink-static" "$TMP/consumer-pc-static" static
 printf '    its shared libraries: %s\n' "$(readelf -d "$TMP/consumer-pc-static" | sed -n 's/.*NEEDED.*\[\(.*\)\]/\1/p' | tr '\n' ' ')"
+
+say "building the server API's leaf and aggregator with pkg-config, shared and static"
+for pc in clink clink-static; do
+  for prog in leaf aggregator; do
+    # shellcheck disable=SC2046
+    run "$CC" "${CFLAGS_C[@]}" "$CONSUMER_SRC/$prog.c" -o "$TMP/$prog-$pc" $(pkg-config --cflags --libs "$pc") \
+      || die "pkg-config $pc build of $prog.c failed"
+  done
+done
+server_pair "pkg-config clink, server API" "$TMP/leaf-clink" "$TMP/aggregator-clink" shared
+server_pair "pkg-config clink-static, server API" "$TMP/leaf-clink-static" "$TMP/aggregator-clink-static" static
 
 # ---- 3d. the whole archive: every object's dependencies are declared ----
 say "linking all of libclink.a (pkg-config --static --libs clink-static, whole archive)"

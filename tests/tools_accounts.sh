@@ -119,8 +119,14 @@ status agg1 --user root >"$t/s" 2>&1
 # Accounts reload: root dropped, SIGHUP, root refused.
 cp "$t/new/leaf1-rotated-key.pem" "$t/pki/leaf1-key.pem"
 "$accounts" --file "$acc" drop root >/dev/null && ok || no "drop root"
+# Wait for this SIGHUP's report (one "reload: ... (SIGHUP)" line per reload).
+n0=$(grep -c "^clink-node: reload: .*(SIGHUP)" "$t/node.log")
 kill -HUP "$node_pid"
-i=0; while ! grep -q "reload: 1 account" "$t/node.log" && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
+i=0; while [ "$(grep -c "^clink-node: reload: .*(SIGHUP)" "$t/node.log")" -le "$n0" ] && [ $i -lt 100 ]; do
+  sleep 0.05; i=$((i + 1))
+done
+grep "^clink-node: reload: .*(SIGHUP)" "$t/node.log" | tail -1 | grep -q "account(s)" && ok ||
+  { no "the accounts reload was reported"; cat "$t/node.log"; }
 status agg1 --user root >"$t/s" 2>&1
 [ $? -eq 1 ] && grep -q "Access denied for user 'root'@'127.0.0.1'$" "$t/s" && ok ||
   { no "dropped account refused after SIGHUP"; cat "$t/s" "$t/node.log"; }
