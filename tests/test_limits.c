@@ -589,3 +589,25 @@ Test(limits, out_of_range_options_are_refused)
     o = (struct clink_node_opts){.tls = tls, .tcp_keepalive_s = 32768};
     cr_assert_eq(clink_node_new(&o, &n), -CLINK_EINVAL);
 }
+
+/* Issue 18: the defaults are values in one place, not zeros read in several files. */
+Test(limits, the_default_options_hold_the_values)
+{
+    const struct clink_node_opts *d = &clink_node_opts_default;
+    cr_assert_eq(d->max_frame, 4u << 20);
+    cr_assert_eq(d->handshake_timeout_ms, 10000);
+    cr_assert_eq(d->max_write_buffer, 4u << 20);
+    cr_assert_eq(d->max_handshakes_per_worker, 32);
+    cr_assert_eq(d->max_requests_per_conn, 4096);
+    cr_assert_eq(d->max_connections, CLINK_DEFAULT_MAX_CONNECTIONS);
+    cr_assert_eq(d->max_node_links, CLINK_DEFAULT_MAX_NODE_LINKS);
+    cr_assert_eq(d->wait_timeout_s, CLINK_DEFAULT_WAIT_TIMEOUT_S);
+    cr_assert_eq(d->log_level, CLINK_LOG_WARN);
+    /* A copy with a few fields changed makes a node, as the header says. */
+    struct clink_node_opts o = clink_node_opts_default;
+    o.tls = tls;
+    o.workers = 1;
+    struct clink_node *n = NULL;
+    cr_assert_eq(clink_node_new(&o, &n), 0);
+    clink_node_free(n);
+}

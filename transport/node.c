@@ -16,16 +16,9 @@
 #include "transport/conn_int.h"
 #include "transport/frame.h"
 
-const struct clink_node_opts clink_node_opts_default = {0};
-
-#define DEFAULT_MAX_FRAME    (4u << 20)
-#define DEFAULT_HANDSHAKE_MS 10000
-#define DEFAULT_INBOX        8192
-#define DEFAULT_WRITE_BUFFER (4u << 20)
-#define MAX_FRAME_CEILING    (64u << 20)
-#define DEFAULT_MAX_REQUESTS 4096
-#define MAX_WAIT_TIMEOUT_S   31536000 /* a year, MySQL's ceiling */
-#define MAX_KEEPALIVE_S      32767    /* the kernel's ceiling for TCP_KEEPIDLE */
+#define MAX_FRAME_CEILING  (64u << 20)
+#define MAX_WAIT_TIMEOUT_S 31536000 /* a year, MySQL's ceiling */
+#define MAX_KEEPALIVE_S    32767    /* the kernel's ceiling for TCP_KEEPIDLE */
 
 static int probe_ktls_ulp(void)
 {
@@ -80,20 +73,17 @@ int clink_node_new(const struct clink_node_opts *opts, struct clink_node **out)
     if (opts->wait_timeout_s > MAX_WAIT_TIMEOUT_S || opts->tcp_keepalive_s > MAX_KEEPALIVE_S) {
         return -CLINK_EINVAL;
     }
-    unsigned workers = opts->workers;
-    if (workers == 0) {
-        long c = sysconf(_SC_NPROCESSORS_ONLN);
-        workers = c > 0 ? (unsigned)c : 1;
-    }
+    struct clink_node_opts resolved = *opts;
+    clink__node_opts_resolve(&resolved); /* transport/defaults.c: every default, as values */
     /* A budget of a few buffers per worker would keep connections from ever opening. */
-    if (opts->max_buffered != 0 && opts->max_buffered / workers < (1u << 20)) {
+    if (opts->max_buffered != 0 && resolved.max_buffered / resolved.workers < (1u << 20)) {
         return -CLINK_EINVAL;
     }
     struct clink_node *n = calloc(1, sizeof(*n));
     if (n == NULL) {
         return -CLINK_ENOMEM;
     }
-    n->opts = *opts;
+    n->opts = resolved;
     if (opts->mysql != NULL) {
         /* Copied: the caller's struct may be gone after this call. */
         n->mysql_opts = *opts->mysql;
@@ -103,44 +93,6 @@ int clink_node_new(const struct clink_node_opts *opts, struct clink_node **out)
     pthread_mutex_init(&n->secure_mu, NULL);
     pthread_mutex_init(&n->limits.mu, NULL);
     clink__sessions_init(&n->sessions);
-    n->opts.workers = workers;
-    if (n->opts.max_frame == 0) {
-        n->opts.max_frame = DEFAULT_MAX_FRAME;
-    }
-    if (n->opts.handshake_timeout_ms == 0) {
-        n->opts.handshake_timeout_ms = DEFAULT_HANDSHAKE_MS;
-    }
-    if (n->opts.inbox_size == 0) {
-        n->opts.inbox_size = DEFAULT_INBOX;
-    }
-    if (n->opts.max_write_buffer == 0) {
-        n->opts.max_write_buffer = DEFAULT_WRITE_BUFFER;
-    }
-    if (n->opts.max_handshakes_per_worker == 0) {
-        n->opts.max_handshakes_per_worker = 32;
-    }
-    if (n->opts.max_buffered == 0) {
-        long pages = sysconf(_SC_PHYS_PAGES), psize = sysconf(_SC_PAGESIZE);
-        n->opts.max_buffered = pages > 0 && psize > 0 ? (uint64_t)pages * (uint64_t)psize / 4 : (1ull << 30);
-    }
-    if (n->opts.max_requests_per_conn == 0) {
-        n->opts.max_requests_per_conn = DEFAULT_MAX_REQUESTS;
-    }
-    if (n->opts.max_connections == 0) {
-        n->opts.max_connections = CLINK_DEFAULT_MAX_CONNECTIONS;
-    }
-    if (n->opts.max_node_links == 0) {
-        n->opts.max_node_links = CLINK_DEFAULT_MAX_NODE_LINKS;
-    }
-    if (n->opts.wait_timeout_s == 0) {
-        n->opts.wait_timeout_s = CLINK_DEFAULT_WAIT_TIMEOUT_S;
-    }
-    if (n->opts.tcp_keepalive_s == 0) {
-        n->opts.tcp_keepalive_s = CLINK_DEFAULT_TCP_KEEPALIVE_S;
-    }
-    if (n->opts.log_level == 0) {
-        n->opts.log_level = CLINK_LOG_WARN;
-    }
     n->log.fn = n->opts.log;
     n->log.user = n->opts.log_user;
     n->log.level = n->opts.log_level;

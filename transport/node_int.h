@@ -319,5 +319,7 @@ struct io_uring_sqe *clink__sqe(struct clink_worker *w);
 void clink__mark_dirty(struct clink_conn *c);
 /* The node's TLS identity exists (reload may add one to a node that started without). */
 int clink__node_has_tls(struct clink_node *n);
+/* The caller's options with every zero replaced by its default (transport/defaults.c). */
+void clink__node_opts_resolve(struct clink_node_opts *o);
 
 #endif

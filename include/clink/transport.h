@@ -204,6 +204,12 @@ struct clink_node_opts {
 #define CLINK_DEFAULT_WAIT_TIMEOUT_S  28800
 #define CLINK_DEFAULT_TCP_KEEPALIVE_S 60
 
+/*
+ * Every default as a value (transport/defaults.c): copy it and override
+ * what you change. A zero field in any options struct means the value here;
+ * workers (one per online CPU) and max_buffered (a quarter of physical
+ * memory) are zero here too, computed when the node is made.
+ */
 extern CLINK_API const struct clink_node_opts clink_node_opts_default;
 
 /*
