@@ -89,29 +89,6 @@ static void *manager(void *arg)
     return NULL;
 }
 
-static void defaults(struct clink_pool_opts *o)
-{
-    o->min_conns = o->min_conns ? o->min_conns : 1;
-    o->max_conns = o->max_conns ? o->max_conns : 4;
-    if (o->max_conns > MAX_SLOTS) {
-        o->max_conns = MAX_SLOTS;
-    }
-    if (o->min_conns > o->max_conns) {
-        o->min_conns = o->max_conns;
-    }
-    o->max_calls_per_conn = o->max_calls_per_conn ? o->max_calls_per_conn : 256;
-    o->max_waiting = o->max_waiting ? o->max_waiting : 1024;
-    o->idle_timeout_ms = o->idle_timeout_ms ? o->idle_timeout_ms : 30000;
-    o->ping_interval_ms = o->ping_interval_ms ? o->ping_interval_ms : 5000;
-    o->ping_timeout_ms = o->ping_timeout_ms ? o->ping_timeout_ms : 2000;
-    o->connect_timeout_ms = o->connect_timeout_ms ? o->connect_timeout_ms : 5000;
-    o->backoff_min_ms = o->backoff_min_ms ? o->backoff_min_ms : 100;
-    o->backoff_max_ms = o->backoff_max_ms ? o->backoff_max_ms : 5000;
-    /* RFC 8446 5.5: about 2^24.5 records per AES-GCM key; recycle at a quarter of that. */
-    o->recycle_records = o->recycle_records ? o->recycle_records : (1ull << 23);
-    o->max_dials_in_flight = o->max_dials_in_flight ? o->max_dials_in_flight : 2;
-}
-
 int clink_cluster_new(const struct clink_cluster_opts *opts, struct clink_cluster **out)
 {
     if (opts == NULL || opts->node == NULL || out == NULL) {
@@ -122,7 +99,7 @@ int clink_cluster_new(const struct clink_cluster_opts *opts, struct clink_cluste
         return -CLINK_ENOMEM;
     }
     cl->o = *opts;
-    defaults(&cl->o.pool);
+    clink__cluster_opts_resolve(&cl->o); /* pool/defaults.c */
     pthread_mutex_init(&cl->mu, NULL);
     pthread_cond_init(&cl->cv, NULL);
     atomic_init(&cl->retry_tokens, 1000);
@@ -192,7 +169,7 @@ int clink_cluster_add(struct clink_cluster *cl, const struct clink_peer *peer)
     p->cl = cl;
     p->role = peer->role;
     p->o = peer->pool ? *peer->pool : cl->o.pool;
-    defaults(&p->o);
+    clink__pool_opts_resolve(&p->o);
     pthread_mutex_init(&p->mu, NULL);
     for (unsigned i = 0; i < MAX_SLOTS; i++) {
         p->slots[i].pool = p;

@@ -27,7 +27,7 @@ static void log_line(struct clink_cluster *cl, enum clink_log_level lvl, const c
 
 void clink__cluster_log(struct clink_cluster *cl, enum clink_log_level lvl, const char *msg)
 {
-    enum clink_log_level min = cl->o.log_level ? cl->o.log_level : CLINK_LOG_WARN;
+    enum clink_log_level min = cl->o.log_level;
     if (cl->o.log != NULL && lvl <= min) {
         log_line(cl, lvl, "%s", msg);
     }
@@ -36,7 +36,7 @@ void clink__cluster_log(struct clink_cluster *cl, enum clink_log_level lvl, cons
 void clink__pool_log(struct clink_pool *p, enum clink_log_level lvl, const char *fmt, ...)
 {
     struct clink_cluster *cl = p->cl;
-    enum clink_log_level min = cl->o.log_level ? cl->o.log_level : CLINK_LOG_WARN;
+    enum clink_log_level min = cl->o.log_level;
     if (cl->o.log == NULL || lvl > min) {
         return;
     }
@@ -263,7 +263,7 @@ int clink_pool_call_start(struct clink_pool *p, struct clink_pool_call *pc)
     pc->priv.deadline_ns = pc->call.timeout_ms ? clink__now_ns() + (uint64_t)pc->call.timeout_ms * 1000000ull : 0;
     /* Every idempotent call earns a little retry budget (capped at 10 retries' worth); others cost nothing here. */
     if (idempotent(cl, pc->call.method)) {
-        unsigned pct = cl->o.retry_budget_percent ? cl->o.retry_budget_percent : 10;
+        unsigned pct = cl->o.retry_budget_percent;
         if (atomic_fetch_add(&cl->retry_tokens, (int)pct) > 1000) {
             atomic_fetch_sub(&cl->retry_tokens, (int)pct);
         }

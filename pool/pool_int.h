@@ -132,4 +132,11 @@ struct clink__fanout;
 void clink__fanout_finish(struct clink__fanout *f);
 struct clink__fanout *clink__fanout_next(struct clink__fanout *f);
 
+/* ---- defaults.c ---- */
+
+/* The caller's options with every zero replaced by its default (clink_pool_opts_default). */
+void clink__pool_opts_resolve(struct clink_pool_opts *o);
+/* The same for a cluster, its pools' defaults included. */
+void clink__cluster_opts_resolve(struct clink_cluster_opts *o);
+
 #endif

@@ -603,6 +603,8 @@ Test(limits, the_default_options_hold_the_values)
     cr_assert_eq(d->max_node_links, CLINK_DEFAULT_MAX_NODE_LINKS);
     cr_assert_eq(d->wait_timeout_s, CLINK_DEFAULT_WAIT_TIMEOUT_S);
     cr_assert_eq(d->log_level, CLINK_LOG_WARN);
+    cr_assert_eq(clink_pool_opts_default.max_conns, 4);
+    cr_assert_eq(clink_pool_opts_default.recycle_records, 1ull << 23);
     /* A copy with a few fields changed makes a node, as the header says. */
     struct clink_node_opts o = clink_node_opts_default;
     o.tls = tls;

@@ -73,6 +73,9 @@ struct clink_peer {
     const struct clink_pool_opts *pool; /* [in] NULL: the cluster's defaults */
 };
 
+/* Every pool default as a value (pool/defaults.c): copy it and override what you change. */
+extern CLINK_API const struct clink_pool_opts clink_pool_opts_default;
+
 struct clink_cluster_opts {
     struct clink_node *node;       /* [in] the node whose workers carry the connections. Required. */
     struct clink_pool_opts pool;   /* defaults for every peer */
