@@ -1,13 +1,14 @@
 /*
- * The config file's [server] section (docs/config.md). libinih does the INI
- * syntax; this file knows the keys, their values and what they mean.
+ * The config file's [server] and peer sections (docs/config.md).
+ * option_file.c reads the MySQL option file syntax; this file knows the
+ * keys, their values and what they mean, and which keys of a shared
+ * my.cnf or memsql.cnf it may pass over.
  */
 #include "clink/config.h"
+#include "server/option_file.h"
 #include "server/server_int.h"
 
-#include <ctype.h>
 #include <errno.h>
-#include <ini.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,26 +16,19 @@
 #include <strings.h>
 #include <unistd.h>
 
-/*
- * libinih (as Debian builds it) reads a line of at most 198 bytes before its
- * newline and keeps 49 bytes of a section name. A longer line it cuts in two,
- * the rest read as a line of its own (the end of a long comment could set a
- * key), and a longer [leaf NAME] it cuts silently (two peers could become
- * one). check_lines refuses both before libinih reads the text.
- */
-#define INI_LINE_MAX    198
-#define INI_SECTION_MAX 49
+#define MAX_IGNORED 32
 
 struct parse_state {
     struct clink_config *cfg;
-    const char *file; /* for messages */
     char err[512];
     int failed;
-    uint64_t seen; /* bit per key: a repeated key is an error, not "last one wins" */
-    unsigned peer_seen[CLINK_CONFIG_MAX_PEERS];
     char raw_basedir[CLINK_CONFIG_PATH_MAX];
     char raw_paths[6][CLINK_CONFIG_PATH_MAX]; /* cert, key, ca, crl, accounts, ticket keys as written */
     char raw_ops[2][CLINK_CONFIG_PATH_MAX];   /* ops_ssl_cert, ops_ssl_key as written */
+    /* keys passed over (loose- or in not_used), each once, with where it was first seen */
+    char ignored[MAX_IGNORED][64];
+    char ignored_at[MAX_IGNORED][96];
+    unsigned nignored, more_ignored;
 };
 
 enum key_id {
@@ -122,7 +116,7 @@ static int fail(struct parse_state *st, const char *key, const char *fmt, ...)
         va_start(ap, fmt);
         vsnprintf(why, sizeof(why), fmt, ap);
         va_end(ap);
-        /* The line number is added by the caller: libinih reports it for the first failing line. */
+        /* option_file.c puts "FILE:LINE: " in front: the key's own line. */
         snprintf(st->err, sizeof(st->err), "%s: %s", key, why);
         st->failed = 1;
     }
@@ -229,13 +223,8 @@ static int on_peer_key(struct parse_state *st, int aggregator, const char *pname
     } else if (p->aggregator != aggregator) {
         return fail(st, key, "'%s' is both a leaf and an aggregator", pname);
     }
-    static const char *const keys[] = {"host", "port", "ssl_server_name", "user", "ssl_mode", "ktls"};
-    for (unsigned k = 0; k < 6; k++) {
-        unsigned *seen = &st->peer_seen[p - c->peers];
-        if (strcmp(key, keys[k]) == 0 && (*seen & (1u << k))) {
-            return fail(st, key, "[%s]: given twice", pname);
-        }
-        *seen |= strcmp(key, keys[k]) == 0 ? 1u << k : 0;
+    if (value == NULL) {
+        return fail(st, key, "[%s]: needs a value (key = value)", pname);
     }
     unsigned long x;
     if (strcmp(key, "host") == 0) {
@@ -274,13 +263,99 @@ static int on_peer_key(struct parse_state *st, int aggregator, const char *pname
     return fail(st, key, "[%s]: unknown key (host, port, ssl_server_name, ssl_mode, user, ktls)", pname);
 }
 
-static int on_key(void *user, const char *section, const char *name, const char *value)
+/*
+ * Keys of mysqld's and MemSQL's [server] that a shared memsql.cnf or my.cnf
+ * holds and clink has no use for: passed over with one warning, where any
+ * other unknown key stops the node (a typo must not drop a setting). Each
+ * was checked to carry no security meaning for clink; none starts with ssl_
+ * or require_ (those are never passed over). docs/config.md lists them.
+ */
+static const char *const not_used[] = {
+    /* mysqld */
+    "skip_name_resolve",
+    "skip_external_locking",
+    "skip_host_cache",
+    "datadir",
+    "socket",
+    "pid_file",
+    "log_error",
+    "default_storage_engine",
+    "character_set_server",
+    "collation_server",
+    "max_allowed_packet",
+    "core_file",
+    "lc_messages_dir",
+    "lc_messages",
+    "tmpdir",
+    "user",
+    "server_id",
+    "symbolic_links",
+    "lock_wait_timeout",
+    "explicit_defaults_for_timestamp",
+    "open_files_limit",
+    "back_log",
+    "thread_cache_size",
+    "table_open_cache",
+    "general_log",
+    "general_log_file",
+    "slow_query_log",
+    "slow_query_log_file",
+    "log_bin",
+    "sql_mode",
+    /* MemSQL */
+    "master_aggregator",
+    "redundancy_level",
+    "plancachedir",
+    "tracelogsdir",
+    "auditlogsdir",
+    "default_partitions_per_leaf",
+    "maximum_memory",
+    "maximum_table_memory",
+    "snapshot_trigger_size",
+    "snapshots_to_keep",
+    "transaction_buffer",
+    "durability",
+    "minimum_core_count",
+    "minimum_memory_mb",
+    "reported_hostname",
+    "log_file_size_partitions",
+    "log_file_size_ref_dbs",
+    "leaf_failure_detection",
+};
+
+static int never_ignored(const char *key)
 {
-    struct parse_state *st = user;
+    return strncmp(key, "ssl_", 4) == 0 || strncmp(key, "require_", 8) == 0;
+}
+
+/* A key passed over: remembered once, with where it was first seen, for cfg->warnings (finish). */
+static int ignore(struct parse_state *st, const char *written, const char *key, const struct clink__optfile_key *k)
+{
+    for (unsigned i = 0; i < st->nignored; i++) {
+        if (strcmp(st->ignored[i], key) == 0) {
+            return 1;
+        }
+    }
+    if (st->nignored == MAX_IGNORED) {
+        st->more_ignored++;
+        return 1;
+    }
+    snprintf(st->ignored[st->nignored], sizeof(st->ignored[0]), "%s", key);
+    /* the file's own name keeps the line short; an included file's folder rarely matters to find it */
+    const char *slash = strrchr(k->file, '/');
+    snprintf(st->ignored_at[st->nignored], sizeof(st->ignored_at[0]), "%.40s (%.40s:%d)", written,
+             slash ? slash + 1 : k->file, k->line);
+    st->nignored++;
+    return 1;
+}
+
+static int parse_key(struct parse_state *st, const struct clink__optfile_key *k)
+{
     struct clink_config *c = st->cfg;
+    const char *section = k->section, *name = k->key, *value = k->value;
     int is_leaf = strncasecmp(section, "leaf ", 5) == 0, is_agg = strncasecmp(section, "aggregator ", 11) == 0;
     if (!is_leaf && !is_agg && strcasecmp(section, "server") != 0) {
-        return 1; /* other programs' sections */
+        return 1; /* other programs' groups: read for their syntax only */
     }
     /* my.cnf accepts ssl-cert and ssl_cert alike. */
     char key[64];
@@ -294,19 +369,38 @@ static int on_key(void *user, const char *section, const char *name, const char 
     if (is_leaf || is_agg) {
         return on_peer_key(st, is_agg, section + (is_leaf ? 5 : 11), key, value);
     }
+    /* mysqld's loose- prefix: the key if known, else passed over with a warning rather than an error. */
+    int loose = strncmp(key, "loose_", 6) == 0;
+    const char *bare = loose ? key + 6 : key;
     int id = -1;
     for (int i = 0; i < K_COUNT; i++) {
-        if (strcmp(key, key_names[i]) == 0) {
+        if (strcmp(bare, key_names[i]) == 0) {
             id = i;
         }
     }
     if (id < 0) {
-        return fail(st, name, "unknown key (see docs/config.md)");
+        if (never_ignored(bare)) {
+            return fail(st, name, "unknown key (an ssl_ or require_ key is never passed over, even with loose-)");
+        }
+        for (size_t i = 0; !loose && i < sizeof(not_used) / sizeof(not_used[0]); i++) {
+            if (strcmp(bare, not_used[i]) == 0) {
+                return ignore(st, name, bare, k);
+            }
+        }
+        return loose ? ignore(st, name, key, k) : fail(st, name, "unknown key (see docs/config.md)");
     }
-    if (st->seen & (1ull << id)) {
-        return fail(st, key, "given twice");
+    if (value == NULL) {
+        /* A bare key is mysqld's --key: ON for a switch, a missing value for anything else. */
+        static const enum key_id switches[] = {K_MYSQL, K_OPS, K_SSL_KEY_MODE_CHECK, K_REQUIRE_SECURE_TRANSPORT};
+        for (size_t i = 0; i < sizeof(switches) / sizeof(switches[0]); i++) {
+            value = (int)switches[i] == id ? "ON" : value;
+        }
+        if (value == NULL) {
+            return fail(st, key_names[id], "needs a value (key = value)");
+        }
     }
-    st->seen |= 1ull << id;
+    /* A key given again (in the file or an included one) takes the later value, as in mysqld. */
+    snprintf(key, sizeof(key), "%s", key_names[id]); /* messages name it without loose- */
     unsigned long x;
     int b;
     switch ((enum key_id)id) {
@@ -496,7 +590,7 @@ static int resolve(const char *base, const char *p, char *out, size_t cap)
 static int finish(struct parse_state *st, const char *dir, char *err, size_t errlen)
 {
     struct clink_config *c = st->cfg;
-    const char *where = st->file[0] ? st->file : "config";
+    const char *where = c->path[0] ? c->path : "config";
     if (st->raw_basedir[0]) {
         if (resolve(dir, st->raw_basedir, c->basedir, sizeof(c->basedir)) < 0) {
             snprintf(err, errlen, "%s: basedir: path too long", where);
@@ -537,32 +631,32 @@ static int finish(struct parse_state *st, const char *dir, char *err, size_t err
     return 0;
 }
 
-/* 0, or -1 with err set ("FILE:LINE: ...") for a line libinih would not read as written. */
-static int check_lines(const char *text, const char *where, char *err, size_t errlen)
+static int on_key(void *user, const struct clink__optfile_key *k, char *err, size_t errlen)
 {
-    int line = 1;
-    for (const char *p = text; *p != '\0'; line++) {
-        const char *end = strchr(p, '\n');
-        size_t n = end ? (size_t)(end - p) : strlen(p);
-        if (n > INI_LINE_MAX) {
-            snprintf(err, errlen, "%s:%d: line longer than %d bytes (libinih's limit)", where, line, INI_LINE_MAX);
-            return -1;
-        }
-        const char *b = p;
-        while (b < p + n && isspace((unsigned char)*b)) {
-            b++;
-        }
-        const char *close = b < p + n && *b == '[' ? memchr(b, ']', (size_t)(p + n - b)) : NULL;
-        if (close != NULL && close - b - 1 > INI_SECTION_MAX) {
-            snprintf(err, errlen, "%s:%d: [%.*s]: section name longer than %d bytes (libinih's limit)", where, line,
-                     (int)(close - b - 1), b + 1, INI_SECTION_MAX);
-            return -1;
-        }
-        p += n + (end != NULL);
+    struct parse_state *st = user;
+    if (parse_key(st, k) == 0 || st->failed) {
+        snprintf(err, errlen, "%s", st->err);
+        return -CLINK_ECONFIG;
     }
     return 0;
 }
 
+/* One line of warnings: every key passed over, once, with where it was first seen. */
+static void warnings(const struct parse_state *st, struct clink_config *c)
+{
+    size_t len = 0, cap = sizeof(c->warnings);
+    c->warnings[0] = '\0';
+    for (unsigned i = 0; i < st->nignored && len < cap; i++) {
+        int n = snprintf(c->warnings + len, cap - len, "%s%s",
+                         i ? ", " : "keys clink does not use, ignored: ", st->ignored_at[i]);
+        len += n > 0 ? (size_t)n : 0;
+    }
+    if (st->more_ignored > 0 && len < cap) {
+        snprintf(c->warnings + len, cap - len, " and %u more", st->more_ignored);
+    }
+}
+
+/* file: the file to read, or NULL to read text (relative paths against dir). */
 static int run(const char *text, const char *file, const char *dir, struct clink_config *out, char *err, size_t errlen)
 {
     char scratch[8];
@@ -571,7 +665,7 @@ static int run(const char *text, const char *file, const char *dir, struct clink
         errlen = sizeof(scratch);
     }
     err[0] = '\0';
-    if (out == NULL || dir == NULL || dir[0] != '/') {
+    if (out == NULL || (file == NULL && (dir == NULL || dir[0] != '/'))) {
         snprintf(err, errlen, "config: a directory (absolute) is needed to resolve paths");
         return -CLINK_EINVAL;
     }
@@ -580,25 +674,31 @@ static int run(const char *text, const char *file, const char *dir, struct clink
         return -CLINK_ENOMEM;
     }
     clink__config_defaults(out); /* server/defaults.c */
-    snprintf(out->path, sizeof(out->path), "%s", file);
+    snprintf(out->path, sizeof(out->path), "%s", file ? file : "");
     st->cfg = out;
-    st->file = file;
-    if (check_lines(text, file[0] ? file : "config", err, errlen) < 0) {
-        free(st);
-        return -CLINK_ECONFIG;
-    }
-    int line = ini_parse_string(text, on_key, st);
-    int ret = 0;
-    if (line != 0 || st->failed) {
-        if (st->failed) {
-            snprintf(err, errlen, "%s:%d: %s", file[0] ? file : "config", line, st->err);
-        } else {
-            snprintf(err, errlen, "%s:%d: syntax error (expected [section] or key = value)", file[0] ? file : "config",
-                     line);
+    char filedir[CLINK_CONFIG_PATH_MAX];
+    int ret;
+    if (file != NULL) {
+        /* Relative paths resolve against the file's folder, made absolute. */
+        char *abs = realpath(file, NULL);
+        if (abs == NULL) {
+            snprintf(err, errlen, "%s: cannot open config file: %s", file, strerror(errno));
+            free(st);
+            return -CLINK_ECONFIG;
         }
-        ret = -CLINK_ECONFIG;
+        char *slash = strrchr(abs, '/');
+        snprintf(filedir, sizeof(filedir), "%.*s", slash == abs ? 1 : (int)(slash - abs), abs);
+        free(abs);
+        dir = filedir;
+        ret = clink__optfile_read_file(file, on_key, st, err, errlen);
     } else {
+        ret = clink__optfile_read_text(text, "", dir, on_key, st, err, errlen);
+    }
+    if (ret == 0) {
         ret = finish(st, dir, err, errlen);
+    }
+    if (ret == 0) {
+        warnings(st, out);
     }
     free(st);
     return ret;
@@ -609,7 +709,7 @@ int clink_config_parse(const char *text, const char *dir, struct clink_config *o
     if (text == NULL) {
         return -CLINK_EINVAL;
     }
-    return run(text, "", dir, out, err, errlen);
+    return run(text, NULL, dir, out, err, errlen);
 }
 
 int clink_config_load(const char *path, struct clink_config *out, char *err, size_t errlen)
@@ -620,55 +720,7 @@ int clink_config_load(const char *path, struct clink_config *out, char *err, siz
     if (path == NULL || out == NULL) {
         return -CLINK_EINVAL;
     }
-    /* Resolve the file's folder to an absolute base directory. */
-    char *abs = realpath(path, NULL);
-    if (abs == NULL) {
-        if (err != NULL && errlen > 0) {
-            snprintf(err, errlen, "%s: cannot open config file: %s", path, strerror(errno));
-        }
-        return -CLINK_ECONFIG;
-    }
-    FILE *f = fopen(abs, "r");
-    char *text = NULL;
-    size_t len = 0;
-    int ret = -CLINK_ECONFIG;
-    if (f == NULL) {
-        if (err != NULL && errlen > 0) {
-            snprintf(err, errlen, "%s: cannot open config file: %s", path, strerror(errno));
-        }
-        goto out;
-    }
-    /* A config file is small; a huge one is a mistake, not something to read into memory. */
-    text = malloc(1 << 20);
-    if (text == NULL) {
-        ret = -CLINK_ENOMEM;
-        goto out;
-    }
-    len = fread(text, 1, (1 << 20) - 1, f);
-    if (ferror(f) || !feof(f)) {
-        if (err != NULL && errlen > 0) {
-            snprintf(err, errlen, "%s: cannot read config file (larger than 1 MiB, or an I/O error)", path);
-        }
-        goto out;
-    }
-    text[len] = '\0';
-    if (memchr(text, '\0', len) != NULL) {
-        if (err != NULL && errlen > 0) {
-            snprintf(err, errlen, "%s: not a text file (NUL byte)", path);
-        }
-        goto out;
-    }
-    char *slash = strrchr(abs, '/');
-    char dir[CLINK_CONFIG_PATH_MAX];
-    snprintf(dir, sizeof(dir), "%.*s", slash == abs ? 1 : (int)(slash - abs), abs);
-    ret = run(text, path, dir, out, err, errlen);
-out:
-    if (f != NULL) {
-        fclose(f);
-    }
-    free(text);
-    free(abs);
-    return ret;
+    return run(NULL, path, NULL, out, err, errlen);
 }
 
 int clink_config_tls_opts(const struct clink_config *cfg, struct clink_tls_opts *out, char *err, size_t errlen)

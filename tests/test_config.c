@@ -141,9 +141,17 @@ Test(config, bad_input_fails_with_line_key_and_reason)
         {"[server]\nport = 70000\n", "port: '70000' is not a port number"},
         {"[server]\nport = -1\n", "port: '-1'"},
         {"[server]\nssl_client_cert = sometimes\n", "not one of none, optional, required"},
-        {"[server]\nport = 1\nport = 2\n", ":3: port: given twice"},
         {"[server]\nssl_ca = missing.pem\n", "ssl_ca: cannot read /tmp/missing.pem"},
-        {"[server]\nthis is not ini\n", ":2: syntax error"},
+        {"[server]\nthis is not ini\n", "config:2: this is not ini: unknown key"},
+        {"[server\nport = 1\n", "config:1: '[' without ']'"},
+        {"port = 1\n[server]\n", "config:1: a key before any [section]"},
+        {"[server]\n= 1\n", "config:2: a value without a key"},
+        {"[server]\nport\n", "config:2: port: needs a value"},
+        {"[server]\n!include\n", "config:2: !include needs a path"},
+        {"[server]\n!source x.cnf\n", "config:2: unknown directive"},
+        {"[server]\n!include /nonexistent/x.cnf\n", "config:2: !include /nonexistent/x.cnf: No such file"},
+        {"[server]\n!includedir /nonexistent\n", "config:2: !includedir /nonexistent: No such file"},
+        {"[server] port = 1\n", "config:1: text after [section]"},
         {"[server]\nmax_frame = 10\n", "max_frame: '10'"},
         {"[server]\nktls = sometimes\n", "ktls: 'sometimes' is not one of auto, off, required"},
         {"[server]\nmax_connections = 0\n", "max_connections: '0' is not a number of connections from 1"},
@@ -151,17 +159,10 @@ Test(config, bad_input_fails_with_line_key_and_reason)
         {"[server]\nmax_user_connections = many\n", "max_user_connections: 'many'"},
         {"[server]\nwait_timeout = 31536001\n", "wait_timeout: '31536001' is not a number of seconds"},
         {"[server]\ntcp_keepalive_idle = 32768\n", "tcp_keepalive_idle: '32768' is not a number of seconds"},
-        {"[server]\nwait_timeout = 1\nwait-timeout = 2\n", ":3: wait_timeout: given twice"},
         {"[leaf l1]\nhost = a\nport = 1\nktls = on\n", "ktls: [l1]: 'on' is not one of auto, off, required"},
-        /* libinih would keep 49 bytes of the name (fuzz/regressions/config) */
-        {"[leaf 012345678901234567890123456789012345678901234]\nhost = a\nport = 1\n",
-         ":1: [leaf 012345678901234567890123456789012345678901234]: section name longer than 49 bytes"},
-        /* libinih would read the end of the comment as a line of its own: ssl_ca = /etc/passwd */
-        {"[server]\n# "
-         "01234567890123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456"
-         "789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456"
-         "ssl_ca = /etc/passwd\n",
-         ":2: line longer than 198 bytes"},
+        /* a peer's name is at most 63 bytes: refused, never cut (fuzz/regressions/config) */
+        {"[leaf 0123456789012345678901234567890123456789012345678901234567890123]\nhost = a\nport = 1\n",
+         ":2: host: [leaf 0123456789012345678901234567890123456789012345678901234567890123]: a peer needs a name"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         struct clink_config c;
@@ -353,7 +354,6 @@ Test(config, cluster_peers_from_leaf_and_aggregator_sections)
         {"[leaf leaf1]\nhost = a\nport = 1\nweight = 3\n", "[leaf1]: unknown key"},
         {"[leaf leaf1]\nhost = a\nport = 1\n[aggregator leaf1]\nhost = b\n", "both a leaf and an aggregator"},
         {"[leaf leaf1]\nhost = a\nport = 1\nssl_mode = SOMETIMES\n", "'SOMETIMES' is not one of DISABLED"},
-        {"[leaf leaf1]\nhost = a\nport = 1\nport = 2\n", "given twice"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         int ret = clink_config_parse(cases[i].text, "/tmp", &c, err, sizeof(err));
@@ -418,4 +418,204 @@ Test(config, login_throttle_keys_keep_mysqls_names)
                   0, "0 would turn MySQL's plugin off; clink's throttle has no off switch");
     cr_assert(strstr(err, "cannot be turned off"), "%s", err);
     cr_assert_neq(clink_config_parse("[server]\nlogin_throttle_entries = 3\n", "/tmp", &c, err, sizeof(err)), 0);
+}
+
+/* A file as MySQL and MemSQL write one (issue 19, item 2): everything mysqld reads, and the node starts. */
+Test(config, memsql_cnf_as_mysql_writes_it)
+{
+    char path[512], dir[512], file[600];
+    snprintf(path, sizeof(path), "%s/memsql.cnf", pki.dir);
+    snprintf(dir, sizeof(dir), "%s/conf.d", pki.dir);
+    cr_assert_eq(mkdir(dir, 0700), 0);
+    snprintf(file, sizeof(file), "%s/extra.cnf", pki.dir);
+    write_file(file, "[server]\nssl_ca = \"ca.pem\"   # quoted, then a comment\n");
+    snprintf(file, sizeof(file), "%s/conf.d/20-late.cnf", pki.dir);
+    write_file(file, "[server]\nwait_timeout = 700\n");
+    snprintf(file, sizeof(file), "%s/conf.d/10-early.cnf", pki.dir);
+    write_file(file, "[server]\nwait_timeout = 600\nmax_connections = 300\n");
+    snprintf(file, sizeof(file), "%s/conf.d/30-not-read.txt", pki.dir);
+    write_file(file, "[server]\nnot a key of ours\n");
+    write_file(path, "# written by memsql-admin\n"
+                     "[client]\n"
+                     "port = 3306\n"
+                     "socket = /var/run/memsql.sock\n"
+                     "[mysqld]\n"
+                     "skip-external-locking\n"
+                     "sql_mode = \"STRICT_ALL_TABLES,NO_ZERO_DATE\"\n"
+                     "init-connect='SET NAMES utf8mb4' # mysqld only\n"
+                     "[mysqldump]\n"
+                     "quick\n"
+                     "max_allowed_packet = 16M\n"
+                     "[server]\n"
+                     "; the node\n"
+                     "skip-name-resolve\n"
+                     "master-aggregator\n"
+                     "redundancy_level = 2\n"
+                     "datadir = /var/lib/memsql/data\n"
+                     "core_file\n"
+                     "loose-memsql_new_feature = 1\n"
+                     "ssl_cert = 'node.pem'\n"
+                     "ssl-key = node-key.pem#no space needed before it\n"
+                     "!include extra.cnf\n"
+                     "port = 3306\n"
+                     "port = 7001 ; a ';' after a value is not a comment, so this is refused if read: later wins\n"
+                     "name = \"agg\\\\1\"\n"
+                     "ssl_key_mode_check\n"
+                     "loose-max-connections = 200\n"
+                     "!includedir conf.d\n"
+                     "skip-name-resolve\n");
+    struct clink_config c;
+    char err[512];
+
+    int ret = clink_config_load(path, &c, err, sizeof(err));
+
+    cr_assert_eq(ret, -CLINK_ECONFIG, "the ';' line is a value");
+    cr_assert(strstr(err, "memsql.cnf:24: port: '7001 ; a ';'") != NULL, "%s", err);
+    /* now without that line */
+    char text[4096];
+    FILE *f = fopen(path, "r");
+    size_t n = fread(text, 1, sizeof(text) - 1, f);
+    fclose(f);
+    text[n] = '\0';
+    char *semi = strstr(text, "port = 7001 ;");
+    memcpy(semi + 11, "  ", 2);
+    memset(semi + 13, ' ', strchr(semi, '\n') - (semi + 13));
+    write_file(path, text);
+
+    ret = clink_config_load(path, &c, err, sizeof(err));
+
+    cr_assert_eq(ret, 0, "%s", err);
+    char want[600];
+    snprintf(want, sizeof(want), "%s/node.pem", pki.dir);
+    cr_assert_str_eq(c.ssl_cert, want, "single quotes removed: %s", c.ssl_cert);
+    snprintf(want, sizeof(want), "%s/node-key.pem", pki.dir);
+    cr_assert_str_eq(c.ssl_key, want, "# after a value is a comment");
+    snprintf(want, sizeof(want), "%s/ca.pem", pki.dir);
+    cr_assert_str_eq(c.ssl_ca, want, "from !include extra.cnf, relative to the including file");
+    cr_assert_eq(c.port, 7001, "the later value wins");
+    cr_assert_str_eq(c.name, "agg\\1", "\\\\ is a backslash, as in mysqld");
+    cr_assert_eq(c.ssl_key_mode_check, 1, "a bare switch is ON");
+    cr_assert_eq(c.max_connections, 300, "loose- on a known key is the key; conf.d came later");
+    cr_assert_eq(c.wait_timeout, 700, "conf.d read in name order, *.cnf only");
+    cr_assert(strstr(c.warnings, "skip-name-resolve (") != NULL, "%s", c.warnings);
+    cr_assert(strstr(c.warnings, "memsql.cnf:14)") != NULL, "where first seen: %s", c.warnings);
+    cr_assert(strstr(c.warnings, "master-aggregator") && strstr(c.warnings, "redundancy_level") &&
+                  strstr(c.warnings, "datadir") && strstr(c.warnings, "core_file") &&
+                  strstr(c.warnings, "loose-memsql_new_feature"),
+              "%s", c.warnings);
+    cr_assert_null(strstr(strstr(c.warnings, "skip-name-resolve") + 1, "skip-name-resolve"), "once: %s", c.warnings);
+    cr_assert_null(strstr(c.warnings, "sql_mode"), "other groups are not warned about: %s", c.warnings);
+    struct clink_tls_opts to;
+    cr_assert_eq(clink_config_tls_opts(&c, &to, err, sizeof(err)), 0, "%s", err);
+    struct clink_tls_ctx *t = NULL;
+    cr_assert_eq(clink_tls_ctx_new(&to, &t, err, sizeof(err)), 0, "%s", err);
+    clink_tls_ctx_free(t);
+}
+
+/* A typo in an ssl_ key must not drop revocation: an error naming the file and line, even with loose-. */
+Test(config, unknown_ssl_and_require_keys_are_never_passed_over)
+{
+    char path[512], inc[512];
+    snprintf(path, sizeof(path), "%s/memsql.cnf", pki.dir);
+    snprintf(inc, sizeof(inc), "%s/tls.cnf", pki.dir);
+    static const struct {
+        const char *line;
+        const char *expect;
+    } cases[] = {
+        {"ssl_clr = crl.pem", "tls.cnf:3: ssl_clr: unknown key"},
+        {"loose-ssl_clr = crl.pem", "tls.cnf:3: loose-ssl_clr: unknown key (an ssl_ or require_ key is never"},
+        {"loose-ssl-clr", "tls.cnf:3: loose-ssl-clr: unknown key"},
+        {"require_secure_transprot = ON", "tls.cnf:3: require_secure_transprot: unknown key"},
+        {"ssl_clr = crl.pem", "tls.cnf:3: ssl_clr: unknown key"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char text[256];
+        snprintf(text, sizeof(text), "[server]\n# TLS\n%s\n", cases[i].line);
+        write_file(inc, text);
+        write_file(path, "[mysqld]\nskip-ssl\n[server]\nskip-name-resolve\n!include tls.cnf\n");
+        struct clink_config c;
+        char err[512] = "";
+
+        int ret = clink_config_load(path, &c, err, sizeof(err));
+
+        cr_assert_eq(ret, -CLINK_ECONFIG, "%s accepted", cases[i].line);
+        cr_assert(strstr(err, cases[i].expect) != NULL, "got '%s', want '%s'", err, cases[i].expect);
+    }
+}
+
+/* libinih reported a key's error with the line of an earlier syntax error (a bare key MySQL allows). */
+Test(config, an_error_names_its_own_line)
+{
+    struct clink_config c;
+    char err[512] = "";
+
+    int ret = clink_config_parse("[mysqld]\nskip-external-locking\n[server]\nskip-name-resolve\n\nssl_sert = x.pem\n",
+                                 "/tmp", &c, err, sizeof(err));
+
+    cr_assert_eq(ret, -CLINK_ECONFIG);
+    cr_assert(strstr(err, "config:6: ssl_sert: unknown key") != NULL, "%s", err);
+}
+
+Test(config, include_depth_and_cycles_are_refused)
+{
+    char path[512], text[512];
+    struct clink_config c;
+    char err[1024] = "";
+    /* a chain of 12 files: memsql.cnf includes 1.cnf, which includes 2.cnf, ... */
+    for (int i = 1; i <= 12; i++) {
+        snprintf(path, sizeof(path), "%s/%d.cnf", pki.dir, i);
+        snprintf(text, sizeof(text), "[server]\nport = %d\n!include %d.cnf\n", i, i + 1);
+        write_file(path, i == 12 ? "[server]\n" : text);
+    }
+    snprintf(path, sizeof(path), "%s/memsql.cnf", pki.dir);
+    write_file(path, "[server]\n!include 1.cnf\n");
+
+    int deep = clink_config_load(path, &c, err, sizeof(err));
+
+    cr_assert_eq(deep, -CLINK_ECONFIG);
+    cr_assert(strstr(err, "10.cnf:3: !include 11.cnf: includes nested deeper than 10") != NULL, "%s", err);
+
+    snprintf(path, sizeof(path), "%s/9.cnf", pki.dir);
+    write_file(path, "[server]\n");
+    snprintf(path, sizeof(path), "%s/memsql.cnf", pki.dir);
+    cr_assert_eq(clink_config_load(path, &c, err, sizeof(err)), 0, "nine levels are fine: %s", err);
+    cr_assert_eq(c.port, 8, "the last value read");
+
+    snprintf(path, sizeof(path), "%s/3.cnf", pki.dir);
+    write_file(path, "[server]\n\n!include 1.cnf\n");
+    snprintf(path, sizeof(path), "%s/memsql.cnf", pki.dir);
+
+    int cycle = clink_config_load(path, &c, err, sizeof(err));
+
+    cr_assert_eq(cycle, -CLINK_ECONFIG);
+    cr_assert(strstr(err, "3.cnf:3: !include 1.cnf: a cycle") != NULL, "%s", err);
+
+    snprintf(path, sizeof(path), "%s/1.cnf", pki.dir);
+    write_file(path, "[server]\n");
+    snprintf(path, sizeof(path), "%s/memsql.cnf", pki.dir);
+    snprintf(text, sizeof(text), "[server]\n!includedir %s\n", pki.dir);
+    write_file(path, text);
+    cr_assert_eq(clink_config_load(path, &c, err, sizeof(err)), -CLINK_ECONFIG, "its own folder holds memsql.cnf");
+    cr_assert(strstr(err, "memsql.cnf:2: !include") != NULL && strstr(err, "a cycle") != NULL, "%s", err);
+}
+
+/* Peer sections take the later value too; a ';' comment line and a long one are inert. */
+Test(config, later_values_win_and_comments_are_inert)
+{
+    struct clink_config c;
+    char err[512] = "";
+    char text[1024];
+    snprintf(text, sizeof(text),
+             "[server]\nport = 1\nport = 2\nwait_timeout = 1\nwait-timeout = 9\n"
+             "# %0300d ssl_ca = /etc/passwd\n"
+             "[leaf l1]\nhost = a\nport = 1\nport = 3\n",
+             0);
+
+    cr_assert_eq(clink_config_parse(text, "/tmp", &c, err, sizeof(err)), 0, "%s", err);
+
+    cr_assert_eq(c.port, 2);
+    cr_assert_eq(c.wait_timeout, 9);
+    cr_assert_str_eq(c.ssl_ca, "");
+    cr_assert_eq(c.peers[0].port, 3);
+    cr_assert_str_eq(c.warnings, "");
 }

@@ -1,9 +1,14 @@
 /*
- * clink config: a memsql.cnf-style INI file, read with libinih.
+ * clink config: a memsql.cnf or my.cnf, in MySQL's option file syntax
+ * (bare keys, quotes, # comments after a value, !include, !includedir).
  *
- * Only the [server] section is read; other sections (a shared my.cnf may
- * have [client], [mysqld]...) are ignored. Every key is documented in
- * docs/config.md. Relative paths are resolved against the base directory:
+ * Only the [server] section and the peer sections ([leaf NAME],
+ * [aggregator NAME]) are read; other sections (a shared my.cnf may have
+ * [client], [mysqld]...) are read for their syntax only. In [server], a
+ * key with mysqld's loose- prefix, or one of a documented list of mysqld and
+ * MemSQL keys clink does not use, is passed over with a warning; any other
+ * unknown key is an error, and an ssl_ or require_ key is never passed
+ * over. Every key is documented in docs/config.md. Relative paths are resolved against the base directory:
  * the config file's folder, unless `basedir` says otherwise. A bad file fails
  * closed with one message naming the file, line, key and reason: an unknown
  * key, a bad value or a missing file never degrades into a default.
@@ -98,6 +103,12 @@ struct clink_config {
      * longest wait (_max_connection_delay, ms); and login_throttle_entries.
      */
     uint32_t login_free_failures, login_delay_step_ms, login_max_delay_ms, login_throttle_entries;
+    /*
+     * [out] What the node should say once at start (clink-node logs it):
+     * the keys passed over, each once with FILE:LINE where first seen; ""
+     * when none. Filled by clink_config_load and clink_config_parse.
+     */
+    char warnings[1024];
     /* the cluster: peers in file order */
     struct clink_config_peer peers[CLINK_CONFIG_MAX_PEERS];
     size_t npeers;
@@ -105,14 +116,18 @@ struct clink_config {
 
 /*
  * Read path into out. [out] err: "FILE:LINE: key: reason" on failure (may be
- * NULL). Checks that files named exist and are readable; whether they hold a
- * matching certificate and key is clink_tls_ctx_new's check.
- * Thread: any. Returns 0, -CLINK_ECONFIG, -CLINK_EINVAL.
+ * NULL), FILE being the file the key is in (an included one's path) and
+ * LINE the key's own line. A key given again takes the later value. An
+ * !include or !includedir names a path relative to the including file's
+ * folder; one that is missing, nested more than 10 deep or part of a cycle
+ * is an error. [out] out->warnings: keys passed over. Checks that files named exist and are readable; whether they hold
+ * a matching certificate and key is clink_tls_ctx_new's check. Thread: any. Returns 0, -CLINK_ECONFIG, -CLINK_EINVAL.
  */
 CLINK_API CLINK_MUST_USE int clink_config_load(const char *path, struct clink_config *out, char *err, size_t errlen);
 
 /*
- * The same from text, with relative paths resolved against dir (absolute).
+ * The same from text, with relative paths (and !include) resolved against
+ * dir (absolute); messages name the text "config".
  * For tests and fuzzing. Thread: any.
  */
 CLINK_API CLINK_MUST_USE int clink_config_parse(const char *text, const char *dir, struct clink_config *out, char *err,
