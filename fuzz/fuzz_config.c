@@ -1,18 +1,19 @@
 /*
- * The config file (server/config.c: libinih's callbacks on_key and
- * on_peer_key, tls_version, the path resolution in finish) on arbitrary
- * text, given both ways a node can get it: clink_config_parse on the text,
- * and clink_config_load on a file holding the same bytes.
+ * The config file (server/option_file.c: MySQL's option file syntax, with
+ * !include and !includedir; server/config.c: the keys, tls_version, peers,
+ * the keys passed over, path resolution) on arbitrary text, given both
+ * ways a node can get it: clink_config_parse on the text, and
+ * clink_config_load on a file holding the same bytes.
  *
- * Properties: every refusal says why; whatever is accepted satisfies the
- * invariants the node relies on (TLS version, max_frame and timeout ranges,
- * absolute paths, peers with a name, host and port, names unique, enum
- * values in range, every string NUL-terminated in its field, every peer
- * named by a section of the text as written); comments are inert (the text
- * without its comment lines gives the same verdict and config), and a line
- * longer than libinih reads whole is refused, comment or not; the file and
- * the text give the same verdict and the same config, except that a file
- * with a NUL byte is refused.
+ * Properties: every refusal says why and names a line; whatever is accepted
+ * satisfies the invariants the node relies on (TLS version, max_frame and
+ * timeout ranges, absolute paths, peers with a name, host and port, names
+ * unique, enum values in range, every string NUL-terminated in its field,
+ * every peer named by a section of the text as written); a key passed over
+ * with a warning is never an ssl_ or require_ key; comment lines are inert
+ * (the text without them gives the same verdict and config), however long;
+ * the file and the text give the same verdict and the same config, except
+ * that a file with a NUL byte is refused.
  */
 #include <limits.h>
 #include <stdint.h>
@@ -34,24 +35,43 @@ static int section_in_text(const char *text, int aggregator, const char *name)
     const char *kw = aggregator ? "aggregator " : "leaf ";
     size_t kwlen = strlen(kw), len = strlen(name);
     for (const char *p = strchr(text, '['); p != NULL; p = strchr(p + 1, '[')) {
-        if (strncasecmp(p + 1, kw, kwlen) == 0 && strncmp(p + 1 + kwlen, name, len) == 0 && p[1 + kwlen + len] == ']') {
+        if (strncasecmp(p + 1, kw, kwlen) != 0 || strncmp(p + 1 + kwlen, name, len) != 0) {
+            continue;
+        }
+        /* mysqld drops the spaces before ']' */
+        const char *q = p + 1 + kwlen + len;
+        while (*q == ' ' || *q == '\t' || *q == '\r' || *q == '\v' || *q == '\f') {
+            q++;
+        }
+        if (*q == ']') {
             return 1;
         }
     }
     return 0;
 }
 
-static size_t longest_line(const char *text)
+/* The warning lists "KEY (FILE:LINE)" entries: none of them may be an ssl_ or require_ key, loose- or not. */
+static void check_passed_over(const char *warnings)
 {
-    size_t most = 0;
-    for (const char *p = text;;) {
-        const char *end = strchr(p, '\n');
-        size_t n = end ? (size_t)(end - p) : strlen(p);
-        most = n > most ? n : most;
-        if (end == NULL) {
-            return most;
+    const char *p = strstr(warnings, "ignored: ");
+    if (p == NULL) {
+        FUZZ_CHECK(warnings[0] == '\0', "a warning of another shape: %s", warnings);
+        return;
+    }
+    for (p += 9; *p != '\0';) {
+        char key[64];
+        size_t n = 0;
+        for (; p[n] != '\0' && p[n] != ' ' && n < sizeof(key) - 1; n++) {
+            key[n] = p[n] == '-' ? '_' : (char)(p[n] >= 'A' && p[n] <= 'Z' ? p[n] + 32 : p[n]);
         }
-        p = end + 1;
+        key[n] = '\0';
+        const char *k = strncmp(key, "loose_", 6) == 0 ? key + 6 : key;
+        FUZZ_CHECK(strncmp(k, "ssl_", 4) != 0 && strncmp(k, "require_", 8) != 0, "%s passed over: %s", key, warnings);
+        const char *next = strstr(p, "), ");
+        if (next == NULL) {
+            return;
+        }
+        p = next + 3;
     }
 }
 
@@ -137,33 +157,41 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memcpy(text, data, size);
     text[size] = '\0';
     char err[512] = "", lerr[512] = "";
+    /*
+     * The file first: a text that names it (!include memsql.cnf, or
+     * !includedir of the scratch folder) then reads the same bytes both ways.
+     */
+    fuzz_write(file, data, size, 0600);
     int ret = clink_config_parse(text, dir, &parsed, err, sizeof(err));
     FUZZ_CHECK(ret == 0 || ret == -CLINK_ECONFIG, "parse returned %d", ret);
     if (ret == 0) {
         check_accepted(&parsed, text);
+        check_passed_over(parsed.warnings);
     } else {
         FUZZ_CHECK(err[0] != '\0', "a refusal without a reason");
     }
-    if (longest_line(text) > 198) {
-        /* libinih would read the end of the line as a line of its own: refused, whatever the line is */
-        FUZZ_CHECK(ret == -CLINK_ECONFIG, "a line longer than libinih reads whole was accepted");
-    } else {
-        char *stripped = without_comments(text), berr[512] = "";
-        int bret = clink_config_parse(stripped, dir, &bare, berr, sizeof(berr));
-        FUZZ_CHECK(bret == ret, "comments changed the verdict: %d (%s), without them %d (%s)", ret, err, bret, berr);
-        FUZZ_CHECK(ret != 0 || memcmp(&bare, &parsed, sizeof(bare)) == 0, "comments changed the config");
-        free(stripped);
-    }
+    char *stripped = without_comments(text), berr[512] = "";
+    int bret = clink_config_parse(stripped, dir, &bare, berr, sizeof(berr));
+    FUZZ_CHECK(bret == ret, "comments changed the verdict: %d (%s), without them %d (%s)", ret, err, bret, berr);
+    /* the warnings name lines, which move */
+    memset(bare.warnings, 0, sizeof(bare.warnings));
+    struct clink_config *cmp = &loaded; /* scratch: parsed without its warnings */
+    *cmp = parsed;
+    memset(cmp->warnings, 0, sizeof(cmp->warnings));
+    FUZZ_CHECK(ret != 0 || memcmp(&bare, cmp, sizeof(bare)) == 0, "comments changed the config");
+    free(stripped);
 
-    fuzz_write(file, data, size, 0600);
     int lret = clink_config_load(file, &loaded, lerr, sizeof(lerr));
     if (memchr(data, 0, size) != NULL) {
         FUZZ_CHECK(lret == -CLINK_ECONFIG && lerr[0] != '\0', "a file with a NUL byte: load returned %d", lret);
     } else {
         FUZZ_CHECK(lret == ret, "load says %d (%s), parse of the same text %d (%s)", lret, lerr, ret, err);
         if (ret == 0) {
+            /* the path and the file named in warnings differ ("config" for text); nothing else may */
             memset(loaded.path, 0, sizeof(loaded.path));
             memset(parsed.path, 0, sizeof(parsed.path));
+            memset(loaded.warnings, 0, sizeof(loaded.warnings));
+            memset(parsed.warnings, 0, sizeof(parsed.warnings));
             FUZZ_CHECK(memcmp(&loaded, &parsed, sizeof(parsed)) == 0, "load and parse of the same text differ");
         }
     }

@@ -101,6 +101,10 @@ int clink__server_settings(const struct clink_server *srv, struct clink_config *
         if ((ret = clink_config_load(srv->path, cfg, err, errlen)) < 0) {
             return ret;
         }
+        /* Once per read of the file (start, each reload): keys a shared memsql.cnf holds for mysqld or MemSQL. */
+        if (cfg->warnings[0] != '\0') {
+            clink__server_log(srv, CLINK_LOG_WARN, "%s: %s", srv->path, cfg->warnings);
+        }
     } else {
         clink__config_defaults(cfg);
     }
