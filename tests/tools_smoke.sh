@@ -76,9 +76,15 @@ kill -TERM "$node_pid"; wait "$node_pid"; rc=$?; node_pid=
 [ $rc -eq 0 ] && ok || no "clink-node exit status $rc after SIGTERM"
 grep -q "stopped:" "$t/node.log" && ok || no "clink-node reports its shutdown"
 
-# A node from a memsql.cnf-style file, paths relative to the file's folder.
+# A node from a memsql.cnf as MemSQL writes it (keys for mysqld and MemSQL, bare flags, quotes), paths relative
+# to the file's folder.
 cat >"$t/pki/memsql.cnf" <<CNF
+[mysqld]
+skip-external-locking
 [server]
+skip-name-resolve
+master-aggregator
+datadir = "/var/lib/memsql/data" # not clink's
 ops_port = 0
 ssl_cert = leaf1.pem
 ssl_key = leaf1-key.pem
@@ -94,6 +100,8 @@ port=$(cat "$t/port" 2>/dev/null)
 "$bin/tools/clink-status" --connect "127.0.0.1:$port" --name localhost --cert "$t/pki/agg1.pem" \
   --key "$t/pki/agg1-key.pem" --ca "$t/pki/ca.pem" >"$t/status" 2>&1
 [ $? -eq 0 ] && ok || { no "clink-node --config"; cat "$t/status" "$t/node.log"; }
+grep -q "keys clink does not use, ignored: skip-name-resolve (memsql.cnf:4), master-aggregator (memsql.cnf:5), datadir" \
+  "$t/node.log" && ok || { no "clink-node names the keys it passed over"; cat "$t/node.log"; }
 kill -TERM "$node_pid"; wait "$node_pid"; node_pid=
 # A node whose certificate comes from the intermediate; its peers trust only the root.
 rm -f "$t/port"
