@@ -23,8 +23,9 @@ struct parse_state {
     char err[512];
     int failed;
     char raw_basedir[CLINK_CONFIG_PATH_MAX];
-    char raw_paths[6][CLINK_CONFIG_PATH_MAX]; /* cert, key, ca, crl, accounts, ticket keys as written */
-    char raw_ops[2][CLINK_CONFIG_PATH_MAX];   /* ops_ssl_cert, ops_ssl_key as written */
+    char raw_paths[6][CLINK_CONFIG_PATH_MAX];    /* cert, key, ca, crl, accounts, ticket keys as written */
+    char raw_ops[2][CLINK_CONFIG_PATH_MAX];      /* ops_ssl_cert, ops_ssl_key as written */
+    char path_at[8][CLINK_CONFIG_PATH_MAX + 16]; /* the 8 paths' FILE:LINE, for a file checked once all is read */
     /* keys passed over (loose- or in not_used), each once, with where it was first seen */
     char ignored[MAX_IGNORED][64];
     char ignored_at[MAX_IGNORED][96];
@@ -415,6 +416,7 @@ static int parse_key(struct parse_state *st, const struct clink__optfile_key *k)
         if (value[0] == '\0') {
             return fail(st, key, "empty path");
         }
+        snprintf(st->path_at[id - K_SSL_CERT], sizeof(st->path_at[0]), "%s:%d", k->file, k->line);
         return copy(st, key, st->raw_paths[id - K_SSL_CERT], sizeof(st->raw_paths[0]), value);
     case K_TLS_VERSION:
         return tls_version(st, value);
@@ -567,6 +569,7 @@ static int parse_key(struct parse_state *st, const struct clink__optfile_key *k)
         if (value[0] == '\0') {
             return fail(st, key, "empty path");
         }
+        snprintf(st->path_at[6 + id - K_OPS_SSL_CERT], sizeof(st->path_at[0]), "%s:%d", k->file, k->line);
         return copy(st, key, st->raw_ops[id - K_OPS_SSL_CERT], sizeof(st->raw_ops[0]), value);
     case K_NAME:
         for (const char *q = value; *q; q++) {
@@ -620,11 +623,11 @@ static int finish(struct parse_state *st, const char *dir, char *err, size_t err
             continue;
         }
         if (resolve(c->basedir, raw, dst[i], CLINK_CONFIG_PATH_MAX) < 0) {
-            snprintf(err, errlen, "%s: %s: path too long", where, key);
+            snprintf(err, errlen, "%s: %s: path too long", st->path_at[i], key);
             return -CLINK_ECONFIG;
         }
         if (access(dst[i], R_OK) != 0) {
-            snprintf(err, errlen, "%s: %s: cannot read %s: %s", where, key, dst[i], strerror(errno));
+            snprintf(err, errlen, "%s: %s: cannot read %s: %s", st->path_at[i], key, dst[i], strerror(errno));
             return -CLINK_ECONFIG;
         }
     }

@@ -141,7 +141,7 @@ Test(config, bad_input_fails_with_line_key_and_reason)
         {"[server]\nport = 70000\n", "port: '70000' is not a port number"},
         {"[server]\nport = -1\n", "port: '-1'"},
         {"[server]\nssl_client_cert = sometimes\n", "not one of none, optional, required"},
-        {"[server]\nssl_ca = missing.pem\n", "ssl_ca: cannot read /tmp/missing.pem"},
+        {"[server]\nport = 1\nssl_ca = missing.pem\n", "config:3: ssl_ca: cannot read /tmp/missing.pem"},
         {"[server]\nthis is not ini\n", "config:2: this is not ini: unknown key"},
         {"[server\nport = 1\n", "config:1: '[' without ']'"},
         {"port = 1\n[server]\n", "config:1: a key before any [section]"},
