@@ -280,6 +280,16 @@ static int read_file_at(struct reader *r, const char *path, const char *written,
             goto out;
         }
     }
+    /* A FIFO would block the node at start (in open), a device (/dev/zero) never end. */
+    struct stat sb;
+    if (stat(abs, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        if (from != NULL) {
+            ret = fail(r, from, from_line, "!include %s: not a regular file", written);
+        } else {
+            snprintf(r->err, r->errlen, "%s: not a regular file", path);
+        }
+        goto out;
+    }
     if ((f = fopen(abs, "r")) == NULL) {
         if (from != NULL) {
             ret = fail(r, from, from_line, "!include %s: %s", written, strerror(errno));

@@ -152,6 +152,8 @@ Test(config, bad_input_fails_with_line_key_and_reason)
         {"[server]\n!include /nonexistent/x.cnf\n", "config:2: !include /nonexistent/x.cnf: No such file"},
         {"[server]\n!includedir /nonexistent\n", "config:2: !includedir /nonexistent: No such file"},
         {"[server] port = 1\n", "config:1: text after [section]"},
+        {"[server]\n!include /dev/null\n", "config:2: !include /dev/null: not a regular file"},
+        {"[server]\n\n!include /tmp\n", "config:3: !include /tmp: not a regular file"},
         {"[server]\nmax_frame = 10\n", "max_frame: '10'"},
         {"[server]\nktls = sometimes\n", "ktls: 'sometimes' is not one of auto, off, required"},
         {"[server]\nmax_connections = 0\n", "max_connections: '0' is not a number of connections from 1"},
