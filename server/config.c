@@ -350,6 +350,22 @@ static int ignore(struct parse_state *st, const char *written, const char *key, 
     return 1;
 }
 
+static int key_id(const char *key)
+{
+    for (int i = 0; i < K_COUNT; i++) {
+        if (strcmp(key, key_names[i]) == 0) {
+            return i;
+        }
+    }
+    return -1;
+}
+
+/* The ON/OFF keys: a bare one is ON, and mysqld's skip-/disable-/enable- prefixes apply. */
+static int is_switch(int id)
+{
+    return id == K_MYSQL || id == K_OPS || id == K_SSL_KEY_MODE_CHECK || id == K_REQUIRE_SECURE_TRANSPORT;
+}
+
 static int parse_key(struct parse_state *st, const struct clink__optfile_key *k)
 {
     struct clink_config *c = st->cfg;
@@ -373,11 +389,25 @@ static int parse_key(struct parse_state *st, const struct clink__optfile_key *k)
     /* mysqld's loose- prefix: the key if known, else passed over with a warning rather than an error. */
     int loose = strncmp(key, "loose_", 6) == 0;
     const char *bare = loose ? key + 6 : key;
-    int id = -1;
-    for (int i = 0; i < K_COUNT; i++) {
-        if (strcmp(bare, key_names[i]) == 0) {
-            id = i;
+    int id = key_id(bare);
+    /* mysqld's skip-, disable- and enable- before a switch (skip-ops): OFF, OFF and ON, with no value. */
+    static const struct {
+        const char *prefix, *value;
+    } switch_prefixes[] = {{"skip_", "OFF"}, {"disable_", "OFF"}, {"enable_", "ON"}};
+    const char *implied = NULL;
+    for (size_t i = 0; id < 0 && i < sizeof(switch_prefixes) / sizeof(switch_prefixes[0]); i++) {
+        size_t plen = strlen(switch_prefixes[i].prefix);
+        int sid = strncmp(bare, switch_prefixes[i].prefix, plen) == 0 ? key_id(bare + plen) : -1;
+        if (sid >= 0 && is_switch(sid)) {
+            id = sid;
+            implied = switch_prefixes[i].value;
         }
+    }
+    if (implied != NULL) {
+        if (value != NULL) {
+            return fail(st, name, "takes no value (mysqld's skip-, disable- or enable- before %s)", key_names[id]);
+        }
+        value = implied;
     }
     if (id < 0) {
         if (never_ignored(bare)) {
@@ -392,10 +422,7 @@ static int parse_key(struct parse_state *st, const struct clink__optfile_key *k)
     }
     if (value == NULL) {
         /* A bare key is mysqld's --key: ON for a switch, a missing value for anything else. */
-        static const enum key_id switches[] = {K_MYSQL, K_OPS, K_SSL_KEY_MODE_CHECK, K_REQUIRE_SECURE_TRANSPORT};
-        for (size_t i = 0; i < sizeof(switches) / sizeof(switches[0]); i++) {
-            value = (int)switches[i] == id ? "ON" : value;
-        }
+        value = is_switch(id) ? "ON" : NULL;
         if (value == NULL) {
             return fail(st, key_names[id], "needs a value (key = value)");
         }

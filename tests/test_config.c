@@ -621,3 +621,30 @@ Test(config, later_values_win_and_comments_are_inert)
     cr_assert_eq(c.peers[0].port, 3);
     cr_assert_str_eq(c.warnings, "");
 }
+
+/* mysqld's switch syntax on clink's ON/OFF keys: bare is ON; skip-, disable- OFF; enable- ON; the last one wins. */
+Test(config, switches_take_mysqlds_prefixes)
+{
+    struct clink_config c;
+    char err[512] = "";
+
+    cr_assert_eq(clink_config_parse("[server]\nskip-ops\ndisable_mysql\nssl_key_mode_check = OFF\n"
+                                    "enable-ssl-key-mode-check\nrequire_secure_transport = OFF\n"
+                                    "loose-skip-require-secure-transport\n",
+                                    "/tmp", &c, err, sizeof(err)),
+                 0, "%s", err);
+
+    cr_assert_eq(c.ops, 0);
+    cr_assert_eq(c.mysql, 0);
+    cr_assert_eq(c.ssl_key_mode_check, 1);
+    cr_assert_eq(c.secure_transport, CLINK_SECURE_PREFER_TLS, "skip- is OFF");
+    cr_assert_str_eq(c.warnings, "");
+    cr_assert_eq(clink_config_parse("[server]\nrequire_secure_transport\n", "/tmp", &c, err, sizeof(err)), 0);
+    cr_assert_eq(c.secure_transport, CLINK_SECURE_REQUIRE_TLS, "bare is ON");
+    cr_assert_eq(clink_config_parse("[server]\nskip-ops = 1\n", "/tmp", &c, err, sizeof(err)), -CLINK_ECONFIG);
+    cr_assert(strstr(err, "config:2: skip-ops: takes no value") != NULL, "%s", err);
+    cr_assert_eq(clink_config_parse("[server]\nskip-ssl\n", "/tmp", &c, err, sizeof(err)), -CLINK_ECONFIG,
+                 "clink has no ssl switch: mysqld's skip-ssl is refused, never taken as 'no TLS'");
+    cr_assert(strstr(err, "config:2: skip-ssl: unknown key") != NULL, "%s", err);
+    cr_assert_eq(clink_config_parse("[server]\nskip-port\n", "/tmp", &c, err, sizeof(err)), -CLINK_ECONFIG);
+}
