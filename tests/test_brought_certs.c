@@ -195,3 +195,51 @@ Test(brought_certs, clink_certs_certificates_draw_no_warning)
     clink_tls_ctx_free(tls);
     ts_pki_remove(&pki);
 }
+
+/*
+ * Under ssl_x509_strict the CN is never a name (RFC 6125): a v3 certificate
+ * that passes RFC 5280's profile but has no subjectAltName verifies its
+ * chain and fails its identity, which by default its CN gives it.
+ */
+Test(brought_certs, strict_takes_names_from_the_subject_alt_name_only)
+{
+    NEED_OPENSSL();
+    char cmd[2048];
+    snprintf(cmd, sizeof(cmd),
+             "cd %s && { "
+             "openssl req -new -x509 -nodes -days 3600 -key ca-key.pem -out v3-ca.pem -subj '" SUBJ
+             "memsql.ssl.test.ca' -addext keyUsage=critical,keyCertSign,cRLSign && "
+             "printf 'basicConstraints=critical,CA:FALSE\\nkeyUsage=critical,digitalSignature,keyEncipherment\\n"
+             "extendedKeyUsage=serverAuth,clientAuth\\nsubjectKeyIdentifier=hash\\n"
+             "authorityKeyIdentifier=keyid\\n' > v3.ext && "
+             "openssl x509 -req -in server-req.pem -days 3600 -CA v3-ca.pem -CAkey ca-key.pem -set_serial 02 "
+             "-extfile v3.ext -out v3-cert.pem; } >> openssl.log 2>&1",
+             dir);
+    cr_assert_eq(system(cmd), 0, "openssl failed (see %s/openssl.log)", dir);
+    char v3ca[128], v3cert[128], err[512];
+    snprintf(v3ca, sizeof(v3ca), "%s/v3-ca.pem", dir);
+    snprintf(v3cert, sizeof(v3cert), "%s/v3-cert.pem", dir);
+
+    for (int strict = 0; strict <= 1; strict++) {
+        struct clink_tls_opts o = {
+            .cert_file = v3cert, .key_file = key, .ca_file = v3ca, .allow_open_key_file = 1, .x509_strict = strict};
+        struct clink_tls_ctx *tls = NULL;
+        cr_assert_eq(clink_tls_ctx_new(&o, &tls, err, sizeof(err)), 0, "strict %d: %s", strict, err);
+        struct clink_node *srv = ts_node(tls, 1, 0, ts_register_echo);
+        struct clink_node *cli = ts_client(tls, 1, 0);
+        struct clink_conn_status st;
+        int ret = ts_dial_mode(cli, srv, SERVER_CN, CLINK_SSL_VERIFY_IDENTITY, &st, err, sizeof(err));
+        if (strict) {
+            cr_assert_eq(ret, -CLINK_EVERIFY, "strict: the CN must not be a name");
+            cr_assert(strstr(err, "hostname mismatch") != NULL, "%s", err);
+            cr_assert(strstr(err, "ssl_x509_strict = ON its CN is no name") != NULL, "%s", err);
+            cr_assert(strstr(err, "ssl_server_name") == NULL, "no advice that cannot work: %s", err);
+        } else {
+            cr_assert_eq(ret, 0, "%s", err);
+        }
+        cr_assert_eq(ts_dial_mode(cli, srv, NULL, CLINK_SSL_VERIFY_CA, &st, err, sizeof(err)), 0, "%s", err);
+        clink_node_free(cli);
+        clink_node_free(srv);
+        clink_tls_ctx_free(tls);
+    }
+}
