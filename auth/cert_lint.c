@@ -59,19 +59,38 @@ struct sink {
     size_t cap, n;
 };
 
-static void add(struct sink *s, X509 *x, enum clink_cert_kind kind, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static void add(struct sink *s, X509 *x, enum clink_cert_kind kind, const char *fmt, ...)
+/* One line per certificate: what deviates, "; "-separated, then the command that makes a better one. */
+struct line {
+    char text[sizeof(((struct clink_cert_warning *)0)->text)];
+    size_t len;
+};
+
+static void note(struct line *l, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void note(struct line *l, const char *fmt, ...)
+{
+    if (l->len + 2 >= sizeof(l->text)) {
+        return;
+    }
+    if (l->len > 0) {
+        l->text[l->len++] = ';';
+        l->text[l->len++] = ' ';
+        l->text[l->len] = '\0';
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(l->text + l->len, sizeof(l->text) - l->len, fmt, ap);
+    va_end(ap);
+    l->len = n < 0 ? l->len : l->len + (size_t)n < sizeof(l->text) ? l->len + (size_t)n : sizeof(l->text) - 1;
+}
+
+static void add(struct sink *s, X509 *x, enum clink_cert_kind kind, struct line *l)
 {
     if (s->n < s->cap) {
         struct clink_cert_warning *w = &s->out[s->n];
         memset(w, 0, sizeof(*w));
         w->kind = kind;
         clink__name_rfc2253(X509_get_subject_name(x), w->subject, sizeof(w->subject));
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(w->text, sizeof(w->text), fmt, ap);
-        va_end(ap);
+        memcpy(w->text, l->text, sizeof(w->text));
     }
     s->n++;
 }
@@ -89,29 +108,33 @@ static int names_host(X509 *x, const char *host)
 static void lint_one(struct sink *s, X509 *x, enum clink_cert_kind kind, const char *host, int64_t now)
 {
     int is_ca = kind != CLINK_CERT_OWN;
-    const char *fix = is_ca ? CA_FIX : NODE_FIX;
+    struct line l = {.len = 0};
+    l.text[0] = '\0';
     if (X509_get_version(x) != X509_VERSION_3) {
-        add(s, x, kind, "X.509 v%ld certificate, with no extensions (RFC 5280 wants v3); make one with %s",
-            X509_get_version(x) + 1, fix);
+        note(&l, "X.509 v%ld certificate, with no extensions (RFC 5280 wants v3)", X509_get_version(x) + 1);
     } else if (is_ca && (X509_get_extension_flags(x) & EXFLAG_KUSAGE) == 0) {
-        add(s, x, kind, "CA certificate without keyUsage (ssl_x509_strict = ON refuses it); make one with %s", fix);
+        note(&l, "CA certificate without keyUsage (ssl_x509_strict = ON refuses it)");
     }
     char cn[128];
     if (!is_ca && clink__cert_cn_only(x, cn, sizeof(cn))) {
-        add(s, x, kind,
-            "no subjectAltName: the CN '%s' is its only name, so peers that dial by IP or another name must set "
-            "ssl_server_name = %s or ssl_mode = VERIFY_CA; make one with %s",
-            cn, cn, fix);
+        note(&l,
+             "no subjectAltName: the CN '%s' is its only name, so peers that dial it by IP or another name must set "
+             "ssl_server_name = %s or ssl_mode = VERIFY_CA",
+             cn, cn);
     }
     if (!is_ca && host != NULL && host[0] != '\0' && !names_host(x, host)) {
-        add(s, x, kind,
-            "does not name this node (%s): if one certificate is shared by every node, each node's key can "
-            "impersonate any other; make one per node with %s",
-            host, fix);
+        note(&l,
+             "does not name this node (%s): if one certificate is shared by every node, each node's key can "
+             "impersonate any other",
+             host);
     }
     int64_t until = clink__asn1_unix(X509_get0_notAfter(x));
     if (until > now && until - now < SOON_S) {
-        add(s, x, kind, "expires in %lld days; make a new one with %s", (long long)((until - now) / 86400), fix);
+        note(&l, "expires in %lld days", (long long)((until - now) / 86400));
+    }
+    if (l.len > 0) {
+        note(&l, "make a better one with %s", is_ca ? CA_FIX : NODE_FIX);
+        add(s, x, kind, &l);
     }
 }
 

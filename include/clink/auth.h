@@ -197,16 +197,17 @@ struct clink_cert_info {
  */
 CLINK_API size_t clink_tls_ctx_certs(const struct clink_tls_ctx *ctx, struct clink_cert_info *out, size_t cap);
 
-/* One way a certificate a context holds falls short of good practice. */
+/* What falls short of good practice in one certificate a context holds. */
 struct clink_cert_warning {
     enum clink_cert_kind kind;
     char subject[256]; /* RFC 2253 */
-    char text[384];    /* what deviates, then the clink-certs command that makes a better one */
+    char text[768];    /* each deviation, "; "-separated, then the clink-certs command that makes a better one */
 };
 
 /*
  * What is weak about ctx's certificates (own, intermediates, trusted CAs),
- * none of which stops it from working: a v1 certificate, a CA without
+ * one entry per certificate that has anything to say, none of which stops
+ * it from working: a v1 certificate, a CA without
  * keyUsage, a node certificate without subjectAltName (its CN is its only
  * name), one that expires within 30 days of now (unix seconds), and, when
  * host (a DNS name or IP address this node is known by; NULL: not checked)
