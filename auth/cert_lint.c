@@ -116,13 +116,19 @@ static void lint_one(struct sink *s, X509 *x, enum clink_cert_kind kind, const c
         note(&l, "CA certificate without keyUsage (ssl_x509_strict = ON refuses it)");
     }
     char cn[128];
-    if (!is_ca && clink__cert_cn_only(x, cn, sizeof(cn))) {
+    int cn_only = !is_ca && clink__cert_cn_only(x, cn, sizeof(cn));
+    if (cn_only) {
         note(&l,
              "no subjectAltName: the CN '%s' is its only name, so peers that dial it by IP or another name must set "
              "ssl_server_name = %s or ssl_mode = VERIFY_CA",
              cn, cn);
     }
-    if (!is_ca && host != NULL && host[0] != '\0' && !names_host(x, host)) {
+    /*
+     * Only for a CN-only certificate: one with SANs that leave out the
+     * address it listens on is most likely a per-node certificate dialled by
+     * its DNS name, not a shared one.
+     */
+    if (cn_only && host != NULL && host[0] != '\0' && !names_host(x, host)) {
         note(&l,
              "does not name this node (%s): if one certificate is shared by every node, each node's key can "
              "impersonate any other",

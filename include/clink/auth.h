@@ -211,8 +211,8 @@ struct clink_cert_warning {
  * keyUsage, a node certificate without subjectAltName (its CN is its only
  * name), one that expires within 30 days of now (unix seconds), and, when
  * host (a DNS name or IP address this node is known by; NULL: not checked)
- * is given, an own certificate that does not name it: the sign of one
- * certificate shared by every node. Fills up to cap of out; returns how many
+ * is given, an own CN-only certificate that does not name it: the sign of
+ * one certificate shared by every node. Fills up to cap of out; returns how many
  * there are (may exceed cap). A node logs them at start and on reload.
  * Thread: any.
  */
