@@ -153,7 +153,7 @@ static int load_crls(SSL_CTX *ctx, const char *path, char *err, size_t errlen)
 }
 
 /* The node's own certificate must verify against its own CA bundle, now: catches wrong CA, expiry. */
-static int check_own_chain(SSL_CTX *ctx, const char *cert_file, char *err, size_t errlen)
+static int check_own_chain(SSL_CTX *ctx, const char *cert_file, int strict, char *err, size_t errlen)
 {
     X509 *leaf = SSL_CTX_get0_certificate(ctx);
     STACK_OF(X509) *chain = NULL;
@@ -168,8 +168,12 @@ static int check_own_chain(SSL_CTX *ctx, const char *cert_file, char *err, size_
         seterr(err, errlen, "%s: cannot check certificate chain", cert_file);
         goto out;
     }
-    /* Strict, and against the CRLs when they are loaded: a revoked own certificate fails at start too. */
-    X509_STORE_CTX_set_flags(sctx, X509_V_FLAG_X509_STRICT | X509_VERIFY_PARAM_get_flags(SSL_CTX_get0_param(ctx)));
+    /*
+     * As peers will check it (strict only when asked), and against the CRLs
+     * when they are loaded: a revoked own certificate fails at start too.
+     */
+    unsigned long flags = X509_VERIFY_PARAM_get_flags(SSL_CTX_get0_param(ctx));
+    X509_STORE_CTX_set_flags(sctx, strict ? flags | X509_V_FLAG_X509_STRICT : flags);
     if (X509_verify_cert(sctx) != 1) {
         int v = X509_STORE_CTX_get_error(sctx);
         ERR_clear_error();
@@ -243,14 +247,25 @@ static int build(const struct clink_tls_opts *o, int server, SSL_CTX **out, char
     if (o->crl_file != NULL && (ret = load_crls(ctx, o->crl_file, err, errlen)) < 0) {
         goto out;
     }
-    if ((ret = check_own_chain(ctx, o->cert_file, err, errlen)) < 0) {
+    X509_VERIFY_PARAM *vp = SSL_CTX_get0_param(ctx);
+    /*
+     * By default what `openssl verify` accepts at level 2: a CA without
+     * keyUsage or a v1 leaf (what plain `openssl req -x509` and `openssl x509
+     * -req` make) verifies; a keyUsage or extendedKeyUsage that is stated
+     * still has to allow the role (the purpose check below). Strict adds RFC
+     * 5280's profile checks, for clusters whose certificates all pass them.
+     */
+    if (o->x509_strict) {
+        X509_VERIFY_PARAM_set_flags(vp, X509_V_FLAG_X509_STRICT);
+    }
+    if ((ret = check_own_chain(ctx, o->cert_file, o->x509_strict, err, errlen)) < 0) {
         goto out;
     }
     ret = -CLINK_ECONFIG;
 
-    X509_VERIFY_PARAM *vp = SSL_CTX_get0_param(ctx);
-    X509_VERIFY_PARAM_set_flags(vp, X509_V_FLAG_X509_STRICT);
-    X509_VERIFY_PARAM_set_hostflags(vp, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+    /* Strict is RFC 6125 too: a certificate's name is in its subjectAltName, never its CN. */
+    X509_VERIFY_PARAM_set_hostflags(vp, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS |
+                                            (o->x509_strict ? X509_CHECK_FLAG_NEVER_CHECK_SUBJECT : 0));
     /* A server checks its clients' certificates for client use and vice versa. */
     if (SSL_CTX_set_purpose(ctx, server ? X509_PURPOSE_SSL_CLIENT : X509_PURPOSE_SSL_SERVER) != 1) {
         seterr(err, errlen, "cannot set certificate purpose");
@@ -433,7 +448,7 @@ int64_t clink__asn1_unix(const ASN1_TIME *t)
  * bundle (often a company web CA) vouches for this port to browsers and
  * must never be trusted for client certificates.
  */
-static int check_https_chain(const char *cert_file, const char *ca_file, char *err, size_t errlen)
+static int check_https_chain(const char *cert_file, const char *ca_file, int x509_strict, char *err, size_t errlen)
 {
     SSL_CTX *tmp = SSL_CTX_new(TLS_server_method());
     if (tmp == NULL) {
@@ -445,7 +460,7 @@ static int check_https_chain(const char *cert_file, const char *ca_file, char *e
     } else if (SSL_CTX_load_verify_locations(tmp, ca_file, NULL) != 1) {
         seterr(err, errlen, "%s: cannot load CA bundle", ca_file);
     } else {
-        ret = check_own_chain(tmp, cert_file, err, errlen);
+        ret = check_own_chain(tmp, cert_file, x509_strict, err, errlen);
     }
     SSL_CTX_free(tmp);
     return ret;
@@ -512,7 +527,7 @@ int clink_tls_ctx_new_https(const struct clink_tls_opts *opts, struct clink_tls_
         seterr(err, errlen, "%s: certificate is not valid yet", cert_file);
         goto out;
     }
-    if (ca_file != NULL && (ret = check_https_chain(cert_file, ca_file, err, errlen)) < 0) {
+    if (ca_file != NULL && (ret = check_https_chain(cert_file, ca_file, opts->x509_strict, err, errlen)) < 0) {
         goto out;
     }
     ret = -CLINK_ECONFIG;

@@ -18,6 +18,12 @@ extern char clink__ssl_other_marker[];
 void clink__name_rfc2253(const X509_NAME *name, char *dst, size_t cap);
 /* A certificate's serial number as hex into dst ("" when it cannot be printed). */
 void clink__cert_serial_hex(const X509 *x, char *dst, size_t cap);
+/*
+ * A certificate named by its CN only (no DNS or IP subjectAltName): returns
+ * 1 with the CN in cn (UTF-8, cut to cap), else 0. Peers that dial it by
+ * another name are told what to set.
+ */
+int clink__cert_cn_only(const X509 *x, char *cn, size_t cap);
 /* An ASN.1 time as unix seconds; 0 when t is NULL or unreadable. */
 int64_t clink__asn1_unix(const ASN1_TIME *t);
 

@@ -58,6 +58,7 @@ enum key_id {
     K_OPS_SSL_KEY,
     K_NAME,
     K_SSL_KEY_MODE_CHECK,
+    K_SSL_X509_STRICT,
     K_MAX_CONNECTIONS,
     K_MAX_NODE_LINKS,
     K_MAX_USER_CONNECTIONS,
@@ -96,6 +97,7 @@ static const char *const key_names[K_COUNT] = {
     "ops_ssl_key",
     "name",
     "ssl_key_mode_check",
+    "ssl_x509_strict",
     "max_connections",
     "max_node_links",
     "max_user_connections",
@@ -585,6 +587,12 @@ static int parse_key(struct parse_state *st, const struct clink__optfile_key *k)
         }
         c->ssl_key_mode_check = b;
         return 1;
+    case K_SSL_X509_STRICT:
+        if (parse_bool(value, &b) < 0) {
+            return fail(st, key, "'%s' is not ON or OFF", value);
+        }
+        c->ssl_x509_strict = b;
+        return 1;
     case K_OPS_PORT:
         if (parse_uint(value, 65535, &x) < 0) {
             return fail(st, key, "'%s' is not a port number (0-65535)", value);
@@ -779,6 +787,7 @@ int clink_config_tls_opts(const struct clink_config *cfg, struct clink_tls_opts 
         .client_cert = cfg->ssl_client_cert,
         .crl_file = cfg->ssl_crl[0] ? cfg->ssl_crl : NULL,
         .allow_open_key_file = !cfg->ssl_key_mode_check,
+        .x509_strict = cfg->ssl_x509_strict,
     };
     return 0;
 }

@@ -69,7 +69,8 @@ static unsigned diff(const struct clink_config *a, const struct clink_config *b,
     unsigned d = 0;
     if (strcmp(a->ssl_cert, b->ssl_cert) || strcmp(a->ssl_key, b->ssl_key) || strcmp(a->ssl_ca, b->ssl_ca) ||
         strcmp(a->ssl_crl, b->ssl_crl) || DIFF(tls_version) || strcmp(a->ssl_cipher, b->ssl_cipher) ||
-        strcmp(a->tls_ciphersuites, b->tls_ciphersuites) || DIFF(ssl_client_cert) || DIFF(ssl_key_mode_check)) {
+        strcmp(a->tls_ciphersuites, b->tls_ciphersuites) || DIFF(ssl_client_cert) || DIFF(ssl_key_mode_check) ||
+        DIFF(ssl_x509_strict)) {
         d |= CLINK_SERVER_TLS;
     }
     if (strcmp(a->ops_ssl_cert, b->ops_ssl_cert) || strcmp(a->ops_ssl_key, b->ops_ssl_key)) {
@@ -235,6 +236,7 @@ static void keep_live(struct clink_config *run, const struct clink_config *b)
     run->tls_version = b->tls_version;
     run->ssl_client_cert = b->ssl_client_cert;
     run->ssl_key_mode_check = b->ssl_key_mode_check;
+    run->ssl_x509_strict = b->ssl_x509_strict;
     run->secure_transport = b->secure_transport;
     run->require_secure_transport = b->require_secure_transport;
     run->login_free_failures = b->login_free_failures;

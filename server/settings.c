@@ -8,6 +8,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "clink/methods.h"
 
@@ -116,6 +117,31 @@ int clink__server_plain_start(const struct clink_config *cfg)
     return cfg->secure_transport == CLINK_SECURE_PLAINTEXT && cfg->ssl_cert[0] == '\0';
 }
 
+/*
+ * clink accepts the certificates `openssl verify` accepts; say once, each
+ * time the node's context is made (start, reload), what in them is weak and
+ * how to make better ones. The own certificate is checked against the
+ * address the node listens on, when it is one: a certificate that does not
+ * name it is most likely the one every node shares.
+ */
+static void warn_certs(const struct clink_server *srv, const struct clink_config *cfg, const struct clink_tls_ctx *tls)
+{
+    const char *b = cfg->bind_address;
+    int wildcard = b[0] == '\0' || strcmp(b, "0.0.0.0") == 0 || strcmp(b, "::") == 0 || strcmp(b, "*") == 0;
+    struct clink_cert_warning w[16];
+    size_t n = clink_tls_ctx_lint(tls, wildcard ? NULL : b, (int64_t)time(NULL), w, 16);
+    for (size_t i = 0; i < n && i < 16; i++) {
+        clink__server_log(srv, CLINK_LOG_WARN, "%s certificate %s: %s",
+                          w[i].kind == CLINK_CERT_OWN  ? "own"
+                          : w[i].kind == CLINK_CERT_CA ? "CA"
+                                                       : "intermediate",
+                          w[i].subject, w[i].text);
+    }
+    if (n > 16) {
+        clink__server_log(srv, CLINK_LOG_WARN, "%zu more certificate warnings not shown", n - 16);
+    }
+}
+
 int clink__server_tls(const struct clink_server *srv, const struct clink_config *cfg, struct clink_tls_ctx **out,
                       char *err, size_t errlen)
 {
@@ -125,7 +151,10 @@ int clink__server_tls(const struct clink_server *srv, const struct clink_config 
         return ret;
     }
     to.ticket_keys = srv->tickets;
-    return clink_tls_ctx_new(&to, out, err, errlen);
+    if ((ret = clink_tls_ctx_new(&to, out, err, errlen)) == 0) {
+        warn_certs(srv, cfg, *out);
+    }
+    return ret;
 }
 
 /* The HTTPS port's certificate: ops_ssl_cert/ops_ssl_key, else the node's own pair. */
@@ -146,6 +175,7 @@ int clink__server_https(const struct clink_server *srv, const struct clink_confi
     struct clink_tls_opts o = {.cert_file = cert,
                                .key_file = key,
                                .allow_open_key_file = !cfg->ssl_key_mode_check,
+                               .x509_strict = cfg->ssl_x509_strict,
                                .client_ca_file = cfg->ssl_ca[0] ? cfg->ssl_ca : NULL,
                                .crl_file = cfg->ssl_crl[0] ? cfg->ssl_crl : NULL};
     return clink_tls_ctx_new_https(&o, out, err, errlen);

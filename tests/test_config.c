@@ -648,3 +648,24 @@ Test(config, switches_take_mysqlds_prefixes)
     cr_assert(strstr(err, "config:2: skip-ssl: unknown key") != NULL, "%s", err);
     cr_assert_eq(clink_config_parse("[server]\nskip-port\n", "/tmp", &c, err, sizeof(err)), -CLINK_ECONFIG);
 }
+
+Test(config, ssl_x509_strict_is_off_by_default_and_reaches_the_tls_options)
+{
+    struct clink_config c;
+    struct clink_tls_opts to;
+    char text[1200], err[512] = "";
+    for (int on = 0; on <= 2; on++) {
+        snprintf(text, sizeof(text), "[server]\nssl_cert = %s\nssl_key = %s\nssl_ca = %s\n%s", pki.node_cert,
+                 pki.node_key, pki.ca,
+                 on == 0   ? ""
+                 : on == 1 ? "ssl_x509_strict = ON\n"
+                           : "ssl_x509_strict = OFF\n");
+        cr_assert_eq(clink_config_parse(text, "/tmp", &c, err, sizeof(err)), 0, "%s", err);
+        cr_assert_eq(clink_config_tls_opts(&c, &to, err, sizeof(err)), 0, "%s", err);
+        /* Default OFF: certificates are verified as openssl verify does. */
+        cr_assert_eq(to.x509_strict, on == 1, "case %d", on);
+    }
+    cr_assert_eq(clink_config_parse("[server]\nssl_x509_strict = very\n", "/tmp", &c, err, sizeof(err)),
+                 -CLINK_ECONFIG);
+    cr_assert(strstr(err, "ssl_x509_strict: 'very' is not ON or OFF") != NULL, "%s", err);
+}

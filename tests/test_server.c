@@ -2,9 +2,11 @@
  * The server layer on real sockets: leaves and an aggregator built from
  * config files, a handler that fans out without blocking its worker, the
  * reload report (changed, applied live, needs a restart), a bad reload that
- * keeps what runs, and a clean stop.
+ * keeps what runs, a clean stop, and the certificate warnings logged at
+ * start and at each reload.
  */
 #include <criterion/criterion.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -421,5 +423,43 @@ Test(server, options_alone_build_a_node_and_stop_is_clean)
     cr_assert_eq(clink_server_reload(srv, &rep), -CLINK_ESHUTDOWN);
     clink_server_stop(srv); /* once is enough; twice is harmless */
     client_close(&c);
+    clink_server_free(srv);
+}
+
+static atomic_int cert_warnings;
+
+static void count_cert_warnings(void *user, enum clink_log_level level, const char *module, uint64_t conn_id,
+                                const char *fmt, va_list ap)
+{
+    (void)user, (void)module, (void)conn_id;
+    char line[2048];
+    vsnprintf(line, sizeof(line), fmt, ap);
+    if (level == CLINK_LOG_WARN && strstr(line, "own certificate CN=soon") != NULL &&
+        strstr(line, "expires in 9 days") != NULL && strstr(line, "clink-certs node") != NULL) {
+        atomic_fetch_add(&cert_warnings, 1);
+    }
+}
+
+Test(server, weak_certificates_are_warned_about_at_start_and_at_each_reload)
+{
+    static const char *dns[] = {"localhost", NULL};
+    static const char *ips[] = {"127.0.0.1", NULL};
+    struct clink_cert_opts soon = {.common_name = "soon", .dns_names = dns, .ip_addrs = ips, .valid_for_s = 10 * 86400};
+    char ca_key[512], cert[512], key[512], err[256];
+    ts_pki_path(&pki, "ca-key.pem", ca_key, sizeof(ca_key));
+    ts_pki_path(&pki, "soon.pem", cert, sizeof(cert));
+    ts_pki_path(&pki, "soon-key.pem", key, sizeof(key));
+    cr_assert_eq(clink_cert_make_node(&soon, pki.ca, ca_key, cert, key, 0, err, sizeof(err)), 0, "%s", err);
+    write_file("w.cnf",
+               "[server]\nssl_cert = soon.pem\nssl_key = soon-key.pem\nssl_ca = ca.pem\nport = 0\nworkers = 1\n"
+               "ops = OFF\n");
+    struct clink_server_opts o = {.log = count_cert_warnings};
+
+    struct clink_server *srv = server_from("w.cnf", &o);
+    start(srv);
+    cr_assert_eq(atomic_load(&cert_warnings), 1, "once at start");
+    struct clink_server_report rep;
+    cr_assert_eq(clink_server_reload(srv, &rep), 0, "%s", rep.text);
+    cr_assert_eq(atomic_load(&cert_warnings), 2, "once more at the reload");
     clink_server_free(srv);
 }

@@ -373,9 +373,10 @@ static int check_resumed_identity(struct clink__tls *t)
     }
     unsigned char ip[16];
     int is_ip = inet_pton(AF_INET, t->expected, ip) == 1 || inet_pton(AF_INET6, t->expected, ip) == 1;
-    int ok = peer != NULL &&
-             (is_ip ? X509_check_ip_asc(peer, t->expected, 0) == 1
-                    : X509_check_host(peer, t->expected, 0, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS, NULL) == 1);
+    int ok =
+        peer != NULL && (is_ip ? X509_check_ip_asc(peer, t->expected, 0) == 1
+                               : X509_check_host(peer, t->expected, 0,
+                                                 X509_VERIFY_PARAM_get_hostflags(SSL_get0_param(t->ssl)), NULL) == 1);
     if (!ok) {
         snprintf(t->err, sizeof(t->err), "TLS handshake: resumed session's certificate does not match '%.150s'",
                  t->expected);
@@ -412,6 +413,12 @@ static int verify_cb(int ok, X509_STORE_CTX *sctx)
     }
     if (t->verify_subject[0] == '\0') {
         snprintf(t->verify_subject, sizeof(t->verify_subject), "no subject");
+    }
+    if (t->verify_err == X509_V_ERR_HOSTNAME_MISMATCH || t->verify_err == X509_V_ERR_IP_ADDRESS_MISMATCH) {
+        /* The document's certificates have a CN and no SAN: no IP can match, but the CN can. */
+        clink__cert_cn_only(x, t->verify_cn, sizeof(t->verify_cn));
+        t->verify_cn_unused = (X509_VERIFY_PARAM_get_hostflags(SSL_get0_param(ssl)) &
+                               X509_CHECK_FLAG_NEVER_CHECK_SUBJECT) != 0; /* ssl_x509_strict */
     }
     return ok;
 }
@@ -450,7 +457,21 @@ static int fail(struct clink__tls *t, int code, const char *what)
      */
     long v = SSL_get_verify_result(t->ssl);
     if (v != X509_V_OK && SSL_get_verify_mode(t->ssl) != SSL_VERIFY_NONE) {
-        if (t->verify_err == v) {
+        if (t->verify_err == v && t->verify_cn[0] != '\0' && t->verify_cn_unused) {
+            snprintf(t->err, sizeof(t->err),
+                     "%s: certificate verify failed: %s (the certificate has no subjectAltName, and with "
+                     "ssl_x509_strict = ON its CN is no name): make one with clink-certs node --dns, or set "
+                     "ssl_mode = VERIFY_CA",
+                     what, X509_verify_cert_error_string(v));
+        } else if (t->verify_err == v && t->verify_cn[0] != '\0') {
+            /* A long CN may cut the end off; the start already names what to set. */
+            int n = snprintf(
+                t->err, sizeof(t->err),
+                "%s: certificate verify failed: %s (the certificate has no subjectAltName; its one name is "
+                "CN %s): set ssl_server_name = %s, or ssl_mode = VERIFY_CA for a certificate every node shares",
+                what, X509_verify_cert_error_string(v), t->verify_cn, t->verify_cn);
+            (void)n;
+        } else if (t->verify_err == v) {
             snprintf(t->err, sizeof(t->err), "%s: certificate verify failed: %s (depth %d, %s)", what,
                      X509_verify_cert_error_string(v), t->verify_depth, t->verify_subject);
         } else {

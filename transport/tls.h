@@ -43,6 +43,8 @@ struct clink__tls {
     int verify_err;
     int verify_depth;
     char verify_subject[128];
+    char verify_cn[72];   /* a name mismatch with a certificate named by its CN only: that CN, to say what to set */
+    int verify_cn_unused; /* ... and the context never takes the CN as a name (strict) */
     char err[256];
     /* client: what the peer must prove (also when a ticket resumes), and where its tickets go */
     int verify;

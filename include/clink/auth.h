@@ -78,6 +78,17 @@ struct clink_tls_opts {
      * client certificate is asked for.
      */
     const char *client_ca_file;
+    /*
+     * 0 (default): certificates are verified the way `openssl verify` does
+     * at security level 2: chain, dates, CRLs, key sizes, signature
+     * algorithms, and the keyUsage, extendedKeyUsage and names a
+     * certificate states. A CA without keyUsage, a v1 certificate or a
+     * certificate named by its CN only are accepted (clink_cert_lint says
+     * what is weak about them). 1: RFC 5280's profile as well
+     * (X509_V_FLAG_X509_STRICT): those are refused, for the own chain and
+     * for peers.
+     */
+    int x509_strict;
 };
 
 extern CLINK_API const struct clink_tls_opts clink_tls_opts_default;
@@ -185,6 +196,28 @@ struct clink_cert_info {
  * are (may exceed cap). Thread: any.
  */
 CLINK_API size_t clink_tls_ctx_certs(const struct clink_tls_ctx *ctx, struct clink_cert_info *out, size_t cap);
+
+/* What falls short of good practice in one certificate a context holds. */
+struct clink_cert_warning {
+    enum clink_cert_kind kind;
+    char subject[256]; /* RFC 2253 */
+    char text[768];    /* each deviation, "; "-separated, then the clink-certs command that makes a better one */
+};
+
+/*
+ * What is weak about ctx's certificates (own, intermediates, trusted CAs),
+ * one entry per certificate that has anything to say, none of which stops
+ * it from working: a v1 certificate, a CA without
+ * keyUsage, a node certificate without subjectAltName (its CN is its only
+ * name), one that expires within 30 days of now (unix seconds), and, when
+ * host (a DNS name or IP address this node is known by; NULL: not checked)
+ * is given, an own CN-only certificate that does not name it: the sign of
+ * one certificate shared by every node. Fills up to cap of out; returns how many
+ * there are (may exceed cap). A node logs them at start and on reload.
+ * Thread: any.
+ */
+CLINK_API size_t clink_tls_ctx_lint(const struct clink_tls_ctx *ctx, const char *host, int64_t now,
+                                    struct clink_cert_warning *out, size_t cap);
 
 /* ALPN protocol id clink speaks, "clink/1". */
 #define CLINK_ALPN "clink/1"

@@ -96,6 +96,13 @@ struct clink_config {
      */
     int ssl_key_mode_check;
     /*
+     * ssl_x509_strict = OFF (default): certificates are verified as `openssl
+     * verify` does (a CA without keyUsage, a v1 or CN-only certificate pass,
+     * with a warning); ON: RFC 5280's profile too, and names only from
+     * subjectAltName (clink_tls_opts.x509_strict).
+     */
+    int ssl_x509_strict;
+    /*
      * The failed-login throttle (clink_login_throttle; 0: its default),
      * under MySQL's connection_control names: failures before a wait
      * (connection_control_failed_connections_threshold), the first wait and
