@@ -464,13 +464,15 @@ static int fail(struct clink__tls *t, int code, const char *what)
                      "ssl_mode = VERIFY_CA",
                      what, X509_verify_cert_error_string(v));
         } else if (t->verify_err == v && t->verify_cn[0] != '\0') {
-            /* A long CN may cut the end off; the start already names what to set. */
-            int n = snprintf(
-                t->err, sizeof(t->err),
-                "%s: certificate verify failed: %s (the certificate has no subjectAltName; its one name is "
-                "CN %s): set ssl_server_name = %s, or ssl_mode = VERIFY_CA for a certificate every node shares",
-                what, X509_verify_cert_error_string(v), t->verify_cn, t->verify_cn);
-            (void)n;
+            /* Made whole, then cut to t->err: a long CN may cut the end off; the start already names what to set. */
+            char msg[512];
+            snprintf(msg, sizeof(msg),
+                     "%s: certificate verify failed: %s (the certificate has no subjectAltName; its one name is "
+                     "CN %s): set ssl_server_name = %s, or ssl_mode = VERIFY_CA for a certificate every node shares",
+                     what, X509_verify_cert_error_string(v), t->verify_cn, t->verify_cn);
+            size_t len = strnlen(msg, sizeof(t->err) - 1);
+            memcpy(t->err, msg, len);
+            t->err[len] = '\0';
         } else if (t->verify_err == v) {
             snprintf(t->err, sizeof(t->err), "%s: certificate verify failed: %s (depth %d, %s)", what,
                      X509_verify_cert_error_string(v), t->verify_depth, t->verify_subject);
