@@ -16,25 +16,11 @@
 #include <unistd.h>
 
 #include "tests/support/calls.h"
+#include "tests/support/fixture.h"
 #include "tests/support/support.h"
 #include "transport/timer.h"
 
-static struct ts_pki pki;
-static struct clink_tls_ctx *tls;
-
-static void setup(void)
-{
-    ts_pki_make(&pki);
-    tls = ts_tls(pki.node_cert, pki.node_key, pki.ca);
-}
-
-static void teardown(void)
-{
-    clink_tls_ctx_free(tls);
-    ts_pki_remove(&pki);
-}
-
-TestSuite(call_endings, .init = setup, .fini = teardown, .timeout = 60);
+TestSuite(call_endings, .init = ts_fixture_init, .fini = ts_fixture_fini, .timeout = 60);
 
 Test(call_endings, peer_killed_mid_call_fails_the_call)
 {

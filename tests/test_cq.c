@@ -13,23 +13,9 @@
 #include "clink/cq.h"
 #include "clink/pool.h"
 #include "tests/support/calls.h"
+#include "tests/support/fixture.h"
 
-static struct ts_pki pki;
-static struct clink_tls_ctx *tls;
-
-static void setup(void)
-{
-    ts_pki_make(&pki);
-    tls = ts_tls(pki.node_cert, pki.node_key, pki.ca);
-}
-
-static void teardown(void)
-{
-    clink_tls_ctx_free(tls);
-    ts_pki_remove(&pki);
-}
-
-TestSuite(cq, .init = setup, .fini = teardown, .timeout = 60);
+TestSuite(cq, .init = ts_fixture_init, .fini = ts_fixture_fini, .timeout = 60);
 
 #define NCALLS 64
 

@@ -9,25 +9,11 @@
 #include <unistd.h>
 
 #include "tests/support/calls.h"
+#include "tests/support/fixture.h"
 #include "tests/support/support.h"
 #include "transport/frame.h"
 
-static struct ts_pki pki;
-static struct clink_tls_ctx *tls;
-
-static void setup(void)
-{
-    ts_pki_make(&pki);
-    tls = ts_tls(pki.node_cert, pki.node_key, pki.ca);
-}
-
-static void teardown(void)
-{
-    clink_tls_ctx_free(tls);
-    ts_pki_remove(&pki);
-}
-
-TestSuite(handshake, .init = setup, .fini = teardown, .timeout = 60);
+TestSuite(handshake, .init = ts_fixture_init, .fini = ts_fixture_fini, .timeout = 60);
 
 Test(handshake, tls_handshake_and_echo)
 {

@@ -15,24 +15,10 @@
 #include "clink/pool.h"
 #include "clink/transport.h"
 #include "tests/support/calls.h"
-
-static struct ts_pki pki;
-static struct clink_tls_ctx *tls;
-
-static void setup(void)
-{
-    ts_pki_make(&pki);
-    tls = ts_tls(pki.node_cert, pki.node_key, pki.ca);
-}
-
-static void teardown(void)
-{
-    clink_tls_ctx_free(tls);
-    ts_pki_remove(&pki);
-}
+#include "tests/support/fixture.h"
 
 /* A hang would otherwise end only at Criterion's timeout: that is the failure. */
-TestSuite(misuse, .init = setup, .fini = teardown, .timeout = 60);
+TestSuite(misuse, .init = ts_fixture_init, .fini = ts_fixture_fini, .timeout = 60);
 
 #define NEST 30
 

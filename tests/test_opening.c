@@ -8,24 +8,10 @@
 #include <unistd.h>
 
 #include "tests/support/calls.h"
+#include "tests/support/fixture.h"
 #include "tests/support/support.h"
 
-static struct ts_pki pki;
-static struct clink_tls_ctx *tls;
-
-static void setup(void)
-{
-    ts_pki_make(&pki);
-    tls = ts_tls(pki.node_cert, pki.node_key, pki.ca);
-}
-
-static void teardown(void)
-{
-    clink_tls_ctx_free(tls);
-    ts_pki_remove(&pki);
-}
-
-TestSuite(opening, .init = setup, .fini = teardown, .timeout = 60);
+TestSuite(opening, .init = ts_fixture_init, .fini = ts_fixture_fini, .timeout = 60);
 
 Test(opening, plaintext_client_served_where_allowed)
 {

@@ -18,24 +18,10 @@
 
 #include "clink/pool.h"
 #include "clink/transport.h"
+#include "tests/support/fixture.h"
 #include "tests/support/support.h"
 
-static struct ts_pki pki;
-static struct clink_tls_ctx *tls;
-
-static void setup(void)
-{
-    ts_pki_make(&pki);
-    tls = ts_tls(pki.node_cert, pki.node_key, pki.ca);
-}
-
-static void teardown(void)
-{
-    clink_tls_ctx_free(tls);
-    ts_pki_remove(&pki);
-}
-
-TestSuite(pool, .init = setup, .fini = teardown, .timeout = 120);
+TestSuite(pool, .init = ts_fixture_init, .fini = ts_fixture_fini, .timeout = 120);
 
 static uint64_t ms_now(void)
 {

@@ -14,25 +14,11 @@
 #include <unistd.h>
 
 #include "clink/transport.h"
+#include "tests/support/fixture.h"
 #include "tests/support/support.h"
 #include "transport/conn_int.h"
 
-static struct ts_pki pki;
-static struct clink_tls_ctx *tls;
-
-static void setup(void)
-{
-    ts_pki_make(&pki);
-    tls = ts_tls(pki.node_cert, pki.node_key, pki.ca);
-}
-
-static void teardown(void)
-{
-    clink_tls_ctx_free(tls);
-    ts_pki_remove(&pki);
-}
-
-TestSuite(resume, .init = setup, .fini = teardown, .timeout = 60);
+TestSuite(resume, .init = ts_fixture_init, .fini = ts_fixture_fini, .timeout = 60);
 
 static struct clink_node *server_on(struct clink_tls_ctx *t, uint16_t port)
 {
