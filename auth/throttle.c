@@ -20,7 +20,6 @@ struct entry {
     char key[KEY_MAX]; /* "u" user, "s" source, or user "\n" source in the pairs' table */
     uint64_t hash;
     uint32_t failures;
-    int used;
     int32_t hnext;        /* hash chain, or the free list */
     int32_t newer, older; /* recency list */
     uint64_t wait_until;  /* no password checked before (ns, CLOCK_MONOTONIC) */
@@ -171,7 +170,6 @@ static struct entry *insert(struct table *tb, const char *key, uint64_t h, uint6
     memset(x, 0, sizeof(*x));
     snprintf(x->key, sizeof(x->key), "%s", key);
     x->hash = h;
-    x->used = 1;
     x->hnext = tb->heads[h & tb->mask];
     tb->heads[h & tb->mask] = i;
     push_newest(tb, i);
@@ -273,7 +271,20 @@ static void refund(struct entry *x, uint64_t before, uint64_t after)
     }
 }
 
-/* The count for key: its entry (started over if forgotten), or the shared overflow entry. */
+static void touch_count(struct clink__throttle *t, struct entry *x, uint64_t now)
+{
+    if (x == &t->overflow) {
+        x->touched = now;
+    } else {
+        touch(&t->counts, (int32_t)(x - t->counts.e), now);
+    }
+}
+
+/*
+ * The count for key, touched: its entry (started over if forgotten), or the
+ * shared overflow entry. Touched here, before the next lookup, so that the
+ * user's entry cannot be the oldest one the source's insert takes.
+ */
 static struct entry *count_for(struct clink__throttle *t, const char *key, uint64_t now)
 {
     uint64_t h = hash_key(t, key);
@@ -287,18 +298,10 @@ static struct entry *count_for(struct clink__throttle *t, const char *key, uint6
     }
     if (x == NULL) {
         t->st.overflowed++;
-        return &t->overflow;
+        x = &t->overflow;
     }
+    touch_count(t, x, now);
     return x;
-}
-
-static void touch_count(struct clink__throttle *t, struct entry *x, uint64_t now)
-{
-    if (x == &t->overflow) {
-        x->touched = now;
-    } else {
-        touch(&t->counts, (int32_t)(x - t->counts.e), now);
-    }
 }
 
 int clink__throttle_begin(struct clink__throttle *t, const char *user, const char *host,
@@ -326,8 +329,8 @@ int clink__throttle_begin(struct clink__throttle *t, const char *user, const cha
         struct entry *u = count_for(t, key, now);
         snprintf(key, sizeof(key), "s%s", tk->source);
         struct entry *s = count_for(t, key, now);
-        touch_count(t, u, now);
-        touch_count(t, s, now);
+        tk->overflowed[0] = u == &t->overflow;
+        tk->overflowed[1] = s == &t->overflow;
         if (waiting(u, now) || waiting(s, now)) {
             ret = -CLINK_EAGAIN;
         } else {
@@ -369,13 +372,14 @@ void clink__throttle_end(struct clink__throttle *t, const struct clink__throttle
     if (!tk->known) {
         /* Only this login's own charge comes back: a success must not hand a guesser a fresh allowance. */
         snprintf(key, sizeof(key), "u%s", tk->user);
-        struct entry *u = find(&t->counts, key, hash_key(t, key));
+        struct entry *u = tk->overflowed[0] ? &t->overflow : find(&t->counts, key, hash_key(t, key));
         snprintf(key, sizeof(key), "s%s", tk->source);
-        struct entry *s = find(&t->counts, key, hash_key(t, key));
-        u = u != NULL ? u : &t->overflow;
-        s = s != NULL ? s : &t->overflow;
-        refund(u, tk->wait_before[0], tk->wait_after[0]);
-        if (s != u) {
+        struct entry *s = tk->overflowed[1] ? &t->overflow : find(&t->counts, key, hash_key(t, key));
+        /* An entry gone since (forgotten, its slot taken) has nothing left to give back. */
+        if (u != NULL) {
+            refund(u, tk->wait_before[0], tk->wait_after[0]);
+        }
+        if (s != NULL && s != u) {
             refund(s, tk->wait_before[1], tk->wait_after[1]);
         }
     }

@@ -36,6 +36,7 @@ struct clink__throttle_ticket {
     char user[CLINK_USER_MAX + 1];
     char source[48];
     int known;
+    int overflowed[2]; /* the user's, the source's count was the shared overflow entry */
     /* The user's and the source's waits before this login's charge, and after it: a refund restores the first. */
     uint64_t wait_before[2], wait_after[2];
 };

@@ -540,6 +540,9 @@ int clink_tls_ctx_new_https(const struct clink_tls_opts *opts, struct clink_tls_
             goto out;
         }
         ret = -CLINK_ECONFIG;
+        if (opts->x509_strict) { /* an operator's certificate is held to the same profile as a node's */
+            X509_VERIFY_PARAM_set_flags(SSL_CTX_get0_param(ctx), X509_V_FLAG_X509_STRICT);
+        }
         /*
          * A client certificate is asked for, never required: a browser has
          * none. One that verifies can log an operator in (an account

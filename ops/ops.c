@@ -359,11 +359,26 @@ static int body_state(const struct job *j, enum clink_secure_transport *out)
     return ret;
 }
 
+/* 1 if the query string (a=b&c=d) holds param ("full=1") as one whole parameter. */
+static int query_has(const char *query, const char *param)
+{
+    size_t n = strlen(param);
+    for (const char *q = query; q != NULL; q = strchr(q, '&') ? strchr(q, '&') + 1 : NULL) {
+        if (strncmp(q, param, n) == 0 && (q[n] == '\0' || q[n] == '&')) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
 /* The answer to a refused login (status from authorize()); 0 when there was none to give. */
 static int answer_refused_login(struct clink_req *req, int head_only, int status, const char *who)
 {
     if (status == 429) {
-        respond_text(req, head_only, 429, "Retry-After: 1\r\n", "too many failed logins: try again in a second\n");
+        /* The wait grows with each failure (up to the throttle's longest); a second is where it starts. */
+        respond_text(req, head_only, 429, "Retry-After: 1\r\n",
+                     "too many failed logins: wait and try again (each failure makes the wait longer), or log in "
+                     "with a client certificate\n");
     } else if (status == 401) {
         respond_text(req, head_only, 401, "WWW-Authenticate: Basic realm=\"clink ops\", charset=\"UTF-8\"\r\n",
                      "log in as an account with grant ALL\n");
@@ -448,7 +463,7 @@ static void serve(struct clink_ops *ops, struct job *j)
      * /metrics names no client.
      */
     int full = 0;
-    if (strcmp(what, "metrics") != 0 && (j->http.authorization[0] != '\0' || strstr(j->http.query, "full=1") != NULL)) {
+    if (strcmp(what, "metrics") != 0 && (j->http.authorization[0] != '\0' || query_has(j->http.query, "full=1"))) {
         char who[200] = "";
         if (answer_refused_login(req, j->head_only, authorize(ops, j, who, sizeof(who)), who)) {
             return;

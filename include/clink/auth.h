@@ -162,8 +162,8 @@ CLINK_API void clink_ticket_keys_stats(struct clink_ticket_keys *k, struct clink
  * A server-only context for the node's HTTPS port (operations: browsers,
  * curl, Prometheus; clink_node_listen_https), from opts's cert_file (then
  * intermediates), key_file (its owner and mode checked as for
- * clink_tls_ctx_new, unless allow_open_key_file) and ca_file; the other
- * fields are not used. The pair is checked to match and to be valid now; TLS 1.2
+ * clink_tls_ctx_new, unless allow_open_key_file), ca_file, client_ca_file,
+ * crl_file and x509_strict; the other fields are not used. The pair is checked to match and to be valid now; TLS 1.2
  * and 1.3 with AEAD ciphers only, ALPN "http/1.1" (a client offering only h2
  * gets no ALPN and speaks HTTP/1.1); a client certificate is asked for only
  * with client_ca_file (and crl_file). ca_file (optional, NULL: none) is the
