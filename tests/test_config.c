@@ -384,9 +384,8 @@ Test(config, session_limit_keys)
     char err[512] = "";
 
     cr_assert_eq(clink_config_parse("[server]\n", "/tmp", &c, err, sizeof(err)), 0, "%s", err);
-    cr_assert(c.max_connections == CLINK_DEFAULT_MAX_CONNECTIONS && c.max_node_links == CLINK_DEFAULT_MAX_NODE_LINKS &&
-                  c.max_user_connections == 0 && c.wait_timeout == CLINK_DEFAULT_WAIT_TIMEOUT_S &&
-                  c.tcp_keepalive_idle == CLINK_DEFAULT_TCP_KEEPALIVE_S,
+    cr_assert(c.max_connections == 151 && c.max_node_links == 16384 && c.max_user_connections == 0 &&
+                  c.wait_timeout == 28800 && c.tcp_keepalive_idle == 60,
               "unset: the defaults as values (server/defaults.c)");
     cr_assert_eq(clink_config_parse("[server]\nmax_connections = 500\nmax-node-links = 20000\n"
                                     "max_user_connections = 40\nwait_timeout = 600\ntcp_keepalive_idle = 30\n",

@@ -111,12 +111,15 @@ Test(cq, a_partial_batch_leaves_the_fd_readable_and_keeps_the_order)
     /* One connection, one worker: the answers come in the order of the requests. */
     usleep(ts_ms(300) * 1000); /* all three have completed */
     struct clink_cq_op *got[3];
-    int readable[3];
+    int readable[2];
 
+    /* After the last one the fd may be readable once more (clink/cq.h): only the first two are checked. */
     for (int i = 0; i < 3; i++) {
         cr_assert_eq(clink_cq_next(cq, got + i, 1, 0), 1, "one at a time");
         struct pollfd p = {.fd = clink_cq_fd(cq), .events = POLLIN};
-        readable[i] = poll(&p, 1, 0);
+        if (i < 2) {
+            readable[i] = poll(&p, 1, 0);
+        }
     }
 
     cr_assert_eq(readable[0], 1, "two left: the fd stays readable");
@@ -160,7 +163,7 @@ Test(cq, dials_and_pool_calls_complete_through_the_queue)
 
     int n = 0;
     while (n < 3) {
-        int k = clink_cq_next(cq, got + n, 4, (int)ts_ms(5000));
+        int k = clink_cq_next(cq, got + n, 4 - n, (int)ts_ms(5000));
         cr_assert_gt(k, 0, "timed out after %d", n);
         n += k;
     }

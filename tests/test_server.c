@@ -127,6 +127,7 @@ static void query_done(const struct clink_fanout_result *r, size_t n, void *user
 
 static void query(struct clink_req *req, void *user)
 {
+    atomic_store(&handler_returned, 0); /* per request: a retried call must not see the last one's 1 */
     size_t len;
     const uint8_t *data = clink_req_data(req, &len);
     int ret = clink_cluster_fanout_start(clink_server_cluster(user), CLINK_ROLE_LEAF, NULL, CLINK_TOOL_ECHO, data, len,

@@ -157,8 +157,10 @@ struct clink_node_opts {
      * session is an accepted connection that logged in: a MySQL client, or a
      * native one that is not a node link. A node link is a native login
      * proven by a verified client certificate with no password (another
-     * node, a pool): links have their own budget, so a pool never competes
-     * with clients for slots. Dialled connections are never counted.
+     * node, a pool that logs in by certificate): links have their own budget,
+     * so such a pool never competes with clients for slots; a pool that also
+     * sends a password counts as a client session. Dialled connections are
+     * never counted.
      *
      * max_connections: client sessions at once. Past it a login is refused
      * (-CLINK_ETOOMANY on the native port, MySQL error 1040 "Too many
