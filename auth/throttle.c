@@ -53,6 +53,16 @@ static uint64_t now_ns(void)
 }
 
 /* FNV-1a with a secret start: names come from the network, and chains must not be made long on purpose. */
+/*
+ * Time since then, never negative. The clock is read under the mutex, so
+ * stamps only grow; this guards the forgetting rules anyway, since an
+ * unsigned difference that wrapped would make a fresh count look forgotten.
+ */
+static uint64_t since(uint64_t now, uint64_t then)
+{
+    return now > then ? now - then : 0;
+}
+
 static uint64_t hash_key(const struct clink__throttle *t, const char *k)
 {
     uint64_t h = 1469598103934665603ull ^ t->seed;
@@ -160,7 +170,7 @@ static struct entry *insert(struct table *tb, const char *key, uint64_t h, uint6
         tb->used++;
     } else {
         i = tb->oldest;
-        if (i < 0 || (forget_ns != 0 && now - tb->e[i].touched < forget_ns)) {
+        if (i < 0 || (forget_ns != 0 && since(now, tb->e[i].touched) < forget_ns)) {
             return NULL;
         }
         unhash(tb, i);
@@ -290,7 +300,7 @@ static struct entry *count_for(struct clink__throttle *t, const char *key, uint6
     uint64_t h = hash_key(t, key);
     uint64_t forget_ns = (uint64_t)t->o.forget_s * 1000000000ull;
     struct entry *x = find(&t->counts, key, h);
-    if (x != NULL && now - x->touched >= forget_ns && !waiting(x, now)) {
+    if (x != NULL && since(now, x->touched) >= forget_ns && !waiting(x, now)) {
         x->failures = 0;
     }
     if (x == NULL) {
@@ -311,9 +321,9 @@ int clink__throttle_begin(struct clink__throttle *t, const char *user, const cha
     snprintf(tk->user, sizeof(tk->user), "%.*s", CLINK_USER_MAX, user);
     source_of(host, tk->source, sizeof(tk->source));
     char key[KEY_MAX];
-    uint64_t now = now_ns();
     int ret = 0;
     pthread_mutex_lock(&t->mu);
+    uint64_t now = now_ns(); /* under the mutex: a stamp read before it could be older than one written since */
     snprintf(key, sizeof(key), "%s\n%s", tk->user, tk->source);
     struct entry *pair = find(&t->pairs, key, hash_key(t, key));
     if (pair != NULL) {
@@ -352,8 +362,8 @@ int clink__throttle_begin(struct clink__throttle *t, const char *user, const cha
 void clink__throttle_end(struct clink__throttle *t, const struct clink__throttle_ticket *tk, int ok)
 {
     char key[KEY_MAX];
-    uint64_t now = now_ns();
     pthread_mutex_lock(&t->mu);
+    uint64_t now = now_ns();
     if (!ok) {
         t->st.failures++;
         pthread_mutex_unlock(&t->mu);
