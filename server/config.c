@@ -694,8 +694,37 @@ static void warnings(const struct parse_state *st, struct clink_config *c)
     }
 }
 
-/* file: the file to read, or NULL to read text (relative paths against dir). */
-static int run(const char *text, const char *file, const char *dir, struct clink_config *out, char *err, size_t errlen)
+int clink__config_key_of(const char *written, char *canon, size_t cap)
+{
+    char key[64];
+    size_t n = strlen(written);
+    if (n >= sizeof(key)) {
+        return -1;
+    }
+    for (size_t i = 0; i <= n; i++) {
+        key[i] =
+            written[i] == '-' ? '_' : (char)(written[i] >= 'A' && written[i] <= 'Z' ? written[i] + 32 : written[i]);
+    }
+    const char *bare = strncmp(key, "loose_", 6) == 0 ? key + 6 : key;
+    int id = key_id(bare);
+    static const char *const prefixes[] = {"skip_", "disable_", "enable_"};
+    for (size_t i = 0; id < 0 && i < sizeof(prefixes) / sizeof(prefixes[0]); i++) {
+        size_t plen = strlen(prefixes[i]);
+        int sid = strncmp(bare, prefixes[i], plen) == 0 ? key_id(bare + plen) : -1;
+        id = sid >= 0 && is_switch(sid) ? sid : -1;
+    }
+    if (id < 0 || (size_t)snprintf(canon, cap, "%s", key_names[id]) >= cap) {
+        return -1;
+    }
+    return 0;
+}
+
+/*
+ * file: the file to read, or NULL to read text (relative paths against dir);
+ * swap_path/swap_text: a file read from memory instead (option_file.h).
+ */
+static int run(const char *text, const char *file, const char *dir, const char *swap_path, const char *swap_text,
+               struct clink_config *out, char *err, size_t errlen)
 {
     char scratch[8];
     if (err == NULL || errlen == 0) {
@@ -728,7 +757,7 @@ static int run(const char *text, const char *file, const char *dir, struct clink
         snprintf(filedir, sizeof(filedir), "%.*s", slash == abs ? 1 : (int)(slash - abs), abs);
         free(abs);
         dir = filedir;
-        ret = clink__optfile_read_file(file, on_key, st, err, errlen);
+        ret = clink__optfile_read_swapped(file, swap_path, swap_text, on_key, st, err, errlen);
     } else {
         ret = clink__optfile_read_text(text, "", dir, on_key, st, err, errlen);
     }
@@ -747,7 +776,7 @@ int clink_config_parse(const char *text, const char *dir, struct clink_config *o
     if (text == NULL) {
         return -CLINK_EINVAL;
     }
-    return run(text, NULL, dir, out, err, errlen);
+    return run(text, NULL, dir, NULL, NULL, out, err, errlen);
 }
 
 int clink_config_load(const char *path, struct clink_config *out, char *err, size_t errlen)
@@ -758,7 +787,19 @@ int clink_config_load(const char *path, struct clink_config *out, char *err, siz
     if (path == NULL || out == NULL) {
         return -CLINK_EINVAL;
     }
-    return run(NULL, path, NULL, out, err, errlen);
+    return run(NULL, path, NULL, NULL, NULL, out, err, errlen);
+}
+
+int clink__config_load_swapped(const char *path, const char *swap_path, const char *swap_text, struct clink_config *out,
+                               char *err, size_t errlen)
+{
+    if (err != NULL && errlen > 0) {
+        err[0] = '\0';
+    }
+    if (path == NULL || out == NULL) {
+        return -CLINK_EINVAL;
+    }
+    return run(NULL, path, NULL, swap_path, swap_text, out, err, errlen);
 }
 
 int clink_config_tls_opts(const struct clink_config *cfg, struct clink_tls_opts *out, char *err, size_t errlen)

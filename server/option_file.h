@@ -42,4 +42,12 @@ int clink__optfile_read_text(const char *text, const char *name, const char *dir
 /* The same for a file, named path in messages; its includes are resolved against its own folder. */
 int clink__optfile_read_file(const char *path, clink__optfile_cb cb, void *user, char *err, size_t errlen);
 
+/*
+ * The same, reading swap_text in place of the file whose real path
+ * (realpath) is swap_path, wherever it is met (the file itself or an
+ * !include): how an edit is checked whole before it is written.
+ */
+int clink__optfile_read_swapped(const char *path, const char *swap_path, const char *swap_text, clink__optfile_cb cb,
+                                void *user, char *err, size_t errlen);
+
 #endif

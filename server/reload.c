@@ -314,6 +314,32 @@ int clink_server_reload(struct clink_server *srv, struct clink_server_report *re
     return rep->status;
 }
 
+int clink__server_check(struct clink_server *srv, const char *swap_path, const char *swap_text,
+                        struct clink_server_report *rep)
+{
+    memset(rep, 0, sizeof(*rep));
+    struct staged s = {.cfg = malloc(sizeof(struct clink_config))};
+    char err[400];
+    int ret = s.cfg == NULL ? -CLINK_ENOMEM : 0;
+    pthread_mutex_lock(&srv->mu);
+    if (ret < 0) {
+        snprintf(rep->why, sizeof(rep->why), "out of memory");
+    } else if (srv->stopped) {
+        ret = -CLINK_ESHUTDOWN;
+        snprintf(rep->why, sizeof(rep->why), "the server is stopping");
+    } else if ((ret = clink__server_settings_swapped(srv, swap_path, swap_text, s.cfg, err, sizeof(err))) < 0) {
+        snprintf(rep->why, sizeof(rep->why), "%s", err);
+    } else {
+        rep->changed = diff(srv->cfg, s.cfg, clink_node_secure_transport(srv->node));
+        rep->restart = rep->changed & ~(unsigned)LIVE;
+        ret = stage(srv, &s, rep);
+    }
+    pthread_mutex_unlock(&srv->mu);
+    unstage(&s);
+    rep->status = ret;
+    return ret;
+}
+
 static void told(struct clink_server *srv, const char *source, const struct clink_server_report *rep)
 {
     if (srv->o.on_reload != NULL) {

@@ -34,10 +34,23 @@ struct clink_server {
 void clink__config_defaults(struct clink_config *c);
 
 /*
+ * config.c: the [server] key a line's key stands for, as docs/config.md
+ * names it ("ssl-cert", "loose_ssl_cert" and "SSL_CERT" are "ssl_cert";
+ * "skip-ops" is "ops"). Returns 0, or -1 for a key clink does not know.
+ */
+int clink__config_key_of(const char *written, char *canon, size_t cap);
+/* clink_config_load, reading swap_text instead of the file whose real path is swap_path (an edit, checked). */
+int clink__config_load_swapped(const char *path, const char *swap_path, const char *swap_text, struct clink_config *out,
+                               char *err, size_t errlen);
+
+/*
  * settings.c: the effective settings, the file (or the defaults) with the
  * overrides applied, and the TLS contexts they describe. err gets the reason.
  */
 int clink__server_settings(const struct clink_server *srv, struct clink_config *cfg, char *err, size_t errlen);
+/* The same with one file read from memory (clink__config_load_swapped): an edit checked before it is written. */
+int clink__server_settings_swapped(const struct clink_server *srv, const char *swap_path, const char *swap_text,
+                                   struct clink_config *cfg, char *err, size_t errlen);
 int clink__server_tls(const struct clink_server *srv, const struct clink_config *cfg, struct clink_tls_ctx **out,
                       char *err, size_t errlen);
 int clink__server_https(const struct clink_server *srv, const struct clink_config *cfg, struct clink_tls_ctx **out,
@@ -50,6 +63,18 @@ void clink__server_log(const struct clink_server *srv, enum clink_log_level lvl,
 /* reload.c: ALTER INSTANCE RELOAD TLS and POST /reload, as the node and ops endpoint call them. */
 int clink__server_sql_reload_tls(void *user, char *err, size_t errlen);
 int clink__server_ops_reload(void *user, char *msg, size_t cap);
+
+/*
+ * reload.c: what a reload would find and build with swap_text in place of
+ * the file at swap_path, without swapping anything: rep's changed and
+ * restart bits, or status < 0 with why.
+ */
+int clink__server_check(struct clink_server *srv, const char *swap_path, const char *swap_text,
+                        struct clink_server_report *rep);
+
+/* config_edit.c: POST /config and POST /restart, as the ops endpoint calls them. */
+int clink__server_ops_config(void *user, const char *key, const char *value, const char *who, char *json, size_t cap);
+int clink__server_ops_restart(void *user, const char *who, char *msg, size_t cap);
 
 /* tool_methods.c: register the methods of clink/methods.h. */
 int clink__server_tool_methods(struct clink_server *srv);

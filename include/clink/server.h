@@ -54,6 +54,15 @@ struct clink_server_report;
 typedef void (*clink_server_reload_fn)(void *user, const char *source, const struct clink_server_report *report);
 
 /*
+ * The program's restart (POST /restart, clink-admin restart): make the
+ * process stop gracefully and be started again, as a supervisor does
+ * (clink-node: under systemd or contrib/clink-supervise). Returns 0 if it
+ * will, negative if it cannot. Called on the ops thread, after the answer
+ * is sent: start the stop (clink_server_stop) from another thread.
+ */
+typedef int (*clink_server_restart_fn)(void *user, const char *who);
+
+/*
  * Zero means "the config file's value, else the default" for every field
  * (clink_server_opts_default holds the defaults as values). With a config
  * file, a field set here overrides the file's key, at start and at every
@@ -97,6 +106,9 @@ struct clink_server_opts {
      */
     clink_server_reload_fn on_reload;
     void *on_reload_user;
+    /* optional: POST /restart (NULL: the node answers that it cannot restart itself) */
+    clink_server_restart_fn on_restart;
+    void *on_restart_user;
 };
 
 /*
@@ -173,6 +185,47 @@ struct clink_server_report {
  * Returns report->status.
  */
 CLINK_API int clink_server_reload(struct clink_server *srv, struct clink_server_report *report);
+
+/* What clink_server_set_config did. */
+enum clink_server_edit_outcome {
+    CLINK_SERVER_EDIT_REFUSED = 0, /* nothing was written: why says why */
+    CLINK_SERVER_EDIT_UNCHANGED,   /* the file says so already: nothing was written */
+    CLINK_SERVER_EDIT_APPLIED,     /* written, and the node runs with it now */
+    CLINK_SERVER_EDIT_RESTART,     /* written; the node runs with it after a restart (reload.restart says what) */
+};
+CLINK_API const char *clink_server_edit_outcome_name(enum clink_server_edit_outcome o); /* "applied", ... */
+
+struct clink_server_edit {
+    enum clink_server_edit_outcome outcome;
+    char key[64];                       /* the key as docs/config.md names it ("ssl-cert" is ssl_cert) */
+    char file[CLINK_CONFIG_PATH_MAX];   /* the file edited */
+    int line;                           /* the key's line in it now */
+    char backup[CLINK_CONFIG_PATH_MAX]; /* the file as it was before (FILE.bak), "" when nothing was written */
+    struct clink_server_report reload;  /* the check, then the reload that applied it */
+    char why[512];                      /* REFUSED: why, in words */
+};
+
+/*
+ * Set one [server] key of the node's config file, as memsql-ops
+ * memsql-update-config does, and apply it. The line that holds the key's
+ * effective value is rewritten (in an !include'd file if that is where it
+ * is; its indentation, spelling and comment kept), else a line is added to
+ * the config file's [server] section; every other line stays as it was.
+ * The whole resulting configuration is read and built (certificates,
+ * keys, accounts) before anything is written: a value the node would
+ * refuse at its next start is refused now, and the file stays as it was.
+ * Then the old file is kept as FILE.bak, the new one renamed into place,
+ * and the node reloads (clink_server_reload): out->outcome says whether it
+ * runs with the value now or after a restart (docs/config.md lists which
+ * keys need one). value is as the node sees it (a relative path is
+ * relative to the node's base directory). who (NULL: "the application")
+ * is logged with the change, refused or made. Edits are serialized.
+ * Thread: any but a worker (there: -CLINK_EWOULDBLOCK). Returns 0 (applied,
+ * restart or unchanged) or negative (refused: -CLINK_EINVAL for a key clink
+ * does not read or a node without a config file, -CLINK_ECONFIG and others).
+ */
+CLINK_API int clink_server_set_config(struct clink_server *srv, const char *key, const char *value, const char *who,
+                                      struct clink_server_edit *out);
 
 /*
  * Stop gracefully: the node stops accepting and lets calls in flight finish
