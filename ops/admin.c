@@ -66,6 +66,30 @@ int clink__ops_config(clink_ops_config_fn fn, void *user, const uint8_t *body, s
     return status;
 }
 
+int clink__ops_renew(clink_ops_renew_fn fn, void *user, int csr, const uint8_t *body, size_t len, const char *who,
+                     struct clink__sbuf *out)
+{
+    if (fn == NULL) {
+        return refused(out, 501, "this node cannot renew its certificate here");
+    }
+    cJSON *root = NULL;
+    const char *cert = NULL;
+    if (!csr) {
+        root = body ? cJSON_ParseWithLength((const char *)body, len) : NULL;
+        cert = cJSON_IsObject(root) ? str_member(root, "cert") : NULL;
+        if (cert == NULL || strstr(cert, "-----BEGIN CERTIFICATE-----") == NULL) {
+            cJSON_Delete(root);
+            return refused(out, 400, "expected {\"cert\": \"-----BEGIN CERTIFICATE-----...\"}");
+        }
+    }
+    char *json = NULL;
+    int ret = fn(user, cert, who, &json);
+    clink__sb_printf(out, "%s\n", json ? json : "{}");
+    free(json);
+    cJSON_Delete(root);
+    return ret == 0 ? 200 : 409;
+}
+
 int clink__ops_restart_answer(int can, const char *msg, struct clink__sbuf *out)
 {
     cJSON *o = cJSON_CreateObject();

@@ -396,3 +396,46 @@ int clink_admin_restart(struct clink_admin *a, const struct clink_admin_node *no
 {
     return post(a, node, "/restart", "{}", r);
 }
+
+int clink_admin_rotate_cert(struct clink_admin *a, const struct clink_admin_node *node, const char *ca_cert,
+                            const char *ca_key, const char *trust_file, int64_t valid_for_s,
+                            struct clink_admin_result *r)
+{
+    memset(r, 0, sizeof(*r));
+    snprintf(r->outcome, sizeof(r->outcome), "failed");
+    if (node == NULL || node->ops_port == 0) {
+        snprintf(r->message, sizeof(r->message), "no ops endpoint known for this node (down, or it runs none)");
+        return -CLINK_EINVAL;
+    }
+    char *body = NULL, *signed_pem = NULL;
+    int ret = clink_admin_request(a, node->host, node->ops_port, "POST", "/csr", "{}", &r->http_status, &body,
+                                  r->message, sizeof(r->message));
+    if (ret < 0) {
+        return ret;
+    }
+    cJSON *root = cJSON_Parse(body);
+    const char *csr = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(root, "csr"));
+    const char *cur = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(root, "cert"));
+    const char *why = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(root, "why"));
+    if (r->http_status != 200 || csr == NULL || cur == NULL) {
+        snprintf(r->message, sizeof(r->message), "no signing request: %.1000s",
+                 why    ? why
+                 : root ? ""
+                        : strtok(body, "\n"));
+        ret = -CLINK_EREMOTE;
+    } else if ((ret = clink_cert_sign_renewal(ca_cert, ca_key, csr, cur, trust_file, valid_for_s, &signed_pem,
+                                              r->message, sizeof(r->message))) < 0) {
+        /* r->message says why the CA side refused */
+    } else {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "cert", signed_pem);
+        char *json = cJSON_PrintUnformatted(o);
+        cJSON_Delete(o);
+        ret = json ? post(a, node, "/cert", json, r) : -CLINK_ENOMEM;
+        cJSON_free(json);
+    }
+    free(signed_pem);
+    cJSON_Delete(root);
+    free(body);
+    return ret;
+}

@@ -174,6 +174,8 @@ static int make_ops(struct clink_server *srv, struct clink_tls_ctx *https, char 
                                 .config_user = srv,
                                 .restart = srv->o.on_restart != NULL ? clink__server_ops_restart : NULL,
                                 .restart_user = srv,
+                                .renew = clink__server_ops_renew,
+                                .renew_user = srv,
                                 .name = srv->name,
                                 .log = srv->o.log,
                                 .log_user = srv->o.log_user,
@@ -350,6 +352,7 @@ void clink_server_free(struct clink_server *srv)
         return;
     }
     clink_server_stop(srv);
+    clink__server_renew_forget(srv); /* a key made for a renewal that never came: wiped */
     clink_node_free(srv->node);
     clink_accounts_free(srv->acc);
     clink_ticket_keys_free(srv->tickets);

@@ -76,6 +76,10 @@ int clink__server_check(struct clink_server *srv, const char *swap_path, const c
 int clink__server_ops_config(void *user, const char *key, const char *value, const char *who, char *json, size_t cap);
 int clink__server_ops_restart(void *user, const char *who, char *msg, size_t cap);
 
+/* renew.c: POST /csr (cert_pem NULL) and POST /cert; the pending key forgotten when the server goes. */
+int clink__server_ops_renew(void *user, const char *cert_pem, const char *who, char **json);
+void clink__server_renew_forget(struct clink_server *srv);
+
 /* tool_methods.c: register the methods of clink/methods.h. */
 int clink__server_tool_methods(struct clink_server *srv);
 

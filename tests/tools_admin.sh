@@ -125,7 +125,7 @@ export CLINK_ADMIN_CERT=$t/pki/opsadmin.pem CLINK_ADMIN_KEY=$t/pki/opsadmin-key.
 
 # list: every node with its ops port, once the pools are up
 i=0
-while [ $i -lt 100 ]; do
+while [ $i -lt 300 ]; do
   "$admin" list >"$t/list" 2>&1
   [ "$(grep -c ' yes ' "$t/list")" = 3 ] && ! grep -q 'leaf[12] .* -  ' "$t/list" && break
   sleep 0.1; i=$((i + 1))
@@ -195,7 +195,7 @@ sed -n '/^\[server\]$/,$p' "$t/leaf2/memsql.cnf" | grep -qx 'max_connections = 3
 "$admin" restart leaf1 >"$t/out" 2>&1 && grep -q "leaf1: restarted, back in" "$t/out" && ok ||
   { no "restart leaf1 under clink-supervise"; cat "$t/out" "$t/leaf1/node.log"; }
 i=0
-while [ $i -lt 100 ]; do
+while [ $i -lt 300 ]; do
   "$admin" list >"$t/list" 2>&1
   grep -q "^leaf1 .* yes " "$t/list" && break
   sleep 0.1; i=$((i + 1))
@@ -203,6 +203,33 @@ done
 grep -q "^leaf1 .* yes " "$t/list" && ok || { no "leaf1 is up again for the aggregator"; cat "$t/list"; }
 grep -q "restart asked by 'opsadmin'" "$t/leaf1/node.log" && grep -q "clink-supervise: .* asked for a restart" "$t/leaf1/node.log" &&
   ok || { no "leaf1's log says who restarted it"; cat "$t/leaf1/node.log"; }
+
+# rotate-certs: a CA that did not issue them is refused, nothing changed; then every node gets a new pair from the
+# cluster's CA, with its subject and names, the key made on the node (mode 0600), the old pair kept as .bak.
+"$certs" ca --out "$t/other" --cn "other CA" >/dev/null 2>&1 || no "make another CA"
+"$admin" rotate-certs --ca "$t/other" leaf2 >"$t/out" 2>&1
+[ $? -eq 1 ] && grep -q "leaf2: refused.*does not verify" "$t/out" && [ ! -e "$t/leaf2/leaf2.pem.bak" ] && ok ||
+  { no "rotate-certs with another CA is refused"; cat "$t/out"; }
+for n in agg1 leaf1 leaf2; do cp "$t/$n/$n.pem" "$t/$n.cert.orig"; done
+"$admin" rotate-certs --ca "$t/pki" --days 30 --all >"$t/out" 2>&1 &&
+  [ "$(grep -c ': new certificate installed and applied' "$t/out")" = 3 ] && ok || { no "rotate-certs --all"; cat "$t/out"; }
+for n in agg1 leaf1 leaf2; do
+  old_serial=$(openssl x509 -in "$t/$n.cert.orig" -noout -serial) new_serial=$(openssl x509 -in "$t/$n/$n.pem" -noout -serial)
+  [ "$old_serial" != "$new_serial" ] &&
+    [ "$(openssl x509 -in "$t/$n/$n.pem" -noout -subject)" = "$(openssl x509 -in "$t/$n.cert.orig" -noout -subject)" ] &&
+    [ "$(openssl x509 -in "$t/$n/$n.pem" -noout -ext subjectAltName)" = "$(openssl x509 -in "$t/$n.cert.orig" -noout -ext subjectAltName)" ] &&
+    openssl x509 -in "$t/$n/$n.pem" -noout -checkend $((29 * 86400)) >/dev/null &&
+    ! openssl x509 -in "$t/$n/$n.pem" -noout -checkend $((31 * 86400)) >/dev/null &&
+    openssl verify -CAfile "$t/pki/ca.pem" "$t/$n/$n.pem" >/dev/null 2>&1 &&
+    [ "$(stat -c %a "$t/$n/$n-key.pem")" = 600 ] && cmp -s "$t/$n/$n.pem.bak" "$t/$n.cert.orig" &&
+    openssl x509 -in "$t/$n/$n.pem" -noout -pubkey | cmp -s - "$(openssl pkey -in "$t/$n/$n-key.pem" -pubout >"$t/pub" && echo "$t/pub")" &&
+    ok || no "$n: a new pair, same identity, 30 days, from the CA, key 0600, old kept"
+done
+grep -q "certificate renewal by 'opsadmin'.*installed and applied" "$t/leaf2/node.log" && ok ||
+  { no "the renewal is logged with who"; cat "$t/leaf2/node.log"; }
+# The nodes serve the new certificates: a fresh list (new handshakes) still verifies every node.
+"$admin" reload --all >"$t/out" 2>&1 && [ "$(grep -c ': ok' "$t/out")" = 3 ] && ok ||
+  { no "reload --all after the rotation"; cat "$t/out"; }
 
 for n in agg1 leaf1 leaf2; do
   grep -q "ERROR: AddressSanitizer\|runtime error" "$t/$n/node.log" && no "$n: sanitizer report" && cat "$t/$n/node.log"

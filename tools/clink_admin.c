@@ -17,7 +17,8 @@ static const char usage[] =
     "Usage: clink-admin [options] list [-q] [-r leaf|aggregator]\n"
     "       clink-admin [options] update-config (--all | NODE...) --key KEY --value VALUE\n"
     "       clink-admin [options] reload (--all | NODE...)\n"
-    "       clink-admin [options] restart (--all | NODE...)\n\n"
+    "       clink-admin [options] restart (--all | NODE...)\n"
+    "       clink-admin [options] rotate-certs --ca DIR [--days N] [--trust FILE] (--all | NODE...)\n\n"
     "Administer a clink cluster through its nodes' HTTPS ops endpoints, as memsql-ops does: the nodes are\n"
     "the ones the aggregator at --host knows (itself and its [leaf]/[aggregator] peers). Each node is\n"
     "verified (its certificate must chain to --ca and name its address) and logs the administrator in by\n"
@@ -30,7 +31,13 @@ static const char usage[] =
     "                       applied: says per node applied, needs a restart, unchanged, or refused and why\n"
     "  reload               each node reads its certificates, keys, accounts and config again\n"
     "  restart              each node in turn stops gracefully and its supervisor starts it again; the next\n"
-    "                       node waits until this one is back (a node without a supervisor says so)\n\n"
+    "                       node waits until this one is back (a node without a supervisor says so)\n"
+    "  rotate-certs         each node in turn makes a new key and a signing request for the identity it has;\n"
+    "                       it is signed here with DIR/ca.pem and DIR/ca-key.pem (clink-certs ca), for that\n"
+    "                       identity only; the node checks the pair, installs it (old files kept as .bak)\n"
+    "                       and reloads. The key never leaves the node. --days N: validity (default 365);\n"
+    "                       --trust FILE: the CAs the current certificates chain to, when another CA (a\n"
+    "                       CA rollover, docs/admin.md) issued them\n\n"
     "Options (each also from the environment, CLINK_ADMIN_<NAME>, e.g. CLINK_ADMIN_CA):\n"
     "  --host HOST:PORT     the aggregator's ops endpoint (default 127.0.0.1:9001)\n"
     "  --ca FILE            the CA bundle the nodes' ops certificates chain to (required)\n"
@@ -42,7 +49,8 @@ static const char usage[] =
     "Exit status: 0 when every node did it, 1 when one refused or failed, 2 for bad usage.\n";
 
 struct args {
-    const char *host, *ca, *cert, *key, *user, *role, *cfg_key, *cfg_value;
+    const char *host, *ca, *cert, *key, *user, *role, *cfg_key, *cfg_value, *ca_dir, *trust;
+    long days;
     unsigned timeout_ms;
     int all, quiet;
 };
@@ -125,6 +133,14 @@ static int act(struct clink_admin *adm, const char *cmd, const struct clink_admi
         ret = clink_admin_set_config(adm, x, a->cfg_key, a->cfg_value, &r);
     } else if (strcmp(cmd, "reload") == 0) {
         ret = clink_admin_reload(adm, x, &r);
+    } else if (strcmp(cmd, "rotate-certs") == 0) {
+        char ca[4096], key[4096];
+        snprintf(ca, sizeof(ca), "%s/ca.pem", a->ca_dir);
+        snprintf(key, sizeof(key), "%s/ca-key.pem", a->ca_dir);
+        ret = clink_admin_rotate_cert(adm, x, ca, key, a->trust, (int64_t)a->days * 86400, &r);
+        printf("%s: %s%s%s\n", x->name, ret == 0 ? "new certificate installed and applied" : "refused",
+               r.message[0] ? ": " : "", r.message);
+        return ret == 0 ? 0 : 1;
     } else {
         ret = clink_admin_restart(adm, x, &r);
     }
@@ -146,18 +162,21 @@ int main(int argc, char **argv)
 {
     struct args a = {0};
     const char *timeout = NULL;
-    const struct option lo[] = {{"host", 1, NULL, 'H'}, {"ca", 1, NULL, 'a'},    {"cert", 1, NULL, 'c'},
-                                {"key", 1, NULL, 'k'},  {"user", 1, NULL, 'u'},  {"timeout-ms", 1, NULL, 't'},
-                                {"all", 0, NULL, 'A'},  {"value", 1, NULL, 'V'}, {"config-key", 1, NULL, 'K'},
-                                {"help", 0, NULL, 'h'}, {NULL, 0, NULL, 0}};
-    /* --key is the certificate's key before the command and the config key after update-config. */
-    static char config_key[] = "--config-key";
+    const struct option lo[] = {{"host", 1, NULL, 'H'},  {"ca", 1, NULL, 'a'},     {"cert", 1, NULL, 'c'},
+                                {"key", 1, NULL, 'k'},   {"user", 1, NULL, 'u'},   {"timeout-ms", 1, NULL, 't'},
+                                {"all", 0, NULL, 'A'},   {"value", 1, NULL, 'V'},  {"config-key", 1, NULL, 'K'},
+                                {"help", 0, NULL, 'h'},  {"ca-dir", 1, NULL, 'D'}, {"days", 1, NULL, 'd'},
+                                {"trust", 1, NULL, 'T'}, {NULL, 0, NULL, 0}};
+    /* After the command, --key is update-config's key and --ca rotate-certs' CA folder (memsql-ops' spelling). */
+    static char config_key[] = "--config-key", ca_dir[] = "--ca-dir";
     int ch, seen_cmd = 0;
     for (int i = 1; i < argc; i++) {
         if (argv[i][0] != '-') {
             seen_cmd = 1;
         } else if (seen_cmd && strcmp(argv[i], "--key") == 0) {
             argv[i] = config_key;
+        } else if (seen_cmd && strcmp(argv[i], "--ca") == 0) {
+            argv[i] = ca_dir;
         }
     }
     while ((ch = getopt_long(argc, argv, "hqr:", lo, NULL)) != -1) {
@@ -195,6 +214,16 @@ int main(int argc, char **argv)
         case 'r':
             a.role = optarg;
             break;
+        case 'D':
+            a.ca_dir = optarg;
+            break;
+        case 'T':
+            a.trust = optarg;
+            break;
+        case 'd':
+            a.days = strtol(optarg, NULL, 10);
+            a.days = a.days > 0 && a.days <= 3650 ? a.days : -1;
+            break;
         case 'h':
             fputs(usage, stdout);
             return 0;
@@ -211,8 +240,14 @@ int main(int argc, char **argv)
     }
     const char *cmd = argv[optind++];
     int is_list = strcmp(cmd, "list") == 0, is_update = strcmp(cmd, "update-config") == 0;
-    if (!is_list && !is_update && strcmp(cmd, "reload") != 0 && strcmp(cmd, "restart") != 0) {
-        fprintf(stderr, "clink-admin: unknown command '%s' (list, update-config, reload or restart)\n", cmd);
+    int is_rotate = strcmp(cmd, "rotate-certs") == 0;
+    if (!is_list && !is_update && !is_rotate && strcmp(cmd, "reload") != 0 && strcmp(cmd, "restart") != 0) {
+        fprintf(stderr, "clink-admin: unknown command '%s' (list, update-config, reload, restart or rotate-certs)\n",
+                cmd);
+        return 2;
+    }
+    if (is_rotate && (a.ca_dir == NULL || a.days < 0)) {
+        fprintf(stderr, "clink-admin: rotate-certs needs --ca DIR (clink-certs ca's folder); --days is 1 to 3650\n");
         return 2;
     }
     if (a.role && strcmp(a.role, "leaf") != 0 && strcmp(a.role, "aggregator") != 0) {

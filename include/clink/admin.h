@@ -17,6 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "clink/auth.h"
 #include "clink/error.h"
 
 #ifdef __cplusplus
@@ -88,6 +89,20 @@ CLINK_API int clink_admin_reload(struct clink_admin *a, const struct clink_admin
  */
 CLINK_API int clink_admin_restart(struct clink_admin *a, const struct clink_admin_node *node,
                                   struct clink_admin_result *r);
+
+/*
+ * Renew one node's certificate without its key leaving the node: the node
+ * makes a new key and a signing request (POST /csr); the request is signed
+ * here with the CA in ca_cert/ca_key for exactly the identity of the
+ * node's current certificate, which must verify against trust_file (NULL:
+ * ca_cert; during a CA rollover, the bundle with the old CA)
+ * (clink_cert_sign_renewal); the node checks and installs it and reloads
+ * (POST /cert). valid_for_s 0: 365 days. Returns 0, or negative with
+ * r->message (nothing changed on the node).
+ */
+CLINK_API int clink_admin_rotate_cert(struct clink_admin *a, const struct clink_admin_node *node, const char *ca_cert,
+                                      const char *ca_key, const char *trust_file, int64_t valid_for_s,
+                                      struct clink_admin_result *r);
 
 /*
  * Any request: method "GET" or "POST" (json body, may be NULL), path

@@ -15,6 +15,9 @@
  *                            apply it (the application's config callback)
  *   POST /restart            restart the node's process (the application's
  *                            restart callback: where a supervisor restarts it)
+ *   POST /csr, POST /cert    renew the node's certificate: a new key and a signing
+ *                            request made on the node, then the signed certificate
+ *                            installed (the application's renew callback)
  *   GET  /cluster            JSON: this node and, on an aggregator, every peer as
  *                            it knows them (name, role, address, ops port, up,
  *                            transport security, certificate expiry): what
@@ -73,6 +76,15 @@ typedef int (*clink_ops_config_fn)(void *user, const char *key, const char *valu
  */
 typedef int (*clink_ops_restart_fn)(void *user, const char *who, char *msg, size_t cap);
 
+/*
+ * The application's certificate renewal (clink-admin rotate-certs).
+ * POST /csr (cert_pem NULL): make a new key and a signing request, and
+ * write {"outcome", "csr", "cert" (the current certificate)}. POST /cert:
+ * install cert_pem for that key and write {"outcome", "why"}. [out] *json
+ * (malloc'd; ops frees it). Returns 0, or negative when refused.
+ */
+typedef int (*clink_ops_renew_fn)(void *user, const char *cert_pem, const char *who, char **json);
+
 /* Zero means default for every field. */
 struct clink_ops_opts {
     struct clink_node *node;   /* [in] required; before clink_node_start (the port is the node's) */
@@ -86,6 +98,8 @@ struct clink_ops_opts {
     void *config_user;
     clink_ops_restart_fn restart; /* optional: POST /restart (NULL: 501) */
     void *restart_user;
+    clink_ops_renew_fn renew; /* optional: POST /csr and POST /cert (NULL: 501) */
+    void *renew_user;
     const char *name;          /* [in] the node's name on the page and in metrics; NULL: "node" */
     unsigned expiry_warn_days; /* certificates closer to expiry are highlighted; 0: 30 */
     /* optional: refused POSTs (WARN, with the reason and the client) and changes made (INFO) */

@@ -228,6 +228,30 @@ CLINK_API int clink_server_set_config(struct clink_server *srv, const char *key,
                                       struct clink_server_edit *out);
 
 /*
+ * Certificate renewal with the key made on the node (clink-admin
+ * rotate-certs; docs/admin.md). Begin: a new key (kept in memory, wiped
+ * when used, replaced or at free) and a signing request for the identity
+ * of the node's certificate (clink_cert_renew_request). [out] *csr_pem and
+ * *cert_pem, the certificate file as it is now (free both). Returns 0 or
+ * negative with err. Thread: any.
+ */
+CLINK_API CLINK_MUST_USE int clink_server_renew_begin(struct clink_server *srv, char **csr_pem, char **cert_pem,
+                                                      char *err, size_t errlen);
+
+/*
+ * Install: cert_pem (the new certificate, then its intermediates) must be
+ * for the key begin made, and the pair must be one the node takes (chain to
+ * ssl_ca, dates, CRL: checked as a reload checks) before anything is
+ * written. Then the key and certificate files (ssl_key, ssl_cert) are
+ * replaced, the old ones kept as .bak, and the node reloads: new
+ * handshakes use the new pair, links open now keep theirs. who is logged.
+ * Thread: any but a worker. Returns 0, or negative with why (nothing
+ * changed, or the old pair put back).
+ */
+CLINK_API CLINK_MUST_USE int clink_server_renew_install(struct clink_server *srv, const char *cert_pem, const char *who,
+                                                        struct clink_server_report *report, char *why, size_t cap);
+
+/*
  * Stop gracefully: the node stops accepting and lets calls in flight finish
  * for up to drain_ms, then the ops endpoint and the cluster close. Blocks.
  * Once is enough; the node's counters (clink_node_get_stats) stay readable
