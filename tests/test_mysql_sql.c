@@ -577,3 +577,24 @@ Test(mysql_sql, a_reload_reports_grant_creates_user_applied_live)
     cr_assert_eq(r.code, 1410, "%d %s", r.code, r.msg);
     clink_server_free(srv);
 }
+
+/* clink-admin update-config (clink_server_set_config) writes the key and the node applies it without a restart. */
+Test(mysql_sql, update_config_applies_grant_creates_user_without_a_restart)
+{
+    char path[400], err[512] = "";
+    ts_pki_path(&pki, "node.cnf", path, sizeof(path));
+    write_config(path, "");
+    struct clink_server *srv = NULL;
+    cr_assert_eq(clink_server_new_from_config(path, NULL, &srv, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(clink_server_start(srv, err, sizeof(err)), 0, "%s", err);
+    struct clink_server_edit e;
+
+    int ret = clink_server_set_config(srv, "grant-creates-user", "OFF", "test", &e);
+    struct reply r = as_admin(clink_server_port(srv), "GRANT USAGE ON *.* TO 'u3'@'%'");
+
+    cr_assert_eq(ret, 0, "%s", e.why);
+    cr_assert_eq(e.outcome, CLINK_SERVER_EDIT_APPLIED, "%s: %s", clink_server_edit_outcome_name(e.outcome), e.why);
+    cr_assert_eq(r.code, 1410, "%d %s", r.code, r.msg);
+    cr_assert(strstr(slurp(path), "\ngrant_creates_user = OFF\n") != NULL, "%s", slurp(path));
+    clink_server_free(srv);
+}
