@@ -68,6 +68,7 @@ enum key_id {
     K_CC_MIN_DELAY,
     K_CC_MAX_DELAY,
     K_LOGIN_THROTTLE_ENTRIES,
+    K_GRANT_CREATES_USER,
     K_COUNT
 };
 
@@ -108,6 +109,7 @@ static const char *const key_names[K_COUNT] = {
     "connection_control_min_connection_delay",
     "connection_control_max_connection_delay",
     "login_throttle_entries",
+    "grant_creates_user",
 };
 
 static int fail(struct parse_state *st, const char *key, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -365,7 +367,8 @@ static int key_id(const char *key)
 /* The ON/OFF keys: a bare one is ON, and mysqld's skip-/disable-/enable- prefixes apply. */
 static int is_switch(int id)
 {
-    return id == K_MYSQL || id == K_OPS || id == K_SSL_KEY_MODE_CHECK || id == K_REQUIRE_SECURE_TRANSPORT;
+    return id == K_MYSQL || id == K_OPS || id == K_SSL_KEY_MODE_CHECK || id == K_REQUIRE_SECURE_TRANSPORT ||
+           id == K_GRANT_CREATES_USER;
 }
 
 static int parse_key(struct parse_state *st, const struct clink__optfile_key *k)
@@ -552,6 +555,12 @@ static int parse_key(struct parse_state *st, const struct clink__optfile_key *k)
             return fail(st, key, "'%s' is not ON or OFF", value);
         }
         c->ops = b;
+        return 1;
+    case K_GRANT_CREATES_USER:
+        if (parse_bool(value, &b) < 0) {
+            return fail(st, key, "'%s' is not ON or OFF", value);
+        }
+        c->grant_creates_user = b;
         return 1;
     case K_CC_THRESHOLD:
         /* MySQL turns its plugin off with 0; clink has no off switch, and says so rather than guessing. */

@@ -15,7 +15,7 @@
 /* What a running node can take without a restart. */
 #define LIVE                                                                                                           \
     (CLINK_SERVER_TLS | CLINK_SERVER_HTTPS | CLINK_SERVER_TICKETS | CLINK_SERVER_ACCOUNTS | CLINK_SERVER_THROTTLE |    \
-     CLINK_SERVER_SECURITY)
+     CLINK_SERVER_SECURITY | CLINK_SERVER_SQL)
 
 const char *clink_server_part_name(enum clink_server_part part)
 {
@@ -44,6 +44,8 @@ const char *clink_server_part_name(enum clink_server_part part)
         return "session limits, timeouts, max_frame, ktls, mysql";
     case CLINK_SERVER_FILES:
         return "accounts_file/ssl_session_ticket_key";
+    case CLINK_SERVER_SQL:
+        return "grant_creates_user";
     }
     return "?";
 }
@@ -101,6 +103,9 @@ static unsigned diff(const struct clink_config *a, const struct clink_config *b,
     }
     if (strcmp(a->accounts_file, b->accounts_file) || strcmp(a->ssl_session_ticket_key, b->ssl_session_ticket_key)) {
         d |= CLINK_SERVER_FILES;
+    }
+    if (DIFF(grant_creates_user)) {
+        d |= CLINK_SERVER_SQL;
     }
     return d;
 }
@@ -191,6 +196,13 @@ static void swap(struct clink_server *srv, struct staged *s, struct clink_server
         rep->applied |= e == 0 ? CLINK_SERVER_SECURITY : 0;
         rep->status = e < 0 && rep->status == 0 ? e : rep->status;
     }
+    if (rep->changed & CLINK_SERVER_SQL) {
+        /* Workers read it at each GRANT (mysql_accounts.c): an atomic store, no lock on their side. */
+        __atomic_store_n(&srv->sql.no_auto_create_user, !cfg->grant_creates_user, __ATOMIC_RELAXED);
+        add(rep->text, sizeof(rep->text), "grant_creates_user %s: now in effect. ",
+            cfg->grant_creates_user ? "ON" : "OFF");
+        rep->applied |= CLINK_SERVER_SQL;
+    }
     if (srv->cfg->ssl_session_ticket_key[0]) {
         e = clink_ticket_keys_reload(srv->tickets, err, sizeof(err));
         if (e < 0) {
@@ -243,6 +255,7 @@ static void keep_live(struct clink_config *run, const struct clink_config *b)
     run->login_delay_step_ms = b->login_delay_step_ms;
     run->login_max_delay_ms = b->login_max_delay_ms;
     run->login_throttle_entries = b->login_throttle_entries;
+    run->grant_creates_user = b->grant_creates_user;
 }
 
 static void say_restart(struct clink_server_report *rep)

@@ -109,7 +109,9 @@ static int make_identity(struct clink_server *srv, struct clink_tls_ctx **tls, s
 static int make_node(struct clink_server *srv, struct clink_tls_ctx *tls, char *err, size_t errlen)
 {
     const struct clink_config *cfg = srv->cfg;
-    srv->sql = (struct clink_mysql_builtin_opts){.reload_tls = clink__server_sql_reload_tls, .reload_user = srv};
+    srv->sql = (struct clink_mysql_builtin_opts){.reload_tls = clink__server_sql_reload_tls,
+                                                 .reload_user = srv,
+                                                 .no_auto_create_user = !cfg->grant_creates_user};
     srv->mysql = (struct clink_mysql_opts){.query = clink_mysql_builtin, .query_user = &srv->sql};
     struct clink_node_opts no = {
         .workers = cfg->workers,

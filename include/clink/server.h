@@ -160,8 +160,9 @@ enum clink_server_part {
     CLINK_SERVER_PEERS = 1 << 9,    /* [leaf] and [aggregator] sections */
     CLINK_SERVER_LIMITS = 1 << 10,  /* session limits, timeouts, max_frame, ktls, mysql */
     CLINK_SERVER_FILES = 1 << 11,   /* which accounts or ticket key file is read */
+    CLINK_SERVER_SQL = 1 << 12,     /* how the MySQL door answers statements: grant_creates_user */
 };
-#define CLINK_SERVER_PARTS 12
+#define CLINK_SERVER_PARTS 13
 
 /* The name of one part, as a report spells it ("TLS", "listen", ...). */
 CLINK_API const char *clink_server_part_name(enum clink_server_part part);
