@@ -43,6 +43,36 @@ static int refused(struct clink__sbuf *out, int status, const char *why)
     return status;
 }
 
+/* {"key": K, "value": V} or {"set": [{"key": K, "value": V}, ...]}: the pairs, or 0 if the body is not that. */
+static size_t pairs_of(const cJSON *root, const char **keys, const char **values, size_t cap)
+{
+    const cJSON *set = cJSON_GetObjectItemCaseSensitive(root, "set");
+    const cJSON *one = cJSON_IsArray(set) ? NULL : root, *it;
+    size_t n = 0;
+    if (one != NULL) {
+        keys[0] = str_member(one, "key");
+        values[0] = str_member(one, "value");
+        n = 1;
+    } else {
+        cJSON_ArrayForEach(it, set)
+        {
+            if (n == cap || !cJSON_IsObject(it)) {
+                return 0;
+            }
+            keys[n] = str_member(it, "key");
+            values[n] = str_member(it, "value");
+            n++;
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (keys[i] == NULL || values[i] == NULL || keys[i][0] == '\0' || strlen(keys[i]) >= 64 ||
+            strlen(values[i]) >= 4096) {
+            return 0;
+        }
+    }
+    return n;
+}
+
 int clink__ops_config(clink_ops_config_fn fn, void *user, const uint8_t *body, size_t len, const char *who,
                       struct clink__sbuf *out)
 {
@@ -50,15 +80,17 @@ int clink__ops_config(clink_ops_config_fn fn, void *user, const uint8_t *body, s
         return refused(out, 501, "this node has no config file to edit (it was built from options)");
     }
     cJSON *root = body ? cJSON_ParseWithLength((const char *)body, len) : NULL;
-    const char *key = cJSON_IsObject(root) ? str_member(root, "key") : NULL;
-    const char *value = cJSON_IsObject(root) ? str_member(root, "value") : NULL;
+    const char *keys[16], *values[16];
+    size_t n = cJSON_IsObject(root) ? pairs_of(root, keys, values, 16) : 0;
     int status;
-    if (key == NULL || value == NULL || key[0] == '\0' || strlen(key) >= 64 || strlen(value) >= 4096) {
-        status = refused(out, 400, "expected {\"key\": \"ssl_ca\", \"value\": \"...\"} (a key under 64 bytes)");
+    if (n == 0) {
+        status = refused(out, 400,
+                         "expected {\"key\": \"ssl_ca\", \"value\": \"...\"} or {\"set\": [{\"key\": ..., "
+                         "\"value\": ...}, ...]} (1 to 16 keys, each under 64 bytes)");
     } else {
         char json[4096];
         json[0] = '\0';
-        int ret = fn(user, key, value, who, json, sizeof(json));
+        int ret = fn(user, n, keys, values, who, json, sizeof(json));
         clink__sb_printf(out, "%s\n", json[0] ? json : "{}");
         status = ret == 0 ? 200 : 409;
     }

@@ -369,13 +369,17 @@ static int post(struct clink_admin *a, const struct clink_admin_node *node, cons
     return ok ? 0 : -CLINK_EREMOTE;
 }
 
-int clink_admin_set_config(struct clink_admin *a, const struct clink_admin_node *node, const char *key,
-                           const char *value, struct clink_admin_result *r)
+int clink_admin_set_configs(struct clink_admin *a, const struct clink_admin_node *node, size_t n,
+                            const char *const *keys, const char *const *values, struct clink_admin_result *r)
 {
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "key", key ? key : "");
-    cJSON_AddStringToObject(o, "value", value ? value : "");
-    char *json = cJSON_PrintUnformatted(o);
+    cJSON *o = cJSON_CreateObject(), *set = cJSON_AddArrayToObject(o, "set");
+    for (size_t i = 0; set != NULL && i < n; i++) {
+        cJSON *kv = cJSON_CreateObject();
+        cJSON_AddStringToObject(kv, "key", keys[i] ? keys[i] : "");
+        cJSON_AddStringToObject(kv, "value", values[i] ? values[i] : "");
+        cJSON_AddItemToArray(set, kv);
+    }
+    char *json = set ? cJSON_PrintUnformatted(o) : NULL;
     cJSON_Delete(o);
     if (json == NULL) {
         memset(r, 0, sizeof(*r));
@@ -385,6 +389,12 @@ int clink_admin_set_config(struct clink_admin *a, const struct clink_admin_node 
     int ret = post(a, node, "/config", json, r);
     cJSON_free(json);
     return ret;
+}
+
+int clink_admin_set_config(struct clink_admin *a, const struct clink_admin_node *node, const char *key,
+                           const char *value, struct clink_admin_result *r)
+{
+    return clink_admin_set_configs(a, node, 1, &key, &value, r);
 }
 
 int clink_admin_reload(struct clink_admin *a, const struct clink_admin_node *node, struct clink_admin_result *r)

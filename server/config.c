@@ -730,10 +730,10 @@ int clink__config_key_of(const char *written, char *canon, size_t cap)
 
 /*
  * file: the file to read, or NULL to read text (relative paths against dir);
- * swap_path/swap_text: a file read from memory instead (option_file.h).
+ * swaps: files read from memory instead (option_file.h).
  */
-static int run(const char *text, const char *file, const char *dir, const char *swap_path, const char *swap_text,
-               struct clink_config *out, char *err, size_t errlen)
+static int run(const char *text, const char *file, const char *dir, const struct clink__optfile_swap *swaps,
+               size_t nswaps, struct clink_config *out, char *err, size_t errlen)
 {
     char scratch[8];
     if (err == NULL || errlen == 0) {
@@ -766,7 +766,7 @@ static int run(const char *text, const char *file, const char *dir, const char *
         snprintf(filedir, sizeof(filedir), "%.*s", slash == abs ? 1 : (int)(slash - abs), abs);
         free(abs);
         dir = filedir;
-        ret = clink__optfile_read_swapped(file, swap_path, swap_text, on_key, st, err, errlen);
+        ret = clink__optfile_read_swapped(file, swaps, nswaps, on_key, st, err, errlen);
     } else {
         ret = clink__optfile_read_text(text, "", dir, on_key, st, err, errlen);
     }
@@ -785,7 +785,7 @@ int clink_config_parse(const char *text, const char *dir, struct clink_config *o
     if (text == NULL) {
         return -CLINK_EINVAL;
     }
-    return run(text, NULL, dir, NULL, NULL, out, err, errlen);
+    return run(text, NULL, dir, NULL, 0, out, err, errlen);
 }
 
 int clink_config_load(const char *path, struct clink_config *out, char *err, size_t errlen)
@@ -796,11 +796,11 @@ int clink_config_load(const char *path, struct clink_config *out, char *err, siz
     if (path == NULL || out == NULL) {
         return -CLINK_EINVAL;
     }
-    return run(NULL, path, NULL, NULL, NULL, out, err, errlen);
+    return run(NULL, path, NULL, NULL, 0, out, err, errlen);
 }
 
-int clink__config_load_swapped(const char *path, const char *swap_path, const char *swap_text, struct clink_config *out,
-                               char *err, size_t errlen)
+int clink__config_load_swapped(const char *path, const struct clink__optfile_swap *swaps, size_t nswaps,
+                               struct clink_config *out, char *err, size_t errlen)
 {
     if (err != NULL && errlen > 0) {
         err[0] = '\0';
@@ -808,7 +808,7 @@ int clink__config_load_swapped(const char *path, const char *swap_path, const ch
     if (path == NULL || out == NULL) {
         return -CLINK_EINVAL;
     }
-    return run(NULL, path, NULL, swap_path, swap_text, out, err, errlen);
+    return run(NULL, path, NULL, swaps, nswaps, out, err, errlen);
 }
 
 int clink_config_tls_opts(const struct clink_config *cfg, struct clink_tls_opts *out, char *err, size_t errlen)

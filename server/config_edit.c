@@ -147,9 +147,14 @@ static int rewrite_line(struct text *t, const char *b, const char *e, const char
     if (clink__config_key_of(bare, canon2, sizeof(canon2)) != 0 || strlen(bare) != strlen(canon)) {
         bare = canon;
     }
+    /* The spaces before the comment as they were: comments lined up in a column stay so. */
+    const char *gap = hash;
+    while (gap != NULL && gap > k && (gap[-1] == ' ' || gap[-1] == '\t')) {
+        gap--;
+    }
     char line[CLINK_CONFIG_PATH_MAX + 128];
-    int n = snprintf(line, sizeof(line), "%.*s%s = %s%s%.*s", (int)(k - b), b, bare, value, hash ? " " : "",
-                     hash ? (int)(e - hash) : 0, hash ? hash : "");
+    int n = snprintf(line, sizeof(line), "%.*s%s = %s%.*s%.*s", (int)(k - b), b, bare, value,
+                     hash ? (int)(hash - gap) : 0, hash ? gap : "", hash ? (int)(e - hash) : 0, hash ? hash : "");
     return n < 0 || (size_t)n >= sizeof(line) ? -1 : put(t, line, (size_t)n);
 }
 
@@ -279,60 +284,164 @@ static int refuse(struct clink_server_edit *out, int ret, const char *fmt, const
 /* Edits one at a time: each reads the file the last one wrote. */
 static pthread_mutex_t edit_mu = PTHREAD_MUTEX_INITIALIZER;
 
-static int set_locked(struct clink_server *srv, const char *key, const char *value, struct clink_server_edit *out)
+/* A file an edit changes: as it is on disk, and as it will be. */
+struct edited_file {
+    char path[PATH_MAX]; /* real path */
+    char *old;
+    size_t oldlen;
+    mode_t mode;
+    struct text now;
+    int written; /* renamed into place (put back if a later step fails) */
+};
+
+struct edit {
+    struct edited_file f[CLINK_SERVER_EDIT_MAX_KEYS + 1];
+    size_t nf;
+    struct clink__optfile_swap swaps[CLINK_SERVER_EDIT_MAX_KEYS + 1];
+};
+
+static size_t swaps_of(struct edit *ed)
 {
-    struct where w = {.canon = out->key};
+    for (size_t i = 0; i < ed->nf; i++) {
+        ed->swaps[i] = (struct clink__optfile_swap){.path = ed->f[i].path, .text = ed->f[i].now.p};
+    }
+    return ed->nf;
+}
+
+/* The entry for path, read from disk the first time. NULL with why on failure. */
+static struct edited_file *file_of(struct edit *ed, const char *path, char *why, size_t cap)
+{
+    for (size_t i = 0; i < ed->nf; i++) {
+        if (strcmp(ed->f[i].path, path) == 0) {
+            return &ed->f[i];
+        }
+    }
+    struct edited_file *f = &ed->f[ed->nf];
+    struct stat sb;
+    int r = read_text(path, &f->old, &f->oldlen);
+    if (r < 0 || stat(path, &sb) != 0 || put(&f->now, f->old, f->oldlen) < 0) {
+        snprintf(why, cap, "%s: %s", path, strerror(r < 0 ? -r : errno ? errno : ENOMEM));
+        free(f->old);
+        free(f->now.p);
+        memset(f, 0, sizeof(*f));
+        return NULL;
+    }
+    snprintf(f->path, sizeof(f->path), "%s", path);
+    f->mode = sb.st_mode & 07777;
+    ed->nf++;
+    return f;
+}
+
+/* Set one key in the texts being edited; its file and line go to out when it is the first key. */
+static int edit_key(struct clink_server *srv, struct edit *ed, const char *canon, const char *value, int first,
+                    struct clink_server_edit *out)
+{
+    struct where w = {.canon = canon};
     char err[512], fv[CLINK_CONFIG_PATH_MAX + 8];
-    int ret = clink__optfile_read_file(srv->path, locate, &w, err, sizeof(err));
-    if (ret < 0) {
+    size_t ns = swaps_of(ed);
+    if (clink__optfile_read_swapped(srv->path, ed->swaps, ns, locate, &w, err, sizeof(err)) < 0) {
         return refuse(out, -CLINK_ECONFIG, "the config file cannot be read as it is: %s%s", err, "");
     }
     if (w.line == 0 && realpath(srv->path, w.file) == NULL) {
         return refuse(out, -CLINK_ECONFIG, "%s: %s", srv->path, strerror(errno));
     }
     if (format_value(value, fv, sizeof(fv)) < 0) {
-        return refuse(out, -CLINK_EINVAL, "%s: value too long%s", key, "");
+        return refuse(out, -CLINK_EINVAL, "%s: value too long%s", canon, "");
     }
-    char *old = NULL;
-    size_t oldlen = 0;
-    struct stat sb;
-    if ((ret = read_text(w.file, &old, &oldlen)) < 0 || stat(w.file, &sb) != 0) {
-        free(old);
-        return refuse(out, -CLINK_ECONFIG, "%s: %s", w.file, strerror(ret < 0 ? -ret : errno));
+    struct edited_file *f = file_of(ed, w.file, err, sizeof(err));
+    if (f == NULL) {
+        return refuse(out, -CLINK_ECONFIG, "%s%s", err, "");
     }
     struct text t = {0};
-    int line = edited(old, w.line, out->key, fv, &t);
-    snprintf(out->file, sizeof(out->file), "%s", w.file);
-    out->line = line;
-    struct clink_server_report *chk = &out->reload;
+    int line = edited(f->now.p ? f->now.p : "", w.line, canon, fv, &t);
     if (line < 0) {
-        ret = refuse(out, -CLINK_ENOMEM, "out of memory%s%s", "", "");
-    } else if (t.n == oldlen && memcmp(t.p, old, oldlen) == 0) {
+        free(t.p);
+        return refuse(out, -CLINK_ENOMEM, "out of memory%s%s", "", "");
+    }
+    free(f->now.p);
+    f->now = t;
+    if (first) {
+        snprintf(out->file, sizeof(out->file), "%s", f->path);
+        out->line = line;
+    }
+    return 0;
+}
+
+/* Each changed file back as it was, where it was already replaced. */
+static void put_back(struct edit *ed)
+{
+    char err[256];
+    for (size_t i = 0; i < ed->nf; i++) {
+        if (ed->f[i].written) {
+            CLINK_IGNORE(replace_file(ed->f[i].path, ed->f[i].old, ed->f[i].oldlen, ed->f[i].mode, err, sizeof(err)));
+        }
+    }
+}
+
+static int changed(const struct edited_file *f)
+{
+    return f->now.n != f->oldlen || memcmp(f->now.p ? f->now.p : "", f->old, f->oldlen) != 0;
+}
+
+static int set_locked(struct clink_server *srv, size_t n, char (*canon)[64], const char *const *values,
+                      struct clink_server_edit *out)
+{
+    struct edit *ed = calloc(1, sizeof(*ed));
+    if (ed == NULL) {
+        return refuse(out, -CLINK_ENOMEM, "out of memory%s%s", "", "");
+    }
+    int ret = 0;
+    for (size_t i = 0; i < n && ret == 0; i++) {
+        ret = edit_key(srv, ed, canon[i], values[i], i == 0, out);
+    }
+    int any = 0;
+    for (size_t i = 0; i < ed->nf; i++) {
+        any |= changed(&ed->f[i]);
+    }
+    struct clink_server_report *chk = &out->reload;
+    char err[512];
+    if (ret < 0) {
+        /* refused above */
+    } else if (!any) {
         out->outcome = CLINK_SERVER_EDIT_UNCHANGED;
-        ret = 0;
-    } else if ((ret = clink__server_check(srv, w.file, t.p, chk)) < 0) {
+    } else if ((ret = clink__server_check(srv, ed->swaps, swaps_of(ed), chk)) < 0) {
         refuse(out, ret, "the new setting is refused, nothing was written: %s%s", chk->why, "");
     } else {
         unsigned restart = chk->restart;
-        if (snprintf(out->backup, sizeof(out->backup), "%.*s.bak", (int)sizeof(out->backup) - 5, w.file) < 0 ||
-            replace_file(out->backup, old, oldlen, sb.st_mode & 07777, err, sizeof(err)) < 0 ||
-            replace_file(w.file, t.p, t.n, sb.st_mode & 07777, err, sizeof(err)) < 0) {
+        for (size_t i = 0; i < ed->nf && ret == 0; i++) {
+            struct edited_file *f = &ed->f[i];
+            char bak[PATH_MAX + 8];
+            if (!changed(f)) {
+                continue;
+            }
+            snprintf(bak, sizeof(bak), "%.*s.bak", PATH_MAX - 1, f->path);
+            if (replace_file(bak, f->old, f->oldlen, f->mode, err, sizeof(err)) < 0 ||
+                replace_file(f->path, f->now.p, f->now.n, f->mode, err, sizeof(err)) < 0) {
+                ret = refuse(out, -CLINK_ECONFIG, "%s; nothing was changed%s", err, "");
+            }
+            f->written = ret == 0;
+            if (ret == 0 && out->backup[0] == '\0') {
+                snprintf(out->backup, sizeof(out->backup), "%.*s", (int)sizeof(out->backup) - 1, bak);
+            }
+        }
+        if (ret < 0) {
+            put_back(ed);
             out->backup[0] = '\0';
-            ret = refuse(out, -CLINK_ECONFIG, "%s%s", err, "");
         } else if ((ret = clink_server_reload(srv, chk)) < 0) {
-            /* Checked a moment ago; a file it names changed since. Nothing is left half done: the old file returns. */
+            /* Checked a moment ago; a file it names changed since. Nothing is left half done: the old files return. */
             char why[sizeof(chk->why)];
             snprintf(why, sizeof(why), "%s", chk->why);
-            const char *back = replace_file(w.file, old, oldlen, sb.st_mode & 07777, err, sizeof(err)) == 0
-                                   ? "the file was put back as it was"
-                                   : err;
-            refuse(out, ret, "applying it failed (%s); %s", why, back);
+            put_back(ed);
+            refuse(out, ret, "applying it failed (%s); the files were put back as they were%s", why, "");
         } else {
             out->outcome = restart ? CLINK_SERVER_EDIT_RESTART : CLINK_SERVER_EDIT_APPLIED;
         }
     }
-    free(t.p);
-    free(old);
+    for (size_t i = 0; i < ed->nf; i++) {
+        free(ed->f[i].old);
+        free(ed->f[i].now.p);
+    }
+    free(ed);
     return ret;
 }
 
@@ -349,16 +458,16 @@ const char *clink_server_edit_outcome_name(enum clink_server_edit_outcome o)
     return outcome_name(o);
 }
 
-int clink_server_set_config(struct clink_server *srv, const char *key, const char *value, const char *who,
-                            struct clink_server_edit *out)
+int clink_server_set_configs(struct clink_server *srv, size_t n, const char *const *keys, const char *const *values,
+                             const char *who, struct clink_server_edit *out)
 {
     if (out == NULL) {
         return -CLINK_EINVAL;
     }
     memset(out, 0, sizeof(*out));
     who = who ? who : "the application";
-    if (srv == NULL || key == NULL || value == NULL) {
-        return refuse(out, -CLINK_EINVAL, "a server, a key and a value are needed%s%s", "", "");
+    if (srv == NULL || keys == NULL || values == NULL || n == 0 || n > CLINK_SERVER_EDIT_MAX_KEYS) {
+        return refuse(out, -CLINK_EINVAL, "a server and 1 to %s keys with their values are needed%s", "16", "");
     }
     if (clink_thread_is_worker()) {
         return refuse(out, -CLINK_EWOULDBLOCK, "clink_server_set_config reloads the node: call it off a worker%s%s", "",
@@ -368,23 +477,45 @@ int clink_server_set_config(struct clink_server *srv, const char *key, const cha
         return refuse(out, -CLINK_EINVAL, "this node was built from options, not a config file: nothing to edit%s%s",
                       "", "");
     }
-    if (clink__config_key_of(key, out->key, sizeof(out->key)) < 0 || strncasecmp(key, "skip", 4) == 0 ||
-        strncasecmp(key, "disable", 7) == 0 || strncasecmp(key, "enable", 6) == 0) {
-        return refuse(out, -CLINK_EINVAL, "%s: not a [server] key clink reads (see docs/config.md)%s", key, "");
+    char canon[CLINK_SERVER_EDIT_MAX_KEYS][64];
+    char said[1024] = "";
+    for (size_t i = 0; i < n; i++) {
+        const char *key = keys[i], *value = values[i];
+        if (key == NULL || value == NULL) {
+            return refuse(out, -CLINK_EINVAL, "a key without a value%s%s", "", "");
+        }
+        if (clink__config_key_of(key, canon[i], sizeof(canon[i])) < 0 || strncasecmp(key, "skip", 4) == 0 ||
+            strncasecmp(key, "disable", 7) == 0 || strncasecmp(key, "enable", 6) == 0) {
+            return refuse(out, -CLINK_EINVAL, "%s: not a [server] key clink reads (see docs/config.md)%s", key, "");
+        }
+        if (strpbrk(value, "\n\r") != NULL) {
+            return refuse(out, -CLINK_EINVAL, "%s: a value is one line%s", key, "");
+        }
+        for (size_t k = 0; k < i; k++) {
+            if (strcmp(canon[k], canon[i]) == 0) {
+                return refuse(out, -CLINK_EINVAL, "%s: given twice%s", canon[i], "");
+            }
+        }
+        size_t l = strlen(said);
+        snprintf(said + l, sizeof(said) - l, "%s%s = %.200s", i ? ", " : "", canon[i], value);
     }
-    if (strpbrk(value, "\n\r") != NULL) {
-        return refuse(out, -CLINK_EINVAL, "%s: a value is one line%s", key, "");
-    }
+    snprintf(out->key, sizeof(out->key), "%s", canon[0]);
     pthread_mutex_lock(&edit_mu);
-    int ret = set_locked(srv, key, value, out);
+    int ret = set_locked(srv, n, canon, values, out);
     pthread_mutex_unlock(&edit_mu);
     if (ret < 0) {
-        clink__server_log(srv, CLINK_LOG_WARN, "config: %s = %s by %s refused: %s", out->key, value, who, out->why);
+        clink__server_log(srv, CLINK_LOG_WARN, "config: %s by %s refused: %s", said, who, out->why);
     } else {
-        clink__server_log(srv, CLINK_LOG_WARN, "config: %s = %s by %s in %s:%d: %s", out->key, value, who, out->file,
-                          out->line, outcome_name(out->outcome));
+        clink__server_log(srv, CLINK_LOG_WARN, "config: %s by %s in %s:%d: %s", said, who, out->file, out->line,
+                          outcome_name(out->outcome));
     }
     return ret;
+}
+
+int clink_server_set_config(struct clink_server *srv, const char *key, const char *value, const char *who,
+                            struct clink_server_edit *out)
+{
+    return clink_server_set_configs(srv, 1, &key, &value, who, out);
 }
 
 /* s as a JSON string's contents: quotes, backslashes and control bytes escaped. */
@@ -406,7 +537,8 @@ static size_t json_str(char *out, size_t cap, const char *s)
     return o;
 }
 
-int clink__server_ops_config(void *user, const char *key, const char *value, const char *who, char *json, size_t cap)
+int clink__server_ops_config(void *user, size_t n, const char *const *keys, const char *const *values, const char *who,
+                             char *json, size_t cap)
 {
     struct clink_server *srv = user;
     struct clink_server_edit *e = malloc(sizeof(*e));
@@ -414,10 +546,10 @@ int clink__server_ops_config(void *user, const char *key, const char *value, con
         snprintf(json, cap, "{\"outcome\":\"refused\",\"why\":\"out of memory\"}");
         return -CLINK_ENOMEM;
     }
-    int ret = clink_server_set_config(srv, key, value, who, e);
+    int ret = clink_server_set_configs(srv, n, keys, values, who, e);
     static const char *const names[] = {"refused", "unchanged", "applied", "restart"};
     char k[160], f[1024], why[1200], text[2400];
-    json_str(k, sizeof(k), e->key[0] ? e->key : key);
+    json_str(k, sizeof(k), e->key[0] ? e->key : keys[0]);
     json_str(f, sizeof(f), e->file);
     json_str(why, sizeof(why), e->why);
     json_str(text, sizeof(text), e->reload.text);

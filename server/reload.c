@@ -327,7 +327,7 @@ int clink_server_reload(struct clink_server *srv, struct clink_server_report *re
     return rep->status;
 }
 
-int clink__server_check(struct clink_server *srv, const char *swap_path, const char *swap_text,
+int clink__server_check(struct clink_server *srv, const struct clink__optfile_swap *swaps, size_t nswaps,
                         struct clink_server_report *rep)
 {
     memset(rep, 0, sizeof(*rep));
@@ -340,7 +340,7 @@ int clink__server_check(struct clink_server *srv, const char *swap_path, const c
     } else if (srv->stopped) {
         ret = -CLINK_ESHUTDOWN;
         snprintf(rep->why, sizeof(rep->why), "the server is stopping");
-    } else if ((ret = clink__server_settings_swapped(srv, swap_path, swap_text, s.cfg, err, sizeof(err))) < 0) {
+    } else if ((ret = clink__server_settings_swapped(srv, swaps, nswaps, s.cfg, err, sizeof(err))) < 0) {
         snprintf(rep->why, sizeof(rep->why), "%s", err);
     } else {
         rep->changed = diff(srv->cfg, s.cfg, clink_node_secure_transport(srv->node));

@@ -39,18 +39,19 @@ void clink__config_defaults(struct clink_config *c);
  * "skip-ops" is "ops"). Returns 0, or -1 for a key clink does not know.
  */
 int clink__config_key_of(const char *written, char *canon, size_t cap);
-/* clink_config_load, reading swap_text instead of the file whose real path is swap_path (an edit, checked). */
-int clink__config_load_swapped(const char *path, const char *swap_path, const char *swap_text, struct clink_config *out,
-                               char *err, size_t errlen);
+/* clink_config_load, reading the swaps' texts instead of their files (option_file.h: an edit, checked). */
+struct clink__optfile_swap;
+int clink__config_load_swapped(const char *path, const struct clink__optfile_swap *swaps, size_t nswaps,
+                               struct clink_config *out, char *err, size_t errlen);
 
 /*
  * settings.c: the effective settings, the file (or the defaults) with the
  * overrides applied, and the TLS contexts they describe. err gets the reason.
  */
 int clink__server_settings(const struct clink_server *srv, struct clink_config *cfg, char *err, size_t errlen);
-/* The same with one file read from memory (clink__config_load_swapped): an edit checked before it is written. */
-int clink__server_settings_swapped(const struct clink_server *srv, const char *swap_path, const char *swap_text,
-                                   struct clink_config *cfg, char *err, size_t errlen);
+/* The same with files read from memory (clink__config_load_swapped): an edit checked before it is written. */
+int clink__server_settings_swapped(const struct clink_server *srv, const struct clink__optfile_swap *swaps,
+                                   size_t nswaps, struct clink_config *cfg, char *err, size_t errlen);
 int clink__server_tls(const struct clink_server *srv, const struct clink_config *cfg, struct clink_tls_ctx **out,
                       char *err, size_t errlen);
 int clink__server_https(const struct clink_server *srv, const struct clink_config *cfg, struct clink_tls_ctx **out,
@@ -65,15 +66,16 @@ int clink__server_sql_reload_tls(void *user, char *err, size_t errlen);
 int clink__server_ops_reload(void *user, char *msg, size_t cap);
 
 /*
- * reload.c: what a reload would find and build with swap_text in place of
- * the file at swap_path, without swapping anything: rep's changed and
+ * reload.c: what a reload would find and build with the swaps' texts in
+ * place of their files, without swapping anything: rep's changed and
  * restart bits, or status < 0 with why.
  */
-int clink__server_check(struct clink_server *srv, const char *swap_path, const char *swap_text,
+int clink__server_check(struct clink_server *srv, const struct clink__optfile_swap *swaps, size_t nswaps,
                         struct clink_server_report *rep);
 
 /* config_edit.c: POST /config and POST /restart, as the ops endpoint calls them. */
-int clink__server_ops_config(void *user, const char *key, const char *value, const char *who, char *json, size_t cap);
+int clink__server_ops_config(void *user, size_t n, const char *const *keys, const char *const *values,
+                             const char *who, char *json, size_t cap);
 int clink__server_ops_restart(void *user, const char *who, char *msg, size_t cap);
 
 /* renew.c: POST /csr (cert_pem NULL) and POST /cert; the pending key forgotten when the server goes. */

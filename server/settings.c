@@ -97,15 +97,15 @@ static int overrides(const struct clink_server_opts *o, const struct clink_confi
 
 int clink__server_settings(const struct clink_server *srv, struct clink_config *cfg, char *err, size_t errlen)
 {
-    return clink__server_settings_swapped(srv, NULL, NULL, cfg, err, errlen);
+    return clink__server_settings_swapped(srv, NULL, 0, cfg, err, errlen);
 }
 
-int clink__server_settings_swapped(const struct clink_server *srv, const char *swap_path, const char *swap_text,
-                                   struct clink_config *cfg, char *err, size_t errlen)
+int clink__server_settings_swapped(const struct clink_server *srv, const struct clink__optfile_swap *swaps,
+                                   size_t nswaps, struct clink_config *cfg, char *err, size_t errlen)
 {
     int ret;
     if (srv->path != NULL) {
-        if ((ret = clink__config_load_swapped(srv->path, swap_path, swap_text, cfg, err, errlen)) < 0) {
+        if ((ret = clink__config_load_swapped(srv->path, swaps, nswaps, cfg, err, errlen)) < 0) {
             return ret;
         }
         /* Once per read of the file (start, each reload): keys a shared memsql.cnf holds for mysqld or MemSQL. */

@@ -88,7 +88,7 @@ Test(config_edit, the_later_line_is_rewritten_with_its_spelling_and_comment)
     cr_assert_str_eq(e.key, "ssl_ca");
     cr_assert_eq(e.line, 9);
     expect_file("a.cnf", "# a node\n[client]\nssl-ca = elsewhere.pem\n\n[server]\nssl_cert = node.pem\n"
-                         "ssl_key = node-key.pem\nloose-ssl-ca = nothing.pem\n  ssl-ca = ca2.pem # the CA\nport = 0\n"
+                         "ssl_key = node-key.pem\nloose-ssl-ca = nothing.pem\n  ssl-ca = ca2.pem   # the CA\nport = 0\n"
                          "workers = 1\n");
     expect_file("a.cnf.bak", before);
     /* The same value again: nothing written. */
@@ -176,5 +176,41 @@ Test(config_edit, a_server_without_a_file_refuses)
     struct clink_server_edit e;
     cr_assert_eq(clink_server_set_config(srv, "workers", "2", NULL, &e), -CLINK_EINVAL);
     cr_assert(strstr(e.why, "not a config file") != NULL, "%s", e.why);
+    clink_server_free(srv);
+}
+
+Test(config_edit, keys_in_two_files_are_one_change)
+{
+    /* The certificate's line is in the included file, the key's in the main one: both change, or neither. */
+    write_file("m.cnf", "[server]\nport = 0\nworkers = 1\nssl_key = node-key.pem\n!include t.cnf\n");
+    write_file("t.cnf", "[server]\nssl_cert = node.pem\nssl_ca = ca.pem\n");
+    struct clink_server *srv = server_from("m.cnf");
+    struct clink_server_edit e;
+    /* Alone, a certificate of another key is refused: nothing written anywhere. */
+    const char *k1[] = {"ssl_cert"}, *v1[] = {"other.pem"};
+    cr_assert_lt(clink_server_set_configs(srv, 1, k1, v1, NULL, &e), 0);
+    cr_assert(strstr(e.why, "match") != NULL || strstr(e.why, "other") != NULL, "%s", e.why);
+    expect_file("t.cnf", "[server]\nssl_cert = node.pem\nssl_ca = ca.pem\n");
+    /* other.pem chains to another CA: with ssl_ca moved to a bundle of both, all three keys are one change. */
+    char *a = read_file("ca.pem"), *b = read_file("other-ca.pem");
+    cr_assert(a && b);
+    char *both = malloc(strlen(a) + strlen(b) + 1);
+    strcpy(both, a);
+    strcat(both, b);
+    write_file("both.pem", both);
+    free(both);
+    free(a);
+    free(b);
+    const char *k3[] = {"ssl_cert", "ssl-key", "ssl_ca"}, *v3[] = {"other.pem", "other-key.pem", "both.pem"};
+    cr_assert_eq(clink_server_set_configs(srv, 3, k3, v3, "test", &e), 0, "%s", e.why);
+    cr_assert_eq(e.outcome, CLINK_SERVER_EDIT_APPLIED);
+    expect_file("t.cnf", "[server]\nssl_cert = other.pem\nssl_ca = both.pem\n");
+    expect_file("m.cnf", "[server]\nport = 0\nworkers = 1\nssl_key = other-key.pem\n!include t.cnf\n");
+    expect_file("m.cnf.bak", "[server]\nport = 0\nworkers = 1\nssl_key = node-key.pem\n!include t.cnf\n");
+    expect_file("t.cnf.bak", "[server]\nssl_cert = node.pem\nssl_ca = ca.pem\n");
+    /* A key twice in one change is refused. */
+    const char *k2[] = {"ssl_ca", "ssl-ca"}, *v2[] = {"ca.pem", "both.pem"};
+    cr_assert_eq(clink_server_set_configs(srv, 2, k2, v2, NULL, &e), -CLINK_EINVAL);
+    cr_assert(strstr(e.why, "twice") != NULL, "%s", e.why);
     clink_server_free(srv);
 }

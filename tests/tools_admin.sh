@@ -159,6 +159,16 @@ cp "$t/pki/leaf1b.pem" "$t/leaf1/"
 [ $? -eq 1 ] && grep -q "leaf1: refused.*match" "$t/out" && cmp -s "$t/leaf1/tls.cnf" "$t/leaf1-tls.orig" && ok ||
   { no "a certificate that does not match the key is refused"; cat "$t/out"; }
 
+# ... and with its key, as one change: applied; then back to the first pair the same way.
+cp "$t/pki/leaf1b-key.pem" "$t/leaf1/" || no "leaf1b's key"
+"$admin" update-config leaf1 --key ssl_cert --value leaf1b.pem --key ssl_key --value leaf1b-key.pem >"$t/out" 2>&1 &&
+  grep -q "leaf1: applied in $t/leaf1/tls.cnf" "$t/out" && grep -qx 'ssl_key = leaf1b-key.pem' "$t/leaf1/tls.cnf" && ok ||
+  { no "a certificate with its key, as one change"; cat "$t/out"; }
+"$admin" update-config leaf1 --key ssl_cert --value leaf1.pem --key ssl_key --value leaf1-key.pem >"$t/out" 2>&1 &&
+  cmp -s "$t/leaf1/tls.cnf" "$t/leaf1-tls.orig" && ok || { no "and back"; cat "$t/out"; diff "$t/leaf1-tls.orig" "$t/leaf1/tls.cnf"; }
+"$admin" update-config leaf1 --key ssl_cert --value leaf1b.pem --key ssl_key >"$t/out" 2>&1
+[ $? -eq 2 ] && ok || { no "a key without a value is a usage error"; cat "$t/out"; }
+
 # The document's step: ssl_ca on every node (live), in the included file where leaf1 has it.
 for n in agg1 leaf1 leaf2; do cp "$t/pki/ca.pem" "$t/$n/ca-cert.pem"; done
 "$admin" update-config --all --key ssl_ca --value ./ca-cert.pem >"$t/out" 2>&1

@@ -15,7 +15,7 @@
 
 static const char usage[] =
     "Usage: clink-admin [options] list [-q] [-r leaf|aggregator]\n"
-    "       clink-admin [options] update-config (--all | NODE...) --key KEY --value VALUE\n"
+    "       clink-admin [options] update-config (--all | NODE...) --key KEY --value VALUE [--key K --value V]...\n"
     "       clink-admin [options] reload (--all | NODE...)\n"
     "       clink-admin [options] restart (--all | NODE...)\n"
     "       clink-admin [options] rotate-certs --ca DIR [--days N] [--trust FILE] (--all | NODE...)\n\n"
@@ -28,7 +28,8 @@ static const char usage[] =
     "    -q                 names only, one per line (for xargs); -r ROLE: only leaves or aggregators\n"
     "  update-config        set KEY = VALUE in each node's config file ([server], or the !include'd file that\n"
     "                       holds it), checked whole before it is written, the old file kept as FILE.bak, and\n"
-    "                       applied: says per node applied, needs a restart, unchanged, or refused and why\n"
+    "                       applied: says per node applied, needs a restart, unchanged, or refused and why.\n"
+    "                       Several pairs are one change, checked together (ssl_cert with its ssl_key)\n"
     "  reload               each node reads its certificates, keys, accounts and config again\n"
     "  restart              each node in turn stops gracefully and its supervisor starts it again; the next\n"
     "                       node waits until this one is back (a node without a supervisor says so)\n"
@@ -49,7 +50,9 @@ static const char usage[] =
     "Exit status: 0 when every node did it, 1 when one refused or failed, 2 for bad usage.\n";
 
 struct args {
-    const char *host, *ca, *cert, *key, *user, *role, *cfg_key, *cfg_value, *ca_dir, *trust;
+    const char *host, *ca, *cert, *key, *user, *role, *ca_dir, *trust;
+    const char *cfg_keys[16], *cfg_values[16];
+    size_t nkeys, nvalues;
     long days;
     unsigned timeout_ms;
     int all, quiet;
@@ -130,7 +133,7 @@ static int act(struct clink_admin *adm, const char *cmd, const struct clink_admi
     struct clink_admin_result r;
     int ret;
     if (strcmp(cmd, "update-config") == 0) {
-        ret = clink_admin_set_config(adm, x, a->cfg_key, a->cfg_value, &r);
+        ret = clink_admin_set_configs(adm, x, a->nkeys, a->cfg_keys, a->cfg_values, &r);
     } else if (strcmp(cmd, "reload") == 0) {
         ret = clink_admin_reload(adm, x, &r);
     } else if (strcmp(cmd, "rotate-certs") == 0) {
@@ -203,10 +206,12 @@ int main(int argc, char **argv)
             a.all = 1;
             break;
         case 'V':
-            a.cfg_value = optarg;
+            a.cfg_values[a.nvalues < 16 ? a.nvalues : 15] = optarg;
+            a.nvalues++;
             break;
         case 'K':
-            a.cfg_key = optarg;
+            a.cfg_keys[a.nkeys < 16 ? a.nkeys : 15] = optarg;
+            a.nkeys++;
             break;
         case 'q':
             a.quiet = 1;
@@ -258,8 +263,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "clink-admin: %s: name the nodes, or --all (not both)\n", cmd);
         return 2;
     }
-    if (is_update && (a.cfg_key == NULL || a.cfg_value == NULL)) {
-        fprintf(stderr, "clink-admin: update-config needs --key KEY and --value VALUE\n");
+    if (is_update && (a.nkeys == 0 || a.nkeys != a.nvalues || a.nkeys > 16)) {
+        fprintf(stderr, "clink-admin: update-config needs --key KEY --value VALUE (1 to 16 pairs)\n");
         return 2;
     }
     char host[256];

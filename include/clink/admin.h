@@ -79,6 +79,10 @@ struct clink_admin_result {
 CLINK_API int clink_admin_set_config(struct clink_admin *a, const struct clink_admin_node *node, const char *key,
                                      const char *value, struct clink_admin_result *r);
 
+/* The same for n keys as one change, checked and applied together (a certificate and its key). */
+CLINK_API int clink_admin_set_configs(struct clink_admin *a, const struct clink_admin_node *node, size_t n,
+                                      const char *const *keys, const char *const *values, struct clink_admin_result *r);
+
 /* POST /reload: the node reads its files again (clink_server_reload). Returns 0 or negative. */
 CLINK_API int clink_admin_reload(struct clink_admin *a, const struct clink_admin_node *node,
                                  struct clink_admin_result *r);

@@ -10,8 +10,9 @@
  *                            reload callback reloads); answered with its outcome
  *   POST /secure-transport   body {"state": "PREFER_TLS"}: move the node's
  *                            transport security (clink_node_set_secure_transport)
- *   POST /config             body {"key": "ssl_ca", "value": "certs/ca.pem"}:
- *                            change one setting of the node's config file and
+ *   POST /config             body {"key": "ssl_ca", "value": "certs/ca.pem"}, or
+ *                            {"set": [{"key": ..., "value": ...}, ...]}: change
+ *                            settings of the node's config file as one change and
  *                            apply it (the application's config callback)
  *   POST /restart            restart the node's process (the application's
  *                            restart callback: where a supervisor restarts it)
@@ -58,15 +59,16 @@ struct clink_ops;
 typedef int (*clink_ops_reload_fn)(void *user, char *msg, size_t cap);
 
 /*
- * The application's config editor (POST /config): set key to value in the
- * node's config file and apply it (clink_server_set_config does all of it).
- * Writes the outcome as one JSON object to json (cap bytes): at least
- * "outcome" ("applied", "restart", "unchanged" or "refused") and, refused,
- * "why". who: the administrator, for the node's log. Returns 0, or negative
- * when refused. Runs on the ops thread.
+ * The application's config editor (POST /config): set keys[i] to
+ * values[i] (n of them, at least 1) in the node's config file as one
+ * change, and apply it (clink_server_set_configs does all of it). Writes
+ * the outcome as one JSON object to json (cap bytes): at least "outcome"
+ * ("applied", "restart", "unchanged" or "refused") and, refused, "why".
+ * who: the administrator, for the node's log. Returns 0, or negative when
+ * refused. Runs on the ops thread.
  */
-typedef int (*clink_ops_config_fn)(void *user, const char *key, const char *value, const char *who, char *json,
-                                   size_t cap);
+typedef int (*clink_ops_config_fn)(void *user, size_t n, const char *const *keys, const char *const *values,
+                                   const char *who, char *json, size_t cap);
 
 /*
  * The application's restart (POST /restart): returns 0 if the process will

@@ -229,6 +229,16 @@ CLINK_API int clink_server_set_config(struct clink_server *srv, const char *key,
                                       struct clink_server_edit *out);
 
 /*
+ * The same for n keys at once (at most CLINK_SERVER_EDIT_MAX_KEYS), checked
+ * and applied as one change: a certificate and its key, which neither
+ * makes sense alone. out->file and line are the first key's; every file
+ * edited keeps a .bak. A key given twice is refused.
+ */
+#define CLINK_SERVER_EDIT_MAX_KEYS 16
+CLINK_API int clink_server_set_configs(struct clink_server *srv, size_t n, const char *const *keys,
+                                       const char *const *values, const char *who, struct clink_server_edit *out);
+
+/*
  * Certificate renewal with the key made on the node (clink-admin
  * rotate-certs; docs/admin.md). Begin: a new key (kept in memory, wiped
  * when used, replaced or at free) and a signing request for the identity
