@@ -74,8 +74,8 @@ int clink__server_check(struct clink_server *srv, const struct clink__optfile_sw
                         struct clink_server_report *rep);
 
 /* config_edit.c: POST /config and POST /restart, as the ops endpoint calls them. */
-int clink__server_ops_config(void *user, size_t n, const char *const *keys, const char *const *values,
-                             const char *who, char *json, size_t cap);
+int clink__server_ops_config(void *user, size_t n, const char *const *keys, const char *const *values, const char *who,
+                             char *json, size_t cap);
 int clink__server_ops_restart(void *user, const char *who, char *msg, size_t cap);
 
 /* renew.c: POST /csr (cert_pem NULL) and POST /cert; the pending key forgotten when the server goes. */
