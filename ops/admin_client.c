@@ -26,7 +26,8 @@
 
 struct clink_admin {
     SSL_CTX *ctx;
-    char *auth; /* "Basic base64(user:password)", wiped at free */
+    char server_name[256]; /* "" : each node's address */
+    char *auth;            /* "Basic base64(user:password)", wiped at free */
     uint32_t timeout_ms;
 };
 
@@ -55,6 +56,7 @@ int clink_admin_new(const struct clink_admin_opts *o, struct clink_admin **out, 
         return -CLINK_ENOMEM;
     }
     a->timeout_ms = o->timeout_ms ? o->timeout_ms : 10000;
+    snprintf(a->server_name, sizeof(a->server_name), "%s", o->server_name ? o->server_name : "");
     SSL_CTX_set_min_proto_version(a->ctx, TLS1_2_VERSION);
     SSL_CTX_set_verify(a->ctx, SSL_VERIFY_PEER, NULL);
     int ret = 0;
@@ -191,11 +193,12 @@ int clink_admin_request(struct clink_admin *a, const char *host, uint16_t port, 
     }
     /* The node's certificate must name the address asked for, as a peer's must (VERIFY_IDENTITY). */
     unsigned char ip[16];
-    int is_ip = inet_pton(AF_INET, host, ip) == 1 || inet_pton(AF_INET6, host, ip) == 1;
+    const char *name = a->server_name[0] ? a->server_name : host;
+    int is_ip = inet_pton(AF_INET, name, ip) == 1 || inet_pton(AF_INET6, name, ip) == 1;
     X509_VERIFY_PARAM *vp = SSL_get0_param(ssl);
-    if ((is_ip ? X509_VERIFY_PARAM_set1_ip_asc(vp, host) : X509_VERIFY_PARAM_set1_host(vp, host, 0)) != 1 ||
-        (!is_ip && SSL_set_tlsext_host_name(ssl, host) != 1)) {
-        snprintf(err, errlen, "%s: not a host name or address", host);
+    if ((is_ip ? X509_VERIFY_PARAM_set1_ip_asc(vp, name) : X509_VERIFY_PARAM_set1_host(vp, name, 0)) != 1 ||
+        (!is_ip && SSL_set_tlsext_host_name(ssl, name) != 1)) {
+        snprintf(err, errlen, "%s: not a host name or address", name);
         goto out;
     }
     int r;

@@ -115,6 +115,7 @@ struct staged {
     struct clink_config *cfg;
     struct clink_tls_ctx *tls, *https;
     int security; /* move the transport-security state */
+    int check;    /* only checked (clink__server_check): no warnings about the certificates */
 };
 
 static void unstage(struct staged *s)
@@ -130,7 +131,8 @@ static int stage(struct clink_server *srv, struct staged *s, struct clink_server
     char err[400];
     const struct clink_config *cfg = s->cfg;
     int ret;
-    if (!clink__server_plain_start(cfg) && (ret = clink__server_tls(srv, cfg, &s->tls, err, sizeof(err))) < 0) {
+    if (!clink__server_plain_start(cfg) &&
+        (ret = clink__server_tls_checked(srv, cfg, &s->tls, !s->check, err, sizeof(err))) < 0) {
         snprintf(rep->why, sizeof(rep->why), "TLS: %s; keeping the credentials in use.", err);
         return ret;
     }
@@ -331,7 +333,7 @@ int clink__server_check(struct clink_server *srv, const struct clink__optfile_sw
                         struct clink_server_report *rep)
 {
     memset(rep, 0, sizeof(*rep));
-    struct staged s = {.cfg = malloc(sizeof(struct clink_config))};
+    struct staged s = {.cfg = malloc(sizeof(struct clink_config)), .check = 1};
     char err[400];
     int ret = s.cfg == NULL ? -CLINK_ENOMEM : 0;
     pthread_mutex_lock(&srv->mu);

@@ -148,7 +148,7 @@ static int check(struct clink_server *srv, const char *cert_tmp, const char *key
     snprintf(cfg->ssl_key, sizeof(cfg->ssl_key), "%s", key_tmp);
     struct clink_tls_ctx *tls = NULL;
     char err[400];
-    int ret = clink__server_tls(srv, cfg, &tls, err, sizeof(err));
+    int ret = clink__server_tls_checked(srv, cfg, &tls, 0, err, sizeof(err));
     clink_tls_ctx_free(tls);
     free(cfg);
     if (ret < 0) {

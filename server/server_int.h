@@ -54,6 +54,9 @@ int clink__server_settings_swapped(const struct clink_server *srv, const struct 
                                    size_t nswaps, struct clink_config *cfg, char *err, size_t errlen);
 int clink__server_tls(const struct clink_server *srv, const struct clink_config *cfg, struct clink_tls_ctx **out,
                       char *err, size_t errlen);
+/* The same, saying nothing of the certificates' weaknesses unless warn: a check before an edit is not a reload. */
+int clink__server_tls_checked(const struct clink_server *srv, const struct clink_config *cfg,
+                              struct clink_tls_ctx **out, int warn, char *err, size_t errlen);
 int clink__server_https(const struct clink_server *srv, const struct clink_config *cfg, struct clink_tls_ctx **out,
                         char *err, size_t errlen);
 /* A node started in plaintext with no certificate yet (require_secure_transport = PLAINTEXT). */

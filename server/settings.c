@@ -148,8 +148,8 @@ static void warn_certs(const struct clink_server *srv, const struct clink_config
     }
 }
 
-int clink__server_tls(const struct clink_server *srv, const struct clink_config *cfg, struct clink_tls_ctx **out,
-                      char *err, size_t errlen)
+int clink__server_tls_checked(const struct clink_server *srv, const struct clink_config *cfg,
+                              struct clink_tls_ctx **out, int warn, char *err, size_t errlen)
 {
     struct clink_tls_opts to;
     int ret = clink_config_tls_opts(cfg, &to, err, errlen);
@@ -157,10 +157,16 @@ int clink__server_tls(const struct clink_server *srv, const struct clink_config 
         return ret;
     }
     to.ticket_keys = srv->tickets;
-    if ((ret = clink_tls_ctx_new(&to, out, err, errlen)) == 0) {
+    if ((ret = clink_tls_ctx_new(&to, out, err, errlen)) == 0 && warn) {
         warn_certs(srv, cfg, *out);
     }
     return ret;
+}
+
+int clink__server_tls(const struct clink_server *srv, const struct clink_config *cfg, struct clink_tls_ctx **out,
+                      char *err, size_t errlen)
+{
+    return clink__server_tls_checked(srv, cfg, out, 1, err, errlen);
 }
 
 /* The HTTPS port's certificate: ops_ssl_cert/ops_ssl_key, else the node's own pair. */

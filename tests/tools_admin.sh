@@ -57,7 +57,7 @@ start() { # NAME [supervised]
   fi
   pids="$pids $!"
   i=0; while { [ ! -s "$d/port" ] || [ ! -s "$d/ops.port" ]; } && [ $i -lt 200 ]; do sleep 0.05; i=$((i + 1)); done
-  [ -s "$d/port" ] && [ -s "$d/ops.port" ] || { no "$1 did not start"; cat "$d/node.log"; exit 1; }
+  if [ ! -s "$d/port" ] || [ ! -s "$d/ops.port" ]; then no "$1 did not start"; cat "$d/node.log"; exit 1; fi
 }
 
 node_dir leaf1
@@ -116,8 +116,9 @@ user = agg1
 CNF
 start agg1
 
-export CLINK_ADMIN_HOST=127.0.0.1:$(cat "$t/agg1/ops.port") CLINK_ADMIN_CA=$t/pki/ca.pem
-export CLINK_ADMIN_CERT=$t/pki/opsadmin.pem CLINK_ADMIN_KEY=$t/pki/opsadmin-key.pem CLINK_ADMIN_USER=opsadmin
+CLINK_ADMIN_HOST="127.0.0.1:$(cat "$t/agg1/ops.port")"
+export CLINK_ADMIN_HOST CLINK_ADMIN_CA="$t/pki/ca.pem"
+export CLINK_ADMIN_CERT="$t/pki/opsadmin.pem" CLINK_ADMIN_KEY="$t/pki/opsadmin-key.pem" CLINK_ADMIN_USER=opsadmin
 
 "$admin" --help | grep -q "update-config" && ok || no "--help"
 "$admin" list-nodes >/dev/null 2>&1; [ $? -eq 2 ] && ok || no "an unknown command is a usage error (2)"

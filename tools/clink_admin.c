@@ -44,13 +44,15 @@ static const char usage[] =
     "  --ca FILE            the CA bundle the nodes' ops certificates chain to (required)\n"
     "  --cert FILE, --key FILE  the administrator's certificate and key\n"
     "  --user NAME          the account (default: admin); a password login reads CLINK_ADMIN_PASSWORD\n"
+    "  --ssl-server-name N  the name every node's ops certificate carries, where they share one (default:\n"
+    "                       each node's address)\n"
     "  --timeout-ms N       per request (default 10000); restart waits up to 60 s per node\n"
     "  --all                every node the aggregator knows, itself included\n"
     "  -h, --help           this text\n\n"
     "Exit status: 0 when every node did it, 1 when one refused or failed, 2 for bad usage.\n";
 
 struct args {
-    const char *host, *ca, *cert, *key, *user, *role, *ca_dir, *trust;
+    const char *host, *ca, *cert, *key, *user, *role, *ca_dir, *trust, *server_name;
     const char *cfg_keys[16], *cfg_values[16];
     size_t nkeys, nvalues;
     long days;
@@ -165,11 +167,21 @@ int main(int argc, char **argv)
 {
     struct args a = {0};
     const char *timeout = NULL;
-    const struct option lo[] = {{"host", 1, NULL, 'H'},  {"ca", 1, NULL, 'a'},     {"cert", 1, NULL, 'c'},
-                                {"key", 1, NULL, 'k'},   {"user", 1, NULL, 'u'},   {"timeout-ms", 1, NULL, 't'},
-                                {"all", 0, NULL, 'A'},   {"value", 1, NULL, 'V'},  {"config-key", 1, NULL, 'K'},
-                                {"help", 0, NULL, 'h'},  {"ca-dir", 1, NULL, 'D'}, {"days", 1, NULL, 'd'},
-                                {"trust", 1, NULL, 'T'}, {NULL, 0, NULL, 0}};
+    const struct option lo[] = {{"host", 1, NULL, 'H'},
+                                {"ca", 1, NULL, 'a'},
+                                {"cert", 1, NULL, 'c'},
+                                {"key", 1, NULL, 'k'},
+                                {"user", 1, NULL, 'u'},
+                                {"timeout-ms", 1, NULL, 't'},
+                                {"all", 0, NULL, 'A'},
+                                {"value", 1, NULL, 'V'},
+                                {"config-key", 1, NULL, 'K'},
+                                {"help", 0, NULL, 'h'},
+                                {"ca-dir", 1, NULL, 'D'},
+                                {"days", 1, NULL, 'd'},
+                                {"trust", 1, NULL, 'T'},
+                                {"ssl-server-name", 1, NULL, 'S'},
+                                {NULL, 0, NULL, 0}};
     /* After the command, --key is update-config's key and --ca rotate-certs' CA folder (memsql-ops' spelling). */
     static char config_key[] = "--config-key", ca_dir[] = "--ca-dir";
     int ch, seen_cmd = 0;
@@ -224,6 +236,9 @@ int main(int argc, char **argv)
             break;
         case 'T':
             a.trust = optarg;
+            break;
+        case 'S':
+            a.server_name = optarg;
             break;
         case 'd':
             a.days = strtol(optarg, NULL, 10);
@@ -285,6 +300,7 @@ int main(int argc, char **argv)
                                   .key_file = env_or(a.key, "CLINK_ADMIN_KEY", NULL),
                                   .user = env_or(a.user, "CLINK_ADMIN_USER", "admin"),
                                   .password = getenv("CLINK_ADMIN_PASSWORD"),
+                                  .server_name = env_or(a.server_name, "CLINK_ADMIN_SSL_SERVER_NAME", NULL),
                                   .timeout_ms = (uint32_t)tmo};
     if (ao.ca_file == NULL) {
         fprintf(stderr, "clink-admin: --ca FILE is needed (the CA the nodes' certificates chain to)\n");

@@ -33,6 +33,12 @@ struct clink_admin_opts {
     const char *user;      /* [in] required: the account (grant ALL) */
     const char *password;  /* [in] optional: a password login instead of a certificate (copied, wiped at free) */
     uint32_t timeout_ms;   /* connect, send and answer, per request; 0: 10000 */
+    /*
+     * [in] The name every node's ops certificate must carry, where one
+     * certificate is shared by every node (MemSQL's document makes one, with
+     * no subjectAltName); NULL: each node's own address, as asked.
+     */
+    const char *server_name;
 };
 
 /* Returns 0, -CLINK_EINVAL or -CLINK_ECONFIG (err says: unreadable file, key does not match). */
