@@ -186,7 +186,7 @@ static void renew(int i, const char *ca_stem, const char *trust)
 static void set_all(const char *key, const char *value)
 {
     for (int i = 0; i < NODES; i++) {
-        struct clink_server_edit e;
+        struct clink_server_edit e = {0};
         check(clink_server_set_config(srv[i], key, value, "driver_rotate", &e) == 0 &&
                   e.outcome == CLINK_SERVER_EDIT_APPLIED,
               "%s: %s = %s: %s (%s)", name[i], key, value, clink_server_edit_outcome_name(e.outcome), e.why);

@@ -82,7 +82,7 @@ Test(config_edit, the_later_line_is_rewritten_with_its_spelling_and_comment)
     write_file("ca2.pem", ca);
     free(ca);
     struct clink_server *srv = server_from("a.cnf");
-    struct clink_server_edit e;
+    struct clink_server_edit e = {0};
     cr_assert_eq(clink_server_set_config(srv, "SSL_CA", "ca2.pem", "test", &e), 0, "%s", e.why);
     cr_assert_eq(e.outcome, CLINK_SERVER_EDIT_APPLIED, "%d %s", e.outcome, e.why);
     cr_assert_str_eq(e.key, "ssl_ca");
@@ -102,7 +102,7 @@ Test(config_edit, a_key_in_an_included_file_is_changed_there)
     write_file("main.cnf", "[server]\nport = 0\nworkers = 1\n!include tls.cnf\n");
     write_file("tls.cnf", "[server]\nssl_cert = node.pem\nssl_key = node-key.pem\nssl_ca = ca.pem");
     struct clink_server *srv = server_from("main.cnf");
-    struct clink_server_edit e;
+    struct clink_server_edit e = {0};
     cr_assert_eq(clink_server_set_config(srv, "ssl_ca", "./ca.pem", NULL, &e), 0, "%s", e.why);
     cr_assert(strstr(e.file, "/tls.cnf") != NULL, "%s", e.file);
     expect_file("tls.cnf", "[server]\nssl_cert = node.pem\nssl_key = node-key.pem\nssl_ca = ./ca.pem");
@@ -115,7 +115,7 @@ Test(config_edit, a_new_key_goes_into_server_and_needs_a_restart)
     write_file("b.cnf", "[server]\nssl_cert = node.pem\nssl_key = node-key.pem\nssl_ca = ca.pem\nport = 0\n"
                         "workers = 1\n# end of server\n\n[leaf x]\nhost = 127.0.0.1\nport = 9\n");
     struct clink_server *srv = server_from("b.cnf");
-    struct clink_server_edit e;
+    struct clink_server_edit e = {0};
     cr_assert_eq(clink_server_set_config(srv, "max-connections", "300", NULL, &e), 0, "%s", e.why);
     cr_assert_eq(e.outcome, CLINK_SERVER_EDIT_RESTART);
     cr_assert_eq(e.line, 7);
@@ -140,7 +140,7 @@ Test(config_edit, a_value_the_node_would_refuse_writes_nothing)
         "[server]\nssl_cert = node.pem\nssl_key = node-key.pem\nssl_ca = ca.pem\nport = 0\nworkers = 1\n";
     write_file("d.cnf", before);
     struct clink_server *srv = server_from("d.cnf");
-    struct clink_server_edit e;
+    struct clink_server_edit e = {0};
     cr_assert_lt(clink_server_set_config(srv, "ssl_ca", "missing.pem", NULL, &e), 0);
     cr_assert_eq(e.outcome, CLINK_SERVER_EDIT_REFUSED);
     cr_assert(strstr(e.why, "missing.pem") != NULL, "%s", e.why);
@@ -173,7 +173,7 @@ Test(config_edit, a_server_without_a_file_refuses)
     struct clink_server *srv = NULL;
     char err[256];
     cr_assert_eq(clink_server_new(&o, &srv, err, sizeof(err)), 0, "%s", err);
-    struct clink_server_edit e;
+    struct clink_server_edit e = {0};
     cr_assert_eq(clink_server_set_config(srv, "workers", "2", NULL, &e), -CLINK_EINVAL);
     cr_assert(strstr(e.why, "not a config file") != NULL, "%s", e.why);
     clink_server_free(srv);
@@ -185,7 +185,7 @@ Test(config_edit, keys_in_two_files_are_one_change)
     write_file("m.cnf", "[server]\nport = 0\nworkers = 1\nssl_key = node-key.pem\n!include t.cnf\n");
     write_file("t.cnf", "[server]\nssl_cert = node.pem\nssl_ca = ca.pem\n");
     struct clink_server *srv = server_from("m.cnf");
-    struct clink_server_edit e;
+    struct clink_server_edit e = {0};
     /* Alone, a certificate of another key is refused: nothing written anywhere. */
     const char *k1[] = {"ssl_cert"}, *v1[] = {"other.pem"};
     cr_assert_lt(clink_server_set_configs(srv, 1, k1, v1, NULL, &e), 0);

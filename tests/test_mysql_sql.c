@@ -587,7 +587,7 @@ Test(mysql_sql, update_config_applies_grant_creates_user_without_a_restart)
     struct clink_server *srv = NULL;
     cr_assert_eq(clink_server_new_from_config(path, NULL, &srv, err, sizeof(err)), 0, "%s", err);
     cr_assert_eq(clink_server_start(srv, err, sizeof(err)), 0, "%s", err);
-    struct clink_server_edit e;
+    struct clink_server_edit e = {0};
 
     int ret = clink_server_set_config(srv, "grant-creates-user", "OFF", "test", &e);
     struct reply r = as_admin(clink_server_port(srv), "GRANT USAGE ON *.* TO 'u3'@'%'");
