@@ -15,6 +15,8 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 #include <poll.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -167,8 +169,37 @@ static int ssl_step(SSL *ssl, int fd, int r, int64_t deadline)
     return e == SSL_ERROR_ZERO_RETURN ? 0 : -1;
 }
 
+static int request(struct clink_admin *a, const char *host, uint16_t port, const char *method, const char *path,
+                   const char *json, int *status, char **body, char *err, size_t errlen);
+
+/*
+ * A node that closes while we write (it is restarting) must not kill the
+ * program with SIGPIPE, and a library does not change the process's
+ * signal handling: SIGPIPE is blocked in this thread for the request, and
+ * one it raised is taken back before the mask is restored.
+ */
 int clink_admin_request(struct clink_admin *a, const char *host, uint16_t port, const char *method, const char *path,
                         const char *json, int *status, char **body, char *err, size_t errlen)
+{
+    sigset_t pipe_set, old, pending;
+    sigemptyset(&pipe_set);
+    sigaddset(&pipe_set, SIGPIPE);
+    sigpending(&pending);
+    int was_pending = sigismember(&pending, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
+    int ret = request(a, host, port, method, path, json, status, body, err, errlen);
+    sigpending(&pending);
+    if (!was_pending && sigismember(&pending, SIGPIPE)) {
+        const struct timespec zero = {0, 0};
+        while (sigtimedwait(&pipe_set, NULL, &zero) < 0 && errno == EINTR) {
+        }
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return ret;
+}
+
+static int request(struct clink_admin *a, const char *host, uint16_t port, const char *method, const char *path,
+                   const char *json, int *status, char **body, char *err, size_t errlen)
 {
     char scratch[8];
     err = err && errlen ? err : scratch;

@@ -3,7 +3,8 @@
  * signing request for the identity the node has (the key never leaves the
  * node), then take the signed certificate, check it with the key and the
  * node's trust exactly as a reload would, put both files in place (the old
- * ones kept as .bak) and reload. One renewal at a time per process.
+ * ones kept as .bak) and reload. One renewal at a time per process; each
+ * server keeps its own pending key.
  */
 #include "server/server_int.h"
 
@@ -18,26 +19,22 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+/* Renewals of every server of the process, one at a time (each server keeps its own pending key). */
 static pthread_mutex_t renew_mu = PTHREAD_MUTEX_INITIALIZER;
-static struct clink_server *pending_srv; /* whose key waits for its certificate */
-static char *pending_key;                /* PEM, wiped when replaced or used */
 
-static void drop_pending(void)
+static void drop_pending(struct clink_server *srv)
 {
-    if (pending_key != NULL) {
-        OPENSSL_cleanse(pending_key, strlen(pending_key));
-        free(pending_key);
+    if (srv->renew_key != NULL) {
+        OPENSSL_cleanse(srv->renew_key, strlen(srv->renew_key));
+        free(srv->renew_key);
     }
-    pending_key = NULL;
-    pending_srv = NULL;
+    srv->renew_key = NULL;
 }
 
 void clink__server_renew_forget(struct clink_server *srv)
 {
     pthread_mutex_lock(&renew_mu);
-    if (pending_srv == srv) {
-        drop_pending();
-    }
+    drop_pending(srv);
     pthread_mutex_unlock(&renew_mu);
 }
 
@@ -77,9 +74,8 @@ int clink_server_renew_begin(struct clink_server *srv, char **csr_pem, char **ce
         ret = -CLINK_ECONFIG;
     }
     if (ret == 0) {
-        drop_pending(); /* a newer request replaces an unanswered one */
-        pending_key = key;
-        pending_srv = srv;
+        drop_pending(srv); /* a newer request replaces an unanswered one */
+        srv->renew_key = key;
         key = NULL;
     } else {
         free(*csr_pem);
@@ -125,7 +121,7 @@ static int stage_file(const char *path, const char *data, mode_t mode, char *tmp
 static int check(struct clink_server *srv, const char *cert_tmp, const char *key_tmp, const char *cert_pem, char *why,
                  size_t cap)
 {
-    BIO *cb = BIO_new_mem_buf(cert_pem, -1), *kb = BIO_new_mem_buf(pending_key, -1);
+    BIO *cb = BIO_new_mem_buf(cert_pem, -1), *kb = BIO_new_mem_buf(srv->renew_key, -1);
     X509 *x = cb ? PEM_read_bio_X509(cb, NULL, NULL, NULL) : NULL;
     EVP_PKEY *k = kb ? PEM_read_bio_PrivateKey(kb, NULL, NULL, NULL) : NULL;
     int match = x != NULL && k != NULL && X509_check_private_key(x, k) == 1;
@@ -181,9 +177,9 @@ int clink_server_renew_install(struct clink_server *srv, const char *cert_pem, c
     pthread_mutex_unlock(&srv->mu);
     pthread_mutex_lock(&renew_mu);
     int ret = -CLINK_EINVAL;
-    if (pending_key == NULL || pending_srv != srv) {
+    if (srv->renew_key == NULL) {
         snprintf(why, cap, "no signing request is waiting for a certificate on this node");
-    } else if (stage_file(key_path, pending_key, 0600, key_tmp, sizeof(key_tmp), why, cap) < 0 ||
+    } else if (stage_file(key_path, srv->renew_key, 0600, key_tmp, sizeof(key_tmp), why, cap) < 0 ||
                stage_file(cert_path, cert_pem, 0644, cert_tmp, sizeof(cert_tmp), why, cap) < 0) {
         ret = -CLINK_ECONFIG;
     } else if ((ret = check(srv, cert_tmp, key_tmp, cert_pem, why, cap)) == 0) {
@@ -225,7 +221,7 @@ int clink_server_renew_install(struct clink_server *srv, const char *cert_pem, c
         unlink(cert_tmp);
     }
     if (ret == 0) {
-        drop_pending();
+        drop_pending(srv);
     }
     pthread_mutex_unlock(&renew_mu);
     clink__server_log(srv, CLINK_LOG_WARN, "certificate renewal by %s: %s", who,

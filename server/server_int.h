@@ -26,6 +26,7 @@ struct clink_server {
     struct clink_mysql_opts mysql;
     pthread_mutex_t mu; /* reloads: SIGHUP, POST /reload and ALTER INSTANCE RELOAD TLS may come at once */
     char name[128];
+    char *renew_key; /* a renewal's new key (PEM) until its certificate comes; renew.c's lock; wiped */
     int started;
     atomic_int stopped; /* set once, under mu: a reload that finds it set does nothing */
 };

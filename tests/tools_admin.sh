@@ -203,8 +203,10 @@ sed -n '/^\[server\]$/,$p' "$t/leaf2/memsql.cnf" | grep -qx 'max_connections = 3
 "$admin" update-config leaf1 --key port --value "$(cat "$t/leaf1/port")" >"$t/out" 2>&1 &&
   "$admin" update-config leaf1 --key ops_port --value "$(cat "$t/leaf1/ops.port")" >>"$t/out" 2>&1 &&
   [ "$(grep -c "leaf1: changed, needs a restart" "$t/out")" = 2 ] && ok || { no "pin leaf1's ports"; cat "$t/out"; }
-"$admin" restart leaf1 >"$t/out" 2>&1 && grep -q "leaf1: restarted, back in" "$t/out" && ok ||
-  { no "restart leaf1 under clink-supervise"; cat "$t/out" "$t/leaf1/node.log"; }
+"$admin" restart leaf1 >"$t/out" 2>&1
+rc=$?
+[ $rc -eq 0 ] && grep -q "leaf1: restarted, back in" "$t/out" && ok ||
+  { no "restart leaf1 under clink-supervise (exit $rc)"; cat "$t/out"; tail -60 "$t/leaf1/node.log"; ps -ef | grep -c "[c]link-node"; }
 i=0
 while [ $i -lt 300 ]; do
   "$admin" list >"$t/list" 2>&1

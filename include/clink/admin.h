@@ -8,7 +8,8 @@
  * does, a program does with these calls.
  *
  * Blocking calls with a timeout on every step; for tools and operators'
- * scripts, not for a node's workers. Thread: any; one struct clink_admin
+ * scripts, not for a node's workers. A node closing under a request (it
+ * is restarting) is an error, never a SIGPIPE. Thread: any; one struct clink_admin
  * may serve several threads (it holds only settings and an SSL_CTX).
  */
 #ifndef CLINK_ADMIN_H
