@@ -94,6 +94,17 @@ static void count_failure(struct clink_pool *p, int status)
 void clink__pool_call_finish(struct clink_pool_call *pc, int status, const uint8_t *resp, size_t len)
 {
     struct clink_pool *p = pc->priv.pool;
+    atomic_fetch_add_explicit(&p->latency[clink_latency_bucket(clink__now_ns() - pc->priv.start_ns)], 1,
+                              memory_order_relaxed);
+    if (status == 0 || status == -CLINK_EREMOTE) {
+        /* Answered: the request went and an answer came back (clink_pool_traffic counts these payloads). */
+        size_t out = 0;
+        for (unsigned i = 0; i < pc->call.iovcnt; i++) {
+            out += pc->call.iov[i].iov_len;
+        }
+        atomic_fetch_add_explicit(&p->bytes_out, out, memory_order_relaxed);
+        atomic_fetch_add_explicit(&p->bytes_in, len, memory_order_relaxed);
+    }
     if (status == 0) {
         atomic_fetch_add(&p->calls_ok, 1);
     } else {
@@ -260,7 +271,8 @@ int clink_pool_call_start(struct clink_pool *p, struct clink_pool_call *pc)
     pc->priv.cb = pc->call.cb;
     pc->priv.user = pc->call.user;
     pc->priv.timeout_ms = pc->call.timeout_ms;
-    pc->priv.deadline_ns = pc->call.timeout_ms ? clink__now_ns() + (uint64_t)pc->call.timeout_ms * 1000000ull : 0;
+    pc->priv.start_ns = clink__now_ns();
+    pc->priv.deadline_ns = pc->call.timeout_ms ? pc->priv.start_ns + (uint64_t)pc->call.timeout_ms * 1000000ull : 0;
     /* Every idempotent call earns a little retry budget (capped at 10 retries' worth); others cost nothing here. */
     if (idempotent(cl, pc->call.method)) {
         unsigned pct = cl->o.retry_budget_percent;

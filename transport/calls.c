@@ -43,6 +43,9 @@ void clink__conn_release_pending(struct clink_conn *c)
 void clink__call_finish(struct clink_worker *w, struct clink_call *call, int status, const uint8_t *p, size_t n)
 {
     call->priv.state = 0;
+    if (call->priv.start_ns != 0) {
+        STAT_ADD(w, call_latency[clink_latency_bucket(clink__now_ns() - call->priv.start_ns)], 1);
+    }
     if (status == 0) {
         STAT_ADD(w, calls_ok, 1);
     } else {

@@ -163,6 +163,7 @@ struct clink__stats {
     _Atomic uint64_t calls_failed_timeout, calls_failed_remote, calls_failed_canceled, calls_failed_closed,
         calls_failed_other;
     _Atomic uint64_t refused_max_connections, refused_max_user_connections, refused_max_node_links, idle_closed;
+    _Atomic uint64_t call_latency[CLINK_LATENCY_BUCKETS]; /* clink_node_call_latency: 800 bytes a worker */
 };
 #define STAT_ADD(w, field, n)                                                                                          \
     atomic_store_explicit(&(w)->stats.field, atomic_load_explicit(&(w)->stats.field, memory_order_relaxed) + (n),      \
