@@ -1,10 +1,11 @@
 /*
  * Server-rendered SVG line charts (chart.h). A chart draws cols points per
- * series, each the highest of its CLINK__SAMPLES / cols seconds (a spike
- * must show, and the current value never lies above the axis), the newest
- * at the right edge; a stretch with no value (no call finished, or before
- * sampling began) breaks the line rather than drawing a zero that did not
- * happen.
+ * series, each the average of its CLINK__SAMPLES / cols seconds (the highest
+ * for a latency: a spike must show), the newest at the right edge, under an
+ * axis whose top is the next round number above the highest point; a
+ * stretch with no value (no call finished, or before sampling began) breaks
+ * the line rather than drawing a zero that did not happen. The caption's
+ * "now" is the last second alone, so it may lie above the axis top.
  */
 #include <math.h> /* isnan, NAN: macros, no libm */
 #include <stdint.h>
@@ -68,18 +69,23 @@ static double nice_max(double v)
 
 /* Column c's value (c = cols - 1: the newest seconds); NaN when none of its seconds has one. */
 static double column(const struct clink__samples *s, const struct clink__history *h, enum clink__series series,
-                     unsigned per, unsigned cols, unsigned c)
+                     unsigned per, unsigned cols, unsigned c, int use_max)
 {
-    double max = NAN;
+    double sum = 0, max = NAN;
+    unsigned n = 0;
     for (unsigned j = 0; j < per; j++) {
         unsigned age = (cols - 1 - c) * per + j;
         if (age >= h->n) {
             break;
         }
         double v = clink__samples_at(s, h, series, age);
-        max = !isnan(v) && (isnan(max) || v > max) ? v : max;
+        if (!isnan(v)) {
+            sum += v;
+            max = isnan(max) || v > max ? v : max;
+            n++;
+        }
     }
-    return max;
+    return n == 0 ? NAN : use_max ? max : sum / n;
 }
 
 void clink__chart_svg(struct clink__sbuf *b, const struct clink__samples *s, const struct clink__history *h,
@@ -91,7 +97,7 @@ void clink__chart_svg(struct clink__sbuf *b, const struct clink__samples *s, con
     unsigned nl = c->nlines < 3 ? c->nlines : 3;
     for (unsigned l = 0; l < nl; l++) {
         for (unsigned k = 0; k < cols; k++) {
-            vals[l][k] = column(s, h, c->lines[l].series, per, cols, k);
+            vals[l][k] = column(s, h, c->lines[l].series, per, cols, k, c->unit == CLINK__UNIT_US);
             top = !isnan(vals[l][k]) && vals[l][k] > top ? vals[l][k] : top;
         }
     }
@@ -152,7 +158,7 @@ void clink__chart_svg(struct clink__sbuf *b, const struct clink__samples *s, con
     clink__sb_html(b, c->title);
     clink__sb_printf(b, ", last 15 minutes\">");
     clink__chart_value(t, sizeof(t), axis, c->unit);
-    clink__sb_printf(b, "<text x=\"2\" y=\"9\" class=\"axis-max\">max ");
+    clink__sb_printf(b, "<text x=\"2\" y=\"9\" class=\"axis-max\">");
     clink__sb_html(b, t);
     clink__sb_printf(b,
                      "</text><line x1=\"0\" y1=\"%u\" x2=\"%u\" y2=\"%u\" stroke=\"#ccc\"/>"
