@@ -8,6 +8,7 @@
  */
 #include <criterion/criterion.h>
 #include <math.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -268,6 +269,80 @@ static void calls(unsigned n)
         clink_msg_free(&m);
     }
     clink_pool_release(p);
+}
+
+static atomic_uint done;
+
+static void call_done(struct clink_call *call, int status, const uint8_t *resp, size_t len)
+{
+    (void)call;
+    (void)resp;
+    cr_assert_eq(status, 0);
+    cr_assert_eq(len, 9);
+    atomic_fetch_add(&done, 1);
+}
+
+/* n calls through the pool, in batches of 50 in flight (their completions race, as in real traffic). */
+static void calls_in_flight(unsigned n)
+{
+    struct clink_pool *p = clink_cluster_pool(cl, peer_name);
+    static char payload[] = "ping-pong";
+    static struct iovec iov = {.iov_base = payload, .iov_len = 9};
+    static struct clink_pool_call pc[50];
+    for (unsigned sent = 0; sent < n; sent += 50) {
+        atomic_store(&done, 0);
+        for (unsigned i = 0; i < 50; i++) {
+            memset(&pc[i], 0, sizeof(pc[i]));
+            pc[i].call = (struct clink_call){
+                .method = TS_ECHO, .iov = &iov, .iovcnt = 1, .timeout_ms = ts_ms(5000), .cb = call_done};
+            cr_assert_eq(clink_pool_call_start(p, &pc[i]), 0);
+        }
+        for (int w = 0; w < 5000 && atomic_load(&done) < 50; w++) {
+            usleep(1000);
+        }
+        cr_assert_eq(atomic_load(&done), 50);
+    }
+    clink_pool_release(p);
+}
+
+static uint64_t total(const struct clink_latency *l)
+{
+    uint64_t n = 0;
+    for (unsigned b = 0; b < CLINK_LATENCY_BUCKETS; b++) {
+        n += l->count[b];
+    }
+    return n;
+}
+
+Test(ops_charts, the_histograms_count_each_call_once)
+{
+    wait_peer_up();
+    struct clink_pool *p = clink_cluster_pool(cl, peer_name);
+    struct clink_latency n0, n1;
+    struct clink_pool_traffic t0, t1;
+    clink_node_call_latency(agg, &n0);
+    clink_pool_get_traffic(p, &t0);
+
+    calls(100);
+    calls_in_flight(3000);
+
+    clink_node_call_latency(agg, &n1);
+    clink_pool_get_traffic(p, &t1);
+    clink_pool_release(p);
+    struct clink_latency dn, dp;
+    for (unsigned b = 0; b < CLINK_LATENCY_BUCKETS; b++) {
+        cr_assert(n1.count[b] >= n0.count[b] && t1.latency.count[b] >= t0.latency.count[b], "bucket %u went down", b);
+        dn.count[b] = n1.count[b] - n0.count[b];
+        dp.count[b] = t1.latency.count[b] - t0.latency.count[b];
+    }
+    /* Pings are not calls: the pool's idle pings may run meanwhile, and must not show. */
+    cr_assert_eq(total(&dn), 3100, "the node counted %llu calls", (unsigned long long)total(&dn));
+    cr_assert_eq(total(&dp), 3100, "the pool counted %llu calls", (unsigned long long)total(&dp));
+    cr_assert_eq(t1.bytes_out - t0.bytes_out, 3100 * 9);
+    cr_assert_eq(t1.bytes_in - t0.bytes_in, 3100 * 9);
+    /* Each call's time on its connection lies within its time through the pool: so do their p99s. */
+    double pn = clink__latency_p99_us(&dn), pp = clink__latency_p99_us(&dp);
+    cr_assert(pn > 0 && pn <= pp, "p99 on the connection %g us, through the pool %g us", pn, pp);
 }
 
 static const char *const kinds[] = {"calls", "bytes", "p99", "handshakes"};
