@@ -17,13 +17,14 @@
 #define TOP    12 /* the axis maximum's label above the plot */
 #define BOTTOM 12 /* the time labels below it */
 
-const char clink__chart_css[] = ".charts{display:flex;flex-wrap:wrap;gap:.5em 1.2em;margin-bottom:1em}"
-                                "figure.chart{margin:0;font-size:80%}figure.chart figcaption{max-width:24em}"
-                                "svg.chart{background:#fafafa;border:1px solid #ddd;display:block}"
-                                "svg.chart text{font:9px sans-serif;fill:#666}"
-                                "svg.chart polyline{fill:none;stroke-width:1.2}"
-                                ".s0{stroke:#1f6fb4}.s1{stroke:#2a9d3a}.s2{stroke:#c0392b}"
-                                ".k0{color:#1f6fb4}.k1{color:#2a9d3a}.k2{color:#c0392b}";
+const char clink__chart_css[] =
+    ".charts{display:flex;flex-wrap:wrap;gap:.5em 1.2em;margin-bottom:1em}"
+    "figure.chart{margin:0;font-size:80%}figure.chart figcaption{max-width:24em}.charts figcaption{min-height:2.6em}"
+    "svg.chart{background:#fafafa;border:1px solid #ddd;display:block}"
+    "svg.chart text{font:9px sans-serif;fill:#666}"
+    "svg.chart polyline{fill:none;stroke-width:1.2}"
+    ".s0{stroke:#1f6fb4}.s1{stroke:#2a9d3a}.s2{stroke:#c0392b}"
+    ".k0{color:#1f6fb4}.k1{color:#2a9d3a}.k2{color:#c0392b}";
 
 void clink__chart_value(char *out, size_t cap, double v, enum clink__unit unit)
 {

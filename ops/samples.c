@@ -66,8 +66,8 @@ void clink__samples_begin(struct clink__samples *s, uint64_t now_ns, int64_t now
         s->step = k == 0 ? 1 : k > CLINK__SAMPLES ? CLINK__SAMPLES : (unsigned)k;
         /*
          * A tick taken early (a test's) writes what its short interval
-         * counted as that second's value: every event is in exactly one
-         * second, so a window's sum is its count.
+         * counted as that second's value, not a rate that would count its
+         * events several times over: a window's sum stays about its count.
          */
         s->elapsed_s = elapsed < 1000000000u ? 1.0 : (double)elapsed / 1e9;
         s->head = (s->head + s->step) % CLINK__SAMPLES;
