@@ -342,7 +342,8 @@ Test(ops_charts, the_histograms_count_each_call_once)
     cr_assert_eq(t1.bytes_in - t0.bytes_in, 3100 * 9);
     /* Each call's time on its connection lies within its time through the pool: so do their p99s. */
     double pn = clink__latency_p99_us(&dn), pp = clink__latency_p99_us(&dp);
-    cr_assert(pn > 0 && pn <= pp, "p99 on the connection %g us, through the pool %g us", pn, pp);
+    /* A TLS round trip between two nodes' workers takes tens of microseconds: a clock that stood still shows. */
+    cr_assert(pn >= 8 && pn <= pp, "p99 on the connection %g us, through the pool %g us", pn, pp);
 }
 
 static const char *const kinds[] = {"calls", "bytes", "p99", "handshakes"};

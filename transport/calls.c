@@ -44,7 +44,9 @@ void clink__call_finish(struct clink_worker *w, struct clink_call *call, int sta
 {
     call->priv.state = 0;
     if (call->priv.start_ns != 0) {
-        unsigned b = clink_latency_bucket(clink__now_ns() - call->priv.start_ns); /* once: STAT_ADD names it twice */
+        /* An application thread's clock read may be newer than this pass's: such a call took no time. */
+        uint64_t took = w->now_ns > call->priv.start_ns ? w->now_ns - call->priv.start_ns : 0;
+        unsigned b = clink_latency_bucket(took); /* once: STAT_ADD names its field twice */
         STAT_ADD(w, call_latency[b], 1);
     }
     if (status == 0) {

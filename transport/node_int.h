@@ -252,6 +252,13 @@ struct clink_worker {
 
     struct clink_features feat;
     struct clink__stats stats;
+    /*
+     * The clock when the loop last woke: calls started or ended on this
+     * worker are timed with it (clink_node_call_latency), one clock read a
+     * pass for all of them rather than two a call; a call's latency is then
+     * late or early by at most the pass's own work.
+     */
+    uint64_t now_ns;
 } __attribute__((aligned(64)));
 
 struct clink_handler {
