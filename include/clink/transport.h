@@ -315,7 +315,9 @@ CLINK_API void clink_node_get_stats(const struct clink_node *node, struct clink_
  * (a bucket's bounds are within 25% of each other), the last one everything
  * from about a minute on. A call's latency runs from clink_call_start to its
  * callback, failures included (a call that timed out counts its deadline);
- * pings are not calls here.
+ * pings are not calls here. On a worker both ends are read from the clock
+ * its loop read when it last woke (no clock read per call), so a latency
+ * is off by at most the work of one pass of that loop.
  */
 #define CLINK_LATENCY_BUCKETS 100
 struct clink_latency {
