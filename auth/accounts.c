@@ -22,6 +22,9 @@
 #include "auth/errbuf.h"
 #include "auth/throttle.h"
 
+/* The public sizes say what the file holds: nothing is cut on the way out. */
+_Static_assert(DN_MAX == CLINK_DN_MAX + 1 && CIPHER_MAX == CLINK_CIPHER_MAX + 1, "REQUIRE name sizes");
+
 struct clink_accounts {
     pthread_mutex_t mu;  /* the account set (logins read it); held only to copy or swap */
     pthread_mutex_t wmu; /* one writer at a time in this process: change, save, reload */
@@ -653,4 +656,27 @@ int clink_accounts_is_admin(struct clink_accounts *acc, const char *matched)
     }
     pthread_mutex_unlock(&acc->mu);
     return admin;
+}
+
+int clink_accounts_get(struct clink_accounts *acc, const char *user, const char *host, struct clink_account_info *out)
+{
+    if (acc == NULL || user == NULL || out == NULL) {
+        return -CLINK_EINVAL;
+    }
+    memset(out, 0, sizeof(*out));
+    pthread_mutex_lock(&acc->mu);
+    const struct clink__account *a = clink__account_find(acc->v, acc->n, user, host ? host : "%");
+    if (a != NULL) {
+        snprintf(out->user, sizeof(out->user), "%s", a->user);
+        snprintf(out->host, sizeof(out->host), "%s", a->host);
+        out->grant_all = a->admin;
+        out->has_password = a->native[0] || a->sha2[0];
+        out->require_ssl = a->req.ssl;
+        out->require_x509 = a->req.x509;
+        snprintf(out->subject, sizeof(out->subject), "%s", a->req.subject);
+        snprintf(out->issuer, sizeof(out->issuer), "%s", a->req.issuer);
+        snprintf(out->cipher, sizeof(out->cipher), "%s", a->req.cipher);
+    }
+    pthread_mutex_unlock(&acc->mu);
+    return a != NULL ? 0 : -ENOENT;
 }

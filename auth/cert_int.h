@@ -42,6 +42,13 @@ int clink__cert_no_password(char *buf, int size, int rwflag, void *u);
 CLINK_MUST_USE int clink__cert_load_ca(const char *cert_path, const char *key_path, X509 **cert, EVP_PKEY **key,
                                        char *err, size_t errlen);
 
+/*
+ * The certificates of the issuer's file that go after an issued
+ * certificate: the issuer itself when it is an intermediate, and the
+ * intermediates after it, never a root. *out: caller frees.
+ */
+CLINK_MUST_USE int clink__cert_issuer_chain(const char *path, STACK_OF(X509) * *out, char *err, size_t errlen);
+
 /* ---- cert_build.c ---- */
 
 /* A new key, RSA 2048 or (the default) EC P-256, into *out (caller frees). */

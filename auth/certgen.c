@@ -214,7 +214,7 @@ out:
  * root is never included: a peer must hold its own copy of a root, so
  * sending one proves nothing. A root CA's file therefore adds nothing.
  */
-static CLINK_MUST_USE int load_issuer_chain(const char *path, STACK_OF(X509) * *out, char *err, size_t errlen)
+CLINK_MUST_USE int clink__cert_issuer_chain(const char *path, STACK_OF(X509) * *out, char *err, size_t errlen)
 {
     BIO *in = BIO_new_file(path, "r");
     STACK_OF(X509) *chain = sk_X509_new_null();
@@ -281,7 +281,7 @@ static CLINK_MUST_USE int make_issued(const struct clink_cert_opts *opts, enum c
         ret = -CLINK_ECONFIG;
         goto out;
     }
-    if ((ret = load_issuer_chain(ca_cert_path, &iss.chain, err, errlen)) < 0) {
+    if ((ret = clink__cert_issuer_chain(ca_cert_path, &iss.chain, err, errlen)) < 0) {
         goto out;
     }
     iss.cert = ca;

@@ -7,6 +7,7 @@
 #include <cjson/cJSON.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/rand.h>
 #include <openssl/x509.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -47,7 +48,14 @@ struct clink_ops {
     struct clink_accounts *accounts;
     clink_ops_reload_fn reload;
     void *reload_user;
+    clink_ops_config_fn config;
+    void *config_user;
+    clink_ops_restart_fn restart;
+    void *restart_user;
+    clink_ops_renew_fn renew;
+    void *renew_user;
     char name[64];
+    char instance[17]; /* random, per process start: how clink-admin restart sees the node come back */
     unsigned warn_days;
     clink_log_fn log;
     void *log_user;
@@ -333,7 +341,15 @@ static int authorize(struct clink_ops *ops, struct job *j, char *who, size_t who
             shown[k] = user[k] >= 0x20 && user[k] < 0x7f && user[k] != '\'' ? user[k] : '?';
         }
         shown[k] = '\0';
-        snprintf(who, whocap, "'%s'@'%.63s'", shown, j->client);
+        char subject[160] = "";
+        if (j->cert != NULL && pass[0] == '\0') {
+            /* A certificate login: who it is, as its certificate says (RFC 2253, printable). */
+            X509_NAME_oneline(X509_get_subject_name(j->cert), subject, sizeof(subject));
+            for (char *c = subject; *c; c++) {
+                *c = *c >= 0x20 && *c < 0x7f ? *c : '?';
+            }
+        }
+        snprintf(who, whocap, "'%s'@'%.63s'%s%.100s", shown, j->client, subject[0] ? " certificate " : "", subject);
         if (status != 0) {
             olog(ops, CLINK_LOG_WARN, "%s %s by %s refused (%d): %s", j->http.method, j->http.path, who, status, why);
         }
@@ -391,21 +407,58 @@ static int answer_refused_login(struct clink_req *req, int head_only, int status
     return status != 0;
 }
 
+/* POST /config and POST /restart (admin.c builds the answers). */
+static void admin_action(struct clink_ops *ops, struct job *j, int restart, const char *who)
+{
+    struct clink__sbuf b = {0};
+    int status = restart ? clink__ops_restart_answer(ops->restart != NULL,
+                                                     ops->restart ? "stopping; the supervisor starts it again"
+                                                                  : "this node cannot restart itself (no supervisor): "
+                                                                    "restart it where it runs",
+                                                     &b)
+                         : clink__ops_config(ops->config, ops->config_user, j->body, j->http.body_len, who, &b);
+    respond(j->req, 0, b.err ? 500 : status, "application/json", NULL, b.p ? b.p : "", b.p ? b.n : 0);
+    free(b.p);
+    if (restart && ops->restart != NULL) {
+        /* Answered first: the node stops right after, and its drain lets the answer go out. */
+        char msg[256] = "";
+        olog(ops, CLINK_LOG_WARN, "restart asked by %s", who);
+        if (ops->restart(ops->restart_user, who, msg, sizeof(msg)) < 0) {
+            olog(ops, CLINK_LOG_WARN, "restart asked by %s failed: %s", who, msg);
+        }
+    }
+}
+
 static void post(struct clink_ops *ops, struct job *j)
 {
     struct clink_req *req = j->req;
-    int is_reload = !strcmp(j->http.path, "/reload");
-    if (!is_reload && strcmp(j->http.path, "/secure-transport") != 0) {
-        respond_text(req, 0, 404, NULL, "no such action: POST /reload or /secure-transport\n");
+    int is_reload = !strcmp(j->http.path, "/reload"), is_config = !strcmp(j->http.path, "/config");
+    int is_restart = !strcmp(j->http.path, "/restart");
+    int is_renew = !strcmp(j->http.path, "/csr") || !strcmp(j->http.path, "/cert");
+    if (!is_reload && !is_config && !is_restart && !is_renew && strcmp(j->http.path, "/secure-transport") != 0) {
+        respond_text(req, 0, 404, NULL,
+                     "no such action: POST /reload, /secure-transport, /config, /restart, /csr or /cert\n");
         return;
     }
     if (strncasecmp(j->http.content_type, "application/json", 16) != 0) {
         respond_text(req, 0, 415, NULL, "POST bodies are application/json (no HTML form can send it across sites)\n");
         return;
     }
-    char who[200] = "";
+    char who[320] = "";
     int status = authorize(ops, j, who, sizeof(who));
     if (answer_refused_login(req, 0, status, who)) {
+        return;
+    }
+    if (is_renew) {
+        struct clink__sbuf b = {0};
+        int answer = clink__ops_renew(ops->renew, ops->renew_user, !strcmp(j->http.path, "/csr"), j->body,
+                                      j->http.body_len, who, &b);
+        respond(req, 0, b.err ? 500 : answer, "application/json", NULL, b.p ? b.p : "", b.p ? b.n : 0);
+        free(b.p);
+        return;
+    }
+    if (is_config || is_restart) {
+        admin_action(ops, j, is_restart, who);
         return;
     }
     char msg[300];
@@ -419,10 +472,16 @@ static void post(struct clink_ops *ops, struct job *j)
         pthread_mutex_lock(&ops->mu);
         ops->reload_at = (int64_t)time(NULL);
         ops->reload_ok = ret == 0;
-        snprintf(ops->reload_msg, sizeof(ops->reload_msg), "%s (by %s)", msg, who);
+        snprintf(ops->reload_msg, sizeof(ops->reload_msg), "%.300s (by %.200s)", msg, who);
         pthread_mutex_unlock(&ops->mu);
-        respond_text(req, 0, ret == 0 ? 200 : 500, NULL, "{\"ok\":%s,\"message\":\"%s\"}\n",
-                     ret == 0 ? "true" : "false", "see /status: node.last_reload");
+        /* What the reload did, in words (also kept in /status: node.last_reload). */
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddBoolToObject(o, "ok", ret == 0);
+        cJSON_AddStringToObject(o, "message", msg);
+        char *text = cJSON_PrintUnformatted(o);
+        cJSON_Delete(o);
+        respond_text(req, 0, ret == 0 ? 200 : 500, NULL, "%s\n", text ? text : "{}");
+        cJSON_free(text);
         return;
     }
     enum clink_secure_transport st;
@@ -451,12 +510,20 @@ static void serve(struct clink_ops *ops, struct job *j)
         post(ops, j);
         return;
     }
+    if (!strcmp(path, "/cluster")) {
+        /* Names and addresses from this node's own config, as /status always shows them. */
+        struct clink__sbuf b = {0};
+        int status = clink__ops_cluster(ops->node, atomic_load(&ops->cluster), ops->name, ops->instance, &b);
+        respond(req, j->head_only, b.err ? 500 : status, "application/json", NULL, b.p ? b.p : "", b.p ? b.n : 0);
+        free(b.p);
+        return;
+    }
     const char *what = !strcmp(path, "/")          ? "page"
                        : !strcmp(path, "/metrics") ? "metrics"
                        : !strcmp(path, "/status")  ? "status"
                                                    : NULL;
     if (what == NULL) {
-        respond_text(req, j->head_only, 404, NULL, "not found: try /, /metrics or /status\n");
+        respond_text(req, j->head_only, 404, NULL, "not found: try /, /metrics, /status or /cluster\n");
         return;
     }
     /*
@@ -467,7 +534,7 @@ static void serve(struct clink_ops *ops, struct job *j)
      */
     int full = 0;
     if (strcmp(what, "metrics") != 0 && (j->http.authorization[0] != '\0' || query_has(j->http.query, "full=1"))) {
-        char who[200] = "";
+        char who[320] = "";
         if (answer_refused_login(req, j->head_only, authorize(ops, j, who, sizeof(who)), who)) {
             return;
         }
@@ -606,7 +673,18 @@ int clink_ops_new(const struct clink_ops_opts *o, struct clink_ops **out)
     }
     ops->reload = o->reload;
     ops->reload_user = o->reload_user;
+    ops->config = o->config;
+    ops->config_user = o->config_user;
+    ops->restart = o->restart;
+    ops->restart_user = o->restart_user;
+    ops->renew = o->renew;
+    ops->renew_user = o->renew_user;
     snprintf(ops->name, sizeof(ops->name), "%s", o->name ? o->name : "node");
+    unsigned char rnd[8] = {0};
+    CLINK_IGNORE(RAND_bytes(rnd, sizeof(rnd)));
+    for (int i = 0; i < 8; i++) {
+        snprintf(ops->instance + 2 * i, 3, "%02x", rnd[i]);
+    }
     ops->warn_days = o->expiry_warn_days ? o->expiry_warn_days : 30;
     ops->log = o->log;
     ops->log_user = o->log_user;

@@ -62,6 +62,20 @@ const char *clink__ops_link_mode(const struct clink_conn_status *st);
 /* The role of a link: the peer's role for our dials labelled with a peer name, "client" or "mysql" for accepted. */
 const char *clink__ops_link_role(const struct clink__ops_snapshot *s, const struct clink_conn_status *st);
 
+/*
+ * admin.c: the answers to clink-admin's requests, as JSON in out; each
+ * returns the HTTP status. POST /restart answers before the restart
+ * callback runs (the node stops right after): can is whether there is one.
+ */
+int clink__ops_config(clink_ops_config_fn fn, void *user, const uint8_t *body, size_t len, const char *who,
+                      struct clink__sbuf *out);
+int clink__ops_restart_answer(int can, const char *msg, struct clink__sbuf *out);
+/* POST /csr (csr = 1, no body needed) and POST /cert (body {"cert": PEM}). */
+int clink__ops_renew(clink_ops_renew_fn fn, void *user, int csr, const uint8_t *body, size_t len, const char *who,
+                     struct clink__sbuf *out);
+int clink__ops_cluster(struct clink_node *node, struct clink_cluster *cl, const char *name, const char *instance,
+                       struct clink__sbuf *out);
+
 int clink__ops_metrics(const struct clink__ops_snapshot *s, struct clink__sbuf *out);
 int clink__ops_json(const struct clink__ops_snapshot *s, struct clink__sbuf *out);
 int clink__ops_page(const struct clink__ops_snapshot *s, struct clink__sbuf *out);

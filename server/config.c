@@ -68,6 +68,7 @@ enum key_id {
     K_CC_MIN_DELAY,
     K_CC_MAX_DELAY,
     K_LOGIN_THROTTLE_ENTRIES,
+    K_GRANT_CREATES_USER,
     K_COUNT
 };
 
@@ -108,6 +109,7 @@ static const char *const key_names[K_COUNT] = {
     "connection_control_min_connection_delay",
     "connection_control_max_connection_delay",
     "login_throttle_entries",
+    "grant_creates_user",
 };
 
 static int fail(struct parse_state *st, const char *key, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -365,7 +367,8 @@ static int key_id(const char *key)
 /* The ON/OFF keys: a bare one is ON, and mysqld's skip-/disable-/enable- prefixes apply. */
 static int is_switch(int id)
 {
-    return id == K_MYSQL || id == K_OPS || id == K_SSL_KEY_MODE_CHECK || id == K_REQUIRE_SECURE_TRANSPORT;
+    return id == K_MYSQL || id == K_OPS || id == K_SSL_KEY_MODE_CHECK || id == K_REQUIRE_SECURE_TRANSPORT ||
+           id == K_GRANT_CREATES_USER;
 }
 
 static int parse_key(struct parse_state *st, const struct clink__optfile_key *k)
@@ -553,6 +556,12 @@ static int parse_key(struct parse_state *st, const struct clink__optfile_key *k)
         }
         c->ops = b;
         return 1;
+    case K_GRANT_CREATES_USER:
+        if (parse_bool(value, &b) < 0) {
+            return fail(st, key, "'%s' is not ON or OFF", value);
+        }
+        c->grant_creates_user = b;
+        return 1;
     case K_CC_THRESHOLD:
         /* MySQL turns its plugin off with 0; clink has no off switch, and says so rather than guessing. */
         if (parse_uint(value, 1000000, &x) < 0 || x == 0) {
@@ -694,8 +703,37 @@ static void warnings(const struct parse_state *st, struct clink_config *c)
     }
 }
 
-/* file: the file to read, or NULL to read text (relative paths against dir). */
-static int run(const char *text, const char *file, const char *dir, struct clink_config *out, char *err, size_t errlen)
+int clink__config_key_of(const char *written, char *canon, size_t cap)
+{
+    char key[64];
+    size_t n = strlen(written);
+    if (n >= sizeof(key)) {
+        return -1;
+    }
+    for (size_t i = 0; i <= n; i++) {
+        key[i] =
+            written[i] == '-' ? '_' : (char)(written[i] >= 'A' && written[i] <= 'Z' ? written[i] + 32 : written[i]);
+    }
+    const char *bare = strncmp(key, "loose_", 6) == 0 ? key + 6 : key;
+    int id = key_id(bare);
+    static const char *const prefixes[] = {"skip_", "disable_", "enable_"};
+    for (size_t i = 0; id < 0 && i < sizeof(prefixes) / sizeof(prefixes[0]); i++) {
+        size_t plen = strlen(prefixes[i]);
+        int sid = strncmp(bare, prefixes[i], plen) == 0 ? key_id(bare + plen) : -1;
+        id = sid >= 0 && is_switch(sid) ? sid : -1;
+    }
+    if (id < 0 || (size_t)snprintf(canon, cap, "%s", key_names[id]) >= cap) {
+        return -1;
+    }
+    return 0;
+}
+
+/*
+ * file: the file to read, or NULL to read text (relative paths against dir);
+ * swaps: files read from memory instead (option_file.h).
+ */
+static int run(const char *text, const char *file, const char *dir, const struct clink__optfile_swap *swaps,
+               size_t nswaps, struct clink_config *out, char *err, size_t errlen)
 {
     char scratch[8];
     if (err == NULL || errlen == 0) {
@@ -728,7 +766,7 @@ static int run(const char *text, const char *file, const char *dir, struct clink
         snprintf(filedir, sizeof(filedir), "%.*s", slash == abs ? 1 : (int)(slash - abs), abs);
         free(abs);
         dir = filedir;
-        ret = clink__optfile_read_file(file, on_key, st, err, errlen);
+        ret = clink__optfile_read_swapped(file, swaps, nswaps, on_key, st, err, errlen);
     } else {
         ret = clink__optfile_read_text(text, "", dir, on_key, st, err, errlen);
     }
@@ -747,7 +785,7 @@ int clink_config_parse(const char *text, const char *dir, struct clink_config *o
     if (text == NULL) {
         return -CLINK_EINVAL;
     }
-    return run(text, NULL, dir, out, err, errlen);
+    return run(text, NULL, dir, NULL, 0, out, err, errlen);
 }
 
 int clink_config_load(const char *path, struct clink_config *out, char *err, size_t errlen)
@@ -758,7 +796,19 @@ int clink_config_load(const char *path, struct clink_config *out, char *err, siz
     if (path == NULL || out == NULL) {
         return -CLINK_EINVAL;
     }
-    return run(NULL, path, NULL, out, err, errlen);
+    return run(NULL, path, NULL, NULL, 0, out, err, errlen);
+}
+
+int clink__config_load_swapped(const char *path, const struct clink__optfile_swap *swaps, size_t nswaps,
+                               struct clink_config *out, char *err, size_t errlen)
+{
+    if (err != NULL && errlen > 0) {
+        err[0] = '\0';
+    }
+    if (path == NULL || out == NULL) {
+        return -CLINK_EINVAL;
+    }
+    return run(NULL, path, NULL, swaps, nswaps, out, err, errlen);
 }
 
 int clink_config_tls_opts(const struct clink_config *cfg, struct clink_tls_opts *out, char *err, size_t errlen)

@@ -36,6 +36,7 @@ void clink__config_defaults(struct clink_config *c)
     c->require_secure_transport = 1;
     c->secure_transport = CLINK_SECURE_REQUIRE_TLS;
     c->mysql = clink_server_opts_default.mysql == CLINK_SERVER_ON;
+    c->grant_creates_user = 1; /* MySQL 5.x's and MemSQL's GRANT (docs/mysql.md) */
     c->ops = clink_server_opts_default.ops == CLINK_SERVER_ON;
     c->ops_port = (uint16_t)clink_server_opts_default.ops_port;
     c->ssl_key_mode_check = 1;

@@ -25,6 +25,9 @@ struct reader {
     /* the files being read, outermost first (realpath): an !include of one of them is a cycle */
     const char *open[CLINK__OPTFILE_MAX_DEPTH + 1];
     int depth;
+    /* files read from memory instead (an edit checked before it is written) */
+    const struct clink__optfile_swap *swaps;
+    size_t nswaps;
 };
 
 static int fail(struct reader *r, const char *file, int line, const char *fmt, ...)
@@ -280,6 +283,19 @@ static int read_file_at(struct reader *r, const char *path, const char *written,
             goto out;
         }
     }
+    const char *swapped = NULL;
+    for (size_t i = 0; i < r->nswaps; i++) {
+        swapped = swapped == NULL && strcmp(abs, r->swaps[i].path) == 0 ? r->swaps[i].text : swapped;
+    }
+    if (swapped != NULL) {
+        char *slash = strrchr(abs, '/');
+        char dir[PATH_MAX];
+        snprintf(dir, sizeof(dir), "%.*s", slash == abs ? 1 : (int)(slash - abs), abs);
+        r->open[r->depth++] = abs;
+        ret = read_text_at(r, swapped, path, dir);
+        r->depth--;
+        goto out;
+    }
     /* A FIFO would block the node at start (in open), a device (/dev/zero) never end. */
     struct stat sb;
     if (stat(abs, &sb) != 0 || !S_ISREG(sb.st_mode)) {
@@ -352,10 +368,18 @@ int clink__optfile_read_text(const char *text, const char *name, const char *dir
 
 int clink__optfile_read_file(const char *path, clink__optfile_cb cb, void *user, char *err, size_t errlen)
 {
+    return clink__optfile_read_swapped(path, NULL, 0, cb, user, err, errlen);
+}
+
+int clink__optfile_read_swapped(const char *path, const struct clink__optfile_swap *swaps, size_t nswaps,
+                                clink__optfile_cb cb, void *user, char *err, size_t errlen)
+{
     struct reader r;
     int ret = start(&r, cb, user, err, errlen);
     if (ret < 0 || path == NULL) {
         return ret < 0 ? ret : -CLINK_EINVAL;
     }
+    r.swaps = swaps;
+    r.nswaps = nswaps;
     return read_file_at(&r, path, path, NULL, 0);
 }

@@ -42,4 +42,18 @@ int clink__optfile_read_text(const char *text, const char *name, const char *dir
 /* The same for a file, named path in messages; its includes are resolved against its own folder. */
 int clink__optfile_read_file(const char *path, clink__optfile_cb cb, void *user, char *err, size_t errlen);
 
+/* A file read from memory instead of from disk: path is its real path (realpath). */
+struct clink__optfile_swap {
+    const char *path;
+    const char *text;
+};
+
+/*
+ * The same, reading each swap's text in place of the file at its path,
+ * wherever it is met (the file itself or an !include): how an edit is
+ * checked whole before it is written.
+ */
+int clink__optfile_read_swapped(const char *path, const struct clink__optfile_swap *swaps, size_t nswaps,
+                                clink__optfile_cb cb, void *user, char *err, size_t errlen);
+
 #endif

@@ -15,7 +15,7 @@
 /* What a running node can take without a restart. */
 #define LIVE                                                                                                           \
     (CLINK_SERVER_TLS | CLINK_SERVER_HTTPS | CLINK_SERVER_TICKETS | CLINK_SERVER_ACCOUNTS | CLINK_SERVER_THROTTLE |    \
-     CLINK_SERVER_SECURITY)
+     CLINK_SERVER_SECURITY | CLINK_SERVER_SQL)
 
 const char *clink_server_part_name(enum clink_server_part part)
 {
@@ -44,6 +44,8 @@ const char *clink_server_part_name(enum clink_server_part part)
         return "session limits, timeouts, max_frame, ktls, mysql";
     case CLINK_SERVER_FILES:
         return "accounts_file/ssl_session_ticket_key";
+    case CLINK_SERVER_SQL:
+        return "grant_creates_user";
     }
     return "?";
 }
@@ -102,6 +104,9 @@ static unsigned diff(const struct clink_config *a, const struct clink_config *b,
     if (strcmp(a->accounts_file, b->accounts_file) || strcmp(a->ssl_session_ticket_key, b->ssl_session_ticket_key)) {
         d |= CLINK_SERVER_FILES;
     }
+    if (DIFF(grant_creates_user)) {
+        d |= CLINK_SERVER_SQL;
+    }
     return d;
 }
 
@@ -110,6 +115,7 @@ struct staged {
     struct clink_config *cfg;
     struct clink_tls_ctx *tls, *https;
     int security; /* move the transport-security state */
+    int check;    /* only checked (clink__server_check): no warnings about the certificates */
 };
 
 static void unstage(struct staged *s)
@@ -125,7 +131,8 @@ static int stage(struct clink_server *srv, struct staged *s, struct clink_server
     char err[400];
     const struct clink_config *cfg = s->cfg;
     int ret;
-    if (!clink__server_plain_start(cfg) && (ret = clink__server_tls(srv, cfg, &s->tls, err, sizeof(err))) < 0) {
+    if (!clink__server_plain_start(cfg) &&
+        (ret = clink__server_tls_checked(srv, cfg, &s->tls, !s->check, err, sizeof(err))) < 0) {
         snprintf(rep->why, sizeof(rep->why), "TLS: %s; keeping the credentials in use.", err);
         return ret;
     }
@@ -191,6 +198,13 @@ static void swap(struct clink_server *srv, struct staged *s, struct clink_server
         rep->applied |= e == 0 ? CLINK_SERVER_SECURITY : 0;
         rep->status = e < 0 && rep->status == 0 ? e : rep->status;
     }
+    if (rep->changed & CLINK_SERVER_SQL) {
+        /* Workers read it at each GRANT (mysql_accounts.c): an atomic store, no lock on their side. */
+        __atomic_store_n(&srv->sql.no_auto_create_user, !cfg->grant_creates_user, __ATOMIC_RELAXED);
+        add(rep->text, sizeof(rep->text), "grant_creates_user %s: now in effect. ",
+            cfg->grant_creates_user ? "ON" : "OFF");
+        rep->applied |= CLINK_SERVER_SQL;
+    }
     if (srv->cfg->ssl_session_ticket_key[0]) {
         e = clink_ticket_keys_reload(srv->tickets, err, sizeof(err));
         if (e < 0) {
@@ -243,6 +257,7 @@ static void keep_live(struct clink_config *run, const struct clink_config *b)
     run->login_delay_step_ms = b->login_delay_step_ms;
     run->login_max_delay_ms = b->login_max_delay_ms;
     run->login_throttle_entries = b->login_throttle_entries;
+    run->grant_creates_user = b->grant_creates_user;
 }
 
 static void say_restart(struct clink_server_report *rep)
@@ -312,6 +327,32 @@ int clink_server_reload(struct clink_server *srv, struct clink_server_report *re
     pthread_mutex_unlock(&srv->mu);
     unstage(&s);
     return rep->status;
+}
+
+int clink__server_check(struct clink_server *srv, const struct clink__optfile_swap *swaps, size_t nswaps,
+                        struct clink_server_report *rep)
+{
+    memset(rep, 0, sizeof(*rep));
+    struct staged s = {.cfg = malloc(sizeof(struct clink_config)), .check = 1};
+    char err[400];
+    int ret = s.cfg == NULL ? -CLINK_ENOMEM : 0;
+    pthread_mutex_lock(&srv->mu);
+    if (ret < 0) {
+        snprintf(rep->why, sizeof(rep->why), "out of memory");
+    } else if (srv->stopped) {
+        ret = -CLINK_ESHUTDOWN;
+        snprintf(rep->why, sizeof(rep->why), "the server is stopping");
+    } else if ((ret = clink__server_settings_swapped(srv, swaps, nswaps, s.cfg, err, sizeof(err))) < 0) {
+        snprintf(rep->why, sizeof(rep->why), "%s", err);
+    } else {
+        rep->changed = diff(srv->cfg, s.cfg, clink_node_secure_transport(srv->node));
+        rep->restart = rep->changed & ~(unsigned)LIVE;
+        ret = stage(srv, &s, rep);
+    }
+    pthread_mutex_unlock(&srv->mu);
+    unstage(&s);
+    rep->status = ret;
+    return ret;
 }
 
 static void told(struct clink_server *srv, const char *source, const struct clink_server_report *rep)

@@ -109,7 +109,9 @@ static int make_identity(struct clink_server *srv, struct clink_tls_ctx **tls, s
 static int make_node(struct clink_server *srv, struct clink_tls_ctx *tls, char *err, size_t errlen)
 {
     const struct clink_config *cfg = srv->cfg;
-    srv->sql = (struct clink_mysql_builtin_opts){.reload_tls = clink__server_sql_reload_tls, .reload_user = srv};
+    srv->sql = (struct clink_mysql_builtin_opts){.reload_tls = clink__server_sql_reload_tls,
+                                                 .reload_user = srv,
+                                                 .no_auto_create_user = !cfg->grant_creates_user};
     srv->mysql = (struct clink_mysql_opts){.query = clink_mysql_builtin, .query_user = &srv->sql};
     struct clink_node_opts no = {
         .workers = cfg->workers,
@@ -170,6 +172,12 @@ static int make_ops(struct clink_server *srv, struct clink_tls_ctx *https, char 
                                 .accounts = srv->acc,
                                 .reload = clink__server_ops_reload,
                                 .reload_user = srv,
+                                .config = srv->path != NULL ? clink__server_ops_config : NULL,
+                                .config_user = srv,
+                                .restart = srv->o.on_restart != NULL ? clink__server_ops_restart : NULL,
+                                .restart_user = srv,
+                                .renew = clink__server_ops_renew,
+                                .renew_user = srv,
                                 .name = srv->name,
                                 .log = srv->o.log,
                                 .log_user = srv->o.log_user,
@@ -346,6 +354,7 @@ void clink_server_free(struct clink_server *srv)
         return;
     }
     clink_server_stop(srv);
+    clink__server_renew_forget(srv); /* a key made for a renewal that never came: wiped */
     clink_node_free(srv->node);
     clink_accounts_free(srv->acc);
     clink_ticket_keys_free(srv->tickets);

@@ -34,12 +34,29 @@ struct clink_server {
 void clink__config_defaults(struct clink_config *c);
 
 /*
+ * config.c: the [server] key a line's key stands for, as docs/config.md
+ * names it ("ssl-cert", "loose_ssl_cert" and "SSL_CERT" are "ssl_cert";
+ * "skip-ops" is "ops"). Returns 0, or -1 for a key clink does not know.
+ */
+int clink__config_key_of(const char *written, char *canon, size_t cap);
+/* clink_config_load, reading the swaps' texts instead of their files (option_file.h: an edit, checked). */
+struct clink__optfile_swap;
+int clink__config_load_swapped(const char *path, const struct clink__optfile_swap *swaps, size_t nswaps,
+                               struct clink_config *out, char *err, size_t errlen);
+
+/*
  * settings.c: the effective settings, the file (or the defaults) with the
  * overrides applied, and the TLS contexts they describe. err gets the reason.
  */
 int clink__server_settings(const struct clink_server *srv, struct clink_config *cfg, char *err, size_t errlen);
+/* The same with files read from memory (clink__config_load_swapped): an edit checked before it is written. */
+int clink__server_settings_swapped(const struct clink_server *srv, const struct clink__optfile_swap *swaps,
+                                   size_t nswaps, struct clink_config *cfg, char *err, size_t errlen);
 int clink__server_tls(const struct clink_server *srv, const struct clink_config *cfg, struct clink_tls_ctx **out,
                       char *err, size_t errlen);
+/* The same, saying nothing of the certificates' weaknesses unless warn: a check before an edit is not a reload. */
+int clink__server_tls_checked(const struct clink_server *srv, const struct clink_config *cfg,
+                              struct clink_tls_ctx **out, int warn, char *err, size_t errlen);
 int clink__server_https(const struct clink_server *srv, const struct clink_config *cfg, struct clink_tls_ctx **out,
                         char *err, size_t errlen);
 /* A node started in plaintext with no certificate yet (require_secure_transport = PLAINTEXT). */
@@ -50,6 +67,23 @@ void clink__server_log(const struct clink_server *srv, enum clink_log_level lvl,
 /* reload.c: ALTER INSTANCE RELOAD TLS and POST /reload, as the node and ops endpoint call them. */
 int clink__server_sql_reload_tls(void *user, char *err, size_t errlen);
 int clink__server_ops_reload(void *user, char *msg, size_t cap);
+
+/*
+ * reload.c: what a reload would find and build with the swaps' texts in
+ * place of their files, without swapping anything: rep's changed and
+ * restart bits, or status < 0 with why.
+ */
+int clink__server_check(struct clink_server *srv, const struct clink__optfile_swap *swaps, size_t nswaps,
+                        struct clink_server_report *rep);
+
+/* config_edit.c: POST /config and POST /restart, as the ops endpoint calls them. */
+int clink__server_ops_config(void *user, size_t n, const char *const *keys, const char *const *values, const char *who,
+                             char *json, size_t cap);
+int clink__server_ops_restart(void *user, const char *who, char *msg, size_t cap);
+
+/* renew.c: POST /csr (cert_pem NULL) and POST /cert; the pending key forgotten when the server goes. */
+int clink__server_ops_renew(void *user, const char *cert_pem, const char *who, char **json);
+void clink__server_renew_forget(struct clink_server *srv);
 
 /* tool_methods.c: register the methods of clink/methods.h. */
 int clink__server_tool_methods(struct clink_server *srv);

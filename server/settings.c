@@ -97,9 +97,15 @@ static int overrides(const struct clink_server_opts *o, const struct clink_confi
 
 int clink__server_settings(const struct clink_server *srv, struct clink_config *cfg, char *err, size_t errlen)
 {
+    return clink__server_settings_swapped(srv, NULL, 0, cfg, err, errlen);
+}
+
+int clink__server_settings_swapped(const struct clink_server *srv, const struct clink__optfile_swap *swaps,
+                                   size_t nswaps, struct clink_config *cfg, char *err, size_t errlen)
+{
     int ret;
     if (srv->path != NULL) {
-        if ((ret = clink_config_load(srv->path, cfg, err, errlen)) < 0) {
+        if ((ret = clink__config_load_swapped(srv->path, swaps, nswaps, cfg, err, errlen)) < 0) {
             return ret;
         }
         /* Once per read of the file (start, each reload): keys a shared memsql.cnf holds for mysqld or MemSQL. */
@@ -142,8 +148,8 @@ static void warn_certs(const struct clink_server *srv, const struct clink_config
     }
 }
 
-int clink__server_tls(const struct clink_server *srv, const struct clink_config *cfg, struct clink_tls_ctx **out,
-                      char *err, size_t errlen)
+int clink__server_tls_checked(const struct clink_server *srv, const struct clink_config *cfg,
+                              struct clink_tls_ctx **out, int warn, char *err, size_t errlen)
 {
     struct clink_tls_opts to;
     int ret = clink_config_tls_opts(cfg, &to, err, errlen);
@@ -151,10 +157,16 @@ int clink__server_tls(const struct clink_server *srv, const struct clink_config 
         return ret;
     }
     to.ticket_keys = srv->tickets;
-    if ((ret = clink_tls_ctx_new(&to, out, err, errlen)) == 0) {
+    if ((ret = clink_tls_ctx_new(&to, out, err, errlen)) == 0 && warn) {
         warn_certs(srv, cfg, *out);
     }
     return ret;
+}
+
+int clink__server_tls(const struct clink_server *srv, const struct clink_config *cfg, struct clink_tls_ctx **out,
+                      char *err, size_t errlen)
+{
+    return clink__server_tls_checked(srv, cfg, out, 1, err, errlen);
 }
 
 /* The HTTPS port's certificate: ops_ssl_cert/ops_ssl_key, else the node's own pair. */

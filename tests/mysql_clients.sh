@@ -6,6 +6,9 @@
 #   - a plaintext login to a REQUIRE SSL account: error 1045, "Access denied";
 #   - a wrong password: 1045; the server verified against another CA: abort;
 #   - a node without plaintext (require_secure_transport): error 3159;
+#   - GRANT to a missing account makes it (password-less: a client certificate
+#     logs it in), unless grant_creates_user = OFF (1410); SHOW GRANTS;
+#     FLUSH PRIVILEGES reads the accounts file again;
 #   - PyMySQL with a verifying SSL context reads Ssl_cipher and runs a query;
 #   - native clink clients and MySQL clients on the same port at once;
 #   - malformed packets (a 16 MiB length, a truncated packet, garbage after
@@ -199,8 +202,35 @@ echo "$out2" | grep -q "ERROR 1045" && grep -A1 '^\[bob@%\]' "$t/acc.cnf" | grep
 out=$(adm "GRANT ALL PRIVILEGES ON *.* TO 'bob'@'%' REQUIRE NONE WITH GRANT OPTION")
 grep -A4 '^\[bob@%\]' "$t/acc.cnf" | grep -q "grant = ALL" && grep -A1 '^\[bob@%\]' "$t/acc.cnf" | grep -q "require = NONE" &&
   ok "GRANT ALL ... REQUIRE NONE" || no "GRANT: $out"
-out=$(adm "GRANT USAGE ON *.* TO ghost")
-echo "$out" | grep -q "ERROR 1410" && ok "GRANT to no account: 1410, none made" || no "GRANT to ghost: $out"
+# MemSQL's document grants to a user that does not exist yet (MySQL 5.x): the account is made, with no password.
+out=$(my -u admin -padminpw --ssl-ca="$t/ca.pem" --ssl-verify-server-cert -vvv \
+  -e "grant all on *.* to 'ghost'@'%' REQUIRE SSL;")
+grep -A3 '^\[ghost@%\]' "$t/acc.cnf" | grep -q "grant = ALL" && grep -A1 '^\[ghost@%\]' "$t/acc.cnf" | grep -q "require = SSL" &&
+  echo "$out" | grep -q "logs in only with a verified client certificate" &&
+  ok "GRANT to no account makes it, and says it has no password" || no "GRANT to ghost: $out"
+out=$(my -u ghost --ssl-ca="$t/ca.pem" --ssl-verify-server-cert -e "select 1")
+out2=$(my -u ghost --ssl-ca="$t/ca.pem" --ssl-verify-server-cert --ssl-cert="$t/node1.pem" --ssl-key="$t/node1-key.pem" \
+  -N -e "select current_user(); SHOW GRANTS")
+[ "$out" = "ERROR 1045 (28000): Access denied for user 'ghost'@'127.0.0.1' (using password: NO)" ] &&
+  [ "$out2" = "$(printf "ghost@%%\nGRANT ALL PRIVILEGES ON *.* TO 'ghost'@'%%' REQUIRE SSL")" ] &&
+  ok "the account GRANT made logs in only with a client certificate; SHOW GRANTS: $(echo "$out2" | tail -1)" ||
+  no "ghost's logins: $out / $out2"
+out=$(my -u app -psecret --ssl-ca="$t/ca.pem" --ssl-verify-server-cert -e "SHOW GRANTS FOR CURRENT_USER()")
+out2=$(my -u app -psecret --ssl-ca="$t/ca.pem" --ssl-verify-server-cert -e "SHOW GRANTS FOR 'admin'@'127.0.0.1'")
+out3=$(adm "SHOW GRANTS FOR 'nobody'@'%'")
+echo "$out" | grep -q "^Grants for app@%$" && echo "$out" | grep -q "^GRANT USAGE ON \*\.\* TO 'app'@'%' REQUIRE SSL$" &&
+  echo "$out2" | grep -qF "ERROR 1044 (42000) at line 1: Access denied for user 'app'@'127.0.0.1' to database 'mysql'" &&
+  echo "$out3" | grep -qF "ERROR 1141 (42000) at line 1: There is no such grant defined for user 'nobody' on host '%'" &&
+  ok "SHOW GRANTS: one's own; another's needs grant ALL (1044); none: 1141" || no "SHOW GRANTS: $out / $out2 / $out3"
+# An account added behind the node's back: FLUSH PRIVILEGES reads the file again (only with grant ALL).
+printf 'latepw\n' | "$T/clink-accounts" --file "$t/acc.cnf" add late --require SSL --password-stdin >/dev/null
+out=$(my -u late -platepw --ssl-ca="$t/ca.pem" --ssl-verify-server-cert -N -e "select 'late'")
+out2=$(my -u app -psecret --ssl-ca="$t/ca.pem" --ssl-verify-server-cert -e "FLUSH PRIVILEGES")
+out3=$(adm "FLUSH PRIVILEGES")
+out4=$(my -u late -platepw --ssl-ca="$t/ca.pem" --ssl-verify-server-cert -N -e "select 'late'")
+echo "$out" | grep -q "ERROR 1045" && echo "$out2" | grep -q "ERROR 1227 (42000)" && [ -z "$out3" ] && [ "$out4" = late ] &&
+  ok "FLUSH PRIVILEGES reads the accounts file again; 1227 without grant ALL" ||
+  no "FLUSH PRIVILEGES: $out / $out2 / $out3 / $out4"
 out=$(adm "DROP USER 'bob'@'%'")
 [ -z "$out" ] && ! grep -q '^\[bob@%\]' "$t/acc.cnf" && ok "DROP USER" || no "DROP USER: $out"
 out=$(adm "ALTER INSTANCE RELOAD TLS")
@@ -238,11 +268,16 @@ echo "$out" | grep -q "Ssl_version[[:space:]]TLSv1.2" && echo "$out" | grep -q "
 tls12_pid=$last
 
 # require_secure_transport: a node without plaintext refuses every plaintext login, in MySQL's words.
-start strict
+# Its file also keeps MySQL 8's GRANT, which makes no account (grant_creates_user = OFF).
+printf '[server]\nops = OFF\ngrant_creates_user = OFF\n' >"$t/strict.cnf"
+start strict --config "$t/strict.cnf"
 out=$(my -u plainuser -ppw2 --skip-ssl -e "select 1")
 echo "$out" | grep -q "ERROR 3159 (HY000): Connections using insecure transport are prohibited" &&
   ok "require_secure_transport: $out" || no "plaintext login to a TLS-only node: $out"
 strict_pid=$last
+out=$(adm "GRANT USAGE ON *.* TO 'ghost2'@'%'")
+echo "$out" | grep -q "ERROR 1410 (42000)" && ! grep -q '^\[ghost2@%\]' "$t/acc.cnf" &&
+  ok "grant_creates_user = OFF: GRANT to no account is 1410, none made" || no "GRANT to ghost2: $out"
 
 for p in $main_pid $strict_pid $tls12_pid; do
   kill -TERM "$p"

@@ -399,6 +399,28 @@ Test(config, session_limit_keys)
     cr_assert_eq(c.tcp_keepalive_idle, 30);
 }
 
+/* grant_creates_user: ON unless said (MySQL 5.x's and MemSQL's GRANT), a switch like mysql and ops. */
+Test(config, grant_creates_user_is_on_by_default_and_a_switch)
+{
+    struct clink_config c;
+    char err[512] = "";
+
+    cr_assert_eq(clink_config_parse("[server]\n", "/tmp", &c, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(c.grant_creates_user, 1, "unset: ON");
+    cr_assert_eq(clink_config_parse("[server]\ngrant_creates_user = OFF\n", "/tmp", &c, err, sizeof(err)), 0, "%s",
+                 err);
+    cr_assert_eq(c.grant_creates_user, 0);
+    cr_assert_eq(clink_config_parse("[server]\nskip-grant-creates-user\n", "/tmp", &c, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(c.grant_creates_user, 0, "skip- is OFF");
+    cr_assert_eq(
+        clink_config_parse("[server]\ngrant_creates_user = OFF\ngrant-creates-user\n", "/tmp", &c, err, sizeof(err)), 0,
+        "%s", err);
+    cr_assert_eq(c.grant_creates_user, 1, "bare is ON, and the later value wins");
+    cr_assert_eq(clink_config_parse("[server]\ngrant_creates_user = sometimes\n", "/tmp", &c, err, sizeof(err)),
+                 -CLINK_ECONFIG);
+    cr_assert(strstr(err, "config:2: grant_creates_user: 'sometimes' is not ON or OFF") != NULL, "%s", err);
+}
+
 /* The failed-login throttle under MySQL's connection_control names (dashes as my.cnf allows), and their limits. */
 Test(config, login_throttle_keys_keep_mysqls_names)
 {

@@ -5,9 +5,11 @@
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "clink/clink.h"
 
@@ -16,7 +18,8 @@ static const char usage[] =
     "       clink-node --listen HOST:PORT --cert FILE --key FILE --ca FILE [options]\n\n"
     "Run a clink node that answers the echo, status, sink and (with [leaf NAME] peers in --config: an\n"
     "aggregator) fan-out methods over mutually verified TLS. SIGHUP reloads the files it read; on any\n"
-    "error it keeps what is in use and says why. SIGINT/SIGTERM shut it down gracefully.\n\nOptions:\n"
+    "error it keeps what is in use and says why. SIGINT/SIGTERM shut it down gracefully. Under a\n"
+    "supervisor that sets CLINK_SUPERVISOR (contrib/), POST /restart stops it the same way and exits 75.\n\nOptions:\n"
     "  --config FILE        memsql.cnf-style file (docs/config.md); the options below override it\n"
     "  --listen HOST:PORT   address to listen on (port 0: any; see --port-file)\n"
     "  --cert FILE, --key FILE  this node's certificate chain and its private key (PEM)\n"
@@ -45,6 +48,17 @@ static void say_lines(char *text) /* a server message, one line of ours per line
 static void on_reload(void *user __attribute__((unused)), const char *source, const struct clink_server_report *rep)
 {
     fprintf(stderr, "clink-node: reload: %s (%s)\n", rep->text, source);
+}
+
+/* POST /restart (clink-admin restart): stop as SIGTERM does, then exit 75, which the supervisor restarts on. */
+#define EXIT_RESTART 75
+static atomic_int restart_asked;
+
+static int on_restart(void *user __attribute__((unused)), const char *who)
+{
+    fprintf(stderr, "clink-node: restart asked by %s\n", who);
+    atomic_store(&restart_asked, 1);
+    return kill(getpid(), SIGTERM) == 0 ? 0 : -1;
 }
 
 static int port_file(const char *path, uint16_t port)
@@ -114,6 +128,9 @@ int main(int argc, char **argv)
     o.ops_port = ops_port > 65535 ? 0 : ops_port == 0 ? CLINK_SERVER_ANY_PORT : (int)ops_port;
     o.drain_ms = drain ? drain : 1; /* 0 is the default */
     o.log_level = verbose > 1 ? CLINK_LOG_DEBUG : verbose ? CLINK_LOG_INFO : CLINK_LOG_WARN;
+    /* Only a supervisor can start it again (contrib/: systemd, clink-supervise); without one, POST /restart says so. */
+    const char *sup = getenv("CLINK_SUPERVISOR");
+    o.on_restart = sup && sup[0] ? on_restart : NULL;
     /* Block the stop signals before threads exist, then wait for them here: no handler races. */
     sigset_t sigs;
     sigemptyset(&sigs);
@@ -145,5 +162,5 @@ int main(int argc, char **argv)
     clink_server_describe(srv, msg, sizeof(msg));
     say_lines(msg);
     clink_server_free(srv);
-    return stop;
+    return stop ? 1 : atomic_load(&restart_asked) ? EXIT_RESTART : 0;
 }

@@ -288,14 +288,14 @@ static void answer_status(struct clink_conn *c, uint64_t id)
         "\nNode workers: %u\nConnections open: %llu\nConnections accepted: %llu\nConnections dialed: %llu\n"
         "Connections refused: %llu\nHandshakes: %llu ok, %llu failed\nLogins: %llu ok, %llu denied\n"
         "Calls: %llu started, %llu ok, %llu failed\nRequests handled: %llu\nTLS reloads: %llu\n"
-        "Plaintext fallbacks: %llu\nProtocol errors: %llu\n",
+        "Plaintext fallbacks: %llu\nProtocol errors: %llu\nNode HTTPS port: %u\n",
         clink_node_workers(c->node), (unsigned long long)ns.conns_open, (unsigned long long)ns.conns_accepted,
         (unsigned long long)ns.conns_dialed, (unsigned long long)ns.conns_refused, (unsigned long long)ns.handshakes_ok,
         (unsigned long long)ns.handshakes_failed, (unsigned long long)ns.logins_ok,
         (unsigned long long)ns.logins_denied, (unsigned long long)ns.calls_started, (unsigned long long)ns.calls_ok,
         (unsigned long long)ns.calls_failed, (unsigned long long)ns.requests_handled,
         (unsigned long long)ns.tls_reloads, (unsigned long long)ns.plaintext_fallbacks,
-        (unsigned long long)ns.protocol_errors);
+        (unsigned long long)ns.protocol_errors, (unsigned)clink_node_https_port(c->node));
     if (m > 0) {
         n += (size_t)m < sizeof(text) - n ? (size_t)m : sizeof(text) - n - 1;
     }

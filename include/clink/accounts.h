@@ -139,6 +139,31 @@ CLINK_API CLINK_MUST_USE int clink_accounts_alter(struct clink_accounts *acc, co
 CLINK_API CLINK_MUST_USE int clink_accounts_drop(struct clink_accounts *acc, const char *user, const char *host,
                                                  char *err, size_t errlen);
 
+/* Bytes of a certificate name in REQUIRE SUBJECT / ISSUER, and of a cipher name in REQUIRE CIPHER. */
+#define CLINK_DN_MAX     180
+#define CLINK_CIPHER_MAX 63
+
+/* What an account is, without its verifiers: what SHOW GRANTS tells (clink_accounts_get). */
+struct clink_account_info {
+    char user[CLINK_USER_MAX + 1];
+    char host[CLINK_HOST_MAX + 1];
+    int grant_all;                     /* grant = ALL */
+    int has_password;                  /* it holds a password verifier (else it stands on a certificate) */
+    int require_ssl;                   /* REQUIRE SSL or anything stricter: a TLS connection */
+    int require_x509;                  /* REQUIRE X509, SUBJECT or ISSUER: a verified client certificate */
+    char subject[CLINK_DN_MAX + 1];    /* REQUIRE SUBJECT, "" if none */
+    char issuer[CLINK_DN_MAX + 1];     /* REQUIRE ISSUER, "" if none */
+    char cipher[CLINK_CIPHER_MAX + 1]; /* REQUIRE CIPHER, "" if none */
+};
+
+/*
+ * The account 'user'@'host' exactly as named (host NULL: "%"; no pattern
+ * matching: the account, not the one a login would pick). [out] *out.
+ * Returns 0, -ENOENT, -CLINK_EINVAL. Thread: any.
+ */
+CLINK_API CLINK_MUST_USE int clink_accounts_get(struct clink_accounts *acc, const char *user, const char *host,
+                                                struct clink_account_info *out);
+
 /* 1 if the account `matched` names ("user@host-pattern", as clink_accounts_check gives it) holds grant ALL. */
 CLINK_API int clink_accounts_is_admin(struct clink_accounts *acc, const char *matched);
 

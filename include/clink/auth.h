@@ -283,6 +283,33 @@ CLINK_API CLINK_MUST_USE int clink_cert_make_node(const struct clink_cert_opts *
                                                   int overwrite, char *err, size_t errlen);
 
 /*
+ * Renewal without the key leaving the node (clink-admin rotate-certs),
+ * step 1, on the node: a new key of the same kind as the certificate in
+ * cert_path has (RSA stays RSA, else EC P-256), and a signing request for
+ * that certificate's subject and subjectAltName. [out] *key_pem (wipe and
+ * free it: OPENSSL_cleanse, free) and *csr_pem (free). Thread: any.
+ * Returns 0 or negative with err.
+ */
+CLINK_API CLINK_MUST_USE int clink_cert_renew_request(const char *cert_path, char **key_pem, char **csr_pem, char *err,
+                                                      size_t errlen);
+
+/*
+ * Step 2, where the CA's key is: sign csr_pem (which must be signed by its
+ * own key) for exactly the identity of current_pem, the node's certificate
+ * now, which must verify against trust_file (NULL: ca_cert_path; during a
+ * CA rollover, a bundle with the old CA). The new certificate gets the
+ * current one's whole subject, subjectAltName and TLS usage, valid for
+ * valid_for_s (0: 365 days), followed by the CA's intermediates. A request
+ * for another name is refused: renewal never widens an identity. [out]
+ * *cert_pem (free). Thread: any. Returns 0, -CLINK_EINVAL,
+ * -CLINK_EVERIFY (the current certificate is not the CA's) or others, with err.
+ */
+CLINK_API CLINK_MUST_USE int clink_cert_sign_renewal(const char *ca_cert_path, const char *ca_key_path,
+                                                     const char *csr_pem, const char *current_pem,
+                                                     const char *trust_file, int64_t valid_for_s, char **cert_pem,
+                                                     char *err, size_t errlen);
+
+/*
  * Write a CRL (PEM, version 2, with the CA's authority key identifier) that
  * revokes the certificates in the files listed in `revoked` (NULL-terminated,
  * may be NULL for an empty CRL), valid for valid_for_s (0: 30 days). Written

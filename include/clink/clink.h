@@ -3,6 +3,7 @@
 #define CLINK_CLINK_H
 
 #include "clink/accounts.h"
+#include "clink/admin.h"
 #include "clink/auth.h"
 #include "clink/config.h"
 #include "clink/cq.h"

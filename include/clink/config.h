@@ -77,6 +77,12 @@ struct clink_config {
     uint32_t max_frame;            /* 0: the transport default */
     int ktls;                      /* ktls = auto | off | required: a clink_ktls_mode value; default auto */
     int mysql;                     /* mysql = ON (default) | OFF: serve MySQL clients (with accounts_file) */
+    /*
+     * grant_creates_user = ON (default): a MySQL client's GRANT to an account
+     * that does not exist makes it (MySQL 5.x, MemSQL); OFF: refused with
+     * 1410 (MySQL 8). clink_mysql_builtin_opts.no_auto_create_user; live on reload.
+     */
+    int grant_creates_user;
     /* Session limits (clink_node_opts, docs/config.md); the defaults are the CLINK_DEFAULT_* values */
     uint32_t max_connections;      /* client sessions, one more for a grant-ALL account */
     uint32_t max_node_links;       /* logins by a verified certificate without a password */

@@ -69,6 +69,16 @@ struct clink_mysql_builtin_opts {
     /* ALTER INSTANCE RELOAD TLS: reload the node's certificate, key and CA files; 0 or negative with err. */
     int (*reload_tls)(void *user, char *err, size_t errlen);
     void *reload_user;
+    /*
+     * 0 (default): GRANT to an account that does not exist makes it, as
+     * MySQL 5.x and MemSQL do (with IDENTIFIED BY's password, else none: it
+     * then logs in only with a verified client certificate). 1: refused
+     * with 1410, as MySQL 8 does (5.7's sql_mode NO_AUTO_CREATE_USER); the
+     * config's grant_creates_user = OFF. Read with a relaxed atomic load at
+     * each GRANT, so the program may change it while the node runs, with
+     * __atomic_store_n (clink_server does at a reload).
+     */
+    int no_auto_create_user;
 };
 
 /*
@@ -79,6 +89,12 @@ struct clink_mysql_builtin_opts {
  *   SHOW [SESSION|GLOBAL] STATUS [LIKE 'pattern']: Ssl_cipher, Ssl_version,
  *     Ssl_session_reused, Ssl_ktls (this connection's kTLS state);
  *   SET NAMES ..., SET AUTOCOMMIT = 0|1 (accepted, no effect);
+ *   CREATE/ALTER/DROP USER, GRANT ALL|USAGE ON *.* (which makes a missing
+ *     account unless opts->no_auto_create_user), REVOKE ALL ON *.*, FLUSH
+ *     PRIVILEGES (the accounts file read again): only by an account with
+ *     grant ALL (else 1227);
+ *   SHOW GRANTS [FOR CURRENT_USER | FOR 'u'@'h']: the account as a GRANT
+ *     statement (another account's: grant ALL, else 1044);
  *   ALTER INSTANCE RELOAD TLS (with opts->reload_tls);
  * and anything else with error 1064 (ER_PARSE_ERROR) naming the statement.
  */

@@ -12,6 +12,19 @@
  *                            reload callback reloads); answered with its outcome
  *   POST /secure-transport   body {"state": "PREFER_TLS"}: move the node's
  *                            transport security (clink_node_set_secure_transport)
+ *   POST /config             body {"key": "ssl_ca", "value": "certs/ca.pem"}, or
+ *                            {"set": [{"key": ..., "value": ...}, ...]}: change
+ *                            settings of the node's config file as one change and
+ *                            apply it (the application's config callback)
+ *   POST /restart            restart the node's process (the application's
+ *                            restart callback: where a supervisor restarts it)
+ *   POST /csr, POST /cert    renew the node's certificate: a new key and a signing
+ *                            request made on the node, then the signed certificate
+ *                            installed (the application's renew callback)
+ *   GET  /cluster            JSON: this node and, on an aggregator, every peer as
+ *                            it knows them (name, role, address, ops port, up,
+ *                            transport security, certificate expiry): what
+ *                            clink-admin list shows and where it sends changes
  *
  * The GETs are open to whoever reaches the port (bind it where operators and
  * Prometheus are). A POST must log in with HTTP Basic as an account that
@@ -47,6 +60,35 @@ struct clink_ops;
  */
 typedef int (*clink_ops_reload_fn)(void *user, char *msg, size_t cap);
 
+/*
+ * The application's config editor (POST /config): set keys[i] to
+ * values[i] (n of them, at least 1) in the node's config file as one
+ * change, and apply it (clink_server_set_configs does all of it). Writes
+ * the outcome as one JSON object to json (cap bytes): at least "outcome"
+ * ("applied", "restart", "unchanged" or "refused") and, refused, "why".
+ * who: the administrator, for the node's log. Returns 0, or negative when
+ * refused. Runs on the ops thread.
+ */
+typedef int (*clink_ops_config_fn)(void *user, size_t n, const char *const *keys, const char *const *values,
+                                   const char *who, char *json, size_t cap);
+
+/*
+ * The application's restart (POST /restart): returns 0 if the process will
+ * stop and be started again (msg says how), negative if it cannot (msg says
+ * why: no supervisor). The answer is sent before the node stops. Runs on
+ * the ops thread.
+ */
+typedef int (*clink_ops_restart_fn)(void *user, const char *who, char *msg, size_t cap);
+
+/*
+ * The application's certificate renewal (clink-admin rotate-certs).
+ * POST /csr (cert_pem NULL): make a new key and a signing request, and
+ * write {"outcome", "csr", "cert" (the current certificate)}. POST /cert:
+ * install cert_pem for that key and write {"outcome", "why"}. [out] *json
+ * (malloc'd; ops frees it). Returns 0, or negative when refused.
+ */
+typedef int (*clink_ops_renew_fn)(void *user, const char *cert_pem, const char *who, char **json);
+
 /* Zero means default for every field. */
 struct clink_ops_opts {
     struct clink_node *node;   /* [in] required; before clink_node_start (the port is the node's) */
@@ -56,6 +98,12 @@ struct clink_ops_opts {
     struct clink_accounts *accounts; /* [in] who may POST (grant ALL); NULL: every POST is refused (403) */
     clink_ops_reload_fn reload;      /* optional: POST /reload (NULL: 501) */
     void *reload_user;
+    clink_ops_config_fn config; /* optional: POST /config (NULL: 501) */
+    void *config_user;
+    clink_ops_restart_fn restart; /* optional: POST /restart (NULL: 501) */
+    void *restart_user;
+    clink_ops_renew_fn renew; /* optional: POST /csr and POST /cert (NULL: 501) */
+    void *renew_user;
     const char *name;          /* [in] the node's name on the page and in metrics; NULL: "node" */
     unsigned expiry_warn_days; /* certificates closer to expiry are highlighted; 0: 30 */
     /* optional: refused POSTs (WARN, with the reason and the client) and changes made (INFO) */

@@ -54,6 +54,15 @@ struct clink_server_report;
 typedef void (*clink_server_reload_fn)(void *user, const char *source, const struct clink_server_report *report);
 
 /*
+ * The program's restart (POST /restart, clink-admin restart): make the
+ * process stop gracefully and be started again, as a supervisor does
+ * (clink-node: under systemd or contrib/clink-supervise). Returns 0 if it
+ * will, negative if it cannot. Called on the ops thread, after the answer
+ * is sent: start the stop (clink_server_stop) from another thread.
+ */
+typedef int (*clink_server_restart_fn)(void *user, const char *who);
+
+/*
  * Zero means "the config file's value, else the default" for every field
  * (clink_server_opts_default holds the defaults as values). With a config
  * file, a field set here overrides the file's key, at start and at every
@@ -97,6 +106,9 @@ struct clink_server_opts {
      */
     clink_server_reload_fn on_reload;
     void *on_reload_user;
+    /* optional: POST /restart (NULL: the node answers that it cannot restart itself) */
+    clink_server_restart_fn on_restart;
+    void *on_restart_user;
 };
 
 /*
@@ -148,8 +160,9 @@ enum clink_server_part {
     CLINK_SERVER_PEERS = 1 << 9,    /* [leaf] and [aggregator] sections */
     CLINK_SERVER_LIMITS = 1 << 10,  /* session limits, timeouts, max_frame, ktls, mysql */
     CLINK_SERVER_FILES = 1 << 11,   /* which accounts or ticket key file is read */
+    CLINK_SERVER_SQL = 1 << 12,     /* how the MySQL door answers statements: grant_creates_user */
 };
-#define CLINK_SERVER_PARTS 12
+#define CLINK_SERVER_PARTS 13
 
 /* The name of one part, as a report spells it ("TLS", "listen", ...). */
 CLINK_API const char *clink_server_part_name(enum clink_server_part part);
@@ -173,6 +186,81 @@ struct clink_server_report {
  * Returns report->status.
  */
 CLINK_API int clink_server_reload(struct clink_server *srv, struct clink_server_report *report);
+
+/* What clink_server_set_config did. */
+enum clink_server_edit_outcome {
+    CLINK_SERVER_EDIT_REFUSED = 0, /* nothing was written: why says why */
+    CLINK_SERVER_EDIT_UNCHANGED,   /* the file says so already: nothing was written */
+    CLINK_SERVER_EDIT_APPLIED,     /* written, and the node runs with it now */
+    CLINK_SERVER_EDIT_RESTART,     /* written; the node runs with it after a restart (reload.restart says what) */
+};
+CLINK_API const char *clink_server_edit_outcome_name(enum clink_server_edit_outcome o); /* "applied", ... */
+
+struct clink_server_edit {
+    enum clink_server_edit_outcome outcome;
+    char key[64];                       /* the key as docs/config.md names it ("ssl-cert" is ssl_cert) */
+    char file[CLINK_CONFIG_PATH_MAX];   /* the file edited */
+    int line;                           /* the key's line in it now */
+    char backup[CLINK_CONFIG_PATH_MAX]; /* the file as it was before (FILE.bak), "" when nothing was written */
+    struct clink_server_report reload;  /* the check, then the reload that applied it */
+    char why[512];                      /* REFUSED: why, in words */
+};
+
+/*
+ * Set one [server] key of the node's config file, as memsql-ops
+ * memsql-update-config does, and apply it. The line that holds the key's
+ * effective value is rewritten (in an !include'd file if that is where it
+ * is; its indentation, spelling and comment kept), else a line is added to
+ * the config file's [server] section; every other line stays as it was.
+ * The whole resulting configuration is read and built (certificates,
+ * keys, accounts) before anything is written: a value the node would
+ * refuse at its next start is refused now, and the file stays as it was.
+ * Then the old file is kept as FILE.bak, the new one renamed into place,
+ * and the node reloads (clink_server_reload): out->outcome says whether it
+ * runs with the value now or after a restart (docs/config.md lists which
+ * keys need one). value is as the node sees it (a relative path is
+ * relative to the node's base directory). who (NULL: "the application")
+ * is logged with the change, refused or made. Edits are serialized.
+ * Thread: any but a worker (there: -CLINK_EWOULDBLOCK). Returns 0 (applied,
+ * restart or unchanged) or negative (refused: -CLINK_EINVAL for a key clink
+ * does not read or a node without a config file, -CLINK_ECONFIG and others).
+ */
+CLINK_API int clink_server_set_config(struct clink_server *srv, const char *key, const char *value, const char *who,
+                                      struct clink_server_edit *out);
+
+/*
+ * The same for n keys at once (at most CLINK_SERVER_EDIT_MAX_KEYS), checked
+ * and applied as one change: a certificate and its key, which neither
+ * makes sense alone. out->file and line are the first key's; every file
+ * edited keeps a .bak. A key given twice is refused.
+ */
+#define CLINK_SERVER_EDIT_MAX_KEYS 16
+CLINK_API int clink_server_set_configs(struct clink_server *srv, size_t n, const char *const *keys,
+                                       const char *const *values, const char *who, struct clink_server_edit *out);
+
+/*
+ * Certificate renewal with the key made on the node (clink-admin
+ * rotate-certs; docs/admin.md). Begin: a new key (kept in memory, wiped
+ * when used, replaced or at free) and a signing request for the identity
+ * of the node's certificate (clink_cert_renew_request). [out] *csr_pem and
+ * *cert_pem, the certificate file as it is now (free both). Returns 0 or
+ * negative with err. Thread: any.
+ */
+CLINK_API CLINK_MUST_USE int clink_server_renew_begin(struct clink_server *srv, char **csr_pem, char **cert_pem,
+                                                      char *err, size_t errlen);
+
+/*
+ * Install: cert_pem (the new certificate, then its intermediates) must be
+ * for the key begin made, and the pair must be one the node takes (chain to
+ * ssl_ca, dates, CRL: checked as a reload checks) before anything is
+ * written. Then the key and certificate files (ssl_key, ssl_cert) are
+ * replaced, the old ones kept as .bak, and the node reloads: new
+ * handshakes use the new pair, links open now keep theirs. who is logged.
+ * Thread: any but a worker. Returns 0, or negative with why (nothing
+ * changed, or the old pair put back).
+ */
+CLINK_API CLINK_MUST_USE int clink_server_renew_install(struct clink_server *srv, const char *cert_pem, const char *who,
+                                                        struct clink_server_report *report, char *why, size_t cap);
 
 /*
  * Stop gracefully: the node stops accepting and lets calls in flight finish

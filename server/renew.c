@@ -1,0 +1,282 @@
+/*
+ * A node's side of clink-admin rotate-certs: make a new key here and a
+ * signing request for the identity the node has (the key never leaves the
+ * node), then take the signed certificate, check it with the key and the
+ * node's trust exactly as a reload would, put both files in place (the old
+ * ones kept as .bak) and reload. One renewal at a time per process.
+ */
+#include "server/server_int.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <openssl/crypto.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static pthread_mutex_t renew_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct clink_server *pending_srv; /* whose key waits for its certificate */
+static char *pending_key;                /* PEM, wiped when replaced or used */
+
+static void drop_pending(void)
+{
+    if (pending_key != NULL) {
+        OPENSSL_cleanse(pending_key, strlen(pending_key));
+        free(pending_key);
+    }
+    pending_key = NULL;
+    pending_srv = NULL;
+}
+
+void clink__server_renew_forget(struct clink_server *srv)
+{
+    pthread_mutex_lock(&renew_mu);
+    if (pending_srv == srv) {
+        drop_pending();
+    }
+    pthread_mutex_unlock(&renew_mu);
+}
+
+static char *read_text(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    char *t = f ? malloc(1 << 16) : NULL;
+    size_t n = t ? fread(t, 1, (1 << 16) - 1, f) : 0;
+    if (f != NULL) {
+        fclose(f);
+    }
+    if (t != NULL) {
+        t[n] = '\0';
+    }
+    return t;
+}
+
+int clink_server_renew_begin(struct clink_server *srv, char **csr_pem, char **cert_pem, char *err, size_t errlen)
+{
+    if (srv == NULL || csr_pem == NULL || cert_pem == NULL) {
+        return -CLINK_EINVAL;
+    }
+    *csr_pem = *cert_pem = NULL;
+    char cert_path[CLINK_CONFIG_PATH_MAX];
+    pthread_mutex_lock(&srv->mu);
+    snprintf(cert_path, sizeof(cert_path), "%s", srv->cfg->ssl_cert);
+    pthread_mutex_unlock(&srv->mu);
+    if (cert_path[0] == '\0') {
+        snprintf(err, errlen, "this node has no certificate (ssl_cert) to renew");
+        return -CLINK_EINVAL;
+    }
+    char *key = NULL;
+    pthread_mutex_lock(&renew_mu);
+    int ret = clink_cert_renew_request(cert_path, &key, csr_pem, err, errlen);
+    if (ret == 0 && (*cert_pem = read_text(cert_path)) == NULL) {
+        snprintf(err, errlen, "%s: %s", cert_path, strerror(errno));
+        ret = -CLINK_ECONFIG;
+    }
+    if (ret == 0) {
+        drop_pending(); /* a newer request replaces an unanswered one */
+        pending_key = key;
+        pending_srv = srv;
+        key = NULL;
+    } else {
+        free(*csr_pem);
+        *csr_pem = NULL;
+    }
+    pthread_mutex_unlock(&renew_mu);
+    if (key != NULL) {
+        OPENSSL_cleanse(key, strlen(key));
+        free(key);
+    }
+    return ret;
+}
+
+/* data to path through a temporary file beside it (mode), synced; renamed over path only by put(). */
+static int stage_file(const char *path, const char *data, mode_t mode, char *tmp, size_t cap, char *err, size_t errlen)
+{
+    if ((size_t)snprintf(tmp, cap, "%s.XXXXXX", path) >= cap) {
+        snprintf(err, errlen, "%s: path too long", path);
+        return -1;
+    }
+    int fd = mkstemp(tmp);
+    if (fd < 0) {
+        snprintf(err, errlen, "cannot write beside %s: %s", path, strerror(errno));
+        return -1;
+    }
+    size_t len = strlen(data), off = 0;
+    ssize_t w = 0;
+    int ok = fchmod(fd, mode) == 0;
+    while (ok && off < len && (w = write(fd, data + off, len - off)) > 0) {
+        off += (size_t)w;
+    }
+    ok = ok && off == len && fsync(fd) == 0;
+    ok = close(fd) == 0 && ok;
+    if (!ok) {
+        snprintf(err, errlen, "cannot write beside %s: %s", path, strerror(errno));
+        unlink(tmp);
+        return -1;
+    }
+    return 0;
+}
+
+/* The certificate is the pending key's, and the node would take the pair: a context built from the staged files. */
+static int check(struct clink_server *srv, const char *cert_tmp, const char *key_tmp, const char *cert_pem, char *why,
+                 size_t cap)
+{
+    BIO *cb = BIO_new_mem_buf(cert_pem, -1), *kb = BIO_new_mem_buf(pending_key, -1);
+    X509 *x = cb ? PEM_read_bio_X509(cb, NULL, NULL, NULL) : NULL;
+    EVP_PKEY *k = kb ? PEM_read_bio_PrivateKey(kb, NULL, NULL, NULL) : NULL;
+    int match = x != NULL && k != NULL && X509_check_private_key(x, k) == 1;
+    X509_free(x);
+    EVP_PKEY_free(k);
+    BIO_free(cb);
+    BIO_free(kb);
+    if (!match) {
+        snprintf(why, cap, "the certificate is not for the key this node made for it (ask for a new request)");
+        return -CLINK_EINVAL;
+    }
+    struct clink_config *cfg = malloc(sizeof(*cfg));
+    if (cfg == NULL) {
+        return -CLINK_ENOMEM;
+    }
+    pthread_mutex_lock(&srv->mu);
+    *cfg = *srv->cfg;
+    pthread_mutex_unlock(&srv->mu);
+    snprintf(cfg->ssl_cert, sizeof(cfg->ssl_cert), "%s", cert_tmp);
+    snprintf(cfg->ssl_key, sizeof(cfg->ssl_key), "%s", key_tmp);
+    struct clink_tls_ctx *tls = NULL;
+    char err[400];
+    int ret = clink__server_tls_checked(srv, cfg, &tls, 0, err, sizeof(err));
+    clink_tls_ctx_free(tls);
+    free(cfg);
+    if (ret < 0) {
+        snprintf(why, cap, "the node would not take it: %s", err);
+    }
+    return ret;
+}
+
+int clink_server_renew_install(struct clink_server *srv, const char *cert_pem, const char *who,
+                               struct clink_server_report *rep, char *why, size_t cap)
+{
+    struct clink_server_report scratch;
+    rep = rep ? rep : &scratch;
+    memset(rep, 0, sizeof(*rep));
+    if (srv == NULL || cert_pem == NULL) {
+        snprintf(why, cap, "a server and a certificate are needed");
+        return -CLINK_EINVAL;
+    }
+    if (clink_thread_is_worker()) {
+        snprintf(why, cap, "clink_server_renew_install reloads the node: call it off a worker");
+        return -CLINK_EWOULDBLOCK;
+    }
+    who = who ? who : "the application";
+    char cert_path[CLINK_CONFIG_PATH_MAX], key_path[CLINK_CONFIG_PATH_MAX];
+    char cert_tmp[CLINK_CONFIG_PATH_MAX + 8] = "", key_tmp[CLINK_CONFIG_PATH_MAX + 8] = "";
+    char bak[CLINK_CONFIG_PATH_MAX + 8], err[400];
+    pthread_mutex_lock(&srv->mu);
+    snprintf(cert_path, sizeof(cert_path), "%s", srv->cfg->ssl_cert);
+    snprintf(key_path, sizeof(key_path), "%s", srv->cfg->ssl_key);
+    pthread_mutex_unlock(&srv->mu);
+    pthread_mutex_lock(&renew_mu);
+    int ret = -CLINK_EINVAL;
+    if (pending_key == NULL || pending_srv != srv) {
+        snprintf(why, cap, "no signing request is waiting for a certificate on this node");
+    } else if (stage_file(key_path, pending_key, 0600, key_tmp, sizeof(key_tmp), why, cap) < 0 ||
+               stage_file(cert_path, cert_pem, 0644, cert_tmp, sizeof(cert_tmp), why, cap) < 0) {
+        ret = -CLINK_ECONFIG;
+    } else if ((ret = check(srv, cert_tmp, key_tmp, cert_pem, why, cap)) == 0) {
+        /* The old pair stays beside the new one; both renames or, on failure, the old pair back. */
+        char *old_cert = read_text(cert_path), *old_key = read_text(key_path);
+        char t1[CLINK_CONFIG_PATH_MAX + 8], t2[CLINK_CONFIG_PATH_MAX + 8];
+        ret = old_cert && old_key ? 0 : -CLINK_ECONFIG;
+        if (ret == 0 && (snprintf(bak, sizeof(bak), "%.*s.bak", CLINK_CONFIG_PATH_MAX - 1, key_path) < 0 ||
+                         stage_file(bak, old_key, 0600, t1, sizeof(t1), why, cap) < 0 || rename(t1, bak) != 0 ||
+                         snprintf(bak, sizeof(bak), "%.*s.bak", CLINK_CONFIG_PATH_MAX - 1, cert_path) < 0 ||
+                         stage_file(bak, old_cert, 0644, t2, sizeof(t2), why, cap) < 0 || rename(t2, bak) != 0)) {
+            ret = -CLINK_ECONFIG;
+        }
+        if (ret == 0 && (rename(key_tmp, key_path) != 0 || rename(cert_tmp, cert_path) != 0)) {
+            snprintf(why, cap, "cannot put the new pair in place: %s", strerror(errno));
+            ret = -CLINK_ECONFIG;
+        }
+        if (ret == 0) {
+            key_tmp[0] = cert_tmp[0] = '\0';
+            if ((ret = clink_server_reload(srv, rep)) < 0) {
+                snprintf(err, sizeof(err), "%.300s", rep->why);
+                int back =
+                    stage_file(key_path, old_key, 0600, t1, sizeof(t1), why, cap) == 0 && rename(t1, key_path) == 0 &&
+                    stage_file(cert_path, old_cert, 0644, t2, sizeof(t2), why, cap) == 0 && rename(t2, cert_path) == 0;
+                snprintf(why, cap, "the reload failed (%s); %s", err,
+                         back ? "the old pair was put back" : "the old pair is in the .bak files");
+            }
+        }
+        if (old_key != NULL) {
+            OPENSSL_cleanse(old_key, strlen(old_key));
+        }
+        free(old_key);
+        free(old_cert);
+    }
+    if (key_tmp[0]) {
+        unlink(key_tmp);
+    }
+    if (cert_tmp[0]) {
+        unlink(cert_tmp);
+    }
+    if (ret == 0) {
+        drop_pending();
+    }
+    pthread_mutex_unlock(&renew_mu);
+    clink__server_log(srv, CLINK_LOG_WARN, "certificate renewal by %s: %s", who,
+                      ret == 0 ? "installed and applied" : why);
+    return ret;
+}
+
+/* POST /csr and POST /cert, as the ops endpoint calls them: a JSON object in *json. */
+int clink__server_ops_renew(void *user, const char *cert_pem, const char *who, char **json)
+{
+    struct clink_server *srv = user;
+    char err[600] = "";
+    char *csr = NULL, *cur = NULL;
+    int ret;
+    size_t cap = 1 << 17;
+    *json = malloc(cap);
+    if (*json == NULL) {
+        return -CLINK_ENOMEM;
+    }
+    if (cert_pem == NULL) {
+        ret = clink_server_renew_begin(srv, &csr, &cur, err, sizeof(err));
+        if (ret == 0) {
+            clink__server_log(srv, CLINK_LOG_WARN, "certificate renewal by %s: a new key and signing request made",
+                              who);
+        }
+    } else {
+        struct clink_server_report rep;
+        ret = clink_server_renew_install(srv, cert_pem, who, &rep, err, sizeof(err));
+    }
+    size_t n = (size_t)snprintf(*json, cap, "{\"outcome\":\"%s\"", ret == 0 ? "applied" : "refused");
+    const char *names[] = {"csr", "cert", "why"}, *vals[] = {csr, cur, ret < 0 ? err : NULL};
+    for (int i = 0; i < 3 && n < cap; i++) {
+        if (vals[i] == NULL) {
+            continue;
+        }
+        n += (size_t)snprintf(*json + n, cap - n, ",\"%s\":\"", names[i]);
+        for (const char *p = vals[i]; *p && n + 8 < cap; p++) {
+            if (*p == '\n') {
+                n += (size_t)snprintf(*json + n, cap - n, "\\n");
+            } else if (*p == '"' || *p == '\\') {
+                n += (size_t)snprintf(*json + n, cap - n, "\\%c", *p);
+            } else if ((unsigned char)*p >= 0x20) {
+                (*json)[n++] = *p;
+            }
+        }
+        n += (size_t)snprintf(*json + n, cap > n ? cap - n : 0, "\"");
+    }
+    if (n + 3 < cap) {
+        snprintf(*json + n, cap - n, "}");
+    }
+    free(csr);
+    free(cur);
+    return ret;
+}

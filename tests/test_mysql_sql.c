@@ -1,0 +1,600 @@
+/*
+ * The MySQL door's account statements on real sockets (issue 19, item 4):
+ * a MySQL client written out here logs in over TLS (a password through
+ * caching_sha2_password's full authentication, or a client certificate and
+ * no password) or in plaintext, and sends statements to clink_mysql_builtin.
+ * GRANT to a missing account makes it (MySQL 5.x, MemSQL), password-less
+ * and so standing on a client certificate, unless no_auto_create_user keeps
+ * MySQL 8's 1410; SHOW GRANTS tells an account as a GRANT statement that
+ * makes it again; FLUSH PRIVILEGES reads the accounts file again; and the
+ * server's grant_creates_user key reaches the door, live at a reload.
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "clink/accounts.h"
+#include "clink/mysql.h"
+#include "clink/server.h"
+#include "clink/transport.h"
+#include "tests/support/support.h"
+#include "transport/mysql_proto.h"
+
+static struct ts_pki pki;
+static struct clink_tls_ctx *tls;
+static struct clink_accounts *acc;
+static char acc_path[400];
+
+static void setup(void)
+{
+    ts_pki_make(&pki);
+    tls = ts_tls(pki.node_cert, pki.node_key, pki.ca);
+    ts_pki_path(&pki, "accounts.cnf", acc_path, sizeof(acc_path));
+    /* admin manages accounts; app may not. Both log in over TLS with a password. */
+    struct clink_account_spec s[] = {{.user = "admin", .password = "adminpw", .require = "SSL", .grant = "ALL"},
+                                     {.user = "app", .password = "apppw", .require = "SSL"}};
+    char err[256] = "";
+    cr_assert_eq(clink_accounts_new(acc_path, &acc), 0);
+    for (size_t i = 0; i < sizeof(s) / sizeof(s[0]); i++) {
+        cr_assert_eq(clink_accounts_add(acc, &s[i], err, sizeof(err)), 0, "%s", err);
+    }
+}
+
+static void teardown(void)
+{
+    clink_accounts_free(acc);
+    clink_tls_ctx_free(tls);
+    ts_pki_remove(&pki);
+}
+
+TestSuite(mysql_sql, .init = setup, .fini = teardown, .timeout = 60);
+
+static struct clink_mysql_builtin_opts sql_opts; /* the hook's options: no_auto_create_user per test */
+
+/* A node serving MySQL clients with the built-in hook, TLS and (for the plaintext checks) plaintext logins. */
+static struct clink_node *node(void)
+{
+    static struct clink_mysql_opts mysql = {.query = clink_mysql_builtin, .query_user = &sql_opts};
+    struct clink_node_opts o = {.workers = 1, .tls = tls, .accounts = acc, .mysql = &mysql, .allow_plaintext = 1};
+    return ts_node_with(&o, NULL);
+}
+
+/* ---- a MySQL client ---- */
+
+struct my {
+    int fd;
+    int tls; /* t is in use */
+    struct tls_peer t;
+};
+
+static void my_send(struct my *m, uint8_t seq, const void *p, size_t n)
+{
+    uint8_t h[4] = {(uint8_t)n, (uint8_t)(n >> 8), (uint8_t)(n >> 16), seq};
+    if (m->tls) {
+        uint8_t b[4 + 2048];
+        cr_assert_leq(n, sizeof(b) - 4);
+        memcpy(b, h, 4);
+        memcpy(b + 4, p, n);
+        cr_assert_eq(tls_peer_write(&m->t, b, 4 + n), 0, "%s", m->t.err);
+        return;
+    }
+    cr_assert_eq(write(m->fd, h, 4), 4);
+    cr_assert_eq(write(m->fd, p, n), (ssize_t)n);
+}
+
+static int my_read(struct my *m, void *p, size_t n)
+{
+    if (m->tls) {
+        return tls_peer_read(&m->t, p, n, NULL, tls_peer_now() + ts_ms(5000) / 1000.0);
+    }
+    return ts_read_full(m->fd, p, n);
+}
+
+/* One packet's payload into p (cap); its length, or -1 when the connection ended. */
+static int my_recv(struct my *m, uint8_t *p, size_t cap)
+{
+    uint8_t h[4];
+    if (my_read(m, h, 4) < 0) {
+        return -1;
+    }
+    size_t n = (size_t)h[0] | (size_t)h[1] << 8 | (size_t)h[2] << 16;
+    cr_assert_leq(n, cap);
+    return n == 0 ? 0 : my_read(m, p, n) < 0 ? -1 : (int)n;
+}
+
+/* What a statement or a login got: an OK (code 0, its info), an ERR (code, message) or rows (code 0). */
+struct reply {
+    int code; /* -1: neither */
+    char msg[512];
+    char info[512];
+    unsigned ncols, nrows;
+    char col[256];     /* the first column's name */
+    char cell[2][512]; /* the first column of the first two rows */
+};
+
+static size_t lenenc_str(const uint8_t *p, size_t n, char *out, size_t cap)
+{
+    uint64_t len;
+    size_t used = clink__mysql_lenenc_get(p, n, &len);
+    cr_assert(used > 0 && used + len <= n, "a bad length-encoded string");
+    snprintf(out, cap, "%.*s", (int)len, (const char *)p + used);
+    return used + (size_t)len;
+}
+
+static struct reply parse_first(struct my *m, const uint8_t *p, int n)
+{
+    struct reply r = {.code = -1};
+    if (n > 0 && p[0] == 0x00) {
+        r.code = 0;
+        size_t k = 1;
+        uint64_t v;
+        k += clink__mysql_lenenc_get(p + k, (size_t)n - k, &v); /* affected rows */
+        k += clink__mysql_lenenc_get(p + k, (size_t)n - k, &v); /* last insert id */
+        k += 4;                                                 /* status, warnings */
+        if (k < (size_t)n) {
+            lenenc_str(p + k, (size_t)n - k, r.info, sizeof(r.info));
+        }
+    } else if (n >= 9 && p[0] == 0xff) {
+        r.code = p[1] | p[2] << 8;
+        snprintf(r.msg, sizeof(r.msg), "%.*s", n - 9, (const char *)p + 9); /* after '#' and the SQLSTATE */
+    } else if (n > 0 && p[0] != 0xfe) {
+        /* A result set: the column count, the definitions, EOF, the rows, EOF. */
+        uint64_t ncols;
+        cr_assert_gt(clink__mysql_lenenc_get(p, (size_t)n, &ncols), 0);
+        r.code = 0;
+        r.ncols = (unsigned)ncols;
+        uint8_t b[2048];
+        for (unsigned i = 0; i < r.ncols; i++) {
+            int k = my_recv(m, b, sizeof(b));
+            cr_assert_gt(k, 0);
+            size_t at = 0;
+            char skip[256];
+            for (int f = 0; f < 4; f++) { /* catalog, schema, table, org_table */
+                at += lenenc_str(b + at, (size_t)k - at, skip, sizeof(skip));
+            }
+            if (i == 0) {
+                lenenc_str(b + at, (size_t)k - at, r.col, sizeof(r.col));
+            }
+        }
+        int k = my_recv(m, b, sizeof(b));
+        cr_assert(k > 0 && b[0] == 0xfe, "no EOF after the columns");
+        while ((k = my_recv(m, b, sizeof(b))) > 0 && !(b[0] == 0xfe && k < 9)) {
+            if (r.nrows < 2) {
+                lenenc_str(b, (size_t)k, r.cell[r.nrows], sizeof(r.cell[0]));
+            }
+            r.nrows++;
+        }
+        cr_assert_gt(k, 0, "no EOF after the rows");
+    }
+    return r;
+}
+
+static struct reply my_reply(struct my *m)
+{
+    uint8_t p[2048];
+    int n = my_recv(m, p, sizeof(p));
+    return parse_first(m, p, n);
+}
+
+static size_t fixed_part(uint8_t *b, uint32_t caps)
+{
+    memset(b, 0, 32);
+    b[0] = (uint8_t)caps, b[1] = (uint8_t)(caps >> 8), b[2] = (uint8_t)(caps >> 16), b[3] = (uint8_t)(caps >> 24);
+    b[6] = 0x01; /* max packet 64 KiB */
+    b[8] = 45;   /* utf8mb4 */
+    return 32;
+}
+
+/*
+ * Log in as user. tls: an SSL request and TLS first, presenting cert/key
+ * (NULL: no client certificate); then password (NULL: none) through
+ * caching_sha2_password's full authentication, the password itself inside
+ * TLS. In plaintext only password-less logins here. [out] m: the
+ * connection (close with my_close, whatever the reply).
+ */
+static struct reply my_login(struct my *m, uint16_t port, int tls_on, const char *cert, const char *key,
+                             const char *user, const char *password)
+{
+    memset(m, 0, sizeof(*m));
+    m->fd = ts_tcp_connect(port);
+    ts_skip_greeting(m->fd);
+    uint32_t caps = CLINK_MY_PROTOCOL_41 | CLINK_MY_SECURE_CONNECTION | CLINK_MY_PLUGIN_AUTH | CLINK_MY_LONG_PASSWORD |
+                    (tls_on ? CLINK_MY_SSL : 0);
+    uint8_t b[256];
+    uint8_t seq = 1;
+    if (tls_on) {
+        my_send(m, seq++, b, fixed_part(b, caps));
+        struct tls_peer_opts to = {.ca = pki.ca, .host = "localhost", .cert = cert, .key = key};
+        cr_assert_eq(tls_peer_new(&m->t, &to, m->fd), 0, "%s", m->t.err);
+        m->tls = 1;
+        cr_assert_eq(tls_peer_handshake(&m->t, tls_peer_now() + ts_ms(5000) / 1000.0), 0, "%s", m->t.err);
+    }
+    size_t n = fixed_part(b, caps), ul = strlen(user);
+    memcpy(b + n, user, ul + 1);
+    n += ul + 1;
+    if (password != NULL) {
+        b[n++] = 32;
+        memset(b + n, 0x5a, 32); /* a fast-path answer the node never has the cache to check */
+        n += 32;
+    } else {
+        b[n++] = 0;
+    }
+    memcpy(b + n, "caching_sha2_password", 22);
+    n += 22;
+    my_send(m, seq++, b, n);
+    uint8_t r[512];
+    int rn = my_recv(m, r, sizeof(r));
+    if (password != NULL && rn == 2 && r[0] == 0x01 && r[1] == 0x04) {
+        my_send(m, (uint8_t)(seq + 1), password, strlen(password) + 1); /* perform_full_authentication */
+        rn = my_recv(m, r, sizeof(r));
+    }
+    return parse_first(m, r, rn);
+}
+
+static void my_close(struct my *m)
+{
+    if (m->tls) {
+        tls_peer_free(&m->t); /* closes fd */
+    } else {
+        close(m->fd);
+    }
+}
+
+static struct reply my_query(struct my *m, const char *sql)
+{
+    uint8_t b[2048];
+    size_t n = strlen(sql);
+    cr_assert_lt(n + 1, sizeof(b));
+    b[0] = CLINK_MY_COM_QUERY;
+    memcpy(b + 1, sql, n);
+    my_send(m, 0, b, n + 1);
+    return my_reply(m);
+}
+
+/* A statement as admin, on a fresh connection. */
+static struct reply as_admin(uint16_t port, const char *sql)
+{
+    struct my m;
+    struct reply r = my_login(&m, port, 1, NULL, NULL, "admin", "adminpw");
+    cr_assert_eq(r.code, 0, "admin's login: %d %s", r.code, r.msg);
+    r = my_query(&m, sql);
+    my_close(&m);
+    return r;
+}
+
+static char *slurp(const char *path)
+{
+    static char buf[8192];
+    FILE *f = fopen(path, "r");
+    cr_assert_not_null(f, "%s", path);
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    buf[n] = '\0';
+    fclose(f);
+    return buf;
+}
+
+static const char note[] = "Note: the account has no password: it logs in only with a verified client certificate";
+
+/* ---- GRANT makes a missing account ---- */
+
+Test(mysql_sql, grant_makes_a_missing_account_that_stands_on_a_client_certificate)
+{
+    struct clink_node *srv = node();
+    uint16_t port = clink_node_port(srv);
+    struct my m;
+
+    struct reply r = as_admin(port, "grant all on *.* to 'user'@'%' REQUIRE SSL;");
+
+    cr_assert_eq(r.code, 0, "MySQL 5.x and MemSQL make the account: %d %s", r.code, r.msg);
+    cr_assert_str_eq(r.info, note, "and the OK says how it logs in");
+    cr_assert(strstr(slurp(acc_path), "[user@%]\nrequire = SSL\ngrant = ALL\n") != NULL, "saved: %s", slurp(acc_path));
+    struct clink_account_info a;
+    cr_assert_eq(clink_accounts_get(acc, "user", "%", &a), 0);
+    cr_assert(a.grant_all && a.require_ssl && !a.require_x509 && !a.has_password);
+    /* No password: TLS without a certificate is refused, and so is plaintext; a verified certificate logs in. */
+    r = my_login(&m, port, 1, NULL, NULL, "user", NULL);
+    my_close(&m);
+    cr_assert_eq(r.code, 1045, "TLS, no certificate: %d %s", r.code, r.msg);
+    cr_assert_str_eq(r.msg, "Access denied for user 'user'@'127.0.0.1' (using password: NO)");
+    r = my_login(&m, port, 0, NULL, NULL, "user", NULL);
+    my_close(&m);
+    cr_assert_eq(r.code, 1045, "plaintext: %d %s", r.code, r.msg);
+    r = my_login(&m, port, 1, pki.node_cert, pki.node_key, "user", NULL);
+    cr_assert_eq(r.code, 0, "a verified client certificate: %d %s", r.code, r.msg);
+    r = my_query(&m, "SHOW GRANTS");
+    my_close(&m);
+    cr_assert_str_eq(r.cell[0], "GRANT ALL PRIVILEGES ON *.* TO 'user'@'%' REQUIRE SSL");
+    clink_node_free(srv);
+}
+
+Test(mysql_sql, grant_identified_by_makes_an_account_with_that_password)
+{
+    struct clink_node *srv = node();
+    uint16_t port = clink_node_port(srv);
+    struct my m;
+
+    struct reply r = as_admin(port, "GRANT USAGE ON *.* TO 'pw'@'%' IDENTIFIED BY 'pwpw' REQUIRE SSL");
+    struct reply in = my_login(&m, port, 1, NULL, NULL, "pw", "pwpw");
+    my_close(&m);
+    struct reply wrong = my_login(&m, port, 1, NULL, NULL, "pw", "nope");
+    my_close(&m);
+
+    cr_assert_eq(r.code, 0, "%d %s", r.code, r.msg);
+    cr_assert_str_eq(r.info, "", "a password account: no note");
+    cr_assert_eq(in.code, 0, "%d %s", in.code, in.msg);
+    cr_assert_eq(wrong.code, 1045);
+    struct clink_account_info a;
+    cr_assert_eq(clink_accounts_get(acc, "pw", "%", &a), 0);
+    cr_assert(!a.grant_all && a.has_password && a.require_ssl);
+    clink_node_free(srv);
+}
+
+Test(mysql_sql, no_auto_create_user_keeps_mysql_8s_refusal)
+{
+    sql_opts.no_auto_create_user = 1;
+    struct clink_node *srv = node();
+    uint16_t port = clink_node_port(srv);
+    struct clink_account_info a;
+
+    struct reply r = as_admin(port, "GRANT ALL ON *.* TO 'ghost'@'%' REQUIRE SSL");
+    struct reply existing = as_admin(port, "GRANT ALL ON *.* TO 'app'@'%' REQUIRE SSL");
+
+    cr_assert_eq(r.code, 1410, "%d %s", r.code, r.msg);
+    cr_assert_str_eq(r.msg, "You are not allowed to create a user with GRANT");
+    cr_assert_eq(clink_accounts_get(acc, "ghost", "%", &a), -ENOENT, "no account made");
+    cr_assert(strstr(slurp(acc_path), "ghost") == NULL);
+    cr_assert_eq(existing.code, 0, "an existing account is still granted: %d %s", existing.code, existing.msg);
+    cr_assert_eq(clink_accounts_get(acc, "app", "%", &a), 0);
+    cr_assert(a.grant_all);
+    clink_node_free(srv);
+}
+
+Test(mysql_sql, only_an_administrator_grants_and_a_refused_grant_makes_nothing)
+{
+    struct clink_node *srv = node();
+    struct my m;
+    struct reply r = my_login(&m, clink_node_port(srv), 1, NULL, NULL, "app", "apppw");
+    cr_assert_eq(r.code, 0, "%d %s", r.code, r.msg);
+
+    r = my_query(&m, "GRANT ALL ON *.* TO 'sneaky'@'%'");
+    my_close(&m);
+
+    cr_assert_eq(r.code, 1227, "%d %s", r.code, r.msg);
+    struct clink_account_info a;
+    cr_assert_eq(clink_accounts_get(acc, "sneaky", "%", &a), -ENOENT);
+    clink_node_free(srv);
+}
+
+/* ---- SHOW GRANTS ---- */
+
+Test(mysql_sql, show_grants_of_the_session_in_mysqls_columns)
+{
+    struct clink_node *srv = node();
+    struct my m;
+    struct reply r = my_login(&m, clink_node_port(srv), 1, NULL, NULL, "app", "apppw");
+    cr_assert_eq(r.code, 0, "%d %s", r.code, r.msg);
+    const char *forms[] = {"SHOW GRANTS",
+                           "show grants;",
+                           "SHOW GRANTS FOR CURRENT_USER",
+                           "SHOW GRANTS FOR CURRENT_USER()",
+                           "SHOW GRANTS FOR 'app'@'%'",
+                           "SHOW GRANTS FOR app"};
+
+    for (size_t i = 0; i < sizeof(forms) / sizeof(forms[0]); i++) {
+        r = my_query(&m, forms[i]);
+
+        cr_assert_eq(r.code, 0, "%s: %d %s", forms[i], r.code, r.msg);
+        cr_assert_eq(r.ncols, 1, "%s", forms[i]);
+        cr_assert_eq(r.nrows, 1, "%s", forms[i]);
+        cr_assert_str_eq(r.col, "Grants for app@%", "%s", forms[i]);
+        cr_assert_str_eq(r.cell[0], "GRANT USAGE ON *.* TO 'app'@'%' REQUIRE SSL", "%s", forms[i]);
+    }
+    r = my_query(&m, "SHOW GRANTS FOR");
+    cr_assert_eq(r.code, 1064, "%d %s", r.code, r.msg);
+    my_close(&m);
+    clink_node_free(srv);
+}
+
+Test(mysql_sql, show_grants_for_another_account_needs_grant_all_and_names_no_such_grant)
+{
+    struct clink_node *srv = node();
+    uint16_t port = clink_node_port(srv);
+    struct my m;
+    struct reply r = my_login(&m, port, 1, NULL, NULL, "app", "apppw");
+    cr_assert_eq(r.code, 0, "%d %s", r.code, r.msg);
+
+    struct reply other = my_query(&m, "SHOW GRANTS FOR 'admin'@'%'");
+    struct reply missing = my_query(&m, "SHOW GRANTS FOR 'nobody'@'%'");
+    my_close(&m);
+    struct reply admin_sees = as_admin(port, "SHOW GRANTS FOR 'app'@'%'");
+    struct reply admin_missing = as_admin(port, "SHOW GRANTS FOR nobody@'10.0.%'");
+
+    /* MySQL 5.7's answer: SHOW GRANTS of another account wants SELECT on the mysql schema. Existence is not told. */
+    cr_assert_eq(other.code, 1044, "%d %s", other.code, other.msg);
+    cr_assert_str_eq(other.msg, "Access denied for user 'app'@'127.0.0.1' to database 'mysql'");
+    cr_assert_eq(missing.code, 1044, "%d %s", missing.code, missing.msg);
+    cr_assert_eq(admin_sees.code, 0, "%d %s", admin_sees.code, admin_sees.msg);
+    cr_assert_str_eq(admin_sees.cell[0], "GRANT USAGE ON *.* TO 'app'@'%' REQUIRE SSL");
+    cr_assert_eq(admin_missing.code, 1141, "%d %s", admin_missing.code, admin_missing.msg);
+    cr_assert_str_eq(admin_missing.msg, "There is no such grant defined for user 'nobody' on host '10.0.%'");
+    clink_node_free(srv);
+}
+
+/* Each REQUIRE as MySQL writes it, names quoted so that the line, run again, makes the same account. */
+Test(mysql_sql, show_grants_writes_require_and_quotes_names_so_the_line_runs_again)
+{
+    struct clink_account_spec s[] = {
+        {.user = "none", .require = "NONE", .password = "x"},
+        {.user = "cert", .host = "10.0.%", .require = "X509"},
+        {.user = "named", .require = "SUBJECT '/CN=o''brien\\\\x' AND ISSUER '/CN=clink CA'", .grant = "ALL"},
+        {.user = "suite", .require = "CIPHER 'TLS_AES_256_GCM_SHA384'", .password = "x"},
+    };
+    const char *want[] = {
+        "GRANT USAGE ON *.* TO 'none'@'%'",
+        "GRANT USAGE ON *.* TO 'cert'@'10.0.%' REQUIRE X509",
+        "GRANT ALL PRIVILEGES ON *.* TO 'named'@'%' REQUIRE ISSUER '/CN=clink CA' AND SUBJECT '/CN=o\\'brien\\\\x'",
+        "GRANT USAGE ON *.* TO 'suite'@'%' REQUIRE CIPHER 'TLS_AES_256_GCM_SHA384'",
+    };
+    char err[256] = "", sql[600];
+    for (size_t i = 0; i < 4; i++) {
+        cr_assert_eq(clink_accounts_add(acc, &s[i], err, sizeof(err)), 0, "%s", err);
+    }
+    struct clink_node *srv = node();
+    uint16_t port = clink_node_port(srv);
+
+    for (size_t i = 0; i < 4; i++) {
+        snprintf(sql, sizeof(sql), "SHOW GRANTS FOR '%s'@'%s'", s[i].user, s[i].host ? s[i].host : "%");
+        struct reply r = as_admin(port, sql);
+        cr_assert_eq(r.code, 0, "%s: %d %s", sql, r.code, r.msg);
+        cr_assert_str_eq(r.cell[0], want[i]);
+
+        /* The account dropped, the line makes it again (without its password, which no line shows). */
+        struct clink_account_info before, after;
+        cr_assert_eq(clink_accounts_get(acc, s[i].user, s[i].host, &before), 0);
+        cr_assert_eq(clink_accounts_drop(acc, s[i].user, s[i].host, err, sizeof(err)), 0, "%s", err);
+        struct reply again = as_admin(port, r.cell[0]);
+        cr_assert_eq(again.code, 0, "%s: %d %s", r.cell[0], again.code, again.msg);
+        cr_assert_eq(clink_accounts_get(acc, s[i].user, s[i].host, &after), 0);
+        before.has_password = 0;
+        cr_assert_eq(memcmp(&before, &after, sizeof(before)), 0, "%s did not make the account again", r.cell[0]);
+    }
+    clink_node_free(srv);
+}
+
+/* ---- FLUSH PRIVILEGES ---- */
+
+Test(mysql_sql, flush_privileges_reads_the_file_again_and_keeps_the_accounts_when_it_is_bad)
+{
+    struct clink_node *srv = node();
+    uint16_t port = clink_node_port(srv);
+    struct my m;
+    char err[256] = "";
+    /* Another writer (clink-accounts, say) adds an account to the file behind the node's back. */
+    struct clink_accounts *other;
+    cr_assert_eq(clink_accounts_load(acc_path, &other, err, sizeof(err)), 0, "%s", err);
+    struct clink_account_spec late = {.user = "late", .password = "latepw", .require = "SSL"};
+    cr_assert_eq(clink_accounts_add(other, &late, err, sizeof(err)), 0, "%s", err);
+    clink_accounts_free(other);
+    struct reply before = my_login(&m, port, 1, NULL, NULL, "late", "latepw");
+    my_close(&m);
+    struct reply r = my_login(&m, port, 1, NULL, NULL, "app", "apppw");
+    cr_assert_eq(r.code, 0);
+    struct reply refused = my_query(&m, "FLUSH PRIVILEGES");
+    my_close(&m);
+
+    struct reply flushed = as_admin(port, "flush privileges;");
+    struct reply after = my_login(&m, port, 1, NULL, NULL, "late", "latepw");
+    my_close(&m);
+
+    cr_assert_eq(before.code, 1045, "not loaded yet: %d", before.code);
+    cr_assert_eq(refused.code, 1227, "%d %s", refused.code, refused.msg);
+    cr_assert_str_eq(refused.msg,
+                     "Access denied; you need (at least one of) the RELOAD privilege(s) for this operation");
+    cr_assert_eq(flushed.code, 0, "%d %s", flushed.code, flushed.msg);
+    cr_assert_eq(after.code, 0, "read again: %d %s", after.code, after.msg);
+
+    /* A file that does not load: an error that says why, and the accounts in use stay. */
+    FILE *f = fopen(acc_path, "a");
+    cr_assert_not_null(f);
+    fputs("[broken@%]\nrequire = SOMETIMES\n", f);
+    fclose(f);
+    struct reply bad = as_admin(port, "FLUSH LOCAL PRIVILEGES");
+    cr_assert_eq(bad.code, 1105, "%d %s", bad.code, bad.msg);
+    cr_assert(strstr(bad.msg, "FLUSH PRIVILEGES: the accounts file did not load; the accounts in use are kept: ") ==
+                  bad.msg,
+              "%s", bad.msg);
+    cr_assert(strstr(bad.msg, "broken@%") != NULL, "names the section: %s", bad.msg);
+    cr_assert_eq(clink_accounts_count(acc), 3);
+    clink_node_free(srv);
+}
+
+/* ---- the server's grant_creates_user, live at a reload ---- */
+
+static void write_config(const char *path, const char *extra)
+{
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f);
+    fprintf(f,
+            "[server]\nssl_cert = node.pem\nssl_key = node-key.pem\nssl_ca = ca.pem\nport = 0\nworkers = 1\n"
+            "ops = OFF\naccounts_file = accounts.cnf\n%s",
+            extra);
+    cr_assert_eq(fclose(f), 0);
+    cr_assert_eq(chmod(path, 0600), 0);
+}
+
+Test(mysql_sql, grant_creates_user_from_the_config_and_live_at_a_reload)
+{
+    char path[400], err[512] = "";
+    ts_pki_path(&pki, "node.cnf", path, sizeof(path));
+    write_config(path, "grant_creates_user = OFF\n");
+    struct clink_server *srv = NULL;
+    cr_assert_eq(clink_server_new_from_config(path, NULL, &srv, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(clink_server_start(srv, err, sizeof(err)), 0, "%s", err);
+    uint16_t port = clink_server_port(srv);
+    struct clink_server_report rep;
+
+    struct reply off = as_admin(port, "GRANT USAGE ON *.* TO 'u1'@'%' REQUIRE SSL");
+    write_config(path, "grant_creates_user = ON\n");
+    int ret = clink_server_reload(srv, &rep);
+    struct reply on = as_admin(port, "GRANT USAGE ON *.* TO 'u1'@'%' REQUIRE SSL");
+    int ret2 = clink_server_reload(srv, &rep);
+    struct reply shown = as_admin(port, "SHOW GRANTS FOR u1");
+
+    cr_assert_eq(off.code, 1410, "%d %s", off.code, off.msg);
+    cr_assert_eq(ret, 0, "%s", rep.text);
+    cr_assert_eq(on.code, 0, "%d %s", on.code, on.msg);
+    cr_assert_str_eq(on.info, note);
+    cr_assert_eq(ret2, 0, "%s", rep.text);
+    cr_assert_eq(shown.code, 0, "%d %s", shown.code, shown.msg);
+    cr_assert_str_eq(shown.cell[0], "GRANT USAGE ON *.* TO 'u1'@'%' REQUIRE SSL");
+    cr_assert_eq(rep.changed & CLINK_SERVER_SQL, 0, "the second reload changed nothing: %s", rep.text);
+    clink_server_free(srv);
+}
+
+Test(mysql_sql, a_reload_reports_grant_creates_user_applied_live)
+{
+    char path[400], err[512] = "";
+    ts_pki_path(&pki, "node.cnf", path, sizeof(path));
+    write_config(path, "");
+    struct clink_server *srv = NULL;
+    cr_assert_eq(clink_server_new_from_config(path, NULL, &srv, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(clink_server_start(srv, err, sizeof(err)), 0, "%s", err);
+    struct clink_server_report rep;
+    write_config(path, "grant_creates_user = OFF\n");
+
+    int ret = clink_server_reload(srv, &rep);
+    struct reply r = as_admin(clink_server_port(srv), "GRANT USAGE ON *.* TO 'u2'@'%'");
+
+    cr_assert_eq(ret, 0, "%s", rep.text);
+    cr_assert_eq(rep.changed & CLINK_SERVER_SQL, CLINK_SERVER_SQL, "%x", rep.changed);
+    cr_assert_eq(rep.applied & CLINK_SERVER_SQL, CLINK_SERVER_SQL, "%x", rep.applied);
+    cr_assert_eq(rep.restart, 0, "no restart: %s", rep.text);
+    cr_assert(strstr(rep.text, "grant_creates_user OFF: now in effect.") != NULL, "%s", rep.text);
+    cr_assert_eq(r.code, 1410, "%d %s", r.code, r.msg);
+    clink_server_free(srv);
+}
+
+/* clink-admin update-config (clink_server_set_config) writes the key and the node applies it without a restart. */
+Test(mysql_sql, update_config_applies_grant_creates_user_without_a_restart)
+{
+    char path[400], err[512] = "";
+    ts_pki_path(&pki, "node.cnf", path, sizeof(path));
+    write_config(path, "");
+    struct clink_server *srv = NULL;
+    cr_assert_eq(clink_server_new_from_config(path, NULL, &srv, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(clink_server_start(srv, err, sizeof(err)), 0, "%s", err);
+    struct clink_server_edit e = {0};
+
+    int ret = clink_server_set_config(srv, "grant-creates-user", "OFF", "test", &e);
+    struct reply r = as_admin(clink_server_port(srv), "GRANT USAGE ON *.* TO 'u3'@'%'");
+
+    cr_assert_eq(ret, 0, "%s", e.why);
+    cr_assert_eq(e.outcome, CLINK_SERVER_EDIT_APPLIED, "%s: %s", clink_server_edit_outcome_name(e.outcome), e.why);
+    cr_assert_eq(r.code, 1410, "%d %s", r.code, r.msg);
+    cr_assert(strstr(slurp(path), "\ngrant_creates_user = OFF\n") != NULL, "%s", slurp(path));
+    clink_server_free(srv);
+}
