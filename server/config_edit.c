@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -274,10 +275,15 @@ static int replace_file(const char *path, const char *text, size_t len, mode_t m
     return 0;
 }
 
-static int refuse(struct clink_server_edit *out, int ret, const char *fmt, const char *a, const char *b)
+/* out refused, and why (cut to fit: a reason names files, which may be long). Returns ret. */
+static int refuse(struct clink_server_edit *out, int ret, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int refuse(struct clink_server_edit *out, int ret, const char *fmt, ...)
 {
     out->outcome = CLINK_SERVER_EDIT_REFUSED;
-    snprintf(out->why, sizeof(out->why), fmt, a, b);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(out->why, sizeof(out->why), fmt, ap);
+    va_end(ap);
     return ret;
 }
 
@@ -320,7 +326,7 @@ static struct edited_file *file_of(struct edit *ed, const char *path, char *why,
     struct stat sb;
     int r = read_text(path, &f->old, &f->oldlen);
     if (r < 0 || stat(path, &sb) != 0 || put(&f->now, f->old, f->oldlen) < 0) {
-        snprintf(why, cap, "%s: %s", path, strerror(r < 0 ? -r : errno ? errno : ENOMEM));
+        snprintf(why, cap, "%.300s: %s", path, strerror(r < 0 ? -r : errno ? errno : ENOMEM));
         free(f->old);
         free(f->now.p);
         memset(f, 0, sizeof(*f));
@@ -340,23 +346,23 @@ static int edit_key(struct clink_server *srv, struct edit *ed, const char *canon
     char err[512], fv[CLINK_CONFIG_PATH_MAX + 8];
     size_t ns = swaps_of(ed);
     if (clink__optfile_read_swapped(srv->path, ed->swaps, ns, locate, &w, err, sizeof(err)) < 0) {
-        return refuse(out, -CLINK_ECONFIG, "the config file cannot be read as it is: %s%s", err, "");
+        return refuse(out, -CLINK_ECONFIG, "the config file cannot be read as it is: %s", err);
     }
     if (w.line == 0 && realpath(srv->path, w.file) == NULL) {
         return refuse(out, -CLINK_ECONFIG, "%s: %s", srv->path, strerror(errno));
     }
     if (format_value(value, fv, sizeof(fv)) < 0) {
-        return refuse(out, -CLINK_EINVAL, "%s: value too long%s", canon, "");
+        return refuse(out, -CLINK_EINVAL, "%s: value too long", canon);
     }
     struct edited_file *f = file_of(ed, w.file, err, sizeof(err));
     if (f == NULL) {
-        return refuse(out, -CLINK_ECONFIG, "%s%s", err, "");
+        return refuse(out, -CLINK_ECONFIG, "%s", err);
     }
     struct text t = {0};
     int line = edited(f->now.p ? f->now.p : "", w.line, canon, fv, &t);
     if (line < 0) {
         free(t.p);
-        return refuse(out, -CLINK_ENOMEM, "out of memory%s%s", "", "");
+        return refuse(out, -CLINK_ENOMEM, "out of memory");
     }
     free(f->now.p);
     f->now = t;
@@ -388,7 +394,7 @@ static int set_locked(struct clink_server *srv, size_t n, char (*canon)[64], con
 {
     struct edit *ed = calloc(1, sizeof(*ed));
     if (ed == NULL) {
-        return refuse(out, -CLINK_ENOMEM, "out of memory%s%s", "", "");
+        return refuse(out, -CLINK_ENOMEM, "out of memory");
     }
     int ret = 0;
     for (size_t i = 0; i < n && ret == 0; i++) {
@@ -405,7 +411,7 @@ static int set_locked(struct clink_server *srv, size_t n, char (*canon)[64], con
     } else if (!any) {
         out->outcome = CLINK_SERVER_EDIT_UNCHANGED;
     } else if ((ret = clink__server_check(srv, ed->swaps, swaps_of(ed), chk)) < 0) {
-        refuse(out, ret, "the new setting is refused, nothing was written: %s%s", chk->why, "");
+        refuse(out, ret, "the new setting is refused, nothing was written: %s", chk->why);
     } else {
         unsigned restart = chk->restart;
         for (size_t i = 0; i < ed->nf && ret == 0; i++) {
@@ -417,7 +423,7 @@ static int set_locked(struct clink_server *srv, size_t n, char (*canon)[64], con
             snprintf(bak, sizeof(bak), "%.*s.bak", PATH_MAX - 1, f->path);
             if (replace_file(bak, f->old, f->oldlen, f->mode, err, sizeof(err)) < 0 ||
                 replace_file(f->path, f->now.p, f->now.n, f->mode, err, sizeof(err)) < 0) {
-                ret = refuse(out, -CLINK_ECONFIG, "%s; nothing was changed%s", err, "");
+                ret = refuse(out, -CLINK_ECONFIG, "%s; nothing was changed", err);
             }
             f->written = ret == 0;
             if (ret == 0 && out->backup[0] == '\0') {
@@ -432,7 +438,7 @@ static int set_locked(struct clink_server *srv, size_t n, char (*canon)[64], con
             char why[sizeof(chk->why)];
             snprintf(why, sizeof(why), "%s", chk->why);
             put_back(ed);
-            refuse(out, ret, "applying it failed (%s); the files were put back as they were%s", why, "");
+            refuse(out, ret, "applying it failed (%s); the files were put back as they were", why);
         } else {
             out->outcome = restart ? CLINK_SERVER_EDIT_RESTART : CLINK_SERVER_EDIT_APPLIED;
         }
@@ -467,37 +473,38 @@ int clink_server_set_configs(struct clink_server *srv, size_t n, const char *con
     memset(out, 0, sizeof(*out));
     who = who ? who : "the application";
     if (srv == NULL || keys == NULL || values == NULL || n == 0 || n > CLINK_SERVER_EDIT_MAX_KEYS) {
-        return refuse(out, -CLINK_EINVAL, "a server and 1 to %s keys with their values are needed%s", "16", "");
+        return refuse(out, -CLINK_EINVAL, "a server and 1 to %d keys with their values are needed",
+                      CLINK_SERVER_EDIT_MAX_KEYS);
     }
     if (clink_thread_is_worker()) {
-        return refuse(out, -CLINK_EWOULDBLOCK, "clink_server_set_config reloads the node: call it off a worker%s%s", "",
-                      "");
+        return refuse(out, -CLINK_EWOULDBLOCK, "clink_server_set_config reloads the node: call it off a worker");
     }
     if (srv->path == NULL) {
-        return refuse(out, -CLINK_EINVAL, "this node was built from options, not a config file: nothing to edit%s%s",
-                      "", "");
+        return refuse(out, -CLINK_EINVAL, "this node was built from options, not a config file: nothing to edit");
     }
     char canon[CLINK_SERVER_EDIT_MAX_KEYS][64];
     char said[1024] = "";
     for (size_t i = 0; i < n; i++) {
         const char *key = keys[i], *value = values[i];
         if (key == NULL || value == NULL) {
-            return refuse(out, -CLINK_EINVAL, "a key without a value%s%s", "", "");
+            return refuse(out, -CLINK_EINVAL, "a key without a value");
         }
         if (clink__config_key_of(key, canon[i], sizeof(canon[i])) < 0 || strncasecmp(key, "skip", 4) == 0 ||
             strncasecmp(key, "disable", 7) == 0 || strncasecmp(key, "enable", 6) == 0) {
-            return refuse(out, -CLINK_EINVAL, "%s: not a [server] key clink reads (see docs/config.md)%s", key, "");
+            return refuse(out, -CLINK_EINVAL, "%s: not a [server] key clink reads (see docs/config.md)", key);
         }
         if (strpbrk(value, "\n\r") != NULL) {
-            return refuse(out, -CLINK_EINVAL, "%s: a value is one line%s", key, "");
+            return refuse(out, -CLINK_EINVAL, "%s: a value is one line", key);
         }
         for (size_t k = 0; k < i; k++) {
             if (strcmp(canon[k], canon[i]) == 0) {
-                return refuse(out, -CLINK_EINVAL, "%s: given twice%s", canon[i], "");
+                return refuse(out, -CLINK_EINVAL, "%s: given twice", canon[i]);
             }
         }
         size_t l = strlen(said);
-        snprintf(said + l, sizeof(said) - l, "%s%s = %.200s", i ? ", " : "", canon[i], value);
+        if (l + 300 < sizeof(said)) {
+            snprintf(said + l, 300, "%s%.63s = %.200s", i ? ", " : "", canon[i], value);
+        }
     }
     snprintf(out->key, sizeof(out->key), "%s", canon[0]);
     pthread_mutex_lock(&edit_mu);
