@@ -25,6 +25,7 @@
 #include "clink/pool.h"
 #include "clink/transport.h"
 #include "ops/ops_int.h"
+#include "ops/samples.h"
 
 #define MAX_QUEUED 64 /* requests waiting for the ops thread; more get 503 at once */
 #define MAX_READS  48 /* of which GETs: anonymous readers cannot crowd out an administrator's POST */
@@ -59,6 +60,7 @@ struct clink_ops {
     clink_log_fn log;
     void *log_user;
     enum clink_log_level log_level;
+    struct clink__sampler *sampler; /* the page's charts: its own thread, a tick a second (samples.h) */
 
     pthread_t thread;
     int started;
@@ -154,6 +156,7 @@ static int snapshot(struct clink_ops *ops, struct clink__ops_snapshot *s)
     s->workers = clink_node_workers(ops->node);
     s->secure = clink_node_secure_transport(ops->node);
     s->warn_days = ops->warn_days;
+    s->hist = clink__sampler_samples(ops->sampler);
     clink_node_get_stats(ops->node, &s->stats);
     clink_accounts_login_stats(ops->accounts, &s->logins);
     int ret = clink_node_links(ops->node, &s->links, &s->nlinks);
@@ -689,8 +692,13 @@ int clink_ops_new(const struct clink_ops_opts *o, struct clink_ops **out)
 
     pthread_mutex_init(&ops->mu, NULL);
     pthread_cond_init(&ops->cv, NULL);
+    int ret = clink__sampler_new(ops->node, &ops->sampler);
+    if (ret < 0) {
+        clink_ops_free(ops);
+        return ret;
+    }
     /* The thread first: once the port is the node's, ops must live as long as the node (no undoing it). */
-    int ret = -pthread_create(&ops->thread, NULL, ops_thread, ops);
+    ret = -pthread_create(&ops->thread, NULL, ops_thread, ops);
     ops->started = ret == 0;
     if (ret == 0) {
         ret = clink_node_listen_https(o->node, o->addr ? o->addr : "127.0.0.1", o->port, o->tls, on_http, ops);
@@ -707,7 +715,13 @@ void clink_ops_set_cluster(struct clink_ops *ops, struct clink_cluster *cl)
 {
     if (ops != NULL) {
         atomic_store(&ops->cluster, cl);
+        clink__sampler_set_cluster(ops->sampler, cl);
     }
+}
+
+struct clink__sampler *clink__ops_sampler(struct clink_ops *ops)
+{
+    return ops->sampler;
 }
 
 void clink_ops_free(struct clink_ops *ops)
@@ -722,6 +736,7 @@ void clink_ops_free(struct clink_ops *ops)
     if (ops->started) {
         pthread_join(ops->thread, NULL);
     }
+    clink__sampler_free(ops->sampler);
     clink_accounts_free(ops->accounts);
     pthread_mutex_destroy(&ops->mu);
     pthread_cond_destroy(&ops->cv);

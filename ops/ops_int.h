@@ -13,6 +13,9 @@
 #include "clink/accounts.h"
 #include "clink/ops.h"
 
+struct clink__samples;
+struct clink__sampler;
+
 /* A certificate in use and where it is used. */
 struct clink__ops_cert {
     struct clink_cert_info ci;
@@ -36,6 +39,7 @@ struct clink__ops_snapshot {
     size_t npeers;
     struct clink__ops_cert *certs;
     size_t ncerts;
+    struct clink__samples *hist; /* the charts' ring (samples.h), NULL: none; the page locks it while drawing */
     /* the last reload asked for over HTTPS */
     int64_t reload_at; /* 0: none yet */
     int reload_ok;
@@ -75,5 +79,21 @@ int clink__ops_cluster(struct clink_node *node, struct clink_cluster *cl, const 
 int clink__ops_metrics(const struct clink__ops_snapshot *s, struct clink__sbuf *out);
 int clink__ops_json(const struct clink__ops_snapshot *s, struct clink__sbuf *out);
 int clink__ops_page(const struct clink__ops_snapshot *s, struct clink__sbuf *out);
+
+/*
+ * The page's pictures (render_charts.c, timeline.c), with s->hist locked by
+ * the caller: the node's charts over 15 minutes, each peer's, a calls/s
+ * sparkline for one row of the nodes table (peer NULL: this node), and the
+ * certificate expiry timeline, with the CSS they need.
+ */
+void clink__ops_node_charts(const struct clink__ops_snapshot *s, struct clink__sbuf *b);
+void clink__ops_peer_charts(const struct clink__ops_snapshot *s, struct clink__sbuf *b);
+void clink__ops_sparkline(const struct clink__ops_snapshot *s, struct clink__sbuf *b, const char *peer, const char *id);
+void clink__ops_timeline(const struct clink__ops_snapshot *s, struct clink__sbuf *b);
+extern const char clink__chart_css[];
+extern const char clink__timeline_css[];
+
+/* ops.c: the endpoint's sampler, so that a test can tick it (clink__sampler_tick) instead of waiting. */
+struct clink__sampler *clink__ops_sampler(struct clink_ops *ops);
 
 #endif

@@ -4,6 +4,7 @@
  * that needs no script and no outside resource (the page's CSP forbids both).
  */
 #include <cjson/cJSON.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +18,7 @@
 #include "clink/transport.h"
 #include "clink/version.h"
 #include "ops/ops_int.h"
+#include "ops/samples.h"
 
 /* ---- text buffer ---- */
 
@@ -544,7 +546,59 @@ static const char *expiry_class(const struct clink__ops_snapshot *s, int64_t not
     return not_after - s->now < (int64_t)s->warn_days * 86400 ? "expiring" : "";
 }
 
+/*
+ * One row of the nodes table: what this node knows of a node of the
+ * cluster, itself or a peer (from its pool). A row is filled first and
+ * printed in one place, so that another source (a node's own ops port, once
+ * an aggregator learns where each leaf's is) can fill more of it.
+ */
+struct node_row {
+    const char *cls;  /* "self" or "peer" */
+    const char *name; /* as configured; escaped when printed */
+    const char *role;
+    char address[80];
+    int up;
+    size_t links; /* open or draining, dialled by this node (its own: all of them) */
+    char encryption[64];
+    int plain; /* some links in plaintext: the cell is highlighted */
+    uint64_t calls_ok;
+    const char *peer; /* whose history draws the sparkline; NULL: this node's */
+    char spark_id[32];
+};
+
+static void node_row(const struct clink__ops_snapshot *s, struct clink__sbuf *b, const struct node_row *r)
+{
+    char t[64];
+    clink__sb_printf(b, "<tr class=\"%s\">", r->cls);
+    td(b, NULL, r->name);
+    td(b, NULL, r->role);
+    td(b, NULL, r->address);
+    td(b, r->up ? "up" : "down", r->up ? "up" : "down");
+    snprintf(t, sizeof(t), "%zu", r->links);
+    td(b, NULL, t);
+    td(b, r->plain ? "plain" : "", r->encryption);
+    snprintf(t, sizeof(t), "%llu", (unsigned long long)r->calls_ok);
+    td(b, NULL, t);
+    clink__sb_printf(b, "<td class=\"spark\">");
+    clink__ops_sparkline(s, b, r->peer, r->spark_id);
+    clink__sb_printf(b, "</td></tr>\n");
+}
+
+static int page(const struct clink__ops_snapshot *s, struct clink__sbuf *b);
+
 int clink__ops_page(const struct clink__ops_snapshot *s, struct clink__sbuf *b)
+{
+    if (s->hist != NULL) {
+        pthread_mutex_lock(&s->hist->mu); /* the sampler's ring: one tick is recorded whole or not at all */
+    }
+    int ret = page(s, b);
+    if (s->hist != NULL) {
+        pthread_mutex_unlock(&s->hist->mu);
+    }
+    return ret;
+}
+
+static int page(const struct clink__ops_snapshot *s, struct clink__sbuf *b)
 {
     char t[512];
     size_t plain = clink__ops_plaintext_links(s);
@@ -557,8 +611,9 @@ int clink__ops_page(const struct clink__ops_snapshot *s, struct clink__sbuf *b)
                         "th,td{border:1px solid #ccc;padding:.25em .6em;text-align:left;font-size:90%%}"
                         "th{background:#f0f0f0}.expiring{background:#fff1a8;font-weight:bold}"
                         ".expired{background:#f8b4b4;font-weight:bold}.plain{background:#fde2c8}"
-                        ".down{color:#b00;font-weight:bold}.up{color:#070}"
-                        "</style></head><body>\n<h1>clink node <span id=\"node-name\">");
+                        ".down{color:#b00;font-weight:bold}.up{color:#070}");
+    clink__sb_printf(b, "%s%s</style></head><body>\n<h1>clink node <span id=\"node-name\">", clink__chart_css,
+                     clink__timeline_css);
     clink__sb_html(b, s->name);
     clink__sb_printf(b,
                      "</span></h1>\n<p id=\"summary\">clink %s, port %u, %u workers. Transport security: "
@@ -575,53 +630,53 @@ int clink__ops_page(const struct clink__ops_snapshot *s, struct clink__sbuf *b)
         clink__sb_printf(b, "</p>\n");
     }
 
-    /* The cluster as this node sees it: itself and the peers it calls. */
+    clink__ops_node_charts(s, b);
+
+    /* The cluster as this node sees it, in one view: itself and the peers it calls, a row each. */
     clink__sb_printf(b, "<h2>Nodes</h2>\n<table id=\"nodes\"><tr><th>Node</th><th>Role</th><th>Address</th>"
-                        "<th>State</th><th>Links</th><th>Encryption</th><th>Calls ok</th></tr>\n");
-    clink__sb_printf(b, "<tr class=\"self\">");
-    td(b, NULL, s->name);
-    td(b, NULL, "this node");
-    snprintf(t, sizeof(t), "port %u", s->port);
-    td(b, NULL, t);
-    td(b, "up", "up");
-    snprintf(t, sizeof(t), "%zu", s->nlinks);
-    td(b, NULL, t);
-    td(b, NULL, clink_secure_transport_name(s->secure));
-    snprintf(t, sizeof(t), "%llu", (unsigned long long)s->stats.calls_ok);
-    td(b, NULL, t);
-    clink__sb_printf(b, "</tr>\n");
+                        "<th>State</th><th>Links</th><th>Encryption</th><th>Calls ok</th>"
+                        "<th>Calls/s, 15 min</th></tr>\n");
+    struct node_row self = {.cls = "self",
+                            .name = s->name,
+                            .role = "this node",
+                            .up = 1,
+                            .links = s->nlinks,
+                            .calls_ok = s->stats.calls_ok,
+                            .spark_id = "spark-node"};
+    snprintf(self.address, sizeof(self.address), "port %u", s->port);
+    snprintf(self.encryption, sizeof(self.encryption), "%s", clink_secure_transport_name(s->secure));
+    node_row(s, b, &self);
     for (size_t i = 0; i < s->npeers; i++) {
         const struct clink_peer_info *p = &s->peers[i];
-        size_t n = 0, tls = 0, ktls = 0;
+        struct node_row r = {.cls = "peer",
+                             .name = p->name,
+                             .role = p->role == CLINK_ROLE_AGGREGATOR ? "aggregator" : "leaf",
+                             .up = p->stats.up,
+                             .calls_ok = p->stats.calls_ok,
+                             .peer = p->name};
+        snprintf(r.address, sizeof(r.address), "%s:%u", p->host, p->port);
+        snprintf(r.spark_id, sizeof(r.spark_id), "spark-peer-%zu", i);
+        size_t tls = 0, ktls = 0;
         for (size_t k = 0; k < s->nlinks; k++) {
             const struct clink_conn_status *l = &s->links[k];
             if (!l->is_server && !strcmp(l->label, p->name) && live(l)) {
-                n++;
+                r.links++;
                 tls += l->mode != CLINK_MODE_PLAIN;
                 ktls += !strcmp(clink__ops_link_mode(l), "ktls");
             }
         }
-        clink__sb_printf(b, "<tr class=\"peer\">");
-        td(b, NULL, p->name);
-        td(b, NULL, p->role == CLINK_ROLE_AGGREGATOR ? "aggregator" : "leaf");
-        snprintf(t, sizeof(t), "%s:%u", p->host, p->port);
-        td(b, NULL, t);
-        td(b, p->stats.up ? "up" : "down", p->stats.up ? "up" : "down");
-        snprintf(t, sizeof(t), "%zu", n);
-        td(b, NULL, t);
-        if (n == 0) {
-            snprintf(t, sizeof(t), "-");
-        } else if (tls == n) {
-            snprintf(t, sizeof(t), "TLS on all %zu (%zu kTLS)", n, ktls);
+        if (r.links == 0) {
+            snprintf(r.encryption, sizeof(r.encryption), "-");
+        } else if (tls == r.links) {
+            snprintf(r.encryption, sizeof(r.encryption), "TLS on all %zu (%zu kTLS)", r.links, ktls);
         } else {
-            snprintf(t, sizeof(t), "%zu of %zu in PLAINTEXT", n - tls, n);
+            snprintf(r.encryption, sizeof(r.encryption), "%zu of %zu in PLAINTEXT", r.links - tls, r.links);
+            r.plain = 1;
         }
-        td(b, tls == n ? "" : "plain", t);
-        snprintf(t, sizeof(t), "%llu", (unsigned long long)p->stats.calls_ok);
-        td(b, NULL, t);
-        clink__sb_printf(b, "</tr>\n");
+        node_row(s, b, &r);
     }
     clink__sb_printf(b, "</table>\n");
+    clink__ops_peer_charts(s, b);
 
     clink__sb_printf(b, "<h2>Links</h2>\n<table id=\"links\"><tr><th>Id</th><th>Direction</th><th>Peer</th>"
                         "<th>Role</th><th>State</th><th>Encryption</th><th>Cipher</th><th>kTLS</th>"
@@ -664,8 +719,10 @@ int clink__ops_page(const struct clink__ops_snapshot *s, struct clink__sbuf *b)
     }
     clink__sb_printf(b, "</table>\n");
 
+    clink__sb_printf(b, "<h2>Certificates</h2>\n");
+    clink__ops_timeline(s, b);
     clink__sb_printf(b,
-                     "<h2>Certificates</h2>\n<p>Highlighted: expiring within %u days, or expired.</p>\n"
+                     "<p>Highlighted: expiring within %u days, or expired.</p>\n"
                      "<table id=\"certificates\"><tr><th>Use</th><th>Kind</th><th>Subject</th><th>Issuer</th>"
                      "<th>Serial</th><th>Expires</th></tr>\n",
                      s->warn_days);

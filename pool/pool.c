@@ -90,10 +90,21 @@ static void count_failure(struct clink_pool *p, int status)
     }
 }
 
-/* Complete a pool call to its owner (never from inside clink_pool_call_start). */
-void clink__pool_call_finish(struct clink_pool_call *pc, int status, const uint8_t *resp, size_t len)
+/* Complete a pool call to its owner at now (the clock, read once by the caller). */
+static void finish_at(struct clink_pool_call *pc, int status, const uint8_t *resp, size_t len, uint64_t now)
 {
     struct clink_pool *p = pc->priv.pool;
+    uint64_t took = now > pc->priv.start_ns ? now - pc->priv.start_ns : 0;
+    atomic_fetch_add_explicit(&p->latency[clink_latency_bucket(took)], 1, memory_order_relaxed);
+    if (status == 0 || status == -CLINK_EREMOTE) {
+        /* Answered: the request went and an answer came back (clink_pool_traffic counts these payloads). */
+        size_t out = 0;
+        for (unsigned i = 0; i < pc->call.iovcnt; i++) {
+            out += pc->call.iov[i].iov_len;
+        }
+        atomic_fetch_add_explicit(&p->bytes_out, out, memory_order_relaxed);
+        atomic_fetch_add_explicit(&p->bytes_in, len, memory_order_relaxed);
+    }
     if (status == 0) {
         atomic_fetch_add(&p->calls_ok, 1);
     } else {
@@ -104,6 +115,12 @@ void clink__pool_call_finish(struct clink_pool_call *pc, int status, const uint8
     pc->call.timeout_ms = pc->priv.timeout_ms;
     pc->call.cb(&pc->call, status, resp, len);
     clink_pool_release(p);
+}
+
+/* Complete a pool call to its owner (never from inside clink_pool_call_start). */
+void clink__pool_call_finish(struct clink_pool_call *pc, int status, const uint8_t *resp, size_t len)
+{
+    finish_at(pc, status, resp, len, clink__now_ns());
 }
 
 static void on_call_done(struct clink_call *call, int status, const uint8_t *resp, size_t len);
@@ -217,7 +234,8 @@ static void on_call_done(struct clink_call *call, int status, const uint8_t *res
             clink__cluster_kick(p->cl);
         }
     }
-    atomic_store(&s->last_used_ns, clink__now_ns());
+    uint64_t now = clink__now_ns(); /* the slot's last use, and the call's end (its latency) */
+    atomic_store(&s->last_used_ns, now);
     atomic_fetch_sub(&s->inflight, 1);
     /*
      * Retry a lost call only for idempotent methods, within the budget and
@@ -242,7 +260,7 @@ static void on_call_done(struct clink_call *call, int status, const uint8_t *res
         atomic_fetch_add(&cl->retry_tokens, 100); /* no budget: give back what we took */
     }
     atomic_fetch_sub(&p->busy, 1); /* finish touches the pool, never the cluster */
-    clink__pool_call_finish(pc, status, resp, len);
+    finish_at(pc, status, resp, len, now);
 }
 
 int clink_pool_call_start(struct clink_pool *p, struct clink_pool_call *pc)
@@ -260,7 +278,8 @@ int clink_pool_call_start(struct clink_pool *p, struct clink_pool_call *pc)
     pc->priv.cb = pc->call.cb;
     pc->priv.user = pc->call.user;
     pc->priv.timeout_ms = pc->call.timeout_ms;
-    pc->priv.deadline_ns = pc->call.timeout_ms ? clink__now_ns() + (uint64_t)pc->call.timeout_ms * 1000000ull : 0;
+    pc->priv.start_ns = clink__now_ns();
+    pc->priv.deadline_ns = pc->call.timeout_ms ? pc->priv.start_ns + (uint64_t)pc->call.timeout_ms * 1000000ull : 0;
     /* Every idempotent call earns a little retry budget (capped at 10 retries' worth); others cost nothing here. */
     if (idempotent(cl, pc->call.method)) {
         unsigned pct = cl->o.retry_budget_percent;

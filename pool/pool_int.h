@@ -71,6 +71,8 @@ struct clink_pool {
 
     _Atomic uint64_t calls_started, calls_ok, f_unavail, f_timeout, f_closed, f_remote, f_other;
     _Atomic uint64_t hs_full, hs_resumed, hs_failed, reconnects, recycles, retries, pings_failed;
+    _Atomic uint64_t bytes_out, bytes_in;            /* payloads: clink_pool_get_traffic */
+    _Atomic uint64_t latency[CLINK_LATENCY_BUCKETS]; /* finished calls; 800 bytes */
 };
 
 struct clink_cluster {

@@ -7,7 +7,9 @@
 # own 10-day certificate highlighted as expiring. The same browser must refuse
 # the page of a node whose HTTPS certificate comes from another CA
 # (net::ERR_CERT_AUTHORITY_INVALID), and the aggregator's page without the NSS
-# trust. Skipped (77) only when chromium or certutil is not installed
+# trust. Under traffic (clink-bench's fan-out through the aggregator), the page's
+# charts must be SVGs with their lines, and their points must differ between two
+# loads 2.5 s apart: the charts are drawn and move. Skipped (77) only when chromium or certutil is not installed
 # (scripts/deps.sh installs chromium, libnss3-tools and curl).
 set -u
 bin=$1 # build dir
@@ -99,12 +101,13 @@ certutil -d "sql:$home/.pki/nssdb" -N --empty-password >"$t/certutil.out" 2>&1 &
   certutil -d "sql:$home/.pki/nssdb" -L >>"$t/certutil.out" 2>&1 && grep -q "clink-test-ca *C,," "$t/certutil.out" &&
   ok "NSS database with clink-test-ca trusted (C,,)" || { no "certutil"; cat "$t/certutil.out"; exit 1; }
 
-# browse HOME URL NAME: headless Chromium's DOM of URL in $t/NAME.html, its stderr in $t/NAME.err.
+# browse HOME URL NAME [FLAG]: headless Chromium's DOM of URL in $t/NAME.html, its stderr in $t/NAME.err.
 # --no-sandbox: Chromium refuses to start as root without it (CI runs as root); it turns off
 # the renderer's sandbox only, not certificate verification. A fresh profile each time.
+# FLAG --enable-logging=stderr: the console (Content-Security-Policy violations) goes to NAME.err.
 browse() {
   HOME=$1 XDG_CONFIG_HOME=$1/.config XDG_CACHE_HOME=$1/.cache \
-    timeout -k 5 60 "$chromium" --headless=new --no-sandbox --disable-gpu --no-first-run \
+    timeout -k 5 60 "$chromium" --headless=new --no-sandbox --disable-gpu --no-first-run ${4:-} \
     --user-data-dir="$t/profile-$3" --dump-dom "$2" </dev/null >"$t/$3.html" 2>"$t/$3.err"
   echo "chromium $2 ($3): exit $?, $(wc -c <"$t/$3.html") bytes of DOM"
 }
@@ -149,6 +152,60 @@ grep -Eq '^<tr class="cert"><td>peer leaf1</td><td>own</td><td>CN=leaf1</td>' "$
   { no "certificates: only the expiring ones highlighted"; cat "$t/certs"; }
 [ -z "$(cert_error agg1)" ] && ok "no certificate error loading agg1's page" || no "certificate error on agg1: $(cert_error agg1)"
 [ $fail -eq 0 ] || show agg1
+
+# The charts: drawn, and moving. Traffic first: clink-bench's fan-out through agg1 to leaf1 (agg1's pool makes
+# the calls), about 10 s of it; two loads of the page 2.5 s apart while it runs must draw different points.
+aport=$(cat "$t/agg1.port")
+"$bin/bench/clink-bench" --target "127.0.0.1:$port1" --aggregator "127.0.0.1:$aport" --name localhost \
+  --cert "$t/pki/agg1.pem" --key "$t/pki/agg1-key.pem" --ca "$ca" --scenarios fanout --modes tls \
+  --duration-ms 2000 --warmup-ms 300 --workers 1 --connections 1 --concurrency 4 >"$t/bench.out" 2>&1 &
+bench=$!
+pids="$pids $bench"
+sleep 3
+browse "$home" "https://localhost:$aops/" charts1 --enable-logging=stderr
+sleep 2.5
+browse "$home" "https://localhost:$aops/" charts2 --enable-logging=stderr
+# figure ID <NAME.html: that chart's <figure>, on one line
+figure() {
+  awk -v id="$1" '{ s = s $0 } END {
+    i = index(s, "<figure class=\"chart\" id=\"" id "\">"); if (i == 0) exit 1
+    s = substr(s, i); print substr(s, 1, index(s, "</figure>") + 8) }'
+}
+# points ID <NAME.html: the points of every polyline of that chart, on one line ("" if it has none)
+points() {
+  figure "$1" | awk '{ s = $0 } END {
+    while ((j = index(s, "points=\"")) > 0) { s = substr(s, j + 8); k = index(s, "\""); printf "%s|", substr(s, 1, k - 1); s = substr(s, k) }
+    print "" }'
+}
+drawn=0 missing=""
+for c in node-calls node-bytes node-p99 node-handshakes peer-0-calls peer-0-bytes peer-0-p99 peer-0-handshakes; do
+  p=$(points "chart-$c" <"$t/charts2.html") && [ -n "$p" ] &&
+    figure "chart-$c" <"$t/charts2.html" | grep -Eq '<svg class="chart"[^>]*>.*<text [^>]*class="axis-max">[0-9.]+ ?[kMG]?(/s|B/s| µs| ms| s)</text>.*<polyline class="s0" points="[0-9]' &&
+    drawn=$((drawn + 1)) || missing="$missing $c"
+done
+[ $drawn -eq 8 ] && ok "charts: agg1's and leaf1's calls/s, bytes/s, p99 and handshakes are SVGs with their lines" ||
+  no "charts without an SVG line:$missing"
+grep -q '<figure class="chart" id="spark-node">' "$t/charts2.html" && grep -q '<figure class="chart" id="spark-peer-0">' "$t/charts2.html" &&
+  ok "nodes table: a calls/s sparkline on agg1's and leaf1's rows" || no "nodes table: sparklines"
+a=$(points chart-node-calls <"$t/charts1.html") b=$(points chart-node-calls <"$t/charts2.html")
+pa=$(points chart-peer-0-calls <"$t/charts1.html") pb=$(points chart-peer-0-calls <"$t/charts2.html")
+[ -n "$a" ] && [ -n "$b" ] && [ "$a" != "$b" ] && [ "$pa" != "$pb" ] &&
+  ok "charts move: agg1's and leaf1's calls/s points differ 2.5 s apart under traffic ($(echo "$b" | tr ' ' '\n' | wc -l) points now)" ||
+  { no "charts do not move: agg1 calls/s '$a' then '$b'; leaf1 '$pa' then '$pb'"; cat "$t/bench.out"; }
+grep -Eq 'id="chart-node-calls"><figcaption[^>]*><strong>Calls/s</strong>: now <span class="now">[0-9.]+k?/s</span>' "$t/charts2.html" &&
+  ok "charts: the current value in words ($(grep -Eo 'id="chart-node-calls"><figcaption[^>]*><strong>Calls/s</strong>: now <span class="now">[^<]*' "$t/charts2.html" | sed 's/.*>//'))" ||
+  no "charts: no current calls/s in words"
+grep -q '<svg class="timeline" id="expiry-timeline"' "$t/charts2.html" &&
+  grep -Eq '<g class="tl-cert tl-expiring"><title>CN=agg1 \(node, own\)' "$t/charts2.html" &&
+  grep -Eq '<g class="tl-cert"><title>CN=leaf1 \(peer leaf1, own\)' "$t/charts2.html" &&
+  ok "expiry timeline: agg1's 10-day certificate marked, leaf1's not" ||
+  { no "expiry timeline"; awk '{ s = s $0 } END { i = index(s, "expiry-timeline"); print substr(s, i, 3000) }' "$t/charts2.html"; }
+grep -i 'content security policy' "$t/charts1.err" "$t/charts2.err" >"$t/csp" &&
+  { no "the browser's console reports a Content-Security-Policy violation"; cat "$t/csp"; } ||
+  ok "no Content-Security-Policy violation in the browser's console (inline SVG and its styles are allowed)"
+kill -TERM "$bench" 2>/dev/null; wait "$bench" 2>/dev/null
+pids=$(echo "$pids" | sed "s/ $bench\$//")
+[ $fail -eq 0 ] || show charts2
 
 # Another CA's certificate on web1's HTTPS port: the same browser and NSS database must refuse the page.
 browse "$home" "https://localhost:$wops/" web1

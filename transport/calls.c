@@ -43,6 +43,12 @@ void clink__conn_release_pending(struct clink_conn *c)
 void clink__call_finish(struct clink_worker *w, struct clink_call *call, int status, const uint8_t *p, size_t n)
 {
     call->priv.state = 0;
+    if (call->priv.start_ns != 0) {
+        /* An application thread's clock read may be newer than this pass's: such a call took no time. */
+        uint64_t took = w->now_ns > call->priv.start_ns ? w->now_ns - call->priv.start_ns : 0;
+        unsigned b = clink_latency_bucket(took); /* once: STAT_ADD names its field twice */
+        STAT_ADD(w, call_latency[b], 1);
+    }
     if (status == 0) {
         STAT_ADD(w, calls_ok, 1);
     } else {

@@ -20,6 +20,9 @@ static int start(struct clink_conn *conn, struct clink_call *call, int ping)
     call->priv.ping = ping;
     call->priv.next = NULL;
     call->priv.state = 0;
+    /* Timed from here (its latency): on a worker, with the clock its loop read when it woke (worker.c). */
+    struct clink_worker *cw = clink__current_worker;
+    call->priv.start_ns = ping ? 0 : cw != NULL ? cw->now_ns : clink__now_ns();
     call->priv.id = atomic_fetch_add_explicit(&conn->next_call_id, 1, memory_order_relaxed);
     if (clink__current_worker == conn->w) {
         return clink__conn_start_call(conn, call, 1);

@@ -163,6 +163,7 @@ struct clink__stats {
     _Atomic uint64_t calls_failed_timeout, calls_failed_remote, calls_failed_canceled, calls_failed_closed,
         calls_failed_other;
     _Atomic uint64_t refused_max_connections, refused_max_user_connections, refused_max_node_links, idle_closed;
+    _Atomic uint64_t call_latency[CLINK_LATENCY_BUCKETS]; /* clink_node_call_latency: 800 bytes a worker */
 };
 #define STAT_ADD(w, field, n)                                                                                          \
     atomic_store_explicit(&(w)->stats.field, atomic_load_explicit(&(w)->stats.field, memory_order_relaxed) + (n),      \
@@ -251,6 +252,13 @@ struct clink_worker {
 
     struct clink_features feat;
     struct clink__stats stats;
+    /*
+     * The clock when the loop last woke: calls started or ended on this
+     * worker are timed with it (clink_node_call_latency), one clock read a
+     * pass for all of them rather than two a call; a call's latency is then
+     * late or early by at most the pass's own work.
+     */
+    uint64_t now_ns;
 } __attribute__((aligned(64)));
 
 struct clink_handler {

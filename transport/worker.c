@@ -494,6 +494,7 @@ void clink__mark_dirty(struct clink_conn *c)
 
 static void loop(struct clink_worker *w)
 {
+    w->now_ns = clink__now_ns();
     while (!(w->stopping && w->nconns == 0 && !w->accept_armed && !w->https_armed && w->canceled == NULL)) {
         struct __kernel_timespec ts, *tsp = NULL;
         struct clink__timer *t = clink__timers_min(&w->timers);
@@ -515,6 +516,7 @@ static void loop(struct clink_worker *w)
         struct io_uring_cqe *cqe;
         int ret = io_uring_submit_and_wait_timeout(&w->ring, &cqe, 1, tsp, NULL);
         atomic_store(&w->sleeping, 0);
+        w->now_ns = clink__now_ns(); /* one read for every call this pass starts or ends (their latency) */
         if (ret < 0 && ret != -ETIME && ret != -EINTR && ret != -EAGAIN && ret != -EBUSY) {
             CLINK_LOG(&w->node->log, CLINK_LOG_ERROR, "transport", 0, "worker %u: io_uring wait: %s", w->idx,
                       clink_strerror(ret));

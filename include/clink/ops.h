@@ -3,7 +3,9 @@
  * by the node's own workers on a second port (clink_node_listen_https):
  *
  *   GET  /                   a page for people: the node, its peers and links,
- *                            what is encrypted and how, certificates expiring soon
+ *                            what is encrypted and how, certificates expiring soon,
+ *                            and the last 15 minutes as charts (sampled once a
+ *                            second by a thread of the endpoint's own)
  *   GET  /metrics            Prometheus text format (clink_* metrics)
  *   GET  /status             JSON: the node, its certificates, peers and every link
  *   POST /reload             reload certificates (and what the application's
@@ -118,7 +120,12 @@ struct clink_ops_opts {
  */
 CLINK_API CLINK_MUST_USE int clink_ops_new(const struct clink_ops_opts *opts, struct clink_ops **out);
 
-/* The cluster whose pools to show (set once it exists; NULL: none). Thread: any. */
+/*
+ * The cluster whose pools to show and chart (set once it exists; NULL:
+ * none). Once it returns, the sampler no longer reads the cluster it
+ * replaced; the page still may until clink_ops_free, so free the cluster
+ * after that. Thread: any but a worker (waits for a sample in progress).
+ */
 CLINK_API void clink_ops_set_cluster(struct clink_ops *ops, struct clink_cluster *cl);
 
 /* Stop the ops thread (requests still queued get 503). Thread: any but a worker. */

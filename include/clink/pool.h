@@ -138,6 +138,7 @@ struct clink_pool_call {
         int status;
         uint32_t timeout_ms; /* the caller's, restored before the callback: the struct can be reused */
         uint64_t deadline_ns;
+        uint64_t start_ns; /* its latency through the pool (clink_pool_get_traffic) */
         struct clink_pool_call *next;
     } priv;
 };
@@ -170,6 +171,21 @@ struct clink_pool_stats {
     int up; /* the peer is reachable (a connection is open, or the last dial worked) */
 };
 CLINK_API void clink_pool_get_stats(struct clink_pool *pool, struct clink_pool_stats *out);
+
+/*
+ * What went through a pool since it was created, counted like its stats
+ * (subtract two readings for an interval): the request and answer payload
+ * bytes of its answered calls (ok or failed by the peer's handler; frame
+ * headers and TLS not included), and the latency of every finished call
+ * from clink_pool_call_start to its callback, waiting for a connection and
+ * retries included (the buckets of struct clink_latency, clink/transport.h).
+ * Thread: any (reads atomics).
+ */
+struct clink_pool_traffic {
+    uint64_t bytes_out, bytes_in;
+    struct clink_latency latency;
+};
+CLINK_API void clink_pool_get_traffic(struct clink_pool *pool, struct clink_pool_traffic *out);
 
 /* A peer of the cluster and its pool's figures (clink_cluster_peers). */
 struct clink_peer_info {

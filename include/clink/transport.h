@@ -308,6 +308,29 @@ struct clink_node_stats {
 CLINK_API void clink_node_get_stats(const struct clink_node *node, struct clink_node_stats *out);
 
 /*
+ * Call latencies as a histogram, counted since the node started like the
+ * other counters (take two and subtract them for an interval): bucket b
+ * counts the calls that took from clink_latency_bucket_us(b) up to
+ * clink_latency_bucket_us(b + 1) microseconds, four buckets to each doubling
+ * (a bucket's bounds are within 25% of each other), the last one everything
+ * from about a minute on. A call's latency runs from clink_call_start to its
+ * callback, failures included (a call that timed out counts its deadline);
+ * pings are not calls here. On a worker both ends are read from the clock
+ * its loop read when it last woke (no clock read per call), so a latency
+ * is off by at most the work of one pass of that loop.
+ */
+#define CLINK_LATENCY_BUCKETS 100
+struct clink_latency {
+    uint64_t count[CLINK_LATENCY_BUCKETS];
+};
+/* The bucket a latency of ns nanoseconds falls in (below CLINK_LATENCY_BUCKETS). Thread: any. */
+CLINK_API unsigned clink_latency_bucket(uint64_t ns);
+/* The lowest latency (microseconds) of bucket b; b = CLINK_LATENCY_BUCKETS: the end of the last. Thread: any. */
+CLINK_API uint64_t clink_latency_bucket_us(unsigned b);
+/* [out] the calls this node made (pools' calls included), every worker summed. Thread: any (a moment old). */
+CLINK_API void clink_node_call_latency(const struct clink_node *node, struct clink_latency *out);
+
+/*
  * Rotate the node's TLS identity and trust without a restart (like MySQL's
  * ALTER INSTANCE RELOAD TLS): new handshakes use ctx, established
  * connections keep theirs and no call fails. ctx was validated by
@@ -529,6 +552,7 @@ struct clink__call_priv {
     struct clink__timer timer;
     int ping;
     int state;
+    uint64_t start_ns; /* when clink_call_start took it: its latency (clink_node_call_latency) */
 };
 
 /*
