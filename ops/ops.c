@@ -61,6 +61,9 @@ struct clink_ops {
     void *log_user;
     enum clink_log_level log_level;
     struct clink__sampler *sampler; /* the page's charts: its own thread, a tick a second (samples.h) */
+    /* each peer as its own ops port says: its own thread, started with the first cluster (peer_view.c) */
+    struct clink__peer_views *views;
+    pthread_mutex_t views_mu; /* starting it */
 
     pthread_t thread;
     int started;
@@ -157,6 +160,11 @@ static int snapshot(struct clink_ops *ops, struct clink__ops_snapshot *s)
     s->secure = clink_node_secure_transport(ops->node);
     s->warn_days = ops->warn_days;
     s->hist = clink__sampler_samples(ops->sampler);
+    pthread_mutex_lock(&ops->views_mu);
+    if (ops->views != NULL && (s->views = calloc(CLINK__PEER_VIEWS, sizeof(*s->views))) != NULL) {
+        s->nviews = clink__peer_views_copy(ops->views, s->views, CLINK__PEER_VIEWS);
+    }
+    pthread_mutex_unlock(&ops->views_mu);
     clink_node_get_stats(ops->node, &s->stats);
     clink_accounts_login_stats(ops->accounts, &s->logins);
     int ret = clink_node_links(ops->node, &s->links, &s->nlinks);
@@ -214,6 +222,7 @@ static int snapshot(struct clink_ops *ops, struct clink__ops_snapshot *s)
 
 static void snapshot_free(struct clink__ops_snapshot *s)
 {
+    free(s->views);
     free(s->links);
     free(s->peers);
     free(s->certs);
@@ -691,6 +700,7 @@ int clink_ops_new(const struct clink_ops_opts *o, struct clink_ops **out)
     ops->log_level = o->log_level ? o->log_level : CLINK_LOG_WARN;
 
     pthread_mutex_init(&ops->mu, NULL);
+    pthread_mutex_init(&ops->views_mu, NULL);
     pthread_cond_init(&ops->cv, NULL);
     int ret = clink__sampler_new(ops->node, &ops->sampler);
     if (ret < 0) {
@@ -716,6 +726,12 @@ void clink_ops_set_cluster(struct clink_ops *ops, struct clink_cluster *cl)
     if (ops != NULL) {
         atomic_store(&ops->cluster, cl);
         clink__sampler_set_cluster(ops->sampler, cl);
+        pthread_mutex_lock(&ops->views_mu);
+        if (ops->views == NULL && cl != NULL) {
+            ops->views = clink__peer_views_start(ops->node); /* NULL (no memory): the page goes without */
+        }
+        clink__peer_views_set_cluster(ops->views, cl);
+        pthread_mutex_unlock(&ops->views_mu);
     }
 }
 
@@ -737,7 +753,9 @@ void clink_ops_free(struct clink_ops *ops)
         pthread_join(ops->thread, NULL);
     }
     clink__sampler_free(ops->sampler);
+    clink__peer_views_stop(ops->views);
     clink_accounts_free(ops->accounts);
+    pthread_mutex_destroy(&ops->views_mu);
     pthread_mutex_destroy(&ops->mu);
     pthread_cond_destroy(&ops->cv);
     free(ops);

@@ -11,10 +11,12 @@
 #include <stdint.h>
 
 #include "clink/accounts.h"
+#include "clink/admin.h"
 #include "clink/ops.h"
 
 struct clink__samples;
 struct clink__sampler;
+struct clink__peer_view;
 
 /* A certificate in use and where it is used. */
 struct clink__ops_cert {
@@ -39,7 +41,9 @@ struct clink__ops_snapshot {
     size_t npeers;
     struct clink__ops_cert *certs;
     size_t ncerts;
-    struct clink__samples *hist; /* the charts' ring (samples.h), NULL: none; the page locks it while drawing */
+    struct clink__samples *hist;    /* the charts' ring (samples.h), NULL: none; the page locks it while drawing */
+    struct clink__peer_view *views; /* each peer as its own ops port says (peer_view.c); NULL on a leaf */
+    size_t nviews;
     /* the last reload asked for over HTTPS */
     int64_t reload_at; /* 0: none yet */
     int reload_ok;
@@ -75,6 +79,35 @@ int clink__ops_renew(clink_ops_renew_fn fn, void *user, int csr, const uint8_t *
                      struct clink__sbuf *out);
 int clink__ops_cluster(struct clink_node *node, struct clink_cluster *cl, const char *name, const char *instance,
                        struct clink__sbuf *out);
+
+/*
+ * admin_client.c: a client of other nodes' ops ports with no login, over
+ * ctx (a node's own client context: its CAs, its certificate), each node
+ * verified by the name asked. For GET /status. Free with clink_admin_free.
+ */
+struct clink_admin *clink__admin_anonymous(struct ssl_ctx_st *ctx, uint32_t timeout_ms);
+
+/* A GET with no login, the node verified by verify_name (admin_client.c). */
+int clink__admin_get(struct clink_admin *a, const char *host, uint16_t port, const char *verify_name, const char *path,
+                     int *status, char **body, char *err, size_t errlen);
+
+/* peer_view.c: each peer as its own ops port tells it (an aggregator's page), refreshed every 10 s. */
+#define CLINK__PEER_VIEWS 256
+struct clink__peer_view {
+    char name[64];
+    int64_t at;    /* when asked (unix seconds) */
+    int ok;        /* its /status was read: the facts below hold */
+    char why[160]; /* else why not */
+    uint16_t ops_port;
+    char secure[16];
+    unsigned long plaintext_links;
+    int64_t cert_not_after; /* its own certificate's; 0: none */
+};
+struct clink__peer_views;
+struct clink__peer_views *clink__peer_views_start(struct clink_node *node);
+void clink__peer_views_set_cluster(struct clink__peer_views *pv, struct clink_cluster *cl);
+size_t clink__peer_views_copy(struct clink__peer_views *pv, struct clink__peer_view *out, size_t cap);
+void clink__peer_views_stop(struct clink__peer_views *pv);
 
 int clink__ops_metrics(const struct clink__ops_snapshot *s, struct clink__sbuf *out);
 int clink__ops_json(const struct clink__ops_snapshot *s, struct clink__sbuf *out);

@@ -564,7 +564,30 @@ struct node_row {
     uint64_t calls_ok;
     const char *peer; /* whose history draws the sparkline; NULL: this node's */
     char spark_id[32];
+    const struct clink__peer_view *view; /* what the node's own ops port says of it; NULL: none */
 };
+
+/* The "Its own view" cell: a peer's transport security, plaintext links and certificate, as it says. */
+static void view_cell(const struct clink__ops_snapshot *s, struct clink__sbuf *b, const struct clink__peer_view *v)
+{
+    char t[320], when[32];
+    if (v == NULL) {
+        td(b, NULL, "-");
+        return;
+    }
+    if (!v->ok) {
+        snprintf(t, sizeof(t), "not read: %s", v->why);
+        td(b, "plain", t);
+        return;
+    }
+    iso8601(v->cert_not_after, when, sizeof(when));
+    long days = (long)((v->cert_not_after - s->now) / 86400);
+    snprintf(t, sizeof(t), "%s, %lu plaintext link(s); certificate until %.10s (%ld days); ops port %u", v->secure,
+             v->plaintext_links, v->cert_not_after ? when : "-", v->cert_not_after ? days : 0, v->ops_port);
+    int warn = v->plaintext_links > 0 || strcmp(v->secure, "REQUIRE_TLS") != 0 ||
+               (v->cert_not_after && days < (long)s->warn_days);
+    td(b, warn ? "plain" : "", t);
+}
 
 static void node_row(const struct clink__ops_snapshot *s, struct clink__sbuf *b, const struct node_row *r)
 {
@@ -579,6 +602,7 @@ static void node_row(const struct clink__ops_snapshot *s, struct clink__sbuf *b,
     td(b, r->plain ? "plain" : "", r->encryption);
     snprintf(t, sizeof(t), "%llu", (unsigned long long)r->calls_ok);
     td(b, NULL, t);
+    view_cell(s, b, r->view);
     clink__sb_printf(b, "<td class=\"spark\">");
     clink__ops_sparkline(s, b, r->peer, r->spark_id);
     clink__sb_printf(b, "</td></tr>\n");
@@ -635,7 +659,7 @@ static int page(const struct clink__ops_snapshot *s, struct clink__sbuf *b)
     /* The cluster as this node sees it, in one view: itself and the peers it calls, a row each. */
     clink__sb_printf(b, "<h2>Nodes</h2>\n<table id=\"nodes\"><tr><th>Node</th><th>Role</th><th>Address</th>"
                         "<th>State</th><th>Links</th><th>Encryption</th><th>Calls ok</th>"
-                        "<th>Calls/s, 15 min</th></tr>\n");
+                        "<th>Its own view (its ops port, every 10 s)</th><th>Calls/s, 15 min</th></tr>\n");
     struct node_row self = {.cls = "self",
                             .name = s->name,
                             .role = "this node",
@@ -655,6 +679,9 @@ static int page(const struct clink__ops_snapshot *s, struct clink__sbuf *b)
                              .calls_ok = p->stats.calls_ok,
                              .peer = p->name};
         snprintf(r.address, sizeof(r.address), "%s:%u", p->host, p->port);
+        for (size_t k = 0; k < s->nviews; k++) {
+            r.view = strcmp(s->views[k].name, p->name) == 0 ? &s->views[k] : r.view;
+        }
         snprintf(r.spark_id, sizeof(r.spark_id), "spark-peer-%zu", i);
         size_t tls = 0, ktls = 0;
         for (size_t k = 0; k < s->nlinks; k++) {

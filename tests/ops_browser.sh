@@ -89,6 +89,16 @@ while [ $i -lt 150 ]; do
 done
 [ $i -lt 150 ] && ok "agg1's /status (curl --cacert): an open TLS link to leaf1" ||
   { no "agg1's pool to leaf1 did not come up"; cat "$t/curl.err" "$t/status.json" "$t/agg1.log"; exit 1; }
+# agg1's page shows leaf1 as leaf1's own ops port tells it (read every 10 s, verified as the pool dials it).
+i=0
+while [ $i -lt 250 ]; do
+  curl -sS --max-time 5 --cacert "$ca" -o "$t/page0.html" "https://localhost:$aops/" 2>"$t/curl.err" &&
+    grep -q "REQUIRE_TLS, 0 plaintext link(s); certificate until [0-9-]* ([0-9]* days); ops port $(cat "$t/leaf1.ops")" "$t/page0.html" &&
+    break
+  sleep 0.1; i=$((i + 1))
+done
+[ $i -lt 250 ] && ok "nodes: leaf1's own view (its ops port): REQUIRE_TLS, no plaintext link, its certificate" ||
+  { no "agg1's page does not show leaf1's own view"; grep -o '<tr class="peer">.*</tr>' "$t/page0.html" | head -3; }
 # web1 is up and serves the other CA's certificate (so a refusal below is the certificate's, not a dead port).
 curl -sS --max-time 5 --cacert "$t/other/ca.pem" -o /dev/null "https://localhost:$wops/status" 2>"$t/curl.err" &&
   ok "web1's HTTPS port answers curl --cacert other-CA" || { no "web1 serves its page"; cat "$t/curl.err"; }
