@@ -19,6 +19,7 @@
 #include <openssl/err.h>
 #include <openssl/x509.h>
 
+#include "auth/tls_ctx.h"
 #include "transport/conn_int.h"
 
 #define PEER_LOST SIZE_MAX /* peer_der_len: the peer was verified but its certificate could not be kept */
@@ -160,7 +161,7 @@ static int verify_peer(const struct clink_conn *c, SSL_CTX *sc, int *verr, char 
     *verr = X509_STORE_CTX_get_error(vc);
     char subj[128] = "";
     X509 *bad = X509_STORE_CTX_get_current_cert(vc);
-    X509_NAME_oneline(X509_get_subject_name(bad != NULL ? bad : leaf), subj, (int)sizeof(subj));
+    clink__name_rfc2253(X509_get_subject_name(bad != NULL ? bad : leaf), subj, sizeof(subj));
     snprintf(why, cap, "%s (depth %d, %s)",
              *verr == X509_V_ERR_CERT_REVOKED ? "peer certificate revoked" : X509_verify_cert_error_string(*verr),
              X509_STORE_CTX_get_error_depth(vc), subj);
