@@ -327,7 +327,8 @@ static void fill_info(X509_CRL *crl, struct clink_crl_info *info)
         info->number = ASN1_INTEGER_get_uint64(&v, num) == 1 ? v : 0;
         ASN1_INTEGER_free(num);
     }
-    info->revoked = (size_t)sk_X509_REVOKED_num(X509_CRL_get_REVOKED(crl));
+    int n = sk_X509_REVOKED_num(X509_CRL_get_REVOKED(crl)); /* -1: no list at all, an empty CRL */
+    info->revoked = n > 0 ? (size_t)n : 0;
     info->next_update = clink__asn1_unix(X509_CRL_get0_nextUpdate(crl));
 }
 
