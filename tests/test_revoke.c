@@ -438,3 +438,53 @@ Test(revoke, a_certificate_of_another_ca_or_a_stranger_crl_is_refused)
     cr_assert_eq(clink_cert_crl_reissue(other_dir, crl, 0, &info, err, sizeof(err)), -CLINK_ECONFIG);
     cr_assert(strstr(err, "not a CRL signed by this CA") != NULL, "%s", err);
 }
+
+/*
+ * What an expired CRL does (docs/config.md, "Revoking a certificate"): past
+ * its nextUpdate OpenSSL refuses every certificate it covers, so new
+ * handshakes fail both ways and a context (a start, a reload) that loads it
+ * is refused, its own certificate failing first. Links already open run on.
+ */
+Test(revoke, an_expired_crl_refuses_every_new_handshake_and_every_new_context)
+{
+    char err[512];
+    cr_assert_eq(clink_cert_crl_reissue(pki.dir, NULL, 2, NULL, err, sizeof(err)), 0, "%s", err);
+    time_t until = time(NULL) + 2;
+    struct clink_tls_ctx *st = ctx(srv_cert, srv_key, pki.ca);
+    struct clink_tls_ctx *ct = ctx(cli_cert, cli_key, pki.ca);
+    struct clink_node *srv = server(st);
+    struct clink_node *cli = ts_client(ct, 1, 0);
+    struct clink_conn *c, *again;
+    cr_assert_eq(dial(cli, srv, &c, err, sizeof(err)), 0, "%s", err);
+    cr_assert_lt(time(NULL), until, "the machine was too slow: the CRL expired before the test could use it");
+    while (time(NULL) <= until + 1) {
+        usleep(100000);
+    }
+
+    int ret = dial(cli, srv, &again, err, sizeof(err));
+    cr_assert_lt(ret, 0, "a handshake under an expired CRL went through");
+    cr_assert(strstr(err, "CRL has expired") != NULL, "%s", err);
+    echo_ok(c);
+    struct clink_tls_opts o = {.cert_file = srv_cert, .key_file = srv_key, .ca_file = pki.ca, .crl_file = crl};
+    struct clink_tls_ctx *t = NULL;
+    cr_assert_eq(clink_tls_ctx_new(&o, &t, err, sizeof(err)), -CLINK_ECONFIG);
+    cr_assert(strstr(err, "CRL has expired") != NULL, "%s", err);
+
+    /* Re-issued, it works again after a reload. */
+    cr_assert_eq(clink_cert_crl_reissue(pki.dir, NULL, 0, NULL, err, sizeof(err)), 0, "%s", err);
+    struct clink_tls_ctx *st2 = ctx(srv_cert, srv_key, pki.ca);
+    struct clink_tls_ctx *ct2 = ctx(cli_cert, cli_key, pki.ca);
+    cr_assert_eq(clink_node_reload_tls(srv, st2), 0);
+    cr_assert_eq(clink_node_reload_tls(cli, ct2), 0);
+    cr_assert_eq(dial(cli, srv, &again, err, sizeof(err)), 0, "%s", err);
+    echo_ok(again);
+    echo_ok(c);
+    clink_conn_close(again);
+    clink_conn_close(c);
+    clink_node_free(cli);
+    clink_node_free(srv);
+    clink_tls_ctx_free(st2);
+    clink_tls_ctx_free(ct2);
+    clink_tls_ctx_free(st);
+    clink_tls_ctx_free(ct);
+}
