@@ -11,8 +11,8 @@
  * opening step and the TLS handshake), conn_io.c (recv, send, completions),
  * conn_close.c (failing, draining, closing), conn_budget.c (the worker's
  * send budget and backpressure), conn_admit.c (handshake slots), conn_ktls.c
- * (handing the record layer to the kernel), reqs.c (the peer's requests and
- * their answers).
+ * (handing the record layer to the kernel), conn_recheck.c (the peer checked
+ * again after a TLS reload), reqs.c (the peer's requests and their answers).
  *
  * Everything here runs on the connection's worker thread, except what
  * node_int.h says other threads may read (refs, open, goaway).
