@@ -488,3 +488,67 @@ Test(revoke, an_expired_crl_refuses_every_new_handshake_and_every_new_context)
     clink_tls_ctx_free(st);
     clink_tls_ctx_free(ct);
 }
+
+/*
+ * Links whose records the kernel took over (kTLS both ways): the SSL is
+ * freed at the hand-over, so the peer's certificates are kept apart for
+ * this check. Skipped without kTLS unless CLINK_EXPECT_KTLS is set (the
+ * kTLS VM in CI, scripts/test.sh).
+ */
+static void ktls_link_closes(int revoke_server)
+{
+    struct clink_tls_ctx *st = ctx(srv_cert, srv_key, pki.ca);
+    struct clink_tls_ctx *ct = ctx(cli_cert, cli_key, pki.ca);
+    struct clink_node_opts so = {.workers = 1, .tls = st, .ktls = CLINK_KTLS_REQUIRED};
+    struct clink_node *srv = ts_node_with(&so, reg);
+    struct clink_features f;
+    clink_node_features(srv, &f);
+    if (!f.ktls) {
+        cr_assert(getenv("CLINK_EXPECT_KTLS") == NULL, "CLINK_EXPECT_KTLS is set but this kernel offers no kTLS");
+        clink_node_free(srv);
+        clink_tls_ctx_free(st);
+        clink_tls_ctx_free(ct);
+        cr_skip_test("no kTLS on this kernel (run under ../shared/ktls-vm/run)");
+    }
+    struct clink_node_opts co = {.workers = 1, .tls = ct, .ktls = CLINK_KTLS_REQUIRED};
+    struct clink_node *cli = ts_node_with(&co, NULL);
+    struct clink_conn *c, *again;
+    char err[512];
+    cr_assert_eq(dial(cli, srv, &c, err, sizeof(err)), 0, "%s", err);
+    echo_ok(c);
+    struct clink_conn_status status;
+    cr_assert_eq(clink_conn_get_status(c, &status), 0);
+    cr_assert(status.ktls_tx == CLINK_KTLS_ON && status.ktls_rx == CLINK_KTLS_ON, "not handed to the kernel: %s",
+              status.ktls_reason);
+    struct pending p;
+    start_held(c, &p);
+
+    revoke_cert(revoke_server ? srv_cert : cli_cert);
+    struct clink_node *reloads = revoke_server ? cli : srv;
+    struct clink_tls_ctx *t2 = revoke_server ? ctx(cli_cert, cli_key, pki.ca) : ctx(srv_cert, srv_key, pki.ca);
+    cr_assert_eq(clink_node_reload_tls(reloads, t2), 0);
+
+    cr_assert(wait_not_open(c), "the kTLS link is still open after the reload");
+    answer_held(&p);
+    struct clink_node_stats s;
+    clink_node_get_stats(reloads, &s);
+    cr_assert_eq(s.links_closed_revoked, 1);
+    cr_assert_lt(dial(cli, srv, &again, err, sizeof(err)), 0);
+    cr_assert(strstr(err, "revoked") != NULL, "%s", err);
+    clink_conn_close(c);
+    clink_node_free(cli);
+    clink_node_free(srv);
+    clink_tls_ctx_free(t2);
+    clink_tls_ctx_free(st);
+    clink_tls_ctx_free(ct);
+}
+
+Test(revoke, a_ktls_link_from_a_revoked_client_closes_after_the_servers_reload)
+{
+    ktls_link_closes(0);
+}
+
+Test(revoke, a_ktls_link_to_a_revoked_server_closes_after_the_clients_reload)
+{
+    ktls_link_closes(1);
+}
