@@ -308,16 +308,22 @@ Test(revoke, a_reload_that_revokes_nobody_on_a_link_closes_nothing)
     clink_tls_ctx_free(ct);
 }
 
-Test(revoke, a_ca_taken_out_of_the_trust_closes_its_links)
+Test(revoke, a_ca_taken_out_of_the_trust_closes_its_links_and_leaves_plaintext_alone)
 {
     struct clink_tls_ctx *st = ctx(srv_cert, srv_key, pki.ca);
     struct clink_tls_ctx *ct = ctx(cli_cert, cli_key, pki.ca);
-    struct clink_node *srv = server(st);
-    struct clink_node *cli = ts_client(ct, 1, 0);
-    struct clink_conn *c;
+    struct clink_node_opts so = {.workers = 1, .tls = st, .allow_plaintext = 1};
+    struct clink_node *srv = ts_node_with(&so, reg);
+    struct clink_node *cli = ts_client(ct, 1, 1);
+    struct clink_conn *c, *plain;
     char err[512];
     cr_assert_eq(dial(cli, srv, &c, err, sizeof(err)), 0, "%s", err);
     echo_ok(c);
+    /* A link with no certificate to check: the reload has nothing to say about it. */
+    struct clink_connect_opts po = {
+        .host = "127.0.0.1", .port = clink_node_port(srv), .mode = CLINK_MODE_PLAIN, .timeout_ms = ts_ms(5000)};
+    cr_assert_eq(clink_connect_sync(cli, &po, &plain, err, sizeof(err)), 0, "%s", err);
+    echo_ok(plain);
 
     /* The server moves to another CA and trusts only it: the client's CA is gone. */
     struct clink_tls_opts o = {.cert_file = pki.other_cert, .key_file = pki.other_key, .ca_file = pki.other_ca};
@@ -330,6 +336,9 @@ Test(revoke, a_ca_taken_out_of_the_trust_closes_its_links)
     clink_node_get_stats(srv, &ss);
     cr_assert_eq(ss.links_closed_untrusted, 1);
     cr_assert_eq(ss.links_closed_revoked, 0);
+    cr_assert(clink_conn_is_open(plain), "the reload closed a plaintext link");
+    echo_ok(plain);
+    clink_conn_close(plain);
     clink_conn_close(c);
     clink_node_free(cli);
     clink_node_free(srv);
