@@ -222,9 +222,11 @@ void clink__conn_recheck_worker(struct clink_worker *w)
             kept += ok == 1;
             continue;
         }
-        int revoked = verr == X509_V_ERR_CERT_REVOKED;
-        STAT_ADD(w, links_closed_revoked, revoked ? 1 : 0);
-        STAT_ADD(w, links_closed_untrusted, revoked ? 0 : 1);
+        if (verr == X509_V_ERR_CERT_REVOKED) {
+            STAT_ADD(w, links_closed_revoked, 1);
+        } else {
+            STAT_ADD(w, links_closed_untrusted, 1);
+        }
         /* Once per link, at WARN: a security event the operator asked for with the reload. */
         CLINK_CONN_LOG(c, CLINK_LOG_WARN, "%s: %s after the TLS reload: link closed gracefully (GOAWAY)",
                        clink__conn_peer(c), why);
