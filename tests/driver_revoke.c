@@ -4,7 +4,7 @@
  * "Revoking a node").
  *
  * An aggregator with a pool to each of two leaves; four threads call both
- * all along, half of the calls answered by the leaf 30 ms later from a
+ * all along, half of the calls answered by the leaf 100 ms later from a
  * thread of its own, so that links always have calls in flight. Then
  * leaf2's certificate is revoked (clink_cert_revoke) and every node
  * reloaded with the new CRL (clink_node_reload_tls with new contexts;
@@ -31,16 +31,17 @@
 
 #define THREADS 4
 #define LEAVES  2
-#define SLOW    3  /* method: answered SLOW_MS later from the leaf's responder thread */
-#define SLOW_MS 30 /* long enough that a GOAWAY finds calls on the wire */
+#define SLOW    3   /* method: answered SLOW_MS later from the leaf's responder thread */
+#define SLOW_MS 100 /* long enough that the reloads find calls on the wire */
 
 static const char *const leaf_name[LEAVES] = {"leaf1", "leaf2"};
 static struct ts_pki pki;
 static char ca_key[300], crl[300], cert[3][300], key[3][300]; /* agg, leaf1, leaf2 */
 static struct clink_node *agg, *leaf[LEAVES];
 static struct clink_pool *pool[LEAVES];
-static atomic_int stop, revoked_now, printed;
+static atomic_int stop, revoked_now, reloaded, printed;
 static atomic_ullong ok[LEAVES], failed[LEAVES], unavailable_after;
+static atomic_ullong across; /* calls to leaf2 started before the revocation, answered after the reloads */
 static int bad;
 
 static void check(int cond, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -77,6 +78,7 @@ struct responder {
     struct held q[4096];
     size_t head, tail; /* q[head..tail) waits */
     int quit;
+    int paused; /* answer nothing (but at quit) */
 };
 static struct responder resp[LEAVES];
 
@@ -101,7 +103,8 @@ static void *responder_main(void *arg)
         pthread_mutex_lock(&r->mu);
         int quit = r->quit;
         struct held h = {NULL, 0};
-        if (r->head < r->tail && (quit || r->q[r->head % (sizeof(r->q) / sizeof(r->q[0]))].at + SLOW_MS <= now_ms())) {
+        if (r->head < r->tail &&
+            (quit || (!r->paused && r->q[r->head % (sizeof(r->q) / sizeof(r->q[0]))].at + SLOW_MS <= now_ms()))) {
             h = r->q[r->head++ % (sizeof(r->q) / sizeof(r->q[0]))];
         }
         pthread_mutex_unlock(&r->mu);
@@ -148,6 +151,9 @@ static void *caller(void *arg)
         clink_msg_free(&r);
         if (match) {
             atomic_fetch_add(&ok[l], 1);
+            if (l == 1 && !after && atomic_load(&reloaded)) {
+                atomic_fetch_add(&across, 1);
+            }
             continue;
         }
         /* After the revocation, leaf2's pool going down is the point: its calls may fail as unavailable. */
@@ -251,6 +257,21 @@ int main(void)
         usleep(20000);
         TS_REQUIRE(now_ms() - t0 < ts_ms(60000), "no calls reached leaf2 before the revocation");
     }
+    /*
+     * Revoke while leaf2's links carry calls: its responder holds their
+     * answers until the aggregator has closed those links (GOAWAY), so that
+     * they finish across the reloads whatever the timing.
+     */
+    pthread_mutex_lock(&resp[1].mu);
+    resp[1].paused = 1;
+    pthread_mutex_unlock(&resp[1].mu);
+    size_t held = 0;
+    for (uint64_t t = now_ms(); held == 0 && now_ms() - t < ts_ms(10000); usleep(1000)) {
+        pthread_mutex_lock(&resp[1].mu);
+        held = resp[1].tail - resp[1].head;
+        pthread_mutex_unlock(&resp[1].mu);
+    }
+    TS_REQUIRE(held > 0, "no call to leaf2 in flight to hold");
     struct clink_pool_stats before;
     clink_pool_get_stats(pool[1], &before);
     unsigned long long ok_before = atomic_load(&ok[1]);
@@ -271,6 +292,17 @@ int main(void)
         TS_REQUIRE(ctx2[i] != NULL, "%s", err);
         TS_REQUIRE(clink_node_reload_tls(by_ctx[i], ctx2[i]) == 0, "reload %s", names[i]);
     }
+    atomic_store(&reloaded, 1);
+    struct clink_node_stats gs;
+    for (uint64_t t = now_ms(); now_ms() - t < ts_ms(10000); usleep(1000)) {
+        clink_node_get_stats(agg, &gs);
+        if (gs.links_closed_revoked > 0) {
+            break;
+        }
+    }
+    pthread_mutex_lock(&resp[1].mu);
+    resp[1].paused = 0; /* the held answers now cross links the aggregator is draining */
+    pthread_mutex_unlock(&resp[1].mu);
 
     /* Leaf2's pool goes down: its links drain and close, and no new one verifies. */
     struct clink_pool_stats s;
@@ -315,12 +347,13 @@ int main(void)
     check(atomic_load(&failed[0]) == 0, "%llu calls to leaf1 failed", atomic_load(&failed[0]));
     check(atomic_load(&failed[1]) == 0, "%llu calls to leaf2 failed with something else than unavailable",
           atomic_load(&failed[1]));
-    check(atomic_load(&ok[1]) > ok_before, "no call to leaf2 finished after the revocation (the ones in flight)");
+    check(atomic_load(&across) > 0, "no call to leaf2 in flight at the revocation was answered after the reloads");
 
     printf("driver_revoke: leaf1 %llu ok %llu failed; leaf2 %llu ok (%llu after the revocation) %llu unavailable "
-           "%llu failed; %u in flight to leaf2 at the revocation; agg closed %llu link(s) as revoked: %s\n",
+           "%llu failed; %zu held in flight at the revocation, %llu answered after the reloads; agg closed %llu "
+           "link(s) as revoked: %s\n",
            atomic_load(&ok[0]), atomic_load(&failed[0]), atomic_load(&ok[1]), atomic_load(&ok[1]) - ok_before,
-           atomic_load(&unavailable_after), atomic_load(&failed[1]), before.calls_in_flight,
+           atomic_load(&unavailable_after), atomic_load(&failed[1]), held, atomic_load(&across),
            (unsigned long long)as.links_closed_revoked, bad ? "FAILED" : "ok");
 
     /* What the responders still hold is answered while its leaf lives. */
