@@ -1,7 +1,7 @@
 /*
  * A leaf's certificate revoked while an aggregator calls it, as a plain
- * program so that it runs under ThreadSanitizer (docs/SECURITY.md,
- * "Revoking a node").
+ * program so that it runs under ThreadSanitizer (docs/config.md,
+ * "Revoking a certificate").
  *
  * An aggregator with a pool to each of two leaves; four threads call both
  * all along, half of the calls answered by the leaf 100 ms later from a
@@ -11,7 +11,8 @@
  * leaf2's own reload is refused: its certificate is revoked, and it keeps
  * the context it has, as a server's reload would). Asserted: no call to
  * leaf1 fails; the aggregator closes its links to leaf2 with GOAWAY (counted
- * as revoked) and the calls in flight on them finish, no call to leaf2
+ * as revoked) and the calls in flight on them (their answers held until
+ * then) are answered after the reloads, no call to leaf2
  * failing with anything but "unavailable" (the pool down, which is the
  * point); leaf2's pool goes down and stays down; and every peer refuses
  * leaf2 afterwards, both ways, saying revoked. Exit 0 or 1 with a one-line
