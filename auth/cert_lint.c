@@ -17,9 +17,12 @@
 #include "auth/tls_ctx.h"
 #include "clink/auth.h"
 
-#define SOON_S   (30 * 86400)
-#define NODE_FIX "clink-certs node --ca DIR --out DIR --name NAME --dns NAME (a DNS name per node)"
-#define CA_FIX   "clink-certs ca --out DIR (keyUsage keyCertSign, cRLSign)"
+#define SOON_S (30 * 86400)
+/* A CRL is re-issued more often than a certificate: a week's notice is the usual cadence's slack. */
+#define CRL_SOON_S (7 * 86400)
+#define CRL_FIX    "re-issue it with clink-certs crl --ca DIR --days N, copy it to every node's ssl_crl and reload them"
+#define NODE_FIX   "clink-certs node --ca DIR --out DIR --name NAME --dns NAME (a DNS name per node)"
+#define CA_FIX     "clink-certs ca --out DIR (keyUsage keyCertSign, cRLSign)"
 
 /* A DNS or IP subjectAltName: without one, the CN is the only name. */
 static int has_san_name(const X509 *x)
@@ -105,7 +108,36 @@ static int names_host(X509 *x, const char *host)
     return X509_check_host(x, host, 0, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS, NULL) == 1;
 }
 
-static void lint_one(struct sink *s, X509 *x, enum clink_cert_kind kind, const char *host, int64_t now)
+/*
+ * The CRLs in store that this CA issued and that lapse within CRL_SOON_S (or
+ * have): past nextUpdate, OpenSSL refuses every certificate the CRL covers
+ * (X509_V_ERR_CRL_HAS_EXPIRED), this node's own included.
+ */
+static void lint_crls(struct line *l, X509 *ca, X509_STORE *store, int64_t now)
+{
+    STACK_OF(X509_OBJECT) *objs = store != NULL ? X509_STORE_get0_objects(store) : NULL;
+    for (int i = 0; i < sk_X509_OBJECT_num(objs); i++) {
+        X509_OBJECT *o = sk_X509_OBJECT_value(objs, i);
+        X509_CRL *crl = X509_OBJECT_get_type(o) == X509_LU_CRL ? X509_OBJECT_get0_X509_CRL(o) : NULL;
+        if (crl == NULL || X509_NAME_cmp(X509_CRL_get_issuer(crl), X509_get_subject_name(ca)) != 0 ||
+            X509_CRL_get0_nextUpdate(crl) == NULL) {
+            continue;
+        }
+        int64_t next = clink__asn1_unix(X509_CRL_get0_nextUpdate(crl));
+        if (next <= now) {
+            note(l, "its CRL (ssl_crl) expired %lld days ago: peers checking it refuse every certificate it covers; %s",
+                 (long long)((now - next) / 86400), CRL_FIX);
+        } else if (next - now < CRL_SOON_S) {
+            note(l,
+                 "its CRL (ssl_crl) expires in %lld days, %lld hours: then peers checking it refuse every certificate "
+                 "it covers; %s",
+                 (long long)((next - now) / 86400), (long long)((next - now) % 86400 / 3600), CRL_FIX);
+        }
+    }
+}
+
+static void lint_one(struct sink *s, X509 *x, enum clink_cert_kind kind, const char *host, int64_t now,
+                     X509_STORE *store)
 {
     int is_ca = kind != CLINK_CERT_OWN;
     struct line l = {.len = 0};
@@ -140,6 +172,11 @@ static void lint_one(struct sink *s, X509 *x, enum clink_cert_kind kind, const c
     }
     if (l.len > 0) {
         note(&l, "make a better one with %s", is_ca ? CA_FIX : NODE_FIX);
+    }
+    if (kind == CLINK_CERT_CA) {
+        lint_crls(&l, x, store, now);
+    }
+    if (l.len > 0) {
         add(s, x, kind, &l);
     }
 }
@@ -154,18 +191,18 @@ size_t clink_tls_ctx_lint(const struct clink_tls_ctx *ctx, const char *host, int
     }
     X509 *leaf = SSL_CTX_get0_certificate(sc);
     if (leaf != NULL) {
-        lint_one(&s, leaf, CLINK_CERT_OWN, host, now);
+        lint_one(&s, leaf, CLINK_CERT_OWN, host, now, NULL);
     }
     STACK_OF(X509) *chain = NULL;
     if (SSL_CTX_get0_chain_certs(sc, &chain) == 1 && chain != NULL) {
         for (int i = 0; i < sk_X509_num(chain); i++) {
-            lint_one(&s, sk_X509_value(chain, i), CLINK_CERT_INTERMEDIATE, NULL, now);
+            lint_one(&s, sk_X509_value(chain, i), CLINK_CERT_INTERMEDIATE, NULL, now, NULL);
         }
     }
     X509_STORE *store = SSL_CTX_get_cert_store(sc);
     STACK_OF(X509) *cas = store ? X509_STORE_get1_all_certs(store) : NULL;
     for (int i = 0; cas != NULL && i < sk_X509_num(cas); i++) {
-        lint_one(&s, sk_X509_value(cas, i), CLINK_CERT_CA, NULL, now);
+        lint_one(&s, sk_X509_value(cas, i), CLINK_CERT_CA, NULL, now, store);
     }
     sk_X509_pop_free(cas, X509_free);
     ERR_clear_error();

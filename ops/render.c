@@ -264,6 +264,12 @@ int clink__ops_metrics(const struct clink__ops_snapshot *s, struct clink__sbuf *
           (double)s->logins.tracked);
     counter(b, "clink_mysql_queries_total", "Statements from MySQL-protocol clients.", st->mysql_queries);
     counter(b, "clink_tls_reloads_total", "Certificate reloads applied.", st->tls_reloads);
+    family(b, "clink_links_closed_total", "counter",
+           "Established TLS links closed gracefully by a TLS reload: the peer's certificate no longer verifies.");
+    clink__sb_printf(b, "clink_links_closed_total{reason=\"revoked\"} %llu\n",
+                     (unsigned long long)st->links_closed_revoked);
+    clink__sb_printf(b, "clink_links_closed_total{reason=\"untrusted\"} %llu\n",
+                     (unsigned long long)st->links_closed_untrusted);
     counter(b, "clink_protocol_errors_total", "Connections closed for a protocol error.", st->protocol_errors);
     counter(b, "clink_plaintext_fallbacks_total", "PREFERRED dials that went out in plaintext.",
             st->plaintext_fallbacks);

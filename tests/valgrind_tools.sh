@@ -33,6 +33,13 @@ vg 0 "$T/clink-certs" node --ca "$t/pki/int" --out "$t/pki" --name n2 --rsa
 vg 1 "$T/clink-certs" node --ca "$t/nowhere" --out "$t/pki" --name n3
 vg 2 "$T/clink-certs" node --bogus
 vg 0 "$T/clink-certs" --help
+vg 0 "$T/clink-certs" crl --ca "$t/pki"
+vg 0 "$T/clink-certs" revoke --ca "$t/pki" --cert "$t/pki/n1.pem" --reason keyCompromise
+vg 0 "$T/clink-certs" revoke --ca "$t/pki" --cert "$t/pki/n1.pem"
+vg 0 "$T/clink-certs" revoke --ca "$t/pki" --serial 0a:1b
+vg 1 "$T/clink-certs" revoke --ca "$t/pki" --cert "$t/pki/n2.pem"
+vg 2 "$T/clink-certs" revoke --ca "$t/pki" --serial xyz
+vg 0 "$T/clink-certs" crl --ca "$t/pki" --days 7 --out "$t/pki/crl2.pem"
 vg 0 "$T/clink-accounts" --file "$t/acc" add root --require "SUBJECT '/CN=agg1'"
 printf 'secret\n' >"$t/pw"
 valgrind -q --leak-check=full --errors-for-leak-kinds=definite,indirect,possible --error-exitcode=99 \

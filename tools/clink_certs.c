@@ -22,6 +22,7 @@
 #include "clink/auth.h"
 #include "clink/config.h"
 #include "clink/error.h"
+#include "clink_certs_crl.h"
 
 #define PROG       "clink-certs"
 #define EXIT_USAGE 2
@@ -44,6 +45,8 @@ static const char main_usage[] = "usage: " PROG " <command> [options]\n"
                                  "  ca     make a CA: DIR/ca.pem, DIR/ca-key.pem (self-signed, or an\n"
                                  "         intermediate signed by another CA with --parent)\n"
                                  "  node   make a node certificate and key: DIR/NAME.pem, DIR/NAME-key.pem\n"
+                                 "  revoke add a certificate to its CA's CRL: DIR/crl.pem\n"
+                                 "  crl    re-issue a CA's CRL with a new next update\n"
                                  "  ops-set-cert\n"
                                  "         install a certificate and key for a node's HTTPS operations\n"
                                  "         endpoint and point its config at them\n"
@@ -1086,6 +1089,12 @@ int main(int argc, char **argv)
     }
     if (strcmp(cmd, "node") == 0) {
         return cmd_node(argc - 1, argv + 1);
+    }
+    if (strcmp(cmd, "revoke") == 0) {
+        return clink_certs_revoke(argc - 1, argv + 1);
+    }
+    if (strcmp(cmd, "crl") == 0) {
+        return clink_certs_crl(argc - 1, argv + 1);
     }
     if (strcmp(cmd, "ops-set-cert") == 0) {
         return cmd_ops_set_cert(argc - 1, argv + 1);

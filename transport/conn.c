@@ -72,6 +72,7 @@ static void conn_free(struct clink_conn *c)
     clink__conn_tls_free(c);
     clink__conn_dial_free(c);
     free(c->kio);
+    free(c->peer_der);
     clink__bytes_free(&c->rx);
     clink__bytes_free(&c->prx);
     clink__bytes_free(&c->ptx);

@@ -11,8 +11,8 @@
  * opening step and the TLS handshake), conn_io.c (recv, send, completions),
  * conn_close.c (failing, draining, closing), conn_budget.c (the worker's
  * send budget and backpressure), conn_admit.c (handshake slots), conn_ktls.c
- * (handing the record layer to the kernel), reqs.c (the peer's requests and
- * their answers).
+ * (handing the record layer to the kernel), conn_recheck.c (the peer checked
+ * again after a TLS reload), reqs.c (the peer's requests and their answers).
  *
  * Everything here runs on the connection's worker thread, except what
  * node_int.h says other threads may read (refs, open, goaway).
@@ -170,6 +170,14 @@ struct clink_conn {
 
     int has_tls;
     struct clink__tls *tls; /* NULL once the kernel has both directions (or without TLS): its SSL is freed */
+    uint64_t tls_gen;       /* the node's tls_gen when its SSL was made: the trust its peer was verified under */
+    /*
+     * The peer's certificate then its chain as sent, DER, kept when the SSL
+     * is freed at a kTLS hand-off (only for a peer that was verified), so
+     * that a reload can check it again (conn_recheck.c). NULL otherwise.
+     */
+    uint8_t *peer_der;
+    size_t peer_der_len;
 
     /*
      * kTLS (docs/ktls.md): the kernel owns a direction once installed. RX is
@@ -340,6 +348,10 @@ void clink__conn_limits_release(struct clink_conn *c); /* it closed: give back w
 void clink__limits_free(struct clink__limits *l);
 /* conn_idle.c */
 void clink__conn_idle_watch(struct clink_conn *c); /* a client session began: sweep its worker */
+/* conn_recheck.c: the node's trust changed (a TLS reload) */
+void clink__conn_keep_peer(struct clink_conn *c);        /* before a kTLS hand-off frees the SSL */
+void clink__conn_recheck_worker(struct clink_worker *w); /* re-verify this worker's open links, if trust changed */
+int clink__conn_recheck_opening(struct clink_conn *c);   /* made under older trust: check now; -1 if failed */
 /* conn_ktls.c */
 void clink__conn_ktls_begin(struct clink_conn *c);
 void clink__conn_ktls_try_tx(struct clink_conn *c);

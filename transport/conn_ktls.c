@@ -122,8 +122,10 @@ void clink__conn_ktls_try_tx(struct clink_conn *c)
      * Both directions are the kernel's: OpenSSL's per-connection state (the
      * SSL, its session and the peer's certificate; the status was copied when
      * the connection opened, and the client filed its tickets already) is
-     * needed no more. Freed, with the secrets.
+     * needed no more. Freed, with the secrets; the peer's certificates are
+     * kept (DER) for a reload to check again.
      */
+    clink__conn_keep_peer(c);
     clink__conn_tls_free(c);
     STAT_ADD(c->w, ktls_offloaded, 1);
     /* What was staged while we waited is plaintext for the kernel to encrypt: it becomes the output (tx is empty). */

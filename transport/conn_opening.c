@@ -36,7 +36,8 @@ static int tls_new(struct clink_conn *c, SSL_CTX *ctx, int is_server, const char
         return ret;
     }
     c->tls = t;
-    c->has_tls = 1; /* clink__conn_tls_free cleans up from here, whatever happens next */
+    c->tls_gen = atomic_load(&c->node->tls_gen); /* the callers hold tls_mu: the trust this SSL's context has */
+    c->has_tls = 1;                              /* clink__conn_tls_free cleans up from here, whatever happens next */
     return 0;
 }
 

@@ -210,6 +210,9 @@ static int hello_agreed(struct clink_conn *c, const struct clink_hello *theirs)
     }
     c->nat->version = (uint16_t)v;
     c->nat->peer_max_frame = theirs->max_frame;
+    if (clink__conn_recheck_opening(c) < 0) {
+        return 0; /* its handshake ran under trust a reload has replaced since, and the peer fails the new one */
+    }
     if (c->is_server) {
         int ret = check_login(c, theirs);
         if (ret == 0) {

@@ -116,6 +116,7 @@ int clink_node_new(const struct clink_node_opts *opts, struct clink_node **out)
         struct clink_worker *w = &n->workers[i];
         w->node = n;
         w->idx = i;
+        w->recheck_msg.kind = MSG_RECHECK;
         w->listen_fd = -1;
         w->https_fd = -1;
         w->efd = -1;

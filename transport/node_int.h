@@ -77,6 +77,7 @@ enum clink__msg_kind {
     MSG_STOP,
     MSG_CLOSE,
     MSG_RESPOND,
+    MSG_RECHECK, /* the node's TLS trust changed: re-verify the peers of this worker's links (conn_recheck.c) */
 };
 
 /* Header of every inbox message (calls carry one in their conn's call slot). */
@@ -163,6 +164,7 @@ struct clink__stats {
     _Atomic uint64_t calls_failed_timeout, calls_failed_remote, calls_failed_canceled, calls_failed_closed,
         calls_failed_other;
     _Atomic uint64_t refused_max_connections, refused_max_user_connections, refused_max_node_links, idle_closed;
+    _Atomic uint64_t links_closed_revoked, links_closed_untrusted;
     _Atomic uint64_t call_latency[CLINK_LATENCY_BUCKETS]; /* clink_node_call_latency: 800 bytes a worker */
 };
 #define STAT_ADD(w, field, n)                                                                                          \
@@ -236,6 +238,15 @@ struct clink_worker {
     unsigned client_sessions;
     struct clink__timer idle_timer;
 
+    /*
+     * The node's tls_gen this worker's links were last checked against
+     * (conn_recheck.c), and its one MSG_RECHECK wake-up, posted at most once
+     * at a time.
+     */
+    uint64_t tls_gen;
+    atomic_int recheck_posted;
+    struct clink__msg recheck_msg;
+
     int stopping;
     int drain_stage;
     struct clink__timer drain_timer;
@@ -290,6 +301,7 @@ struct clink_node {
      * swap it. */
     pthread_mutex_t tls_mu;
     struct clink_tls_ctx *tls;
+    _Atomic uint64_t tls_gen; /* bumped (under tls_mu) each time tls is replaced: workers re-check their links */
     struct clink_accounts *accounts;
     struct clink__sessions sessions; /* client-side tickets, per peer identity */
     struct clink__limits limits;

@@ -51,6 +51,8 @@ void clink_node_get_stats(const struct clink_node *node, struct clink_node_stats
         SUM(refused_max_user_connections);
         SUM(refused_max_node_links);
         SUM(idle_closed);
+        SUM(links_closed_revoked);
+        SUM(links_closed_untrusted);
         out->buffered += __atomic_load_n(&node->workers[i].buffered, __ATOMIC_RELAXED);
 #undef SUM
     }

@@ -44,8 +44,21 @@ int clink_node_reload_tls(struct clink_node *node, struct clink_tls_ctx *ctx)
     pthread_mutex_lock(&node->tls_mu);
     struct clink_tls_ctx *old = node->tls;
     node->tls = ctx;
+    atomic_fetch_add_explicit(&node->tls_gen, 1, memory_order_release);
     pthread_mutex_unlock(&node->tls_mu);
-    /* Connections made with the old context hold their own OpenSSL references: they run on untouched. */
+    /*
+     * Connections made with the old context hold their own OpenSSL
+     * references and run on, but the new trust may refuse their peers: each
+     * worker checks its own links (conn_recheck.c). A wake-up per worker,
+     * never a wait: this may run on a worker. One whose inbox is full is
+     * awake, and its loop sees the new generation anyway.
+     */
+    for (unsigned i = 0; i < node->nworkers && atomic_load(&node->started); i++) {
+        struct clink_worker *w = &node->workers[i];
+        if (atomic_exchange(&w->recheck_posted, 1) == 0 && clink__worker_post(w, &w->recheck_msg) < 0) {
+            atomic_store(&w->recheck_posted, 0);
+        }
+    }
     clink_tls_ctx_free(old);
     /* Our tickets carry our old client certificate: resuming one would present it again. */
     clink__sessions_clear(&node->sessions);

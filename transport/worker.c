@@ -317,6 +317,12 @@ static void handle_msg(struct clink_worker *w, struct clink__msg *m, int live)
     case MSG_RESPOND:
         clink__conn_respond_msg((struct clink__msg_respond *)m, live);
         break;
+    case MSG_RECHECK:
+        atomic_store(&w->recheck_posted, 0); /* before the check: a later change posts again */
+        if (live) {
+            clink__conn_recheck_worker(w);
+        }
+        break;
     }
 }
 
@@ -529,6 +535,9 @@ static void loop(struct clink_worker *w)
         }
         io_uring_cq_advance(&w->ring, seen);
         drain_inbox(w, 1);
+        if (atomic_load_explicit(&w->node->tls_gen, memory_order_relaxed) != w->tls_gen) {
+            clink__conn_recheck_worker(w); /* a reload whose MSG_RECHECK found the inbox full */
+        }
         fire_timers(w);
         if (w->canceled != NULL) { /* a call test, not a call: the loop runs it on every pass */
             clink__worker_run_canceled(w);

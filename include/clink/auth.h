@@ -212,7 +212,10 @@ struct clink_cert_warning {
  * name), one that expires within 30 days of now (unix seconds), and, when
  * host (a DNS name or IP address this node is known by; NULL: not checked)
  * is given, an own CN-only certificate that does not name it: the sign of
- * one certificate shared by every node. Fills up to cap of out; returns how many
+ * one certificate shared by every node; and, on a trusted CA's entry, a CRL
+ * of that CA (crl_file) whose nextUpdate is within 7 days or past (then
+ * every certificate it covers is refused, this node's own included: see
+ * clink_cert_crl_reissue). Fills up to cap of out; returns how many
  * there are (may exceed cap). A node logs them at start and on reload.
  * Thread: any.
  */
@@ -319,6 +322,60 @@ CLINK_API CLINK_MUST_USE int clink_cert_sign_renewal(const char *ca_cert_path, c
 CLINK_API CLINK_MUST_USE int clink_cert_make_crl(const char *ca_cert_path, const char *ca_key_path,
                                                  const char *const *revoked, int64_t valid_for_s, const char *crl_path,
                                                  char *err, size_t errlen);
+
+/* What a CA's CRL says once clink_cert_revoke or clink_cert_crl_reissue is done. */
+struct clink_crl_info {
+    char serial[64];     /* clink_cert_revoke: the serial revoked (hex, upper case) */
+    char subject[256];   /* ... and its subject (RFC 2253), when it came from a certificate file */
+    uint64_t number;     /* the CRL's number (RFC 5280 5.2.3): one more at every write */
+    size_t revoked;      /* entries in the CRL */
+    int64_t next_update; /* unix seconds: after this, peers that check it refuse every certificate of the CA */
+};
+
+/* Zero means default for every field. Strings are borrowed during the call. */
+struct clink_revoke_opts {
+    const char *cert_file;  /* [in] PEM certificate to revoke: it must be issued by the CA. Or: */
+    const char *serial_hex; /* [in] its serial in hex ("0x" and ':' allowed): exactly one of the two */
+    /*
+     * [in] RFC 5280 5.3.1 reasonCode, by name: unspecified, keyCompromise,
+     * CACompromise, affiliationChanged, superseded, cessationOfOperation,
+     * privilegeWithdrawn, AACompromise. NULL: the entry carries no reason.
+     */
+    const char *reason;
+    int64_t valid_for_s; /* the new CRL's validity (nextUpdate - now). 0: 30 days */
+};
+
+/*
+ * Revoke a certificate of the CA in ca_dir (made by `clink-certs ca`:
+ * ca_dir/ca.pem, ca_dir/ca-key.pem). The CRL at crl_path (NULL:
+ * ca_dir/crl.pem) is the record of what is revoked: it is read if it exists
+ * (it must be this CA's, signed by its key), its entries kept, the serial
+ * added with the time now and the reason, its CRL number bumped, and the
+ * whole re-signed with the CA key and written to a temporary file beside it,
+ * synced and renamed into place, mode 0644. Concurrent calls on one CRL are
+ * ordered by an flock on crl_path.lock. A certificate not issued by this CA
+ * is refused (err names both issuers). Nodes see the change once the file is
+ * their ssl_crl and they reload.
+ * [out] info (may be NULL). Thread: any.
+ * Returns 0 (revoked now), 1 (already revoked: the CRL is left as it is),
+ * -CLINK_EINVAL (arguments, a bad serial or reason name), -CLINK_ECONFIG
+ * (files), -CLINK_ENOMEM or -CLINK_EINTERNAL, with err.
+ */
+CLINK_API CLINK_MUST_USE int clink_cert_revoke(const char *ca_dir, const char *crl_path,
+                                               const struct clink_revoke_opts *opts, struct clink_crl_info *info,
+                                               char *err, size_t errlen);
+
+/*
+ * Re-issue the CRL of the CA in ca_dir as it is (same entries), with a new
+ * number, lastUpdate now and nextUpdate now + valid_for_s (0: 30 days), the
+ * same way clink_cert_revoke writes it; without a CRL at crl_path (NULL:
+ * ca_dir/crl.pem), an empty one. A CRL expires: a node checking an expired
+ * one refuses every certificate of its CA, its own included, so re-issue it
+ * before next_update and reload the nodes. Thread: any. Returns 0 or as
+ * clink_cert_revoke.
+ */
+CLINK_API CLINK_MUST_USE int clink_cert_crl_reissue(const char *ca_dir, const char *crl_path, int64_t valid_for_s,
+                                                    struct clink_crl_info *info, char *err, size_t errlen);
 
 #ifdef __cplusplus
 }

@@ -303,6 +303,12 @@ struct clink_node_stats {
     uint64_t client_sessions, node_links;
     uint64_t refused_max_connections, refused_max_user_connections, refused_max_node_links;
     uint64_t idle_closed; /* client sessions closed after wait_timeout_s idle */
+    /*
+     * Established TLS links closed gracefully (GOAWAY) by a TLS reload because
+     * the peer's certificate no longer verifies under the new trust: revoked
+     * by a CRL, or anything else (its CA removed from ssl_ca, ...).
+     */
+    uint64_t links_closed_revoked, links_closed_untrusted;
 };
 /* Thread: any (values may be a moment old). */
 CLINK_API void clink_node_get_stats(const struct clink_node *node, struct clink_node_stats *out);
@@ -333,7 +339,14 @@ CLINK_API void clink_node_call_latency(const struct clink_node *node, struct cli
 /*
  * Rotate the node's TLS identity and trust without a restart (like MySQL's
  * ALTER INSTANCE RELOAD TLS): new handshakes use ctx, established
- * connections keep theirs and no call fails. ctx was validated by
+ * connections keep theirs and no call fails. Each worker then checks the
+ * peer certificate of every TLS link it owns (accepted with a client
+ * certificate, or dialled with verification) against ctx's trust (CAs,
+ * CRLs, strictness; not the name, checked at the dial): a link whose peer
+ * no longer verifies (revoked, its CA removed) is closed gracefully with
+ * GOAWAY, its calls in flight finishing, logged once and counted
+ * (links_closed_revoked, links_closed_untrusted); a handshake still under
+ * way is checked when it opens. ctx was validated by
  * clink_tls_ctx_new (key matches, chain verifies, not expired); the node
  * takes a reference. A node started without TLS (allow_plaintext, state
  * PLAINTEXT) gains its identity here, the first step of moving it to TLS
