@@ -15,8 +15,9 @@
  *      node's ssl_ca becomes CA 2 alone.
  * Asserted: no call fails or comes back wrong; each step carried calls to
  * both leaves; each node then serves the new certificate (its serial, its
- * issuer); after the rollover a client that trusts only CA 1 is refused and
- * one that trusts CA 2 gets in. Exit 0 on success, 1 on failure.
+ * issuer); the last step closes the links made under CA 1 (GOAWAY: their
+ * calls finish) and the pools replace them; after the rollover a client
+ * that trusts only CA 1 is refused and one that trusts CA 2 gets in. Exit 0 on success, 1 on failure.
  */
 #include <pthread.h>
 #include <stdarg.h>
@@ -298,6 +299,25 @@ int main(void)
     }
     set_all("ssl_ca", "ca2.pem");
     step("every node trusts CA 2 alone");
+    /* The aggregator's links made under CA 1 were closed by that reload (GOAWAY) and replaced: all from CA 2 now. */
+    size_t old_links = 1, links_now = 0;
+    for (int w = 0; w < 100 && (old_links > 0 || links_now == 0); w++) {
+        struct clink_conn_status *l = NULL;
+        size_t nl = 0;
+        old_links = links_now = 0;
+        if (clink_node_links(clink_server_node(srv[0]), &l, &nl) == 0) {
+            for (size_t k = 0; k < nl; k++) {
+                if (!l[k].is_server && l[k].open) {
+                    links_now++;
+                    old_links += strstr(l[k].peer_issuer, "rotation CA 2") == NULL;
+                }
+            }
+        }
+        free(l);
+        usleep(50 * 1000);
+    }
+    check(old_links == 0 && links_now > 0, "the aggregator's open links are all to CA 2 certificates (%zu of %zu not)",
+          old_links, links_now);
     int r1 = dial_with("ca1.pem"), r2 = dial_with("ca2.pem");
     check(r1 != 0, "a client that trusts only CA 1 is refused (got %s)", clink_strerror(r1));
     check(r2 == 0, "a client that trusts CA 2 gets in (%s)", clink_strerror(r2));
