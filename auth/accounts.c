@@ -360,43 +360,81 @@ static int apply(struct clink__account *found, const struct clink__account *a, u
  * One change: under the writer lock (and the file's lock), start from the
  * file as it is now (another process may have changed it), apply, save,
  * then swap the new set in (the login lock only for the swap). A change that
- * cannot be saved is not made.
+ * cannot be saved is not made. begin_change takes the locks and reads the
+ * set (with room for one more account); end_change saves it if ret is 0,
+ * swaps it in, and lets go.
  */
-static int change(struct clink_accounts *acc, enum change_op op, const struct clink__account *a, unsigned set,
-                  char *err, size_t errlen)
+struct pending_change {
+    struct clink__account *v;
+    size_t n;
+    int lockfd;
+};
+
+static int begin_change(struct clink_accounts *acc, struct pending_change *pc, char *err, size_t errlen)
 {
+    *pc = (struct pending_change){.lockfd = -1};
     pthread_mutex_lock(&acc->wmu);
-    int lockfd = -1, ret = 0;
-    struct clink__account *v = NULL;
-    size_t n = 0;
+    int ret = 0;
     if (acc->path != NULL) {
-        if ((lockfd = clink__accounts_lock_file(acc->path, err, errlen)) < 0) {
-            pthread_mutex_unlock(&acc->wmu);
-            return lockfd;
-        }
-        if (access(acc->path, F_OK) == 0) {
-            ret = clink__accounts_read_file(acc->path, &v, &n, err, errlen);
+        if ((pc->lockfd = clink__accounts_lock_file(acc->path, err, errlen)) < 0) {
+            ret = pc->lockfd;
+        } else if (access(acc->path, F_OK) == 0) {
+            ret = clink__accounts_read_file(acc->path, &pc->v, &pc->n, err, errlen);
         } else if (errno != ENOENT) {
             clink__set_err(err, errlen, "%s: %s", acc->path, strerror(errno));
             ret = -errno;
         }
     } else {
         pthread_mutex_lock(&acc->mu);
-        v = malloc((acc->n + 1) * sizeof(*v));
-        if (v != NULL && acc->n > 0) {
-            memcpy(v, acc->v, acc->n * sizeof(*v));
+        pc->v = malloc((acc->n + 1) * sizeof(*pc->v));
+        if (pc->v != NULL && acc->n > 0) {
+            memcpy(pc->v, acc->v, acc->n * sizeof(*pc->v));
         }
-        n = acc->n;
+        pc->n = acc->n;
         pthread_mutex_unlock(&acc->mu);
-        ret = v == NULL ? -CLINK_ENOMEM : 0;
+        ret = pc->v == NULL ? -CLINK_ENOMEM : 0;
     }
-    struct clink__account *grown = ret == 0 ? realloc(v, (n + 1) * sizeof(*v)) : NULL;
+    struct clink__account *grown = ret == 0 ? realloc(pc->v, (pc->n + 1) * sizeof(*pc->v)) : NULL;
     if (ret == 0 && grown == NULL) {
         ret = -CLINK_ENOMEM;
     } else if (ret == 0) {
-        v = grown;
+        pc->v = grown;
     }
-    struct clink__account *found = ret == 0 ? clink__account_find(v, n, a->user, a->host) : NULL;
+    return ret;
+}
+
+static int end_change(struct clink_accounts *acc, struct pending_change *pc, int ret, char *err, size_t errlen)
+{
+    if (ret == 0) {
+        ret = clink__accounts_save(acc->path, pc->v, pc->n, err, errlen);
+    }
+    if (ret == 0) {
+        pthread_mutex_lock(&acc->mu);
+        struct clink__account *old = acc->v;
+        size_t oldn = acc->n;
+        acc->v = pc->v;
+        acc->n = pc->n;
+        pthread_mutex_unlock(&acc->mu);
+        pc->v = old;
+        pc->n = oldn;
+    }
+    if (pc->v != NULL) {
+        OPENSSL_cleanse(pc->v, pc->n * sizeof(*pc->v));
+        free(pc->v);
+    }
+    if (pc->lockfd >= 0) {
+        close(pc->lockfd); /* releases the flock */
+    }
+    pthread_mutex_unlock(&acc->wmu);
+    return ret;
+}
+
+static int change(struct clink_accounts *acc, enum change_op op, const struct clink__account *a, unsigned set,
+                  char *err, size_t errlen)
+{
+    struct pending_change pc;
+    int ret = begin_change(acc, &pc, err, errlen);
+    struct clink__account *v = pc.v, *found = ret == 0 ? clink__account_find(v, pc.n, a->user, a->host) : NULL;
     if (ret == 0) {
         if (op == CH_ADD && found != NULL) {
             clink__set_err(err, errlen, "account '%s'@'%s' exists", a->user, a->host);
@@ -405,38 +443,52 @@ static int change(struct clink_accounts *acc, enum change_op op, const struct cl
             clink__set_err(err, errlen, "no account '%s'@'%s'", a->user, a->host);
             ret = -ENOENT;
         } else if (op == CH_ADD) {
-            v[n] = *a;
-            ret = apply(&v[n], a, SET_ALL, err, errlen);
-            n++;
+            v[pc.n] = *a;
+            ret = apply(&v[pc.n], a, SET_ALL, err, errlen);
+            pc.n++;
         } else if (op == CH_DROP) {
-            memmove(found, found + 1, (size_t)(v + n - found - 1) * sizeof(*v));
-            n--;
+            memmove(found, found + 1, (size_t)(v + pc.n - found - 1) * sizeof(*v));
+            pc.n--;
         } else {
             ret = apply(found, a, set, err, errlen);
         }
     }
-    if (ret == 0) {
-        ret = clink__accounts_save(acc->path, v, n, err, errlen);
+    return end_change(acc, &pc, ret, err, errlen);
+}
+
+int clink_accounts_replace_issuer(struct clink_accounts *acc, const char *old_issuer, const char *new_issuer,
+                                  unsigned *changed, char *err, size_t errlen)
+{
+    if (changed != NULL) {
+        *changed = 0;
     }
-    if (ret == 0) {
-        pthread_mutex_lock(&acc->mu);
-        struct clink__account *old = acc->v;
-        size_t oldn = acc->n;
-        acc->v = v;
-        acc->n = n;
-        pthread_mutex_unlock(&acc->mu);
-        v = old;
-        n = oldn;
+    if (acc == NULL || old_issuer == NULL || new_issuer == NULL || old_issuer[0] == '\0' || new_issuer[0] == '\0') {
+        clink__set_err(err, errlen, "the old and the new issuer are needed");
+        return -CLINK_EINVAL;
     }
-    if (v != NULL) {
-        OPENSSL_cleanse(v, n * sizeof(*v));
-        free(v);
+    /* The new name as REQUIRE ISSUER would take it: what the file can hold and a login compares. */
+    struct clink__require probe = {0};
+    char clause[DN_MAX + 32];
+    if (snprintf(clause, sizeof(clause), "ISSUER '%s'", new_issuer) >= (int)sizeof(clause) ||
+        strchr(new_issuer, '\'') || clink__parse_require(clause, &probe, err, errlen) < 0) {
+        clink__set_err(err, errlen, "not an issuer name REQUIRE ISSUER can hold: %.100s", new_issuer);
+        return -CLINK_EINVAL;
     }
-    if (lockfd >= 0) {
-        close(lockfd); /* releases the flock */
+    struct pending_change pc;
+    int ret = begin_change(acc, &pc, err, errlen);
+    unsigned n = 0;
+    for (size_t i = 0; ret == 0 && i < pc.n; i++) {
+        if (strcmp(pc.v[i].req.issuer, old_issuer) == 0) {
+            snprintf(pc.v[i].req.issuer, sizeof(pc.v[i].req.issuer), "%s", probe.issuer);
+            n++;
+        }
     }
-    pthread_mutex_unlock(&acc->wmu);
-    return ret;
+    if (changed != NULL) {
+        *changed = n;
+    }
+    /* Nothing named the old issuer: nothing to write. */
+    int r = end_change(acc, &pc, ret == 0 && n == 0 ? 1 : ret, err, errlen);
+    return r == 1 ? 0 : r;
 }
 
 int clink_accounts_add(struct clink_accounts *acc, const struct clink_account_spec *spec, char *err, size_t errlen)

@@ -98,6 +98,28 @@ int clink__ops_config(clink_ops_config_fn fn, void *user, const uint8_t *body, s
     return status;
 }
 
+int clink__ops_issuer(clink_ops_issuer_fn fn, void *user, const uint8_t *body, size_t len, const char *who,
+                      struct clink__sbuf *out)
+{
+    if (fn == NULL) {
+        return refused(out, 501, "this node has no accounts to change");
+    }
+    cJSON *root = body ? cJSON_ParseWithLength((const char *)body, len) : NULL;
+    const char *from = cJSON_IsObject(root) ? str_member(root, "from") : NULL;
+    const char *to = cJSON_IsObject(root) ? str_member(root, "to") : NULL;
+    int status;
+    if (from == NULL || to == NULL || from[0] == '\0' || to[0] == '\0' || strlen(from) > 256 || strlen(to) > 256) {
+        status = refused(out, 400, "expected {\"from\": \"/CN=old CA\", \"to\": \"/CN=new CA\"}");
+    } else {
+        char json[1024] = "";
+        int ret = fn(user, from, to, who, json, sizeof(json));
+        clink__sb_printf(out, "%s\n", json[0] ? json : "{}");
+        status = ret == 0 ? 200 : 409;
+    }
+    cJSON_Delete(root);
+    return status;
+}
+
 int clink__ops_renew(clink_ops_renew_fn fn, void *user, int csr, const uint8_t *body, size_t len, const char *who,
                      struct clink__sbuf *out)
 {

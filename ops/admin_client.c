@@ -506,3 +506,21 @@ int clink_admin_rotate_cert(struct clink_admin *a, const struct clink_admin_node
     free(body);
     return ret;
 }
+
+int clink_admin_replace_issuer(struct clink_admin *a, const struct clink_admin_node *node, const char *from,
+                               const char *to, struct clink_admin_result *r)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "from", from ? from : "");
+    cJSON_AddStringToObject(o, "to", to ? to : "");
+    char *json = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    if (json == NULL) {
+        memset(r, 0, sizeof(*r));
+        snprintf(r->outcome, sizeof(r->outcome), "failed");
+        return -CLINK_ENOMEM;
+    }
+    int ret = post(a, node, "/accounts/issuer", json, r);
+    cJSON_free(json);
+    return ret;
+}

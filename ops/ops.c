@@ -54,6 +54,8 @@ struct clink_ops {
     void *restart_user;
     clink_ops_renew_fn renew;
     void *renew_user;
+    clink_ops_issuer_fn issuer;
+    void *issuer_user;
     char name[64];
     char instance[17]; /* random, per process start: how clink-admin restart sees the node come back */
     unsigned warn_days;
@@ -444,9 +446,12 @@ static void post(struct clink_ops *ops, struct job *j)
     int is_reload = !strcmp(j->http.path, "/reload"), is_config = !strcmp(j->http.path, "/config");
     int is_restart = !strcmp(j->http.path, "/restart");
     int is_renew = !strcmp(j->http.path, "/csr") || !strcmp(j->http.path, "/cert");
-    if (!is_reload && !is_config && !is_restart && !is_renew && strcmp(j->http.path, "/secure-transport") != 0) {
+    int is_issuer = !strcmp(j->http.path, "/accounts/issuer");
+    if (!is_reload && !is_config && !is_restart && !is_renew && !is_issuer &&
+        strcmp(j->http.path, "/secure-transport") != 0) {
         respond_text(req, 0, 404, NULL,
-                     "no such action: POST /reload, /secure-transport, /config, /restart, /csr or /cert\n");
+                     "no such action: POST /reload, /secure-transport, /config, /restart, /csr, /cert or "
+                     "/accounts/issuer\n");
         return;
     }
     if (strncasecmp(j->http.content_type, "application/json", 16) != 0) {
@@ -456,6 +461,13 @@ static void post(struct clink_ops *ops, struct job *j)
     char who[320] = "";
     int status = authorize(ops, j, who, sizeof(who));
     if (answer_refused_login(req, 0, status, who)) {
+        return;
+    }
+    if (is_issuer) {
+        struct clink__sbuf b = {0};
+        int answer = clink__ops_issuer(ops->issuer, ops->issuer_user, j->body, j->http.body_len, who, &b);
+        respond(req, 0, b.err ? 500 : answer, "application/json", NULL, b.p ? b.p : "", b.p ? b.n : 0);
+        free(b.p);
         return;
     }
     if (is_renew) {
@@ -688,6 +700,8 @@ int clink_ops_new(const struct clink_ops_opts *o, struct clink_ops **out)
     ops->restart_user = o->restart_user;
     ops->renew = o->renew;
     ops->renew_user = o->renew_user;
+    ops->issuer = o->issuer;
+    ops->issuer_user = o->issuer_user;
     snprintf(ops->name, sizeof(ops->name), "%s", o->name ? o->name : "node");
     unsigned char rnd[8] = {0};
     CLINK_IGNORE(RAND_bytes(rnd, sizeof(rnd)));

@@ -74,6 +74,9 @@ const char *clink__ops_link_role(const struct clink__ops_snapshot *s, const stru
 int clink__ops_config(clink_ops_config_fn fn, void *user, const uint8_t *body, size_t len, const char *who,
                       struct clink__sbuf *out);
 int clink__ops_restart_answer(int can, const char *msg, struct clink__sbuf *out);
+/* POST /accounts/issuer (body {"from": DN, "to": DN}). */
+int clink__ops_issuer(clink_ops_issuer_fn fn, void *user, const uint8_t *body, size_t len, const char *who,
+                      struct clink__sbuf *out);
 /* POST /csr (csr = 1, no body needed) and POST /cert (body {"cert": PEM}). */
 int clink__ops_renew(clink_ops_renew_fn fn, void *user, int csr, const uint8_t *body, size_t len, const char *who,
                      struct clink__sbuf *out);

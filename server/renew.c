@@ -276,3 +276,25 @@ int clink__server_ops_renew(void *user, const char *cert_pem, const char *who, c
     free(cur);
     return ret;
 }
+
+int clink__server_ops_issuer(void *user, const char *from, const char *to, const char *who, char *json, size_t cap)
+{
+    struct clink_server *srv = user;
+    char err[300] = "";
+    unsigned changed = 0;
+    int ret = clink_accounts_replace_issuer(srv->acc, from, to, &changed, err, sizeof(err));
+    if (ret == 0) {
+        clink__server_log(srv, CLINK_LOG_WARN, "accounts: REQUIRE ISSUER '%.200s' -> '%.200s' by %s: %u account(s)",
+                          from, to, who, changed);
+        snprintf(json, cap,
+                 "{\"outcome\":\"ok\",\"changed\":%u,\"message\":\"%u account(s) now require the new issuer\"}",
+                 changed, changed);
+    } else {
+        clink__server_log(srv, CLINK_LOG_WARN, "accounts: REQUIRE ISSUER change by %s refused: %s", who, err);
+        for (char *c = err; *c; c++) {
+            *c = *c == '"' || *c == '\\' || (unsigned char)*c < 0x20 ? '\'' : *c;
+        }
+        snprintf(json, cap, "{\"outcome\":\"refused\",\"why\":\"%s\"}", err);
+    }
+    return ret;
+}

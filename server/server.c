@@ -178,6 +178,8 @@ static int make_ops(struct clink_server *srv, struct clink_tls_ctx *https, char 
                                 .restart_user = srv,
                                 .renew = clink__server_ops_renew,
                                 .renew_user = srv,
+                                .issuer = srv->acc != NULL ? clink__server_ops_issuer : NULL,
+                                .issuer_user = srv,
                                 .name = srv->name,
                                 .log = srv->o.log,
                                 .log_user = srv->o.log_user,

@@ -85,6 +85,8 @@ int clink__server_ops_restart(void *user, const char *who, char *msg, size_t cap
 /* renew.c: POST /csr (cert_pem NULL) and POST /cert; the pending key forgotten when the server goes. */
 int clink__server_ops_renew(void *user, const char *cert_pem, const char *who, char **json);
 void clink__server_renew_forget(struct clink_server *srv);
+/* renew.c: POST /accounts/issuer (a CA rollover's accounts step). */
+int clink__server_ops_issuer(void *user, const char *from, const char *to, const char *who, char *json, size_t cap);
 
 /* tool_methods.c: register the methods of clink/methods.h. */
 int clink__server_tool_methods(struct clink_server *srv);

@@ -638,3 +638,35 @@ Test(accounts, every_failed_cleartext_login_costs_one_crypt)
     cr_assert_eq(check(acc, &l, why), 0, "%s", why);
     clink_accounts_free(acc);
 }
+
+Test(accounts, replace_issuer_moves_the_accounts_that_named_the_old_ca)
+{
+    struct clink_accounts *acc = NULL;
+    char err[256] = "";
+    cr_assert_eq(clink_accounts_new(NULL, &acc), 0);
+    struct clink_account_spec a = {.user = "a", .require = "ISSUER '/CN=old CA'"};
+    struct clink_account_spec b = {.user = "b", .require = "SUBJECT '/CN=b' AND ISSUER '/CN=old CA'"};
+    struct clink_account_spec c = {.user = "c", .require = "ISSUER '/CN=other CA'"};
+    cr_assert_eq(clink_accounts_add(acc, &a, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(clink_accounts_add(acc, &b, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(clink_accounts_add(acc, &c, err, sizeof(err)), 0, "%s", err);
+    unsigned n = 99;
+    cr_assert_eq(clink_accounts_replace_issuer(acc, "/CN=old CA", "/CN=new CA", &n, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(n, 2);
+    struct clink_account_info i;
+    cr_assert_eq(clink_accounts_get(acc, "a", NULL, &i), 0);
+    cr_assert_str_eq(i.issuer, "/CN=new CA");
+    cr_assert_eq(clink_accounts_get(acc, "b", NULL, &i), 0);
+    cr_assert_str_eq(i.issuer, "/CN=new CA");
+    cr_assert_str_eq(i.subject, "/CN=b");
+    cr_assert_eq(clink_accounts_get(acc, "c", NULL, &i), 0);
+    cr_assert_str_eq(i.issuer, "/CN=other CA");
+    /* None names it any more: nothing to change. A name REQUIRE ISSUER could not hold is refused. */
+    cr_assert_eq(clink_accounts_replace_issuer(acc, "/CN=old CA", "/CN=new CA", &n, err, sizeof(err)), 0);
+    cr_assert_eq(n, 0);
+    cr_assert_eq(clink_accounts_replace_issuer(acc, "/CN=new CA", "/CN=it's", &n, err, sizeof(err)), -CLINK_EINVAL);
+    cr_assert_eq(clink_accounts_replace_issuer(acc, "", "/CN=x", &n, err, sizeof(err)), -CLINK_EINVAL);
+    cr_assert_eq(clink_accounts_get(acc, "a", NULL, &i), 0);
+    cr_assert_str_eq(i.issuer, "/CN=new CA");
+    clink_accounts_free(acc);
+}

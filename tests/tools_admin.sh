@@ -244,6 +244,19 @@ grep -q "certificate renewal by 'opsadmin'.*installed and applied" "$t/leaf2/nod
 "$admin" reload --all >"$t/out" 2>&1 && [ "$(grep -c ': ok' "$t/out")" = 3 ] && ok ||
   { no "reload --all after the rotation"; cat "$t/out"; }
 
+# replace-issuer: a CA rollover's step for the accounts. leaf2 has an account that requires the cluster CA as issuer.
+ca_subject=$(openssl x509 -in "$t/pki/ca.pem" -noout -subject -nameopt compat | sed 's/^subject=//')
+"$accounts" --file "$t/leaf2/accounts.cnf" add svc --require "ISSUER '$ca_subject'" >/dev/null 2>&1 &&
+  "$admin" reload leaf2 >/dev/null 2>&1 || no "add svc (REQUIRE ISSUER the CA)"
+"$admin" replace-issuer --from "$ca_subject" --to "/CN=cluster CA 2" --all >"$t/out" 2>&1 &&
+  grep -q "^leaf2: ok: 1 account(s) now require the new issuer" "$t/out" &&
+  grep -q "^leaf1: ok: 0 account(s)" "$t/out" && sed -n '/^\[svc@%\]/,/^\[/p' "$t/leaf2/accounts.cnf" |
+  grep -qx "require_issuer = /CN=cluster CA 2" && ok || { no "replace-issuer --all"; cat "$t/out"; cat "$t/leaf2/accounts.cnf"; }
+"$admin" replace-issuer --from "$ca_subject" --to "/CN=it's" leaf2 >"$t/out" 2>&1
+[ $? -eq 1 ] && grep -q "leaf2: refused" "$t/out" && ok || { no "an issuer with a quote is refused"; cat "$t/out"; }
+"$admin" replace-issuer --to "/CN=x" leaf2 >/dev/null 2>&1
+[ $? -eq 2 ] && ok || no "replace-issuer without --from is a usage error"
+
 for n in agg1 leaf1 leaf2; do
   grep -q "ERROR: AddressSanitizer\|runtime error" "$t/$n/node.log" && no "$n: sanitizer report" && cat "$t/$n/node.log"
 done

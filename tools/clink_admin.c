@@ -18,7 +18,8 @@ static const char usage[] =
     "       clink-admin [options] update-config (--all | NODE...) --key KEY --value VALUE [--key K --value V]...\n"
     "       clink-admin [options] reload (--all | NODE...)\n"
     "       clink-admin [options] restart (--all | NODE...)\n"
-    "       clink-admin [options] rotate-certs --ca DIR [--days N] [--trust FILE] (--all | NODE...)\n\n"
+    "       clink-admin [options] rotate-certs --ca DIR [--days N] [--trust FILE] (--all | NODE...)\n"
+    "       clink-admin [options] replace-issuer --from DN --to DN (--all | NODE...)\n\n"
     "Administer a clink cluster through its nodes' HTTPS ops endpoints, as memsql-ops does: the nodes are\n"
     "the ones the aggregator at --host knows (itself and its [leaf]/[aggregator] peers). Each node is\n"
     "verified (its certificate must chain to --ca and name its address) and logs the administrator in by\n"
@@ -38,7 +39,9 @@ static const char usage[] =
     "                       identity only; the node checks the pair, installs it (old files kept as .bak)\n"
     "                       and reloads. The key never leaves the node. --days N: validity (default 365);\n"
     "                       --trust FILE: the CAs the current certificates chain to, when another CA (a\n"
-    "                       CA rollover, docs/admin.md) issued them\n\n"
+    "                       CA rollover, docs/admin.md) issued them\n"
+    "  replace-issuer       accounts whose REQUIRE ISSUER is --from (as the account says it: /C=../CN=..)\n"
+    "                       require --to instead: a CA rollover's step for the accounts\n\n"
     "Options (each also from the environment, CLINK_ADMIN_<NAME>, e.g. CLINK_ADMIN_CA):\n"
     "  --host HOST:PORT     the aggregator's ops endpoint (default 127.0.0.1:9001)\n"
     "  --ca FILE            the CA bundle the nodes' ops certificates chain to (required)\n"
@@ -52,7 +55,7 @@ static const char usage[] =
     "Exit status: 0 when every node did it, 1 when one refused or failed, 2 for bad usage.\n";
 
 struct args {
-    const char *host, *ca, *cert, *key, *user, *role, *ca_dir, *trust, *server_name;
+    const char *host, *ca, *cert, *key, *user, *role, *ca_dir, *trust, *server_name, *from, *to;
     const char *cfg_keys[16], *cfg_values[16];
     size_t nkeys, nvalues;
     long days;
@@ -138,6 +141,8 @@ static int act(struct clink_admin *adm, const char *cmd, const struct clink_admi
         ret = clink_admin_set_configs(adm, x, a->nkeys, a->cfg_keys, a->cfg_values, &r);
     } else if (strcmp(cmd, "reload") == 0) {
         ret = clink_admin_reload(adm, x, &r);
+    } else if (strcmp(cmd, "replace-issuer") == 0) {
+        ret = clink_admin_replace_issuer(adm, x, a->from, a->to, &r);
     } else if (strcmp(cmd, "rotate-certs") == 0) {
         char ca[4096], key[4096];
         snprintf(ca, sizeof(ca), "%s/ca.pem", a->ca_dir);
@@ -181,6 +186,8 @@ int main(int argc, char **argv)
                                 {"days", 1, NULL, 'd'},
                                 {"trust", 1, NULL, 'T'},
                                 {"ssl-server-name", 1, NULL, 'S'},
+                                {"from", 1, NULL, 'f'},
+                                {"to", 1, NULL, 'o'},
                                 {NULL, 0, NULL, 0}};
     /* After the command, --key is update-config's key and --ca rotate-certs' CA folder (memsql-ops' spelling). */
     static char config_key[] = "--config-key", ca_dir[] = "--ca-dir";
@@ -240,6 +247,12 @@ int main(int argc, char **argv)
         case 'S':
             a.server_name = optarg;
             break;
+        case 'f':
+            a.from = optarg;
+            break;
+        case 'o':
+            a.to = optarg;
+            break;
         case 'd':
             a.days = strtol(optarg, NULL, 10);
             a.days = a.days > 0 && a.days <= 3650 ? a.days : -1;
@@ -260,10 +273,17 @@ int main(int argc, char **argv)
     }
     const char *cmd = argv[optind++];
     int is_list = strcmp(cmd, "list") == 0, is_update = strcmp(cmd, "update-config") == 0;
-    int is_rotate = strcmp(cmd, "rotate-certs") == 0;
-    if (!is_list && !is_update && !is_rotate && strcmp(cmd, "reload") != 0 && strcmp(cmd, "restart") != 0) {
-        fprintf(stderr, "clink-admin: unknown command '%s' (list, update-config, reload, restart or rotate-certs)\n",
-                cmd);
+    int is_rotate = strcmp(cmd, "rotate-certs") == 0, is_issuer = strcmp(cmd, "replace-issuer") == 0;
+    if (is_issuer && (a.from == NULL || a.to == NULL)) {
+        fprintf(stderr, "clink-admin: replace-issuer needs --from DN and --to DN\n");
+        return 2;
+    }
+    if (!is_list && !is_update && !is_rotate && !is_issuer && strcmp(cmd, "reload") != 0 &&
+        strcmp(cmd, "restart") != 0) {
+        fprintf(
+            stderr,
+            "clink-admin: unknown command '%s' (list, update-config, reload, restart, rotate-certs, replace-issuer)\n",
+            cmd);
         return 2;
     }
     if (is_rotate && (a.ca_dir == NULL || a.days < 0)) {

@@ -139,6 +139,17 @@ CLINK_API CLINK_MUST_USE int clink_accounts_alter(struct clink_accounts *acc, co
 CLINK_API CLINK_MUST_USE int clink_accounts_drop(struct clink_accounts *acc, const char *user, const char *host,
                                                  char *err, size_t errlen);
 
+/*
+ * A CA rollover's step for the accounts: every account whose REQUIRE
+ * ISSUER is exactly old_issuer ("/C=US/O=Example/CN=cluster CA", as
+ * REQUIRE ISSUER writes it) now requires new_issuer; one save, one swap.
+ * [out] *changed (may be NULL): how many. Returns 0 (also when none named
+ * it: nothing is written), -CLINK_EINVAL, or the save's error.
+ */
+CLINK_API CLINK_MUST_USE int clink_accounts_replace_issuer(struct clink_accounts *acc, const char *old_issuer,
+                                                           const char *new_issuer, unsigned *changed, char *err,
+                                                           size_t errlen);
+
 /* Bytes of a certificate name in REQUIRE SUBJECT / ISSUER, and of a cipher name in REQUIRE CIPHER. */
 #define CLINK_DN_MAX     180
 #define CLINK_CIPHER_MAX 63

@@ -116,6 +116,15 @@ CLINK_API int clink_admin_rotate_cert(struct clink_admin *a, const struct clink_
                                       struct clink_admin_result *r);
 
 /*
+ * POST /accounts/issuer: on the node, every account whose REQUIRE ISSUER is
+ * exactly from now requires to (a CA rollover's accounts step:
+ * clink_accounts_replace_issuer). Returns 0 (r->message says how many) or
+ * negative.
+ */
+CLINK_API int clink_admin_replace_issuer(struct clink_admin *a, const struct clink_admin_node *node, const char *from,
+                                         const char *to, struct clink_admin_result *r);
+
+/*
  * Any request: method "GET" or "POST" (json body, may be NULL), path
  * "/status". [out] *status and *body (free with free(); NUL-terminated).
  * Returns 0 once an answer came, negative with err otherwise.

@@ -21,6 +21,8 @@
  *   POST /csr, POST /cert    renew the node's certificate: a new key and a signing
  *                            request made on the node, then the signed certificate
  *                            installed (the application's renew callback)
+ *   POST /accounts/issuer    body {"from": DN, "to": DN}: accounts that REQUIRE
+ *                            ISSUER the old CA require the new one (a CA rollover)
  *   GET  /cluster            JSON: this node and, on an aggregator, every peer as
  *                            it knows them (name, role, address, ops port, up,
  *                            transport security, certificate expiry): what
@@ -89,6 +91,15 @@ typedef int (*clink_ops_restart_fn)(void *user, const char *who, char *msg, size
  */
 typedef int (*clink_ops_renew_fn)(void *user, const char *cert_pem, const char *who, char **json);
 
+/*
+ * The application's accounts edit for a CA rollover (POST /accounts/issuer,
+ * body {"from": DN, "to": DN}: clink_accounts_replace_issuer on the node's
+ * accounts). Writes {"outcome", "changed" or "why"} to json. Returns 0 or
+ * negative (refused).
+ */
+typedef int (*clink_ops_issuer_fn)(void *user, const char *from, const char *to, const char *who, char *json,
+                                   size_t cap);
+
 /* Zero means default for every field. */
 struct clink_ops_opts {
     struct clink_node *node;   /* [in] required; before clink_node_start (the port is the node's) */
@@ -104,6 +115,8 @@ struct clink_ops_opts {
     void *restart_user;
     clink_ops_renew_fn renew; /* optional: POST /csr and POST /cert (NULL: 501) */
     void *renew_user;
+    clink_ops_issuer_fn issuer; /* optional: POST /accounts/issuer (NULL: 501) */
+    void *issuer_user;
     const char *name;          /* [in] the node's name on the page and in metrics; NULL: "node" */
     unsigned expiry_warn_days; /* certificates closer to expiry are highlighted; 0: 30 */
     /* optional: refused POSTs (WARN, with the reason and the client) and changes made (INFO) */
