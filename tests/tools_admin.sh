@@ -257,6 +257,26 @@ ca_subject=$(openssl x509 -in "$t/pki/ca.pem" -noout -subject -nameopt compat | 
 "$admin" replace-issuer --to "/CN=x" leaf2 >/dev/null 2>&1
 [ $? -eq 2 ] && ok || no "replace-issuer without --from is a usage error"
 
+# Revocation through clink-admin: leaf2's certificate revoked, the CRL set on the others (checked and applied live),
+# then reload --all: the aggregator's links to leaf2 close (GOAWAY) and its pool cannot dial it again.
+# Both of leaf2's certificates: the one rotate-certs installed and the one its links still carry (now leaf2.pem.bak).
+"$certs" revoke --ca "$t/pki" --cert "$t/leaf2/leaf2.pem" --reason keyCompromise >"$t/out" 2>&1 &&
+  "$certs" revoke --ca "$t/pki" --cert "$t/leaf2/leaf2.pem.bak" --reason keyCompromise >>"$t/out" 2>&1 ||
+  { no "clink-certs revoke leaf2"; cat "$t/out"; }
+"$admin" list -q -r aggregator | xargs "$admin" update-config leaf1 --key ssl_crl --value "$t/pki/crl.pem" >"$t/out" 2>&1 &&
+  [ "$(grep -c ': applied in ' "$t/out")" = 2 ] && ok || { no "ssl_crl on agg1 and leaf1"; cat "$t/out"; }
+"$admin" reload --all >"$t/out" 2>&1
+i=0
+while [ $i -lt 300 ]; do
+  "$admin" list >"$t/list" 2>&1
+  grep -q "^leaf2 .* no " "$t/list" && break
+  sleep 0.1; i=$((i + 1))
+done
+grep -q "^leaf2 .* no " "$t/list" && grep -q "^leaf1 .* yes " "$t/list" && ok ||
+  { no "after reload --all leaf2 (revoked) is down for the aggregator, leaf1 up"; cat "$t/list"; }
+grep -q "peer certificate revoked.*leaf2.*GOAWAY\|revoked.*CN=leaf2" "$t/agg1/node.log" && ok ||
+  { no "the aggregator logs leaf2's links closed as revoked"; grep -i revoked "$t/agg1/node.log" | head -3; }
+
 for n in agg1 leaf1 leaf2; do
   grep -q "ERROR: AddressSanitizer\|runtime error" "$t/$n/node.log" && no "$n: sanitizer report" && cat "$t/$n/node.log"
 done
