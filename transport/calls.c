@@ -34,7 +34,7 @@ void clink__conn_release_pending(struct clink_conn *c)
         int ret = serialize_call(c, call);
         if (ret < 0) {
             clink__idmap_del(&c->nat->calls, call->priv.id);
-            clink__timers_del(&c->w->timers, &call->priv.timer);
+            clink__wheel_del(&c->w->wheel, &call->priv.timer);
             clink__call_finish(c->w, call, ret, NULL, 0);
         }
     }
@@ -133,8 +133,8 @@ int clink__conn_start_call(struct clink_conn *c, struct clink_call *call, int in
     STAT_ADD(c->w, calls_started, 1);
     clink__timer_init(&call->priv.timer, TIMER_CALL);
     if (call->timeout_ms > 0) {
-        uint64_t dl = clink__now_ns() + (uint64_t)call->timeout_ms * 1000000ull;
-        CLINK_IGNORE(clink__timers_add(&c->w->timers, &call->priv.timer, dl));
+        /* No clock read per call: the worker's next read stamps it, and that read comes after this start. */
+        clink__wheel_add(&c->w->wheel, &call->priv.timer, (uint64_t)call->timeout_ms * 1000000ull);
     }
     return 0;
 }
@@ -160,7 +160,7 @@ static void unlink_pending(struct clink_conn *c, struct clink_call *call)
 void clink__conn_detach_call(struct clink_conn *c, struct clink_call *call)
 {
     clink__idmap_del(&c->nat->calls, call->priv.id);
-    clink__timers_del(&c->w->timers, &call->priv.timer);
+    clink__wheel_del(&c->w->wheel, &call->priv.timer);
     if (call->priv.state == CALL_PENDING) {
         unlink_pending(c, call);
     }
@@ -231,7 +231,7 @@ void clink__conn_fail_calls(struct clink_conn *c, int err)
     for (size_t i = 0; i <= old.mask; i++) {
         if (old.slots[i].key != 0) {
             struct clink_call *call = old.slots[i].val;
-            clink__timers_del(&c->w->timers, &call->priv.timer);
+            clink__wheel_del(&c->w->wheel, &call->priv.timer);
             call->priv.next = NULL;
             /*
              * After the peer's GOAWAY, a request above the last id it had

@@ -25,6 +25,7 @@
 #include "transport/sessions.h"
 #include "transport/timer.h"
 #include "transport/tls.h"
+#include "transport/wheel.h"
 
 #if defined(__SANITIZE_THREAD__)
 /* ck's inline atomics are invisible to TSan: state the hand-off explicitly. */
@@ -203,6 +204,7 @@ struct clink_worker {
     atomic_int exited;       /* the loop ended: no more messages are taken */
 
     struct clink__timers timers;
+    struct clink__wheel wheel; /* call deadlines (wheel.h), stamped from now_ns */
     struct clink_conn *conns;
     unsigned nconns;
     struct clink_conn *dirty;
@@ -264,10 +266,12 @@ struct clink_worker {
     struct clink_features feat;
     struct clink__stats stats;
     /*
-     * The clock when the loop last woke: calls started or ended on this
-     * worker are timed with it (clink_node_call_latency), one clock read a
-     * pass for all of them rather than two a call; a call's latency is then
-     * late or early by at most the pass's own work.
+     * The clock as the loop last read it, when it woke and again after the
+     * pass's completions and inbox (worker.c): calls started or ended on
+     * this worker are timed with it (clink_node_call_latency), and call
+     * deadlines are stamped and fired from the second read, two clock reads
+     * a pass for all of them rather than several a call; a call's latency is
+     * then late or early by at most the pass's own work.
      */
     uint64_t now_ns;
 } __attribute__((aligned(64)));

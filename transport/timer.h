@@ -1,6 +1,7 @@
 /*
  * Per-worker deadlines: a binary min-heap of timers embedded in their owners
- * (calls, connections). The worker sleeps in io_uring until the earliest one.
+ * (connections, the worker). The worker sleeps in io_uring until the
+ * earliest one. Call deadlines, one per call, sit in a wheel (wheel.h).
  */
 #ifndef CLINK_TRANSPORT_TIMER_H
 #define CLINK_TRANSPORT_TIMER_H
@@ -12,8 +13,9 @@
 
 /*
  * struct clink__timer is defined in clink/transport.h (calls embed one):
- * deadline_ns; idx, the position in the heap or CLINK_TIMER_NONE; kind, what
- * the owner is, which the worker dispatches on.
+ * link, its place in a wheel list (calls only); deadline_ns; idx, the
+ * position in the heap or CLINK_TIMER_NONE; kind, what the owner is, which
+ * the worker dispatches on.
  */
 #include "clink/transport.h"
 
@@ -26,6 +28,7 @@ uint64_t clink__now_ns(void);
 
 static inline void clink__timer_init(struct clink__timer *t, int kind)
 {
+    t->link.next = t->link.prev = NULL;
     t->deadline_ns = 0;
     t->idx = CLINK_TIMER_NONE;
     t->kind = kind;

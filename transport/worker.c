@@ -446,8 +446,15 @@ static void handle_cqe(struct clink_worker *w, struct io_uring_cqe *cqe)
 
 static void fire_timers(struct clink_worker *w)
 {
-    uint64_t now = clink__now_ns();
+    uint64_t now = w->now_ns;
+    struct clink__tlink due;
+    clink__tlist_init(&due);
+    clink__wheel_expire(&w->wheel, now, &due);
     struct clink__timer *t;
+    /* A call's callback may end other due calls (its connection failing): they leave `due` and do not fire. */
+    while ((t = clink__wheel_pop(&w->wheel, &due)) != NULL) {
+        clink__conn_timer(w, t);
+    }
     while ((t = clink__timers_min(&w->timers)) != NULL && t->deadline_ns <= now) {
         clink__timers_del(&w->timers, t);
         if (t->kind == TIMER_ACCEPT) {
@@ -504,9 +511,13 @@ static void loop(struct clink_worker *w)
     while (!(w->stopping && w->nconns == 0 && !w->accept_armed && !w->https_armed && w->canceled == NULL)) {
         struct __kernel_timespec ts, *tsp = NULL;
         struct clink__timer *t = clink__timers_min(&w->timers);
-        if (t != NULL) {
-            uint64_t now = clink__now_ns();
-            uint64_t d = t->deadline_ns > now ? t->deadline_ns - now : 0;
+        uint64_t wake = clink__wheel_next(&w->wheel);
+        if (t != NULL && t->deadline_ns < wake) {
+            wake = t->deadline_ns;
+        }
+        if (wake != UINT64_MAX) {
+            /* From the turn's clock read: the wait ends no earlier than asked, never sooner. */
+            uint64_t d = wake > w->now_ns ? wake - w->now_ns : 0;
             ts.tv_sec = (long long)(d / 1000000000ull);
             ts.tv_nsec = (long long)(d % 1000000000ull);
             tsp = &ts;
@@ -538,11 +549,24 @@ static void loop(struct clink_worker *w)
         if (atomic_load_explicit(&w->node->tls_gen, memory_order_relaxed) != w->tls_gen) {
             clink__conn_recheck_worker(w); /* a reload whose MSG_RECHECK found the inbox full */
         }
+        /*
+         * The pass's second clock read, after every call it started (they
+         * are stamped from it, so no deadline starts before its call did),
+         * for what fires, the calls that end from here on, and how long to
+         * sleep.
+         */
+        w->now_ns = clink__now_ns();
+        clink__wheel_stamp(&w->wheel, w->now_ns);
         fire_timers(w);
         if (w->canceled != NULL) { /* a call test, not a call: the loop runs it on every pass */
             clink__worker_run_canceled(w);
         }
         flush_dirty(w);
+        if (clink__wheel_has_unstamped(&w->wheel)) {
+            /* Calls started by what fired or flushed (after the read): stamp them before sleeping. */
+            w->now_ns = clink__now_ns();
+            clink__wheel_stamp(&w->wheel, w->now_ns);
+        }
     }
 }
 
@@ -577,6 +601,7 @@ static void *worker_main(void *arg)
         pthread_barrier_wait(&n->ready);
         return NULL;
     }
+    clink__wheel_init(&w->wheel, clink__now_ns());
     arm_eventfd(w);
     arm_accept(w);
     pthread_barrier_wait(&n->ready);

@@ -550,8 +550,14 @@ CLINK_API size_t clink_conn_status_format(const struct clink_conn_status *st, ch
  */
 typedef void (*clink_call_cb)(struct clink_call *call, int status, const uint8_t *resp, size_t len);
 
-/* A deadline in a worker's timer heap (private to clink). */
+/* A link in one of a worker's timer wheel lists (private to clink). */
+struct clink__tlink {
+    struct clink__tlink *next, *prev;
+};
+
+/* A deadline in a worker's timer heap or, for calls, its timer wheel (private to clink). */
 struct clink__timer {
+    struct clink__tlink link; /* first: the wheel's lists hold links */
     uint64_t deadline_ns;
     size_t idx;
     int kind;
