@@ -122,6 +122,11 @@ fail:
     return NULL;
 }
 
+SSL_CTX *bare_tls_ctx(const struct bare_tls_files *f, int server, char *err, size_t errlen)
+{
+    return build(f, server, err, errlen);
+}
+
 /* One SSL_do_handshake on one end: 0 (done or wants the peer), -1 on failure. */
 static int step(SSL *ssl, int *done, const char *who, char *err, size_t errlen)
 {

@@ -41,4 +41,11 @@ struct bare_hs_result {
  */
 int bare_tls_handshakes(const struct bare_tls_files *f, int resume, unsigned ms, struct bare_hs_result *out);
 
+/*
+ * One of the contexts the baseline uses (server 1: the server end's), set
+ * up like clink's: [in] f; returns a context the caller frees with
+ * SSL_CTX_free, or NULL with err set. bare_loop.c uses it too.
+ */
+struct ssl_ctx_st *bare_tls_ctx(const struct bare_tls_files *f, int server, char *err, size_t errlen);
+
 #endif

@@ -2,7 +2,8 @@
  * clink-bench internals: what the scenarios share. The scenarios live in
  * their own files (calls.c: rpc, throughput, pool and fanout; handshake.c
  * with bare_tls.c, its OpenSSL baseline; storm.c; memory.c); util.c holds
- * the histogram, clocks, CPU and RSS readers and thread placement; report.c
+ * the histogram, clocks, CPU and RSS readers and thread placement; bare_loop.c
+ * is the rpc and throughput lines' baseline; report.c
  * prints the table and the JSON lines.
  */
 #ifndef CLINK_BENCH_H
@@ -49,13 +50,14 @@ struct result {
     double cpu_s, cpu_client_s, cpu_server_s; /* cpu_s = client + server */
     uint64_t issued, ok, failed;
     char cipher[64], tls_version[16];
-    char skipped[512];             /* set: the line could not run, and this says why */
-    char note[160];                /* a few words shown at the end of the table row */
-    double resumed_share;          /* storm: resumed share of the reconnects */
-    double baseline_ratio;         /* handshake: clink per CPU-second / bare OpenSSL per CPU-second */
-    double kib_client, kib_server; /* memory: RSS per idle connection and end */
-    double heap_kib_client;        /* memory: heap in use per idle connection, this end */
-    const char *key_type;          /* handshake: "ECDSA P-256" or "RSA 2048" */
+    char skipped[512];                 /* set: the line could not run, and this says why */
+    char note[160];                    /* a few words shown at the end of the table row */
+    double resumed_share;              /* storm: resumed share of the reconnects */
+    double baseline_ratio;             /* handshake: clink per CPU-second / bare OpenSSL per CPU-second */
+    double bare_ratio, bare_cpu_ratio; /* rpc, throughput: clink / the bare loop, per second and per CPU-second */
+    double kib_client, kib_server;     /* memory: RSS per idle connection and end */
+    double heap_kib_client;            /* memory: heap in use per idle connection, this end */
+    const char *key_type;              /* handshake: "ECDSA P-256" or "RSA 2048" */
 };
 
 /* What the closing summary compares, gathered as the scenarios run. 0: not measured. */
@@ -66,6 +68,8 @@ struct summary {
     double thr_gb_cpu_client, thr_gb_cpu_server;      /* tls: CPU-seconds per GB on each side */
     double rpc1_plain, rpc1_tls;                      /* p50 us, 64 B, one caller */
     double rpc64_plain, rpc64_tls;                    /* calls/s, 64 B, 64 callers */
+    double rpc64_bare_split, rpc64_bare_same;         /* tls, 64 B, 64 callers: clink / bare loop calls per s */
+    double thr_bare;                                  /* tls, 1 connection: clink / bare loop bytes per s */
     const char *rpc_place;                            /* the placement of those four */
     double hs_full, hs_resumed;                       /* per second, ECDSA */
     double hs_bare_full, hs_bare_resumed;             /* clink per CPU-second / bare OpenSSL's, ECDSA */

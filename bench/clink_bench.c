@@ -17,6 +17,7 @@
 
 #include <openssl/evp.h>
 
+#include "bench/bare_loop.h"
 #include "bench/bench.h"
 #include "clink/methods.h"
 
@@ -106,6 +107,39 @@ static int mode_wanted(const struct cfg *cfg, int m, int stunnel_ok)
 }
 
 /*
+ * The bare loop for a plain or tls line of rpc or throughput: same payload,
+ * calls in flight and placement, one connection, no clink. Its own line,
+ * printed before the clink line that is compared with it.
+ */
+static int bare_line(struct cfg *cfg, const struct call_spec *sp, enum placement pl, int tls, struct result *b)
+{
+    memset(b, 0, sizeof(*b));
+    struct bare_tls_files f = {.ca = cfg->ca,
+                               .server_cert = cfg->cert,
+                               .server_key = cfg->key,
+                               .client_cert = cfg->cert,
+                               .client_key = cfg->key,
+                               .name = cfg->name ? cfg->name : cfg->hosts[0]};
+    int one_way = strcmp(sp->scenario, "throughput") == 0;
+    struct bare_loop_spec bs = {.tls = tls,
+                                .req = sp->msg,
+                                .resp = one_way ? 0 : sp->msg,
+                                .inflight = sp->callers,
+                                .warmup_ms = cfg->warmup_ms,
+                                .ms = cfg->duration_ms};
+    progress(cfg, "%s bare-%s %zu B, %u callers, %s", sp->scenario, tls ? "tls" : "plain", sp->msg, sp->callers,
+             placement_name(pl));
+    CLINK_IGNORE(bare_loop_run(cfg, pl, &f, &bs, b));
+    b->scenario = sp->scenario;
+    b->mode = tls ? "bare-tls" : "bare-plain";
+    b->placement = placement_name(pl);
+    b->msg = sp->msg;
+    b->concurrency = sp->callers;
+    snprintf(b->note, sizeof(b->note), "bare loop: 1 connection, io_uring%s, no clink", tls ? " + OpenSSL" : "");
+    return report_line(cfg, b, 0, NULL);
+}
+
+/*
  * Run spec in each wanted mode, print and record the lines. out[m] gets each
  * mode's result (zeroed when it did not run). Returns the failures.
  */
@@ -119,6 +153,12 @@ static int calls_modes(struct cfg *cfg, struct call_spec sp, enum placement pl, 
             continue;
         }
         struct result *r = &out[m];
+        struct result bare = {0};
+        int with_bare =
+            (m == M_PLAIN || m == M_TLS) && (strcmp(sp.scenario, "rpc") == 0 || strcmp(sp.scenario, "throughput") == 0);
+        if (with_bare) {
+            failures += bare_line(cfg, &sp, pl, m == M_TLS, &bare);
+        }
         sp.mode = m == M_PLAIN || m == M_STUNNEL ? CLINK_MODE_PLAIN : CLINK_MODE_TLS;
         /* tls: OpenSSL does the records at this end; ktls: the kernel must (a connection it cannot take fails). */
         sp.ktls = m == M_KTLS ? CLINK_KTLS_REQUIRED : CLINK_KTLS_DISABLED;
@@ -136,6 +176,10 @@ static int calls_modes(struct cfg *cfg, struct call_spec sp, enum placement pl, 
         }
         if (ret < 0 && !r->skipped[0]) {
             snprintf(r->skipped, sizeof(r->skipped), "%s", clink_strerror(ret));
+        }
+        if (with_bare && !bare.skipped[0] && !r->skipped[0] && bare.ops > 0 && bare.cpu_s > 0 && r->cpu_s > 0) {
+            r->bare_ratio = r->ops / bare.ops;
+            r->bare_cpu_ratio = ((double)r->ok / r->cpu_s) / ((double)bare.ok / bare.cpu_s);
         }
         double plain = out[M_PLAIN].ops;
         failures += report_line(cfg, r, m != M_PLAIN && plain > 0 ? r->ops / plain : 0,
@@ -194,6 +238,7 @@ static int run_throughput(struct cfg *cfg)
                 s->thr_tls = out[M_TLS].bps;
                 s->thr_stunnel = out[M_STUNNEL].bps;
                 s->thr_ktls = out[M_KTLS].bps;
+                s->thr_bare = out[M_TLS].bare_ratio;
                 double gb = out[M_TLS].bps * out[M_TLS].secs / 1e9;
                 s->thr_gb_cpu_client = gb > 0 ? out[M_TLS].cpu_client_s / gb : 0;
                 s->thr_gb_cpu_server = gb > 0 ? out[M_TLS].cpu_server_s / gb : 0;
@@ -202,6 +247,16 @@ static int run_throughput(struct cfg *cfg)
     }
     ktls_skipped(cfg, "throughput");
     return failures;
+}
+
+/* The 64 B, 64 callers tls line's clink / bare loop, kept for the targets by placement. */
+static void bare_ratio_at(struct cfg *cfg, enum placement pl, double ratio)
+{
+    if (pl == PLACE_SAME) {
+        cfg->sum.rpc64_bare_same = ratio;
+    } else if (pl == PLACE_SPLIT) {
+        cfg->sum.rpc64_bare_split = ratio;
+    }
 }
 
 /* rpc: echo through pools. Sizes at --concurrency callers; then 64 B with 1..256 callers per placement. */
@@ -221,6 +276,7 @@ static int run_rpc(struct cfg *cfg)
         if (sp.msg == 64 && sp.callers == 64) {
             cfg->sum.rpc64_plain = out[M_PLAIN].ops;
             cfg->sum.rpc64_tls = out[M_TLS].ops;
+            bare_ratio_at(cfg, pl, out[M_TLS].bare_ratio);
         }
     }
     for (int pi = 0; pi < cfg->nplaces; pi++) {
@@ -245,6 +301,9 @@ static int run_rpc(struct cfg *cfg)
             if (pi == 0 && sp.callers == 64) {
                 cfg->sum.rpc64_plain = out[M_PLAIN].ops;
                 cfg->sum.rpc64_tls = out[M_TLS].ops;
+            }
+            if (sp.callers == 64) {
+                bare_ratio_at(cfg, pl, out[M_TLS].bare_ratio);
             }
         }
     }
@@ -408,6 +467,10 @@ static void summary(const struct cfg *cfg)
                 "x");
     target_line("rpc 64 B, 64 callers: tls / plain calls per s", s->rpc64_plain > 0 ? s->rpc64_tls / s->rpc64_plain : 0,
                 0.65, 1, "x");
+    target_line("throughput 1 conn 64 KiB, tls: clink / bare loop", s->thr_size == 65536 ? s->thr_bare : 0, 0.9, 1,
+                "x");
+    target_line("rpc 64 B, 64 callers, tls, same: clink / bare loop", s->rpc64_bare_same, 0.8, 1, "x");
+    target_line("rpc 64 B, 64 callers, tls, split: clink / bare loop", s->rpc64_bare_split, 0.8, 1, "x");
     target_line("handshake full: clink / bare OpenSSL per CPU-s", s->hs_bare_full, 0.8, 1, "x");
     target_line("handshake resumed: clink / bare OpenSSL per CPU-s", s->hs_bare_resumed, 0.8, 1, "x");
     target_line("handshake resumed / full per s", s->hs_full > 0 ? s->hs_resumed / s->hs_full : 0, 1.8, 1, "x");
@@ -749,6 +812,9 @@ static int parse_args(int argc, char **argv, struct cfg *cfg)
 
 int main(int argc, char **argv)
 {
+    if (argc > 1 && strcmp(argv[1], "--bare-server") == 0) {
+        return bare_loop_server_main(argc, argv); /* the bare loop's server process (bare_loop.c) */
+    }
     struct cfg cfg = {.concurrency = 64,
                       .connections = 2,
                       .workers = 2,
