@@ -1,18 +1,19 @@
 #!/usr/bin/env bash
 # Draw DIR/throughput.png from DIR/results.json (clink-bench --json): one-way
-# throughput against message size over one connection, a line per mode.
+# throughput against message size over one connection, a line per mode (and
+# the bare loop's, bench/bare_loop.c).
 #
 #   scripts/plot.sh DIR
 set -euo pipefail
 case "${1:-}" in
-  -h|--help) sed -n '2,5p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+  -h|--help) sed -n '2,6p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
   '') echo "plot: usage: scripts/plot.sh DIR (try --help)" >&2; exit 2 ;;
 esac
 out=$1
 [ -s "$out/results.json" ] || { echo "plot: $out/results.json is missing or empty" >&2; exit 1; }
 command -v gnuplot >/dev/null 2>&1 || { echo "plot: gnuplot is not installed (scripts/deps.sh installs it)" >&2; exit 1; }
 plots=()
-for m in plain tls ktls stunnel; do
+for m in plain tls ktls stunnel bare-plain bare-tls; do
   # Flat JSON lines: pull size and bytes/s with awk (no jq needed).
   awk -v m="$m" '/"scenario":"throughput"/ && $0 ~ "\"mode\":\"" m "\"" && /"connections":1,/ && /bytes_per_s/ {
     match($0, /"msg_size":[0-9]+/); s = substr($0, RSTART + 11, RLENGTH - 11)
