@@ -95,8 +95,12 @@ static void finish_at(struct clink_pool_call *pc, int status, const uint8_t *res
 {
     struct clink_pool *p = pc->priv.pool;
     uint64_t took = now > pc->priv.start_ns ? now - pc->priv.start_ns : 0;
-    atomic_fetch_add_explicit(&p->latency[clink_latency_bucket(took)], 1, memory_order_relaxed);
-    if (status == 0 || status == -CLINK_EREMOTE) {
+    /* The charts count the application's calls, not clink's own (the ops page's status calls to each peer). */
+    int counted = pc->call.method <= CLINK_METHOD_MAX_USER;
+    if (counted) {
+        atomic_fetch_add_explicit(&p->latency[clink_latency_bucket(took)], 1, memory_order_relaxed);
+    }
+    if (counted && (status == 0 || status == -CLINK_EREMOTE)) {
         /* Answered: the request went and an answer came back (clink_pool_traffic counts these payloads). */
         size_t out = 0;
         for (unsigned i = 0; i < pc->call.iovcnt; i++) {

@@ -22,7 +22,8 @@ static int start(struct clink_conn *conn, struct clink_call *call, int ping)
     call->priv.state = 0;
     /* Timed from here (its latency): on a worker, with the clock its loop read when it woke (worker.c). */
     struct clink_worker *cw = clink__current_worker;
-    call->priv.start_ns = ping ? 0 : cw != NULL ? cw->now_ns : clink__now_ns();
+    /* The latency histograms count the application's calls: not pings, nor clink's own methods (status). */
+    call->priv.start_ns = ping || call->method > CLINK_METHOD_MAX_USER ? 0 : cw != NULL ? cw->now_ns : clink__now_ns();
     call->priv.id = atomic_fetch_add_explicit(&conn->next_call_id, 1, memory_order_relaxed);
     if (clink__current_worker == conn->w) {
         return clink__conn_start_call(conn, call, 1);
