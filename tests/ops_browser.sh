@@ -9,7 +9,7 @@
 # (net::ERR_CERT_AUTHORITY_INVALID), and the aggregator's page without the NSS
 # trust. Under traffic (clink-bench's fan-out through the aggregator), the page's
 # charts must be SVGs with their lines, and their points must differ between two
-# loads 2.5 s apart: the charts are drawn and move. Skipped (77) only when chromium or certutil is not installed
+# loads 10.5 s apart: the charts are drawn and move. Skipped (77) only when chromium or certutil is not installed
 # (scripts/deps.sh installs chromium, libnss3-tools and curl).
 set -u
 bin=$1 # build dir
@@ -164,16 +164,18 @@ grep -Eq '^<tr class="cert"><td>peer leaf1</td><td>own</td><td>CN=leaf1</td>' "$
 [ $fail -eq 0 ] || show agg1
 
 # The charts: drawn, and moving. Traffic first: clink-bench's fan-out through agg1 to leaf1 (agg1's pool makes
-# the calls), about 10 s of it; two loads of the page 2.5 s apart while it runs must draw different points.
+# the calls), about 15 s of it; two loads of the page 10.5 s apart while it runs must draw different points. A
+# point is the average of 3 s (the node's charts) or 10 s (a peer's): loads closer than that can fall in one
+# point, and steady traffic draws the same pixel twice.
 aport=$(cat "$t/agg1.port")
 "$bin/bench/clink-bench" --target "127.0.0.1:$port1" --aggregator "127.0.0.1:$aport" --name localhost \
   --cert "$t/pki/agg1.pem" --key "$t/pki/agg1-key.pem" --ca "$ca" --scenarios fanout --modes tls \
-  --duration-ms 2000 --warmup-ms 300 --workers 1 --connections 1 --concurrency 4 >"$t/bench.out" 2>&1 &
+  --duration-ms 15000 --warmup-ms 300 --workers 1 --connections 1 --concurrency 4 >"$t/bench.out" 2>&1 &
 bench=$!
 pids="$pids $bench"
 sleep 3
 browse "$home" "https://localhost:$aops/" charts1 --enable-logging=stderr
-sleep 2.5
+sleep 10.5
 browse "$home" "https://localhost:$aops/" charts2 --enable-logging=stderr
 # figure ID <NAME.html: that chart's <figure>, on one line
 figure() {
@@ -200,7 +202,7 @@ grep -q '<figure class="chart" id="spark-node">' "$t/charts2.html" && grep -q '<
 a=$(points chart-node-calls <"$t/charts1.html") b=$(points chart-node-calls <"$t/charts2.html")
 pa=$(points chart-peer-0-calls <"$t/charts1.html") pb=$(points chart-peer-0-calls <"$t/charts2.html")
 [ -n "$a" ] && [ -n "$b" ] && [ "$a" != "$b" ] && [ "$pa" != "$pb" ] &&
-  ok "charts move: agg1's and leaf1's calls/s points differ 2.5 s apart under traffic ($(echo "$b" | tr ' ' '\n' | wc -l) points now)" ||
+  ok "charts move: agg1's and leaf1's calls/s points differ 10.5 s apart under traffic ($(echo "$b" | tr ' ' '\n' | wc -l) points now)" ||
   { no "charts do not move: agg1 calls/s '$a' then '$b'; leaf1 '$pa' then '$pb'"; cat "$t/bench.out"; }
 grep -Eq 'id="chart-node-calls"><figcaption[^>]*><strong>Calls/s</strong>: now <span class="now">[0-9.]+k?/s</span>' "$t/charts2.html" &&
   ok "charts: the current value in words ($(grep -Eo 'id="chart-node-calls"><figcaption[^>]*><strong>Calls/s</strong>: now <span class="now">[^<]*' "$t/charts2.html" | sed 's/.*>//'))" ||
