@@ -18,6 +18,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -248,7 +249,8 @@ static int request(struct clink_admin *a, const char *host, uint16_t port, const
     int is_ip = inet_pton(AF_INET, name, ip) == 1 || inet_pton(AF_INET6, name, ip) == 1;
     X509_VERIFY_PARAM *vp = SSL_get0_param(ssl);
     if ((is_ip ? X509_VERIFY_PARAM_set1_ip_asc(vp, name) : X509_VERIFY_PARAM_set1_host(vp, name, 0)) != 1 ||
-        (!is_ip && SSL_set_tlsext_host_name(ssl, name) != 1)) {
+        (!is_ip &&
+         SSL_ctrl(ssl, SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name, (void *)(uintptr_t)name) != 1)) {
         snprintf(err, errlen, "%s: not a host name or address", name);
         goto out;
     }

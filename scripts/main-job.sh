@@ -42,7 +42,7 @@ stage "build (release)"
 # not the tests, and the test option in its cache is left as it was. The library's objects are built
 # for the programs anyway: the library targets add two link steps.
 cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
-cmake --build "$build" --target clink clink_static clink-certs clink-node clink-status clink-accounts clink-bench
+cmake --build "$build" --target clink clink_static clink-certs clink-node clink-status clink-accounts clink-admin clink-bench
 [ -z "$build_only" ] || exit 0
 bin="$build/tools"
 
