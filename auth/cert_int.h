@@ -36,6 +36,9 @@ struct clink__issuer {
 void clink__cert_append_ssl_err(char *err, size_t errlen);
 /* what, and the OpenSSL error, into err; returns code. */
 CLINK_MUST_USE int clink__cert_ssl_fail(char *err, size_t errlen, int code, const char *what);
+/* The first PEM certificate of path into *out (caller frees); else -CLINK_ECONFIG with "path: cannot open what" or "no
+ * PEM certificate". */
+CLINK_MUST_USE int clink__cert_read_file(const char *path, const char *what, X509 **out, char *err, size_t errlen);
 /* A pem_password_cb that refuses: an encrypted key fails instead of prompting. */
 int clink__cert_no_password(char *buf, int size, int rwflag, void *u);
 /* The CA certificate and its unencrypted key, checked as an issuer (CA:TRUE, keyCertSign, matching key). */

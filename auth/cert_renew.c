@@ -37,14 +37,6 @@ static X509 *first_cert_of_text(const char *pem)
     return x;
 }
 
-static X509 *first_cert_of_file(const char *path)
-{
-    BIO *b = BIO_new_file(path, "r");
-    X509 *x = b ? PEM_read_bio_X509(b, NULL, clink__cert_no_password, NULL) : NULL;
-    BIO_free(b);
-    return x;
-}
-
 int clink_cert_renew_request(const char *cert_path, char **key_pem, char **csr_pem, char *err, size_t errlen)
 {
     clink__set_err(err, errlen, "%s", "");
@@ -53,18 +45,16 @@ int clink_cert_renew_request(const char *cert_path, char **key_pem, char **csr_p
         return -CLINK_EINVAL;
     }
     *key_pem = *csr_pem = NULL;
-    X509 *cur = first_cert_of_file(cert_path);
+    X509 *cur = NULL;
     EVP_PKEY *key = NULL;
     X509_REQ *req = X509_REQ_new();
     STACK_OF(X509_EXTENSION) *exts = sk_X509_EXTENSION_new_null();
     BIO *kb = BIO_new(BIO_s_secmem()), *cb = BIO_new(BIO_s_mem());
-    int ret = -CLINK_ENOMEM;
-    if (cur == NULL) {
-        ERR_clear_error();
-        clink__set_err(err, errlen, "%s: cannot read the current certificate", cert_path);
-        ret = -CLINK_ECONFIG;
+    int ret = clink__cert_read_file(cert_path, "the current certificate", &cur, err, errlen);
+    if (ret < 0) {
         goto out;
     }
+    ret = -CLINK_ENOMEM;
     if (req == NULL || exts == NULL || kb == NULL || cb == NULL) {
         goto out;
     }

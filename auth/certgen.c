@@ -56,6 +56,23 @@ CLINK_MUST_USE int clink__cert_ssl_fail(char *err, size_t errlen, int code, cons
 }
 
 /* An encrypted CA key must fail, not block on a terminal prompt (OpenSSL's default callback reads the tty). */
+int clink__cert_read_file(const char *path, const char *what, X509 **out, char *err, size_t errlen)
+{
+    FILE *in = fopen(path, "re");
+    if (in == NULL) {
+        clink__set_err(err, errlen, "%s: cannot open %s: %s", path, what, clink_strerror(-errno));
+        return -CLINK_ECONFIG;
+    }
+    *out = PEM_read_X509(in, NULL, clink__cert_no_password, NULL);
+    fclose(in);
+    if (*out == NULL) {
+        ERR_clear_error();
+        clink__set_err(err, errlen, "%s: no PEM certificate", path);
+        return -CLINK_ECONFIG;
+    }
+    return 0;
+}
+
 int clink__cert_no_password(char *buf, int size, int rwflag, void *u)
 {
     (void)buf;

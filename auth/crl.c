@@ -19,16 +19,10 @@
 
 static CLINK_MUST_USE int revoke_one(X509_CRL *crl, const char *path, time_t now, char *err, size_t errlen)
 {
-    FILE *in = fopen(path, "re");
-    if (in == NULL) {
-        clink__set_err(err, errlen, "%s: cannot open certificate to revoke: %s", path, clink_strerror(-errno));
-        return -CLINK_ECONFIG;
-    }
-    X509 *x = PEM_read_X509(in, NULL, clink__cert_no_password, NULL);
-    fclose(in);
-    if (x == NULL) {
-        clink__set_err(err, errlen, "%s: no PEM certificate", path);
-        return -CLINK_ECONFIG;
+    X509 *x = NULL;
+    int rd = clink__cert_read_file(path, "certificate to revoke", &x, err, errlen);
+    if (rd < 0) {
+        return rd;
     }
     int ret = -CLINK_ENOMEM;
     X509_REVOKED *r = X509_REVOKED_new();

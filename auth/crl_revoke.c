@@ -130,16 +130,10 @@ static void serial_text(const ASN1_INTEGER *serial, char *out, size_t cap)
 static CLINK_MUST_USE int cert_serial(const char *path, X509 *ca, const char *ca_dir, ASN1_INTEGER **serial,
                                       char *subject, size_t subject_cap, char *err, size_t errlen)
 {
-    FILE *in = fopen(path, "re");
-    if (in == NULL) {
-        clink__set_err(err, errlen, "%s: cannot open certificate to revoke: %s", path, clink_strerror(-errno));
-        return -CLINK_ECONFIG;
-    }
-    X509 *x = PEM_read_X509(in, NULL, clink__cert_no_password, NULL);
-    fclose(in);
-    if (x == NULL) {
-        clink__set_err(err, errlen, "%s: no PEM certificate", path);
-        return -CLINK_ECONFIG;
+    X509 *x = NULL;
+    int rd = clink__cert_read_file(path, "certificate to revoke", &x, err, errlen);
+    if (rd < 0) {
+        return rd;
     }
     char xsub[256], xiss[256], casub[256];
     clink__name_rfc2253(X509_get_subject_name(x), xsub, sizeof(xsub));

@@ -153,8 +153,7 @@ int clink__ops_restart_answer(int can, const char *msg, struct clink__sbuf *out)
     return can ? 202 : 501;
 }
 
-/* "Node HTTPS port: N" in a node's CLINK_METHOD_STATUS answer (transport/native.c), else 0. */
-static unsigned https_port_of(const struct clink_msg *m)
+unsigned clink__ops_port_of_status(const struct clink_msg *m)
 {
     static const char tag[] = "Node HTTPS port: ";
     const char *p = (const char *)m->data, *end = p + m->len;
@@ -249,7 +248,7 @@ int clink__ops_cluster(struct clink_node *node, struct clink_cluster *cl, const 
         unsigned ops_port = 0;
         for (size_t k = 0; k < nres; k++) {
             if (strcmp(res[k].peer, p->name) == 0 && res[k].status == 0) {
-                ops_port = https_port_of(&res[k].msg);
+                ops_port = clink__ops_port_of_status(&res[k].msg);
             }
         }
         cJSON *o = cJSON_CreateObject();

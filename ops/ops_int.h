@@ -80,6 +80,8 @@ int clink__ops_issuer(clink_ops_issuer_fn fn, void *user, const uint8_t *body, s
 /* POST /csr (csr = 1, no body needed) and POST /cert (body {"cert": PEM}). */
 int clink__ops_renew(clink_ops_renew_fn fn, void *user, int csr, const uint8_t *body, size_t len, const char *who,
                      struct clink__sbuf *out);
+/* "Node HTTPS port: N" in a node's CLINK_METHOD_STATUS answer (transport/native.c), else 0. */
+unsigned clink__ops_port_of_status(const struct clink_msg *m);
 int clink__ops_cluster(struct clink_node *node, struct clink_cluster *cl, const char *name, const char *instance,
                        struct clink__sbuf *out);
 

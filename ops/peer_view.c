@@ -33,22 +33,6 @@ struct clink__peer_views {
     size_t n;
 };
 
-/* "Node HTTPS port: N" in a status answer, else 0 (admin.c reads the same line). */
-static unsigned ops_port_of(const struct clink_msg *m)
-{
-    static const char tag[] = "Node HTTPS port: ";
-    const char *p = (const char *)m->data, *end = p + m->len;
-    for (const char *l = p; l < end;) {
-        const char *nl = memchr(l, '\n', (size_t)(end - l));
-        const char *e = nl ? nl : end;
-        if ((size_t)(e - l) > sizeof(tag) - 1 && memcmp(l, tag, sizeof(tag) - 1) == 0) {
-            return (unsigned)strtoul(l + sizeof(tag) - 1, NULL, 10) & 0xffff;
-        }
-        l = e + 1;
-    }
-    return 0;
-}
-
 /* The facts kept from a peer's /status. */
 static void read_status(struct clink__peer_view *v, const char *body)
 {
@@ -122,7 +106,7 @@ static void refresh(struct clink__peer_views *pv, struct clink_cluster *cl)
         x->at = (int64_t)time(NULL);
         for (size_t r = 0; r < nres; r++) {
             if (res[r].status == 0 && strcmp(res[r].peer, x->name) == 0) {
-                x->ops_port = (uint16_t)ops_port_of(&res[r].msg);
+                x->ops_port = (uint16_t)clink__ops_port_of_status(&res[r].msg);
             }
         }
         if (!peers[i].stats.up) {
