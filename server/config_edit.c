@@ -40,26 +40,6 @@ static int locate(void *user, const struct clink__optfile_key *k, char *err, siz
     return 0;
 }
 
-static int read_text(const char *path, char **out, size_t *len)
-{
-    FILE *f = fopen(path, "r");
-    if (f == NULL) {
-        return -errno;
-    }
-    char *t = malloc(CLINK__OPTFILE_MAX_SIZE);
-    size_t n = t ? fread(t, 1, CLINK__OPTFILE_MAX_SIZE - 1, f) : 0;
-    int bad = t == NULL || ferror(f) || !feof(f);
-    fclose(f);
-    if (bad) {
-        free(t);
-        return t == NULL ? -ENOMEM : -EFBIG;
-    }
-    t[n] = '\0';
-    *out = t;
-    *len = n;
-    return 0;
-}
-
 /* The value as the option file reader will read it back: quoted when it has to be. */
 static int format_value(const char *v, char *out, size_t cap)
 {
@@ -227,54 +207,6 @@ static int edited(const char *old, int line, const char *canon, const char *valu
     return t->p == NULL && put(t, "", 0) < 0 ? -1 : at;
 }
 
-static void fsync_dir_of(const char *path)
-{
-    char dir[PATH_MAX];
-    const char *slash = strrchr(path, '/');
-    snprintf(dir, sizeof(dir), "%.*s",
-             slash == NULL   ? 1
-             : slash == path ? 1
-                             : (int)(slash - path),
-             slash == NULL ? "." : path);
-    int fd = open(dir, O_RDONLY | O_DIRECTORY);
-    if (fd >= 0) {
-        fsync(fd);
-        close(fd);
-    }
-}
-
-/* text to path, whole or not at all: a temporary file beside it, synced, renamed over it. */
-static int replace_file(const char *path, const char *text, size_t len, mode_t mode, char *why, size_t cap)
-{
-    char tmp[PATH_MAX + 16];
-    if (snprintf(tmp, sizeof(tmp), "%s.XXXXXX", path) >= (int)sizeof(tmp)) {
-        snprintf(why, cap, "%s: path too long", path);
-        return -1;
-    }
-    int fd = mkstemp(tmp);
-    if (fd < 0) {
-        snprintf(why, cap, "cannot write beside %s: %s", path, strerror(errno));
-        return -1;
-    }
-    size_t off = 0;
-    ssize_t w = 0;
-    int ok = fchmod(fd, mode) == 0;
-    while (ok && off < len && (w = write(fd, text + off, len - off)) > 0) {
-        off += (size_t)w;
-    }
-    ok = ok && off == len && fsync(fd) == 0;
-    int e = errno;
-    ok = close(fd) == 0 && ok;
-    if (!ok || rename(tmp, path) != 0) {
-        e = ok ? errno : e;
-        unlink(tmp);
-        snprintf(why, cap, "cannot write %s: %s", path, strerror(e));
-        return -1;
-    }
-    fsync_dir_of(path);
-    return 0;
-}
-
 /* out refused, and why (cut to fit: a reason names files, which may be long). Returns ret. */
 static int refuse(struct clink_server_edit *out, int ret, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static int refuse(struct clink_server_edit *out, int ret, const char *fmt, ...)
@@ -324,7 +256,7 @@ static struct edited_file *file_of(struct edit *ed, const char *path, char *why,
     }
     struct edited_file *f = &ed->f[ed->nf];
     struct stat sb;
-    int r = read_text(path, &f->old, &f->oldlen);
+    int r = clink__server_read_text(path, CLINK__OPTFILE_MAX_SIZE, &f->old, &f->oldlen);
     if (r < 0 || stat(path, &sb) != 0 || put(&f->now, f->old, f->oldlen) < 0) {
         snprintf(why, cap, "%.300s: %s", path, strerror(r < 0 ? -r : errno ? errno : ENOMEM));
         free(f->old);
@@ -379,7 +311,8 @@ static void put_back(struct edit *ed)
     char err[256];
     for (size_t i = 0; i < ed->nf; i++) {
         if (ed->f[i].written) {
-            CLINK_IGNORE(replace_file(ed->f[i].path, ed->f[i].old, ed->f[i].oldlen, ed->f[i].mode, err, sizeof(err)));
+            CLINK_IGNORE(clink__server_replace_file(ed->f[i].path, ed->f[i].old, ed->f[i].oldlen, ed->f[i].mode, err,
+                                                    sizeof(err)));
         }
     }
 }
@@ -421,8 +354,8 @@ static int set_locked(struct clink_server *srv, size_t n, char (*canon)[64], con
                 continue;
             }
             snprintf(bak, sizeof(bak), "%.*s.bak", PATH_MAX - 1, f->path);
-            if (replace_file(bak, f->old, f->oldlen, f->mode, err, sizeof(err)) < 0 ||
-                replace_file(f->path, f->now.p, f->now.n, f->mode, err, sizeof(err)) < 0) {
+            if (clink__server_replace_file(bak, f->old, f->oldlen, f->mode, err, sizeof(err)) < 0 ||
+                clink__server_replace_file(f->path, f->now.p, f->now.n, f->mode, err, sizeof(err)) < 0) {
                 ret = refuse(out, -CLINK_ECONFIG, "%s; nothing was changed", err);
             }
             f->written = ret == 0;

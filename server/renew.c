@@ -38,18 +38,11 @@ void clink__server_renew_forget(struct clink_server *srv)
     pthread_mutex_unlock(&renew_mu);
 }
 
+/* A PEM file of the node's, whole (they are small), or NULL. */
 static char *read_text(const char *path)
 {
-    FILE *f = fopen(path, "r");
-    char *t = f ? malloc(1 << 16) : NULL;
-    size_t n = t ? fread(t, 1, (1 << 16) - 1, f) : 0;
-    if (f != NULL) {
-        fclose(f);
-    }
-    if (t != NULL) {
-        t[n] = '\0';
-    }
-    return t;
+    char *t = NULL;
+    return clink__server_read_text(path, 1 << 16, &t, NULL) == 0 ? t : NULL;
 }
 
 int clink_server_renew_begin(struct clink_server *srv, char **csr_pem, char **cert_pem, char *err, size_t errlen)
@@ -89,32 +82,10 @@ int clink_server_renew_begin(struct clink_server *srv, char **csr_pem, char **ce
     return ret;
 }
 
-/* data to path through a temporary file beside it (mode), synced; renamed over path only by put(). */
+/* A NUL-terminated text staged beside path (clink__server_stage_file). */
 static int stage_file(const char *path, const char *data, mode_t mode, char *tmp, size_t cap, char *err, size_t errlen)
 {
-    if ((size_t)snprintf(tmp, cap, "%s.XXXXXX", path) >= cap) {
-        snprintf(err, errlen, "%s: path too long", path);
-        return -1;
-    }
-    int fd = mkstemp(tmp);
-    if (fd < 0) {
-        snprintf(err, errlen, "cannot write beside %s: %s", path, strerror(errno));
-        return -1;
-    }
-    size_t len = strlen(data), off = 0;
-    ssize_t w = 0;
-    int ok = fchmod(fd, mode) == 0;
-    while (ok && off < len && (w = write(fd, data + off, len - off)) > 0) {
-        off += (size_t)w;
-    }
-    ok = ok && off == len && fsync(fd) == 0;
-    ok = close(fd) == 0 && ok;
-    if (!ok) {
-        snprintf(err, errlen, "cannot write beside %s: %s", path, strerror(errno));
-        unlink(tmp);
-        return -1;
-    }
-    return 0;
+    return clink__server_stage_file(path, data, strlen(data), mode, tmp, cap, err, errlen);
 }
 
 /* The certificate is the pending key's, and the node would take the pair: a context built from the staged files. */

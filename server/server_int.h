@@ -11,6 +11,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <sys/types.h>
 
 struct clink_server {
     char *path;                 /* the config file; NULL: options alone */
@@ -81,6 +82,17 @@ int clink__server_check(struct clink_server *srv, const struct clink__optfile_sw
 int clink__server_ops_config(void *user, size_t n, const char *const *keys, const char *const *values, const char *who,
                              char *json, size_t cap);
 int clink__server_ops_restart(void *user, const char *who, char *msg, size_t cap);
+
+/*
+ * files.c: a file read whole (at most max - 1 bytes; -errno, -EFBIG), a
+ * file's new contents staged beside it (tmp names the temporary file; the
+ * caller renames it), and replaced whole (staged, renamed, the folder
+ * synced). The stage and replace return 0, or -1 with why.
+ */
+int clink__server_read_text(const char *path, size_t max, char **out, size_t *len);
+int clink__server_stage_file(const char *path, const char *data, size_t len, mode_t mode, char *tmp, size_t cap,
+                             char *why, size_t whycap);
+int clink__server_replace_file(const char *path, const char *data, size_t len, mode_t mode, char *why, size_t cap);
 
 /* renew.c: POST /csr (cert_pem NULL) and POST /cert; the pending key forgotten when the server goes. */
 int clink__server_ops_renew(void *user, const char *cert_pem, const char *who, char **json);
