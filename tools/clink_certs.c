@@ -124,9 +124,7 @@ static void msg(const char *fmt, ...)
 }
 
 /* cmd: "" for the top level, else "ca ", "node " or "ops-set-cert "; the hint keeps the error itself on screen. */
-static int usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static int usage_error(const char *cmd, const char *fmt, ...)
+int clink_certs_usage_error(const char *cmd, const char *fmt, ...)
 {
     va_list ap;
 
@@ -139,24 +137,24 @@ static int usage_error(const char *cmd, const char *fmt, ...)
 }
 
 /* The last element of argv that getopt_long looked at, for "unknown option" messages. */
-static int option_error(const char *cmd, int c, char *const *argv)
+int clink_certs_option_error(const char *cmd, int c, char *const *argv)
 {
     const char *opt = argv[optind - 1];
 
     if (c == ':') {
-        return usage_error(cmd, "option '%s' needs an argument", opt);
+        return clink_certs_usage_error(cmd, "option '%s' needs an argument", opt);
     }
     if (optopt != 0 && strncmp(opt, "--", 2) == 0) {
         /* glibc sets optopt for a known long option only when it was given an unwanted "=value". */
-        return usage_error(cmd, "option '%s' does not take an argument", opt);
+        return clink_certs_usage_error(cmd, "option '%s' does not take an argument", opt);
     }
     if (optopt != 0) {
-        return usage_error(cmd, "unknown option '-%c'", optopt);
+        return clink_certs_usage_error(cmd, "unknown option '-%c'", optopt);
     }
-    return usage_error(cmd, "unknown option '%s'", opt);
+    return clink_certs_usage_error(cmd, "unknown option '%s'", opt);
 }
 
-static CLINK_MUST_USE int parse_days(const char *s, int64_t *out)
+int clink_certs_parse_days(const char *s, int64_t *out)
 {
     char *end = NULL;
     long v;
@@ -266,8 +264,9 @@ static int cmd_ca(int argc, char **argv)
             opts.common_name = optarg;
             break;
         case 'd':
-            if (parse_days(optarg, &opts.valid_for_s) < 0) {
-                return usage_error("ca ", "--days must be a whole number from 1 to %d, not '%s'", MAX_DAYS, optarg);
+            if (clink_certs_parse_days(optarg, &opts.valid_for_s) < 0) {
+                return clink_certs_usage_error("ca ", "--days must be a whole number from 1 to %d, not '%s'", MAX_DAYS,
+                                               optarg);
             }
             break;
         case 'r':
@@ -280,20 +279,20 @@ static int cmd_ca(int argc, char **argv)
             fputs(ca_usage, stdout);
             return EXIT_SUCCESS;
         default:
-            return option_error("ca ", c, argv);
+            return clink_certs_option_error("ca ", c, argv);
         }
     }
     if (optind < argc) {
-        return usage_error("ca ", "unexpected argument '%s'", argv[optind]);
+        return clink_certs_usage_error("ca ", "unexpected argument '%s'", argv[optind]);
     }
     if (out == NULL) {
-        return usage_error("ca ", "ca: --out DIR is required");
+        return clink_certs_usage_error("ca ", "ca: --out DIR is required");
     }
     if (opts.common_name == NULL) {
         opts.common_name = parent != NULL ? "clink intermediate CA" : "clink CA";
     }
     if (opts.common_name[0] == '\0') {
-        return usage_error("ca ", "--cn must not be empty");
+        return clink_certs_usage_error("ca ", "--cn must not be empty");
     }
     if ((rc = make_dir(out)) < 0) {
         msg("%s: cannot create directory: %s", out, clink_strerror(rc));
@@ -392,13 +391,14 @@ static int cmd_node(int argc, char **argv)
             } else if (strcmp(optarg, "both") == 0) {
                 opts.usage = CLINK_CERT_USAGE_DEFAULT;
             } else {
-                status = usage_error("node ", "--usage must be server, client or both, not '%s'", optarg);
+                status = clink_certs_usage_error("node ", "--usage must be server, client or both, not '%s'", optarg);
                 goto out;
             }
             break;
         case 'd':
-            if (parse_days(optarg, &opts.valid_for_s) < 0) {
-                status = usage_error("node ", "--days must be a whole number from 1 to %d, not '%s'", MAX_DAYS, optarg);
+            if (clink_certs_parse_days(optarg, &opts.valid_for_s) < 0) {
+                status = clink_certs_usage_error("node ", "--days must be a whole number from 1 to %d, not '%s'",
+                                                 MAX_DAYS, optarg);
                 goto out;
             }
             break;
@@ -413,20 +413,21 @@ static int cmd_node(int argc, char **argv)
             status = EXIT_SUCCESS;
             goto out;
         default:
-            status = option_error("node ", c, argv);
+            status = clink_certs_option_error("node ", c, argv);
             goto out;
         }
     }
     if (optind < argc) {
-        status = usage_error("node ", "unexpected argument '%s'", argv[optind]);
+        status = clink_certs_usage_error("node ", "unexpected argument '%s'", argv[optind]);
         goto out;
     }
     if (ca_dir == NULL || out == NULL || name == NULL) {
-        status = usage_error("node ", "node: --ca DIR, --out DIR and --name NAME are required");
+        status = clink_certs_usage_error("node ", "node: --ca DIR, --out DIR and --name NAME are required");
         goto out;
     }
     if (!name_ok(name)) {
-        status = usage_error("node ", "--name '%s' must be non-empty, not start with '.' and contain no '/'", name);
+        status = clink_certs_usage_error("node ",
+                                         "--name '%s' must be non-empty, not start with '.' and contain no '/'", name);
         goto out;
     }
     opts.common_name = name;
@@ -920,14 +921,15 @@ static int cmd_ops_set_cert(int argc, char **argv)
             fputs(ops_usage, stdout);
             return EXIT_SUCCESS;
         default:
-            return option_error("ops-set-cert ", c, argv);
+            return clink_certs_option_error("ops-set-cert ", c, argv);
         }
     }
     if (optind < argc) {
-        return usage_error("ops-set-cert ", "unexpected argument '%s'", argv[optind]);
+        return clink_certs_usage_error("ops-set-cert ", "unexpected argument '%s'", argv[optind]);
     }
     if (config == NULL || cert == NULL || key == NULL) {
-        return usage_error("ops-set-cert ", "ops-set-cert: --config FILE, --cert PEM and --key PEM are required");
+        return clink_certs_usage_error("ops-set-cert ",
+                                       "ops-set-cert: --config FILE, --cert PEM and --key PEM are required");
     }
 
     /* Every check first: a failed one changes nothing. */
@@ -1099,5 +1101,5 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "ops-set-cert") == 0) {
         return cmd_ops_set_cert(argc - 1, argv + 1);
     }
-    return usage_error("", "unknown command '%s'", cmd);
+    return clink_certs_usage_error("", "unknown command '%s'", cmd);
 }

@@ -59,48 +59,6 @@ static const char crl_usage[] =
     "  --out FILE  the CRL to re-issue (default: DIR/crl.pem)\n"
     "  --help      show this help\n";
 
-static int usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static int usage_error(const char *cmd, const char *fmt, ...)
-{
-    va_list ap;
-
-    fputs(PROG ": ", stderr);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fprintf(stderr, "\nRun '" PROG " %s --help' for usage.\n", cmd);
-    return EXIT_USAGE;
-}
-
-static int option_error(const char *cmd, int c, char *const *argv)
-{
-    const char *opt = argv[optind - 1];
-
-    if (c == ':') {
-        return usage_error(cmd, "option '%s' needs an argument", opt);
-    }
-    if (optopt != 0 && strncmp(opt, "--", 2) == 0) {
-        return usage_error(cmd, "option '%s' does not take an argument", opt);
-    }
-    if (optopt != 0) {
-        return usage_error(cmd, "unknown option '-%c'", optopt);
-    }
-    return usage_error(cmd, "unknown option '%s'", opt);
-}
-
-static int parse_days(const char *s, int64_t *out)
-{
-    char *end = NULL;
-    long v = strtol(s, &end, 10);
-
-    if (end == s || *end != '\0' || v < 1 || v > MAX_DAYS) {
-        return -1;
-    }
-    *out = (int64_t)v * DAY_S;
-    return 0;
-}
-
 static void print_info(const char *crl, const struct clink_crl_info *info)
 {
     char when[32] = "-";
@@ -148,29 +106,30 @@ int clink_certs_revoke(int argc, char **argv)
             crl = optarg;
             break;
         case 'd':
-            if (parse_days(optarg, &opts.valid_for_s) < 0) {
-                return usage_error("revoke", "--days must be a whole number from 1 to %d, not '%s'", MAX_DAYS, optarg);
+            if (clink_certs_parse_days(optarg, &opts.valid_for_s) < 0 || opts.valid_for_s > MAX_DAYS * DAY_S) {
+                return clink_certs_usage_error("revoke ", "--days must be a whole number from 1 to %d, not '%s'",
+                                               MAX_DAYS, optarg);
             }
             break;
         case 'h':
             fputs(revoke_usage, stdout);
             return EXIT_SUCCESS;
         default:
-            return option_error("revoke", c, argv);
+            return clink_certs_option_error("revoke ", c, argv);
         }
     }
     if (optind < argc) {
-        return usage_error("revoke", "unexpected argument '%s'", argv[optind]);
+        return clink_certs_usage_error("revoke ", "unexpected argument '%s'", argv[optind]);
     }
     if (ca == NULL) {
-        return usage_error("revoke", "revoke: --ca DIR is required");
+        return clink_certs_usage_error("revoke ", "revoke: --ca DIR is required");
     }
     if ((opts.cert_file == NULL) == (opts.serial_hex == NULL)) {
-        return usage_error("revoke", "revoke: give exactly one of --cert FILE and --serial HEX");
+        return clink_certs_usage_error("revoke ", "revoke: give exactly one of --cert FILE and --serial HEX");
     }
     int rc = clink_cert_revoke(ca, crl, &opts, &info, err, sizeof(err));
     if (rc == -CLINK_EINVAL) {
-        return usage_error("revoke", "%s", err[0] ? err : clink_strerror(rc));
+        return clink_certs_usage_error("revoke ", "%s", err[0] ? err : clink_strerror(rc));
     }
     if (rc < 0) {
         fprintf(stderr, PROG ": %s\n", err[0] ? err : clink_strerror(rc));
@@ -217,22 +176,23 @@ int clink_certs_crl(int argc, char **argv)
             out = optarg;
             break;
         case 'd':
-            if (parse_days(optarg, &valid_for_s) < 0) {
-                return usage_error("crl", "--days must be a whole number from 1 to %d, not '%s'", MAX_DAYS, optarg);
+            if (clink_certs_parse_days(optarg, &valid_for_s) < 0 || valid_for_s > MAX_DAYS * DAY_S) {
+                return clink_certs_usage_error("crl ", "--days must be a whole number from 1 to %d, not '%s'", MAX_DAYS,
+                                               optarg);
             }
             break;
         case 'h':
             fputs(crl_usage, stdout);
             return EXIT_SUCCESS;
         default:
-            return option_error("crl", c, argv);
+            return clink_certs_option_error("crl ", c, argv);
         }
     }
     if (optind < argc) {
-        return usage_error("crl", "unexpected argument '%s'", argv[optind]);
+        return clink_certs_usage_error("crl ", "unexpected argument '%s'", argv[optind]);
     }
     if (ca == NULL) {
-        return usage_error("crl", "crl: --ca DIR is required");
+        return clink_certs_usage_error("crl ", "crl: --ca DIR is required");
     }
     int rc = clink_cert_crl_reissue(ca, out, valid_for_s, &info, err, sizeof(err));
     if (rc < 0) {
