@@ -458,8 +458,7 @@ int clink_server_set_config(struct clink_server *srv, const char *key, const cha
     return clink_server_set_configs(srv, 1, &key, &value, who, out);
 }
 
-/* s as a JSON string's contents: quotes, backslashes and control bytes escaped. */
-static size_t json_str(char *out, size_t cap, const char *s)
+size_t clink__server_json_str(char *out, size_t cap, const char *s)
 {
     size_t o = 0;
     for (; *s && o + 7 < cap; s++) {
@@ -489,10 +488,10 @@ int clink__server_ops_config(void *user, size_t n, const char *const *keys, cons
     int ret = clink_server_set_configs(srv, n, keys, values, who, e);
     static const char *const names[] = {"refused", "unchanged", "applied", "restart"};
     char k[160], f[1024], why[1200], text[2400];
-    json_str(k, sizeof(k), e->key[0] ? e->key : keys[0]);
-    json_str(f, sizeof(f), e->file);
-    json_str(why, sizeof(why), e->why);
-    json_str(text, sizeof(text), e->reload.text);
+    clink__server_json_str(k, sizeof(k), e->key[0] ? e->key : keys[0]);
+    clink__server_json_str(f, sizeof(f), e->file);
+    clink__server_json_str(why, sizeof(why), e->why);
+    clink__server_json_str(text, sizeof(text), e->reload.text);
     snprintf(json, cap,
              "{\"outcome\":\"%s\",\"key\":\"%s\",\"file\":\"%s\",\"line\":%d,\"why\":\"%s\",\"reload\":\"%s\"}",
              names[e->outcome], k, f, e->line, why, text);

@@ -224,25 +224,14 @@ int clink__server_ops_renew(void *user, const char *cert_pem, const char *who, c
     }
     size_t n = (size_t)snprintf(*json, cap, "{\"outcome\":\"%s\"", ret == 0 ? "applied" : "refused");
     const char *names[] = {"csr", "cert", "why"}, *vals[] = {csr, cur, ret < 0 ? err : NULL};
-    for (int i = 0; i < 3 && n < cap; i++) {
-        if (vals[i] == NULL) {
-            continue;
+    for (int i = 0; i < 3 && n + 16 < cap; i++) {
+        if (vals[i] != NULL) {
+            n += (size_t)snprintf(*json + n, cap - n, ",\"%s\":\"", names[i]);
+            n += clink__server_json_str(*json + n, cap - n - 3, vals[i]);
+            n += (size_t)snprintf(*json + n, cap - n, "\"");
         }
-        n += (size_t)snprintf(*json + n, cap - n, ",\"%s\":\"", names[i]);
-        for (const char *p = vals[i]; *p && n + 8 < cap; p++) {
-            if (*p == '\n') {
-                n += (size_t)snprintf(*json + n, cap - n, "\\n");
-            } else if (*p == '"' || *p == '\\') {
-                n += (size_t)snprintf(*json + n, cap - n, "\\%c", *p);
-            } else if ((unsigned char)*p >= 0x20) {
-                (*json)[n++] = *p;
-            }
-        }
-        n += (size_t)snprintf(*json + n, cap > n ? cap - n : 0, "\"");
     }
-    if (n + 3 < cap) {
-        snprintf(*json + n, cap - n, "}");
-    }
+    snprintf(*json + n, cap - n, "}");
     free(csr);
     free(cur);
     return ret;
@@ -262,10 +251,9 @@ int clink__server_ops_issuer(void *user, const char *from, const char *to, const
                  changed, changed);
     } else {
         clink__server_log(srv, CLINK_LOG_WARN, "accounts: REQUIRE ISSUER change by %s refused: %s", who, err);
-        for (char *c = err; *c; c++) {
-            *c = *c == '"' || *c == '\\' || (unsigned char)*c < 0x20 ? '\'' : *c;
-        }
-        snprintf(json, cap, "{\"outcome\":\"refused\",\"why\":\"%s\"}", err);
+        char why[700];
+        clink__server_json_str(why, sizeof(why), err);
+        snprintf(json, cap, "{\"outcome\":\"refused\",\"why\":\"%s\"}", why);
     }
     return ret;
 }

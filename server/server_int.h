@@ -94,6 +94,13 @@ int clink__server_stage_file(const char *path, const char *data, size_t len, mod
                              char *why, size_t whycap);
 int clink__server_replace_file(const char *path, const char *data, size_t len, mode_t mode, char *why, size_t cap);
 
+/*
+ * config_edit.c: s as a JSON string's contents, cut to fit cap: quotes,
+ * backslashes and control bytes escaped (the answers the server gives the
+ * ops endpoint; the server does not link cJSON). Returns the length.
+ */
+size_t clink__server_json_str(char *out, size_t cap, const char *s);
+
 /* renew.c: POST /csr (cert_pem NULL) and POST /cert; the pending key forgotten when the server goes. */
 int clink__server_ops_renew(void *user, const char *cert_pem, const char *who, char **json);
 void clink__server_renew_forget(struct clink_server *srv);
