@@ -21,7 +21,7 @@ set(CLINK_VIEWS_DIR "${PROJECT_BINARY_DIR}/views")
 # What each layer offers to the layers above it, as paths from the source root.
 set(CLINK_OFFER_common include/clink/error.h include/clink/log.h include/clink/version.h common/bytes.h common/log_int.h)
 set(CLINK_OFFER_auth include/clink/auth.h include/clink/accounts.h auth/tls_ctx.h)
-set(CLINK_OFFER_transport include/clink/transport.h include/clink/mysql.h include/clink/http.h include/clink/cq.h)
+set(CLINK_OFFER_transport include/clink/transport.h include/clink/stream.h include/clink/mysql.h include/clink/http.h include/clink/cq.h)
 set(CLINK_OFFER_pool include/clink/pool.h)
 set(CLINK_OFFER_ops include/clink/ops.h include/clink/admin.h)
 set(CLINK_OFFER_server include/clink/config.h include/clink/methods.h include/clink/server.h include/clink/clink.h)

@@ -79,7 +79,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     while (size - off >= CLINK_FRAME_HDR) {
         uint8_t *hdr = fuzz_dup(data + off, CLINK_FRAME_HDR);
         struct clink_frame_hdr h;
-        int ret = clink__frame_decode(hdr, max_frame, &h);
+        int ret = clink__frame_decode(hdr, max_frame, 1, &h);
         int want = spec_verdict(hdr, max_frame);
         FUZZ_CHECK(ret == want, "frame_decode says %d, the protocol says %d (type %u, length %u)", ret, want, h.type,
                    h.length);

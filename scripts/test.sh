@@ -129,7 +129,8 @@ ktls_vm() {
       build/asan/tests/test_opening --jobs 1 && build/asan/tests/test_handshake_limits --jobs 1 &&
       build/asan/tests/test_frames --jobs 1 && build/asan/tests/test_calls --jobs 1 &&
       build/asan/tests/test_call_endings --jobs 1 && build/asan/tests/test_close --jobs 1 &&
-      build/asan/tests/test_buffers --jobs 1 && build/asan/tests/test_ops --jobs 1 &&
+      build/asan/tests/test_buffers --jobs 1 && build/asan/tests/test_streams --jobs 1 &&
+      build/asan/tests/test_ops --jobs 1 &&
       build/asan/tests/test_revoke --jobs 1 &&
       sh tests/mysql_clients.sh build/asan &&
       CLINK_TEST_TIMEOUT_SCALE=4 sh tests/faults.sh build/asan netem'

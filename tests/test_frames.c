@@ -68,7 +68,7 @@ Test(frames, protocol_version_mismatch_is_refused_with_error_frame)
 
     cr_assert_gt(n, CLINK_FRAME_HDR + 4, "got %d bytes", n);
     struct clink_frame_hdr h;
-    cr_assert_eq(clink__frame_decode(b, 1 << 20, &h), 0);
+    cr_assert_eq(clink__frame_decode(b, 1 << 20, 1, &h), 0);
     cr_assert_eq(h.type, CLINK_FRAME_ERROR);
     cr_assert_eq(h.id, 0);
     cr_assert_eq(clink__get_u32(b + CLINK_FRAME_HDR), CLINK_EVERSION);

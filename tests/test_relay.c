@@ -118,7 +118,7 @@ static int read_frame(struct tls_peer *t, struct clink_frame_hdr *h, uint8_t *p,
     if (tls_peer_read(t, hdr, sizeof(hdr), NULL, dl) < 0) {
         return -1;
     }
-    cr_assert_eq(clink__frame_decode(hdr, 1u << 20, h), 0);
+    cr_assert_eq(clink__frame_decode(hdr, 1u << 20, 1, h), 0);
     cr_assert_leq(h->length, cap);
     return tls_peer_read(t, p, h->length, NULL, dl);
 }

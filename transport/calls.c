@@ -13,6 +13,17 @@ static int serialize_call(struct clink_conn *c, struct clink_call *call)
         clink__put_u64(payload, call->priv.id);
         return clink__conn_emit(c, CLINK_FRAME_PING, 0, call->priv.id, NULL, 0, payload, sizeof(payload));
     }
+    if (c->nat->version >= 2) {
+        size_t len = 0;
+        for (unsigned i = 0; i < call->iovcnt; i++) {
+            len += call->iov[i].iov_len;
+        }
+        if (len > clink__chunk_max(c)) {
+            /* In chunks, from the caller's buffers (borrowed until the callback), between other calls' frames. */
+            return clink__outq_unary(c, CLINK_FRAME_REQUEST, call->method, call->priv.id, call->iov, call->iovcnt, NULL,
+                                     len);
+        }
+    }
     return clink__conn_emit(c, CLINK_FRAME_REQUEST, call->method, call->priv.id, call->iov, call->iovcnt, NULL, 0);
 }
 
@@ -22,6 +33,7 @@ void clink__conn_release_pending(struct clink_conn *c)
     if (c->proto != &clink__proto_native) {
         return; /* calls are native only */
     }
+    clink__outq_pump(c); /* chunks first: they were waiting before these calls */
     uint32_t limit = c->node->opts.max_write_buffer;
     while (c->nat->pend_head != NULL && clink__conn_queued(c) < limit && !clink__worker_full(c->w)) {
         struct clink_call *call = c->nat->pend_head;
@@ -87,7 +99,11 @@ int clink__conn_check_call(struct clink_conn *c, struct clink_call *call)
         for (unsigned i = 0; i < call->iovcnt; i++) {
             len += call->iov[i].iov_len;
         }
-        if (len > c->nat->peer_max_frame) {
+        /* Version 2 cuts a large message into chunks: what bounds it is the peer's max_message. */
+        size_t max = c->nat->version >= 2
+                         ? (c->nat->settings_recv ? c->nat->peer.max_message : CLINK_DEFAULT_MAX_MESSAGE)
+                         : c->nat->peer_max_frame;
+        if (len > max) {
             return -CLINK_EFRAMETOOBIG;
         }
     }
@@ -164,6 +180,17 @@ void clink__conn_detach_call(struct clink_conn *c, struct clink_call *call)
     if (call->priv.state == CALL_PENDING) {
         unlink_pending(c, call);
     }
+    if (c->nat->ready_head != NULL || c->nat->wait_head != NULL) {
+        /*
+         * A request still going out in chunks borrows the caller's buffers:
+         * it stops here. If part of it left, CANCEL tells the peer to drop
+         * what it gathered (and give its credit back).
+         */
+        if (clink__outq_drop_unary(c, call->priv.id) && c->state <= CS_DRAINING) {
+            CLINK_IGNORE(clink__conn_emit(c, CLINK_FRAME_CANCEL, 0, call->priv.id, NULL, 0, NULL, 0) < 0);
+        }
+    }
+    /* An answer half gathered is not dropped here: its last chunk completes it (then dropped), so credit balances. */
 }
 
 void clink__conn_cancel_call(struct clink_conn *c, uint64_t id, int defer)

@@ -331,6 +331,10 @@ void clink__conn_announce_open(struct clink_conn *c)
 void clink__conn_timer(struct clink_worker *w, struct clink__timer *t)
 {
     (void)w;
+    if (t->kind == TIMER_STREAM) {
+        clink__stream_timer(t);
+        return;
+    }
     if (t->kind == TIMER_HANDSHAKE) {
         struct clink_conn *c = (struct clink_conn *)((char *)t - offsetof(struct clink_conn, hs_timer));
         if (c->state == CS_CLOSING) {

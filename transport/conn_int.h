@@ -268,6 +268,10 @@ int clink__conn_check_call(struct clink_conn *c, struct clink_call *call);
 void clink__conn_cancel_call(struct clink_conn *c, uint64_t id, int defer);
 /* Run the callbacks of the calls cancelled on this worker since the last pass. */
 void clink__worker_run_canceled(struct clink_worker *w);
+/* Run on_end of the streams that ended on this worker since the last pass (streams.c). */
+void clink__streams_run_ended(struct clink_worker *w);
+void clink__stream_timer(struct clink__timer *t);
+void clink__stream_msg(struct clink__msg *m, int live); /* MSG_STREAM (streams_api.c) */
 void clink__call_finish(struct clink_worker *w, struct clink_call *call, int status, const uint8_t *p, size_t n);
 void clink__conn_begin_close(struct clink_conn *c, int err);
 void clink__conn_timer(struct clink_worker *w, struct clink__timer *t);

@@ -25,6 +25,10 @@ const struct clink_node_opts clink_node_opts_default = {
     .wait_timeout_s = CLINK_DEFAULT_WAIT_TIMEOUT_S,
     .tcp_keepalive_s = CLINK_DEFAULT_TCP_KEEPALIVE_S,
     .log_level = CLINK_LOG_WARN,
+    .max_message = CLINK_DEFAULT_MAX_MESSAGE,     /* a message reassembled from chunks */
+    .conn_window = CLINK_DEFAULT_CONN_WINDOW,     /* flow control, per connection */
+    .stream_window = CLINK_DEFAULT_STREAM_WINDOW, /* ... per stream */
+    .proto_max = CLINK_PROTO_MAX,
 };
 
 #define FILL(field)                                                                                                    \
@@ -55,4 +59,8 @@ void clink__node_opts_resolve(struct clink_node_opts *o)
     FILL(wait_timeout_s);
     FILL(tcp_keepalive_s);
     FILL(log_level);
+    FILL(max_message);
+    FILL(conn_window);
+    FILL(stream_window);
+    FILL(proto_max);
 }

@@ -14,7 +14,25 @@ void clink__frame_encode(uint8_t out[CLINK_FRAME_HDR], const struct clink_frame_
     clink__put_u64(out + 8, h->id);
 }
 
-int clink__frame_decode(const uint8_t in[CLINK_FRAME_HDR], uint32_t max_frame, struct clink_frame_hdr *h)
+/* Which version-2 flags each type may carry (SETTINGS, CREDIT without an id: none). */
+static uint8_t flags_allowed(uint8_t type, uint64_t id)
+{
+    switch (type) {
+    case CLINK_FRAME_REQUEST:
+        return CLINK_FLAG_MORE | CLINK_FLAG_END | CLINK_FLAG_STREAM;
+    case CLINK_FRAME_RESPONSE:
+        return CLINK_FLAG_MORE;
+    case CLINK_FRAME_DATA:
+        return CLINK_FLAG_MORE | CLINK_FLAG_END | CLINK_FLAG_OPENER;
+    case CLINK_FRAME_CREDIT:
+        return id != 0 ? CLINK_FLAG_OPENER : 0;
+    default:
+        return 0;
+    }
+}
+
+int clink__frame_decode(const uint8_t in[CLINK_FRAME_HDR], uint32_t max_frame, unsigned version,
+                        struct clink_frame_hdr *h)
 {
     h->type = in[0];
     h->flags = in[1];
@@ -22,11 +40,19 @@ int clink__frame_decode(const uint8_t in[CLINK_FRAME_HDR], uint32_t max_frame, s
     h->length = clink__get_u32(in + 4);
     h->id = clink__get_u64(in + 8);
 
-    /* Reserved bits must be zero so a later version can give them meaning. */
-    if (h->flags != 0) {
+    /* Reserved bits must be zero so a later version can give them meaning (version 1: all of them). */
+    uint8_t allowed = version >= 2 ? flags_allowed(h->type, h->id) : 0;
+    if ((h->flags & (uint8_t)~allowed) != 0) {
+        return -CLINK_EPROTO;
+    }
+    /* END ends a direction with its last chunk; STREAM opens one with its first (native.c checks which came). */
+    if ((h->flags & CLINK_FLAG_END) && (h->flags & CLINK_FLAG_MORE)) {
         return -CLINK_EPROTO;
     }
     if (h->type != CLINK_FRAME_REQUEST && h->method != 0) {
+        return -CLINK_EPROTO;
+    }
+    if (version < 2 && h->type > CLINK_FRAME_CANCEL) {
         return -CLINK_EPROTO;
     }
     switch (h->type) {
@@ -39,8 +65,17 @@ int clink__frame_decode(const uint8_t in[CLINK_FRAME_HDR], uint32_t max_frame, s
         return h->length == CLINK_GOAWAY_LEN && h->id == 0 ? 0 : -CLINK_EPROTO;
     case CLINK_FRAME_CANCEL:
         return h->length == 0 ? 0 : -CLINK_EPROTO;
+    case CLINK_FRAME_SETTINGS:
+        return h->length == CLINK_SETTINGS_LEN && h->id == 0 ? 0 : -CLINK_EPROTO;
+    case CLINK_FRAME_CREDIT:
+        return h->length == CLINK_CREDIT_LEN ? 0 : -CLINK_EPROTO;
     case CLINK_FRAME_ERROR:
         if (h->length < CLINK_ERROR_MIN) {
+            return -CLINK_EPROTO;
+        }
+        return h->length > max_frame ? -CLINK_EFRAMETOOBIG : 0;
+    case CLINK_FRAME_DATA:
+        if (h->id == 0) {
             return -CLINK_EPROTO;
         }
         return h->length > max_frame ? -CLINK_EFRAMETOOBIG : 0;
@@ -50,6 +85,29 @@ int clink__frame_decode(const uint8_t in[CLINK_FRAME_HDR], uint32_t max_frame, s
     default:
         return -CLINK_EPROTO;
     }
+}
+
+void clink__settings_encode(uint8_t out[CLINK_SETTINGS_LEN], const struct clink_settings *s)
+{
+    clink__put_u32(out, s->max_message);
+    clink__put_u32(out + 4, s->conn_window);
+    clink__put_u32(out + 8, s->stream_window);
+}
+
+int clink__settings_decode(const uint8_t in[CLINK_SETTINGS_LEN], struct clink_settings *s)
+{
+    s->max_message = clink__get_u32(in);
+    s->conn_window = clink__get_u32(in + 4);
+    s->stream_window = clink__get_u32(in + 8);
+    if (s->max_message < CLINK_CHUNK || s->conn_window > CLINK_WINDOW_MAX || s->stream_window > CLINK_WINDOW_MAX ||
+        s->stream_window < 4 * CLINK_CHUNK) {
+        return -CLINK_EPROTO;
+    }
+    /* Any message max_message allows must fit the part of the window a receiver may hold back (a quarter). */
+    if ((uint64_t)s->max_message > (uint64_t)s->conn_window / 4 * 3) {
+        return -CLINK_EPROTO;
+    }
+    return 0;
 }
 
 size_t clink__hello_encode(uint8_t out[CLINK_HELLO_MAX], const struct clink_hello *h)

@@ -2,7 +2,9 @@
  * clink frame codec: pure functions, no I/O (fuzzed in fuzz/).
  *
  * Every frame is a 16-byte header then `length` payload bytes, big-endian:
- *   u8 type | u8 flags (0) | u16 method | u32 length | u64 id
+ *   u8 type | u8 flags | u16 method | u32 length | u64 id
+ * flags are 0 in version 1; version 2 gives them meaning (CLINK_FLAG_*) and
+ * adds SETTINGS, DATA and CREDIT (chunked messages and streams).
  * See docs/protocol.md for each type's meaning and payload.
  */
 #ifndef CLINK_TRANSPORT_FRAME_H
@@ -29,7 +31,30 @@ enum clink_frame_type {
     CLINK_FRAME_PONG = 6,
     CLINK_FRAME_GOAWAY = 7,
     CLINK_FRAME_CANCEL = 8,
+    /* version 2 */
+    CLINK_FRAME_SETTINGS = 9, /* id 0: u32 max_message, u32 conn_window, u32 stream_window */
+    CLINK_FRAME_DATA = 10,    /* a stream's message chunk */
+    CLINK_FRAME_CREDIT = 11,  /* u32 bytes granted, to a stream (id) or the connection (id 0) */
 };
+
+/*
+ * Version 2 flags. MORE: more chunks of this message follow (same type and
+ * id). END: the sender's direction of the stream ends with this message.
+ * STREAM: this REQUEST opens a stream. OPENER: the frame's sender opened the
+ * stream it names (stream ids are the opener's call ids, so both sides'
+ * streams can share a number).
+ */
+#define CLINK_FLAG_MORE   0x01u
+#define CLINK_FLAG_END    0x02u
+#define CLINK_FLAG_STREAM 0x04u
+#define CLINK_FLAG_OPENER 0x08u
+
+#define CLINK_SETTINGS_LEN 12
+#define CLINK_CREDIT_LEN   4
+/* Payload per chunk: with its header, one full TLS record (16384 bytes of plaintext). */
+#define CLINK_CHUNK 16368u
+/* Largest window a peer may grant (as HTTP/2: 2^31 - 1); more is a protocol error. */
+#define CLINK_WINDOW_MAX 0x7fffffffu
 
 struct clink_frame_hdr {
     uint8_t type;
@@ -54,10 +79,21 @@ void clink__frame_encode(uint8_t out[CLINK_FRAME_HDR], const struct clink_frame_
 
 /*
  * Decode and validate a header against max_frame (the largest payload we
- * accept). Returns 0, -CLINK_EPROTO (unknown type, reserved bits, a payload
+ * accept) and the protocol version in force (1 before the HELLO exchange
+ * ends). Returns 0, -CLINK_EPROTO (unknown type, reserved bits, a payload
  * length the type does not allow) or -CLINK_EFRAMETOOBIG.
  */
-int clink__frame_decode(const uint8_t in[CLINK_FRAME_HDR], uint32_t max_frame, struct clink_frame_hdr *h);
+int clink__frame_decode(const uint8_t in[CLINK_FRAME_HDR], uint32_t max_frame, unsigned version,
+                        struct clink_frame_hdr *h);
+
+struct clink_settings {
+    uint32_t max_message;   /* largest reassembled message the sender of SETTINGS accepts */
+    uint32_t conn_window;   /* bytes of chunked messages and stream data it takes in, per connection */
+    uint32_t stream_window; /* ... per stream */
+};
+void clink__settings_encode(uint8_t out[CLINK_SETTINGS_LEN], const struct clink_settings *s);
+/* Returns 0 or -CLINK_EPROTO (a value below its floor or above CLINK_WINDOW_MAX, a window below max_message). */
+int clink__settings_decode(const uint8_t in[CLINK_SETTINGS_LEN], struct clink_settings *s);
 
 /* Writes CLINK_HELLO_LEN bytes, plus the login part when flags has CLINK_HELLO_LOGIN. Returns the length. */
 size_t clink__hello_encode(uint8_t out[CLINK_HELLO_MAX], const struct clink_hello *h);

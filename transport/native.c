@@ -60,6 +60,52 @@ void clink__conn_emit_error(struct clink_conn *c, uint64_t id, int code, const c
     CLINK_IGNORE(clink__conn_emit(c, CLINK_FRAME_ERROR, 0, id, &iov, 1, b, sizeof(b)) < 0);
 }
 
+int clink__conn_emit_flags(struct clink_conn *c, uint8_t type, uint8_t flags, uint64_t id, const void *p, size_t n)
+{
+    struct clink__bytes *out = clink__conn_out(c);
+    if (clink__bytes_reserve(out, CLINK_FRAME_HDR + n) < 0) {
+        return -CLINK_ENOMEM;
+    }
+    struct clink_frame_hdr h = {.type = type, .flags = flags, .length = (uint32_t)n, .id = id};
+    clink__frame_encode(out->base + out->tail, &h);
+    out->tail += CLINK_FRAME_HDR;
+    memcpy(out->base + out->tail, p, n);
+    out->tail += n;
+    c->frames_out++;
+    clink__mark_dirty(c);
+    return 0;
+}
+
+/* Version 2: what we take in, said once right after the HELLO exchange (the peer's first frame must be its own). */
+static void send_settings(struct clink_conn *c)
+{
+    struct clink__native *nat = c->nat;
+    nat->ours = (struct clink_settings){.max_message = c->node->opts.max_message,
+                                        .conn_window = c->node->opts.conn_window,
+                                        .stream_window = c->node->opts.stream_window};
+    nat->recv_allowed = nat->ours.conn_window;
+    uint8_t b[CLINK_SETTINGS_LEN];
+    clink__settings_encode(b, &nat->ours);
+    CLINK_IGNORE(clink__conn_emit(c, CLINK_FRAME_SETTINGS, 0, 0, NULL, 0, b, sizeof(b)) < 0);
+}
+
+static void on_settings(struct clink_conn *c, const uint8_t *p)
+{
+    struct clink__native *nat = c->nat;
+    if (nat->settings_recv) {
+        clink__conn_fail(c, -CLINK_EPROTO, "second SETTINGS");
+        return;
+    }
+    if (clink__settings_decode(p, &nat->peer) < 0) {
+        clink__conn_fail(c, -CLINK_EPROTO, "SETTINGS out of bounds (max_message %u, windows %u and %u)",
+                         nat->peer.max_message, nat->peer.conn_window, nat->peer.stream_window);
+        return;
+    }
+    nat->settings_recv = 1;
+    nat->send_credit = nat->peer.conn_window;
+    clink__outq_credit(c); /* chunked messages queued before it (a server's own calls) may start */
+}
+
 /*
  * The client's HELLO carries its login: the password as is inside TLS, or in
  * plaintext only its answer to the server's scramble. The password is wiped
@@ -193,18 +239,18 @@ static int admit(struct clink_conn *c, const struct clink_hello *h)
 
 static int hello_agreed(struct clink_conn *c, const struct clink_hello *theirs)
 {
-    struct clink_hello ours = {.min_version = CLINK_PROTO_MIN, .max_version = CLINK_PROTO_MAX};
+    struct clink_hello ours = {.min_version = CLINK_PROTO_MIN, .max_version = c->node->opts.proto_max};
     int v = clink__hello_pick(&ours, theirs);
     if (v < 0) {
         if (c->is_server) {
             char msg[96];
             snprintf(msg, sizeof(msg), "no common protocol version: server speaks %u..%u, client %u..%u",
-                     CLINK_PROTO_MIN, CLINK_PROTO_MAX, theirs->min_version, theirs->max_version);
+                     CLINK_PROTO_MIN, c->node->opts.proto_max, theirs->min_version, theirs->max_version);
             clink__conn_emit_error(c, 0, CLINK_EVERSION, msg);
             clink__conn_refuse(c, v, "%s", msg);
         } else {
             clink__conn_fail(c, v, "server chose version %u..%u, we speak %u..%u", theirs->min_version,
-                             theirs->max_version, CLINK_PROTO_MIN, CLINK_PROTO_MAX);
+                             theirs->max_version, CLINK_PROTO_MIN, c->node->opts.proto_max);
         }
         return v;
     }
@@ -223,6 +269,9 @@ static int hello_agreed(struct clink_conn *c, const struct clink_hello *theirs)
         }
         clink__native_send_hello(c, (uint16_t)v, (uint16_t)v);
     }
+    if (v >= 2) {
+        send_settings(c);
+    }
     STAT_ADD(c->w, handshakes_ok, 1);
     if (c->has_tls && SSL_session_reused(c->tls->ssl)) {
         STAT_ADD(c->w, handshakes_resumed, 1);
@@ -232,8 +281,11 @@ static int hello_agreed(struct clink_conn *c, const struct clink_hello *theirs)
         clink__conn_fail(c, -CLINK_EPLAINTEXT, "plaintext link refused: transport security is now REQUIRE_TLS");
         return 0;
     }
-    CLINK_CONN_LOG(c, CLINK_LOG_DEBUG, "open: %s, protocol %u", clink__conn_peer(c), c->nat->version);
     c->cache.proto_version = c->nat->version;
+    if (!c->is_server && v >= 2) {
+        return 0; /* open once the server's SETTINGS (its next frame) says what it takes */
+    }
+    CLINK_CONN_LOG(c, CLINK_LOG_DEBUG, "open: %s, protocol %u", clink__conn_peer(c), c->nat->version);
     clink__conn_became_open(c);
     return 0;
 }
@@ -255,12 +307,38 @@ static int on_hello(struct clink_conn *c, const uint8_t *p, size_t n)
 
 static void on_response(struct clink_conn *c, const struct clink_frame_hdr *h, const uint8_t *p)
 {
+    size_t len = h->length;
+    struct clink__partial *pm = NULL;
+    if (h->type == CLINK_FRAME_RESPONSE && c->nat->version >= 2) {
+        int r = clink__reasm_take(c, h, p, &pm);
+        if (r <= 0) {
+            return; /* more to come, or the connection failed */
+        }
+        if (r == 1) {
+            p = pm->buf;
+            len = pm->len;
+        }
+    }
     struct clink_call *call = clink__idmap_get(&c->nat->calls, h->id);
     if (call == NULL || call->priv.state != CALL_SENT) {
+        if (call == NULL && h->type == CLINK_FRAME_ERROR && c->nat->streams_mine.count > 0) {
+            struct clink_stream *s = clink__idmap_get(&c->nat->streams_mine, h->id);
+            if (s != NULL) {
+                uint32_t code = clink__get_u32(p);
+                int status = (code > CLINK_EFIRST_ && code < CLINK_ELAST_) ? -(int)code : -CLINK_EREMOTE;
+                clink__stream_on_error(c, s, status, p + 4, len - 4);
+            }
+        }
+        if (pm != NULL) {
+            clink__reasm_done(c, pm);
+        }
         return; /* canceled or timed out: the late answer is dropped */
     }
     int is_pong = h->type == CLINK_FRAME_PONG;
     if (is_pong != call->priv.ping) {
+        if (pm != NULL) {
+            clink__reasm_done(c, pm);
+        }
         clink__conn_fail(c, -CLINK_EPROTO, "answer of the wrong kind for call %llu", (unsigned long long)h->id);
         return;
     }
@@ -268,11 +346,14 @@ static void on_response(struct clink_conn *c, const struct clink_frame_hdr *h, c
     if (h->type == CLINK_FRAME_ERROR) {
         uint32_t code = clink__get_u32(p);
         int status = (code > CLINK_EFIRST_ && code < CLINK_ELAST_) ? -(int)code : -CLINK_EREMOTE;
-        clink__call_finish(c->w, call, status, p + 4, h->length - 4);
+        clink__call_finish(c->w, call, status, p + 4, len - 4);
     } else if (is_pong) {
         clink__call_finish(c->w, call, 0, NULL, 0);
     } else {
-        clink__call_finish(c->w, call, 0, p, h->length);
+        clink__call_finish(c->w, call, 0, p, len);
+    }
+    if (pm != NULL) {
+        clink__reasm_done(c, pm);
     }
     clink__conn_maybe_drained(c);
 }
@@ -317,40 +398,81 @@ static void on_request(struct clink_conn *c, const struct clink_frame_hdr *h, co
         clink__conn_fail(c, -CLINK_EPROTO, "request id 0");
         return;
     }
+    size_t len = h->length;
+    uint8_t flags = h->flags;
+    uint16_t method = h->method;
+    struct clink__partial *pm = NULL;
+    if (c->nat->version >= 2) {
+        int r = clink__reasm_take(c, h, p, &pm);
+        if (r <= 0) {
+            return; /* more to come, or the connection failed */
+        }
+        if (r == 1) {
+            p = pm->buf;
+            len = pm->len;
+            flags = pm->flags;
+            method = pm->method;
+        }
+    }
+    if ((flags & CLINK_FLAG_END) && !(flags & CLINK_FLAG_STREAM)) {
+        if (pm != NULL) {
+            clink__reasm_done(c, pm);
+        }
+        clink__conn_fail(c, -CLINK_EPROTO, "END on request %llu, which opens no stream", (unsigned long long)h->id);
+        return;
+    }
     if (h->id > c->nat->last_peer_id) {
         c->nat->last_peer_id = h->id;
     }
+    struct clink_frame_hdr whole = *h;
+    whole.flags = flags;
+    whole.method = method;
+    whole.length = (uint32_t)len;
     if (c->nat->goaway_sent) {
         /* Not executed, so the caller may safely retry elsewhere. */
         clink__conn_emit_error(c, h->id, CLINK_EGOAWAY, "node is going away");
-        return;
-    }
-    if (h->method == CLINK_METHOD_STATUS) {
+    } else if (flags & CLINK_FLAG_STREAM) {
+        CLINK_IGNORE(clink__stream_on_request(c, &whole, p, len) < 0);
+    } else if (method == CLINK_METHOD_STATUS) {
         answer_status(c, h->id);
-        return;
-    }
-    struct clink_handler *hd = &c->node->handlers[h->method];
-    if (hd->fn == NULL) {
+    } else if (c->node->handlers[method].fn == NULL) {
         char msg[64];
-        snprintf(msg, sizeof(msg), "no handler for method %u", h->method);
+        snprintf(msg, sizeof(msg), "no handler for method %u", method);
         clink__conn_emit_error(c, h->id, CLINK_ENOMETHOD, msg);
-        return;
+    } else {
+        struct clink_handler *hd = &c->node->handlers[method];
+        struct clink_req *r = clink__req_new(c);
+        if (r == NULL) {
+            clink__conn_emit_error(c, h->id, CLINK_ENOMEM, "out of memory");
+        } else {
+            r->id = h->id;
+            r->method = method;
+            r->data = p;
+            r->len = len;
+            hd->fn(r, hd->user);
+        }
     }
-    struct clink_req *r = clink__req_new(c);
-    if (r == NULL) {
-        clink__conn_emit_error(c, h->id, CLINK_ENOMEM, "out of memory");
-        return;
+    if (pm != NULL) {
+        clink__reasm_done(c, pm); /* the handler had it for its call only */
     }
-    r->id = h->id;
-    r->method = h->method;
-    r->data = p;
-    r->len = h->length;
-    hd->fn(r, hd->user);
 }
 
 static void on_frame(struct clink_conn *c, const struct clink_frame_hdr *h, const uint8_t *p)
 {
     c->frames_in++;
+    if (c->nat->version >= 2 && !c->nat->settings_recv && h->type != CLINK_FRAME_SETTINGS &&
+        !(h->type == CLINK_FRAME_ERROR && h->id == 0)) {
+        clink__conn_fail(c, -CLINK_EPROTO, "frame type %u before SETTINGS", h->type);
+        return;
+    }
+    if (c->state == CS_HELLO && h->type == CLINK_FRAME_SETTINGS && c->nat->version >= 2) {
+        on_settings(c, p); /* client: the server's, after its HELLO: now the connection is open */
+        if (c->state == CS_HELLO) {
+            CLINK_CONN_LOG(c, CLINK_LOG_DEBUG, "open: %s, protocol %u", clink__conn_peer(c), c->nat->version);
+            clink__conn_became_open(c);
+        }
+        return;
+    }
     if (c->state == CS_HELLO) {
         if (h->type == CLINK_FRAME_HELLO) {
             CLINK_IGNORE(on_hello(c, p, h->length) < 0);
@@ -403,7 +525,18 @@ static void on_frame(struct clink_conn *c, const struct clink_frame_hdr *h, cons
         break;
     }
     case CLINK_FRAME_CANCEL:
-        /* Advisory; handlers run to completion and the caller drops the late answer. */
+        /* Advisory for calls (handlers run to completion, the caller drops the late answer); ends a stream. */
+        clink__reasm_drop(c, &c->nat->rin_req, h->id);
+        clink__stream_on_cancel(c, h->id);
+        break;
+    case CLINK_FRAME_SETTINGS:
+        on_settings(c, p);
+        break;
+    case CLINK_FRAME_DATA:
+        clink__stream_on_data(c, h, p);
+        break;
+    case CLINK_FRAME_CREDIT:
+        clink__stream_on_credit(c, h, clink__get_u32(p));
         break;
     }
 }
@@ -414,7 +547,7 @@ static void native_input(struct clink_conn *c, struct clink__bytes *buf)
     uint32_t max = c->node->opts.max_frame;
     while (c->state >= CS_HELLO && c->state <= CS_DRAINING && clink__bytes_len(buf) >= CLINK_FRAME_HDR) {
         struct clink_frame_hdr h;
-        int ret = clink__frame_decode(clink__bytes_data(buf), max, &h);
+        int ret = clink__frame_decode(clink__bytes_data(buf), max, c->nat->version, &h);
         if (ret < 0) {
             clink__conn_fail(c, ret,
                              ret == -CLINK_EFRAMETOOBIG ? "frame of %u bytes exceeds max_frame %u"
@@ -447,7 +580,7 @@ static void native_opened(struct clink_conn *c)
     c->exact = c->ktls_mode != CLINK_KTLS_DISABLED && c->node->ktls_ulp;
     c->want = 5;
     if (!c->is_server) {
-        clink__native_send_hello(c, CLINK_PROTO_MIN, CLINK_PROTO_MAX);
+        clink__native_send_hello(c, CLINK_PROTO_MIN, c->node->opts.proto_max);
     }
 }
 
@@ -459,7 +592,7 @@ void clink__native_plain_hello(struct clink_conn *c)
     if (c->dial->has_password) {
         c->dial->hello_deferred = 1;
     } else {
-        clink__native_send_hello(c, CLINK_PROTO_MIN, CLINK_PROTO_MAX);
+        clink__native_send_hello(c, CLINK_PROTO_MIN, c->node->opts.proto_max);
     }
 }
 
@@ -484,6 +617,7 @@ static int native_closing(struct clink_conn *c)
 static void native_ended(struct clink_conn *c, int err)
 {
     clink__conn_fail_calls(c, err);
+    clink__streams_fail(c, err);
 }
 
 /* A handler's answer, as a frame (or an error frame when it is larger than the caller accepts). */
@@ -492,7 +626,34 @@ static int native_answer(struct clink_req *req, uint8_t type, const struct iovec
 {
     struct clink_conn *c = req->conn;
     int ret = -CLINK_ECLOSED;
-    if (c->state <= CS_DRAINING) {
+    size_t len = extra_len;
+    for (unsigned i = 0; i < iovcnt; i++) {
+        len += iov[i].iov_len;
+    }
+    if (c->state <= CS_DRAINING && c->nat->version >= 2 && type == CLINK_FRAME_RESPONSE && len > clink__chunk_max(c)) {
+        /* Chunked, behind nothing: a copy (the caller's buffers are its own again when this returns). */
+        ret = len > c->nat->peer.max_message ? -CLINK_EFRAMETOOBIG : 0;
+        uint8_t *copy = ret == 0 ? malloc(len) : NULL;
+        if (ret == 0 && copy == NULL) {
+            ret = -CLINK_ENOMEM;
+        }
+        if (copy != NULL) {
+            size_t off = 0;
+            for (unsigned i = 0; i < iovcnt; i++) {
+                memcpy(copy + off, iov[i].iov_base, iov[i].iov_len);
+                off += iov[i].iov_len;
+            }
+            ret = clink__outq_unary(c, type, 0, req->id, NULL, 0, copy, len);
+            if (ret < 0) {
+                free(copy);
+            }
+        }
+        if (ret == -CLINK_EFRAMETOOBIG) {
+            clink__conn_emit_error(c, req->id, CLINK_EFRAMETOOBIG, "response larger than the caller accepts");
+        } else if (ret == -CLINK_ENOMEM) {
+            clink__conn_emit_error(c, req->id, CLINK_ENOMEM, "out of memory");
+        }
+    } else if (c->state <= CS_DRAINING) {
         ret = clink__conn_emit(c, type, 0, req->id, iov, iovcnt, extra, extra_len);
         if (ret == -CLINK_EFRAMETOOBIG) {
             clink__conn_emit_error(c, req->id, CLINK_EFRAMETOOBIG, "response larger than the caller accepts");
@@ -510,6 +671,9 @@ static int native_answer(struct clink_req *req, uint8_t type, const struct iovec
 static void native_free(struct clink_conn *c)
 {
     if (c->nat != NULL) {
+        clink__outq_free(c);
+        clink__reasm_free(c);
+        clink__streams_free(c);
         clink__idmap_free(&c->nat->calls);
         free(c->nat);
         c->nat = NULL;
@@ -523,13 +687,20 @@ int clink__native_start(struct clink_conn *c)
         return -CLINK_ENOMEM;
     }
     clink__idmap_init(&c->nat->calls);
+    clink__idmap_init(&c->nat->rin_req);
+    clink__idmap_init(&c->nat->rin_resp);
+    clink__idmap_init(&c->nat->streams_mine);
+    clink__idmap_init(&c->nat->streams_theirs);
     c->nat->peer_max_frame = CLINK_MAX_FRAME_FLOOR;
     return 0;
 }
 
 int clink__conn_calls_in_flight(const struct clink_conn *c)
 {
-    return c->proto == &clink__proto_native && c->nat != NULL ? (int)c->nat->calls.count : 0;
+    /* Streams count as calls: a draining connection waits for them too. */
+    return c->proto == &clink__proto_native && c->nat != NULL
+               ? (int)(c->nat->calls.count + c->nat->streams_mine.count + c->nat->streams_theirs.count)
+               : 0;
 }
 
 const struct clink__proto clink__proto_native = {

@@ -75,6 +75,14 @@ int clink_node_new(const struct clink_node_opts *opts, struct clink_node **out)
     }
     struct clink_node_opts resolved = *opts;
     clink__node_opts_resolve(&resolved); /* transport/defaults.c: every default, as values */
+    /* What SETTINGS announces must be what a peer accepts (frame.c: clink__settings_decode). */
+    struct clink_settings st = {resolved.max_message, resolved.conn_window, resolved.stream_window};
+    uint8_t sb[CLINK_SETTINGS_LEN];
+    clink__settings_encode(sb, &st);
+    if (clink__settings_decode(sb, &st) < 0 || resolved.proto_max < CLINK_PROTO_MIN ||
+        resolved.proto_max > CLINK_PROTO_MAX) {
+        return -CLINK_EINVAL;
+    }
     /* A budget of a few buffers per worker would keep connections from ever opening. */
     if (opts->max_buffered != 0 && resolved.max_buffered / resolved.workers < (1u << 20)) {
         return -CLINK_EINVAL;

@@ -18,6 +18,7 @@
 
 #include "clink/http.h"
 #include "clink/mysql.h"
+#include "clink/stream.h"
 #include "clink/transport.h"
 #include "common/bytes.h"
 #include "common/log_int.h"
@@ -67,6 +68,7 @@ enum clink__timer_kind {
     TIMER_HS_EVICT,  /* owner: struct clink_worker (hs_evict_timer): slot holders too slow while others wait */
     TIMER_BUDGET,    /* owner: struct clink_worker (budget_timer): the send budget, checked while full */
     TIMER_IDLE,      /* owner: struct clink_worker (idle_timer): the wait_timeout sweep of client sessions */
+    TIMER_STREAM,    /* owner: struct clink_stream (timer): the opener's deadline, in the wheel */
 };
 
 /* ---- inbox messages ---- */
@@ -79,6 +81,7 @@ enum clink__msg_kind {
     MSG_CLOSE,
     MSG_RESPOND,
     MSG_RECHECK, /* the node's TLS trust changed: re-verify the peers of this worker's links (conn_recheck.c) */
+    MSG_STREAM,  /* an application thread's operation on a stream (streams_api.c) */
 };
 
 /* Header of every inbox message (calls carry one in their conn's call slot). */
@@ -166,6 +169,8 @@ struct clink__stats {
         calls_failed_other;
     _Atomic uint64_t refused_max_connections, refused_max_user_connections, refused_max_node_links, idle_closed;
     _Atomic uint64_t links_closed_revoked, links_closed_untrusted;
+    _Atomic uint64_t streams_opened, streams_accepted, streams_ok, streams_failed, stream_frames_refused,
+        flow_violations, chunks_out, chunks_in;
     _Atomic uint64_t call_latency[CLINK_LATENCY_BUCKETS]; /* clink_node_call_latency: 800 bytes a worker */
 };
 #define STAT_ADD(w, field, n)                                                                                          \
@@ -215,6 +220,7 @@ struct clink_worker {
      * never runs inside clink_call_cancel.
      */
     struct clink_call *canceled, *canceled_tail;
+    struct clink_stream *streams_ended, *streams_ended_tail; /* on_end to run from the loop (streams.c) */
     struct clink_req *free_reqs;
     int ktls_logged;           /* a kTLS fallback was logged (once per worker; all are counted) */
     struct clink_req *orphans; /* requests whose connection closed before the handler answered */
@@ -278,6 +284,7 @@ struct clink_worker {
 
 struct clink_handler {
     clink_handler_fn fn;
+    clink_stream_handler_fn stream_fn; /* a stream method (clink/stream.h) */
     void *user;
 };
 

@@ -53,6 +53,14 @@ void clink_node_get_stats(const struct clink_node *node, struct clink_node_stats
         SUM(idle_closed);
         SUM(links_closed_revoked);
         SUM(links_closed_untrusted);
+        SUM(streams_opened);
+        SUM(streams_accepted);
+        SUM(streams_ok);
+        SUM(streams_failed);
+        SUM(stream_frames_refused);
+        SUM(flow_violations);
+        SUM(chunks_out);
+        SUM(chunks_in);
         out->buffered += __atomic_load_n(&node->workers[i].buffered, __ATOMIC_RELAXED);
 #undef SUM
     }

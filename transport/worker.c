@@ -317,6 +317,9 @@ static void handle_msg(struct clink_worker *w, struct clink__msg *m, int live)
     case MSG_RESPOND:
         clink__conn_respond_msg((struct clink__msg_respond *)m, live);
         break;
+    case MSG_STREAM:
+        clink__stream_msg(m, live);
+        break;
     case MSG_RECHECK:
         atomic_store(&w->recheck_posted, 0); /* before the check: a later change posts again */
         if (live) {
@@ -560,6 +563,9 @@ static void loop(struct clink_worker *w)
         fire_timers(w);
         if (w->canceled != NULL) { /* a call test, not a call: the loop runs it on every pass */
             clink__worker_run_canceled(w);
+        }
+        if (w->streams_ended != NULL) {
+            clink__streams_run_ended(w);
         }
         flush_dirty(w);
         if (clink__wheel_has_unstamped(&w->wheel)) {

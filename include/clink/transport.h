@@ -42,7 +42,7 @@ struct clink_mysql_opts; /* clink/mysql.h */
 
 /* Protocol versions this build speaks (negotiated in the HELLO exchange). */
 #define CLINK_PROTO_MIN 1
-#define CLINK_PROTO_MAX 1
+#define CLINK_PROTO_MAX 2
 
 /* Method ids 0xFF00..0xFFFF are reserved for clink itself. */
 #define CLINK_METHOD_MAX_USER 0xFEFF
@@ -198,6 +198,19 @@ struct clink_node_opts {
      * 0: CLINK_DEFAULT_TCP_KEEPALIVE_S.
      */
     uint32_t tcp_keepalive_s;
+    /*
+     * Protocol version 2 (chunked messages and streams, docs/protocol.md),
+     * announced to each peer in SETTINGS. max_message: the largest message
+     * reassembled from chunks (a unary request or answer, or one message of
+     * a stream); 0: 4 MiB (CLINK_DEFAULT_MAX_MESSAGE). conn_window: bytes of
+     * chunked messages and stream data a peer may have sent us and we not
+     * yet consumed, per connection (at least 4/3 of max_message); 0: 16 MiB.
+     * stream_window: the same per stream (at least 64 KiB); 0: 4 MiB. These
+     * bound what a peer can make a connection hold beyond one frame.
+     */
+    uint32_t max_message, conn_window, stream_window;
+    /* Highest protocol version to speak (1 or 2; 1 turns chunking and streams off). 0: CLINK_PROTO_MAX. */
+    uint16_t proto_max;
 };
 
 /* The defaults of the session limits above (MySQL's max_connections and wait_timeout). */
@@ -205,6 +218,9 @@ struct clink_node_opts {
 #define CLINK_DEFAULT_MAX_NODE_LINKS  16384
 #define CLINK_DEFAULT_WAIT_TIMEOUT_S  28800
 #define CLINK_DEFAULT_TCP_KEEPALIVE_S 60
+#define CLINK_DEFAULT_MAX_MESSAGE     (4u << 20)
+#define CLINK_DEFAULT_CONN_WINDOW     (16u << 20)
+#define CLINK_DEFAULT_STREAM_WINDOW   (4u << 20)
 
 /*
  * Every default as a value (transport/defaults.c): copy it and override
@@ -309,6 +325,16 @@ struct clink_node_stats {
      * by a CRL, or anything else (its CA removed from ssl_ca, ...).
      */
     uint64_t links_closed_revoked, links_closed_untrusted;
+    /*
+     * Streams (clink/stream.h): opened here, accepted by a handler here,
+     * ended (each side counts its own) well or not; frames of streams no
+     * longer known (late after a cancel, or a hostile peer's: dropped);
+     * peers that sent past the window they were given (closed with
+     * CLINK_EPROTO); chunks of chunked messages and stream data sent and
+     * received.
+     */
+    uint64_t streams_opened, streams_accepted, streams_ok, streams_failed, stream_frames_refused;
+    uint64_t flow_violations, chunks_out, chunks_in;
 };
 /* Thread: any (values may be a moment old). */
 CLINK_API void clink_node_get_stats(const struct clink_node *node, struct clink_node_stats *out);
