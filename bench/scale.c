@@ -492,6 +492,26 @@ static void restart_result(struct result *r, const char *mode, unsigned leaves, 
     }
 }
 
+/* Make the aggregator's pools again, on keep or on a new node, and time it until every pool is whole. */
+static void agg_restart(const struct cfg *cfg, const struct leaves *lv, struct agg *a, struct clink_node *keep,
+                        struct result *r, const char *mode)
+{
+    uint64_t t0 = now_ns(), full = 0, resumed = 0;
+    unsigned open = 0;
+    int ret = agg_new(cfg, keep, a);
+    if (ret == 0) {
+        ret = agg_add(cfg, lv, a);
+    }
+    if (ret == 0) {
+        wait_whole(a, 0, lv->n, 0, WHOLE_WAIT_MS);
+        agg_stats(a, 0, lv->n, &open, &full, &resumed);
+    }
+    restart_result(r, mode, lv->n, lv->n, open, t0, full, resumed);
+    if (ret < 0) {
+        snprintf(r->skipped, sizeof(r->skipped), "cannot make the aggregator's pools again: %s", clink_strerror(ret));
+    }
+}
+
 /*
  * The four lines for N leaves: res[0] fan-outs, res[1] a leaf's restart,
  * res[2] the pools' restart (node kept), res[3] the aggregator's. Lines that
@@ -571,36 +591,18 @@ static void scale_one(struct cfg *cfg, unsigned n, struct result res[4])
     progress(cfg, "scale %u leaves: restart of the pools", n);
     struct clink_node *node = a.node;
     agg_free_pools(&a);
-    t0 = now_ns();
-    ret = agg_new(cfg, node, &a);
-    if (ret == 0) {
-        ret = agg_add(cfg, &lv, &a);
-    }
-    open = ret == 0 ? wait_whole(&a, 0, n, 0, WHOLE_WAIT_MS) : 0;
-    agg_stats(&a, 0, n, &open, &full, &resumed);
-    restart_result(&res[2], "restart-pools", n, n, open, t0, full, resumed);
+    agg_restart(cfg, &lv, &a, node, &res[2], "restart-pools");
     snprintf(res[2].note, sizeof(res[2].note),
-             "cluster freed and made again, node kept (its tickets): %u pools whole in %.0f ms, %.0f%% resumed", open,
-             res[2].secs * 1e3, res[2].resumed_share * 100);
+             "cluster freed and made again, node kept (its tickets): %u pools whole in %.0f ms, %.0f%% resumed",
+             (unsigned)res[2].ok, res[2].secs * 1e3, res[2].resumed_share * 100);
 
     /* The aggregator restarts: a new node knows no tickets, so every handshake is full. */
     progress(cfg, "scale %u leaves: restart of the aggregator", n);
     agg_free(&a);
-    t0 = now_ns();
-    ret = agg_new(cfg, NULL, &a);
-    if (ret == 0) {
-        ret = agg_add(cfg, &lv, &a);
-    }
-    open = ret == 0 ? wait_whole(&a, 0, n, 0, WHOLE_WAIT_MS) : 0;
-    if (ret == 0) {
-        agg_stats(&a, 0, n, &open, &full, &resumed);
-    } else {
-        full = resumed = 0;
-    }
-    restart_result(&res[3], "restart-agg", n, n, open, t0, full, resumed);
+    agg_restart(cfg, &lv, &a, NULL, &res[3], "restart-agg");
     snprintf(res[3].note, sizeof(res[3].note),
-             "node and cluster freed and made again (no tickets): %u pools whole in %.0f ms, %.0f%% resumed", open,
-             res[3].secs * 1e3, res[3].resumed_share * 100);
+             "node and cluster freed and made again (no tickets): %u pools whole in %.0f ms, %.0f%% resumed",
+             (unsigned)res[3].ok, res[3].secs * 1e3, res[3].resumed_share * 100);
 out:
     agg_free(&a);
     leaves_stop(&lv);
