@@ -7,7 +7,8 @@
  *
  * It plays the caller: it dials every --target (leaves running clink-node,
  * or an aggregator), prints a table and the ratios, checks them against the
- * targets, and writes one JSON object per result line (--json FILE).
+ * targets, and writes one JSON object per result line (--json FILE). The
+ * scale scenario (scale.c) brings its own aggregator and leaves instead.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -494,6 +495,7 @@ static void usage(FILE *f)
                "Measure TLS throughput, RPC rate and latency, handshake cost, restart storms and\n"
                "idle-connection memory against clink nodes (clink-node), in each transport mode,\n"
                "with baselines measured in the same run, and check the ratios against targets.\n"
+               "The scale scenario starts its own aggregator and leaves (it dials no --target).\n"
                "\n"
                "Targets and identity:\n"
                "  --target HOST:PORT     a node to call (repeat for several leaves)\n"
