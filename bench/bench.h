@@ -1,7 +1,7 @@
 /*
  * clink-bench internals: what the scenarios share. The scenarios live in
  * their own files (calls.c: rpc, throughput, pool and fanout; handshake.c
- * with bare_tls.c, its OpenSSL baseline; storm.c; memory.c); util.c holds
+ * with bare_tls.c, its OpenSSL baseline; storm.c; memory.c; scale.c); util.c holds
  * the histogram, clocks, CPU and RSS readers and thread placement; bare_loop.c
  * is the rpc and throughput lines' baseline; report.c
  * prints the table and the JSON lines.
@@ -52,11 +52,14 @@ struct result {
     char cipher[64], tls_version[16];
     char skipped[512];                 /* set: the line could not run, and this says why */
     char note[160];                    /* a few words shown at the end of the table row */
-    double resumed_share;              /* storm: resumed share of the reconnects */
+    double resumed_share;              /* storm, scale restarts: resumed share of the reconnects */
+    uint64_t hs_full, hs_resumed;      /* scale restarts: the handshakes that made the pools whole */
+    unsigned leaves;                   /* scale: leaves the aggregator fans out to */
+    double leaf_ops;                   /* scale: leaf calls per second (fan-outs per second x leaves) */
     double baseline_ratio;             /* handshake: clink per CPU-second / bare OpenSSL per CPU-second */
     double bare_ratio, bare_cpu_ratio; /* rpc, throughput: clink / the bare loop, per second and per CPU-second */
-    double kib_client, kib_server;     /* memory: RSS per idle connection and end */
-    double heap_kib_client;            /* memory: heap in use per idle connection, this end */
+    double kib_client, kib_server;     /* memory: RSS per idle connection and end; scale: per leaf, the aggregator */
+    double heap_kib_client;            /* memory: heap in use per idle connection, this end; scale: per leaf */
     const char *key_type;              /* handshake: "ECDSA P-256" or "RSA 2048" */
 };
 
@@ -84,15 +87,16 @@ struct cfg {
     uint16_t ports[MAX_TARGETS];
     int ntargets;
     const char *name, *cert, *key, *ca, *json, *user, *plain_user;
-    size_t sizes[MAX_LIST], rpc_sizes[MAX_LIST], callers[MAX_LIST];
-    int nsizes, nrpc_sizes, ncallers;
+    size_t sizes[MAX_LIST], rpc_sizes[MAX_LIST], callers[MAX_LIST], scale_leaves[MAX_LIST];
+    int nsizes, nrpc_sizes, ncallers, nscale_leaves;
     enum placement places[3];
     int nplaces;
     unsigned concurrency, connections, workers, duration_ms, warmup_ms;
     unsigned storm_conns, idle_conns, hs_inflight;
     size_t window; /* throughput: bytes in flight per connection (callers = window / size, 1..concurrency) */
     int modes_plain, modes_tls, modes_ktls;
-    int scen_rpc, scen_throughput, scen_handshake, scen_storm, scen_pool, scen_ceiling, scen_memory, scen_fanout;
+    int scen_rpc, scen_throughput, scen_handshake, scen_storm, scen_pool, scen_ceiling, scen_memory, scen_fanout,
+        scen_scale;
     char stunnel_host[128];
     uint16_t stunnel_port;
     char agg_host[128];
@@ -128,6 +132,11 @@ int run_calls(struct cfg *cfg, const struct call_spec *spec, struct result *res)
 int run_handshake_scenario(struct cfg *cfg, int *failures);
 int run_storm(struct cfg *cfg, struct result *res);
 int run_memory(struct cfg *cfg, enum clink_conn_mode mode, enum clink_ktls_mode ktls, struct result *res);
+/* scale.c: every --scale-leaves N, four lines each (fan-outs, a leaf's, the pools' and the aggregator's restart);
+ * returns the failures. */
+int run_scale(struct cfg *cfg);
+/* The leaves' process: main() calls this when argv[1] is "--scale-leaf-server". Returns the exit status. */
+int scale_leaf_server_main(int argc, char **argv);
 
 /* util.c */
 double cpu_self_s(void);

@@ -7,7 +7,8 @@
  *
  * It plays the caller: it dials every --target (leaves running clink-node,
  * or an aggregator), prints a table and the ratios, checks them against the
- * targets, and writes one JSON object per result line (--json FILE).
+ * targets, and writes one JSON object per result line (--json FILE). The
+ * scale scenario (scale.c) brings its own aggregator and leaves instead.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -494,6 +495,7 @@ static void usage(FILE *f)
                "Measure TLS throughput, RPC rate and latency, handshake cost, restart storms and\n"
                "idle-connection memory against clink nodes (clink-node), in each transport mode,\n"
                "with baselines measured in the same run, and check the ratios against targets.\n"
+               "The scale scenario starts its own aggregator and leaves (it dials no --target).\n"
                "\n"
                "Targets and identity:\n"
                "  --target HOST:PORT     a node to call (repeat for several leaves)\n"
@@ -509,7 +511,7 @@ static void usage(FILE *f)
                "                         its fan-out method (every leaf answers each call)\n"
                "What to run:\n"
                "  --modes LIST           plain,tls,ktls (default: all; a mode that cannot run says why)\n"
-               "  --scenarios LIST       ceiling,throughput,rpc,pool,fanout,handshake,storm,memory\n"
+               "  --scenarios LIST       ceiling,throughput,rpc,pool,fanout,handshake,storm,memory,scale\n"
                "                         (default: all; fanout needs --aggregator)\n"
                "  --sizes LIST           throughput message sizes (default: 64,1024,16384,65536,262144,1048576)\n"
                "  --rpc-sizes LIST       rpc message sizes (default: 64,1024,16384,65536)\n"
@@ -523,6 +525,8 @@ static void usage(FILE *f)
                "  --workers N            client worker threads (default 2)\n"
                "  --handshakes N         handshakes in flight at once in the handshake scenario (default 4)\n"
                "  --storm-conns N        pooled connections in the restart storm (default 256)\n"
+               "  --scale-leaves LIST    scale: leaves one aggregator fans out to, in a process of their own\n"
+               "                         (default 1,4,16,64; at most 128 each)\n"
                "  --idle-conns N         idle connections in the memory scenario (default 5000)\n"
                "  --duration-ms N        measured time per result line (default 2000)\n"
                "  --warmup-ms N          unmeasured time before each (default 300)\n"
@@ -572,8 +576,8 @@ static int parse_count(const char *opt, const char *s, unsigned lo, unsigned hi,
     return 0;
 }
 
-static const char *const scen_names[] = {"ceiling",   "throughput", "rpc",    "pool",
-                                         "handshake", "storm",      "memory", "fanout"};
+static const char *const scen_names[] = {"ceiling", "throughput", "rpc",    "pool", "handshake",
+                                         "storm",   "memory",     "fanout", "scale"};
 static const char *const place_names[] = {"any", "split", "same"};
 
 static int parse_args(int argc, char **argv, struct cfg *cfg)
@@ -595,6 +599,7 @@ static int parse_args(int argc, char **argv, struct cfg *cfg)
         {"sizes", required_argument, NULL, 'z'},
         {"rpc-sizes", required_argument, NULL, 'r'},
         {"callers", required_argument, NULL, 'L'},
+        {"scale-leaves", required_argument, NULL, 'l'},
         {"placement", required_argument, NULL, 'P'},
         {"concurrency", required_argument, NULL, 'C'},
         {"connections", required_argument, NULL, 'N'},
@@ -651,9 +656,9 @@ static int parse_args(int argc, char **argv, struct cfg *cfg)
             cfg->modes_ktls = (bits & 4) != 0;
             break;
         case 's':
-            if ((bits = parse_names(optarg, scen_names, 8)) <= 0) {
+            if ((bits = parse_names(optarg, scen_names, 9)) <= 0) {
                 fprintf(stderr, "clink-bench: --scenarios: expected a list of ceiling, throughput, rpc, pool, "
-                                "handshake, storm, memory, fanout\n");
+                                "handshake, storm, memory, fanout, scale\n");
                 return -1;
             }
             cfg->scen_ceiling = (bits & 1) != 0;
@@ -664,6 +669,7 @@ static int parse_args(int argc, char **argv, struct cfg *cfg)
             cfg->scen_storm = (bits & 32) != 0;
             cfg->scen_memory = (bits & 64) != 0;
             cfg->scen_fanout = (bits & 128) != 0;
+            cfg->scen_scale = (bits & 256) != 0;
             break;
         case 'P': {
             char *copy = strdup(optarg), *save = NULL;
@@ -697,21 +703,30 @@ static int parse_args(int argc, char **argv, struct cfg *cfg)
         }
         case 'z':
         case 'r':
-        case 'L': {
-            size_t *list = ch == 'z' ? cfg->sizes : ch == 'r' ? cfg->rpc_sizes : cfg->callers;
-            int *n = ch == 'z' ? &cfg->nsizes : ch == 'r' ? &cfg->nrpc_sizes : &cfg->ncallers;
+        case 'L':
+        case 'l': {
+            size_t *list = ch == 'z'   ? cfg->sizes
+                           : ch == 'r' ? cfg->rpc_sizes
+                           : ch == 'L' ? cfg->callers
+                                       : cfg->scale_leaves;
+            int *n = ch == 'z'   ? &cfg->nsizes
+                     : ch == 'r' ? &cfg->nrpc_sizes
+                     : ch == 'L' ? &cfg->ncallers
+                                 : &cfg->nscale_leaves;
             if ((*n = parse_list(optarg, list, MAX_LIST)) <= 0) {
                 fprintf(stderr, "clink-bench: %s: expected a comma-separated list of up to %d numbers\n",
                         argv[optind - 1], MAX_LIST);
                 return -1;
             }
             for (int i = 0; i < *n; i++) {
-                if (list[i] == 0 || (ch == 'L' && list[i] > 4096)) {
+                if (list[i] == 0 || (ch == 'L' && list[i] > 4096) || (ch == 'l' && list[i] > 128)) {
                     fprintf(stderr, "clink-bench: %s: %zu is out of range\n", argv[optind - 1], list[i]);
                     return -1;
                 }
             }
-            *(ch == 'z' ? &set_sizes : ch == 'r' ? &set_rpc : &set_callers) = 1;
+            if (ch != 'l') {
+                *(ch == 'z' ? &set_sizes : ch == 'r' ? &set_rpc : &set_callers) = 1;
+            }
             break;
         }
         case 'S':
@@ -787,6 +802,9 @@ static int parse_args(int argc, char **argv, struct cfg *cfg)
     if (!set_callers) {
         cfg->ncallers = parse_list(quick ? "1,64" : "1,4,16,64,256", cfg->callers, MAX_LIST);
     }
+    if (cfg->nscale_leaves == 0) {
+        cfg->nscale_leaves = parse_list("1,4,16,64", cfg->scale_leaves, MAX_LIST);
+    }
     if (!set_storm) {
         cfg->storm_conns = quick ? 64 : 256;
     }
@@ -815,6 +833,9 @@ int main(int argc, char **argv)
     if (argc > 1 && strcmp(argv[1], "--bare-server") == 0) {
         return bare_loop_server_main(argc, argv); /* the bare loop's server process (bare_loop.c) */
     }
+    if (argc > 1 && strcmp(argv[1], "--scale-leaf-server") == 0) {
+        return scale_leaf_server_main(argc, argv); /* the scale scenario's leaves (scale.c) */
+    }
     struct cfg cfg = {.concurrency = 64,
                       .connections = 2,
                       .workers = 2,
@@ -831,6 +852,7 @@ int main(int argc, char **argv)
                       .scen_ceiling = 1,
                       .scen_memory = 1,
                       .scen_fanout = 1,
+                      .scen_scale = 1,
                       .places = {PLACE_SPLIT, PLACE_SAME},
                       .nplaces = 2};
     if (parse_args(argc, argv, &cfg) < 0) {
@@ -904,6 +926,12 @@ int main(int argc, char **argv)
     }
     if (cfg.scen_storm && cfg.modes_tls) {
         failures += run_storm_line(&cfg);
+    }
+    if (cfg.scen_scale && cfg.modes_tls) {
+        CLINK_IGNORE(use_placement(&cfg, PLACE_ANY));
+        uint64_t t0 = now_ns();
+        failures += run_scale(&cfg);
+        printf("  (scale: %.1f s for %d leaf counts)\n", (double)(now_ns() - t0) / 1e9, cfg.nscale_leaves);
     }
     CLINK_IGNORE(place(&cfg, PLACE_ANY, why, sizeof(why))); /* leave the servers as we found them */
     progress(&cfg, "%s", "");

@@ -47,6 +47,19 @@ void emit_json(const struct cfg *cfg, const struct result *r)
         if (strcmp(r->scenario, "storm") == 0) {
             cJSON_AddNumberToObject(o, "resumed_share", r->resumed_share);
         }
+        if (strcmp(r->scenario, "scale") == 0) {
+            cJSON_AddNumberToObject(o, "leaves", r->leaves);
+            if (strcmp(r->mode, "fanout") == 0) {
+                cJSON_AddNumberToObject(o, "leaf_calls_per_s", round(r->leaf_ops));
+                cJSON_AddNumberToObject(o, "agg_heap_kib_per_leaf", r->heap_kib_client);
+                cJSON_AddNumberToObject(o, "agg_rss_kib_per_leaf", r->kib_client);
+            } else {
+                cJSON_AddNumberToObject(o, "whole_ms", r->secs * 1e3);
+                cJSON_AddNumberToObject(o, "handshakes_full", (double)r->hs_full);
+                cJSON_AddNumberToObject(o, "handshakes_resumed", (double)r->hs_resumed);
+                cJSON_AddNumberToObject(o, "resumed_share", r->resumed_share);
+            }
+        }
         if (r->bare_ratio > 0) {
             cJSON_AddNumberToObject(o, "vs_bare_loop", r->bare_ratio);
             cJSON_AddNumberToObject(o, "vs_bare_loop_per_cpu_s", r->bare_cpu_ratio);

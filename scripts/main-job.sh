@@ -51,7 +51,7 @@ mkdir -p "$out"
 out=$(cd "$out" && pwd)
 pki="$out/pki"
 # A rerun into the same --out starts from scratch: new CA, new results.
-rm -rf "$pki" "$out/results.json" "$out"/throughput-*.dat
+rm -rf "$pki" "$out/results.json" "$out"/throughput-*.dat "$out/scale.dat"
 
 stage "certificates"
 "$bin/clink-certs" ca --out "$pki" --cn "clink local cluster CA"
@@ -219,4 +219,4 @@ cat "$out"/leaf*.log "$out/agg1.log"
 [ "$rc" -eq 0 ] || { echo "main-job: a node exited with status $rc"; exit 1; }
 mkdir -p "$root/results" && ln -sfn "$out" "$root/results/latest"
 echo
-echo "results: $out (results.json, table.txt, pools.txt, status.txt, throughput.png); total ${SECONDS}s"
+echo "results: $out (results.json, table.txt, pools.txt, status.txt, throughput.png, scale.png); total ${SECONDS}s"

@@ -1,17 +1,21 @@
 #!/usr/bin/env bash
-# Draw DIR/throughput.png from DIR/results.json (clink-bench --json): one-way
-# throughput against message size over one connection, a line per mode (and
-# the bare loop's, bench/bare_loop.c).
+# Draw plots from DIR/results.json (clink-bench --json), each where its lines
+# are there: DIR/throughput.png, one-way throughput against message size over
+# one connection, a line per mode (and the bare loop's, bench/bare_loop.c);
+# DIR/scale.png, the scale scenario's fan-outs/s, leaf calls/s and fan-out
+# p50/p99 against the number of leaves.
 #
 #   scripts/plot.sh DIR
 set -euo pipefail
 case "${1:-}" in
-  -h|--help) sed -n '2,6p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+  -h|--help) sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
   '') echo "plot: usage: scripts/plot.sh DIR (try --help)" >&2; exit 2 ;;
 esac
 out=$1
 [ -s "$out/results.json" ] || { echo "plot: $out/results.json is missing or empty" >&2; exit 1; }
 command -v gnuplot >/dev/null 2>&1 || { echo "plot: gnuplot is not installed (scripts/deps.sh installs it)" >&2; exit 1; }
+drawn=0
+
 plots=()
 for m in plain tls ktls stunnel bare-plain bare-tls; do
   # Flat JSON lines: pull size and bytes/s with awk (no jq needed).
@@ -21,8 +25,8 @@ for m in plain tls ktls stunnel bare-plain bare-tls; do
     print s, b / 1e6 }' "$out/results.json" >"$out/throughput-$m.dat"
   [ -s "$out/throughput-$m.dat" ] && plots+=("'$out/throughput-$m.dat' using 1:2 with linespoints lw 2 title '$m'")
 done
-[ ${#plots[@]} -gt 0 ] || { echo "plot: no throughput lines in $out/results.json" >&2; exit 1; }
-gnuplot <<GP
+if [ ${#plots[@]} -gt 0 ]; then
+  gnuplot <<GP
 set terminal pngcairo size 900,560 noenhanced
 set output '$out/throughput.png'
 set title 'clink one-way throughput vs message size (one connection, loopback)'
@@ -34,4 +38,39 @@ set key top left
 set grid
 plot $(IFS=,; echo "${plots[*]}")
 GP
-echo "plot: $out/throughput.png"
+  echo "plot: $out/throughput.png"
+  drawn=$((drawn + 1))
+fi
+
+# scale: leaves, fan-outs/s, leaf calls/s, p50 and p99 of a fan-out (us).
+awk '/"scenario":"scale"/ && /"mode":"fanout"/ && /ops_per_s/ {
+  match($0, /"leaves":[0-9]+/); n = substr($0, RSTART + 9, RLENGTH - 9)
+  match($0, /"ops_per_s":[0-9.e+]+/); f = substr($0, RSTART + 12, RLENGTH - 12)
+  match($0, /"leaf_calls_per_s":[0-9.e+]+/); l = substr($0, RSTART + 19, RLENGTH - 19)
+  match($0, /"p50_us":[0-9.e+]+/); p50 = substr($0, RSTART + 9, RLENGTH - 9)
+  match($0, /"p99_us":[0-9.e+]+/); p99 = substr($0, RSTART + 9, RLENGTH - 9)
+  print n, f, l, p50, p99 }' "$out/results.json" | sort -n >"$out/scale.dat"
+if [ -s "$out/scale.dat" ]; then
+  gnuplot <<GP
+set terminal pngcairo size 900,560 noenhanced
+set output '$out/scale.png'
+set title 'clink fan-out: one aggregator (1 worker) to N leaves (1 worker each), 64 B, 16 fan-outs in flight'
+set logscale x 2
+set xlabel 'leaves (N)'
+set ylabel 'calls per second'
+set y2label 'fan-out latency (us)'
+set logscale y
+set logscale y2
+set ytics nomirror
+set y2tics
+set key below horizontal
+set grid
+plot '$out/scale.dat' using 1:2 axes x1y1 with linespoints lw 2 title 'fan-outs/s', \
+     '$out/scale.dat' using 1:3 axes x1y1 with linespoints lw 2 title 'leaf calls/s', \
+     '$out/scale.dat' using 1:4 axes x1y2 with linespoints lw 2 dt 2 title 'p50 (us, right)', \
+     '$out/scale.dat' using 1:5 axes x1y2 with linespoints lw 2 dt 2 title 'p99 (us, right)'
+GP
+  echo "plot: $out/scale.png"
+  drawn=$((drawn + 1))
+fi
+[ "$drawn" -gt 0 ] || { echo "plot: no throughput or scale lines in $out/results.json" >&2; exit 1; }

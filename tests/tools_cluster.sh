@@ -5,7 +5,8 @@
 # method (through clink-bench) answers while both leaves are up and fails,
 # naming no wrong data, while one is down; a leaf process is killed (its
 # pool goes down) and started again (the pool comes back by itself, resuming
-# its TLS session with the shared ticket key).
+# its TLS session with the shared ticket key). Also clink-bench's scale
+# scenario in small (1 and 2 leaves of its own, short lines).
 set -u
 bin=$1 # build dir
 t=$(mktemp -d)
@@ -93,6 +94,19 @@ fanout() {
 }
 fanout && [ "$(grep -c '"failed":0,' "$t/fan.json")" -eq 4 ] && ! grep -q '"ok":0,' "$t/fan.json" && ok ||
   { no "fan-out answers while both leaves are up"; cat "$t/fan.out"; }
+
+# The scale scenario in small: an in-process aggregator fans out to 1, then 2 leaves in a process of their own
+# (its own leaves, not this cluster's), a leaf restarts (its pool resumes: the leaves keep their ticket keys),
+# the aggregator restarts (a new node has no tickets: full handshakes). Four lines per N, none failed.
+rm -f "$t/scale.json"
+"$bin/bench/clink-bench" --target "127.0.0.1:$port1" --name localhost --cert "$t/agg1.pem" --key "$t/agg1-key.pem" \
+  --ca "$t/ca.pem" --scenarios scale --modes tls --scale-leaves 1,2 --duration-ms 200 --warmup-ms 0 \
+  --json "$t/scale.json" >"$t/scale.out" 2>&1 &&
+  [ "$(grep -c '"scenario":"scale".*"failed":0,' "$t/scale.json")" -eq 8 ] &&
+  [ "$(grep -c '"mode":"fanout".*"leaf_calls_per_s":[1-9]' "$t/scale.json")" -eq 2 ] &&
+  [ "$(grep -c '"mode":"restart-leaf".*"resumed_share":1,' "$t/scale.json")" -eq 2 ] &&
+  [ "$(grep -c '"mode":"restart-agg".*"handshakes_resumed":0,' "$t/scale.json")" -eq 2 ] && ok ||
+  { no "clink-bench --scenarios scale"; cat "$t/scale.out" "$t/scale.json"; }
 
 kill -TERM "$leaf2_pid"; wait "$leaf2_pid" 2>/dev/null
 wait_for "^Pool leaf2: .*, down" && ok || { no "leaf2's pool goes down"; cat "$t/s"; }
