@@ -50,6 +50,9 @@ enum key_id {
     K_WORKERS,
     K_HANDSHAKE_TIMEOUT_MS,
     K_MAX_FRAME,
+    K_MAX_MESSAGE,
+    K_CONN_WINDOW,
+    K_STREAM_WINDOW,
     K_KTLS,
     K_MYSQL,
     K_OPS,
@@ -90,6 +93,9 @@ static const char *const key_names[K_COUNT] = {
     "workers",
     "handshake_timeout_ms",
     "max_frame",
+    "max_message",
+    "conn_window",
+    "stream_window",
     "ktls",
     "mysql",
     "ops",
@@ -512,6 +518,19 @@ static int parse_key(struct parse_state *st, const struct clink__optfile_key *k)
         }
         c->max_frame = (uint32_t)x;
         return 1;
+    case K_MAX_MESSAGE:
+        if (parse_uint(value, 1u << 30, &x) < 0 || x < 16368) {
+            return fail(st, key, "'%s' is not a size in bytes from 16368 to 1073741824", value);
+        }
+        c->max_message = (uint32_t)x;
+        return 1;
+    case K_CONN_WINDOW:
+    case K_STREAM_WINDOW:
+        if (parse_uint(value, 0x7fffffffu, &x) < 0 || x < 65472) {
+            return fail(st, key, "'%s' is not a size in bytes from 65472 to 2147483647", value);
+        }
+        *(id == K_CONN_WINDOW ? &c->conn_window : &c->stream_window) = (uint32_t)x;
+        return 1;
     case K_KTLS:
         return parse_ktls(st, key, "", value, &c->ktls);
     case K_MAX_CONNECTIONS:
@@ -653,6 +672,14 @@ static int finish(struct parse_state *st, const char *dir, char *err, size_t err
                      c->peers[i].aggregator ? "aggregator" : "leaf", c->peers[i].name);
             return -CLINK_ECONFIG;
         }
+    }
+    /* The connection window must always free room for the largest message (docs/protocol.md, "Flow control"). */
+    uint64_t msg = c->max_message ? c->max_message : CLINK_DEFAULT_MAX_MESSAGE;
+    uint64_t win = c->conn_window ? c->conn_window : CLINK_DEFAULT_CONN_WINDOW;
+    if (msg > win / 4 * 3) {
+        snprintf(err, errlen, "%s: max_message %llu is more than three quarters of conn_window %llu", where,
+                 (unsigned long long)msg, (unsigned long long)win);
+        return -CLINK_ECONFIG;
     }
     if (!st->raw_ops[0][0] != !st->raw_ops[1][0]) {
         snprintf(err, errlen, "%s: ops_ssl_cert and ops_ssl_key go together (neither: the node's own pair)", where);

@@ -41,7 +41,7 @@ const char *clink_server_part_name(enum clink_server_part part)
     case CLINK_SERVER_PEERS:
         return "[leaf]/[aggregator] peers";
     case CLINK_SERVER_LIMITS:
-        return "session limits, timeouts, max_frame, ktls, mysql";
+        return "session limits, timeouts, max_frame, windows, ktls, mysql";
     case CLINK_SERVER_FILES:
         return "accounts_file/ssl_session_ticket_key";
     case CLINK_SERVER_SQL:
@@ -97,8 +97,9 @@ static unsigned diff(const struct clink_config *a, const struct clink_config *b,
     if (DIFF(npeers) || memcmp(a->peers, b->peers, a->npeers * sizeof(a->peers[0])) != 0) {
         d |= CLINK_SERVER_PEERS;
     }
-    if (DIFF(handshake_timeout_ms) || DIFF(max_frame) || DIFF(ktls) || DIFF(mysql) || DIFF(max_connections) ||
-        DIFF(max_node_links) || DIFF(max_user_connections) || DIFF(wait_timeout) || DIFF(tcp_keepalive_idle)) {
+    if (DIFF(handshake_timeout_ms) || DIFF(max_frame) || DIFF(max_message) || DIFF(conn_window) ||
+        DIFF(stream_window) || DIFF(ktls) || DIFF(mysql) || DIFF(max_connections) || DIFF(max_node_links) ||
+        DIFF(max_user_connections) || DIFF(wait_timeout) || DIFF(tcp_keepalive_idle)) {
         d |= CLINK_SERVER_LIMITS;
     }
     if (strcmp(a->accounts_file, b->accounts_file) || strcmp(a->ssl_session_ticket_key, b->ssl_session_ticket_key)) {

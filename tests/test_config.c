@@ -155,6 +155,11 @@ Test(config, bad_input_fails_with_line_key_and_reason)
         {"[server]\n!include /dev/null\n", "config:2: !include /dev/null: not a regular file"},
         {"[server]\n\n!include /tmp\n", "config:3: !include /tmp: not a regular file"},
         {"[server]\nmax_frame = 10\n", "max_frame: '10'"},
+        {"[server]\nmax_message = 100\n", "max_message: '100' is not a size in bytes from 16368"},
+        {"[server]\nstream_window = 4096\n", "stream_window: '4096' is not a size in bytes from 65472"},
+        {"[server]\nconn_window = 2147483648\n", "conn_window: '2147483648'"},
+        {"[server]\nmax_message = 8388608\nconn_window = 8388608\n",
+         "max_message 8388608 is more than three quarters of conn_window 8388608"},
         {"[server]\nktls = sometimes\n", "ktls: 'sometimes' is not one of auto, off, required"},
         {"[server]\nmax_connections = 0\n", "max_connections: '0' is not a number of connections from 1"},
         {"[server]\nmax_node_links = -5\n", "max_node_links: '-5'"},
@@ -197,6 +202,13 @@ Test(config, transport_security_states_and_ops_keys)
     }
     struct clink_config c;
     char err[512] = "";
+    cr_assert_eq(clink_config_parse("[server]\nmax_message = 1048576\nconn_window = 2097152\nstream_window = "
+                                    "1048576\n",
+                                    "/tmp", &c, err, sizeof(err)),
+                 0, "%s", err);
+    cr_assert_eq(c.max_message, 1u << 20);
+    cr_assert_eq(c.conn_window, 2u << 20);
+    cr_assert_eq(c.stream_window, 1u << 20);
     cr_assert_eq(clink_config_parse("[server]\n", "/tmp", &c, err, sizeof(err)), 0, "%s", err);
     cr_assert_eq(c.secure_transport, CLINK_SECURE_REQUIRE_TLS, "the default is to require TLS");
     cr_assert(c.ops && c.ops_port == 9001 && c.ops_ssl_cert[0] == '\0', "ops defaults: on, port 9001, the node's pair");

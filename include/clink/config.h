@@ -75,6 +75,9 @@ struct clink_config {
     unsigned workers;              /* 0: one per CPU */
     uint32_t handshake_timeout_ms; /* 0: the transport default */
     uint32_t max_frame;            /* 0: the transport default */
+    uint32_t max_message;          /* protocol 2: largest reassembled message; 0: the transport default */
+    uint32_t conn_window;          /* protocol 2: receive window per connection; 0: the transport default */
+    uint32_t stream_window;        /* ... per stream; 0: the transport default */
     int ktls;                      /* ktls = auto | off | required: a clink_ktls_mode value; default auto */
     int mysql;                     /* mysql = ON (default) | OFF: serve MySQL clients (with accounts_file) */
     /*
