@@ -632,6 +632,10 @@ static void *worker_main(void *arg)
      * answer what they left. Callbacks run here wake other workers through
      * their eventfds: our ring takes no more submissions.
      */
+    /* Streams that ended with the last connections: their on_end runs here if no pass was left to run it. */
+    if (w->streams_ended != NULL) {
+        clink__streams_run_ended(w);
+    }
     clink__current_worker = NULL;
     atomic_store(&w->exited, 1);
     while (atomic_load(&w->producers) > 0) {
