@@ -425,7 +425,7 @@ int clink__stream_open_here(struct clink_stream *s, uint8_t *open, size_t len, i
     m->method = s->method;
     m->first_flags = CLINK_FLAG_STREAM;
     m->last_flags = end ? CLINK_FLAG_END : 0;
-    m->credit = len > CLINK_CHUNK ? len : 0; /* a one-frame REQUEST is not flow-controlled */
+    m->credit = len > clink__chunk_max(c) ? len : 0; /* a one-frame REQUEST is not flow-controlled */
     s->src.id = s->id;
     s->src.stream = s;
     s->send_credit = c->nat->peer.stream_window;
