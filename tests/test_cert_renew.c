@@ -156,10 +156,25 @@ Test(cert_renew, a_request_not_signed_by_its_key_is_refused)
     char *key = NULL, *csr = NULL, *out = NULL, err[512] = "", ca[512], cakey[512];
     ca_paths(ca, cakey);
     cr_assert_eq(clink_cert_renew_request(pki.node_cert, &key, &csr, err, sizeof(err)), 0, "%s", err);
-    /* One byte of the signature changed: the PEM's last base64 line before the footer. */
+    /*
+     * One byte of the signature changed: a character in the middle of the
+     * PEM's second-to-last base64 line (within the signature, which ends the
+     * DER; a character next to the padding may carry only unused bits, so
+     * changing one there changed nothing in about one run in four).
+     */
     char *end = strstr(csr, "\n-----END");
     cr_assert_not_null(end);
-    end[-3] = end[-3] == 'A' ? 'B' : 'A';
+    char *last = end - 1;
+    while (last > csr && *last != '\n') {
+        last--; /* the newline before the last line */
+    }
+    char *prev = last - 1;
+    while (prev > csr && *prev != '\n') {
+        prev--; /* the newline before the second-to-last line */
+    }
+    cr_assert_geq(last - prev, 33, "base64 lines too short");
+    char *victim = prev + 32;
+    *victim = *victim == 'A' ? 'B' : 'A';
     char *cur = file_text(pki.node_cert);
     cr_assert_lt(clink_cert_sign_renewal(ca, cakey, csr, cur, NULL, 0, &out, err, sizeof(err)), 0);
     cr_assert_null(out);

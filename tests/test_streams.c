@@ -492,32 +492,26 @@ Test(streams, a_consumer_that_stops_bounds_both_ends_then_resumes)
     struct clink_conn *c = dial(cli, srv);
     struct reader r = {0};
     struct clink_stream *s;
-    uint64_t total = big(64ull << 20);
+    uint64_t total = big(64ull << 20) > (12u << 20) ? big(64ull << 20) : (12u << 20);
     cr_assert_eq(open_produce(c, &r, total, 65536, CLINK_STREAM_MANUAL_CREDIT, 0, &s), 0);
-    /* Nothing consumed: wait until nothing more arrives (the window is used up; a busy machine takes longer). */
+    /* Nothing consumed: exactly the stream window (4 MiB, 64 messages) comes, however slow the machine. */
     uint64_t got = 0;
-    for (int i = 0; i < 100; i++) {
-        usleep(100000);
-        uint64_t now = __atomic_load_n(&r.got, __ATOMIC_RELAXED);
-        if (now == got && now > 0) {
-            break;
-        }
-        got = now;
+    for (unsigned i = 0; i < ts_ms(30000) / 10 && got < CLINK_DEFAULT_STREAM_WINDOW; i++) {
+        usleep(10000);
+        got = __atomic_load_n(&r.got, __ATOMIC_RELAXED);
     }
-    /* The server may send only the stream window (4 MiB) plus what it has queued in clink. */
+    cr_assert_eq(got, CLINK_DEFAULT_STREAM_WINDOW, "received %llu, not the window", (unsigned long long)got);
+    usleep(ts_ms(300) * 1000);
+    got = __atomic_load_n(&r.got, __ATOMIC_RELAXED);
+    cr_assert_eq(got, CLINK_DEFAULT_STREAM_WINDOW, "%llu bytes came past the window", (unsigned long long)got);
+    /* The producer could hand clink only the window plus its own 4 messages in flight: the rest waited in it. */
     uint64_t sent = atomic_load(&srv_sent_bytes);
-    cr_assert_leq(got, CLINK_DEFAULT_STREAM_WINDOW, "received %llu past the window", (unsigned long long)got);
-    cr_assert_geq(got, CLINK_DEFAULT_STREAM_WINDOW / 2, "the window was not used: %llu", (unsigned long long)got);
     cr_assert_leq(sent, CLINK_DEFAULT_STREAM_WINDOW + INFLIGHT * 65536ull, "the producer ran ahead: %llu",
                   (unsigned long long)sent);
-    usleep(ts_ms(300) * 1000);
-    cr_assert_eq(r.got, got, "bytes came without credit");
     /* Consume, and it flows to the end. */
     while (!atomic_load(&r.ended)) {
-        uint64_t before = r.got;
         CLINK_IGNORE(clink_stream_consume(s, 1u << 20) < 0);
         usleep(2000);
-        (void)before;
     }
     cr_assert_eq(r.status, 0, "%s", clink_strerror(r.status));
     cr_assert_eq(r.got, total);
