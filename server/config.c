@@ -53,6 +53,7 @@ enum key_id {
     K_MAX_MESSAGE,
     K_CONN_WINDOW,
     K_STREAM_WINDOW,
+    K_TCP_NOTSENT_LOWAT,
     K_KTLS,
     K_MYSQL,
     K_OPS,
@@ -96,6 +97,7 @@ static const char *const key_names[K_COUNT] = {
     "max_message",
     "conn_window",
     "stream_window",
+    "tcp_notsent_lowat",
     "ktls",
     "mysql",
     "ops",
@@ -530,6 +532,12 @@ static int parse_key(struct parse_state *st, const struct clink__optfile_key *k)
             return fail(st, key, "'%s' is not a size in bytes from 65472 to 2147483647", value);
         }
         *(id == K_CONN_WINDOW ? &c->conn_window : &c->stream_window) = (uint32_t)x;
+        return 1;
+    case K_TCP_NOTSENT_LOWAT:
+        if (parse_uint(value, 1u << 30, &x) < 0) {
+            return fail(st, key, "'%s' is not a size in bytes from 0 to 1073741824", value);
+        }
+        c->tcp_notsent_lowat = (uint32_t)x;
         return 1;
     case K_KTLS:
         return parse_ktls(st, key, "", value, &c->ktls);

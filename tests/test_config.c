@@ -158,6 +158,7 @@ Test(config, bad_input_fails_with_line_key_and_reason)
         {"[server]\nmax_message = 100\n", "max_message: '100' is not a size in bytes from 16368"},
         {"[server]\nstream_window = 4096\n", "stream_window: '4096' is not a size in bytes from 65472"},
         {"[server]\nconn_window = 2147483648\n", "conn_window: '2147483648'"},
+        {"[server]\ntcp_notsent_lowat = lots\n", "tcp_notsent_lowat: 'lots' is not a size in bytes"},
         {"[server]\nmax_message = 8388608\nconn_window = 8388608\n",
          "max_message 8388608 is more than three quarters of conn_window 8388608"},
         {"[server]\nktls = sometimes\n", "ktls: 'sometimes' is not one of auto, off, required"},
@@ -203,12 +204,13 @@ Test(config, transport_security_states_and_ops_keys)
     struct clink_config c;
     char err[512] = "";
     cr_assert_eq(clink_config_parse("[server]\nmax_message = 1048576\nconn_window = 2097152\nstream_window = "
-                                    "1048576\n",
+                                    "1048576\ntcp_notsent_lowat = 131072\n",
                                     "/tmp", &c, err, sizeof(err)),
                  0, "%s", err);
     cr_assert_eq(c.max_message, 1u << 20);
     cr_assert_eq(c.conn_window, 2u << 20);
     cr_assert_eq(c.stream_window, 1u << 20);
+    cr_assert_eq(c.tcp_notsent_lowat, 131072);
     cr_assert_eq(clink_config_parse("[server]\n", "/tmp", &c, err, sizeof(err)), 0, "%s", err);
     cr_assert_eq(c.secure_transport, CLINK_SECURE_REQUIRE_TLS, "the default is to require TLS");
     cr_assert(c.ops && c.ops_port == 9001 && c.ops_ssl_cert[0] == '\0', "ops defaults: on, port 9001, the node's pair");

@@ -149,6 +149,11 @@ void clink__socket_keepalive(struct clink_node *n, int fd)
     CLINK_IGNORE(setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle)) < 0);
     CLINK_IGNORE(setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl)) < 0);
     CLINK_IGNORE(setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt)) < 0);
+    if (n->opts.tcp_notsent_lowat > 0) {
+        /* Less written-but-unsent data in the socket ahead of a small call (docs/protocol.md, "Chunks"). */
+        int lowat = (int)n->opts.tcp_notsent_lowat;
+        CLINK_IGNORE(setsockopt(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &lowat, sizeof(lowat)) < 0);
+    }
 }
 
 void clink__conn_adopt(struct clink_worker *w, int fd, int https)

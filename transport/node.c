@@ -70,7 +70,8 @@ int clink_node_new(const struct clink_node_opts *opts, struct clink_node **out)
     if (opts->inbox_size != 0 && (opts->inbox_size < 4 || (opts->inbox_size & (opts->inbox_size - 1)) != 0)) {
         return -CLINK_EINVAL;
     }
-    if (opts->wait_timeout_s > MAX_WAIT_TIMEOUT_S || opts->tcp_keepalive_s > MAX_KEEPALIVE_S) {
+    if (opts->wait_timeout_s > MAX_WAIT_TIMEOUT_S || opts->tcp_keepalive_s > MAX_KEEPALIVE_S ||
+        opts->tcp_notsent_lowat > (1u << 30)) {
         return -CLINK_EINVAL;
     }
     struct clink_node_opts resolved = *opts;

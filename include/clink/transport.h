@@ -211,6 +211,12 @@ struct clink_node_opts {
     uint32_t max_message, conn_window, stream_window;
     /* Highest protocol version to speak (1 or 2; 1 turns chunking and streams off). 0: CLINK_PROTO_MAX. */
     uint16_t proto_max;
+    /*
+     * TCP_NOTSENT_LOWAT on every socket, bytes: how much written but unsent
+     * data the kernel keeps ahead of a new frame (a small call behind a
+     * stream waits for it). 0: the kernel's default (no limit). At most 2^30.
+     */
+    uint32_t tcp_notsent_lowat;
 };
 
 /* The defaults of the session limits above (MySQL's max_connections and wait_timeout). */
