@@ -53,7 +53,8 @@ struct result {
     char skipped[512];                 /* set: the line could not run, and this says why */
     char note[160];                    /* a few words shown at the end of the table row */
     double resumed_share;              /* storm: resumed share of the reconnects */
-    double baseline_ratio;             /* handshake: clink per CPU-second / bare OpenSSL per CPU-second */
+    double baseline_ratio;             /* handshake: clink per CPU-second / bare OpenSSL's over memory BIOs */
+    double sock_ratio;                 /* handshake: clink per CPU-second / bare OpenSSL's over loopback sockets */
     double bare_ratio, bare_cpu_ratio; /* rpc, throughput: clink / the bare loop, per second and per CPU-second */
     double kib_client, kib_server;     /* memory: RSS per idle connection and end */
     double heap_kib_client;            /* memory: heap in use per idle connection, this end */
@@ -73,6 +74,7 @@ struct summary {
     const char *rpc_place;                            /* the placement of those four */
     double hs_full, hs_resumed;                       /* per second, ECDSA */
     double hs_bare_full, hs_bare_resumed;             /* clink per CPU-second / bare OpenSSL's, ECDSA */
+    double hs_sock_full, hs_sock_resumed;             /* the same against bare OpenSSL over sockets */
     double pool_direct, pool_pooled;
     double mem_client, mem_server; /* KiB per idle TLS connection */
     unsigned mem_conns;
