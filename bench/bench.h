@@ -56,7 +56,8 @@ struct result {
     uint64_t hs_full, hs_resumed;      /* scale restarts: the handshakes that made the pools whole */
     unsigned leaves;                   /* scale: leaves the aggregator fans out to */
     double leaf_ops;                   /* scale: leaf calls per second (fan-outs per second x leaves) */
-    double baseline_ratio;             /* handshake: clink per CPU-second / bare OpenSSL per CPU-second */
+    double baseline_ratio;             /* handshake: clink per CPU-second / bare OpenSSL's over memory BIOs */
+    double sock_ratio;                 /* handshake: clink per CPU-second / bare OpenSSL's over loopback sockets */
     double bare_ratio, bare_cpu_ratio; /* rpc, throughput: clink / the bare loop, per second and per CPU-second */
     double kib_client, kib_server;     /* memory: RSS per idle connection and end; scale: per leaf, the aggregator */
     double heap_kib_client;            /* memory: heap in use per idle connection, this end; scale: per leaf */
@@ -76,6 +77,7 @@ struct summary {
     const char *rpc_place;                            /* the placement of those four */
     double hs_full, hs_resumed;                       /* per second, ECDSA */
     double hs_bare_full, hs_bare_resumed;             /* clink per CPU-second / bare OpenSSL's, ECDSA */
+    double hs_sock_full, hs_sock_resumed;             /* the same against bare OpenSSL over sockets */
     double pool_direct, pool_pooled;
     double mem_client, mem_server; /* KiB per idle TLS connection */
     unsigned mem_conns;

@@ -456,6 +456,14 @@ static void summary(const struct cfg *cfg)
     if (s->hs_full > 0 && s->hs_resumed > 0) {
         printf("  resumed/full       %.2fx  handshakes per second (ECDSA P-256)\n", s->hs_resumed / s->hs_full);
     }
+    if (s->hs_bare_resumed > 0) {
+        printf("  resumed/memory     %.2fx  per CPU-s, clink vs bare OpenSSL over memory BIOs (ECDSA P-256)\n",
+               s->hs_bare_resumed);
+    }
+    if (s->hs_sock_full > 0) {
+        printf("  full/sockets       %.2fx  per CPU-s, clink vs bare OpenSSL over loopback sockets (ECDSA P-256)\n",
+               s->hs_sock_full);
+    }
     if (s->pool_direct > 0 && s->pool_pooled > 0) {
         printf("  pooled/direct      %.2fx  64 B calls\n", s->pool_pooled / s->pool_direct);
     }
@@ -473,7 +481,7 @@ static void summary(const struct cfg *cfg)
     target_line("rpc 64 B, 64 callers, tls, same: clink / bare loop", s->rpc64_bare_same, 0.8, 1, "x");
     target_line("rpc 64 B, 64 callers, tls, split: clink / bare loop", s->rpc64_bare_split, 0.8, 1, "x");
     target_line("handshake full: clink / bare OpenSSL per CPU-s", s->hs_bare_full, 0.8, 1, "x");
-    target_line("handshake resumed: clink / bare OpenSSL per CPU-s", s->hs_bare_resumed, 0.8, 1, "x");
+    target_line("handshake resumed: clink / bare OpenSSL sockets per CPU-s", s->hs_sock_resumed, 0.8, 1, "x");
     target_line("handshake resumed / full per s", s->hs_full > 0 ? s->hs_resumed / s->hs_full : 0, 1.8, 1, "x");
     target_line("idle tls connection, KiB RSS, this end", s->mem_client, 40, 0, "");
     target_line("idle tls connection, KiB RSS, leaf end", s->mem_server, 40, 0, "");

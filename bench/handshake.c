@@ -3,10 +3,12 @@
  * both ends in this process so that getrusage sees all of the cost.
  * For ECDSA P-256 and for RSA 2048 it makes a throw-away CA and node
  * certificates, starts a leaf node on loopback, and has several threads
- * dial it: plaintext (TCP + HELLO), full TLS 1.3, resumed TLS 1.3. The bare
- * OpenSSL loop (bare_tls.c: the same certificates and settings, no sockets,
- * no clink) runs in the same run; clink's handshakes per CPU-second are
- * compared with it.
+ * dial it: plaintext (TCP + HELLO), full TLS 1.3, resumed TLS 1.3. Two bare
+ * OpenSSL loops run in the same run with the same certificates and
+ * settings: over memory BIOs (bare_tls.c: no sockets, no clink) and over
+ * loopback sockets with connect, a HELLO-sized round trip and an orderly
+ * close (bare_tls_sock.c); clink's handshakes per CPU-second are compared
+ * with both.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -15,6 +17,7 @@
 #include <unistd.h>
 
 #include "bench/bare_tls.h"
+#include "bench/bare_tls_sock.h"
 #include "bench/bench.h"
 
 struct keyset {
@@ -197,6 +200,41 @@ static double per_cpu_s(const struct result *r)
     return r->cpu_s > 0 ? (double)r->ok / r->cpu_s : 0;
 }
 
+/* clink's handshakes per CPU-second over a bare loop's, 0 if either did not run. */
+static double ratio(const struct result *clink, const struct result *bare)
+{
+    return clink->skipped[0] || bare->skipped[0] || per_cpu_s(bare) <= 0 ? 0 : per_cpu_s(clink) / per_cpu_s(bare);
+}
+
+/* One bare OpenSSL loop's line: over memory BIOs (sockets 0) or loopback sockets (1). */
+static struct result bare_line(struct cfg *cfg, const struct bare_tls_files *files, const char *label,
+                               const struct result *base, int resume, int sockets)
+{
+    struct bare_hs_result b = {0};
+    progress(cfg, "handshake %s bare OpenSSL %s %s", label, sockets ? "sockets" : "memory",
+             resume ? "resumed" : "full");
+    int ret = sockets ? bare_tls_sock_handshakes(files, resume, cfg->duration_ms, &b)
+                      : bare_tls_handshakes(files, resume, cfg->duration_ms, &b);
+    struct result br = *base;
+    br.mode = sockets ? (resume ? "sock-resumed" : "sock-full") : (resume ? "bare-resumed" : "bare-full");
+    if (ret < 0) {
+        snprintf(br.skipped, sizeof(br.skipped), "bare OpenSSL %s loop: %s", sockets ? "socket" : "memory", b.err);
+        return br;
+    }
+    br.ok = b.ok;
+    br.failed = b.failed;
+    br.issued = b.ok + b.failed;
+    br.secs = b.secs;
+    br.ops = b.per_s;
+    br.cpu_s = br.cpu_client_s = b.cpu_s;
+    br.concurrency = 1;
+    snprintf(br.note, sizeof(br.note), "%s: %s; %.0f us CPU per %s", label,
+             sockets ? "one thread, loopback TCP, HELLO-sized round trip, close_notify both ways"
+                     : "one thread, memory BIOs",
+             b.cpu_us_per_hs, sockets ? "dial" : "handshake");
+    return br;
+}
+
 static void one_keyset(struct cfg *cfg, struct keyset *k, const char *where, int *failures)
 {
     char err[256];
@@ -254,35 +292,20 @@ static void one_keyset(struct cfg *cfg, struct keyset *k, const char *where, int
             *failures += report_line(cfg, &r, 0, NULL);
             continue;
         }
-        /* The bare OpenSSL loop with the same files, same run: the reference for handshakes per CPU-second. */
-        struct bare_hs_result b = {0};
-        progress(cfg, "handshake %s bare OpenSSL %s", k->label, mi == 1 ? "full" : "resumed");
-        int bret = bare_tls_handshakes(&files, mi == 2, cfg->duration_ms, &b);
-        struct result br = base;
-        br.mode = mi == 1 ? "bare-full" : "bare-resumed";
-        if (bret < 0) {
-            snprintf(br.skipped, sizeof(br.skipped), "bare OpenSSL loop: %s", b.err);
-        } else {
-            br.ok = b.ok;
-            br.failed = b.failed;
-            br.issued = b.ok + b.failed;
-            br.secs = b.secs;
-            br.ops = b.per_s;
-            br.cpu_s = br.cpu_client_s = b.cpu_s;
-            br.concurrency = 1;
-            snprintf(br.note, sizeof(br.note), "%s: one thread, memory BIOs; %.0f us CPU per handshake", k->label,
-                     b.cpu_us_per_hs);
-        }
-        if (!r.skipped[0] && bret == 0 && per_cpu_s(&br) > 0) {
-            r.baseline_ratio = per_cpu_s(&r) / per_cpu_s(&br);
-        }
-        snprintf(r.note, sizeof(r.note), "%s; %.0f us CPU per dial (both ends); per CPU-s %.2fx bare OpenSSL", k->label,
-                 r.ok ? r.cpu_s / (double)r.ok * 1e6 : 0.0, r.baseline_ratio);
+        /* The bare OpenSSL loops with the same files, same run: the references for handshakes per CPU-second. */
+        struct result br = bare_line(cfg, &files, k->label, &base, mi == 2, 0);
+        struct result bs = bare_line(cfg, &files, k->label, &base, mi == 2, 1);
+        r.baseline_ratio = ratio(&r, &br);
+        r.sock_ratio = ratio(&r, &bs);
+        snprintf(r.note, sizeof(r.note), "%s; %.0f us CPU per dial (both ends)", k->label,
+                 r.ok ? r.cpu_s / (double)r.ok * 1e6 : 0.0);
         *failures += report_line(cfg, &r, plain_ops > 0 ? r.ops / plain_ops : 0, plain_ops > 0 ? "plain dial" : NULL);
         *failures += report_line(cfg, &br, 0, NULL);
+        *failures += report_line(cfg, &bs, 0, NULL);
         if (k->type != CLINK_KEY_RSA_2048 && !r.skipped[0]) {
             *(mi == 1 ? &cfg->sum.hs_full : &cfg->sum.hs_resumed) = r.ops;
             *(mi == 1 ? &cfg->sum.hs_bare_full : &cfg->sum.hs_bare_resumed) = r.baseline_ratio;
+            *(mi == 1 ? &cfg->sum.hs_sock_full : &cfg->sum.hs_sock_resumed) = r.sock_ratio;
         }
     }
     if (agg) {

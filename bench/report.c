@@ -67,6 +67,9 @@ void emit_json(const struct cfg *cfg, const struct result *r)
         if (r->baseline_ratio > 0) {
             cJSON_AddNumberToObject(o, "vs_bare_openssl", r->baseline_ratio);
         }
+        if (r->sock_ratio > 0) {
+            cJSON_AddNumberToObject(o, "vs_bare_openssl_sockets", r->sock_ratio);
+        }
         if (strcmp(r->scenario, "memory") == 0) {
             cJSON_AddNumberToObject(o, "rss_kib_per_conn_client", r->kib_client);
             cJSON_AddNumberToObject(o, "rss_kib_per_conn_server", r->kib_server);
@@ -85,12 +88,12 @@ void emit_json(const struct cfg *cfg, const struct result *r)
     cJSON_Delete(o);
 }
 
-#define ROW "%-10s %-12s %8s %5s %7s %-5s %11s %9s %8s %8s %9s %7s %8s %6s %6s  %s\n"
+#define ROW "%-10s %-12s %8s %5s %7s %-5s %11s %9s %8s %8s %9s %7s %8s %6s %6s %6s %6s  %s\n"
 
 void print_header(void)
 {
     printf("\n" ROW, "scenario", "mode", "size", "conns", "callers", "place", "ops/s", "MB/s", "p50 us", "p99 us",
-           "p999 us", "cpu s", "vs", "/bare", "/b cpu", "");
+           "p999 us", "cpu s", "vs", "/bare", "/b cpu", "/mem", "/sock", "");
 }
 
 static void num(char *buf, size_t cap, const char *fmt, double v, int show)
@@ -105,7 +108,7 @@ static void num(char *buf, size_t cap, const char *fmt, double v, int show)
 void print_row(const struct result *r, double vs, const char *vs_what)
 {
     char size[16], conns[16], callers[16], ops[24], mbs[24], p50[16], p99[16], p999[16], cpu[16], ratio[24], bare[16],
-        bare_cpu[16];
+        bare_cpu[16], mem[16], sock[16];
     num(size, sizeof(size), "%.0f", (double)r->msg, r->msg > 0);
     num(conns, sizeof(conns), "%.0f", r->connections, r->connections > 0);
     num(callers, sizeof(callers), "%.0f", r->concurrency, r->concurrency > 0);
@@ -118,11 +121,13 @@ void print_row(const struct result *r, double vs, const char *vs_what)
     num(ratio, sizeof(ratio), "%.2fx", vs, vs > 0);
     num(bare, sizeof(bare), "%.2fx", r->bare_ratio, r->bare_ratio > 0);
     num(bare_cpu, sizeof(bare_cpu), "%.2fx", r->bare_cpu_ratio, r->bare_cpu_ratio > 0);
+    num(mem, sizeof(mem), "%.2fx", r->baseline_ratio, r->baseline_ratio > 0);
+    num(sock, sizeof(sock), "%.2fx", r->sock_ratio, r->sock_ratio > 0);
     char note[256];
     snprintf(note, sizeof(note), "%s%s%s%s", vs > 0 && vs_what ? "vs " : "", vs > 0 && vs_what ? vs_what : "",
              vs > 0 && vs_what && r->note[0] ? "; " : "", r->note);
     printf(ROW, r->scenario, r->mode, size, conns, callers, r->placement ? r->placement : "any", ops, mbs, p50, p99,
-           p999, cpu, ratio, bare, bare_cpu, note);
+           p999, cpu, ratio, bare, bare_cpu, mem, sock, note);
     if (r->failed > 0 || r->ok + r->failed != r->issued) {
         printf("  !! %llu of %llu failed\n", (unsigned long long)r->failed, (unsigned long long)r->issued);
     }

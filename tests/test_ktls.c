@@ -656,11 +656,19 @@ static void seam_off(void)
     clink__ktls_setsockopt = setsockopt;
 }
 
-/* Both nodes believe the kernel offers kTLS (on this host it may not: the seam fails before it matters). */
+/*
+ * Both nodes believe the kernel offers kTLS (on this host it may not: the
+ * seam fails before it matters), and keep the secrets as a node on such a
+ * kernel does.
+ */
 static void pretend_ulp(struct clink_node *a, struct clink_node *b)
 {
-    a->ktls_ulp = 1;
-    b->ktls_ulp = 1;
+    struct clink_node *n[2] = {a, b};
+    for (int i = 0; i < 2; i++) {
+        n[i]->ktls_ulp = 1;
+        clink__tls_keep_secrets(clink_tls_ctx_server(n[i]->tls));
+        clink__tls_keep_secrets(clink_tls_ctx_client(n[i]->tls));
+    }
 }
 
 Test(ktls_fallback, no_tls_module_at_the_ulp_step, .init = kernel_setup, .fini = kernel_teardown)

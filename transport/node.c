@@ -153,6 +153,10 @@ int clink_node_new(const struct clink_node_opts *opts, struct clink_node **out)
         clink_tls_ctx_ref(n->tls);
         clink__tls_prepare_ctx(clink_tls_ctx_server(n->tls));
         clink__tls_prepare_ctx(clink_tls_ctx_client(n->tls));
+        if (n->ktls_ulp) {
+            clink__tls_keep_secrets(clink_tls_ctx_server(n->tls));
+            clink__tls_keep_secrets(clink_tls_ctx_client(n->tls));
+        }
     }
     if (n->opts.accounts) {
         n->accounts = n->opts.accounts;

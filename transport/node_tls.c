@@ -41,6 +41,10 @@ int clink_node_reload_tls(struct clink_node *node, struct clink_tls_ctx *ctx)
     clink_tls_ctx_ref(ctx);
     clink__tls_prepare_ctx(clink_tls_ctx_server(ctx));
     clink__tls_prepare_ctx(clink_tls_ctx_client(ctx));
+    if (node->ktls_ulp) {
+        clink__tls_keep_secrets(clink_tls_ctx_server(ctx));
+        clink__tls_keep_secrets(clink_tls_ctx_client(ctx));
+    }
     pthread_mutex_lock(&node->tls_mu);
     struct clink_tls_ctx *old = node->tls;
     node->tls = ctx;

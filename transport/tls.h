@@ -7,7 +7,7 @@
  * `in` ran dry (`want`), so the worker can read exactly that much and never
  * past a record boundary: the kTLS hand-off depends on it (docs/ktls.md).
  * Records are counted per direction from the moment each direction switches
- * to the application traffic keys (the key-log event), for the same reason.
+ * to the application traffic keys (that side's Finished), for the same reason.
  */
 #ifndef CLINK_TRANSPORT_TLS_H
 #define CLINK_TRANSPORT_TLS_H
@@ -77,8 +77,17 @@ int clink__tls_mark_read(SSL_CTX *ctx, const void *data, size_t len, struct clin
  */
 int clink__tls_serve_other(struct clink__tls *t, const char *sid_ctx);
 
-/* Install the key-log and new-ticket hooks on an SSL_CTX (idempotent). */
+/* Install the new-ticket hooks and the trust epoch on an SSL_CTX (idempotent). */
 void clink__tls_prepare_ctx(SSL_CTX *ctx);
+
+/*
+ * Install the key-log hook that keeps each connection's application
+ * traffic secrets for a kTLS hand-over (idempotent; before the context is
+ * shared). Only where kTLS may be used (the node found the kernel's tls
+ * ULP): OpenSSL pays for formatting the key log on every handshake. Without
+ * it the secrets stay empty and a hand-over falls back to user-space TLS.
+ */
+void clink__tls_keep_secrets(SSL_CTX *ctx);
 
 /* verify (client side): 0 encryption only, 1 chain, 2 chain and expected_name. */
 /* expected_name: DNS name or IP literal the peer's certificate must match (client side). */
