@@ -646,7 +646,7 @@ Test(streams, one_hundred_streams_and_ten_thousand_calls_share_a_connection)
     struct reader *rs = calloc(NSTREAMS, sizeof(*rs));
     for (int i = 0; i < NSTREAMS; i++) {
         struct clink_stream *s;
-        uint64_t total = big(1u << 20) + (uint64_t)i * 4099; /* 1 MiB and a bit, each its own pattern */
+        uint64_t total = big(1u << 20) + (uint64_t)i * big(4099); /* 1 MiB and a bit, each its own pattern */
         cr_assert_eq(open_produce(c, &rs[i], total, 16384 + (uint32_t)i * 97, 0, ts_ms(60000), &s), 0);
     }
     struct ucall *us = calloc(NCALLS, sizeof(*us));
@@ -656,7 +656,9 @@ Test(streams, one_hundred_streams_and_ten_thousand_calls_share_a_connection)
         /* Mostly small, some a few chunks, a few up to 1 MiB. */
         seed = seed * 1103515245u + 12345u;
         unsigned pick = (seed >> 16) % 100;
-        u->len = pick < 90 ? 1 + (seed >> 8) % 512 : pick < 99 ? 16000 + (seed >> 4) % 60000 : big(1u << 20);
+        u->len = pick < 90   ? 1 + (seed >> 8) % 512
+                 : pick < 99 ? 16000 + (seed >> 4) % big(60000) /* around the chunk size, or a few chunks */
+                             : big(1u << 20);
         u->seed = (uint64_t)i * 7919;
         u->buf = malloc(u->len);
         fill(u->buf, u->len, u->seed, 0);
@@ -674,7 +676,7 @@ Test(streams, one_hundred_streams_and_ten_thousand_calls_share_a_connection)
     for (int i = 0; i < NSTREAMS; i++) {
         cr_assert(wait_ended(&rs[i], ts_ms(60000)), "stream %d did not end", i);
         cr_assert_eq(rs[i].status, 0, "stream %d: %s", i, clink_strerror(rs[i].status));
-        cr_assert_eq(rs[i].got, big(1u << 20) + (uint64_t)i * 4099, "stream %d", i);
+        cr_assert_eq(rs[i].got, big(1u << 20) + (uint64_t)i * big(4099), "stream %d", i);
         cr_assert_eq(rs[i].bad, 0, "stream %d: a byte differed", i);
     }
     for (int i = 0; i < NCALLS; i++) {

@@ -55,6 +55,11 @@ int clink__reasm_take(struct clink_conn *c, const struct clink_frame_hdr *h, con
     if (pm == NULL && !(h->flags & CLINK_FLAG_MORE)) {
         return 2; /* one frame: no copy, no credit */
     }
+    if (h->length == 0) {
+        /* Chunks are never empty (an empty message is one frame): this one would only hold the window. */
+        clink__conn_fail(c, -CLINK_EPROTO, "empty chunk of message %llu", (unsigned long long)h->id);
+        return -1;
+    }
     if (pm != NULL && (h->flags & CLINK_FLAG_STREAM)) {
         clink__conn_fail(c, -CLINK_EPROTO, "STREAM flag on a continuation of message %llu", (unsigned long long)h->id);
         return -1;

@@ -183,8 +183,16 @@ void clink__stream_on_data(struct clink_conn *c, const struct clink_frame_hdr *h
     }
     s->recv_allowed -= h->length;
     STAT_ADD(c->w, chunks_in, 1);
+    /* A message has at least one byte: an empty DATA frame is only an END, with no message half gathered. */
+    if (h->length == 0 && (!(h->flags & CLINK_FLAG_END) || s->rin.len > 0)) {
+        clink__conn_fail(c, -CLINK_EPROTO, "empty DATA on stream %llu that ends no direction",
+                         (unsigned long long)h->id);
+        return;
+    }
     atomic_fetch_add(&s->refs, 1);
-    if (s->rin.len == 0 && !(h->flags & CLINK_FLAG_MORE)) {
+    if (h->length == 0) {
+        /* just the end */
+    } else if (s->rin.len == 0 && !(h->flags & CLINK_FLAG_MORE)) {
         deliver(s, p, h->length); /* one chunk: straight from the receive buffer */
     } else {
         struct clink__partial *pm = &s->rin;
@@ -452,6 +460,9 @@ int clink__stream_send_here(struct clink_stream *s, const struct iovec *iov, uns
     size_t len = iov_total(iov, iovcnt);
     if (len > stream_msg_max(c)) {
         return -CLINK_EFRAMETOOBIG;
+    }
+    if (len == 0 && !end) {
+        return -CLINK_EINVAL; /* a message has at least one byte: an empty one could not be told from an end */
     }
     struct clink__omsg *m = new_msg(iov, iovcnt, len);
     if (m == NULL) {

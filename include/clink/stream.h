@@ -63,7 +63,9 @@ struct clink_stream_cbs {
     /*
      * One clink_stream_send's buffers are the caller's again: its message is
      * on its way (status 0: handed to the connection's send path), or it
-     * never left (status < 0: the stream ended first). Optional.
+     * never left (status < 0: the stream ended first). A send from another
+     * thread that reaches the worker after the stream ended gets no on_sent:
+     * once on_end has run, every buffer is the caller's again. Optional.
      */
     void (*on_sent)(struct clink_stream *s, void *tag, int status, void *user);
     /*
@@ -121,11 +123,13 @@ CLINK_API CLINK_MUST_USE int clink_stream_accept(struct clink_stream *s, const s
                                                  unsigned flags, void *user);
 
 /*
- * Send one message (iov borrowed until on_sent(tag)); end = 1 ends this
- * side's direction after it (iovcnt may then be 0: no message, just the end).
+ * Send one message of at least one byte (the buffers are borrowed until
+ * on_sent(tag); the iovec array is copied); end = 1 ends this side's
+ * direction after it, or alone when the message is empty (just the end).
  * Returns 0 (on_sent follows, when iovcnt > 0), or -CLINK_EINVAL (this side
- * already ended), -CLINK_EFRAMETOOBIG (larger than the peer accepts),
- * -CLINK_ECLOSED (the stream is over), -CLINK_ENOMEM, -CLINK_EAGAIN.
+ * already ended, or an empty message without end), -CLINK_EFRAMETOOBIG
+ * (larger than the peer accepts), -CLINK_ECLOSED (the stream is over),
+ * -CLINK_ENOMEM, -CLINK_EAGAIN.
  * Thread: any.
  */
 CLINK_API CLINK_MUST_USE int clink_stream_send(struct clink_stream *s, const struct iovec *iov, unsigned iovcnt,
