@@ -73,6 +73,11 @@ struct clink_pool {
     _Atomic uint64_t hs_full, hs_resumed, hs_failed, reconnects, recycles, retries, pings_failed;
     _Atomic uint64_t bytes_out, bytes_in;            /* payloads: clink_pool_get_traffic */
     _Atomic uint64_t latency[CLINK_LATENCY_BUCKETS]; /* finished calls; 800 bytes */
+
+    /* pool_stream.c: the streams opened through the pool and not over (under mu), how many are open and wait */
+    struct clink_pool_stream *streams;
+    atomic_uint streams_waiting, streams_open;
+    _Atomic uint64_t streams_opened, streams_ok, streams_resent, streams_recycled;
 };
 
 struct clink_cluster {
@@ -118,6 +123,13 @@ int clink__pool_tick(struct clink_pool *p, uint64_t now);
 
 /* cluster.c: wake the manager now rather than at its next tick. */
 void clink__cluster_kick(struct clink_cluster *cl);
+
+/*
+ * pool_stream.c: the manager's pass over a pool's streams (before the tick
+ * takes the mutex): open waiting ones, end those whose wait is over, end
+ * those left on a recycled link past recycle_grace_ms.
+ */
+void clink__pool_streams_tick(struct clink_pool *p, uint64_t now);
 
 /*
  * fanout_start.c: the fan-out both calls share. cb borrows the results

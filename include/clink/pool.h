@@ -28,6 +28,7 @@
 #include <stdint.h>
 
 #include "clink/error.h"
+#include "clink/stream.h"
 #include "clink/transport.h"
 
 #ifdef __cplusplus
@@ -58,6 +59,13 @@ struct clink_pool_opts {
     uint32_t recycle_age_ms;      /* and after this age; 0: never */
     unsigned max_dials_in_flight; /* handshakes a pool runs at once (storm control); 0: 2 */
     enum clink_ktls_mode ktls;    /* kernel TLS for this pool's connections; 0: the node's */
+    /*
+     * A stream still open on a connection recycled for its record or age
+     * limit (or a transport-security change) this long after the pool
+     * stopped using it is ended with -CLINK_ERECYCLED (clink_pool_stream_open);
+     * 0: 10000.
+     */
+    uint32_t recycle_grace_ms;
 };
 
 /* A peer of the cluster. Strings are copied. */
@@ -168,6 +176,9 @@ struct clink_pool_stats {
     uint64_t failed_unavailable, failed_timeout, failed_closed, failed_remote, failed_other;
     uint64_t handshakes_full, handshakes_resumed, handshakes_failed;
     uint64_t reconnects, recycles, retries, pings_failed;
+    /* streams (clink_pool_stream_open): opened, ended 0, resent after -CLINK_EGOAWAY, ended -CLINK_ERECYCLED */
+    uint64_t streams_opened, streams_ok, streams_resent, streams_recycled;
+    unsigned streams_open, streams_waiting;
     int up; /* the peer is reachable (a connection is open, or the last dial worked) */
 };
 CLINK_API void clink_pool_get_stats(struct clink_pool *pool, struct clink_pool_stats *out);
@@ -260,6 +271,74 @@ CLINK_API CLINK_MUST_USE int clink_cluster_fanout_start(struct clink_cluster *cl
                                                         const char *const *names, uint16_t method, const void *req,
                                                         size_t len, uint32_t timeout_ms, clink_fanout_cb cb,
                                                         void *user);
+
+/* ---- streams (clink/stream.h) through a pool ---- */
+
+struct clink_pool_stream;
+
+/*
+ * Open a stream on the pool's least busy connection, as calls pick theirs
+ * (o as for clink_stream_open: method, opening message (copied), end,
+ * timeout_ms: the whole deadline, waiting and resends included; flags, cbs,
+ * user). Streams count as calls in a connection's load (max_calls_per_conn);
+ * when no connection has room the stream waits, like a call, for one
+ * (bounded by max_waiting streams and by its deadline).
+ *
+ * Resending: a stream that ends with -CLINK_EGOAWAY (its REQUEST never
+ * reached the peer's handler: the connection was going away or closed
+ * before it left) is opened again on another connection of the pool, at
+ * most 3 times and within its deadline, and the application hears nothing
+ * of it, but only if nothing of it was exchanged: no on_msg, on_peer_end or
+ * on_sent, no clink_pool_stream_send, no clink_pool_stream_cancel. Any other
+ * ending, and -CLINK_EGOAWAY once something was exchanged, goes to on_end
+ * as it is. A server-streaming stream (end = 1: the request is the opening
+ * message) is therefore always resendable until its first message.
+ *
+ * Recycling: a connection recycled at its record or age limit (or moved by a
+ * transport-security change) takes no new streams and is closed gracefully:
+ * streams open on it go on (GOAWAY lets them finish), for up to
+ * recycle_grace_ms; one still open then is cancelled (the peer sees
+ * -CLINK_ECANCELED) and ends here with -CLINK_ERECYCLED (kind AGAIN: open it
+ * again; the pool's other connections are fresh).
+ *
+ * Callbacks: the application's cbs, with its user, on the worker of the
+ * connection of the current attempt; their stream argument is that attempt's
+ * stream: use it as clink/stream.h says (send, consume, cancel) from inside
+ * the callbacks. on_end runs exactly once, last, with the final status; its
+ * stream is NULL when the stream never got a connection (it waited and its
+ * deadline passed: -CLINK_ETIMEDOUT, the peer went down or was removed:
+ * -CLINK_EUNAVAIL, it was cancelled while waiting: -CLINK_ECANCELED); it
+ * then runs on the cluster's manager thread. on_end never runs inside this
+ * call.
+ *
+ * [out] *out (may be NULL): the pool stream, valid until on_end returns;
+ * unlike a stream pointer it stays the same across resends. Returns 0
+ * (on_end will run exactly once), or negative and no callback runs:
+ * -CLINK_EINVAL, -CLINK_EUNAVAIL (peer down or removed), -CLINK_EAGAIN (too
+ * many streams waiting), -CLINK_ENOMEM, and what clink_stream_open returns
+ * for a stream no connection would take (-CLINK_EVERSION,
+ * -CLINK_EFRAMETOOBIG). Thread: any.
+ */
+CLINK_API CLINK_MUST_USE int clink_pool_stream_open(struct clink_pool *pool, const struct clink_stream_open_opts *o,
+                                                    struct clink_pool_stream **out);
+
+/*
+ * clink_stream_send on the pool stream's current attempt (iov borrowed until
+ * on_sent(tag)); after it the stream is never resent. Returns what
+ * clink_stream_send returns, or -CLINK_EAGAIN while the stream still waits
+ * for a connection, -CLINK_ECLOSED once it is over. Thread: any, until on_end
+ * has returned.
+ */
+CLINK_API CLINK_MUST_USE int clink_pool_stream_send(struct clink_pool_stream *ps, const struct iovec *iov,
+                                                    unsigned iovcnt, int end, void *tag);
+
+/*
+ * End the pool stream with -CLINK_ECANCELED (clink_stream_cancel on its
+ * current attempt; a waiting one ends on the manager thread). Racy like
+ * clink_stream_cancel. Returns 0, -CLINK_EINVAL, or what clink_stream_cancel
+ * returns. Thread: any, until on_end has returned.
+ */
+CLINK_API CLINK_MUST_USE int clink_pool_stream_cancel(struct clink_pool_stream *ps);
 
 #ifdef __cplusplus
 }
