@@ -94,6 +94,14 @@ struct clink_cluster {
     unsigned max_dials;
     /* under mu: fan-outs whose every part ended inside clink_cluster_fanout_start, finished by the manager */
     struct clink__fanout *fanouts_done;
+    /* under mu: other work that ended inside its start, for the manager to finish (pool_stream.c) */
+    struct clink__deferred *deferred;
+};
+
+/* A callback the manager runs once, outside every lock (clink__cluster_defer). */
+struct clink__deferred {
+    void (*fn)(struct clink__deferred *d);
+    struct clink__deferred *next;
 };
 
 /* Inline: the call path reads the clock on every call. */
@@ -123,6 +131,8 @@ int clink__pool_tick(struct clink_pool *p, uint64_t now);
 
 /* cluster.c: wake the manager now rather than at its next tick. */
 void clink__cluster_kick(struct clink_cluster *cl);
+/* cluster.c: have the manager run d->fn(d) soon (a callback must not run inside the call that started it). */
+void clink__cluster_defer(struct clink_cluster *cl, struct clink__deferred *d);
 
 /*
  * pool_stream.c: the manager's pass over a pool's streams (before the tick

@@ -340,6 +340,41 @@ CLINK_API CLINK_MUST_USE int clink_pool_stream_send(struct clink_pool_stream *ps
  */
 CLINK_API CLINK_MUST_USE int clink_pool_stream_cancel(struct clink_pool_stream *ps);
 
+/* ---- stream fan-out ---- */
+
+struct clink_fanout_stream_cbs {
+    /*
+     * A whole message from results[idx].peer's stream (peer: its name), valid
+     * during the callback. Runs on the worker of that peer's connection:
+     * with several workers, messages of different peers arrive concurrently.
+     */
+    void (*on_msg)(size_t idx, const char *peer, const uint8_t *data, size_t len, void *user);
+    /*
+     * Every peer's stream has ended. status: 0 if all ended 0, else the first
+     * error to end (in time), and failed its peer's index (n when status is
+     * 0). results: one per peer, in the order the peers were added (status;
+     * msg: the peer's text for -CLINK_EREMOTE), borrowed until this returns.
+     * Runs once, on the worker that saw the last end, or on the cluster's
+     * manager thread (every stream failed inside the start, or none matched).
+     */
+    void (*on_end)(int status, size_t failed, const struct clink_fanout_result *results, size_t n, void *user);
+};
+
+/*
+ * Open one server-streaming stream (clink_pool_stream_open with end = 1: req
+ * is the whole request, copied) to every peer of a role (or those named in
+ * `names`, NULL-terminated), with one deadline of timeout_ms from now for all
+ * of them (0: none), and call cbs->on_end once all have ended: a stream's
+ * error does not end the others. Thread: any, including a worker; no
+ * callback runs inside it. Returns 0 (on_end will run exactly once), or
+ * negative and nothing runs: -CLINK_EINVAL (no cluster, cbs or on_end),
+ * -CLINK_ENOMEM.
+ */
+CLINK_API CLINK_MUST_USE int clink_cluster_fanout_stream_start(struct clink_cluster *cl, enum clink_peer_role role,
+                                                               const char *const *names, uint16_t method,
+                                                               const void *req, size_t len, uint32_t timeout_ms,
+                                                               const struct clink_fanout_stream_cbs *cbs, void *user);
+
 #ifdef __cplusplus
 }
 #endif
