@@ -36,7 +36,7 @@ struct clink_pool_stream {
     atomic_int state;         /* enum ps_state; changed under mu */
     int canceled;             /* under mu: the application cancelled it */
     int fail;                 /* under mu: a waiting stream's ending, for the manager to deliver */
-    int recycled;             /* under mu: cancelled by the pool, its link recycled */
+    int recycled;             /* under mu: cancelled by the pool: 1 its link recycled, 2 its peer removed */
     atomic_int exchanged;     /* a message, an end or a send went either way: never resent */
     struct clink_stream_cbs cbs;
     void *user;
@@ -244,10 +244,11 @@ static void w_end(struct clink_stream *s, int status, const char *msg, size_t le
     ps->cur = NULL;
     atomic_fetch_sub(&p->streams_open, 1);
     if (ps->recycled && status == -CLINK_ECANCELED) {
-        static const char why[] = "connection recycled at its key-usage or age limit";
-        status = -CLINK_ERECYCLED;
-        msg = why;
-        len = sizeof(why) - 1;
+        static const char recycled[] = "connection recycled at its key-usage or age limit";
+        static const char removed[] = "peer removed from the cluster";
+        status = ps->recycled == 1 ? -CLINK_ERECYCLED : -CLINK_EUNAVAIL;
+        msg = ps->recycled == 1 ? recycled : removed;
+        len = ps->recycled == 1 ? sizeof(recycled) - 1 : sizeof(removed) - 1;
     }
     /*
      * -CLINK_EGOAWAY: the peer's handler never saw it. Opened again only if
@@ -441,16 +442,20 @@ static void tick_waiting(struct clink_pool_stream *ps, uint64_t now)
 
 /*
  * An open stream on a link the pool recycled (record or age limit, or a
- * transport-security change): the link takes nothing new and closes once its
- * streams are over (GOAWAY); one still open recycle_grace_ms after the pool
- * first saw it so is cancelled, and ends -CLINK_ERECYCLED (w_end).
+ * transport-security change) or retired with its removed peer: the link
+ * takes nothing new and closes once its streams are over (GOAWAY); one
+ * still open recycle_grace_ms after the pool first saw it so is cancelled,
+ * and ends -CLINK_ERECYCLED, or -CLINK_EUNAVAIL for a removed peer (w_end):
+ * a stream with no deadline cannot hold a spent key, or clink_cluster_free,
+ * for ever.
  */
 static void tick_open(struct clink_pool_stream *ps, uint64_t now)
 {
     struct clink_pool *p = ps->pool;
     struct slot *s = &p->slots[ps->slot];
+    int recycle = atomic_load(&s->recycle) != 0;
     if (ps->cur == NULL || ps->recycled || atomic_load(&s->gen) != ps->gen || atomic_load(&s->state) != SLOT_RETIRING ||
-        !atomic_load(&s->recycle)) {
+        (!recycle && !atomic_load(&p->removed))) {
         return;
     }
     if (ps->recycled_seen_ns == 0) {
@@ -460,9 +465,9 @@ static void tick_open(struct clink_pool_stream *ps, uint64_t now)
     if (now - ps->recycled_seen_ns < (uint64_t)p->o.recycle_grace_ms * 1000000ull) {
         return;
     }
-    clink__pool_log(p, CLINK_LOG_INFO, "ending a stream of method %u left on a recycled connection for %u ms",
-                    ps->method, p->o.recycle_grace_ms);
-    ps->recycled = 1;
+    clink__pool_log(p, CLINK_LOG_INFO, "ending a stream of method %u left on a %s connection for %u ms", ps->method,
+                    recycle ? "recycled" : "removed peer's", p->o.recycle_grace_ms);
+    ps->recycled = recycle ? 1 : 2;
     if (clink_stream_cancel(ps->cur) < 0) {
         ps->recycled = 0; /* the worker's inbox was full: next pass */
     }

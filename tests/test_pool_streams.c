@@ -586,6 +586,36 @@ Test(pool_streams, a_stream_left_on_a_recycled_connection_ends_recycled_after_th
     clink_node_free(lf);
 }
 
+Test(pool_streams, a_stream_left_open_when_its_peer_is_removed_ends_after_the_grace)
+{
+    struct clink_node *lf = leaf(1, 0);
+    struct clink_node *agg = ts_client(tls, 1, 0);
+    struct clink_pool_opts po = {.recycle_grace_ms = 300};
+    struct clink_cluster *cl = cluster(agg, &po);
+    add_leaf(cl, "leaf1", lf);
+    struct clink_pool *p = clink_cluster_pool(cl, "leaf1");
+    cr_assert(wait_open(p, 1));
+    struct reader r = {0};
+    uint32_t open[2] = {1, 0}; /* one message, then held open: no deadline, no end */
+    struct iovec iov = {.iov_base = open, .iov_len = sizeof(open)};
+    struct clink_stream_open_opts o = {
+        .method = M_HOLD, .iov = &iov, .iovcnt = 1, .end = 1, .cbs = {.on_end = rd_end}, .user = &r};
+    cr_assert_eq(clink_pool_stream_open(p, &o, NULL), 0);
+    usleep(100 * 1000);
+    uint64_t t0 = ms_now();
+
+    cr_assert_eq(clink_cluster_remove(cl, "leaf1"), 0);
+    cr_assert(wait_ended(&r, 5000));
+
+    cr_assert_eq(r.status, -CLINK_EUNAVAIL, "%s", clink_strerror(r.status));
+    cr_assert_geq(ms_now() - t0, 300, "not before the grace");
+    cr_assert(strstr(r.msg, "removed") != NULL, "%s", r.msg);
+    clink_pool_release(p);
+    clink_cluster_free(cl); /* does not wait for a stream that never ends */
+    clink_node_free(agg);
+    clink_node_free(lf);
+}
+
 /* ---- fan-out ---- */
 
 #define LEAVES 4

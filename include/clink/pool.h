@@ -62,8 +62,8 @@ struct clink_pool_opts {
     /*
      * A stream still open on a connection recycled for its record or age
      * limit (or a transport-security change) this long after the pool
-     * stopped using it is ended with -CLINK_ERECYCLED (clink_pool_stream_open);
-     * 0: 10000.
+     * stopped using it is ended with -CLINK_ERECYCLED (clink_pool_stream_open;
+     * and with -CLINK_EUNAVAIL on a removed peer's); 0: 10000.
      */
     uint32_t recycle_grace_ms;
 };
@@ -299,7 +299,10 @@ struct clink_pool_stream;
  * streams open on it go on (GOAWAY lets them finish), for up to
  * recycle_grace_ms; one still open then is cancelled (the peer sees
  * -CLINK_ECANCELED) and ends here with -CLINK_ERECYCLED (kind AGAIN: open it
- * again; the pool's other connections are fresh).
+ * again; the pool's other connections are fresh). A stream left open on a
+ * removed peer (clink_cluster_remove, clink_cluster_free) ends the same way
+ * after recycle_grace_ms, with -CLINK_EUNAVAIL: a stream with no deadline
+ * holds neither a spent key nor clink_cluster_free for ever.
  *
  * Callbacks: the application's cbs, with its user, on the worker of the
  * connection of the current attempt; their stream argument is that attempt's
