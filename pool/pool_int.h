@@ -1,6 +1,7 @@
 /*
  * What the pool module's files share (pool.c, dial.c, maintain.c, cluster.c,
- * status.c, fanout.c, fanout_start.c); nothing outside pool/ sees it.
+ * status.c, fanout.c, fanout_start.c, pool_stream.c, fanout_stream.c);
+ * nothing outside pool/ sees it.
  *
  * The call path takes no lock: a caller scans the pool's slots (atomics),
  * announces itself on the chosen slot (`users`), re-reads the connection and
