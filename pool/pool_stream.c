@@ -257,12 +257,12 @@ static void w_end(struct clink_stream *s, int status, const char *msg, size_t le
      */
     if (status == -CLINK_EGOAWAY && !atomic_load(&ps->exchanged) && !ps->canceled && ps->resends < MAX_RESENDS) {
         ps->resends++;
-        atomic_fetch_add(&p->streams_resent, 1);
         int ret = try_open(ps, now);
         if (ret == 1) {
             ret = wait_for_room(ps);
         }
         if (ret == 0) {
+            atomic_fetch_add(&p->streams_resent, 1); /* opened again, or waiting for a connection to be */
             if (atomic_load(&ps->state) == PS_OPEN) {
                 atomic_fetch_add(&p->streams_open, 1);
             }
