@@ -171,7 +171,7 @@ CLINK_API CLINK_MUST_USE int clink_pool_call_sync(struct clink_pool *pool, uint1
 
 struct clink_pool_stats {
     unsigned conns_open, conns_idle, conns_busy, conns_connecting;
-    unsigned calls_in_flight, calls_waiting;
+    unsigned calls_in_flight, calls_waiting; /* calls_in_flight counts open pool streams too (a link's load) */
     uint64_t calls_ok, calls_started;
     uint64_t failed_unavailable, failed_timeout, failed_closed, failed_remote, failed_other;
     uint64_t handshakes_full, handshakes_resumed, handshakes_failed;
