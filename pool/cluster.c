@@ -15,6 +15,16 @@
 
 #define TICK_MS 20
 
+void clink__cluster_defer(struct clink_cluster *cl, struct clink__deferred *d)
+{
+    pthread_mutex_lock(&cl->mu);
+    d->next = cl->deferred;
+    cl->deferred = d;
+    cl->kicked = 1;
+    pthread_cond_signal(&cl->cv);
+    pthread_mutex_unlock(&cl->mu);
+}
+
 void clink__cluster_kick(struct clink_cluster *cl)
 {
     pthread_mutex_lock(&cl->mu);
@@ -63,14 +73,21 @@ static void *manager(void *arg)
         pthread_mutex_lock(&cl->mu);
         struct clink__fanout *done = cl->fanouts_done;
         cl->fanouts_done = NULL;
+        struct clink__deferred *later = cl->deferred;
+        cl->deferred = NULL;
         pthread_mutex_unlock(&cl->mu);
+        while (later != NULL) {
+            struct clink__deferred *d = later;
+            later = d->next;
+            d->fn(d);
+        }
         while (done != NULL) {
             struct clink__fanout *next = clink__fanout_next(done);
             clink__fanout_finish(done);
             done = next;
         }
         pthread_mutex_lock(&cl->mu);
-        if (stop && cl->npools == 0 && cl->fanouts_done == NULL) {
+        if (stop && cl->npools == 0 && cl->fanouts_done == NULL && cl->deferred == NULL) {
             break;
         }
         if (!cl->kicked) {

@@ -23,6 +23,7 @@ const struct clink_pool_opts clink_pool_opts_default = {
     .recycle_age_ms = 0, /* never */
     .max_dials_in_flight = 2,
     .ktls = 0, /* the node's */
+    .recycle_grace_ms = 10000,
 };
 
 #define FILL(o, d, field)                                                                                              \
@@ -47,6 +48,7 @@ void clink__pool_opts_resolve(struct clink_pool_opts *o)
     FILL(o, d, backoff_max_ms);
     FILL(o, d, recycle_records);
     FILL(o, d, max_dials_in_flight);
+    FILL(o, d, recycle_grace_ms);
     if (o->max_conns > MAX_SLOTS) {
         o->max_conns = MAX_SLOTS;
     }

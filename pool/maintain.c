@@ -413,6 +413,7 @@ int clink__pool_tick(struct clink_pool *p, uint64_t now)
 {
     struct tick t = {.now = now, .busy = 1, .closing = {.n = 0}};
     check_limits(p, now);
+    clink__pool_streams_tick(p, now);
     pthread_mutex_lock(&p->mu);
     struct clink_pool_call *done = maintain(p, &t);
     int drained = atomic_load(&p->removed) && pool_drained(p);

@@ -1,6 +1,7 @@
 /*
  * What the pool module's files share (pool.c, dial.c, maintain.c, cluster.c,
- * status.c, fanout.c, fanout_start.c); nothing outside pool/ sees it.
+ * status.c, fanout.c, fanout_start.c, pool_stream.c, fanout_stream.c);
+ * nothing outside pool/ sees it.
  *
  * The call path takes no lock: a caller scans the pool's slots (atomics),
  * announces itself on the chosen slot (`users`), re-reads the connection and
@@ -73,6 +74,11 @@ struct clink_pool {
     _Atomic uint64_t hs_full, hs_resumed, hs_failed, reconnects, recycles, retries, pings_failed;
     _Atomic uint64_t bytes_out, bytes_in;            /* payloads: clink_pool_get_traffic */
     _Atomic uint64_t latency[CLINK_LATENCY_BUCKETS]; /* finished calls; 800 bytes */
+
+    /* pool_stream.c: the streams opened through the pool and not over (under mu), how many are open and wait */
+    struct clink_pool_stream *streams;
+    atomic_uint streams_waiting, streams_open;
+    _Atomic uint64_t streams_opened, streams_ok, streams_resent, streams_recycled;
 };
 
 struct clink_cluster {
@@ -89,6 +95,14 @@ struct clink_cluster {
     unsigned max_dials;
     /* under mu: fan-outs whose every part ended inside clink_cluster_fanout_start, finished by the manager */
     struct clink__fanout *fanouts_done;
+    /* under mu: other work that ended inside its start, for the manager to finish (pool_stream.c) */
+    struct clink__deferred *deferred;
+};
+
+/* A callback the manager runs once, outside every lock (clink__cluster_defer). */
+struct clink__deferred {
+    void (*fn)(struct clink__deferred *d);
+    struct clink__deferred *next;
 };
 
 /* Inline: the call path reads the clock on every call. */
@@ -118,6 +132,15 @@ int clink__pool_tick(struct clink_pool *p, uint64_t now);
 
 /* cluster.c: wake the manager now rather than at its next tick. */
 void clink__cluster_kick(struct clink_cluster *cl);
+/* cluster.c: have the manager run d->fn(d) soon (a callback must not run inside the call that started it). */
+void clink__cluster_defer(struct clink_cluster *cl, struct clink__deferred *d);
+
+/*
+ * pool_stream.c: the manager's pass over a pool's streams (before the tick
+ * takes the mutex): open waiting ones, end those whose wait is over, end
+ * those left on a recycled link past recycle_grace_ms.
+ */
+void clink__pool_streams_tick(struct clink_pool *p, uint64_t now);
 
 /*
  * fanout_start.c: the fan-out both calls share. cb borrows the results

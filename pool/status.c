@@ -43,6 +43,12 @@ void clink_pool_get_stats(struct clink_pool *p, struct clink_pool_stats *out)
     out->recycles = atomic_load(&p->recycles);
     out->retries = atomic_load(&p->retries);
     out->pings_failed = atomic_load(&p->pings_failed);
+    out->streams_opened = atomic_load(&p->streams_opened);
+    out->streams_ok = atomic_load(&p->streams_ok);
+    out->streams_resent = atomic_load(&p->streams_resent);
+    out->streams_recycled = atomic_load(&p->streams_recycled);
+    out->streams_open = atomic_load(&p->streams_open);
+    out->streams_waiting = atomic_load(&p->streams_waiting);
     out->up = !atomic_load(&p->down) && !atomic_load(&p->removed);
 }
 

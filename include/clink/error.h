@@ -60,7 +60,8 @@ extern "C" {
     X(CLINK_ETOOMANY, AGAIN, "too many connections")                                                                   \
     X(CLINK_EWOULDBLOCK, USAGE,                                                                                        \
       "blocking call on a worker thread: use the asynchronous form (clink_call_start, clink_connect, "                 \
-      "clink_pool_call_start, clink_cluster_fanout_start)")
+      "clink_pool_call_start, clink_cluster_fanout_start)")                                                            \
+    X(CLINK_ERECYCLED, AGAIN, "connection recycled at its key-usage or age limit: stream ended, retry it")
 
 enum clink_err {
     CLINK_EFIRST_ = 999,

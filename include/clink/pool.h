@@ -28,6 +28,7 @@
 #include <stdint.h>
 
 #include "clink/error.h"
+#include "clink/stream.h"
 #include "clink/transport.h"
 
 #ifdef __cplusplus
@@ -58,6 +59,13 @@ struct clink_pool_opts {
     uint32_t recycle_age_ms;      /* and after this age; 0: never */
     unsigned max_dials_in_flight; /* handshakes a pool runs at once (storm control); 0: 2 */
     enum clink_ktls_mode ktls;    /* kernel TLS for this pool's connections; 0: the node's */
+    /*
+     * A stream still open on a connection recycled for its record or age
+     * limit (or a transport-security change) this long after the pool
+     * stopped using it is ended with -CLINK_ERECYCLED (clink_pool_stream_open;
+     * and with -CLINK_EUNAVAIL on a removed peer's); 0: 10000.
+     */
+    uint32_t recycle_grace_ms;
 };
 
 /* A peer of the cluster. Strings are copied. */
@@ -163,11 +171,14 @@ CLINK_API CLINK_MUST_USE int clink_pool_call_sync(struct clink_pool *pool, uint1
 
 struct clink_pool_stats {
     unsigned conns_open, conns_idle, conns_busy, conns_connecting;
-    unsigned calls_in_flight, calls_waiting;
+    unsigned calls_in_flight, calls_waiting; /* calls_in_flight counts open pool streams too (a link's load) */
     uint64_t calls_ok, calls_started;
     uint64_t failed_unavailable, failed_timeout, failed_closed, failed_remote, failed_other;
     uint64_t handshakes_full, handshakes_resumed, handshakes_failed;
     uint64_t reconnects, recycles, retries, pings_failed;
+    /* streams (clink_pool_stream_open): opened, ended 0, resent after -CLINK_EGOAWAY, ended -CLINK_ERECYCLED */
+    uint64_t streams_opened, streams_ok, streams_resent, streams_recycled;
+    unsigned streams_open, streams_waiting;
     int up; /* the peer is reachable (a connection is open, or the last dial worked) */
 };
 CLINK_API void clink_pool_get_stats(struct clink_pool *pool, struct clink_pool_stats *out);
@@ -260,6 +271,112 @@ CLINK_API CLINK_MUST_USE int clink_cluster_fanout_start(struct clink_cluster *cl
                                                         const char *const *names, uint16_t method, const void *req,
                                                         size_t len, uint32_t timeout_ms, clink_fanout_cb cb,
                                                         void *user);
+
+/* ---- streams (clink/stream.h) through a pool ---- */
+
+struct clink_pool_stream;
+
+/*
+ * Open a stream on the pool's least busy connection, as calls pick theirs
+ * (o as for clink_stream_open: method, opening message (copied), end,
+ * timeout_ms: the whole deadline, waiting and resends included; flags, cbs,
+ * user). Streams count as calls in a connection's load (max_calls_per_conn);
+ * when no connection has room the stream waits, like a call, for one
+ * (bounded by max_waiting streams and by its deadline).
+ *
+ * Resending: a stream that ends with -CLINK_EGOAWAY (its REQUEST never
+ * reached the peer's handler: the connection was going away or closed
+ * before it left) is opened again on another connection of the pool, at
+ * most 3 times and within its deadline, and the application hears nothing
+ * of it, but only if nothing of it was exchanged: no on_msg, on_peer_end or
+ * on_sent, no clink_pool_stream_send, no clink_pool_stream_cancel. Any other
+ * ending, and -CLINK_EGOAWAY once something was exchanged, goes to on_end
+ * as it is. A server-streaming stream (end = 1: the request is the opening
+ * message) is therefore always resendable until its first message.
+ *
+ * Recycling: a connection recycled at its record or age limit (or moved by a
+ * transport-security change) takes no new streams and is closed gracefully:
+ * streams open on it go on (GOAWAY lets them finish), for up to
+ * recycle_grace_ms; one still open then is cancelled (the peer sees
+ * -CLINK_ECANCELED) and ends here with -CLINK_ERECYCLED (kind AGAIN: open it
+ * again; the pool's other connections are fresh). A stream left open on a
+ * removed peer (clink_cluster_remove, clink_cluster_free) ends the same way
+ * after recycle_grace_ms, with -CLINK_EUNAVAIL: a stream with no deadline
+ * holds neither a spent key nor clink_cluster_free for ever.
+ *
+ * Callbacks: the application's cbs, with its user, on the worker of the
+ * connection of the current attempt; their stream argument is that attempt's
+ * stream: use it as clink/stream.h says (send, consume, cancel) from inside
+ * the callbacks. on_end runs exactly once, last, with the final status; its
+ * stream is NULL when the stream never got a connection (it waited and its
+ * deadline passed: -CLINK_ETIMEDOUT, the peer went down or was removed:
+ * -CLINK_EUNAVAIL, it was cancelled while waiting: -CLINK_ECANCELED); it
+ * then runs on the cluster's manager thread. on_end never runs inside this
+ * call.
+ *
+ * [out] *out (may be NULL): the pool stream, valid until on_end returns;
+ * unlike a stream pointer it stays the same across resends. Returns 0
+ * (on_end will run exactly once), or negative and no callback runs:
+ * -CLINK_EINVAL, -CLINK_EUNAVAIL (peer down or removed), -CLINK_EAGAIN (too
+ * many streams waiting), -CLINK_ENOMEM, and what clink_stream_open returns
+ * for a stream no connection would take (-CLINK_EVERSION,
+ * -CLINK_EFRAMETOOBIG). Thread: any.
+ */
+CLINK_API CLINK_MUST_USE int clink_pool_stream_open(struct clink_pool *pool, const struct clink_stream_open_opts *o,
+                                                    struct clink_pool_stream **out);
+
+/*
+ * clink_stream_send on the pool stream's current attempt (iov borrowed until
+ * on_sent(tag)); after it the stream is never resent. Returns what
+ * clink_stream_send returns, or -CLINK_EAGAIN while the stream still waits
+ * for a connection, -CLINK_ECLOSED once it is over. Thread: any, until on_end
+ * has returned.
+ */
+CLINK_API CLINK_MUST_USE int clink_pool_stream_send(struct clink_pool_stream *ps, const struct iovec *iov,
+                                                    unsigned iovcnt, int end, void *tag);
+
+/*
+ * End the pool stream with -CLINK_ECANCELED (clink_stream_cancel on its
+ * current attempt; a waiting one ends on the manager thread). Racy like
+ * clink_stream_cancel. Returns 0, -CLINK_EINVAL, or what clink_stream_cancel
+ * returns. Thread: any, until on_end has returned.
+ */
+CLINK_API CLINK_MUST_USE int clink_pool_stream_cancel(struct clink_pool_stream *ps);
+
+/* ---- stream fan-out ---- */
+
+struct clink_fanout_stream_cbs {
+    /*
+     * A whole message from results[idx].peer's stream (peer: its name), valid
+     * during the callback. Runs on the worker of that peer's connection:
+     * with several workers, messages of different peers arrive concurrently.
+     */
+    void (*on_msg)(size_t idx, const char *peer, const uint8_t *data, size_t len, void *user);
+    /*
+     * Every peer's stream has ended. status: 0 if all ended 0, else the first
+     * error to end (in time), and failed its peer's index (n when status is
+     * 0). results: one per peer, in the order the peers were added (status;
+     * msg: the peer's text for -CLINK_EREMOTE), borrowed until this returns.
+     * Runs once, on the worker that saw the last end, or on the cluster's
+     * manager thread (every stream failed inside the start, or none matched).
+     */
+    void (*on_end)(int status, size_t failed, const struct clink_fanout_result *results, size_t n, void *user);
+};
+
+/*
+ * Open one server-streaming stream (clink_pool_stream_open with end = 1: req
+ * is the whole request, copied) to every peer of a role (or those named in
+ * `names`, NULL-terminated), with one deadline of timeout_ms from now for all
+ * of them (0: none), and call cbs->on_end once all have ended: a stream's
+ * error does not end the others. Thread: any, including a worker; no
+ * callback runs inside it. Returns 0 (on_end will run exactly once), or
+ * negative and nothing runs: -CLINK_EINVAL (no cluster, cbs or on_end),
+ * -CLINK_ENOMEM.
+ */
+CLINK_API CLINK_MUST_USE int clink_cluster_fanout_stream_start(struct clink_cluster *cl, enum clink_peer_role role,
+                                                               const char *const *names, uint16_t method,
+                                                               const void *req, size_t len, uint32_t timeout_ms,
+                                                               const struct clink_fanout_stream_cbs *cbs, void *user);
 
 #ifdef __cplusplus
 }
