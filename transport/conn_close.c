@@ -129,6 +129,14 @@ void clink__conn_close_now(struct clink_conn *c, int err, int keep_output)
          */
         clink__bytes_consume(&c->ptx, clink__bytes_len(&c->ptx));
     }
+    /*
+     * An orderly close lingers: our side is shut for writing once the last
+     * bytes are out, and what the peer still sends (credit, pings, a request
+     * that crossed our GOAWAY) is read and dropped until its own FIN. Closing
+     * with unread bytes would send an RST, and an RST can destroy what we
+     * sent before it that the peer has not read yet (a stream's last data).
+     */
+    c->linger_read = err == 0 && c->fd >= 0;
     /* However it ends, CLOSING is bounded: a peer that stops reading cannot hold the socket. */
     CLINK_IGNORE(clink__timers_add(&c->w->timers, &c->hs_timer, clink__now_ns() + CLINK_LINGER_NS));
     clink__mark_dirty(c);
@@ -186,8 +194,10 @@ void clink__conn_force_close(struct clink_conn *c)
 {
     clink__bytes_consume(&c->tx, clink__bytes_len(&c->tx));
     clink__bytes_consume(&c->ptx, clink__bytes_len(&c->ptx));
-    if (!c->shutdown_done && c->fd >= 0) {
+    if (c->fd >= 0 && (!c->shutdown_done || (c->linger_read && !c->linger_eof))) {
+        /* Both directions now: a recv lingering for the peer's FIN completes at once. */
         c->shutdown_done = 1;
+        c->linger_read = 0;
         struct io_uring_sqe *sqe = clink__sqe(c->w);
         io_uring_prep_shutdown(sqe, c->fd, SHUT_RDWR);
         io_uring_sqe_set_data(sqe, clink__tag(c, OP_SHUTDOWN));
@@ -237,13 +247,29 @@ void clink__conn_finish_close(struct clink_conn *c)
         return;
     }
     if (!c->shutdown_done) {
-        /* Shut the socket down through the ring: a pending recv then completes and we can close. */
+        /* Shut the socket down through the ring: a pending recv then completes (unless we linger) and we can close. */
         c->shutdown_done = 1;
         struct io_uring_sqe *sqe = clink__sqe(c->w);
-        io_uring_prep_shutdown(sqe, c->fd, SHUT_RDWR);
+        io_uring_prep_shutdown(sqe, c->fd, c->linger_read ? SHUT_WR : SHUT_RDWR);
         io_uring_sqe_set_data(sqe, clink__tag(c, OP_SHUTDOWN));
         c->ops++;
         return;
+    }
+    if (c->linger_read && !c->linger_eof) {
+        /* Read and drop until the peer's FIN; the linger timer (hs_timer) bounds the wait. */
+        if (!c->recv_armed && c->fd >= 0 && clink__bytes_reserve(&c->rx, 4096) == 0) {
+            clink__bytes_consume(&c->rx, clink__bytes_len(&c->rx));
+            struct io_uring_sqe *sqe = clink__sqe(c->w);
+            io_uring_prep_recv(sqe, c->fd, c->rx.base + c->rx.tail, c->rx.cap - c->rx.tail, 0);
+            io_uring_sqe_set_data(sqe, clink__tag(c, OP_RECV));
+            c->recv_armed = 1;
+            c->ops++;
+            return;
+        }
+        if (c->recv_armed) {
+            return;
+        }
+        c->linger_eof = 1; /* no buffer to read into: close now */
     }
     if (c->ops == 0 && c->fd >= 0) {
         uint64_t seq; /* the kernel's record counts, while its socket still answers */

@@ -145,6 +145,8 @@ struct clink_conn {
     struct clink__bytes tx;  /* bytes to send next */
     struct clink__bytes txf; /* bytes being sent */
     int recv_armed, send_armed, shutdown_done;
+    int linger_read; /* an orderly close: after our FIN, read (and drop) until the peer's, so close sends no RST */
+    int linger_eof;  /* ... the peer's FIN (or an error) came */
     int recv_paused; /* backpressure: the peer's answers or requests are piling up */
     int rd_shut;     /* the peer closed its side while an answer is owed: read no more */
     int was_open;

@@ -222,7 +222,10 @@ static void on_recv(struct clink_conn *c, int res)
 {
     c->recv_armed = 0;
     if (c->state >= CS_CLOSING) {
-        return;
+        if (res <= 0) {
+            c->linger_eof = 1; /* the peer's FIN, or the connection is gone: a lingering close may end */
+        }
+        return; /* what arrives while closing is dropped */
     }
     if (res == -EIO && c->ktls_rx) {
         clink__conn_ktls_read_control(c); /* a record that is not application data: read it with its type */
