@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Draw DIR/throughput.png from DIR/results.json (clink-bench --json): one-way
 # throughput against message size over one connection, a line per mode (and
-# the bare loop's, bench/bare_loop.c).
+# the bare loop's, bench/bare_loop.c), and the stream lines (one stream, the
+# leaf sending) as points at their message size.
 #
 #   scripts/plot.sh DIR
 set -euo pipefail
@@ -20,6 +21,14 @@ for m in plain tls ktls stunnel bare-plain bare-tls; do
     match($0, /"bytes_per_s":[0-9.e+]+/); b = substr($0, RSTART + 14, RLENGTH - 14)
     print s, b / 1e6 }' "$out/results.json" >"$out/throughput-$m.dat"
   [ -s "$out/throughput-$m.dat" ] && plots+=("'$out/throughput-$m.dat' using 1:2 with linespoints lw 2 title '$m'")
+done
+for m in plain tls ktls; do
+  awk -v m="$m" '/"scenario":"stream"/ && $0 ~ "\"mode\":\"" m "\"" && /bytes_per_s/ {
+    match($0, /"msg_size":[0-9]+/); s = substr($0, RSTART + 11, RLENGTH - 11)
+    match($0, /"bytes_per_s":[0-9.e+]+/); b = substr($0, RSTART + 14, RLENGTH - 14)
+    print s, b / 1e6 }' "$out/results.json" >"$out/throughput-stream-$m.dat"
+  [ -s "$out/throughput-stream-$m.dat" ] &&
+    plots+=("'$out/throughput-stream-$m.dat' using 1:2 with points pt 7 ps 1.5 title 'stream $m'")
 done
 [ ${#plots[@]} -gt 0 ] || { echo "plot: no throughput lines in $out/results.json" >&2; exit 1; }
 gnuplot <<GP
