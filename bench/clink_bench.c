@@ -563,6 +563,10 @@ static void summary(const struct cfg *cfg)
         printf("  stream/throughput  %.2fx  tls, 1 connection, %zu B messages (one stream vs calls)\n",
                s->stream_vs_thr, cfg->stream_msg);
     }
+    if (s->stream_tls > 0) {
+        printf("  stream tls         %.1f MB/s; CPU-s per GB: %.2f receiving (this process), %.2f sending (the leaf)\n",
+               s->stream_tls / 1e6, s->stream_gb_cpu_client, s->stream_gb_cpu_server);
+    }
     for (int k = 0; k < 2; k++) {
         if (s->mixed_paced_ratio[k] > 0) {
             printf("  mixed paced/idle   %.2fx  p99 of 64 B calls, %d in flight, under the stream at half rate\n",
