@@ -120,6 +120,21 @@ static void sr_cancel(struct sread *r)
     CLINK_IGNORE(sr_wait(r, 10000, NULL, NULL));
 }
 
+/* Free r, unless its stream never reported its end even after a cancel: then it may still call back (leaked). */
+static void sr_free(struct sread *r)
+{
+    if (r == NULL) {
+        return;
+    }
+    pthread_mutex_lock(&r->mu);
+    int live = r->s != NULL;
+    pthread_mutex_unlock(&r->mu);
+    if (!live) {
+        pthread_mutex_destroy(&r->mu);
+        free(r);
+    }
+}
+
 static void sr_consume(struct sread *r, size_t n)
 {
     pthread_mutex_lock(&r->mu);
@@ -172,7 +187,12 @@ int run_stream(struct cfg *cfg, enum clink_conn_mode mode, enum clink_ktls_mode 
     if ((ret = sr_open(c, r, cfg->stream_bytes / 16, 0, timeout_ms)) < 0) {
         goto out;
     }
-    CLINK_IGNORE(sr_wait(r, timeout_ms + 5000, sample_rss, &pk));
+    if (!sr_wait(r, timeout_ms + 5000, sample_rss, &pk)) {
+        snprintf(res->skipped, sizeof(res->skipped), "the warm-up stream did not end in %u ms", timeout_ms + 5000);
+        sr_cancel(r);
+        ret = -CLINK_ETIMEDOUT;
+        goto out;
+    }
     if (r->status < 0) {
         snprintf(res->skipped, sizeof(res->skipped), "warm-up stream: %s", r->why);
         ret = r->status;
@@ -209,10 +229,7 @@ int run_stream(struct cfg *cfg, enum clink_conn_mode mode, enum clink_ktls_mode 
     }
     ret = 0;
 out:
-    if (r != NULL) {
-        pthread_mutex_destroy(&r->mu);
-    }
-    free(r);
+    sr_free(r);
     clink_conn_close(c);
     return ret;
 }
@@ -302,8 +319,7 @@ static int mixed_line(struct cfg *cfg, struct clink_conn *c, int phase, unsigned
         }
     }
 out:
-    pthread_mutex_destroy(&r->mu);
-    free(r);
+    sr_free(r);
     return ret;
 }
 
