@@ -1,7 +1,8 @@
 /*
  * clink-bench internals: what the scenarios share. The scenarios live in
- * their own files (calls.c: rpc, throughput, pool and fanout; handshake.c
- * with bare_tls.c, its OpenSSL baseline; storm.c; memory.c; scale.c); util.c holds
+ * their own files (calls.c: rpc, throughput, pool and fanout; streams.c:
+ * stream and mixed; handshake.c with bare_tls.c, its OpenSSL baseline;
+ * storm.c; memory.c; scale.c); util.c holds
  * the histogram, clocks, CPU and RSS readers and thread placement; bare_loop.c
  * is the rpc and throughput lines' baseline; report.c
  * prints the table and the JSON lines.
@@ -50,18 +51,21 @@ struct result {
     double cpu_s, cpu_client_s, cpu_server_s; /* cpu_s = client + server */
     uint64_t issued, ok, failed;
     char cipher[64], tls_version[16];
-    char skipped[512];                 /* set: the line could not run, and this says why */
-    char note[160];                    /* a few words shown at the end of the table row */
-    double resumed_share;              /* storm, scale restarts: resumed share of the reconnects */
-    uint64_t hs_full, hs_resumed;      /* scale restarts: the handshakes that made the pools whole */
-    unsigned leaves;                   /* scale: leaves the aggregator fans out to */
-    double leaf_ops;                   /* scale: leaf calls per second (fan-outs per second x leaves) */
-    double baseline_ratio;             /* handshake: clink per CPU-second / bare OpenSSL's over memory BIOs */
-    double sock_ratio;                 /* handshake: clink per CPU-second / bare OpenSSL's over loopback sockets */
-    double bare_ratio, bare_cpu_ratio; /* rpc, throughput: clink / the bare loop, per second and per CPU-second */
-    double kib_client, kib_server;     /* memory: RSS per idle connection and end; scale: per leaf, the aggregator */
-    double heap_kib_client;            /* memory: heap in use per idle connection, this end; scale: per leaf */
-    const char *key_type;              /* handshake: "ECDSA P-256" or "RSA 2048" */
+    char skipped[512];                       /* set: the line could not run, and this says why */
+    char note[160];                          /* a few words shown at the end of the table row */
+    double resumed_share;                    /* storm, scale restarts: resumed share of the reconnects */
+    uint64_t hs_full, hs_resumed;            /* scale restarts: the handshakes that made the pools whole */
+    unsigned leaves;                         /* scale: leaves the aggregator fans out to */
+    double leaf_ops;                         /* scale: leaf calls per second (fan-outs per second x leaves) */
+    double baseline_ratio;                   /* handshake: clink per CPU-second / bare OpenSSL's over memory BIOs */
+    double sock_ratio;                       /* handshake: clink per CPU-second / bare OpenSSL's over loopback sockets */
+    double bare_ratio, bare_cpu_ratio;       /* rpc, throughput: clink / the bare loop, per second and per CPU-second */
+    double kib_client, kib_server;           /* memory: RSS per idle connection and end; scale: per leaf, the aggregator */
+    double heap_kib_client;                  /* memory: heap in use per idle connection, this end; scale: per leaf */
+    const char *key_type;                    /* handshake: "ECDSA P-256" or "RSA 2048" */
+    double peak_kib_client, peak_kib_server; /* stream: the most RSS grew while it ran, each side (-1: unread) */
+    double stream_bps;                       /* mixed: the stream's bytes per second on the calls' connection */
+    double p99_vs_idle;                      /* mixed: p99 / the same calls' p99 on the idle connection */
 };
 
 /* What the closing summary compares, gathered as the scenarios run. 0: not measured. */
@@ -82,6 +86,12 @@ struct summary {
     double mem_client, mem_server; /* KiB per idle TLS connection */
     unsigned mem_conns;
     double mem_ktls_client, mem_ktls_server; /* KiB per idle kTLS connection (hosts with kTLS) */
+    /* throughput, 1 connection, per size index of cfg->sizes: bytes/s by mode (plain, tls, ktls, stunnel) */
+    double thr1[4][MAX_LIST];
+    double thr1_bare[2][MAX_LIST], thr1_bare_cpu[2][MAX_LIST]; /* its bare loop (plain, tls): bytes/s, per CPU-s */
+    double stream_tls, stream_vs_thr; /* stream tls: bytes/s, and / throughput's tls line of its size */
+    double stream_gb_cpu_client, stream_gb_cpu_server;
+    double mixed_p99_ratio[2], mixed_paced_ratio[2]; /* mixed, 1 and 16 callers: p99 under the stream / idle */
 };
 
 struct cfg {
@@ -99,6 +109,10 @@ struct cfg {
     int modes_plain, modes_tls, modes_ktls;
     int scen_rpc, scen_throughput, scen_handshake, scen_storm, scen_pool, scen_ceiling, scen_memory, scen_fanout,
         scen_scale;
+    int scen_stream, scen_mixed;
+    uint64_t stream_bytes;  /* stream: bytes per line */
+    size_t stream_msg;      /* stream and mixed: the stream's message size */
+    uint32_t stream_window; /* the client node's stream_window (0: clink's default) */
     char stunnel_host[128];
     uint16_t stunnel_port;
     char agg_host[128];
@@ -128,8 +142,13 @@ struct call_spec {
     int ntargets;     /* the first ntargets targets */
     unsigned callers; /* calls in flight */
     size_t msg;
+    struct clink_conn *conn; /* set: every call on this connection (the caller's: not opened, not closed here) */
 };
 int run_calls(struct cfg *cfg, const struct call_spec *spec, struct result *res);
+/* Dial n connections for sp (round robin over its targets, or its stunnel or aggregator). res->skipped says why not. */
+int open_conns(struct cfg *cfg, const struct call_spec *sp, struct clink_conn **conns, unsigned n, struct result *res);
+/* res's cipher and TLS version: c's (nothing for plaintext). */
+void describe_conn(struct clink_conn *c, struct result *res);
 
 int run_handshake_scenario(struct cfg *cfg, int *failures);
 int run_storm(struct cfg *cfg, struct result *res);
@@ -139,6 +158,10 @@ int run_memory(struct cfg *cfg, enum clink_conn_mode mode, enum clink_ktls_mode 
 int run_scale(struct cfg *cfg);
 /* The leaves' process: main() calls this when argv[1] is "--scale-leaf-server". Returns the exit status. */
 int scale_leaf_server_main(int argc, char **argv);
+
+/* streams.c: one stream line (res gets everything but the ratios), and the mixed lines (reported there). */
+int run_stream(struct cfg *cfg, enum clink_conn_mode mode, enum clink_ktls_mode ktls, struct result *res);
+int run_mixed(struct cfg *cfg, enum placement pl, int *failures);
 
 /* util.c */
 double cpu_self_s(void);

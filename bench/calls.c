@@ -107,21 +107,30 @@ static void tally(const struct slot *slots, unsigned n, size_t msg, struct resul
     free(h);
 }
 
-/* The cipher and version a mode negotiates, from one dial to the first target. */
+void describe_conn(struct clink_conn *c, struct result *res)
+{
+    struct clink_conn_status st;
+    if (!clink_conn_plaintext(c) && clink_conn_get_status(c, &st) == 0) {
+        snprintf(res->cipher, sizeof(res->cipher), "%s", st.cipher);
+        snprintf(res->tls_version, sizeof(res->tls_version), "%s", st.tls_version);
+    }
+}
+
+/* The cipher and version a mode negotiates: the given connection's, or from one dial to the first target. */
 static void describe(struct cfg *cfg, const struct call_spec *sp, struct result *res)
 {
     if (sp->mode == CLINK_MODE_PLAIN) {
         return;
     }
+    if (sp->conn != NULL) {
+        describe_conn(sp->conn, res);
+        return;
+    }
     struct clink_connect_opts o = {
         .host = cfg->hosts[0], .port = cfg->ports[0], .expected_name = cfg->name, .mode = sp->mode, .user = cfg->user};
     struct clink_conn *c;
-    struct clink_conn_status st;
     if (clink_connect_sync(cfg->node, &o, &c, NULL, 0) == 0) {
-        if (clink_conn_get_status(c, &st) == 0) {
-            snprintf(res->cipher, sizeof(res->cipher), "%s", st.cipher);
-            snprintf(res->tls_version, sizeof(res->tls_version), "%s", st.tls_version);
-        }
+        describe_conn(c, res);
         clink_conn_close(c);
     }
 }
@@ -165,8 +174,7 @@ static int open_pools(struct cfg *cfg, const struct call_spec *sp, struct clink_
     return ret;
 }
 
-static int open_conns(struct cfg *cfg, const struct call_spec *sp, struct clink_conn **conns, unsigned n,
-                      struct result *res)
+int open_conns(struct cfg *cfg, const struct call_spec *sp, struct clink_conn **conns, unsigned n, struct result *res)
 {
     for (unsigned i = 0; i < n; i++) {
         int t = (int)(i % (unsigned)sp->ntargets);
@@ -193,7 +201,7 @@ static int open_conns(struct cfg *cfg, const struct call_spec *sp, struct clink_
 
 int run_calls(struct cfg *cfg, const struct call_spec *sp, struct result *res)
 {
-    unsigned nconn = sp->conns_per_target * (unsigned)sp->ntargets;
+    unsigned nconn = sp->conn != NULL ? 1 : sp->conns_per_target * (unsigned)sp->ntargets;
     struct clink_conn **conns = calloc(nconn, sizeof(*conns));
     struct slot *slots = calloc(sp->callers, sizeof(*slots));
     struct clink_pool *pools[MAX_TARGETS] = {0};
@@ -210,7 +218,12 @@ int run_calls(struct cfg *cfg, const struct call_spec *sp, struct result *res)
         goto out;
     }
     memset(payload, 0xa5, sp->msg ? sp->msg : 1);
-    ret = sp->pooled ? open_pools(cfg, sp, &cl, pools, res) : open_conns(cfg, sp, conns, nconn, res);
+    if (sp->conn != NULL) {
+        conns[0] = sp->conn;
+        ret = 0;
+    } else {
+        ret = sp->pooled ? open_pools(cfg, sp, &cl, pools, res) : open_conns(cfg, sp, conns, nconn, res);
+    }
     if (ret < 0) {
         goto out;
     }
@@ -267,7 +280,7 @@ out:
         }
     }
     clink_cluster_free(cl);
-    for (unsigned i = 0; conns && i < nconn; i++) {
+    for (unsigned i = 0; conns && sp->conn == NULL && i < nconn; i++) {
         if (conns[i]) {
             clink_conn_close(conns[i]);
         }

@@ -1,6 +1,7 @@
 /*
- * clink-bench: TLS throughput, RPC rate and latency, handshake cost, restart
- * storms and idle-connection memory, in each transport mode (plaintext,
+ * clink-bench: TLS throughput, streams, RPC rate and latency (alone and
+ * beside a stream on the same connection), handshake cost, restart storms
+ * and idle-connection memory, in each transport mode (plaintext,
  * user-space TLS, kTLS where the host has it), against baselines measured in
  * the same run (one core's AEAD rate, an stunnel pair, a bare OpenSSL
  * handshake loop), so that the ratios survive a noisy host.
@@ -233,6 +234,13 @@ static int run_throughput(struct cfg *cfg)
             /* The closing ratios: one connection, 64 KiB if measured, else the largest size. */
             size_t z = cfg->sizes[zi];
             struct summary *s = &cfg->sum;
+            for (int m = 0; ci == 0 && m < M_COUNT; m++) { /* for the stream lines' ratios */
+                s->thr1[m][zi] = out[m].bps;
+                if (m <= M_TLS && out[m].bare_ratio > 0 && out[m].bare_cpu_ratio > 0 && out[m].cpu_s > 0) {
+                    s->thr1_bare[m][zi] = out[m].bps / out[m].bare_ratio;
+                    s->thr1_bare_cpu[m][zi] = out[m].bps * out[m].secs / out[m].cpu_s / out[m].bare_cpu_ratio;
+                }
+            }
             if (ci == 0 && (s->thr_size != 65536 && (z == 65536 || z > s->thr_size))) {
                 s->thr_size = z;
                 s->thr_plain = out[M_PLAIN].bps;
@@ -247,6 +255,99 @@ static int run_throughput(struct cfg *cfg)
         }
     }
     ktls_skipped(cfg, "throughput");
+    return failures;
+}
+
+/*
+ * stream: one server-streaming call per mode (streams.c), compared with the
+ * throughput line of its message size from this run (1 connection, same
+ * mode; the bytes flow the other way there: this process sends) and with that
+ * line's bare loop.
+ */
+static int run_stream_lines(struct cfg *cfg)
+{
+    int failures = 0;
+    enum placement pl = use_placement(cfg, cfg->ncpus > 1 ? PLACE_SPLIT : PLACE_ANY);
+    int zi = -1;
+    for (int i = 0; cfg->scen_throughput && i < cfg->nsizes; i++) {
+        zi = cfg->sizes[i] == cfg->stream_msg ? i : zi;
+    }
+    struct summary *s = &cfg->sum;
+    for (int m = M_PLAIN; m <= M_KTLS; m++) {
+        if (!mode_wanted(cfg, m, 0)) {
+            continue;
+        }
+        struct result r = {0};
+        progress(cfg, "stream %s, %llu MiB in %zu B messages", mode_names[m],
+                 (unsigned long long)(cfg->stream_bytes >> 20), cfg->stream_msg);
+        int ret = run_stream(cfg, m == M_PLAIN ? CLINK_MODE_PLAIN : CLINK_MODE_TLS,
+                             m == M_KTLS ? CLINK_KTLS_REQUIRED : CLINK_KTLS_DISABLED, &r);
+        r.scenario = "stream";
+        r.mode = mode_names[m];
+        r.placement = placement_name(pl);
+        r.workers = cfg->workers;
+        if (ret < 0 && !r.skipped[0]) {
+            snprintf(r.skipped, sizeof(r.skipped), "%s", clink_strerror(ret));
+        }
+        double thr = zi >= 0 ? s->thr1[m][zi] : 0, gb = r.bps * r.secs / 1e9;
+        if (zi >= 0 && m <= M_TLS && s->thr1_bare[m][zi] > 0 && r.cpu_s > 0) {
+            r.bare_ratio = r.bps / s->thr1_bare[m][zi];
+            r.bare_cpu_ratio = r.bps * r.secs / r.cpu_s / s->thr1_bare_cpu[m][zi];
+        }
+        if (!r.note[0] && gb > 0) {
+            char leaf[48] = "";
+            if (r.peak_kib_server >= 0) {
+                snprintf(leaf, sizeof(leaf), ", leaf +%.1f", r.peak_kib_server / 1024);
+            }
+            snprintf(r.note, sizeof(r.note), "%llu MiB; CPU-s/GB here %.2f, leaf %.2f; RSS peak MiB: here +%.1f%s",
+                     (unsigned long long)(cfg->stream_bytes >> 20), r.cpu_client_s / gb, r.cpu_server_s / gb,
+                     r.peak_kib_client / 1024, leaf);
+        }
+        failures += report_line(cfg, &r, thr > 0 && r.bps > 0 ? r.bps / thr : 0, "throughput");
+        if (m == M_TLS && !r.skipped[0] && gb > 0) {
+            s->stream_tls = r.bps;
+            s->stream_vs_thr = thr > 0 ? r.bps / thr : 0;
+            s->stream_gb_cpu_client = r.cpu_client_s / gb;
+            s->stream_gb_cpu_server = r.cpu_server_s / gb;
+        }
+    }
+    ktls_skipped(cfg, "stream");
+    return failures;
+}
+
+/* A sysctl's value as text ("?" if unreadable), tabs as spaces. */
+static void sysctl_text(const char *path, char *out, size_t cap)
+{
+    FILE *f = fopen(path, "r");
+    snprintf(out, cap, "?");
+    if (f != NULL && fgets(out, (int)cap, f) != NULL) {
+        out[strcspn(out, "\n")] = '\0';
+        for (char *p = out; *p; p++) {
+            *p = *p == '\t' ? ' ' : *p;
+        }
+    }
+    if (f != NULL) {
+        fclose(f);
+    }
+}
+
+/* mixed: small calls against a stream on their connection (streams.c), after what the sockets are set to. */
+static int run_mixed_lines(struct cfg *cfg)
+{
+    int failures = 0;
+    enum placement pl = use_placement(cfg, cfg->ncpus > 1 ? PLACE_SPLIT : PLACE_ANY);
+    char lowat[32], wmem[64], rmem[64];
+    sysctl_text("/proc/sys/net/ipv4/tcp_notsent_lowat", lowat, sizeof(lowat));
+    sysctl_text("/proc/sys/net/ipv4/tcp_wmem", wmem, sizeof(wmem));
+    sysctl_text("/proc/sys/net/ipv4/tcp_rmem", rmem, sizeof(rmem));
+    printf("  (mixed: 1 connection, 1 worker per end for it, echo 64 B with 1 and 16 in flight, stream of %zu B "
+           "messages;\n   windows this end grants: connection %u KiB, stream %u KiB%s; TCP_NOTSENT_LOWAT not set "
+           "(clink has no option for it): net.ipv4.tcp_notsent_lowat %s%s, tcp_wmem %s, tcp_rmem %s)\n",
+           cfg->stream_msg, CLINK_DEFAULT_CONN_WINDOW >> 10,
+           (cfg->stream_window ? cfg->stream_window : CLINK_DEFAULT_STREAM_WINDOW) >> 10,
+           cfg->stream_window ? " (--stream-window)" : " (the defaults)", lowat,
+           strcmp(lowat, "4294967295") == 0 ? " (no limit)" : "", wmem, rmem);
+    CLINK_IGNORE(run_mixed(cfg, pl, &failures));
     return failures;
 }
 
@@ -467,6 +568,20 @@ static void summary(const struct cfg *cfg)
     if (s->pool_direct > 0 && s->pool_pooled > 0) {
         printf("  pooled/direct      %.2fx  64 B calls\n", s->pool_pooled / s->pool_direct);
     }
+    if (s->stream_vs_thr > 0) {
+        printf("  stream/throughput  %.2fx  tls, 1 connection, %zu B messages (one stream vs calls)\n",
+               s->stream_vs_thr, cfg->stream_msg);
+    }
+    if (s->stream_tls > 0) {
+        printf("  stream tls         %.1f MB/s; CPU-s per GB: %.2f receiving (this process), %.2f sending (the leaf)\n",
+               s->stream_tls / 1e6, s->stream_gb_cpu_client, s->stream_gb_cpu_server);
+    }
+    for (int k = 0; k < 2; k++) {
+        if (s->mixed_paced_ratio[k] > 0) {
+            printf("  mixed paced/idle   %.2fx  p99 of 64 B calls, %d in flight, under the stream at half rate\n",
+                   s->mixed_paced_ratio[k], k == 0 ? 1 : 16);
+        }
+    }
     printf("\ntargets (set for the 2-core development machine; ratios from this run):\n");
     target_line("throughput 1 conn, tls / stunnel", s->thr_stunnel > 0 ? s->thr_tls / s->thr_stunnel : 0, 5, 1, "x");
     target_line("throughput 1 conn, tls / plain", s->thr_plain > 0 ? s->thr_tls / s->thr_plain : 0, 0.3, 1, "x");
@@ -480,6 +595,9 @@ static void summary(const struct cfg *cfg)
                 "x");
     target_line("rpc 64 B, 64 callers, tls, same: clink / bare loop", s->rpc64_bare_same, 0.8, 1, "x");
     target_line("rpc 64 B, 64 callers, tls, split: clink / bare loop", s->rpc64_bare_split, 0.8, 1, "x");
+    target_line("stream tls / throughput tls, 1 conn, same size", s->stream_vs_thr, 0.9, 1, "x");
+    target_line("mixed 64 B, 1 in flight: p99 under a stream / idle", s->mixed_p99_ratio[0], 3, 0, "x");
+    target_line("mixed 64 B, 16 in flight: p99 under a stream / idle", s->mixed_p99_ratio[1], 3, 0, "x");
     target_line("handshake full: clink / bare OpenSSL per CPU-s", s->hs_bare_full, 0.8, 1, "x");
     target_line("handshake resumed: clink / bare OpenSSL sockets per CPU-s", s->hs_sock_resumed, 0.8, 1, "x");
     target_line("handshake resumed / full per s", s->hs_full > 0 ? s->hs_resumed / s->hs_full : 0, 1.8, 1, "x");
@@ -500,8 +618,9 @@ static void usage(FILE *f)
 {
     fprintf(f, "Usage: clink-bench --target HOST:PORT [--target ...] --cert FILE --key FILE --ca FILE [options]\n"
                "\n"
-               "Measure TLS throughput, RPC rate and latency, handshake cost, restart storms and\n"
-               "idle-connection memory against clink nodes (clink-node), in each transport mode,\n"
+               "Measure TLS throughput, streams, RPC rate and latency (alone and beside a stream),\n"
+               "handshake cost, restart storms and idle-connection memory against clink nodes\n"
+               "(clink-node; stream and mixed call the first target's produce method), in each transport mode,\n"
                "with baselines measured in the same run, and check the ratios against targets.\n"
                "The scale scenario starts its own aggregator and leaves (it dials no --target).\n"
                "\n"
@@ -519,8 +638,8 @@ static void usage(FILE *f)
                "                         its fan-out method (every leaf answers each call)\n"
                "What to run:\n"
                "  --modes LIST           plain,tls,ktls (default: all; a mode that cannot run says why)\n"
-               "  --scenarios LIST       ceiling,throughput,rpc,pool,fanout,handshake,storm,memory,scale\n"
-               "                         (default: all; fanout needs --aggregator)\n"
+               "  --scenarios LIST       ceiling,throughput,stream,rpc,pool,fanout,mixed,handshake,storm,\n"
+               "                         memory,scale (default: all; fanout needs --aggregator; mixed runs tls)\n"
                "  --sizes LIST           throughput message sizes (default: 64,1024,16384,65536,262144,1048576)\n"
                "  --rpc-sizes LIST       rpc message sizes (default: 64,1024,16384,65536)\n"
                "  --callers LIST         rpc callers (calls in flight) for 64 B (default: 1,4,16,64,256)\n"
@@ -529,6 +648,10 @@ static void usage(FILE *f)
                "  --concurrency N        calls in flight for rpc sizes and pool, at most for throughput (default 64)\n"
                "  --window BYTES         throughput: bytes in flight per connection (default 1048576):\n"
                "                         window / size messages, from 2 per connection to --concurrency\n"
+               "  --stream-bytes N       stream: bytes per line (suffix k, m, g; default 1g, --quick 128m)\n"
+               "  --stream-msg N         stream and mixed: the stream's message size (default 64k)\n"
+               "  --stream-window N      the credit this end grants each stream (its node's stream_window;\n"
+               "                         default clink's, 4m): what may queue ahead of a call in mixed\n"
                "  --connections N        connections per target (default 2)\n"
                "  --workers N            client worker threads (default 2)\n"
                "  --handshakes N         handshakes in flight at once in the handshake scenario (default 4)\n"
@@ -539,7 +662,7 @@ static void usage(FILE *f)
                "  --duration-ms N        measured time per result line (default 2000)\n"
                "  --warmup-ms N          unmeasured time before each (default 300)\n"
                "  --quick                under a minute: fewer sizes and callers, 500 ms lines,\n"
-               "                         64 storm and 1000 idle connections\n"
+               "                         64 storm and 1000 idle connections, 128 MiB streams\n"
                "Output:\n"
                "  --json FILE            append one JSON object per result line\n"
                "  -h, --help             this text\n"
@@ -584,9 +707,28 @@ static int parse_count(const char *opt, const char *s, unsigned lo, unsigned hi,
     return 0;
 }
 
-static const char *const scen_names[] = {"ceiling", "throughput", "rpc",    "pool", "handshake",
-                                         "storm",   "memory",     "fanout", "scale"};
+static const char *const scen_names[] = {"ceiling", "throughput", "rpc",    "pool",   "handshake", "storm",
+                                         "memory",  "fanout",     "scale", "stream", "mixed"};
 static const char *const place_names[] = {"any", "split", "same"};
+
+/* A byte count: digits, then optionally k, m or g (KiB, MiB, GiB). */
+static int parse_bytes(const char *opt, const char *s, uint64_t lo, uint64_t hi, uint64_t *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    unsigned shift = *end == 'k' ? 10 : *end == 'm' ? 20 : *end == 'g' ? 30 : 0;
+    if (shift > 0) {
+        end++;
+    }
+    if (errno || *end != '\0' || end == s || s[0] == '-' || v > (hi >> shift) || (v << shift) < lo) {
+        fprintf(stderr, "clink-bench: --%s: expected bytes from %llu to %llu (suffix k, m or g allowed), got '%s'\n",
+                opt, (unsigned long long)lo, (unsigned long long)hi, s);
+        return -1;
+    }
+    *out = (uint64_t)v << shift;
+    return 0;
+}
 
 static int parse_args(int argc, char **argv, struct cfg *cfg)
 {
@@ -616,14 +758,17 @@ static int parse_args(int argc, char **argv, struct cfg *cfg)
         {"duration-ms", required_argument, NULL, 'd'},
         {"warmup-ms", required_argument, NULL, 'W'},
         {"window", required_argument, NULL, 'B'},
+        {"stream-bytes", required_argument, NULL, 'Y'},
+        {"stream-msg", required_argument, NULL, 'G'},
+        {"stream-window", required_argument, NULL, 'V'},
         {"quick", no_argument, NULL, 'q'},
         {"json", required_argument, NULL, 'j'},
         {"measure-pid", required_argument, NULL, 'p'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    int ch, quick = 0, set_sizes = 0, set_rpc = 0, set_callers = 0, set_storm = 0, set_idle = 0, set_dur = 0,
-            set_warm = 0, bits;
+    int ch, quick = 0, set_stream = 0, set_sizes = 0, set_rpc = 0, set_callers = 0, set_storm = 0, set_idle = 0,
+            set_dur = 0, set_warm = 0, bits;
     unsigned v;
     while ((ch = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
         switch (ch) {
@@ -664,9 +809,9 @@ static int parse_args(int argc, char **argv, struct cfg *cfg)
             cfg->modes_ktls = (bits & 4) != 0;
             break;
         case 's':
-            if ((bits = parse_names(optarg, scen_names, 9)) <= 0) {
+            if ((bits = parse_names(optarg, scen_names, 11)) <= 0) {
                 fprintf(stderr, "clink-bench: --scenarios: expected a list of ceiling, throughput, rpc, pool, "
-                                "handshake, storm, memory, fanout, scale\n");
+                                "handshake, storm, memory, fanout, scale, stream, mixed\n");
                 return -1;
             }
             cfg->scen_ceiling = (bits & 1) != 0;
@@ -678,6 +823,8 @@ static int parse_args(int argc, char **argv, struct cfg *cfg)
             cfg->scen_memory = (bits & 64) != 0;
             cfg->scen_fanout = (bits & 128) != 0;
             cfg->scen_scale = (bits & 256) != 0;
+            cfg->scen_stream = (bits & 512) != 0;
+            cfg->scen_mixed = (bits & 1024) != 0;
             break;
         case 'P': {
             char *copy = strdup(optarg), *save = NULL;
@@ -780,6 +927,28 @@ static int parse_args(int argc, char **argv, struct cfg *cfg)
             }
             cfg->window = v;
             break;
+        case 'Y':
+            if (parse_bytes("stream-bytes", optarg, 1, 1ull << 40, &cfg->stream_bytes) < 0) {
+                return -1;
+            }
+            set_stream = 1;
+            break;
+        case 'G': {
+            uint64_t b;
+            if (parse_bytes("stream-msg", optarg, 1, CLINK_DEFAULT_MAX_MESSAGE * 3 / 4, &b) < 0) {
+                return -1;
+            }
+            cfg->stream_msg = (size_t)b;
+            break;
+        }
+        case 'V': {
+            uint64_t b;
+            if (parse_bytes("stream-window", optarg, 65536, 1u << 30, &b) < 0) {
+                return -1;
+            }
+            cfg->stream_window = (uint32_t)b;
+            break;
+        }
         case 'q':
             quick = 1;
             break;
@@ -816,6 +985,9 @@ static int parse_args(int argc, char **argv, struct cfg *cfg)
     if (!set_storm) {
         cfg->storm_conns = quick ? 64 : 256;
     }
+    if (!set_stream) {
+        cfg->stream_bytes = quick ? 128ull << 20 : 1ull << 30;
+    }
     if (!set_idle) {
         cfg->idle_conns = quick ? 1000 : 5000;
     }
@@ -849,6 +1021,7 @@ int main(int argc, char **argv)
                       .workers = 2,
                       .hs_inflight = 4,
                       .window = 1u << 20,
+                      .stream_msg = 65536,
                       .modes_plain = 1,
                       .modes_tls = 1,
                       .modes_ktls = 1,
@@ -861,6 +1034,8 @@ int main(int argc, char **argv)
                       .scen_memory = 1,
                       .scen_fanout = 1,
                       .scen_scale = 1,
+                      .scen_stream = 1,
+                      .scen_mixed = 1,
                       .places = {PLACE_SPLIT, PLACE_SAME},
                       .nplaces = 2};
     if (parse_args(argc, argv, &cfg) < 0) {
@@ -888,7 +1063,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "clink-bench: TLS configuration: %s\n", err);
         return 1;
     }
-    struct clink_node_opts no = {.workers = cfg.workers, .tls = cfg.tls, .allow_plaintext = cfg.modes_plain};
+    struct clink_node_opts no = {
+        .workers = cfg.workers, .tls = cfg.tls, .allow_plaintext = cfg.modes_plain, .stream_window = cfg.stream_window};
     int ret = clink_node_new(&no, &cfg.node);
     if (ret == 0) {
         ret = clink_node_start(cfg.node);
@@ -920,6 +1096,9 @@ int main(int argc, char **argv)
     if (cfg.scen_throughput) {
         failures += run_throughput(&cfg);
     }
+    if (cfg.scen_stream) {
+        failures += run_stream_lines(&cfg); /* after throughput: its lines are the ratios' base */
+    }
     if (cfg.scen_rpc) {
         failures += run_rpc(&cfg);
     }
@@ -928,6 +1107,9 @@ int main(int argc, char **argv)
     }
     if (cfg.scen_fanout && cfg.agg_port != 0 && cfg.modes_tls) {
         failures += run_fanout(&cfg);
+    }
+    if (cfg.scen_mixed && cfg.modes_tls) {
+        failures += run_mixed_lines(&cfg);
     }
     if (cfg.scen_handshake) {
         CLINK_IGNORE(run_handshake_scenario(&cfg, &failures));

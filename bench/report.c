@@ -70,6 +70,18 @@ void emit_json(const struct cfg *cfg, const struct result *r)
         if (r->sock_ratio > 0) {
             cJSON_AddNumberToObject(o, "vs_bare_openssl_sockets", r->sock_ratio);
         }
+        if (strcmp(r->scenario, "stream") == 0) {
+            cJSON_AddNumberToObject(o, "rss_peak_growth_kib_client", r->peak_kib_client);
+            if (r->peak_kib_server >= 0) {
+                cJSON_AddNumberToObject(o, "rss_peak_growth_kib_server", r->peak_kib_server);
+            }
+        }
+        if (r->stream_bps > 0) {
+            cJSON_AddNumberToObject(o, "stream_bytes_per_s", round(r->stream_bps));
+        }
+        if (r->p99_vs_idle > 0) {
+            cJSON_AddNumberToObject(o, "p99_vs_idle", r->p99_vs_idle);
+        }
         if (strcmp(r->scenario, "memory") == 0) {
             cJSON_AddNumberToObject(o, "rss_kib_per_conn_client", r->kib_client);
             cJSON_AddNumberToObject(o, "rss_kib_per_conn_server", r->kib_server);

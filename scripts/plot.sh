@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Draw plots from DIR/results.json (clink-bench --json), each where its lines
 # are there: DIR/throughput.png, one-way throughput against message size over
-# one connection, a line per mode (and the bare loop's, bench/bare_loop.c);
-# DIR/scale.png, the scale scenario's fan-outs/s, leaf calls/s and fan-out
-# p50/p99 against the number of leaves.
+# one connection, a line per mode (and the bare loop's, bench/bare_loop.c),
+# with the stream lines (one stream, the leaf sending) as points at their
+# message size; DIR/scale.png, the scale scenario's fan-outs/s, leaf calls/s
+# and fan-out p50/p99 against the number of leaves.
 #
 #   scripts/plot.sh DIR
 set -euo pipefail
 case "${1:-}" in
-  -h|--help) sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+  -h|--help) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
   '') echo "plot: usage: scripts/plot.sh DIR (try --help)" >&2; exit 2 ;;
 esac
 out=$1
@@ -24,6 +25,14 @@ for m in plain tls ktls stunnel bare-plain bare-tls; do
     match($0, /"bytes_per_s":[0-9.e+]+/); b = substr($0, RSTART + 14, RLENGTH - 14)
     print s, b / 1e6 }' "$out/results.json" >"$out/throughput-$m.dat"
   [ -s "$out/throughput-$m.dat" ] && plots+=("'$out/throughput-$m.dat' using 1:2 with linespoints lw 2 title '$m'")
+done
+for m in plain tls ktls; do
+  awk -v m="$m" '/"scenario":"stream"/ && $0 ~ "\"mode\":\"" m "\"" && /bytes_per_s/ {
+    match($0, /"msg_size":[0-9]+/); s = substr($0, RSTART + 11, RLENGTH - 11)
+    match($0, /"bytes_per_s":[0-9.e+]+/); b = substr($0, RSTART + 14, RLENGTH - 14)
+    print s, b / 1e6 }' "$out/results.json" >"$out/throughput-stream-$m.dat"
+  [ -s "$out/throughput-stream-$m.dat" ] &&
+    plots+=("'$out/throughput-stream-$m.dat' using 1:2 with points pt 7 ps 1.5 title 'stream $m'")
 done
 if [ ${#plots[@]} -gt 0 ]; then
   gnuplot <<GP

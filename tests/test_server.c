@@ -2,8 +2,8 @@
  * The server layer on real sockets: leaves and an aggregator built from
  * config files, a handler that fans out without blocking its worker, the
  * reload report (changed, applied live, needs a restart), a bad reload that
- * keeps what runs, a clean stop, and the certificate warnings logged at
- * start and at each reload.
+ * keeps what runs, a clean stop, the certificate warnings logged at start
+ * and at each reload, and the produce stream method (clink/methods.h).
  */
 #include <criterion/criterion.h>
 #include <stdarg.h>
@@ -16,6 +16,7 @@
 
 #include "clink/methods.h"
 #include "clink/server.h"
+#include "clink/stream.h"
 #include "tests/support/support.h"
 
 static struct ts_pki pki;
@@ -423,6 +424,96 @@ Test(server, options_alone_build_a_node_and_stop_is_clean)
     struct clink_server_report rep;
     cr_assert_eq(clink_server_reload(srv, &rep), -CLINK_ESHUTDOWN);
     clink_server_stop(srv); /* once is enough; twice is harmless */
+    client_close(&c);
+    clink_server_free(srv);
+}
+
+/* ---- the produce stream (clink/methods.h), which clink-bench's stream scenarios call ---- */
+
+struct produced {
+    uint64_t got, msgs, bad;
+    size_t last_len;
+    atomic_int ended;
+    int status;
+};
+
+static void produced_msg(struct clink_stream *s, const uint8_t *data, size_t len, void *user)
+{
+    (void)s;
+    struct produced *p = user;
+    for (size_t k = 0; k < len; k++) {
+        p->bad += data[k] != (uint8_t)k;
+    }
+    p->got += len;
+    p->msgs++;
+    p->last_len = len;
+}
+
+static void produced_end(struct clink_stream *s, int status, const char *msg, size_t len, void *user)
+{
+    (void)s, (void)msg, (void)len;
+    struct produced *p = user;
+    p->status = status;
+    atomic_store(&p->ended, 1);
+}
+
+static int produce(struct clink_conn *c, struct produced *p, uint64_t total, uint32_t msg)
+{
+    uint8_t req[CLINK_TOOL_PRODUCE_LEN];
+    clink_tool_produce_req(req, total, msg);
+    struct iovec iov = {.iov_base = req, .iov_len = sizeof(req)};
+    struct clink_stream_open_opts o = {.method = CLINK_TOOL_PRODUCE,
+                                       .iov = &iov,
+                                       .iovcnt = 1,
+                                       .end = 1,
+                                       .timeout_ms = ts_ms(30000),
+                                       .cbs = {.on_msg = produced_msg, .on_end = produced_end},
+                                       .user = p};
+    struct clink_stream *s;
+    int ret = clink_stream_open(c, &o, &s);
+    for (int i = 0; ret == 0 && i < 3000 && !atomic_load(&p->ended); i++) {
+        usleep(10000);
+    }
+    return ret;
+}
+
+Test(server, the_produce_method_streams_what_was_asked_in_whole_messages)
+{
+    struct clink_server_opts o = clink_server_opts_default;
+    o.listen = "127.0.0.1:0";
+    o.cert_file = pki.node_cert;
+    o.key_file = pki.node_key;
+    o.ca_file = pki.ca;
+    o.ops = CLINK_SERVER_OFF;
+    o.workers = 1;
+    o.tool_methods = 1;
+    char err[512] = "";
+    struct clink_server *srv = NULL;
+    cr_assert_eq(clink_server_new(&o, &srv, err, sizeof(err)), 0, "%s", err);
+    start(srv);
+    struct client c = {0};
+    cr_assert_eq(client_open(&c, clink_server_port(srv)), 0);
+
+    /* 8 MiB and 100 bytes in 64 KiB messages: more than the stream window, and a short last message. */
+    struct produced p = {0};
+    cr_assert_eq(produce(c.conn, &p, (8u << 20) + 100, 65536), 0);
+    cr_assert(atomic_load(&p.ended), "the stream did not end");
+    cr_assert_eq(p.status, 0, "%s", clink_strerror(p.status));
+    cr_assert_eq(p.got, (8u << 20) + 100);
+    cr_assert_eq(p.msgs, 129);
+    cr_assert_eq(p.last_len, 100);
+    cr_assert_eq(p.bad, 0, "a byte differed");
+
+    /* Nothing asked: the stream just ends. A message size of 0 fails it, with the reason. */
+    struct produced none = {0}, bad = {0};
+    cr_assert_eq(produce(c.conn, &none, 0, 65536), 0);
+    cr_assert(atomic_load(&none.ended));
+    cr_assert_eq(none.status, 0, "%s", clink_strerror(none.status));
+    cr_assert_eq(none.got, 0);
+    cr_assert_eq(produce(c.conn, &bad, 1000, 0), 0);
+    cr_assert(atomic_load(&bad.ended));
+    cr_assert_eq(bad.status, -CLINK_EREMOTE, "%s", clink_strerror(bad.status));
+
     client_close(&c);
     clink_server_free(srv);
 }
