@@ -22,6 +22,13 @@
  * the disturbed leaf may fail (or be refused at the open) with what a lost
  * peer gives; every other stream must end as in phase 1.
  *
+ * A disturbed leaf's stream may also end -CLINK_ECLOSED part-way (seen
+ * about once in ten runs, on a drained or a removed leaf): the side that
+ * drained closes its socket (shutdown SHUT_RDWR, transport/conn_close.c)
+ * while the other still sends it credit, and the other side's send fails
+ * (EPIPE) before it has read the rest of the stream and the close_notify.
+ * That is the transport's, not the pool's; such endings are printed.
+ *
  * Checked: every byte of every stream and fan-out part against its leaf's
  * pattern (a resend that mixed attempts cannot pass), each on_end exactly
  * once (pool streams, fan-outs, the leaves' streams), every stream ending 0
@@ -53,7 +60,8 @@
 #define LIVE          3 /* streams each thread has going at once */
 #define SLOTS         2 /* a bidirectional stream's messages in flight */
 #define FANOUTS       1024
-#define FAN_PER_PHASE 16 /* at a steady pace; more while a leaf is disturbed */
+#define FAN_PER_PHASE 16 /* at a steady pace */
+#define FAN_BURST     48 /* at most, 2 ms apart, while a leaf is disturbed */
 #define SRV_MAX       8192
 #define MAXMSG        12
 
@@ -643,19 +651,20 @@ static void *fan_thread(void *p)
 {
     uint64_t rng = (uint64_t)(intptr_t)p;
     static const struct clink_fanout_stream_cbs cbs = {.on_msg = fan_msg, .on_end = fan_end};
-    int steady = 0;
+    int steady = 0, bursts = 0;
     while (!atomic_load(&fan_stop)) {
         int i = atomic_load(&nfans), burst = atomic_load(&storm);
         if (i >= FANOUTS) {
             break;
         }
-        if (!burst && steady >= FAN_PER_PHASE) {
+        if ((!burst && steady >= FAN_PER_PHASE) || (burst && bursts >= FAN_BURST)) {
             usleep(2000);
             continue;
         }
         steady += !burst;
+        bursts += burst;
         struct fan *f = &fans[i];
-        f->total = 8192 + rnd(&rng) % (128 * 1024);
+        f->total = burst ? 1 + rnd(&rng) % (32 * 1024) : 8192 + rnd(&rng) % (128 * 1024); /* bursts: many, small */
         f->msg = rnd(&rng) % 2 ? 5000 : 16369;
         uint8_t open[12];
         memcpy(open, &f->total, 8);
