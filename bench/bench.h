@@ -51,18 +51,18 @@ struct result {
     double cpu_s, cpu_client_s, cpu_server_s; /* cpu_s = client + server */
     uint64_t issued, ok, failed;
     char cipher[64], tls_version[16];
-    char skipped[512];                       /* set: the line could not run, and this says why */
-    char note[160];                          /* a few words shown at the end of the table row */
-    double resumed_share;                    /* storm, scale restarts: resumed share of the reconnects */
-    uint64_t hs_full, hs_resumed;            /* scale restarts: the handshakes that made the pools whole */
-    unsigned leaves;                         /* scale: leaves the aggregator fans out to */
-    double leaf_ops;                         /* scale: leaf calls per second (fan-outs per second x leaves) */
-    double baseline_ratio;                   /* handshake: clink per CPU-second / bare OpenSSL's over memory BIOs */
-    double sock_ratio;                       /* handshake: clink per CPU-second / bare OpenSSL's over loopback sockets */
-    double bare_ratio, bare_cpu_ratio;       /* rpc, throughput: clink / the bare loop, per second and per CPU-second */
-    double kib_client, kib_server;           /* memory: RSS per idle connection and end; scale: per leaf, the aggregator */
-    double heap_kib_client;                  /* memory: heap in use per idle connection, this end; scale: per leaf */
-    const char *key_type;                    /* handshake: "ECDSA P-256" or "RSA 2048" */
+    char skipped[512];                 /* set: the line could not run, and this says why */
+    char note[160];                    /* a few words shown at the end of the table row */
+    double resumed_share;              /* storm, scale restarts: resumed share of the reconnects */
+    uint64_t hs_full, hs_resumed;      /* scale restarts: the handshakes that made the pools whole */
+    unsigned leaves;                   /* scale: leaves the aggregator fans out to */
+    double leaf_ops;                   /* scale: leaf calls per second (fan-outs per second x leaves) */
+    double baseline_ratio;             /* handshake: clink per CPU-second / bare OpenSSL's over memory BIOs */
+    double sock_ratio;                 /* handshake: clink per CPU-second / bare OpenSSL's over loopback sockets */
+    double bare_ratio, bare_cpu_ratio; /* rpc, throughput: clink / the bare loop, per second and per CPU-second */
+    double kib_client, kib_server;     /* memory: RSS per idle connection and end; scale: per leaf, the aggregator */
+    double heap_kib_client;            /* memory: heap in use per idle connection, this end; scale: per leaf */
+    const char *key_type;              /* handshake: "ECDSA P-256" or "RSA 2048" */
     double peak_kib_client, peak_kib_server; /* stream: the most RSS grew while it ran, each side (-1: unread) */
     double stream_bps;                       /* mixed: the stream's bytes per second on the calls' connection */
     double p99_vs_idle;                      /* mixed: p99 / the same calls' p99 on the idle connection */

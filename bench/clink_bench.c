@@ -707,7 +707,7 @@ static int parse_count(const char *opt, const char *s, unsigned lo, unsigned hi,
     return 0;
 }
 
-static const char *const scen_names[] = {"ceiling", "throughput", "rpc",    "pool",   "handshake", "storm",
+static const char *const scen_names[] = {"ceiling", "throughput", "rpc",   "pool",   "handshake", "storm",
                                          "memory",  "fanout",     "scale", "stream", "mixed"};
 static const char *const place_names[] = {"any", "split", "same"};
 
