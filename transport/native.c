@@ -606,6 +606,13 @@ static int native_half_closed(struct clink_conn *c)
 static int native_closing(struct clink_conn *c)
 {
     if (!c->nat->goaway_sent) {
+        /*
+         * Our requests still waiting in the chunk queue, not one byte of them
+         * written, would go out behind the GOAWAY, and a peer with nothing
+         * else in flight may close before they arrive: they never left, so
+         * they end now as safe to send elsewhere (-CLINK_EGOAWAY).
+         */
+        clink__outq_goaway(c);
         uint8_t b[CLINK_GOAWAY_LEN];
         clink__put_u64(b, c->nat->last_peer_id);
         CLINK_IGNORE(clink__conn_emit(c, CLINK_FRAME_GOAWAY, 0, 0, NULL, 0, b, sizeof(b)) < 0);
@@ -697,9 +704,10 @@ int clink__native_start(struct clink_conn *c)
 
 int clink__conn_calls_in_flight(const struct clink_conn *c)
 {
-    /* Streams count as calls: a draining connection waits for them too. */
+    /* Streams count as calls, and so do the peer's requests still arriving in chunks: a drain waits for them. */
     return c->proto == &clink__proto_native && c->nat != NULL
-               ? (int)(c->nat->calls.count + c->nat->streams_mine.count + c->nat->streams_theirs.count)
+               ? (int)(c->nat->calls.count + c->nat->streams_mine.count + c->nat->streams_theirs.count +
+                       c->nat->rin_req.count)
                : 0;
 }
 

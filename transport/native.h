@@ -46,7 +46,8 @@ struct clink__osrc {
 };
 enum { OSRC_IDLE = 0, OSRC_READY, OSRC_WAITING };
 
-/* A message coming in chunks (reasm.c). */
+/* A message coming in chunks (reasm.c); its buffer starts at this size. */
+#define CLINK_REASM_FIRST ((size_t)65536)
 struct clink__partial {
     uint8_t *buf;
     size_t len, cap;
@@ -134,6 +135,8 @@ void clink__outq_credit(struct clink_conn *c);
 int clink__outq_drop_unary(struct clink_conn *c, uint64_t id);
 /* Drop a stream's queued messages (on_sent with err for each). */
 void clink__outq_drop_stream(struct clink_conn *c, struct clink_stream *s, int err);
+/* We send GOAWAY: our requests (and stream openings) queued with nothing written end with -CLINK_EGOAWAY. */
+void clink__outq_goaway(struct clink_conn *c);
 /* Free everything queued (the connection ends). */
 void clink__outq_free(struct clink_conn *c);
 

@@ -330,6 +330,36 @@ void clink__outq_drop_stream(struct clink_conn *c, struct clink_stream *s, int e
     }
 }
 
+void clink__outq_goaway(struct clink_conn *c)
+{
+    struct clink__native *nat = c->nat;
+    /* Collect first: ending a call or stream takes its source off the lists being walked. */
+    uint64_t ids[64];
+    struct clink_stream *streams[64];
+    size_t n = 0;
+    struct clink__osrc *lists[2] = {nat->ready_head, nat->wait_head};
+    for (int i = 0; i < 2; i++) {
+        for (struct clink__osrc *s = lists[i]; s != NULL && n < 64; s = s->next) {
+            struct clink__omsg *m = s->head;
+            if (m != NULL && m->type == CLINK_FRAME_REQUEST && m->left == m->total) {
+                ids[n] = s->id;
+                streams[n++] = s->stream;
+            }
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (streams[i] != NULL) {
+            clink__stream_end(streams[i], -CLINK_EGOAWAY, NULL, 0);
+            continue;
+        }
+        struct clink_call *call = clink__idmap_get(&nat->calls, ids[i]);
+        if (call != NULL) {
+            clink__conn_detach_call(c, call); /* drops its queued request */
+            clink__call_finish(c->w, call, -CLINK_EGOAWAY, NULL, 0);
+        }
+    }
+}
+
 void clink__outq_free(struct clink_conn *c)
 {
     struct clink__native *nat = c->nat;

@@ -83,7 +83,8 @@ int clink__reasm_take(struct clink_conn *c, const struct clink_frame_hdr *h, con
         pm->flags = h->flags & (CLINK_FLAG_STREAM | CLINK_FLAG_END);
     }
     if (have + h->length > pm->cap) {
-        size_t cap = pm->cap ? pm->cap * 2 : 4 * (size_t)CLINK_CHUNK;
+        /* 64 KiB first: the common large message (5 chunks) fits without a realloc. */
+        size_t cap = pm->cap ? pm->cap * 2 : CLINK_REASM_FIRST;
         while (cap < have + h->length) {
             cap *= 2;
         }

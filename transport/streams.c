@@ -203,7 +203,7 @@ void clink__stream_on_data(struct clink_conn *c, const struct clink_frame_hdr *h
             return;
         }
         if (pm->len + h->length > pm->cap) {
-            size_t cap = pm->cap ? pm->cap : 4 * (size_t)CLINK_CHUNK;
+            size_t cap = pm->cap ? pm->cap : CLINK_REASM_FIRST;
             while (cap < pm->len + h->length) {
                 cap *= 2;
             }
