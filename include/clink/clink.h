@@ -14,6 +14,7 @@
 #include "clink/ops.h"
 #include "clink/pool.h"
 #include "clink/server.h"
+#include "clink/stream.h"
 #include "clink/transport.h"
 #include "clink/version.h"
 
