@@ -37,7 +37,7 @@ struct clink__fanout {
     struct fanout_part parts[];
 };
 
-static int wanted(const struct clink_pool *p, enum clink_peer_role role, const char *const *names)
+int clink__pool_wanted(const struct clink_pool *p, enum clink_peer_role role, const char *const *names)
 {
     if (names == NULL) {
         return p->role == role;
@@ -107,7 +107,7 @@ int clink__fanout_start(struct clink_cluster *cl, enum clink_peer_role role, con
     pthread_mutex_lock(&cl->mu);
     size_t cnt = 0;
     for (size_t i = 0; i < cl->npools; i++) {
-        cnt += !atomic_load(&cl->pools[i]->removed) && wanted(cl->pools[i], role, names);
+        cnt += !atomic_load(&cl->pools[i]->removed) && clink__pool_wanted(cl->pools[i], role, names);
     }
     struct clink__fanout *f = calloc(1, sizeof(*f) + cnt * sizeof(f->parts[0]));
     struct clink_fanout_result *res = calloc(cnt ? cnt : 1, sizeof(*res));
@@ -124,7 +124,7 @@ int clink__fanout_start(struct clink_cluster *cl, enum clink_peer_role role, con
     }
     for (size_t i = 0; i < cl->npools && f->n < cnt; i++) {
         struct clink_pool *p = cl->pools[i];
-        if (!atomic_load(&p->removed) && wanted(p, role, names)) {
+        if (!atomic_load(&p->removed) && clink__pool_wanted(p, role, names)) {
             clink__pool_ref(p);
             f->parts[f->n].pool = p;
             snprintf(res[f->n].peer, sizeof(res[f->n].peer), "%s", p->name);

@@ -34,19 +34,6 @@ struct clink__fstream {
     struct fstream_part parts[];
 };
 
-static int wanted(const struct clink_pool *p, enum clink_peer_role role, const char *const *names)
-{
-    if (names == NULL) {
-        return p->role == role;
-    }
-    for (; *names != NULL; names++) {
-        if (strcmp(*names, p->name) == 0) {
-            return 1;
-        }
-    }
-    return 0;
-}
-
 static void fs_finish(struct clink__fstream *f)
 {
     f->cbs.on_end(f->status, f->status == 0 ? f->n : f->failed, f->results, f->n, f->user);
@@ -108,7 +95,7 @@ int clink_cluster_fanout_stream_start(struct clink_cluster *cl, enum clink_peer_
     pthread_mutex_lock(&cl->mu);
     size_t cnt = 0;
     for (size_t i = 0; i < cl->npools; i++) {
-        cnt += !atomic_load(&cl->pools[i]->removed) && wanted(cl->pools[i], role, names);
+        cnt += !atomic_load(&cl->pools[i]->removed) && clink__pool_wanted(cl->pools[i], role, names);
     }
     struct clink__fstream *f = calloc(1, sizeof(*f) + cnt * sizeof(f->parts[0]));
     struct clink_fanout_result *res = calloc(cnt ? cnt : 1, sizeof(*res));
@@ -120,7 +107,7 @@ int clink_cluster_fanout_stream_start(struct clink_cluster *cl, enum clink_peer_
     }
     for (size_t i = 0; i < cl->npools && f->n < cnt; i++) {
         struct clink_pool *p = cl->pools[i];
-        if (!atomic_load(&p->removed) && wanted(p, role, names)) {
+        if (!atomic_load(&p->removed) && clink__pool_wanted(p, role, names)) {
             clink__pool_ref(p);
             f->parts[f->n].pool = p;
             snprintf(res[f->n].peer, sizeof(res[f->n].peer), "%s", p->name);

@@ -133,6 +133,53 @@ static void on_call_done(struct clink_call *call, int status, const uint8_t *res
  * Pick the least busy open connection with room and start the call on it.
  * Returns 0 (started), 1 (no room now), or a negative error for the caller.
  */
+int clink__pool_slot_take(struct clink_pool *p, struct clink_conn **conn, uint32_t *gen)
+{
+    int best = -1, load = 0;
+    for (unsigned i = 0; i < p->o.max_conns; i++) {
+        struct slot *s = &p->slots[i];
+        if (atomic_load(&s->state) != SLOT_OPEN || atomic_load(&s->dead)) {
+            continue;
+        }
+        int l = atomic_load(&s->inflight);
+        if (l < (int)p->o.max_calls_per_conn && (best < 0 || l < load)) {
+            best = (int)i;
+            load = l;
+        }
+    }
+    if (best < 0) {
+        return -1;
+    }
+    struct slot *s = &p->slots[best];
+    atomic_fetch_add(&s->users, 1);
+    *gen = atomic_load(&s->gen);
+    *conn = atomic_load(&s->conn);
+    if (*conn == NULL || atomic_load(&s->state) != SLOT_OPEN) {
+        atomic_fetch_sub(&s->users, 1);
+        return -2;
+    }
+    atomic_fetch_add(&s->inflight, 1);
+    return best;
+}
+
+int clink__pool_slot_started(struct clink_pool *p, int idx, uint32_t gen, int ret)
+{
+    struct slot *s = &p->slots[idx];
+    atomic_fetch_sub(&s->users, 1);
+    if (ret == 0) {
+        return 0;
+    }
+    atomic_fetch_sub(&s->inflight, 1);
+    if (ret == -CLINK_ECLOSED || ret == -CLINK_ESHUTDOWN || ret == -CLINK_EGOAWAY) {
+        if (atomic_load(&s->gen) == gen) {
+            atomic_store(&s->dead, 1); /* never started: try another connection */
+        }
+        clink__cluster_kick(p->cl);
+        return 1;
+    }
+    return 0;
+}
+
 int clink__pool_try_start(struct clink_pool *p, struct clink_pool_call *pc)
 {
     uint64_t now = clink__now_ns();
@@ -140,51 +187,29 @@ int clink__pool_try_start(struct clink_pool *p, struct clink_pool_call *pc)
         return -CLINK_ETIMEDOUT;
     }
     for (int attempt = 0; attempt < 4; attempt++) {
-        int best = -1, load = 0;
-        for (unsigned i = 0; i < p->o.max_conns; i++) {
-            struct slot *s = &p->slots[i];
-            if (atomic_load(&s->state) != SLOT_OPEN || atomic_load(&s->dead)) {
-                continue;
-            }
-            int l = atomic_load(&s->inflight);
-            if (l < (int)p->o.max_calls_per_conn && (best < 0 || l < load)) {
-                best = (int)i;
-                load = l;
-            }
-        }
-        if (best < 0) {
+        struct clink_conn *conn;
+        uint32_t gen;
+        int best = clink__pool_slot_take(p, &conn, &gen);
+        if (best == -1) {
             return 1;
         }
-        struct slot *s = &p->slots[best];
-        atomic_fetch_add(&s->users, 1);
-        uint32_t gen = atomic_load(&s->gen);
-        struct clink_conn *conn = atomic_load(&s->conn);
-        if (conn == NULL || atomic_load(&s->state) != SLOT_OPEN) {
-            atomic_fetch_sub(&s->users, 1);
+        if (best < 0) {
             continue;
         }
-        atomic_fetch_add(&s->inflight, 1);
         pc->priv.slot = best;
-        pc->priv.gen = atomic_load(&s->gen);
+        pc->priv.gen = gen;
         pc->call.cb = on_call_done;
         pc->call.timeout_ms = 0;
         if (pc->priv.deadline_ns) {
             uint64_t left = (pc->priv.deadline_ns - now) / 1000000u;
             pc->call.timeout_ms = left ? (uint32_t)(left > UINT32_MAX ? UINT32_MAX : left) : 1;
         }
-        atomic_store(&s->last_used_ns, now);
+        atomic_store(&p->slots[best].last_used_ns, now);
         int ret = clink_call_start(conn, &pc->call);
-        atomic_fetch_sub(&s->users, 1);
-        if (ret == 0) {
-            return 0;
+        if (ret != 0) {
+            pc->call.cb = pc->priv.cb;
         }
-        atomic_fetch_sub(&s->inflight, 1);
-        pc->call.cb = pc->priv.cb;
-        if (ret == -CLINK_ECLOSED || ret == -CLINK_ESHUTDOWN || ret == -CLINK_EGOAWAY) {
-            if (atomic_load(&s->gen) == gen) {
-                atomic_store(&s->dead, 1); /* never started: try another connection */
-            }
-            clink__cluster_kick(p->cl);
+        if (clink__pool_slot_started(p, best, gen, ret)) {
             continue;
         }
         return ret;

@@ -120,7 +120,22 @@ void clink__pool_log(struct clink_pool *p, enum clink_log_level lvl, const char 
     __attribute__((format(printf, 3, 4)));
 /* A line in the cluster's log (not about one pool). */
 void clink__cluster_log(struct clink_cluster *cl, enum clink_log_level lvl, const char *msg);
+/*
+ * Take the least-loaded open connection of p for a call or a stream: counted
+ * in its load (inflight) and pinned (users) until clink__pool_slot_started.
+ * Returns its slot, -1 (none has room) or -2 (it changed meanwhile: pick
+ * again); *conn and *gen are the slot's.
+ */
+int clink__pool_slot_take(struct clink_pool *p, struct clink_conn **conn, uint32_t *gen);
+/*
+ * The start on slot idx returned ret: unpinned; a failure no longer counts
+ * in its load. Returns 1 when the start never left (the connection is
+ * closing: marked dead, the manager woken), so try another; else 0.
+ */
+int clink__pool_slot_started(struct clink_pool *p, int idx, uint32_t gen, int ret);
 int clink__pool_try_start(struct clink_pool *p, struct clink_pool_call *pc);
+/* A fan-out's peers: role's, or those named (names NULL-terminated). */
+int clink__pool_wanted(const struct clink_pool *p, enum clink_peer_role role, const char *const *names);
 void clink__pool_call_finish(struct clink_pool_call *pc, int status, const uint8_t *resp, size_t len);
 void clink__copy_msg(struct clink_msg *m, const uint8_t *p, size_t n);
 

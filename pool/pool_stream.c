@@ -144,35 +144,19 @@ static int try_open(struct clink_pool_stream *ps, uint64_t now)
         timeout_ms = left ? (uint32_t)(left > UINT32_MAX ? UINT32_MAX : left) : 1;
     }
     for (int attempt = 0; attempt < 4; attempt++) {
-        int best = -1, load = 0;
-        for (unsigned i = 0; i < p->o.max_conns; i++) {
-            struct slot *s = &p->slots[i];
-            if (atomic_load(&s->state) != SLOT_OPEN || atomic_load(&s->dead)) {
-                continue;
-            }
-            int l = atomic_load(&s->inflight);
-            if (l < (int)p->o.max_calls_per_conn && (best < 0 || l < load)) {
-                best = (int)i;
-                load = l;
-            }
-        }
-        if (best < 0) {
+        struct clink_conn *conn;
+        uint32_t gen;
+        int best = clink__pool_slot_take(p, &conn, &gen); /* counted like a call: the link's load */
+        if (best == -1) {
             return 1;
         }
-        struct slot *s = &p->slots[best];
-        atomic_fetch_add(&s->users, 1);
-        uint32_t gen = atomic_load(&s->gen);
-        struct clink_conn *conn = atomic_load(&s->conn);
-        if (conn == NULL || atomic_load(&s->state) != SLOT_OPEN) {
-            atomic_fetch_sub(&s->users, 1);
+        if (best < 0) {
             continue;
         }
-        /* Counted like a call: the link's load, and its slot is not reused while the stream lives. */
-        atomic_fetch_add(&s->inflight, 1);
         ps->slot = best;
         ps->gen = gen;
         ps->recycled_seen_ns = 0;
-        atomic_store(&s->last_used_ns, now);
+        atomic_store(&p->slots[best].last_used_ns, now);
         struct iovec iov = {.iov_base = ps->open, .iov_len = ps->len};
         struct clink_stream_open_opts o = {
             .method = ps->method,
@@ -186,19 +170,12 @@ static int try_open(struct clink_pool_stream *ps, uint64_t now)
         };
         struct clink_stream *st = NULL;
         int ret = clink_stream_open(conn, &o, &st);
-        atomic_fetch_sub(&s->users, 1);
         if (ret == 0) {
             ps->cur = st;
             atomic_store(&ps->state, PS_OPEN);
             atomic_fetch_add(&p->streams_opened, 1);
-            return 0;
         }
-        atomic_fetch_sub(&s->inflight, 1);
-        if (ret == -CLINK_ECLOSED || ret == -CLINK_ESHUTDOWN || ret == -CLINK_EGOAWAY) {
-            if (atomic_load(&s->gen) == gen) {
-                atomic_store(&s->dead, 1); /* never sent: try another connection */
-            }
-            clink__cluster_kick(p->cl);
+        if (clink__pool_slot_started(p, best, gen, ret)) {
             continue;
         }
         return ret;

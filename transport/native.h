@@ -145,6 +145,8 @@ void clink__outq_free(struct clink_conn *c);
 int clink__reasm_take(struct clink_conn *c, const struct clink_frame_hdr *h, const uint8_t *p,
                       struct clink__partial **whole);
 void clink__reasm_done(struct clink_conn *c, struct clink__partial *pm); /* delivered: free, give credit back */
+/* Append n bytes (len + n <= max, checked by the caller), growing the buffer. 0, or -1 out of memory. */
+int clink__partial_append(struct clink__partial *pm, const uint8_t *p, size_t n, size_t max);
 void clink__reasm_drop(struct clink_conn *c, struct clink__idmap *m, uint64_t id); /* CANCEL, call ended */
 void clink__reasm_free(struct clink_conn *c);
 /* Give n flow-controlled bytes back to the connection window (CREDIT once enough). */

@@ -39,6 +39,29 @@ void clink__conn_give_credit(struct clink_conn *c, uint64_t n)
     }
 }
 
+int clink__partial_append(struct clink__partial *pm, const uint8_t *p, size_t n, size_t max)
+{
+    if (pm->len + n > pm->cap) {
+        /* 64 KiB first: the common large message (5 chunks) fits without a realloc. */
+        size_t cap = pm->cap ? pm->cap * 2 : CLINK_REASM_FIRST;
+        while (cap < pm->len + n) {
+            cap *= 2;
+        }
+        if (cap > max) {
+            cap = max; /* the caller checked that len + n fits max */
+        }
+        uint8_t *nb = realloc(pm->buf, cap);
+        if (nb == NULL) {
+            return -1;
+        }
+        pm->buf = nb;
+        pm->cap = cap;
+    }
+    memcpy(pm->buf + pm->len, p, n);
+    pm->len += n;
+    return 0;
+}
+
 static void partial_free(struct clink_conn *c, struct clink__partial *pm)
 {
     c->nat->reasm_bytes -= pm->len;
@@ -82,27 +105,12 @@ int clink__reasm_take(struct clink_conn *c, const struct clink_frame_hdr *h, con
         pm->method = h->method;
         pm->flags = h->flags & (CLINK_FLAG_STREAM | CLINK_FLAG_END);
     }
-    if (have + h->length > pm->cap) {
-        /* 64 KiB first: the common large message (5 chunks) fits without a realloc. */
-        size_t cap = pm->cap ? pm->cap * 2 : CLINK_REASM_FIRST;
-        while (cap < have + h->length) {
-            cap *= 2;
-        }
-        if (cap > nat->ours.max_message) {
-            cap = nat->ours.max_message;
-        }
-        uint8_t *nb = realloc(pm->buf, cap);
-        if (nb == NULL) {
-            clink__idmap_del(map, h->id);
-            partial_free(c, pm);
-            clink__conn_fail(c, -CLINK_ENOMEM, "out of memory");
-            return -1;
-        }
-        pm->buf = nb;
-        pm->cap = cap;
+    if (clink__partial_append(pm, p, h->length, nat->ours.max_message) < 0) {
+        clink__idmap_del(map, h->id);
+        partial_free(c, pm);
+        clink__conn_fail(c, -CLINK_ENOMEM, "out of memory");
+        return -1;
     }
-    memcpy(pm->buf + have, p, h->length);
-    pm->len += h->length;
     nat->reasm_bytes += h->length;
     if (h->flags & CLINK_FLAG_MORE) {
         return 0;

@@ -148,17 +148,16 @@ void clink__stream_consumed(struct clink_stream *s, uint64_t n)
     }
 }
 
+/* A whole message to on_msg. The caller holds a reference: the callback may end the stream. */
 static void deliver(struct clink_stream *s, const uint8_t *p, size_t n)
 {
     s->recv_held += n;
-    atomic_fetch_add(&s->refs, 1); /* the callback may end it */
     if (s->cbs.on_msg != NULL && !s->over) {
         s->cbs.on_msg(s, p, n, s->user);
     }
     if (!(s->flags & CLINK_STREAM_MANUAL_CREDIT)) {
         clink__stream_consumed(s, n);
     }
-    clink__stream_put(s);
 }
 
 void clink__stream_on_data(struct clink_conn *c, const struct clink_frame_hdr *h, const uint8_t *p)
@@ -202,22 +201,11 @@ void clink__stream_on_data(struct clink_conn *c, const struct clink_frame_hdr *h
             clink__stream_put(s);
             return;
         }
-        if (pm->len + h->length > pm->cap) {
-            size_t cap = pm->cap ? pm->cap : CLINK_REASM_FIRST;
-            while (cap < pm->len + h->length) {
-                cap *= 2;
-            }
-            uint8_t *nb = realloc(pm->buf, cap);
-            if (nb == NULL) {
-                clink__conn_fail(c, -CLINK_ENOMEM, "out of memory");
-                clink__stream_put(s);
-                return;
-            }
-            pm->buf = nb;
-            pm->cap = cap;
+        if (clink__partial_append(pm, p, h->length, c->nat->ours.max_message) < 0) {
+            clink__conn_fail(c, -CLINK_ENOMEM, "out of memory");
+            clink__stream_put(s);
+            return;
         }
-        memcpy(pm->buf + pm->len, p, h->length);
-        pm->len += h->length;
         if (!(h->flags & CLINK_FLAG_MORE)) {
             size_t n = pm->len;
             pm->len = 0;
