@@ -228,6 +228,23 @@ int clink__ops_metrics(const struct clink__ops_snapshot *s, struct clink__sbuf *
     clink__sb_printf(b, "clink_bytes_total{direction=\"in\"} %llu\n", (unsigned long long)st->bytes_in);
     clink__sb_printf(b, "clink_bytes_total{direction=\"out\"} %llu\n", (unsigned long long)st->bytes_out);
 
+    family(b, "clink_stream_bytes_sent_total", "counter",
+           "Chunk payload sent by how it left: copied into clink's buffers (user-space TLS, small chunks) or from "
+           "the application's buffers (plaintext and kTLS links).");
+    clink__sb_printf(b, "clink_stream_bytes_sent_total{path=\"copied\"} %llu\n", (unsigned long long)st->bytes_copied);
+    clink__sb_printf(b, "clink_stream_bytes_sent_total{path=\"borrowed\"} %llu\n",
+                     (unsigned long long)st->bytes_borrowed);
+    counter(b, "clink_zerocopy_sends_total", "Zero-copy sends (zerocopy_send).", st->zc_sends);
+    counter(b, "clink_zerocopy_copied_total",
+            "Zero-copy sends the kernel copied after all (loopback; reported by kernels 6.2 and later).",
+            st->zc_copied);
+    family(b, "clink_streams_total", "counter", "Streams by how they ended here (each side counts its own).");
+    clink__sb_printf(b, "clink_streams_total{result=\"ok\"} %llu\n", (unsigned long long)st->streams_ok);
+    clink__sb_printf(b, "clink_streams_total{result=\"failed\"} %llu\n", (unsigned long long)st->streams_failed);
+    counter(b, "clink_stream_flow_violations_total",
+            "Peers closed for sending past the window they were given (a hostile or broken peer).",
+            st->flow_violations);
+
     family(b, "clink_ktls_total", "counter",
            "TLS connections the kernel took over (both directions, receive only) or that stayed in user space.");
     clink__sb_printf(b, "clink_ktls_total{result=\"offloaded\"} %llu\n", (unsigned long long)st->ktls_offloaded);
@@ -491,6 +508,7 @@ int clink__ops_json(const struct clink__ops_snapshot *s, struct clink__sbuf *out
         cJSON_AddBoolToObject(o, "ktls_tx", l->ktls_tx == CLINK_KTLS_ON);
         cJSON_AddBoolToObject(o, "ktls_rx", l->ktls_rx == CLINK_KTLS_ON);
         cJSON_AddStringToObject(o, "ktls_reason", l->ktls_reason);
+        cJSON_AddStringToObject(o, "send_path", clink_send_path_name(l->send_path));
         cJSON_AddBoolToObject(o, "resumed", l->resumed);
         cJSON_AddStringToObject(o, "verified", l->verified);
         cJSON_AddStringToObject(o, "peer_subject", l->peer_subject);

@@ -54,6 +54,7 @@ enum key_id {
     K_CONN_WINDOW,
     K_STREAM_WINDOW,
     K_TCP_NOTSENT_LOWAT,
+    K_ZEROCOPY_SEND,
     K_KTLS,
     K_MYSQL,
     K_OPS,
@@ -98,6 +99,7 @@ static const char *const key_names[K_COUNT] = {
     "conn_window",
     "stream_window",
     "tcp_notsent_lowat",
+    "zerocopy_send",
     "ktls",
     "mysql",
     "ops",
@@ -539,6 +541,17 @@ static int parse_key(struct parse_state *st, const struct clink__optfile_key *k)
         }
         c->tcp_notsent_lowat = (uint32_t)x;
         return 1;
+    case K_ZEROCOPY_SEND: {
+        /* The values of enum clink_zerocopy (transport.h), in its order. */
+        static const char *const names[] = {"auto", "off", "on"};
+        for (int i = 0; i < 3; i++) {
+            if (strcasecmp(value, names[i]) == 0) {
+                c->zerocopy_send = i;
+                return 1;
+            }
+        }
+        return fail(st, key, "'%s' is not one of auto, off, on", value);
+    }
     case K_KTLS:
         return parse_ktls(st, key, "", value, &c->ktls);
     case K_MAX_CONNECTIONS:

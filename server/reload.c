@@ -98,8 +98,9 @@ static unsigned diff(const struct clink_config *a, const struct clink_config *b,
         d |= CLINK_SERVER_PEERS;
     }
     if (DIFF(handshake_timeout_ms) || DIFF(max_frame) || DIFF(max_message) || DIFF(conn_window) ||
-        DIFF(stream_window) || DIFF(tcp_notsent_lowat) || DIFF(ktls) || DIFF(mysql) || DIFF(max_connections) ||
-        DIFF(max_node_links) || DIFF(max_user_connections) || DIFF(wait_timeout) || DIFF(tcp_keepalive_idle)) {
+        DIFF(stream_window) || DIFF(tcp_notsent_lowat) || DIFF(zerocopy_send) || DIFF(ktls) || DIFF(mysql) ||
+        DIFF(max_connections) || DIFF(max_node_links) || DIFF(max_user_connections) || DIFF(wait_timeout) ||
+        DIFF(tcp_keepalive_idle)) {
         d |= CLINK_SERVER_LIMITS;
     }
     if (strcmp(a->accounts_file, b->accounts_file) || strcmp(a->ssl_session_ticket_key, b->ssl_session_ticket_key)) {

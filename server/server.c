@@ -130,6 +130,7 @@ static int make_node(struct clink_server *srv, struct clink_tls_ctx *tls, char *
         .conn_window = cfg->conn_window,
         .stream_window = cfg->stream_window,
         .tcp_notsent_lowat = cfg->tcp_notsent_lowat,
+        .zerocopy = (enum clink_zerocopy)cfg->zerocopy_send,
         .max_connections = cfg->max_connections,
         .max_node_links = cfg->max_node_links,
         .max_user_connections = cfg->max_user_connections,

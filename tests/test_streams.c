@@ -70,7 +70,9 @@ struct producer {
     int busy[INFLIGHT];
     int done;
 };
-static atomic_int srv_ended, srv_end_status, srv_canceled;
+static atomic_int srv_ended, srv_end_status, srv_canceled, srv_busy_at_end;
+static _Atomic(struct clink_stream *) srv_stream; /* the last stream on_produce accepted */
+static atomic_int rd_stall_ms;                    /* the reader's first message holds its worker this long */
 static _Atomic uint64_t srv_sent_bytes;
 
 static void produce_more(struct producer *p)
@@ -123,6 +125,10 @@ static void srv_end(struct clink_stream *s, int status, const char *msg, size_t 
     struct producer *p = user;
     if (p != NULL && p->msg > 0) {
         for (int k = 0; k < INFLIGHT; k++) {
+            /* Every message is handed back (on_sent) before on_end: the buffer is the producer's to free. */
+            if (p->busy[k]) {
+                atomic_fetch_add(&srv_busy_at_end, 1);
+            }
             free(p->buf[k]);
         }
     }
@@ -143,6 +149,7 @@ static void on_produce(struct clink_stream *s, const uint8_t *data, size_t len, 
     }
     struct clink_stream_cbs cbs = {.on_sent = prod_sent, .on_end = srv_end};
     cr_assert_eq(clink_stream_accept(s, &cbs, 0, p), 0);
+    atomic_store(&srv_stream, s);
     produce_more(p);
 }
 
@@ -237,7 +244,10 @@ static void reset_counts(void)
     atomic_store(&srv_ended, 0);
     atomic_store(&srv_end_status, 1);
     atomic_store(&srv_canceled, 0);
+    atomic_store(&srv_busy_at_end, 0);
     atomic_store(&srv_sent_bytes, 0);
+    atomic_store(&srv_stream, NULL);
+    atomic_store(&rd_stall_ms, 0);
 }
 
 /* ---- client side ---- */
@@ -255,6 +265,9 @@ static void rd_msg(struct clink_stream *s, const uint8_t *data, size_t len, void
 {
     (void)s;
     struct reader *r = user;
+    if (r->msgs == 0 && atomic_load(&rd_stall_ms) > 0) {
+        usleep((useconds_t)atomic_load(&rd_stall_ms) * 1000u); /* a stalled reader: the sender's socket fills */
+    }
     if (!check(data, len, r->seed, r->got)) {
         r->bad = 1;
     }
@@ -344,6 +357,126 @@ Test(streams, server_streaming_moves_64_mib_with_every_byte_checked)
         cr_assert_eq(cs.ktls_tx, CLINK_KTLS_ON, "%s", cs.ktls_reason);
         cr_assert_eq(cs.ktls_rx, CLINK_KTLS_ON, "%s", cs.ktls_reason);
     }
+    /* The kernel encrypts with kTLS: stream data then goes from the producer's buffers, as in plaintext. */
+    cr_assert_eq(cs.send_path, cs.ktls_tx == CLINK_KTLS_ON ? CLINK_SEND_GATHER : CLINK_SEND_COPY);
+    clink_node_get_stats(srv, &st);
+    if (cs.ktls_tx == CLINK_KTLS_ON) {
+        cr_assert_geq(st.bytes_borrowed, total - total / 1024);
+    } else {
+        cr_assert_eq(st.bytes_borrowed, 0);
+    }
+    clink_conn_close(c);
+    clink_node_free(cli);
+    clink_node_free(srv);
+}
+
+/*
+ * On plaintext links stream data goes from the producer's buffers, without
+ * clink's copy: gathered (the kernel copies during the send) or zero-copy
+ * (the kernel sends from the pages and says when it let go). The producer
+ * refills a buffer as soon as on_sent hands it back, so a buffer handed
+ * back before the kernel was done with it shows as a wrong byte.
+ */
+static void plaintext_stream(enum clink_zerocopy zc, enum clink_send_path want)
+{
+    reset_counts();
+    struct clink_node_opts so = {.workers = 1, .allow_plaintext = 1, .zerocopy = zc};
+    struct clink_node *srv = ts_node_with(&so, register_streams);
+    struct clink_node *cli = ts_client(NULL, 1, 1);
+    struct clink_connect_opts o = ts_dial(srv, "localhost");
+    o.mode = CLINK_MODE_PLAIN;
+    struct clink_conn *c = NULL;
+    char err[256];
+    cr_assert_eq(clink_connect_sync(cli, &o, &c, err, sizeof(err)), 0, "%s", err);
+    struct reader r = {0};
+    struct clink_stream *s;
+    uint64_t total = big(32ull << 20);
+    cr_assert_eq(open_produce(c, &r, total, 65536, 0, ts_ms(60000), &s), 0);
+    cr_assert(wait_ended(&r, ts_ms(60000)), "stream did not end");
+    cr_assert_eq(r.status, 0, "status %s (%s)", clink_strerror(r.status), r.msg);
+    cr_assert_eq(r.got, total);
+    cr_assert_eq(r.bad, 0, "a byte differed: a buffer was handed back while the kernel still read it");
+    cr_assert_eq(ts_wait_count(&srv_ended, 1, ts_ms(5000)), 1);
+    cr_assert_eq(atomic_load(&srv_busy_at_end), 0, "on_end came before on_sent");
+    struct clink_node_stats st;
+    clink_node_get_stats(srv, &st);
+    /* All but the small last chunk of each message (64 of 65536 bytes: cheaper copied) */
+    cr_assert_geq(st.bytes_borrowed, total - total / 1024, "sent from the producer's buffers: %llu of %llu",
+                  (unsigned long long)st.bytes_borrowed, (unsigned long long)total);
+    cr_assert_lt(st.bytes_copied, total / 16, "copied: %llu", (unsigned long long)st.bytes_copied);
+    if (want == CLINK_SEND_ZEROCOPY) {
+        cr_assert_gt(st.zc_sends, 0);
+    } else {
+        cr_assert_eq(st.zc_sends, 0);
+    }
+    struct clink_conn_status *links;
+    size_t n;
+    cr_assert_eq(clink_node_links(srv, &links, &n), 0);
+    cr_assert_eq(n, 1);
+    cr_assert_eq(links[0].send_path, want, "send path %s", clink_send_path_name(links[0].send_path));
+    char text[2048];
+    clink_conn_status_format(&links[0], text, sizeof(text));
+    cr_assert(strstr(text, clink_send_path_name(want)) != NULL, "%s", text);
+    free(links);
+    clink_conn_close(c);
+    clink_node_free(cli);
+    clink_node_free(srv);
+}
+
+Test(streams, plaintext_streams_are_gathered_from_the_callers_buffers)
+{
+    plaintext_stream(CLINK_ZEROCOPY_OFF, CLINK_SEND_GATHER);
+    plaintext_stream(CLINK_ZEROCOPY_AUTO, CLINK_SEND_GATHER); /* loopback: AUTO gathers */
+}
+
+Test(streams, plaintext_streams_go_zero_copy_where_asked)
+{
+    struct clink_node *probe = ts_client(NULL, 1, 1);
+    struct clink_features f;
+    clink_node_features(probe, &f);
+    clink_node_free(probe);
+    plaintext_stream(CLINK_ZEROCOPY_ON, f.send_zc ? CLINK_SEND_ZEROCOPY : CLINK_SEND_GATHER);
+}
+
+/*
+ * A stream that ends while the kernel still reads its data (a plaintext
+ * sender whose socket is full because the reader stalled): its messages
+ * come back only once the kernel let go of them, and on_end after them.
+ */
+Test(streams, a_stream_canceled_while_the_kernel_reads_its_data_hands_it_back_first)
+{
+    reset_counts();
+    struct clink_node *srv = ts_node(NULL, 1, 1, register_streams);
+    /* A reader with a large window: the sender fills its socket, not the window. */
+    struct clink_node_opts co = {
+        .workers = 1, .allow_plaintext = 1, .conn_window = 128u << 20, .stream_window = 64u << 20};
+    struct clink_node *cli = ts_node_with(&co, NULL);
+    struct clink_connect_opts o = ts_dial(srv, "localhost");
+    o.mode = CLINK_MODE_PLAIN;
+    struct clink_conn *c = NULL;
+    char err[256];
+    cr_assert_eq(clink_connect_sync(cli, &o, &c, err, sizeof(err)), 0, "%s", err);
+    atomic_store(&rd_stall_ms, (int)ts_ms(2000));
+    struct reader r = {0};
+    struct clink_stream *s;
+    /* Until the producer is stuck: its sends stopped moving (the stalled reader's socket is full). */
+    cr_assert_eq(open_produce(c, &r, 1ull << 40, 256u << 10, 0, 0, &s), 0);
+    struct clink_node_stats st = {0};
+    uint64_t last = UINT64_MAX;
+    for (int i = 0, still = 0; i < 2000 && still < 4; i++) {
+        usleep(50000);
+        clink_node_get_stats(srv, &st);
+        still = st.bytes_out == last && st.bytes_borrowed > 0 ? still + 1 : 0;
+        last = st.bytes_out;
+    }
+    cr_assert_gt(st.bytes_borrowed, 0, "the producer never sent");
+    cr_assert_eq(clink_stream_cancel(atomic_load(&srv_stream)), 0);
+    cr_assert_eq(ts_wait_count(&srv_ended, 1, ts_ms(10000)), 1, "the canceled stream never ended");
+    cr_assert_eq(atomic_load(&srv_busy_at_end), 0, "on_end came before on_sent");
+    cr_assert_eq(atomic_load(&srv_end_status), -CLINK_ECANCELED);
+    cr_assert(wait_ended(&r, ts_ms(10000)));
+    cr_assert_eq(r.status, -CLINK_ECANCELED, "%s", clink_strerror(r.status));
+    cr_assert_eq(r.bad, 0, "a byte differed");
     clink_conn_close(c);
     clink_node_free(cli);
     clink_node_free(srv);
@@ -521,12 +654,29 @@ Test(streams, a_consumer_that_stops_bounds_both_ends_then_resumes)
     clink_node_free(srv);
 }
 
-Test(streams, cancel_mid_stream_ends_both_sides)
+/* Nodes and a connection: TLS, or plaintext (where stream data is lent to the kernel, not copied). */
+static struct clink_conn *pair(int plain, struct clink_node **srv, struct clink_node **cli)
+{
+    if (!plain) {
+        *srv = ts_node(tls, 1, 0, register_streams);
+        *cli = ts_client(tls, 1, 0);
+        return dial(*cli, *srv);
+    }
+    *srv = ts_node(NULL, 1, 1, register_streams);
+    *cli = ts_client(NULL, 1, 1);
+    struct clink_connect_opts o = ts_dial(*srv, "localhost");
+    o.mode = CLINK_MODE_PLAIN;
+    struct clink_conn *c = NULL;
+    char err[256];
+    cr_assert_eq(clink_connect_sync(*cli, &o, &c, err, sizeof(err)), 0, "%s", err);
+    return c;
+}
+
+static void cancel_mid_stream(int plain)
 {
     reset_counts();
-    struct clink_node *srv = ts_node(tls, 1, 0, register_streams);
-    struct clink_node *cli = ts_client(tls, 1, 0);
-    struct clink_conn *c = dial(cli, srv);
+    struct clink_node *srv, *cli;
+    struct clink_conn *c = pair(plain, &srv, &cli);
     struct reader r = {0};
     struct clink_stream *s;
     cr_assert_eq(open_produce(c, &r, 1ull << 40, 65536, CLINK_STREAM_MANUAL_CREDIT, 0, &s), 0);
@@ -538,6 +688,7 @@ Test(streams, cancel_mid_stream_ends_both_sides)
     cr_assert(wait_ended(&r, ts_ms(5000)));
     cr_assert_eq(r.status, -CLINK_ECANCELED);
     cr_assert_eq(ts_wait_count(&srv_canceled, 1, ts_ms(5000)), 1, "the server's side was not canceled");
+    cr_assert_eq(atomic_load(&srv_busy_at_end), 0, "on_end came before on_sent");
     /* The connection carries on, and its window came back: another stream moves 16 MiB on it. */
     struct reader r2 = {0};
     cr_assert_eq(open_produce(c, &r2, 16u << 20, 65536, 0, ts_ms(30000), &s), 0);
@@ -547,6 +698,12 @@ Test(streams, cancel_mid_stream_ends_both_sides)
     clink_conn_close(c);
     clink_node_free(cli);
     clink_node_free(srv);
+}
+
+Test(streams, cancel_mid_stream_ends_both_sides)
+{
+    cancel_mid_stream(0);
+    cancel_mid_stream(1);
 }
 
 Test(streams, deadline_mid_stream)
@@ -566,12 +723,11 @@ Test(streams, deadline_mid_stream)
     clink_node_free(srv);
 }
 
-Test(streams, peer_death_mid_stream)
+static void peer_death_mid_stream(int plain)
 {
     reset_counts();
-    struct clink_node *srv = ts_node(tls, 1, 0, register_streams);
-    struct clink_node *cli = ts_client(tls, 1, 0);
-    struct clink_conn *c = dial(cli, srv);
+    struct clink_node *srv, *cli;
+    struct clink_conn *c = pair(plain, &srv, &cli);
     struct reader r = {0};
     struct clink_stream *s;
     cr_assert_eq(open_produce(c, &r, 1ull << 40, 65536, CLINK_STREAM_MANUAL_CREDIT, 0, &s), 0);
@@ -579,10 +735,18 @@ Test(streams, peer_death_mid_stream)
         usleep(2000);
     }
     clink_node_free(srv); /* drain 0: the stream is cut */
+    cr_assert_eq(atomic_load(&srv_ended), 1, "the dying node did not end its stream");
+    cr_assert_eq(atomic_load(&srv_busy_at_end), 0, "on_end came before on_sent");
     cr_assert(wait_ended(&r, ts_ms(5000)));
     cr_assert(r.status == -CLINK_ECLOSED || r.status == -CLINK_ESHUTDOWN, "status %s", clink_strerror(r.status));
     clink_conn_close(c);
     clink_node_free(cli);
+}
+
+Test(streams, peer_death_mid_stream)
+{
+    peer_death_mid_stream(0);
+    peer_death_mid_stream(1);
 }
 
 Test(streams, a_failed_stream_says_why_and_unknown_methods_are_refused)

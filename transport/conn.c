@@ -278,6 +278,7 @@ void clink__conn_became_open(struct clink_conn *c)
     c->exact = 0;
     clink__timers_del(&c->w->timers, &c->hs_timer);
     clink__conn_dial_free(c); /* the TLS name and the login were for the handshake */
+    clink__conn_pick_send_path(c);
     struct clink_conn_status *st = &c->cache;
     st->is_server = c->is_server;
     st->mode = c->mode;

@@ -10,7 +10,9 @@
 
 size_t clink__conn_queued(const struct clink_conn *c)
 {
-    return clink__bytes_len(&c->ptx) + clink__bytes_len(&c->tx) + clink__bytes_len(&c->txf);
+    /* Borrowed runs count too: the caller's memory, but bytes this connection has yet to send. */
+    return clink__bytes_len(&c->ptx) + clink__bytes_len(&c->tx) + clink__bytes_len(&c->txf) + c->txr.bytes +
+           c->txfr.bytes;
 }
 
 /*

@@ -192,6 +192,7 @@ void clink__conn_refuse(struct clink_conn *c, int err, const char *fmt, ...)
 /* A connection stuck in CLOSING (a peer that stopped reading) is cut off. */
 void clink__conn_force_close(struct clink_conn *c)
 {
+    clink__conn_drop_borrowed(c, 0); /* txf's runs may be in a send still: let go when it completes */
     clink__bytes_consume(&c->tx, clink__bytes_len(&c->tx));
     clink__bytes_consume(&c->ptx, clink__bytes_len(&c->ptx));
     if (c->fd >= 0 && (!c->shutdown_done || (c->linger_read && !c->linger_eof))) {
@@ -325,6 +326,7 @@ void clink__conn_closed(struct clink_conn *c)
     clink__bytes_free(&c->rx);
     clink__bytes_free(&c->prx);
     clink__bytes_free(&c->ptx);
+    clink__conn_free_borrowed(c); /* no send in flight now: the lenders get their buffers back */
     clink__bytes_free(&c->tx);
     clink__bytes_free(&c->txf);
     clink__conn_put(c);              /* the worker's reference */

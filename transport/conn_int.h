@@ -36,6 +36,32 @@
 #define CLINK_TLS_CHUNK 16384                  /* plaintext per SSL_write: one full record */
 #define CLINK_LINGER_NS (2000ull * 1000000ull) /* longest a closing connection may take to send its last bytes */
 
+/*
+ * Sending from borrowed buffers (conn_gather.c): a run of the caller's bytes
+ * that goes on the wire in place of a copy, between the bytes staged in tx.
+ * Its owner (a stream message) holds the memory still; the core tells it,
+ * through its hold, when the kernel no longer reads it.
+ */
+struct clink__txhold {
+    unsigned refs;                            /* runs of it not yet let go by the kernel */
+    void (*release)(struct clink__txhold *h); /* refs fell to 0 (on the worker) */
+};
+struct clink__txref {
+    size_t at; /* staged bytes of its buffer that go before it */
+    const uint8_t *p;
+    size_t len;
+    struct clink__txhold *hold;
+};
+/* The runs of one send buffer (tx or txf), in order; i and off: what is sent of them. */
+struct clink__txrefs {
+    struct clink__txref *v;
+    unsigned n, cap, i;
+    size_t off;         /* bytes of v[i] sent */
+    size_t staged_sent; /* bytes of the buffer's staged part sent */
+    size_t bytes;       /* bytes of the runs not yet sent */
+};
+struct clink__zc; /* a zero-copy send whose notification has not come (conn_gather.c) */
+
 /* A call's place on its connection (clink__call_priv.state). */
 enum clink__call_state { CALL_PENDING = 1, CALL_SENT };
 
@@ -139,11 +165,15 @@ struct clink_conn {
     };
 
     /* I/O: at most one recv and one send in flight; tx fills while txf is on the wire. */
-    struct clink__bytes rx;  /* received bytes (ciphertext with TLS) */
-    struct clink__bytes prx; /* decrypted plaintext (TLS only) */
-    struct clink__bytes ptx; /* plaintext staged for encryption (TLS only) */
-    struct clink__bytes tx;  /* bytes to send next */
-    struct clink__bytes txf; /* bytes being sent */
+    struct clink__bytes rx;         /* received bytes (ciphertext with TLS) */
+    struct clink__bytes prx;        /* decrypted plaintext (TLS only) */
+    struct clink__bytes ptx;        /* plaintext staged for encryption (TLS only) */
+    struct clink__bytes tx;         /* bytes to send next */
+    struct clink__bytes txf;        /* bytes being sent */
+    struct clink__txrefs txr, txfr; /* borrowed runs between tx's and txf's bytes (plaintext and kTLS TX) */
+    struct clink__gio *gio;         /* the msghdr of a gathering send (allocated on first use) */
+    int send_path;                  /* enum clink_send_path: how its borrowed runs go (set when it opens) */
+    struct clink__zc *zc_head;      /* zero-copy sends still held by the kernel, oldest first */
     int recv_armed, send_armed, shutdown_done;
     int linger_read; /* an orderly close: after our FIN, read (and drop) until the peer's, so close sends no RST */
     int linger_eof;  /* ... the peer's FIN (or an error) came */
@@ -347,6 +377,33 @@ size_t clink__conn_queued(const struct clink_conn *c); /* bytes waiting to be se
 int clink__worker_full(struct clink_worker *w);
 int clink__conn_must_pause(const struct clink_conn *c);
 void clink__conn_budget_relief(struct clink_worker *w, int deep);
+
+/* ---- sending from borrowed buffers (conn_gather.c) ---- */
+/* May output to c take borrowed runs (plaintext, or kTLS TX: the kernel copies or encrypts them)? */
+int clink__conn_can_borrow(const struct clink_conn *c);
+/* Put n borrowed bytes at p next in the output, held by h until sent. 0, or -1 (out of memory). */
+int clink__conn_borrow(struct clink_conn *c, const uint8_t *p, size_t n, struct clink__txhold *h);
+/* Anything left to send in txf (bytes or runs)? */
+int clink__conn_txf_left(const struct clink_conn *c);
+/* Send txf with its runs: a gathering sendmsg, or a zero-copy one. */
+void clink__conn_send_gather(struct clink_conn *c);
+/* A gathering send wrote res bytes: consume them, let go of the runs they finished. */
+void clink__conn_gather_sent(struct clink_conn *c, size_t res);
+/* Let go of tx's runs unsent, with tx's bytes; txf_too: txf's as well (no send of them in flight). */
+void clink__conn_drop_borrowed(struct clink_conn *c, int txf_too);
+/* ... all of them, and free what held them (the connection is freed). */
+void clink__conn_free_borrowed(struct clink_conn *c);
+/* A send completed res bytes (all of what it was given is consumed): on to the next, or done. */
+void clink__conn_sent(struct clink_conn *c, int res);
+/* A send failed with res: the connection fails, what it was sending is dropped. */
+void clink__conn_send_failed(struct clink_conn *c, int res);
+/* An op of c completed: a closing connection may go on closing. */
+void clink__conn_after_op(struct clink_conn *c);
+/* A zero-copy send's completion or notification (OP_SEND_ZC; ptr: its struct clink__zc). */
+void clink__conn_zc_complete(struct clink_worker *w, void *zc, int res, unsigned flags);
+/* Decide the connection's send path once it opens. */
+void clink__conn_pick_send_path(struct clink_conn *c);
+
 /* conn_admit.c */
 void clink__conn_admit(struct clink_conn *c); /* an accepted connection: a handshake slot, or wait for one */
 /* conn_limits.c */

@@ -70,7 +70,14 @@ void clink__conn_flush(struct clink_conn *c)
         struct clink__bytes tmp = c->txf;
         c->txf = c->tx;
         c->tx = tmp;
-        submit_send(c);
+        struct clink__txrefs rt = c->txfr; /* empty, like txf: its array is kept for tx */
+        c->txfr = c->txr;
+        c->txr = rt;
+        if (c->txfr.n > 0) {
+            clink__conn_send_gather(c);
+        } else {
+            submit_send(c);
+        }
     }
     if (c->state == CS_CLOSING && !c->send_armed) {
         clink__conn_finish_close(c);
@@ -289,20 +296,20 @@ static void on_recv(struct clink_conn *c, int res)
     }
 }
 
-static void on_send(struct clink_conn *c, int res)
+void clink__conn_send_failed(struct clink_conn *c, int res)
 {
-    c->send_armed = 0;
-    if (res < 0) {
-        clink__bytes_consume(&c->txf, clink__bytes_len(&c->txf));
-        if (c->state < CS_CLOSING) {
-            clink__conn_fail(c, clink__conn_lost_err(res), "send to %s: %s", clink__conn_peer(c), clink_strerror(res));
-        }
-        clink__mark_dirty(c);
-        return;
+    clink__bytes_consume(&c->txf, clink__bytes_len(&c->txf));
+    if (c->state < CS_CLOSING) {
+        clink__conn_fail(c, clink__conn_lost_err(res), "send to %s: %s", clink__conn_peer(c), clink_strerror(res));
     }
+    clink__conn_drop_borrowed(c, 1); /* after the failure: the streams that lent them have ended */
+    clink__mark_dirty(c);
+}
+
+void clink__conn_sent(struct clink_conn *c, int res)
+{
     c->bytes_out += (uint64_t)res;
     STAT_ADD(c->w, bytes_out, (uint64_t)res);
-    clink__bytes_consume(&c->txf, (size_t)res);
     if (c->state == CS_CLOSING && res > 0 && clink__now_ns() < c->linger_until) {
         /*
          * An answer may be large and its reader slow (HTTPS): the linger
@@ -311,8 +318,13 @@ static void on_send(struct clink_conn *c, int res)
          */
         CLINK_IGNORE(clink__timers_add(&c->w->timers, &c->hs_timer, clink__now_ns() + CLINK_LINGER_NS));
     }
-    if (clink__bytes_len(&c->txf) > 0) {
-        submit_send(c); /* short send: the rest goes next */
+    if (clink__conn_txf_left(c)) {
+        /* short send: the rest goes next */
+        if (c->txfr.n > 0) {
+            clink__conn_send_gather(c);
+        } else {
+            submit_send(c);
+        }
         return;
     }
     give_back(c);
@@ -324,6 +336,28 @@ static void on_send(struct clink_conn *c, int res)
         clink__conn_arm_recv(c);
     }
     clink__conn_budget_relief(c->w, 0);
+}
+
+static void on_send(struct clink_conn *c, int res)
+{
+    c->send_armed = 0;
+    if (res < 0) {
+        clink__conn_send_failed(c, res);
+        return;
+    }
+    if (c->txfr.n > 0) {
+        clink__conn_gather_sent(c, (size_t)res);
+    } else {
+        clink__bytes_consume(&c->txf, (size_t)res);
+    }
+    clink__conn_sent(c, res);
+}
+
+void clink__conn_after_op(struct clink_conn *c)
+{
+    if (c->state == CS_CLOSING && !c->send_armed) {
+        clink__conn_finish_close(c);
+    }
 }
 
 void clink__conn_complete(struct clink_worker *w, struct clink_conn *c, int op, int res)
@@ -353,7 +387,5 @@ void clink__conn_complete(struct clink_worker *w, struct clink_conn *c, int op, 
         clink__conn_closed(c);
         return;
     }
-    if (c->state == CS_CLOSING && !c->send_armed) {
-        clink__conn_finish_close(c);
-    }
+    clink__conn_after_op(c);
 }

@@ -117,6 +117,7 @@ void clink__conn_ktls_try_tx(struct clink_conn *c)
     }
     c->ktls_tx = 1;
     c->cache.ktls_tx = CLINK_KTLS_ON;
+    clink__conn_pick_send_path(c); /* the kernel encrypts: stream data goes from the caller's buffers */
     c->cache.ktls_reason[0] = '\0';
     /*
      * Both directions are the kernel's: OpenSSL's per-connection state (the

@@ -33,7 +33,17 @@ struct clink__omsg {
     uint8_t *owned;   /* an answer's copy, freed once written; NULL: the caller's buffers */
     void *tag;        /* a stream message: on_sent's tag */
     int has_tag;      /* on_sent is owed */
+    /*
+     * A stream message sent from the caller's buffers (conn_gather.c): runs
+     * of it the kernel has not let go of yet. Written or dropped meanwhile,
+     * it is handed back (clink__stream_sent) when the last is let go.
+     */
+    struct clink__txhold hold;
+    struct clink_stream *stream;
+    int settle;     /* OMSG_WRITTEN or OMSG_DROPPED: handed back once hold.refs is 0 */
+    int settle_err; /* ... with this status if dropped */
 };
+enum { OMSG_WRITTEN = 1, OMSG_DROPPED };
 
 /* What sends chunks: one large unary message, or a stream's sending direction (its messages in order). */
 struct clink__osrc {
@@ -79,6 +89,8 @@ struct clink_stream {
     uint64_t recv_held;        /* delivered, not yet consumed (manual credit) */
     struct clink__timer timer; /* the opener's deadline */
     struct clink_stream *next; /* the worker's list of ended streams */
+    unsigned lent;             /* its messages whose runs the kernel still reads (outq.c) */
+    int end_waits;             /* ended while lent: on_end waits for them */
 };
 
 struct clink__native {
@@ -161,7 +173,9 @@ void clink__stream_on_credit(struct clink_conn *c, const struct clink_frame_hdr 
 void clink__stream_on_error(struct clink_conn *c, struct clink_stream *s, int status, const uint8_t *msg, size_t n);
 void clink__stream_on_cancel(struct clink_conn *c, uint64_t id);
 void clink__stream_sent(struct clink_stream *s, struct clink__omsg *m, int status); /* outq: a message is written */
-void clink__streams_fail(struct clink_conn *c, int err);                            /* the connection ends */
+/* An ended stream's last lent message is handed back: its on_end may run now (queued for the loop). */
+void clink__stream_lent_back(struct clink_stream *s);
+void clink__streams_fail(struct clink_conn *c, int err); /* the connection ends */
 void clink__streams_free(struct clink_conn *c);
 void clink__stream_end(struct clink_stream *s, int status, const char *msg, size_t len);
 void clink__stream_put(struct clink_stream *s);

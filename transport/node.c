@@ -71,7 +71,7 @@ int clink_node_new(const struct clink_node_opts *opts, struct clink_node **out)
         return -CLINK_EINVAL;
     }
     if (opts->wait_timeout_s > MAX_WAIT_TIMEOUT_S || opts->tcp_keepalive_s > MAX_KEEPALIVE_S ||
-        opts->tcp_notsent_lowat > (1u << 30)) {
+        opts->tcp_notsent_lowat > (1u << 30) || (unsigned)opts->zerocopy > CLINK_ZEROCOPY_ON) {
         return -CLINK_EINVAL;
     }
     struct clink_node_opts resolved = *opts;

@@ -56,6 +56,7 @@ enum clink__op {
     OP_MSG_SENT,     /* the sender's own completion of a msg_ring; ptr: sending worker */
     OP_CANCEL,       /* ptr: worker */
     OP_ACCEPT_HTTPS, /* ptr: worker */
+    OP_SEND_ZC,      /* ptr: struct clink__zc (its result, then its notification) */
 };
 #define CLINK_OP_MASK 0x3fULL
 
@@ -157,7 +158,7 @@ struct clink__stats {
     _Atomic uint64_t handshakes_ok, handshakes_failed;
     _Atomic uint64_t calls_started, calls_ok, calls_failed;
     _Atomic uint64_t requests_handled;
-    _Atomic uint64_t bytes_in, bytes_out, bytes_copied;
+    _Atomic uint64_t bytes_in, bytes_out, bytes_copied, bytes_borrowed, zc_sends, zc_copied;
     _Atomic uint64_t inbox_full, protocol_errors, plaintext_fallbacks;
     _Atomic uint64_t logins_ok, logins_denied, logins_legacy_native_tls, tls_reloads, handshakes_resumed,
         handshakes_deferred;
@@ -270,6 +271,8 @@ struct clink_worker {
     unsigned rr;
 
     struct clink_features feat;
+    int zc_ok;     /* zero-copy sends work here (feat.send_zc, until a socket refuses one) */
+    int zc_report; /* ... and their notifications say whether the kernel copied (6.2+) */
     struct clink__stats stats;
     /*
      * The clock as the loop last read it, when it woke and again after the

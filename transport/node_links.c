@@ -99,6 +99,19 @@ struct x509_st *clink_conn_peer_cert(struct clink_conn *conn)
     return x;
 }
 
+const char *clink_send_path_name(enum clink_send_path p)
+{
+    switch (p) {
+    case CLINK_SEND_COPY:
+        return "copy";
+    case CLINK_SEND_GATHER:
+        return "gather";
+    case CLINK_SEND_ZEROCOPY:
+        return "zerocopy";
+    }
+    return "?";
+}
+
 size_t clink_conn_status_format(const struct clink_conn_status *st, char *buf, size_t cap)
 {
     char when[32] = "-";
@@ -134,6 +147,7 @@ size_t clink_conn_status_format(const struct clink_conn_status *st, char *buf, s
                      "Verification: %s\n"
                      "Session: %s\n"
                      "kTLS: %s\n"
+                     "Send path: %s\n"
                      "Peer certificate subject: %s\n"
                      "Peer certificate issuer: %s\n"
                      "Peer certificate expires: %s\n"
@@ -148,9 +162,10 @@ size_t clink_conn_status_format(const struct clink_conn_status *st, char *buf, s
                      !tls          ? "-"
                      : st->resumed ? "resumed"
                                    : "full handshake",
-                     ktls, st->peer_subject[0] ? st->peer_subject : "-", st->peer_issuer[0] ? st->peer_issuer : "-",
-                     when, (unsigned long long)st->bytes_in, (unsigned long long)st->bytes_out,
-                     (unsigned long long)st->frames_in, (unsigned long long)st->frames_out, st->calls_in_flight);
+                     ktls, clink_send_path_name(st->send_path), st->peer_subject[0] ? st->peer_subject : "-",
+                     st->peer_issuer[0] ? st->peer_issuer : "-", when, (unsigned long long)st->bytes_in,
+                     (unsigned long long)st->bytes_out, (unsigned long long)st->frames_in,
+                     (unsigned long long)st->frames_out, st->calls_in_flight);
     if (n < 0) {
         return 0;
     }

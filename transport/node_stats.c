@@ -25,6 +25,9 @@ void clink_node_get_stats(const struct clink_node *node, struct clink_node_stats
         SUM(bytes_in);
         SUM(bytes_out);
         SUM(bytes_copied);
+        SUM(bytes_borrowed);
+        SUM(zc_sends);
+        SUM(zc_copied);
         SUM(inbox_full);
         SUM(protocol_errors);
         SUM(plaintext_fallbacks);

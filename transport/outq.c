@@ -14,6 +14,7 @@
  * reassemble, so partly received messages never hold the window against one
  * another.
  */
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -163,6 +164,59 @@ void clink__outq_stream(struct clink_conn *c, struct clink_stream *s, struct cli
     append(c, &s->src, m);
 }
 
+/* Chunks smaller than this are copied even where they could be borrowed: a run costs more than the copy. */
+#define BORROW_MIN 4096
+
+/* The kernel has let go of the last run of a message (conn_gather.c): hand it back if it is done with. */
+static void msg_released(struct clink__txhold *h)
+{
+    struct clink__omsg *m = (struct clink__omsg *)((char *)h - offsetof(struct clink__omsg, hold));
+    struct clink_stream *s = m->stream;
+    s->lent--;
+    if (m->settle != 0) {
+        clink__stream_sent(s, m, m->settle == OMSG_WRITTEN ? 0 : m->settle_err);
+    }
+    if (s->lent == 0 && s->end_waits) {
+        clink__stream_lent_back(s);
+    }
+}
+
+/* The chunk's n payload bytes, from m's cursor: borrowed runs where they can be, else copied into out. */
+static int chunk_payload(struct clink_conn *c, struct clink__osrc *src, struct clink__omsg *m, size_t n)
+{
+    int borrow = src->stream != NULL && m->owned == NULL && n >= BORROW_MIN && clink__conn_can_borrow(c);
+    struct clink__bytes *out = clink__conn_out(c);
+    while (n > 0) {
+        const struct iovec *v = &m->iov[m->ii];
+        size_t k = v->iov_len - m->off;
+        if (k > n) {
+            k = n;
+        }
+        const uint8_t *p = (const uint8_t *)v->iov_base + m->off;
+        if (borrow && k > 0) {
+            if (m->hold.refs == 0) {
+                m->hold.release = msg_released;
+                m->stream = src->stream;
+                src->stream->lent++;
+            }
+            if (clink__conn_borrow(c, p, k, &m->hold) < 0) {
+                return -1;
+            }
+        } else {
+            memcpy(out->base + out->tail, p, k);
+            out->tail += k;
+            STAT_ADD(c->w, bytes_copied, k);
+        }
+        n -= k;
+        m->off += k;
+        if (m->off == v->iov_len) {
+            m->ii++;
+            m->off = 0;
+        }
+    }
+    return 0;
+}
+
 /* Write the next chunk of src's head message. Returns 1 if that finished it, 0 if more is left, -1 on ENOMEM. */
 static int write_chunk(struct clink_conn *c, struct clink__osrc *src)
 {
@@ -181,25 +235,11 @@ static int write_chunk(struct clink_conn *c, struct clink__osrc *src)
         .type = m->type, .flags = flags, .method = m->method, .length = (uint32_t)n, .id = src->id};
     clink__frame_encode(out->base + out->tail, &h);
     out->tail += CLINK_FRAME_HDR;
-    size_t want = n;
-    while (want > 0) {
-        const struct iovec *v = &m->iov[m->ii];
-        size_t k = v->iov_len - m->off;
-        if (k > want) {
-            k = want;
-        }
-        memcpy(out->base + out->tail, (const uint8_t *)v->iov_base + m->off, k);
-        out->tail += k;
-        want -= k;
-        m->off += k;
-        if (m->off == v->iov_len) {
-            m->ii++;
-            m->off = 0;
-        }
+    if (chunk_payload(c, src, m, n) < 0) {
+        return -1;
     }
     m->left -= n;
     c->nat->out_queued -= n;
-    STAT_ADD(c->w, bytes_copied, n);
     c->frames_out++;
     STAT_ADD(c->w, chunks_out, 1);
     return m->left == 0;
@@ -221,6 +261,10 @@ static void finish_msg(struct clink_conn *c, struct clink__osrc *src)
     free(m->owned);
     m->owned = NULL;
     place(c, src);
+    if (m->hold.refs > 0) {
+        m->settle = OMSG_WRITTEN; /* handed back when the kernel lets go of its runs (msg_released) */
+        return;
+    }
     clink__stream_sent(src->stream, m, 0);
 }
 
@@ -325,7 +369,12 @@ void clink__outq_drop_stream(struct clink_conn *c, struct clink_stream *s, int e
         unreserve(c, m);
         free(m->owned);
         m->owned = NULL;
-        clink__stream_sent(s, m, err);
+        if (m->hold.refs > 0) {
+            m->settle = OMSG_DROPPED; /* its first chunks are with the kernel: handed back when it lets go */
+            m->settle_err = err;
+        } else {
+            clink__stream_sent(s, m, err);
+        }
         m = next;
     }
 }

@@ -74,6 +74,12 @@ void clink__streams_run_ended(struct clink_worker *w)
     w->streams_ended = w->streams_ended_tail = NULL;
     while (s != NULL) {
         struct clink_stream *next = s->next;
+        if (s->lent > 0) {
+            /* The kernel still reads some of its messages: on_end after they are handed back. */
+            s->end_waits = 1;
+            s = next;
+            continue;
+        }
         /* Messages that never left: their buffers are the caller's again, before the end is told. */
         struct clink__omsg *m;
         while ((m = s->src.head) != NULL) {
@@ -90,6 +96,19 @@ void clink__streams_run_ended(struct clink_worker *w)
         clink__stream_put(s);
         s = next;
     }
+}
+
+void clink__stream_lent_back(struct clink_stream *s)
+{
+    struct clink_worker *w = s->conn->w;
+    s->end_waits = 0;
+    s->next = NULL;
+    if (w->streams_ended_tail != NULL) {
+        w->streams_ended_tail->next = s;
+    } else {
+        w->streams_ended = s;
+    }
+    w->streams_ended_tail = s; /* the loop runs the list on every pass */
 }
 
 static void check_done(struct clink_stream *s)

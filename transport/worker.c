@@ -88,9 +88,12 @@ static int ring_setup(struct clink_worker *w)
     struct io_uring_probe *probe = io_uring_get_probe_ring(&w->ring);
     if (probe != NULL) {
         w->feat.msg_ring = io_uring_opcode_supported(probe, IORING_OP_MSG_RING);
+        w->feat.send_zc = io_uring_opcode_supported(probe, IORING_OP_SENDMSG_ZC);
         io_uring_free_probe(probe);
     }
     w->feat.ktls = w->node->ktls_ulp;
+    w->zc_ok = w->feat.send_zc;
+    w->zc_report = 1;
     if (!w->feat.ext_arg) {
         /* Our deadlines wait with EXT_ARG timeouts (5.11+); older kernels are not supported. */
         io_uring_queue_exit(&w->ring);
@@ -416,6 +419,9 @@ static void handle_cqe(struct clink_worker *w, struct io_uring_cqe *cqe)
     case OP_RECVMSG:
     case OP_SENDMSG:
         clink__conn_complete(w, ptr, op, cqe->res);
+        break;
+    case OP_SEND_ZC:
+        clink__conn_zc_complete(w, ptr, cqe->res, cqe->flags);
         break;
     case OP_ACCEPT:
     case OP_ACCEPT_HTTPS:

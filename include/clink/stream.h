@@ -62,8 +62,12 @@ struct clink_stream_cbs {
     void (*on_peer_end)(struct clink_stream *s, void *user);
     /*
      * One clink_stream_send's buffers are the caller's again: its message is
-     * on its way (status 0: handed to the connection's send path), or it
-     * never left (status < 0: the stream ended first). A send from another
+     * on its way (status 0), or it never left or not all of it (status < 0:
+     * the stream ended first). On a user-space TLS link that is once clink
+     * has copied it for OpenSSL; on plaintext and kTLS links, where it goes
+     * from these buffers without that copy, once the kernel has let go of
+     * them (copied or encrypted them during the send; or, zero-copy, after
+     * the peer acknowledged them: clink_zerocopy). A send from another
      * thread that reaches the worker after the stream ended gets no on_sent:
      * once on_end has run, every buffer is the caller's again. Optional.
      */

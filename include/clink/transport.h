@@ -98,6 +98,30 @@ enum clink_secure_transport {
     CLINK_SECURE_REQUIRE_TLS, /* TLS only: plaintext clients refused, plaintext links closed gracefully */
 };
 
+/*
+ * How stream data leaves on links where the kernel takes bytes as they are
+ * (plaintext, or kTLS: the kernel encrypts): always from the caller's
+ * buffers, without clink's staging copy (path "gather": the kernel copies or
+ * encrypts during the send). Zero-copy (path "zerocopy",
+ * IORING_OP_SENDMSG_ZC, plaintext only: a kTLS socket refuses it) also
+ * spares the kernel's copy: the pages go to the network card and stay
+ * pinned until the peer acknowledges them, which pays only for large sends
+ * to another host (over loopback the kernel copies at delivery anyway).
+ */
+enum clink_zerocopy {
+    CLINK_ZEROCOPY_AUTO = 0, /* zero-copy on plaintext links to another host, where the kernel has it */
+    CLINK_ZEROCOPY_OFF,      /* never: gather */
+    CLINK_ZEROCOPY_ON,       /* on every plaintext link, loopback too (measuring, testing) */
+};
+/* The path a connection's stream data takes (clink_conn_status.send_path). */
+enum clink_send_path {
+    CLINK_SEND_COPY = 0, /* user-space TLS: copied into the buffer OpenSSL encrypts from */
+    CLINK_SEND_GATHER,   /* from the caller's buffers; the kernel copies (plaintext) or encrypts (kTLS) them */
+    CLINK_SEND_ZEROCOPY, /* from the caller's buffers without a copy (plaintext, IORING_OP_SENDMSG_ZC) */
+};
+/* "copy", "gather", "zerocopy". Thread: any. */
+CLINK_API const char *clink_send_path_name(enum clink_send_path p);
+
 /* Zero means default for every field. */
 struct clink_accounts;
 
@@ -217,6 +241,8 @@ struct clink_node_opts {
      * stream waits for it). 0: the kernel's default (no limit). At most 2^30.
      */
     uint32_t tcp_notsent_lowat;
+    /* Zero-copy sends of stream data on plaintext links (enum clink_send_path says what else applies). 0: AUTO. */
+    enum clink_zerocopy zerocopy;
 };
 
 /* The defaults of the session limits above (MySQL's max_connections and wait_timeout). */
@@ -298,6 +324,9 @@ struct clink_node_stats {
     uint64_t requests_handled;
     uint64_t bytes_in, bytes_out; /* on the wire */
     uint64_t bytes_copied;        /* plaintext copied into staging buffers */
+    uint64_t bytes_borrowed;      /* stream data sent from the caller's buffers, without that copy */
+    uint64_t zc_sends;            /* zero-copy sends (clink_zerocopy) */
+    uint64_t zc_copied;           /* ... that the kernel said it copied after all (loopback; kernel 6.2+ says) */
     uint64_t inbox_full;          /* hand-offs refused because an inbox was full */
     uint64_t protocol_errors;
     uint64_t plaintext_fallbacks; /* PREFERRED dials that went out in plaintext */
@@ -418,7 +447,8 @@ struct clink_features {
     int defer_taskrun; /* IORING_SETUP_DEFER_TASKRUN accepted */
     int ext_arg;       /* IORING_FEAT_EXT_ARG (timeouts without an SQE) */
     int msg_ring;
-    int ktls; /* the kernel offers the "tls" ULP: TLS 1.3 connections are handed to it (clink_ktls_mode) */
+    int ktls;    /* the kernel offers the "tls" ULP: TLS 1.3 connections are handed to it (clink_ktls_mode) */
+    int send_zc; /* IORING_OP_SENDMSG_ZC (6.0+): plaintext links may send stream data zero-copy (clink_zerocopy) */
 };
 /* Thread: any, after start. */
 CLINK_API void clink_node_features(const struct clink_node *node, struct clink_features *out);
@@ -548,6 +578,7 @@ struct clink_conn_status {
     char label[64];                   /* client: clink_connect_opts.label */
     int64_t local_not_after;          /* our certificate on this connection, unix seconds; 0 if none */
     char peer_serial[64];             /* the peer certificate's serial number, hex; "" if none */
+    enum clink_send_path send_path;   /* how its stream data leaves (see enum clink_zerocopy) */
 };
 
 /*
