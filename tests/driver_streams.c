@@ -677,17 +677,23 @@ static void phase(const char *name, struct clink_conn **conns, int nconn, int nj
     }
 }
 
-int main(void)
+/*
+ * plain: the same in plaintext, both ends sending zero-copy (their stream
+ * data lent to the kernel until its notification, conn_gather.c).
+ */
+static void run(int plain, int njobs, struct clink_tls_ctx *tls)
 {
-    const char *n = getenv("DRV_N");
-    int njobs = n != NULL ? atoi(n) : 10;
-    struct ts_pki pki;
-    ts_pki_make(&pki);
-    struct clink_tls_ctx *tls = ts_tls(pki.node_cert, pki.node_key, pki.ca);
-    struct clink_node *srv = ts_node(tls, 2, 0, reg);
+    printf("-- %s\n", plain ? "plaintext, zero-copy sends" : "TLS");
+    struct clink_node_opts so = {.workers = 2,
+                                 .tls = plain ? NULL : tls,
+                                 .allow_plaintext = plain,
+                                 .zerocopy = plain ? CLINK_ZEROCOPY_ON : CLINK_ZEROCOPY_AUTO};
+    struct clink_node *srv = ts_node_with(&so, reg);
     /* Small windows on the client: the server's streams run out of credit and wait for the consumers. */
     struct clink_node_opts co = {.workers = 2,
-                                 .tls = tls,
+                                 .tls = plain ? NULL : tls,
+                                 .allow_plaintext = plain,
+                                 .zerocopy = so.zerocopy,
                                  .handshake_timeout_ms = ts_ms(5000),
                                  .stream_window = 256 * 1024,
                                  .conn_window = 1024 * 1024,
@@ -695,7 +701,10 @@ int main(void)
     struct clink_node *cli = NULL;
     TS_REQUIRE(clink_node_new(&co, &cli) == 0, "client node");
     TS_REQUIRE(clink_node_start(cli) == 0, "client start");
-    struct clink_connect_opts o = {.host = "127.0.0.1", .port = clink_node_port(srv), .expected_name = "localhost"};
+    struct clink_connect_opts o = {.host = "127.0.0.1",
+                                   .port = clink_node_port(srv),
+                                   .expected_name = "localhost",
+                                   .mode = plain ? CLINK_MODE_PLAIN : CLINK_MODE_TLS};
     struct clink_conn *conns[NCONN];
     for (int i = 0; i < NCONN; i++) {
         char err[256];
@@ -728,8 +737,26 @@ int main(void)
         }
         clink_conn_close(conns[i]);
     }
+    struct clink_features f;
+    clink_node_features(srv, &f);
+    if (plain) {
+        EXPECT(ss.bytes_borrowed > 0 && (ss.zc_sends > 0 || !f.send_zc),
+               "plaintext: %llu bytes lent, %llu zero-copy sends", (unsigned long long)ss.bytes_borrowed,
+               (unsigned long long)ss.zc_sends);
+    }
     clink_node_free(cli);
     clink_node_free(srv);
+}
+
+int main(void)
+{
+    const char *n = getenv("DRV_N");
+    int njobs = n != NULL ? atoi(n) : 10;
+    struct ts_pki pki;
+    ts_pki_make(&pki);
+    struct clink_tls_ctx *tls = ts_tls(pki.node_cert, pki.node_key, pki.ca);
+    run(0, njobs, tls);
+    run(1, njobs, tls);
     clink_tls_ctx_free(tls);
     ts_pki_remove(&pki);
     int f = atomic_load(&failures);
