@@ -33,12 +33,14 @@ static int reserve(struct clink_conn *c, struct clink__osrc *src, struct clink__
     if (!nat->settings_recv || nat->send_credit < (int64_t)m->credit) {
         return -1;
     }
-    if (src->stream != NULL && src->stream->send_credit < (int64_t)m->credit) {
+    /* A stream's window covers its DATA: the opening REQUEST is the connection's only, as its receiver counts it. */
+    struct clink_stream *st = m->type == CLINK_FRAME_DATA ? src->stream : NULL;
+    if (st != NULL && st->send_credit < (int64_t)m->credit) {
         return 0;
     }
     nat->send_credit -= (int64_t)m->credit;
-    if (src->stream != NULL) {
-        src->stream->send_credit -= (int64_t)m->credit;
+    if (st != NULL) {
+        st->send_credit -= (int64_t)m->credit;
     }
     m->begun = 1;
     return 1;
