@@ -3,8 +3,9 @@
  * "Flow control"): with 256 KiB windows at both ends, 1 and 3 MiB messages
  * arrive whole and byte-exact in both directions, a consumer that holds what
  * it got still stops the sender, several streams of such messages share a
- * connection without deadlock, a chunked opening message leaves the stream's
- * window whole, and a peer that sends past the credit it was granted (whole
+ * connection without deadlock, the receiver's max_message still bounds a
+ * message, a chunked opening message leaves the stream's window whole, and a
+ * peer that sends past the credit it was granted (whole
  * messages, or one large message gathered with early credit) is refused and
  * counted.
  */
@@ -84,9 +85,12 @@ static void produce_more(struct producer *p)
         fill(m->b, p->size, p->seed, p->off);
         m->iov = (struct iovec){.iov_base = m->b, .iov_len = p->size};
         p->queued++;
-        if (clink_stream_send(p->s, &m->iov, 1, p->queued == p->count, m) < 0) {
+        int ret = clink_stream_send(p->s, &m->iov, 1, p->queued == p->count, m);
+        if (ret < 0) {
+            /* The opener hears why (a message above its max_message: -CLINK_EFRAMETOOBIG). */
             free(m);
             p->queued = p->count;
+            CLINK_IGNORE(clink_stream_fail(p->s, clink_strerror(ret)) < 0);
             return;
         }
         p->off += p->size;
@@ -189,6 +193,7 @@ struct reader {
     atomic_uint_fast64_t seen;
     atomic_int ended;
     int status;
+    char why[128];
     uint64_t answer[3]; /* a sink's */
     int answered;
 };
@@ -210,9 +215,10 @@ static void rd_msg(struct clink_stream *s, const uint8_t *data, size_t len, void
 
 static void rd_end(struct clink_stream *s, int status, const char *msg, size_t len, void *user)
 {
-    (void)s, (void)msg, (void)len;
+    (void)s;
     struct reader *r = user;
     r->status = status;
+    snprintf(r->why, sizeof(r->why), "%.*s", (int)len, msg != NULL ? msg : "");
     atomic_store(&r->ended, 1);
 }
 
@@ -383,6 +389,31 @@ Test(stream_credit, large_messages_of_several_streams_share_a_connection)
         free(bufs[i]);
     }
 
+    clink_conn_close(c);
+    clink_node_free(cli);
+    clink_node_free(srv);
+}
+
+Test(stream_credit, a_stream_message_stays_within_the_receivers_max_message)
+{
+    struct clink_node *srv = node(1);
+    struct clink_node_opts o = clink_node_opts_default;
+    o.workers = 1;
+    o.tls = tls;
+    o.stream_window = WINDOW;
+    o.max_message = 1u << 20;
+    struct clink_node *cli = ts_node_with(&o, register_streams);
+    struct clink_conn *c = dial(cli, srv);
+    struct reader r = {0}, r2 = {0};
+
+    open_produce(c, &r, 71, 2, 1u << 20, 0);
+    expect_produced(&r, 2, 1u << 20); /* exactly max_message, four times the window: it goes */
+    open_produce(c, &r2, 72, 1, (1u << 20) + 1, 0);
+
+    cr_assert(wait_ended(&r2, ts_ms(30000)));
+    cr_assert_eq(r2.status, -CLINK_EREMOTE, "%s", clink_strerror(r2.status));
+    cr_assert_str_eq(r2.why, clink_strerror(-CLINK_EFRAMETOOBIG));
+    cr_assert_eq(r2.msgs, 0);
     clink_conn_close(c);
     clink_node_free(cli);
     clink_node_free(srv);
