@@ -130,6 +130,7 @@ ktls_vm() {
       build/asan/tests/test_frames --jobs 1 && build/asan/tests/test_calls --jobs 1 &&
       build/asan/tests/test_call_endings --jobs 1 && build/asan/tests/test_close --jobs 1 &&
       build/asan/tests/test_buffers --jobs 1 && build/asan/tests/test_streams --jobs 1 &&
+      build/asan/tests/test_stream_credit --jobs 1 &&
       build/asan/tests/test_ops --jobs 1 &&
       build/asan/tests/test_revoke --jobs 1 &&
       sh tests/mysql_clients.sh build/asan &&

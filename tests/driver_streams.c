@@ -52,7 +52,7 @@
 #define UNARY_N    150 /* unary calls per thread per phase */
 #define SRV_MAX    4096
 #define CHUNK      16368  /* transport/frame.h: CLINK_CHUNK */
-#define MSG_MAX    150000 /* a stream message: at most 3/4 of the client's stream window (196,608 bytes) */
+#define MSG_MAX    150000 /* a stream message: within 3/4 of the client's stream window (196,608 bytes) */
 
 static atomic_int failures;
 #define EXPECT(cond, ...)                                                                                              \

@@ -29,6 +29,8 @@ struct clink__omsg {
     size_t off, left, total;
     size_t credit;    /* flow-controlled bytes (0: one unchunked frame) */
     int begun;        /* its credit is taken, chunks may go */
+    int per_chunk;    /* larger than its stream's window allows whole: stream credit a chunk at a time */
+    size_t paid;      /* per_chunk: stream credit taken so far (written bytes and the next chunk's) */
     struct iovec own; /* the iovec of an owned copy */
     uint8_t *owned;   /* an answer's copy, freed once written; NULL: the caller's buffers */
     void *tag;        /* a stream message: on_sent's tag */
@@ -87,6 +89,8 @@ struct clink_stream {
     uint64_t recv_allowed;     /* what the peer may still send before more credit */
     uint64_t recv_unannounced; /* consumed, not yet granted back */
     uint64_t recv_held;        /* delivered, not yet consumed (manual credit) */
+    uint64_t rin_early;        /* of rin.len: stream credit given back before delivery (see give_early) */
+    uint64_t held_early;       /* of recv_held: the same, after delivery */
     struct clink__timer timer; /* the opener's deadline */
     struct clink_stream *next; /* the worker's list of ended streams */
     unsigned lent;             /* its messages whose runs the kernel still reads (outq.c) */

@@ -8,11 +8,14 @@
  * waits behind a large message.
  *
  * Flow control: a message that is chunked, and every stream message, takes
- * its whole size from the peer's credit (the connection's, and its stream's)
- * before its first chunk goes; one that does not fit waits in order. Taking
- * it whole means the receiver can always complete what it has begun to
- * reassemble, so partly received messages never hold the window against one
- * another.
+ * its whole size from the peer's connection credit before its first chunk
+ * goes; one that does not fit waits in order. Taking it whole means the
+ * receiver can always complete what it has begun to reassemble, so partly
+ * received messages never hold the window against one another. A stream
+ * message takes its stream's credit whole as well when it is at most 3/4 of
+ * the peer's stream window, and a chunk at a time when larger (reserve()),
+ * so that a small stream window (which keeps the socket queues short for
+ * the calls beside a stream) does not cap the size of a message.
  */
 #include <stddef.h>
 #include <stdlib.h>
@@ -23,25 +26,63 @@
 /* Bytes queued for the socket (staged, encrypted, in flight) below which more chunks are written. */
 #define PUMP_LOW (128u * 1024u)
 
-/* Take m's credit: 1 (it may go), 0 (its stream's credit is short), -1 (the connection's is, or no SETTINGS yet). */
+/* The payload of m's next chunk (write_chunk's size). */
+static size_t next_chunk(const struct clink_conn *c, const struct clink__omsg *m)
+{
+    return m->left < clink__chunk_max(c) ? m->left : clink__chunk_max(c);
+}
+
+/*
+ * Stream credit m still needs before its next chunk: all of it for a message
+ * the peer's stream window takes whole, else (per_chunk) what the next chunk
+ * adds to what is paid.
+ */
+static size_t stream_need(const struct clink_conn *c, const struct clink__omsg *m)
+{
+    if (!m->per_chunk) {
+        return m->begun ? 0 : m->credit;
+    }
+    size_t upto = m->total - m->left + next_chunk(c, m);
+    return upto > m->paid ? upto - m->paid : 0;
+}
+
+/*
+ * Take m's credit: 1 (its next chunk may go), 0 (its stream's credit is
+ * short), -1 (the connection's is, or no SETTINGS yet). The connection's is
+ * taken whole before the first chunk, so a begun message can always be
+ * finished at that level (max_message is at most 3/4 of conn_window). A
+ * stream's is taken whole too when the message is at most 3/4 of the peer's
+ * stream window; a larger one takes it a chunk at a time, which the
+ * receiver can grant because it gives back what a partial message holds
+ * beyond half its window (streams.c, give_early).
+ */
 static int reserve(struct clink_conn *c, struct clink__osrc *src, struct clink__omsg *m)
 {
     struct clink__native *nat = c->nat;
-    if (m->begun || m->credit == 0) {
+    if (m->credit == 0) {
         m->begun = 1;
         return 1;
     }
-    if (!nat->settings_recv || nat->send_credit < (int64_t)m->credit) {
-        return -1;
+    /* A stream's window covers its DATA: the opening REQUEST is the connection's only, as its receiver counts it. */
+    struct clink_stream *st = m->type == CLINK_FRAME_DATA ? src->stream : NULL;
+    if (!m->begun) {
+        if (!nat->settings_recv || nat->send_credit < (int64_t)m->credit) {
+            return -1;
+        }
+        m->per_chunk = st != NULL && m->credit > nat->peer.stream_window / 4 * 3;
     }
-    if (src->stream != NULL && src->stream->send_credit < (int64_t)m->credit) {
+    size_t need = st != NULL ? stream_need(c, m) : 0;
+    if (need > 0 && st->send_credit < (int64_t)need) {
         return 0;
     }
-    nat->send_credit -= (int64_t)m->credit;
-    if (src->stream != NULL) {
-        src->stream->send_credit -= (int64_t)m->credit;
+    if (!m->begun) {
+        nat->send_credit -= (int64_t)m->credit;
+        m->begun = 1;
     }
-    m->begun = 1;
+    if (need > 0) {
+        st->send_credit -= (int64_t)need;
+        m->paid += need;
+    }
     return 1;
 }
 
@@ -293,8 +334,7 @@ void clink__outq_pump(struct clink_conn *c)
         if (done) {
             finish_msg(c, src);
         } else {
-            push(&nat->ready_head, &nat->ready_tail, src); /* one chunk per turn: the next source's turn */
-            src->where = OSRC_READY;
+            place(c, src); /* one chunk per turn: the next source's turn (per_chunk: once its credit is there) */
         }
     }
 }

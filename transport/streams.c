@@ -51,6 +51,7 @@ void clink__stream_end(struct clink_stream *s, int status, const char *msg, size
     uint64_t held = s->recv_held + s->rin.len;
     s->recv_held = 0;
     s->rin.len = 0;
+    s->held_early = s->rin_early = 0;
     if (held > 0 && c->state <= CS_DRAINING) {
         clink__conn_give_credit(c, held);
     }
@@ -141,19 +142,11 @@ void clink__stream_sent(struct clink_stream *s, struct clink__omsg *m, int statu
     check_done(s);
 }
 
-/* Give n consumed bytes back: to the connection at once, to the stream a quarter of its window at a time. */
-void clink__stream_consumed(struct clink_stream *s, uint64_t n)
+/* Give n bytes of the stream's window back, as CREDIT a quarter of the window at a time. */
+static void stream_give_credit(struct clink_stream *s, uint64_t n)
 {
-    if (n > s->recv_held) {
-        n = s->recv_held;
-    }
-    s->recv_held -= n;
     struct clink_conn *c = s->conn;
-    if (s->over || c->state > CS_DRAINING) {
-        return;
-    }
-    clink__conn_give_credit(c, n);
-    if (s->peer_end) {
+    if (n == 0 || s->peer_end) {
         return; /* nothing more will come on it */
     }
     s->recv_unannounced += n;
@@ -164,6 +157,49 @@ void clink__stream_consumed(struct clink_stream *s, uint64_t n)
             s->recv_allowed += s->recv_unannounced;
             s->recv_unannounced = 0;
         }
+    }
+}
+
+/*
+ * Give n consumed bytes back: to the connection at once, to the stream what
+ * give_early did not give already. Early bytes count as consumed first, so
+ * that while the application holds them the stream's window stays taken by
+ * the rest of their message: its memory stays within stream_window +
+ * max_message (docs/protocol.md, "Flow control").
+ */
+void clink__stream_consumed(struct clink_stream *s, uint64_t n)
+{
+    if (n > s->recv_held) {
+        n = s->recv_held;
+    }
+    s->recv_held -= n;
+    uint64_t early = n < s->held_early ? n : s->held_early;
+    s->held_early -= early;
+    struct clink_conn *c = s->conn;
+    if (s->over || c->state > CS_DRAINING) {
+        return;
+    }
+    clink__conn_give_credit(c, n);
+    stream_give_credit(s, n - early);
+}
+
+/*
+ * A message larger than the stream's window can only be gathered if its
+ * partial bytes do not keep the window: what the partial holds beyond half
+ * the window goes back to the stream now (not to the connection, whose
+ * credit the sender took whole), so the sender, which takes a large
+ * message's stream credit a chunk at a time (outq.c), always has at least a
+ * quarter of the window to send more. Half leaves the other half for whole
+ * messages queued behind.
+ */
+static void give_early(struct clink_stream *s)
+{
+    struct clink_conn *c = s->conn;
+    uint64_t keep = c->nat->ours.stream_window / 2;
+    uint64_t holds = s->rin.len - s->rin_early;
+    if (holds > keep && c->state <= CS_DRAINING) {
+        s->rin_early += holds - keep;
+        stream_give_credit(s, holds - keep);
     }
 }
 
@@ -225,9 +261,12 @@ void clink__stream_on_data(struct clink_conn *c, const struct clink_frame_hdr *h
             clink__stream_put(s);
             return;
         }
+        give_early(s);
         if (!(h->flags & CLINK_FLAG_MORE)) {
             size_t n = pm->len;
             pm->len = 0;
+            s->held_early += s->rin_early; /* consumption gives back only the rest */
+            s->rin_early = 0;
             deliver(s, pm->buf, n);
             if (pm->cap > 16 * (size_t)CLINK_CHUNK) { /* a burst's buffer: not kept */
                 free(pm->buf);
@@ -389,11 +428,11 @@ static size_t iov_total(const struct iovec *iov, unsigned n)
     return t;
 }
 
-/* Largest message the peer takes on a stream: its max_message, and what its stream window always frees. */
+/* Largest message the peer takes on a stream: its max_message (one larger than its stream window goes with that
+ * window's credit a chunk at a time, outq.c). */
 static size_t stream_msg_max(const struct clink_conn *c)
 {
-    size_t w = c->nat->peer.stream_window / 4 * 3;
-    return c->nat->peer.max_message < w ? c->nat->peer.max_message : w;
+    return c->nat->peer.max_message;
 }
 
 static struct clink__omsg *new_msg(const struct iovec *iov, unsigned iovcnt, size_t len)

@@ -17,19 +17,24 @@
  * returns.
  *
  * Flow control: a receiver grants each stream a window of bytes
- * (stream_window, default 4 MiB) and the connection another one shared by all
+ * (stream_window, default 256 KiB) and the connection another one shared by all
  * (conn_window, default 16 MiB); a sender with no credit holds its messages
  * (clink's memory: nothing, they stay in the caller's buffers) until the
  * receiver's application has consumed bytes: when on_msg returns, or, with
  * CLINK_STREAM_MANUAL_CREDIT, when it calls clink_stream_consume. A slow
  * consumer therefore bounds the memory of both ends: the receiver holds at
- * most its windows, the sender only the caller's own buffers.
+ * most its connection window, and per stream at most stream_window +
+ * max_message (a message larger than the stream window is let through by
+ * giving back early what its partial holds beyond half the window); the
+ * sender holds only the caller's own buffers.
  *
  * Messages: each clink_stream_send is one message to the peer's on_msg, whole
  * (reassembled from 16 KiB chunks: chunks of other calls and streams are
  * interleaved between them, so a small call never waits behind a large
- * message). A message may be at most the peer's max_message and three
- * quarters of its stream window (3 MiB with the defaults).
+ * message). A message may be at most the peer's max_message (4 MiB by
+ * default); one larger than three quarters of the peer's stream window goes
+ * with that window's credit a chunk at a time (docs/protocol.md, "Flow
+ * control").
  *
  * Threads: every function may be called from any thread; on another thread
  * than the stream's worker it is handed to that worker (like
