@@ -223,9 +223,8 @@ static void msg_released(struct clink__txhold *h)
 }
 
 /* The chunk's n payload bytes, from m's cursor: borrowed runs where they can be, else copied into out. */
-static int chunk_payload(struct clink_conn *c, struct clink__osrc *src, struct clink__omsg *m, size_t n)
+static int chunk_payload(struct clink_conn *c, struct clink__osrc *src, struct clink__omsg *m, size_t n, int borrow)
 {
-    int borrow = src->stream != NULL && m->owned == NULL && n >= BORROW_MIN && clink__conn_can_borrow(c);
     struct clink__bytes *out = clink__conn_out(c);
     while (n > 0) {
         const struct iovec *v = &m->iov[m->ii];
@@ -269,14 +268,15 @@ static int write_chunk(struct clink_conn *c, struct clink__osrc *src)
     }
     flags |= n < m->left ? CLINK_FLAG_MORE : m->last_flags;
     struct clink__bytes *out = clink__conn_out(c);
-    if (clink__bytes_reserve(out, CLINK_FRAME_HDR + n) < 0) {
+    int borrow = src->stream != NULL && m->owned == NULL && n >= BORROW_MIN && clink__conn_can_borrow(c);
+    if (clink__bytes_reserve(out, CLINK_FRAME_HDR + (borrow ? 0 : n)) < 0) {
         return -1;
     }
     struct clink_frame_hdr h = {
         .type = m->type, .flags = flags, .method = m->method, .length = (uint32_t)n, .id = src->id};
     clink__frame_encode(out->base + out->tail, &h);
     out->tail += CLINK_FRAME_HDR;
-    if (chunk_payload(c, src, m, n) < 0) {
+    if (chunk_payload(c, src, m, n, borrow) < 0) {
         return -1;
     }
     m->left -= n;
