@@ -89,7 +89,8 @@ struct summary {
     /* throughput, 1 connection, per size index of cfg->sizes: bytes/s by mode (plain, tls, ktls, stunnel) */
     double thr1[4][MAX_LIST];
     double thr1_bare[2][MAX_LIST], thr1_bare_cpu[2][MAX_LIST]; /* its bare loop (plain, tls): bytes/s, per CPU-s */
-    double stream_tls, stream_vs_thr; /* stream tls: bytes/s, and / throughput's tls line of its size */
+    double stream_tls, stream_vs_thr;            /* stream tls: bytes/s, and / throughput's tls line of its size */
+    double stream_plain_gather, stream_plain_zc; /* stream plain from a leaf that gathers, one that sends zero-copy */
     double stream_gb_cpu_client, stream_gb_cpu_server;
     double mixed_p99_ratio[2], mixed_paced_ratio[2]; /* mixed, 1 and 16 callers: p99 under the stream / idle */
 };
@@ -139,7 +140,8 @@ struct call_spec {
     int via_aggregator;        /* call the aggregator's fan-out method instead of the targets' echo */
     int pooled;                /* through clink_pool_call_start instead of fixed connections */
     unsigned conns_per_target;
-    int ntargets;     /* the first ntargets targets */
+    int ntargets;     /* the first ntargets targets (from `target` on) */
+    int target;       /* the first of them (0: the first --target) */
     unsigned callers; /* calls in flight */
     size_t msg;
     struct clink_conn *conn; /* set: every call on this connection (the caller's: not opened, not closed here) */
@@ -159,8 +161,13 @@ int run_scale(struct cfg *cfg);
 /* The leaves' process: main() calls this when argv[1] is "--scale-leaf-server". Returns the exit status. */
 int scale_leaf_server_main(int argc, char **argv);
 
-/* streams.c: one stream line (res gets everything but the ratios), and the mixed lines (reported there). */
-int run_stream(struct cfg *cfg, enum clink_conn_mode mode, enum clink_ktls_mode ktls, struct result *res);
+/*
+ * streams.c: one stream line from target `target` (res gets everything but
+ * the ratios; path: how the leaf sent it, "copy", "gather" or "zerocopy", as
+ * its status says), and the mixed lines (reported there).
+ */
+int run_stream(struct cfg *cfg, enum clink_conn_mode mode, enum clink_ktls_mode ktls, int target, struct result *res,
+               char *path, size_t path_cap);
 int run_mixed(struct cfg *cfg, enum placement pl, int *failures);
 
 /* util.c */

@@ -177,7 +177,7 @@ static int open_pools(struct cfg *cfg, const struct call_spec *sp, struct clink_
 int open_conns(struct cfg *cfg, const struct call_spec *sp, struct clink_conn **conns, unsigned n, struct result *res)
 {
     for (unsigned i = 0; i < n; i++) {
-        int t = (int)(i % (unsigned)sp->ntargets);
+        int t = sp->target + (int)(i % (unsigned)sp->ntargets);
         struct clink_connect_opts o = {.host = sp->via_stunnel      ? cfg->stunnel_host
                                                : sp->via_aggregator ? cfg->agg_host
                                                                     : cfg->hosts[t],

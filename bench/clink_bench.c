@@ -262,8 +262,54 @@ static int run_throughput(struct cfg *cfg)
  * stream: one server-streaming call per mode (streams.c), compared with the
  * throughput line of its message size from this run (1 connection, same
  * mode; the bytes flow the other way there: this process sends) and with that
- * line's bare loop.
+ * line's bare loop. Plaintext runs again from the second target when there is
+ * one: the main job starts leaf2 with zerocopy_send = on, so the two plain
+ * lines compare the leaf's gathering sends with its zero-copy ones.
  */
+static int stream_line(struct cfg *cfg, int m, int target, enum placement pl, int zi)
+{
+    struct summary *s = &cfg->sum;
+    struct result r = {0};
+    char path[32] = "?";
+    progress(cfg, "stream %s from target %d, %llu MiB in %zu B messages", mode_names[m], target + 1,
+             (unsigned long long)(cfg->stream_bytes >> 20), cfg->stream_msg);
+    int ret = run_stream(cfg, m == M_PLAIN ? CLINK_MODE_PLAIN : CLINK_MODE_TLS,
+                         m == M_KTLS ? CLINK_KTLS_REQUIRED : CLINK_KTLS_DISABLED, target, &r, path, sizeof(path));
+    r.scenario = "stream";
+    r.mode = m == M_PLAIN && strcmp(path, "zerocopy") == 0 ? "plain-zc" : mode_names[m];
+    r.placement = placement_name(pl);
+    r.workers = cfg->workers;
+    if (ret < 0 && !r.skipped[0]) {
+        snprintf(r.skipped, sizeof(r.skipped), "%s", clink_strerror(ret));
+    }
+    double thr = zi >= 0 ? s->thr1[m][zi] : 0, gb = r.bps * r.secs / 1e9;
+    if (zi >= 0 && m <= M_TLS && s->thr1_bare[m][zi] > 0 && r.cpu_s > 0) {
+        r.bare_ratio = r.bps / s->thr1_bare[m][zi];
+        r.bare_cpu_ratio = r.bps * r.secs / r.cpu_s / s->thr1_bare_cpu[m][zi];
+    }
+    if (!r.note[0] && gb > 0) {
+        char leaf[48] = "";
+        if (r.peak_kib_server >= 0) {
+            snprintf(leaf, sizeof(leaf), ", leaf +%.1f", r.peak_kib_server / 1024);
+        }
+        snprintf(r.note, sizeof(r.note),
+                 "%llu MiB; leaf %d sends by %.8s; CPU-s/GB here %.2f, leaf %.2f; RSS peak MiB: here +%.1f%.24s",
+                 (unsigned long long)(cfg->stream_bytes >> 20), target + 1, path, r.cpu_client_s / gb,
+                 r.cpu_server_s / gb, r.peak_kib_client / 1024, leaf);
+    }
+    int failures = report_line(cfg, &r, thr > 0 && r.bps > 0 ? r.bps / thr : 0, "throughput");
+    if (m == M_TLS && !r.skipped[0] && gb > 0) {
+        s->stream_tls = r.bps;
+        s->stream_vs_thr = thr > 0 ? r.bps / thr : 0;
+        s->stream_gb_cpu_client = r.cpu_client_s / gb;
+        s->stream_gb_cpu_server = r.cpu_server_s / gb;
+    }
+    if (m == M_PLAIN && !r.skipped[0] && gb > 0) {
+        *(strcmp(path, "zerocopy") == 0 ? &s->stream_plain_zc : &s->stream_plain_gather) = r.bps;
+    }
+    return failures;
+}
+
 static int run_stream_lines(struct cfg *cfg)
 {
     int failures = 0;
@@ -272,43 +318,13 @@ static int run_stream_lines(struct cfg *cfg)
     for (int i = 0; cfg->scen_throughput && i < cfg->nsizes; i++) {
         zi = cfg->sizes[i] == cfg->stream_msg ? i : zi;
     }
-    struct summary *s = &cfg->sum;
     for (int m = M_PLAIN; m <= M_KTLS; m++) {
         if (!mode_wanted(cfg, m, 0)) {
             continue;
         }
-        struct result r = {0};
-        progress(cfg, "stream %s, %llu MiB in %zu B messages", mode_names[m],
-                 (unsigned long long)(cfg->stream_bytes >> 20), cfg->stream_msg);
-        int ret = run_stream(cfg, m == M_PLAIN ? CLINK_MODE_PLAIN : CLINK_MODE_TLS,
-                             m == M_KTLS ? CLINK_KTLS_REQUIRED : CLINK_KTLS_DISABLED, &r);
-        r.scenario = "stream";
-        r.mode = mode_names[m];
-        r.placement = placement_name(pl);
-        r.workers = cfg->workers;
-        if (ret < 0 && !r.skipped[0]) {
-            snprintf(r.skipped, sizeof(r.skipped), "%s", clink_strerror(ret));
-        }
-        double thr = zi >= 0 ? s->thr1[m][zi] : 0, gb = r.bps * r.secs / 1e9;
-        if (zi >= 0 && m <= M_TLS && s->thr1_bare[m][zi] > 0 && r.cpu_s > 0) {
-            r.bare_ratio = r.bps / s->thr1_bare[m][zi];
-            r.bare_cpu_ratio = r.bps * r.secs / r.cpu_s / s->thr1_bare_cpu[m][zi];
-        }
-        if (!r.note[0] && gb > 0) {
-            char leaf[48] = "";
-            if (r.peak_kib_server >= 0) {
-                snprintf(leaf, sizeof(leaf), ", leaf +%.1f", r.peak_kib_server / 1024);
-            }
-            snprintf(r.note, sizeof(r.note), "%llu MiB; CPU-s/GB here %.2f, leaf %.2f; RSS peak MiB: here +%.1f%s",
-                     (unsigned long long)(cfg->stream_bytes >> 20), r.cpu_client_s / gb, r.cpu_server_s / gb,
-                     r.peak_kib_client / 1024, leaf);
-        }
-        failures += report_line(cfg, &r, thr > 0 && r.bps > 0 ? r.bps / thr : 0, "throughput");
-        if (m == M_TLS && !r.skipped[0] && gb > 0) {
-            s->stream_tls = r.bps;
-            s->stream_vs_thr = thr > 0 ? r.bps / thr : 0;
-            s->stream_gb_cpu_client = r.cpu_client_s / gb;
-            s->stream_gb_cpu_server = r.cpu_server_s / gb;
+        failures += stream_line(cfg, m, 0, pl, zi);
+        if (m == M_PLAIN && cfg->ntargets > 1) {
+            failures += stream_line(cfg, m, 1, pl, zi);
         }
     }
     ktls_skipped(cfg, "stream");
@@ -607,6 +623,11 @@ static void summary(const struct cfg *cfg)
     if (s->stream_tls > 0) {
         printf("  stream tls         %.1f MB/s; CPU-s per GB: %.2f receiving (this process), %.2f sending (the leaf)\n",
                s->stream_tls / 1e6, s->stream_gb_cpu_client, s->stream_gb_cpu_server);
+    }
+    if (s->stream_plain_gather > 0 && s->stream_plain_zc > 0) {
+        printf("  zerocopy/gather    %.2fx  stream plain: the leaf's zero-copy sends vs its gathering ones (loopback: "
+               "the kernel copies at delivery anyway)\n",
+               s->stream_plain_zc / s->stream_plain_gather);
     }
     for (int k = 0; k < 2; k++) {
         if (s->mixed_paced_ratio[k] > 0) {

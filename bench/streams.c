@@ -159,9 +159,28 @@ static void sample_rss(void *arg)
     p->server_ = s > p->server_ ? s : p->server_;
 }
 
-int run_stream(struct cfg *cfg, enum clink_conn_mode mode, enum clink_ktls_mode ktls, struct result *res)
+/* How the peer sends on c, from its status of the connection ("Send path: ..."); "?" if it does not say. */
+static void peer_send_path(struct clink_conn *c, char *out, size_t cap)
 {
-    struct call_spec sp = {.scenario = "stream", .mode = mode, .ktls = ktls, .ntargets = 1, .conns_per_target = 1};
+    struct clink_msg m;
+    snprintf(out, cap, "?");
+    if (clink_call_sync(c, CLINK_METHOD_STATUS, NULL, 0, 5000, &m) == 0) {
+        char text[8192];
+        snprintf(text, sizeof(text), "%.*s", (int)m.len, (const char *)m.data);
+        const char *p = strstr(text, "Send path: ");
+        if (p != NULL) {
+            p += strlen("Send path: ");
+            snprintf(out, cap, "%.*s", (int)strcspn(p, "\n"), p);
+        }
+    }
+    clink_msg_free(&m);
+}
+
+int run_stream(struct cfg *cfg, enum clink_conn_mode mode, enum clink_ktls_mode ktls, int target, struct result *res,
+               char *path, size_t path_cap)
+{
+    struct call_spec sp = {
+        .scenario = "stream", .mode = mode, .ktls = ktls, .ntargets = 1, .target = target, .conns_per_target = 1};
     struct clink_conn *c = NULL;
     res->msg = cfg->stream_msg;
     res->connections = 1;
@@ -227,6 +246,7 @@ int run_stream(struct cfg *cfg, enum clink_conn_mode mode, enum clink_ktls_mode 
     if (r->status < 0) {
         snprintf(res->note, sizeof(res->note), "the stream failed: %.120s", r->why);
     }
+    peer_send_path(c, path, path_cap);
     ret = 0;
 out:
     sr_free(r);

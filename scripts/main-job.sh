@@ -82,9 +82,14 @@ trap 'exit 143' TERM INT # a timeout or ^C still stops the leaves (through the E
 ports=()
 # The memory scenario holds 5000 plaintext sessions as baseline: client sessions, past max_connections'
 # default of 151 (its TLS ones log in by certificate: node links, within max_node_links' 16384).
+# leaf2 sends stream data zero-copy on plaintext links (zerocopy_send = on; the default is off):
+# the bench's two plain stream lines compare it with leaf1's gathering sends.
+printf '[server]\nzerocopy_send = on\nops = off\n' >"$out/leaf2.cnf"
 for n in leaf1 leaf2; do
   rm -f "$out/$n.port"
-  "$bin/clink-node" --listen 127.0.0.1:0 --cert "$pki/$n.pem" --key "$pki/$n-key.pem" --ca "$pki/ca.pem" \
+  cnf=()
+  [ "$n" = leaf2 ] && cnf=(--config "$out/leaf2.cnf")
+  "$bin/clink-node" "${cnf[@]}" --listen 127.0.0.1:0 --cert "$pki/$n.pem" --key "$pki/$n-key.pem" --ca "$pki/ca.pem" \
     --accounts "$pki/accounts.cnf" --allow-plaintext --max-connections 10000 --workers 1 --port-file "$out/$n.port" \
     2>"$out/$n.log" &
   pids+=($!)

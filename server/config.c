@@ -543,14 +543,14 @@ static int parse_key(struct parse_state *st, const struct clink__optfile_key *k)
         return 1;
     case K_ZEROCOPY_SEND: {
         /* The values of enum clink_zerocopy (transport.h), in its order. */
-        static const char *const names[] = {"auto", "off", "on"};
-        for (int i = 0; i < 3; i++) {
+        static const char *const names[] = {"", "off", "auto", "on"};
+        for (int i = 1; i < 4; i++) {
             if (strcasecmp(value, names[i]) == 0) {
                 c->zerocopy_send = i;
                 return 1;
             }
         }
-        return fail(st, key, "'%s' is not one of auto, off, on", value);
+        return fail(st, key, "'%s' is not one of off, auto, on", value);
     }
     case K_KTLS:
         return parse_ktls(st, key, "", value, &c->ktls);

@@ -687,7 +687,7 @@ static void run(int plain, int njobs, struct clink_tls_ctx *tls)
     struct clink_node_opts so = {.workers = 2,
                                  .tls = plain ? NULL : tls,
                                  .allow_plaintext = plain,
-                                 .zerocopy = plain ? CLINK_ZEROCOPY_ON : CLINK_ZEROCOPY_AUTO};
+                                 .zerocopy = plain ? CLINK_ZEROCOPY_ON : CLINK_ZEROCOPY_DEFAULT};
     struct clink_node *srv = ts_node_with(&so, reg);
     /* Small windows on the client: the server's streams run out of credit and wait for the consumers. */
     struct clink_node_opts co = {.workers = 2,

@@ -162,7 +162,7 @@ Test(config, bad_input_fails_with_line_key_and_reason)
         {"[server]\nmax_message = 8388608\nconn_window = 8388608\n",
          "max_message 8388608 is more than three quarters of conn_window 8388608"},
         {"[server]\nktls = sometimes\n", "ktls: 'sometimes' is not one of auto, off, required"},
-        {"[server]\nzerocopy_send = maybe\n", "zerocopy_send: 'maybe' is not one of auto, off, on"},
+        {"[server]\nzerocopy_send = maybe\n", "zerocopy_send: 'maybe' is not one of off, auto, on"},
         {"[server]\nmax_connections = 0\n", "max_connections: '0' is not a number of connections from 1"},
         {"[server]\nmax_node_links = -5\n", "max_node_links: '-5'"},
         {"[server]\nmax_user_connections = many\n", "max_user_connections: 'many'"},
@@ -212,15 +212,15 @@ Test(config, transport_security_states_and_ops_keys)
     cr_assert_eq(c.conn_window, 2u << 20);
     cr_assert_eq(c.stream_window, 1u << 20);
     cr_assert_eq(c.tcp_notsent_lowat, 131072);
-    const char *zc[] = {"auto", "OFF", "on"};
+    const char *zc[] = {"OFF", "auto", "on"};
     for (int i = 0; i < 3; i++) {
         char text[64];
         snprintf(text, sizeof(text), "[server]\nzerocopy_send = %s\n", zc[i]);
         cr_assert_eq(clink_config_parse(text, "/tmp", &c, err, sizeof(err)), 0, "%s", err);
-        cr_assert_eq(c.zerocopy_send, i, "%s: the values of enum clink_zerocopy", zc[i]);
+        cr_assert_eq(c.zerocopy_send, CLINK_ZEROCOPY_OFF + i, "%s: the values of enum clink_zerocopy", zc[i]);
     }
     cr_assert_eq(clink_config_parse("[server]\n", "/tmp", &c, err, sizeof(err)), 0, "%s", err);
-    cr_assert_eq(c.zerocopy_send, CLINK_ZEROCOPY_AUTO);
+    cr_assert_eq(c.zerocopy_send, CLINK_ZEROCOPY_DEFAULT);
     cr_assert_eq(c.secure_transport, CLINK_SECURE_REQUIRE_TLS, "the default is to require TLS");
     cr_assert(c.ops && c.ops_port == 9001 && c.ops_ssl_cert[0] == '\0', "ops defaults: on, port 9001, the node's pair");
     cr_assert_eq(clink_config_parse("[server]\nops = off\nops_port = 0\nops_ssl_cert = /etc/hostname\n"

@@ -425,7 +425,7 @@ static void plaintext_stream(enum clink_zerocopy zc, enum clink_send_path want)
 
 Test(streams, plaintext_streams_are_gathered_from_the_callers_buffers)
 {
-    plaintext_stream(CLINK_ZEROCOPY_OFF, CLINK_SEND_GATHER);
+    plaintext_stream(CLINK_ZEROCOPY_DEFAULT, CLINK_SEND_GATHER);
     plaintext_stream(CLINK_ZEROCOPY_AUTO, CLINK_SEND_GATHER); /* loopback: AUTO gathers */
 }
 

@@ -383,6 +383,14 @@ static void answer_status(struct clink_conn *c, uint64_t id)
     if (m > 0) {
         n += (size_t)m < sizeof(text) - n ? (size_t)m : sizeof(text) - n - 1;
     }
+    m = snprintf(text + n, sizeof(text) - n,
+                 "Stream data sent: %llu bytes copied, %llu from the application's buffers\n"
+                 "Zero-copy sends: %llu (%llu the kernel copied after all)\n",
+                 (unsigned long long)ns.bytes_copied, (unsigned long long)ns.bytes_borrowed,
+                 (unsigned long long)ns.zc_sends, (unsigned long long)ns.zc_copied);
+    if (m > 0) {
+        n += (size_t)m < sizeof(text) - n ? (size_t)m : sizeof(text) - n - 1;
+    }
     STAT_ADD(c->w, requests_handled, 1);
     CLINK_IGNORE(clink__conn_emit(c, CLINK_FRAME_RESPONSE, 0, id, NULL, 0, text, n) < 0);
 }

@@ -79,7 +79,7 @@ struct clink_config {
     uint32_t conn_window;          /* protocol 2: receive window per connection; 0: the transport default */
     uint32_t stream_window;        /* ... per stream; 0: the transport default */
     uint32_t tcp_notsent_lowat;    /* TCP_NOTSENT_LOWAT on every socket; 0: the kernel's default */
-    int zerocopy_send;             /* zerocopy_send = auto | off | on: a clink_zerocopy value; default auto */
+    int zerocopy_send;             /* zerocopy_send = off | auto | on: a clink_zerocopy value; default off */
     int ktls;                      /* ktls = auto | off | required: a clink_ktls_mode value; default auto */
     int mysql;                     /* mysql = ON (default) | OFF: serve MySQL clients (with accounts_file) */
     /*

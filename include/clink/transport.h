@@ -105,13 +105,16 @@ enum clink_secure_transport {
  * encrypts during the send). Zero-copy (path "zerocopy",
  * IORING_OP_SENDMSG_ZC, plaintext only: a kTLS socket refuses it) also
  * spares the kernel's copy: the pages go to the network card and stay
- * pinned until the peer acknowledges them, which pays only for large sends
- * to another host (over loopback the kernel copies at delivery anyway).
+ * pinned until the peer acknowledges them. That can pay only for large sends
+ * through a network card; over loopback the kernel copies at delivery anyway
+ * and the bench measured zero-copy at a third of gather's rate. Off unless
+ * asked: measure it on your network (clink-bench's plain-zc stream line).
  */
 enum clink_zerocopy {
-    CLINK_ZEROCOPY_AUTO = 0, /* zero-copy on plaintext links to another host, where the kernel has it */
-    CLINK_ZEROCOPY_OFF,      /* never: gather */
-    CLINK_ZEROCOPY_ON,       /* on every plaintext link, loopback too (measuring, testing) */
+    CLINK_ZEROCOPY_DEFAULT = 0, /* = OFF */
+    CLINK_ZEROCOPY_OFF,         /* never: gather */
+    CLINK_ZEROCOPY_AUTO,        /* zero-copy on plaintext links to another host, where the kernel has it */
+    CLINK_ZEROCOPY_ON,          /* on every plaintext link, loopback too (measuring, testing) */
 };
 /* The path a connection's stream data takes (clink_conn_status.send_path). */
 enum clink_send_path {
@@ -243,7 +246,7 @@ struct clink_node_opts {
      * stream waits for it). 0: the kernel's default (no limit). At most 2^30.
      */
     uint32_t tcp_notsent_lowat;
-    /* Zero-copy sends of stream data on plaintext links (enum clink_send_path says what else applies). 0: AUTO. */
+    /* Zero-copy sends of stream data on plaintext links (enum clink_send_path says what else applies). 0: OFF. */
     enum clink_zerocopy zerocopy;
 };
 
