@@ -488,7 +488,7 @@ Test(streams, messages_of_every_size_keep_their_boundaries)
     struct clink_node *srv = ts_node(tls, 1, 0, register_streams);
     struct clink_node *cli = ts_client(tls, 1, 0);
     struct clink_conn *c = dial(cli, srv);
-    /* 1 byte, a chunk less one, a chunk, a chunk plus one, and 3 MiB (past the default window: credit per chunk). */
+    /* 1 byte, a chunk less one, a chunk, a chunk plus one, and 3 MiB (the largest a 4 MiB window takes). */
     static const uint32_t sizes[] = {1, CLINK_CHUNK - 1, CLINK_CHUNK, CLINK_CHUNK + 1, 3u << 20};
     for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
         struct reader r = {0};
@@ -627,7 +627,7 @@ Test(streams, a_consumer_that_stops_bounds_both_ends_then_resumes)
     struct clink_stream *s;
     uint64_t total = big(64ull << 20) > (12u << 20) ? big(64ull << 20) : (12u << 20);
     cr_assert_eq(open_produce(c, &r, total, 65536, CLINK_STREAM_MANUAL_CREDIT, 0, &s), 0);
-    /* Nothing consumed: exactly the stream window (256 KiB, 4 messages) comes, however slow the machine. */
+    /* Nothing consumed: exactly the stream window (4 MiB, 64 messages) comes, however slow the machine. */
     uint64_t got = 0;
     for (unsigned i = 0; i < ts_ms(30000) / 10 && got < CLINK_DEFAULT_STREAM_WINDOW; i++) {
         usleep(10000);

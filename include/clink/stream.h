@@ -17,7 +17,7 @@
  * returns.
  *
  * Flow control: a receiver grants each stream a window of bytes
- * (stream_window, default 256 KiB) and the connection another one shared by all
+ * (stream_window, default 4 MiB) and the connection another one shared by all
  * (conn_window, default 16 MiB); a sender with no credit holds its messages
  * (clink's memory: nothing, they stay in the caller's buffers) until the
  * receiver's application has consumed bytes: when on_msg returns, or, with

@@ -232,9 +232,7 @@ struct clink_node_opts {
      * a stream); 0: 4 MiB (CLINK_DEFAULT_MAX_MESSAGE). conn_window: bytes of
      * chunked messages and stream data a peer may have sent us and we not
      * yet consumed, per connection (at least 4/3 of max_message); 0: 16 MiB.
-     * stream_window: the same per stream (at least 64 KiB); 0: 256 KiB (a
-     * small window keeps a stream's bytes out of the socket queues that the
-     * calls beside it wait in; a larger message still goes, stream.h). These
+     * stream_window: the same per stream (at least 64 KiB); 0: 4 MiB. These
      * bound what a peer can make a connection hold beyond one frame.
      */
     uint32_t max_message, conn_window, stream_window;
@@ -257,7 +255,7 @@ struct clink_node_opts {
 #define CLINK_DEFAULT_TCP_KEEPALIVE_S 60
 #define CLINK_DEFAULT_MAX_MESSAGE     (4u << 20)
 #define CLINK_DEFAULT_CONN_WINDOW     (16u << 20)
-#define CLINK_DEFAULT_STREAM_WINDOW   (256u << 10)
+#define CLINK_DEFAULT_STREAM_WINDOW   (4u << 20)
 
 /*
  * Every default as a value (transport/defaults.c): copy it and override
