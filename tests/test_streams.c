@@ -26,6 +26,7 @@ TestSuite(streams, .init = ts_fixture_init, .fini = ts_fixture_fini, .timeout = 
 #define M_ECHO    41 /* bidirectional: every message comes back; ends when the opener has */
 #define M_SINK    42 /* client-streaming: counts and checks bytes; when the opener ends, answers with one message */
 #define M_REFUSE  43 /* fails every stream */
+#define M_HOLD    44 /* unary: the request waits (held_req) until the test answers it */
 
 /* Sizes: the kTLS VM emulates its CPU (slow): a sixteenth there, where only correctness is checked. */
 static uint64_t big(uint64_t n)
@@ -230,9 +231,19 @@ static void on_refuse(struct clink_stream *s, const uint8_t *data, size_t len, v
     cr_assert_eq(clink_stream_fail(s, "no such table"), 0);
 }
 
+static _Atomic(struct clink_req *) held_req;
+static atomic_int held_done; /* M_HOLD's call: 1 answered, -1 failed */
+
+static void on_hold(struct clink_req *req, void *user)
+{
+    (void)user;
+    atomic_store(&held_req, req);
+}
+
 static void register_streams(struct clink_node *n)
 {
     ts_register_echo(n);
+    cr_assert_eq(clink_node_register(n, M_HOLD, on_hold, NULL), 0);
     cr_assert_eq(clink_node_register_stream(n, M_PRODUCE, on_produce, NULL), 0);
     cr_assert_eq(clink_node_register_stream(n, M_ECHO, on_echo, NULL), 0);
     cr_assert_eq(clink_node_register_stream(n, M_SINK, on_sink, NULL), 0);
@@ -477,6 +488,71 @@ Test(streams, a_stream_canceled_while_the_kernel_reads_its_data_hands_it_back_fi
     cr_assert(wait_ended(&r, ts_ms(10000)));
     cr_assert_eq(r.status, -CLINK_ECANCELED, "%s", clink_strerror(r.status));
     cr_assert_eq(r.bad, 0, "a byte differed");
+    clink_conn_close(c);
+    clink_node_free(cli);
+    clink_node_free(srv);
+}
+
+/* r->got once it has not moved for 300 ms (scaled). */
+static uint64_t settled(struct reader *r)
+{
+    uint64_t last = UINT64_MAX, got;
+    for (int still = 0; still < 6; usleep(ts_ms(50) * 1000)) {
+        pthread_mutex_lock(&r->mu);
+        got = r->got;
+        pthread_mutex_unlock(&r->mu);
+        still = got == last ? still + 1 : 0;
+        last = got;
+    }
+    return last;
+}
+
+static void held_cb(struct clink_call *call, int status, const uint8_t *resp, size_t len)
+{
+    (void)call, (void)resp, (void)len;
+    atomic_store(&held_done, status == 0 ? 1 : -1);
+}
+
+/*
+ * While our calls wait on a connection, a stream on it is granted only what
+ * keeps 256 KiB coming (those bytes queue ahead of the answers); alone, its
+ * whole window. A consumer that gives back the 4 MiB it got while a call is
+ * out lets 256 KiB more come; once the calls are done, the whole window.
+ */
+Test(streams, grants_shrink_while_calls_wait_on_the_connection)
+{
+    reset_counts();
+    atomic_store(&held_req, NULL);
+    atomic_store(&held_done, 0);
+    struct clink_node *srv = ts_node(tls, 1, 0, register_streams);
+    struct clink_node *cli = ts_client(tls, 1, 0);
+    struct clink_conn *c = dial(cli, srv);
+    struct reader r = {0};
+    pthread_mutex_init(&r.mu, NULL);
+    struct clink_stream *s;
+    cr_assert_eq(open_produce(c, &r, 1ull << 40, 65536, CLINK_STREAM_MANUAL_CREDIT, 0, &s), 0);
+    uint64_t w = 4u << 20; /* the default stream window */
+    uint64_t got1 = settled(&r);
+    cr_assert_eq(got1, w, "the first window: %llu", (unsigned long long)got1);
+    struct clink_call call = {.method = M_HOLD, .cb = held_cb, .timeout_ms = ts_ms(30000)};
+    cr_assert_eq(clink_call_start(c, &call), 0);
+    for (int i = 0; i < 1000 && atomic_load(&held_req) == NULL; i++) {
+        usleep(2000);
+    }
+    cr_assert_neq(atomic_load(&held_req), NULL);
+    cr_assert_eq(clink_stream_consume(s, got1), 0);
+    uint64_t got2 = settled(&r);
+    cr_assert_eq(got2 - got1, 256u << 10, "a call is waiting: %llu more bytes came, not 256 KiB",
+                 (unsigned long long)(got2 - got1));
+    cr_assert_eq(clink_req_respond(atomic_load(&held_req), NULL, 0), 0);
+    cr_assert_eq(ts_wait_count(&held_done, 1, ts_ms(5000)), 1, "the held call did not complete");
+    usleep(150000); /* past the 100 ms a connection stays busy after its last call */
+    cr_assert_eq(clink_stream_consume(s, got2 - got1), 0);
+    uint64_t got3 = settled(&r);
+    cr_assert_eq(got3 - got2, w, "no calls: the whole window again, not %llu", (unsigned long long)(got3 - got2));
+    cr_assert_eq(r.bad, 0);
+    cr_assert_eq(clink_stream_cancel(s), 0);
+    cr_assert(wait_ended(&r, ts_ms(5000)));
     clink_conn_close(c);
     clink_node_free(cli);
     clink_node_free(srv);

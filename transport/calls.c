@@ -8,6 +8,7 @@
 
 static int serialize_call(struct clink_conn *c, struct clink_call *call)
 {
+    c->nat->last_call_ns = c->w->now_ns; /* our streams' grants shrink while calls share the connection */
     if (call->priv.ping) {
         uint8_t payload[CLINK_PING_LEN] = {0};
         clink__put_u64(payload, call->priv.id);

@@ -101,6 +101,7 @@ struct clink__native {
     struct clink__idmap calls;                /* ours, in flight, by id */
     struct clink_call *pend_head, *pend_tail; /* waiting for write-buffer room */
     uint64_t last_peer_id;                    /* the highest request id the peer sent (our GOAWAY names it) */
+    uint64_t last_call_ns;                    /* when we last sent a call on it (streams.c: a busy connection) */
     uint32_t peer_max_frame;
     uint16_t version;
     int goaway_sent, goaway_recv;

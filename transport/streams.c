@@ -142,20 +142,48 @@ void clink__stream_sent(struct clink_stream *s, struct clink__omsg *m, int statu
     check_done(s);
 }
 
-/* Give n bytes of the stream's window back, as CREDIT a quarter of the window at a time. */
+/*
+ * The most a stream may have coming at us (granted, not yet received) while
+ * our calls share its connection. Those bytes sit in the kernel's queues
+ * ahead of every answer: a 4 MiB window is milliseconds of them, and an
+ * answer waits that long. Alone, a stream gets its whole window (fewer
+ * credit round trips, and a stall of either worker does not empty the pipe).
+ */
+#define BUSY_WINDOW    ((uint64_t)256 * 1024)
+#define BUSY_LINGER_NS (100ull * 1000000ull) /* a connection is busy this long after its last call */
+
+static uint64_t grant_cap(const struct clink_conn *c)
+{
+    uint64_t w = c->nat->ours.stream_window;
+    /* Our unary calls (clink__conn_calls_in_flight counts streams too) */
+    int busy = c->nat->calls.count > 0 || c->w->now_ns - c->nat->last_call_ns < BUSY_LINGER_NS;
+    return busy && w > BUSY_WINDOW ? BUSY_WINDOW : w;
+}
+
+/*
+ * Give n bytes of the stream's window back, as CREDIT a quarter of the
+ * window at a time; while the connection is busy with calls, only as much as
+ * keeps what may still arrive within BUSY_WINDOW (the rest waits here, and
+ * goes with the next grant once the connection is quiet). Every byte the
+ * sender used comes back as it is consumed, so with the pipe empty the
+ * ungranted bytes are the whole window: a grant always follows.
+ */
 static void stream_give_credit(struct clink_stream *s, uint64_t n)
 {
     struct clink_conn *c = s->conn;
-    if (n == 0 || s->peer_end) {
+    if (s->peer_end) {
         return; /* nothing more will come on it */
     }
     s->recv_unannounced += n;
-    if (s->recv_unannounced >= c->nat->ours.stream_window / 4) {
+    uint64_t cap = grant_cap(c);
+    uint64_t room = s->recv_allowed < cap ? cap - s->recv_allowed : 0;
+    uint64_t g = s->recv_unannounced < room ? s->recv_unannounced : room;
+    if (g > 0 && g >= cap / 4) {
         uint8_t b[CLINK_CREDIT_LEN];
-        clink__put_u32(b, (uint32_t)s->recv_unannounced);
+        clink__put_u32(b, (uint32_t)g);
         if (clink__conn_emit_flags(c, CLINK_FRAME_CREDIT, s->mine ? CLINK_FLAG_OPENER : 0, s->id, b, sizeof(b)) == 0) {
-            s->recv_allowed += s->recv_unannounced;
-            s->recv_unannounced = 0;
+            s->recv_allowed += g;
+            s->recv_unannounced -= g;
         }
     }
 }
