@@ -17,42 +17,6 @@
 #define VERSION         "8.0.0-clink-0.1.0"
 #define VERSION_COMMENT "clink"
 
-/* SQL LIKE: % any run, _ one character, case-insensitive (MySQL's default collation). */
-/*
- * Iterative, with one backtrack point (the last %): at most pattern length
- * times string length steps. A recursive matcher is exponential in the
- * number of %, and the pattern comes from any logged-in client.
- */
-static int like(const char *pat, const char *str)
-{
-    const char *star = NULL, *retry = NULL;
-    while (*str != '\0') {
-        if (*pat == '%') {
-            while (*pat == '%') {
-                pat++;
-            }
-            star = pat;
-            retry = str;
-            continue;
-        }
-        int esc = *pat == '\\' && pat[1] != '\0';
-        char pc = esc ? pat[1] : *pat;
-        if (pc != '\0' && ((!esc && pc == '_') || tolower((unsigned char)pc) == tolower((unsigned char)*str))) {
-            pat += esc ? 2 : 1;
-            str++;
-        } else if (star != NULL) {
-            pat = star;
-            str = ++retry;
-        } else {
-            return 0;
-        }
-    }
-    while (*pat == '%') {
-        pat++;
-    }
-    return *pat == '\0';
-}
-
 static void parse_error(struct clink_mysql_stmt *st, const char *sql, size_t len)
 {
     /* Never echo a password back (IDENTIFIED BY '...'): the text stops before it. */
@@ -197,7 +161,7 @@ static int do_show_status(struct clink_mysql_stmt *st, struct clink__sql *s)
     const char *cells[2 * 4];
     unsigned n = 0;
     for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
-        if (like(pat, all[i][0])) {
+        if (clink__sql_like(pat, all[i][0])) {
             cells[2 * n] = all[i][0];
             cells[2 * n + 1] = all[i][1];
             n++;
