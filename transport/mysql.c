@@ -18,6 +18,7 @@
 #include "clink/mysql.h"
 #include "transport/conn_int.h"
 #include "transport/mysql_proto.h"
+#include "transport/mysql_session.h"
 
 enum my_state {
     MY_RESPONSE = 1, /* the client's answer to the greeting (or its SSL request) */
@@ -35,6 +36,7 @@ struct clink__mysql {
     char host[64];
     char db[65];
     int gave_password;
+    struct clink__mysql_session sess; /* what SET changed (mysql_session.c) */
 };
 
 struct clink_mysql_stmt {
@@ -63,12 +65,20 @@ static int send_packet(struct clink_conn *c, const uint8_t *p, size_t n)
     return 0;
 }
 
+/* The status flags of OK and EOF: autocommit as this session has it. */
+static uint16_t status_flags(struct clink_conn *c)
+{
+    const char *v = NULL;
+    int off = c->my != NULL && clink__session_get(&c->my->sess, "autocommit", &v) && v != NULL && strcmp(v, "0") == 0;
+    return off ? 0 : CLINK_MY_STATUS_AUTOCOMMIT;
+}
+
 static void send_ok(struct clink_conn *c, uint64_t affected, const char *info)
 {
     uint8_t b[600];
     char cut[512];
     snprintf(cut, sizeof(cut), "%s", info ? info : ""); /* a longer info is cut, never an empty packet */
-    size_t n = clink__mysql_ok(b, sizeof(b), affected, CLINK_MY_STATUS_AUTOCOMMIT, cut);
+    size_t n = clink__mysql_ok(b, sizeof(b), affected, status_flags(c), cut);
     CLINK_IGNORE(send_packet(c, b, n) < 0);
 }
 
@@ -118,6 +128,9 @@ void clink__mysql_start(struct clink_conn *c)
 
 static void mysql_free(struct clink_conn *c)
 {
+    if (c->my != NULL) {
+        clink__session_clear(&c->my->sess);
+    }
     free(c->my);
     c->my = NULL;
 }
@@ -378,13 +391,13 @@ int clink_mysql_rows(struct clink_mysql_stmt *st, unsigned ncols, const char *co
         n = clink__mysql_coldef(b, cap, names[k] ? names[k] : "");
         CLINK_IGNORE(send_packet(c, b, n) < 0);
     }
-    n = clink__mysql_eof(b, cap, CLINK_MY_STATUS_AUTOCOMMIT);
+    n = clink__mysql_eof(b, cap, status_flags(c));
     CLINK_IGNORE(send_packet(c, b, n) < 0);
     for (unsigned r = 0; r < nrows; r++) {
         n = clink__mysql_row(b, cap, cells + (size_t)r * ncols, ncols);
         CLINK_IGNORE(send_packet(c, b, n) < 0);
     }
-    n = clink__mysql_eof(b, cap, CLINK_MY_STATUS_AUTOCOMMIT);
+    n = clink__mysql_eof(b, cap, status_flags(c));
     CLINK_IGNORE(send_packet(c, b, n) < 0);
     free(b);
     return 0;
@@ -423,6 +436,21 @@ struct clink_node *clink_mysql_node(const struct clink_mysql_stmt *st)
 struct clink_accounts *clink_mysql_accounts(const struct clink_mysql_stmt *st)
 {
     return st->c->node->accounts;
+}
+
+struct clink__mysql_session *clink__mysql_session_of(struct clink_mysql_stmt *st)
+{
+    return &st->c->my->sess;
+}
+
+uint32_t clink__mysql_conn_id(const struct clink_mysql_stmt *st)
+{
+    return (uint32_t)st->c->id; /* as the greeting gave it */
+}
+
+uint32_t clink__mysql_wait_timeout(const struct clink_mysql_stmt *st)
+{
+    return st->c->node->opts.wait_timeout_s;
 }
 
 static void on_command(struct clink_conn *c, uint8_t *p, size_t n)
@@ -469,6 +497,10 @@ static void on_command(struct clink_conn *c, uint8_t *p, size_t n)
         const struct clink_mysql_opts *mo = c->node->opts.mysql;
         clink_mysql_query_fn fn = mo->query ? mo->query : clink_mysql_builtin;
         fn(&st, (const char *)p + 1, n - 1, mo->query_user);
+        if (!st.answered) {
+            /* Left to the door: what drivers send on connect (mysql_answers.c). */
+            CLINK_IGNORE(clink__mysql_session_answer(&st, (const char *)p + 1, n - 1));
+        }
         if (!st.answered) {
             send_err(c, 1105, "HY000", "the statement hook gave no answer");
         }
