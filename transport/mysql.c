@@ -453,6 +453,43 @@ uint32_t clink__mysql_wait_timeout(const struct clink_mysql_stmt *st)
     return st->c->node->opts.wait_timeout_s;
 }
 
+/* COM_SET_OPTION: multi-statements on (0) or off (1), answered with EOF as MySQL does; anything else 1047. */
+static void set_option(struct clink_conn *c, const uint8_t *p, size_t n)
+{
+    if (n != 3 || p[2] != 0 || p[1] > 1) {
+        send_err(c, 1047, "08S01", "Unknown command");
+        return;
+    }
+    c->my->sess.multi_statements = p[1] == 0;
+    uint8_t b[8];
+    size_t k = clink__mysql_eof(b, sizeof(b), status_flags(c));
+    CLINK_IGNORE(send_packet(c, b, k) < 0);
+}
+
+/*
+ * COM_FIELD_LIST (deprecated in MySQL 8.0; the mysql client's table-name
+ * completion sends it): clink's door has no tables to list, so the answer
+ * is MySQL's for a table that is not there.
+ */
+static void field_list(struct clink_conn *c, const uint8_t *p, size_t n)
+{
+    const uint8_t *z = memchr(p + 1, 0, n - 1);
+    size_t tl = z ? (size_t)(z - (p + 1)) : n - 1;
+    char msg[200];
+    if (c->my->db[0] == '\0') {
+        send_err(c, 1046, "3D000", "No database selected");
+        return;
+    }
+    snprintf(msg, sizeof(msg), "Table '%s.%.*s' doesn't exist", c->my->db, (int)(tl > 64 ? 64 : tl),
+             (const char *)p + 1);
+    for (char *q = msg; *q; q++) {
+        if ((unsigned char)*q < 0x20 || *q == 0x7f) {
+            *q = '?'; /* a client's bytes do not shape the message */
+        }
+    }
+    send_err(c, 1146, "42S02", msg);
+}
+
 static void on_command(struct clink_conn *c, uint8_t *p, size_t n)
 {
     if (n == 0) {
@@ -507,6 +544,17 @@ static void on_command(struct clink_conn *c, uint8_t *p, size_t n)
         OPENSSL_cleanse(p, n); /* a statement may carry a password (IDENTIFIED BY): leave no copy behind */
         return;
     }
+    case CLINK_MY_COM_RESET_CONNECTION:
+        /* The session's variables back to their defaults; the login and the database stay, as in MySQL. */
+        clink__session_clear(&c->my->sess);
+        send_ok(c, 0, NULL);
+        return;
+    case CLINK_MY_COM_SET_OPTION:
+        set_option(c, p, n);
+        return;
+    case CLINK_MY_COM_FIELD_LIST:
+        field_list(c, p, n);
+        return;
     default:
         send_err(c, 1047, "08S01", "Unknown command");
         return;
