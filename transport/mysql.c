@@ -456,11 +456,12 @@ uint32_t clink__mysql_wait_timeout(const struct clink_mysql_stmt *st)
 /* COM_SET_OPTION: multi-statements on (0) or off (1), answered with EOF as MySQL does; anything else 1047. */
 static void set_option(struct clink_conn *c, const uint8_t *p, size_t n)
 {
-    if (n != 3 || p[2] != 0 || p[1] > 1) {
+    int on = clink__mysql_set_option(p, n);
+    if (on < 0) {
         send_err(c, 1047, "08S01", "Unknown command");
         return;
     }
-    c->my->sess.multi_statements = p[1] == 0;
+    c->my->sess.multi_statements = on == 0;
     uint8_t b[8];
     size_t k = clink__mysql_eof(b, sizeof(b), status_flags(c));
     CLINK_IGNORE(send_packet(c, b, k) < 0);
@@ -473,18 +474,16 @@ static void set_option(struct clink_conn *c, const uint8_t *p, size_t n)
  */
 static void field_list(struct clink_conn *c, const uint8_t *p, size_t n)
 {
-    const uint8_t *z = memchr(p + 1, 0, n - 1);
-    size_t tl = z ? (size_t)(z - (p + 1)) : n - 1;
-    char msg[200];
+    char table[65], msg[200];
     if (c->my->db[0] == '\0') {
         send_err(c, 1046, "3D000", "No database selected");
         return;
     }
-    snprintf(msg, sizeof(msg), "Table '%s.%.*s' doesn't exist", c->my->db, (int)(tl > 64 ? 64 : tl),
-             (const char *)p + 1);
+    clink__mysql_field_list_table(p, n, table, sizeof(table));
+    snprintf(msg, sizeof(msg), "Table '%s.%s' doesn't exist", c->my->db, table);
     for (char *q = msg; *q; q++) {
         if ((unsigned char)*q < 0x20 || *q == 0x7f) {
-            *q = '?'; /* a client's bytes do not shape the message */
+            *q = '?'; /* a client's bytes (the database name too) do not shape the message */
         }
     }
     send_err(c, 1146, "42S02", msg);

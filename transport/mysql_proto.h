@@ -73,6 +73,16 @@ struct clink__mysql_response {
  */
 int clink__mysql_parse_response(const uint8_t *p, size_t n, struct clink__mysql_response *r);
 
+/* COM_SET_OPTION's payload (the command byte first): 0 multi-statements on, 1 off; -1 malformed or unknown. */
+int clink__mysql_set_option(const uint8_t *p, size_t n);
+
+/*
+ * COM_FIELD_LIST's table name (the command byte first; the name ends at a
+ * NUL or the packet) into out, cut at 64 bytes, control characters as '?'
+ * (it goes into an error message). Returns its length.
+ */
+size_t clink__mysql_field_list_table(const uint8_t *p, size_t n, char *out, size_t cap);
+
 /* A length-encoded integer: writes 1, 3, 4 or 9 bytes; returns how many. */
 size_t clink__mysql_lenenc_put(uint8_t *out, uint64_t v);
 

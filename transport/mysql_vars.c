@@ -124,7 +124,7 @@ int clink__var_check(const struct clink__var *v, const char *in, char *out, size
             snprintf(rest, sizeof(rest), "%s", out + 4);
             snprintf(out, cap, "utf8mb3%s", rest);
         }
-        return 0;
+        return strlen(out) <= CLINK_MYSQL_VAR_NAME_MAX ? 0 : 1231; /* as kept, it reads back the same */
     case CLINK_VAR_ISOLATION:
         for (size_t i = 0; i < 4; i++) {
             char digit[2] = {(char)('0' + i), '\0'};
