@@ -11,10 +11,20 @@
  * quote. Properties: no read past the text; an account name it reads comes
  * back the same from the quoted form SHOW GRANTS writes ('u'@'h'); any
  * string quoted by clink__sql_quote reads back as itself.
+ *
+ * And to the door's own answers (mysql_session.c, mysql_select.c,
+ * mysql_vars.c): as a SET, applied to a session, and as a SELECT list.
+ * Properties: a session never holds more than its bounds, counts its bytes
+ * exactly, and a refused SET changes nothing; what SET applied reads back
+ * as the value check wrote it, and a value as kept passes its check again
+ * unchanged; SELECT items are NUL-terminated and within their sizes; the
+ * LIKE matcher ends. The same bytes as COM_SET_OPTION and COM_FIELD_LIST.
  */
 #include "fuzz/fuzz.h"
 #include "transport/mysql_proto.h"
+#include "transport/mysql_session.h"
 #include "transport/mysql_sql.h"
+#include "transport/mysql_vars.h"
 
 /* SHOW GRANTS [FOR ...] on text, and the round trip of the names it reads through their quoted forms. */
 static void sql_text(const uint8_t *p, size_t size)
@@ -48,6 +58,103 @@ static void sql_text(const uint8_t *p, size_t size)
     FUZZ_CHECK(clink__sql_quote(text, quoted, 2) == 0 && quoted[0] == '\0', "a quote that does not fit is not empty");
 }
 
+static size_t session_bytes(const struct clink__mysql_session *s)
+{
+    size_t b = 0;
+    for (unsigned i = 0; i < s->n; i++) {
+        b += strlen(s->v[i].name) + 1 + (s->v[i].value ? strlen(s->v[i].value) + 1 : 0);
+    }
+    return b;
+}
+
+/* The text as SET statements (twice, on one session, so that the second changes what the first kept). */
+static void set_text(const uint8_t *p, size_t size)
+{
+    struct clink__mysql_session ss = {0};
+    struct clink__set_item items[CLINK_MYSQL_SET_ITEMS];
+    char msg[300];
+    for (int round = 0; round < 2; round++) {
+        struct clink__sql s = {.p = (const char *)p, .end = (const char *)p + size};
+        CLINK_IGNORE(clink__sql_word(&s, "SET"));
+        int n = clink__set_parse(&s, items, CLINK_MYSQL_SET_ITEMS);
+        FUZZ_CHECK(n >= -1 && n <= CLINK_MYSQL_SET_ITEMS, "set_parse returned %d", n);
+        if (n <= 0) {
+            break;
+        }
+        unsigned before_n = ss.n;
+        size_t before_bytes = ss.bytes;
+        int code = clink__session_set(&ss, items, (unsigned)n, msg, sizeof(msg));
+        FUZZ_CHECK(ss.n <= CLINK_MYSQL_SESSION_VARS && ss.bytes <= CLINK_MYSQL_SESSION_BYTES, "%u variables, %zu bytes",
+                   ss.n, ss.bytes);
+        FUZZ_CHECK(ss.bytes == session_bytes(&ss), "counted %zu bytes, holds %zu", ss.bytes, session_bytes(&ss));
+        if (code != 0) {
+            FUZZ_CHECK(code == 1105 || code == 1227 || code == 1229 || code == 1231 || code == 1238 || code == 1621,
+                       "SET answered %d", code);
+            FUZZ_CHECK(ss.n == before_n && ss.bytes == before_bytes, "a refused SET (%d) changed the session", code);
+            continue;
+        }
+        for (int i = 0; i < n; i++) {
+            const struct clink__var *v = clink__var_find(items[i].name);
+            const char *name = v ? v->name : items[i].name, *got = NULL;
+            int later = 0;
+            for (int j = i + 1; j < n; j++) {
+                const struct clink__var *w = clink__var_find(items[j].name);
+                later |= strcmp(w ? w->name : items[j].name, name) == 0;
+            }
+            if (later) {
+                continue; /* a later assignment in the same SET wins */
+            }
+            int kept = clink__session_get(&ss, name, &got);
+            FUZZ_CHECK(kept == !items[i].is_default, "%s: kept %d", name, kept);
+            if (kept && got != NULL) {
+                char again[CLINK_MYSQL_VAR_VALUE_MAX + 1];
+                FUZZ_CHECK(clink__var_check(v, got, again, sizeof(again)) == 0 && strcmp(again, got) == 0,
+                           "%s = '%s' as kept does not pass its check unchanged", name, got);
+            }
+        }
+    }
+    clink__session_clear(&ss);
+}
+
+/* The text as a SELECT list, a LIKE pattern, and a value for every variable. */
+static void select_text(const uint8_t *p, size_t size)
+{
+    static struct clink__select_item items[CLINK_MYSQL_SELECT_ITEMS];
+    int limited;
+    struct clink__sql s = {.p = (const char *)p, .end = (const char *)p + size};
+    CLINK_IGNORE(clink__sql_word(&s, "SELECT"));
+    int n = clink__select_parse(&s, items, CLINK_MYSQL_SELECT_ITEMS, &limited);
+    FUZZ_CHECK(n >= -1 && n <= CLINK_MYSQL_SELECT_ITEMS, "select_parse returned %d", n);
+    for (int i = 0; i < n; i++) {
+        FUZZ_CHECK(memchr(items[i].name, 0, sizeof(items[i].name)) && memchr(items[i].text, 0, sizeof(items[i].text)) &&
+                       memchr(items[i].var, 0, sizeof(items[i].var)),
+                   "item %d not NUL-terminated", i);
+        FUZZ_CHECK(items[i].kind >= CLINK_SEL_VAR && items[i].kind <= CLINK_SEL_NULL, "item %d of kind %d", i,
+                   items[i].kind);
+    }
+    char text[CLINK_MYSQL_VAR_VALUE_MAX + 64], out[CLINK_MYSQL_VAR_VALUE_MAX + 1], again[sizeof(out)];
+    size_t k = size < sizeof(text) - 1 ? size : sizeof(text) - 1;
+    memcpy(text, p, k);
+    text[k] = '\0';
+    FUZZ_CHECK(clink__sql_like("%", text), "LIKE '%%' does not match '%s'", text);
+    CLINK_IGNORE(clink__sql_like(text, text) || clink__sql_like(text, "character_set_client"));
+    size_t nv;
+    const struct clink__var *vars = clink__vars(&nv);
+    for (size_t i = 0; i <= nv; i++) {
+        const struct clink__var *v = i < nv ? &vars[i] : NULL;
+        if (clink__var_check(v, text, out, sizeof(out)) == 0) {
+            FUZZ_CHECK(strlen(out) <= CLINK_MYSQL_VAR_VALUE_MAX, "a value of %zu bytes kept", strlen(out));
+            FUZZ_CHECK(clink__var_check(v, out, again, sizeof(again)) == 0 && strcmp(out, again) == 0,
+                       "%s: '%s' kept as '%s', then '%s'", v ? v->name : "(unknown)", text, out, again);
+        }
+    }
+    int opt = clink__mysql_set_option(p, size);
+    FUZZ_CHECK(opt == -1 || (size == 3 && opt == p[1] && opt <= 1), "COM_SET_OPTION read as %d", opt);
+    char table[65];
+    size_t tl = clink__mysql_field_list_table(p, size, table, sizeof(table));
+    FUZZ_CHECK(tl <= 64 && strlen(table) == tl, "COM_FIELD_LIST table of %zu bytes", tl);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     uint8_t *p = fuzz_dup(data, size);
@@ -63,6 +170,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
     }
     sql_text(p, size);
+    set_text(p, size);
+    select_text(p, size);
     uint64_t v;
     size_t used = clink__mysql_lenenc_get(p, size, &v);
     FUZZ_CHECK(used <= size && used <= 9, "lenenc_get used %zu of %zu bytes", used, size);

@@ -16,6 +16,7 @@ PACKAGES=(
   strace valgrind openssl iproute2 stunnel4     # test drivers, certs, ss/tc, the stunnel baseline
   iptables                                      # random packet loss in the fault tests (statistic match)
   mariadb-client python3-pymysql                # the MySQL front door tested with stock clients
+  python3-sqlalchemy                            # ... and an ORM (tests/mysql_clients.sh)
   chromium libnss3-tools curl                   # the ops page in a real browser (certutil: a throwaway NSS trust store)
   gnuplot-nox                                   # bench plots
 )

@@ -10,6 +10,10 @@
 #     logs it in), unless grant_creates_user = OFF (1410); SHOW GRANTS;
 #     FLUSH PRIVILEGES reads the accounts file again;
 #   - PyMySQL with a verifying SSL context reads Ssl_cipher and runs a query;
+#   - what drivers send on connect: PyMySQL, SQLAlchemy (over PyMySQL), mysql2
+#     and the mariadb Node connector (npm, fetched once into the build dir)
+#     read @@version, DATABASE(), CONNECTION_ID(), see SET autocommit=0, ping,
+#     reset the connection (COM_RESET_CONNECTION); mysqladmin status and ping;
 #   - native clink clients and MySQL clients on the same port at once;
 #   - malformed packets (a 16 MiB length, a truncated packet, garbage after
 #     the SSL request) close only their connection: the node serves on;
@@ -129,6 +133,96 @@ print(cipher, v)
 EOF
 )
 echo "$out" | grep -q "^TLS_.* 42$" && ok "PyMySQL over verified TLS: Ssl_cipher and a query ($out)" || no "PyMySQL: $out"
+
+# What drivers and ORMs send on connect, answered by the door (issue 21): session variables and functions, SET
+# kept per connection, COM_PING, COM_RESET_CONNECTION, COM_STATISTICS.
+out=$(timeout 20 $py - "$port" "$t/ca.pem" <<'EOF' 2>&1
+import sys, ssl, pymysql
+ctx = ssl.create_default_context(cafile=sys.argv[2])
+c = pymysql.connect(host="127.0.0.1", port=int(sys.argv[1]), user="app", password="secret", ssl=ctx)
+cur = c.cursor()
+cur.execute("SELECT @@version, DATABASE(), CONNECTION_ID()")
+v, db, cid = cur.fetchone()
+cur.execute("SET autocommit=1")
+cur.execute("SELECT @@autocommit")
+(on,) = cur.fetchone()
+cur.execute("SET autocommit=0")
+cur.execute("SELECT @@autocommit")
+(off,) = cur.fetchone()
+c.ping(reconnect=False)
+c.close()
+print(v, db, int(cid) > 0, on, off, c.get_autocommit())
+EOF
+)
+[ "$out" = "8.0.0-clink-0.1.0 None True 1 0 False" ] &&
+  ok "PyMySQL: SELECT @@version, DATABASE(), CONNECTION_ID(); SET autocommit=0 is seen by SELECT @@autocommit ($out)" ||
+  no "PyMySQL session variables: $out"
+
+# SQLAlchemy's MySQL dialect over PyMySQL: initialize() sends SET NAMES, SELECT VERSION(), DATABASE(),
+# @@transaction_isolation, @@sql_mode, @@lower_case_table_names and ROLLBACK before the first statement.
+if $py -c 'import sqlalchemy' 2>/dev/null; then
+  out=$(timeout 30 $py - "$port" "$t/ca.pem" <<'EOF' 2>&1
+import sys, sqlalchemy
+e = sqlalchemy.create_engine("mysql+pymysql://app:secret@127.0.0.1:%s/" % sys.argv[1],
+                             connect_args={"ssl": {"ca": sys.argv[2]}})
+with e.connect() as conn:
+    one = conn.execute(sqlalchemy.text("SELECT 1")).scalar()
+    print(repr(one), e.dialect.server_version_info[:2], e.dialect.default_isolation_level)
+EOF
+)
+  # The door answers every column as text today (typed results are later work in issue 21): SELECT 1 is '1'.
+  [ "$out" = "'1' (8, 0) REPEATABLE READ" ] && ok "SQLAlchemy create_engine().connect() and SELECT 1 ($out)" ||
+    no "SQLAlchemy: $out"
+else
+  echo "skip: SQLAlchemy (python3-sqlalchemy not installed)"
+fi
+
+# mysql2 and the mariadb Node connector (npm), kept in the build directory once fetched.
+nm=${CLINK_NODE_MODULES:-$bin/node_modules}
+if command -v node >/dev/null 2>&1 && [ ! -d "$nm/mysql2" ] && command -v npm >/dev/null 2>&1; then
+  timeout 120 npm install --silent --no-audit --no-fund --prefix "$(dirname "$nm")" mysql2@3 mariadb@3 >/dev/null 2>&1
+fi
+if command -v node >/dev/null 2>&1 && [ -d "$nm/mysql2" ] && [ -d "$nm/mariadb" ]; then
+  out=$(NODE_PATH="$nm" timeout 30 node - "$port" "$t/ca.pem" <<'EOF' 2>&1
+const fs = require('fs');
+const [port, ca] = [+process.argv[2], fs.readFileSync(process.argv[3])];
+(async () => {
+  const c = await require('mysql2/promise').createConnection({host: '127.0.0.1', port, user: 'app',
+                                                              password: 'secret', ssl: {ca}});
+  const [[r]] = await c.query('SELECT @@version, DATABASE(), CONNECTION_ID()');
+  await c.query('SET autocommit=0');
+  const [[off]] = await c.query('SELECT @@autocommit');
+  await c.ping();
+  await new Promise((res, rej) => c.connection.reset((e) => (e ? rej(e) : res()))); // COM_RESET_CONNECTION
+  const [[on]] = await c.query('SELECT @@autocommit');
+  await c.end();
+  // timezone 'auto': the connector asks SELECT @@system_time_zone stz, @@time_zone tz on connect.
+  const m = await require('mariadb').createConnection({host: '127.0.0.1', port, user: 'app', password: 'secret',
+                                                       ssl: {ca}, timezone: 'auto'});
+  await m.query('SET autocommit=0');
+  await m.reset();
+  const [mr] = await m.query('SELECT @@autocommit a, DATABASE() d');
+  await m.ping();
+  await m.end();
+  console.log(r['@@version'], r['DATABASE()'], +r['CONNECTION_ID()'] > 0, off['@@autocommit'], on['@@autocommit'],
+              mr.a, mr.d);
+})().catch((e) => { console.log('error:', e.message); process.exit(1); });
+EOF
+)
+  [ "$out" = "8.0.0-clink-0.1.0 null true 0 1 1 null" ] &&
+    ok "mysql2 and mariadb (Node): session variables, SET autocommit=0, ping, COM_RESET_CONNECTION ($out)" ||
+    no "mysql2/mariadb: $out"
+else
+  echo "skip: mysql2/mariadb (no node, or npm could not fetch them into $nm)"
+fi
+
+# COM_STATISTICS: MySQL's status line, as mysqladmin prints it; COM_PING as mysqladmin ping.
+if command -v mysqladmin >/dev/null 2>&1; then
+  out=$(timeout 20 mysqladmin -h 127.0.0.1 -P "$port" -u app -psecret --ssl-ca="$t/ca.pem" --ssl-verify-server-cert \
+    status ping 2>&1)
+  echo "$out" | grep -q "^Uptime: [0-9]*  Threads: [0-9]*  Questions: [0-9]*" && echo "$out" | grep -q "is alive" &&
+    ok "mysqladmin status and ping: $(echo "$out" | head -1 | cut -c1-60)..." || no "mysqladmin: $out"
+fi
 
 # Both kinds of client on one port at once: 20 native status requests beside 20 mysql logins.
 (for i in $(seq 20); do

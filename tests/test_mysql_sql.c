@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -114,6 +115,9 @@ struct reply {
     unsigned ncols, nrows;
     char col[256];     /* the first column's name */
     char cell[2][512]; /* the first column of the first two rows */
+    uint16_t status;   /* an OK's or the last EOF's status flags */
+    char cols[8][256]; /* the first 8 columns' names */
+    char row0[8][512]; /* and the first row's cells ("NULL" for SQL NULL) */
 };
 
 static size_t lenenc_str(const uint8_t *p, size_t n, char *out, size_t cap)
@@ -134,7 +138,8 @@ static struct reply parse_first(struct my *m, const uint8_t *p, int n)
         uint64_t v;
         k += clink__mysql_lenenc_get(p + k, (size_t)n - k, &v); /* affected rows */
         k += clink__mysql_lenenc_get(p + k, (size_t)n - k, &v); /* last insert id */
-        k += 4;                                                 /* status, warnings */
+        r.status = (uint16_t)(p[k] | p[k + 1] << 8);
+        k += 4; /* status, warnings */
         if (k < (size_t)n) {
             lenenc_str(p + k, (size_t)n - k, r.info, sizeof(r.info));
         }
@@ -159,16 +164,28 @@ static struct reply parse_first(struct my *m, const uint8_t *p, int n)
             if (i == 0) {
                 lenenc_str(b + at, (size_t)k - at, r.col, sizeof(r.col));
             }
+            if (i < 8) {
+                lenenc_str(b + at, (size_t)k - at, r.cols[i], sizeof(r.cols[i]));
+            }
         }
         int k = my_recv(m, b, sizeof(b));
         cr_assert(k > 0 && b[0] == 0xfe, "no EOF after the columns");
         while ((k = my_recv(m, b, sizeof(b))) > 0 && !(b[0] == 0xfe && k < 9)) {
-            if (r.nrows < 2) {
+            if (r.nrows < 2 && b[0] != 0xfb) {
                 lenenc_str(b, (size_t)k, r.cell[r.nrows], sizeof(r.cell[0]));
+            }
+            for (size_t i = 0, at = 0; r.nrows == 0 && i < r.ncols && i < 8; i++) {
+                if (b[at] == 0xfb) { /* SQL NULL */
+                    snprintf(r.row0[i], sizeof(r.row0[i]), "NULL");
+                    at++;
+                } else {
+                    at += lenenc_str(b + at, (size_t)k - at, r.row0[i], sizeof(r.row0[i]));
+                }
             }
             r.nrows++;
         }
         cr_assert_gt(k, 0, "no EOF after the rows");
+        r.status = (uint16_t)(b[3] | b[4] << 8);
     }
     return r;
 }
@@ -597,4 +614,231 @@ Test(mysql_sql, update_config_applies_grant_creates_user_without_a_restart)
     cr_assert_eq(r.code, 1410, "%d %s", r.code, r.msg);
     cr_assert(strstr(slurp(path), "\ngrant_creates_user = OFF\n") != NULL, "%s", slurp(path));
     clink_server_free(srv);
+}
+
+/* ---- what drivers send on connect (issue 21): the door's own answers ---- */
+
+/* A logged-in TLS session as app. */
+static void app_session(struct my *m, uint16_t port)
+{
+    struct reply r = my_login(m, port, 1, NULL, NULL, "app", "apppw");
+    cr_assert_eq(r.code, 0, "app's login: %d %s", r.code, r.msg);
+}
+
+/* A command other than COM_QUERY: its first reply packet into p; its length. */
+static int my_command(struct my *m, uint8_t com, const void *arg, size_t n, uint8_t *p, size_t cap)
+{
+    uint8_t b[256];
+    cr_assert_lt(n + 1, sizeof(b));
+    b[0] = com;
+    memcpy(b + 1, arg, n);
+    my_send(m, 0, b, n + 1);
+    return my_recv(m, p, cap);
+}
+
+Test(mysql_sql, a_drivers_select_list_with_aliases_names_columns_as_mysql_does)
+{
+    struct clink_node *srv = node();
+    struct my m;
+    app_session(&m, clink_node_port(srv));
+
+    struct reply r = my_query(&m, "SELECT @@version, DATABASE(), CONNECTION_ID() AS id, "
+                                  "@@SESSION.transaction_isolation, @@system_time_zone stz, 'it''s\\t\\%', 1, NULL");
+
+    my_close(&m);
+    cr_assert_eq(r.code, 0, "%d %s", r.code, r.msg);
+    cr_assert_eq(r.ncols, 8);
+    cr_assert_eq(r.nrows, 1);
+    const char *names[] = {"@@version", "DATABASE()", "id", "@@SESSION.transaction_isolation",
+                           "stz",       "it's\t\\%",  "1",  "NULL"};
+    for (int i = 0; i < 8; i++) {
+        cr_assert_str_eq(r.cols[i], names[i], "column %d", i);
+    }
+    cr_assert_str_eq(r.row0[0], "8.0.0-clink-0.1.0", "the version the greeting announced");
+    cr_assert_str_eq(r.row0[1], "NULL", "no database: NULL");
+    cr_assert(atoi(r.row0[2]) > 0, "a connection id: %s", r.row0[2]);
+    cr_assert_str_eq(r.row0[3], "REPEATABLE-READ", "MySQL 8.0's default");
+    cr_assert_str_eq(r.row0[5], "it's\t\\%",
+                     "a doubled quote, \\t, and \\% keeping its backslash, as MySQL reads them");
+    cr_assert_str_eq(r.row0[6], "1", "a number comes back as text (typed results are later work)");
+    clink_node_free(srv);
+}
+
+Test(mysql_sql, set_is_remembered_per_connection_and_com_reset_connection_forgets_it)
+{
+    struct clink_node *srv = node();
+    uint16_t port = clink_node_port(srv);
+    struct my m, other;
+    app_session(&m, port);
+    app_session(&other, port);
+    uint8_t p[512];
+
+    struct reply set = my_query(&m, "SET autocommit=0, NAMES latin1, @@session.sql_mode = 'ansi_quotes', "
+                                    "SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED");
+    struct reply seen = my_query(&m, "SELECT @@autocommit, @@character_set_client, @@collation_connection, "
+                                     "@@sql_mode, @@tx_isolation");
+    struct reply elsewhere = my_query(&other, "SELECT @@autocommit, @@character_set_client");
+    int n = my_command(&m, CLINK_MY_COM_RESET_CONNECTION, "", 0, p, sizeof(p));
+    struct reply after = my_query(&m, "SELECT @@autocommit, @@character_set_client, @@sql_mode");
+
+    my_close(&m);
+    my_close(&other);
+    cr_assert_eq(set.code, 0, "%d %s", set.code, set.msg);
+    cr_assert_eq(set.status & CLINK_MY_STATUS_AUTOCOMMIT, 0, "the OK of SET autocommit=0 says autocommit is off");
+    cr_assert_str_eq(seen.row0[0], "0");
+    cr_assert_str_eq(seen.row0[1], "latin1");
+    cr_assert_str_eq(seen.row0[2], "latin1_swedish_ci", "SET NAMES without COLLATE: the set's default collation");
+    cr_assert_str_eq(seen.row0[3], "ANSI_QUOTES");
+    cr_assert_str_eq(seen.row0[4], "READ-COMMITTED", "tx_isolation is transaction_isolation");
+    cr_assert_str_eq(elsewhere.row0[0], "1", "another connection keeps the defaults");
+    cr_assert_str_eq(elsewhere.row0[1], "utf8mb4");
+    cr_assert(n > 0 && p[0] == 0x00, "COM_RESET_CONNECTION: OK (got %d bytes, 0x%02x)", n, p[0]);
+    cr_assert_str_eq(after.row0[0], "1");
+    cr_assert_str_eq(after.row0[1], "utf8mb4");
+    cr_assert_str_eq(after.row0[2], "ONLY_FULL_GROUP_BY,STRICT_TRANS_TABLES,NO_ZERO_IN_DATE,NO_ZERO_DATE,"
+                                    "ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION");
+    cr_assert(after.status & CLINK_MY_STATUS_AUTOCOMMIT, "autocommit again after the reset");
+    clink_node_free(srv);
+}
+
+Test(mysql_sql, a_refused_set_says_why_in_mysqls_words_and_changes_nothing)
+{
+    struct clink_node *srv = node();
+    struct my m;
+    app_session(&m, clink_node_port(srv));
+    char sql[1024];
+
+    struct reply ro = my_query(&m, "SET autocommit = 0, lower_case_table_names = 1");
+    struct reply still = my_query(&m, "SELECT @@autocommit");
+    struct reply global = my_query(&m, "SET GLOBAL wait_timeout = 5");
+    struct reply bad = my_query(&m, "SET autocommit = 'maybe'");
+    struct reply packet = my_query(&m, "SET max_allowed_packet = 5");
+    struct reply unknown = my_query(&m, "SELECT @@no_such_variable");
+    struct reply user_var = my_query(&m, "SET @x = 1");
+    int at = 0;
+    struct reply r = {0};
+    for (int i = 0; i < 40 && r.code == 0; i++) { /* unknown names are kept too, up to the bound */
+        snprintf(sql, sizeof(sql), "SET v%d = 'value %d'", i, i);
+        r = my_query(&m, sql);
+        at = i;
+    }
+    struct reply kept = my_query(&m, "SELECT @@v0");
+
+    my_close(&m);
+    cr_assert_eq(ro.code, 1238, "%d %s", ro.code, ro.msg);
+    cr_assert_str_eq(ro.msg, "Variable 'lower_case_table_names' is a read only variable");
+    cr_assert_str_eq(still.cell[0], "1", "all or nothing: autocommit did not change");
+    cr_assert_eq(global.code, 1227, "%d %s", global.code, global.msg);
+    cr_assert_eq(bad.code, 1231, "%d %s", bad.code, bad.msg);
+    cr_assert_str_eq(bad.msg, "Variable 'autocommit' can't be set to the value of 'maybe'");
+    cr_assert_eq(packet.code, 1621, "%d %s", packet.code, packet.msg);
+    cr_assert_eq(unknown.code, 1193, "%d %s", unknown.code, unknown.msg);
+    cr_assert_eq(user_var.code, 1064, "user variables are not kept: %d %s", user_var.code, user_var.msg);
+    cr_assert_eq(r.code, 1105, "past 32 variables: %d %s", r.code, r.msg);
+    cr_assert_eq(at, 32, "the 33rd is refused");
+    cr_assert_str_eq(kept.cell[0], "value 0");
+    clink_node_free(srv);
+}
+
+Test(mysql_sql, show_variables_like_show_warnings_and_transactions)
+{
+    struct clink_node *srv = node();
+    struct my m;
+    app_session(&m, clink_node_port(srv));
+
+    struct reply set = my_query(&m, "SET SESSION sql_auto_is_null = 1");
+    struct reply vars = my_query(&m, "SHOW VARIABLES LIKE 'sql\\_auto%'");
+    struct reply all = my_query(&m, "SHOW SESSION VARIABLES");
+    struct reply lower = my_query(&m, "SHOW VARIABLES LIKE 'lower_case_table_names'");
+    struct reply warnings = my_query(&m, "SHOW WARNINGS LIMIT 10");
+    const char *tx[] = {"BEGIN", "START TRANSACTION READ ONLY", "COMMIT", "ROLLBACK WORK", "begin work;"};
+    struct reply txr[5];
+    for (int i = 0; i < 5; i++) {
+        txr[i] = my_query(&m, tx[i]);
+    }
+
+    my_close(&m);
+    cr_assert_eq(set.code, 0, "%d %s", set.code, set.msg);
+    cr_assert_eq(vars.nrows, 1);
+    cr_assert_str_eq(vars.cols[0], "Variable_name");
+    cr_assert_str_eq(vars.cols[1], "Value");
+    cr_assert_str_eq(vars.row0[0], "sql_auto_is_null");
+    cr_assert_str_eq(vars.row0[1], "ON", "SHOW VARIABLES spells a boolean ON/OFF");
+    cr_assert_geq(all.nrows, 30);
+    cr_assert_str_eq(all.cell[0], "auto_increment_increment", "sorted by name");
+    cr_assert_str_eq(lower.row0[1], "0");
+    cr_assert_eq(warnings.code, 0);
+    cr_assert_eq(warnings.ncols, 3);
+    cr_assert_eq(warnings.nrows, 0);
+    cr_assert_str_eq(warnings.cols[2], "Message");
+    for (int i = 0; i < 5; i++) {
+        cr_assert_eq(txr[i].code, 0, "%s: %d %s", tx[i], txr[i].code, txr[i].msg);
+    }
+    clink_node_free(srv);
+}
+
+Test(mysql_sql, commands_ping_statistics_set_option_field_list)
+{
+    struct clink_node *srv = node();
+    struct my m;
+    app_session(&m, clink_node_port(srv));
+    uint8_t p[512];
+    const uint8_t on[2] = {0, 0}, bad[2] = {7, 0};
+
+    int ping = my_command(&m, CLINK_MY_COM_PING, "", 0, p, sizeof(p));
+    cr_assert(ping > 0 && p[0] == 0x00, "COM_PING: OK");
+    int stats = my_command(&m, CLINK_MY_COM_STATISTICS, "", 0, p, sizeof(p));
+    cr_assert(stats > 8 && memcmp(p, "Uptime: ", 8) == 0, "COM_STATISTICS: %.*s", stats, (char *)p);
+    cr_assert(strstr((char *)p, "Threads: ") != NULL && strstr((char *)p, "Questions: ") != NULL);
+    int opt = my_command(&m, CLINK_MY_COM_SET_OPTION, on, 2, p, sizeof(p));
+    cr_assert(opt == 5 && p[0] == 0xfe, "COM_SET_OPTION: EOF, as MySQL answers it (%d bytes)", opt);
+    int unknown = my_command(&m, CLINK_MY_COM_SET_OPTION, bad, 2, p, sizeof(p));
+    cr_assert(unknown > 3 && p[0] == 0xff && (p[1] | p[2] << 8) == 1047, "an unknown option: 1047");
+    int nodb = my_command(&m, CLINK_MY_COM_FIELD_LIST, "t\0", 2, p, sizeof(p));
+    cr_assert(nodb > 3 && p[0] == 0xff && (p[1] | p[2] << 8) == 1046, "no database: 1046");
+    int init = my_command(&m, CLINK_MY_COM_INIT_DB, "shop", 4, p, sizeof(p));
+    cr_assert(init > 0 && p[0] == 0x00, "COM_INIT_DB: OK");
+    int list = my_command(&m, CLINK_MY_COM_FIELD_LIST, "t\0", 2, p, sizeof(p));
+    struct reply db = my_query(&m, "SELECT DATABASE()");
+
+    my_close(&m);
+    cr_assert(list > 9 && p[0] == 0xff && (p[1] | p[2] << 8) == 1146, "COM_FIELD_LIST: 1146");
+    cr_assert(memmem(p, (size_t)list, "Table 'shop.t' doesn't exist", 28) != NULL, "%.*s", list - 9, (char *)p + 9);
+    cr_assert_str_eq(db.cell[0], "shop");
+    clink_node_free(srv);
+}
+
+/* An embedder's hook: answers @@version its own way and one statement it refuses; leaves the rest to the door. */
+static void embedder(struct clink_mysql_stmt *st, const char *sql, size_t len, void *user)
+{
+    (void)user;
+    if (len == 16 && strncasecmp(sql, "SELECT @@version", 16) == 0) {
+        static const char *const names[] = {"@@version"}, *const cells[] = {"embedder 1.0"};
+        CLINK_IGNORE(clink_mysql_rows(st, 1, names, 1, cells));
+    } else if (len >= 8 && strncasecmp(sql, "ROLLBACK", 8) == 0) {
+        CLINK_IGNORE(clink_mysql_error(st, 1180, "HY000", "Got error during ROLLBACK"));
+    }
+}
+
+Test(mysql_sql, the_embedders_hook_comes_first_and_the_door_answers_what_it_leaves)
+{
+    static struct clink_mysql_opts mysql = {.query = embedder};
+    struct clink_node_opts o = {.workers = 1, .tls = tls, .accounts = acc, .mysql = &mysql};
+    struct clink_node *srv = ts_node_with(&o, NULL);
+    struct my m;
+    app_session(&m, clink_node_port(srv));
+
+    struct reply version = my_query(&m, "SELECT @@version");
+    struct reply rollback = my_query(&m, "ROLLBACK");
+    struct reply set = my_query(&m, "SET autocommit = 0");
+    struct reply autocommit = my_query(&m, "SELECT @@autocommit");
+    struct reply other = my_query(&m, "DELETE FROM t");
+
+    my_close(&m);
+    cr_assert_str_eq(version.cell[0], "embedder 1.0", "the hook's answer");
+    cr_assert_eq(rollback.code, 1180, "the hook's error stands");
+    cr_assert_eq(set.code, 0, "left to the door: %d %s", set.code, set.msg);
+    cr_assert_str_eq(autocommit.cell[0], "0");
+    cr_assert_eq(other.code, 1105, "neither knows it: %d %s", other.code, other.msg);
+    clink_node_free(srv);
 }

@@ -18,6 +18,7 @@
 #include "clink/mysql.h"
 #include "transport/conn_int.h"
 #include "transport/mysql_proto.h"
+#include "transport/mysql_session.h"
 
 enum my_state {
     MY_RESPONSE = 1, /* the client's answer to the greeting (or its SSL request) */
@@ -35,6 +36,7 @@ struct clink__mysql {
     char host[64];
     char db[65];
     int gave_password;
+    struct clink__mysql_session sess; /* what SET changed (mysql_session.c) */
 };
 
 struct clink_mysql_stmt {
@@ -63,12 +65,20 @@ static int send_packet(struct clink_conn *c, const uint8_t *p, size_t n)
     return 0;
 }
 
+/* The status flags of OK and EOF: autocommit as this session has it. */
+static uint16_t status_flags(struct clink_conn *c)
+{
+    const char *v = NULL;
+    int off = c->my != NULL && clink__session_get(&c->my->sess, "autocommit", &v) && v != NULL && strcmp(v, "0") == 0;
+    return off ? 0 : CLINK_MY_STATUS_AUTOCOMMIT;
+}
+
 static void send_ok(struct clink_conn *c, uint64_t affected, const char *info)
 {
     uint8_t b[600];
     char cut[512];
     snprintf(cut, sizeof(cut), "%s", info ? info : ""); /* a longer info is cut, never an empty packet */
-    size_t n = clink__mysql_ok(b, sizeof(b), affected, CLINK_MY_STATUS_AUTOCOMMIT, cut);
+    size_t n = clink__mysql_ok(b, sizeof(b), affected, status_flags(c), cut);
     CLINK_IGNORE(send_packet(c, b, n) < 0);
 }
 
@@ -118,6 +128,9 @@ void clink__mysql_start(struct clink_conn *c)
 
 static void mysql_free(struct clink_conn *c)
 {
+    if (c->my != NULL) {
+        clink__session_clear(&c->my->sess);
+    }
     free(c->my);
     c->my = NULL;
 }
@@ -378,13 +391,13 @@ int clink_mysql_rows(struct clink_mysql_stmt *st, unsigned ncols, const char *co
         n = clink__mysql_coldef(b, cap, names[k] ? names[k] : "");
         CLINK_IGNORE(send_packet(c, b, n) < 0);
     }
-    n = clink__mysql_eof(b, cap, CLINK_MY_STATUS_AUTOCOMMIT);
+    n = clink__mysql_eof(b, cap, status_flags(c));
     CLINK_IGNORE(send_packet(c, b, n) < 0);
     for (unsigned r = 0; r < nrows; r++) {
         n = clink__mysql_row(b, cap, cells + (size_t)r * ncols, ncols);
         CLINK_IGNORE(send_packet(c, b, n) < 0);
     }
-    n = clink__mysql_eof(b, cap, CLINK_MY_STATUS_AUTOCOMMIT);
+    n = clink__mysql_eof(b, cap, status_flags(c));
     CLINK_IGNORE(send_packet(c, b, n) < 0);
     free(b);
     return 0;
@@ -423,6 +436,57 @@ struct clink_node *clink_mysql_node(const struct clink_mysql_stmt *st)
 struct clink_accounts *clink_mysql_accounts(const struct clink_mysql_stmt *st)
 {
     return st->c->node->accounts;
+}
+
+struct clink__mysql_session *clink__mysql_session_of(struct clink_mysql_stmt *st)
+{
+    return &st->c->my->sess;
+}
+
+uint32_t clink__mysql_conn_id(const struct clink_mysql_stmt *st)
+{
+    return (uint32_t)st->c->id; /* as the greeting gave it */
+}
+
+uint32_t clink__mysql_wait_timeout(const struct clink_mysql_stmt *st)
+{
+    return st->c->node->opts.wait_timeout_s;
+}
+
+/* COM_SET_OPTION: multi-statements on (0) or off (1), answered with EOF as MySQL does; anything else 1047. */
+static void set_option(struct clink_conn *c, const uint8_t *p, size_t n)
+{
+    int on = clink__mysql_set_option(p, n);
+    if (on < 0) {
+        send_err(c, 1047, "08S01", "Unknown command");
+        return;
+    }
+    c->my->sess.multi_statements = on == 0;
+    uint8_t b[8];
+    size_t k = clink__mysql_eof(b, sizeof(b), status_flags(c));
+    CLINK_IGNORE(send_packet(c, b, k) < 0);
+}
+
+/*
+ * COM_FIELD_LIST (deprecated in MySQL 8.0; the mysql client's table-name
+ * completion sends it): clink's door has no tables to list, so the answer
+ * is MySQL's for a table that is not there.
+ */
+static void field_list(struct clink_conn *c, const uint8_t *p, size_t n)
+{
+    char table[65], msg[200];
+    if (c->my->db[0] == '\0') {
+        send_err(c, 1046, "3D000", "No database selected");
+        return;
+    }
+    clink__mysql_field_list_table(p, n, table, sizeof(table));
+    snprintf(msg, sizeof(msg), "Table '%s.%s' doesn't exist", c->my->db, table);
+    for (char *q = msg; *q; q++) {
+        if ((unsigned char)*q < 0x20 || *q == 0x7f) {
+            *q = '?'; /* a client's bytes (the database name too) do not shape the message */
+        }
+    }
+    send_err(c, 1146, "42S02", msg);
 }
 
 static void on_command(struct clink_conn *c, uint8_t *p, size_t n)
@@ -470,11 +534,26 @@ static void on_command(struct clink_conn *c, uint8_t *p, size_t n)
         clink_mysql_query_fn fn = mo->query ? mo->query : clink_mysql_builtin;
         fn(&st, (const char *)p + 1, n - 1, mo->query_user);
         if (!st.answered) {
+            /* Left to the door: what drivers send on connect (mysql_answers.c). */
+            CLINK_IGNORE(clink__mysql_session_answer(&st, (const char *)p + 1, n - 1));
+        }
+        if (!st.answered) {
             send_err(c, 1105, "HY000", "the statement hook gave no answer");
         }
         OPENSSL_cleanse(p, n); /* a statement may carry a password (IDENTIFIED BY): leave no copy behind */
         return;
     }
+    case CLINK_MY_COM_RESET_CONNECTION:
+        /* The session's variables back to their defaults; the login and the database stay, as in MySQL. */
+        clink__session_clear(&c->my->sess);
+        send_ok(c, 0, NULL);
+        return;
+    case CLINK_MY_COM_SET_OPTION:
+        set_option(c, p, n);
+        return;
+    case CLINK_MY_COM_FIELD_LIST:
+        field_list(c, p, n);
+        return;
     default:
         send_err(c, 1047, "08S01", "Unknown command");
         return;

@@ -248,3 +248,23 @@ size_t clink__mysql_row(uint8_t *out, size_t cap, const char *const *cells, unsi
     }
     return n;
 }
+
+int clink__mysql_set_option(const uint8_t *p, size_t n)
+{
+    if (n != 3 || p[2] != 0 || p[1] > 1) {
+        return -1;
+    }
+    return p[1];
+}
+
+size_t clink__mysql_field_list_table(const uint8_t *p, size_t n, char *out, size_t cap)
+{
+    size_t k = 0;
+    for (size_t i = 1; i < n && p[i] != 0 && k < 64 && k + 1 < cap; i++) {
+        out[k++] = p[i] < 0x20 || p[i] == 0x7f ? '?' : (char)p[i];
+    }
+    if (cap > 0) {
+        out[k] = '\0';
+    }
+    return k;
+}

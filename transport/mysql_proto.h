@@ -19,6 +19,9 @@
 #define CLINK_MYSQL_MAX_PACKET       (1u << 20)
 #define CLINK_MYSQL_MAX_LOGIN_PACKET (16u << 10) /* before the login: a handshake response with its attributes */
 
+/* What the greeting announces, and @@version and VERSION() answer. */
+#define CLINK_MYSQL_SERVER_VERSION "8.0.0-clink-0.1.0"
+
 /* Capability flags (MySQL's CLIENT_*). */
 #define CLINK_MY_LONG_PASSWORD      0x00000001u
 #define CLINK_MY_FOUND_ROWS         0x00000002u
@@ -42,11 +45,14 @@
 #define CLINK_MY_STATUS_AUTOCOMMIT 0x0002u
 
 /* Commands. */
-#define CLINK_MY_COM_QUIT       0x01
-#define CLINK_MY_COM_INIT_DB    0x02
-#define CLINK_MY_COM_QUERY      0x03
-#define CLINK_MY_COM_STATISTICS 0x09
-#define CLINK_MY_COM_PING       0x0e
+#define CLINK_MY_COM_QUIT             0x01
+#define CLINK_MY_COM_INIT_DB          0x02
+#define CLINK_MY_COM_QUERY            0x03
+#define CLINK_MY_COM_FIELD_LIST       0x04
+#define CLINK_MY_COM_STATISTICS       0x09
+#define CLINK_MY_COM_PING             0x0e
+#define CLINK_MY_COM_SET_OPTION       0x1b
+#define CLINK_MY_COM_RESET_CONNECTION 0x1f
 
 /* The client's first answer: an SSLRequest (only its first 32 bytes) or a HandshakeResponse41. */
 struct clink__mysql_response {
@@ -66,6 +72,16 @@ struct clink__mysql_response {
  * name over 64) or without CLIENT_PROTOCOL_41.
  */
 int clink__mysql_parse_response(const uint8_t *p, size_t n, struct clink__mysql_response *r);
+
+/* COM_SET_OPTION's payload (the command byte first): 0 multi-statements on, 1 off; -1 malformed or unknown. */
+int clink__mysql_set_option(const uint8_t *p, size_t n);
+
+/*
+ * COM_FIELD_LIST's table name (the command byte first; the name ends at a
+ * NUL or the packet) into out, cut at 64 bytes, control characters as '?'
+ * (it goes into an error message). Returns its length.
+ */
+size_t clink__mysql_field_list_table(const uint8_t *p, size_t n, char *out, size_t cap);
 
 /* A length-encoded integer: writes 1, 3, 4 or 9 bytes; returns how many. */
 size_t clink__mysql_lenenc_put(uint8_t *out, uint64_t v);

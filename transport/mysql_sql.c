@@ -42,6 +42,32 @@ int clink__sql_word(struct clink__sql *s, const char *w)
     return 1;
 }
 
+/* One backslash escape as MySQL reads it in a string literal; sets *keep when the backslash itself stays. */
+static char unescape(char ch, int *keep)
+{
+    *keep = 0;
+    switch (ch) {
+    case '0':
+        return '\0';
+    case 'b':
+        return '\b';
+    case 'n':
+        return '\n';
+    case 'r':
+        return '\r';
+    case 't':
+        return '\t';
+    case 'Z':
+        return 0x1a; /* Ctrl-Z, for Windows' end of file */
+    case '%':
+    case '_':
+        *keep = 1; /* so that a LIKE pattern still sees the escape (MySQL keeps it in any string) */
+        return ch;
+    default:
+        return ch; /* \' \" \\ and any other character: itself */
+    }
+}
+
 int clink__sql_quoted(struct clink__sql *s, char *out, size_t cap)
 {
     clink__sql_skip_space(s);
@@ -52,8 +78,15 @@ int clink__sql_quoted(struct clink__sql *s, char *out, size_t cap)
     size_t n = 0;
     while (s->p < s->end) {
         char ch = *s->p++;
-        if (ch == '\\' && s->p < s->end) {
-            ch = *s->p++;
+        int keep = 0;
+        if (ch == '\\' && q != '`') { /* an identifier in backticks has no escapes, only a doubled backtick */
+            if (s->p >= s->end) {
+                return -1;
+            }
+            ch = unescape(*s->p++, &keep);
+            if (ch == '\0') {
+                return -1; /* a NUL has no place in the names and values read here */
+            }
         } else if (ch == q) {
             if (s->p < s->end && *s->p == q) {
                 s->p++;
@@ -62,12 +95,67 @@ int clink__sql_quoted(struct clink__sql *s, char *out, size_t cap)
                 return 0;
             }
         }
-        if (n + 1 >= cap) {
+        if (n + 1 + (size_t)keep >= cap) {
             return -1;
+        }
+        if (keep) {
+            out[n++] = '\\';
         }
         out[n++] = ch;
     }
     return -1;
+}
+
+int clink__sql_ident(struct clink__sql *s, char *out, size_t cap)
+{
+    clink__sql_skip_space(s);
+    if (s->p < s->end && *s->p == '`') {
+        return clink__sql_quoted(s, out, cap) == 0 && out[0] != '\0' ? 0 : -1;
+    }
+    size_t n = 0;
+    while (s->p < s->end && (isalnum((unsigned char)*s->p) || *s->p == '_' || *s->p == '$')) {
+        if (n + 1 >= cap) {
+            return -1;
+        }
+        out[n++] = *s->p++;
+    }
+    out[n] = '\0';
+    return n > 0 ? 0 : -1;
+}
+
+/*
+ * Iterative, with one backtrack point (the last %): at most pattern length
+ * times string length steps. A recursive matcher is exponential in the
+ * number of %, and the pattern comes from any logged-in client.
+ */
+int clink__sql_like(const char *pat, const char *str)
+{
+    const char *star = NULL, *retry = NULL;
+    while (*str != '\0') {
+        if (*pat == '%') {
+            while (*pat == '%') {
+                pat++;
+            }
+            star = pat;
+            retry = str;
+            continue;
+        }
+        int esc = *pat == '\\' && pat[1] != '\0';
+        char pc = esc ? pat[1] : *pat;
+        if (pc != '\0' && ((!esc && pc == '_') || tolower((unsigned char)pc) == tolower((unsigned char)*str))) {
+            pat += esc ? 2 : 1;
+            str++;
+        } else if (star != NULL) {
+            pat = star;
+            str = ++retry;
+        } else {
+            return 0;
+        }
+    }
+    while (*pat == '%') {
+        pat++;
+    }
+    return *pat == '\0';
 }
 
 int clink__sql_account_name(struct clink__sql *s, char *user, size_t ucap, char *host, size_t hcap)

@@ -23,8 +23,23 @@ void clink__sql_skip_space(struct clink__sql *s);
 int clink__sql_at_end(struct clink__sql *s);
 /* Consume word w (case-insensitive) if it is next and ends there: 1, else 0 and s unchanged. */
 int clink__sql_word(struct clink__sql *s, const char *w);
-/* A quoted string ('...', "..." or `...`; a doubled quote or a backslash escapes) into out. 0, or -1. */
+/*
+ * A quoted string ('...' or "...") or identifier (`...`) into out, read as
+ * MySQL reads it: a doubled quote is one; in a string, \n \t \r \b \Z
+ * and \0 are their control characters, \% and \_ keep their backslash
+ * (LIKE patterns), and a backslash before anything else is that character.
+ * A backticked identifier has no escapes. 0, or -1 (unterminated, too long
+ * for cap, or a NUL in it: no name or value here holds one).
+ */
 int clink__sql_quoted(struct clink__sql *s, char *out, size_t cap);
+/* An identifier ([A-Za-z0-9_$]+, or `quoted`) into out. 0, or -1. */
+int clink__sql_ident(struct clink__sql *s, char *out, size_t cap);
+/*
+ * SQL LIKE: % any run, _ one character, \ escapes the next,
+ * case-insensitive (MySQL's default collation). 1 if str matches pat. At
+ * most strlen(pat) * strlen(str) steps, whatever the pattern.
+ */
+int clink__sql_like(const char *pat, const char *str);
 /* 'user'@'host', `user`@`host`, user@host or 'user' (host %). 0, or -1. */
 int clink__sql_account_name(struct clink__sql *s, char *user, size_t ucap, char *host, size_t hcap);
 /*

@@ -4,7 +4,6 @@
 #include <string.h>
 
 #include "clink/error.h"
-#define CLINK_SERVER_VERSION "8.0.0-clink-0.1.0"
 
 enum clink_opening_kind clink__opening_classify(const uint8_t *b, size_t n)
 {
@@ -49,8 +48,8 @@ size_t clink__opening_greeting(uint8_t *out, size_t cap, uint32_t conn_id, const
     }
     /* Protocol::HandshakeV10 */
     *p++ = 10;
-    memcpy(p, CLINK_SERVER_VERSION, sizeof(CLINK_SERVER_VERSION));
-    p += sizeof(CLINK_SERVER_VERSION);
+    memcpy(p, CLINK_MYSQL_SERVER_VERSION, sizeof(CLINK_MYSQL_SERVER_VERSION));
+    p += sizeof(CLINK_MYSQL_SERVER_VERSION);
     put_le32(p, conn_id);
     p += 4;
     memcpy(p, scramble, 8);

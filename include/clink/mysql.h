@@ -10,8 +10,19 @@
  * answers what the mysql client and drivers need to connect, report status
  * and manage accounts.
  *
- * Threads: a hook runs on the connection's worker and must answer before it
- * returns, exactly once, with one of clink_mysql_ok/error/rows.
+ * The door answers by itself what drivers and ORMs send on connect (SELECT
+ * of @@variables and VERSION(), DATABASE(), USER(), CONNECTION_ID(),
+ * NOW()...; SET of session variables, remembered per connection; SHOW
+ * VARIABLES; SHOW WARNINGS; BEGIN, COMMIT, ROLLBACK as no-ops), and
+ * COM_PING, COM_STATISTICS, COM_INIT_DB, COM_RESET_CONNECTION,
+ * COM_SET_OPTION, COM_FIELD_LIST (docs/mysql.md, "Session variables"). The
+ * hook comes first: a statement it answers is its own; one it returns from
+ * without answering goes to the door's answers, and one the door does not
+ * know either gets error 1105.
+ *
+ * Threads: a hook runs on the connection's worker and answers before it
+ * returns, at most once, with one of clink_mysql_ok/error/rows (or not at
+ * all, above).
  */
 #ifndef CLINK_MYSQL_H
 #define CLINK_MYSQL_H
@@ -84,11 +95,8 @@ struct clink_mysql_builtin_opts {
 /*
  * The default statement hook (user: a struct clink_mysql_builtin_opts or
  * NULL). It answers, case-insensitively:
- *   SELECT of @@version, @@version_comment, DATABASE(), USER(),
- *     CURRENT_USER(), a number or a quoted string [LIMIT n];
  *   SHOW [SESSION|GLOBAL] STATUS [LIKE 'pattern']: Ssl_cipher, Ssl_version,
  *     Ssl_session_reused, Ssl_ktls (this connection's kTLS state);
- *   SET NAMES ..., SET AUTOCOMMIT = 0|1 (accepted, no effect);
  *   CREATE/ALTER/DROP USER, GRANT ALL|USAGE ON *.* (which makes a missing
  *     account unless opts->no_auto_create_user), REVOKE ALL ON *.*, FLUSH
  *     PRIVILEGES (the accounts file read again): only by an account with
@@ -96,7 +104,9 @@ struct clink_mysql_builtin_opts {
  *   SHOW GRANTS [FOR CURRENT_USER | FOR 'u'@'h']: the account as a GRANT
  *     statement (another account's: grant ALL, else 1044);
  *   ALTER INSTANCE RELOAD TLS (with opts->reload_tls);
+ * then the door's own answers (SELECT @@..., SET, SHOW VARIABLES, above),
  * and anything else with error 1064 (ER_PARSE_ERROR) naming the statement.
+ * A hook that calls it for the statements it does not know gets the same.
  */
 CLINK_API void clink_mysql_builtin(struct clink_mysql_stmt *st, const char *sql, size_t len, void *user);
 
