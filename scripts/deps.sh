@@ -21,6 +21,10 @@ PACKAGES=(
   gnuplot-nox                                   # bench plots
 )
 
+# Node and npm for the Node MySQL drivers (tests/mysql_clients.sh): Debian's, unless a node is already there
+# (a newer one from elsewhere would conflict with the package).
+command -v node >/dev/null 2>&1 || PACKAGES+=(nodejs npm)
+
 installed() {
   [[ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null || true)" == "install ok installed" ]]
 }
