@@ -17,8 +17,10 @@
  * returns.
  *
  * Flow control: a receiver grants each stream a window of bytes
- * (stream_window, default 4 MiB) and the connection another one shared by all
- * (conn_window, default 16 MiB); a sender with no credit holds its messages
+ * (stream_window, default 4 MiB; only 256 KiB of it at a time while the
+ * receiver's own calls wait on the connection, so that their answers do not
+ * queue behind milliseconds of stream data) and the connection another one
+ * shared by all (conn_window, default 16 MiB); a sender with no credit holds its messages
  * (clink's memory: nothing, they stay in the caller's buffers) until the
  * receiver's application has consumed bytes: when on_msg returns, or, with
  * CLINK_STREAM_MANUAL_CREDIT, when it calls clink_stream_consume. A slow
