@@ -135,6 +135,9 @@ int clink__mysql_parse_change_user(const uint8_t *p, size_t n, uint32_t caps, st
             return -CLINK_EPROTO;
         }
         alen = (size_t)(z - (p + off));
+        if (alen > 255) {
+            return -CLINK_EPROTO; /* as at the first login: no plugin's answer is longer */
+        }
         r->auth = p + off;
         off += alen + 1;
     }
