@@ -220,8 +220,8 @@ static void login_facts(struct clink_conn *c, struct clink_login *l, X509 **owne
 /*
  * A COM_CHANGE_USER passed the account check as `matched`: the session's
  * max_user_connections slot moves to that account, or the change is refused
- * in MySQL's words and the connection closes (MySQL closes it after a failed
- * change). 1 if moved.
+ * in MySQL's words and the connection closes, as after any failed change.
+ * 1 if moved.
  */
 static int moved(struct clink_conn *c, const char *matched)
 {
@@ -587,8 +587,8 @@ static void field_list(struct clink_conn *c, const uint8_t *p, size_t n)
  * (authenticate), through the login throttle and the account's REQUIRE
  * against this connection's TLS state. On success the session is the new
  * account's (its max_user_connections slot moved, the variables reset, the
- * database set); on failure MySQL's error, then the connection closes, as
- * MySQL closes it.
+ * database set); on failure MySQL's error, then the connection closes: a
+ * failed change is a failed login (docs/mysql.md says how MySQL differs).
  */
 static void change_user(struct clink_conn *c, uint8_t *p, size_t n)
 {
