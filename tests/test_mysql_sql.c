@@ -1054,12 +1054,13 @@ Test(mysql_sql, change_user_moves_the_session_between_accounts_counts)
 /* ---- clients without CLIENT_PLUGIN_AUTH (the `mysql` Node package) ---- */
 
 /*
- * Log in as the `mysql` package does: SSL request, then a handshake
- * response without CLIENT_PLUGIN_AUTH or CONNECT_ATTRS, whose 20-byte
- * answer is mysql_native_password's to the greeting's scramble, and no
- * plugin name.
+ * Log in as the `mysql` package does: SSL request (tls_on), then a
+ * handshake response without CLIENT_PLUGIN_AUTH or CONNECT_ATTRS, whose
+ * 20-byte answer is mysql_native_password's to the greeting's scramble, and
+ * no plugin name. [out] scramble_out (may be NULL): the greeting's scramble.
  */
-static struct reply my_login_no_plugin(struct my *m, uint16_t port, const char *user, const char *password)
+static struct reply my_login_old(struct my *m, uint16_t port, int tls_on, const char *user, const char *password,
+                                 uint8_t *scramble_out)
 {
     memset(m, 0, sizeof(*m));
     m->fd = ts_tcp_connect(port);
@@ -1069,14 +1070,20 @@ static struct reply my_login_no_plugin(struct my *m, uint16_t port, const char *
     cr_assert_gt(len, 0);
     cr_assert_eq(ts_read_full(m->fd, g + 5, (size_t)len - 1), 0);
     cr_assert_eq(clink__opening_greeting_scramble(g + 5, (size_t)len - 1, scramble), 0);
+    if (scramble_out != NULL) {
+        memcpy(scramble_out, scramble, 20);
+    }
     uint32_t caps = CLINK_MY_PROTOCOL_41 | CLINK_MY_SECURE_CONNECTION | CLINK_MY_LONG_PASSWORD |
-                    CLINK_MY_CONNECT_WITH_DB | CLINK_MY_SSL;
+                    CLINK_MY_CONNECT_WITH_DB | (tls_on ? CLINK_MY_SSL : 0);
     uint8_t b[256];
-    my_send(m, 1, b, fixed_part(b, caps));
-    struct tls_peer_opts to = {.ca = pki.ca, .host = "localhost"};
-    cr_assert_eq(tls_peer_new(&m->t, &to, m->fd), 0, "%s", m->t.err);
-    m->tls = 1;
-    cr_assert_eq(tls_peer_handshake(&m->t, tls_peer_now() + ts_ms(5000) / 1000.0), 0, "%s", m->t.err);
+    uint8_t seq = 1;
+    if (tls_on) {
+        my_send(m, seq++, b, fixed_part(b, caps));
+        struct tls_peer_opts to = {.ca = pki.ca, .host = "localhost"};
+        cr_assert_eq(tls_peer_new(&m->t, &to, m->fd), 0, "%s", m->t.err);
+        m->tls = 1;
+        cr_assert_eq(tls_peer_handshake(&m->t, tls_peer_now() + ts_ms(5000) / 1000.0), 0, "%s", m->t.err);
+    }
     size_t n = fixed_part(b, caps);
     memcpy(b + n, user, strlen(user) + 1);
     n += strlen(user) + 1;
@@ -1084,7 +1091,25 @@ static struct reply my_login_no_plugin(struct my *m, uint16_t port, const char *
     cr_assert_eq(clink_login_scramble(password, scramble, b + n), 0);
     n += 20;
     b[n++] = 0; /* the database: none */
-    my_send(m, 2, b, n);
+    my_send(m, seq, b, n);
+    return my_reply(m);
+}
+
+/* COM_CHANGE_USER as the `mysql` package's changeUser sends it: the native answer, no plugin name. */
+static struct reply my_change_user_old(struct my *m, const char *user, const char *password, const uint8_t *scramble)
+{
+    uint8_t b[256];
+    size_t n = 0;
+    b[n++] = 0x11;
+    memcpy(b + n, user, strlen(user) + 1);
+    n += strlen(user) + 1;
+    b[n++] = 20;
+    cr_assert_eq(clink_login_scramble(password, scramble, b + n), 0);
+    n += 20;
+    b[n++] = 0;  /* the database: none */
+    b[n++] = 33; /* utf8_general_ci, the package's default */
+    b[n++] = 0;
+    my_send(m, 0, b, n);
     return my_reply(m);
 }
 
@@ -1102,10 +1127,10 @@ Test(mysql_sql, a_client_without_plugin_auth_logs_in_over_tls_only_where_legacy_
     struct my m;
     struct clink_node_stats ns;
 
-    struct reply old = my_login_no_plugin(&m, port, "old", "oldpw");
+    struct reply old = my_login_old(&m, port, 1, "old", "oldpw", NULL);
     struct reply q = old.code == 0 ? my_query(&m, "SELECT CURRENT_USER()") : old;
     my_close(&m);
-    struct reply strict = my_login_no_plugin(&m, port, "strict", "strictpw");
+    struct reply strict = my_login_old(&m, port, 1, "strict", "strictpw", NULL);
     my_close(&m);
 
     cr_assert_eq(old.code, 0, "legacy_native_tls = ON: %d %s", old.code, old.msg);
@@ -1114,5 +1139,44 @@ Test(mysql_sql, a_client_without_plugin_auth_logs_in_over_tls_only_where_legacy_
     cr_assert_str_eq(strict.msg, "Access denied for user 'strict'@'127.0.0.1' (using password: YES)");
     clink_node_get_stats(srv, &ns);
     cr_assert_eq(ns.logins_legacy_native_tls, 1);
+    clink_node_free(srv);
+}
+
+Test(mysql_sql, change_user_from_an_old_client_follows_the_first_logins_rules)
+{
+    char err[256] = "";
+    struct clink_account_spec s[] = {
+        {.user = "old", .password = "oldpw", .require = "SSL", .native_password = "ON", .legacy_native_tls = "ON"},
+        {.user = "old2", .password = "old2pw", .native_password = "ON", .legacy_native_tls = "ON"},
+        {.user = "strict", .password = "strictpw", .require = "SSL", .native_password = "ON"},
+        {.user = "plain", .password = "plainpw", .native_password = "ON"}};
+    for (size_t i = 0; i < sizeof(s) / sizeof(s[0]); i++) {
+        cr_assert_eq(clink_accounts_add(acc, &s[i], err, sizeof(err)), 0, "%s", err);
+    }
+    struct clink_node *srv = node();
+    uint16_t port = clink_node_port(srv);
+    struct my tls_m, plain_m;
+    uint8_t tls_scramble[20], plain_scramble[20];
+    struct reply r = my_login_old(&tls_m, port, 1, "old", "oldpw", tls_scramble);
+    cr_assert_eq(r.code, 0, "%d %s", r.code, r.msg);
+    r = my_login_old(&plain_m, port, 0, "old2", "old2pw", plain_scramble);
+    cr_assert_eq(r.code, 0, "plaintext: %d %s", r.code, r.msg);
+    struct clink_node_stats ns;
+
+    struct reply in_tls = my_change_user_old(&tls_m, "old2", "old2pw", tls_scramble);
+    struct reply in_plain = my_change_user_old(&plain_m, "plain", "plainpw", plain_scramble);
+    struct reply q = my_query(&plain_m, "SELECT CURRENT_USER()");
+    struct reply refused = my_change_user_old(&tls_m, "strict", "strictpw", tls_scramble);
+
+    cr_assert_eq(in_tls.code, 0, "inside TLS, to another legacy_native_tls account: %d %s", in_tls.code, in_tls.msg);
+    cr_assert_eq(in_plain.code, 0, "in plaintext, the scramble answer: %d %s", in_plain.code, in_plain.msg);
+    cr_assert_str_eq(q.row0[0], "plain@%");
+    cr_assert_eq(refused.code, 1045, "inside TLS, to an account without legacy_native_tls: %d %s", refused.code,
+                 refused.msg);
+    cr_assert(closed_by_node(&tls_m));
+    clink_node_get_stats(srv, &ns);
+    cr_assert_eq(ns.logins_legacy_native_tls, 2, "the first login and the change inside TLS");
+    my_close(&tls_m);
+    my_close(&plain_m);
     clink_node_free(srv);
 }
