@@ -19,6 +19,12 @@
  * as the value check wrote it, and a value as kept passes its check again
  * unchanged; SELECT items are NUL-terminated and within their sizes; the
  * LIKE matcher ends. The same bytes as COM_SET_OPTION and COM_FIELD_LIST.
+ *
+ * And as a COM_CHANGE_USER (clink__mysql_parse_change_user): the first 4
+ * bytes are the connection's capability flags (little-endian), the rest the
+ * packet. Properties: no read past it; the auth response inside it; names
+ * that fit; the plugin only with CLIENT_PLUGIN_AUTH; what it read, written
+ * out again as a client writes it, reads back the same.
  */
 #include "fuzz/fuzz.h"
 #include "transport/mysql_proto.h"
@@ -155,6 +161,67 @@ static void select_text(const uint8_t *p, size_t size)
     FUZZ_CHECK(tl <= 64 && strlen(table) == tl, "COM_FIELD_LIST table of %zu bytes", tl);
 }
 
+/* A COM_CHANGE_USER as a client writes it from r (no attributes). Returns its length (out holds 600 bytes). */
+static size_t change_user_write(const struct clink__mysql_response *r, uint8_t *out)
+{
+    size_t n = 0;
+    out[n++] = CLINK_MY_COM_CHANGE_USER;
+    memcpy(out + n, r->user, strlen(r->user) + 1);
+    n += strlen(r->user) + 1;
+    if (r->caps & CLINK_MY_SECURE_CONNECTION) {
+        out[n++] = (uint8_t)r->auth_len;
+        memcpy(out + n, r->auth, r->auth_len);
+        n += r->auth_len;
+    } else {
+        memcpy(out + n, r->auth, r->auth_len);
+        n += r->auth_len;
+        out[n++] = 0;
+    }
+    memcpy(out + n, r->db, strlen(r->db) + 1);
+    n += strlen(r->db) + 1;
+    out[n++] = r->charset;
+    out[n++] = 0;
+    if (r->caps & CLINK_MY_PLUGIN_AUTH) {
+        memcpy(out + n, r->plugin, strlen(r->plugin) + 1);
+        n += strlen(r->plugin) + 1;
+    }
+    return n;
+}
+
+static void change_user(const uint8_t *p, size_t size)
+{
+    if (size < 4) {
+        return;
+    }
+    uint32_t caps = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+    const uint8_t *q = p + 4;
+    size_t n = size - 4;
+    struct clink__mysql_response r, again;
+    if (clink__mysql_parse_change_user(q, n, caps, &r) != 0) {
+        return;
+    }
+    FUZZ_CHECK(n > 0 && q[0] == CLINK_MY_COM_CHANGE_USER && r.caps == caps, "accepted without its command byte");
+    FUZZ_CHECK(r.auth >= q + 1 && r.auth + r.auth_len <= q + n, "auth data outside the packet");
+    FUZZ_CHECK(r.auth_len <= 255, "an auth response of %zu bytes", r.auth_len);
+    FUZZ_CHECK(strlen(r.user) < sizeof(r.user) && strlen(r.db) < sizeof(r.db) && strlen(r.plugin) < sizeof(r.plugin),
+               "a name does not fit");
+    for (const char *u = r.user; *u; u++) {
+        FUZZ_CHECK((unsigned char)*u >= 0x20 && *u != 0x7f, "a control character in the user name");
+    }
+    FUZZ_CHECK(r.plugin[0] == '\0' || (caps & CLINK_MY_PLUGIN_AUTH), "a plugin without CLIENT_PLUGIN_AUTH");
+    FUZZ_CHECK((caps & CLINK_MY_SECURE_CONNECTION) || memchr(r.auth, 0, r.auth_len) == NULL,
+               "a NUL inside a NUL-terminated auth response");
+    uint8_t out[600];
+    size_t k = change_user_write(&r, out);
+    uint8_t *w = fuzz_dup(out, k);
+    FUZZ_CHECK(clink__mysql_parse_change_user(w, k, caps, &again) == 0, "written again, it does not parse");
+    FUZZ_CHECK(strcmp(r.user, again.user) == 0 && strcmp(r.db, again.db) == 0 && strcmp(r.plugin, again.plugin) == 0 &&
+                   r.charset == again.charset && r.auth_len == again.auth_len &&
+                   memcmp(r.auth, again.auth, r.auth_len) == 0,
+               "written again, it reads back otherwise");
+    free(w);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     uint8_t *p = fuzz_dup(data, size);
@@ -169,6 +236,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                        "a name does not fit");
         }
     }
+    change_user(p, size);
     sql_text(p, size);
     set_text(p, size);
     select_text(p, size);

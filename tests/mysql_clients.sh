@@ -14,6 +14,9 @@
 #     and the mariadb Node connector (npm, fetched once into the build dir)
 #     read @@version, DATABASE(), CONNECTION_ID(), see SET autocommit=0, ping,
 #     reset the connection (COM_RESET_CONNECTION); mysqladmin status and ping;
+#   - mysql2's changeUser (COM_CHANGE_USER) to a second account and back; the
+#     `mysql` Node package (npm, no CLIENT_PLUGIN_AUTH) over TLS: in to a
+#     legacy_native_tls account, 1045 from one without;
 #   - native clink clients and MySQL clients on the same port at once;
 #   - malformed packets (a 16 MiB length, a truncated packet, garbage after
 #     the SSL request) close only their connection: the node serves on;
@@ -51,6 +54,11 @@ printf 'pw2\n' | "$T/clink-accounts" --file "$t/acc.cnf" add plainuser --passwor
 # The first administrative account, made when the node is set up (docs/mysql.md).
 printf 'adminpw\n' | "$T/clink-accounts" --file "$t/acc.cnf" add admin@127.0.0.1 --require SSL --password-stdin \
   --grant ALL >/dev/null
+# A second password account, for mysql2's changeUser (COM_CHANGE_USER) there and back.
+printf 'other\n' | "$T/clink-accounts" --file "$t/acc.cnf" add app2 --require SSL --password-stdin >/dev/null
+# The `mysql` Node package answers only mysql_native_password: inside TLS, only for legacy_native_tls.
+printf 'oldpw\n' | "$T/clink-accounts" --file "$t/acc.cnf" add oldapp --require SSL --password-stdin \
+  --native-password ON --legacy-native-tls ON >/dev/null
 
 start() { # name extra-args...: starts clink-node, sets $port
   name=$1
@@ -177,10 +185,12 @@ else
   echo "skip: SQLAlchemy (python3-sqlalchemy not installed)"
 fi
 
-# mysql2 and the mariadb Node connector (npm), kept in the build directory once fetched.
+# mysql2, the mariadb Node connector and the old `mysql` package (npm), kept in the build directory once fetched.
 nm=${CLINK_NODE_MODULES:-$bin/node_modules}
-if command -v node >/dev/null 2>&1 && [ ! -d "$nm/mysql2" ] && command -v npm >/dev/null 2>&1; then
-  timeout 120 npm install --silent --no-audit --no-fund --prefix "$(dirname "$nm")" mysql2@3 mariadb@3 >/dev/null 2>&1
+if command -v node >/dev/null 2>&1 && { [ ! -d "$nm/mysql2" ] || [ ! -d "$nm/mysql" ]; } &&
+  command -v npm >/dev/null 2>&1; then
+  timeout 120 npm install --silent --no-audit --no-fund --prefix "$(dirname "$nm")" mysql2@3 mariadb@3 mysql@2 \
+    >/dev/null 2>&1
 fi
 if command -v node >/dev/null 2>&1 && [ -d "$nm/mysql2" ] && [ -d "$nm/mariadb" ]; then
   out=$(NODE_PATH="$nm" timeout 30 node - "$port" "$t/ca.pem" <<'EOF' 2>&1
@@ -214,6 +224,70 @@ EOF
     no "mysql2/mariadb: $out"
 else
   echo "skip: mysql2/mariadb (no node, or npm could not fetch them into $nm)"
+fi
+
+# COM_CHANGE_USER with mysql2's changeUser: to a second account and back, each time a new session there.
+if command -v node >/dev/null 2>&1 && [ -d "$nm/mysql2" ]; then
+  out=$(NODE_PATH="$nm" timeout 30 node - "$port" "$t/ca.pem" <<'EOF' 2>&1
+const fs = require('fs');
+const [port, ca] = [+process.argv[2], fs.readFileSync(process.argv[3])];
+(async () => {
+  const c = await require('mysql2/promise').createConnection({host: '127.0.0.1', port, user: 'app',
+                                                              password: 'secret', ssl: {ca}});
+  await c.query('SET autocommit=0');
+  await c.changeUser({user: 'app2', password: 'other'});
+  const [[a]] = await c.query('SELECT CURRENT_USER() u, @@autocommit ac');
+  await c.changeUser({user: 'app', password: 'secret'});
+  const [[b]] = await c.query('SELECT CURRENT_USER() u');
+  let refused = 'none';
+  try {
+    await c.changeUser({user: 'app2', password: 'wrong'});
+  } catch (e) {
+    refused = e.code;
+  }
+  let closed = 'open';
+  try {
+    await c.query('SELECT 1');
+  } catch (e) {
+    closed = 'closed';
+  }
+  console.log(a.u, a.ac, b.u, refused, closed);
+  c.destroy();
+})().catch((e) => { console.log('error:', e.message); process.exit(1); });
+EOF
+)
+  [ "$out" = "app2@% 1 app@% ER_ACCESS_DENIED_ERROR closed" ] &&
+    ok "mysql2 changeUser: to app2 (a new session) and back, a wrong password denied and closed ($out)" ||
+    no "mysql2 changeUser: $out"
+else
+  echo "skip: mysql2 changeUser (no node, or npm could not fetch mysql2 into $nm)"
+fi
+
+# The old `mysql` package: no CLIENT_PLUGIN_AUTH, only mysql_native_password. Over TLS: legacy_native_tls only.
+if command -v node >/dev/null 2>&1 && [ -d "$nm/mysql" ]; then
+  out=$(NODE_PATH="$nm" timeout 30 node - "$port" "$t/ca.pem" <<'EOF' 2>&1
+const fs = require('fs');
+const mysql = require('mysql');
+const [port, ca] = [+process.argv[2], fs.readFileSync(process.argv[3])];
+const run = (user, password) => new Promise((res) => {
+  const c = mysql.createConnection({host: '127.0.0.1', port, user, password, ssl: {ca}});
+  c.query('SELECT CURRENT_USER() u', (e, rows) => {
+    c.destroy();
+    res(e ? e.code : rows[0].u);
+  });
+});
+(async () => {
+  console.log(await run('oldapp', 'oldpw'), await run('app', 'secret'));
+})().catch((e) => { console.log('error:', e.message); process.exit(1); });
+EOF
+)
+  [ "$out" = "oldapp@% ER_ACCESS_DENIED_ERROR" ] &&
+    ok "the mysql package over TLS: in to a legacy_native_tls account, Access denied without ($out)" ||
+    no "the mysql package: $out"
+  grep -q "legacy_native_tls = ON on the account would accept" "$t/main.log" &&
+    ok "the refusal's log line names legacy_native_tls" || no "no log line names legacy_native_tls"
+else
+  echo "skip: the mysql package (no node, or npm could not fetch it into $nm)"
 fi
 
 # COM_STATISTICS: MySQL's status line, as mysqladmin prints it; COM_PING as mysqladmin ping.

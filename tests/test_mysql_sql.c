@@ -8,6 +8,14 @@
  * MySQL 8's 1410; SHOW GRANTS tells an account as a GRANT statement that
  * makes it again; FLUSH PRIVILEGES reads the accounts file again; and the
  * server's grant_creates_user key reaches the door, live at a reload.
+ *
+ * COM_CHANGE_USER (issue 21): a whole login again on the same connection,
+ * as the first: the new account's statements, a new session, the
+ * database; a wrong password is 1045, counted by the throttle, and closes
+ * the connection; REQUIRE X509 is checked against this connection's
+ * certificate; the session's max_user_connections slot moves. And a client
+ * without CLIENT_PLUGIN_AUTH (the `mysql` Node package) inside TLS: in only
+ * where legacy_native_tls allows its unbound answer.
  */
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -24,6 +32,7 @@
 #include "clink/transport.h"
 #include "tests/support/support.h"
 #include "transport/mysql_proto.h"
+#include "transport/opening.h"
 
 static struct ts_pki pki;
 static struct clink_tls_ctx *tls;
@@ -840,5 +849,334 @@ Test(mysql_sql, the_embedders_hook_comes_first_and_the_door_answers_what_it_leav
     cr_assert_eq(set.code, 0, "left to the door: %d %s", set.code, set.msg);
     cr_assert_str_eq(autocommit.cell[0], "0");
     cr_assert_eq(other.code, 1105, "neither knows it: %d %s", other.code, other.msg);
+    clink_node_free(srv);
+}
+
+/* ---- COM_CHANGE_USER ---- */
+
+/* A node as node() makes, with max_user_connections. */
+static struct clink_node *node_limited(uint32_t max_user_connections)
+{
+    static struct clink_mysql_opts mysql = {.query = clink_mysql_builtin, .query_user = &sql_opts};
+    struct clink_node_opts o = {.workers = 1,
+                                .tls = tls,
+                                .accounts = acc,
+                                .mysql = &mysql,
+                                .allow_plaintext = 1,
+                                .max_user_connections = max_user_connections};
+    return ts_node_with(&o, NULL);
+}
+
+/*
+ * COM_CHANGE_USER as mysql2's changeUser sends it: mysql_native_password
+ * named, a 20-byte answer (here one the node never checks inside TLS), then
+ * whatever the node asks: an AuthSwitchRequest to caching_sha2_password is
+ * answered with 32 bytes, the full authentication's request with the
+ * password. db: the database to set ("" none).
+ */
+static struct reply my_change_user(struct my *m, const char *user, const char *password, const char *db)
+{
+    uint8_t b[512];
+    size_t n = 0;
+    b[n++] = 0x11;
+    memcpy(b + n, user, strlen(user) + 1);
+    n += strlen(user) + 1;
+    b[n++] = 20;
+    memset(b + n, 0x3c, 20);
+    n += 20;
+    memcpy(b + n, db, strlen(db) + 1);
+    n += strlen(db) + 1;
+    b[n++] = 45; /* utf8mb4 */
+    b[n++] = 0;
+    memcpy(b + n, "mysql_native_password", 22);
+    n += 22;
+    uint8_t seq = 0;
+    my_send(m, seq, b, n);
+    uint8_t r[512];
+    int rn = my_recv(m, r, sizeof(r));
+    seq += 2;
+    if (rn > 1 && r[0] == 0xfe) { /* AuthSwitchRequest */
+        memset(b, 0x5a, 32);
+        my_send(m, seq, b, 32);
+        rn = my_recv(m, r, sizeof(r));
+        seq += 2;
+    }
+    if (rn == 2 && r[0] == 0x01 && r[1] == 0x04) { /* perform_full_authentication */
+        my_send(m, seq, password, strlen(password) + 1);
+        rn = my_recv(m, r, sizeof(r));
+    }
+    return parse_first(m, r, rn);
+}
+
+/* After a refusal the node closes the connection: nothing more comes, whatever is sent. */
+static int closed_by_node(struct my *m)
+{
+    uint8_t b[64];
+    b[0] = CLINK_MY_COM_PING;
+    if (m->tls) {
+        CLINK_IGNORE(tls_peer_write(&m->t, (const uint8_t[]){1, 0, 0, 0, CLINK_MY_COM_PING}, 5) != 0);
+    } else {
+        CLINK_IGNORE(write(m->fd, (const uint8_t[]){1, 0, 0, 0, CLINK_MY_COM_PING}, 5) != 5);
+    }
+    return my_recv(m, b, sizeof(b)) < 0;
+}
+
+/* The account the node's status shows for its one MySQL connection (clink_node_links). */
+static void account_shown(struct clink_node *srv, char *out, size_t cap)
+{
+    struct clink_conn_status *v = NULL;
+    size_t k = 0;
+    out[0] = '\0';
+    cr_assert_eq(clink_node_links(srv, &v, &k), 0);
+    for (size_t i = 0; i < k; i++) {
+        if (v[i].mysql && strcmp(v[i].state, "open") == 0) {
+            snprintf(out, cap, "%s", v[i].account);
+        }
+    }
+    free(v);
+}
+
+Test(mysql_sql, change_user_to_another_account_runs_as_it_with_a_new_session)
+{
+    struct clink_node *srv = node();
+    struct my m;
+    struct reply r = my_login(&m, clink_node_port(srv), 1, NULL, NULL, "app", "apppw");
+    cr_assert_eq(r.code, 0, "%d %s", r.code, r.msg);
+    r = my_query(&m, "SET autocommit = 0");
+    cr_assert_eq(r.code, 0, "%d %s", r.code, r.msg);
+    char shown[160];
+
+    r = my_change_user(&m, "admin", "adminpw", "shop");
+
+    cr_assert_eq(r.code, 0, "the change: %d %s", r.code, r.msg);
+    r = my_query(&m, "SELECT CURRENT_USER(), USER(), DATABASE(), @@autocommit");
+    cr_assert_eq(r.code, 0, "%d %s", r.code, r.msg);
+    cr_assert_str_eq(r.row0[0], "admin@%");
+    cr_assert_str_eq(r.row0[1], "admin@127.0.0.1");
+    cr_assert_str_eq(r.row0[2], "shop", "the database the change named");
+    cr_assert_str_eq(r.row0[3], "1", "the session variables are back to their defaults");
+    r = my_query(&m, "SHOW GRANTS");
+    cr_assert_str_eq(r.cell[0], "GRANT ALL PRIVILEGES ON *.* TO 'admin'@'%' REQUIRE SSL");
+    account_shown(srv, shown, sizeof(shown));
+    cr_assert_str_eq(shown, "admin@%", "the node's status shows the new account");
+    r = my_change_user(&m, "app", "apppw", "");
+    cr_assert_eq(r.code, 0, "and back: %d %s", r.code, r.msg);
+    r = my_query(&m, "SELECT CURRENT_USER(), DATABASE()");
+    cr_assert_str_eq(r.row0[0], "app@%");
+    cr_assert_str_eq(r.row0[1], "NULL");
+    my_close(&m);
+    clink_node_free(srv);
+}
+
+Test(mysql_sql, change_user_with_a_wrong_password_is_denied_closed_and_throttled)
+{
+    struct clink_node *srv = node();
+    struct my m;
+    struct reply r = my_login(&m, clink_node_port(srv), 1, NULL, NULL, "app", "apppw");
+    cr_assert_eq(r.code, 0, "%d %s", r.code, r.msg);
+    struct clink_login_stats before, after;
+    struct clink_node_stats ns;
+    clink_accounts_login_stats(acc, &before);
+
+    r = my_change_user(&m, "admin", "wrong", "");
+
+    cr_assert_eq(r.code, 1045, "%d %s", r.code, r.msg);
+    cr_assert_str_eq(r.msg, "Access denied for user 'admin'@'127.0.0.1' (using password: YES)");
+    cr_assert(closed_by_node(&m), "MySQL closes the connection after a failed COM_CHANGE_USER");
+    clink_accounts_login_stats(acc, &after);
+    cr_assert_eq(after.failures, before.failures + 1, "the throttle counted the failure");
+    clink_node_get_stats(srv, &ns);
+    cr_assert_eq(ns.logins_denied, 1);
+    my_close(&m);
+    clink_node_free(srv);
+}
+
+Test(mysql_sql, change_user_checks_require_x509_against_this_connection)
+{
+    char err[256] = "";
+    struct clink_account_spec s = {.user = "certy", .password = "certypw", .require = "X509"};
+    cr_assert_eq(clink_accounts_add(acc, &s, err, sizeof(err)), 0, "%s", err);
+    struct clink_node *srv = node();
+    uint16_t port = clink_node_port(srv);
+    struct my bare, withcert;
+    struct reply r = my_login(&bare, port, 1, NULL, NULL, "app", "apppw");
+    cr_assert_eq(r.code, 0, "%d %s", r.code, r.msg);
+    r = my_login(&withcert, port, 1, pki.node_cert, pki.node_key, "app", "apppw");
+    cr_assert_eq(r.code, 0, "%d %s", r.code, r.msg);
+
+    struct reply no = my_change_user(&bare, "certy", "certypw", "");
+    struct reply yes = my_change_user(&withcert, "certy", "certypw", "");
+
+    cr_assert_eq(no.code, 1045, "no client certificate on this connection: %d %s", no.code, no.msg);
+    cr_assert(closed_by_node(&bare));
+    cr_assert_eq(yes.code, 0, "a verified client certificate on this one: %d %s", yes.code, yes.msg);
+    r = my_query(&withcert, "SELECT CURRENT_USER()");
+    cr_assert_str_eq(r.row0[0], "certy@%");
+    my_close(&bare);
+    my_close(&withcert);
+    clink_node_free(srv);
+}
+
+Test(mysql_sql, change_user_moves_the_session_between_accounts_counts)
+{
+    struct clink_node *srv = node_limited(1);
+    uint16_t port = clink_node_port(srv);
+    struct my a, b, c, d;
+    struct reply r = my_login(&a, port, 1, NULL, NULL, "app", "apppw");
+    cr_assert_eq(r.code, 0, "%d %s", r.code, r.msg);
+
+    r = my_change_user(&a, "admin", "adminpw", "");
+
+    cr_assert_eq(r.code, 0, "admin has no session yet: %d %s", r.code, r.msg);
+    struct reply app_again = my_login(&b, port, 1, NULL, NULL, "app", "apppw");
+    cr_assert_eq(app_again.code, 0, "app's slot was given back: %d %s", app_again.code, app_again.msg);
+    struct reply admin_again = my_login(&c, port, 1, NULL, NULL, "admin", "adminpw");
+    my_close(&c);
+    cr_assert_eq(admin_again.code, 1203, "admin's slot is taken by the changed session: %d %s", admin_again.code,
+                 admin_again.msg);
+    /* The limit of the target account: app (in b) changing to admin, which holds its one session in a. */
+    r = my_change_user(&b, "admin", "adminpw", "");
+    cr_assert_eq(r.code, 1203, "%d %s", r.code, r.msg);
+    cr_assert_str_eq(r.msg, "User admin already has more than 'max_user_connections' active connections");
+    cr_assert(closed_by_node(&b), "and the connection is closed, as after any failed change");
+    /* b's close gave app's slot back; admin's is still a's. */
+    r = my_login(&d, port, 1, NULL, NULL, "app", "apppw");
+    cr_assert_eq(r.code, 0, "%d %s", r.code, r.msg);
+    struct clink_node_stats ns;
+    clink_node_get_stats(srv, &ns);
+    cr_assert_eq(ns.refused_max_user_connections, 2);
+    my_close(&a);
+    my_close(&b);
+    my_close(&d);
+    clink_node_free(srv);
+}
+
+/* ---- clients without CLIENT_PLUGIN_AUTH (the `mysql` Node package) ---- */
+
+/*
+ * Log in as the `mysql` package does: SSL request (tls_on), then a
+ * handshake response without CLIENT_PLUGIN_AUTH or CONNECT_ATTRS, whose
+ * 20-byte answer is mysql_native_password's to the greeting's scramble, and
+ * no plugin name. [out] scramble_out (may be NULL): the greeting's scramble.
+ */
+static struct reply my_login_old(struct my *m, uint16_t port, int tls_on, const char *user, const char *password,
+                                 uint8_t *scramble_out)
+{
+    memset(m, 0, sizeof(*m));
+    m->fd = ts_tcp_connect(port);
+    uint8_t g[CLINK_GREETING_MAX + 5], scramble[20];
+    cr_assert_eq(ts_read_full(m->fd, g, 5), 0);
+    int len = clink__opening_greeting_len(g);
+    cr_assert_gt(len, 0);
+    cr_assert_eq(ts_read_full(m->fd, g + 5, (size_t)len - 1), 0);
+    cr_assert_eq(clink__opening_greeting_scramble(g + 5, (size_t)len - 1, scramble), 0);
+    if (scramble_out != NULL) {
+        memcpy(scramble_out, scramble, 20);
+    }
+    uint32_t caps = CLINK_MY_PROTOCOL_41 | CLINK_MY_SECURE_CONNECTION | CLINK_MY_LONG_PASSWORD |
+                    CLINK_MY_CONNECT_WITH_DB | (tls_on ? CLINK_MY_SSL : 0);
+    uint8_t b[256];
+    uint8_t seq = 1;
+    if (tls_on) {
+        my_send(m, seq++, b, fixed_part(b, caps));
+        struct tls_peer_opts to = {.ca = pki.ca, .host = "localhost"};
+        cr_assert_eq(tls_peer_new(&m->t, &to, m->fd), 0, "%s", m->t.err);
+        m->tls = 1;
+        cr_assert_eq(tls_peer_handshake(&m->t, tls_peer_now() + ts_ms(5000) / 1000.0), 0, "%s", m->t.err);
+    }
+    size_t n = fixed_part(b, caps);
+    memcpy(b + n, user, strlen(user) + 1);
+    n += strlen(user) + 1;
+    b[n++] = 20;
+    cr_assert_eq(clink_login_scramble(password, scramble, b + n), 0);
+    n += 20;
+    b[n++] = 0; /* the database: none */
+    my_send(m, seq, b, n);
+    return my_reply(m);
+}
+
+/* COM_CHANGE_USER as the `mysql` package's changeUser sends it: the native answer, no plugin name. */
+static struct reply my_change_user_old(struct my *m, const char *user, const char *password, const uint8_t *scramble)
+{
+    uint8_t b[256];
+    size_t n = 0;
+    b[n++] = 0x11;
+    memcpy(b + n, user, strlen(user) + 1);
+    n += strlen(user) + 1;
+    b[n++] = 20;
+    cr_assert_eq(clink_login_scramble(password, scramble, b + n), 0);
+    n += 20;
+    b[n++] = 0;  /* the database: none */
+    b[n++] = 33; /* utf8_general_ci, the package's default */
+    b[n++] = 0;
+    my_send(m, 0, b, n);
+    return my_reply(m);
+}
+
+Test(mysql_sql, a_client_without_plugin_auth_logs_in_over_tls_only_where_legacy_native_tls_allows)
+{
+    char err[256] = "";
+    struct clink_account_spec s[] = {
+        {.user = "old", .password = "oldpw", .require = "SSL", .native_password = "ON", .legacy_native_tls = "ON"},
+        {.user = "strict", .password = "strictpw", .require = "SSL", .native_password = "ON"}};
+    for (size_t i = 0; i < 2; i++) {
+        cr_assert_eq(clink_accounts_add(acc, &s[i], err, sizeof(err)), 0, "%s", err);
+    }
+    struct clink_node *srv = node();
+    uint16_t port = clink_node_port(srv);
+    struct my m;
+    struct clink_node_stats ns;
+
+    struct reply old = my_login_old(&m, port, 1, "old", "oldpw", NULL);
+    struct reply q = old.code == 0 ? my_query(&m, "SELECT CURRENT_USER()") : old;
+    my_close(&m);
+    struct reply strict = my_login_old(&m, port, 1, "strict", "strictpw", NULL);
+    my_close(&m);
+
+    cr_assert_eq(old.code, 0, "legacy_native_tls = ON: %d %s", old.code, old.msg);
+    cr_assert_str_eq(q.row0[0], "old@%");
+    cr_assert_eq(strict.code, 1045, "without it: %d %s", strict.code, strict.msg);
+    cr_assert_str_eq(strict.msg, "Access denied for user 'strict'@'127.0.0.1' (using password: YES)");
+    clink_node_get_stats(srv, &ns);
+    cr_assert_eq(ns.logins_legacy_native_tls, 1);
+    clink_node_free(srv);
+}
+
+Test(mysql_sql, change_user_from_an_old_client_follows_the_first_logins_rules)
+{
+    char err[256] = "";
+    struct clink_account_spec s[] = {
+        {.user = "old", .password = "oldpw", .require = "SSL", .native_password = "ON", .legacy_native_tls = "ON"},
+        {.user = "old2", .password = "old2pw", .native_password = "ON", .legacy_native_tls = "ON"},
+        {.user = "strict", .password = "strictpw", .require = "SSL", .native_password = "ON"},
+        {.user = "plain", .password = "plainpw", .native_password = "ON"}};
+    for (size_t i = 0; i < sizeof(s) / sizeof(s[0]); i++) {
+        cr_assert_eq(clink_accounts_add(acc, &s[i], err, sizeof(err)), 0, "%s", err);
+    }
+    struct clink_node *srv = node();
+    uint16_t port = clink_node_port(srv);
+    struct my tls_m, plain_m;
+    uint8_t tls_scramble[20], plain_scramble[20];
+    struct reply r = my_login_old(&tls_m, port, 1, "old", "oldpw", tls_scramble);
+    cr_assert_eq(r.code, 0, "%d %s", r.code, r.msg);
+    r = my_login_old(&plain_m, port, 0, "old2", "old2pw", plain_scramble);
+    cr_assert_eq(r.code, 0, "plaintext: %d %s", r.code, r.msg);
+    struct clink_node_stats ns;
+
+    struct reply in_tls = my_change_user_old(&tls_m, "old2", "old2pw", tls_scramble);
+    struct reply in_plain = my_change_user_old(&plain_m, "plain", "plainpw", plain_scramble);
+    struct reply q = my_query(&plain_m, "SELECT CURRENT_USER()");
+    struct reply refused = my_change_user_old(&tls_m, "strict", "strictpw", tls_scramble);
+
+    cr_assert_eq(in_tls.code, 0, "inside TLS, to another legacy_native_tls account: %d %s", in_tls.code, in_tls.msg);
+    cr_assert_eq(in_plain.code, 0, "in plaintext, the scramble answer: %d %s", in_plain.code, in_plain.msg);
+    cr_assert_str_eq(q.row0[0], "plain@%");
+    cr_assert_eq(refused.code, 1045, "inside TLS, to an account without legacy_native_tls: %d %s", refused.code,
+                 refused.msg);
+    cr_assert(closed_by_node(&tls_m));
+    clink_node_get_stats(srv, &ns);
+    cr_assert_eq(ns.logins_legacy_native_tls, 2, "the first login and the change inside TLS");
+    my_close(&tls_m);
+    my_close(&plain_m);
     clink_node_free(srv);
 }

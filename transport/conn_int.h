@@ -349,6 +349,13 @@ void clink__conn_legacy_login(struct clink_conn *c);
  * refuses it (counted and logged; the protocol refuses it in its own words).
  */
 enum clink__limit clink__conn_limits_admit(struct clink_conn *c, int link);
+/*
+ * A logged-in client session becomes `account`'s (MySQL's COM_CHANGE_USER):
+ * its max_user_connections slot moves to that account. LIMIT_OK
+ * (cache.account is `account` now), or LIMIT_USER (counted and logged;
+ * nothing changed). max_connections is not asked again: the session stays one.
+ */
+enum clink__limit clink__conn_limits_move(struct clink_conn *c, const char *account);
 void clink__conn_became_open(struct clink_conn *c);   /* the protocol's handshake is done */
 void clink__conn_announce_open(struct clink_conn *c); /* tell the application (after any kTLS hand-off) */
 void clink__conn_hs_release(struct clink_conn *c);    /* leave the handshake slot (conn_admit.c) */

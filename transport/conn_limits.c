@@ -120,6 +120,27 @@ enum clink__limit clink__conn_limits_admit(struct clink_conn *c, int link)
     return LIMIT_OK;
 }
 
+enum clink__limit clink__conn_limits_move(struct clink_conn *c, const char *account)
+{
+    struct clink__limits *l = &c->node->limits;
+    if (c->user_counted && strcmp(c->cache.account, account) != 0) {
+        /* The new account's slot first: refused, the session stays counted where it was until it closes. */
+        if (!user_take(l, account, c->node->opts.max_user_connections)) {
+            STAT_ADD(c->w, refused_max_user_connections, 1);
+            if (clink__conn_refusal_log_ok(c)) {
+                CLINK_CONN_LOG(c, CLINK_LOG_WARN,
+                               "%s: change from %s to %s refused: max_user_connections (%llu) reached",
+                               clink__conn_peer(c), c->cache.account, account,
+                               (unsigned long long)c->node->opts.max_user_connections);
+            }
+            return LIMIT_USER;
+        }
+        user_give(l, c->cache.account);
+    }
+    snprintf(c->cache.account, sizeof(c->cache.account), "%s", account);
+    return LIMIT_OK;
+}
+
 void clink__conn_limits_release(struct clink_conn *c)
 {
     struct clink__limits *l = &c->node->limits;

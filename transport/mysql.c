@@ -9,6 +9,7 @@
 #include <arpa/inet.h>
 #include <openssl/crypto.h>
 #include <openssl/ssl.h>
+#include <openssl/x509.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,6 +37,12 @@ struct clink__mysql {
     char host[64];
     char db[65];
     int gave_password;
+    /*
+     * COM_CHANGE_USER is being authenticated: the session is logged in (as
+     * cache.account) until it succeeds; a failure closes the connection.
+     */
+    int changing;
+    int cannot_switch; /* a native answer inside TLS from a client without CLIENT_PLUGIN_AUTH (the `mysql` package) */
     struct clink__mysql_session sess; /* what SET changed (mysql_session.c) */
 };
 
@@ -143,8 +150,13 @@ static void denied(struct clink_conn *c, const char *why)
     clink_access_denied(shown, c->my->host, base, sizeof(base));
     snprintf(msg, sizeof(msg), "%s (using password: %s)", base, c->my->gave_password ? "YES" : "NO");
     STAT_ADD(c->w, logins_denied, 1);
+    const char *hint = c->my->cannot_switch ? "; the client has no CLIENT_PLUGIN_AUTH, so it cannot be switched to "
+                                              "caching_sha2_password: legacy_native_tls = ON on the account would "
+                                              "accept its mysql_native_password answer inside TLS"
+                                            : "";
     if (clink__conn_refusal_log_ok(c)) {
-        CLINK_CONN_LOG(c, CLINK_LOG_WARN, "%s: MySQL client: %s (%s)", clink__conn_peer(c), msg, why);
+        CLINK_CONN_LOG(c, CLINK_LOG_WARN, "%s: MySQL client%s: %s (%s%s)", clink__conn_peer(c),
+                       c->my->changing ? " (COM_CHANGE_USER)" : "", msg, why, hint);
     }
     refuse(c, 1045, "28000", msg, -CLINK_EACCESS, why);
 }
@@ -171,38 +183,98 @@ static int admitted(struct clink_conn *c)
     return 0;
 }
 
+/*
+ * What this connection shows a login: its TLS state and client certificate.
+ * Before a kTLS hand-off from the SSL; after it (a COM_CHANGE_USER on a
+ * connection the kernel encrypts) from what was kept: the cipher in the
+ * status, the certificate as DER (a client certificate that was sent had to
+ * verify, and a TLS reload that no longer trusts it closes the connection:
+ * conn_recheck.c). [out] *owned: a certificate to free after the check.
+ */
+static void login_facts(struct clink_conn *c, struct clink_login *l, X509 **owned)
+{
+    *owned = NULL;
+    l->user = c->my->user;
+    l->host = c->my->host;
+    l->tls = c->has_tls;
+    l->scramble = c->scramble;
+    if (!c->has_tls) {
+        return;
+    }
+    if (c->tls != NULL) {
+        const X509 *cert = SSL_get0_peer_certificate(c->tls->ssl);
+        l->cipher = SSL_CIPHER_get_name(SSL_get_current_cipher(c->tls->ssl));
+        l->peer_cert = cert;
+        l->peer_verified = cert != NULL && SSL_get_verify_result(c->tls->ssl) == X509_V_OK;
+        return;
+    }
+    l->cipher = c->cache.cipher[0] ? c->cache.cipher : NULL;
+    if (c->peer_der != NULL && c->peer_der_len > 0) {
+        const uint8_t *p = c->peer_der;
+        *owned = d2i_X509(NULL, &p, (long)c->peer_der_len); /* the leaf comes first */
+        l->peer_cert = *owned;
+        l->peer_verified = *owned != NULL;
+    }
+}
+
+/*
+ * A COM_CHANGE_USER passed the account check as `matched`: the session's
+ * max_user_connections slot moves to that account, or the change is refused
+ * in MySQL's words and the connection closes, as after any failed change.
+ * 1 if moved.
+ */
+static int moved(struct clink_conn *c, const char *matched)
+{
+    if (clink__conn_limits_move(c, matched) == LIMIT_OK) {
+        return 1;
+    }
+    char msg[200];
+    snprintf(msg, sizeof(msg), "User %s already has more than 'max_user_connections' active connections", c->my->user);
+    refuse(c, 1203, "42000", msg, -CLINK_ETOOMANY, "COM_CHANGE_USER: max_user_connections reached");
+    return 0;
+}
+
 /* Check a login against the node's accounts; on success the client gets OK and the command phase starts. */
 static void login(struct clink_conn *c, enum clink_login_method method, const uint8_t *auth, size_t len)
 {
-    const X509 *cert = c->has_tls ? SSL_get0_peer_certificate(c->tls->ssl) : NULL;
-    struct clink_login l = {
-        .user = c->my->user,
-        .host = c->my->host,
-        .tls = c->has_tls,
-        .cipher = c->has_tls ? SSL_CIPHER_get_name(SSL_get_current_cipher(c->tls->ssl)) : NULL,
-        .peer_cert = cert,
-        .peer_verified = cert != NULL && SSL_get_verify_result(c->tls->ssl) == X509_V_OK,
-        .method = method,
-        .auth = auth,
-        .auth_len = len,
-        .scramble = c->scramble,
-    };
-    char why[256] = "";
+    struct clink_login l = {.method = method, .auth = auth, .auth_len = len};
+    X509 *owned;
+    login_facts(c, &l, &owned);
+    char why[256] = "", matched[sizeof(c->cache.account)] = "";
     /* An account without a password and a client without a verified certificate: the accounts' rule refuses it. */
-    int ret = clink_accounts_check(c->node->accounts, &l, c->cache.account, sizeof(c->cache.account), why, sizeof(why));
+    int ret = clink_accounts_check(c->node->accounts, &l, matched, sizeof(matched), why, sizeof(why));
+    X509_free(owned);
     if (ret < 0) {
         denied(c, why);
         return;
     }
     STAT_ADD(c->w, logins_ok, 1); /* the account check passed, as on the native port, whatever the limits say */
-    if (!admitted(c)) {
-        return;
+    int changed = c->my->changing;
+    if (changed) {
+        if (!moved(c, matched)) {
+            return;
+        }
+    } else {
+        snprintf(c->cache.account, sizeof(c->cache.account), "%s", matched);
+        if (!admitted(c)) {
+            return;
+        }
     }
     STAT_ADD(c->w, mysql_logins, 1);
     if (method == CLINK_LOGIN_SCRAMBLE && c->has_tls) {
         clink__conn_legacy_login(c); /* an account with legacy_native_tls: counted and logged */
     }
     c->my->state = MY_COMMAND;
+    c->my->changing = 0;
+    c->my->cannot_switch = 0;
+    if (changed) {
+        /* A new session on the same connection, as MySQL makes it: the variables back to their defaults. */
+        clink__session_clear(&c->my->sess);
+        send_ok(c, 0, NULL);
+        CLINK_CONN_LOG(c, CLINK_LOG_INFO, "%s: MySQL client changed user to %s (COM_CHANGE_USER)", clink__conn_peer(c),
+                       c->cache.account);
+        return;
+    }
     send_ok(c, 0, NULL);
     c->cache.mysql = 1;
     clink__conn_became_open(c); /* counted as open; not announced to on_conn (statements, not calls) */
@@ -237,6 +309,61 @@ static void full_auth(struct clink_conn *c)
     CLINK_IGNORE(send_packet(c, perform_full_authentication, sizeof(perform_full_authentication)) < 0);
 }
 
+/*
+ * The login a handshake response or a COM_CHANGE_USER asks for (user, auth
+ * response, database, plugin in r): the same rules for both, on this
+ * connection's transport.
+ */
+static void authenticate(struct clink_conn *c, const struct clink__mysql_response *r)
+{
+    snprintf(c->my->user, sizeof(c->my->user), "%s", r->user);
+    snprintf(c->my->db, sizeof(c->my->db), "%s", r->db);
+    c->my->gave_password = r->auth_len > 0;
+    if (!c->has_tls && (!c->node->opts.allow_plaintext || atomic_load(&c->node->secure) == CLINK_SECURE_REQUIRE_TLS)) {
+        /* require_secure_transport: MySQL's own words, before any password is looked at. */
+        refuse(c, 3159, "HY000",
+               "Connections using insecure transport are prohibited while --require_secure_transport=ON.",
+               -CLINK_EPLAINTEXT, "plaintext login refused: TLS is required on this node");
+        STAT_ADD(c->w, logins_denied, 1);
+        return;
+    }
+    if (r->auth_len == 0) {
+        login(c, CLINK_LOGIN_NONE, NULL, 0);
+        return;
+    }
+    /*
+     * No plugin named (a client without CLIENT_PLUGIN_AUTH, such as the
+     * `mysql` Node package, or a COM_CHANGE_USER without one): a 20-byte
+     * answer is mysql_native_password's, as MySQL takes it. Such a client
+     * cannot be sent an AuthSwitchRequest for caching_sha2_password.
+     */
+    int native_answer = r->auth_len == CLINK_SCRAMBLE_LEN && (strcmp(r->plugin, native) == 0 || r->plugin[0] == '\0');
+    int cannot_switch = !(r->caps & CLINK_MY_PLUGIN_AUTH);
+    if (native_answer && (!c->has_tls || cannot_switch ||
+                          clink_accounts_legacy_native_tls(c->node->accounts, c->my->user, c->my->host))) {
+        /*
+         * In plaintext, the one proof that keeps the password off the wire.
+         * Inside TLS only for an account that opted in (legacy_native_tls):
+         * the answer is not bound to this session, and a server the client
+         * did not verify could have relayed it here (docs/SECURITY.md). A
+         * client that cannot switch plugins is checked too, so that it gets
+         * Access denied, and the log the account option that would let it in.
+         */
+        c->my->cannot_switch = c->has_tls && cannot_switch;
+        login(c, CLINK_LOGIN_SCRAMBLE, r->auth, r->auth_len);
+        return;
+    }
+    if (c->has_tls && strcmp(r->plugin, sha2) == 0) {
+        full_auth(c);
+    } else if (c->has_tls) {
+        /* Another plugin (mysql_native_password, sha256_password, dialog...): caching_sha2_password's full exchange. */
+        auth_switch(c, sha2, sizeof(sha2));
+    } else {
+        /* Plaintext: only mysql_native_password's scramble answer (the password never crosses the wire). */
+        auth_switch(c, native, sizeof(native));
+    }
+}
+
 static void on_response(struct clink_conn *c, const uint8_t *p, size_t n)
 {
     struct clink__mysql_response r;
@@ -266,41 +393,7 @@ static void on_response(struct clink_conn *c, const uint8_t *p, size_t n)
         }
         return;
     }
-    snprintf(c->my->user, sizeof(c->my->user), "%s", r.user);
-    snprintf(c->my->db, sizeof(c->my->db), "%s", r.db);
-    c->my->gave_password = r.auth_len > 0;
-    if (!c->has_tls && (!c->node->opts.allow_plaintext || atomic_load(&c->node->secure) == CLINK_SECURE_REQUIRE_TLS)) {
-        /* require_secure_transport: MySQL's own words, before any password is looked at. */
-        refuse(c, 3159, "HY000",
-               "Connections using insecure transport are prohibited while --require_secure_transport=ON.",
-               -CLINK_EPLAINTEXT, "plaintext login refused: TLS is required on this node");
-        STAT_ADD(c->w, logins_denied, 1);
-        return;
-    }
-    if (r.auth_len == 0) {
-        login(c, CLINK_LOGIN_NONE, NULL, 0);
-        return;
-    }
-    if (strcmp(r.plugin, native) == 0 && r.auth_len == CLINK_SCRAMBLE_LEN &&
-        (!c->has_tls || clink_accounts_legacy_native_tls(c->node->accounts, c->my->user, c->my->host))) {
-        /*
-         * In plaintext, the one proof that keeps the password off the wire.
-         * Inside TLS only for an account that opted in (legacy_native_tls):
-         * the answer is not bound to this session, and a server the client
-         * did not verify could have relayed it here (docs/SECURITY.md).
-         */
-        login(c, CLINK_LOGIN_SCRAMBLE, r.auth, r.auth_len);
-        return;
-    }
-    if (c->has_tls && strcmp(r.plugin, sha2) == 0) {
-        full_auth(c);
-    } else if (c->has_tls) {
-        /* Another plugin (mysql_native_password, sha256_password, dialog...): caching_sha2_password's full exchange. */
-        auth_switch(c, sha2, sizeof(sha2));
-    } else {
-        /* Plaintext: only mysql_native_password's scramble answer (the password never crosses the wire). */
-        auth_switch(c, native, sizeof(native));
-    }
+    authenticate(c, &r);
 }
 
 static void on_switched(struct clink_conn *c, const uint8_t *p, size_t n)
@@ -489,6 +582,26 @@ static void field_list(struct clink_conn *c, const uint8_t *p, size_t n)
     send_err(c, 1146, "42S02", msg);
 }
 
+/*
+ * COM_CHANGE_USER: a whole login again on this connection, as the first one
+ * (authenticate), through the login throttle and the account's REQUIRE
+ * against this connection's TLS state. On success the session is the new
+ * account's (its max_user_connections slot moved, the variables reset, the
+ * database set); on failure MySQL's error, then the connection closes: a
+ * failed change is a failed login (docs/mysql.md says how MySQL differs).
+ */
+static void change_user(struct clink_conn *c, uint8_t *p, size_t n)
+{
+    struct clink__mysql_response r;
+    if (clink__mysql_parse_change_user(p, n, c->my->caps, &r) < 0) {
+        refuse(c, 1047, "08S01", "Unknown command", -CLINK_EPROTO, "malformed COM_CHANGE_USER");
+    } else {
+        c->my->changing = 1;
+        authenticate(c, &r);
+    }
+    OPENSSL_cleanse(p, n); /* its auth response is a password proof */
+}
+
 static void on_command(struct clink_conn *c, uint8_t *p, size_t n)
 {
     if (n == 0) {
@@ -554,6 +667,9 @@ static void on_command(struct clink_conn *c, uint8_t *p, size_t n)
     case CLINK_MY_COM_FIELD_LIST:
         field_list(c, p, n);
         return;
+    case CLINK_MY_COM_CHANGE_USER:
+        change_user(c, p, n);
+        return;
     default:
         send_err(c, 1047, "08S01", "Unknown command");
         return;
@@ -616,7 +732,7 @@ static void mysql_input(struct clink_conn *c, struct clink__bytes *buf)
  */
 static int mysql_closing(struct clink_conn *c)
 {
-    if (c->my != NULL && c->my->state == MY_COMMAND) {
+    if (c->my != NULL && (c->my->state == MY_COMMAND || c->my->changing)) {
         c->my->seq = 0;
         if (c->idle_closing) {
             /* ER_CLIENT_INTERACTION_TIMEOUT, as MySQL 8.0.24 and later tell a client idle past wait_timeout */

@@ -101,6 +101,71 @@ int clink__mysql_parse_response(const uint8_t *p, size_t n, struct clink__mysql_
     return off <= n ? 0 : -CLINK_EPROTO;
 }
 
+int clink__mysql_parse_change_user(const uint8_t *p, size_t n, uint32_t caps, struct clink__mysql_response *r)
+{
+    memset(r, 0, sizeof(*r));
+    r->caps = caps;
+    if (n < 1 || p[0] != CLINK_MY_COM_CHANGE_USER) {
+        return -CLINK_EPROTO;
+    }
+    size_t off = 1;
+    if (cstr(p, n, &off, r->user, sizeof(r->user), 0) < 0) {
+        return -CLINK_EPROTO;
+    }
+    for (const char *u = r->user; *u; u++) {
+        if ((unsigned char)*u < 0x20 || *u == 0x7f) {
+            return -CLINK_EPROTO; /* as at the first login: a control character would shape log lines */
+        }
+    }
+    size_t alen;
+    if (caps & CLINK_MY_SECURE_CONNECTION) {
+        /* One length byte, whatever PLUGIN_AUTH_LENENC says (MySQL's parse_com_change_user_packet). */
+        if (off >= n) {
+            return -CLINK_EPROTO;
+        }
+        alen = p[off++];
+        if (alen > n - off) {
+            return -CLINK_EPROTO;
+        }
+        r->auth = p + off;
+        off += alen;
+    } else {
+        const uint8_t *z = memchr(p + off, 0, n - off);
+        if (z == NULL) {
+            return -CLINK_EPROTO;
+        }
+        alen = (size_t)(z - (p + off));
+        if (alen > 255) {
+            return -CLINK_EPROTO; /* as at the first login: no plugin's answer is longer */
+        }
+        r->auth = p + off;
+        off += alen + 1;
+    }
+    r->auth_len = alen;
+    /* The database, NUL-terminated; MySQL's own client ends the packet without it when it sends nothing after. */
+    if (off < n && cstr(p, n, &off, r->db, sizeof(r->db), 1) < 0) {
+        return -CLINK_EPROTO;
+    }
+    if (n - off >= 2) {
+        r->charset = p[off]; /* two bytes, as MySQL reads them only when both are there */
+        off += 2;
+    } else {
+        off = n;
+    }
+    if ((caps & CLINK_MY_PLUGIN_AUTH) && off < n && cstr(p, n, &off, r->plugin, sizeof(r->plugin), 1) < 0) {
+        return -CLINK_EPROTO;
+    }
+    if ((caps & CLINK_MY_CONNECT_ATTRS) && off < n) {
+        uint64_t total;
+        size_t used = clink__mysql_lenenc_get(p + off, n - off, &total);
+        if (used == 0 || total > n - off - used) {
+            return -CLINK_EPROTO;
+        }
+        off += used + (size_t)total; /* key/value pairs we do not use */
+    }
+    return off <= n ? 0 : -CLINK_EPROTO; /* bytes after them are passed over, as at the first login */
+}
+
 size_t clink__mysql_lenenc_put(uint8_t *out, uint64_t v)
 {
     if (v < 251) {

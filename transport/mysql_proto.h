@@ -51,6 +51,7 @@
 #define CLINK_MY_COM_FIELD_LIST       0x04
 #define CLINK_MY_COM_STATISTICS       0x09
 #define CLINK_MY_COM_PING             0x0e
+#define CLINK_MY_COM_CHANGE_USER      0x11
 #define CLINK_MY_COM_SET_OPTION       0x1b
 #define CLINK_MY_COM_RESET_CONNECTION 0x1f
 
@@ -72,6 +73,19 @@ struct clink__mysql_response {
  * name over 64) or without CLIENT_PROTOCOL_41.
  */
 int clink__mysql_parse_response(const uint8_t *p, size_t n, struct clink__mysql_response *r);
+
+/*
+ * COM_CHANGE_USER's payload (the command byte first): the user, the auth
+ * response (one length byte with CLIENT_SECURE_CONNECTION in caps, else up
+ * to a NUL), the database, then, when the packet goes on, the character set
+ * (2 bytes), the plugin name (CLIENT_PLUGIN_AUTH) and the connection
+ * attributes (CLIENT_CONNECT_ATTRS). caps: the connection's, from its
+ * handshake response. [out] r: user, auth (into p), auth_len, db, charset,
+ * plugin ("" when none), caps. Returns 0, or -CLINK_EPROTO for anything
+ * malformed or truncated, or names too long (as
+ * clink__mysql_parse_response); bytes after the attributes are passed over.
+ */
+int clink__mysql_parse_change_user(const uint8_t *p, size_t n, uint32_t caps, struct clink__mysql_response *r);
 
 /* COM_SET_OPTION's payload (the command byte first): 0 multi-statements on, 1 off; -1 malformed or unknown. */
 int clink__mysql_set_option(const uint8_t *p, size_t n);

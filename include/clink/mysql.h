@@ -15,7 +15,9 @@
  * NOW()...; SET of session variables, remembered per connection; SHOW
  * VARIABLES; SHOW WARNINGS; BEGIN, COMMIT, ROLLBACK as no-ops), and
  * COM_PING, COM_STATISTICS, COM_INIT_DB, COM_RESET_CONNECTION,
- * COM_SET_OPTION, COM_FIELD_LIST (docs/mysql.md, "Session variables"). The
+ * COM_SET_OPTION, COM_FIELD_LIST (docs/mysql.md, "Session variables"), and
+ * COM_CHANGE_USER: a whole login again on the same connection, by the first
+ * login's rules (a failure closes the connection). The
  * hook comes first: a statement it answers is its own; one it returns from
  * without answering goes to the door's answers, and one the door does not
  * know either gets error 1105.
