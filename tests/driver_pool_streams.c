@@ -76,29 +76,6 @@ static atomic_int failures;
         }                                                                                                              \
     } while (0)
 
-static uint8_t pattern(uint64_t seed, uint64_t i)
-{
-    uint64_t x = (seed + i / 8) * 0x9e3779b97f4a7c15ull;
-    return (uint8_t)(x >> (8 * (i % 8)));
-}
-
-static void fill(uint8_t *p, size_t n, uint64_t seed, uint64_t off)
-{
-    for (size_t k = 0; k < n; k++) {
-        p[k] = pattern(seed, off + k);
-    }
-}
-
-static int check(const uint8_t *p, size_t n, uint64_t seed, uint64_t off)
-{
-    for (size_t k = 0; k < n; k++) {
-        if (p[k] != pattern(seed, off + k)) {
-            return 0;
-        }
-    }
-    return 1;
-}
-
 /* What leaf `leaf` streams for a PRODUCE opening of (total, msg). */
 static uint64_t produce_seed(int leaf, uint64_t total, uint32_t msg)
 {
@@ -171,7 +148,7 @@ static void produce_more(struct srv_stream *p)
             continue;
         }
         size_t n = p->total - p->sent < p->msg ? (size_t)(p->total - p->sent) : p->msg;
-        fill(p->buf[k], n, p->seed, p->sent);
+        ts_fill(p->buf[k], n, p->seed, p->sent);
         p->iov[k] = (struct iovec){.iov_base = p->buf[k], .iov_len = n};
         int end = p->sent + n >= p->total;
         p->busy[k] = 1;
@@ -313,7 +290,7 @@ static void j_msg(struct clink_stream *s, const uint8_t *data, size_t len, void 
         j->empty++;
         return;
     }
-    if (!check(data, len, j->seed, got)) {
+    if (!ts_check(data, len, j->seed, got)) {
         j->bad = 1;
     }
     j->msgs++;
@@ -453,7 +430,7 @@ static int job_step(struct app *a, struct job *j)
                 continue;
             }
             uint32_t n = j->sizes[j->next];
-            fill(j->sbuf[k], n, j->seed, j->sent_off);
+            ts_fill(j->sbuf[k], n, j->seed, j->sent_off);
             j->siov[k] = (struct iovec){.iov_base = j->sbuf[k], .iov_len = n};
             atomic_store(&j->sbusy[k], 1);
             int ret = clink_pool_stream_send(j->ps, &j->siov[k], 1, j->next == j->nmsg - 1, (void *)(intptr_t)k);
@@ -620,7 +597,7 @@ static void fan_msg(size_t idx, const char *peer, const uint8_t *data, size_t le
     }
     /* One stream per peer, its messages in order on one worker: got[leaf] has one writer at a time. */
     uint64_t got = atomic_load(&f->got[leaf]);
-    if (len == 0 || !check(data, len, produce_seed(leaf, f->total, f->msg), got)) {
+    if (len == 0 || !ts_check(data, len, produce_seed(leaf, f->total, f->msg), got)) {
         atomic_fetch_add(&f->bad, 1);
     }
     atomic_store(&f->got[leaf], got + len);

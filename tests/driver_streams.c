@@ -65,30 +65,6 @@ static atomic_int failures;
         }                                                                                                              \
     } while (0)
 
-/* The byte at offset i of a stream or call: a stream that loses, repeats or reorders data cannot pass. */
-static uint8_t pattern(uint64_t seed, uint64_t i)
-{
-    uint64_t x = (seed + i / 8) * 0x9e3779b97f4a7c15ull;
-    return (uint8_t)(x >> (8 * (i % 8)));
-}
-
-static void fill(uint8_t *p, size_t n, uint64_t seed, uint64_t off)
-{
-    for (size_t k = 0; k < n; k++) {
-        p[k] = pattern(seed, off + k);
-    }
-}
-
-static int check(const uint8_t *p, size_t n, uint64_t seed, uint64_t off)
-{
-    for (size_t k = 0; k < n; k++) {
-        if (p[k] != pattern(seed, off + k)) {
-            return 0;
-        }
-    }
-    return 1;
-}
-
 static double now_s(void)
 {
     struct timespec ts;
@@ -147,7 +123,7 @@ static void produce_more(struct srv_stream *p)
             continue;
         }
         size_t n = p->total - p->sent < p->msg ? (size_t)(p->total - p->sent) : p->msg;
-        fill(p->buf[k], n, p->seed, p->sent);
+        ts_fill(p->buf[k], n, p->seed, p->sent);
         p->iov[k] = (struct iovec){.iov_base = p->buf[k], .iov_len = n};
         int end = p->sent + n >= p->total;
         p->busy[k] = 1;
@@ -276,7 +252,7 @@ static void j_msg(struct clink_stream *s, const uint8_t *data, size_t len, void 
         j->empty++; /* none is sent: the peer's bare end came as a message */
         return;
     }
-    if (!check(data, len, j->seed, got)) {
+    if (!ts_check(data, len, j->seed, got)) {
         j->bad = 1;
     }
     j->msgs++;
@@ -339,7 +315,7 @@ struct ucall {
 static void ucall_cb(struct clink_call *call, int status, const uint8_t *resp, size_t len)
 {
     struct ucall *u = (struct ucall *)call;
-    atomic_store(&u->ok, status == 0 && len == u->len && check(resp, len, u->seed, 0) ? 1 : -1);
+    atomic_store(&u->ok, status == 0 && len == u->len && ts_check(resp, len, u->seed, 0) ? 1 : -1);
     atomic_fetch_add(&u->completions, 1);
 }
 
@@ -437,7 +413,7 @@ static int job_step(struct app *a, struct job *j)
                 continue;
             }
             uint32_t n = j->sizes[j->next];
-            fill(j->sbuf[k], n, j->seed, j->sent_off);
+            ts_fill(j->sbuf[k], n, j->seed, j->sent_off);
             j->siov[k] = (struct iovec){.iov_base = j->sbuf[k], .iov_len = n};
             atomic_store(&j->sbusy[k], 1);
             int ret = clink_stream_send(j->s, &j->siov[k], 1, j->next == j->nmsg - 1, (void *)(intptr_t)k);
@@ -534,7 +510,7 @@ static int unary_step(struct app *a, int *started, int *finished)
             u->len = r < 80 ? 1 + rnd(&a->rng) % 2000 : r < 97 ? 16385 + rnd(&a->rng) % 64000 : 200000;
             u->seed = ((uint64_t)a->id << 40) ^ (uint64_t)*started;
             u->buf = malloc(u->len);
-            fill(u->buf, u->len, u->seed, 0);
+            ts_fill(u->buf, u->len, u->seed, 0);
             u->iov = (struct iovec){.iov_base = u->buf, .iov_len = u->len};
         }
         u->call = (struct clink_call){

@@ -36,13 +36,6 @@ static uint64_t ms_now(void)
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-/* The byte at offset i of leaf k's stream: a stream that loses, repeats, reorders or mixes data cannot pass. */
-static uint8_t pattern(uint64_t seed, uint64_t i)
-{
-    uint64_t x = (seed + i / 8) * 0x9e3779b97f4a7c15ull;
-    return (uint8_t)(x >> (8 * (i % 8)));
-}
-
 /* ---- leaves ---- */
 
 #define INFLIGHT 4
@@ -66,9 +59,7 @@ static void produce_more(struct producer *p)
             continue;
         }
         size_t n = p->total - p->sent < p->msg ? (size_t)(p->total - p->sent) : p->msg;
-        for (size_t j = 0; j < n; j++) {
-            p->buf[k][j] = pattern(p->seed, p->sent + j);
-        }
+        ts_fill(p->buf[k], n, p->seed, p->sent);
         p->iov[k] = (struct iovec){.iov_base = p->buf[k], .iov_len = n};
         p->busy[k] = 1;
         int end = p->sent + n >= p->total;
@@ -254,9 +245,7 @@ struct reader {
 static void rd_msg(struct clink_stream *s, const uint8_t *data, size_t len, void *user)
 {
     struct reader *r = user;
-    for (size_t j = 0; j < len; j++) {
-        r->bad |= data[j] != pattern(r->seed, r->got + j);
-    }
+    r->bad |= !ts_check(data, len, r->seed, r->got);
     r->got += len;
     r->conn = clink_stream_conn(s);
 }
@@ -636,9 +625,7 @@ static void g_msg(size_t idx, const char *peer, const uint8_t *data, size_t len,
     struct gather *g = user;
     cr_assert_lt(idx, LEAVES);
     cr_assert_eq(peer[4] - '0', (int)idx, "peer %s at %zu", peer, idx);
-    for (size_t j = 0; j < len; j++) {
-        g->bad[idx] |= data[j] != pattern(g->seed[idx], g->got[idx] + j);
-    }
+    g->bad[idx] |= !ts_check(data, len, g->seed[idx], g->got[idx]);
     g->got[idx] += len;
 }
 

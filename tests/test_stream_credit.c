@@ -29,29 +29,6 @@ TestSuite(stream_credit, .init = ts_fixture_init, .fini = ts_fixture_fini, .time
 #define M_SINK    51 /* open = u64 seed, then anything: checks each message; answers {msgs, bytes, bad} at the end */
 #define M_HOLD    52 /* manual credit, never consumed */
 
-static uint8_t pattern(uint64_t seed, uint64_t i)
-{
-    uint64_t x = (seed + i / 8) * 0x9e3779b97f4a7c15ull;
-    return (uint8_t)(x >> (8 * (i % 8)));
-}
-
-static void fill(uint8_t *p, size_t n, uint64_t seed, uint64_t off)
-{
-    for (size_t k = 0; k < n; k++) {
-        p[k] = pattern(seed, off + k);
-    }
-}
-
-static int check(const uint8_t *p, size_t n, uint64_t seed, uint64_t off)
-{
-    for (size_t k = 0; k < n; k++) {
-        if (p[k] != pattern(seed, off + k)) {
-            return 0;
-        }
-    }
-    return 1;
-}
-
 /* ---- server side ---- */
 
 static atomic_int srv_written; /* M_PRODUCE messages written whole (on_sent 0) */
@@ -82,7 +59,7 @@ static void produce_more(struct producer *p)
             struct iovec iov;
             uint8_t b[];
         } *m = malloc(sizeof(*m) + p->size);
-        fill(m->b, p->size, p->seed, p->off);
+        ts_fill(m->b, p->size, p->seed, p->off);
         m->iov = (struct iovec){.iov_base = m->b, .iov_len = p->size};
         p->queued++;
         int ret = clink_stream_send(p->s, &m->iov, 1, p->queued == p->count, m);
@@ -127,7 +104,7 @@ static void sink_msg(struct clink_stream *s, const uint8_t *data, size_t len, vo
 {
     (void)s;
     struct sink *k = user;
-    k->answer[2] |= !check(data, len, k->seed, k->off);
+    k->answer[2] |= !ts_check(data, len, k->seed, k->off);
     k->off += len;
     k->answer[0]++;
     k->answer[1] += len;
@@ -207,7 +184,7 @@ static void rd_msg(struct clink_stream *s, const uint8_t *data, size_t len, void
         r->answered = 1;
         return;
     }
-    r->bad |= len != r->size || !check(data, len, r->seed, r->got);
+    r->bad |= len != r->size || !ts_check(data, len, r->seed, r->got);
     r->got += len;
     r->msgs++;
     atomic_store(&r->seen, r->msgs);
@@ -270,7 +247,7 @@ static void send_to_sink(struct clink_conn *c, struct reader *r, uint64_t seed, 
     cr_assert_eq(clink_stream_open(c, &o, &s), 0);
     free(open); /* the opening message is copied */
     *buf = malloc((size_t)count * size);
-    fill(*buf, (size_t)count * size, seed, 0);
+    ts_fill(*buf, (size_t)count * size, seed, 0);
     for (uint32_t i = 0; i < count; i++) {
         iovs[i] = (struct iovec){.iov_base = *buf + (size_t)i * size, .iov_len = size};
         cr_assert_eq(clink_stream_send(s, &iovs[i], 1, i + 1 == count, NULL), 0, "message %u of %u bytes", i, size);

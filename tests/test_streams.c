@@ -34,30 +34,6 @@ static uint64_t big(uint64_t n)
     return getenv("KTLS_VM") != NULL ? n / 16 : n;
 }
 
-/* The byte at stream offset i: a stream that loses, repeats or reorders data cannot pass. */
-static uint8_t pattern(uint64_t seed, uint64_t i)
-{
-    uint64_t x = (seed + i / 8) * 0x9e3779b97f4a7c15ull;
-    return (uint8_t)(x >> (8 * (i % 8)));
-}
-
-static void fill(uint8_t *p, size_t n, uint64_t seed, uint64_t off)
-{
-    for (size_t k = 0; k < n; k++) {
-        p[k] = pattern(seed, off + k);
-    }
-}
-
-static int check(const uint8_t *p, size_t n, uint64_t seed, uint64_t off)
-{
-    for (size_t k = 0; k < n; k++) {
-        if (p[k] != pattern(seed, off + k)) {
-            return 0;
-        }
-    }
-    return 1;
-}
-
 /* ---- server side ---- */
 
 #define INFLIGHT 4
@@ -88,7 +64,7 @@ static void produce_more(struct producer *p)
             break;
         }
         size_t n = p->total - p->sent < p->msg ? (size_t)(p->total - p->sent) : p->msg;
-        fill(p->buf[k], n, p->seed, p->sent);
+        ts_fill(p->buf[k], n, p->seed, p->sent);
         p->iov[k] = (struct iovec){.iov_base = p->buf[k], .iov_len = n};
         p->busy[k] = 1;
         int end = p->sent + n >= p->total;
@@ -200,7 +176,7 @@ static void sink_msg(struct clink_stream *s, const uint8_t *data, size_t len, vo
 {
     (void)s;
     struct sink *k = user;
-    if (!check(data, len, k->seed, k->got)) {
+    if (!ts_check(data, len, k->seed, k->got)) {
         k->bad = 1;
     }
     k->got += len;
@@ -279,7 +255,7 @@ static void rd_msg(struct clink_stream *s, const uint8_t *data, size_t len, void
     if (r->msgs == 0 && atomic_load(&rd_stall_ms) > 0) {
         usleep((useconds_t)atomic_load(&rd_stall_ms) * 1000u); /* a stalled reader: the sender's socket fills */
     }
-    if (!check(data, len, r->seed, r->got)) {
+    if (!ts_check(data, len, r->seed, r->got)) {
         r->bad = 1;
     }
     r->got += len;
@@ -670,7 +646,7 @@ Test(streams, client_streaming_from_an_application_thread)
         r.snd.free_slots--;
         pthread_mutex_unlock(&r.snd.mu);
         /* Slots are reused in turn: with 4 free slots at most, slot k's last send has completed. */
-        fill(bufs[slot], msg, seed, off);
+        ts_fill(bufs[slot], msg, seed, off);
         iovs[slot] = (struct iovec){.iov_base = bufs[slot], .iov_len = msg};
         cr_assert_eq(clink_stream_send(s, &iovs[slot], 1, off + msg >= total, NULL), 0);
         off += msg;
@@ -866,7 +842,7 @@ static atomic_int calls_ok, calls_bad, calls_done;
 static void ucall_cb(struct clink_call *call, int status, const uint8_t *resp, size_t len)
 {
     struct ucall *u = (struct ucall *)call;
-    if (status == 0 && len == u->len && check(resp, len, u->seed, 0)) {
+    if (status == 0 && len == u->len && ts_check(resp, len, u->seed, 0)) {
         atomic_fetch_add(&calls_ok, 1);
     } else {
         atomic_fetch_add(&calls_bad, 1);
@@ -901,7 +877,7 @@ Test(streams, one_hundred_streams_and_ten_thousand_calls_share_a_connection)
                              : big(1u << 20);
         u->seed = (uint64_t)i * 7919;
         u->buf = malloc(u->len);
-        fill(u->buf, u->len, u->seed, 0);
+        ts_fill(u->buf, u->len, u->seed, 0);
         u->iov = (struct iovec){.iov_base = u->buf, .iov_len = u->len};
         u->call = (struct clink_call){
             .method = TS_ECHO, .iov = &u->iov, .iovcnt = 1, .cb = ucall_cb, .timeout_ms = ts_ms(60000)};
@@ -945,11 +921,11 @@ Test(streams, a_version_1_peer_still_carries_calls_and_refuses_streams_clearly)
     cr_assert_eq(st.proto_version, 1);
     size_t n = 1u << 20;
     uint8_t *b = malloc(n);
-    fill(b, n, 5, 0);
+    ts_fill(b, n, 5, 0);
     struct clink_msg resp;
     cr_assert_eq(clink_call_sync(c, TS_ECHO, b, n, ts_ms(10000), &resp), 0);
     cr_assert_eq(resp.len, n);
-    cr_assert(check(resp.data, n, 5, 0));
+    cr_assert(ts_check(resp.data, n, 5, 0));
     clink_msg_free(&resp);
     free(b);
     struct reader r = {0};

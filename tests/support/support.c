@@ -335,3 +335,26 @@ int ts_raw_frame(struct tls_peer *r, uint8_t type, uint16_t method, uint64_t id,
     }
     return len ? tls_peer_write(r, p, len) : 0;
 }
+
+uint8_t ts_pattern(uint64_t seed, uint64_t i)
+{
+    uint64_t x = (seed + i / 8) * 0x9e3779b97f4a7c15ull;
+    return (uint8_t)(x >> (8 * (i % 8)));
+}
+
+void ts_fill(uint8_t *p, size_t n, uint64_t seed, uint64_t off)
+{
+    for (size_t k = 0; k < n; k++) {
+        p[k] = ts_pattern(seed, off + k);
+    }
+}
+
+int ts_check(const uint8_t *p, size_t n, uint64_t seed, uint64_t off)
+{
+    for (size_t k = 0; k < n; k++) {
+        if (p[k] != ts_pattern(seed, off + k)) {
+            return 0;
+        }
+    }
+    return 1;
+}

@@ -101,4 +101,13 @@ int ts_raw_read(struct tls_peer *r, void *buf, size_t n);
 int ts_raw_frame(struct tls_peer *r, uint8_t type, uint16_t method, uint64_t id, const void *p, uint32_t len,
                  uint32_t claimed_len);
 
+/*
+ * The byte at offset i of a checked stream of data named by seed: data that
+ * is lost, repeated, reordered or mixed with another stream's cannot pass
+ * ts_check. ts_fill writes bytes off..off+n of it to p.
+ */
+uint8_t ts_pattern(uint64_t seed, uint64_t i);
+void ts_fill(uint8_t *p, size_t n, uint64_t seed, uint64_t off);
+int ts_check(const uint8_t *p, size_t n, uint64_t seed, uint64_t off); /* 1 if p holds those bytes */
+
 #endif
