@@ -21,8 +21,13 @@ struct clink__bytes *clink__conn_out(struct clink_conn *c)
     return c->has_tls && !c->ktls_tx ? &c->ptx : &c->tx; /* with kTLS TX the kernel encrypts what we send */
 }
 
+/* Send what is left of txf: one plain send, or a gathering one when it has borrowed runs (conn_gather.c). */
 static void submit_send(struct clink_conn *c)
 {
+    if (c->txfr.n > 0) {
+        clink__conn_send_gather(c);
+        return;
+    }
     struct io_uring_sqe *sqe = clink__sqe(c->w);
     io_uring_prep_send(sqe, c->fd, clink__bytes_data(&c->txf), clink__bytes_len(&c->txf), MSG_NOSIGNAL);
     io_uring_sqe_set_data(sqe, clink__tag(c, OP_SEND));
@@ -73,11 +78,7 @@ void clink__conn_flush(struct clink_conn *c)
         struct clink__txrefs rt = c->txfr; /* empty, like txf: its array is kept for tx */
         c->txfr = c->txr;
         c->txr = rt;
-        if (c->txfr.n > 0) {
-            clink__conn_send_gather(c);
-        } else {
-            submit_send(c);
-        }
+        submit_send(c);
     }
     if (c->state == CS_CLOSING && !c->send_armed) {
         clink__conn_finish_close(c);
@@ -319,12 +320,7 @@ void clink__conn_sent(struct clink_conn *c, int res)
         CLINK_IGNORE(clink__timers_add(&c->w->timers, &c->hs_timer, clink__now_ns() + CLINK_LINGER_NS));
     }
     if (clink__conn_txf_left(c)) {
-        /* short send: the rest goes next */
-        if (c->txfr.n > 0) {
-            clink__conn_send_gather(c);
-        } else {
-            submit_send(c);
-        }
+        submit_send(c); /* short send: the rest goes next */
         return;
     }
     give_back(c);

@@ -27,6 +27,19 @@ void clink__stream_put(struct clink_stream *s)
     clink__conn_put(c);
 }
 
+/* Onto its worker's list of ended streams, whose on_end the loop runs (clink__streams_run_ended). */
+static void queue_ended(struct clink_stream *s)
+{
+    struct clink_worker *w = s->conn->w;
+    s->next = NULL;
+    if (w->streams_ended_tail != NULL) {
+        w->streams_ended_tail->next = s;
+    } else {
+        w->streams_ended = s;
+    }
+    w->streams_ended_tail = s;
+}
+
 /*
  * The stream is over: out of the books, its queued messages and credit
  * given back, on_end queued for the loop (never inside the caller's own
@@ -57,15 +70,8 @@ void clink__stream_end(struct clink_stream *s, int status, const char *msg, size
     }
     STAT_ADD(c->w, streams_ok, status == 0 ? 1 : 0);
     STAT_ADD(c->w, streams_failed, status == 0 ? 0 : 1);
-    s->next = NULL;
-    struct clink_worker *w = c->w;
-    if (w->streams_ended_tail != NULL) {
-        w->streams_ended_tail->next = s;
-    } else {
-        w->streams_ended = s;
-    }
-    w->streams_ended_tail = s; /* the books' reference goes with it */
-    clink__mark_dirty(c);      /* the loop runs the list on its next pass */
+    queue_ended(s);       /* the books' reference goes with it */
+    clink__mark_dirty(c); /* the loop runs the list on its next pass */
     clink__conn_maybe_drained(c);
 }
 
@@ -101,15 +107,8 @@ void clink__streams_run_ended(struct clink_worker *w)
 
 void clink__stream_lent_back(struct clink_stream *s)
 {
-    struct clink_worker *w = s->conn->w;
     s->end_waits = 0;
-    s->next = NULL;
-    if (w->streams_ended_tail != NULL) {
-        w->streams_ended_tail->next = s;
-    } else {
-        w->streams_ended = s;
-    }
-    w->streams_ended_tail = s; /* the loop runs the list on every pass */
+    queue_ended(s); /* the loop runs the list on every pass */
 }
 
 static void check_done(struct clink_stream *s)
