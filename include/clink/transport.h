@@ -107,7 +107,7 @@ enum clink_secure_transport {
  * spares the kernel's copy: the pages go to the network card and stay
  * pinned until the peer acknowledges them. That can pay only for large sends
  * through a network card; over loopback the kernel copies at delivery anyway
- * and the bench measured zero-copy at a third of gather's rate. Off unless
+ * and the bench measured zero-copy at 0.3x to 0.6x of gather's rate. Off unless
  * asked: measure it on your network (clink-bench's plain-zc stream line).
  */
 enum clink_zerocopy {
